@@ -1,0 +1,108 @@
+"""Service-task handlers: plain functions registered by topic.
+
+    @handler("crm.add_note")
+    def add_note(params: dict, ctx: HandlerContext) -> dict:
+        ctx.send("zalo", {...})          # a side effect, delivered once by the outbox
+        return {"note_id": 42}          # JSON-safe; merged into the instance data
+
+A handler that hits a passing problem raises ``Retry``; any other exception counts as
+a failed try too. Packages add topics through the ``bpmn_runner.handlers`` entry-point
+group: each entry point names a module (or callable) that registers its handlers.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any
+
+ENTRY_POINT_GROUP = "bpmn_runner.handlers"
+
+Handler = Callable[[dict[str, Any], "HandlerContext"], Any]
+
+
+class Retry(Exception):
+    """Raised by a handler when a passing problem should be tried again later."""
+
+
+@dataclass
+class HandlerContext:
+    """What a handler knows about the step it serves."""
+
+    instance_id: str
+    business_key: str | None
+    idempotency_key: str
+    element_id: str
+    topic: str
+    attempt: int
+    now: datetime
+    session: Any = None  # the unit of work's SQLAlchemy session, for domain tables
+    properties: dict[str, str] = field(default_factory=dict)
+    outbox: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+    closed: bool = False
+
+    def send(self, channel: str, payload: dict[str, Any], key: str = "") -> None:
+        """Queue a message for the outbox; it is stored only if the step commits."""
+        if self.closed:
+            raise RuntimeError(f"handler for {self.topic} used its context after its timeout")
+        suffix = f"/{key}" if key else f"/{len(self.outbox)}"
+        self.outbox.append((channel, dict(payload), self.idempotency_key + suffix))
+
+
+class Registry:
+    """Topics to handler functions."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def add(self, topic: str, fn: Handler) -> Handler:
+        """Register ``fn`` for ``topic``; a second, different function for a topic is an error."""
+        existing = self._handlers.get(topic)
+        if existing is not None and existing is not fn:
+            raise ValueError(f"topic {topic!r} already has handler {existing.__module__}.{existing.__name__}")
+        self._handlers[topic] = fn
+        return fn
+
+    def get(self, topic: str) -> Handler | None:
+        """The handler of a topic, or None."""
+        return self._handlers.get(topic)
+
+    def copy(self) -> "Registry":
+        """A registry with the same handlers, to extend without touching this one."""
+        other = Registry()
+        other._handlers.update(self._handlers)
+        return other
+
+    def topics(self) -> set[str]:
+        """Every registered topic."""
+        return set(self._handlers)
+
+
+registry = Registry()
+
+
+def handler(topic: str) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the handler of ``topic``."""
+    def register(fn: Handler) -> Handler:
+        return registry.add(topic, fn)
+    return register
+
+
+_loaded = False
+
+
+def load_all() -> Registry:
+    """Import the built-in handler modules and the entry-point plugins (once)."""
+    global _loaded
+    if not _loaded:
+        for info in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{info.name}")
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            target = ep.load()
+            if callable(target):
+                target(registry)
+        _loaded = True
+    return registry

@@ -1,0 +1,177 @@
+"""Deploying BPMN and DMN files: validate everything, then store new versions in one go."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from runner import validation
+from runner.bpmn import RunnerParser, normalize
+from runner.errors import DeploymentInvalid, Problem
+from runner.models import ProcessVersion
+from runner.storage import WorkflowStore
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+NS = {"bpmn": BPMN_NS}
+SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=False)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The outcome for one process key (or decision) of a deployment."""
+
+    process_key: str
+    version: int
+    version_id: int
+    file_name: str
+    changed: bool
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    process_key: str
+    name: str
+    file_name: str
+    xml: bytes
+    content_hash: str
+    spec: str
+    called: list[str]
+    message_starts: list[str]
+    timer_starts: list[dict[str, str]]
+    kind: str = "bpmn"
+
+
+def read_paths(paths: list[str | Path]) -> dict[str, bytes]:
+    """The .bpmn/.dmn files named, or found in named folders, by file name."""
+    files: dict[str, bytes] = {}
+    for raw in paths:
+        path = Path(raw)
+        found = sorted(p for p in path.rglob("*") if p.suffix in (".bpmn", ".dmn")) if path.is_dir() else [path]
+        for item in found:
+            files[item.name] = item.read_bytes()
+    return files
+
+
+def _hash(xml: bytes, key: str) -> str:
+    return hashlib.sha256(key.encode() + b"\0" + xml).hexdigest()
+
+
+def _start_events(process: etree._Element) -> tuple[list[str], list[dict[str, str]]]:
+    messages, timers = [], []
+    root = process.getroottree().getroot()
+    for start in process.findall(f"{{{BPMN_NS}}}startEvent"):
+        for ref in start.xpath("./bpmn:messageEventDefinition/@messageRef", namespaces=NS):
+            names = root.xpath(f"//bpmn:message[@id='{ref}']/@name", namespaces=NS)
+            messages.extend(names[:1])
+        for timer in start.xpath("./bpmn:timerEventDefinition/*", namespaces=NS):
+            timers.append({"element": start.get("id"), "kind": etree.QName(timer).localname,
+                           "value": (timer.text or "").strip()})
+    return messages, timers
+
+
+class Deployer:
+    """Validates and stores deployments; used by ``Runner.deploy``."""
+
+    def __init__(self, store: WorkflowStore, topics: Callable[[], set[str]]):
+        self.store = store
+        self.topics = topics
+
+    def parse(self, files: Mapping[str, bytes], known: Mapping[str, bytes]) -> list[_Parsed]:
+        """Every process and decision in ``files``; raises DeploymentInvalid with all problems."""
+        problems = validation.validate(files, topics=self.topics())
+        if problems:
+            raise DeploymentInvalid(problems)
+        parser = RunnerParser()
+        new_keys: set[str] = set()
+        docs: dict[str, etree._Element] = {}
+        for name, data in files.items():
+            xml = normalize(data)
+            docs[name] = etree.fromstring(xml, SAFE_XML)
+            problems += self._add(parser, name, xml, docs[name])
+            new_keys |= set(docs[name].xpath("//bpmn:process/@id", namespaces=NS))
+        # Deployed processes and decisions that the new files may call.
+        for name, data in known.items():
+            doc = etree.fromstring(data, SAFE_XML)
+            if not new_keys & set(doc.xpath("//bpmn:process/@id", namespaces=NS)):
+                problems += self._add(parser, name, data, doc)
+        if problems:
+            raise DeploymentInvalid(problems)
+        parsed = [p for name, doc in docs.items() for p in self._specs(parser, name, files[name], doc, problems)]
+        if problems:
+            raise DeploymentInvalid(problems)
+        return parsed
+
+    @staticmethod
+    def _add(parser: RunnerParser, name: str, xml: bytes, doc: etree._Element) -> list[Problem]:
+        try:
+            if name.endswith(".dmn"):
+                parser.add_dmn_xml(doc, filename=name)
+            else:
+                parser.add_bpmn_xml(doc, filename=name)
+        except (ValidationException, SpiffWorkflowException, ValueError, KeyError) as exc:
+            return [_problem(exc, name)]
+        return []
+
+    def _specs(self, parser: RunnerParser, name: str, raw: bytes, doc: etree._Element,
+               problems: list[Problem]) -> list[_Parsed]:
+        if name.endswith(".dmn"):
+            return [_Parsed(d.get("id"), d.get("name") or "", name, raw, _hash(raw, d.get("id")), "", [], [], [], "dmn")
+                    for d in doc.iter("{*}decision")]
+        found = []
+        for process in doc.xpath("//bpmn:process[@isExecutable='true']", namespaces=NS):
+            key = process.get("id")
+            try:
+                spec = parser.get_spec(key)
+                subs = parser.get_subprocess_specs(key)
+            except (ValidationException, SpiffWorkflowException, ValueError, KeyError) as exc:
+                problems.append(_problem(exc, name, key))
+                continue
+            messages, timers = _start_events(process)
+            called = sorted(set(process.xpath(".//bpmn:callActivity/@calledElement", namespaces=NS)))
+            found.append(_Parsed(key, process.get("name") or "", name, raw, _hash(raw, key),
+                                 self.store.dump_spec(spec, subs), called, messages, timers))
+        return found
+
+    def store_versions(self, session: Session, parsed: list[_Parsed], now, actor: str) -> list[Deployed]:
+        """Store a version for each changed process key; identical content adds nothing."""
+        out = []
+        for item in parsed:
+            latest = session.scalars(
+                select(ProcessVersion).where(ProcessVersion.process_key == item.process_key)
+                .order_by(ProcessVersion.version.desc()).limit(1)).first()
+            if latest is not None and latest.content_hash == item.content_hash:
+                out.append(Deployed(item.process_key, latest.version, latest.id, item.file_name, False))
+                continue
+            row = ProcessVersion(
+                process_key=item.process_key, version=(latest.version + 1) if latest else 1, name=item.name,
+                content_hash=item.content_hash, file_name=item.file_name, kind=item.kind,
+                xml=item.xml.decode("utf-8"), spec=item.spec, called=item.called,
+                message_starts=item.message_starts, timer_starts=item.timer_starts,
+                deployed_at=now, deployed_by=actor)
+            session.add(row)
+            session.flush()
+            out.append(Deployed(item.process_key, row.version, row.id, item.file_name, True))
+        return out
+
+
+def latest_files(session: Session) -> dict[str, bytes]:
+    """The XML of the latest version of every deployed process key and decision, by file."""
+    newest = select(ProcessVersion.process_key, func.max(ProcessVersion.version).label("v")) \
+        .group_by(ProcessVersion.process_key).subquery()
+    rows = session.execute(select(ProcessVersion.file_name, ProcessVersion.xml).join(
+        newest, (ProcessVersion.process_key == newest.c.process_key) & (ProcessVersion.version == newest.c.v)))
+    return {f"deployed:{file_name}": xml.encode("utf-8") for file_name, xml in rows}
+
+
+def _problem(exc: Exception, file_name: str, fallback: str = "") -> Problem:
+    element = getattr(exc, "id", "") or fallback
+    name = getattr(exc, "name", "") or ""
+    message = str(exc).split("\n")[0] or type(exc).__name__
+    return Problem(element, name, message, file_name)

@@ -1,0 +1,95 @@
+"""The runner's one error tree.
+
+    RunnerError
+    ├── NotFound               an instance, task, version or process key does not exist
+    ├── Conflict               a concurrent writer changed the same row first
+    ├── Invalid                input was rejected before anything was stored
+    │   ├── DeploymentInvalid  a BPMN/DMN file failed validation (carries every problem)
+    │   ├── ExpressionInvalid  an expression or script breaks the restricted rules
+    │   ├── TimerInvalid       a timer value is not ISO 8601 or does not evaluate to one
+    │   └── FormInvalid        submitted form values are wrong (carries per-field messages)
+    ├── NotCorrelated          a message found no waiting instance and no start event
+    ├── StepFailed             an engine step failed at an element (script, condition, timer)
+    └── HandlerFailed          a service-task handler raised, hung or returned bad data
+
+Library errors (SpiffWorkflow, SQLAlchemy, lxml) are translated at the module that
+calls the library, with ``raise X(...) from exc``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RunnerError(Exception):
+    """Raised for every failure the runner reports to its callers."""
+
+
+class NotFound(RunnerError):
+    """Raised when an instance, task, version or process key does not exist."""
+
+
+class Conflict(RunnerError):
+    """Raised when another unit of work changed the same instance or task first."""
+
+
+class Invalid(RunnerError):
+    """Raised when input is rejected before anything is stored."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation finding, tied to a BPMN element."""
+
+    element_id: str
+    name: str
+    reason: str
+    file: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}: " if self.file else ""
+        label = f"{self.element_id}" + (f" ({self.name})" if self.name else "")
+        return f"{where}{label}: {self.reason}"
+
+
+class DeploymentInvalid(Invalid):
+    """Raised when a deployment has problems; nothing of it is stored."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"deployment rejected, {len(self.problems)} problem(s):\n{lines}")
+
+
+class ExpressionInvalid(Invalid):
+    """Raised when an expression or script breaks the restricted rules or does not compile."""
+
+
+class TimerInvalid(Invalid):
+    """Raised when a timer value is not an ISO 8601 date, duration or cycle."""
+
+
+class FormInvalid(Invalid):
+    """Raised when submitted form values are wrong; ``errors`` maps field id to message."""
+
+    def __init__(self, errors: dict[str, str], task: str = ""):
+        self.errors = dict(errors)
+        detail = "; ".join(f"{k}: {v}" for k, v in self.errors.items())
+        super().__init__(f"form of task {task!r} rejected: {detail}" if task else detail)
+
+
+class NotCorrelated(RunnerError):
+    """Raised when a message matches no waiting instance and no message start event."""
+
+
+class HandlerFailed(RunnerError):
+    """Raised when a service-task handler raised, timed out or returned non-JSON data."""
+
+
+class StepFailed(RunnerError):
+    """Raised when an engine step fails at an element (a script, condition or timer value)."""
+
+    def __init__(self, message: str, element_id: str = "", element_name: str = ""):
+        self.element_id = element_id
+        self.element_name = element_name
+        where = f"{element_id} ({element_name})" if element_name else element_id
+        super().__init__(f"{where}: {message}" if where else message)

@@ -1,0 +1,230 @@
+"""The runner's tables. Alembic migrations in ``runner/migrations`` create them."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ProcessVersion(Base):
+    """One deployed version of one process key: its XML and its parsed spec, stored once."""
+
+    __tablename__ = "process_versions"
+    __table_args__ = (UniqueConstraint("process_key", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int]
+    name: Mapped[str] = mapped_column(String(500), default="")
+    kind: Mapped[str] = mapped_column(String(10), default="bpmn")  # bpmn | dmn
+    content_hash: Mapped[str] = mapped_column(String(64))
+    file_name: Mapped[str] = mapped_column(String(500))
+    xml: Mapped[str] = mapped_column(Text)
+    spec: Mapped[str] = mapped_column(Text)  # SpiffWorkflow-serialized spec + subprocess specs
+    called: Mapped[list[Any]] = mapped_column(default=list)  # process keys of call activities
+    message_starts: Mapped[list[Any]] = mapped_column(default=list)
+    timer_starts: Mapped[list[Any]] = mapped_column(default=list)
+    deployed_at: Mapped[datetime]
+    deployed_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Instance(Base):
+    """One running (or finished) process instance, usually one per customer and process."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(200), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"))
+    business_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="running", index=True)
+    state: Mapped[str] = mapped_column(Text)  # serialized task tree, see runner.storage
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # top-level data, for queries
+    called_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stages: Mapped[list[Any]] = mapped_column(default=list)
+    waits: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what the projections hold, see runtime
+    parent_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    row_version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __mapper_args__ = {"version_id_col": row_version}
+
+
+class UserTask(Base):
+    """A user task waiting for (or done by) a person: the inbox reads this table."""
+
+    __tablename__ = "user_tasks"
+    __table_args__ = (Index("ix_user_tasks_open", "state", "due_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine's task id
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    process_key: Mapped[str] = mapped_column(String(200))
+    element_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(500), default="")
+    lane: Mapped[str | None] = mapped_column(String(200))
+    stage: Mapped[str | None] = mapped_column(String(200))
+    candidate_groups: Mapped[list[Any]] = mapped_column(default=list)
+    candidate_users: Mapped[list[Any]] = mapped_column(default=list)
+    assignee: Mapped[str | None] = mapped_column(String(200), index=True)
+    due_at: Mapped[datetime | None]
+    follow_up_at: Mapped[datetime | None]
+    priority: Mapped[int] = mapped_column(default=50)
+    form: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default="open")  # open|completed|cancelled
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    completed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Job(Base):
+    """A service task waiting for its handler: claimed by workers, retried with backoff."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_due", "state", "due_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine's task id
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), index=True)
+    element_id: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|done|incident|cancelled
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    timeout: Mapped[float] = mapped_column(default=30.0)
+    due_at: Mapped[datetime]
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class Timer(Base):
+    """A timer event waiting on an instance, or a timer start event of a process key."""
+
+    __tablename__ = "timers"
+    __table_args__ = (Index("ix_timers_due", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[str | None] = mapped_column(ForeignKey("instances.id"), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    process_key: Mapped[str | None] = mapped_column(String(200))  # timer start events
+    element_id: Mapped[str] = mapped_column(String(200))
+    timer_name: Mapped[str] = mapped_column(String(500))
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting|fired|cancelled|incident
+    fired_at: Mapped[datetime | None]
+    value: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Subscription(Base):
+    """A message some instance waits for, by business key: what ``correlate`` looks up."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_lookup", "message_name", "business_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(200))
+    message_name: Mapped[str] = mapped_column(String(500))
+
+
+class Incident(Base):
+    """Something that needs an admin: a handler out of tries, a failing timer or step."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # job|timer|message
+    ref: Mapped[str] = mapped_column(String(64))  # job id or timer id
+    element_id: Mapped[str] = mapped_column(String(200))
+    error: Mapped[str] = mapped_column(Text)
+    tries: Mapped[int] = mapped_column(default=0)
+    state: Mapped[str] = mapped_column(String(20), default="open", index=True)  # open|resolved
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class HistoryEvent(Base):
+    """Everything that happened, per instance and per customer."""
+
+    __tablename__ = "history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    instance_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    process_key: Mapped[str | None] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(50))
+    element_id: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OutboxMessage(Base):
+    """A side effect to deliver, written in the same transaction as the step that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    instance_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|sending|sent|failed|unknown
+    attempts: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class ClockRow(Base):
+    """The persisted virtual clock (one row)."""
+
+    __tablename__ = "clock"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    now: Mapped[datetime]

@@ -1,0 +1,204 @@
+"""Delivering outbox messages exactly once.
+
+A handler's messages are rows written in the same transaction as its step. Delivery
+claims a row (state ``sending``, with a lease) in one transaction, sends it, and marks
+it ``sent`` in another. If a worker dies between the two, the lease runs out and:
+
+- an idempotent transport (the receiver drops repeats of an ``Idempotency-Key``) gets
+  the message again under the same key, so the effect happens once;
+- any other transport's message becomes ``unknown``: it is never sent again by itself,
+  and an admin decides (``runner outbox resend ID`` or ``dismiss``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import select
+
+from runner.errors import Conflict, NotFound
+from runner.models import OutboxMessage
+from runner.retries import compute_backoff
+
+if TYPE_CHECKING:
+    from runner.runtime import Runner
+    from runner.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)
+MAX_TRIES = 8
+
+
+class DeliveryError(Exception):
+    """Raised by a transport; ``transient`` failures are tried again later."""
+
+    def __init__(self, message: str, transient: bool):
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What a transport gets: the message and its idempotency key."""
+
+    id: int
+    channel: str
+    idempotency_key: str
+    business_key: str | None
+    payload: dict[str, Any]
+
+
+class Transport(Protocol):
+    """Sends one message; raises DeliveryError."""
+
+    idempotent: bool
+
+    def send(self, envelope: Envelope) -> None: ...
+
+
+class LogTransport:
+    """Only records: the row's ``sent`` state and the log are the delivery (demo default)."""
+
+    idempotent = True
+
+    def send(self, envelope: Envelope) -> None:
+        log.info("outbox %s → %s: %s", envelope.idempotency_key, envelope.channel,
+                 json.dumps(envelope.payload, ensure_ascii=False))
+
+
+class WebhookTransport:
+    """POSTs the payload as JSON with an Idempotency-Key header; 5xx retried, 4xx final."""
+
+    idempotent = True
+
+    def __init__(self, url: str, timeout: float = 10.0):
+        self.url = url
+        self.timeout = timeout
+
+    def send(self, envelope: Envelope) -> None:
+        if not self.url:
+            raise DeliveryError("no webhook URL configured (RUNNER_WEBHOOK_URL)", transient=False)
+        body = json.dumps({"channel": envelope.channel, "business_key": envelope.business_key,
+                           "payload": envelope.payload}, ensure_ascii=False).encode()
+        request = urllib.request.Request(self.url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "Idempotency-Key": envelope.idempotency_key})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                response.read()
+        except urllib.error.HTTPError as exc:
+            raise DeliveryError(f"HTTP {exc.code} from {self.url}", transient=exc.code >= 500) from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise DeliveryError(f"cannot reach {self.url}: {exc}", transient=True) from exc
+
+
+TransportFactory = Callable[["Settings"], Transport]
+TRANSPORTS: dict[str, TransportFactory] = {
+    "log": lambda settings: LogTransport(),
+    "webhook": lambda settings: WebhookTransport(settings.webhook_url),
+}
+
+
+def register_transport(channel: str, factory: TransportFactory) -> None:
+    """Make a channel deliverable (issue-specific channels such as zalo or email add here)."""
+    TRANSPORTS[channel] = factory
+
+
+def _transport(runner: "Runner", channel: str) -> Transport:
+    cache = runner.__dict__.setdefault("_transports", {})
+    if channel not in cache:
+        factory = TRANSPORTS.get(channel)
+        if factory is None:
+            raise DeliveryError(f"no transport for channel {channel!r}", transient=False)
+        cache[channel] = factory(runner.settings)
+    return cache[channel]
+
+
+def _claim(runner: "Runner") -> Envelope | None:
+    now = runner.now()
+    with runner.db.unit() as s:
+        query = select(OutboxMessage).where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now) \
+            .order_by(OutboxMessage.due_at, OutboxMessage.id).limit(1)
+        if runner.db.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        row = s.scalars(query).first()
+        if row is None:
+            return None
+        row.state, row.locked_until, row.attempts = "sending", now + LEASE, row.attempts + 1
+        return Envelope(row.id, row.channel, row.idempotency_key, row.business_key, dict(row.payload))
+
+
+def _settle(runner: "Runner", envelope: Envelope, error: DeliveryError | None) -> None:
+    now = runner.now()
+    with runner.db.unit() as s:
+        row = s.get(OutboxMessage, envelope.id)
+        row.locked_until = None
+        if error is None:
+            row.state, row.sent_at, row.last_error = "sent", now, None
+            return
+        row.last_error = str(error)
+        if error.transient and row.attempts < MAX_TRIES:
+            row.state, row.due_at = "pending", now + compute_backoff(row.attempts, runner.settings.retry_base_seconds)
+        else:
+            row.state = "failed"
+            log.error("outbox %s failed for good: %s", row.idempotency_key, error)
+
+
+def recover(runner: "Runner") -> int:
+    """Settle messages whose sender died mid-delivery (their lease ran out)."""
+    now = runner.now()
+    count = 0
+    with runner.db.unit() as s:
+        stale = s.scalars(select(OutboxMessage).where(OutboxMessage.state == "sending",
+                                                      OutboxMessage.locked_until < now)).all()
+        for row in stale:
+            try:
+                idempotent = _transport(runner, row.channel).idempotent
+            except DeliveryError:
+                idempotent = False
+            row.state = "pending" if idempotent else "unknown"
+            row.locked_until = None
+            row.last_error = "the sender stopped during delivery" + ("" if idempotent else
+                                                                   "; it may or may not have arrived")
+            count += 1
+    return count
+
+
+def deliver_due(runner: "Runner", limit: int = 1000) -> int:
+    """Send due messages, one transaction to claim and one to settle each."""
+    recover(runner)
+    sent = 0
+    for _ in range(limit):
+        envelope = _claim(runner)
+        if envelope is None:
+            break
+        try:
+            _transport(runner, envelope.channel).send(envelope)
+            error = None
+        except DeliveryError as exc:
+            error = exc
+        _settle(runner, envelope, error)
+        sent += error is None
+    return sent
+
+
+def resolve(runner: "Runner", message_id: int, action: str) -> None:
+    """An admin's decision on an ``unknown`` or ``failed`` message: resend or dismiss."""
+    with runner.db.unit() as s:
+        row = s.get(OutboxMessage, message_id)
+        if row is None:
+            raise NotFound(f"outbox message {message_id} does not exist")
+        if row.state not in ("unknown", "failed"):
+            raise Conflict(f"outbox message {message_id} is {row.state}; only unknown or failed ones wait for a decision")
+        if action == "resend":
+            row.state, row.due_at = "pending", runner.now()
+        elif action == "dismiss":
+            row.state = "dismissed"
+        else:
+            raise NotFound(f"unknown action {action!r}; use resend or dismiss")

@@ -1,0 +1,310 @@
+"""The runner's public API: deploy, start, complete, correlate, fire, work.
+
+Every public method that changes an instance is one unit of work: one transaction that
+loads the instance, applies one outside event through the engine, projects what the
+instance now waits for into the inbox/timer/job/subscription tables, writes history and
+saves the tree. The instance row's version column turns a concurrent second writer into
+``Conflict``; nothing is half-written.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import handlers
+from runner import forms
+from runner.clock import FixedClock, SystemClock
+from runner.deployment import Deployed, Deployer, latest_files, read_paths
+from runner.engine import Engine, Snapshot
+from runner.errors import Conflict, NotCorrelated, NotFound, RunnerError
+from runner.models import (
+    ClockRow,
+    HistoryEvent,
+    Incident,
+    Instance,
+    Job,
+    ProcessVersion,
+    Subscription,
+    Timer,
+    UserTask,
+)
+from runner.settings import Settings
+from runner.storage import Database, WorkflowStore, make_engine
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    """One runner over one database. Build it with ``Runner(settings)``."""
+
+    def __init__(self, settings: Settings, registry: handlers.Registry | None = None):
+        self.settings = settings
+        self.db = Database(make_engine(settings.database_url))
+        self.store = WorkflowStore()
+        self.registry = registry or handlers.load_all()
+        self.clock = FixedClock(datetime.now().astimezone()) if settings.clock == "virtual" else SystemClock()
+        self.engine = Engine(self.clock, settings.tz)
+        self.deployer = Deployer(self.store, self.registry.topics)
+        self._refresh_clock()
+
+    # --- clock -----------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The runner's current time (virtual or real)."""
+        return self.clock.now()
+
+    def _refresh_clock(self) -> None:
+        """Read the persisted virtual clock, creating it at the real time on first use."""
+        if not isinstance(self.clock, FixedClock):
+            return
+        with self.db.unit() as s:
+            row = s.get(ClockRow, "virtual")
+            if row is None:
+                s.add(ClockRow(name="virtual", now=self.clock.now()))
+            elif row.now > self.clock.now():
+                self.clock.set(row.now)
+
+    def _save_clock(self, s: Session) -> None:
+        if isinstance(self.clock, FixedClock):
+            row = s.get(ClockRow, "virtual", with_for_update=True)
+            if row is None:
+                s.add(ClockRow(name="virtual", now=self.clock.now()))
+            elif row.now < self.clock.now():
+                row.now = self.clock.now()
+
+    # --- deployment --------------------------------------------------------------------
+
+    def deploy(self, files: Mapping[str, bytes] | list[str | Path], actor: str = "") -> list[Deployed]:
+        """Validate and store BPMN/DMN files; all problems at once, nothing stored on error."""
+        files = read_paths(files) if isinstance(files, list) else dict(files)
+        with self.db.unit() as s:
+            known = latest_files(s)
+        parsed = self.deployer.parse(files, known)
+        with self.db.unit() as s:
+            deployed = self.deployer.store_versions(s, parsed, self.now(), actor)
+            for item in deployed:
+                if item.changed:
+                    self._history(s, None, "process.deployed", actor=actor,
+                                  details={"process_key": item.process_key, "version": item.version,
+                                           "file": item.file_name})
+                    self._schedule_start_timers(s, item)
+        return deployed
+
+    def _schedule_start_timers(self, s: Session, item: Deployed) -> None:
+        from runner import scheduler
+
+        scheduler.schedule_start_timers(self, s, item)
+
+    def latest_version(self, s: Session, process_key: str) -> ProcessVersion:
+        """The newest deployed version of a process key."""
+        row = s.scalars(select(ProcessVersion).where(ProcessVersion.process_key == process_key,
+                                                     ProcessVersion.kind == "bpmn")
+                        .order_by(ProcessVersion.version.desc()).limit(1)).first()
+        if row is None:
+            raise NotFound(f"process {process_key!r} is not deployed")
+        return row
+
+    def _specs(self, s: Session, version: ProcessVersion, called: dict[str, int]):
+        spec, subs = self.store.load_spec(version.id, version.spec)
+        subs = dict(subs)
+        for key, version_id in called.items():
+            row = s.get(ProcessVersion, version_id)
+            called_spec, called_subs = self.store.load_spec(row.id, row.spec)
+            subs.update(called_subs)
+            subs[key] = called_spec
+        return spec, subs
+
+    def _called_versions(self, s: Session, version: ProcessVersion) -> dict[str, int]:
+        """Call activities bind to the latest version of the called process at start."""
+        found: dict[str, int] = {}
+        todo = list(version.called)
+        while todo:
+            key = todo.pop()
+            if key in found or key == version.process_key:
+                continue
+            row = self.latest_version(s, key)
+            found[key] = row.id
+            todo.extend(row.called)
+        return found
+
+    # --- instances -------------------------------------------------------------------
+
+    def start_instance(self, process_key: str, business_key: str | None = None,
+                       data: Mapping[str, Any] | None = None, actor: str | None = None) -> str:
+        """Start the latest version of a process for a customer; returns the instance id."""
+        self._refresh_clock()
+        with self.db.unit() as s:
+            return self._start(s, process_key, business_key, dict(data or {}), actor, None, None)
+
+    def _start(self, s: Session, process_key: str, business_key: str | None, data: dict[str, Any],
+               actor: str | None, trigger: tuple[str, str] | None, payload: dict[str, Any] | None) -> str:
+        version = self.latest_version(s, process_key)
+        called = self._called_versions(s, version)
+        spec, subs = self._specs(s, version, called)
+        workflow = self.engine.create(spec, subs, data)
+        now = self.now()
+        inst = Instance(id=str(uuid.uuid4()), process_key=process_key, version_id=version.id,
+                        business_key=business_key, status="running", state="", data=data,
+                        called_versions=called, stages=[], waits={}, created_at=now, updated_at=now)
+        s.add(inst)
+        s.flush()
+        self._history(s, inst, "instance.started", actor=actor,
+                      details={"version": version.version, "data": data,
+                               **({"trigger": list(trigger)} if trigger else {})})
+        self.engine.start(workflow, trigger, payload)
+        self._commit_step(s, inst, workflow)
+        return inst.id
+
+    def load(self, s: Session, instance_id: str, *, lock: bool = False):
+        """An instance row and its restored workflow."""
+        inst = s.get(Instance, instance_id, with_for_update=lock and self.db.is_postgres)
+        if inst is None:
+            raise NotFound(f"instance {instance_id} does not exist")
+        version = s.get(ProcessVersion, inst.version_id)
+        spec, subs = self._specs(s, version, inst.called_versions or {})
+        return inst, self.store.load_state(inst.state, spec, subs, self.engine.script_engine)
+
+    def load_for_worker(self, s: Session, instance_id: str):
+        """Like ``load`` with a row lock that skips (returns None) if another worker holds it."""
+        if self.db.is_postgres:
+            query = select(Instance.id).where(Instance.id == instance_id).with_for_update(skip_locked=True)
+            if s.scalars(query).first() is None:
+                return None
+        return self.load(s, instance_id)
+
+    def _commit_step(self, s: Session, inst: Instance, workflow, completed_task: str | None = None,
+                     actor: str | None = None) -> Snapshot:
+        """Bound the tree, project what the instance waits for, save it (in the caller's transaction)."""
+        self.engine.prune(workflow)
+        snap = self.engine.snapshot(workflow)
+        from runner import projection
+
+        projection.apply(self, s, inst, snap, completed_task, actor)
+        inst.state = self.store.dump_state(workflow)
+        inst.updated_at = self.now()
+        self._save_clock(s)
+        for name, payload in snap.thrown:
+            self._throw(s, inst, name, payload)
+        return snap
+
+    def _throw(self, s: Session, inst: Instance, name: str, payload: dict[str, Any]) -> None:
+        """A message thrown by an instance goes to the same customer's other instances."""
+        try:
+            self._correlate(s, name, inst.business_key, payload, exclude=inst.id)
+        except NotCorrelated as exc:
+            self._history(s, inst, "message.dropped", details={"message": name, "reason": str(exc)})
+            log.warning("instance %s threw %r: %s", inst.id, name, exc)
+
+    def complete_task(self, task_id: str, data: Mapping[str, Any] | None = None,
+                      actor: str | None = None, *, html: bool = False) -> None:
+        """Complete an open user task with form data; validation errors name each field."""
+        self._refresh_clock()
+        with self.db.unit() as s:
+            row = s.get(UserTask, task_id)
+            if row is None:
+                raise NotFound(f"task {task_id} does not exist")
+            if row.state != "open":
+                by = f" by {row.completed_by}" if row.completed_by else ""
+                raise Conflict(f"task {row.element_id} ({row.name}) was already {row.state}{by}")
+            inst, workflow = self.load(s, row.instance_id, lock=True)
+            task = self.engine.task(workflow, task_id)
+            form = forms.form_from_dict(row.form) if row.form else forms.Form(())
+            values = forms.coerce(form, dict(data or {}), current=task.data, task=row.name or row.element_id,
+                                  html=html)
+            self.engine.complete_user_task(workflow, task_id, values)
+            self._history(s, inst, "task.completed", element=row.element_id, actor=actor,
+                          details={"task_id": task_id, "name": row.name, "data": values})
+            self._commit_step(s, inst, workflow, completed_task=task_id, actor=actor)
+
+    # --- messages ------------------------------------------------------------------
+
+    def correlate(self, message_name: str, business_key: str | None,
+                  data: Mapping[str, Any] | None = None, actor: str | None = None) -> list[str]:
+        """Deliver a message to a customer's waiting instances, or start processes for it."""
+        self._refresh_clock()
+        with self.db.unit() as s:
+            return self._correlate(s, message_name, business_key, dict(data or {}), actor=actor)
+
+    def _correlate(self, s: Session, name: str, business_key: str | None, payload: dict[str, Any],
+                   exclude: str | None = None, actor: str | None = None) -> list[str]:
+        query = select(Subscription.instance_id).where(Subscription.message_name == name,
+                                                       Subscription.business_key == business_key)
+        waiting = [i for i in dict.fromkeys(s.scalars(query)) if i != exclude]
+        delivered = []
+        for instance_id in waiting:
+            inst, workflow = self.load(s, instance_id, lock=True)
+            if self.engine.deliver_message(workflow, name, payload):
+                self._history(s, inst, "message.correlated", actor=actor, details={"message": name, "data": payload})
+                self._commit_step(s, inst, workflow)
+                delivered.append(inst.id)
+        if delivered:
+            return delivered
+        started = [self._start(s, v.process_key, business_key, {}, actor, ("message", name), payload)
+                   for v in self._message_start_versions(s, name)]
+        if not started:
+            raise NotCorrelated(f"message {name!r} for business key {business_key!r}: no instance is waiting "
+                                "for it and no deployed process starts with it")
+        return started
+
+    def _message_start_versions(self, s: Session, name: str) -> list[ProcessVersion]:
+        keys = {v.process_key for v in s.scalars(select(ProcessVersion).where(ProcessVersion.kind == "bpmn"))}
+        versions = [self.latest_version(s, key) for key in sorted(keys)]
+        return [v for v in versions if name in (v.message_starts or [])]
+
+    # --- history ---------------------------------------------------------------------
+
+    def _history(self, s: Session, inst: Instance | None, event: str, *, element: str | None = None,
+                 actor: str | None = None, details: dict[str, Any] | None = None) -> None:
+        s.add(HistoryEvent(at=self.now(), instance_id=inst.id if inst else None,
+                           business_key=inst.business_key if inst else None,
+                           process_key=inst.process_key if inst else None, event=event,
+                           element_id=element, actor=actor, details=details or {}))
+
+    # --- timers, jobs, outbox, incidents -----------------------------------------------
+
+    def run_due(self) -> int:
+        """Fire due timers and run due handler jobs, earliest first."""
+        from runner import scheduler
+
+        return scheduler.run_due(self)
+
+    def advance_clock(self, delta: timedelta) -> datetime:
+        """Move the virtual clock forward; everything due on the way fires in order."""
+        from runner import scheduler
+
+        if not isinstance(self.clock, FixedClock):
+            raise RunnerError("the clock can only be moved with RUNNER_CLOCK=virtual")
+        return scheduler.advance(self, delta)
+
+    def deliver_outbox(self) -> int:
+        """Send due outbox messages; returns how many were delivered."""
+        from runner import outbox
+
+        return outbox.deliver_due(self)
+
+    def retry_incident(self, incident_id: int, actor: str | None = None) -> None:
+        """Resolve an incident by trying its job or timer again, due now."""
+        from runner import jobs
+
+        with self.db.unit() as s:
+            incident = s.get(Incident, incident_id)
+            if incident is None:
+                raise NotFound(f"incident {incident_id} does not exist")
+            if incident.state != "open":
+                raise Conflict(f"incident {incident_id} is already {incident.state}")
+            if incident.kind == "job":
+                jobs.retry_incident(self, s, incident)
+            else:
+                timer = s.get(Timer, int(incident.ref))
+                timer.state, timer.due_at = "waiting", self.now()
+            incident.state, incident.resolved_at, incident.resolved_by = "resolved", self.now(), actor
+            inst = s.get(Instance, incident.instance_id)
+            self._history(s, inst, "incident.resolved", element=incident.element_id, actor=actor,
+                          details={"incident": incident.id, "kind": incident.kind})

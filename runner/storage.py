@@ -1,0 +1,150 @@
+"""Database access and workflow (de)serialization.
+
+NOTE: this is the only module that serializes workflows. Specs are stored once per
+process version and cached in memory; an instance row holds only its task tree.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from threading import Lock
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+
+from runner.bpmn import serializer_config
+from runner.errors import Conflict, RunnerError
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """A SQLAlchemy engine; SQLite gets WAL, durable commits and one writer at a time."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, echo=echo, pool_pre_ping=True)
+    engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):
+        # NOTE: autocommit off in the driver so that we can issue BEGIN IMMEDIATE ourselves.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        # One writer at a time: a unit of work reads what the previous one committed.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    """Sessions over one engine; every unit of work is one transaction."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.is_postgres = engine.dialect.name == "postgresql"
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def unit(self) -> Iterator[Session]:
+        """One transaction; a concurrent writer's change surfaces as ``Conflict``."""
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        except StaleDataError as exc:
+            raise Conflict("the instance was changed by someone else at the same time; reload and retry") from exc
+        except OperationalError as exc:
+            if "locked" in str(exc).lower() or "could not serialize" in str(exc).lower():
+                raise Conflict(f"the database is busy with another writer: {exc.orig}") from exc
+            raise
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", "") in ("40001", "40P01", "55P03"):
+                raise Conflict(f"concurrent update: {exc.orig}") from exc
+            raise
+        finally:
+            session.close()
+
+    def read(self) -> Session:
+        """A session for queries (the caller closes it)."""
+        return self._sessions()
+
+
+class _StateConverter(BpmnWorkflowConverter):
+    """The workflow without its specs: those live once per process version."""
+
+    def to_dict(self, workflow):
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct, spec=None, subprocess_specs=None, script_engine=None):
+        workflow = self.target_class(spec, subprocess_specs, script_engine=script_engine, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _registry():
+    config = serializer_config()
+    config[BpmnWorkflow] = _StateConverter
+    registry = BpmnWorkflowSerializer.configure(config)
+    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
+    return registry
+
+
+class WorkflowStore:
+    """Turns specs and workflows into JSON text and back, with a cache of specs per version."""
+
+    def __init__(self):
+        self.registry = _registry()
+        self._specs: dict[int, tuple[Any, dict[str, Any]]] = {}
+        self._lock = Lock()
+
+    def dump_spec(self, spec, subprocess_specs: dict[str, Any]) -> str:
+        """A process spec and the specs it needs, as JSON."""
+        return json.dumps({
+            "spec": self.registry.convert(spec),
+            "subprocess_specs": {k: self.registry.convert(v) for k, v in subprocess_specs.items()},
+        })
+
+    def load_spec(self, version_id: int, text: str) -> tuple[Any, dict[str, Any]]:
+        """The parsed spec of a version, restored once per process."""
+        with self._lock:
+            if version_id not in self._specs:
+                dct = json.loads(text)
+                spec = self.registry.restore(dct["spec"])
+                subs = {k: self.registry.restore(v) for k, v in dct["subprocess_specs"].items()}
+                self._specs[version_id] = (spec, subs)
+            return self._specs[version_id]
+
+    def dump_state(self, workflow: BpmnWorkflow) -> str:
+        """The task tree and data of a workflow, as JSON."""
+        try:
+            return json.dumps(self.registry.convert(workflow), separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise RunnerError(f"instance data is not JSON-safe: {exc}") from exc
+
+    def load_state(self, text: str, spec, subprocess_specs: dict[str, Any], script_engine) -> BpmnWorkflow:
+        """A workflow restored from its JSON and its (cached) specs."""
+        dct = json.loads(text)
+        return self.registry.restore(dct, spec=spec, subprocess_specs=subprocess_specs,
+                                     script_engine=script_engine)

@@ -1,0 +1,97 @@
+"""Shared fixtures: a runner on a fresh SQLite file or a fresh PostgreSQL schema.
+
+PostgreSQL is the one at 127.0.0.1:5432 (trust auth, database ``test``). Locally a
+missing server is a visible skip; with ``CI=true`` it is a failure.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import handlers
+from runner import db
+from runner.runtime import Runner
+from runner.settings import Settings
+
+BPMN = Path(__file__).parent / "bpmn"
+PG_URL = os.environ.get("RUNNER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_available() -> str | None:
+    try:
+        engine = sa.create_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+        return f"PostgreSQL at {PG_URL} is not reachable: {type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str:
+    """The PostgreSQL URL, or a skip (a failure when CI=true)."""
+    problem = _pg_available()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true requires PostgreSQL: {problem}")
+        pytest.skip(problem)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_base_url: str) -> Iterator[str]:
+    """A fresh, migrated schema on the PostgreSQL server, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_base_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'create schema "{schema}"'))
+    url = sa.make_url(pg_base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    rendered = url.render_as_string(hide_password=False)
+    db.upgrade(rendered)
+    yield rendered
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh, migrated SQLite file."""
+    url = f"sqlite:///{tmp_path / 'runner.db'}"
+    db.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def registry() -> handlers.Registry:
+    """The built-in handlers, in a copy that a test may extend."""
+    return handlers.load_all().copy()
+
+
+def make_runner(url: str, registry: handlers.Registry, **overrides) -> Runner:
+    """A runner on the virtual clock at a fixed start time."""
+    settings = Settings.from_env({}, database_url=url, clock="virtual", retry_base_seconds=10.0, **overrides)
+    return Runner(settings, registry=registry)
+
+
+@pytest.fixture
+def runner(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
+    """A runner on a fresh SQLite database and the virtual clock."""
+    r = make_runner(sqlite_url, registry)
+    yield r
+    r.db.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_runner(request, registry: handlers.Registry) -> Iterator[Runner]:
+    """The same test on SQLite and on PostgreSQL."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    r = make_runner(url, registry)
+    yield r
+    r.db.engine.dispose()
