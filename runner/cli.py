@@ -1,0 +1,228 @@
+"""The ``runner`` command: deploy, start, complete, correlate, move the clock, work."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import date, datetime
+from typing import Any
+
+from runner import db, inbox
+from runner.clock import parse_span
+from runner.errors import DeploymentInvalid, RunnerError
+from runner.settings import Settings
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"error: --data is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise SystemExit("error: --data must be a JSON object")
+    return value
+
+
+def _print(value: Any) -> None:
+    def default(obj: Any) -> str:
+        return obj.isoformat() if isinstance(obj, (date, datetime)) else str(obj)
+
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=default))
+
+
+def _runner(settings: Settings):
+    from runner.runtime import Runner
+
+    return Runner(settings)
+
+
+def cmd_db(args, settings: Settings) -> None:
+    db.upgrade(settings.database_url)
+    print(f"database at {settings.database_url} is up to date")
+
+
+def cmd_deploy(args, settings: Settings) -> None:
+    for item in _runner(settings).deploy(list(args.paths), actor=args.actor):
+        state = "new version" if item.changed else "unchanged"
+        print(f"{item.process_key}: version {item.version} ({state}, {item.file_name})")
+
+
+def cmd_start(args, settings: Settings) -> None:
+    print(_runner(settings).start_instance(args.process_key, args.business_key, _json(args.data), args.actor))
+
+
+def cmd_tasks(args, settings: Settings) -> None:
+    groups = args.group or None
+    _print(inbox.tasks(_runner(settings), user=args.user, groups=groups, business_key=args.customer))
+
+
+def cmd_complete(args, settings: Settings) -> None:
+    _runner(settings).complete_task(args.task_id, _json(args.data), args.actor)
+    print(f"completed {args.task_id}")
+
+
+def cmd_correlate(args, settings: Settings) -> None:
+    for instance_id in _runner(settings).correlate(args.message, args.business_key, _json(args.data), args.actor):
+        print(instance_id)
+
+
+def cmd_clock(args, settings: Settings) -> None:
+    runner = _runner(settings)
+    if args.action == "advance":
+        print(runner.advance_clock(parse_span(args.span)).isoformat())
+    else:
+        print(runner.now().isoformat())
+
+
+def cmd_run_due(args, settings: Settings) -> None:
+    runner = _runner(settings)
+    print(f"ran {runner.run_due()} timer(s)/job(s), delivered {runner.deliver_outbox()} message(s)")
+
+
+def cmd_worker(args, settings: Settings) -> None:
+    from runner import scheduler
+
+    scheduler.work(_runner(settings))
+
+
+def cmd_instances(args, settings: Settings) -> None:
+    runner = _runner(settings)
+    if args.instance_id:
+        _print(inbox.instance(runner, args.instance_id))
+    else:
+        _print(inbox.instances(runner, business_key=args.customer, process_key=args.process))
+
+
+def cmd_history(args, settings: Settings) -> None:
+    _print(inbox.history(_runner(settings), instance_id=args.instance, business_key=args.customer))
+
+
+def cmd_incidents(args, settings: Settings) -> None:
+    _print(inbox.incidents(_runner(settings), state=None if args.all else "open"))
+
+
+def cmd_retry(args, settings: Settings) -> None:
+    _runner(settings).retry_incident(args.incident_id, args.actor)
+    print(f"incident {args.incident_id} resolved; its work is due again")
+
+
+def cmd_outbox(args, settings: Settings) -> None:
+    from runner import outbox
+
+    runner = _runner(settings)
+    if args.action in ("resend", "dismiss"):
+        outbox.resolve(runner, args.message_id, args.action)
+        print(f"outbox message {args.message_id}: {args.action}")
+    else:
+        _print(inbox.outbox(runner, state=args.state))
+
+
+def cmd_demo(args, settings: Settings) -> None:
+    from runner import demo
+
+    demo.run(_runner(settings))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (one sub-command per operation)."""
+    parser = argparse.ArgumentParser(prog="runner", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("db", help="database schema")
+    p.add_argument("action", choices=["upgrade"])
+    p.set_defaults(fn=cmd_db)
+
+    p = sub.add_parser("deploy", help="deploy .bpmn/.dmn files or folders")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--actor", default="cli")
+    p.set_defaults(fn=cmd_deploy)
+
+    p = sub.add_parser("start", help="start an instance of the latest version")
+    p.add_argument("process_key")
+    p.add_argument("--business-key", "--customer", dest="business_key")
+    p.add_argument("--data")
+    p.add_argument("--actor")
+    p.set_defaults(fn=cmd_start)
+
+    p = sub.add_parser("tasks", help="open user tasks")
+    p.add_argument("--user")
+    p.add_argument("--group", action="append")
+    p.add_argument("--customer")
+    p.set_defaults(fn=cmd_tasks)
+
+    p = sub.add_parser("complete", help="complete a user task")
+    p.add_argument("task_id")
+    p.add_argument("--data")
+    p.add_argument("--actor")
+    p.set_defaults(fn=cmd_complete)
+
+    p = sub.add_parser("correlate", help="deliver a message by business key")
+    p.add_argument("message")
+    p.add_argument("--business-key", "--customer", dest="business_key")
+    p.add_argument("--data")
+    p.add_argument("--actor")
+    p.set_defaults(fn=cmd_correlate)
+
+    p = sub.add_parser("clock", help="show or advance the virtual clock (RUNNER_CLOCK=virtual)")
+    p.add_argument("action", choices=["show", "advance"], nargs="?", default="show")
+    p.add_argument("span", nargs="?", default="0s", help="e.g. 3d, 1h30m, 2w, PT30M")
+    p.set_defaults(fn=cmd_clock)
+
+    sub.add_parser("run-due", help="fire due timers, run due jobs, deliver the outbox once").set_defaults(
+        fn=cmd_run_due)
+    sub.add_parser("worker", help="run the scheduler/worker loop").set_defaults(fn=cmd_worker)
+
+    p = sub.add_parser("instances", help="instances, or one instance")
+    p.add_argument("instance_id", nargs="?")
+    p.add_argument("--customer")
+    p.add_argument("--process")
+    p.set_defaults(fn=cmd_instances)
+
+    p = sub.add_parser("history", help="history per instance or customer")
+    p.add_argument("--instance")
+    p.add_argument("--customer")
+    p.set_defaults(fn=cmd_history)
+
+    p = sub.add_parser("incidents", help="open incidents")
+    p.add_argument("--all", action="store_true")
+    p.set_defaults(fn=cmd_incidents)
+
+    p = sub.add_parser("retry", help="retry an incident's job or timer")
+    p.add_argument("incident_id", type=int)
+    p.add_argument("--actor", default="cli")
+    p.set_defaults(fn=cmd_retry)
+
+    p = sub.add_parser("outbox", help="list outbox messages, or resend/dismiss one")
+    p.add_argument("action", choices=["list", "resend", "dismiss"], nargs="?", default="list")
+    p.add_argument("message_id", type=int, nargs="?")
+    p.add_argument("--state")
+    p.set_defaults(fn=cmd_outbox)
+
+    sub.add_parser("demo", help="load a short demo on the virtual clock").set_defaults(fn=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``runner`` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SpiffWorkflow logs every task state change at INFO; keep the terminal readable.
+    logging.getLogger("spiff").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        args.fn(args, Settings.from_env())
+    except DeploymentInvalid as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RunnerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
