@@ -7,7 +7,7 @@
 
 A handler that hits a passing problem raises ``Retry``; any other exception counts as
 a failed try too. Packages add topics through the ``bpmn_runner.handlers`` entry-point
-group: each entry point names a module (or callable) that registers its handlers.
+group: each entry point names a callable that receives the registry and adds to it.
 """
 from __future__ import annotations
 
@@ -94,15 +94,32 @@ def handler(topic: str) -> Callable[[Handler], Handler]:
 _loaded = False
 
 
+def load_builtin(target: Registry) -> None:
+    """Import every module of this package; their decorators fill the global registry."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    if target is not registry:
+        for topic in registry.topics():
+            target.add(topic, registry.get(topic))
+
+
+def load_plugins(target: Registry, group: str = ENTRY_POINT_GROUP) -> list[str]:
+    """Let each entry point of ``group`` register its handlers; returns the entry-point names."""
+    names = []
+    for ep in entry_points(group=group):
+        plugin = ep.load()
+        if not callable(plugin):
+            raise TypeError(f"entry point {ep.name!r} of {group} must name a callable taking the registry")
+        plugin(target)
+        names.append(ep.name)
+    return names
+
+
 def load_all() -> Registry:
-    """Import the built-in handler modules and the entry-point plugins (once)."""
+    """The global registry with the built-in handlers and the entry-point plugins (loaded once)."""
     global _loaded
     if not _loaded:
-        for info in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{info.name}")
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            target = ep.load()
-            if callable(target):
-                target(registry)
+        load_builtin(registry)
+        load_plugins(registry)
         _loaded = True
     return registry

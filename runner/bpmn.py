@@ -39,7 +39,7 @@ from SpiffWorkflow.bpmn.serializer.default.event_definition import (
     MessageEventDefinitionConverter,
     TimerConditionalEventDefinitionConverter,
 )
-from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
+from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter, MultiInstanceTaskConverter
 from SpiffWorkflow.bpmn.specs.defaults import (
     BoundaryEvent,
     CallActivity,
@@ -48,24 +48,29 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     IntermediateThrowEvent,
     ManualTask,
     NoneTask,
+    ParallelMultiInstanceTask,
     ReceiveTask,
     SendTask,
+    SequentialMultiInstanceTask,
     ServiceTask,
     StartEvent,
     UserTask,
 )
+from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     TimerEventDefinition,
 )
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent as BoundaryMixin
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.util import PendingBpmnEvent
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.task import TaskState
+from SpiffWorkflow.util.deep_merge import DeepMerge
 
-from runner import forms, timers
+from runner import expressions, forms, timers
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 ACTIVITI_NS = "http://activiti.org/bpmn"
@@ -92,6 +97,74 @@ class ExternalTask(ServiceTask):
 
 class RunnerUserTask(UserTask):
     """A user task; assignment, dates and form live in ``extensions``."""
+
+
+class PassThroughTask(NoneTask):
+    """bpmn:task: Camunda passes through it (SpiffWorkflow would wait for a person forever)."""
+
+    def __init__(self, wf_spec, bpmn_id, **kwargs):
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+        self.manual = False
+
+
+class PassThroughManualTask(ManualTask):
+    """bpmn:manualTask: done outside any system, so Camunda passes through it too."""
+
+    def __init__(self, wf_spec, bpmn_id, **kwargs):
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+        self.manual = False
+
+
+class RunnerCallActivity(CallActivity):
+    """A call activity honouring camunda:in / camunda:out variable mappings.
+
+    Without any mapping every variable goes in and comes back (SpiffWorkflow's default);
+    with mappings only the mapped variables cross, as in Camunda.
+    """
+
+    def copy_data(self, my_task, subworkflow):
+        mappings = (self.extensions or {}).get("call")
+        if not mappings:
+            return super().copy_data(my_task, subworkflow)
+        start = subworkflow.get_next_task(subworkflow.task_tree, skip_subprocesses=True, spec_name="Start")
+        start.set_data(**_mapped(my_task, mappings["in"]))
+
+    def update_data(self, my_task, subworkflow):
+        mappings = (self.extensions or {}).get("call")
+        if not mappings:
+            return super().update_data(my_task, subworkflow)
+        my_task.data.update(_mapped(subworkflow.last_task, mappings["out"]))
+
+
+class _CollectionMerge(MultiInstanceTask):
+    """Camunda's collection loop: an instance's variables reach the process, its element variable does not."""
+
+    def merge_child(self, workflow, child):
+        item = self.input_item.bpmn_id if self.input_item is not None else None
+        DeepMerge.merge(child.parent.data, {k: v for k, v in child.data.items() if k != item})
+        child.parent.internal_data["merged"].append(str(child.id))
+
+
+class ParallelCollectionLoop(ParallelMultiInstanceTask, _CollectionMerge):
+    """camunda:collection without isSequential: one instance per item, all at once."""
+
+
+class SequentialCollectionLoop(SequentialMultiInstanceTask, _CollectionMerge):
+    """camunda:collection with isSequential="true": one instance per item, in order."""
+
+
+def _mapped(task, mappings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The variables that camunda:in/out mappings take from a task's data."""
+    found: dict[str, Any] = {}
+    for mapping in mappings:
+        if mapping.get("all"):
+            found.update(deepcopy(task.data))
+        elif mapping.get("expression"):
+            found[mapping["target"]] = task.workflow.script_engine.evaluate(task, mapping["expression"])
+        elif mapping.get("source"):
+            # NOTE: like Camunda, a missing source variable arrives as null.
+            found[mapping["target"] or mapping["source"]] = deepcopy(task.data.get(mapping["source"]))
+    return found
 
 
 # --- timers ---------------------------------------------------------------------------
@@ -143,7 +216,11 @@ class DurationTimer(_ClockTimer, TimerEventDefinition):
 
 
 class CycleTimer(_ClockTimer, CycleTimerEventDefinition):
-    """timeCycle: on a non-interrupting boundary event, fires each repetition."""
+    """timeCycle on a non-interrupting boundary event: fires each repetition.
+
+    NOTE: SpiffWorkflow never predicts the outputs of a cycle timer event (they are added
+    per firing below), so only repeating events may use this class; see OnceCycleTimer.
+    """
 
     kind = "cycle"
 
@@ -155,6 +232,12 @@ class CycleTimer(_ClockTimer, CycleTimerEventDefinition):
                 child = my_task._add_child(output, TaskState.FUTURE)
                 child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
                 child.task_spec._update(child)
+
+
+class OnceCycleTimer(_ClockTimer, TimerEventDefinition):
+    """timeCycle where BPMN fires once (catch, start, interrupting boundary): the first due time."""
+
+    kind = "cycle"
 
 
 def repeats(my_task) -> bool:
@@ -202,6 +285,25 @@ class _Extensions:
 
     def parse_extensions(self, node=None):
         return parse_extensions(node if node is not None else self.node, self.nsmap)
+
+    def _add_multiinstance_task(self, loop_characteristics):
+        collection = loop_characteristics.get(f"{{{CAMUNDA_NS}}}collection")
+        if collection is None or self.xpath("./bpmn:multiInstanceLoopCharacteristics/bpmn:loopCardinality"):
+            return super()._add_multiinstance_task(loop_characteristics)
+        # Camunda Modeler writes camunda:collection="${items}" (or just "items").
+        name = expressions.unwrap(collection)
+        if not name.isidentifier():
+            raise ValidationException(f"multi-instance collection {collection!r} must name a variable, e.g. ${{items}}",
+                                      node=self.node, file_name=self.filename)
+        element = loop_characteristics.get(f"{{{CAMUNDA_NS}}}elementVariable")
+        condition = first(self.xpath("./bpmn:multiInstanceLoopCharacteristics/bpmn:completionCondition"))
+        original = self.spec.task_specs.pop(self.task.name)
+        cls = SequentialCollectionLoop if loop_characteristics.get("isSequential") == "true" else ParallelCollectionLoop
+        # NOTE: everything is fixed here, at parse time, so that a restored spec behaves the same.
+        self.task = cls(self.spec, original.name, task_spec="", data_input=TaskDataReference(name),
+                        input_item=TaskDataReference(element) if element else None,
+                        condition=condition.text if condition is not None else None)
+        self._copy_task_attrs(original, loop_characteristics)
 
 
 class TaskSpecParser(_Extensions, CamundaTaskParser):
@@ -264,6 +366,9 @@ class _TimerParsing(EventDefinitionParser):
         for tag, cls in TIMER_CLASSES.items():
             node = first(event.xpath(f"./bpmn:{tag}", namespaces=self.nsmap))
             if node is not None:
+                repeating = etree.QName(self.node).localname == "boundaryEvent" \
+                    and self.node.get("cancelActivity") == "false"
+                cls = OnceCycleTimer if cls is CycleTimer and not repeating else cls
                 return cls(name, (node.text or "").strip(), description=tag)
         raise ValidationException("timer has no timeDate, timeDuration or timeCycle",
                                   node=self.node, file_name=self.filename)
@@ -283,11 +388,24 @@ class SubWorkflowParser(_Extensions, CamundaTaskParser):
 
 
 class CallActivityParser(_Extensions, CamundaTaskParser):
-    """Call activities (latest deployed version of the called process)."""
+    """Call activities (latest deployed version of the called process) with camunda:in/out."""
 
     def create_task(self):
         spec = SubprocessParser.get_call_activity_spec(self)
         return self.spec_class(self.spec, self.bpmn_id, subworkflow_spec=spec, **self.bpmn_attributes)
+
+    def parse_extensions(self, node=None):
+        ext = super().parse_extensions(node)
+        found = {"in": [], "out": []}
+        for el in self.node.xpath("./bpmn:extensionElements/camunda:in | ./bpmn:extensionElements/camunda:out",
+                                  namespaces=self.nsmap):
+            if el.get("businessKey") is None:
+                found[etree.QName(el).localname].append({
+                    "all": el.get("variables") == "all", "source": el.get("source"),
+                    "expression": el.get("sourceExpression"), "target": el.get("target")})
+        if found["in"] or found["out"]:
+            ext["call"] = found
+        return ext
 
 
 def _is_external(node: etree._Element) -> bool:
@@ -301,8 +419,8 @@ class RunnerParser(CamundaParser):
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         full_tag("userTask"): (UserTaskParser, RunnerUserTask),
         full_tag("serviceTask"): (ExternalTaskParser, ExternalTask),
-        full_tag("task"): (TaskSpecParser, NoneTask),
-        full_tag("manualTask"): (TaskSpecParser, ManualTask),
+        full_tag("task"): (TaskSpecParser, PassThroughTask),
+        full_tag("manualTask"): (TaskSpecParser, PassThroughManualTask),
         full_tag("startEvent"): (_event_parser(StartEventParser), StartEvent),
         full_tag("intermediateCatchEvent"): (_event_parser(IntermediateCatchEventParser), IntermediateCatchEvent),
         full_tag("boundaryEvent"): (_event_parser(BoundaryEventParser), BoundaryEvent),
@@ -311,7 +429,7 @@ class RunnerParser(CamundaParser):
         full_tag("receiveTask"): (_event_parser(ReceiveTaskParser), ReceiveTask),
         full_tag("sendTask"): (_event_parser(SendTaskParser), SendTask),
         full_tag("subProcess"): (SubWorkflowParser, CallActivity),
-        full_tag("callActivity"): (CallActivityParser, CallActivity),
+        full_tag("callActivity"): (CallActivityParser, RunnerCallActivity),
     }
 
     def create_parser(self, node, filename=None, lane=None):
@@ -329,8 +447,11 @@ def serializer_config() -> dict:
     """SpiffWorkflow serializer config covering the runner's spec classes."""
     config = deepcopy(CAMUNDA_CONFIG)
     config[DefaultMessageDefinition] = MessageEventDefinitionConverter
-    for cls in (ExternalTask, RunnerUserTask):
+    for cls in (ExternalTask, RunnerUserTask, PassThroughTask, PassThroughManualTask):
         config[cls] = BpmnTaskSpecConverter
-    for cls in TIMER_CLASSES.values():
+    config[RunnerCallActivity] = config[CallActivity]
+    config[ParallelCollectionLoop] = MultiInstanceTaskConverter
+    config[SequentialCollectionLoop] = MultiInstanceTaskConverter
+    for cls in (*TIMER_CLASSES.values(), OnceCycleTimer):
         config[cls] = TimerConditionalEventDefinitionConverter
     return config

@@ -6,7 +6,8 @@ the two namespaces as one, so callers never spell a namespace themselves.
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections import deque
+from collections.abc import Collection, Iterator, Mapping
 
 from lxml import etree
 
@@ -137,3 +138,49 @@ def has_implementation(el: etree._Element) -> bool:
     """Whether an element carries a camunda implementation (external, Java or connector)."""
     attrs = ("type", "topic", "class", "delegateExpression", "expression")
     return any(camunda_attr(el, a) is not None for a in attrs) or bool(extensions(el, "connector"))
+
+
+def cycles(order: list[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
+    """One shortest cycle (first node repeated at the end) per strongly connected part of a graph.
+
+    Nodes are tried in ``order``, so each cycle starts at its earliest node in the file.
+    """
+    reach = {node: _reachable(node, edges) for node in order}
+    found: list[list[str]] = []
+    covered: set[str] = set()
+    for node in order:
+        if node in covered or node not in reach[node]:
+            continue
+        part = {other for other in reach[node] if node in reach.get(other, ())}
+        covered |= part
+        found.append(_cycle_through(node, part, edges))
+    return found
+
+
+def _reachable(start: str, edges: Mapping[str, list[str]]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(edges.get(start, ()))
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(edges.get(node, ()))
+    return seen
+
+
+def _cycle_through(start: str, part: set[str], edges: Mapping[str, list[str]]) -> list[str]:
+    """The shortest path from ``start`` back to itself inside ``part`` (breadth first)."""
+    came_from: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for nxt in edges.get(node, ()):
+            if nxt == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return [*reversed(path), start]
+            if nxt in part and nxt not in came_from:
+                came_from[nxt] = node
+                queue.append(nxt)
+    return [start, start]

@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # SpiffWorkflow logs every task state change at INFO; keep the terminal readable.
-    logging.getLogger("spiff").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    for noisy in ("spiff", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         args.fn(args, Settings.from_env())
     except DeploymentInvalid as exc:

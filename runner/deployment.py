@@ -59,6 +59,11 @@ def read_paths(paths: list[str | Path]) -> dict[str, bytes]:
     return files
 
 
+def _keys(doc: etree._Element) -> set[str]:
+    """The process ids and decision ids a BPMN or DMN document defines."""
+    return set(doc.xpath("//bpmn:process/@id", namespaces=NS)) | {d.get("id") for d in doc.iter("{*}decision") if d.get("id")}
+
+
 def _hash(xml: bytes, key: str) -> str:
     return hashlib.sha256(key.encode() + b"\0" + xml).hexdigest()
 
@@ -89,18 +94,16 @@ class Deployer:
         if problems:
             raise DeploymentInvalid(problems)
         parser = RunnerParser()
-        new_keys: set[str] = set()
-        docs: dict[str, etree._Element] = {}
-        for name, data in files.items():
-            xml = normalize(data)
-            docs[name] = etree.fromstring(xml, SAFE_XML)
-            problems += self._add(parser, name, xml, docs[name])
-            new_keys |= set(docs[name].xpath("//bpmn:process/@id", namespaces=NS))
-        # Deployed processes and decisions that the new files may call.
+        docs = {name: etree.fromstring(normalize(data), SAFE_XML) for name, data in files.items()}
+        new_keys = {key for doc in docs.values() for key in _keys(doc)}
+        # Deployed processes and decisions that the new files may call, unless a new file
+        # replaces them (the parser keeps the last decision added under an id).
         for name, data in known.items():
-            doc = etree.fromstring(data, SAFE_XML)
-            if not new_keys & set(doc.xpath("//bpmn:process/@id", namespaces=NS)):
-                problems += self._add(parser, name, data, doc)
+            doc = etree.fromstring(normalize(data), SAFE_XML)
+            if not new_keys & _keys(doc):
+                problems += self._add(parser, name, doc)
+        for name, doc in docs.items():
+            problems += self._add(parser, name, doc)
         if problems:
             raise DeploymentInvalid(problems)
         parsed = [p for name, doc in docs.items() for p in self._specs(parser, name, files[name], doc, problems)]
@@ -109,7 +112,7 @@ class Deployer:
         return parsed
 
     @staticmethod
-    def _add(parser: RunnerParser, name: str, xml: bytes, doc: etree._Element) -> list[Problem]:
+    def _add(parser: RunnerParser, name: str, doc: etree._Element) -> list[Problem]:
         try:
             if name.endswith(".dmn"):
                 parser.add_dmn_xml(doc, filename=name)

@@ -128,24 +128,25 @@ class Engine:
         kind, name = trigger
         # Run the start machinery by hand until the start events are reached.
         for _ in range(10):
-            ready = [t for t in workflow.get_tasks(state=TaskState.READY, workflow=workflow)
+            ready = [t for t in workflow.get_tasks(state=TaskState.READY)
                      if not isinstance(t.task_spec, StartEvent)]
             if not ready:
                 break
             for task in ready:
                 task.run()
-        for task in workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK, workflow=workflow):
-            spec = task.task_spec
-            if not isinstance(spec, StartEvent):
-                continue
-            definition = spec.event_definition
-            matches = (kind == "message" and isinstance(definition, MessageEventDefinition)
-                       and definition.name == name) or (kind == "timer" and _element(task)[0] == name)
-            if not matches:
+        starts = [t for t in workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK)
+                  if isinstance(t.task_spec, StartEvent) and t.workflow is workflow]
+        chosen = [t for t in starts if _triggered_by(t, kind, name)]
+        if not chosen:
+            raise NotFound(f"process {workflow.spec.name!r} has no {kind} start event {name!r}")
+        for task in starts:
+            if task not in chosen:
                 task.cancel()
-            elif kind == "timer":
+        for task in chosen:
+            definition = task.task_spec.event_definition
+            if kind == "timer":
                 timers.fire(definition.timer_state(task), False, self.tz)
-                spec._update(task)
+                task.task_spec._update(task)
             else:
                 workflow.catch(BpmnEvent(definition, payload=dict(payload or {})))
         workflow.do_engine_steps()
@@ -160,9 +161,8 @@ class Engine:
             spec = getattr(exc, "task_spec", None) or (task.task_spec if task is not None else None)
             element = getattr(spec, "bpmn_id", None) or getattr(spec, "name", "")
             name = getattr(spec, "bpmn_name", None) or ""
-            cause = exc.__cause__ or getattr(exc, "exception", None)
-            detail = str(cause) if isinstance(cause, RunnerError) else str(exc)
-            raise StepFailed(detail, element, name) from exc
+            cause = _runner_cause(exc)
+            raise StepFailed(str(cause) if cause else str(exc), element, name) from exc
 
     # --- outside events ----------------------------------------------------------
 
@@ -419,6 +419,26 @@ class Engine:
         if wf.last_task is not None and wf.last_task.id not in keep:
             wf.last_task = None
         return len(dropped)
+
+
+def _triggered_by(task: Task, kind: str, name: str) -> bool:
+    """True when a start event task is the one a ("message", name) or ("timer", element) trigger fires."""
+    definition = task.task_spec.event_definition
+    if kind == "message":
+        return isinstance(definition, MessageEventDefinition) and definition.name == name
+    return kind == "timer" and _element(task)[0] == name
+
+
+def _runner_cause(exc: BaseException) -> RunnerError | None:
+    """The runner error behind a SpiffWorkflow error (raised explicitly or while handling it)."""
+    seen: set[int] = set()
+    current = exc.__cause__ or exc.__context__
+    while current is not None and id(current) not in seen:
+        if isinstance(current, RunnerError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _ancestors(task: Task) -> list[Task]:

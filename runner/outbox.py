@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 
-from runner.errors import Conflict, NotFound
+from runner.errors import Conflict, Invalid, NotFound
 from runner.models import OutboxMessage
 from runner.retries import compute_backoff
 
@@ -53,6 +53,7 @@ class Envelope:
     idempotency_key: str
     business_key: str | None
     payload: dict[str, Any]
+    attempt: int = 1  # which claim of the row this is; settling checks it is still current
 
 
 class Transport(Protocol):
@@ -93,6 +94,7 @@ class WebhookTransport:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
+            exc.close()  # the error carries the open response
             raise DeliveryError(f"HTTP {exc.code} from {self.url}", transient=exc.code >= 500) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise DeliveryError(f"cannot reach {self.url}: {exc}", transient=True) from exc
@@ -131,13 +133,22 @@ def _claim(runner: "Runner") -> Envelope | None:
         if row is None:
             return None
         row.state, row.locked_until, row.attempts = "sending", now + LEASE, row.attempts + 1
-        return Envelope(row.id, row.channel, row.idempotency_key, row.business_key, dict(row.payload))
+        return Envelope(row.id, row.channel, row.idempotency_key, row.business_key, dict(row.payload),
+                        row.attempts)
 
 
 def _settle(runner: "Runner", envelope: Envelope, error: DeliveryError | None) -> None:
     now = runner.now()
     with runner.db.unit() as s:
-        row = s.get(OutboxMessage, envelope.id)
+        row = s.get(OutboxMessage, envelope.id, with_for_update=runner.db.is_postgres)
+        if row.state != "sending" or row.attempts != envelope.attempt:
+            # NOTE: our lease ran out and the row moved on (another claim, or ``unknown``).
+            # Only news that it arrived is worth writing over that; a failure is not ours to record.
+            log.warning("outbox %s: claim %s settled late (row is %s, claim %s)", envelope.idempotency_key,
+                        envelope.attempt, row.state, row.attempts)
+            if error is None and row.state in ("pending", "sending", "unknown"):
+                row.state, row.sent_at, row.locked_until = "sent", now, None
+            return
         row.locked_until = None
         if error is None:
             row.state, row.sent_at, row.last_error = "sent", now, None
@@ -153,36 +164,61 @@ def _settle(runner: "Runner", envelope: Envelope, error: DeliveryError | None) -
 def recover(runner: "Runner") -> int:
     """Settle messages whose sender died mid-delivery (their lease ran out)."""
     now = runner.now()
+    query = select(OutboxMessage).where(OutboxMessage.state == "sending", OutboxMessage.locked_until < now)
+    if runner.db.is_postgres:
+        # NOTE: two workers recovering at once must not both flip a row (one could be
+        # sending it again already); the locked re-check of the state prevents that.
+        query = query.with_for_update(skip_locked=True)
     count = 0
     with runner.db.unit() as s:
-        stale = s.scalars(select(OutboxMessage).where(OutboxMessage.state == "sending",
-                                                      OutboxMessage.locked_until < now)).all()
-        for row in stale:
-            try:
-                idempotent = _transport(runner, row.channel).idempotent
-            except DeliveryError:
-                idempotent = False
-            row.state = "pending" if idempotent else "unknown"
-            row.locked_until = None
-            row.last_error = "the sender stopped during delivery" + ("" if idempotent else
-                                                                   "; it may or may not have arrived")
+        for row in s.scalars(query).all():
+            _recover_row(runner, row)
             count += 1
     return count
 
 
+def _recover_row(runner: "Runner", row: OutboxMessage) -> None:
+    try:
+        idempotent = _transport(runner, row.channel).idempotent
+    except DeliveryError:
+        idempotent = False
+    row.locked_until = None
+    if row.attempts >= MAX_TRIES:
+        # A message whose every sender died (it may crash the sender) is not tried forever.
+        row.state = "failed" if idempotent else "unknown"
+        row.last_error = f"the sender stopped during each of {row.attempts} deliveries"
+    elif idempotent:
+        row.state, row.due_at = "pending", runner.now()
+        row.last_error = "the sender stopped during delivery; sent again under the same key"
+    else:
+        row.state = "unknown"
+        row.last_error = "the sender stopped during delivery; it may or may not have arrived"
+    log.warning("outbox %s: %s", row.idempotency_key, row.last_error)
+
+
+def _send(runner: "Runner", envelope: Envelope) -> DeliveryError | None:
+    """One delivery; a transport's own bug counts as a final failure, not a crash."""
+    try:
+        _transport(runner, envelope.channel).send(envelope)
+    except DeliveryError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - settled as failed with the error text
+        log.exception("outbox %s: transport %r broke", envelope.idempotency_key, envelope.channel)
+        return DeliveryError(f"transport {envelope.channel!r} raised {type(exc).__name__}: {exc}",
+                             transient=False)
+    return None
+
+
 def deliver_due(runner: "Runner", limit: int = 1000) -> int:
     """Send due messages, one transaction to claim and one to settle each."""
+    runner._refresh_clock()  # another process may have moved the virtual clock on
     recover(runner)
     sent = 0
     for _ in range(limit):
         envelope = _claim(runner)
         if envelope is None:
             break
-        try:
-            _transport(runner, envelope.channel).send(envelope)
-            error = None
-        except DeliveryError as exc:
-            error = exc
+        error = _send(runner, envelope)
         _settle(runner, envelope, error)
         sent += error is None
     return sent
@@ -194,11 +230,11 @@ def resolve(runner: "Runner", message_id: int, action: str) -> None:
         row = s.get(OutboxMessage, message_id)
         if row is None:
             raise NotFound(f"outbox message {message_id} does not exist")
+        if action not in ("resend", "dismiss"):
+            raise Invalid(f"unknown action {action!r}; use resend or dismiss")
         if row.state not in ("unknown", "failed"):
             raise Conflict(f"outbox message {message_id} is {row.state}; only unknown or failed ones wait for a decision")
         if action == "resend":
             row.state, row.due_at = "pending", runner.now()
-        elif action == "dismiss":
-            row.state = "dismissed"
         else:
-            raise NotFound(f"unknown action {action!r}; use resend or dismiss")
+            row.state = "dismissed"

@@ -69,6 +69,16 @@ def _user_tasks(runner, s, inst, snap, before, completed_task, actor) -> None:
             runner._history(s, inst, "task.cancelled", details={"task_id": task_id})
 
 
+def refresh_user_tasks(s: Session, snap: Snapshot) -> None:
+    """Rewrite open inbox rows from the snapshot (after a migration the task's element may have changed)."""
+    for view in snap.user_tasks:
+        s.execute(update(UserTask).where(UserTask.id == view.task_id, UserTask.state == "open").values(
+            element_id=view.element_id, name=view.name, lane=view.lane, stage=view.stage,
+            candidate_groups=view.candidate_groups, candidate_users=view.candidate_users,
+            assignee=view.assignee, due_at=view.due_at, follow_up_at=view.follow_up_at,
+            priority=view.priority, form=view.form))
+
+
 def _timers(runner, s, inst, snap, before: dict[str, str]) -> None:
     current = {f"{t.task_id}|{t.timer_name}": t for t in snap.timers}
     for key, view in current.items():

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 import handlers
@@ -23,7 +23,7 @@ from runner import forms
 from runner.clock import FixedClock, SystemClock
 from runner.deployment import Deployed, Deployer, latest_files, read_paths
 from runner.engine import Engine, Snapshot
-from runner.errors import Conflict, NotCorrelated, NotFound, RunnerError
+from runner.errors import Conflict, Invalid, NotCorrelated, NotFound, RunnerError
 from runner.models import (
     ClockRow,
     HistoryEvent,
@@ -72,12 +72,15 @@ class Runner:
                 self.clock.set(row.now)
 
     def _save_clock(self, s: Session) -> None:
-        if isinstance(self.clock, FixedClock):
-            row = s.get(ClockRow, "virtual", with_for_update=True)
-            if row is None:
-                s.add(ClockRow(name="virtual", now=self.clock.now()))
-            elif row.now < self.clock.now():
-                row.now = self.clock.now()
+        """Persist the virtual clock if it moved on."""
+        if not isinstance(self.clock, FixedClock):
+            return
+        # NOTE: a conditional UPDATE locks the clock row only when the clock really moved;
+        # locking it in every step would serialize all units of work on one row.
+        moved = s.execute(update(ClockRow).where(ClockRow.name == "virtual", ClockRow.now < self.clock.now())
+                          .values(now=self.clock.now()).execution_options(synchronize_session=False))
+        if moved.rowcount == 0 and s.get(ClockRow, "virtual") is None:
+            s.add(ClockRow(name="virtual", now=self.clock.now()))
 
     # --- deployment --------------------------------------------------------------------
 
@@ -206,22 +209,80 @@ class Runner:
                       actor: str | None = None, *, html: bool = False) -> None:
         """Complete an open user task with form data; validation errors name each field."""
         self._refresh_clock()
+        seen: dict[str, str] = {}
+        try:
+            with self.db.unit() as s:
+                self._complete(s, task_id, dict(data or {}), actor, html, seen)
+        except Conflict as exc:
+            if "label" not in seen or seen.get("state") != "open":
+                raise
+            # The instance's version column caught a concurrent writer of the same instance.
+            raise Conflict(f"task {seen['label']} was completed or changed by someone else at the same "
+                           f"time; reload it ({exc})") from exc
+
+    def _complete(self, s: Session, task_id: str, data: dict[str, Any], actor: str | None, html: bool,
+                  seen: dict[str, str]) -> None:
+        row = s.get(UserTask, task_id)
+        if row is None:
+            raise NotFound(f"task {task_id} does not exist")
+        seen["label"] = f"{row.element_id} ({row.name})" if row.name else row.element_id
+        seen["state"] = row.state
+        if row.state != "open":
+            by = f" by {row.completed_by}" if row.completed_by else ""
+            raise Conflict(f"task {seen['label']} was already {row.state}{by}")
+        # NOTE: no row lock: two people completing one task may both load the instance;
+        # its version column then turns the second save into Conflict.
+        inst, workflow = self.load(s, row.instance_id)
+        task = self.engine.task(workflow, task_id)
+        form = forms.form_from_dict(row.form) if row.form else forms.Form(())
+        values = forms.coerce(form, data, current=task.data, task=row.name or row.element_id, html=html)
+        self.engine.complete_user_task(workflow, task_id, values)
+        self._history(s, inst, "task.completed", element=row.element_id, actor=actor,
+                      details={"task_id": task_id, "name": row.name, "data": values})
+        self._commit_step(s, inst, workflow, completed_task=task_id, actor=actor)
+
+    def migrate_instance(self, instance_id: str, to_version: int | None = None, actor: str | None = None) -> int:
+        """Move a running instance to another version of its process (default latest); returns that version.
+
+        Allowed when every task the instance has reached exists in the target version;
+        otherwise Invalid names the missing elements and nothing changes.
+        """
+        self._refresh_clock()
         with self.db.unit() as s:
-            row = s.get(UserTask, task_id)
-            if row is None:
-                raise NotFound(f"task {task_id} does not exist")
-            if row.state != "open":
-                by = f" by {row.completed_by}" if row.completed_by else ""
-                raise Conflict(f"task {row.element_id} ({row.name}) was already {row.state}{by}")
-            inst, workflow = self.load(s, row.instance_id, lock=True)
-            task = self.engine.task(workflow, task_id)
-            form = forms.form_from_dict(row.form) if row.form else forms.Form(())
-            values = forms.coerce(form, dict(data or {}), current=task.data, task=row.name or row.element_id,
-                                  html=html)
-            self.engine.complete_user_task(workflow, task_id, values)
-            self._history(s, inst, "task.completed", element=row.element_id, actor=actor,
-                          details={"task_id": task_id, "name": row.name, "data": values})
-            self._commit_step(s, inst, workflow, completed_task=task_id, actor=actor)
+            inst = s.get(Instance, instance_id, with_for_update=self.db.is_postgres)
+            if inst is None:
+                raise NotFound(f"instance {instance_id} does not exist")
+            if inst.status != "running":
+                raise Conflict(f"instance {instance_id} is {inst.status}; only running instances move")
+            source = s.get(ProcessVersion, inst.version_id)
+            target = self._version(s, inst.process_key, to_version)
+            if target.id == source.id:
+                return target.version
+            spec, subs = self._specs(s, target, inst.called_versions or {})
+            try:
+                workflow = self.store.load_state_on(inst.state, spec, subs, self.engine.script_engine)
+            except Invalid as exc:
+                raise Invalid(f"instance {instance_id} cannot move from version {source.version} to "
+                              f"{target.version}: {exc}") from exc
+            inst.version_id = target.id
+            self._history(s, inst, "instance.migrated", actor=actor,
+                          details={"from": source.version, "to": target.version})
+            snap = self._commit_step(s, inst, workflow)
+            from runner import projection
+
+            projection.refresh_user_tasks(s, snap)
+            return target.version
+
+    def _version(self, s: Session, process_key: str, version: int | None) -> ProcessVersion:
+        """One deployed version of a process key (the latest when ``version`` is None)."""
+        if version is None:
+            return self.latest_version(s, process_key)
+        row = s.scalars(select(ProcessVersion).where(ProcessVersion.process_key == process_key,
+                                                     ProcessVersion.kind == "bpmn",
+                                                     ProcessVersion.version == version)).first()
+        if row is None:
+            raise NotFound(f"process {process_key!r} has no version {version}")
+        return row
 
     # --- messages ------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from runner import jobs, outbox, timeparse
 from runner.errors import Conflict, RunnerError
-from runner.models import Incident, Instance, Timer
+from runner.models import Incident, Instance, Job, Timer
 
 if TYPE_CHECKING:
     from runner.deployment import Deployed
@@ -41,34 +41,39 @@ def schedule_start_timers(runner: "Runner", s, item: "Deployed") -> None:
                     due_at=due, state="waiting", value=start["value"]))
 
 
-def _due_query(runner: "Runner", until: datetime):
-    query = select(Timer).where(Timer.state == "waiting", Timer.due_at <= until).order_by(Timer.due_at).limit(1)
+def _due_query(runner: "Runner", until: datetime, skip: set[int]):
+    query = select(Timer).where(Timer.state == "waiting", Timer.due_at <= until)
+    if skip:
+        query = query.where(Timer.id.not_in(skip))
+    query = query.order_by(Timer.due_at, Timer.id).limit(1)
     return query.with_for_update(skip_locked=True) if runner.db.is_postgres else query
 
 
-class _Failed(Exception):
-    """Carries a failed firing out of its (rolled back) unit of work."""
+def fire_next(runner: "Runner", skip: set[int] | None = None) -> int | None:
+    """Fire the earliest due timer not in ``skip``; returns its id, or None when nothing is due.
 
-
-def fire_next(runner: "Runner") -> int | None:
-    """Fire the earliest due timer; returns its id, or None when nothing is due."""
+    The firing runs in a SAVEPOINT: a failure rolls back to it and becomes an incident in
+    the same transaction, while the timer row is still claimed. A timer whose instance is
+    busy stays due and is added to ``skip``.
+    """
+    skip = set() if skip is None else skip
     timer_id = None
     try:
         with runner.db.unit() as s:
-            timer = s.scalars(_due_query(runner, runner.now())).first()
+            timer = s.scalars(_due_query(runner, runner.now(), skip)).first()
             if timer is None:
                 return None
             timer_id = timer.id
             try:
-                _fire(runner, s, timer)
+                with s.begin_nested():
+                    _fire(runner, s, timer)
             except Conflict:
                 raise
             except Exception as exc:  # noqa: BLE001 - becomes an incident, never a hot loop
-                raise _Failed(timer_id, exc) from exc
-    except Conflict:
-        log.info("timer %s met a concurrent change; it stays due", timer_id)
-    except _Failed as failed:
-        _record_failure(runner, *failed.args)
+                _record_failure(runner, s, timer, exc)
+    except Conflict as exc:
+        skip.add(timer_id)
+        log.info("timer %s met a concurrent change; it stays due: %s", timer_id, exc)
     return timer_id
 
 
@@ -105,47 +110,75 @@ def _fire_start(runner: "Runner", s, timer: Timer) -> None:
                         due_at=due, state="waiting", value=timer.value))
 
 
-def _record_failure(runner: "Runner", timer_id: int, exc: Exception) -> None:
-    log.warning("timer %s failed: %s", timer_id, exc)
-    with runner.db.unit() as s:
-        timer = s.get(Timer, timer_id)
-        timer.state = "incident"
-        if timer.instance_id is None:
-            return
-        inst = s.get(Instance, timer.instance_id)
-        element = getattr(exc, "element_id", "") or timer.element_id
-        s.add(Incident(instance_id=inst.id, kind="timer", ref=str(timer.id), element_id=element,
-                       error=str(exc), tries=1, state="open", created_at=runner.now()))
-        runner._history(s, inst, "incident.raised", element=element, details={"timer": timer.id, "error": str(exc)})
+def _record_failure(runner: "Runner", s, timer: Timer, exc: Exception) -> None:
+    """A failed firing: the timer waits for an admin (an incident on its instance)."""
+    message = str(exc) or type(exc).__name__
+    timer.state = "incident"
+    if timer.instance_id is None:
+        # NOTE: an incident needs an instance; a failing start timer is only logged.
+        log.error("start timer %s of %s failed: %s", timer.id, timer.process_key, message)
+        return
+    log.warning("timer %s failed: %s", timer.id, message)
+    inst = s.get(Instance, timer.instance_id)
+    element = getattr(exc, "element_id", "") or timer.element_id
+    s.add(Incident(instance_id=inst.id, kind="timer", ref=str(timer.id), element_id=element,
+                   error=message, tries=1, state="open", created_at=runner.now()))
+    runner._history(s, inst, "incident.raised", element=element, details={"timer": timer.id, "error": message})
 
 
-def next_due(runner: "Runner") -> datetime | None:
-    """The earliest moment a timer or a job falls due."""
+def next_due(runner: "Runner", after: datetime | None = None) -> datetime | None:
+    """The earliest moment a timer or a job falls due (strictly after ``after`` if given)."""
+    timers = select(Timer.due_at).where(Timer.state == "waiting")
+    if after is not None:
+        timers = timers.where(Timer.due_at > after)
     with runner.db.unit() as s:
-        timer = s.scalars(select(Timer.due_at).where(Timer.state == "waiting")
-                          .order_by(Timer.due_at).limit(1)).first()
-        job = jobs.next_due(runner, s)
+        timer = s.scalars(timers.order_by(Timer.due_at).limit(1)).first()
+        job = jobs.next_due(runner, s, after)
     found = [d for d in (timer, job) if d is not None]
     return min(found) if found else None
 
 
 def run_due(runner: "Runner", limit: int = 10_000) -> int:
-    """Fire due timers and run due jobs, earliest first; returns how many ran."""
+    """Fire due timers and run due jobs, earliest first; returns how many were worked off.
+
+    Timers and jobs whose instance is busy (another worker has it) are left due and
+    skipped for the rest of this pass instead of being retried in a tight loop.
+    """
     runner._refresh_clock()
+    busy_timers: set[int] = set()
+    busy_jobs: set[str] = set()
     count = 0
-    while count < limit:
-        first, second = (fire_next, jobs.run_next) if _timer_first(runner) else (jobs.run_next, fire_next)
-        if first(runner) is None and second(runner) is None:
+    for _ in range(limit):
+        if _timer_first(runner, busy_timers, busy_jobs):
+            ran = _counted(fire_next(runner, busy_timers), busy_timers)
+            ran = _counted(jobs.run_next(runner, busy_jobs), busy_jobs) if ran is None else ran
+        else:
+            ran = _counted(jobs.run_next(runner, busy_jobs), busy_jobs)
+            ran = _counted(fire_next(runner, busy_timers), busy_timers) if ran is None else ran
+        if ran is None:
             break
-        count += 1
+        count += ran
     return count
 
 
-def _timer_first(runner: "Runner") -> bool:
+def _counted(ran: int | str | None, busy: set) -> int | None:
+    """1 for a timer or job worked off, 0 for one skipped as busy, None for nothing due."""
+    if ran is None:
+        return None
+    return 0 if ran in busy else 1
+
+
+def _timer_first(runner: "Runner", busy_timers: set[int], busy_jobs: set[str]) -> bool:
+    now = runner.now()
+    timers = select(Timer.due_at).where(Timer.state == "waiting", Timer.due_at <= now)
+    if busy_timers:
+        timers = timers.where(Timer.id.not_in(busy_timers))
+    pending = select(Job.due_at).where(Job.state == "pending", Job.due_at <= now)
+    if busy_jobs:
+        pending = pending.where(Job.id.not_in(busy_jobs))
     with runner.db.unit() as s:
-        timer = s.scalars(select(Timer.due_at).where(Timer.state == "waiting", Timer.due_at <= runner.now())
-                          .order_by(Timer.due_at).limit(1)).first()
-        job = jobs.next_due(runner, s)
+        timer = s.scalars(timers.order_by(Timer.due_at).limit(1)).first()
+        job = s.scalars(pending.order_by(Job.due_at).limit(1)).first()
     return timer is not None and (job is None or timer <= job)
 
 
@@ -153,14 +186,17 @@ def advance(runner: "Runner", delta: timedelta) -> datetime:
     """Move the virtual clock forward, firing everything due in due-time order on the way."""
     runner._refresh_clock()
     target = runner.now() + delta
+    stuck = False
     while True:
-        due = next_due(runner)
+        # NOTE: what stays due because its instance is busy must not stop time: after a
+        # pass that worked nothing off, look only at what falls due later.
+        due = next_due(runner, after=runner.now() if stuck else None)
         if due is None or due > target:
             break
         if due > runner.now():
             runner.clock.set(due)
             _persist_clock(runner)
-        run_due(runner)
+        stuck = run_due(runner) == 0
     runner.clock.set(target)
     _persist_clock(runner)
     run_due(runner)

@@ -2,10 +2,15 @@
 
 It replaces SpiffWorkflow's ``eval``/``exec`` environment with the restricted one in
 ``runner.expressions`` and carries the runner's clock and time zone, which the timer
-definitions in ``runner.bpmn`` read.
+definitions in ``runner.bpmn`` read. Expressions may use the JUEL spellings Camunda
+Modeler users write: ``&&``, ``||``, ``!``, ``true``, ``false`` and ``null``.
 """
 from __future__ import annotations
 
+import functools
+import io
+import tokenize
+from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
 
@@ -15,6 +20,40 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 from runner import expressions
 from runner.clock import Clock
 from runner.errors import HandlerFailed
+
+JUEL_NAMES: Mapping[str, Any] = {"true": True, "false": False, "null": None}
+_JUEL_OPERATORS = {"&&": " and ", "||": " or ", "!": " not "}
+
+
+@functools.lru_cache(maxsize=1024)
+def translate(text: str) -> str:
+    """An expression with JUEL's ``&&``, ``||`` and ``!`` turned into Python, string literals untouched."""
+    body = expressions.unwrap(text)
+    if not any(op in body for op in _JUEL_OPERATORS):
+        return text
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(body).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return text  # the compiler reports the real syntax error
+    starts = [0]
+    for line in body.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    offset = lambda pos: starts[pos[0] - 1] + pos[1]  # noqa: E731
+    edits: list[tuple[int, int, str]] = []
+    for before, token in zip([None, *tokens], tokens):
+        pair = before is not None and before.end == token.start and before.string + token.string
+        if pair in ("&&", "||") and not (edits and edits[-1][1] == offset(before.end)):
+            edits.append((offset(before.start), offset(token.end), _JUEL_OPERATORS[pair]))
+        elif token.string == "!":  # "!=" is one token; a lone "!" is JUEL's not
+            edits.append((offset(token.start), offset(token.end), _JUEL_OPERATORS["!"]))
+    for start, end, replacement in reversed(edits):
+        body = body[:start] + replacement + body[end:]
+    return body.strip()
+
+
+def evaluate(text: str, data: Mapping[str, Any]) -> Any:
+    """Evaluate a (possibly JUEL-flavoured) expression over instance data."""
+    return expressions.evaluate(translate(text), {**JUEL_NAMES, **data})
 
 
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
@@ -28,7 +67,7 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         return {"now": self.clock.now, **context, **(external or {})}
 
     def evaluate(self, expression, context, external_context=None):
-        return expressions.evaluate(expression, self._context(context, external_context))
+        return evaluate(expression, self._context(context, external_context))
 
     def execute(self, script, context, external_context=None):
         result = expressions.execute(script, self._context(context, external_context))
@@ -51,4 +90,4 @@ class RestrictedScriptEngine(PythonScriptEngine):
         self.tz = tz
 
     def validate(self, expression):
-        expressions.check_expression(expression)
+        expressions.check_expression(translate(expression))

@@ -21,9 +21,13 @@ from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
 
 from runner.bpmn import serializer_config
-from runner.errors import Conflict, RunnerError
+from runner.errors import Conflict, Invalid, RunnerError
+
+PREDICTED = TaskState.PREDICTED_MASK | TaskState.FUTURE
+ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -148,3 +152,45 @@ class WorkflowStore:
         dct = json.loads(text)
         return self.registry.restore(dct, spec=spec, subprocess_specs=subprocess_specs,
                                      script_engine=script_engine)
+
+    def load_state_on(self, text: str, spec, subprocess_specs: dict[str, Any], script_engine) -> BpmnWorkflow:
+        """A saved instance restored against another version's specs; raises Invalid naming missing elements.
+
+        Task specs are referenced by name (the BPMN element id), so the tree restores when
+        every task that has been reached still exists. What was only predicted after the
+        active tasks is dropped and predicted again from the target version's flows.
+        """
+        dct = json.loads(text)
+        missing: list[str] = []
+        for wf in (dct, *dct["subprocesses"].values()):
+            target = spec if wf is dct else subprocess_specs.get(wf["spec"])
+            missing += _drop_predicted(wf, target)
+        if missing:
+            raise Invalid("the target version lacks element(s) the instance has reached: "
+                          + ", ".join(dict.fromkeys(missing)))
+        workflow = self.registry.restore(dct, spec=spec, subprocess_specs=subprocess_specs,
+                                         script_engine=script_engine)
+        for wf in (workflow, *workflow.subprocesses.values()):
+            wf._predict()
+        return workflow
+
+
+def _drop_predicted(wf: dict[str, Any], spec) -> list[str]:
+    """Remove tasks predicted below active ones; return reached task specs ``spec`` lacks."""
+    tasks = wf["tasks"]
+    if spec is None:
+        return [wf["spec"]]
+    drop: set[str] = set()
+    for task in tasks.values():
+        if task["state"] & ACTIVE:
+            stack = list(task["children"])
+            while stack:
+                child = tasks[stack.pop()]
+                if child["state"] & PREDICTED:
+                    drop.add(child["id"])
+                    stack.extend(child["children"])
+    for task_id in drop:
+        del tasks[task_id]
+    for task in tasks.values():
+        task["children"] = [c for c in task["children"] if c not in drop]
+    return [t["task_spec"] for t in tasks.values() if t["task_spec"] not in spec.task_specs]

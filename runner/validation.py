@@ -15,7 +15,7 @@ from lxml import etree
 from runner import forms, timeparse
 from runner.bpmnxml import (
     BPMN_NS, BPMNDI_NS, CONTAINERS, DMN_NSS, bpmn_children, bpmn_iter, camunda_attr,
-    camunda_children, camunda_iter, duplicate_ids, extensions, has_implementation, is_bpmn,
+    camunda_children, camunda_iter, cycles, duplicate_ids, extensions, has_implementation, is_bpmn,
     is_camunda, label, local, owner, parse, qname, text,
 )
 from runner.errors import DeploymentInvalid, ExpressionInvalid, Problem, TimerInvalid
@@ -47,6 +47,15 @@ UNSUPPORTED = {
     **dict.fromkeys(("conversation", "subConversation", "callConversation"), _NOT_RUN.format("conversations")),
 }
 LISTENERS = "listeners are not executed by the runner; model the step as a task"
+# Gateways whose outgoing paths SpiffWorkflow predicts as only possible, which ends the
+# look-ahead; around any other loop its prediction recurses without end.
+LOOP_BREAKERS = frozenset({"exclusiveGateway", "inclusiveGateway", "eventBasedGateway"})
+# Handler-job properties: (parse, rule) - a bad value would only fail when the job runs.
+JOB_PROPERTIES: dict[str, tuple[Callable[[str], float], str]] = {
+    "retries": (int, "a whole number of tries, 1 or more"),
+    "timeout": (float, "a number of seconds greater than 0"),
+    "retry_backoff": (float, "a number of seconds greater than 0"),
+}
 RETRY_CYCLE = ("camunda:failedJobRetryTimeCycle is not supported; set a 'retries' extension property "
                "(camunda:properties) instead")
 
@@ -91,7 +100,8 @@ def _bpmn_findings(doc: Doc) -> Iterator[Finding]:
         yield doc.root, f"root element is <{tag}> in namespace '{ns}', not bpmn:definitions"
         return
     checks: tuple[Callable[[Doc], Iterator[Finding]], ...] = (
-        _check_ids, _check_processes, _check_flows, _check_gateways, _check_implementations,
+        _check_ids, _check_processes, _check_flows, _check_gateways, _check_loops, _check_implementations,
+        _check_job_properties,
         _check_scripts, _check_conditions, _check_parameters, _check_forms,
         _check_multi_instance, _check_timers, _check_messages, _check_call_activities,
         _check_unsupported,
@@ -178,6 +188,22 @@ def _check_gateways(doc: Doc) -> Iterator[Finding]:
                     yield gateway, f"outgoing flow {flow.get('id')} has no condition and is not the default"
 
 
+def _check_loops(doc: Doc) -> Iterator[Finding]:
+    """Every loop of sequence flows passes an exclusive, inclusive or event-based gateway."""
+    for container in bpmn_iter(doc.root, *CONTAINERS):
+        nodes = {c.get("id"): c for c in container
+                 if is_bpmn(c) and c.get("id") and local(c) not in NON_FLOW | {"sequenceFlow"}
+                 and local(c) not in LOOP_BREAKERS}
+        edges: dict[str, list[str]] = {}
+        for flow in bpmn_children(container, "sequenceFlow"):
+            source, target = flow.get("sourceRef"), flow.get("targetRef")
+            if source in nodes and target in nodes:
+                edges.setdefault(source, []).append(target)
+        for cycle in cycles(list(nodes), edges):
+            yield nodes[cycle[0]], (f"loop through {' → '.join(cycle)} has no gateway; add an exclusive "
+                                    "gateway so the loop can be predicted")
+
+
 # ------------------------------------------------------------------ implementations
 
 
@@ -219,6 +245,21 @@ def _implementation(target: etree._Element, el: etree._Element, topics: frozense
             yield target, f"no handler registered for topic '{topic}'{hint}"
     elif missing and not has_implementation(el):
         yield target, missing
+
+
+def _check_job_properties(doc: Doc) -> Iterator[Finding]:
+    """The retries, timeout and retry_backoff properties of handler jobs are positive numbers."""
+    for prop in camunda_iter(doc.root, "property"):
+        name, value = (prop.get("name") or "").strip(), (prop.get("value") or "").strip()
+        if name not in JOB_PROPERTIES or not value:
+            continue
+        kind, rule = JOB_PROPERTIES[name]
+        try:
+            valid = kind(value) > 0
+        except ValueError:
+            valid = False
+        if not valid:
+            yield owner(prop), f"property '{name}' is '{value}'; it must be {rule}"
 
 
 def _script_format(fmt: str | None) -> str | None:

@@ -4,7 +4,9 @@ Each operation applies one outside event through ``runner.engine.Engine`` the wa
 runner's units of work do. With ``restore_each_step`` the workflow is then pruned,
 dumped with ``WorkflowStore.dump_state`` and restored with ``load_state``, like
 ``Runner._commit_step`` followed by the next unit's ``Runner.load``; the test goes on
-with the restored workflow. Scenario tests run in both modes through the ``mode`` fixture.
+with the restored workflow. The specs are restored from their JSON (``dump_spec``) by a
+fresh store each time, as after a worker restart, so nothing survives in memory.
+Scenario tests run in both modes through the ``mode`` fixture.
 """
 from __future__ import annotations
 
@@ -48,11 +50,14 @@ class Harness:
     """One instance of one process, driven step by step on a fixed clock."""
 
     def __init__(self, file_name: str, process_id: str, mode: str = "straight", start: datetime = START):
+        self.restore_each_step = mode == "save_restore"
+        self.store = WorkflowStore()
         self.spec, self.subprocess_specs = parse(file_name, process_id)
+        self.spec_json = self.store.dump_spec(self.spec, self.subprocess_specs)
+        if self.restore_each_step:
+            self.spec, self.subprocess_specs = WorkflowStore().load_spec(0, self.spec_json)
         self.clock = FixedClock(start)
         self.engine = Engine(self.clock, TZ)
-        self.store = WorkflowStore()
-        self.restore_each_step = mode == "save_restore"
         self.workflow: BpmnWorkflow | None = None
         self.history: list[str] = []
         self.cancelled: list[str] = []
@@ -170,7 +175,9 @@ class Harness:
     def _save_restore(self) -> None:
         self.engine.prune(self.workflow)
         text = self.store.dump_state(self.workflow)
-        self.workflow = self.store.load_state(text, self.spec, self.subprocess_specs, self.engine.script_engine)
+        fresh = WorkflowStore()
+        self.spec, self.subprocess_specs = fresh.load_spec(0, self.spec_json)
+        self.workflow = fresh.load_state(text, self.spec, self.subprocess_specs, self.engine.script_engine)
         self.restores += 1
 
 

@@ -1,0 +1,264 @@
+"""Years of looping: the live task tree and the saved state stay bounded.
+
+SpiffWorkflow 3.2.0 walks a task tree only 1,000 levels deep, so without
+``Engine.prune`` a three-task loop silently "completes" after ~333 rounds and its
+saved state grows every round. The loop here runs far past that, with a save/restore
+after every unit of work, once at the Engine+WorkflowStore level (10,000 rounds) and
+once through the real Runner on SQLite (1,200 rounds: the Runner's ~15-20 ms per round
+would take minutes for 10,000; ``python -m bench.long_lived`` does that run).
+
+The two drivers below are shared with ``test_bounding.py``: one scenario function
+drives either of them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from lxml import etree
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+
+import handlers
+from runner import inbox
+from runner.bpmn import RunnerParser, normalize
+from runner.clock import FixedClock
+from runner.engine import Engine, Snapshot
+from runner.models import Instance
+from runner.runtime import Runner
+from runner.storage import WorkflowStore
+
+BPMN = Path(__file__).parent / "bpmn"
+LOOP = BPMN / "loop.bpmn"
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+START = datetime(2026, 1, 5, 9, 0, tzinfo=TZ)
+MONTH = timedelta(days=31)
+MAX_JOBS = 100
+
+
+def count_tasks(workflow: BpmnWorkflow) -> int:
+    """Tasks held in memory: the top-level tree plus every subprocess tree."""
+    return len(workflow.tasks) + sum(len(sub.tasks) for sub in workflow.subprocesses.values())
+
+
+class StoreDriver:
+    """One instance at the Engine+WorkflowStore level: each unit of work ends in prune, dump, load.
+
+    It does what ``Runner._commit_step`` and the next ``Runner.load`` do to the tree,
+    without the database, and runs service-task handlers from the registry.
+    """
+
+    def __init__(self, files: list[Path], process_key: str, registry: handlers.Registry):
+        parser = RunnerParser()
+        for path in files:
+            parser.add_bpmn_xml(etree.fromstring(normalize(path.read_bytes())), filename=path.name)
+        self.spec, self.subs = parser.get_spec(process_key), parser.get_subprocess_specs(process_key)
+        self.clock = FixedClock(START)
+        self.engine = Engine(self.clock, TZ)
+        self.store = WorkflowStore()
+        self.registry = registry
+        self.state = ""
+        self.snap = Snapshot()
+        self.tasks_in_tree = 0
+
+    def start(self, data: dict[str, Any]) -> None:
+        """Create and start the instance."""
+        workflow = self.engine.create(self.spec, self.subs, dict(data))
+        self.engine.start(workflow)
+        self._save(workflow)
+        self._run_jobs()
+
+    def _unit(self, action: Callable[[BpmnWorkflow], Any]) -> Any:
+        workflow = self.store.load_state(self.state, self.spec, self.subs, self.engine.script_engine)
+        result = action(workflow)
+        self._save(workflow)
+        return result
+
+    def _save(self, workflow: BpmnWorkflow) -> None:
+        self.engine.prune(workflow)
+        self.snap = self.engine.snapshot(workflow)
+        self.tasks_in_tree = count_tasks(workflow)
+        self.state = self.store.dump_state(workflow)
+
+    def _run_jobs(self) -> None:
+        for _ in range(MAX_JOBS):
+            if not self.snap.jobs:
+                return
+            job = self.snap.jobs[0]
+            ctx = handlers.HandlerContext(instance_id="store", business_key=None, idempotency_key=job.task_id,
+                                          element_id=job.element_id, topic=job.topic, attempt=1,
+                                          now=self.clock.now())
+            result = self.registry.get(job.topic)(dict(job.params), ctx)
+            self._unit(lambda wf: self.engine.finish_external(
+                wf, job.task_id, self.engine.map_result(wf, job.task_id, result)))
+        raise AssertionError(f"more than {MAX_JOBS} jobs in a row")
+
+    def open_tasks(self) -> list[tuple[str, str]]:
+        """(element id, task id) of each open user task, by element id."""
+        return sorted((t.element_id, t.task_id) for t in self.snap.user_tasks)
+
+    def complete(self, task_id: str, data: dict[str, Any]) -> None:
+        """Complete a user task, then run the jobs it led to."""
+        self._unit(lambda wf: self.engine.complete_user_task(wf, task_id, dict(data)))
+        self._run_jobs()
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the clock, firing due timers (and the jobs after them) in due order."""
+        target = self.clock.now() + delta
+        for _ in range(MAX_JOBS):
+            due = [t for t in self.snap.timers if t.due_at <= target]
+            if not due:
+                break
+            timer = min(due, key=lambda t: t.due_at)
+            self.clock.set(max(timer.due_at, self.clock.now()))
+            self._unit(lambda wf: self.engine.fire_timer(wf, timer.task_id, timer.timer_name))
+            self._run_jobs()
+        self.clock.set(target)
+
+    def correlate(self, name: str, payload: dict[str, Any]) -> None:
+        """Deliver a message the instance waits for."""
+        assert self._unit(lambda wf: self.engine.deliver_message(wf, name, dict(payload))), name
+        self._run_jobs()
+
+    def data(self) -> dict[str, Any]:
+        """The instance's variables."""
+        return self.snap.data
+
+    def status(self) -> str:
+        """running or completed."""
+        return "completed" if self.snap.completed else "running"
+
+    def timers(self) -> int:
+        """How many timers wait."""
+        return len(self.snap.timers)
+
+    def messages(self) -> list[str]:
+        """Message names the instance waits for."""
+        return sorted(self.snap.messages)
+
+    def sizes(self) -> tuple[int, int]:
+        """(length of the saved state, tasks in the live tree)."""
+        return len(self.state), self.tasks_in_tree
+
+
+class RunnerDriver:
+    """One instance through the real Runner: every call is the Runner's own unit of work."""
+
+    def __init__(self, runner: Runner, files: list[Path], process_key: str, business_key: str = "customer-1"):
+        self.runner = runner
+        self.process_key = process_key
+        self.business_key = business_key
+        self.instance_id = ""
+        runner.deploy(list(files))
+
+    def start(self, data: dict[str, Any]) -> None:
+        """Start the instance and run what falls due at once."""
+        self.instance_id = self.runner.start_instance(self.process_key, self.business_key, data)
+        self.runner.run_due()
+
+    def open_tasks(self) -> list[tuple[str, str]]:
+        """(element id, task id) of each open user task, by element id."""
+        return sorted((t["element_id"], t["id"]) for t in inbox.tasks(self.runner, business_key=self.business_key))
+
+    def complete(self, task_id: str, data: dict[str, Any]) -> None:
+        """Complete a user task, then run the jobs it led to."""
+        self.runner.complete_task(task_id, data, actor="tester")
+        self.runner.run_due()
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the virtual clock; the Runner fires what falls due on the way."""
+        self.runner.advance_clock(delta)
+
+    def correlate(self, name: str, payload: dict[str, Any]) -> None:
+        """Deliver a message the instance waits for."""
+        assert self.runner.correlate(name, self.business_key, payload) == [self.instance_id]
+        self.runner.run_due()
+
+    def _instance(self) -> dict[str, Any]:
+        return inbox.instance(self.runner, self.instance_id)
+
+    def data(self) -> dict[str, Any]:
+        """The instance's variables, as the instances table holds them."""
+        return self._instance()["data"]
+
+    def status(self) -> str:
+        """The instance's status column."""
+        return self._instance()["status"]
+
+    def timers(self) -> int:
+        """How many timer rows of the instance wait."""
+        return len(self._instance()["timers"])
+
+    def messages(self) -> list[str]:
+        """Message names the instance is subscribed to."""
+        return sorted(self._instance()["waits"].get("messages", []))
+
+    def sizes(self) -> tuple[int, int]:
+        """(length of the saved state column, tasks in the restored tree)."""
+        with self.runner.db.unit() as s:
+            inst, workflow = self.runner.load(s, self.instance_id)
+            return len(inst.state), count_tasks(workflow)
+
+
+class Bounds:
+    """The largest sizes seen in a window of early rounds; later rounds may not exceed them by 10%."""
+
+    def __init__(self, window: range = range(10, 22), slack: float = 1.1):
+        self.window = window
+        self.slack = slack
+        self.state = 0
+        self.tasks = 0
+
+    def check(self, round_no: int, sizes: tuple[int, int]) -> None:
+        """Record (in the window) or check (after it) one round's (state length, task count)."""
+        state, tasks = sizes
+        if round_no in self.window:
+            self.state, self.tasks = max(self.state, state), max(self.tasks, tasks)
+        elif round_no >= self.window.stop:
+            assert state <= self.state * self.slack, f"round {round_no}: state {state} > {self.state} x {self.slack}"
+            assert tasks <= self.tasks * self.slack, f"round {round_no}: {tasks} tasks > {self.tasks} x {self.slack}"
+
+
+def play_loop(driver: StoreDriver | RunnerDriver, rounds: int, size_every: int = 1) -> Bounds:
+    """The care loop for ``rounds`` rounds with ``limit == rounds``, checked every round."""
+    bounds = Bounds()
+    driver.start({"rounds": 0, "limit": rounds})
+    for i in range(1, rounds + 1):
+        assert driver.status() == "running", f"completed early, before round {i}"
+        open_tasks = driver.open_tasks()
+        assert [element for element, _ in open_tasks] == ["call"], f"round {i}: {open_tasks}"
+        driver.complete(open_tasks[0][1], {"note": f"round {i}"})
+        assert driver.open_tasks() == [] and driver.timers() == 1, f"round {i}: not waiting for the month"
+        driver.advance(MONTH)
+        data = driver.data()
+        assert (data["rounds"], data["note"]) == (i, f"round {i}"), f"round {i}: {data}"
+        if i % size_every == 0 or i in bounds.window:
+            bounds.check(i, driver.sizes())
+    assert driver.status() == "completed"
+    assert driver.open_tasks() == [] and driver.timers() == 0
+    return bounds
+
+
+def test_loop_runs_ten_thousand_rounds_at_store_level(registry: handlers.Registry) -> None:
+    """10,000 rounds, each unit of work pruned, dumped and restored: no early end, bounded state."""
+    driver = StoreDriver([LOOP], "care_loop", registry)
+    bounds = play_loop(driver, 10_000)
+    assert driver.data()["rounds"] == 10_000 and driver.data()["note"] == "round 10000"
+    # Three tasks per round would reach SpiffWorkflow's depth cap (1,000) after ~333 rounds.
+    assert bounds.tasks < 30, bounds.tasks
+
+
+def test_loop_runs_past_the_depth_cap_through_the_runner(runner: Runner) -> None:
+    """1,200 rounds through the Runner on SQLite, each step committed and reloaded."""
+    driver = RunnerDriver(runner, [LOOP], "care_loop")
+    bounds = play_loop(driver, 1_200, size_every=10)
+    data = driver.data()
+    assert (data["rounds"], data["note"]) == (1_200, "round 1200")
+    assert bounds.tasks < 30, bounds.tasks
+    with runner.db.read() as s:
+        row = s.get(Instance, driver.instance_id)
+        assert row.status == "completed" and row.ended_at is not None
+    tasks = inbox.tasks(runner, business_key="customer-1", state="completed")
+    assert len(tasks) == 1_200 and {t["completed_by"] for t in tasks} == {"tester"}
