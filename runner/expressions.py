@@ -21,12 +21,16 @@ MAX_RANGE = 1_000_000
 MAX_EXPONENT = 100
 
 # Names that reach the interpreter's internals, the file system or the frame stack.
+# NOTE: harmless builtins such as id, input or property are simply not offered, so a
+# process variable may carry those names.
 FORBIDDEN_NAMES = frozenset({
     "open", "eval", "exec", "compile", "__import__", "globals", "locals", "vars",
-    "getattr", "setattr", "delattr", "input", "breakpoint", "help", "memoryview",
-    "type", "object", "super", "exit", "quit", "dir", "id", "classmethod",
-    "staticmethod", "property",
+    "getattr", "setattr", "delattr", "breakpoint", "memoryview",
+    "type", "object", "super", "exit", "quit", "dir", "classmethod", "staticmethod",
 })
+
+# Wall-clock readers: expressions must use now(), the runner's (possibly virtual) clock.
+CLOCK_ATTRIBUTES = frozenset({"now", "utcnow", "today", "fromtimestamp", "utcfromtimestamp"})
 
 # Attributes without a leading underscore that still lead to frames, code or unchecked
 # attribute lookups: str.format('{0.__class__}') resolves attributes the walker never sees.
@@ -284,6 +288,8 @@ def _attribute_refusal(attr: str) -> str | None:
         return f"access to attribute {attr!r} is not allowed (use an f-string instead)"
     if attr in FORBIDDEN_ATTRIBUTES:
         return f"access to attribute {attr!r} is not allowed"
+    if attr in CLOCK_ATTRIBUTES:
+        return f"reading the wall clock ({attr!r}) is not allowed; use now(), the runner's clock"
     return None
 
 

@@ -215,3 +215,17 @@ def test_helpers_are_not_returned_as_data() -> None:
     assert result == {"d": date(2026, 1, 2)}
     assert "timedelta" not in result and isinstance(result["d"] - result["d"], timedelta)
 
+
+
+@pytest.mark.parametrize("text", ["datetime.now()", "date.today()", "datetime.utcnow()",
+                                  "datetime.fromtimestamp(0)"])
+def test_wall_clock_reads_are_refused(text: str) -> None:
+    with pytest.raises(ExpressionInvalid, match="use now\\(\\), the runner's clock"):
+        check_expression(text)
+
+
+@pytest.mark.parametrize("name", ["id", "input", "property"])
+def test_harmless_builtin_names_are_free_for_process_variables(name: str) -> None:
+    assert evaluate(f"${{{name} + 1}}", {name: 41}) == 42
+    with pytest.raises(ExpressionInvalid, match="not defined"):
+        evaluate(name, {})
