@@ -39,7 +39,12 @@ from SpiffWorkflow.bpmn.serializer.default.event_definition import (
     MessageEventDefinitionConverter,
     TimerConditionalEventDefinitionConverter,
 )
-from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter, MultiInstanceTaskConverter
+from SpiffWorkflow.bpmn.serializer.default.task_spec import (
+    BoundaryEventConverter,
+    BpmnTaskSpecConverter,
+    EventJoinConverter,
+    MultiInstanceTaskConverter,
+)
 from SpiffWorkflow.bpmn.specs.defaults import (
     BoundaryEvent,
     CallActivity,
@@ -56,14 +61,11 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     StartEvent,
     UserTask,
 )
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin, BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
-    CycleTimerEventDefinition,
-    TimerEventDefinition,
-)
-from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent as BoundaryMixin
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import CancelEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
-from SpiffWorkflow.bpmn.util import PendingBpmnEvent
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
@@ -153,6 +155,58 @@ class SequentialCollectionLoop(SequentialMultiInstanceTask, _CollectionMerge):
     """camunda:collection with isSequential="true": one instance per item, in order."""
 
 
+# --- repeating non-interrupting boundary events ---------------------------------------
+
+
+class RepeatingMessage(MessageEventDefinition):
+    """A message on a non-interrupting boundary event: each one starts a path while the activity runs."""
+
+    def catches(self, my_task, event):
+        definition = event.event_definition
+        return isinstance(definition, MessageEventDefinition) and definition.name == self.name
+
+    def catch(self, my_task, event=None):
+        my_task.internal_data.setdefault("runner:payloads", []).append(dict(event.payload or {}))
+
+    def has_fired(self, my_task):
+        return False
+
+    def update_task(self, my_task):
+        for payload in my_task.internal_data.pop("runner:payloads", []):
+            my_task.data.update(payload)
+            timers.spawn_paths(my_task)
+
+
+def _repeating(definition) -> bool:
+    return isinstance(definition, (timers.CycleTimer, RepeatingMessage))
+
+
+class RunnerBoundaryEvent(BoundaryEvent):
+    """A boundary event; a repeating one adds its paths per firing instead of predicting them."""
+
+    def _predict_hook(self, my_task):
+        if not _repeating(self.event_definition):
+            super()._predict_hook(my_task)
+
+
+class RunnerBoundaryJoin(BoundaryEventJoin):
+    """Joins a task with its boundary events; paths a repeating event started run on after it ends.
+
+    NOTE: SpiffWorkflow cancels a waiting boundary event with everything below it; in BPMN
+    the activity's end stops the repeating event, not the paths it already started.
+    """
+
+    def _check_threshold_structured(self, my_task):
+        finished, cancel = super()._check_threshold_structured(my_task)
+        if finished:
+            for task in [t for t in cancel if t.children and isinstance(t.task_spec, RunnerBoundaryEvent)
+                         and _repeating(t.task_spec.event_definition)]:
+                cancel.remove(task)
+                task.workflow.top_workflow.event_manager.remove_task(task)
+                task._set_state(TaskState.COMPLETED)
+        return finished, cancel
+
+
 def _mapped(task, mappings: list[dict[str, Any]]) -> dict[str, Any]:
     """The variables that camunda:in/out mappings take from a task's data."""
     found: dict[str, Any] = {}
@@ -165,88 +219,6 @@ def _mapped(task, mappings: list[dict[str, Any]]) -> dict[str, Any]:
             # NOTE: like Camunda, a missing source variable arrives as null.
             found[mapping["target"] or mapping["source"]] = deepcopy(task.data.get(mapping["source"]))
     return found
-
-
-# --- timers ---------------------------------------------------------------------------
-
-
-class _ClockTimer:
-    """Timer behaviour shared by the three kinds: due times come from the runner's clock.
-
-    NOTE: SpiffWorkflow's own timers compare with ``datetime.now()``. Ours fire only
-    when the runner marks them, so the (possibly virtual) clock and the database decide.
-    State is keyed by the timer's name because an event-based gateway holds several.
-    """
-
-    kind = ""
-
-    @property
-    def key(self) -> str:
-        return f"timer:{self.name}"
-
-    def timer_state(self, my_task) -> dict:
-        """The timer's schedule on this task, computed from the clock on first sight."""
-        state = my_task.internal_data.get(self.key)
-        if state is None:
-            state = timers.schedule(self.kind, self.expression, my_task)
-            my_task.internal_data[self.key] = state
-        return state
-
-    def has_fired(self, my_task):
-        return bool(self.timer_state(my_task).get("fired"))
-
-    def details(self, my_task):
-        return PendingBpmnEvent(self.name, "timer", self.timer_state(my_task).get("due"))
-
-    def reset(self, my_task):
-        my_task.internal_data.pop(self.key, None)
-        super().reset(my_task)
-
-
-class DateTimer(_ClockTimer, TimerEventDefinition):
-    """timeDate: fires at a moment."""
-
-    kind = "date"
-
-
-class DurationTimer(_ClockTimer, TimerEventDefinition):
-    """timeDuration: fires a duration after the event is reached."""
-
-    kind = "duration"
-
-
-class CycleTimer(_ClockTimer, CycleTimerEventDefinition):
-    """timeCycle on a non-interrupting boundary event: fires each repetition.
-
-    NOTE: SpiffWorkflow never predicts the outputs of a cycle timer event (they are added
-    per firing below), so only repeating events may use this class; see OnceCycleTimer.
-    """
-
-    kind = "cycle"
-
-    def update_task(self, my_task):
-        state = self.timer_state(my_task)
-        while state.get("pending", 0) > 0:
-            state["pending"] -= 1
-            for output in my_task.task_spec.outputs:
-                child = my_task._add_child(output, TaskState.FUTURE)
-                child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
-                child.task_spec._update(child)
-
-
-class OnceCycleTimer(_ClockTimer, TimerEventDefinition):
-    """timeCycle where BPMN fires once (catch, start, interrupting boundary): the first due time."""
-
-    kind = "cycle"
-
-
-def repeats(my_task) -> bool:
-    """True where BPMN lets a cycle fire more than once: non-interrupting boundary events."""
-    spec = my_task.task_spec
-    return isinstance(spec, BoundaryMixin) and not spec.cancel_activity
-
-
-TIMER_CLASSES = {"timeDate": DateTimer, "timeDuration": DurationTimer, "timeCycle": CycleTimer}
 
 
 # --- extension parsing --------------------------------------------------------------
@@ -285,6 +257,21 @@ class _Extensions:
 
     def parse_extensions(self, node=None):
         return parse_extensions(node if node is not None else self.node, self.nsmap)
+
+    def _add_boundary_event(self, children):
+        # As SpiffWorkflow's own, with a join that lets repeating events' paths run on.
+        split = BoundaryEventSplit(self.spec, f"{self.bpmn_id}.BoundaryEventSplit", lane=self.task.lane)
+        join = RunnerBoundaryJoin(self.spec, f"{self.bpmn_id}.BoundaryEventJoin", lane=self.task.lane,
+                                  split_task=split.name, cancel=True)
+        split.connect(self.task)
+        self.task.connect(join)
+        for event in children:
+            child = self.process_parser.parse_node(event)
+            if isinstance(child.event_definition, CancelEventDefinition):
+                self.raise_validation_exception("cancel events may only be used with transactions")
+            split.connect(child)
+            child.connect(join)
+        return split
 
     def _add_multiinstance_task(self, loop_characteristics):
         collection = loop_characteristics.get(f"{{{CAMUNDA_NS}}}collection")
@@ -358,24 +345,32 @@ class UserTaskParser(_Extensions, CamundaTaskParser):
         return ext
 
 
-class _TimerParsing(EventDefinitionParser):
-    """Build clock-driven timer definitions instead of wall-clock ones."""
+class _EventParsing(EventDefinitionParser):
+    """Clock-driven timers; cycles and messages repeat on non-interrupting boundary events."""
+
+    def _repeats(self) -> bool:
+        return etree.QName(self.node).localname == "boundaryEvent" and self.node.get("cancelActivity") == "false"
 
     def parse_timer_event(self, event):
         name = self.node.get("name", self.node.get("id"))
-        for tag, cls in TIMER_CLASSES.items():
+        for tag, cls in timers.TIMER_CLASSES.items():
             node = first(event.xpath(f"./bpmn:{tag}", namespaces=self.nsmap))
             if node is not None:
-                repeating = etree.QName(self.node).localname == "boundaryEvent" \
-                    and self.node.get("cancelActivity") == "false"
-                cls = OnceCycleTimer if cls is CycleTimer and not repeating else cls
+                cls = timers.OnceCycleTimer if cls is timers.CycleTimer and not self._repeats() else cls
                 return cls(name, (node.text or "").strip(), description=tag)
         raise ValidationException("timer has no timeDate, timeDuration or timeCycle",
                                   node=self.node, file_name=self.filename)
 
+    def parse_message_event(self, message_event):
+        definition = super().parse_message_event(message_event)
+        if not self._repeats():
+            return definition
+        return RepeatingMessage(definition.name, definition.correlation_properties,
+                                description=definition.description)
+
 
 def _event_parser(base: type) -> type:
-    return type(f"Runner{base.__name__}", (_Extensions, _TimerParsing, base), {})
+    return type(f"Runner{base.__name__}", (_Extensions, _EventParsing, base), {})
 
 
 class SubWorkflowParser(_Extensions, CamundaTaskParser):
@@ -423,7 +418,7 @@ class RunnerParser(CamundaParser):
         full_tag("manualTask"): (TaskSpecParser, PassThroughManualTask),
         full_tag("startEvent"): (_event_parser(StartEventParser), StartEvent),
         full_tag("intermediateCatchEvent"): (_event_parser(IntermediateCatchEventParser), IntermediateCatchEvent),
-        full_tag("boundaryEvent"): (_event_parser(BoundaryEventParser), BoundaryEvent),
+        full_tag("boundaryEvent"): (_event_parser(BoundaryEventParser), RunnerBoundaryEvent),
         full_tag("intermediateThrowEvent"): (_event_parser(IntermediateThrowEventParser), IntermediateThrowEvent),
         full_tag("endEvent"): (_event_parser(EndEventParser), EndEvent),
         full_tag("receiveTask"): (_event_parser(ReceiveTaskParser), ReceiveTask),
@@ -450,8 +445,11 @@ def serializer_config() -> dict:
     for cls in (ExternalTask, RunnerUserTask, PassThroughTask, PassThroughManualTask):
         config[cls] = BpmnTaskSpecConverter
     config[RunnerCallActivity] = config[CallActivity]
+    config[RunnerBoundaryEvent] = BoundaryEventConverter
+    config[RunnerBoundaryJoin] = EventJoinConverter
+    config[RepeatingMessage] = MessageEventDefinitionConverter
     config[ParallelCollectionLoop] = MultiInstanceTaskConverter
     config[SequentialCollectionLoop] = MultiInstanceTaskConverter
-    for cls in (*TIMER_CLASSES.values(), OnceCycleTimer):
+    for cls in (*timers.TIMER_CLASSES.values(), timers.OnceCycleTimer):
         config[cls] = TimerConditionalEventDefinitionConverter
     return config

@@ -145,7 +145,7 @@ def cycles(order: list[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
 
     Nodes are tried in ``order``, so each cycle starts at its earliest node in the file.
     """
-    reach = {node: _reachable(node, edges) for node in order}
+    reach = {node: reachable(node, edges) for node in order}
     found: list[list[str]] = []
     covered: set[str] = set()
     for node in order:
@@ -157,7 +157,8 @@ def cycles(order: list[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
     return found
 
 
-def _reachable(start: str, edges: Mapping[str, list[str]]) -> set[str]:
+def reachable(start: str, edges: Mapping[str, list[str]]) -> set[str]:
+    """Every node some path of edges leads to from ``start`` (``start`` only if on a cycle)."""
     seen: set[str] = set()
     stack = list(edges.get(start, ()))
     while stack:

@@ -49,19 +49,38 @@ class _Parsed:
 
 
 def read_paths(paths: list[str | Path]) -> dict[str, bytes]:
-    """The .bpmn/.dmn files named, or found in named folders, by file name."""
+    """The .bpmn/.dmn files named, or found in named folders, by file name; missing ones are problems."""
     files: dict[str, bytes] = {}
+    missing: list[Problem] = []
     for raw in paths:
         path = Path(raw)
         found = sorted(p for p in path.rglob("*") if p.suffix in (".bpmn", ".dmn")) if path.is_dir() else [path]
         for item in found:
-            files[item.name] = item.read_bytes()
+            try:
+                files[item.name] = item.read_bytes()
+            except OSError as exc:
+                missing.append(Problem("", "", f"cannot read the file: {exc.strerror or exc}", str(item)))
+    if missing:
+        raise DeploymentInvalid(missing)
     return files
+
+
+def _read(data: bytes) -> etree._Element:
+    """A file as the parser should see it: camunda namespace, message refs without a prefix."""
+    doc = etree.fromstring(normalize(data), SAFE_XML)
+    ids = set(doc.xpath("//bpmn:message/@id", namespaces=NS))
+    for el in doc.xpath("//*[contains(@messageRef, ':')]"):
+        ref = el.get("messageRef")
+        if ref not in ids and ref.rsplit(":", 1)[-1] in ids:
+            # NOTE: some tools write tns:Message_1; SpiffWorkflow only looks ids up as written.
+            el.set("messageRef", ref.rsplit(":", 1)[-1])
+    return doc
 
 
 def _keys(doc: etree._Element) -> set[str]:
     """The process ids and decision ids a BPMN or DMN document defines."""
-    return set(doc.xpath("//bpmn:process/@id", namespaces=NS)) | {d.get("id") for d in doc.iter("{*}decision") if d.get("id")}
+    decisions = {d.get("id") for d in doc.iter("{*}decision") if d.get("id")}
+    return set(doc.xpath("//bpmn:process/@id", namespaces=NS)) | decisions
 
 
 def _hash(xml: bytes, key: str) -> str:
@@ -71,10 +90,13 @@ def _hash(xml: bytes, key: str) -> str:
 def _start_events(process: etree._Element) -> tuple[list[str], list[dict[str, str]]]:
     messages, timers = [], []
     root = process.getroottree().getroot()
+    names = {m.get("id"): m.get("name") for m in root.iter(f"{{{BPMN_NS}}}message")}
     for start in process.findall(f"{{{BPMN_NS}}}startEvent"):
         for ref in start.xpath("./bpmn:messageEventDefinition/@messageRef", namespaces=NS):
-            names = root.xpath(f"//bpmn:message[@id='{ref}']/@name", namespaces=NS)
-            messages.extend(names[:1])
+            # NOTE: a messageRef may carry a namespace prefix (tns:Message_1), as validation allows.
+            name = names.get(ref) or names.get(ref.rsplit(":", 1)[-1])
+            if name:
+                messages.append(name)
         for timer in start.xpath("./bpmn:timerEventDefinition/*", namespaces=NS):
             timers.append({"element": start.get("id"), "kind": etree.QName(timer).localname,
                            "value": (timer.text or "").strip()})
@@ -91,16 +113,21 @@ class Deployer:
     def parse(self, files: Mapping[str, bytes], known: Mapping[str, bytes]) -> list[_Parsed]:
         """Every process and decision in ``files``; raises DeploymentInvalid with all problems."""
         problems = validation.validate(files, topics=self.topics())
+        if not files:
+            problems.append(Problem("", "", "nothing to deploy: give .bpmn or .dmn files"))
         if problems:
             raise DeploymentInvalid(problems)
         parser = RunnerParser()
-        docs = {name: etree.fromstring(normalize(data), SAFE_XML) for name, data in files.items()}
+        docs = {name: _read(data) for name, data in files.items()}
         new_keys = {key for doc in docs.values() for key in _keys(doc)}
         # Deployed processes and decisions that the new files may call, unless a new file
         # replaces them (the parser keeps the last decision added under an id).
         for name, data in known.items():
-            doc = etree.fromstring(normalize(data), SAFE_XML)
-            if not new_keys & _keys(doc):
+            doc = _read(data)
+            for process in doc.xpath("//bpmn:process", namespaces=NS):
+                if process.get("id") in new_keys:
+                    process.getparent().remove(process)
+            if _keys(doc) and not new_keys & _keys(doc):
                 problems += self._add(parser, name, doc)
         for name, doc in docs.items():
             problems += self._add(parser, name, doc)
@@ -165,12 +192,28 @@ class Deployer:
 
 
 def latest_files(session: Session) -> dict[str, bytes]:
-    """The XML of the latest version of every deployed process key and decision, by file."""
+    """The deployed models new files may call: each stored file with only what it holds the latest version of."""
     newest = select(ProcessVersion.process_key, func.max(ProcessVersion.version).label("v")) \
         .group_by(ProcessVersion.process_key).subquery()
-    rows = session.execute(select(ProcessVersion.file_name, ProcessVersion.xml).join(
+    rows = session.execute(select(ProcessVersion.process_key, ProcessVersion.file_name, ProcessVersion.xml).join(
         newest, (ProcessVersion.process_key == newest.c.process_key) & (ProcessVersion.version == newest.c.v)))
-    return {f"deployed:{file_name}": xml.encode("utf-8") for file_name, xml in rows}
+    files: dict[str, tuple[str, set[str]]] = {}
+    for key, file_name, xml in rows:
+        files.setdefault(xml, (file_name, set()))[1].add(key)
+    # NOTE: named by position too: two deployments may both have used "process.bpmn".
+    return {f"deployed:{n}:{name}": _keep(xml.encode("utf-8"), keys)
+            for n, (xml, (name, keys)) in enumerate(files.items())}
+
+
+def _keep(xml: bytes, keys: set[str]) -> bytes:
+    """A stored BPMN file without the processes a later deployment moved elsewhere."""
+    doc = _read(xml)
+    stale = [p for p in doc.xpath("//bpmn:process", namespaces=NS) if p.get("id") not in keys]
+    if not stale:
+        return xml
+    for process in stale:
+        process.getparent().remove(process)
+    return etree.tostring(doc)
 
 
 def _problem(exc: Exception, file_name: str, fallback: str = "") -> Problem:

@@ -19,14 +19,16 @@ from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from runner import expressions, timers
-from runner.bpmn import ExternalTask, _ClockTimer, repeats
+from runner import expressions, scripting, timers
+from runner.bpmn import ExternalTask
 from runner.clock import Clock
 from runner.errors import Conflict, NotFound, RunnerError, StepFailed
 from runner.scripting import RestrictedScriptEngine
+from runner.timers import ClockTimer, repeats
 
 ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
 
@@ -117,7 +119,8 @@ class Engine:
         """Run the start of a workflow; a trigger picks which start event fires.
 
         ``trigger`` is ``("message", name)`` or ``("timer", element_id)``; other start
-        events of the process are cancelled so that only one path starts.
+        events of the process are cancelled so that only one path starts. A trigger
+        that matches no start event raises NotFound.
         """
         self._guard(self._start, workflow, trigger, payload)
 
@@ -213,7 +216,7 @@ class Engine:
         definition = getattr(task.task_spec, "event_definition", None)
         candidates = definition.event_definitions if isinstance(definition, MultipleEventDefinition) else [definition]
         for candidate in candidates:
-            if isinstance(candidate, _ClockTimer) and candidate.name == name:
+            if isinstance(candidate, ClockTimer) and candidate.name == name:
                 return candidate
         return None
 
@@ -246,7 +249,7 @@ class Engine:
     def evaluate(self, task: Task, text: str, extra: dict[str, Any] | None = None) -> Any:
         """An expression over a task's data (with ``now()``), errors naming the element."""
         try:
-            return expressions.evaluate(text, {"now": self.clock.now, **task.data, **(extra or {})})
+            return scripting.evaluate(text, {"now": self.clock.now, **task.data, **(extra or {})})
         except RunnerError as exc:
             raise StepFailed(str(exc), *_element(task)) from exc
 
@@ -293,7 +296,7 @@ class Engine:
         for item in items:
             if isinstance(item, MessageEventDefinition) and item.name not in snap.messages:
                 snap.messages.append(item.name)
-            elif isinstance(item, _ClockTimer):
+            elif isinstance(item, ClockTimer):
                 state = item.timer_state(task)
                 if state.get("due"):
                     snap.timers.append(TimerView(str(task.id), _element(task)[0], item.name,
@@ -304,14 +307,14 @@ class Engine:
         info = ext.get("user_task", {})
         element, name = _element(task)
         assignee = self._maybe(task, info.get("assignee"))
+        due_at, follow_up_at = self._dates(task, info)
         return UserTaskView(
             task_id=str(task.id), element_id=element, name=name, lane=task.task_spec.lane,
             stage=ext.get("properties", {}).get("stage"),
             assignee=str(assignee) if assignee else None,
             candidate_groups=self._names(task, info.get("candidate_groups", [])),
             candidate_users=self._names(task, info.get("candidate_users", [])),
-            due_at=self._moment(task, info.get("due_date")),
-            follow_up_at=self._moment(task, info.get("follow_up_date")),
+            due_at=due_at, follow_up_at=follow_up_at,
             priority=int(self._maybe(task, info.get("priority")) or 50),
             form=ext.get("form", {}),
         )
@@ -328,6 +331,16 @@ class Engine:
             items = result if isinstance(result, (list, tuple, set)) else str(result).split(",")
             names.extend(str(i).strip() for i in items if str(i).strip())
         return names
+
+    def _dates(self, task: Task, info: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+        """Due and follow-up dates, fixed when the task is first seen (PT30M is from creation, not from now)."""
+        dates = task.internal_data.get("runner:dates")
+        if dates is None:
+            moments = (self._moment(task, info.get("due_date")), self._moment(task, info.get("follow_up_date")))
+            dates = [m.isoformat() if m else None for m in moments]
+            task.internal_data["runner:dates"] = dates
+        due, follow_up = (datetime.fromisoformat(d) if d else None for d in dates)
+        return due, follow_up
 
     def _moment(self, task: Task, text: str | None) -> datetime | None:
         """A due/follow-up date: an expression, an ISO date-time or an ISO duration from now."""
@@ -404,8 +417,11 @@ class Engine:
         for task in unfinished[1:]:
             chain = {t.id for t in _ancestors(task)}
             common = [t for t in common if t.id in chain]
-        lca = common[0]
-        new_root = lca.parent or lca
+        new_root = common[0].parent or common[0]
+        # NOTE: joins read the parent of every task of their spec, so a join task never
+        # becomes the root (the only task without a parent).
+        while isinstance(new_root.task_spec, Join) and new_root.parent is not None:
+            new_root = new_root.parent
         if new_root is wf.task_tree:
             return 0
         keep = {t.id for t in _descendants(new_root)}

@@ -52,8 +52,9 @@ class ProcessVersion(Base):
     kind: Mapped[str] = mapped_column(String(10), default="bpmn")  # bpmn | dmn
     content_hash: Mapped[str] = mapped_column(String(64))
     file_name: Mapped[str] = mapped_column(String(500))
-    xml: Mapped[str] = mapped_column(Text)
-    spec: Mapped[str] = mapped_column(Text)  # SpiffWorkflow-serialized spec + subprocess specs
+    # NOTE: deferred: units of work read a version's row each time, its spec comes from a cache.
+    xml: Mapped[str] = mapped_column(Text, deferred=True)
+    spec: Mapped[str] = mapped_column(Text, deferred=True)  # SpiffWorkflow-serialized spec + subprocess specs
     called: Mapped[list[Any]] = mapped_column(default=list)  # process keys of call activities
     message_starts: Mapped[list[Any]] = mapped_column(default=list)
     timer_starts: Mapped[list[Any]] = mapped_column(default=list)

@@ -69,14 +69,17 @@ def _user_tasks(runner, s, inst, snap, before, completed_task, actor) -> None:
             runner._history(s, inst, "task.cancelled", details={"task_id": task_id})
 
 
-def refresh_user_tasks(s: Session, snap: Snapshot) -> None:
-    """Rewrite open inbox rows from the snapshot (after a migration the task's element may have changed)."""
+def refresh(s: Session, snap: Snapshot) -> None:
+    """Rewrite open inbox rows and pending jobs from the snapshot (after a migration their element may differ)."""
     for view in snap.user_tasks:
         s.execute(update(UserTask).where(UserTask.id == view.task_id, UserTask.state == "open").values(
             element_id=view.element_id, name=view.name, lane=view.lane, stage=view.stage,
             candidate_groups=view.candidate_groups, candidate_users=view.candidate_users,
             assignee=view.assignee, due_at=view.due_at, follow_up_at=view.follow_up_at,
             priority=view.priority, form=view.form))
+    for job in snap.jobs:
+        s.execute(update(Job).where(Job.id == job.task_id, Job.state == "pending").values(
+            element_id=job.element_id, topic=job.topic, params=job.params, properties=job.properties))
 
 
 def _timers(runner, s, inst, snap, before: dict[str, str]) -> None:

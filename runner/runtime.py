@@ -8,15 +8,17 @@ saves the tree. The instance row's version column turns a concurrent second writ
 """
 from __future__ import annotations
 
+import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 import handlers
 from runner import forms
@@ -49,10 +51,9 @@ class Runner:
         self.db = Database(make_engine(settings.database_url))
         self.store = WorkflowStore()
         self.registry = registry or handlers.load_all()
-        self.clock = FixedClock(datetime.now().astimezone()) if settings.clock == "virtual" else SystemClock()
+        self.clock = self._start_clock() if settings.clock == "virtual" else SystemClock()
         self.engine = Engine(self.clock, settings.tz)
         self.deployer = Deployer(self.store, self.registry.topics)
-        self._refresh_clock()
 
     # --- clock -----------------------------------------------------------------------
 
@@ -60,8 +61,18 @@ class Runner:
         """The runner's current time (virtual or real)."""
         return self.clock.now()
 
+    def _start_clock(self) -> FixedClock:
+        """The persisted virtual clock (every process shares its 'now'), created at the real time on first use."""
+        with self.db.unit() as s:
+            row = s.get(ClockRow, "virtual")
+            if row is not None:
+                return FixedClock(row.now)
+            clock = FixedClock(datetime.now().astimezone())
+            s.add(ClockRow(name="virtual", now=clock.now()))
+            return clock
+
     def _refresh_clock(self) -> None:
-        """Read the persisted virtual clock, creating it at the real time on first use."""
+        """Catch up with the persisted virtual clock when another process moved it on."""
         if not isinstance(self.clock, FixedClock):
             return
         with self.db.unit() as s:
@@ -84,9 +95,11 @@ class Runner:
 
     # --- deployment --------------------------------------------------------------------
 
-    def deploy(self, files: Mapping[str, bytes] | list[str | Path], actor: str = "") -> list[Deployed]:
+    def deploy(self, files: Mapping[str, bytes] | Iterable[str | Path], actor: str = "") -> list[Deployed]:
         """Validate and store BPMN/DMN files; all problems at once, nothing stored on error."""
-        files = read_paths(files) if isinstance(files, list) else dict(files)
+        if isinstance(files, (str, Path)):
+            files = [files]
+        files = dict(files) if isinstance(files, Mapping) else read_paths(list(files))
         with self.db.unit() as s:
             known = latest_files(s)
         parsed = self.deployer.parse(files, known)
@@ -115,11 +128,11 @@ class Runner:
         return row
 
     def _specs(self, s: Session, version: ProcessVersion, called: dict[str, int]):
-        spec, subs = self.store.load_spec(version.id, version.spec)
+        spec, subs = self.store.load_spec(version.id, lambda: version.spec)
         subs = dict(subs)
         for key, version_id in called.items():
             row = s.get(ProcessVersion, version_id)
-            called_spec, called_subs = self.store.load_spec(row.id, row.spec)
+            called_spec, called_subs = self.store.load_spec(row.id, lambda row=row: row.spec)
             subs.update(called_subs)
             subs[key] = called_spec
         return spec, subs
@@ -144,7 +157,7 @@ class Runner:
         """Start the latest version of a process for a customer; returns the instance id."""
         self._refresh_clock()
         with self.db.unit() as s:
-            return self._start(s, process_key, business_key, dict(data or {}), actor, None, None)
+            return self._start(s, process_key, business_key, _plain(data, "start data"), actor, None, None)
 
     def _start(self, s: Session, process_key: str, business_key: str | None, data: dict[str, Any],
                actor: str | None, trigger: tuple[str, str] | None, payload: dict[str, Any] | None) -> str:
@@ -185,6 +198,11 @@ class Runner:
     def _commit_step(self, s: Session, inst: Instance, workflow, completed_task: str | None = None,
                      actor: str | None = None) -> Snapshot:
         """Bound the tree, project what the instance waits for, save it (in the caller's transaction)."""
+        # NOTE: the instance row is written (its version checked and bumped) before any
+        # projection row, so a concurrent second writer fails on the version column first.
+        inst.updated_at = self.now()
+        flag_modified(inst, "updated_at")  # written even when the (virtual) clock has not moved
+        s.flush()
         self.engine.prune(workflow)
         snap = self.engine.snapshot(workflow)
         from runner import projection
@@ -207,18 +225,29 @@ class Runner:
 
     def complete_task(self, task_id: str, data: Mapping[str, Any] | None = None,
                       actor: str | None = None, *, html: bool = False) -> None:
-        """Complete an open user task with form data; validation errors name each field."""
+        """Complete an open user task with form data; validation errors name each field.
+
+        When the instance's version column rejects the save (someone changed the instance
+        meanwhile), the unit of work is tried once more on fresh state: it then succeeds, or
+        reports who completed the task first.
+        """
         self._refresh_clock()
-        seen: dict[str, str] = {}
-        try:
-            with self.db.unit() as s:
-                self._complete(s, task_id, dict(data or {}), actor, html, seen)
-        except Conflict as exc:
-            if "label" not in seen or seen.get("state") != "open":
-                raise
-            # The instance's version column caught a concurrent writer of the same instance.
-            raise Conflict(f"task {seen['label']} was completed or changed by someone else at the same "
-                           f"time; reload it ({exc})") from exc
+        rejected: Conflict | None = None
+        for _ in range(2):
+            seen: dict[str, str] = {}
+            try:
+                with self.db.unit() as s:
+                    self._complete(s, task_id, _mapping(data, "form data"), actor, html, seen)
+                return
+            except Conflict as exc:
+                if seen.get("state") == "open":
+                    rejected = exc  # the version column rejected the save: try once more
+                elif rejected is not None:
+                    raise exc from rejected  # ... and the task turned out done by someone else
+                else:
+                    raise
+        raise Conflict(f"task {seen['label']} keeps being changed by someone else at the same time; "
+                       "reload it and try again") from rejected
 
     def _complete(self, s: Session, task_id: str, data: dict[str, Any], actor: str | None, html: bool,
                   seen: dict[str, str]) -> None:
@@ -247,42 +276,11 @@ class Runner:
         Allowed when every task the instance has reached exists in the target version;
         otherwise Invalid names the missing elements and nothing changes.
         """
+        from runner import migration
+
         self._refresh_clock()
         with self.db.unit() as s:
-            inst = s.get(Instance, instance_id, with_for_update=self.db.is_postgres)
-            if inst is None:
-                raise NotFound(f"instance {instance_id} does not exist")
-            if inst.status != "running":
-                raise Conflict(f"instance {instance_id} is {inst.status}; only running instances move")
-            source = s.get(ProcessVersion, inst.version_id)
-            target = self._version(s, inst.process_key, to_version)
-            if target.id == source.id:
-                return target.version
-            spec, subs = self._specs(s, target, inst.called_versions or {})
-            try:
-                workflow = self.store.load_state_on(inst.state, spec, subs, self.engine.script_engine)
-            except Invalid as exc:
-                raise Invalid(f"instance {instance_id} cannot move from version {source.version} to "
-                              f"{target.version}: {exc}") from exc
-            inst.version_id = target.id
-            self._history(s, inst, "instance.migrated", actor=actor,
-                          details={"from": source.version, "to": target.version})
-            snap = self._commit_step(s, inst, workflow)
-            from runner import projection
-
-            projection.refresh_user_tasks(s, snap)
-            return target.version
-
-    def _version(self, s: Session, process_key: str, version: int | None) -> ProcessVersion:
-        """One deployed version of a process key (the latest when ``version`` is None)."""
-        if version is None:
-            return self.latest_version(s, process_key)
-        row = s.scalars(select(ProcessVersion).where(ProcessVersion.process_key == process_key,
-                                                     ProcessVersion.kind == "bpmn",
-                                                     ProcessVersion.version == version)).first()
-        if row is None:
-            raise NotFound(f"process {process_key!r} has no version {version}")
-        return row
+            return migration.migrate(self, s, instance_id, to_version, actor)
 
     # --- messages ------------------------------------------------------------------
 
@@ -291,7 +289,7 @@ class Runner:
         """Deliver a message to a customer's waiting instances, or start processes for it."""
         self._refresh_clock()
         with self.db.unit() as s:
-            return self._correlate(s, message_name, business_key, dict(data or {}), actor=actor)
+            return self._correlate(s, message_name, business_key, _plain(data, "message data"), actor=actor)
 
     def _correlate(self, s: Session, name: str, business_key: str | None, payload: dict[str, Any],
                    exclude: str | None = None, actor: str | None = None) -> list[str]:
@@ -315,8 +313,12 @@ class Runner:
         return started
 
     def _message_start_versions(self, s: Session, name: str) -> list[ProcessVersion]:
-        keys = {v.process_key for v in s.scalars(select(ProcessVersion).where(ProcessVersion.kind == "bpmn"))}
-        versions = [self.latest_version(s, key) for key in sorted(keys)]
+        """The latest versions (one query) whose message start events catch ``name``."""
+        newest = select(ProcessVersion.process_key, func.max(ProcessVersion.version).label("v")) \
+            .where(ProcessVersion.kind == "bpmn").group_by(ProcessVersion.process_key).subquery()
+        versions = s.scalars(select(ProcessVersion).join(newest, (ProcessVersion.process_key == newest.c.process_key)
+                                                         & (ProcessVersion.version == newest.c.v))
+                             .order_by(ProcessVersion.process_key))
         return [v for v in versions if name in (v.message_starts or [])]
 
     # --- history ---------------------------------------------------------------------
@@ -369,3 +371,22 @@ class Runner:
             inst = s.get(Instance, incident.instance_id)
             self._history(s, inst, "incident.resolved", element=incident.element_id, actor=actor,
                           details={"incident": incident.id, "kind": incident.kind})
+
+
+def _mapping(data: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    """Caller data as a dict; anything but a mapping is Invalid."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise Invalid(f"{what} must be a mapping of names to values, not {type(data).__name__}")
+    return dict(data)
+
+
+def _plain(data: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    """Caller data that will be stored as JSON: a mapping of JSON values, else Invalid."""
+    values = _mapping(data, what)
+    try:
+        json.dumps(values, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise Invalid(f"{what} is not JSON-safe: {exc}") from exc
+    return values

@@ -19,7 +19,7 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 
 from runner import expressions
 from runner.clock import Clock
-from runner.errors import HandlerFailed
+from runner.errors import ExpressionInvalid, HandlerFailed
 
 JUEL_NAMES: Mapping[str, Any] = {"true": True, "false": False, "null": None}
 _JUEL_OPERATORS = {"&&": " and ", "||": " or ", "!": " not "}
@@ -90,4 +90,12 @@ class RestrictedScriptEngine(PythonScriptEngine):
         self.tz = tz
 
     def validate(self, expression):
-        expressions.check_expression(translate(expression))
+        # NOTE: SpiffWorkflow's DMN engine calls this and expects SyntaxError for input
+        # entries such as '>= 7', which it then rewrites to 'input >= 7'.
+        try:
+            expressions.check_expression(translate(expression))
+        except ExpressionInvalid as exc:
+            syntax = exc.__cause__ if isinstance(exc.__cause__, SyntaxError) else None
+            if syntax is not None:
+                raise syntax from exc
+            raise

@@ -6,7 +6,7 @@ process version and cached in memory; an instance row holds only its task tree.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from threading import Lock
@@ -26,6 +26,7 @@ from SpiffWorkflow.util.task import TaskState
 from runner.bpmn import serializer_config
 from runner.errors import Conflict, Invalid, RunnerError
 
+READ_ONLY = "runner_read_only"
 PREDICTED = TaskState.PREDICTED_MASK | TaskState.FUTURE
 ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
 
@@ -50,7 +51,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(conn):
         # One writer at a time: a unit of work reads what the previous one committed.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (Database.read) keep a plain BEGIN: in WAL mode they never wait for a writer.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -62,6 +64,7 @@ class Database:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reads = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
     @contextmanager
     def unit(self) -> Iterator[Session]:
@@ -77,15 +80,16 @@ class Database:
                 raise Conflict(f"the database is busy with another writer: {exc.orig}") from exc
             raise
         except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", "") in ("40001", "40P01", "55P03"):
+            # serialization failure, deadlock, lock not available, unique key stored first by another writer
+            if getattr(exc.orig, "sqlstate", "") in ("40001", "40P01", "55P03", "23505"):
                 raise Conflict(f"concurrent update: {exc.orig}") from exc
             raise
         finally:
             session.close()
 
     def read(self) -> Session:
-        """A session for queries (the caller closes it)."""
-        return self._sessions()
+        """A session for queries (the caller closes it); on SQLite it does not wait for writers."""
+        return self._reads()
 
 
 class _StateConverter(BpmnWorkflowConverter):
@@ -130,11 +134,11 @@ class WorkflowStore:
             "subprocess_specs": {k: self.registry.convert(v) for k, v in subprocess_specs.items()},
         })
 
-    def load_spec(self, version_id: int, text: str) -> tuple[Any, dict[str, Any]]:
-        """The parsed spec of a version, restored once per process."""
+    def load_spec(self, version_id: int, text: str | Callable[[], str]) -> tuple[Any, dict[str, Any]]:
+        """The parsed spec of a version, restored once per process (``text`` may be a loader)."""
         with self._lock:
             if version_id not in self._specs:
-                dct = json.loads(text)
+                dct = json.loads(text() if callable(text) else text)
                 spec = self.registry.restore(dct["spec"])
                 subs = {k: self.registry.restore(v) for k, v in dct["subprocess_specs"].items()}
                 self._specs[version_id] = (spec, subs)

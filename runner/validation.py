@@ -15,11 +15,12 @@ from lxml import etree
 from runner import forms, timeparse
 from runner.bpmnxml import (
     BPMN_NS, BPMNDI_NS, CONTAINERS, DMN_NSS, bpmn_children, bpmn_iter, camunda_attr,
-    camunda_children, camunda_iter, cycles, duplicate_ids, extensions, has_implementation, is_bpmn,
+    camunda_children, camunda_iter, cycles, duplicate_ids, reachable, extensions, has_implementation, is_bpmn,
     is_camunda, label, local, owner, parse, qname, text,
 )
 from runner.errors import DeploymentInvalid, ExpressionInvalid, Problem, TimerInvalid
 from runner.expressions import check_expression, check_script, is_wrapped
+from runner.scripting import translate
 
 Finding = tuple[etree._Element | None, str]
 
@@ -100,7 +101,8 @@ def _bpmn_findings(doc: Doc) -> Iterator[Finding]:
         yield doc.root, f"root element is <{tag}> in namespace '{ns}', not bpmn:definitions"
         return
     checks: tuple[Callable[[Doc], Iterator[Finding]], ...] = (
-        _check_ids, _check_processes, _check_flows, _check_gateways, _check_loops, _check_implementations,
+        _check_ids, _check_processes, _check_flows, _check_gateways, _check_loops, _check_parallel_merges,
+        _check_implementations,
         _check_job_properties,
         _check_scripts, _check_conditions, _check_parameters, _check_forms,
         _check_multi_instance, _check_timers, _check_messages, _check_call_activities,
@@ -202,6 +204,23 @@ def _check_loops(doc: Doc) -> Iterator[Finding]:
         for cycle in cycles(list(nodes), edges):
             yield nodes[cycle[0]], (f"loop through {' → '.join(cycle)} has no gateway; add an exclusive "
                                     "gateway so the loop can be predicted")
+
+
+def _check_parallel_merges(doc: Doc) -> Iterator[Finding]:
+    """A parallel gateway never merges a loop-back flow with a flow from outside the loop."""
+    for container in bpmn_iter(doc.root, *CONTAINERS):
+        flows = bpmn_children(container, "sequenceFlow")
+        edges: dict[str, list[str]] = {}
+        for flow in flows:
+            edges.setdefault(flow.get("sourceRef"), []).append(flow.get("targetRef"))
+        for gateway in bpmn_children(container, "parallelGateway"):
+            sources = [f.get("sourceRef") for f in flows if f.get("targetRef") == gateway.get("id")]
+            downstream = reachable(gateway.get("id"), edges)
+            back = [src for src in sources if src in downstream]
+            if back and len(back) < len(sources):
+                yield gateway, (f"parallel gateway joins the loop-back flow from {', '.join(back)} with a flow "
+                                "from outside the loop, so (as in Camunda) it would wait for both forever; "
+                                "merge them with an exclusive gateway in front of it")
 
 
 # ------------------------------------------------------------------ implementations
@@ -308,7 +327,8 @@ def _expression(target: etree._Element, what: str, value: str, always: bool) -> 
         yield target, f"{what}: mixed text and ${{...}} in {value.strip()!r} is not supported; use one ${{...}}"
     elif is_wrapped(value) or always:
         try:
-            check_expression(value)
+            # The engine runs every expression through scripting.translate (JUEL &&, ||, !).
+            check_expression(translate(value))
         except ExpressionInvalid as exc:
             yield target, f"{what}: {exc}"
 

@@ -61,6 +61,7 @@ class Harness:
         self.workflow: BpmnWorkflow | None = None
         self.history: list[str] = []
         self.cancelled: list[str] = []
+        self.thrown: list[tuple[str, dict[str, Any]]] = []
         self.restores = 0
         self._seen: set = set()
 
@@ -136,6 +137,10 @@ class Harness:
                                  f"{[t.element_id for t in self.ready()]}")
         return found[0]
 
+    def task_data(self, ref: str) -> dict[str, Any]:
+        """The data an open user task sees (inside a called process it is that process's data)."""
+        return dict(self.engine.task(self.workflow, self.user_task(ref).task_id).data)
+
     def timers(self) -> list[TimerView]:
         """The waiting timers, earliest first."""
         return sorted(self.snapshot().timers, key=lambda t: t.due_at)
@@ -157,6 +162,8 @@ class Harness:
             action()
         finally:
             self._record()
+        # NOTE: a snapshot hands out thrown messages once, as Runner._commit_step expects.
+        self.thrown.extend(self.engine.snapshot(self.workflow).thrown)
         if self.restore_each_step:
             self._save_restore()
 

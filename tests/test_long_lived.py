@@ -1,11 +1,11 @@
 """Years of looping: the live task tree and the saved state stay bounded.
 
 SpiffWorkflow 3.2.0 walks a task tree only 1,000 levels deep, so without
-``Engine.prune`` a three-task loop silently "completes" after ~333 rounds and its
-saved state grows every round. The loop here runs far past that, with a save/restore
+``Engine.prune`` the care loop (four tasks a round) silently "completes" after 250
+rounds, and its saved state grows every round. The loop here runs far past that, with a save/restore
 after every unit of work, once at the Engine+WorkflowStore level (10,000 rounds) and
-once through the real Runner on SQLite (1,200 rounds: the Runner's ~15-20 ms per round
-would take minutes for 10,000; ``python -m bench.long_lived`` does that run).
+once through the real Runner on SQLite (1,200 rounds: at the Runner's ~17-22 ms a round,
+10,000 rounds take over three minutes; ``python -m bench.long_lived`` does that run).
 
 The two drivers below are shared with ``test_bounding.py``: one scenario function
 drives either of them.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from lxml import etree
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
@@ -36,6 +37,7 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 START = datetime(2026, 1, 5, 9, 0, tzinfo=TZ)
 MONTH = timedelta(days=31)
 MAX_JOBS = 100
+COMPLETED_SLACK = 2.0
 
 
 def count_tasks(workflow: BpmnWorkflow) -> int:
@@ -151,12 +153,20 @@ class RunnerDriver:
         self.process_key = process_key
         self.business_key = business_key
         self.instance_id = ""
+        self._seen: dict[str, Any] | None = None
         runner.deploy(list(files))
 
     def start(self, data: dict[str, Any]) -> None:
         """Start the instance and run what falls due at once."""
         self.instance_id = self.runner.start_instance(self.process_key, self.business_key, data)
-        self.runner.run_due()
+        self._settle()
+
+    def _settle(self) -> None:
+        """Run the jobs a step created, as the worker would (skipped when none is pending)."""
+        self._seen = None
+        if self._instance()["jobs"]:
+            self.runner.run_due()
+            self._seen = None
 
     def open_tasks(self) -> list[tuple[str, str]]:
         """(element id, task id) of each open user task, by element id."""
@@ -165,19 +175,23 @@ class RunnerDriver:
     def complete(self, task_id: str, data: dict[str, Any]) -> None:
         """Complete a user task, then run the jobs it led to."""
         self.runner.complete_task(task_id, data, actor="tester")
-        self.runner.run_due()
+        self._settle()
 
     def advance(self, delta: timedelta) -> None:
         """Move the virtual clock; the Runner fires what falls due on the way."""
         self.runner.advance_clock(delta)
+        self._seen = None
 
     def correlate(self, name: str, payload: dict[str, Any]) -> None:
         """Deliver a message the instance waits for."""
         assert self.runner.correlate(name, self.business_key, payload) == [self.instance_id]
-        self.runner.run_due()
+        self._settle()
 
     def _instance(self) -> dict[str, Any]:
-        return inbox.instance(self.runner, self.instance_id)
+        # NOTE: read once per step; every call that changes the instance clears it.
+        if self._seen is None:
+            self._seen = inbox.instance(self.runner, self.instance_id)
+        return self._seen
 
     def data(self) -> dict[str, Any]:
         """The instance's variables, as the instances table holds them."""
@@ -211,14 +225,19 @@ class Bounds:
         self.state = 0
         self.tasks = 0
 
-    def check(self, round_no: int, sizes: tuple[int, int]) -> None:
+    def check(self, round_no: int, sizes: tuple[int, int], slack: float | None = None) -> None:
         """Record (in the window) or check (after it) one round's (state length, task count)."""
         state, tasks = sizes
+        slack = slack or self.slack
         if round_no in self.window:
             self.state, self.tasks = max(self.state, state), max(self.tasks, tasks)
         elif round_no >= self.window.stop:
-            assert state <= self.state * self.slack, f"round {round_no}: state {state} > {self.state} x {self.slack}"
-            assert tasks <= self.tasks * self.slack, f"round {round_no}: {tasks} tasks > {self.tasks} x {self.slack}"
+            assert state <= self.state * slack, f"round {round_no}: state {state} > {self.state} x {slack}"
+            assert tasks <= self.tasks * slack, f"round {round_no}: {tasks} tasks > {self.tasks} x {slack}"
+
+    def check_completed(self, round_no: int, sizes: tuple[int, int]) -> None:
+        """A completed instance keeps its last round or two: prune has no unfinished task to re-root above."""
+        self.check(round_no, sizes, COMPLETED_SLACK)
 
 
 def play_loop(driver: StoreDriver | RunnerDriver, rounds: int, size_every: int = 1) -> Bounds:
@@ -234,7 +253,9 @@ def play_loop(driver: StoreDriver | RunnerDriver, rounds: int, size_every: int =
         driver.advance(MONTH)
         data = driver.data()
         assert (data["rounds"], data["note"]) == (i, f"round {i}"), f"round {i}: {data}"
-        if i % size_every == 0 or i in bounds.window:
+        if i == rounds:
+            bounds.check_completed(i, driver.sizes())
+        elif i % size_every == 0 or i in bounds.window:
             bounds.check(i, driver.sizes())
     assert driver.status() == "completed"
     assert driver.open_tasks() == [] and driver.timers() == 0
@@ -246,7 +267,7 @@ def test_loop_runs_ten_thousand_rounds_at_store_level(registry: handlers.Registr
     driver = StoreDriver([LOOP], "care_loop", registry)
     bounds = play_loop(driver, 10_000)
     assert driver.data()["rounds"] == 10_000 and driver.data()["note"] == "round 10000"
-    # Three tasks per round would reach SpiffWorkflow's depth cap (1,000) after ~333 rounds.
+    # Unpruned, four tasks a round reach SpiffWorkflow's depth cap (1,000) after 250 rounds.
     assert bounds.tasks < 30, bounds.tasks
 
 
@@ -262,3 +283,15 @@ def test_loop_runs_past_the_depth_cap_through_the_runner(runner: Runner) -> None
         assert row.status == "completed" and row.ended_at is not None
     tasks = inbox.tasks(runner, business_key="customer-1", state="completed")
     assert len(tasks) == 1_200 and {t["completed_by"] for t in tasks} == {"tester"}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: runner/projection.py _timers looks a timer row up by (instance_id, task_id, timer_name) but "
+    "timers has only an index on instance_id; a long-lived instance keeps one fired row per round, so "
+    "each step scans them all (+1.3 ms per completion at 10,000 rounds, growing linearly)"))
+def test_timer_lookup_by_task_does_not_scan_the_instances_old_timers(runner: Runner) -> None:
+    """The projection's lookup of a task's timer row is served by an index that includes task_id."""
+    lookup = "SELECT id FROM timers WHERE instance_id = ? AND task_id = ? AND timer_name = ?"
+    with runner.db.engine.connect() as conn:
+        plan = " ".join(str(row) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {lookup}", ("i", "t", "n")))
+    assert "task_id=?" in plan, plan

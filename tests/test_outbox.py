@@ -87,6 +87,8 @@ def _handler_class(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 class _Server(ThreadingHTTPServer):
+    """One thread per request, so a held request does not stop the next one."""
+
     daemon_threads = True
 
     def handle_error(self, request, client_address) -> None:
@@ -168,6 +170,7 @@ class Workers:
                 for line in path.read_text(encoding="utf-8").splitlines()]
 
     def close(self) -> None:
+        """Kill (by pid, through Popen) whatever this test started and is still running."""
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
@@ -387,11 +390,10 @@ def test_worker_killed_inside_a_handler_leaves_no_message(
     assert row(hub, message["id"])["state"] == "sent"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: runtime.Runner._refresh_clock keeps a new process's start "
-                                       "time when it is later than the persisted virtual clock")
-def test_a_second_process_starts_on_the_persisted_virtual_clock(hub: Runner, registry) -> None:
-    other = make_runner(str(hub.db.engine.url.render_as_string(hide_password=False)), registry)
+def test_a_second_process_starts_on_the_persisted_virtual_clock(runner: Runner, sqlite_url: str, registry) -> None:
+    """A worker started later must share the test's virtual 'now', not its own start time."""
+    other = make_runner(sqlite_url, registry)
     try:
-        assert other.now() == hub.now()
+        assert other.now() == runner.now()
     finally:
         other.db.engine.dispose()

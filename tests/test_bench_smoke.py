@@ -1,0 +1,30 @@
+"""The long-lived benchmark runs end to end on a short loop and prints its figures."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench import long_lived
+
+LINE = re.compile(r"^([a-z0-9_]+): (\S+)$")
+
+
+def test_bench_prints_every_figure_as_a_number(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the shape of the output is checked; timings depend on the machine."""
+    assert long_lived.main(["--rounds", "120"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    figures = {}
+    for line in lines:
+        match = LINE.match(line)
+        assert match, f"not a 'name: value' line: {line!r}"
+        figures[match[1]] = float(match[2])
+    assert list(figures) == ["ms_per_completion_at_1", "ms_per_completion_at_100", "ms_per_completion_at_120",
+                             "ratio_120_to_1", "bare_commit_ms", "ratio_to_bare_commit"]
+    assert all(value > 0 for value in figures.values())
+
+
+def test_bench_refuses_too_few_rounds() -> None:
+    """A loop of one round has nothing to compare."""
+    with pytest.raises(SystemExit):
+        long_lived.main(["--rounds", "1"])
