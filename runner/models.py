@@ -141,10 +141,11 @@ class Timer(Base):
     """A timer event waiting on an instance, or a timer start event of a process key."""
 
     __tablename__ = "timers"
-    __table_args__ = (Index("ix_timers_due", "state", "due_at"),)
+    __table_args__ = (Index("ix_timers_due", "state", "due_at"),
+                      Index("ix_timers_task", "instance_id", "task_id", "timer_name"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[str | None] = mapped_column(ForeignKey("instances.id"), index=True)
+    instance_id: Mapped[str | None] = mapped_column(ForeignKey("instances.id"))
     task_id: Mapped[str | None] = mapped_column(String(36))
     process_key: Mapped[str | None] = mapped_column(String(200))  # timer start events
     element_id: Mapped[str] = mapped_column(String(200))

@@ -7,40 +7,53 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from runner.engine import Snapshot
 from runner.models import Instance, Job, Subscription, Timer, UserTask
 from runner.retries import max_tries
+from runner.storage import insert_row
 
 if TYPE_CHECKING:
     from runner.runtime import Runner
 
 
-def apply(runner: "Runner", s: Session, inst: Instance, snap: Snapshot,
+def apply(runner: "Runner", s: Session, inst: Instance, snap: Snapshot, state: str,
           completed_task: str | None, actor: str | None) -> None:
-    """Bring every projection of ``inst`` in line with ``snap``, with history."""
+    """Save the instance and bring every projection of it in line with ``snap``, with history.
+
+    NOTE: the instance row is written first (one UPDATE that checks and bumps its version
+    column), so a concurrent second writer fails there before touching any projection row.
+    """
     before: dict[str, Any] = dict(inst.waits or {})
-    after: dict[str, Any] = {
+    inst.state = state
+    inst.updated_at = runner.now()
+    flag_modified(inst, "updated_at")  # written even when the (virtual) clock has not moved
+    inst.data = snap.data
+    inst.waits = {
         "user_tasks": [t.task_id for t in snap.user_tasks],
         "timers": {f"{t.task_id}|{t.timer_name}": t.due_at.isoformat() for t in snap.timers},
         "jobs": [j.task_id for j in snap.jobs],
         "messages": sorted(snap.messages),
     }
+    entered = _stages(inst, snap)
+    completed = snap.completed and inst.status == "running"
+    if completed:
+        inst.status = "completed"
+        inst.ended_at = runner.now()
+    s.flush()
     _user_tasks(runner, s, inst, snap, before.get("user_tasks", []), completed_task, actor)
     _timers(runner, s, inst, snap, before.get("timers", {}))
     _jobs(runner, s, inst, snap, before.get("jobs", []))
-    if before.get("messages", []) != after["messages"]:
+    if before.get("messages", []) != inst.waits["messages"]:
         s.execute(delete(Subscription).where(Subscription.instance_id == inst.id))
         s.add_all(Subscription(instance_id=inst.id, business_key=inst.business_key, message_name=name)
-                  for name in after["messages"])
-    _stages(runner, s, inst, snap)
-    inst.data = snap.data
-    inst.waits = after
-    if snap.completed and inst.status == "running":
-        inst.status = "completed"
-        inst.ended_at = runner.now()
+                  for name in inst.waits["messages"])
+    for stage in entered:
+        runner._history(s, inst, "stage.entered", details={"stage": stage})
+    if completed:
         runner._history(s, inst, "instance.completed", details={"data": snap.data})
 
 
@@ -50,12 +63,12 @@ def _user_tasks(runner, s, inst, snap, before, completed_task, actor) -> None:
     for view in snap.user_tasks:
         if view.task_id in before:
             continue
-        s.add(UserTask(id=view.task_id, instance_id=inst.id, business_key=inst.business_key,
-                       process_key=inst.process_key, element_id=view.element_id, name=view.name,
-                       lane=view.lane, stage=view.stage, candidate_groups=view.candidate_groups,
-                       candidate_users=view.candidate_users, assignee=view.assignee, due_at=view.due_at,
-                       follow_up_at=view.follow_up_at, priority=view.priority, form=view.form,
-                       state="open", created_at=now))
+        insert_row(
+            s, UserTask, id=view.task_id, instance_id=inst.id, business_key=inst.business_key,
+            process_key=inst.process_key, element_id=view.element_id, name=view.name, lane=view.lane,
+            stage=view.stage, candidate_groups=view.candidate_groups, candidate_users=view.candidate_users,
+            assignee=view.assignee, due_at=view.due_at, follow_up_at=view.follow_up_at,
+            priority=view.priority, form=view.form, state="open", created_at=now)
         runner._history(s, inst, "task.created", element=view.element_id,
                         details={"task_id": view.task_id, "name": view.name,
                                  "candidate_groups": view.candidate_groups, "assignee": view.assignee})
@@ -63,7 +76,8 @@ def _user_tasks(runner, s, inst, snap, before, completed_task, actor) -> None:
         if task_id in current:
             continue
         done = task_id == completed_task
-        s.execute(update(UserTask).where(UserTask.id == task_id, UserTask.state == "open").values(
+        s.connection().execute(update(UserTask.__table__).where(
+            UserTask.id == task_id, UserTask.state == "open").values(
             state="completed" if done else "cancelled", ended_at=now, completed_by=actor if done else None))
         if not done:
             runner._history(s, inst, "task.cancelled", details={"task_id": task_id})
@@ -87,13 +101,16 @@ def _timers(runner, s, inst, snap, before: dict[str, str]) -> None:
     for key, view in current.items():
         if before.get(key) == view.due_at.isoformat():
             continue
-        row = s.scalars(select(Timer).where(Timer.instance_id == inst.id, Timer.task_id == view.task_id,
-                                            Timer.timer_name == view.timer_name)).first()
-        if row is None:
-            s.add(Timer(instance_id=inst.id, task_id=view.task_id, element_id=view.element_id,
-                        timer_name=view.timer_name, due_at=view.due_at, state="waiting", value=view.value))
+        # NOTE: task ids are fresh per run of an element, so a key not projected before
+        # has no row yet; a known key (a repeating cycle) gets its next due time.
+        if key not in before:
+            insert_row(s, Timer,
+                instance_id=inst.id, task_id=view.task_id, element_id=view.element_id,
+                timer_name=view.timer_name, due_at=view.due_at, state="waiting", value=view.value)
         else:
-            row.due_at, row.state = view.due_at, "waiting"
+            s.execute(update(Timer).where(Timer.instance_id == inst.id, Timer.task_id == view.task_id,
+                                          Timer.timer_name == view.timer_name)
+                      .values(due_at=view.due_at, state="waiting"))
         runner._history(s, inst, "timer.scheduled", element=view.element_id,
                         details={"due": view.due_at.isoformat(), "value": view.value})
     gone = [key.split("|", 1) for key in before if key not in current]
@@ -110,21 +127,21 @@ def _jobs(runner, s, inst, snap, before: list[str]) -> None:
         if view.task_id in before:
             continue
         timeout = float(view.properties.get("timeout") or runner.settings.handler_timeout)
-        s.add(Job(id=view.task_id, instance_id=inst.id, element_id=view.element_id, topic=view.topic,
-                  params=view.params, properties=view.properties, state="pending", attempts=0,
-                  max_attempts=max_tries(view.properties), timeout=timeout, due_at=now, created_at=now))
+        insert_row(s, Job,
+            id=view.task_id, instance_id=inst.id, element_id=view.element_id, topic=view.topic,
+            params=view.params, properties=view.properties, state="pending", attempts=0,
+            max_attempts=max_tries(view.properties), timeout=timeout, due_at=now, created_at=now)
     for task_id in before:
         if task_id not in current:
             s.execute(update(Job).where(Job.id == task_id, Job.state == "pending")
                       .values(state="cancelled", ended_at=now))
 
 
-def _stages(runner, s, inst: Instance, snap: Snapshot) -> None:
+def _stages(inst: Instance, snap: Snapshot) -> list[str]:
+    """Move the instance to the snapshot's stages; returns the stages newly entered."""
     # NOTE: a token resting on an element without a stage keeps the last stage entered.
-    if snap.stages and snap.stages != list(inst.stages or []):
-        for stage in snap.stages:
-            if stage not in (inst.stages or []):
-                runner._history(s, inst, "stage.entered", details={"stage": stage})
-        inst.stages = list(snap.stages)
-    elif snap.completed and inst.stages:
-        inst.stages = list(inst.stages)
+    if not snap.stages or snap.stages == list(inst.stages or []):
+        return []
+    entered = [stage for stage in snap.stages if stage not in (inst.stages or [])]
+    inst.stages = list(snap.stages)
+    return entered

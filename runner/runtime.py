@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import flag_modified
 
 import handlers
-from runner import forms
+from runner import forms, projection
 from runner.clock import FixedClock, SystemClock
 from runner.deployment import Deployed, Deployer, latest_files, read_paths
 from runner.engine import Engine, Snapshot
@@ -38,7 +38,7 @@ from runner.models import (
     UserTask,
 )
 from runner.settings import Settings
-from runner.storage import Database, WorkflowStore, make_engine
+from runner.storage import Database, WorkflowStore, insert_row, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,23 @@ class Runner:
 
     def _refresh_clock(self) -> None:
         """Catch up with the persisted virtual clock when another process moved it on."""
-        if not isinstance(self.clock, FixedClock):
-            return
+        if isinstance(self.clock, FixedClock):
+            with self.db.unit() as s:
+                self._sync_clock(s)
+
+    def _sync_clock(self, s: Session) -> None:
+        """The same, inside a unit of work that is open anyway (one small read)."""
+        if isinstance(self.clock, FixedClock):
+            stored = s.scalar(select(ClockRow.now).where(ClockRow.name == "virtual"))
+            if stored is not None and stored > self.clock.now():
+                self.clock.set(stored)
+
+    @contextmanager
+    def _unit(self) -> Iterator[Session]:
+        """A unit of work that first catches up with the virtual clock."""
         with self.db.unit() as s:
-            row = s.get(ClockRow, "virtual")
-            if row is None:
-                s.add(ClockRow(name="virtual", now=self.clock.now()))
-            elif row.now > self.clock.now():
-                self.clock.set(row.now)
+            self._sync_clock(s)
+            yield s
 
     def _save_clock(self, s: Session) -> None:
         """Persist the virtual clock if it moved on."""
@@ -127,12 +136,14 @@ class Runner:
             raise NotFound(f"process {process_key!r} is not deployed")
         return row
 
-    def _specs(self, s: Session, version: ProcessVersion, called: dict[str, int]):
-        spec, subs = self.store.load_spec(version.id, lambda: version.spec)
+    def _specs(self, s: Session, version: ProcessVersion | int, called: dict[str, int]):
+        """The spec of a version (a row or its id) with the specs of the processes it calls."""
+        version_id = version if isinstance(version, int) else version.id
+        spec, subs = self.store.load_spec(version_id, lambda: s.get(ProcessVersion, version_id).spec)
         subs = dict(subs)
-        for key, version_id in called.items():
-            row = s.get(ProcessVersion, version_id)
-            called_spec, called_subs = self.store.load_spec(row.id, lambda row=row: row.spec)
+        for key, called_id in called.items():
+            called_spec, called_subs = self.store.load_spec(
+                called_id, lambda called_id=called_id: s.get(ProcessVersion, called_id).spec)
             subs.update(called_subs)
             subs[key] = called_spec
         return spec, subs
@@ -155,8 +166,7 @@ class Runner:
     def start_instance(self, process_key: str, business_key: str | None = None,
                        data: Mapping[str, Any] | None = None, actor: str | None = None) -> str:
         """Start the latest version of a process for a customer; returns the instance id."""
-        self._refresh_clock()
-        with self.db.unit() as s:
+        with self._unit() as s:
             return self._start(s, process_key, business_key, _plain(data, "start data"), actor, None, None)
 
     def _start(self, s: Session, process_key: str, business_key: str | None, data: dict[str, Any],
@@ -183,8 +193,7 @@ class Runner:
         inst = s.get(Instance, instance_id, with_for_update=lock and self.db.is_postgres)
         if inst is None:
             raise NotFound(f"instance {instance_id} does not exist")
-        version = s.get(ProcessVersion, inst.version_id)
-        spec, subs = self._specs(s, version, inst.called_versions or {})
+        spec, subs = self._specs(s, inst.version_id, inst.called_versions or {})
         return inst, self.store.load_state(inst.state, spec, subs, self.engine.script_engine)
 
     def load_for_worker(self, s: Session, instance_id: str):
@@ -197,20 +206,10 @@ class Runner:
 
     def _commit_step(self, s: Session, inst: Instance, workflow, completed_task: str | None = None,
                      actor: str | None = None) -> Snapshot:
-        """Bound the tree, project what the instance waits for, save it (in the caller's transaction)."""
-        # NOTE: the instance row is written (its version checked and bumped) before any
-        # projection row, so a concurrent second writer fails on the version column first.
-        inst.updated_at = self.now()
-        flag_modified(inst, "updated_at")  # written even when the (virtual) clock has not moved
-        s.flush()
+        """Bound the tree, save it and project what the instance waits for (in the caller's transaction)."""
         self.engine.prune(workflow)
         snap = self.engine.snapshot(workflow)
-        from runner import projection
-
-        projection.apply(self, s, inst, snap, completed_task, actor)
-        inst.state = self.store.dump_state(workflow)
-        inst.updated_at = self.now()
-        self._save_clock(s)
+        projection.apply(self, s, inst, snap, self.store.dump_state(workflow), completed_task, actor)
         for name, payload in snap.thrown:
             self._throw(s, inst, name, payload)
         return snap
@@ -231,12 +230,11 @@ class Runner:
         meanwhile), the unit of work is tried once more on fresh state: it then succeeds, or
         reports who completed the task first.
         """
-        self._refresh_clock()
         rejected: Conflict | None = None
         for _ in range(2):
             seen: dict[str, str] = {}
             try:
-                with self.db.unit() as s:
+                with self._unit() as s:
                     self._complete(s, task_id, _mapping(data, "form data"), actor, html, seen)
                 return
             except Conflict as exc:
@@ -278,8 +276,7 @@ class Runner:
         """
         from runner import migration
 
-        self._refresh_clock()
-        with self.db.unit() as s:
+        with self._unit() as s:
             return migration.migrate(self, s, instance_id, to_version, actor)
 
     # --- messages ------------------------------------------------------------------
@@ -287,8 +284,7 @@ class Runner:
     def correlate(self, message_name: str, business_key: str | None,
                   data: Mapping[str, Any] | None = None, actor: str | None = None) -> list[str]:
         """Deliver a message to a customer's waiting instances, or start processes for it."""
-        self._refresh_clock()
-        with self.db.unit() as s:
+        with self._unit() as s:
             return self._correlate(s, message_name, business_key, _plain(data, "message data"), actor=actor)
 
     def _correlate(self, s: Session, name: str, business_key: str | None, payload: dict[str, Any],
@@ -325,10 +321,11 @@ class Runner:
 
     def _history(self, s: Session, inst: Instance | None, event: str, *, element: str | None = None,
                  actor: str | None = None, details: dict[str, Any] | None = None) -> None:
-        s.add(HistoryEvent(at=self.now(), instance_id=inst.id if inst else None,
-                           business_key=inst.business_key if inst else None,
-                           process_key=inst.process_key if inst else None, event=event,
-                           element_id=element, actor=actor, details=details or {}))
+        # NOTE: a plain INSERT, not an ORM object: history is write-only and on every step's path.
+        insert_row(s, HistoryEvent,
+            at=self.now(), instance_id=inst.id if inst else None,
+            business_key=inst.business_key if inst else None, process_key=inst.process_key if inst else None,
+            event=event, element_id=element, actor=actor, details=details or {})
 
     # --- timers, jobs, outbox, incidents -----------------------------------------------
 

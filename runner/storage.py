@@ -92,6 +92,11 @@ class Database:
         return self._reads()
 
 
+def insert_row(session: Session, model: type, **values: Any) -> None:
+    """INSERT one row with a reusable Core statement: write-only rows skip the ORM's bookkeeping."""
+    session.connection().execute(model.__table__.insert(), values)
+
+
 class _StateConverter(BpmnWorkflowConverter):
     """The workflow without its specs: those live once per process version."""
 

@@ -285,10 +285,6 @@ def test_loop_runs_past_the_depth_cap_through_the_runner(runner: Runner) -> None
     assert len(tasks) == 1_200 and {t["completed_by"] for t in tasks} == {"tester"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: runner/projection.py _timers looks a timer row up by (instance_id, task_id, timer_name) but "
-    "timers has only an index on instance_id; a long-lived instance keeps one fired row per round, so "
-    "each step scans them all (+1.3 ms per completion at 10,000 rounds, growing linearly)"))
 def test_timer_lookup_by_task_does_not_scan_the_instances_old_timers(runner: Runner) -> None:
     """The projection's lookup of a task's timer row is served by an index that includes task_id."""
     lookup = "SELECT id FROM timers WHERE instance_id = ? AND task_id = ? AND timer_name = ?"

@@ -178,7 +178,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('timers', schema=None) as batch_op:
         batch_op.create_index('ix_timers_due', ['state', 'due_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_timers_instance_id'), ['instance_id'], unique=False)
+        batch_op.create_index('ix_timers_task', ['instance_id', 'task_id', 'timer_name'], unique=False)
 
     op.create_table('user_tasks',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -222,7 +222,7 @@ def downgrade() -> None:
 
     op.drop_table('user_tasks')
     with op.batch_alter_table('timers', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_timers_instance_id'))
+        batch_op.drop_index('ix_timers_task')
         batch_op.drop_index('ix_timers_due')
 
     op.drop_table('timers')
