@@ -31,7 +31,6 @@ from runner.models import (
     HistoryEvent,
     Incident,
     Instance,
-    Job,
     ProcessVersion,
     Subscription,
     Timer,

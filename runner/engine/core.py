@@ -1,100 +1,30 @@
-"""The one module that drives SpiffWorkflow's runtime.
-
-It creates workflows, runs engine steps, applies what happened outside (a person
-completing a task, a timer, a message, a handler result), keeps the task tree bounded
-and reports what the instance now waits for as a plain ``Snapshot``.
-"""
+"""The Engine: creates workflows, runs engine steps and applies what happened outside
+(a person completing a task, a timer, a message, a handler result)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import tzinfo
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
-from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from runner import expressions, scripting, timers
 from runner.bpmn import ExternalTask
 from runner.clock import Clock
+from runner.engine import pruning
+from runner.engine import snapshot as views
+from runner.engine.snapshot import Snapshot, _element
 from runner.errors import Conflict, NotFound, RunnerError, StepFailed
 from runner.scripting import RestrictedScriptEngine
 from runner.timers import ClockTimer, repeats
-
-ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
-
-
-@dataclass(frozen=True)
-class UserTaskView:
-    """A READY user task as the inbox needs it."""
-
-    task_id: str
-    element_id: str
-    name: str
-    lane: str | None
-    stage: str | None
-    assignee: str | None
-    candidate_groups: list[str]
-    candidate_users: list[str]
-    due_at: datetime | None
-    follow_up_at: datetime | None
-    priority: int
-    form: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class TimerView:
-    """A timer event some task waits on."""
-
-    task_id: str
-    element_id: str
-    timer_name: str
-    due_at: datetime
-    value: str
-
-
-@dataclass(frozen=True)
-class JobView:
-    """A STARTED external service task, with its evaluated input parameters."""
-
-    task_id: str
-    element_id: str
-    topic: str
-    params: dict[str, Any]
-    properties: dict[str, str]
-
-
-@dataclass
-class Snapshot:
-    """What an instance waits for after a step, and what it threw outside."""
-
-    user_tasks: list[UserTaskView] = field(default_factory=list)
-    timers: list[TimerView] = field(default_factory=list)
-    jobs: list[JobView] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-    thrown: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    stages: list[str] = field(default_factory=list)
-    completed: bool = False
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-def _element(task: Task) -> tuple[str, str]:
-    spec = task.task_spec
-    return getattr(spec, "bpmn_id", None) or spec.name, getattr(spec, "bpmn_name", None) or ""
-
-
-def props(task: Task) -> dict[str, str]:
-    """The camunda:properties of a task's element."""
-    return (getattr(task.task_spec, "extensions", None) or {}).get("properties", {})
 
 
 class Engine:
@@ -253,117 +183,6 @@ class Engine:
         except RunnerError as exc:
             raise StepFailed(str(exc), *_element(task)) from exc
 
-    # --- what the instance waits for ------------------------------------------------
-
-    def snapshot(self, workflow: BpmnWorkflow) -> Snapshot:
-        """Everything the runner projects into tables after a unit of work."""
-        snap = Snapshot(completed=workflow.is_completed(), data=self.current_data(workflow))
-        for task in self._tasks(workflow, ACTIVE):
-            self._observe(task, snap)
-        for event in workflow.get_events():
-            if isinstance(event.event_definition, MessageEventDefinition):
-                snap.thrown.append((event.event_definition.name, dict(event.payload or {})))
-        return snap
-
-    @staticmethod
-    def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
-        """The instance's variables: those of the most recently finished task."""
-        if workflow.is_completed() and workflow.data:
-            return dict(workflow.data)
-        task = workflow.last_task or workflow.task_tree
-        return {k: v for k, v in task.data.items() if not callable(v)}
-
-    def _tasks(self, workflow: BpmnWorkflow, state: int) -> list[Task]:
-        found = [t for t in workflow.tasks.values() if t.state & state]
-        for sub in workflow.subprocesses.values():
-            found.extend(t for t in sub.tasks.values() if t.state & state)
-        return found
-
-    def _observe(self, task: Task, snap: Snapshot) -> None:
-        spec = task.task_spec
-        stage = props(task).get("stage")
-        if stage and stage not in snap.stages:
-            snap.stages.append(stage)
-        if isinstance(spec, UserTask) and task.state == TaskState.READY:
-            snap.user_tasks.append(self._user_task(task))
-        elif isinstance(spec, ExternalTask) and task.state == TaskState.STARTED:
-            snap.jobs.append(self._job(task))
-        elif isinstance(spec, CatchingEvent) and task.state == TaskState.WAITING:
-            self._observe_events(task, spec.event_definition, snap)
-
-    def _observe_events(self, task: Task, definition, snap: Snapshot) -> None:
-        items = definition.event_definitions if isinstance(definition, MultipleEventDefinition) else [definition]
-        for item in items:
-            if isinstance(item, MessageEventDefinition) and item.name not in snap.messages:
-                snap.messages.append(item.name)
-            elif isinstance(item, ClockTimer):
-                state = item.timer_state(task)
-                if state.get("due"):
-                    snap.timers.append(TimerView(str(task.id), _element(task)[0], item.name,
-                                                 datetime.fromisoformat(state["due"]), state["value"]))
-
-    def _user_task(self, task: Task) -> UserTaskView:
-        ext = task.task_spec.extensions or {}
-        info = ext.get("user_task", {})
-        element, name = _element(task)
-        assignee = self._maybe(task, info.get("assignee"))
-        due_at, follow_up_at = self._dates(task, info)
-        return UserTaskView(
-            task_id=str(task.id), element_id=element, name=name, lane=task.task_spec.lane,
-            stage=ext.get("properties", {}).get("stage"),
-            assignee=str(assignee) if assignee else None,
-            candidate_groups=self._names(task, info.get("candidate_groups", [])),
-            candidate_users=self._names(task, info.get("candidate_users", [])),
-            due_at=due_at, follow_up_at=follow_up_at,
-            priority=int(self._maybe(task, info.get("priority")) or 50),
-            form=ext.get("form", {}),
-        )
-
-    def _maybe(self, task: Task, text: str | None) -> Any:
-        if not text:
-            return None
-        return self.evaluate(task, text) if expressions.is_wrapped(text) else text
-
-    def _names(self, task: Task, values: list[str]) -> list[str]:
-        names: list[str] = []
-        for value in values:
-            result = self._maybe(task, value)
-            items = result if isinstance(result, (list, tuple, set)) else str(result).split(",")
-            names.extend(str(i).strip() for i in items if str(i).strip())
-        return names
-
-    def _dates(self, task: Task, info: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
-        """Due and follow-up dates, fixed when the task is first seen (PT30M is from creation, not from now)."""
-        dates = task.internal_data.get("runner:dates")
-        if dates is None:
-            moments = (self._moment(task, info.get("due_date")), self._moment(task, info.get("follow_up_date")))
-            dates = [m.isoformat() if m else None for m in moments]
-            task.internal_data["runner:dates"] = dates
-        due, follow_up = (datetime.fromisoformat(d) if d else None for d in dates)
-        return due, follow_up
-
-    def _moment(self, task: Task, text: str | None) -> datetime | None:
-        """A due/follow-up date: an expression, an ISO date-time or an ISO duration from now."""
-        value = self._maybe(task, text)
-        if value is None:
-            return None
-        now = self.clock.now()
-        if isinstance(value, timedelta):
-            return now + value
-        if isinstance(value, str) and value.strip().upper().startswith("P"):
-            value = timers.timeparse.parse_duration(value.strip()).add_to(now)
-        elif isinstance(value, str):
-            value = timers.timeparse.parse_date(value.strip(), self.tz)
-        if not isinstance(value, datetime):
-            raise StepFailed(f"due date {text!r} gave {value!r}, not a date", *_element(task))
-        return (value if value.tzinfo else value.replace(tzinfo=self.tz)).astimezone(timezone.utc)
-
-    def _job(self, task: Task) -> JobView:
-        ext = task.task_spec.extensions or {}
-        params = {name: self.parameter(task, param) for name, param in ext.get("inputs", {}).items()}
-        return JobView(str(task.id), _element(task)[0], ext.get("topic") or "", params,
-                       dict(ext.get("properties", {})))
-
     def parameter(self, task: Task, param: dict[str, Any], extra: dict[str, Any] | None = None) -> Any:
         """The value of a camunda input/output parameter (literal, expression, list or map)."""
         kind = param.get("kind")
@@ -390,51 +209,17 @@ class Engine:
         scope = result if isinstance(result, dict) else {"result": result}
         return {name: self.parameter(task, param, scope) for name, param in outputs.items()}
 
-    # --- keeping the live tree bounded ----------------------------------------------
+    # --- what the instance waits for, and keeping the tree bounded --------------------
+
+    def snapshot(self, workflow: BpmnWorkflow) -> Snapshot:
+        """Everything the runner projects into tables after a unit of work."""
+        return views.take(self, workflow)
 
     def prune(self, workflow: BpmnWorkflow) -> int:
-        """Re-root each task tree just above its oldest unfinished task; returns tasks dropped.
+        """Re-root each task tree just above its oldest unfinished task; returns tasks dropped."""
+        return pruning.prune(workflow)
 
-        NOTE: every unfinished task, every join's split and every boundary event's
-        split sit below the lowest common ancestor of the unfinished tasks, so what is
-        dropped is finished history that no spec looks at again.
-        """
-        dropped = self._reroot(workflow, workflow)
-        for sub in list(workflow.subprocesses.values()):
-            if sub.parent_task_id in workflow.subprocesses or self._owner_exists(workflow, sub):
-                dropped += self._reroot(workflow, sub)
-        return dropped
-
-    @staticmethod
-    def _owner_exists(top: BpmnWorkflow, sub) -> bool:
-        return top.get_task_from_id(sub.parent_task_id) is not None
-
-    def _reroot(self, top: BpmnWorkflow, wf) -> int:
-        unfinished = [t for t in wf.tasks.values() if not t.has_state(TaskState.FINISHED_MASK)]
-        if not unfinished:
-            return 0
-        common = _ancestors(unfinished[0])
-        for task in unfinished[1:]:
-            chain = {t.id for t in _ancestors(task)}
-            common = [t for t in common if t.id in chain]
-        new_root = common[0].parent or common[0]
-        # NOTE: joins read the parent of every task of their spec, so a join task never
-        # becomes the root (the only task without a parent).
-        while isinstance(new_root.task_spec, Join) and new_root.parent is not None:
-            new_root = new_root.parent
-        if new_root is wf.task_tree:
-            return 0
-        keep = {t.id for t in _descendants(new_root)}
-        dropped = [tid for tid in wf.tasks if tid not in keep]
-        for tid in dropped:
-            if tid in top.subprocesses:
-                top.delete_subprocess(wf.tasks[tid])
-            del wf.tasks[tid]
-        new_root._parent = None
-        wf.task_tree = new_root
-        if wf.last_task is not None and wf.last_task.id not in keep:
-            wf.last_task = None
-        return len(dropped)
+    current_data = staticmethod(views.current_data)
 
 
 def _triggered_by(task: Task, kind: str, name: str) -> bool:
@@ -455,21 +240,3 @@ def _runner_cause(exc: BaseException) -> RunnerError | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
-
-
-def _ancestors(task: Task) -> list[Task]:
-    """The task and its ancestors, nearest first."""
-    chain = []
-    while task is not None:
-        chain.append(task)
-        task = task.parent
-    return chain
-
-
-def _descendants(task: Task) -> list[Task]:
-    found, stack = [], [task]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(current.children)
-    return found

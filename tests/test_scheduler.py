@@ -1,0 +1,66 @@
+"""Timers on the virtual clock: due-time order within one advance, and timer start events."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from runner import inbox
+from runner.runtime import Runner
+
+FIXTURES = Path(__file__).parent / "bpmn" / "scheduler"
+
+
+def fired(runner: Runner) -> list[tuple[str, str]]:
+    """(business key, element) of every timer.fired event, in the order they happened."""
+    return [(h["business_key"], h["element_id"]) for h in inbox.history(runner, events=["timer.fired"])]
+
+
+def test_one_advance_fires_everything_due_in_due_time_order(runner: Runner) -> None:
+    runner.deploy([FIXTURES / "chain.bpmn"])
+    runner.start_instance("chain", "A", {"first_wait": "PT30M"})  # first at 0:30, second at 1:30
+    runner.start_instance("chain", "B", {"first_wait": "PT1H"})   # first at 1:00, second at 2:00
+    runner.start_instance("chain", "C", {"first_wait": "PT3H"})   # first at 3:00: past the advance
+    start = runner.now()
+
+    assert runner.advance_clock(timedelta(hours=2, minutes=30)) == start + timedelta(hours=2, minutes=30)
+
+    # The second timers only exist after the first ones fired, inside the same advance.
+    assert fired(runner) == [("A", "first"), ("B", "first"), ("A", "second"), ("B", "second")]
+    moments = [h["at"] for h in inbox.history(runner, events=["timer.fired"])]
+    assert moments == [start + timedelta(minutes=m) for m in (30, 60, 90, 120)]
+    done = {i["business_key"]: i["status"] for i in inbox.instances(runner, process_key="chain")}
+    assert done == {"A": "completed", "B": "completed", "C": "running"}
+    assert inbox.instances(runner, business_key="A")[0]["data"]["marked"] == "yes"
+
+
+def test_a_fired_timer_stays_fired(runner: Runner) -> None:
+    runner.deploy([FIXTURES / "chain.bpmn"])
+    runner.start_instance("chain", "A", {"first_wait": "PT30M"})
+    runner.advance_clock(timedelta(minutes=45))
+    runner.advance_clock(timedelta(minutes=1))
+    assert runner.run_due() == 0
+    assert fired(runner) == [("A", "first")]
+
+
+def test_timer_start_event_starts_instances_on_its_cycle(runner: Runner) -> None:
+    runner.deploy([FIXTURES / "nightly.bpmn"])
+    assert inbox.instances(runner, process_key="nightly") == []
+
+    runner.advance_clock(timedelta(days=1, hours=1))
+    assert len(inbox.instances(runner, process_key="nightly")) == 1
+    runner.advance_clock(timedelta(days=5))
+    started = inbox.instances(runner, process_key="nightly")
+    assert len(started) == 3  # R3: three repetitions, then the cycle ends
+    assert [t["element_id"] for t in inbox.tasks(runner, groups=["team_leader"])] == ["review"] * 3
+
+
+def test_a_new_version_replaces_the_start_schedule(runner: Runner, tmp_path: Path) -> None:
+    runner.deploy([FIXTURES / "nightly.bpmn"])
+    weekly = tmp_path / "nightly.bpmn"
+    weekly.write_text((FIXTURES / "nightly.bpmn").read_text().replace("R3/P1D", "R/P7D"))
+    runner.deploy([weekly])
+    runner.advance_clock(timedelta(days=6))
+    assert inbox.instances(runner, process_key="nightly") == []
+    runner.advance_clock(timedelta(days=1, hours=1))
+    [instance] = inbox.instances(runner, process_key="nightly")
+    assert instance["version_id"] == 2
