@@ -17,7 +17,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from runner import expressions, scripting, timers
-from runner.bpmn import ExternalTask
+from runner.specs import ExternalTask
 from runner.clock import Clock
 from runner.engine import pruning
 from runner.engine import snapshot as views

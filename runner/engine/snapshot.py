@@ -18,7 +18,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from runner import expressions, timers
-from runner.bpmn import ExternalTask
+from runner.specs import ExternalTask
 from runner.errors import StepFailed
 from runner.timers import ClockTimer
 
