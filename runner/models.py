@@ -174,7 +174,8 @@ class Incident(Base):
     __tablename__ = "incidents"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), index=True)
+    # NOTE: None for a process-level failure, such as a timer start event that failed.
+    instance_id: Mapped[str | None] = mapped_column(ForeignKey("instances.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))  # job|timer|message
     ref: Mapped[str] = mapped_column(String(64))  # job id or timer id
     element_id: Mapped[str] = mapped_column(String(200))
@@ -214,7 +215,7 @@ class OutboxMessage(Base):
     instance_id: Mapped[str | None] = mapped_column(String(36), index=True)
     business_key: Mapped[str | None] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|sending|sent|failed|unknown
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|sending|sent|failed|unknown|dismissed
     attempts: Mapped[int] = mapped_column(default=0)
     due_at: Mapped[datetime]
     locked_until: Mapped[datetime | None]

@@ -364,7 +364,7 @@ class Runner:
                 timer = s.get(Timer, int(incident.ref))
                 timer.state, timer.due_at = "waiting", self.now()
             incident.state, incident.resolved_at, incident.resolved_by = "resolved", self.now(), actor
-            inst = s.get(Instance, incident.instance_id)
+            inst = s.get(Instance, incident.instance_id) if incident.instance_id else None
             self._history(s, inst, "incident.resolved", element=incident.element_id, actor=actor,
                           details={"incident": incident.id, "kind": incident.kind})
 

@@ -111,17 +111,14 @@ def _fire_start(runner: "Runner", s, timer: Timer) -> None:
 
 
 def _record_failure(runner: "Runner", s, timer: Timer, exc: Exception) -> None:
-    """A failed firing: the timer waits for an admin (an incident on its instance)."""
+    """A failed firing: the timer waits for an admin (an incident on its instance, or on
+    no instance for a timer start event)."""
     message = str(exc) or type(exc).__name__
     timer.state = "incident"
-    if timer.instance_id is None:
-        # NOTE: an incident needs an instance; a failing start timer is only logged.
-        log.error("start timer %s of %s failed: %s", timer.id, timer.process_key, message)
-        return
-    log.warning("timer %s failed: %s", timer.id, message)
-    inst = s.get(Instance, timer.instance_id)
+    log.warning("timer %s (%s) failed: %s", timer.id, timer.process_key or timer.instance_id, message)
+    inst = s.get(Instance, timer.instance_id) if timer.instance_id else None
     element = getattr(exc, "element_id", "") or timer.element_id
-    s.add(Incident(instance_id=inst.id, kind="timer", ref=str(timer.id), element_id=element,
+    s.add(Incident(instance_id=inst.id if inst else None, kind="timer", ref=str(timer.id), element_id=element,
                    error=message, tries=1, state="open", created_at=runner.now()))
     runner._history(s, inst, "incident.raised", element=element, details={"timer": timer.id, "error": message})
 

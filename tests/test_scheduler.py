@@ -64,3 +64,17 @@ def test_a_new_version_replaces_the_start_schedule(runner: Runner, tmp_path: Pat
     runner.advance_clock(timedelta(days=1, hours=1))
     [instance] = inbox.instances(runner, process_key="nightly")
     assert instance["version_id"] == 2
+
+
+def test_a_failing_timer_start_becomes_an_incident_without_an_instance(runner: Runner) -> None:
+    runner.deploy([FIXTURES / "nightly_broken.bpmn"])
+    runner.advance_clock(timedelta(days=1, hours=1))
+    assert inbox.instances(runner, process_key="nightly_broken") == []
+    [incident] = inbox.incidents(runner)
+    assert incident["instance_id"] is None and incident["kind"] == "timer"
+    assert incident["element_id"] == "compute" and "total" in incident["error"]
+
+    runner.retry_incident(incident["id"], actor="admin")
+    runner.run_due()  # still broken: a new incident, still no half-started instance
+    assert inbox.instances(runner, process_key="nightly_broken") == []
+    assert [i["state"] for i in inbox.incidents(runner, state=None)] == ["resolved", "open"]

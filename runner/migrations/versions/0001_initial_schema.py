@@ -109,7 +109,7 @@ def upgrade() -> None:
 
     op.create_table('incidents',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('instance_id', sa.String(length=36), nullable=False),
+    sa.Column('instance_id', sa.String(length=36), nullable=True),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('ref', sa.String(length=64), nullable=False),
     sa.Column('element_id', sa.String(length=200), nullable=False),
