@@ -7,6 +7,7 @@ process was down is simply due at the next tick; a fired timer's row says so for
 from __future__ import annotations
 
 import logging
+import signal
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -220,8 +221,12 @@ def work(runner: "Runner") -> None:
     scheduler = BlockingScheduler(timezone=runner.settings.tz)
     scheduler.add_job(tick, "interval", args=[runner], seconds=runner.settings.poll_seconds,
                       max_instances=1, coalesce=True, next_run_time=datetime.now(runner.settings.tz))
-    log.info("worker %s started on %s", runner.settings.worker_id, runner.db.engine.url)
+    # NOTE: SIGTERM (a service manager stopping us) lets the tick in progress finish.
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))
+    log.info("worker %s started on %s", runner.settings.worker_id,
+             runner.db.engine.url.render_as_string(hide_password=True))
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
-        log.info("worker %s stopped", runner.settings.worker_id)
+        pass
+    log.info("worker %s stopped", runner.settings.worker_id)

@@ -70,3 +70,17 @@ def test_clock_cannot_move_on_the_system_clock(env: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("RUNNER_CLOCK", "system")
     assert main(["clock", "advance", "1d"]) == 1
     assert "RUNNER_CLOCK=virtual" in capsys.readouterr().err
+
+
+def test_incidents_are_listed_and_retried(env: Path, capsys) -> None:
+    broken = Path(__file__).parent / "bpmn" / "scheduler" / "nightly_broken.bpmn"
+    assert main(["deploy", str(broken)]) == 0
+    assert main(["clock", "advance", "25h"]) == 0
+    _out(capsys)
+    assert main(["incidents"]) == 0
+    [incident] = json.loads(_out(capsys))
+    assert incident["element_id"] == "compute" and incident["state"] == "open"
+    assert main(["retry", str(incident["id"])]) == 0
+    assert f"incident {incident['id']} resolved" in _out(capsys)
+    assert main(["retry", str(incident["id"])]) == 1
+    assert "already resolved" in capsys.readouterr().err
