@@ -166,9 +166,9 @@ class ExternalTaskParser(_Extensions, CamundaTaskParser):
 
 def _lane_group(parser: TaskParser) -> str | None:
     """The candidate group a lane stands for: its ``group`` property, else its name."""
-    lanes = parser.node.xpath(
-        f"//bpmn:lane[bpmn:flowNodeRef/text()='{parser.bpmn_id}']", namespaces=parser.nsmap
-    )
+    # NOTE: the id goes in as an XPath variable, never pasted into the expression.
+    lanes = parser.node.xpath("//bpmn:lane[bpmn:flowNodeRef/text()=$id]", namespaces=parser.nsmap,
+                              id=parser.bpmn_id)
     if not lanes:
         return None
     group = first(lanes[0].xpath(

@@ -46,9 +46,10 @@ class Problem:
     file: str = ""
 
     def __str__(self) -> str:
-        where = f"{self.file}: " if self.file else ""
-        label = f"{self.element_id}" + (f" ({self.name})" if self.name else "")
-        return f"{where}{label}: {self.reason}"
+        parts = [self.file] if self.file else []
+        if self.element_id:
+            parts.append(self.element_id + (f" ({self.name})" if self.name else ""))
+        return ": ".join([*parts, self.reason])
 
 
 class DeploymentInvalid(Invalid):

@@ -153,9 +153,7 @@ class Engine:
     def deliver_message(self, workflow: BpmnWorkflow, name: str, payload: dict[str, Any]) -> int:
         """Deliver a message to the tasks waiting for it; returns how many caught it."""
         event = BpmnEvent(MessageEventDefinition(name), payload=dict(payload))
-        caught = self._guard(workflow.send_event_quietly, event) if hasattr(workflow, "send_event_quietly") \
-            else self._guard(self._send, workflow, event)
-        return caught
+        return self._guard(self._send, workflow, event)
 
     def _send(self, workflow: BpmnWorkflow, event: BpmnEvent) -> int:
         caught = workflow.event_manager.catch(event, internal=False)
