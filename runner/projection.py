@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import flag_modified
 
 from runner.engine import Snapshot
 from runner.models import Instance, Job, Subscription, Timer, UserTask
 from runner.retries import max_tries
-from runner.storage import insert_row
+from runner.storage import insert_row, save_instance
 
 if TYPE_CHECKING:
     from runner.runtime import Runner
@@ -28,29 +27,27 @@ def apply(runner: "Runner", s: Session, inst: Instance, snap: Snapshot, state: s
     column), so a concurrent second writer fails there before touching any projection row.
     """
     before: dict[str, Any] = dict(inst.waits or {})
-    inst.state = state
-    inst.updated_at = runner.now()
-    flag_modified(inst, "updated_at")  # written even when the (virtual) clock has not moved
-    inst.data = snap.data
-    inst.waits = {
+    waits = {
         "user_tasks": [t.task_id for t in snap.user_tasks],
         "timers": {f"{t.task_id}|{t.timer_name}": t.due_at.isoformat() for t in snap.timers},
         "jobs": [j.task_id for j in snap.jobs],
         "messages": sorted(snap.messages),
     }
+    values: dict[str, Any] = {"state": state, "updated_at": runner.now(), "data": snap.data, "waits": waits}
     entered = _stages(inst, snap)
+    if snap.stages and snap.stages != list(inst.stages or []):
+        values["stages"] = list(snap.stages)
     completed = snap.completed and inst.status == "running"
     if completed:
-        inst.status = "completed"
-        inst.ended_at = runner.now()
-    s.flush()
+        values.update(status="completed", ended_at=runner.now())
+    save_instance(s, inst, **values)
     _user_tasks(runner, s, inst, snap, before.get("user_tasks", []), completed_task, actor)
     _timers(runner, s, inst, snap, before.get("timers", {}))
     _jobs(runner, s, inst, snap, before.get("jobs", []))
-    if before.get("messages", []) != inst.waits["messages"]:
+    if before.get("messages", []) != waits["messages"]:
         s.execute(delete(Subscription).where(Subscription.instance_id == inst.id))
         s.add_all(Subscription(instance_id=inst.id, business_key=inst.business_key, message_name=name)
-                  for name in inst.waits["messages"])
+                  for name in waits["messages"])
     for stage in entered:
         runner._history(s, inst, "stage.entered", details={"stage": stage})
     if completed:
@@ -138,10 +135,8 @@ def _jobs(runner, s, inst, snap, before: list[str]) -> None:
 
 
 def _stages(inst: Instance, snap: Snapshot) -> list[str]:
-    """Move the instance to the snapshot's stages; returns the stages newly entered."""
+    """The snapshot's stages the instance was not in yet."""
     # NOTE: a token resting on an element without a stage keeps the last stage entered.
     if not snap.stages or snap.stages == list(inst.stages or []):
         return []
-    entered = [stage for stage in snap.stages if stage not in (inst.stages or [])]
-    inst.stages = list(snap.stages)
-    return entered
+    return [stage for stage in snap.stages if stage not in (inst.stages or [])]
