@@ -221,8 +221,13 @@ def work(runner: "Runner") -> None:
     scheduler = BlockingScheduler(timezone=runner.settings.tz)
     scheduler.add_job(tick, "interval", args=[runner], seconds=runner.settings.poll_seconds,
                       max_instances=1, coalesce=True, next_run_time=datetime.now(runner.settings.tz))
-    # NOTE: SIGTERM (a service manager stopping us) lets the tick in progress finish.
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))
+    def stop(*_: object) -> None:
+        # NOTE: SIGTERM (a service manager stopping us) lets the tick in progress finish;
+        # a second signal while that happens must not fail.
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, stop)
     log.info("worker %s started on %s", runner.settings.worker_id,
              runner.db.engine.url.render_as_string(hide_password=True))
     try:
