@@ -25,6 +25,7 @@ from handlers import HandlerContext, Retry
 from runner.errors import Conflict, HandlerFailed, NotFound
 from runner.models import Incident, Instance, Job, OutboxMessage
 from runner.retries import compute_backoff, max_tries
+from runner.storage import savepoint
 
 if TYPE_CHECKING:
     from runner.runtime import Runner
@@ -108,7 +109,7 @@ def run_next(runner: "Runner", skip: set[str] | None = None) -> str | None:
                 raise Conflict(f"instance {job.instance_id} is busy")
             inst, workflow = loaded
             try:
-                with s.begin_nested():
+                with savepoint(s):
                     _run(runner, s, job, inst, workflow)
             except Conflict:
                 raise

@@ -37,7 +37,7 @@ from runner.models import (
     UserTask,
 )
 from runner.settings import Settings
-from runner.storage import Database, WorkflowStore, insert_row, make_engine
+from runner.storage import Database, WorkflowStore, add_row_later, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -248,9 +248,12 @@ class Runner:
 
     def _complete(self, s: Session, task_id: str, data: dict[str, Any], actor: str | None, html: bool,
                   seen: dict[str, str]) -> None:
-        row = s.get(UserTask, task_id)
-        if row is None:
+        # NOTE: the task and its instance in one read; load() then finds the instance loaded.
+        found = s.execute(select(UserTask, Instance).join(Instance, Instance.id == UserTask.instance_id)
+                          .where(UserTask.id == task_id)).first()
+        if found is None:
             raise NotFound(f"task {task_id} does not exist")
+        row = found[0]
         seen["label"] = f"{row.element_id} ({row.name})" if row.name else row.element_id
         seen["state"] = row.state
         if row.state != "open":
@@ -320,8 +323,8 @@ class Runner:
 
     def _history(self, s: Session, inst: Instance | None, event: str, *, element: str | None = None,
                  actor: str | None = None, details: dict[str, Any] | None = None) -> None:
-        # NOTE: a plain INSERT, not an ORM object: history is write-only and on every step's path.
-        insert_row(s, HistoryEvent,
+        # NOTE: history is write-only: its rows of a unit go in with one INSERT at commit.
+        add_row_later(s, HistoryEvent,
             at=self.now(), instance_id=inst.id if inst else None,
             business_key=inst.business_key if inst else None, process_key=inst.process_key if inst else None,
             event=event, element_id=element, actor=actor, details=details or {})

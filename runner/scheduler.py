@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from runner import jobs, outbox, timeparse
 from runner.errors import Conflict, RunnerError
 from runner.models import Incident, Instance, Job, Timer
+from runner.storage import savepoint
 
 if TYPE_CHECKING:
     from runner.deployment import Deployed
@@ -66,7 +67,7 @@ def fire_next(runner: "Runner", skip: set[int] | None = None) -> int | None:
                 return None
             timer_id = timer.id
             try:
-                with s.begin_nested():
+                with savepoint(s):
                     _fire(runner, s, timer)
             except Conflict:
                 raise

@@ -65,6 +65,7 @@ class Database:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_commit", _insert_pending)
         self._reads = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
     @contextmanager
@@ -109,6 +110,37 @@ def save_instance(session: Session, inst: Any, **values: Any) -> None:
         raise StaleDataError(f"instance {inst.id} is no longer at version {version}")
     for name, value in {**values, "row_version": version + 1}.items():
         set_committed_value(inst, name, value)
+
+
+PENDING = "runner.pending_rows"
+
+
+def add_row_later(session: Session, model: type, **values: Any) -> None:
+    """Queue a write-only row (history) to be inserted with the others just before commit."""
+    session.info.setdefault(PENDING, []).append((model.__table__, values))
+
+
+def _insert_pending(session: Session) -> None:
+    """Insert the queued rows, one executemany per table, in the order they were queued."""
+    pending = session.info.pop(PENDING, [])
+    batches: dict[Any, list[dict[str, Any]]] = {}
+    for table, values in pending:
+        batches.setdefault(table, []).append(values)
+    for table, rows in batches.items():
+        session.connection().execute(table.insert(), rows)
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """A nested transaction whose queued rows are dropped with it when it rolls back."""
+    pending = session.info.setdefault(PENDING, [])
+    mark = len(pending)
+    try:
+        with session.begin_nested():
+            yield
+    except BaseException:
+        del pending[mark:]
+        raise
 
 
 def insert_row(session: Session, model: type, **values: Any) -> None:
