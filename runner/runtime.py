@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import contextmanager
 import uuid
+from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -73,7 +73,7 @@ class Runner:
     def _refresh_clock(self) -> None:
         """Catch up with the persisted virtual clock when another process moved it on."""
         if isinstance(self.clock, FixedClock):
-            with self.db.unit() as s:
+            with self.db.read() as s:
                 self._sync_clock(s)
 
     def _sync_clock(self, s: Session) -> None:
@@ -108,7 +108,7 @@ class Runner:
         if isinstance(files, (str, Path)):
             files = [files]
         files = dict(files) if isinstance(files, Mapping) else read_paths(list(files))
-        with self.db.unit() as s:
+        with self.db.read() as s:
             known = latest_files(s)
         parsed = self.deployer.parse(files, known)
         with self.db.unit() as s:

@@ -130,7 +130,7 @@ def next_due(runner: "Runner", after: datetime | None = None) -> datetime | None
     timers = select(Timer.due_at).where(Timer.state == "waiting")
     if after is not None:
         timers = timers.where(Timer.due_at > after)
-    with runner.db.unit() as s:
+    with runner.db.read() as s:
         timer = s.scalars(timers.order_by(Timer.due_at).limit(1)).first()
         job = jobs.next_due(runner, s, after)
     found = [d for d in (timer, job) if d is not None]
@@ -175,7 +175,7 @@ def _timer_first(runner: "Runner", busy_timers: set[int], busy_jobs: set[str]) -
     pending = select(Job.due_at).where(Job.state == "pending", Job.due_at <= now)
     if busy_jobs:
         pending = pending.where(Job.id.not_in(busy_jobs))
-    with runner.db.unit() as s:
+    with runner.db.read() as s:
         timer = s.scalars(timers.order_by(Timer.due_at).limit(1)).first()
         job = s.scalars(pending.order_by(Job.due_at).limit(1)).first()
     return timer is not None and (job is None or timer <= job)

@@ -17,7 +17,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from runner import expressions, timers
+from runner import expressions, timeparse
 from runner.specs import ExternalTask
 from runner.errors import StepFailed
 from runner.timers import ClockTimer
@@ -187,9 +187,9 @@ def _moment(engine: "Engine", task: Task, text: str | None) -> datetime | None:
     if isinstance(value, timedelta):
         return now + value
     if isinstance(value, str) and value.strip().upper().startswith("P"):
-        value = timers.timeparse.parse_duration(value.strip()).add_to(now)
+        value = timeparse.parse_duration(value.strip()).add_to(now)
     elif isinstance(value, str):
-        value = timers.timeparse.parse_date(value.strip(), engine.tz)
+        value = timeparse.parse_date(value.strip(), engine.tz)
     if not isinstance(value, datetime):
         raise StepFailed(f"due date {text!r} gave {value!r}, not a date", *_element(task))
     return (value if value.tzinfo else value.replace(tzinfo=engine.tz)).astimezone(timezone.utc)
