@@ -13,15 +13,20 @@ from threading import Lock
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import create_engine, event, update
+from functools import cache
+
+from sqlalchemy import bindparam, create_engine, event, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 from runner.bpmn import serializer_config
@@ -101,11 +106,9 @@ def save_instance(session: Session, inst: Any, **values: Any) -> None:
     loaded the same version finds no row to update and gets StaleDataError (Conflict).
     """
     session.flush()
-    table = inst.__table__
     version = inst.row_version
-    result = session.connection().execute(
-        update(table).where(table.c.id == inst.id, table.c.row_version == version)
-        .values(**values, row_version=version + 1))
+    result = session.connection().execute(_versioned_update(inst.__table__), {
+        **values, "row_version": version + 1, "b_id": inst.id, "b_version": version})
     if result.rowcount != 1:
         raise StaleDataError(f"instance {inst.id} is no longer at version {version}")
     for name, value in {**values, "row_version": version + 1}.items():
@@ -127,7 +130,20 @@ def _insert_pending(session: Session) -> None:
     for table, values in pending:
         batches.setdefault(table, []).append(values)
     for table, rows in batches.items():
-        session.connection().execute(table.insert(), rows)
+        session.connection().execute(insert_statement(table), rows)
+
+
+@cache
+def _versioned_update(table):
+    # NOTE: built once: building a statement costs several times what executing a cached one
+    # does. The SET clause comes from the parameters' keys.
+    return update(table).where(table.c.id == bindparam("b_id"), table.c.row_version == bindparam("b_version"))
+
+
+@cache
+def insert_statement(table):
+    """A reusable INSERT of ``table`` (columns from the parameters)."""
+    return table.insert()
 
 
 @contextmanager
@@ -145,7 +161,7 @@ def savepoint(session: Session) -> Iterator[None]:
 
 def insert_row(session: Session, model: type, **values: Any) -> None:
     """INSERT one row with a reusable Core statement: write-only rows skip the ORM's bookkeeping."""
-    session.connection().execute(model.__table__.insert(), values)
+    session.connection().execute(insert_statement(model.__table__), values)
 
 
 class _StateConverter(BpmnWorkflowConverter):
@@ -167,9 +183,59 @@ class _StateConverter(BpmnWorkflowConverter):
         return workflow
 
 
+class _UUIDs:
+    """Task ids parsed once per process: an instance's tasks live through many loads.
+
+    NOTE: parsing a UUID string is most of the cost of restoring a small tree; the
+    table is cleared when it grows past ``limit`` so memory stays bounded.
+    """
+
+    def __init__(self, limit: int = 200_000):
+        self.limit = limit
+        self._parsed: dict[str, UUID] = {}
+
+    def __call__(self, text: str) -> UUID:
+        found = self._parsed.get(text)
+        if found is None:
+            if len(self._parsed) >= self.limit:
+                self._parsed.clear()
+            found = self._parsed[text] = UUID(text)
+        return found
+
+
+_uuid = _UUIDs()
+
+
+class _TaskConverter(TaskConverter):
+    """SpiffWorkflow's task format (data stored as a delta to the parent's), read with interned ids."""
+
+    def from_dict(self, dct, workflow):
+        spec = workflow.spec.task_specs.get(dct["task_spec"])
+        task = self.target_class(workflow, spec, state=dct["state"], id=_uuid(dct["id"]))
+        parent = dct["parent"]
+        task._parent = None if parent is None else _uuid(parent)
+        task._children = [_uuid(child) for child in dct["children"]]
+        task.last_state_change = dct["last_state_change"]
+        task.triggered = dct["triggered"]
+        task.internal_data = self.registry.restore(dct["internal_data"])
+        if isinstance(spec, CatchingEvent) and task.has_state(TaskState.WAITING):
+            task.workflow.top_workflow.event_manager.add_task(task)
+        delta = dct.get("delta")
+        if delta and parent is not None:
+            data = DeepMerge.merge({}, task.parent.data)
+            data.update(self.registry.restore(delta.get("updates", {})))
+            for key in delta.get("deletions", ()):
+                data.pop(key, None)
+        else:
+            data = self.registry.restore(dct["data"])
+        task.data = data
+        return task
+
+
 def _registry():
     config = serializer_config()
     config[BpmnWorkflow] = _StateConverter
+    config[Task] = _TaskConverter
     registry = BpmnWorkflowSerializer.configure(config)
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
     return registry
