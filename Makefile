@@ -4,8 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export RUNNER_CLOCK ?= virtual
+HOST ?= 127.0.0.1
+PORT ?= 5000
+# The demo company's admin; change the password for anything but a demo.
+DEMO_ADMIN_PASSWORD ?= admin123
 
-.PHONY: install run test bench clean
+.PHONY: install chromium run serve test translations bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,16 +17,43 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) chromium
 
+# The browser tests drive Debian's chromium (/usr/bin/chromium); install it when missing.
+# Without root or sudo this only warns: the browser tests then skip (and fail when CI=true).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium ) \
+	    || echo "warning: could not install chromium; browser tests will not run"; }
+
+# The demo company on the virtual clock: scheduler/worker in the background, the web app
+# (gunicorn) on http://$(HOST):$(PORT); Ctrl-C stops both.
 run: install
 	$(BIN)/runner db upgrade
 	$(BIN)/runner deploy processes
 	$(BIN)/runner demo
-	$(BIN)/runner worker
+	$(BIN)/runner users add admin --if-missing --name "Quản trị hệ thống" --role admin --password "$(DEMO_ADMIN_PASSWORD)"
+	@echo "web app on http://$(HOST):$(PORT) (sign in as admin / $(DEMO_ADMIN_PASSWORD)); Ctrl-C stops"
+	@$(BIN)/runner worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - 'web:create_app()'
 
 test: install
 	$(BIN)/python -m pytest
+
+# Extract the web app's texts and merge them into the English catalog (then fill in msgstr).
+translations: install
+	$(BIN)/pybabel extract -F web/translations/babel.cfg -k _l -o web/translations/messages.pot \
+	  --no-location --sort-output --omit-header .
+	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations -l en --no-fuzzy-matching \
+	  --omit-header --width 100
+	@rm -f web/translations/messages.pot
+	@$(BIN)/python -c "from babel.messages.pofile import read_po; \
+	  c = read_po(open('web/translations/en/LC_MESSAGES/messages.po', 'rb')); \
+	  todo = [m.id for m in c if m.id and not m.string]; \
+	  print('untranslated:', *todo, sep='\n  ') if todo else print('all texts translated')"
 
 bench: install
 	$(BIN)/python -m bench.long_lived

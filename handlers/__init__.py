@@ -6,8 +6,11 @@
         return {"note_id": 42}          # JSON-safe; merged into the instance data
 
 A handler that hits a passing problem raises ``Retry``; any other exception counts as
-a failed try too. Packages add topics through the ``bpmn_runner.handlers`` entry-point
-group: each entry point names a callable that receives the registry and adds to it.
+a failed try too. A topic may also check its tasks at deployment (``@check(topic)``): the
+check gets each task's input parameters as written and returns reasons, which become
+deployment problems naming the task. Packages add topics through the
+``bpmn_runner.handlers`` entry-point group: each entry point names a callable that
+receives the registry and adds to it.
 """
 from __future__ import annotations
 
@@ -22,6 +25,10 @@ from typing import Any
 ENTRY_POINT_GROUP = "bpmn_runner.handlers"
 
 Handler = Callable[[dict[str, Any], "HandlerContext"], Any]
+# A deploy-time check of one task's input parameters: (element id, {name: raw text}) ->
+# reasons. A raw text is a literal or a ``${...}`` expression as written in the diagram;
+# None stands for a value that is only known at run time (a list, map or script).
+Check = Callable[[str, dict[str, "str | None"]], list[str]]
 
 
 class Retry(Exception):
@@ -57,6 +64,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._checks: dict[str, list[Check]] = {}
 
     def add(self, topic: str, fn: Handler) -> Handler:
         """Register ``fn`` for ``topic``; a second, different function for a topic is an error."""
@@ -66,6 +74,17 @@ class Registry:
         self._handlers[topic] = fn
         return fn
 
+    def add_check(self, topic: str, fn: Check) -> Check:
+        """Run ``fn`` at deployment on every task of ``topic``; its reasons become problems."""
+        checks = self._checks.setdefault(topic, [])
+        if fn not in checks:
+            checks.append(fn)
+        return fn
+
+    def checks(self) -> dict[str, list[Check]]:
+        """Every topic's deploy-time checks."""
+        return {topic: list(fns) for topic, fns in self._checks.items()}
+
     def get(self, topic: str) -> Handler | None:
         """The handler of a topic, or None."""
         return self._handlers.get(topic)
@@ -74,6 +93,7 @@ class Registry:
         """A registry with the same handlers, to extend without touching this one."""
         other = Registry()
         other._handlers.update(self._handlers)
+        other._checks.update(self.checks())
         return other
 
     def topics(self) -> set[str]:
@@ -91,6 +111,13 @@ def handler(topic: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def check(topic: str) -> Callable[[Check], Check]:
+    """Register the decorated function as a deploy-time check of ``topic``'s tasks."""
+    def register(fn: Check) -> Check:
+        return registry.add_check(topic, fn)
+    return register
+
+
 _loaded = False
 
 
@@ -101,6 +128,9 @@ def load_builtin(target: Registry) -> None:
     if target is not registry:
         for topic in registry.topics():
             target.add(topic, registry.get(topic))
+        for topic, fns in registry.checks().items():
+            for fn in fns:
+                target.add_check(topic, fn)
 
 
 def load_plugins(target: Registry, group: str = ENTRY_POINT_GROUP) -> list[str]:

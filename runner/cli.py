@@ -126,6 +126,56 @@ def cmd_demo(args, settings: Settings) -> None:
     demo.run(_runner(settings))
 
 
+def _password(args) -> str | None:
+    """--password, else RUNNER_USER_PASSWORD, else ask twice on a terminal (None: no password yet)."""
+    import getpass
+    import os
+
+    if args.password:
+        return args.password
+    if os.environ.get("RUNNER_USER_PASSWORD"):
+        return os.environ["RUNNER_USER_PASSWORD"]
+    if not sys.stdin.isatty():
+        return None
+    first = getpass.getpass(f"password for {args.username}: ")
+    if first != getpass.getpass("again: "):
+        raise SystemExit("error: the passwords differ")
+    return first
+
+
+def cmd_users(args, settings: Settings) -> None:
+    from runner import users
+
+    runner = _runner(settings)
+    if args.action == "list":
+        for u in users.list_users(runner):
+            state = "" if u["active"] else " (inactive)"
+            login = "password set" if u["has_password"] else "no password"
+            print(f"{u['username']:<20} {','.join(u['roles']):<28} {login}, {u['tokens']} token(s){state}"
+                  f"  {u['full_name']}")
+        return
+    if not args.username:
+        raise SystemExit(f"error: runner users {args.action} needs a USERNAME")
+    if args.action == "add":
+        if args.if_missing and users.get_user(runner, args.username) is not None \
+                and users.get_user(runner, args.username)["has_password"]:
+            print(f"user {args.username} exists")
+            return
+        if not args.role:
+            raise SystemExit("error: give at least one --role (" + ", ".join(users.roles()) + ")")
+        users.create_user(runner, args.username, args.name or args.username, args.role,
+                          password=_password(args), email=args.email)
+        print(f"user {args.username} added ({', '.join(args.role)})")
+    elif args.action == "password":
+        password = _password(args)
+        if password is None:
+            raise SystemExit("error: give --password or RUNNER_USER_PASSWORD")
+        users.set_password(runner, args.username, password)
+        print(f"password of {args.username} changed")
+    else:  # token
+        print(users.issue_token(runner, args.username, label=args.label))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one sub-command per operation)."""
     parser = argparse.ArgumentParser(prog="runner", description=__doc__)
@@ -202,7 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state")
     p.set_defaults(fn=cmd_outbox)
 
-    sub.add_parser("demo", help="load a short demo on the virtual clock").set_defaults(fn=cmd_demo)
+    sub.add_parser("demo", help="load the demo company (staff, logins, 40 customers) on the virtual clock"
+                   ).set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("users", help="web users: add, list, set a password, print a new API token")
+    p.add_argument("action", choices=["add", "list", "password", "token"])
+    p.add_argument("username", nargs="?")
+    p.add_argument("--name", help="full name (add)")
+    p.add_argument("--role", action="append", help="a role, repeatable (add)")
+    p.add_argument("--email")
+    p.add_argument("--password", help="else RUNNER_USER_PASSWORD, else asked on the terminal")
+    p.add_argument("--label", default="cli", help="what the token is for (token)")
+    p.add_argument("--if-missing", action="store_true", help="add: do nothing when the user can sign in")
+    p.set_defaults(fn=cmd_users)
     return parser
 
 

@@ -106,13 +106,15 @@ def _start_events(process: etree._Element) -> tuple[list[str], list[dict[str, st
 class Deployer:
     """Validates and stores deployments; used by ``Runner.deploy``."""
 
-    def __init__(self, store: WorkflowStore, topics: Callable[[], set[str]]):
+    def __init__(self, store: WorkflowStore, topics: Callable[[], set[str]],
+                 checks: Callable[[], Mapping[str, list]] | None = None):
         self.store = store
         self.topics = topics
+        self.checks = checks or dict  # each topic's deploy-time checks, see handlers.Registry
 
     def parse(self, files: Mapping[str, bytes], known: Mapping[str, bytes]) -> list[_Parsed]:
         """Every process and decision in ``files``; raises DeploymentInvalid with all problems."""
-        problems = validation.validate(files, topics=self.topics())
+        problems = validation.validate(files, topics=self.topics(), checks=self.checks())
         if not files:
             problems.append(Problem("", "", "nothing to deploy: give .bpmn or .dmn files"))
         if problems:

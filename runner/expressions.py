@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from types import CodeType, MappingProxyType, ModuleType
 from typing import Any
 
+from runner import timeparse
 from runner.errors import ExpressionInvalid
 
 MAX_RANGE = 1_000_000
@@ -81,6 +82,16 @@ def _safe_range(*args: int) -> range:
     return result
 
 
+def _add_months(moment: Any, months: int) -> _dt.date | _dt.datetime:
+    """add_months(contract_end, -3): calendar-month arithmetic; ISO text is read as a date or date-time."""
+    if isinstance(moment, str):
+        text = moment.strip()
+        moment = _dt.date.fromisoformat(text) if len(text) == 10 else _dt.datetime.fromisoformat(text)
+    if not isinstance(moment, _dt.date):
+        raise TypeError(f"add_months needs a date, a date-time or ISO text, not {type(moment).__name__}")
+    return timeparse.add_months(moment, months)
+
+
 SAFE_BUILTINS: Mapping[str, Any] = MappingProxyType({
     "abs": abs, "all": all, "any": any, "bool": bool, "dict": dict,
     "enumerate": enumerate, "filter": filter, "float": float, "int": int,
@@ -89,6 +100,8 @@ SAFE_BUILTINS: Mapping[str, Any] = MappingProxyType({
     "set": set, "sorted": sorted, "str": str, "sum": sum, "tuple": tuple, "zip": zip,
     "True": True, "False": False, "None": None,
     "date": _dt.date, "datetime": _dt.datetime, "timedelta": _dt.timedelta,
+    # NOTE: timedelta has no months; renewal timers need "contract end minus 3 months".
+    "add_months": _add_months,
     # Scripts may use try/except and raise; without these they could only use bare except.
     "Exception": Exception, "ValueError": ValueError, "KeyError": KeyError,
     "TypeError": TypeError, "ZeroDivisionError": ZeroDivisionError,

@@ -176,7 +176,7 @@ class Incident(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # NOTE: None for a process-level failure, such as a timer start event that failed.
     instance_id: Mapped[str | None] = mapped_column(ForeignKey("instances.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # job|timer|message
+    kind: Mapped[str] = mapped_column(String(20))  # job|timer|message|outbox
     ref: Mapped[str] = mapped_column(String(64))  # job id or timer id
     element_id: Mapped[str] = mapped_column(String(200))
     error: Mapped[str] = mapped_column(Text)

@@ -8,6 +8,11 @@ it ``sent`` in another. If a worker dies between the two, the lease runs out and
   the message again under the same key, so the effect happens once;
 - any other transport's message becomes ``unknown``: it is never sent again by itself,
   and an admin decides (``runner outbox resend ID`` or ``dismiss``).
+
+A transport that cannot tell whether its message arrived (the connection broke after the
+request went out) says so with ``DeliveryError(..., uncertain=True)``: the message
+becomes ``unknown`` too. A message that fails for good (a 4xx, or out of tries) raises an
+incident of kind ``outbox`` on its instance; retrying the incident sends it again.
 """
 from __future__ import annotations
 
@@ -21,9 +26,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from runner.errors import Conflict, Invalid, NotFound
-from runner.models import OutboxMessage
+from runner.models import Incident, Instance, Job, OutboxMessage
 from runner.retries import compute_backoff
 
 if TYPE_CHECKING:
@@ -37,11 +43,16 @@ MAX_TRIES = 8
 
 
 class DeliveryError(Exception):
-    """Raised by a transport; ``transient`` failures are tried again later."""
+    """Raised by a transport; ``transient`` failures are tried again later.
 
-    def __init__(self, message: str, transient: bool):
+    ``uncertain``: the message may have arrived (no answer after it was sent); it is
+    not tried again by itself but becomes ``unknown`` for an admin to decide.
+    """
+
+    def __init__(self, message: str, transient: bool, *, uncertain: bool = False):
         super().__init__(message)
-        self.transient = transient
+        self.transient = transient and not uncertain
+        self.uncertain = uncertain
 
 
 @dataclass(frozen=True)
@@ -101,9 +112,23 @@ class WebhookTransport:
 
 
 TransportFactory = Callable[["Settings"], Transport]
+
+
+def _from_transports(name: str) -> TransportFactory:
+    """A factory of runner.transports, imported when a runner first delivers on its channel."""
+    def factory(settings: "Settings") -> Transport:
+        from runner import transports
+
+        return getattr(transports, name)(settings)
+    return factory
+
+
 TRANSPORTS: dict[str, TransportFactory] = {
     "log": lambda settings: LogTransport(),
     "webhook": lambda settings: WebhookTransport(settings.webhook_url),
+    # RUNNER_TRANSPORTS picks the real transport of these two; ``log`` by default.
+    "zalo": _from_transports("zalo_transport"),
+    "email": _from_transports("email_transport"),
 }
 
 
@@ -154,11 +179,46 @@ def _settle(runner: "Runner", envelope: Envelope, error: DeliveryError | None) -
             row.state, row.sent_at, row.last_error = "sent", now, None
             return
         row.last_error = str(error)
-        if error.transient and row.attempts < MAX_TRIES:
+        if error.uncertain:
+            row.state = "unknown"
+            log.warning("outbox %s may or may not have arrived: %s", row.idempotency_key, error)
+        elif error.transient and row.attempts < MAX_TRIES:
             row.state, row.due_at = "pending", now + compute_backoff(row.attempts, runner.settings.retry_base_seconds)
         else:
             row.state = "failed"
             log.error("outbox %s failed for good: %s", row.idempotency_key, error)
+            _raise_incident(runner, s, row)
+
+
+def _raise_incident(runner: "Runner", s: Session, row: OutboxMessage) -> None:
+    """An open incident for a message that failed for good, on the instance that sent it."""
+    # NOTE: a handler's messages carry "<instance>/<job>/<suffix>" keys: the job names the element.
+    parts = row.idempotency_key.split("/")
+    job = s.get(Job, parts[1]) if len(parts) >= 3 else None
+    inst = s.get(Instance, row.instance_id) if row.instance_id else None
+    element = job.element_id if job is not None else ""
+    error = f"{row.channel} message {row.id} failed: {row.last_error}"
+    s.add(Incident(instance_id=inst.id if inst else None, kind="outbox", ref=str(row.id), element_id=element,
+                   error=error, tries=row.attempts, state="open", created_at=runner.now()))
+    runner._history(s, inst, "incident.raised", element=element or None,
+                    details={"outbox": row.id, "channel": row.channel, "error": row.last_error})
+
+
+def _close_incidents(runner: "Runner", s: Session, row: OutboxMessage, actor: str | None = None) -> None:
+    """An admin's decision on a message also settles its open incidents."""
+    for incident in s.scalars(select(Incident).where(Incident.kind == "outbox", Incident.ref == str(row.id),
+                                                     Incident.state == "open")):
+        incident.state, incident.resolved_at, incident.resolved_by = "resolved", runner.now(), actor
+
+
+def retry_incident(runner: "Runner", s: Session, incident: Incident) -> None:
+    """Send the message of an ``outbox`` incident again, due now (``Runner.retry_incident``)."""
+    row = s.get(OutboxMessage, int(incident.ref), with_for_update=runner.db.is_postgres)
+    if row is None:
+        raise NotFound(f"outbox message {incident.ref} of incident {incident.id} does not exist")
+    if row.state not in ("failed", "unknown"):
+        raise Conflict(f"outbox message {row.id} of incident {incident.id} is {row.state}, not waiting for a retry")
+    row.state, row.due_at, row.locked_until = "pending", runner.now(), None
 
 
 def recover(runner: "Runner") -> int:
@@ -172,12 +232,12 @@ def recover(runner: "Runner") -> int:
     count = 0
     with runner.db.unit() as s:
         for row in s.scalars(query).all():
-            _recover_row(runner, row)
+            _recover_row(runner, s, row)
             count += 1
     return count
 
 
-def _recover_row(runner: "Runner", row: OutboxMessage) -> None:
+def _recover_row(runner: "Runner", s: Session, row: OutboxMessage) -> None:
     try:
         idempotent = _transport(runner, row.channel).idempotent
     except DeliveryError:
@@ -187,6 +247,8 @@ def _recover_row(runner: "Runner", row: OutboxMessage) -> None:
         # A message whose every sender died (it may crash the sender) is not tried forever.
         row.state = "failed" if idempotent else "unknown"
         row.last_error = f"the sender stopped during each of {row.attempts} deliveries"
+        if row.state == "failed":
+            _raise_incident(runner, s, row)
     elif idempotent:
         row.state, row.due_at = "pending", runner.now()
         row.last_error = "the sender stopped during delivery; sent again under the same key"
@@ -238,3 +300,4 @@ def resolve(runner: "Runner", message_id: int, action: str) -> None:
             row.state, row.due_at = "pending", runner.now()
         else:
             row.state = "dismissed"
+        _close_incidents(runner, s, row)

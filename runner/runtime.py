@@ -59,7 +59,7 @@ class Runner:
         self.registry = registry or handlers.load_all()
         self.clock = self._start_clock() if settings.clock == "virtual" else SystemClock()
         self.engine = Engine(self.clock, settings.tz)
-        self.deployer = Deployer(self.store, self.registry.topics)
+        self.deployer = Deployer(self.store, self.registry.topics, self.registry.checks)
 
     # --- clock -----------------------------------------------------------------------
 
@@ -281,6 +281,38 @@ class Runner:
                       details={"task_id": task_id, "name": row.name, "data": values})
         self._commit_step(s, inst, workflow, completed_task=task_id, actor=actor)
 
+    # --- who works on a task (see runner.tasks) ------------------------------------------
+
+    def claim_task(self, task_id: str, user: str, groups: Iterable[str] = ()) -> None:
+        """Make an open task the user's (a candidate user, or holding one of ``groups``)."""
+        from runner import tasks
+
+        with self._unit() as s:
+            tasks.claim(self, s, task_id, user, list(groups))
+
+    def unclaim_task(self, task_id: str, user: str) -> None:
+        """Give a task the user claimed back to its candidate groups."""
+        from runner import tasks
+
+        with self._unit() as s:
+            tasks.unclaim(self, s, task_id, user)
+
+    def reassign_task(self, task_id: str, to_user: str | None, actor: str | None = None) -> None:
+        """Give an open task to another active staff member who is a candidate (None: to nobody)."""
+        from runner import crm, tasks
+
+        with self._unit() as s:
+            roles = crm.get_staff(s, to_user).roles if to_user else []
+            tasks.reassign(self, s, task_id, to_user, actor or "", roles)
+
+    def complete_task_as(self, task_id: str, data: Mapping[str, Any] | None, user: str,
+                         groups: Iterable[str] = (), *, html: bool = False) -> None:
+        """``complete_task`` for a person: only the assignee, or a candidate when nobody claimed it."""
+        from runner import inbox, tasks
+
+        tasks.check_may_complete(inbox.task(self, task_id), user, list(groups))
+        self.complete_task(task_id, data, actor=user, html=html)
+
     def migrate_instance(self, instance_id: str, to_version: int | None = None, actor: str | None = None) -> int:
         """Move a running instance to another version of its process (default latest); returns that version.
 
@@ -363,8 +395,8 @@ class Runner:
         return outbox.deliver_due(self)
 
     def retry_incident(self, incident_id: int, actor: str | None = None) -> None:
-        """Resolve an incident by trying its job or timer again, due now."""
-        from runner import jobs
+        """Resolve an incident by trying its job, timer or outbox message again, due now."""
+        from runner import jobs, outbox
 
         with self.db.unit() as s:
             incident = s.get(Incident, incident_id)
@@ -374,6 +406,8 @@ class Runner:
                 raise Conflict(f"incident {incident_id} is already {incident.state}")
             if incident.kind == "job":
                 jobs.retry_incident(self, s, incident)
+            elif incident.kind == "outbox":
+                outbox.retry_incident(self, s, incident)
             else:
                 timer = s.get(Timer, int(incident.ref))
                 timer.state, timer.due_at = "waiting", self.now()

@@ -4,6 +4,10 @@ It replaces SpiffWorkflow's ``eval``/``exec`` environment with the restricted on
 ``runner.expressions`` and carries the runner's clock and time zone, which the timer
 definitions in ``runner.bpmn`` read. Expressions may use the JUEL spellings Camunda
 Modeler users write: ``&&``, ``||``, ``!``, ``true``, ``false`` and ``null``.
+
+Scripts, conditions and timer expressions see two clock functions: ``now()`` (aware UTC)
+and ``local_now()`` (the same moment in the business time zone, for rules such as "call
+back next half-day" that depend on the local hour).
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import functools
 import io
 import tokenize
 from collections.abc import Mapping
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
@@ -59,19 +63,24 @@ def evaluate(text: str, data: Mapping[str, Any]) -> Any:
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
     """Evaluates expressions and scripts under the restricted rules, never with builtins."""
 
-    def __init__(self, clock: Clock):
+    def __init__(self, clock: Clock, tz: tzinfo | None = None):
         super().__init__({})
         self.clock = clock
+        self.tz = tz
+
+    def local_now(self) -> datetime:
+        """The runner's current time in the business time zone."""
+        return self.clock.now().astimezone(self.tz) if self.tz is not None else self.clock.now()
 
     def _context(self, context: dict, external: dict | None) -> dict[str, Any]:
-        return {"now": self.clock.now, **context, **(external or {})}
+        return {"now": self.clock.now, "local_now": self.local_now, **context, **(external or {})}
 
     def evaluate(self, expression, context, external_context=None):
         return evaluate(expression, self._context(context, external_context))
 
     def execute(self, script, context, external_context=None):
         result = expressions.execute(script, self._context(context, external_context))
-        hidden = {"now", *(external_context or {})}
+        hidden = {"now", "local_now", *(external_context or {})}
         context.clear()
         context.update({k: v for k, v in result.items() if k not in hidden})
         return True
@@ -85,7 +94,7 @@ class RestrictedScriptEngine(PythonScriptEngine):
     """SpiffWorkflow script engine bound to a clock and a time zone."""
 
     def __init__(self, clock: Clock, tz: tzinfo):
-        super().__init__(environment=RestrictedEnvironment(clock))
+        super().__init__(environment=RestrictedEnvironment(clock, tz))
         self.clock = clock
         self.tz = tz
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 
 from runner.errors import TimerInvalid
 
@@ -85,6 +85,13 @@ def _add_months(moment: datetime, months: int) -> datetime:
     month = month_index + 1
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
+
+
+def add_months(moment: date | datetime, months: int) -> date | datetime:
+    """A date or date-time moved by whole calendar months, the day clamped (May 31 - 3 months is Feb 28/29)."""
+    if isinstance(months, bool) or not isinstance(months, int):
+        raise TypeError(f"months must be a whole number, not {months!r}")
+    return _add_months(moment, months)
 
 
 def parse_duration(text: str) -> Duration:

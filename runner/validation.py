@@ -5,8 +5,9 @@ Every check family is a generator of ``(element, reason)`` findings over one par
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
 
@@ -23,6 +24,8 @@ from runner.expressions import check_expression, check_script, is_wrapped
 from runner.scripting import translate
 
 Finding = tuple[etree._Element | None, str]
+# A topic's deploy-time check (see handlers.Registry.add_check).
+TopicCheck = Callable[[str, dict[str, "str | None"]], list[str]]
 
 PYTHON_FORMATS = frozenset({"python", "py", "python3"})
 JAVA_ATTRIBUTES = ("class", "delegateExpression", "expression")
@@ -67,18 +70,24 @@ class Doc:
 
     root: etree._Element
     topics: frozenset[str]
+    checks: Mapping[str, Sequence[TopicCheck]] = dataclasses.field(default_factory=dict)
 
 
-def validate(files: Mapping[str, bytes], *, topics: Collection[str]) -> list[Problem]:
-    """Every problem in a set of BPMN/DMN files, found before anything is stored."""
+def validate(files: Mapping[str, bytes], *, topics: Collection[str],
+             checks: Mapping[str, Sequence[TopicCheck]] | None = None) -> list[Problem]:
+    """Every problem in a set of BPMN/DMN files, found before anything is stored.
+
+    ``checks`` are the topics' own deploy-time checks of their tasks' input parameters.
+    """
     # dict keeps the order and drops repeats (several listeners on one task say the same thing).
     problems: dict[Problem, None] = {}
     for name, data in files.items():
-        problems.update(dict.fromkeys(_validate_file(name, data, frozenset(topics))))
+        problems.update(dict.fromkeys(_validate_file(name, data, frozenset(topics), checks or {})))
     return list(problems)
 
 
-def _validate_file(name: str, data: bytes, topics: frozenset[str]) -> Iterator[Problem]:
+def _validate_file(name: str, data: bytes, topics: frozenset[str],
+                   checks: Mapping[str, Sequence[TopicCheck]]) -> Iterator[Problem]:
     """Problems of one file, BPMN or DMN by its extension."""
     kind = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if kind not in ("bpmn", "dmn"):
@@ -89,7 +98,7 @@ def _validate_file(name: str, data: bytes, topics: frozenset[str]) -> Iterator[P
     except (etree.LxmlError, ValueError, TypeError) as exc:
         yield Problem("", "", f"XML is not well formed: {exc}", name)
         return
-    findings = _dmn_findings(root) if kind == "dmn" else _bpmn_findings(Doc(root, topics))
+    findings = _dmn_findings(root) if kind == "dmn" else _bpmn_findings(Doc(root, topics, checks))
     for element, reason in findings:
         yield Problem(*label(element), reason, name)
 
@@ -102,7 +111,7 @@ def _bpmn_findings(doc: Doc) -> Iterator[Finding]:
         return
     checks: tuple[Callable[[Doc], Iterator[Finding]], ...] = (
         _check_ids, _check_processes, _check_flows, _check_gateways, _check_loops, _check_parallel_merges,
-        _check_implementations,
+        _check_implementations, _check_topic_parameters,
         _check_job_properties,
         _check_scripts, _check_conditions, _check_parameters, _check_forms,
         _check_multi_instance, _check_timers, _check_messages, _check_call_activities,
@@ -264,6 +273,35 @@ def _implementation(target: etree._Element, el: etree._Element, topics: frozense
             yield target, f"no handler registered for topic '{topic}'{hint}"
     elif missing and not has_implementation(el):
         yield target, missing
+
+
+def _raw_parameters(el: etree._Element) -> dict[str, str | None]:
+    """The input parameters of an element as written: text, or None for a list, map or script."""
+    params: dict[str, str | None] = {}
+    for io in extensions(el, "inputOutput"):
+        for param in camunda_children(io, "inputParameter"):
+            name = (param.get("name") or "").strip()
+            if name:
+                params[name] = None if any(is_camunda(c) for c in param) else text(param)
+    return params
+
+
+def _check_topic_parameters(doc: Doc) -> Iterator[Finding]:
+    """Each handler topic's own checks of its tasks' input parameters (templates, recipients...)."""
+    if not doc.checks:
+        return
+    for el in doc.root.iter():
+        topic = (camunda_attr(el, "topic") or "").strip() if is_bpmn(el) else ""
+        if topic not in doc.checks:
+            continue
+        target = owner(el) if local(el).endswith("EventDefinition") else el
+        params = _raw_parameters(target)
+        for check in doc.checks[topic]:
+            try:
+                reasons = list(check(target.get("id") or "", dict(params)))
+            except Exception as exc:  # noqa: BLE001 - a broken check is a problem, not a crash
+                reasons = [f"the deploy-time check of topic '{topic}' failed: {type(exc).__name__}: {exc}"]
+            yield from ((target, reason) for reason in reasons)
 
 
 def _check_job_properties(doc: Doc) -> Iterator[Finding]:

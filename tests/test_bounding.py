@@ -152,6 +152,25 @@ def test_call_activity(drive) -> None:
     play(driver, rounds, one_round, answers=0)
 
 
+def test_call_activity_holding_an_embedded_subprocess(drive) -> None:
+    """Re-rooting the called tree above a finished subprocess drops that subprocess safely."""
+    driver, rounds = drive("bound_call_nested", "call_nested.bpmn", "called_nested.bpmn")
+
+    def one_round(d: Driver, i: int) -> None:
+        [(element, task_id)] = d.open_tasks()
+        assert element == "talk", f"round {i}"
+        d.complete(task_id, {})
+        [(element, task_id)] = d.open_tasks()
+        assert element == "wrap_up", f"round {i}"
+        d.complete(task_id, {})
+        [(element, task_id)] = d.open_tasks()
+        assert element == "follow_up", f"round {i}"
+        d.complete(task_id, {})
+        assert d.data()["answers"] == i
+
+    play(driver, rounds, one_round, answers=0)
+
+
 def test_multi_instance_over_a_collection(drive) -> None:
     """One, two or three checks open (one per item); the loop goes on after the last one."""
     driver, rounds = drive("bound_multi", "multi_instance.bpmn")

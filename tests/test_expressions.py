@@ -229,3 +229,25 @@ def test_harmless_builtin_names_are_free_for_process_variables(name: str) -> Non
     assert evaluate(f"${{{name} + 1}}", {name: 41}) == 42
     with pytest.raises(ExpressionInvalid, match="not defined"):
         evaluate(name, {})
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("add_months(date(2027, 5, 31), -3)", date(2027, 2, 28)),
+    ("add_months('2028-05-31', -3)", date(2028, 2, 29)),
+    ("add_months('2026-11-30', 3)", date(2027, 2, 28)),
+    ("add_months(date.fromisoformat(end), -3) == date(2027, 1, 15)", True),
+])
+def test_add_months_moves_by_calendar_months(text: str, expected: object) -> None:
+    assert evaluate(text, {"end": "2027-04-15"}) == expected
+
+
+def test_add_months_keeps_the_time_and_zone_of_a_datetime() -> None:
+    result = evaluate("add_months('2026-01-31T09:00:00+07:00', 1)", {})
+    assert result.isoformat() == "2026-02-28T09:00:00+07:00"
+
+
+@pytest.mark.parametrize(("text", "fragment"), [("add_months(5, 1)", "needs a date"),
+                                                ("add_months('2026-01-01', 1.5)", "whole number")])
+def test_add_months_refuses_wrong_arguments(text: str, fragment: str) -> None:
+    with pytest.raises(ExpressionInvalid, match=fragment):
+        evaluate(text, {})

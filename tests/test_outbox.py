@@ -299,12 +299,12 @@ def test_unknown_channel_and_broken_transport_fail_clearly(hub: Runner, receiver
             raise KeyError("template")
 
     outbox.register_transport("broken", lambda settings: Broken())
-    nowhere = notify(hub, "zalo", "KH-1")
+    nowhere = notify(hub, "fax", "KH-1")
     broken = notify(hub, "broken", "KH-2")
 
     assert hub.deliver_outbox() == 0
     assert row(hub, nowhere["id"])["state"] == "failed"
-    assert row(hub, nowhere["id"])["last_error"] == "no transport for channel 'zalo'"
+    assert row(hub, nowhere["id"])["last_error"] == "no transport for channel 'fax'"
     assert row(hub, broken["id"])["state"] == "failed"
     assert row(hub, broken["id"])["last_error"] == "transport 'broken' raised KeyError: 'template'"
 

@@ -1,8 +1,11 @@
-"""The web app factory answers its health probe through the runner."""
+"""The app factory: health probe, blueprints, navigation by role, error pages (HTML, JSON under /api)."""
 from __future__ import annotations
 
+import re
+
 from runner.settings import Settings
-from web import create_app
+from tests.webapp import WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
+from web import NavItem, create_app, safe_path
 
 
 def test_healthz_reports_the_runner_clock(sqlite_url: str) -> None:
@@ -12,3 +15,39 @@ def test_healthz_reports_the_runner_clock(sqlite_url: str) -> None:
     assert response.status_code == 200
     assert response.get_json()["status"] == "ok"
     assert response.get_json()["now"].startswith("20")
+
+
+def _nav(page: str) -> list[str]:
+    bar = page[page.index('<nav class="mainnav"'):page.index("</nav>")]
+    return [label.strip() for label in re.findall(r">([^<]+)</a>", bar)]
+
+
+def test_the_top_bar_shows_each_role_its_pages(app, client: WebClient, staff, runner) -> None:
+    add_user(runner, "lead1", ["sales", "team_leader"])
+    client.login("sales1")
+    nav = _nav(client.get("/inbox/").get_data(as_text=True))
+    assert "Việc của tôi" in nav and "Việc của nhóm" in nav and "Tất cả việc" not in nav
+    client.logout()
+    client.login("lead1")
+    assert "Tất cả việc" in _nav(client.get("/inbox/").get_data(as_text=True))
+    expected = {item.endpoint for item in app.extensions["nav"]}
+    assert all(isinstance(item, NavItem) for item in app.extensions["nav"]) and "inbox.my_tasks" in expected
+
+
+def test_the_start_page_is_the_inbox(client: WebClient, staff) -> None:
+    assert client.get("/").headers["Location"] == "/login"
+    client.login("teacher1")
+    assert client.get("/").headers["Location"] == "/inbox/"
+
+
+def test_error_pages_are_html_and_json_under_api(client: WebClient, staff) -> None:
+    page = client.get("/no/such/page")
+    assert page.status_code == 404 and "Không tìm thấy trang" in page.get_data(as_text=True)
+    api = client.get("/api/no/such/thing")
+    assert api.status_code == 404 and api.is_json and set(api.get_json()) == {"error", "detail"}
+
+
+def test_safe_path_keeps_redirects_on_this_site() -> None:
+    assert safe_path("/inbox/?due=overdue") == "/inbox/?due=overdue"
+    for bad in (None, "", "https://evil.example", "//evil.example", "/\\evil.example", "inbox"):
+        assert safe_path(bad, "/x") == "/x"

@@ -7,6 +7,7 @@ each unit of work the tree is re-rooted just above its oldest unfinished task.
 from __future__ import annotations
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
@@ -26,7 +27,13 @@ def prune(workflow: BpmnWorkflow) -> int:
     return dropped
 
 def _owner_exists(top: BpmnWorkflow, sub) -> bool:
-    return top.get_task_from_id(sub.parent_task_id) is not None
+    # NOTE: BpmnWorkflow.get_task_from_id raises (rather than returning None) for a task that
+    # re-rooting an enclosing tree has just dropped, e.g. a finished embedded subprocess inside
+    # a call activity; such a subprocess has been deleted and needs no re-rooting.
+    try:
+        return top.get_task_from_id(sub.parent_task_id) is not None
+    except TaskNotFoundException:
+        return False
 
 def _reroot(top: BpmnWorkflow, wf) -> int:
     unfinished = [t for t in wf.tasks.values() if not t.has_state(TaskState.FINISHED_MASK)]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import runner.domain  # noqa: F401 - the domain tables join Base.metadata
 from runner.models import Base
 from runner.settings import Settings
 from runner.storage import make_engine

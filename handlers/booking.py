@@ -1,0 +1,178 @@
+"""booking.* handlers: find a teacher's free slots, book sessions, reschedule, cancel.
+
+Times in results are ISO 8601 in the business zone ("2026-11-25T09:00:00+07:00"). Two
+bookings of the same teacher can never overlap: the database refuses the second one
+(``runner.calendar``); a requested start taken meanwhile is replaced by the teacher's
+next free slot on another day.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from handlers import HandlerContext, Retry, handler
+from runner import calendar, crm
+from runner.domain import BOOKING_KINDS, BadValue, Booking, Missing, SlotTaken
+
+MAX_TRIES = 10  # taken slots replaced in one booking step before it gives up for now
+LEAD_MINUTES = 60  # default notice before a session found for the customer (param lead_minutes)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(calendar.business_tz()).isoformat()
+
+
+def _day(moment: datetime) -> date:
+    return moment.astimezone(calendar.business_tz()).date()
+
+
+def _int(params: dict[str, Any], name: str, default: int, minimum: int = 1) -> int:
+    value = crm.coerce(name, "integer", params.get(name, default))
+    if value is None or value < minimum:
+        raise BadValue(f"{name}: a whole number of at least {minimum} is required, got {params.get(name)!r}")
+    return value
+
+
+def _kind(params: dict[str, Any]) -> str:
+    kind = params.get("kind") or "training"
+    if kind not in BOOKING_KINDS:
+        raise BadValue(f"kind: {kind!r} is not one of {', '.join(BOOKING_KINDS)}")
+    return kind
+
+
+def _moment(name: str, value: Any) -> datetime:
+    """An ISO date-time; without an offset it means business time."""
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise BadValue(f"{name}: {value!r} is not an ISO 8601 date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=calendar.business_tz())
+
+
+def _starts(value: Any) -> list[datetime]:
+    items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise BadValue(f"starts: expected a list of ISO date-times, got {value!r}")
+    return sorted(_moment("starts", item) for item in items)
+
+
+def _booked_days(ctx: HandlerContext, customer_id: str, kind: str) -> set[date]:
+    """Days that already have one of the customer's coming appointments of this kind."""
+    starts = ctx.session.scalars(select(Booking.start_at).where(
+        Booking.customer_id == customer_id, Booking.kind == kind, Booking.status == "booked",
+        Booking.end_at > ctx.now))
+    return {_day(start) for start in starts}
+
+
+def _search(params: dict[str, Any], ctx: HandlerContext, teacher: str | None):
+    kind = _kind(params)
+    return calendar.find_slots(
+        ctx.session, ctx.now, sessions=_int(params, "sessions", 2),
+        duration_minutes=_int(params, "duration_minutes", 90), window_days=_int(params, "window_days", 14),
+        prefer_days=_int(params, "prefer_days", 4, minimum=0), teacher=teacher, role=calendar.KIND_ROLES[kind],
+        lead_minutes=_int(params, "lead_minutes", LEAD_MINUTES, minimum=0),
+        skip_days=_booked_days(ctx, ctx.business_key, kind))
+
+
+@handler("booking.find_slots")
+def find_slots(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
+    """Propose ``sessions`` free starts on different days with one teacher (or ``teacher``)."""
+    crm.get_customer(ctx.session, ctx.business_key)
+    staff, starts = _search(params, ctx, params.get("teacher") or None)
+    return {"teacher": staff.username, "teacher_name": staff.full_name, "proposed_slots": [_iso(s) for s in starts]}
+
+
+@handler("booking.book_sessions")
+def book_sessions(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
+    """Book the sessions at ``starts`` (or at the first free slots found) with one teacher.
+
+    A start taken since it was proposed (or already past when the step runs) is replaced by
+    the teacher's next free slot on a day that has none of this customer's other sessions.
+    """
+    customer = crm.get_customer(ctx.session, ctx.business_key)
+    teacher = params.get("teacher") or None
+    kind, duration = _kind(params), _int(params, "duration_minutes", 90)
+    if params.get("starts"):
+        if not teacher:
+            raise BadValue("teacher: required when starts are given")
+        staff, starts = crm.get_staff(ctx.session, teacher), _starts(params["starts"])
+    else:
+        staff, starts = _search(params, ctx, teacher)
+    tz = calendar.business_tz()
+    until = max(datetime.combine(_day(ctx.now) + timedelta(days=_int(params, "window_days", 14)), time(), tz),
+                datetime.combine(_day(starts[-1]) + timedelta(days=1), time(), tz))
+    first_no = _int(params, "first_session_no", 1)
+    earlier = _booked_days(ctx, customer.id, kind)
+    booked: list[Booking] = []
+    for index, start in enumerate(starts):
+        others = earlier | {_day(b.start_at) for b in booked} | {_day(s) for s in starts[index + 1:]}
+        booked.append(_book_or_next(ctx, staff.username, customer.id, start, until, others,
+                                    duration=duration, kind=kind, session_no=first_no + index))
+    booked.sort(key=lambda b: b.start_at)
+    for number, row in enumerate(booked, first_no):
+        row.session_no = number  # a replaced start may have moved past a later one
+    return {
+        "teacher": staff.username, "teacher_name": staff.full_name,
+        "bookings": [{"id": b.id, "start": _iso(b.start_at), "end": _iso(b.end_at), "session_no": b.session_no}
+                     for b in booked],
+        "session_starts": [_iso(b.start_at) for b in booked],
+        "next_session_at": _iso(booked[0].start_at),
+    }
+
+
+def _book_or_next(ctx: HandlerContext, teacher: str, customer_id: str, start: datetime, until: datetime,
+                  skip_days: set[date], **booking: Any) -> Booking:
+    """Book at ``start``; when it is taken or already past, at the teacher's next free start on another day."""
+    duration = timedelta(minutes=booking["duration"])
+    for _ in range(MAX_TRIES):
+        if start >= ctx.now:
+            try:
+                return calendar.book(ctx.session, teacher, customer_id, start, now=ctx.now,
+                                     duration_minutes=booking["duration"], kind=booking["kind"],
+                                     session_no=booking["session_no"])
+            except SlotTaken:
+                pass
+        # NOTE: a failed INSERT waited for the other booking to commit, so this look-up sees
+        # it; the slot found can still be taken before our INSERT: hence the loop.
+        not_before = max(start, ctx.now + timedelta(minutes=LEAD_MINUTES))
+        free = calendar.free_starts(ctx.session, teacher, not_before=not_before, until=until, duration=duration,
+                                    count=1, tz=calendar.business_tz(), skip_days=skip_days)
+        if not free:
+            raise Missing(f"starts: {_iso(start)} is taken or past and {teacher} has no free slot after it "
+                          f"before {_iso(until)}")
+        start = free[0]
+    raise Retry(f"starts: {teacher}'s free slots were taken {MAX_TRIES} times in a row; trying again later")
+
+
+@handler("booking.reschedule")
+def reschedule(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
+    """Move one of the customer's bookings to ``start`` (or the next free slot after it)."""
+    booking = calendar.get_booking(ctx.session, params.get("booking_id"), ctx.business_key)
+    start = _moment("start", params.get("start"))
+    if start < ctx.now:
+        raise BadValue(f"start: {_iso(start)} is in the past")
+    length = booking.end_at - booking.start_at
+    siblings = ctx.session.scalars(select(Booking.start_at).where(
+        Booking.customer_id == booking.customer_id, Booking.kind == booking.kind, Booking.status == "booked",
+        Booking.id != booking.id))
+    skip = {_day(at) for at in siblings}
+    try:
+        calendar.move(ctx.session, booking, start, ctx.now)
+    except SlotTaken:
+        free = calendar.free_starts(ctx.session, booking.teacher, not_before=start, until=start + timedelta(days=14),
+                                    duration=length, count=1, tz=calendar.business_tz(), skip_days=skip)
+        if not free:
+            raise Missing(f"start: {_iso(start)} is taken and {booking.teacher} has no free slot "
+                          f"in the 14 days after it")
+        calendar.move(ctx.session, booking, free[0], ctx.now)
+    return {"booking_id": booking.id, "start": _iso(booking.start_at), "end": _iso(booking.end_at)}
+
+
+@handler("booking.cancel")
+def cancel(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
+    """Cancel one of the customer's bookings and free the teacher's time."""
+    booking = calendar.get_booking(ctx.session, params.get("booking_id"), ctx.business_key)
+    calendar.cancel(ctx.session, booking, ctx.now)
+    return {"cancelled": True}

@@ -1,0 +1,51 @@
+"""zalo.*: templated Zalo messages to a customer's group or to the customer, through the outbox.
+
+    zalo.send {template, to="group"|"user", ...template variables} -> {last_message: template}
+
+The message is rendered when the task runs (from the customer's data at that moment)
+and queued on the ``zalo`` outbox channel; ``runner.transports`` delivers it through
+the Zalo Official Account API, or only records it with the ``log`` transport.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from handlers import HandlerContext, check, handler, messages
+
+RECIPIENT_FIELDS = {"group": "zalo_group_id", "user": "zalo_user_id"}
+
+
+def _to(value: Any) -> str:
+    """The recipient kind; ValueError names the parameter."""
+    to = "group" if value in (None, "") else str(value).strip()
+    if to not in RECIPIENT_FIELDS:
+        raise ValueError(f"input parameter 'to' is {to!r}; use 'group' (the customer's Zalo group) or 'user'")
+    return to
+
+
+@handler("zalo.send")
+def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
+    """Render a Zalo template for the instance's customer and queue it for delivery."""
+    template = str(params.get("template") or "").strip()
+    if not template:
+        raise ValueError("input parameter 'template' is missing")
+    to = _to(params.get("to"))
+    values = messages.variables(ctx.session, ctx.business_key, params)
+    field = RECIPIENT_FIELDS[to]
+    recipient = values["customer"].get(field)
+    if not recipient:
+        raise LookupError(f"customer {ctx.business_key} has no {field}: fill it in before sending "
+                          f"template '{template}' to the customer's Zalo {to}")
+    text = messages.render(template, messages.ZALO, values)
+    ctx.send("zalo", {"to": to, "recipient_id": str(recipient), "text": text, "template": template}, key=template)
+    return {"last_message": template}
+
+
+@check("zalo.send")
+def check_send(element_id: str, params: dict[str, str | None]) -> list[str]:
+    """At deployment: the template exists and uses only what this task gives it."""
+    reasons = []
+    raw_to = params.get("to")
+    if raw_to is not None and "${" not in raw_to and raw_to.strip() not in ("", *RECIPIENT_FIELDS):
+        reasons.append(f"input parameter 'to' is {raw_to.strip()!r}; use 'group' or 'user'")
+    return reasons + messages.check(params.get("template"), messages.ZALO, params)

@@ -1,0 +1,303 @@
+"""Sign-in data of staff members: password hashes, failed-login slow-down, API tokens, locale.
+
+A user is a ``runner.domain.Staff`` row (username, full name, roles, active) plus an
+``Account`` row (password hash, locale, failed logins) and any number of ``ApiToken`` rows.
+Only hashes are stored: passwords with werkzeug's salted PBKDF2/scrypt, tokens with SHA-256
+(a token is 256 random bits, so a fast hash is enough and lookups stay indexed).
+
+    users.create_user(runner, "lan", "Nguyễn Thị Lan", ["sales"], password="...")
+    user = users.authenticate(runner, "lan", "...", now=...)   # BadLogin / LoginThrottled
+    token = users.issue_token(runner, "lan", label="zalo bot")  # shown once
+    users.verify_token(runner, token)                           # the user dict, or None
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ForeignKey, String, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from runner import crm
+from runner.domain import ROLES, BadValue, Missing, Staff
+from runner.errors import Invalid, RunnerError
+from runner.models import Base
+
+if TYPE_CHECKING:
+    from runner.runtime import Runner
+
+LOCALES = ("vi", "en")
+MIN_PASSWORD = 8
+FREE_FAILURES = 4  # NOTE: the fifth failure in a row starts the slow-down
+FIRST_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(minutes=15)
+TOKEN_PREFIX = "rt_"
+USER_KEYS = ("username", "full_name", "roles", "active", "email", "locale", "has_password")
+
+
+class Account(Base):
+    """The sign-in side of a staff member (one row per username)."""
+
+    __tablename__ = "accounts"
+
+    username: Mapped[str] = mapped_column(ForeignKey("staff.username"), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    locale: Mapped[str] = mapped_column(String(10), default="vi")
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    password_set_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A bearer token of one user for the REST API; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("staff.username"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the first characters, to tell tokens apart
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class BadLogin(Invalid):
+    """Raised when a username/password pair is wrong (deliberately not saying which)."""
+
+
+class LoginThrottled(RunnerError):
+    """Raised when an account had too many failed logins in a row and must wait ``retry_after``."""
+
+    def __init__(self, username: str, retry_after: timedelta):
+        self.username, self.retry_after = username, retry_after
+        super().__init__(f"account {username!r} is slowed down after failed logins; "
+                         f"try again in {math.ceil(retry_after.total_seconds())} s")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def lockout_delay(failures: int) -> timedelta:
+    """How long an account waits after ``failures`` failed logins in a row (pure function).
+
+    Four are free; the fifth waits 30 s, each further one doubles it, up to 15 minutes.
+    """
+    if failures <= FREE_FAILURES:
+        return timedelta(0)
+    return min(FIRST_DELAY * 2 ** (failures - FREE_FAILURES - 1), MAX_DELAY)
+
+
+def _view(staff: Staff, account: Account | None) -> dict[str, Any]:
+    return {"username": staff.username, "full_name": staff.full_name, "roles": list(staff.roles or []),
+            "active": staff.active, "email": staff.email,
+            "locale": account.locale if account else "vi",
+            "has_password": bool(account and account.password_hash),
+            # NOTE: changes when the password changes, so old sessions stop working.
+            "session_key": hashlib.sha256((account.password_hash or "").encode()).hexdigest()[:16]
+            if account else ""}
+
+
+def _check_password(password: str) -> None:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise BadValue(f"password: at least {MIN_PASSWORD} characters")
+
+
+def _account(s: Session, username: str) -> Account:
+    account = s.get(Account, username)
+    if account is None:
+        crm.get_staff(s, username)  # Missing when there is no such active staff member
+        account = Account(username=username, locale="vi", failed_logins=0)
+        s.add(account)
+    return account
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+def create_user(runner: "Runner", username: str, full_name: str, roles: Iterable[str], *,
+                password: str | None = None, email: str | None = None, locale: str = "vi",
+                password_hash: str | None = None) -> dict[str, Any]:
+    """Create a staff member with a sign-in account (or give an existing staff member one).
+
+    ``password_hash`` takes an already hashed password (werkzeug's format), as when accounts
+    move from another system.
+    """
+    if locale not in LOCALES:
+        raise BadValue(f"locale {locale!r}: one of {', '.join(LOCALES)}")
+    if password is not None:
+        _check_password(password)
+    with runner.db.unit() as s:
+        staff = s.get(Staff, username)
+        if staff is None:
+            staff = crm.add_staff(s, username, full_name, roles, email=email)
+        elif s.get(Account, username) is not None:
+            raise BadValue(f"user {username!r} already exists")
+        account = Account(username=username, locale=locale, failed_logins=0)
+        if password is not None or password_hash:
+            account.password_hash = password_hash or generate_password_hash(password)  # type: ignore[arg-type]
+            account.password_set_at = _utcnow()
+        s.add(account)
+        s.flush()
+        return _view(staff, account)
+
+
+def set_password(runner: "Runner", username: str, password: str) -> None:
+    """Replace a user's password (and forget their failed logins)."""
+    _check_password(password)
+    with runner.db.unit() as s:
+        account = _account(s, username)
+        account.password_hash, account.password_set_at = generate_password_hash(password), _utcnow()
+        account.failed_logins, account.locked_until = 0, None
+
+
+def set_locale(runner: "Runner", username: str, locale: str) -> None:
+    """Remember the user's UI language."""
+    if locale not in LOCALES:
+        raise BadValue(f"locale {locale!r}: one of {', '.join(LOCALES)}")
+    with runner.db.unit() as s:
+        _account(s, username).locale = locale
+
+
+def set_roles(runner: "Runner", username: str, roles: Iterable[str]) -> None:
+    """Replace a user's roles (role ids of ``ROLES``)."""
+    roles = list(dict.fromkeys(roles))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise BadValue(f"user {username!r}: roles {unknown or roles!r} are not among {', '.join(ROLES)}")
+    with runner.db.unit() as s:
+        staff = s.get(Staff, username)
+        if staff is None:
+            raise Missing(f"user {username!r} does not exist")
+        staff.roles = roles
+
+
+def set_active(runner: "Runner", username: str, active: bool) -> None:
+    """Enable or disable a user; a disabled user cannot sign in and their tokens stop working."""
+    with runner.db.unit() as s:
+        staff = s.get(Staff, username)
+        if staff is None:
+            raise Missing(f"user {username!r} does not exist")
+        staff.active = active
+
+
+def get_user(runner: "Runner", username: str) -> dict[str, Any] | None:
+    """An active user as a dict (``USER_KEYS`` + ``session_key``), or None."""
+    with runner.db.read() as s:
+        staff = s.get(Staff, username) if username else None
+        if staff is None or not staff.active:
+            return None
+        return _view(staff, s.get(Account, username))
+
+
+def list_users(runner: "Runner", *, role: str | None = None) -> list[dict[str, Any]]:
+    """All staff members with their sign-in facts and number of live API tokens, by username."""
+    with runner.db.read() as s:
+        tokens = dict(s.execute(select(ApiToken.username, func.count()).where(ApiToken.revoked_at.is_(None))
+                                .group_by(ApiToken.username)).all())
+        rows = s.execute(select(Staff, Account).outerjoin(Account, Account.username == Staff.username)
+                         .order_by(Staff.username)).all()
+        out = []
+        for staff, account in rows:
+            if role is None or role in (staff.roles or []):
+                view = _view(staff, account)
+                view.pop("session_key")
+                out.append({**view, "tokens": tokens.get(staff.username, 0)})
+        return out
+
+
+def roles() -> tuple[str, ...]:
+    """The role ids (BPMN lanes and candidate groups)."""
+    return ROLES
+
+
+# --- sign-in -------------------------------------------------------------------------------------
+
+
+def authenticate(runner: "Runner", username: str, password: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """The user for a correct username/password; BadLogin or LoginThrottled otherwise.
+
+    Every failure in a row is counted on the account; from the fifth on the account must
+    wait (``lockout_delay``) before a password is even checked. ``now`` is injectable.
+    """
+    now = now or _utcnow()
+    with runner.db.unit() as s:
+        staff = s.get(Staff, username) if username else None
+        account = s.get(Account, username) if staff is not None else None
+        if staff is None or account is None or not staff.active:
+            # NOTE: unknown users pay the same hashing cost, so timing does not tell them apart.
+            check_password_hash(_dummy_hash(), password or "")
+            raise BadLogin("wrong username or password")
+        if account.locked_until is not None and account.locked_until > now:
+            raise LoginThrottled(username, account.locked_until - now)
+        if account.password_hash and check_password_hash(account.password_hash, password or ""):
+            account.failed_logins, account.locked_until = 0, None
+            return _view(staff, account)
+        account.failed_logins += 1
+        delay = lockout_delay(account.failed_logins)
+        account.locked_until = now + delay if delay else None
+    raise BadLogin("wrong username or password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_hex(8))
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(runner: "Runner", username: str, *, label: str = "", now: datetime | None = None) -> str:
+    """A new API token for an active user; the plain token is returned once and never stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with runner.db.unit() as s:
+        crm.get_staff(s, username)
+        s.add(ApiToken(username=username, token_hash=_token_hash(token), prefix=token[:10], label=label,
+                       created_at=now or _utcnow()))
+    return token
+
+
+def verify_token(runner: "Runner", token: str, *, now: datetime | None = None) -> dict[str, Any] | None:
+    """The active user a live token belongs to (and note its use), or None."""
+    if not token or not token.startswith(TOKEN_PREFIX):
+        return None
+    with runner.db.unit() as s:
+        row = s.scalars(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        staff = s.get(Staff, row.username)
+        if staff is None or not staff.active:
+            return None
+        row.last_used_at = now or _utcnow()
+        return _view(staff, s.get(Account, row.username))
+
+
+def list_tokens(runner: "Runner", username: str) -> list[dict[str, Any]]:
+    """A user's tokens (never the tokens themselves): id, prefix, label, dates, newest first."""
+    with runner.db.read() as s:
+        rows = s.scalars(select(ApiToken).where(ApiToken.username == username)
+                         .order_by(ApiToken.created_at.desc(), ApiToken.id.desc()))
+        return [{"id": t.id, "prefix": t.prefix, "label": t.label, "created_at": t.created_at,
+                 "last_used_at": t.last_used_at, "revoked_at": t.revoked_at} for t in rows]
+
+
+def revoke_token(runner: "Runner", token_id: int, *, now: datetime | None = None) -> None:
+    """Stop a token from working (kept for the record)."""
+    with runner.db.unit() as s:
+        row = s.get(ApiToken, token_id)
+        if row is None:
+            raise Missing(f"API token {token_id} does not exist")
+        if row.revoked_at is None:
+            row.revoked_at = now or _utcnow()

@@ -1,0 +1,327 @@
+"""After the handover: monthly care (care_month.bpmn), renewal (renewal.bpmn), CÓ VẤN ĐỀ, DỪNG CHĂM SÓC, KHÓA.
+
+The customer is trained and handed over with the helpers of ``test_process_onboarding``;
+then the virtual clock runs through months and years of care. Every scenario asserts the
+stages entered, the tasks each role got, the outbox and the history.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from runner import calendar, crm, inbox
+from runner.domain import Contract, Order
+from runner.errors import FormInvalid
+from runner.models import Instance
+from runner.runtime import Runner
+from runner.timeparse import add_months
+from test_process_onboarding import (  # noqa: F401 - r is the runner fixture
+    CSKH,
+    KH,
+    LEAD,
+    bookings,
+    elements,
+    notes,
+    onboard,
+    r,
+    result_of,
+    train_and_hand_over,
+)
+from tests.scenario import (
+    TZ,
+    advance,
+    complete,
+    created_tasks,
+    customer,
+    history,
+    instance_of,
+    messages,
+    open_tasks,
+    stages,
+    task,
+    timers_scheduled,
+)
+
+ACCOUNTANT = "ketoan"
+BEFORE_CARE = ["TIẾP NHẬN", "ĐÀO TẠO", "BÀN GIAO", "CHĂM SÓC ĐỊNH KỲ"]
+
+
+def handed_over(r: Runner, months: int = 12) -> datetime:
+    """A customer trained and handed over; returns the care anchor (handover day, 09:00 business time)."""
+    onboard(r, months=months)
+    train_and_hand_over(r)
+    return r.now().astimezone(TZ).replace(hour=9, minute=0, second=0, microsecond=0)
+
+
+def contract_end(r: Runner) -> date:
+    return date.fromisoformat(customer(r, KH)["contract_end"])
+
+
+def midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=TZ)
+
+
+def care_month(r: Runner, usage: str = "good", feedback: str = "good") -> datetime:
+    """Wait for the next monthly care date and make the call; returns the date it was due."""
+    due = timers_scheduled(r, KH, "Timer_care_due")[-1]
+    advance(r, to=due)
+    complete(r, KH, "Task_care_call", {"reached": True, "usage": usage, "feedback": feedback,
+                                       "care_note": "Trung tâm dùng điểm danh, học phí"}, by=CSKH)
+    return due
+
+
+def state_size(r: Runner, instance_id: str) -> int:
+    with r.db.read() as s:
+        return len(s.get(Instance, instance_id).state)
+
+
+def customer_stage(r: Runner) -> str:
+    return customer(r, KH)["stages"]["Sau bán hàng"]
+
+
+# --- periodic care ---------------------------------------------------------------------------------
+
+
+def test_thirty_six_months_of_periodic_care_stay_small(r: Runner) -> None:
+    anchor = handed_over(r, months=48)
+    instance_id = instance_of(r, KH, "onboarding")["id"]
+    sizes = {}
+    for month in range(1, 37):
+        assert care_month(r) == add_months(anchor, month), month
+        if month in (6, 36):
+            sizes[month] = state_size(r, instance_id)
+
+    assert stages(r, KH) == BEFORE_CARE
+    created = elements(created_tasks(r, KH))
+    assert created.count("Task_care_call") == 36 and "Task_renewal_call" not in created
+    assert [m for m in messages(r, KH) if m[1] == "care_monthly"] == [("zalo", "care_monthly")] * 36
+    assert sum(n.startswith("Chăm sóc định kỳ tháng") for n in notes(r)) == 36
+    assert notes(r)[-1].startswith("Chăm sóc định kỳ tháng 36: đã liên hệ được, sử dụng đều đặn, hài lòng.")
+    # the renewal timer is armed with every month's call and never fires in these 36 months
+    renewal_due = midnight(add_months(contract_end(r), -3))
+    assert set(timers_scheduled(r, KH, "Boundary_renewal_due")) == {renewal_due}
+    assert not [h for h in history(r, KH, "timer.fired") if h["element_id"] == "Boundary_renewal_due"]
+    assert sizes[36] <= sizes[6] * 1.1, sizes  # years of looping keep the saved tree bounded
+    assert instance_of(r, KH, "onboarding")["status"] == "running"
+    assert customer_stage(r) == "CHĂM SÓC ĐỊNH KỲ"
+    assert [t["element_id"] for t in open_tasks(r, KH)] == []
+
+
+def test_each_monthly_call_is_booked_in_the_care_calendar(r: Runner) -> None:
+    anchor = handed_over(r)
+    advance(r, to=add_months(anchor, 1))
+
+    booked = result_of(r, KH, "Task_book_care")
+    call_at = datetime.fromisoformat(booked["session_starts"][0])
+    due = add_months(anchor, 1)
+    assert booked["teacher"] == CSKH and due + timedelta(hours=1) <= call_at < due + timedelta(days=5)
+    call = task(r, KH, "Task_care_call")
+    assert (call["assignee"], call["due_at"]) == (CSKH, call_at + timedelta(minutes=30))
+    assert bookings(r, kind="care") == [(1, CSKH, "booked")]
+    with r.db.read() as s:
+        feed = calendar.feed(s, CSKH).decode()
+    assert "Trung tâm Anh ngữ KH0001" in feed
+
+
+def test_a_late_monthly_call_does_not_shift_the_care_dates(r: Runner) -> None:
+    anchor = handed_over(r)
+    advance(r, to=add_months(anchor, 1) + timedelta(days=5))      # CSKH calls five days late
+    complete(r, KH, "Task_care_call", {"reached": False, "usage": "good", "feedback": "good",
+                                       "care_note": "Nhắn Zalo, khách trả lời sau"}, by=CSKH)
+    assert timers_scheduled(r, KH, "Timer_care_due")[-1] == add_months(anchor, 2)
+    assert notes(r)[-1] == ("Chăm sóc định kỳ tháng 1: chưa liên hệ được, sử dụng đều đặn, hài lòng. "
+                            "Nhắn Zalo, khách trả lời sau")
+
+
+# --- renewal -----------------------------------------------------------------------------------------
+
+
+def until_renewal(r: Runner) -> datetime:
+    """A 12-month customer cared for monthly until the renewal timer fires; returns when it fired."""
+    handed_over(r, months=12)
+    renewal_due = midnight(add_months(contract_end(r), -3))
+    while timers_scheduled(r, KH, "Timer_care_due")[-1] < renewal_due:
+        care_month(r)
+    advance(r, to=renewal_due)
+    return renewal_due
+
+
+def test_renewal_starts_three_months_before_the_contract_end(r: Runner) -> None:
+    handed_over(r, months=12)
+    end = contract_end(r)
+    renewal_due = midnight(add_months(end, -3))
+    for _ in range(8):
+        care_month(r)
+    advance(r, to=renewal_due - timedelta(minutes=1))
+    assert "Task_renewal_call" not in elements(created_tasks(r, KH))
+
+    advance(r, minutes=1)
+
+    assert stages(r, KH) == [*BEFORE_CARE, "CHĂM SÓC TÁI KÝ"]
+    assert [h["element_id"] for h in history(r, KH, "timer.fired")][-1] == "Boundary_renewal_due"
+    call = task(r, KH, "Task_renewal_call")
+    assert (call["candidate_groups"], call["due_at"]) == (["customer_care"], renewal_due + timedelta(days=3))
+    assert messages(r, KH)[-1] == ("zalo", "renewal_notice")
+    notice = inbox.outbox(r, business_key=KH)[-1]["payload"]["text"]
+    assert end.strftime("%d/%m/%Y") in notice
+    assert "CHĂM SÓC TÁI KÝ" in customer(r, KH)["tags"]
+    # the ninth month's care was waiting for its date: renewal care replaces it
+    assert elements(created_tasks(r, KH)).count("Task_care_call") == 8
+    advance(r, days=2)
+    assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_renewal_call"]
+    assert customer_stage(r) == "CHĂM SÓC TÁI KÝ"
+
+
+def test_renewed_customer_gets_a_new_contract_and_care_goes_on(r: Runner) -> None:
+    until_renewal(r)
+    old_end = contract_end(r)
+
+    complete(r, KH, "Task_renewal_call", {"renewal_decision": "renew", "renewal_package": "Doanh nghiệp",
+                                          "renewal_months": 12, "renewal_amount": 15_000_000,
+                                          "renewal_note": "Khách lấy thêm 1 cơ sở"}, by=CSKH)
+    assert task(r, KH, "Task_confirm_payment")["candidate_groups"] == ["accountant"]
+    complete(r, KH, "Task_confirm_payment", {"payment_ref": "FT2709001", "confirmed_by": ACCOUNTANT},
+             by=ACCOUNTANT)
+
+    new_end = add_months(old_end + timedelta(days=1), 12)
+    view = customer(r, KH)
+    assert (view["contract_end"], view["package"]) == (new_end.isoformat(), "Doanh nghiệp")
+    assert "CHĂM SÓC TÁI KÝ" not in view["tags"]
+    with r.db.read() as s:
+        contract = s.scalars(select(Contract).where(Contract.customer_id == KH).order_by(Contract.id)).all()[-1]
+        order = s.scalars(select(Order).where(Order.customer_id == KH)).one()
+    assert (contract.start_date, contract.end_date, contract.months) == (old_end + timedelta(days=1), new_end, 12)
+    assert (order.amount, order.status, order.confirmed_by) == (15_000_000, "paid", ACCOUNTANT)
+    assert stages(r, KH) == [*BEFORE_CARE, "CHĂM SÓC TÁI KÝ", "CHĂM SÓC ĐỊNH KỲ"]
+    assert instance_of(r, KH, "onboarding")["data"]["contract_end"] == new_end.isoformat()
+    assert notes(r)[-1] == (f"Tái ký 12 tháng, gói Doanh nghiệp, hợp đồng mới đến {new_end.isoformat()}. "
+                            "Khách lấy thêm 1 cơ sở")
+    # monthly care resumes, and the next renewal is 3 months before the new end date
+    care_month(r)
+    assert timers_scheduled(r, KH, "Boundary_renewal_due")[-1] == midnight(add_months(new_end, -3))
+    assert customer_stage(r) == "CHĂM SÓC ĐỊNH KỲ"
+    assert [e for e, _, _ in created_tasks(r, KH)][-3:] == ["Task_renewal_call", "Task_confirm_payment",
+                                                            "Task_care_call"]
+
+
+def test_not_renewed_customer_stops_with_a_reason_and_is_locked_at_the_end_date(r: Runner) -> None:
+    until_renewal(r)
+    end = contract_end(r)
+
+    complete(r, KH, "Task_renewal_call", {"renewal_decision": "decline", "renewal_note": "Chuyển đơn vị khác"},
+             by=CSKH)
+    complete(r, KH, "Task_no_renew_reason", {"stop_reason": "Không tái ký hợp đồng",
+                                             "stop_note": "Ngân sách năm sau"}, by=CSKH)
+
+    assert stages(r, KH) == [*BEFORE_CARE, "CHĂM SÓC TÁI KÝ", "DỪNG CHĂM SÓC"]
+    assert customer(r, KH)["status"] == "Dừng chăm sóc"
+    assert notes(r)[-1] == "Dừng chăm sóc. Lý do: Không tái ký hợp đồng. Ngân sách năm sau"
+    assert timers_scheduled(r, KH, "Timer_contract_end") == [midnight(end)]
+    advance(r, to=midnight(end) - timedelta(minutes=1))
+    assert customer(r, KH)["status"] == "Dừng chăm sóc"
+
+    advance(r, minutes=1)
+
+    assert stages(r, KH)[-1] == "KHÓA"
+    assert customer(r, KH)["status"] == "Khóa"
+    assert instance_of(r, KH, "onboarding")["status"] == "completed"
+    assert customer_stage(r) == "KHÓA"
+    assert open_tasks(r, KH) == []
+
+
+def test_a_hesitating_customer_is_called_weekly_until_the_contract_runs_out(r: Runner) -> None:
+    until_renewal(r)
+    end = contract_end(r)
+    complete(r, KH, "Task_renewal_call", {"renewal_decision": "considering"}, by=CSKH)
+    assert open_tasks(r, KH) == []
+    advance(r, days=7)
+    assert task(r, KH, "Task_renewal_call")  # called again a week later
+
+    advance(r, to=midnight(end))             # nobody decided before the end date
+
+    assert [h["element_id"] for h in history(r, KH, "timer.fired")][-1] == "Boundary_contract_end"
+    assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_no_renew_reason"]
+    complete(r, KH, "Task_no_renew_reason", {"stop_reason": "Không liên hệ được"}, by=CSKH)
+    # the end date has passed already: locked at once
+    assert stages(r, KH)[-2:] == ["DỪNG CHĂM SÓC", "KHÓA"]
+    assert customer(r, KH)["status"] == "Khóa"
+    assert elements(created_tasks(r, KH)).count("Task_renewal_call") == 2
+
+
+def test_sales_can_start_renewal_care_early_by_message(r: Runner) -> None:
+    handed_over(r, months=12)
+    care_month(r)
+
+    [instance_id] = r.correlate("start_renewal", KH, {})
+    advance(r, minutes=1)
+
+    assert instance_id == instance_of(r, KH, "onboarding")["id"]
+    assert stages(r, KH)[-1] == "CHĂM SÓC TÁI KÝ"
+    assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_renewal_call"]
+    assert messages(r, KH)[-1] == ("zalo", "renewal_notice")
+
+
+# --- CÓ VẤN ĐỀ, DỪNG CHĂM SÓC, KHÓA -------------------------------------------------------------
+
+
+def test_a_problem_customer_is_stopped_with_a_reason_and_locked(r: Runner) -> None:
+    handed_over(r)
+    care_month(r)
+    care_month(r, usage="low")
+
+    assert stages(r, KH) == [*BEFORE_CARE, "CÓ VẤN ĐỀ"]
+    assert customer(r, KH)["status"] == "Có vấn đề"
+    problem = task(r, KH, "Task_problem")
+    assert problem["candidate_groups"] == ["customer_care"]
+    complete(r, KH, "Task_problem", {"problem_kind": "low_usage", "problem_action": "Gọi 3 lần, không dùng",
+                                     "problem_outcome": "stop"}, by=CSKH)
+    stop = task(r, KH, "Task_stop_reason")
+    assert stop["candidate_groups"] == ["team_leader"]
+    options = [o["id"] for o in stop["form"]["fields"][0]["options"]]
+    with r.db.read() as s:
+        assert options == [x["title"] for x in crm.lists(s)["stop_care_reasons"]]  # the configured list
+    with pytest.raises(FormInvalid, match="Lý do dừng chăm sóc"):
+        r.complete_task(stop["id"], {"stop_reason": "Hết tiền", "lock_now": True}, actor=LEAD)
+
+    complete(r, KH, "Task_stop_reason", {"stop_reason": "Không còn nhu cầu", "stop_note": "Đóng cơ sở 2",
+                                         "lock_now": True}, by=LEAD)
+
+    assert stages(r, KH) == [*BEFORE_CARE, "CÓ VẤN ĐỀ", "DỪNG CHĂM SÓC", "KHÓA"]
+    assert customer(r, KH)["status"] == "Khóa"
+    assert instance_of(r, KH, "onboarding")["status"] == "completed"
+    assert notes(r)[-2:] == ["Có vấn đề (ít sử dụng): Gọi 3 lần, không dùng",
+                             "Dừng chăm sóc. Lý do: Không còn nhu cầu. Đóng cơ sở 2"]
+    statuses = [h["details"]["result"]["status"] for h in history(r, KH, "handler.succeeded")
+                if h["details"]["topic"] == "crm.set_status"]
+    assert statuses == ["Có vấn đề", "Dừng chăm sóc", "Khóa"]
+    assert customer_stage(r) == "KHÓA"
+
+
+def test_a_stopped_customer_without_immediate_lock_waits_for_the_end_date(r: Runner) -> None:
+    handed_over(r)
+    care_month(r, feedback="bad")
+    complete(r, KH, "Task_problem", {"problem_kind": "bad_feedback", "problem_action": "Xin lỗi, hỗ trợ lại",
+                                     "problem_outcome": "stop"}, by=CSKH)
+    complete(r, KH, "Task_stop_reason", {"stop_reason": "Phản hồi xấu về sản phẩm", "lock_now": False}, by=LEAD)
+
+    assert stages(r, KH)[-1] == "DỪNG CHĂM SÓC"
+    assert customer_stage(r) == "DỪNG CHĂM SÓC"
+    end = midnight(contract_end(r))
+    assert timers_scheduled(r, KH, "Timer_contract_end") == [end]
+    advance(r, to=end)
+    assert stages(r, KH)[-1] == "KHÓA" and customer(r, KH)["status"] == "Khóa"
+
+
+def test_a_problem_solved_goes_back_to_periodic_care(r: Runner) -> None:
+    anchor = handed_over(r)
+    care_month(r, feedback="bad")
+    complete(r, KH, "Task_problem", {"problem_kind": "bad_feedback", "problem_action": "Hướng dẫn lại báo cáo",
+                                     "problem_outcome": "resolved"}, by=CSKH)
+
+    assert stages(r, KH) == [*BEFORE_CARE, "CÓ VẤN ĐỀ", "CHĂM SÓC ĐỊNH KỲ"]
+    assert customer(r, KH)["status"] == "Hoạt động"
+    assert care_month(r) == add_months(anchor, 2)
+    assert customer_stage(r) == "CHĂM SÓC ĐỊNH KỲ"
+    assert elements(created_tasks(r, KH))[-3:] == ["Task_care_call", "Task_problem", "Task_care_call"]

@@ -1,0 +1,148 @@
+"""Languages and dates: Vietnamese by default, English on request; times in the business zone.
+
+Message ids are the Vietnamese texts themselves (``_("Việc của tôi")``); the English
+catalog is ``web/translations/en/LC_MESSAGES/messages.po``. After adding texts, run
+``make translations`` (extract and update), then fill in the new ``msgstr``. The catalogs
+are read from the .po files at start-up (no compiled .mo files to keep in step).
+
+Jinja filters: ``dt`` (25/11/2026 14:30), ``day`` (25/11/2026), ``ago`` ("3 ngày trước" /
+"trong 2 giờ", against the runner's clock, virtual or real).
+"""
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from babel import support
+from babel.messages import mofile, pofile
+
+from flask import Blueprint, Flask, redirect, request, session, url_for
+from flask_babel import Babel, Domain, format_date, format_datetime, format_timedelta, get_locale
+from flask_login import current_user
+
+from runner import users
+from runner.settings import Settings
+
+LOCALES = users.LOCALES
+CATALOGS = Path(__file__).resolve().parent / "translations"
+bp = Blueprint("i18n", __name__)
+
+
+def load_catalog(locale: str, root: Path = CATALOGS) -> support.Translations | support.NullTranslations:
+    """The ``messages.po`` of a locale compiled in memory; no catalog means the Vietnamese ids."""
+    path = root / locale / "LC_MESSAGES" / "messages.po"
+    if not path.is_file():
+        return support.NullTranslations()
+    with path.open("rb") as fp:
+        catalog = pofile.read_po(fp, locale=locale)
+    buffer = io.BytesIO()
+    mofile.write_mo(buffer, catalog)
+    buffer.seek(0)
+    return support.Translations(fp=buffer)
+
+
+class PoDomain(Domain):
+    """Flask-Babel's domain, reading the .po catalogs once per locale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._catalogs: dict[str, Any] = {}
+
+    def get_translations(self):
+        locale = get_locale()
+        if locale is None:
+            return support.NullTranslations()
+        key = str(locale)
+        if key not in self._catalogs:
+            self._catalogs[key] = load_catalog(key)
+        return self._catalogs[key]
+
+
+class PoBabel(Babel):
+    """Babel whose default domain is a ``PoDomain``."""
+
+    @cached_property
+    def domain_instance(self):
+        return PoDomain()
+
+
+def init_app(app: Flask) -> None:
+    """Flask-Babel with the locale from the session (or the user's setting), plus the filters."""
+    settings = app.config.get("RUNNER_SETTINGS") or Settings.from_env()
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", "vi")
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", settings.timezone)
+    PoBabel(app, locale_selector=select_locale)
+    app.register_blueprint(bp)
+    app.add_template_filter(show_datetime, "dt")
+    app.add_template_filter(show_date, "day")
+    app.add_template_filter(show_ago, "ago")
+    app.context_processor(lambda: {"current_locale": select_locale(), "locales": LOCALES})
+
+
+def select_locale() -> str:
+    """The session's language, else the signed-in user's, else Vietnamese."""
+    lang = session.get("lang")
+    if lang in LOCALES:
+        return lang
+    if current_user and current_user.is_authenticated:
+        return getattr(current_user, "locale", "vi")
+    return "vi"
+
+
+def _moment(value: Any) -> datetime | date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)  # NOTE: the runner stores UTC
+    return value
+
+
+def show_datetime(value: Any) -> str:
+    """A moment as day/month/year hour:minute in the business time zone ('' for None)."""
+    moment = _moment(value)
+    if moment is None:
+        return ""
+    if not isinstance(moment, datetime):
+        return format_date(moment, "dd/MM/yyyy")
+    return format_datetime(moment, "dd/MM/yyyy HH:mm")
+
+
+def show_date(value: Any) -> str:
+    """A date (or the business-zone date of a moment) as day/month/year."""
+    moment = _moment(value)
+    if moment is None:
+        return ""
+    if isinstance(moment, datetime):
+        return format_datetime(moment, "dd/MM/yyyy")
+    return format_date(moment, "dd/MM/yyyy")
+
+
+def show_ago(value: Any) -> str:
+    """How long ago (or how soon) a moment is, against the runner's clock."""
+    from web import get_runner
+
+    moment = _moment(value)
+    if moment is None:
+        return ""
+    if not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
+    return format_timedelta(moment - get_runner().now(), add_direction=True, threshold=1.0)
+
+
+@bp.post("/lang/<code>")
+def switch(code: str):
+    """Switch the UI language (kept in the session, and on the user's account)."""
+    if code in LOCALES:
+        session["lang"] = code
+        if current_user.is_authenticated:
+            from web import get_runner
+
+            users.set_locale(get_runner(), current_user.username, code)
+    from web import safe_path
+
+    return redirect(safe_path(request.form.get("next"), url_for("index")))

@@ -1,0 +1,131 @@
+"""The HTML side of camunda:formData: fields to render, submitted values, Vietnamese messages.
+
+``runner.forms`` defines and validates the form; this module only decides how each field is
+shown (input type, choices, current value) and words the per-field errors for staff,
+from the error codes of ``FormInvalid`` (``exc.codes``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from flask_babel import gettext as _
+from werkzeug.datastructures import MultiDict
+
+from runner import forms
+from runner.errors import FormInvalid
+
+NOT_FIELDS = ("csrf_token",)
+
+
+@dataclass(frozen=True)
+class FieldView:
+    """One form field as the template shows it."""
+
+    id: str
+    label: str
+    type: str  # string | long | boolean | date | enum
+    widget: str  # text | textarea | number | checkbox | date | select
+    value: Any
+    required: bool
+    readonly: bool
+    options: tuple[tuple[str, str], ...]
+    error: str | None
+    placeholder: str
+    hint: str
+    min: Any
+    max: Any
+    minlength: int | None
+    maxlength: int | None
+    rows: int
+
+
+def _show(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _widget(field: forms.Field) -> str:
+    if field.type == "string":
+        wants_area = field.properties.get("rows") or (field.maxlength or 0) > 200
+        return "textarea" if wants_area else "text"
+    return {"long": "number", "boolean": "checkbox", "date": "date", "enum": "select"}[field.type]
+
+
+def _shown(field: forms.Field, value: Any) -> Any:
+    """A stored or default value as the input wants it."""
+    if value is None:
+        return None
+    if field.type == "date":
+        return str(value)[:10]
+    if field.type == "boolean":
+        return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "on", "1", "yes")
+    return value
+
+
+def field_views(form: forms.Form, data: dict[str, Any], submitted: MultiDict | None = None,
+                errors: dict[str, str] | None = None) -> list[FieldView]:
+    """The fields with what to show: the entered values after an error, else the data, else defaults."""
+    views = []
+    for f in form.fields:
+        default = f.default_value()
+        if isinstance(default, str) and default.strip().startswith(("${", "#{")):
+            default = None  # an expression default is the engine's business, not the form's
+        value = data.get(f.id, default)
+        if submitted is not None and not f.readonly:
+            value = (f.id in submitted) if f.type == "boolean" else submitted.get(f.id, "")
+        props = f.properties
+        views.append(FieldView(
+            id=f.id, label=f.label, type=f.type, widget=_widget(f), value=_shown(f, value),
+            required=f.required, readonly=f.readonly, options=tuple((o.id, o.name) for o in f.options),
+            error=(errors or {}).get(f.id), placeholder=props.get("placeholder", ""), hint=props.get("hint", ""),
+            min=_show(f.min), max=_show(f.max), minlength=f.minlength, maxlength=f.maxlength,
+            rows=int(props["rows"]) if props.get("rows", "").isdigit() else 4))
+    return views
+
+
+def submitted_values(form: MultiDict) -> dict[str, Any]:
+    """The posted form without the CSRF token and buttons."""
+    return {k: v for k, v in form.items() if k not in NOT_FIELDS and not k.startswith("_")}
+
+
+def messages(form: forms.Form, exc: FormInvalid) -> dict[str, str]:
+    """Per-field messages in the UI language, from the codes of ``FormInvalid``."""
+    codes: dict[str, str] = getattr(exc, "codes", {})
+    out = {}
+    for field_id, text in exc.errors.items():
+        try:
+            field = form.field(field_id)
+        except KeyError:
+            out[field_id] = text
+            continue
+        out[field_id] = _message(field, codes.get(field_id, ""), text)
+    return out
+
+
+def _message(field: forms.Field, code: str, fallback: str) -> str:
+    limits = {"min": _show(field.min), "max": _show(field.max),
+              "minlength": field.minlength, "maxlength": field.maxlength}
+    if code == "required":
+        return _("Vui lòng nhập %(label)s.", label=field.label)
+    if code == "type":
+        return {"long": _("%(label)s phải là số nguyên.", label=field.label),
+                "date": _("%(label)s phải là một ngày hợp lệ.", label=field.label),
+                "boolean": _("%(label)s phải là có hoặc không.", label=field.label)}.get(field.type, fallback)
+    if code == "enum":
+        return _("Hãy chọn một giá trị trong danh sách cho %(label)s.", label=field.label)
+    if code == "min":
+        return (_("%(label)s không được trước ngày %(limit)s.", label=field.label, limit=limits["min"])
+                if field.type == "date" else _("%(label)s phải từ %(limit)s trở lên.", label=field.label,
+                                                 limit=limits["min"]))
+    if code == "max":
+        return (_("%(label)s không được sau ngày %(limit)s.", label=field.label, limit=limits["max"])
+                if field.type == "date" else _("%(label)s tối đa là %(limit)s.", label=field.label,
+                                                 limit=limits["max"]))
+    if code == "minlength":
+        return _("%(label)s cần ít nhất %(limit)s ký tự.", label=field.label, limit=limits["minlength"])
+    if code == "maxlength":
+        return _("%(label)s tối đa %(limit)s ký tự.", label=field.label, limit=limits["maxlength"])
+    if code == "readonly":
+        return _("%(label)s chỉ được xem, không sửa được.", label=field.label)
+    return fallback
