@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import bindparam, delete, func, update
 from sqlalchemy.orm import Session
 
 from runner.engine import Snapshot
@@ -95,10 +95,12 @@ def _user_tasks(runner, s, inst, snap, before, completed_task, actor) -> None:
 def refresh(s: Session, snap: Snapshot) -> None:
     """Rewrite open inbox rows and pending jobs from the snapshot (after a migration their element may differ)."""
     for view in snap.user_tasks:
+        # NOTE: whoever claimed (or was given) an open task keeps it across the move.
         s.execute(update(UserTask).where(UserTask.id == view.task_id, UserTask.state == "open").values(
             element_id=view.element_id, name=view.name, lane=view.lane, stage=view.stage,
             candidate_groups=view.candidate_groups, candidate_users=view.candidate_users,
-            assignee=view.assignee, due_at=view.due_at, follow_up_at=view.follow_up_at,
+            assignee=func.coalesce(UserTask.assignee, view.assignee), due_at=view.due_at,
+            follow_up_at=view.follow_up_at,
             priority=view.priority, form=view.form))
     for job in snap.jobs:
         s.execute(update(Job).where(Job.id == job.task_id, Job.state == "pending").values(

@@ -147,6 +147,19 @@ def test_migrate_refreshes_the_open_task_from_the_target_version(runner: Runner)
     assert (task["name"], task["candidate_groups"]) == ("Phone the school", ["sales"])
 
 
+def test_migrate_keeps_who_claimed_the_open_task(runner: Runner) -> None:
+    v1 = fixture("versions_v1.bpmn").read_bytes().replace(
+        b'name="Call the school"', b'name="Call the school" camunda:candidateGroups="sales"')
+    runner.deploy({"onboard.bpmn": v1})
+    instance_id = runner.start_instance("onboard", "school-1")
+    task = only_task(runner, "school-1", "call")
+    runner.claim_task(task["id"], "lan", ["sales"])
+    runner.deploy({"onboard.bpmn": v1.replace(b'name="Call the school"', b'name="Phone the school"')})
+    runner.migrate_instance(instance_id)
+    task = only_task(runner, "school-1", "call")
+    assert (task["name"], task["assignee"]) == ("Phone the school", "lan")
+
+
 def test_migrate_errors(runner: Runner) -> None:
     runner.deploy([fixture("versions_v1.bpmn")])
     instance_id = runner.start_instance("onboard", "school-1")
