@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from handlers import HandlerContext, handler
 from runner import crm
-from runner.domain import BadValue, Contract, Customer, CustomerTag, Missing, Note, Order, Staff
+from runner.domain import BadValue, Contract, Customer, CustomerTag, Missing, Order, Staff
 from runner.storage import savepoint
 
 
@@ -39,12 +39,10 @@ def _whole(params: dict[str, Any], name: str, default: int | None = None, minimu
 @handler("crm.add_note")
 def add_note(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Add a note to the customer's discussion (Thảo luận)."""
-    customer = _customer(ctx)
-    note = Note(customer_id=customer.id, kind=_text(params, "kind", "discussion"), text=_text(params, "text"),
-                author=params.get("author") or None, instance_id=ctx.instance_id, created_at=ctx.now)
-    ctx.session.add(note)
-    ctx.session.flush()
-    return {"note_id": note.id}
+    note_id = crm.add_note(ctx.session, ctx.business_key, _text(params, "text"), now=ctx.now,
+                           kind=_text(params, "kind", "discussion"), author=params.get("author"),
+                           instance_id=ctx.instance_id)
+    return {"note_id": note_id}
 
 
 @handler("crm.add_tags")

@@ -81,6 +81,17 @@ def get_customer(session: Session, customer_id: str | None, *, lock: bool = Fals
     return row
 
 
+def add_note(session: Session, customer_id: str | None, text: str, *, now: datetime, kind: str = "discussion",
+             author: str | None = None, instance_id: str | None = None) -> int:
+    """Add a note (Thảo luận by default) to a customer; returns its id."""
+    customer = get_customer(session, customer_id)
+    note = Note(customer_id=customer.id, kind=kind, text=text, author=author or None, instance_id=instance_id,
+                created_at=now)
+    session.add(note)
+    session.flush()
+    return note.id
+
+
 def get_staff(session: Session, username: str, *, role: str | None = None) -> Staff:
     """An active staff member (with ``role`` if given); ``Missing`` names who is missing."""
     row = session.get(Staff, username) if username else None

@@ -371,9 +371,5 @@ def add_note(runner: "Runner", customer_id: str, text: str, author: str) -> int:
         raise BadValue(f"text: at most {NOTE_MAX} characters, got {len(text)}")
     now = runner.now()
     with runner.db.unit() as s:
-        crm.get_customer(s, customer_id)
-        note = Note(customer_id=customer_id, kind="discussion", text=text, author=author, created_at=now)
-        s.add(note)
-        s.flush()
-        return note.id
+        return crm.add_note(s, customer_id, text, now=now, author=author)
 
