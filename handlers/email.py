@@ -27,9 +27,7 @@ def _addresses(value: Any) -> list[str]:
 @handler("email.send")
 def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Render an e-mail template for the instance's customer and queue it for delivery."""
-    template = str(params.get("template") or "").strip()
-    if not template:
-        raise ValueError("input parameter 'template' is missing")
+    template = messages.template_name(params)
     values = messages.variables(ctx.session, ctx.business_key, params)
     if params.get("to"):
         try:

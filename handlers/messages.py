@@ -211,6 +211,14 @@ def check(name: str | None, kind: str, params: Mapping[str, str | None], folder:
 # --- rendering ------------------------------------------------------------------------------
 
 
+def template_name(params: Mapping[str, Any]) -> str:
+    """The task's ``template`` input parameter; ValueError when it is missing."""
+    template = str(params.get("template") or "").strip()
+    if not template:
+        raise ValueError("input parameter 'template' is missing")
+    return template
+
+
 def variables(session: Any, customer_id: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
     """What a template of a task sees: the customer, its owner and teacher, and the parameters."""
     from runner import crm

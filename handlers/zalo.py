@@ -26,9 +26,7 @@ def _to(value: Any) -> str:
 @handler("zalo.send")
 def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Render a Zalo template for the instance's customer and queue it for delivery."""
-    template = str(params.get("template") or "").strip()
-    if not template:
-        raise ValueError("input parameter 'template' is missing")
+    template = messages.template_name(params)
     to = _to(params.get("to"))
     values = messages.variables(ctx.session, ctx.business_key, params)
     field = RECIPIENT_FIELDS[to]
