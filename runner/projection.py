@@ -13,21 +13,21 @@ from sqlalchemy.orm import Session
 from runner.engine import Snapshot
 from runner.models import Instance, Job, Subscription, Timer, UserTask
 from runner.retries import max_tries
-from runner.storage import insert_row, insert_statement, save_instance
+from runner.storage import Prepared, insert_row, insert_statement, save_instance
 
 if TYPE_CHECKING:
     from runner.runtime import Runner
 
-# NOTE: the statements of every unit of work are built once: building a statement costs
-# several times what executing a cached one does.
+# NOTE: every unit of work runs these, so they are compiled once (see storage.Prepared).
 _tasks, _timer_rows, _job_rows = UserTask.__table__, Timer.__table__, Job.__table__
-END_TASK = update(_tasks).where(_tasks.c.id == bindparam("b_id"), _tasks.c.state == "open")
-DROP_SUBSCRIPTIONS = delete(Subscription.__table__).where(Subscription.__table__.c.instance_id == bindparam("b_id"))
+END_TASK = Prepared(update(_tasks).where(_tasks.c.id == bindparam("b_id"), _tasks.c.state == "open"))
+DROP_SUBSCRIPTIONS = Prepared(delete(Subscription.__table__)
+                              .where(Subscription.__table__.c.instance_id == bindparam("b_id")))
 _one_timer = (_timer_rows.c.instance_id == bindparam("b_instance"), _timer_rows.c.task_id == bindparam("b_task"),
               _timer_rows.c.timer_name == bindparam("b_name"))
-RESCHEDULE_TIMER = update(_timer_rows).where(*_one_timer)
-CANCEL_TIMER = update(_timer_rows).where(*_one_timer, _timer_rows.c.state == "waiting")
-CANCEL_JOB = update(_job_rows).where(_job_rows.c.id == bindparam("b_id"), _job_rows.c.state == "pending")
+RESCHEDULE_TIMER = Prepared(update(_timer_rows).where(*_one_timer))
+CANCEL_TIMER = Prepared(update(_timer_rows).where(*_one_timer, _timer_rows.c.state == "waiting"))
+CANCEL_JOB = Prepared(update(_job_rows).where(_job_rows.c.id == bindparam("b_id"), _job_rows.c.state == "pending"))
 
 
 def apply(runner: "Runner", s: Session, inst: Instance, snap: Snapshot, state: str,
@@ -56,9 +56,9 @@ def apply(runner: "Runner", s: Session, inst: Instance, snap: Snapshot, state: s
     _timers(runner, s, inst, snap, before.get("timers", {}))
     _jobs(runner, s, inst, snap, before.get("jobs", []))
     if before.get("messages", []) != waits["messages"]:
-        s.connection().execute(DROP_SUBSCRIPTIONS, {"b_id": inst.id})
+        DROP_SUBSCRIPTIONS.execute(s, {"b_id": inst.id})
         if waits["messages"]:
-            s.connection().execute(insert_statement(Subscription.__table__), [
+            insert_statement(Subscription.__table__).executemany(s, [
                 {"instance_id": inst.id, "business_key": inst.business_key, "message_name": name}
                 for name in waits["messages"]])
     for stage in entered:
@@ -86,8 +86,8 @@ def _user_tasks(runner, s, inst, snap, before, completed_task, actor) -> None:
         if task_id in current:
             continue
         done = task_id == completed_task
-        s.connection().execute(END_TASK, {"b_id": task_id, "state": "completed" if done else "cancelled",
-                                          "ended_at": now, "completed_by": actor if done else None})
+        END_TASK.execute(s, {"b_id": task_id, "state": "completed" if done else "cancelled",
+                             "ended_at": now, "completed_by": actor if done else None})
         if not done:
             runner._history(s, inst, "task.cancelled", details={"task_id": task_id})
 
@@ -119,15 +119,15 @@ def _timers(runner, s, inst, snap, before: dict[str, str]) -> None:
                 instance_id=inst.id, task_id=view.task_id, element_id=view.element_id,
                 timer_name=view.timer_name, due_at=view.due_at, state="waiting", value=view.value)
         else:
-            s.connection().execute(RESCHEDULE_TIMER, {
+            RESCHEDULE_TIMER.execute(s, {
                 "b_instance": inst.id, "b_task": view.task_id, "b_name": view.timer_name,
                 "due_at": view.due_at, "state": "waiting"})
         runner._history(s, inst, "timer.scheduled", element=view.element_id,
                         details={"due": view.due_at.isoformat(), "value": view.value})
     gone = [key.split("|", 1) for key in before if key not in current]
     for task_id, name in gone:
-        s.connection().execute(CANCEL_TIMER, {"b_instance": inst.id, "b_task": task_id, "b_name": name,
-                                              "state": "cancelled"})
+        CANCEL_TIMER.execute(s, {"b_instance": inst.id, "b_task": task_id, "b_name": name,
+                                 "state": "cancelled"})
 
 
 def _jobs(runner, s, inst, snap, before: list[str]) -> None:
@@ -143,7 +143,7 @@ def _jobs(runner, s, inst, snap, before: list[str]) -> None:
             max_attempts=max_tries(view.properties), timeout=timeout, due_at=now, created_at=now)
     for task_id in before:
         if task_id not in current:
-            s.connection().execute(CANCEL_JOB, {"b_id": task_id, "state": "cancelled", "ended_at": now})
+            CANCEL_JOB.execute(s, {"b_id": task_id, "state": "cancelled", "ended_at": now})
 
 
 def _stages(inst: Instance, snap: Snapshot) -> list[str]:

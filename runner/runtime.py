@@ -37,16 +37,19 @@ from runner.models import (
     UserTask,
 )
 from runner.settings import Settings
-from runner.storage import Database, WorkflowStore, add_row_later, make_engine
+from runner.storage import Database, Prepared, WorkflowStore, add_row_later, attach, make_engine
 
 log = logging.getLogger(__name__)
 
-# NOTE: statements of the busiest units of work are built once (see runner.projection).
 VIRTUAL_NOW = select(ClockRow.now).where(ClockRow.name == "virtual")
-TASK_AND_INSTANCE = select(
-    Instance, UserTask.element_id, UserTask.name, UserTask.state, UserTask.completed_by, UserTask.form,
-    VIRTUAL_NOW.scalar_subquery().label("virtual_now"),
-).join(Instance, Instance.id == UserTask.instance_id).where(UserTask.id == bindparam("b_task"))
+# NOTE: completing a task reads the task, its instance and the virtual clock in one
+# statement compiled once (see storage.Prepared).
+_INSTANCE_COLUMNS = [column.key for column in Instance.__table__.columns]
+TASK_AND_INSTANCE = Prepared(select(
+    *Instance.__table__.columns, UserTask.element_id.label("task_element_id"), UserTask.name.label("task_name"),
+    UserTask.state.label("task_state"), UserTask.completed_by.label("task_completed_by"),
+    UserTask.form.label("task_form"), VIRTUAL_NOW.scalar_subquery().label("virtual_now"),
+).join_from(UserTask, Instance, Instance.id == UserTask.instance_id).where(UserTask.id == bindparam("b_task")))
 
 
 class Runner:
@@ -203,8 +206,12 @@ class Runner:
         inst = s.get(Instance, instance_id, with_for_update=lock and self.db.is_postgres)
         if inst is None:
             raise NotFound(f"instance {instance_id} does not exist")
+        return inst, self._restore(s, inst)
+
+    def _restore(self, s: Session, inst: Instance):
+        """An instance row's workflow, restored on its version's (cached) specs."""
         spec, subs = self._specs(s, inst.version_id, inst.called_versions or {})
-        return inst, self.store.load_state(inst.state, spec, subs, self.engine.script_engine)
+        return self.store.load_state(inst.state, spec, subs, self.engine.script_engine)
 
     def load_for_worker(self, s: Session, instance_id: str):
         """Like ``load`` with a row lock that skips (returns None) if another worker holds it."""
@@ -259,26 +266,26 @@ class Runner:
 
     def _complete(self, s: Session, task_id: str, data: dict[str, Any], actor: str | None, html: bool,
                   seen: dict[str, str]) -> None:
-        # NOTE: the task, its instance and the virtual clock in one read; load() then
-        # finds the instance loaded.
-        row = s.execute(TASK_AND_INSTANCE, {"b_task": task_id}).first()
+        row = TASK_AND_INSTANCE.first(s, {"b_task": task_id})
         if row is None:
             raise NotFound(f"task {task_id} does not exist")
-        self._catch_up(row.virtual_now)
-        seen["label"] = f"{row.element_id} ({row.name})" if row.name else row.element_id
-        seen["state"] = row.state
-        if row.state != "open":
-            by = f" by {row.completed_by}" if row.completed_by else ""
-            raise Conflict(f"task {seen['label']} was already {row.state}{by}")
+        self._catch_up(row["virtual_now"])
+        element, name, state = row["task_element_id"], row["task_name"], row["task_state"]
+        seen["label"] = f"{element} ({name})" if name else element
+        seen["state"] = state
+        if state != "open":
+            by = f" by {row['task_completed_by']}" if row["task_completed_by"] else ""
+            raise Conflict(f"task {seen['label']} was already {state}{by}")
         # NOTE: no row lock: two people completing one task may both load the instance;
         # its version column then turns the second save into Conflict.
-        inst, workflow = self.load(s, row.Instance.id)
+        inst = attach(s, Instance, {key: row[key] for key in _INSTANCE_COLUMNS})
+        workflow = self._restore(s, inst)
         task = self.engine.task(workflow, task_id)
-        form = forms.form_from_dict(row.form) if row.form else forms.Form(())
-        values = forms.coerce(form, data, current=task.data, task=row.name or row.element_id, html=html)
+        form = forms.form_from_dict(row["task_form"]) if row["task_form"] else forms.Form(())
+        values = forms.coerce(form, data, current=task.data, task=name or element, html=html)
         self.engine.complete_user_task(workflow, task_id, values)
-        self._history(s, inst, "task.completed", element=row.element_id, actor=actor,
-                      details={"task_id": task_id, "name": row.name, "data": values})
+        self._history(s, inst, "task.completed", element=element, actor=actor,
+                      details={"task_id": task_id, "name": name, "data": values})
         self._commit_step(s, inst, workflow, completed_task=task_id, actor=actor)
 
     # --- who works on a task (see runner.tasks) ------------------------------------------

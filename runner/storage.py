@@ -6,6 +6,7 @@ process version and cached in memory; an instance row holds only its task tree.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -18,10 +19,11 @@ from functools import cache
 from sqlalchemy import bindparam, create_engine, event, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -58,7 +60,12 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     def _begin(conn):
         # One writer at a time: a unit of work reads what the previous one committed.
         # Readers (Database.read) keep a plain BEGIN: in WAL mode they never wait for a writer.
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+        # NOTE: straight on the driver, as storage.Prepared runs the busiest statements.
+        sql = "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
+        try:
+            conn.connection.dbapi_connection.execute(sql)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
 
     return engine
 
@@ -71,7 +78,9 @@ class Database:
         self.is_postgres = engine.dialect.name == "postgresql"
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         event.listen(self._sessions, "before_commit", _insert_pending)
+        event.listen(self._sessions, "after_transaction_end", _forget_driver)
         self._reads = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+        event.listen(self._reads, "after_transaction_end", _forget_driver)
 
     @contextmanager
     def unit(self) -> Iterator[Session]:
@@ -99,6 +108,113 @@ class Database:
         return self._reads()
 
 
+class Prepared:
+    """A Core statement compiled once per dialect and set of keys, run on the driver's cursor.
+
+    NOTE: SQLAlchemy's own work per executed statement (cache key, execution context,
+    result object) costs several times what the database spends on a small indexed
+    statement, and the busiest units of work run half a dozen of them. Those run through
+    here, inside the session's transaction: values go through the columns' own bind
+    processors (JSON, UTC datetimes), Python-side column defaults fill an INSERT's
+    missing columns, and driver errors come back as SQLAlchemy's ``DBAPIError`` so that
+    ``Database.unit`` turns them into ``Conflict`` as before.
+    """
+
+    def __init__(self, statement):
+        self.statement = statement
+        self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
+
+    def _plan(self, dialect, keys: tuple[str, ...]) -> "_Plan":
+        plan = self._plans.get((dialect.name, keys))
+        if plan is None:
+            plan = self._plans[(dialect.name, keys)] = _Plan(self.statement, dialect, keys)
+        return plan
+
+    def execute(self, session: Session, params: dict[str, Any]) -> int:
+        """Run once with ``params``; returns the number of rows it changed."""
+        driver, dialect = _driver(session)
+        plan = self._plan(dialect, tuple(params))
+        return plan.run(driver, dialect, plan.bind(params)).rowcount
+
+    def executemany(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        """Run once per row (every row has the first row's keys)."""
+        if rows:
+            driver, dialect = _driver(session)
+            plan = self._plan(dialect, tuple(rows[0]))
+            plan.run(driver, dialect, [plan.bind(row) for row in rows], many=True)
+
+    def first(self, session: Session, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The first row of a SELECT as a dict by column label, or None."""
+        driver, dialect = _driver(session)
+        plan = self._plan(dialect, tuple(params))
+        found = plan.run(driver, dialect, plan.bind(params)).fetchone()
+        if found is None:
+            return None
+        return {key: value if load is None else load(value)
+                for key, load, value in zip(plan.labels, plan.loaders, found)}
+
+
+class _Plan:
+    """One compiled form of a ``Prepared`` statement."""
+
+    def __init__(self, statement, dialect, keys: tuple[str, ...]):
+        self.compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        self.sql = self.compiled.string
+        self.order = self.compiled.positiontup if self.compiled.positional else None
+        self.processors = {}
+        for name, bind in self.compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self.processors[name] = processor
+        self.defaults = {}
+        if getattr(statement, "is_insert", False):
+            self.defaults = {column.key: column.default for column in statement.table.columns
+                             if column.default is not None and column.key not in keys
+                             and column.key in self.compiled.binds}
+        columns = list(statement.selected_columns) if getattr(statement, "is_select", False) else []
+        self.labels = [column.key for column in columns]
+        self.loaders = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+
+    def bind(self, params: dict[str, Any]):
+        """The driver's parameters (a sequence or a dict, by the driver's paramstyle)."""
+        if self.defaults:
+            params = {**{key: default.arg if default.is_scalar else default.arg(None)
+                         for key, default in self.defaults.items()}, **params}
+        values = self.compiled.construct_params(params)
+        for name, processor in self.processors.items():
+            if name in values:
+                values[name] = processor(values[name])
+        return values if self.order is None else [values[name] for name in self.order]
+
+    def run(self, driver, dialect, params, many: bool = False):
+        cursor = driver.cursor()
+        try:
+            if many:
+                cursor.executemany(self.sql, params)
+            else:
+                cursor.execute(self.sql, params)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(self.sql, params, exc, dialect.loaded_dbapi.Error,
+                                      dialect=dialect) from exc
+        return cursor
+
+
+DRIVER = "runner.driver"
+
+
+def _driver(session: Session):
+    """The DBAPI connection of the session's transaction (kept until the transaction ends) and its dialect."""
+    found = session.info.get(DRIVER)
+    if found is None:
+        connection = session.connection()
+        found = session.info[DRIVER] = (connection.connection.dbapi_connection, connection.dialect)
+    return found
+
+
+def _forget_driver(session: Session, _transaction) -> None:
+    session.info.pop(DRIVER, None)
+
+
 def save_instance(session: Session, inst: Any, **values: Any) -> None:
     """UPDATE an instance row only if its version is still the one loaded, and bump the version.
 
@@ -107,12 +223,26 @@ def save_instance(session: Session, inst: Any, **values: Any) -> None:
     """
     session.flush()
     version = inst.row_version
-    result = session.connection().execute(_versioned_update(inst.__table__), {
-        **values, "row_version": version + 1, "b_id": inst.id, "b_version": version})
-    if result.rowcount != 1:
+    values["row_version"] = version + 1
+    changed = _versioned_update(inst.__table__).execute(session, {**values, "b_id": inst.id, "b_version": version})
+    if changed != 1:
         raise StaleDataError(f"instance {inst.id} is no longer at version {version}")
-    for name, value in {**values, "row_version": version + 1}.items():
+    for name, value in values.items():
         set_committed_value(inst, name, value)
+
+
+def attach(session: Session, model: type, values: dict[str, Any]) -> Any:
+    """A model object for a row read with ``Prepared``, persistent in the session as if it had loaded it."""
+    found = session.identity_map.get(identity_key(model, values[model.__mapper__.primary_key[0].key]))
+    if found is not None:
+        return found
+    # NOTE: filled in as a load fills it (no attribute events, no history), then added:
+    # about half the cost of the model's constructor.
+    obj = model.__mapper__.class_manager.new_instance()
+    obj.__dict__.update(values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
 
 
 PENDING = "runner.pending_rows"
@@ -124,26 +254,26 @@ def add_row_later(session: Session, model: type, **values: Any) -> None:
 
 
 def _insert_pending(session: Session) -> None:
-    """Insert the queued rows, one executemany per table, in the order they were queued."""
+    """Insert the queued rows, one executemany per table and set of columns, in the order they were queued."""
     pending = session.info.pop(PENDING, [])
     batches: dict[Any, list[dict[str, Any]]] = {}
     for table, values in pending:
-        batches.setdefault(table, []).append(values)
-    for table, rows in batches.items():
-        session.connection().execute(insert_statement(table), rows)
+        batches.setdefault((table, tuple(values)), []).append(values)
+    for (table, _keys), rows in batches.items():
+        insert_statement(table).executemany(session, rows)
 
 
 @cache
-def _versioned_update(table):
-    # NOTE: built once: building a statement costs several times what executing a cached one
-    # does. The SET clause comes from the parameters' keys.
-    return update(table).where(table.c.id == bindparam("b_id"), table.c.row_version == bindparam("b_version"))
+def _versioned_update(table) -> Prepared:
+    # NOTE: the SET clause comes from the parameters' keys.
+    return Prepared(update(table).where(table.c.id == bindparam("b_id"),
+                                        table.c.row_version == bindparam("b_version")))
 
 
 @cache
-def insert_statement(table):
-    """A reusable INSERT of ``table`` (columns from the parameters)."""
-    return table.insert()
+def insert_statement(table) -> Prepared:
+    """A reusable INSERT of ``table`` (columns from the parameters, Python-side defaults for the rest)."""
+    return Prepared(table.insert().inline())
 
 
 @contextmanager
@@ -160,27 +290,59 @@ def savepoint(session: Session) -> Iterator[None]:
 
 
 def insert_row(session: Session, model: type, **values: Any) -> None:
-    """INSERT one row with a reusable Core statement: write-only rows skip the ORM's bookkeeping."""
-    session.connection().execute(insert_statement(model.__table__), values)
+    """INSERT one row with a reusable statement: write-only rows skip the ORM's bookkeeping."""
+    insert_statement(model.__table__).execute(session, values)
 
 
 class _StateConverter(BpmnWorkflowConverter):
-    """The workflow without its specs: those live once per process version."""
+    """The workflow without its specs: those live once per process version.
+
+    NOTE: the top-level tasks go straight to ``_task_to_dict``/``_task_from_dict``
+    rather than through the registry's lookup per task; the format is SpiffWorkflow's.
+    """
 
     def to_dict(self, workflow):
-        dct = WorkflowConverter.to_dict(self, workflow)
-        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
-        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
-        return dct
+        return {
+            "data": _convert(self.registry, self.registry.clean(workflow.data)),
+            "correlations": workflow.correlations,
+            "last_task": str(workflow.last_task.id) if workflow.last_task is not None else None,
+            "success": workflow.success,
+            "completed": workflow.completed,
+            "tasks": {str(task_id): _task_to_dict(self.registry, task) for task_id, task in workflow.tasks.items()},
+            "root": str(workflow.task_tree.id),
+            "subprocesses": self.mapping_to_dict(workflow.subprocesses),
+            "bpmn_events": self.registry.convert(workflow.bpmn_events),
+        }
 
     def from_dict(self, dct, spec=None, subprocess_specs=None, script_engine=None):
         workflow = self.target_class(spec, subprocess_specs, script_engine=script_engine, deserializing=True)
-        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
-        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        workflow.tasks = tasks = {}
+        for task_id, task_dct in dct["tasks"].items():
+            tasks[_uuid(task_id)] = _task_from_dict(self.registry, task_dct, workflow)
+        workflow.task_tree = tasks.get(_uuid(dct["root"]))
         self.set_default_attributes(workflow, dct)
         self.subprocesses_from_dict(dct["subprocesses"], workflow)
         workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
         return workflow
+
+
+class _Id(UUID):
+    """A task id that remembers its text: a saved tree writes every id several times."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        object.__setattr__(self, "text", text)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"UUID({self.text!r})"
+
+    def __reduce__(self):
+        return _Id, (self.text,)
 
 
 class _UUIDs:
@@ -199,37 +361,112 @@ class _UUIDs:
         if found is None:
             if len(self._parsed) >= self.limit:
                 self._parsed.clear()
-            found = self._parsed[text] = UUID(text)
+            found = self._parsed[text] = _Id(text)
         return found
 
 
 _uuid = _UUIDs()
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_json(value: Any) -> bool:
+    """Plain JSON: nothing in it for the registry to convert."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict:
+        return all(type(key) is str and _is_json(item) for key, item in value.items())
+    if kind is list:
+        return all(_is_json(item) for item in value)
+    return False
+
+
+def _is_stored_json(value: Any) -> bool:
+    """Stored JSON with no converted object in it (those are dicts with a ``typename``)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict:
+        return "typename" not in value and all(_is_stored_json(item) for item in value.values())
+    if kind is list:
+        return all(_is_stored_json(item) for item in value)
+    return False
+
+
+def _convert(registry, value: Any) -> Any:
+    """``registry.convert`` with a fast way through the usual case, plain JSON data."""
+    return value if _is_json(value) else registry.convert(value)
+
+
+def _restore(registry, value: Any) -> Any:
+    """``registry.restore`` with the same fast way (freshly parsed JSON is not shared)."""
+    return value if _is_stored_json(value) else registry.restore(value)
+
+
+def _task_to_dict(registry, task: Task) -> dict[str, Any]:
+    """SpiffWorkflow's task format: data stored as a delta to the parent's.
+
+    NOTE: unlike SpiffWorkflow 3.2.0's own converter, changed values in the delta go
+    through the registry too, so a date set on a task survives a save.
+    """
+    parent = task.parent
+    if parent is None:
+        data, delta = _convert(registry, task.data), {}
+    else:
+        data = {}
+        delta = {
+            "updates": _convert(registry, DeepMerge.get_updated_keys(parent.data, task.data)),
+            "deletions": DeepMerge.get_deleted_keys(parent.data, task.data),
+        }
+    return {
+        "id": str(task.id),
+        "parent": str(task._parent) if parent is not None else None,
+        "children": [str(child) for child in task._children],
+        "last_state_change": task.last_state_change,
+        "state": task.state,
+        "task_spec": task.task_spec.name,
+        "triggered": task.triggered,
+        "internal_data": _convert(registry, task.internal_data),
+        "data": data,
+        "delta": delta,
+        "typename": "Task",
+    }
+
+
+def _task_from_dict(registry, dct: dict[str, Any], workflow) -> Task:
+    """A task restored from ``_task_to_dict``'s format, with interned ids."""
+    spec = workflow.spec.task_specs.get(dct["task_spec"])
+    task = Task(workflow, spec, state=dct["state"], id=_uuid(dct["id"]))
+    parent = dct["parent"]
+    task._parent = None if parent is None else _uuid(parent)
+    task._children = [_uuid(child) for child in dct["children"]]
+    task.last_state_change = dct["last_state_change"]
+    task.triggered = dct["triggered"]
+    task.internal_data = _restore(registry, dct["internal_data"])
+    if isinstance(spec, CatchingEvent) and task.has_state(TaskState.WAITING):
+        task.workflow.top_workflow.event_manager.add_task(task)
+    delta = dct.get("delta")
+    if delta and parent is not None:
+        data = DeepMerge.merge({}, task.parent.data)
+        data.update(_restore(registry, delta.get("updates", {})))
+        for key in delta.get("deletions", ()):
+            data.pop(key, None)
+    else:
+        data = _restore(registry, dct["data"])
+    task.data = data
+    return task
 
 
 class _TaskConverter(TaskConverter):
-    """SpiffWorkflow's task format (data stored as a delta to the parent's), read with interned ids."""
+    """Tasks of subprocesses (reached through the registry) use the same two functions."""
+
+    def to_dict(self, task):
+        dct = _task_to_dict(self.registry, task)
+        del dct["typename"]  # the registry adds it
+        return dct
 
     def from_dict(self, dct, workflow):
-        spec = workflow.spec.task_specs.get(dct["task_spec"])
-        task = self.target_class(workflow, spec, state=dct["state"], id=_uuid(dct["id"]))
-        parent = dct["parent"]
-        task._parent = None if parent is None else _uuid(parent)
-        task._children = [_uuid(child) for child in dct["children"]]
-        task.last_state_change = dct["last_state_change"]
-        task.triggered = dct["triggered"]
-        task.internal_data = self.registry.restore(dct["internal_data"])
-        if isinstance(spec, CatchingEvent) and task.has_state(TaskState.WAITING):
-            task.workflow.top_workflow.event_manager.add_task(task)
-        delta = dct.get("delta")
-        if delta and parent is not None:
-            data = DeepMerge.merge({}, task.parent.data)
-            data.update(self.registry.restore(delta.get("updates", {})))
-            for key in delta.get("deletions", ()):
-                data.pop(key, None)
-        else:
-            data = self.registry.restore(dct["data"])
-        task.data = data
-        return task
+        return _task_from_dict(self.registry, dct, workflow)
 
 
 def _registry():

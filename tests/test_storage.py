@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from conftest import make_runner
@@ -66,9 +67,11 @@ def _race(runners: list[Runner], task_ids: list[str], pause_after_load: bool) ->
 
     waited: set[str] = set()
 
-    def loaded(target, context) -> None:
+    def loaded(*args) -> None:
         # Both racers hold the instance (same version) before either saves.
         name = threading.current_thread().name
+        if not any(isinstance(arg, Instance) for arg in args):
+            return
         if name.startswith("racer") and name not in waited:
             waited.add(name)
             barrier.wait()
@@ -82,8 +85,11 @@ def _race(runners: list[Runner], task_ids: list[str], pause_after_load: bool) ->
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             outcomes[name] = exc
 
+    # NOTE: an instance comes into a unit of work by an ORM load, or attached after the
+    # runner read it with its task (storage.attach).
     if pause_after_load:
         event.listen(Instance, "load", loaded)
+        event.listen(Session, "after_attach", loaded)
     try:
         threads = [threading.Thread(target=racer, args=(r, f"racer-{n}", t), name=f"racer-{n}")
                    for n, (r, t) in enumerate(zip(runners, task_ids))]
@@ -94,6 +100,7 @@ def _race(runners: list[Runner], task_ids: list[str], pause_after_load: bool) ->
     finally:
         if pause_after_load:
             event.remove(Instance, "load", loaded)
+            event.remove(Session, "after_attach", loaded)
     return outcomes
 
 
