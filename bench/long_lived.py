@@ -8,7 +8,7 @@ SQLite set-up (WAL, synchronous=FULL) in a temporary directory. A "completion" i
 ``Runner.complete_task`` call: load the instance, complete the user task, run the
 engine, prune, save and commit. Only that call is timed; the month's timer and the
 service task between completions run through ``advance_clock`` untimed. Each figure is
-the median of rounds N..N+4. The bare commit is a plain UPDATE of the same saved state
+the median of rounds N..N+14. The bare commit is a plain UPDATE of the same saved state
 plus COMMIT on a separate connection with the same pragmas: the floor any durable
 save has to pay. Output lines are ``name: value``.
 """
@@ -30,8 +30,8 @@ from runner.storage import make_engine
 
 LOOP = ROOT / "tests" / "bpmn" / "loop.bpmn"
 CHECKPOINTS = (1, 100, 1_000, 10_000)
-SAMPLES = 5
-BARE_SAMPLES = 15
+SAMPLES = 15
+BARE_SAMPLES = 51
 MONTH = timedelta(days=31)
 BUSINESS_KEY = "bench-customer"
 

@@ -134,20 +134,20 @@ class Prepared:
         """Run once with ``params``; returns the number of rows it changed."""
         driver, dialect = _driver(session)
         plan = self._plan(dialect, tuple(params))
-        return plan.run(driver, dialect, plan.bind(params)).rowcount
+        return plan.run(driver, plan.bind(params))[0]
 
     def executemany(self, session: Session, rows: list[dict[str, Any]]) -> None:
         """Run once per row (every row has the first row's keys)."""
         if rows:
             driver, dialect = _driver(session)
             plan = self._plan(dialect, tuple(rows[0]))
-            plan.run(driver, dialect, [plan.bind(row) for row in rows], many=True)
+            plan.run(driver, [plan.bind(row) for row in rows], many=True)
 
     def first(self, session: Session, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first row of a SELECT as a dict by column label, or None."""
         driver, dialect = _driver(session)
         plan = self._plan(dialect, tuple(params))
-        found = plan.run(driver, dialect, plan.bind(params)).fetchone()
+        found = plan.run(driver, plan.bind(params))[1]
         if found is None:
             return None
         return {key: value if load is None else load(value)
@@ -158,6 +158,8 @@ class _Plan:
     """One compiled form of a ``Prepared`` statement."""
 
     def __init__(self, statement, dialect, keys: tuple[str, ...]):
+        self.dialect = dialect
+        self.errors = dialect.loaded_dbapi.Error
         self.compiled = statement.compile(dialect=dialect, column_keys=list(keys))
         self.sql = self.compiled.string
         self.order = self.compiled.positiontup if self.compiled.positional else None
@@ -186,17 +188,19 @@ class _Plan:
                 values[name] = processor(values[name])
         return values if self.order is None else [values[name] for name in self.order]
 
-    def run(self, driver, dialect, params, many: bool = False):
+    def run(self, driver, params, many: bool = False) -> tuple[int, Any]:
+        """Execute on a cursor of its own; returns the rows changed and the first row read (or None)."""
         cursor = driver.cursor()
         try:
             if many:
                 cursor.executemany(self.sql, params)
             else:
                 cursor.execute(self.sql, params)
-        except dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(self.sql, params, exc, dialect.loaded_dbapi.Error,
-                                      dialect=dialect) from exc
-        return cursor
+            return cursor.rowcount, cursor.fetchone() if self.labels else None
+        except self.errors as exc:
+            raise DBAPIError.instance(self.sql, params, exc, self.errors, dialect=self.dialect) from exc
+        finally:
+            cursor.close()
 
 
 DRIVER = "runner.driver"
@@ -370,12 +374,12 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _is_json(value: Any) -> bool:
-    """Plain JSON: nothing in it for the registry to convert."""
+    """Plain JSON: nothing in it for the registry to convert (nor a dict it would mistake for one)."""
     kind = type(value)
     if kind in _SCALARS:
         return True
     if kind is dict:
-        return all(type(key) is str and _is_json(item) for key, item in value.items())
+        return "typename" not in value and all(type(key) is str and _is_json(item) for key, item in value.items())
     if kind is list:
         return all(_is_json(item) for item in value)
     return False
@@ -395,7 +399,31 @@ def _is_stored_json(value: Any) -> bool:
 
 def _convert(registry, value: Any) -> Any:
     """``registry.convert`` with a fast way through the usual case, plain JSON data."""
-    return value if _is_json(value) else registry.convert(value)
+    return value if _is_json(value) else registry.convert(_escape(value))
+
+
+class _Keyed:
+    """Instance data holding a ``typename`` key of its own, wrapped for storage.
+
+    NOTE: the registry takes every stored dict with a ``typename`` for an object it
+    converted, so such data (from a form, a handler, a message or a script) used to
+    make the instance impossible to load again. Not a dict subclass: the registry
+    turns those into plain dicts before it looks at their type.
+    """
+
+    def __init__(self, items: dict[str, Any]):
+        self.items = items
+
+
+def _escape(value: Any) -> Any:
+    """``value`` with every dict that has a ``typename`` key made a ``_Keyed``."""
+    kind = type(value)
+    if kind is dict:
+        inner = {key: _escape(item) for key, item in value.items()}
+        return _Keyed(inner) if "typename" in inner else inner
+    if kind is list:
+        return [_escape(item) for item in value]
+    return value
 
 
 def _restore(registry, value: Any) -> Any:
@@ -475,6 +503,9 @@ def _registry():
     config[Task] = _TaskConverter
     registry = BpmnWorkflowSerializer.configure(config)
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
+    registry.register(_Keyed, lambda v: {"items": {key: registry.convert(item) for key, item in v.items.items()}},
+                      lambda v: {key: registry.restore(item) for key, item in v["items"].items()},
+                      typename="runner.KeyedData")
     return registry
 
 

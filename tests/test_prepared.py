@@ -8,7 +8,8 @@ registry has to convert.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -97,3 +98,27 @@ def test_saved_tree_keeps_spiffworkflows_format() -> None:
     restored = WorkflowStore().load_state(json.dumps(saved), h.spec, h.subprocess_specs, h.engine.script_engine)
     assert sorted(str(i) for i in restored.tasks) == sorted(saved["tasks"])
     assert all(restored.get_task_from_id(t.id) is t for t in restored.tasks.values())
+
+
+def test_data_with_a_typename_key_of_its_own_survives_every_save(runner: Runner) -> None:
+    # The registry reads a stored dict with a "typename" as an object it converted; such
+    # data used to leave the instance impossible to load.
+    runner.deploy([Path(__file__).parent / "bpmn" / "loop.bpmn"])
+    meta = {"typename": "boom", "rows": [1, {"typename": "date", "value": "2026-03-02"}], "on": "x"}
+    instance_id = runner.start_instance("care_loop", "school-1", {"rounds": 0, "limit": 5, "meta": meta})
+    for _ in range(2):
+        task = only_task(runner, "school-1", "call")
+        runner.complete_task(task["id"], {"note": "typename"})
+        runner.advance_clock(timedelta(days=31))
+    with runner.db.read() as s:
+        inst, workflow = runner.load(s, instance_id)
+    assert inst.data["meta"] == meta and inst.data["rounds"] == 2
+    [waiting] = [t for t in workflow.tasks.values() if t.task_spec.name == "call" and t.data]
+    assert waiting.data["meta"] == meta
+
+
+def test_a_date_inside_data_with_a_typename_key_keeps_its_type() -> None:
+    h = Harness("parallel.bpmn", "parallel", "save_restore").start({"price": 30, "qty": 5, "customer": "ACME"})
+    h.complete("contract", {"signed": {"typename": "x", "on": date(2026, 3, 2)}})
+    values = [t.data["signed"] for t in h.workflow.tasks.values() if "signed" in t.data]
+    assert values and all(v == {"typename": "x", "on": date(2026, 3, 2)} for v in values)
