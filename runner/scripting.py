@@ -3,7 +3,8 @@
 It replaces SpiffWorkflow's ``eval``/``exec`` environment with the restricted one in
 ``runner.expressions`` and carries the runner's clock and time zone, which the timer
 definitions in ``runner.bpmn`` read. Expressions may use the JUEL spellings Camunda
-Modeler users write: ``&&``, ``||``, ``!``, ``true``, ``false`` and ``null``.
+Modeler users write: ``&&``, ``||``, ``!``, ``true``, ``false`` and ``null``; inside
+``${...}`` also JUEL's word operators ``eq ne lt gt le ge div mod`` and ``empty``.
 
 Scripts, conditions and timer expressions see two clock functions: ``now()`` (aware UTC)
 and ``local_now()`` (the same moment in the business time zone, for rules such as "call
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import io
+import keyword
+import re
 import tokenize
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
@@ -25,15 +28,56 @@ from runner import expressions
 from runner.clock import Clock
 from runner.errors import ExpressionInvalid, HandlerFailed
 
-JUEL_NAMES: Mapping[str, Any] = {"true": True, "false": False, "null": None}
+class _Empty:
+    """JUEL's ``empty``: true for null, an empty string and an empty collection.
+
+    NOTE: ``empty x`` becomes ``juel_empty % x``: ``%`` binds tighter than comparisons
+    and ``not`` and looser than attribute access, which is where JUEL puts ``empty``.
+    """
+
+    def __mod__(self, value: Any) -> bool:
+        return value is None or (isinstance(value, (str, list, tuple, dict, set)) and not value)
+
+    def __repr__(self) -> str:
+        return "empty"
+
+
+EMPTY_NAME = "juel_empty"
+JUEL_NAMES: Mapping[str, Any] = {"true": True, "false": False, "null": None, EMPTY_NAME: _Empty()}
 _JUEL_OPERATORS = {"&&": " and ", "||": " or ", "!": " not "}
+_JUEL_WORDS = {"eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">=", "div": "/", "mod": "%"}
+_HAS_WORD = re.compile(r"\b(?:%s|empty)\b" % "|".join(_JUEL_WORDS))
+_OPERAND_KEYWORDS = frozenset({"True", "False", "None"})
+
+
+def _ends_operand(token: tokenize.TokenInfo | None) -> bool:
+    """Whether a binary operator may follow this token."""
+    if token is None:
+        return False
+    if token.type == tokenize.NAME:
+        return not keyword.iskeyword(token.string) or token.string in _OPERAND_KEYWORDS
+    return token.type in (tokenize.NUMBER, tokenize.STRING) or token.string in (")", "]", "}")
+
+
+def _starts_operand(token: tokenize.TokenInfo | None) -> bool:
+    """Whether this token may begin an operand."""
+    if token is None:
+        return False
+    if token.type == tokenize.NAME:
+        return not keyword.iskeyword(token.string) or token.string in _OPERAND_KEYWORDS | {"not", "lambda"}
+    return token.type in (tokenize.NUMBER, tokenize.STRING) or token.string in ("(", "[", "{", "-", "+", "!", "~")
 
 
 @functools.lru_cache(maxsize=1024)
 def translate(text: str) -> str:
-    """An expression with JUEL's ``&&``, ``||`` and ``!`` turned into Python, string literals untouched."""
+    """An expression with JUEL's operators turned into Python, string literals untouched.
+
+    ``&&``, ``||`` and ``!`` everywhere; the word operators only inside ``${...}``, and
+    only where they stand as operators, so a plain Python variable may be called ``lt``.
+    """
     body = expressions.unwrap(text)
-    if not any(op in body for op in _JUEL_OPERATORS):
+    words = body != text.strip() and _HAS_WORD.search(body) is not None
+    if not words and not any(op in body for op in _JUEL_OPERATORS):
         return text
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(body).readline))
@@ -44,12 +88,16 @@ def translate(text: str) -> str:
         starts.append(starts[-1] + len(line))
     offset = lambda pos: starts[pos[0] - 1] + pos[1]  # noqa: E731
     edits: list[tuple[int, int, str]] = []
-    for before, token in zip([None, *tokens], tokens):
+    for before, token, after in zip([None, *tokens], tokens, [*tokens[1:], None]):
         pair = before is not None and before.end == token.start and before.string + token.string
         if pair in ("&&", "||") and not (edits and edits[-1][1] == offset(before.end)):
             edits.append((offset(before.start), offset(token.end), _JUEL_OPERATORS[pair]))
         elif token.string == "!":  # "!=" is one token; a lone "!" is JUEL's not
             edits.append((offset(token.start), offset(token.end), _JUEL_OPERATORS["!"]))
+        elif words and token.string in _JUEL_WORDS and _ends_operand(before) and _starts_operand(after):
+            edits.append((offset(token.start), offset(token.end), f" {_JUEL_WORDS[token.string]} "))
+        elif words and token.string == "empty" and not _ends_operand(before) and _starts_operand(after):
+            edits.append((offset(token.start), offset(token.end), f"{EMPTY_NAME} % "))
     for start, end, replacement in reversed(edits):
         body = body[:start] + replacement + body[end:]
     return body.strip()

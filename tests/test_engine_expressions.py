@@ -100,6 +100,32 @@ def test_juel_names_and_data_precedence():
     assert evaluate("${true}", {"true": "data wins"}) == "data wins"
 
 
+@pytest.mark.parametrize("text, data, expected", [
+    ("${amount gt 1000 and region eq 'south'}", {"amount": 1500, "region": "south"}, True),
+    ("${amount le 1000 || region ne 'south'}", {"amount": 1500, "region": "south"}, False),
+    ("${seats ge 10 && seats lt 20}", {"seats": 10}, True),
+    ("${total div 4 mod 3}", {"total": 20}, 2.0),
+    ("${empty owner}", {"owner": None}, True),
+    ("${empty tags}", {"tags": []}, True),
+    ("${!empty note}", {"note": ""}, False),
+    ("${not empty tags && empty owner}", {"tags": ["vip"], "owner": ""}, True),
+    ("${empty count}", {"count": 0}, False),  # JUEL: only null, "" and empty collections are empty
+    ("${empty name == false}", {"name": "An"}, True),  # empty binds tighter than ==
+    ("${note == 'a eq b'}", {"note": "a eq b"}, True),  # words inside strings stay
+    ("${lt}", {"lt": 7}, 7),  # a variable named like an operator, standing alone
+    ("lt < gt", {"lt": 1, "gt": 2}, True),  # plain Python never gets the word operators
+])
+def test_juel_word_operators(text, data, expected):
+    assert evaluate(text, data) == expected
+
+
+def test_deployment_validation_accepts_juel_word_operators():
+    xml = (FIXTURES / "juel.bpmn").read_text().replace(
+        "${!paid &amp;&amp; owner == null}", "${not paid and empty owner and seats lt 5}")
+    assert "empty owner" in xml
+    assert validate({"juel.bpmn": xml.encode()}, topics={"crm.tag"}) == []
+
+
 def test_deployment_validation_accepts_juel_spellings():
     """What the engine runs, deployment accepts (runner.validation translates JUEL too)."""
     files = {"juel.bpmn": (FIXTURES / "juel.bpmn").read_bytes()}
