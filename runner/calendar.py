@@ -194,7 +194,9 @@ def _take_cells(session: Session, booking: Booking) -> None:
             for c in cells(booking.start_at, booking.end_at)]
     try:
         with savepoint(session):
-            session.execute(insert(BookingSlot), rows)
+            # NOTE: one multi-row INSERT, not executemany: psycopg runs executemany in
+            # pipeline mode and logs a warning when a taken cell aborts the pipeline.
+            session.execute(insert(BookingSlot).values(rows))
     except IntegrityError as exc:
         text = str(exc.orig)
         if "uq_booking_slots_teacher_start" not in text and "booking_slots.teacher" not in text:
