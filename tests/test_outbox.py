@@ -15,12 +15,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import loopback
 import workerproc
 from conftest import BPMN, make_runner
 from runner import inbox, outbox
@@ -71,44 +71,16 @@ class Receiver:
             return [r["key"] for r in self.requests]
 
 
-def _handler_class(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            status = receiver.handle(self.path, self.headers.get("Idempotency-Key"), body)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet server
-            pass
-
-    return Handler
-
-
-class _Server(ThreadingHTTPServer):
-    """One thread per request, so a held request does not stop the next one."""
-
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        # The held request's sender was killed: answering it fails, as it should.
-        pass
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A webhook receiver served from a thread on 127.0.0.1."""
     rec = Receiver()
-    server = _Server(("127.0.0.1", 0), _handler_class(rec))
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="receiver", daemon=True)
-    thread.start()
-    yield rec
-    rec.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(WAIT)
+    answer = lambda path, headers, body: (rec.handle(path, headers.get("Idempotency-Key"), body), None)  # noqa: E731
+    with loopback.serve(answer, "receiver") as rec.url:
+        try:
+            yield rec
+        finally:
+            rec.release.set()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -18,12 +18,12 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes, policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import loopback
 import workerproc
 from conftest import make_runner
 from runner import inbox, outbox
@@ -86,48 +86,16 @@ class ZaloServer:
         return 200, {"error": 0, "message": "Success", "data": {"message_id": f"m{len(self.delivered)}"}}
 
 
-def _zalo_handler(server: ZaloServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            answered = server.handle(self.path, self.headers.get("access_token"), body)
-            if answered is None:
-                self.close_connection = True
-                return
-            status, answer = answered
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet server
-            pass
-
-    return Handler
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # the held request's sender was killed: answering it fails, as it should
-
-
 @pytest.fixture
 def zalo() -> Iterator[ZaloServer]:
     """A Zalo OA API on 127.0.0.1, served from a thread."""
     fake = ZaloServer()
-    server = _HttpServer(("127.0.0.1", 0), _zalo_handler(fake))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="zalo", daemon=True)
-    thread.start()
-    yield fake
-    fake.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(WAIT)
+    with loopback.serve(lambda path, headers, body: fake.handle(path, headers.get("access_token"), body),
+                        "zalo") as fake.url:
+        try:
+            yield fake
+        finally:
+            fake.release.set()
 
 
 # --- a local SMTP server -------------------------------------------------------------------------
