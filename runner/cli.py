@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("process_key")
     p.add_argument("--business-key", "--customer", dest="business_key")
     p.add_argument("--data")
-    p.add_argument("--actor")
+    p.add_argument("--actor", default="cli", help="who does it (default: %(default)s)")
     p.set_defaults(fn=cmd_start)
 
     p = sub.add_parser("tasks", help="open user tasks")
@@ -207,14 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("complete", help="complete a user task")
     p.add_argument("task_id")
     p.add_argument("--data")
-    p.add_argument("--actor")
+    p.add_argument("--actor", default="cli", help="who does it (default: %(default)s)")
     p.set_defaults(fn=cmd_complete)
 
     p = sub.add_parser("correlate", help="deliver a message by business key")
     p.add_argument("message")
     p.add_argument("--business-key", "--customer", dest="business_key")
     p.add_argument("--data")
-    p.add_argument("--actor")
+    p.add_argument("--actor", default="cli", help="who does it (default: %(default)s)")
     p.set_defaults(fn=cmd_correlate)
 
     p = sub.add_parser("clock", help="show or advance the virtual clock (RUNNER_CLOCK=virtual)")

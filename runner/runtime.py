@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 import handlers
-from runner import forms, projection
+from runner import forms, projection, scripting
 from runner.clock import FixedClock, SystemClock
 from runner.deployment import Deployed, Deployer, latest_files, read_paths
 from runner.engine import Engine, Snapshot
@@ -179,7 +179,7 @@ class Runner:
     def start_instance(self, process_key: str, business_key: str | None = None,
                        data: Mapping[str, Any] | None = None, actor: str | None = None) -> str:
         """Start the latest version of a process for a customer; returns the instance id."""
-        with self._unit() as s:
+        with scripting.acting_as(actor), self._unit() as s:
             return self._start(s, process_key, business_key, _plain(data, "start data"), actor, None, None)
 
     def _start(self, s: Session, process_key: str, business_key: str | None, data: dict[str, Any],
@@ -251,7 +251,7 @@ class Runner:
         for _ in range(2):
             seen: dict[str, str] = {}
             try:
-                with self._unit(sync=False) as s:
+                with scripting.acting_as(actor), self._unit(sync=False) as s:
                     self._complete(s, task_id, _mapping(data, "form data"), actor, html, seen)
                 return
             except Conflict as exc:
@@ -336,7 +336,7 @@ class Runner:
     def correlate(self, message_name: str, business_key: str | None,
                   data: Mapping[str, Any] | None = None, actor: str | None = None) -> list[str]:
         """Deliver a message to a customer's waiting instances, or start processes for it."""
-        with self._unit() as s:
+        with scripting.acting_as(actor), self._unit() as s:
             return self._correlate(s, message_name, business_key, _plain(data, "message data"), actor=actor)
 
     def _correlate(self, s: Session, name: str, business_key: str | None, payload: dict[str, Any],

@@ -8,7 +8,9 @@ Modeler users write: ``&&``, ``||``, ``!``, ``true``, ``false`` and ``null``; in
 
 Scripts, conditions and timer expressions see two clock functions: ``now()`` (aware UTC)
 and ``local_now()`` (the same moment in the business time zone, for rules such as "call
-back next half-day" that depend on the local hour).
+back next half-day" that depend on the local hour). As in Camunda, ``currentUser()`` is
+the person whose action the unit of work carries out (who completed the task, started
+the instance or sent the message), or None when nobody did (a timer, a handler).
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ import io
 import keyword
 import re
 import tokenize
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -27,6 +31,7 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 from runner import expressions
 from runner.clock import Clock
 from runner.errors import ExpressionInvalid, HandlerFailed
+
 
 class _Empty:
     """JUEL's ``empty``: true for null, an empty string and an empty collection.
@@ -42,8 +47,27 @@ class _Empty:
         return "empty"
 
 
+_CURRENT_USER: ContextVar[str | None] = ContextVar("runner_current_user", default=None)
+
+
+@contextmanager
+def acting_as(user: str | None) -> Iterator[None]:
+    """``currentUser()`` is ``user`` for the expressions evaluated inside the block."""
+    token = _CURRENT_USER.set(user or None)
+    try:
+        yield
+    finally:
+        _CURRENT_USER.reset(token)
+
+
+def current_user() -> str | None:
+    """Camunda's ``currentUser()``: who carries out the current unit of work, if anyone."""
+    return _CURRENT_USER.get()
+
+
 EMPTY_NAME = "juel_empty"
-JUEL_NAMES: Mapping[str, Any] = {"true": True, "false": False, "null": None, EMPTY_NAME: _Empty()}
+JUEL_NAMES: Mapping[str, Any] = {"true": True, "false": False, "null": None, EMPTY_NAME: _Empty(),
+                                 "currentUser": current_user}
 _JUEL_OPERATORS = {"&&": " and ", "||": " or ", "!": " not "}
 _JUEL_WORDS = {"eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">=", "div": "/", "mod": "%"}
 _HAS_WORD = re.compile(r"\b(?:%s|empty)\b" % "|".join(_JUEL_WORDS))
@@ -121,14 +145,15 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         return self.clock.now().astimezone(self.tz) if self.tz is not None else self.clock.now()
 
     def _context(self, context: dict, external: dict | None) -> dict[str, Any]:
-        return {"now": self.clock.now, "local_now": self.local_now, **context, **(external or {})}
+        return {"now": self.clock.now, "local_now": self.local_now, "currentUser": current_user,
+                **context, **(external or {})}
 
     def evaluate(self, expression, context, external_context=None):
         return evaluate(expression, self._context(context, external_context))
 
     def execute(self, script, context, external_context=None):
         result = expressions.execute(script, self._context(context, external_context))
-        hidden = {"now", "local_now", *(external_context or {})}
+        hidden = {"now", "local_now", "currentUser", *(external_context or {})}
         context.clear()
         context.update({k: v for k, v in result.items() if k not in hidden})
         return True

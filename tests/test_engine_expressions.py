@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import StepFailed
-from runner.scripting import evaluate, translate
+from runner.scripting import acting_as, evaluate, translate
 from runner.validation import validate
 from tests.harness import FIXTURES, Harness, mode  # noqa: F401 - mode is a fixture
 
@@ -117,6 +117,17 @@ def test_juel_names_and_data_precedence():
 ])
 def test_juel_word_operators(text, data, expected):
     assert evaluate(text, data) == expected
+
+
+def test_current_user_is_whoever_carries_out_the_unit_of_work():
+    assert evaluate("${currentUser()}", {}) is None  # a timer or a handler: nobody
+    with acting_as("ketoan"):
+        assert evaluate("${currentUser() == 'ketoan'}", {})
+        with acting_as(None):
+            assert evaluate("${currentUser()}", {}) is None
+        assert evaluate("currentUser()", {}) == "ketoan"
+    assert evaluate("${currentUser()}", {}) is None
+    assert evaluate("${currentUser}", {"currentUser": "data wins"}) == "data wins"
 
 
 def test_deployment_validation_accepts_juel_word_operators():

@@ -71,7 +71,7 @@ def negotiation_story(s: Story, c: Lead) -> Journey:
     s.work(c, "Task_contract", {"package": package, "amount": PRICES[package, p.months], "contract_months": p.months,
                                 "promotion_terms": "Không" if p.promising else PROMOTION})
     yield _when(s, c, "Task_payment", s.workday(s.now(), "10:30"))
-    s.work(c, "Task_payment", {"paid": True, "confirmed_by": DESK["accountant"]})
+    s.work(c, "Task_payment", {"paid": True})
     s.spawn(c.id, upsell_story(s, c), s.office(s.now() + timedelta(days=30, hours=1)))
     yield from post_sale_story(s, c)
 
@@ -183,8 +183,7 @@ def renewal_story(s: Story, c: Lead) -> Journey:
         return False
     yield s.workday(s.now(), "10:00")
     if decision == "renew":
-        s.work(c, "Task_confirm_payment", {"payment_ref": f"FT{c.id[2:]}{s.now():%m%d}",
-                                           "confirmed_by": DESK["accountant"]})
+        s.work(c, "Task_confirm_payment", {"payment_ref": f"FT{c.id[2:]}{s.now():%m%d}"})
         return True
     s.work(c, "Task_no_renew_reason", {"stop_reason": "Không tái ký hợp đồng",
                                        "stop_note": "Chuyển sang phần mềm miễn phí."})
