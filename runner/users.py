@@ -52,6 +52,8 @@ class Account(Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     password_set_at: Mapped[datetime | None]
+    # NOTE: part of the calendar feed address's signature; raising it retires the old address.
+    feed_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class ApiToken(Base):
@@ -187,6 +189,21 @@ def set_active(runner: "Runner", username: str, active: bool) -> None:
         if staff is None:
             raise Missing(f"user {username!r} does not exist")
         staff.active = active
+
+
+def feed_generation(runner: "Runner", username: str) -> int:
+    """Which calendar feed address of the user is live (0 until they ask for a new one)."""
+    with runner.db.read() as s:
+        account = s.get(Account, username)
+        return account.feed_generation if account is not None else 0
+
+
+def renew_feed(runner: "Runner", username: str) -> int:
+    """Retire the user's calendar feed address (a leaked link stops working); the new generation."""
+    with runner.db.unit() as s:
+        account = _account(s, username)
+        account.feed_generation = (account.feed_generation or 0) + 1
+        return account.feed_generation
 
 
 def get_user(runner: "Runner", username: str) -> dict[str, Any] | None:

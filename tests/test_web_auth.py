@@ -48,6 +48,7 @@ ACCESS: dict[str, object] = {
     "customers.boards": ANY,
     "customers.board": ANY,
     "customers.my_calendar": ANY,
+    "customers.renew_feed": ANY,
     "customers.feed": PUBLIC,
     # web/admin.py
     **{f"admin.{name}": {"admin"} for name in (

@@ -5,6 +5,8 @@ on Tuesday 09:00 KH1 is in Cấp Demo, KH2 in Tiếp nhận, KH3 in Liên hệ l
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -304,6 +306,31 @@ def test_a_wrong_feed_token_is_404(app: Flask, runner: Runner, bookings) -> None
     assert anonymous.get(f"/calendar/{good}.ics").status_code == 200
     users.set_active(runner, "minh", False)
     assert anonymous.get(f"/calendar/{good}.ics").status_code == 404
+
+
+def test_a_new_feed_address_retires_the_old_one(app: Flask, client: WebClient, runner: Runner, bookings) -> None:
+    client.login("minh")
+    [old] = re.findall(r'id="feed-url" value="http://localhost([^"]+)"', client.get("/calendar/").get_data(as_text=True))
+    anonymous = app.test_client()
+    assert anonymous.get(old).status_code == 200
+    assert client.post("/calendar/feed", csrf=False).status_code == 400  # a form, not a link
+    response = client.post("/calendar/feed")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/calendar/#h-feed")
+    page = client.get("/calendar/").get_data(as_text=True)
+    [new] = re.findall(r'id="feed-url" value="http://localhost([^"]+)"', page)
+    assert new != old and "Địa chỉ cũ không còn dùng được" in page
+    assert anonymous.get(old).status_code == 404
+    assert anonymous.get(new).status_code == 200
+    assert users.feed_generation(runner, "minh") == 1 and users.feed_generation(runner, "hoa") == 0
+
+
+def test_a_feed_address_made_before_generations_still_works(app: Flask) -> None:
+    # Addresses handed out before feed generations existed are generation 0's.
+    with app.test_request_context("/"):
+        key = app.config["SECRET_KEY"]
+        key = key if isinstance(key, bytes) else str(key).encode()
+        legacy = hmac.new(key, b"my-calendar-feed\x00minh", hashlib.sha256).hexdigest()[:32]
+        assert feed_token("minh").endswith("." + legacy)
 
 
 def test_feed_tokens_depend_on_the_secret_key(app: Flask) -> None:

@@ -205,16 +205,22 @@ def my_calendar():
                            weekday_names=WEEKDAYS)
 
 
-def _signature(username: str) -> str:
+def _signature(username: str, generation: int) -> str:
     key = current_app.config["SECRET_KEY"]
     key = key if isinstance(key, bytes) else str(key).encode()
-    return hmac.new(key, b"my-calendar-feed\x00" + username.encode(), hashlib.sha256).hexdigest()[:32]
+    message = b"my-calendar-feed\x00" + username.encode()
+    if generation:  # NOTE: generation 0 signs as before it existed, so addresses in use keep working
+        message += b"\x00%d" % generation
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
 def feed_token(username: str) -> str:
-    """The secret part of a staff member's feed address: the username and its HMAC with the app's key."""
+    """The secret part of a staff member's feed address: the username and its HMAC with the app's key.
+
+    The signature covers the user's feed generation, so asking for a new address retires the old one.
+    """
     name = base64.urlsafe_b64encode(username.encode()).decode().rstrip("=")
-    return f"{name}.{_signature(username)}"
+    return f"{name}.{_signature(username, users.feed_generation(get_runner(), username))}"
 
 
 def token_user(token: str) -> str | None:
@@ -226,7 +232,18 @@ def token_user(token: str) -> str | None:
         username = base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
-    return username if hmac.compare_digest(signature, _signature(username)) else None
+    expected = _signature(username, users.feed_generation(get_runner(), username))
+    return username if hmac.compare_digest(signature, expected) else None
+
+
+@bp.post("/calendar/feed")
+@roles_required()
+def renew_feed():
+    """Give the signed-in staff member a new feed address; the old one stops working at once."""
+    users.renew_feed(get_runner(), current_user.username)
+    flash(_("Đã tạo địa chỉ lịch mới. Địa chỉ cũ không còn dùng được: hãy thêm lại địa chỉ mới vào ứng dụng lịch."),
+          "success")
+    return redirect(url_for("customers.my_calendar", _anchor="h-feed"))
 
 
 @bp.get("/calendar/<token>.ics")
