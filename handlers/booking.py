@@ -1,4 +1,4 @@
-"""booking.* handlers: find a teacher's free slots, book sessions, reschedule, cancel.
+"""booking.* handlers: find a teacher's free slots, book sessions, hold an appointment, reschedule, cancel.
 
 Times in results are ISO 8601 in the business zone ("2026-11-25T09:00:00+07:00"). Two
 bookings of the same teacher can never overlap: the database refuses the second one
@@ -144,6 +144,41 @@ def _book_or_next(ctx: HandlerContext, teacher: str, customer_id: str, start: da
                           f"before {_iso(until)}")
         start = free[0]
     raise Retry(f"starts: {teacher}'s free slots were taken {MAX_TRIES} times in a row; trying again later")
+
+
+@handler("booking.appointment")
+def appointment(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
+    """Put the customer's appointment of ``kind`` (default demo) with ``staff`` at ``start`` in their calendar.
+
+    Run again after the customer moved it, it moves the same booking, so calendar apps keep
+    one event at the new time. The time was agreed with the customer, so it is kept as it
+    is: when the staff member already has another appointment then, nothing is booked, the
+    customer gets a note saying so, and the procedure goes on.
+    """
+    customer = crm.get_customer(ctx.session, ctx.business_key)
+    staff = crm.get_staff(ctx.session, str(params.get("staff") or ""))
+    kind = _kind({"kind": params.get("kind") or "demo"})
+    start = _moment("start", params.get("start"))
+    length = timedelta(minutes=_int(params, "duration_minutes", 60))
+    current = ctx.session.scalars(select(Booking).where(
+        Booking.customer_id == customer.id, Booking.kind == kind, Booking.status == "booked",
+        Booking.end_at > ctx.now).order_by(Booking.start_at).with_for_update()).first()
+    try:
+        if current is not None and current.teacher == staff.username and current.end_at - current.start_at == length:
+            booking = current if current.start_at == start else calendar.move(ctx.session, current, start, ctx.now)
+        else:
+            if current is not None:
+                calendar.cancel(ctx.session, current, ctx.now)
+            booking = calendar.book(ctx.session, staff.username, customer.id, start, now=ctx.now, kind=kind,
+                                    duration_minutes=int(length.total_seconds() // 60))
+    except SlotTaken:
+        if current is not None:
+            calendar.cancel(ctx.session, current, ctx.now)  # its time is no longer the appointment's
+        local = start.astimezone(calendar.business_tz()).strftime("%d/%m/%Y %H:%M")
+        crm.add_note(ctx.session, customer.id, f"Lịch hẹn {kind} lúc {local} chưa được ghi vào lịch của "
+                     f"{staff.full_name}: trùng với một lịch hẹn khác.", now=ctx.now, instance_id=ctx.instance_id)
+        return {f"{kind}_booking_id": None}
+    return {f"{kind}_booking_id": booking.id}
 
 
 @handler("booking.reschedule")

@@ -335,6 +335,45 @@ def test_reschedule_moves_to_the_asked_time_or_the_next_free_one_and_cancel_free
         assert s.get(Booking, second["id"]).sequence == 1
 
 
+def test_an_appointment_is_booked_moved_with_the_customer_and_a_clash_leaves_a_note(runner: Runner) -> None:
+    to_monday(runner)
+    staff_and_customers(runner)
+    monday = runner.now().astimezone(TZ).date()
+    day = lambda n, h, m=0: datetime.combine(monday + timedelta(days=n), time(h, m), TZ)  # noqa: E731
+
+    def appointment(**params: Any) -> dict[str, Any]:
+        with context(runner) as ctx:
+            return booking_handlers.appointment({"staff": "minh", **params}, ctx)
+
+    def demo(booking_id: int) -> tuple:
+        with runner.db.read() as s:
+            b = s.get(Booking, booking_id)
+            return b.start_at.astimezone(TZ), b.end_at.astimezone(TZ), b.status, b.sequence
+
+    booked = appointment(start=day(1, 10).replace(tzinfo=None).isoformat())  # business time when naive
+    booking_id = booked["demo_booking_id"]
+    assert demo(booking_id) == (day(1, 10), day(1, 11), "booked", 0)
+    assert appointment(start=day(1, 10).isoformat()) == booked and demo(booking_id)[3] == 0  # again: unchanged
+    assert appointment(start=day(2, 14).isoformat()) == booked  # the customer moved it: the same event moves
+    assert demo(booking_id) == (day(2, 14), day(2, 15), "booked", 1)
+
+    other = book(runner, "minh", "KH0002", day(3, 9), minutes=90)
+    assert appointment(start=day(3, 10).isoformat()) == {"demo_booking_id": None}
+    assert demo(booking_id)[2] == "cancelled"  # its time is no longer the appointment's
+    with runner.db.read() as s:
+        assert s.get(Booking, other).status == "booked"
+        [note] = crm.customer_view(s, "KH0001")["notes"]
+    assert f"lúc {day(3, 10):%d/%m/%Y %H:%M} chưa được ghi vào lịch của Giáo viên Minh" in note["text"]
+    assert counts(runner) == (1, 3)
+
+    with pytest.raises(Missing, match="'nobody'"):
+        appointment(staff="nobody", start=day(4, 10).isoformat())
+    with pytest.raises(BadValue, match="^start: 'soon'"):
+        appointment(start="soon")
+    with pytest.raises(BadValue, match="^kind: 'party'"):
+        appointment(start=day(4, 10).isoformat(), kind="party")
+
+
 def test_concurrent_book_sessions_jobs_on_postgresql_never_overlap(pg_url: str, registry: handlers.Registry) -> None:
     """Two workers book the same proposed slots for two customers at once: the second gets the next free ones."""
     both_started = threading.Barrier(2, timeout=20)

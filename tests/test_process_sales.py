@@ -15,7 +15,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 
 import handlers
 from runner import validation
-from runner.domain import Order
+from runner.domain import Booking, Order
 from runner.bpmnxml import BPMN_NS, BPMNDI_NS, CAMUNDA_NSS
 from runner.clock import FixedClock
 from runner.runtime import Runner
@@ -51,7 +51,8 @@ NS = {"bpmn": BPMN_NS, "bpmndi": BPMNDI_NS, "dc": "http://www.omg.org/spec/DD/20
 SALES_STAGES = ("Tiếp nhận", "Đã liên hệ", "Liên hệ lại", "Cấp Demo", "Đang chăm sóc", "Tiềm năng", "Chốt")
 CONTRACT_TOPICS = {"crm.add_note", "crm.add_tags", "crm.remove_tags", "crm.set_status", "crm.update_profile",
                    "crm.assign_owner", "crm.assign_teacher", "crm.create_order", "crm.confirm_payment",
-                   "crm.create_contract", "booking.find_slots", "booking.book_sessions", "booking.reschedule",
+                   "crm.create_contract", "booking.find_slots", "booking.book_sessions", "booking.appointment",
+                   "booking.reschedule",
                    "booking.cancel", "zalo.send", "email.send"}
 SURVEY = {"business_model": "Trung tâm ngoại ngữ", "dedicated_department": True, "staff_count": 12,
           "student_count": 350, "course_model": "Theo khóa 3 tháng", "zalo_user_id": "zl-saomai",
@@ -371,6 +372,15 @@ def test_doubtful_lead_goes_to_the_team_leader_and_remarketing_after_repeated_fa
 # --- Cấp Demo -------------------------------------------------------------------------------------------
 
 
+def demo_bookings(r: Runner) -> list[tuple]:
+    """The customer's demo appointments: id, staff, start and end (business time), status, times changed."""
+    with r.db.read() as s:
+        rows = s.scalars(select(Booking).where(Booking.customer_id == KH, Booking.kind == "demo")
+                         .order_by(Booking.id))
+        return [(b.id, b.teacher, b.start_at.astimezone(TZ), b.end_at.astimezone(TZ), b.status, b.sequence)
+                for b in rows]
+
+
 def test_demo_is_issued_by_email_and_zalo_and_reminded_an_hour_before(r: Runner) -> None:
     instance_id = lead(r)
     advance(r, to=at(7, 9, 30))
@@ -388,6 +398,9 @@ def test_demo_is_issued_by_email_and_zalo_and_reminded_an_hour_before(r: Runner)
     assert sent[0]["payload"]["to"] == ["saomai@example.vn"] and SURVEY["trial_link"] in sent[0]["payload"]["body"]
     assert sent[1]["payload"]["recipient_id"] == "zl-saomai" and SURVEY["trial_link"] in sent[1]["payload"]["text"]
     assert timers_scheduled(r, KH, "Timer_demo_reminder") == [at(9, 9)]  # demo on Wednesday 10:00
+    # The appointment is in the rep's calendar (and so in its feed).
+    [(booking_id, *booked)] = demo_bookings(r)
+    assert booked == ["an", at(9, 10), at(9, 11), "booked", 0]
 
     advance(r, to=at(9, 8, 59))
     assert len(messages(r, KH)) == 2 and open_tasks(r, KH) == []
@@ -400,6 +413,7 @@ def test_demo_is_issued_by_email_and_zalo_and_reminded_an_hour_before(r: Runner)
 
     complete(r, KH, "Task_confirm", {"demo_status": "rescheduled", "demo_at": "2026-12-10T15:00:00"}, by="an")
     assert timers_scheduled(r, KH, "Timer_demo_reminder") == [at(9, 9), at(10, 14)]
+    assert demo_bookings(r) == [(booking_id, "an", at(10, 15), at(10, 16), "booked", 1)]  # the same event, moved
     advance(r, to=at(10, 14))
     assert messages(r, KH)[-1] == ("zalo", "demo_confirmation") and "15:00" in outbox(r, KH)[-1]["payload"]["text"]
     complete(r, KH, "Task_confirm", {"demo_status": "confirmed"}, by="an")
