@@ -6,6 +6,7 @@ process version and cached in memory; an instance row holds only its task tree.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -108,6 +109,9 @@ class Database:
         return self._reads()
 
 
+sql_log = logging.getLogger("runner.sql")
+
+
 class Prepared:
     """A Core statement compiled once per dialect and set of keys, run on the driver's cursor.
 
@@ -190,6 +194,8 @@ class _Plan:
 
     def run(self, driver, params, many: bool = False) -> tuple[int, Any]:
         """Execute on a cursor of its own; returns the rows changed and the first row read (or None)."""
+        if sql_log.isEnabledFor(logging.DEBUG):  # SQLAlchemy's echo does not see these statements
+            sql_log.debug("%s %r", self.sql, params)
         cursor = driver.cursor()
         try:
             if many:
