@@ -319,6 +319,7 @@ def test_bookings_of_a_customer_and_of_a_staff_member(any_r: Runner) -> None:
         calendar.cancel(s, first, r.now())
     rows = views.customer_bookings(r, "KH1")
     assert [(b["staff_name"], b["kind"], b["session_no"], b["status"]) for b in rows] == [
+        ("Đỗ Thị An", "demo", None, "booked"),  # the sales procedure booked the demo with the rep
         ("Trần Văn Minh", "training", 1, "cancelled"), ("Trần Thị Hoa", "care", None, "booked"),
         ("Trần Văn Minh", "training", 2, "booked")]
     week = views.staff_bookings(r, "minh", monday, monday + timedelta(days=7))
