@@ -79,9 +79,7 @@ class Database:
         self.is_postgres = engine.dialect.name == "postgresql"
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         event.listen(self._sessions, "before_commit", _insert_pending)
-        event.listen(self._sessions, "after_transaction_end", _forget_driver)
         self._reads = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
-        event.listen(self._reads, "after_transaction_end", _forget_driver)
 
     @contextmanager
     def unit(self) -> Iterator[Session]:
@@ -213,16 +211,18 @@ DRIVER = "runner.driver"
 
 
 def _driver(session: Session):
-    """The DBAPI connection of the session's transaction (kept until the transaction ends) and its dialect."""
+    """The DBAPI connection of the session's transaction, and its dialect.
+
+    NOTE: kept in ``session.info`` with the root transaction it belongs to, so a session
+    that goes on to another transaction (and maybe another pooled connection) looks again.
+    """
     found = session.info.get(DRIVER)
-    if found is None:
+    transaction = session.get_transaction()
+    if found is None or found[0] is not transaction or transaction is None:
         connection = session.connection()
-        found = session.info[DRIVER] = (connection.connection.dbapi_connection, connection.dialect)
-    return found
-
-
-def _forget_driver(session: Session, _transaction) -> None:
-    session.info.pop(DRIVER, None)
+        transaction = session.get_transaction()
+        found = session.info[DRIVER] = (transaction, connection.connection.dbapi_connection, connection.dialect)
+    return found[1], found[2]
 
 
 def save_instance(session: Session, inst: Any, **values: Any) -> None:
