@@ -218,7 +218,7 @@ def _driver(session: Session):
     """
     found = session.info.get(DRIVER)
     transaction = session.get_transaction()
-    if found is None or found[0] is not transaction or transaction is None:
+    if found is None or found[0] is not transaction:
         connection = session.connection()
         transaction = session.get_transaction()
         found = session.info[DRIVER] = (transaction, connection.connection.dbapi_connection, connection.dialect)
