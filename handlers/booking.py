@@ -35,8 +35,8 @@ def _int(params: dict[str, Any], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
-def _kind(params: dict[str, Any]) -> str:
-    kind = params.get("kind") or "training"
+def _kind(params: dict[str, Any], default: str = "training") -> str:
+    kind = params.get("kind") or default
     if kind not in BOOKING_KINDS:
         raise BadValue(f"kind: {kind!r} is not one of {', '.join(BOOKING_KINDS)}")
     return kind
@@ -157,20 +157,21 @@ def appointment(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """
     customer = crm.get_customer(ctx.session, ctx.business_key)
     staff = crm.get_staff(ctx.session, str(params.get("staff") or ""))
-    kind = _kind({"kind": params.get("kind") or "demo"})
+    kind = _kind(params, default="demo")
     start = _moment("start", params.get("start"))
-    length = timedelta(minutes=_int(params, "duration_minutes", 60))
+    minutes = _int(params, "duration_minutes", 60)
     current = ctx.session.scalars(select(Booking).where(
         Booking.customer_id == customer.id, Booking.kind == kind, Booking.status == "booked",
         Booking.end_at > ctx.now).order_by(Booking.start_at).with_for_update()).first()
     try:
-        if current is not None and current.teacher == staff.username and current.end_at - current.start_at == length:
+        if (current is not None and current.teacher == staff.username
+                and current.end_at - current.start_at == timedelta(minutes=minutes)):
             booking = current if current.start_at == start else calendar.move(ctx.session, current, start, ctx.now)
         else:
             if current is not None:
                 calendar.cancel(ctx.session, current, ctx.now)
             booking = calendar.book(ctx.session, staff.username, customer.id, start, now=ctx.now, kind=kind,
-                                    duration_minutes=int(length.total_seconds() // 60))
+                                    duration_minutes=minutes)
     except SlotTaken:
         if current is not None:
             calendar.cancel(ctx.session, current, ctx.now)  # its time is no longer the appointment's
