@@ -19,6 +19,7 @@ from typing import Any
 from lxml import etree
 
 from .errors import DeploymentInvalid, FormInvalid, Problem
+from .inputs import TextInvalid, check_data, check_text, text_problem
 
 CAMUNDA_NS = ("http://camunda.org/schema/1.0/bpmn", "http://activiti.org/bpmn")
 TYPES = ("string", "long", "boolean", "date", "enum")
@@ -297,8 +298,10 @@ def coerce(form: Form, submitted: Mapping[str, Any], *, current: Mapping[str, An
     if not form.fields:
         return _passthrough(submitted, task)
     result: dict[str, Any] = {}
-    errors: dict[str, tuple[str, str]] = {}
+    errors = _unstorable(submitted)
     for f in form.fields:
+        if f.id in errors:
+            continue
         try:
             _coerce_field(f, submitted, current or {}, html, result)
         except _Bad as bad:
@@ -346,9 +349,25 @@ def _normalise(f: Field, value: Any) -> Any:
         return value
 
 
+def _unstorable(submitted: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """Per field: text the database or the pages cannot hold (NUL, lone surrogates, NaN, deep nesting)."""
+    errors: dict[str, tuple[str, str]] = {}
+    for key, value in submitted.items():
+        if not isinstance(key, str):
+            continue
+        name = key if text_problem(key, control=True) is None else ascii(key)
+        try:
+            check_text(key, "the field name", control=True)
+            check_data(value, name)
+        except TextInvalid as exc:
+            errors[name] = ("text", f"{exc.field} {exc.reason}")
+    return errors
+
+
 def _passthrough(submitted: Mapping[str, Any], task: str) -> dict[str, Any]:
-    errors = {str(key): ("type", f"{key!r} is not JSON-safe") for key, value in submitted.items()
-              if not (isinstance(key, str) and _json_safe(value))}
+    errors = _unstorable(submitted)
+    errors.update({str(key): ("type", f"{key!r} is not JSON-safe") for key, value in submitted.items()
+                   if str(key) not in errors and not (isinstance(key, str) and _json_safe(value))})
     if errors:
         raise _invalid(errors, task)
     return dict(submitted)

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 import handlers
-from runner import forms, projection, scripting
+from runner import forms, inputs, projection, scripting
 from runner.clock import FixedClock, SystemClock
 from runner.deployment import Deployed, Deployer, latest_files, read_paths
 from runner.engine import Engine, Snapshot
@@ -179,6 +179,8 @@ class Runner:
     def start_instance(self, process_key: str, business_key: str | None = None,
                        data: Mapping[str, Any] | None = None, actor: str | None = None) -> str:
         """Start the latest version of a process for a customer; returns the instance id."""
+        inputs.check_key(process_key, "process_key")
+        inputs.check_key(business_key, "business_key")
         with scripting.acting_as(actor), self._unit() as s:
             return self._start(s, process_key, business_key, _plain(data, "start data"), actor, None, None)
 
@@ -247,6 +249,7 @@ class Runner:
         meanwhile), the unit of work is tried once more on fresh state: it then succeeds, or
         reports who completed the task first.
         """
+        inputs.check_key(task_id, "task_id", inputs.ROW_ID_LENGTH)
         rejected: Conflict | None = None
         for _ in range(2):
             seen: dict[str, str] = {}
@@ -294,6 +297,7 @@ class Runner:
         """Make an open task the user's (a candidate user, or holding one of ``groups``)."""
         from runner import tasks
 
+        _check_task_and_user(task_id, user)
         with self._unit() as s:
             tasks.claim(self, s, task_id, user, list(groups))
 
@@ -301,6 +305,7 @@ class Runner:
         """Give a task the user claimed back to its candidate groups."""
         from runner import tasks
 
+        _check_task_and_user(task_id, user)
         with self._unit() as s:
             tasks.unclaim(self, s, task_id, user)
 
@@ -308,6 +313,7 @@ class Runner:
         """Give an open task to another active staff member who is a candidate (None: to nobody)."""
         from runner import crm, tasks
 
+        _check_task_and_user(task_id, to_user)
         with self._unit() as s:
             roles = crm.get_staff(s, to_user).roles if to_user else []
             tasks.reassign(self, s, task_id, to_user, actor or "", roles)
@@ -328,6 +334,7 @@ class Runner:
         """
         from runner import migration
 
+        inputs.check_key(instance_id, "instance_id", inputs.ROW_ID_LENGTH)
         with self._unit() as s:
             return migration.migrate(self, s, instance_id, to_version, actor)
 
@@ -336,6 +343,8 @@ class Runner:
     def correlate(self, message_name: str, business_key: str | None,
                   data: Mapping[str, Any] | None = None, actor: str | None = None) -> list[str]:
         """Deliver a message to a customer's waiting instances, or start processes for it."""
+        inputs.check_key(message_name, "message_name", inputs.NAME_LENGTH)
+        inputs.check_key(business_key, "business_key")
         with scripting.acting_as(actor), self._unit() as s:
             return self._correlate(s, message_name, business_key, _plain(data, "message data"), actor=actor)
 
@@ -405,6 +414,7 @@ class Runner:
         """Resolve an incident by trying its job, timer or outbox message again, due now."""
         from runner import jobs, outbox
 
+        inputs.check_row_number(incident_id, "incident_id")
         with self.db.unit() as s:
             incident = s.get(Incident, incident_id)
             if incident is None:
@@ -440,4 +450,10 @@ def _plain(data: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
         json.dumps(values, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise Invalid(f"{what} is not JSON-safe: {exc}") from exc
-    return values
+    return inputs.check_data(values, what)
+
+
+def _check_task_and_user(task_id: str, user: str | None) -> None:
+    """A task id and a username that can be looked up at all (else TextInvalid naming which)."""
+    inputs.check_key(task_id, "task_id", inputs.ROW_ID_LENGTH)
+    inputs.check_key(user, "user")

@@ -28,7 +28,7 @@ from typing import Any
 from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
-from runner import expressions
+from runner import expressions, inputs
 from runner.clock import Clock
 from runner.errors import ExpressionInvalid, HandlerFailed
 
@@ -154,8 +154,13 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
     def execute(self, script, context, external_context=None):
         result = expressions.execute(script, self._context(context, external_context))
         hidden = {"now", "local_now", "currentUser", *(external_context or {})}
+        kept = {k: v for k, v in result.items() if k not in hidden}
+        for name, value in kept.items():
+            # NOTE: checked here, not at storage: the error then names the script's element
+            # and the step is rolled back (an incident where a worker ran it).
+            inputs.check_data(value, f"script variable {name!r}")
         context.clear()
-        context.update({k: v for k, v in result.items() if k not in hidden})
+        context.update(kept)
         return True
 
     def call_service(self, context, **kwargs):

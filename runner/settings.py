@@ -36,6 +36,10 @@ class Settings:
     smtp_password: str = ""
     smtp_from: str = ""
     smtp_starttls: bool = False
+    # The web app: the largest request body in bytes (413 above it), and whether the
+    # session cookie is only sent over HTTPS (true behind TLS; false for http://127.0.0.1).
+    max_content_length: int = 16 * 1024 * 1024
+    cookie_secure: bool = False
 
     @property
     def tz(self) -> ZoneInfo:
@@ -56,12 +60,13 @@ class Settings:
                            ("retry_base_seconds", float), ("poll_seconds", float), ("webhook_url", str),
                            ("transports", str), ("zalo_base_url", str), ("zalo_access_token", str),
                            ("smtp_host", str), ("smtp_port", int), ("smtp_user", str),
-                           ("smtp_password", str), ("smtp_from", str), ("smtp_starttls", _flag)):
+                           ("smtp_password", str), ("smtp_from", str), ("smtp_starttls", _flag),
+                           ("max_content_length", int), ("cookie_secure", _flag)):
             raw = env.get(f"RUNNER_{name.upper()}")
             if raw is not None and raw != "":
                 try:
                     values[name] = kind(raw)
-                except Invalid as exc:
+                except (Invalid, ValueError) as exc:
                     raise Invalid(f"RUNNER_{name.upper()}: {exc}") from exc
         if env.get("DATABASE_URL") and "database_url" not in values:
             values["database_url"] = env["DATABASE_URL"]

@@ -53,8 +53,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["RUNNER"] is not None:
         app.extensions["runner"] = app.config["RUNNER"]
 
-    from web import auth, i18n
+    from web import auth, edge, i18n
 
+    edge.init_app(app, app.config["RUNNER_SETTINGS"] or Settings.from_env())
     i18n.init_app(app)
     auth.init_app(app)
     app.extensions["nav"] = []
@@ -130,7 +131,8 @@ def _add_basics(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        """JSON under /api, the layout's error page elsewhere."""
+        """JSON under /api, the layout's error page elsewhere; werkzeug's headers (``Allow`` on 405) kept."""
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
         if wants_json():
-            return jsonify(error=exc.name, detail=exc.description), exc.code
-        return render_template("error.html", error=exc), exc.code
+            return jsonify(error=exc.name, detail=exc.description), exc.code, headers
+        return render_template("error.html", error=exc), exc.code, headers
