@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one sub-command per operation)."""
     parser = argparse.ArgumentParser(prog="runner", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("db", help="database schema")
@@ -282,9 +283,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RunnerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - one line for the user; --debug shows the rest
+        if args.debug:
+            raise
+        print(f"error: {type(exc).__name__}: {_one_line(str(exc))} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 3
     return 0
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    """An error message as one line of at most ``limit`` characters (a 300-character value stays readable)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 if __name__ == "__main__":

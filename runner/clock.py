@@ -59,4 +59,7 @@ def parse_span(text: str) -> timedelta:
     parts = _SPAN.findall(text)
     if not parts or _SPAN.sub("", text).strip():
         raise Invalid(f"{text!r} is not a time span like 3d, 1h30m, 2w or PT30M")
-    return timedelta(**{_UNITS[u.lower()]: int(n) for n, u in parts})
+    try:
+        return timedelta(**{_UNITS[u.lower()]: int(n) for n, u in parts})
+    except OverflowError:
+        raise Invalid(f"{text!r} is a longer time span than the clock can hold") from None

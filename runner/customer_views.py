@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from runner import crm
+from runner import crm, inputs
 from runner.bpmnxml import BPMN_NS, BPMNDI_NS, camunda_iter, owner, parse
 from runner.domain import BadValue, Booking, Customer, CustomerTag, Missing, Note, Staff
 from runner.models import HistoryEvent, Instance, OutboxMessage, ProcessVersion, UserTask
@@ -369,6 +369,9 @@ def add_note(runner: "Runner", customer_id: str, text: str, author: str) -> int:
         raise BadValue("text: the note is empty")
     if len(text) > NOTE_MAX:
         raise BadValue(f"text: at most {NOTE_MAX} characters, got {len(text)}")
+    problem = inputs.text_problem(text)
+    if problem:
+        raise BadValue(f"text: {problem}")
     now = runner.now()
     with runner.db.unit() as s:
         return crm.add_note(s, customer_id, text, now=now, author=author)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.calendar import business_tz
+from runner.inputs import text_problem
 from runner.domain import (
     DATA_TYPES,
     BadValue,
@@ -52,6 +53,9 @@ _FALSE = {"false", "no", "không", "khong", "0"}
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected text, got {type(value).__name__} {value!r}")
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value.strip()
 
 
@@ -108,6 +112,13 @@ def coerce(field: str, data_type: str, value: Any) -> Any:
         raise BadValue(f"field {field!r}: {exc}") from None
 
 
+def _check_length(field: str, value: Any) -> None:
+    """Text longer than its column would fail at the database (PostgreSQL), after the step ran."""
+    length = getattr(Customer.__table__.c[field].type, "length", None)
+    if isinstance(value, str) and length is not None and len(value) > length:
+        raise BadValue(f"field {field!r}: at most {length} characters, got {len(value)}")
+
+
 def _check_value(session: Session, field: str, value: Any) -> None:
     """Rules beyond the type: names, e-mails, counts, and membership of configured lists."""
     if value is None:
@@ -137,6 +148,7 @@ def clean_fields(session: Session, values: dict[str, Any]) -> tuple[dict[str, An
     for field, raw in values.items():
         if field in FIELD_TYPES:
             value = coerce(field, FIELD_TYPES[field], raw)
+            _check_length(field, value)
             _check_value(session, field, value)
             target = columns
         elif field in extra_types:

@@ -41,6 +41,8 @@ from runner.storage import Database, Prepared, WorkflowStore, add_row_later, att
 
 log = logging.getLogger(__name__)
 
+# NOTE: every cycle timer fires once per period on the way; ten years is already many firings.
+MAX_CLOCK_STEP = timedelta(days=3653)
 VIRTUAL_NOW = select(ClockRow.now).where(ClockRow.name == "virtual")
 # NOTE: completing a task reads the task, its instance and the virtual clock in one
 # statement compiled once (see storage.Prepared).
@@ -402,6 +404,8 @@ class Runner:
 
         if not isinstance(self.clock, FixedClock):
             raise RunnerError("the clock can only be moved with RUNNER_CLOCK=virtual")
+        if not timedelta(0) <= delta <= MAX_CLOCK_STEP:
+            raise Invalid(f"the clock moves forward by at most {MAX_CLOCK_STEP.days} days at a time, not {delta}")
         return scheduler.advance(self, delta)
 
     def deliver_outbox(self) -> int:

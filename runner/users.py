@@ -24,7 +24,7 @@ from sqlalchemy import ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from runner import crm
+from runner import crm, inputs
 from runner.domain import ROLES, BadValue, Missing, Staff
 from runner.errors import Invalid, RunnerError
 from runner.models import Base
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 LOCALES = ("vi", "en")
 MIN_PASSWORD = 8
+USERNAME_LENGTH = 100  # NOTE: the lengths of the staff table's columns
+FULL_NAME_LENGTH = 200
 FREE_FAILURES = 4  # NOTE: the fifth failure in a row starts the slow-down
 FIRST_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(minutes=15)
@@ -135,6 +137,9 @@ def create_user(runner: "Runner", username: str, full_name: str, roles: Iterable
     """
     if locale not in LOCALES:
         raise BadValue(f"locale {locale!r}: one of {', '.join(LOCALES)}")
+    inputs.check_key(username, "username", USERNAME_LENGTH)
+    inputs.check_text(full_name, "full_name", max_length=FULL_NAME_LENGTH, control=True)
+    inputs.check_key(email, "email", FULL_NAME_LENGTH)
     if password is not None:
         _check_password(password)
     with runner.db.unit() as s:

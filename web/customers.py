@@ -88,7 +88,8 @@ def add_note(customer_id: str):
         abort(404)
     except BadValue:
         error = _("Ghi chú không được để trống.") if not text.strip() else \
-            _("Ghi chú dài quá %(limit)d ký tự.", limit=views.NOTE_MAX)
+            _("Ghi chú dài quá %(limit)d ký tự.", limit=views.NOTE_MAX) if len(text.strip()) > views.NOTE_MAX else \
+            _("Ghi chú chứa ký tự không lưu được (NUL hoặc ký tự lỗi).")
         return _detail_page(customer_id, note=text, note_error=error, status=422)
     flash(_("Đã lưu ghi chú."), "success")
     return redirect(url_for("customers.detail", customer_id=customer_id, _anchor="timeline"))
