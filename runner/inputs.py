@@ -99,7 +99,8 @@ def _walk(value: Any, where: str, depth: int, limit: int) -> None:
         items = value.items() if isinstance(value, Mapping) else enumerate(value)
         for key, item in items:
             if isinstance(key, str):
-                problem = text_problem(key, control=True)
+                problem = text_problem(key, control=True) or (
+                    f"a name of at most {KEY_LENGTH} characters, got {len(key)}" if len(key) > KEY_LENGTH else None)
                 if problem:
-                    raise TextInvalid(f"{where} key {key!r}"[:300], problem)
+                    raise TextInvalid(f"{where} key {key[:40]!r}", problem)
             _walk(item, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]", depth - 1, limit)

@@ -449,12 +449,12 @@ def _mapping(data: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
 
 def _plain(data: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
     """Caller data that will be stored as JSON: a mapping of JSON values, else Invalid."""
-    values = _mapping(data, what)
+    values = inputs.check_data(_mapping(data, what), what)  # first: it names the field
     try:
         json.dumps(values, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise Invalid(f"{what} is not JSON-safe: {exc}") from exc
-    return inputs.check_data(values, what)
+    return values
 
 
 def _check_task_and_user(task_id: str, user: str | None) -> None:

@@ -181,7 +181,7 @@ def test_completing_a_finished_task_again_is_a_conflict(runner: Runner) -> None:
 
 @pytest.mark.parametrize("data, reason", [
     ({"seats": {1, 2}}, "start data is not JSON-safe: Object of type set"),
-    ({"ratio": float("nan")}, "start data is not JSON-safe: Out of range float"),
+    ({"ratio": float("nan")}, "start data.ratio: nan is not a finite number"),
     ("seats=3", "start data must be a mapping of names to values, not str"),
 ])
 def test_start_data_must_be_a_mapping_of_json_values(any_runner: Runner, data, reason: str) -> None:
