@@ -81,7 +81,13 @@ def page(browser, request):
     context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 860})
     context.set_default_timeout(10_000)
     tab = context.new_page()
+    # NOTE: chromium reports what the Content-Security-Policy blocked on the console; any of
+    # it means a page lost a script, a style or a handler.
+    blocked: list[str] = []
+    tab.on("console", lambda message: blocked.append(message.text)
+           if "Content Security Policy" in message.text else None)
     yield tab
+    assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
