@@ -18,6 +18,7 @@ from runner import inbox, migration, outbox, users
 from runner.errors import Conflict, DeploymentInvalid, Invalid, NotFound, Problem
 from web import NavItem, get_runner
 from web.auth import roles_required
+from web.edge import row_number
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 NAV = [NavItem("admin.index", _l("Quản trị"), ("admin",))]
@@ -53,7 +54,7 @@ def index():
     """Overview: counts, the clock, and (after moving the clock) what happened on the way."""
     runner = get_runner()
     processes = inbox.process_versions(runner)
-    since = request.args.get("since", type=int)
+    since = request.args.get("since", type=row_number)
     return render_template(
         "admin/index.html", now=runner.now(), virtual=_virtual(), steps=STEPS,
         processes=len([p for p in processes if p["kind"] == "bpmn"]),
@@ -145,7 +146,7 @@ def _process(key: str) -> dict[str, Any]:
 def migration_plan(key: str, version: int):
     """Dry run: which running instances of this version can move to the target, and why the others cannot."""
     process = _process(key)
-    target = request.args.get("to", type=int)
+    target = request.args.get("to", type=row_number)
     try:
         report = migration.dry_run(get_runner(), key, version, target)
     except NotFound as exc:
@@ -163,7 +164,7 @@ def migration_plan(key: str, version: int):
 def migrate(key: str, version: int):
     """Move the instances named in ``ids`` to version ``to``; JSON for the progress bar, else a redirect."""
     _process(key)
-    target = request.form.get("to", type=int)
+    target = request.form.get("to", type=row_number)
     ids = [i for i in request.form.getlist("ids") if i][:1000]
     if target is None or not ids:
         abort(400, description=_("Thiếu phiên bản đích hoặc danh sách phiên chạy."))

@@ -69,13 +69,26 @@ def check_request() -> None:
         for name, value in (request.view_args or {}).items():
             if isinstance(value, str):
                 inputs.check_key(value, name)
+            elif isinstance(value, int) and not 0 <= value <= inputs.MAX_ROW_NUMBER:
+                abort(404)  # no row has such a number, and PostgreSQL's integer cannot even compare it
         _check_pairs(request.args.items(multi=True), "query parameter")
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             _check_pairs(request.form.items(multi=True), "form field")
+            for name, upload in request.files.items(multi=True):
+                inputs.check_text(upload.filename or "", f"{name} (file name)", max_length=inputs.NAME_LENGTH,
+                                  control=True)
         if request.is_json or (request.path.startswith("/api/") and request.mimetype != "multipart/form-data"):
             _check_json()
     except inputs.TextInvalid as exc:
         abort(400, description=str(exc))
+
+
+def row_number(text: str) -> int:
+    """``request.args.get(name, type=row_number)``: an int a row id or version can be, else ValueError (None)."""
+    value = int(text)
+    if not 0 <= value <= inputs.MAX_ROW_NUMBER:
+        raise ValueError(f"{value} is not a row number")
+    return value
 
 
 def _check_pairs(pairs: Any, what: str) -> None:

@@ -323,3 +323,50 @@ def test_a_body_over_the_size_limit_is_a_json_413_under_api(runner: Runner) -> N
     assert small.status_code == 401  # under the limit the request goes on (to the sign-in check)
     page = client.post("/login", data={"username": "u" * 2000})
     assert page.status_code == 413 and not page.is_json
+
+
+# --- numbers no row can have: PostgreSQL's integer cannot even compare them ----------------------------
+
+HUGE = "9" * 20
+# (client, method, path): each is a 4xx, never a 500
+HUGE_NUMBER_ROUTES = [
+    ("browser", "POST", f"/admin/incidents/{HUGE}/retry"),
+    ("browser", "POST", f"/admin/outbox/{HUGE}/resolve"),
+    ("browser", "POST", f"/admin/users/sales1/tokens/{HUGE}/revoke"),
+    ("browser", "GET", f"/admin/processes/order/versions/{HUGE}/migration"),
+    ("browser", "GET", f"/admin/processes/order/versions/1/migration?to={HUGE}"),
+    ("browser", "POST", f"/admin/processes/order/versions/{HUGE}/migration"),
+    ("browser", "GET", f"/processes/order/versions/{HUGE}/diagram"),
+    ("api", "POST", f"/api/incidents/{HUGE}/retry"),
+]
+
+
+@pytest.mark.parametrize(("client", "method", "path"), HUGE_NUMBER_ROUTES)
+def test_a_number_no_row_can_have_is_a_4xx(web, client: str, method: str, path: str) -> None:
+    kwargs = {"data": {"to": HUGE, "ids": "x", "action": "resend"}} if client == "browser" and method == "POST" else {}
+    response = _send(web, client, method, path, kwargs)
+    assert 400 <= response.status_code < 500, (path, response.status_code)
+
+
+def test_the_admin_page_ignores_a_since_no_row_can_have(web) -> None:
+    assert web["browser"].get(f"/admin/?since={HUGE}").status_code == 200
+
+
+# (client, path, multipart field) of the uploads; (row id, file name, what the refusal says)
+UPLOADS = [("browser", "/admin/deploy", "files"), ("api", "/api/deployments", "file")]
+FILE_NAMES = [("nul", "order\x00.bpmn", "NUL"), ("escape", "order\x1b.bpmn", "control character"),
+              ("too_long", "o" * 600 + ".bpmn", "at most 500")]
+
+
+@pytest.mark.parametrize(("client", "path", "field"), UPLOADS)
+@pytest.mark.parametrize(("row", "name", "reason"), FILE_NAMES, ids=[r[0] for r in FILE_NAMES])
+def test_an_uploaded_file_name_the_database_cannot_hold_is_400(world, web, client: str, path: str, field: str,
+                                                               row: str, name: str, reason: str) -> None:
+    import io
+
+    before = _counts(world["runner"])
+    data = {field: (io.BytesIO(fixture("versions_v1.bpmn").read_bytes()), name)}
+    response = _send(web, client, "POST", path, {"data": data, "content_type": "multipart/form-data"})
+    assert response.status_code == 400, response.get_data(as_text=True)[-500:]
+    assert f"{field} (file name)" in response.get_data(as_text=True) and reason in response.get_data(as_text=True)
+    assert _counts(world["runner"]) == before
