@@ -17,7 +17,7 @@ from SpiffWorkflow.bpmn.util.diff import SpecDiff, WorkflowDiff
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from runner import projection
+from runner import inputs, projection
 from runner.errors import Conflict, Invalid, NotFound
 from runner.models import Instance, ProcessVersion
 
@@ -163,6 +163,7 @@ def migrate_many(runner: "Runner", process_key: str, instance_ids: list[str], to
     results = []
     for instance_id in instance_ids:
         try:
+            inputs.check_key(instance_id, "instance_id", inputs.ROW_ID_LENGTH)  # else its error repeats it
             with runner.db.read() as s:
                 inst = s.get(Instance, instance_id)
                 if inst is None or inst.process_key != process_key:

@@ -370,3 +370,10 @@ def test_an_uploaded_file_name_the_database_cannot_hold_is_400(world, web, clien
     assert response.status_code == 400, response.get_data(as_text=True)[-500:]
     assert f"{field} (file name)" in response.get_data(as_text=True) and reason in response.get_data(as_text=True)
     assert _counts(world["runner"]) == before
+
+
+def test_an_over_long_instance_id_to_migrate_is_refused_without_repeating_it(world, web) -> None:
+    response = web["browser"].post("/admin/processes/order/versions/1/migration", data={"to": "1", "ids": "i" * 5000},
+                                   headers={"Accept": "application/json"})
+    [failure] = response.get_json()["failed"]
+    assert failure["error"] == "instance_id: at most 36 characters, got 5000"
