@@ -6,17 +6,20 @@ compiled, and runs with a small set of builtins instead of Python's own.
 """
 from __future__ import annotations
 
+import _strptime  # noqa: F401 - datetime.strptime imports it through the namespace's __import__
 import ast
 import copy
 import datetime as _dt
 import functools
+import sys
 import textwrap
 from collections.abc import Iterator, Mapping
 from types import CodeType, MappingProxyType, ModuleType
 from typing import Any
 
-from runner import timeparse
-from runner.errors import ExpressionInvalid
+from runner import budget, guards, timeparse
+from runner.budget import Breach, Limits
+from runner.errors import BudgetExceeded, ExpressionInvalid
 
 MAX_RANGE = 1_000_000
 MAX_EXPONENT = 100
@@ -92,6 +95,18 @@ def _add_months(moment: Any, months: int) -> _dt.date | _dt.datetime:
     return timeparse.add_months(moment, months)
 
 
+def _import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> ModuleType:
+    """The only import a restricted namespace allows: ``_strptime``, for ``datetime.strptime``.
+
+    NOTE: C code (``datetime.strptime``) imports through the ``__import__`` of the calling
+    frame's builtins. Scripts cannot name ``__import__`` (dunder names are refused), and
+    what this returns is the module already imported above, never a fresh import.
+    """
+    if name == "_strptime" and level == 0:
+        return sys.modules["_strptime"]
+    raise ImportError(f"import of {name!r} is not allowed in expressions")
+
+
 SAFE_BUILTINS: Mapping[str, Any] = MappingProxyType({
     "abs": abs, "all": all, "any": any, "bool": bool, "dict": dict,
     "enumerate": enumerate, "filter": filter, "float": float, "int": int,
@@ -105,6 +120,8 @@ SAFE_BUILTINS: Mapping[str, Any] = MappingProxyType({
     # Scripts may use try/except and raise; without these they could only use bare except.
     "Exception": Exception, "ValueError": ValueError, "KeyError": KeyError,
     "TypeError": TypeError, "ZeroDivisionError": ZeroDivisionError,
+    **budget.GUARDED_BUILTINS,
+    "__import__": _import,
 })
 
 
@@ -155,28 +172,47 @@ def check_script(text: str) -> None:
     _compile(text, "exec")
 
 
-def evaluate(text: str, data: Mapping[str, Any]) -> Any:
-    """Evaluate an expression with names resolved from the instance data."""
-    code = _compile(text, "eval")
+def evaluate(text: str, data: Mapping[str, Any], limits: Limits = budget.DEFAULT) -> Any:
+    """Evaluate an expression with names resolved from the instance data, within ``limits``."""
+    code, guarded = _compile(text, "eval")
+    namespace = _namespace(data)
     try:
-        return eval(code, _namespace(data))  # noqa: S307 - checked by the AST allow-list
+        if not guarded:  # NOTE: no loop, call of a builtin or growing operator: nothing to budget
+            return eval(code, namespace)  # noqa: S307 - checked by the AST allow-list
+        with budget.running(limits) as running:
+            namespace[guards.GUARD] = running
+            return eval(code, namespace)  # noqa: S307 - checked and guarded
+    except Breach as exc:
+        raise _breach("expression", unwrap(text), exc) from None
     except Exception as exc:
         raise _runtime_error("expression", unwrap(text), exc) from exc
 
 
-def execute(script: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Run a script and return a new data dict: old data plus top-level assignments."""
-    code = _compile(script, "exec")
+def execute(script: str, data: Mapping[str, Any], limits: Limits = budget.DEFAULT) -> dict[str, Any]:
+    """Run a script within ``limits``; return a new data dict: old data plus top-level assignments."""
+    code, guarded = _compile(script, "exec")
     # A deep copy keeps the caller's data untouched when the script fails halfway.
     namespace = _namespace(copy.deepcopy(dict(data)))
     try:
-        exec(code, namespace)  # noqa: S102 - checked by the AST allow-list
+        if not guarded:
+            exec(code, namespace)  # noqa: S102 - checked by the AST allow-list
+        else:
+            with budget.running(limits) as running:
+                namespace[guards.GUARD] = running
+                exec(code, namespace)  # noqa: S102 - checked and guarded
+    except Breach as exc:
+        raise _breach("script", _source(script, "exec"), exc) from None
     except Exception as exc:
         raise _runtime_error("script", _source(script, "exec"), exc) from exc
     return {
         key: value for key, value in namespace.items()
-        if key != "__builtins__" and not _is_leftover(value)
+        if key != "__builtins__" and not key.startswith(guards.INTERNAL) and not _is_leftover(value)
     }
+
+
+def _breach(kind: str, text: str, exc: Breach) -> BudgetExceeded:
+    """A budget breach names what ran and which budget it broke."""
+    return BudgetExceeded(f"{kind} {_shorten(text)!r} exceeded its {exc.what}", exc.what)
 
 
 def _namespace(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,14 +248,15 @@ def _source(text: str, mode: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _compile(text: str, mode: str) -> CodeType:
-    """Parse, check and compile once per distinct text."""
+def _compile(text: str, mode: str) -> tuple[CodeType, bool]:
+    """Parse, check, guard and compile once per distinct text; True when it needs a budget."""
     kind = "expression" if mode == "eval" else "script"
     source = _source(text, mode)
     try:
         tree = ast.parse(source, mode=mode)
         _check_tree(tree, kind, source)
-        return compile(tree, f"<{kind}>", mode)
+        guarded = guards.guard(tree)
+        return compile(tree, f"<{kind}>", mode), guarded
     except SyntaxError as exc:
         where = f" at line {exc.lineno}, column {exc.offset}" if exc.lineno else ""
         raise ExpressionInvalid(
@@ -232,8 +269,9 @@ def _check_tree(tree: ast.AST, kind: str, source: str) -> None:
     """Walk every node and raise one ExpressionInvalid listing all refusals in source order."""
     problems: list[tuple[int, int, str]] = []
     reported: set[int] = set()  # nodes already covered by a message about their parent
+    statics: dict[int, Any] = {}  # constant values found so far, by node
     for node in ast.walk(tree):  # iterative, so long chains cannot exhaust the stack
-        reason = _refusal(node, reported)
+        reason = _refusal(node, reported) or _budget_refusal(node, statics)
         if reason:
             problems.append((*_position(node), reason))
     if problems:
@@ -315,3 +353,80 @@ def _power_refusal(node: ast.BinOp) -> str | None:
         if not isinstance(right.value, bool) and right.value > MAX_EXPONENT:
             return f"exponent {right.value!r} is too large (the limit is {MAX_EXPONENT})"
     return None
+
+
+# --- budgets that can be seen before anything runs ---------------------------------------------
+
+_NOT_STATIC = object()
+_STATIC_OPERATORS = {ast.Pow: "pow", ast.Mult: "mul", ast.Add: "add", ast.LShift: "lshift", ast.Mod: "mod"}
+
+
+def _budget_refusal(node: ast.AST, statics: dict[int, Any]) -> str | None:
+    """Refuse what is bound to break its budget: constant blow-ups and endless loops."""
+    if isinstance(node, ast.While) and _endless(node):
+        return "a 'while' loop whose condition is always true and that has no break or return is not allowed"
+    if isinstance(node, ast.BinOp) and type(node.op) in _STATIC_OPERATORS:
+        try:
+            _static(node, statics)
+        except Breach as exc:
+            return f"{_shorten(ast.unparse(node), 60)!r} would exceed the {exc.what}"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
+        args = [_static(arg, statics) for arg in node.args]
+        if not node.keywords and args and _NOT_STATIC not in args:
+            try:
+                _safe_range(*args)
+            except (ValueError, TypeError) as exc:
+                return f"{_shorten(ast.unparse(node), 60)!r}: {exc}"
+    return None
+
+
+def _static(node: ast.AST, statics: dict[int, Any]) -> Any:
+    """The value of a constant subexpression, computed under the size budget, or _NOT_STATIC."""
+    if id(node) not in statics:
+        statics[id(node)] = _NOT_STATIC  # a breach below leaves the parent not static
+        statics[id(node)] = _static_value(node, statics)
+    return statics[id(node)]
+
+
+def _static_value(node: ast.AST, statics: dict[int, Any]) -> Any:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bytes)):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _static(node.operand, statics)
+        if isinstance(operand, (int, float)):
+            return -operand if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, (ast.List, ast.Tuple)) and len(node.elts) <= 16:
+        items = [_static(item, statics) for item in node.elts]
+        if _NOT_STATIC not in items:
+            return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.BinOp) and type(node.op) in _STATIC_OPERATORS:
+        left, right = _static(node.left, statics), _static(node.right, statics)
+        if left is not _NOT_STATIC and right is not _NOT_STATIC:
+            operation = getattr(budget.Budget(budget.DEFAULT), _STATIC_OPERATORS[type(node.op)])
+            try:
+                return operation(left, right)
+            except Exception:  # noqa: BLE001 - 1/0, 'a' + 1: left for the run to report
+                return _NOT_STATIC
+    return _NOT_STATIC
+
+
+def _endless(loop: ast.While) -> bool:
+    """A ``while`` whose test is a true constant and whose body can never leave it."""
+    try:
+        test = ast.literal_eval(loop.test)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    if not test:
+        return False
+    todo: list[ast.AST] = list(loop.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Break, ast.Return, ast.Raise)):
+            return False
+        if isinstance(node, (ast.FunctionDef, ast.Lambda, ast.For, ast.While)):
+            # a break inside a nested loop leaves that loop; a nested def's return is its own
+            todo.extend(n for n in ast.walk(node) if isinstance(n, (ast.Return, ast.Raise))
+                        and not isinstance(node, (ast.FunctionDef, ast.Lambda)))
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return True
