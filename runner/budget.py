@@ -17,7 +17,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ CHECK_EVERY = 256
 DEFAULT_TIMEOUT = 2.0
 
 _SEQUENCES = (str, bytes, bytearray, list, tuple)
+_NUMBERS = frozenset({int, float, bool})
 # printf-style widths and precisions: '%10000000000d' % 1 pads in C.
 _PERCENT_WIDTHS = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _DIGITS = re.compile(r"\d+")
@@ -98,7 +98,9 @@ class Budget:
     def iterate(self, iterable: Iterable[Any]) -> Iterator[Any]:
         """The items of ``iterable``, ticking once per item (loops and comprehensions)."""
         for item in iterable:
-            self.tick()
+            self.countdown -= 1  # NOTE: tick() inlined: this runs once per loop iteration
+            if self.countdown <= 0:
+                self.check()
             yield item
 
     # --- sizes ------------------------------------------------------------------------
@@ -125,18 +127,23 @@ class Budget:
 
     def mul(self, left: Any, right: Any) -> Any:
         """``left * right``, refusing repetitions and products over the size budget."""
-        if isinstance(left, _SEQUENCES) and type(right) in (int, bool):
-            self.account(len(left) * right, f"a repetition of {type(left).__name__}")
-        elif isinstance(right, _SEQUENCES) and type(left) in (int, bool):
-            self.account(len(right) * left, f"a repetition of {type(right).__name__}")
-        elif type(left) is int and type(right) is int:
-            self._bits(left.bit_length() + right.bit_length(), "a product")
+        kinds = type(left), type(right)
+        if kinds == (int, int):
+            if left.bit_length() + right.bit_length() > MAX_BITS:
+                self._bits(left.bit_length() + right.bit_length(), "a product")
+        elif float in kinds:
+            pass
+        elif isinstance(left, _SEQUENCES) and kinds[1] in (int, bool):
+            self.account(len(left) * right, f"a repetition of {kinds[0].__name__}")
+        elif isinstance(right, _SEQUENCES) and kinds[0] in (int, bool):
+            self.account(len(right) * left, f"a repetition of {kinds[1].__name__}")
         return left * right
 
     def add(self, left: Any, right: Any) -> Any:
         """``left + right``, refusing concatenations over the size budget."""
-        if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
-            self.account(len(left) + len(right), f"a concatenation of {type(left).__name__}")
+        if type(left) in _NUMBERS or not isinstance(left, _SEQUENCES) or not isinstance(right, _SEQUENCES):
+            return left + right
+        self.account(len(left) + len(right), f"a concatenation of {type(left).__name__}")
         return left + right
 
     def lshift(self, left: Any, right: Any) -> Any:
@@ -211,15 +218,20 @@ def _method_size(obj: Any, name: str, args: tuple, kwargs: dict) -> int | None:
 _RUNNING: ContextVar[Budget | None] = ContextVar("runner_budget", default=None)
 
 
-@contextmanager
-def running(limits: Limits) -> Iterator[Budget]:
-    """A fresh budget, also seen by the guarded builtins called inside the block."""
-    budget = Budget(limits)
-    token = _RUNNING.set(budget)
-    try:
-        yield budget
-    finally:
-        _RUNNING.reset(token)
+class running:  # noqa: N801 - used like a function: ``with running(limits) as budget``
+    """A fresh budget for one evaluation, also seen by the guarded builtins called inside it."""
+
+    __slots__ = ("budget", "token")
+
+    def __init__(self, limits: Limits):
+        self.budget = Budget(limits)
+
+    def __enter__(self) -> Budget:
+        self.token = _RUNNING.set(self.budget)
+        return self.budget
+
+    def __exit__(self, *exc: object) -> None:
+        _RUNNING.reset(self.token)
 
 
 def _accounted(result: Any, name: str) -> Any:
