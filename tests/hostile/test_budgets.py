@@ -14,7 +14,7 @@ import pytest
 
 import handlers
 from runner import inbox, users
-from runner.errors import DeploymentInvalid
+from runner.errors import DeploymentInvalid, StepFailed
 from runner.models import Job, Timer
 from runner.runtime import Runner
 from tests.conftest import make_runner
@@ -151,3 +151,55 @@ def test_a_breach_seen_before_anything_runs_is_refused_at_deploy(runner: Runner,
         runner.deploy(diagram("timer", script))
     [problem] = refused.value.problems
     assert problem.element_id == "Task_x" and reason in problem.reason
+
+
+# --- every kind of evaluation has the budget, not only scripts --------------------------------------
+
+KINDS = {
+    "condition": '<bpmn:exclusiveGateway id="Elem" default="f3" /><bpmn:sequenceFlow id="f2" sourceRef="Elem" '
+                 'targetRef="EndEvent_1"><bpmn:conditionExpression>${len(\'a\' * n) &gt; 0}'
+                 '</bpmn:conditionExpression></bpmn:sequenceFlow><bpmn:sequenceFlow id="f3" sourceRef="Elem" '
+                 'targetRef="EndEvent_1" />',
+    "timer": '<bpmn:intermediateCatchEvent id="Elem"><bpmn:timerEventDefinition id="td1"><bpmn:timeDuration>'
+             '${\'PT\' + str(len(\'a\' * n)) + \'M\'}</bpmn:timeDuration></bpmn:timerEventDefinition>'
+             '</bpmn:intermediateCatchEvent><bpmn:sequenceFlow id="f2" sourceRef="Elem" targetRef="EndEvent_1" />',
+    "input mapping": '<bpmn:serviceTask id="Elem" camunda:type="external" camunda:topic="budget.ok">'
+                     '<bpmn:extensionElements><camunda:inputOutput><camunda:inputParameter name="text">'
+                     '${\'a\' * n}</camunda:inputParameter></camunda:inputOutput></bpmn:extensionElements>'
+                     '</bpmn:serviceTask><bpmn:sequenceFlow id="f2" sourceRef="Elem" targetRef="EndEvent_1" />',
+    "decision": '<bpmn:businessRuleTask id="Elem" camunda:decisionRef="budget_rule" />'
+                '<bpmn:sequenceFlow id="f2" sourceRef="Elem" targetRef="EndEvent_1" />',
+}
+KIND_PROCESS = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="Defs_kind" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="budget_kind" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="f1" sourceRef="StartEvent_1" targetRef="Elem" />
+    {element}
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+RULE = """<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="Defs_rule" name="Rule" namespace="x">
+  <decision id="budget_rule" name="Rule">
+    <decisionTable id="Table_1" hitPolicy="FIRST">
+      <input id="Input_1"><inputExpression id="InputExpression_1" typeRef="string"><text>'a' * n</text>
+      </inputExpression></input>
+      <output id="Output_1" name="size" typeRef="integer" />
+      <rule id="Rule_1"><inputEntry id="Entry_1"><text>"x"</text></inputEntry>
+        <outputEntry id="Out_1"><text>1</text></outputEntry></rule>
+    </decisionTable>
+  </decision>
+</definitions>
+"""
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_of_evaluation_has_the_size_budget(runner: Runner, kind: str) -> None:
+    runner.deploy({"kind.bpmn": KIND_PROCESS.format(element=KINDS[kind]).encode(), "rule.dmn": RULE.encode()})
+    with pytest.raises(StepFailed, match=SIZE) as failed:
+        runner.start_instance("budget_kind", "KH1", {"n": 10 ** 10})
+    assert failed.value.element_id == "Elem"
+    assert inbox.instances(runner) == [], "nothing of the failed start is stored"
