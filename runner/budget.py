@@ -34,7 +34,7 @@ DEFAULT_TIMEOUT = 2.0
 _SEQUENCES = (str, bytes, bytearray, list, tuple)
 _NUMBERS = frozenset({int, float, bool})
 # printf-style widths and precisions: '%10000000000d' % 1 pads in C.
-_PERCENT_WIDTHS = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_PERCENT_WIDTHS = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _DIGITS = re.compile(r"\d+")
 
 
@@ -155,7 +155,7 @@ class Budget:
     def mod(self, left: Any, right: Any) -> Any:
         """``left % right``; printf-style formatting may not pad past the size budget."""
         if isinstance(left, (str, bytes)):
-            text = left if isinstance(left, str) else left.decode("latin-1")
+            text = (left if isinstance(left, str) else left.decode("latin-1")).replace("%%", "")
             for width, precision in _PERCENT_WIDTHS.findall(text):
                 for number in (width, precision):
                     if number == "*":
@@ -167,8 +167,9 @@ class Budget:
     def formatted(self, value: Any, conversion: int, spec: str) -> str:
         """An f-string field with a format spec: no width or precision over the size budget."""
         for number in _DIGITS.findall(spec):
-            if len(number) > 8:
-                self.account(int(number) if len(number) < 30 else MAX_SIZE + 1, "an f-string field")
+            size = int(number) if len(number) < 30 else MAX_SIZE + 1
+            if size > LARGE:
+                self.account(size, "an f-string field")
         if conversion == ord("r"):
             value = repr(value)
         elif conversion == ord("s"):
@@ -187,6 +188,9 @@ class Budget:
     def method(self, obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``obj.name(*args)``, estimating first what a growing str/bytes/list method makes."""
         bound = getattr(obj, name)
+        if name == "join" and args and not isinstance(args[0], (list, tuple)):
+            # NOTE: join drains an iterator in C before it sizes the result: drain it here.
+            args = (list(self.iterate(args[0])), *args[1:])
         if isinstance(obj, _SEQUENCES):
             estimate = _method_size(obj, name, args, kwargs)
             if estimate is not None:
@@ -196,10 +200,8 @@ class Budget:
 
 def _method_size(obj: Any, name: str, args: tuple, kwargs: dict) -> int | None:
     """How many items a growing method would produce, or None when it does not grow."""
-    if name == "join" and args:
-        parts = args[0] if isinstance(args[0], (list, tuple)) else None
-        if parts is None:
-            return None  # NOTE: iterators are drained by join in C; their items are bounded already
+    if name == "join" and args and isinstance(args[0], (list, tuple)):
+        parts = args[0]
         return sum(len(p) if isinstance(p, _SEQUENCES) else 0 for p in parts) + len(obj) * len(parts)
     if name in ("ljust", "rjust", "center", "zfill") and args and type(args[0]) is int:
         return args[0]
