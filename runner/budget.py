@@ -29,6 +29,7 @@ MAX_BITS = 4_000_000  # about 1.2 million decimal digits
 MAX_TOTAL = 10_000_000
 LARGE = 10_000
 CHECK_EVERY = 256
+MAX_RANGE = 1_000_000
 DEFAULT_TIMEOUT = 2.0
 
 _SEQUENCES = (str, bytes, bytearray, list, tuple)
@@ -36,6 +37,18 @@ _NUMBERS = frozenset({int, float, bool})
 # printf-style widths and precisions: '%10000000000d' % 1 pads in C.
 _PERCENT_WIDTHS = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _DIGITS = re.compile(r"\d+")
+
+
+def safe_range(*args: int) -> range:
+    """Build a range, refusing more than MAX_RANGE elements so list(range(...)) stays small."""
+    result = range(*args)
+    try:
+        size = len(result)
+    except OverflowError:  # longer than sys.maxsize
+        size = MAX_RANGE + 1
+    if size > MAX_RANGE:
+        raise ValueError(f"range of more than {MAX_RANGE} elements is not allowed")
+    return result
 
 
 class Breach(BaseException):

@@ -21,7 +21,6 @@ from runner import budget, guards, timeparse
 from runner.budget import Breach, Limits
 from runner.errors import BudgetExceeded, ExpressionInvalid
 
-MAX_RANGE = 1_000_000
 MAX_EXPONENT = 100
 
 # Names that reach the interpreter's internals, the file system or the frame stack.
@@ -73,18 +72,6 @@ _REFUSED_LABELS: dict[type, str] = {
 }
 
 
-def _safe_range(*args: int) -> range:
-    """Build a range, refusing more than MAX_RANGE elements so list(range(...)) stays small."""
-    result = range(*args)
-    try:
-        size = len(result)
-    except OverflowError:  # longer than sys.maxsize
-        size = MAX_RANGE + 1
-    if size > MAX_RANGE:
-        raise ValueError(f"range of more than {MAX_RANGE} elements is not allowed")
-    return result
-
-
 def _add_months(moment: Any, months: int) -> _dt.date | _dt.datetime:
     """add_months(contract_end, -3): calendar-month arithmetic; ISO text is read as a date or date-time."""
     if isinstance(moment, str):
@@ -111,7 +98,7 @@ SAFE_BUILTINS: Mapping[str, Any] = MappingProxyType({
     "abs": abs, "all": all, "any": any, "bool": bool, "dict": dict,
     "enumerate": enumerate, "filter": filter, "float": float, "int": int,
     "isinstance": isinstance, "len": len, "list": list, "map": map, "max": max,
-    "min": min, "range": _safe_range, "reversed": reversed, "round": round,
+    "min": min, "range": budget.safe_range, "reversed": reversed, "round": round,
     "set": set, "sorted": sorted, "str": str, "sum": sum, "tuple": tuple, "zip": zip,
     "True": True, "False": False, "None": None,
     "date": _dt.date, "datetime": _dt.datetime, "timedelta": _dt.timedelta,
@@ -271,7 +258,7 @@ def _check_tree(tree: ast.AST, kind: str, source: str) -> None:
     reported: set[int] = set()  # nodes already covered by a message about their parent
     statics: dict[int, Any] = {}  # constant values found so far, by node
     for node in ast.walk(tree):  # iterative, so long chains cannot exhaust the stack
-        reason = _refusal(node, reported) or _budget_refusal(node, statics)
+        reason = _refusal(node, reported) or guards.refusal(node, statics)
         if reason:
             problems.append((*_position(node), reason))
     if problems:
@@ -353,80 +340,3 @@ def _power_refusal(node: ast.BinOp) -> str | None:
         if not isinstance(right.value, bool) and right.value > MAX_EXPONENT:
             return f"exponent {right.value!r} is too large (the limit is {MAX_EXPONENT})"
     return None
-
-
-# --- budgets that can be seen before anything runs ---------------------------------------------
-
-_NOT_STATIC = object()
-_STATIC_OPERATORS = {ast.Pow: "pow", ast.Mult: "mul", ast.Add: "add", ast.LShift: "lshift", ast.Mod: "mod"}
-
-
-def _budget_refusal(node: ast.AST, statics: dict[int, Any]) -> str | None:
-    """Refuse what is bound to break its budget: constant blow-ups and endless loops."""
-    if isinstance(node, ast.While) and _endless(node):
-        return "a 'while' loop whose condition is always true and that has no break or return is not allowed"
-    if isinstance(node, ast.BinOp) and type(node.op) in _STATIC_OPERATORS:
-        try:
-            _static(node, statics)
-        except Breach as exc:
-            return f"{_shorten(ast.unparse(node), 60)!r} would exceed the {exc.what}"
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
-        args = [_static(arg, statics) for arg in node.args]
-        if not node.keywords and args and _NOT_STATIC not in args:
-            try:
-                _safe_range(*args)
-            except (ValueError, TypeError) as exc:
-                return f"{_shorten(ast.unparse(node), 60)!r}: {exc}"
-    return None
-
-
-def _static(node: ast.AST, statics: dict[int, Any]) -> Any:
-    """The value of a constant subexpression, computed under the size budget, or _NOT_STATIC."""
-    if id(node) not in statics:
-        statics[id(node)] = _NOT_STATIC  # a breach below leaves the parent not static
-        statics[id(node)] = _static_value(node, statics)
-    return statics[id(node)]
-
-
-def _static_value(node: ast.AST, statics: dict[int, Any]) -> Any:
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bytes)):
-        return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        operand = _static(node.operand, statics)
-        if isinstance(operand, (int, float)):
-            return -operand if isinstance(node.op, ast.USub) else operand
-    if isinstance(node, (ast.List, ast.Tuple)) and len(node.elts) <= 16:
-        items = [_static(item, statics) for item in node.elts]
-        if _NOT_STATIC not in items:
-            return items if isinstance(node, ast.List) else tuple(items)
-    if isinstance(node, ast.BinOp) and type(node.op) in _STATIC_OPERATORS:
-        left, right = _static(node.left, statics), _static(node.right, statics)
-        if left is not _NOT_STATIC and right is not _NOT_STATIC:
-            operation = getattr(budget.Budget(budget.DEFAULT), _STATIC_OPERATORS[type(node.op)])
-            try:
-                return operation(left, right)
-            except Exception:  # noqa: BLE001 - 1/0, 'a' + 1: left for the run to report
-                return _NOT_STATIC
-    return _NOT_STATIC
-
-
-def _endless(loop: ast.While) -> bool:
-    """A ``while`` whose test is a true constant and whose body can never leave it."""
-    try:
-        test = ast.literal_eval(loop.test)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    if not test:
-        return False
-    todo: list[ast.AST] = list(loop.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (ast.Break, ast.Return, ast.Raise)):
-            return False
-        if isinstance(node, (ast.FunctionDef, ast.Lambda, ast.For, ast.While)):
-            # a break inside a nested loop leaves that loop; a nested def's return is its own
-            todo.extend(n for n in ast.walk(node) if isinstance(n, (ast.Return, ast.Raise))
-                        and not isinstance(node, (ast.FunctionDef, ast.Lambda)))
-            continue
-        todo.extend(ast.iter_child_nodes(node))
-    return True

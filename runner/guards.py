@@ -6,6 +6,10 @@ fields with a format spec and the str/list methods that grow in C go through the
 size estimates. A bare ``except:`` becomes ``except Exception:`` so that it cannot catch a
 breach. The rewrite runs after the allow-list check, on trees that hold no dunder names,
 so the script itself can never reach the ``GUARD`` global.
+
+``refusal`` is part of that check: what is bound to break a budget whatever the data
+(``'a' * 10**10``, ``range(10**12)``, ``while True:`` with no way out) is refused before
+anything runs, so at deploy.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import ast
 import itertools
 from typing import Any
 
-from runner.budget import GROWING_METHODS
+from runner.budget import DEFAULT, GROWING_METHODS, Breach, Budget, safe_range
 
 INTERNAL = "__rb"  # NOTE: dunder names are refused in scripts, so these names are the runner's own
 GUARD = f"{INTERNAL}__"
@@ -146,3 +150,88 @@ def guard(tree: ast.AST) -> bool:
     guards.visit(tree)
     ast.fix_missing_locations(tree)
     return guards.changed
+
+
+# --- budgets that can be seen before anything runs (used by the allow-list check) ------------------
+
+_NOT_STATIC = object()
+_STATIC_OPERATORS = {ast.Pow: "pow", ast.Mult: "mul", ast.Add: "add", ast.LShift: "lshift", ast.Mod: "mod"}
+
+
+def refusal(node: ast.AST, statics: dict[int, Any]) -> str | None:
+    """Refuse what is bound to break its budget: constant blow-ups and endless loops."""
+    if isinstance(node, ast.While) and _endless(node):
+        return "a 'while' loop whose condition is always true and that has no break or return is not allowed"
+    if isinstance(node, ast.BinOp) and type(node.op) in _STATIC_OPERATORS:
+        try:
+            _static(node, statics)
+        except Breach as exc:
+            return f"{_shown(node)} would exceed the {exc.what}"
+        except RecursionError:  # a chain of thousands of operators: the run will budget it
+            return None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
+        args = [_static(arg, statics) for arg in node.args]
+        if not node.keywords and args and _NOT_STATIC not in args:
+            try:
+                safe_range(*args)
+            except (ValueError, TypeError) as exc:
+                return f"{_shown(node)}: {exc}"
+    return None
+
+
+def _static(node: ast.AST, statics: dict[int, Any]) -> Any:
+    """The value of a constant subexpression, computed under the size budget, or _NOT_STATIC."""
+    if id(node) not in statics:
+        statics[id(node)] = _NOT_STATIC  # a breach below leaves the parent not static
+        statics[id(node)] = _static_value(node, statics)
+    return statics[id(node)]
+
+
+def _static_value(node: ast.AST, statics: dict[int, Any]) -> Any:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bytes)):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _static(node.operand, statics)
+        if isinstance(operand, (int, float)):
+            return -operand if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, (ast.List, ast.Tuple)) and len(node.elts) <= 16:
+        items = [_static(item, statics) for item in node.elts]
+        if _NOT_STATIC not in items:
+            return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.BinOp) and type(node.op) in _STATIC_OPERATORS:
+        left, right = _static(node.left, statics), _static(node.right, statics)
+        if left is not _NOT_STATIC and right is not _NOT_STATIC:
+            operation = getattr(Budget(DEFAULT), _STATIC_OPERATORS[type(node.op)])
+            try:
+                return operation(left, right)
+            except Exception:  # noqa: BLE001 - 1/0, 'a' + 1: left for the run to report
+                return _NOT_STATIC
+    return _NOT_STATIC
+
+
+def _endless(loop: ast.While) -> bool:
+    """A ``while`` whose test is a true constant and whose body can never leave it."""
+    try:
+        test = ast.literal_eval(loop.test)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    if not test:
+        return False
+    todo: list[ast.AST] = list(loop.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Break, ast.Return, ast.Raise)):
+            return False
+        if isinstance(node, (ast.FunctionDef, ast.Lambda, ast.For, ast.While)):
+            # a break inside a nested loop leaves that loop; a nested def's return is its own
+            todo.extend(n for n in ast.walk(node) if isinstance(n, (ast.Return, ast.Raise))
+                        and not isinstance(node, (ast.FunctionDef, ast.Lambda)))
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return True
+
+
+def _shown(node: ast.AST, limit: int = 60) -> str:
+    """A refused subexpression as the author wrote it, shortened."""
+    text = ast.unparse(node)
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
