@@ -140,16 +140,15 @@ class Budget:
 
     def mul(self, left: Any, right: Any) -> Any:
         """``left * right``, refusing repetitions and products over the size budget."""
-        kinds = type(left), type(right)
-        if kinds == (int, int):
+        if type(left) is int and type(right) is int:
             if left.bit_length() + right.bit_length() > MAX_BITS:
                 self._bits(left.bit_length() + right.bit_length(), "a product")
-        elif float in kinds:
+        elif type(left) is float or type(right) is float:
             pass
-        elif isinstance(left, _SEQUENCES) and kinds[1] in (int, bool):
-            self.account(len(left) * right, f"a repetition of {kinds[0].__name__}")
-        elif isinstance(right, _SEQUENCES) and kinds[0] in (int, bool):
-            self.account(len(right) * left, f"a repetition of {kinds[1].__name__}")
+        elif isinstance(left, _SEQUENCES) and type(right) in (int, bool):
+            self.account(len(left) * right, f"a repetition of {type(left).__name__}")
+        elif isinstance(right, _SEQUENCES) and type(left) in (int, bool):
+            self.account(len(right) * left, f"a repetition of {type(right).__name__}")
         return left * right
 
     def add(self, left: Any, right: Any) -> Any:

@@ -90,12 +90,14 @@ class _Guards(ast.NodeTransformer):
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
         self.generic_visit(node)
         method = _OPERATORS.get(type(node.op))
-        return self._mark(_call(method, node.left, node.right)) if method else node
+        if method is None or _adds_a_number(node.op, node.right) or _adds_a_number(node.op, node.left):
+            return node
+        return self._mark(_call(method, node.left, node.right))
 
     def visit_AugAssign(self, node: ast.AugAssign) -> Any:
         self.generic_visit(node)
         method = _OPERATORS.get(type(node.op))
-        if method is None:
+        if method is None or _adds_a_number(node.op, node.value):
             return node
         self._mark(node)
         if isinstance(node.target, ast.Name):
@@ -142,6 +144,12 @@ class _Guards(ast.NodeTransformer):
             return node
         value = _call("formatted", node.value, ast.Constant(node.conversion), node.format_spec)
         return self._mark(ast.FormattedValue(value=value, conversion=-1, format_spec=None))
+
+
+def _adds_a_number(op: ast.operator, operand: ast.expr) -> bool:
+    """``x + 1`` cannot grow a sequence (it fails for one), so it needs no size check."""
+    return (isinstance(op, ast.Add) and isinstance(operand, ast.Constant)
+            and type(operand.value) in (int, float))
 
 
 def guard(tree: ast.AST) -> bool:
