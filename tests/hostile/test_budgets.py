@@ -14,9 +14,10 @@ import pytest
 
 import handlers
 from runner import inbox, users
-from runner.errors import DeploymentInvalid, StepFailed
+from runner.errors import DeploymentInvalid, Invalid, StepFailed
 from runner.models import Job, Timer
 from runner.runtime import Runner
+from runner.settings import Settings
 from tests.conftest import make_runner
 from tests.webapp import app, client, staff, auth_clock  # noqa: F401 - fixtures
 
@@ -203,3 +204,15 @@ def test_every_kind_of_evaluation_has_the_size_budget(runner: Runner, kind: str)
         runner.start_instance("budget_kind", "KH1", {"n": 10 ** 10})
     assert failed.value.element_id == "Elem"
     assert inbox.instances(runner) == [], "nothing of the failed start is stored"
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [(None, 2.0), ("0.5", 0.5), ("30", 30.0)])
+def test_the_script_timeout_is_a_setting(raw: str | None, seconds: float) -> None:
+    env = {} if raw is None else {"RUNNER_SCRIPT_TIMEOUT": raw}
+    assert Settings.from_env(env).script_timeout == seconds
+
+
+@pytest.mark.parametrize("raw", ["0", "-1"])
+def test_a_script_timeout_that_is_not_a_positive_number_is_refused(raw: str) -> None:
+    with pytest.raises(Invalid, match="RUNNER_SCRIPT_TIMEOUT must be a number of seconds greater than 0"):
+        Settings.from_env({"RUNNER_SCRIPT_TIMEOUT": raw})
