@@ -6,8 +6,11 @@
 "with" is ``runner.expressions.evaluate``/``execute`` as the engine calls them: checked,
 guarded by ``runner.guards`` and run under a ``runner.budget.Budget``. "without" is the
 same check and compile with no guard rewrite and no budget, evaluated in the same
-namespace. A and B are interleaved sample by sample (ABAB...), so load on the machine
-hits both alike. Each figure is the median of the samples in microseconds per
+namespace. Two mechanisms that were not chosen are measured beside them, as evidence:
+"tracer" runs the unguarded code under ``sys.settrace`` counting events (what an
+operation-counting budget costs), and "subprocess" sends each evaluation to a long-lived
+child process over a pipe (what isolation with rlimits costs, before any rlimit). All
+are interleaved sample by sample, so load on the machine hits them alike. Each figure is the median of the samples in microseconds per
 evaluation; ``_iqr`` is the spread between the 25th and 75th percentile. Output lines
 are ``name: value``.
 """
@@ -17,7 +20,9 @@ import argparse
 import ast
 import copy
 import functools
+import multiprocessing
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from types import CodeType
@@ -62,6 +67,48 @@ def with_budget(mode: str, text: str, data: dict[str, Any]) -> Any:
     return expressions.execute(text, data)
 
 
+def _tracer(frame: Any, event: str, arg: Any) -> Any:
+    """Count every event, as a budget that looks at the clock every N operations would."""
+    _tracer.count += 1  # type: ignore[attr-defined]
+    return _tracer
+
+
+_tracer.count = 0  # type: ignore[attr-defined]
+
+
+def with_tracer(mode: str, text: str, data: dict[str, Any]) -> Any:
+    """The unguarded code under an event-counting tracer."""
+    sys.settrace(_tracer)
+    try:
+        return without_budget(mode, text, data)
+    finally:
+        sys.settrace(None)
+
+
+def _child(connection: Any) -> None:
+    """Evaluate what the parent sends until it sends None."""
+    while (request := connection.recv()) is not None:
+        result = without_budget(*request)
+        connection.send(result if request[0] == "eval" else len(result))
+
+
+class Subprocess:
+    """One long-lived child process that evaluates over a pipe."""
+
+    def __init__(self) -> None:
+        self.parent, child = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("spawn").Process(target=_child, args=(child,), daemon=True)
+        self.process.start()
+
+    def __call__(self, mode: str, text: str, data: dict[str, Any]) -> Any:
+        self.parent.send((mode, text, data))
+        return self.parent.recv()
+
+    def close(self) -> None:
+        self.parent.send(None)
+        self.process.join(10)
+
+
 def _sample(fn: Callable[..., Any], case: tuple[str, str, dict[str, Any]]) -> float:
     """Microseconds per evaluation over PER_SAMPLE evaluations."""
     mode, text, data = case
@@ -77,20 +124,23 @@ def _iqr(values: list[float]) -> float:
 
 
 def measure(samples: int) -> dict[str, float]:
-    """Every case, without and with the budget, interleaved; medians and spreads."""
+    """Every case by every mechanism, interleaved; medians and spreads."""
     figures: dict[str, float] = {}
-    for name, case in CASES.items():
-        assert with_budget(*case) is not None and without_budget(*case) is not None
-        a: list[float] = []
-        b: list[float] = []
-        for _ in range(samples):
-            a.append(_sample(without_budget, case))
-            b.append(_sample(with_budget, case))
-        figures[f"{name}_us_without"] = statistics.median(a)
-        figures[f"{name}_us_with"] = statistics.median(b)
-        figures[f"{name}_iqr_without"] = _iqr(a)
-        figures[f"{name}_iqr_with"] = _iqr(b)
-        figures[f"{name}_overhead_us"] = statistics.median(b) - statistics.median(a)
+    child = Subprocess()
+    mechanisms = {"without": without_budget, "with": with_budget, "tracer": with_tracer, "subprocess": child}
+    try:
+        for name, case in CASES.items():
+            assert with_budget(*case) is not None and without_budget(*case) is not None
+            times: dict[str, list[float]] = {label: [] for label in mechanisms}
+            for _ in range(samples):
+                for label, fn in mechanisms.items():
+                    times[label].append(_sample(fn, case))
+            for label, values in times.items():
+                figures[f"{name}_us_{label}"] = statistics.median(values)
+                figures[f"{name}_iqr_{label}"] = _iqr(values)
+            figures[f"{name}_overhead_us"] = figures[f"{name}_us_with"] - figures[f"{name}_us_without"]
+    finally:
+        child.close()
     return figures
 
 
