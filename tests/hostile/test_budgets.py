@@ -7,6 +7,7 @@ run again by the next pass. Deployment refuses what can be seen before anything 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -216,3 +217,19 @@ def test_the_script_timeout_is_a_setting(raw: str | None, seconds: float) -> Non
 def test_a_script_timeout_that_is_not_a_positive_number_is_refused(raw: str) -> None:
     with pytest.raises(Invalid, match="RUNNER_SCRIPT_TIMEOUT must be a number of seconds greater than 0"):
         Settings.from_env({"RUNNER_SCRIPT_TIMEOUT": raw})
+
+
+def test_after_a_breach_the_same_pass_goes_on_with_other_work(runner: Runner) -> None:
+    runner.deploy(diagram("timer", BREACHES[0][0]))
+    healthy = {"healthy.bpmn": diagram("timer", "score = 1")["budget_timer.bpmn"].replace(b"budget_timer", b"healthy")}
+    runner.deploy(healthy)
+    broken_id = runner.start_instance("budget_timer", "KH1")
+    healthy_id = runner.start_instance("healthy", "KH2")
+    with runner.db.unit() as s:  # the breaking timer falls due first
+        s.query(Timer).filter(Timer.instance_id == broken_id).update({"due_at": runner.now()})
+        s.query(Timer).filter(Timer.instance_id == healthy_id).update(
+            {"due_at": runner.now() + timedelta(seconds=1)})
+    runner.advance_clock(timedelta(seconds=1))
+    assert open_incident(runner)["instance_id"] == broken_id
+    assert inbox.instance(runner, healthy_id)["status"] == "completed"
+    assert inbox.instance(runner, healthy_id)["data"]["score"] == 1
