@@ -10,9 +10,9 @@ namespace. Two mechanisms that were not chosen are measured beside them, as evid
 "tracer" runs the unguarded code under ``sys.settrace`` counting events (what an
 operation-counting budget costs), and "subprocess" sends each evaluation to a long-lived
 child process over a pipe (what isolation with rlimits costs, before any rlimit). All
-are interleaved sample by sample, so load on the machine hits them alike. Each figure is the median of the samples in microseconds per
-evaluation; ``_iqr`` is the spread between the 25th and 75th percentile. Output lines
-are ``name: value``.
+are interleaved sample by sample, so load on the machine hits them alike. Each figure is
+the median of the samples in microseconds per evaluation; ``_iqr`` is the spread between
+the 25th and 75th percentile. Output lines are ``name: value``.
 """
 from __future__ import annotations
 

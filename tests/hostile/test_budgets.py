@@ -53,7 +53,9 @@ PROCESS = """<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:sequenceFlow id="f1" sourceRef="StartEvent_1" targetRef="before" />
     {before}
     <bpmn:sequenceFlow id="f2" sourceRef="before" targetRef="Task_x" />
-    <bpmn:scriptTask id="Task_x" name="Tính điểm" scriptFormat="python"><bpmn:script>{script}</bpmn:script></bpmn:scriptTask>
+    <bpmn:scriptTask id="Task_x" name="Tính điểm" scriptFormat="python">
+      <bpmn:script>{script}</bpmn:script>
+    </bpmn:scriptTask>
     <bpmn:sequenceFlow id="f3" sourceRef="Task_x" targetRef="EndEvent_1" />
     <bpmn:endEvent id="EndEvent_1" />
   </bpmn:process>
