@@ -6,6 +6,7 @@
     ├── Invalid                input was rejected before anything was stored
     │   ├── DeploymentInvalid  a BPMN/DMN file failed validation (carries every problem)
     │   ├── ExpressionInvalid  an expression or script breaks the restricted rules
+    │   │   └── BudgetExceeded an evaluation ran over its time or size budget
     │   ├── TimerInvalid       a timer value is not ISO 8601 or does not evaluate to one
     │   └── FormInvalid        submitted form values are wrong (carries per-field messages)
     ├── NotCorrelated          a message found no waiting instance and no start event
@@ -65,6 +66,14 @@ class ExpressionInvalid(Invalid):
     """Raised when an expression or script breaks the restricted rules or does not compile."""
 
 
+class BudgetExceeded(ExpressionInvalid):
+    """Raised when an expression or script runs over its time or size budget; ``budget`` says which."""
+
+    def __init__(self, message: str, budget: str = ""):
+        self.budget = budget
+        super().__init__(message)
+
+
 class TimerInvalid(Invalid):
     """Raised when a timer value is not an ISO 8601 date, duration or cycle."""
 
@@ -94,3 +103,15 @@ class StepFailed(RunnerError):
         self.element_name = element_name
         where = f"{element_id} ({element_name})" if element_name else element_id
         super().__init__(f"{where}: {message}" if where else message)
+
+
+def caused_by(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of ``kind`` in ``exc``'s chain of causes and contexts, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

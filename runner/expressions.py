@@ -6,19 +6,21 @@ compiled, and runs with a small set of builtins instead of Python's own.
 """
 from __future__ import annotations
 
+import _strptime  # noqa: F401 - datetime.strptime imports it through the namespace's __import__
 import ast
 import copy
 import datetime as _dt
 import functools
+import sys
 import textwrap
 from collections.abc import Iterator, Mapping
 from types import CodeType, MappingProxyType, ModuleType
 from typing import Any
 
-from runner import timeparse
-from runner.errors import ExpressionInvalid
+from runner import budget, guards, timeparse
+from runner.budget import Breach, Limits
+from runner.errors import BudgetExceeded, ExpressionInvalid
 
-MAX_RANGE = 1_000_000
 MAX_EXPONENT = 100
 
 # Names that reach the interpreter's internals, the file system or the frame stack.
@@ -70,18 +72,6 @@ _REFUSED_LABELS: dict[type, str] = {
 }
 
 
-def _safe_range(*args: int) -> range:
-    """Build a range, refusing more than MAX_RANGE elements so list(range(...)) stays small."""
-    result = range(*args)
-    try:
-        size = len(result)
-    except OverflowError:  # longer than sys.maxsize
-        size = MAX_RANGE + 1
-    if size > MAX_RANGE:
-        raise ValueError(f"range of more than {MAX_RANGE} elements is not allowed")
-    return result
-
-
 def _add_months(moment: Any, months: int) -> _dt.date | _dt.datetime:
     """add_months(contract_end, -3): calendar-month arithmetic; ISO text is read as a date or date-time."""
     if isinstance(moment, str):
@@ -92,11 +82,23 @@ def _add_months(moment: Any, months: int) -> _dt.date | _dt.datetime:
     return timeparse.add_months(moment, months)
 
 
+def _import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> ModuleType:
+    """The only import a restricted namespace allows: ``_strptime``, for ``datetime.strptime``.
+
+    NOTE: C code (``datetime.strptime``) imports through the ``__import__`` of the calling
+    frame's builtins. Scripts cannot name ``__import__`` (dunder names are refused), and
+    what this returns is the module already imported above, never a fresh import.
+    """
+    if name == "_strptime" and level == 0:
+        return sys.modules["_strptime"]
+    raise ImportError(f"import of {name!r} is not allowed in expressions")
+
+
 SAFE_BUILTINS: Mapping[str, Any] = MappingProxyType({
     "abs": abs, "all": all, "any": any, "bool": bool, "dict": dict,
     "enumerate": enumerate, "filter": filter, "float": float, "int": int,
     "isinstance": isinstance, "len": len, "list": list, "map": map, "max": max,
-    "min": min, "range": _safe_range, "reversed": reversed, "round": round,
+    "min": min, "range": budget.safe_range, "reversed": reversed, "round": round,
     "set": set, "sorted": sorted, "str": str, "sum": sum, "tuple": tuple, "zip": zip,
     "True": True, "False": False, "None": None,
     "date": _dt.date, "datetime": _dt.datetime, "timedelta": _dt.timedelta,
@@ -105,6 +107,8 @@ SAFE_BUILTINS: Mapping[str, Any] = MappingProxyType({
     # Scripts may use try/except and raise; without these they could only use bare except.
     "Exception": Exception, "ValueError": ValueError, "KeyError": KeyError,
     "TypeError": TypeError, "ZeroDivisionError": ZeroDivisionError,
+    **budget.GUARDED_BUILTINS,
+    "__import__": _import,
 })
 
 
@@ -155,28 +159,47 @@ def check_script(text: str) -> None:
     _compile(text, "exec")
 
 
-def evaluate(text: str, data: Mapping[str, Any]) -> Any:
-    """Evaluate an expression with names resolved from the instance data."""
-    code = _compile(text, "eval")
+def evaluate(text: str, data: Mapping[str, Any], limits: Limits = budget.DEFAULT) -> Any:
+    """Evaluate an expression with names resolved from the instance data, within ``limits``."""
+    code, guarded = _compile(text, "eval")
+    namespace = _namespace(data)
     try:
-        return eval(code, _namespace(data))  # noqa: S307 - checked by the AST allow-list
+        if not guarded:  # NOTE: no loop, call of a builtin or growing operator: nothing to budget
+            return eval(code, namespace)  # noqa: S307 - checked by the AST allow-list
+        with budget.running(limits) as running:
+            namespace[guards.GUARD] = running
+            return eval(code, namespace)  # noqa: S307 - checked and guarded
+    except Breach as exc:
+        raise _breach("expression", unwrap(text), exc) from None
     except Exception as exc:
         raise _runtime_error("expression", unwrap(text), exc) from exc
 
 
-def execute(script: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Run a script and return a new data dict: old data plus top-level assignments."""
-    code = _compile(script, "exec")
+def execute(script: str, data: Mapping[str, Any], limits: Limits = budget.DEFAULT) -> dict[str, Any]:
+    """Run a script within ``limits``; return a new data dict: old data plus top-level assignments."""
+    code, guarded = _compile(script, "exec")
     # A deep copy keeps the caller's data untouched when the script fails halfway.
     namespace = _namespace(copy.deepcopy(dict(data)))
     try:
-        exec(code, namespace)  # noqa: S102 - checked by the AST allow-list
+        if not guarded:
+            exec(code, namespace)  # noqa: S102 - checked by the AST allow-list
+        else:
+            with budget.running(limits) as running:
+                namespace[guards.GUARD] = running
+                exec(code, namespace)  # noqa: S102 - checked and guarded
+    except Breach as exc:
+        raise _breach("script", _source(script, "exec"), exc) from None
     except Exception as exc:
         raise _runtime_error("script", _source(script, "exec"), exc) from exc
     return {
         key: value for key, value in namespace.items()
-        if key != "__builtins__" and not _is_leftover(value)
+        if key != "__builtins__" and not key.startswith(guards.INTERNAL) and not _is_leftover(value)
     }
+
+
+def _breach(kind: str, text: str, exc: Breach) -> BudgetExceeded:
+    """A budget breach names what ran and which budget it broke."""
+    return BudgetExceeded(f"{kind} {_shorten(text)!r} exceeded its {exc.what}", exc.what)
 
 
 def _namespace(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,14 +235,15 @@ def _source(text: str, mode: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _compile(text: str, mode: str) -> CodeType:
-    """Parse, check and compile once per distinct text."""
+def _compile(text: str, mode: str) -> tuple[CodeType, bool]:
+    """Parse, check, guard and compile once per distinct text; True when it needs a budget."""
     kind = "expression" if mode == "eval" else "script"
     source = _source(text, mode)
     try:
         tree = ast.parse(source, mode=mode)
         _check_tree(tree, kind, source)
-        return compile(tree, f"<{kind}>", mode)
+        guarded = guards.guard(tree)
+        return compile(tree, f"<{kind}>", mode), guarded
     except SyntaxError as exc:
         where = f" at line {exc.lineno}, column {exc.offset}" if exc.lineno else ""
         raise ExpressionInvalid(
@@ -232,8 +256,9 @@ def _check_tree(tree: ast.AST, kind: str, source: str) -> None:
     """Walk every node and raise one ExpressionInvalid listing all refusals in source order."""
     problems: list[tuple[int, int, str]] = []
     reported: set[int] = set()  # nodes already covered by a message about their parent
+    statics: dict[int, Any] = {}  # constant values found so far, by node
     for node in ast.walk(tree):  # iterative, so long chains cannot exhaust the stack
-        reason = _refusal(node, reported)
+        reason = _refusal(node, reported) or guards.refusal(node, statics)
         if reason:
             problems.append((*_position(node), reason))
     if problems:

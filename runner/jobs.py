@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handlers import HandlerContext, Retry
-from runner.errors import Conflict, HandlerFailed, NotFound
+from runner.errors import BudgetExceeded, Conflict, HandlerFailed, NotFound, caused_by
 from runner.models import Incident, Instance, Job, OutboxMessage
 from runner.retries import compute_backoff, max_tries
 from runner.storage import savepoint
@@ -166,7 +166,8 @@ def _record_failure(runner: "Runner", s: Session, job: Job, inst: Instance, exc:
     runner._history(s, inst, "handler.called", element=job.element_id,
                     details={"topic": job.topic, "attempt": job.attempts, "params": job.params})
     runner._history(s, inst, "handler.failed", element=job.element_id, details=details)
-    hopeless = runner.registry.get(job.topic) is None
+    # NOTE: a script over its budget goes over it again on every try: no retries for it.
+    hopeless = runner.registry.get(job.topic) is None or caused_by(exc, BudgetExceeded) is not None
     if job.attempts >= job.max_attempts or hopeless:
         job.state = "incident"
         s.add(Incident(instance_id=inst.id, kind="job", ref=job.id, element_id=job.element_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 import handlers
 from runner import forms, inputs, projection, scripting
+from runner.budget import Limits
 from runner.clock import FixedClock, SystemClock
 from runner.deployment import Deployed, Deployer, latest_files, read_paths
 from runner.engine import Engine, Snapshot
@@ -63,7 +65,9 @@ class Runner:
         self.store = WorkflowStore()
         self.registry = registry or handlers.load_all()
         self.clock = self._start_clock() if settings.clock == "virtual" else SystemClock()
-        self.engine = Engine(self.clock, settings.tz)
+        # NOTE: set when the worker is asked to stop; a running script then ends at its next check.
+        self.stopping = threading.Event()
+        self.engine = Engine(self.clock, settings.tz, Limits(timeout=settings.script_timeout, stop=self.stopping))
         self.deployer = Deployer(self.store, self.registry.topics, self.registry.checks)
 
     # --- clock -----------------------------------------------------------------------

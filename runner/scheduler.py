@@ -15,6 +15,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select, update
 
 from runner import jobs, outbox, timeparse
+from runner.budget import Interrupted
 from runner.errors import Conflict, RunnerError
 from runner.models import Incident, Instance, Job, Timer
 from runner.storage import savepoint
@@ -148,6 +149,8 @@ def run_due(runner: "Runner", limit: int = 10_000) -> int:
     busy_jobs: set[str] = set()
     count = 0
     for _ in range(limit):
+        if runner.stopping.is_set():
+            break
         if _timer_first(runner, busy_timers, busy_jobs):
             ran = _counted(fire_next(runner, busy_timers), busy_timers)
             ran = _counted(jobs.run_next(runner, busy_jobs), busy_jobs) if ran is None else ran
@@ -212,7 +215,11 @@ def tick(runner: "Runner") -> None:
     """One scheduler tick: timers, jobs, then the outbox."""
     try:
         run_due(runner)
-        outbox.deliver_due(runner)
+        if not runner.stopping.is_set():
+            outbox.deliver_due(runner)
+    except Interrupted:
+        # NOTE: the script's unit of work rolled back: its timer or job is due again.
+        log.info("worker %s stopped a running script; its work stays due", runner.settings.worker_id)
     except RunnerError:
         log.exception("tick failed")
 
@@ -223,8 +230,9 @@ def work(runner: "Runner") -> None:
     scheduler.add_job(tick, "interval", args=[runner], seconds=runner.settings.poll_seconds,
                       max_instances=1, coalesce=True, next_run_time=datetime.now(runner.settings.tz))
     def stop(*_: object) -> None:
-        # NOTE: SIGTERM (a service manager stopping us) lets the tick in progress finish;
-        # a second signal while that happens must not fail.
+        # NOTE: SIGTERM (a service manager stopping us) ends a running script at its next
+        # budget check and the tick after the item in progress; a second signal must not fail.
+        runner.stopping.set()
         if scheduler.running:
             scheduler.shutdown(wait=True)
 

@@ -28,7 +28,8 @@ from typing import Any
 from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
-from runner import expressions, inputs
+from runner import budget, expressions, inputs
+from runner.budget import Limits
 from runner.clock import Clock
 from runner.errors import ExpressionInvalid, HandlerFailed
 
@@ -127,18 +128,19 @@ def translate(text: str) -> str:
     return body.strip()
 
 
-def evaluate(text: str, data: Mapping[str, Any]) -> Any:
-    """Evaluate a (possibly JUEL-flavoured) expression over instance data."""
-    return expressions.evaluate(translate(text), {**JUEL_NAMES, **data})
+def evaluate(text: str, data: Mapping[str, Any], limits: Limits = budget.DEFAULT) -> Any:
+    """Evaluate a (possibly JUEL-flavoured) expression over instance data, within ``limits``."""
+    return expressions.evaluate(translate(text), {**JUEL_NAMES, **data}, limits)
 
 
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
     """Evaluates expressions and scripts under the restricted rules, never with builtins."""
 
-    def __init__(self, clock: Clock, tz: tzinfo | None = None):
+    def __init__(self, clock: Clock, tz: tzinfo | None = None, limits: Limits = budget.DEFAULT):
         super().__init__({})
         self.clock = clock
         self.tz = tz
+        self.limits = limits
 
     def local_now(self) -> datetime:
         """The runner's current time in the business time zone."""
@@ -149,10 +151,10 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
                 **context, **(external or {})}
 
     def evaluate(self, expression, context, external_context=None):
-        return evaluate(expression, self._context(context, external_context))
+        return evaluate(expression, self._context(context, external_context), self.limits)
 
     def execute(self, script, context, external_context=None):
-        result = expressions.execute(script, self._context(context, external_context))
+        result = expressions.execute(script, self._context(context, external_context), self.limits)
         hidden = {"now", "local_now", "currentUser", *(external_context or {})}
         kept = {k: v for k, v in result.items() if k not in hidden}
         for name, value in kept.items():
@@ -169,12 +171,13 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
 
 
 class RestrictedScriptEngine(PythonScriptEngine):
-    """SpiffWorkflow script engine bound to a clock and a time zone."""
+    """SpiffWorkflow script engine bound to a clock, a time zone and the evaluation budget."""
 
-    def __init__(self, clock: Clock, tz: tzinfo):
-        super().__init__(environment=RestrictedEnvironment(clock, tz))
+    def __init__(self, clock: Clock, tz: tzinfo, limits: Limits = budget.DEFAULT):
+        super().__init__(environment=RestrictedEnvironment(clock, tz, limits))
         self.clock = clock
         self.tz = tz
+        self.limits = limits
 
     def validate(self, expression):
         # NOTE: SpiffWorkflow's DMN engine calls this and expects SyntaxError for input

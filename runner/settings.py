@@ -22,6 +22,8 @@ class Settings:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     job_lease_seconds: float = 60.0
     handler_timeout: float = 30.0
+    # Seconds one expression, condition or script may run before it becomes an incident.
+    script_timeout: float = 2.0
     retry_base_seconds: float = 10.0
     poll_seconds: float = 1.0
     webhook_url: str = ""
@@ -56,7 +58,7 @@ class Settings:
         env = dict(os.environ if env is None else env)
         values: dict[str, object] = {}
         for name, kind in (("database_url", str), ("clock", str), ("timezone", str), ("worker_id", str),
-                           ("job_lease_seconds", float), ("handler_timeout", float),
+                           ("job_lease_seconds", float), ("handler_timeout", float), ("script_timeout", float),
                            ("retry_base_seconds", float), ("poll_seconds", float), ("webhook_url", str),
                            ("transports", str), ("zalo_base_url", str), ("zalo_access_token", str),
                            ("smtp_host", str), ("smtp_port", int), ("smtp_user", str),
@@ -71,6 +73,9 @@ class Settings:
         if env.get("DATABASE_URL") and "database_url" not in values:
             values["database_url"] = env["DATABASE_URL"]
         settings = replace(cls(), **values, **overrides)
+        if not settings.script_timeout > 0:
+            raise Invalid(f"RUNNER_SCRIPT_TIMEOUT must be a number of seconds greater than 0, "
+                          f"not {settings.script_timeout!r}")
         if settings.clock not in ("system", "virtual"):
             raise Invalid(f"RUNNER_CLOCK must be 'system' or 'virtual', not {settings.clock!r}")
         _pairs(settings.transports)  # says what is wrong with RUNNER_TRANSPORTS now, not at delivery

@@ -28,3 +28,18 @@ def test_bench_refuses_too_few_rounds() -> None:
     """A loop of one round has nothing to compare."""
     with pytest.raises(SystemExit):
         long_lived.main(["--rounds", "1"])
+
+
+def test_expression_bench_prints_without_and_with_figures_per_case(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the shape: every case has a median and a spread without and with the budget."""
+    from bench import expressions
+
+    assert expressions.main(["--samples", "2"]) == 0
+    figures = {}
+    for line in capsys.readouterr().out.splitlines():
+        match = LINE.match(line)
+        assert match, f"not a 'name: value' line: {line!r}"
+        figures[match[1]] = float(match[2])
+    for case in expressions.CASES:
+        assert figures[f"{case}_us_without"] > 0 and figures[f"{case}_us_with"] > 0
+        assert f"{case}_iqr_with" in figures and f"{case}_overhead_us" in figures

@@ -77,7 +77,7 @@ def test_unknown_variable_names_the_variable() -> None:
     [
         ("1 / a", {"a": 0}, "ZeroDivisionError: division by zero"),
         ("a + 'x'", {"a": 1}, "TypeError"),
-        ("list(range(10 ** 7))", {}, "range of more than 1000000 elements is not allowed"),
+        ("list(range(n))", {"n": 10 ** 7}, "range of more than 1000000 elements is not allowed"),
     ],
 )
 def test_runtime_errors_become_expression_invalid(text: str, data: dict, fragment: str) -> None:
@@ -121,60 +121,7 @@ def test_script_unknown_variable() -> None:
         execute("x = nope + 1", {})
 
 
-@pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        ("__import__('os').system('id')", "call of '__import__' is not allowed"),
-        ("().__class__.__bases__[0].__subclasses__()",
-         "access to dunder attribute '__class__' is not allowed"),
-        ("open('/etc/passwd').read()", "call of 'open' is not allowed"),
-        ("eval('1')", "call of 'eval' is not allowed"),
-        ("exec('x=1')", "call of 'exec' is not allowed"),
-        ("compile('1','','eval')", "call of 'compile' is not allowed"),
-        ("getattr(x, '__class__')", "call of 'getattr' is not allowed"),
-        ("'{0.__class__}'.format(1)", "access to attribute 'format' is not allowed"),
-        ("'{x}'.format_map(d)", "access to attribute 'format_map' is not allowed"),
-        ("[c for c in ().__class__.__mro__]",
-         "access to dunder attribute '__class__' is not allowed"),
-        ("(lambda: 0).__globals__", "access to dunder attribute '__globals__' is not allowed"),
-        ("globals()", "call of 'globals' is not allowed"),
-        ("vars()", "call of 'vars' is not allowed"),
-        ("type(1)", "call of 'type' is not allowed"),
-        ("x._secret", "access to private attribute '_secret' is not allowed"),
-        ("breakpoint()", "call of 'breakpoint' is not allowed"),
-        ("2 ** 10 ** 10", "nested exponent in '2 ** 10 ** 10' is not allowed"),
-        ("2 ** 1000", "exponent 1000 is too large"),
-        ("__builtins__", "name '__builtins__' is not allowed"),
-        ("(x for x in [1]).gi_frame.f_back", "access to attribute 'gi_frame' is not allowed"),
-        ("${ f'{x.__class__}' }", "access to dunder attribute '__class__' is not allowed"),
-        ("int.mro()", "access to attribute 'mro' is not allowed"),
-    ],
-)
-def test_escape_patterns_are_refused(text: str, fragment: str) -> None:
-    with pytest.raises(ExpressionInvalid, match="refused: .*" + re.escape(fragment)):
-        check_expression(text)
-
-
-@pytest.mark.parametrize(
-    ("script", "fragment"),
-    [
-        ("import os", "import is not allowed"),
-        ("from os import path", "import is not allowed"),
-        ("global x\nx = 1", "global statement is not allowed"),
-        ("def f():\n    nonlocal y", "nonlocal statement is not allowed"),
-        ("class A:\n    pass", "class definition is not allowed"),
-        ("with x as y:\n    pass", "with statement is not allowed"),
-        ("async def f():\n    pass", "async function is not allowed"),
-        ("def g():\n    yield 1", "yield is not allowed"),
-        ("def __init__():\n    pass", "name '__init__' is not allowed"),
-        ("type = 3", "name 'type' is not allowed"),
-        ("f = open", "name 'open' is not allowed"),
-        ("x.__dict__['a'] = 1", "access to dunder attribute '__dict__' is not allowed"),
-    ],
-)
-def test_script_escape_patterns_are_refused(script: str, fragment: str) -> None:
-    with pytest.raises(ExpressionInvalid, match=re.escape(fragment)):
-        check_script(script)
+# NOTE: the escape patterns are data rows of tests/hostile/test_sandbox.py.
 
 
 def test_every_refusal_is_listed_in_source_order() -> None:

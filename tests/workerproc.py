@@ -9,6 +9,7 @@ appends one line (its idempotency key) to a per-process file, before anything co
 so that a test can count raw invocations, committed or not.
 
 - ``run``: one ``scheduler.run_due`` pass; ``deliver``: one ``outbox.deliver_due`` pass;
+- ``work``: ``scheduler.work`` as ``runner worker`` runs it, with this file's handlers;
 - ``loop``: ``run_due`` until the database shows all work done, or ``--seconds`` pass
   (exit code 3). Prints one JSON line with what this process did.
 """
@@ -64,11 +65,18 @@ def send_and_wait(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[
     return {"welcomed": True}
 
 
+def note_call(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+    """Only record the call (a test then knows the step after it is running)."""
+    _note_call(ctx)
+    return {}
+
+
 def make_registry() -> handlers.Registry:
     """The built-in handlers plus this file's test handlers."""
     registry = handlers.load_all().copy()
     registry.add("count.once", count_once)
     registry.add("worker.send_and_wait", send_and_wait)
+    registry.add("worker.note", note_call)
     return registry
 
 
@@ -122,12 +130,15 @@ def loop(runner: Runner, seconds: float, idle: float = 0.05) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run one worker mode against the database named by the environment."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["run", "deliver", "loop"])
+    parser.add_argument("mode", choices=["run", "deliver", "loop", "work"])
     parser.add_argument("--seconds", type=float, default=120.0)
     args = parser.parse_args(argv)
     register_plain_channel()
     runner = Runner(Settings.from_env(), registry=make_registry())
     try:
+        if args.mode == "work":
+            scheduler.work(runner)
+            return 0
         if args.mode == "run":
             report: dict[str, Any] = {"pid": os.getpid(), "ran": scheduler.run_due(runner)}
         elif args.mode == "deliver":

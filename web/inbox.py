@@ -15,7 +15,7 @@ from flask_login import current_user
 
 from runner import crm, forms, inbox, users
 from runner.domain import Missing
-from runner.errors import Conflict, FormInvalid, Invalid, NotFound
+from runner.errors import Conflict, FormInvalid, Invalid, NotFound, StepFailed
 from runner.tasks import is_candidate
 from web import NavItem, get_runner
 from web import taskform
@@ -236,6 +236,12 @@ def complete(task_id: str):
     except Conflict:
         _explain_conflict(task_id)
         return redirect(url_for("inbox.my_tasks"))
+    except StepFailed as exc:
+        # NOTE: a script or condition after the task failed (or broke its budget): nothing
+        # was stored and the task stays open, as the API's 422 says.
+        flash(_("Không thể hoàn thành “%(name)s”: bước tiếp theo của quy trình bị lỗi (%(error)s).",
+                name=_name(row), error=str(exc)), "error")
+        return _page(row, request.form, {}, 422)
     except Invalid:
         abort(403)
     flash(_("Đã hoàn thành “%(name)s”.", name=_name(row)), "success")

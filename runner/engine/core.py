@@ -16,7 +16,8 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from runner import expressions, scripting, timers
+from runner import budget, expressions, scripting, timers
+from runner.budget import Limits
 from runner.specs import ExternalTask
 from runner.clock import Clock
 from runner.engine import pruning
@@ -30,10 +31,11 @@ from runner.timers import ClockTimer, repeats
 class Engine:
     """Runs SpiffWorkflow workflows with the runner's clock and restricted scripts."""
 
-    def __init__(self, clock: Clock, tz: tzinfo):
+    def __init__(self, clock: Clock, tz: tzinfo, limits: Limits = budget.DEFAULT):
         self.clock = clock
         self.tz = tz
-        self.script_engine = RestrictedScriptEngine(clock, tz)
+        self.limits = limits
+        self.script_engine = RestrictedScriptEngine(clock, tz, limits)
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -177,7 +179,7 @@ class Engine:
     def evaluate(self, task: Task, text: str, extra: dict[str, Any] | None = None) -> Any:
         """An expression over a task's data (with ``now()``), errors naming the element."""
         try:
-            return scripting.evaluate(text, {"now": self.clock.now, **task.data, **(extra or {})})
+            return scripting.evaluate(text, {"now": self.clock.now, **task.data, **(extra or {})}, self.limits)
         except RunnerError as exc:
             raise StepFailed(str(exc), *_element(task)) from exc
 
