@@ -240,8 +240,11 @@ class Runner:
             log.warning("instance %s threw %r: %s", inst.id, name, exc)
 
     def complete_task(self, task_id: str, data: Mapping[str, Any] | None = None,
-                      actor: str | None = None, *, html: bool = False) -> None:
+                      actor: str | None = None, *, html: bool = False, groups: Iterable[str] | None = None) -> None:
         """Complete an open user task with form data; validation errors name each field.
+
+        With ``groups`` (the roles of ``actor``), the person's right to complete is checked
+        inside the same unit of work: only the assignee, or a candidate when nobody claimed it.
 
         When the instance's version column rejects the save (someone changed the instance
         meanwhile), the unit of work is tried once more on fresh state: it then succeeds, or
@@ -252,6 +255,8 @@ class Runner:
             seen: dict[str, str] = {}
             try:
                 with scripting.acting_as(actor), self._unit(sync=False) as s:
+                    if groups is not None:
+                        self._check_may_complete(s, task_id, actor or "", list(groups))
                     self._complete(s, task_id, _mapping(data, "form data"), actor, html, seen)
                 return
             except Conflict as exc:
@@ -263,6 +268,26 @@ class Runner:
                     raise
         raise Conflict(f"task {seen['label']} keeps being changed by someone else at the same time; "
                        "reload it and try again") from rejected
+
+    def _check_may_complete(self, s: Session, task_id: str, user: str, groups: list[str]) -> None:
+        """Hold the task's inbox row for this unit of work, then check the user may complete it.
+
+        NOTE: the conditional UPDATE takes the row lock on PostgreSQL, so a claim racing this
+        completion waits for it and then finds the task done (and a claim that got there first
+        is seen here). On SQLite every unit of work is already the only writer.
+        """
+        from runner import tasks
+
+        held = s.execute(update(UserTask).where(
+            UserTask.id == task_id, UserTask.state == "open",
+            (UserTask.assignee.is_(None)) | (UserTask.assignee == user),
+        ).values(assignee=UserTask.assignee).execution_options(synchronize_session=False)).rowcount
+        row = s.get(UserTask, task_id, populate_existing=True)
+        if row is None:
+            raise NotFound(f"task {task_id} does not exist")
+        tasks.check_may_complete({key: getattr(row, key) for key in tasks.CHECKED_FIELDS}, user, groups)
+        if held != 1:  # it changed hands and back between the two statements
+            raise Conflict(f"task {row.name or row.element_id} was just claimed or given back; reload it")
 
     def _complete(self, s: Session, task_id: str, data: dict[str, Any], actor: str | None, html: bool,
                   seen: dict[str, str]) -> None:
@@ -315,10 +340,7 @@ class Runner:
     def complete_task_as(self, task_id: str, data: Mapping[str, Any] | None, user: str,
                          groups: Iterable[str] = (), *, html: bool = False) -> None:
         """``complete_task`` for a person: only the assignee, or a candidate when nobody claimed it."""
-        from runner import inbox, tasks
-
-        tasks.check_may_complete(inbox.task(self, task_id), user, list(groups))
-        self.complete_task(task_id, data, actor=user, html=html)
+        self.complete_task(task_id, data, actor=user, html=html, groups=list(groups))
 
     def migrate_instance(self, instance_id: str, to_version: int | None = None, actor: str | None = None) -> int:
         """Move a running instance to another version of its process (default latest); returns that version.

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from runner.errors import Conflict, Invalid, NotFound
+from runner.errors import Conflict, Forbidden, NotFound
 from runner.models import Instance, UserTask
 
 if TYPE_CHECKING:
@@ -62,14 +62,14 @@ def _history(runner: "Runner", s: Session, row: UserTask, event: str, actor: str
 
 
 def claim(runner: "Runner", s: Session, task_id: str, username: str, groups: Iterable[str]) -> None:
-    """Make an open task the user's; Conflict when someone else has it, Invalid when not a candidate."""
+    """Make an open task the user's; Conflict when someone else has it, Forbidden when not a candidate."""
     row = _open_task(s, task_id)
     if row.assignee == username:
         return
     if row.assignee:
         raise Conflict(f"task {_label(row)} is already claimed by {row.assignee}")
     if not is_candidate(row, username, groups):
-        raise Invalid(f"{username} may not claim task {_label(row)}: it is for "
+        raise Forbidden(f"{username} may not claim task {_label(row)}: it is for "
                       f"{', '.join(row.candidate_groups or row.candidate_users or ['nobody'])}")
     _set_assignee(s, row, username, None)
     _history(runner, s, row, "task.claimed", username)
@@ -90,7 +90,7 @@ def reassign(runner: "Runner", s: Session, task_id: str, to_user: str | None, ac
     """Give an open task to another candidate (``to_groups`` are that user's roles), or to nobody."""
     row = _open_task(s, task_id)
     if to_user is not None and not is_candidate(row, to_user, to_groups):
-        raise Invalid(f"{to_user} cannot take task {_label(row)}: it is for "
+        raise Forbidden(f"{to_user} cannot take task {_label(row)}: it is for "
                       f"{', '.join(row.candidate_groups or row.candidate_users or ['nobody'])}")
     before = row.assignee
     if before == to_user:
@@ -99,8 +99,15 @@ def reassign(runner: "Runner", s: Session, task_id: str, to_user: str | None, ac
     _history(runner, s, row, "task.reassigned", actor, **{"from": before, "to": to_user})
 
 
+CHECKED_FIELDS = ("state", "completed_by", "assignee", "name", "element_id", "candidate_groups", "candidate_users")
+
+
 def check_may_complete(row: Any, username: str, groups: Iterable[str]) -> None:
-    """Conflict when the task is someone else's, Invalid when the user is not a candidate."""
+    """Conflict when the task is done or someone else's, Forbidden when the user is not a candidate.
+
+    ``row`` is a mapping with ``CHECKED_FIELDS``; ``Runner.complete_task`` runs this inside
+    the unit of work that completes the task.
+    """
     if row["state"] != "open":
         by = f" by {row['completed_by']}" if row["completed_by"] else ""
         raise Conflict(f"task '{row['name'] or row['element_id']}' was already {row['state']}{by}")
@@ -109,4 +116,4 @@ def check_may_complete(row: Any, username: str, groups: Iterable[str]) -> None:
             raise Conflict(f"task '{row['name'] or row['element_id']}' is claimed by {row['assignee']}")
         return
     if not is_candidate(row, username, groups):
-        raise Invalid(f"{username} may not complete task '{row['name'] or row['element_id']}'")
+        raise Forbidden(f"{username} may not complete task '{row['name'] or row['element_id']}'")

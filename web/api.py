@@ -17,6 +17,7 @@ from runner import crm, customer_views, inbox
 from runner.errors import (
     Conflict,
     DeploymentInvalid,
+    Forbidden,
     FormInvalid,
     Invalid,
     NotCorrelated,
@@ -47,14 +48,15 @@ def _error(status: int, error: str, detail: str, **extra: Any):
 
 @bp.errorhandler(RunnerError)
 def _runner_error(exc: RunnerError):
-    """NotFound/NotCorrelated 404, Conflict 409, FormInvalid/Invalid/StepFailed 422, anything else 400."""
+    """Forbidden 403, NotFound/NotCorrelated 404, Conflict 409, FormInvalid/Invalid/StepFailed 422, else 400."""
     if isinstance(exc, FormInvalid):
         return _error(422, "Unprocessable Entity", str(exc), errors=exc.errors)
     if isinstance(exc, DeploymentInvalid):
         return _error(422, "Unprocessable Entity", f"{len(exc.problems)} problem(s); nothing was deployed",
                       errors=[{"file": p.file, "element": p.element_id, "name": p.name, "message": p.reason}
                               for p in exc.problems])
-    for kinds, status, name in (((NotFound, NotCorrelated), 404, "Not Found"), ((Conflict,), 409, "Conflict"),
+    for kinds, status, name in (((Forbidden,), 403, "Forbidden"), ((NotFound, NotCorrelated), 404, "Not Found"),
+                                ((Conflict,), 409, "Conflict"),
                                 ((Invalid, StepFailed), 422, "Unprocessable Entity")):
         if isinstance(exc, kinds):
             return _error(status, name, str(exc))
