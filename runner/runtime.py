@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 import handlers
-from runner import forms, projection, scripting
+from runner import forms, policy, projection, scripting
 from runner.clock import FixedClock, SystemClock
 from runner.deployment import Deployed, Deployer, latest_files, read_paths
 from runner.engine import Engine, Snapshot
@@ -177,10 +177,19 @@ class Runner:
     # --- instances -------------------------------------------------------------------
 
     def start_instance(self, process_key: str, business_key: str | None = None,
-                       data: Mapping[str, Any] | None = None, actor: str | None = None) -> str:
-        """Start the latest version of a process for a customer; returns the instance id."""
+                       data: Mapping[str, Any] | None = None, actor: str | None = None, *,
+                       person: policy.Person | None = None) -> str:
+        """Start the latest version of a process for a customer; returns the instance id.
+
+        With ``person`` (a signed-in user), ``runner.policy`` decides whether they may.
+        """
+        values = _plain(data, "start data")
+        policy.check_data(values, "start data")
+        actor = person.username if person is not None and actor is None else actor
         with scripting.acting_as(actor), self._unit() as s:
-            return self._start(s, process_key, business_key, _plain(data, "start data"), actor, None, None)
+            if person is not None:
+                policy.check_start(s, person, self.latest_version(s, process_key), business_key)
+            return self._start(s, process_key, business_key, values, actor, None, None)
 
     def _start(self, s: Session, process_key: str, business_key: str | None, data: dict[str, Any],
                actor: str | None, trigger: tuple[str, str] | None, payload: dict[str, Any] | None) -> str:
@@ -356,10 +365,19 @@ class Runner:
     # --- messages ------------------------------------------------------------------
 
     def correlate(self, message_name: str, business_key: str | None,
-                  data: Mapping[str, Any] | None = None, actor: str | None = None) -> list[str]:
-        """Deliver a message to a customer's waiting instances, or start processes for it."""
+                  data: Mapping[str, Any] | None = None, actor: str | None = None, *,
+                  person: policy.Person | None = None) -> list[str]:
+        """Deliver a message to a customer's waiting instances, or start processes for it.
+
+        With ``person`` (a signed-in user), ``runner.policy`` decides whether they may send it.
+        """
+        values = _plain(data, "message data")
+        policy.check_data(values, "message data")
+        actor = person.username if person is not None and actor is None else actor
         with scripting.acting_as(actor), self._unit() as s:
-            return self._correlate(s, message_name, business_key, _plain(data, "message data"), actor=actor)
+            if person is not None:
+                policy.check_message(s, person, message_name, business_key)
+            return self._correlate(s, message_name, business_key, values, actor=actor)
 
     def _correlate(self, s: Session, name: str, business_key: str | None, payload: dict[str, Any],
                    exclude: str | None = None, actor: str | None = None) -> list[str]:

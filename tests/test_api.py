@@ -177,6 +177,7 @@ def test_process_definitions_count_instances_per_version(api: Api, runner: Runne
 
 def test_start_an_instance_and_read_it_back(api: Api, runner: Runner) -> None:
     runner.deploy([LEAD])
+    _customer(runner)
     started = api.post("/api/instances", user="sales1",
                        json={"process_key": "web_lead", "business_key": "KH1", "data": {"source": "Zalo"}})
     assert started.status_code == 201
