@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from conftest import make_runner
-from runner import inbox
+from runner import inbox, users
 from runner.errors import Conflict
 from runner.runtime import Runner
-from tests.webapp import add_user
+from tests.webapp import add_user, app, auth_clock  # noqa: F401 - fixtures
 
 RACE = Path(__file__).parent.parent / "bpmn" / "hostile" / "race.bpmn"
 ROUNDS = 25
@@ -134,3 +134,19 @@ def test_two_people_completing_one_task_one_wins_and_it_is_done_once(any_runner:
             row = inbox.instance(any_runner, instance_id)
             assert row["data"]["approvals"] == 1 and row["data"]["note"] == winner
             assert [t["element_id"] for t in inbox.tasks(any_runner, business_key=row["business_key"])] == ["deliver"]
+
+
+def test_the_loser_is_told_who_has_the_task_on_the_web_and_in_the_api(app, runner: Runner) -> None:
+    for name in ("linh", "hung"):
+        add_user(runner, name, SALES)
+    [(instance_id, task_id)] = _start_rounds(runner, 1)
+    runner.claim_task(task_id, "linh", SALES)
+    web = app.test_client()
+    web.login("hung")
+    page = web.post(f"/inbox/tasks/{task_id}/complete", data={"note": "xong"}, follow_redirects=True)
+    assert "Việc “Duyệt” đã được linh nhận." in page.get_data(as_text=True)
+    token = users.issue_token(runner, "hung", label="race")
+    api = app.test_client().post(f"/api/tasks/{task_id}/complete", json={"data": {"note": "xong"}},
+                                 headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 409 and "claimed by linh" in api.get_json()["detail"]
+    assert _completions(runner, instance_id) == []
