@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 import handlers
-from runner import forms, policy, projection, scripting
+from runner import forms, policy, projection, scripting, tasks
 from runner.clock import FixedClock, SystemClock
 from runner.deployment import Deployed, Deployer, latest_files, read_paths
 from runner.engine import Engine, Snapshot
@@ -265,7 +265,7 @@ class Runner:
             try:
                 with scripting.acting_as(actor), self._unit(sync=False) as s:
                     if groups is not None:
-                        self._check_may_complete(s, task_id, actor or "", list(groups))
+                        tasks.hold_to_complete(s, task_id, actor or "", list(groups))
                     self._complete(s, task_id, _mapping(data, "form data"), actor, html, seen)
                 return
             except Conflict as exc:
@@ -277,26 +277,6 @@ class Runner:
                     raise
         raise Conflict(f"task {seen['label']} keeps being changed by someone else at the same time; "
                        "reload it and try again") from rejected
-
-    def _check_may_complete(self, s: Session, task_id: str, user: str, groups: list[str]) -> None:
-        """Hold the task's inbox row for this unit of work, then check the user may complete it.
-
-        NOTE: the conditional UPDATE takes the row lock on PostgreSQL, so a claim racing this
-        completion waits for it and then finds the task done (and a claim that got there first
-        is seen here). On SQLite every unit of work is already the only writer.
-        """
-        from runner import tasks
-
-        held = s.execute(update(UserTask).where(
-            UserTask.id == task_id, UserTask.state == "open",
-            (UserTask.assignee.is_(None)) | (UserTask.assignee == user),
-        ).values(assignee=UserTask.assignee).execution_options(synchronize_session=False)).rowcount
-        row = s.get(UserTask, task_id, populate_existing=True)
-        if row is None:
-            raise NotFound(f"task {task_id} does not exist")
-        tasks.check_may_complete({key: getattr(row, key) for key in tasks.CHECKED_FIELDS}, user, groups)
-        if held != 1:  # it changed hands and back between the two statements
-            raise Conflict(f"task {row.name or row.element_id} was just claimed or given back; reload it")
 
     def _complete(self, s: Session, task_id: str, data: dict[str, Any], actor: str | None, html: bool,
                   seen: dict[str, str]) -> None:

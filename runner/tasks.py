@@ -5,8 +5,8 @@ work on it claims it (it becomes theirs: ``assignee``); only the assignee comple
 claimed task. Claims are single conditional UPDATEs, so two people claiming the same task
 at once cannot both win: the second gets ``Conflict`` naming who has it.
 
-The Runner's ``claim_task``, ``unclaim_task``, ``reassign_task`` and ``check_may_complete``
-call these with a unit of work. Who may *reassign* (team leaders) is the web app's rule.
+The Runner's ``claim_task``, ``unclaim_task``, ``reassign_task`` and ``complete_task`` (with
+``hold_to_complete``) call these with a unit of work. Who may *reassign* (team leaders) is the web app's rule.
 """
 from __future__ import annotations
 
@@ -117,3 +117,22 @@ def check_may_complete(row: Any, username: str, groups: Iterable[str]) -> None:
         return
     if not is_candidate(row, username, groups):
         raise Forbidden(f"{username} may not complete task '{row['name'] or row['element_id']}'")
+
+
+def hold_to_complete(s: Session, task_id: str, username: str, groups: Iterable[str]) -> None:
+    """Hold the task's inbox row for the completing unit of work, then check the user may complete it.
+
+    NOTE: the conditional UPDATE takes the row lock on PostgreSQL, so a claim racing this
+    completion waits for it and then finds the task done (and a claim that got there first
+    is seen here). On SQLite every unit of work is already the only writer.
+    """
+    held = s.execute(update(UserTask).where(
+        UserTask.id == task_id, UserTask.state == "open",
+        UserTask.assignee.is_(None) | (UserTask.assignee == username),
+    ).values(assignee=UserTask.assignee).execution_options(synchronize_session=False)).rowcount
+    row = s.get(UserTask, task_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"task {task_id} does not exist")
+    check_may_complete({key: getattr(row, key) for key in CHECKED_FIELDS}, username, groups)
+    if held != 1:  # it changed hands and back between the two statements
+        raise Conflict(f"task {_label(row)} was just claimed or given back; reload it")
