@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from runner.errors import Conflict, Forbidden, NotFound
@@ -122,10 +122,14 @@ def check_may_complete(row: Any, username: str, groups: Iterable[str]) -> None:
 def hold_to_complete(s: Session, task_id: str, username: str, groups: Iterable[str]) -> None:
     """Hold the task's inbox row for the completing unit of work, then check the user may complete it.
 
-    NOTE: the conditional UPDATE takes the row lock on PostgreSQL, so a claim racing this
-    completion waits for it and then finds the task done (and a claim that got there first
-    is seen here). On SQLite every unit of work is already the only writer.
+    NOTE: on PostgreSQL the instance row is locked first, then the task row (by the
+    conditional UPDATE): the order every other writer of the instance takes them in, so a
+    timer or job that cancels this task cannot deadlock with it. A claim racing this
+    completion waits for the task row and then finds the task done (and a claim that got
+    there first is seen here). On SQLite every unit of work is already the only writer.
     """
+    owner = select(UserTask.instance_id).where(UserTask.id == task_id).scalar_subquery()
+    s.execute(select(Instance.id).where(Instance.id == owner).with_for_update())
     held = s.execute(update(UserTask).where(
         UserTask.id == task_id, UserTask.state == "open",
         UserTask.assignee.is_(None) | (UserTask.assignee == username),
