@@ -50,8 +50,18 @@ def cmd_deploy(args, settings: Settings) -> None:
         print(f"{item.process_key}: version {item.version} ({state}, {item.file_name})")
 
 
+def _person(runner, actor: str):
+    """The staff member ``--actor`` names, whose permissions then apply; None for any other label (the operator)."""
+    from runner import policy, users
+
+    found = users.get_user(runner, actor)
+    return policy.Person.of(found["username"], found["roles"]) if found else None
+
+
 def cmd_start(args, settings: Settings) -> None:
-    print(_runner(settings).start_instance(args.process_key, args.business_key, _json(args.data), args.actor))
+    runner = _runner(settings)
+    print(runner.start_instance(args.process_key, args.business_key, _json(args.data), args.actor,
+                                person=_person(runner, args.actor)))
 
 
 def cmd_tasks(args, settings: Settings) -> None:
@@ -60,12 +70,16 @@ def cmd_tasks(args, settings: Settings) -> None:
 
 
 def cmd_complete(args, settings: Settings) -> None:
-    _runner(settings).complete_task(args.task_id, _json(args.data), args.actor)
+    runner = _runner(settings)
+    person = _person(runner, args.actor)
+    runner.complete_task(args.task_id, _json(args.data), args.actor, groups=person.roles if person else None)
     print(f"completed {args.task_id}")
 
 
 def cmd_correlate(args, settings: Settings) -> None:
-    for instance_id in _runner(settings).correlate(args.message, args.business_key, _json(args.data), args.actor):
+    runner = _runner(settings)
+    for instance_id in runner.correlate(args.message, args.business_key, _json(args.data), args.actor,
+                                        person=_person(runner, args.actor)):
         print(instance_id)
 
 
@@ -196,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("process_key")
     p.add_argument("--business-key", "--customer", dest="business_key")
     p.add_argument("--data")
-    p.add_argument("--actor", default="cli", help="who does it (default: %(default)s)")
+    p.add_argument("--actor", default="cli",
+                   help="who does it (default: %(default)s); a staff member's username applies their permissions")
     p.set_defaults(fn=cmd_start)
 
     p = sub.add_parser("tasks", help="open user tasks")
@@ -208,14 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("complete", help="complete a user task")
     p.add_argument("task_id")
     p.add_argument("--data")
-    p.add_argument("--actor", default="cli", help="who does it (default: %(default)s)")
+    p.add_argument("--actor", default="cli",
+                   help="who does it (default: %(default)s); a staff member's username applies their permissions")
     p.set_defaults(fn=cmd_complete)
 
     p = sub.add_parser("correlate", help="deliver a message by business key")
     p.add_argument("message")
     p.add_argument("--business-key", "--customer", dest="business_key")
     p.add_argument("--data")
-    p.add_argument("--actor", default="cli", help="who does it (default: %(default)s)")
+    p.add_argument("--actor", default="cli",
+                   help="who does it (default: %(default)s); a staff member's username applies their permissions")
     p.set_defaults(fn=cmd_correlate)
 
     p = sub.add_parser("clock", help="show or advance the virtual clock (RUNNER_CLOCK=virtual)")

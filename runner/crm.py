@@ -193,9 +193,12 @@ def fold(text: str) -> str:
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
-def search(session: Session, text: str = "", *, tag: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Customers whose name (accents ignored) or phone contains ``text``, optionally with ``tag``."""
+def search(session: Session, text: str = "", *, tag: str | None = None, limit: int = 50,
+           where: Any = None) -> list[dict[str, Any]]:
+    """Customers whose name (accents ignored) or phone contains ``text``, optionally with ``tag`` and ``where``."""
     query = select(Customer).order_by(Customer.id)
+    if where is not None:
+        query = query.where(where)
     if tag:
         query = query.join(CustomerTag).where(CustomerTag.tag == normalize_tag(tag))
     needle, digits = fold(text.strip()), re.sub(r"\D", "", text)

@@ -335,17 +335,19 @@ def known_tags(runner: "Runner") -> list[str]:
         return list(s.scalars(select(CustomerTag.tag).distinct().order_by(CustomerTag.tag)))
 
 
-def find_customers(runner: "Runner", text: str = "", *, tag: str | None = None, limit: int = 50) -> list[dict]:
+def find_customers(runner: "Runner", text: str = "", *, tag: str | None = None, limit: int = 50,
+                   where: Any = None) -> list[dict]:
     """Customers by name (accents ignored), phone or tag: ``crm.search`` rows plus tags, owner_name, stages.
 
-    A ``text`` that is exactly a tag in use also finds the customers with that tag.
+    A ``text`` that is exactly a tag in use also finds the customers with that tag. ``where``
+    (a condition on ``Customer``, e.g. ``runner.policy.customer_condition``) narrows the search.
     """
     with runner.db.read() as s:
-        rows = crm.search(s, text, tag=tag, limit=limit)
+        rows = crm.search(s, text, tag=tag, limit=limit, where=where)
         as_tag = crm.normalize_tag(text) if text.strip() else ""
         if as_tag and not tag and s.scalar(select(CustomerTag.tag).where(CustomerTag.tag == as_tag).limit(1)):
             seen = {r["id"] for r in rows}
-            rows += [r for r in crm.search(s, "", tag=as_tag, limit=limit) if r["id"] not in seen]
+            rows += [r for r in crm.search(s, "", tag=as_tag, limit=limit, where=where) if r["id"] not in seen]
             rows = sorted(rows, key=lambda r: r["id"])[:limit]
         names = _staff_names(s)
         tags: dict[str, list[str]] = {}

@@ -4,6 +4,7 @@
     ├── NotFound               an instance, task, version or process key does not exist
     ├── Conflict               a concurrent writer changed the same row first
     ├── Invalid                input was rejected before anything was stored
+    │   ├── Forbidden          the user may not do this (a role or object permission)
     │   ├── DeploymentInvalid  a BPMN/DMN file failed validation (carries every problem)
     │   ├── ExpressionInvalid  an expression or script breaks the restricted rules
     │   │   └── BudgetExceeded an evaluation ran over its time or size budget
@@ -35,6 +36,10 @@ class Conflict(RunnerError):
 
 class Invalid(RunnerError):
     """Raised when input is rejected before anything is stored."""
+
+
+class Forbidden(Invalid):
+    """Raised when a user may not do what they asked (a role or object-level permission)."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 import handlers
-from runner import forms, inputs, projection, scripting
+from runner import forms, inputs, policy, projection, scripting, tasks
 from runner.budget import Limits
 from runner.clock import FixedClock, SystemClock
 from runner.deployment import Deployed, Deployer, latest_files, read_paths
@@ -183,12 +183,21 @@ class Runner:
     # --- instances -------------------------------------------------------------------
 
     def start_instance(self, process_key: str, business_key: str | None = None,
-                       data: Mapping[str, Any] | None = None, actor: str | None = None) -> str:
-        """Start the latest version of a process for a customer; returns the instance id."""
+                       data: Mapping[str, Any] | None = None, actor: str | None = None, *,
+                       person: policy.Person | None = None) -> str:
+        """Start the latest version of a process for a customer; returns the instance id.
+
+        With ``person`` (a signed-in user), ``runner.policy`` decides whether they may.
+        """
         inputs.check_key(process_key, "process_key")
         inputs.check_key(business_key, "business_key")
+        values = _plain(data, "start data")
+        policy.check_data(values, "start data")
+        actor = person.username if person is not None and actor is None else actor
         with scripting.acting_as(actor), self._unit() as s:
-            return self._start(s, process_key, business_key, _plain(data, "start data"), actor, None, None)
+            if person is not None:
+                policy.check_start(s, person, self.latest_version(s, process_key), business_key)
+            return self._start(s, process_key, business_key, values, actor, None, None)
 
     def _start(self, s: Session, process_key: str, business_key: str | None, data: dict[str, Any],
                actor: str | None, trigger: tuple[str, str] | None, payload: dict[str, Any] | None) -> str:
@@ -248,8 +257,11 @@ class Runner:
             log.warning("instance %s threw %r: %s", inst.id, name, exc)
 
     def complete_task(self, task_id: str, data: Mapping[str, Any] | None = None,
-                      actor: str | None = None, *, html: bool = False) -> None:
+                      actor: str | None = None, *, html: bool = False, groups: Iterable[str] | None = None) -> None:
         """Complete an open user task with form data; validation errors name each field.
+
+        With ``groups`` (the roles of ``actor``), the person's right to complete is checked
+        inside the same unit of work: only the assignee, or a candidate when nobody claimed it.
 
         When the instance's version column rejects the save (someone changed the instance
         meanwhile), the unit of work is tried once more on fresh state: it then succeeds, or
@@ -261,6 +273,8 @@ class Runner:
             seen: dict[str, str] = {}
             try:
                 with scripting.acting_as(actor), self._unit(sync=False) as s:
+                    if groups is not None:
+                        tasks.hold_to_complete(s, task_id, actor or "", list(groups))
                     self._complete(s, task_id, _mapping(data, "form data"), actor, html, seen)
                 return
             except Conflict as exc:
@@ -327,10 +341,7 @@ class Runner:
     def complete_task_as(self, task_id: str, data: Mapping[str, Any] | None, user: str,
                          groups: Iterable[str] = (), *, html: bool = False) -> None:
         """``complete_task`` for a person: only the assignee, or a candidate when nobody claimed it."""
-        from runner import inbox, tasks
-
-        tasks.check_may_complete(inbox.task(self, task_id), user, list(groups))
-        self.complete_task(task_id, data, actor=user, html=html)
+        self.complete_task(task_id, data, actor=user, html=html, groups=list(groups))
 
     def migrate_instance(self, instance_id: str, to_version: int | None = None, actor: str | None = None) -> int:
         """Move a running instance to another version of its process (default latest); returns that version.
@@ -347,12 +358,21 @@ class Runner:
     # --- messages ------------------------------------------------------------------
 
     def correlate(self, message_name: str, business_key: str | None,
-                  data: Mapping[str, Any] | None = None, actor: str | None = None) -> list[str]:
-        """Deliver a message to a customer's waiting instances, or start processes for it."""
+                  data: Mapping[str, Any] | None = None, actor: str | None = None, *,
+                  person: policy.Person | None = None) -> list[str]:
+        """Deliver a message to a customer's waiting instances, or start processes for it.
+
+        With ``person`` (a signed-in user), ``runner.policy`` decides whether they may send it.
+        """
         inputs.check_key(message_name, "message_name", inputs.NAME_LENGTH)
         inputs.check_key(business_key, "business_key")
+        values = _plain(data, "message data")
+        policy.check_data(values, "message data")
+        actor = person.username if person is not None and actor is None else actor
         with scripting.acting_as(actor), self._unit() as s:
-            return self._correlate(s, message_name, business_key, _plain(data, "message data"), actor=actor)
+            if person is not None:
+                policy.check_message(s, person, message_name, business_key)
+            return self._correlate(s, message_name, business_key, values, actor=actor)
 
     def _correlate(self, s: Session, name: str, business_key: str | None, payload: dict[str, Any],
                    exclude: str | None = None, actor: str | None = None) -> list[str]:

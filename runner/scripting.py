@@ -69,6 +69,9 @@ def current_user() -> str | None:
 EMPTY_NAME = "juel_empty"
 JUEL_NAMES: Mapping[str, Any] = {"true": True, "false": False, "null": None, EMPTY_NAME: _Empty(),
                                  "currentUser": current_user}
+# NOTE: every name an expression sees besides the instance data: data under one of these
+# names would shadow it (or be shadowed), so start and message data may not use them.
+RESERVED_NAMES = frozenset({*JUEL_NAMES, "now", "local_now", *expressions.SAFE_BUILTINS})
 _JUEL_OPERATORS = {"&&": " and ", "||": " or ", "!": " not "}
 _JUEL_WORDS = {"eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">=", "div": "/", "mod": "%"}
 _HAS_WORD = re.compile(r"\b(?:%s|empty)\b" % "|".join(_JUEL_WORDS))

@@ -5,18 +5,18 @@ work on it claims it (it becomes theirs: ``assignee``); only the assignee comple
 claimed task. Claims are single conditional UPDATEs, so two people claiming the same task
 at once cannot both win: the second gets ``Conflict`` naming who has it.
 
-The Runner's ``claim_task``, ``unclaim_task``, ``reassign_task`` and ``check_may_complete``
-call these with a unit of work. Who may *reassign* (team leaders) is the web app's rule.
+The Runner's ``claim_task``, ``unclaim_task``, ``reassign_task`` and ``complete_task`` (with
+``hold_to_complete``) call these with a unit of work. Who may *reassign* (team leaders) is the web app's rule.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from runner.errors import Conflict, Invalid, NotFound
+from runner.errors import Conflict, Forbidden, NotFound
 from runner.models import Instance, UserTask
 
 if TYPE_CHECKING:
@@ -62,14 +62,14 @@ def _history(runner: "Runner", s: Session, row: UserTask, event: str, actor: str
 
 
 def claim(runner: "Runner", s: Session, task_id: str, username: str, groups: Iterable[str]) -> None:
-    """Make an open task the user's; Conflict when someone else has it, Invalid when not a candidate."""
+    """Make an open task the user's; Conflict when someone else has it, Forbidden when not a candidate."""
     row = _open_task(s, task_id)
     if row.assignee == username:
         return
     if row.assignee:
         raise Conflict(f"task {_label(row)} is already claimed by {row.assignee}")
     if not is_candidate(row, username, groups):
-        raise Invalid(f"{username} may not claim task {_label(row)}: it is for "
+        raise Forbidden(f"{username} may not claim task {_label(row)}: it is for "
                       f"{', '.join(row.candidate_groups or row.candidate_users or ['nobody'])}")
     _set_assignee(s, row, username, None)
     _history(runner, s, row, "task.claimed", username)
@@ -90,7 +90,7 @@ def reassign(runner: "Runner", s: Session, task_id: str, to_user: str | None, ac
     """Give an open task to another candidate (``to_groups`` are that user's roles), or to nobody."""
     row = _open_task(s, task_id)
     if to_user is not None and not is_candidate(row, to_user, to_groups):
-        raise Invalid(f"{to_user} cannot take task {_label(row)}: it is for "
+        raise Forbidden(f"{to_user} cannot take task {_label(row)}: it is for "
                       f"{', '.join(row.candidate_groups or row.candidate_users or ['nobody'])}")
     before = row.assignee
     if before == to_user:
@@ -99,8 +99,15 @@ def reassign(runner: "Runner", s: Session, task_id: str, to_user: str | None, ac
     _history(runner, s, row, "task.reassigned", actor, **{"from": before, "to": to_user})
 
 
+CHECKED_FIELDS = ("state", "completed_by", "assignee", "name", "element_id", "candidate_groups", "candidate_users")
+
+
 def check_may_complete(row: Any, username: str, groups: Iterable[str]) -> None:
-    """Conflict when the task is someone else's, Invalid when the user is not a candidate."""
+    """Conflict when the task is done or someone else's, Forbidden when the user is not a candidate.
+
+    ``row`` is a mapping with ``CHECKED_FIELDS``; ``Runner.complete_task`` runs this inside
+    the unit of work that completes the task.
+    """
     if row["state"] != "open":
         by = f" by {row['completed_by']}" if row["completed_by"] else ""
         raise Conflict(f"task '{row['name'] or row['element_id']}' was already {row['state']}{by}")
@@ -109,4 +116,27 @@ def check_may_complete(row: Any, username: str, groups: Iterable[str]) -> None:
             raise Conflict(f"task '{row['name'] or row['element_id']}' is claimed by {row['assignee']}")
         return
     if not is_candidate(row, username, groups):
-        raise Invalid(f"{username} may not complete task '{row['name'] or row['element_id']}'")
+        raise Forbidden(f"{username} may not complete task '{row['name'] or row['element_id']}'")
+
+
+def hold_to_complete(s: Session, task_id: str, username: str, groups: Iterable[str]) -> None:
+    """Hold the task's inbox row for the completing unit of work, then check the user may complete it.
+
+    NOTE: on PostgreSQL the instance row is locked first, then the task row (by the
+    conditional UPDATE): the order every other writer of the instance takes them in, so a
+    timer or job that cancels this task cannot deadlock with it. A claim racing this
+    completion waits for the task row and then finds the task done (and a claim that got
+    there first is seen here). On SQLite every unit of work is already the only writer.
+    """
+    owner = select(UserTask.instance_id).where(UserTask.id == task_id).scalar_subquery()
+    s.execute(select(Instance.id).where(Instance.id == owner).with_for_update())
+    held = s.execute(update(UserTask).where(
+        UserTask.id == task_id, UserTask.state == "open",
+        UserTask.assignee.is_(None) | (UserTask.assignee == username),
+    ).values(assignee=UserTask.assignee).execution_options(synchronize_session=False)).rowcount
+    row = s.get(UserTask, task_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"task {task_id} does not exist")
+    check_may_complete({key: getattr(row, key) for key in CHECKED_FIELDS}, username, groups)
+    if held != 1:  # it changed hands and back between the two statements
+        raise Conflict(f"task {_label(row)} was just claimed or given back; reload it")

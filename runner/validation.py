@@ -115,6 +115,7 @@ def _bpmn_findings(doc: Doc) -> Iterator[Finding]:
         _check_job_properties,
         _check_scripts, _check_conditions, _check_parameters, _check_forms,
         _check_multi_instance, _check_timers, _check_messages, _check_call_activities,
+        _check_starters,
         _check_unsupported,
     )
     for check in checks:
@@ -523,6 +524,15 @@ def _check_call_activities(doc: Doc) -> Iterator[Finding]:
         binding = camunda_attr(call, "calledElementBinding")
         if binding is not None and binding.strip() not in CALL_BINDINGS:
             yield call, f"camunda:calledElementBinding '{binding}' is not one of {', '.join(sorted(CALL_BINDINGS))}"
+
+
+def _check_starters(doc: Doc) -> Iterator[Finding]:
+    """Who may start a process is a plain list of groups or users (``runner.policy`` reads it)."""
+    for process in bpmn_iter(doc.root, "process"):
+        for name in ("candidateStarterGroups", "candidateStarterUsers"):
+            value = camunda_attr(process, name) or ""
+            if "${" in value or "#{" in value:
+                yield process, f"camunda:{name} must list names separated by commas, not an expression"
 
 
 def _check_unsupported(doc: Doc) -> Iterator[Finding]:

@@ -17,6 +17,7 @@ from runner import crm, customer_views, inbox
 from runner.errors import (
     Conflict,
     DeploymentInvalid,
+    Forbidden,
     FormInvalid,
     Invalid,
     NotCorrelated,
@@ -25,7 +26,7 @@ from runner.errors import (
     StepFailed,
 )
 from runner.tasks import check_may_complete, is_candidate
-from web import get_runner
+from web import get_runner, permissions
 from web.auth import roles_required
 from web.openapi import MAX_ADVANCE, document
 
@@ -47,14 +48,15 @@ def _error(status: int, error: str, detail: str, **extra: Any):
 
 @bp.errorhandler(RunnerError)
 def _runner_error(exc: RunnerError):
-    """NotFound/NotCorrelated 404, Conflict 409, FormInvalid/Invalid/StepFailed 422, anything else 400."""
+    """Forbidden 403, NotFound/NotCorrelated 404, Conflict 409, FormInvalid/Invalid/StepFailed 422, else 400."""
     if isinstance(exc, FormInvalid):
         return _error(422, "Unprocessable Entity", str(exc), errors=exc.errors)
     if isinstance(exc, DeploymentInvalid):
         return _error(422, "Unprocessable Entity", f"{len(exc.problems)} problem(s); nothing was deployed",
                       errors=[{"file": p.file, "element": p.element_id, "name": p.name, "message": p.reason}
                               for p in exc.problems])
-    for kinds, status, name in (((NotFound, NotCorrelated), 404, "Not Found"), ((Conflict,), 409, "Conflict"),
+    for kinds, status, name in (((Forbidden,), 403, "Forbidden"), ((NotFound, NotCorrelated), 404, "Not Found"),
+                                ((Conflict,), 409, "Conflict"),
                                 ((Invalid, StepFailed), 422, "Unprocessable Entity")):
         if isinstance(exc, kinds):
             return _error(status, name, str(exc))
@@ -225,7 +227,7 @@ def create_instance():
     body = _body()
     instance_id = get_runner().start_instance(_text(body, "process_key", required=True),
                                               _text(body, "business_key"), _object(body, "data"),
-                                              actor=current_user.username)
+                                              person=permissions.person())
     return jsonify(_instance(instance_id)), 201
 
 
@@ -235,6 +237,8 @@ def list_instances():
     """Instances, newest first, by process key, business key and state."""
     rows = inbox.instances(get_runner(), process_key=_query("process_key"), business_key=_query("business_key"),
                            status=_query("state", STATES))
+    seen = permissions.visible(r["business_key"] for r in rows)
+    rows = [r for r in rows if r["business_key"] in seen]
     versions = _versions()
     return jsonify(instances=[_summary(r, versions) for r in rows])
 
@@ -243,6 +247,7 @@ def list_instances():
 @roles_required()
 def get_instance(instance_id: str):
     """One instance: process key, version, state, active element ids, data and history."""
+    permissions.require_instance(instance_id)
     return jsonify(_instance(instance_id))
 
 
@@ -315,7 +320,7 @@ def send_message():
     body = _body()
     name = _text(body, "name", required=True)
     runner = get_runner()
-    ids = runner.correlate(name, _text(body, "business_key"), _object(body, "data"), actor=current_user.username)
+    ids = runner.correlate(name, _text(body, "business_key"), _object(body, "data"), person=permissions.person())
     started = _was_started(ids[0], name)
     out = []
     for instance_id in ids:
@@ -380,6 +385,7 @@ def advance_clock():
 @roles_required()
 def get_customer(business_key: str):
     """A customer's profile, current stage per pipeline, timeline (newest first) and instances."""
+    permissions.require_customer(business_key)
     runner = get_runner()
     with runner.db.read() as s:
         profile = crm.customer_view(s, business_key)  # Missing (a NotFound) when there is none

@@ -22,7 +22,7 @@ from flask_login import current_user
 from runner import calendar, crm, inbox, users
 from runner import customer_views as views
 from runner.domain import BadValue, Missing
-from web import NavItem, get_runner
+from web import NavItem, get_runner, permissions
 from web.auth import roles_required
 
 bp = Blueprint("customers", __name__)
@@ -62,7 +62,8 @@ def search():
     runner = get_runner()
     text = (request.args.get("q") or "").strip()[:200]
     tag = (request.args.get("tag") or "").strip() or None
-    rows = views.find_customers(runner, text, tag=tag, limit=SEARCH_LIMIT)
+    rows = views.find_customers(runner, text, tag=tag, limit=SEARCH_LIMIT,
+                                where=permissions.customer_condition(crm.Customer.id))
     return render_template("customers/search.html", rows=rows, q=text, tag=tag, tags=views.known_tags(runner),
                            limit=SEARCH_LIMIT, boards=_board_tabs())
 
@@ -82,6 +83,7 @@ def detail(customer_id: str):
 def add_note(customer_id: str):
     """Add a Thảo luận note; an empty or too long note comes back with the text kept."""
     text = request.form.get("text") or ""
+    permissions.require_customer(customer_id)
     try:
         views.add_note(get_runner(), customer_id, text, current_user.username)
     except Missing:
@@ -96,6 +98,7 @@ def add_note(customer_id: str):
 
 
 def _detail_page(customer_id: str, *, note: str = "", note_error: str | None = None, status: int = 200):
+    permissions.require_customer(customer_id)
     runner = get_runner()
     with runner.db.read() as s:
         try:
@@ -145,6 +148,11 @@ def _board_page(board: str):
         data = views.pipeline_board(get_runner(), board, owner_name=owner)
     except Missing:
         abort(404)
+    seen = permissions.visible(card["id"] for column in data["columns"] for card in column["cards"])
+    for column in data["columns"]:
+        column["cards"] = [card for card in column["cards"] if card["id"] in seen]
+        column["count"] = len(column["cards"])
+        column["overdue"] = sum(1 for card in column["cards"] if card["overdue"])
     return render_template("customers/board.html", data=data, owner=owner, boards=_board_tabs())
 
 

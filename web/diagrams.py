@@ -18,7 +18,7 @@ from werkzeug.routing import BuildError
 from runner import diagrams
 from runner.bpmnxml import parse
 from runner.errors import NotFound
-from web import get_runner
+from web import get_runner, permissions
 from web.auth import roles_required
 from web.bpmn_di import DiagramError
 from web.bpmn_svg import Overlays, heat_colour, render_svg
@@ -67,6 +67,7 @@ def definition(key: str, version: int):
 @roles_required()
 def instance(instance_id: str):
     """An instance on its diagram: where it waits, the path it took, and its incidents."""
+    permissions.require_instance(instance_id)
     try:
         state = diagrams.instance_diagram(get_runner(), instance_id)
     except NotFound as exc:
