@@ -2,7 +2,8 @@
 
 A handler's messages are rows written in the same transaction as its step. Delivery
 claims a row (state ``sending``, with a lease) in one transaction, sends it, and marks
-it ``sent`` in another. If a worker dies between the two, the lease runs out and:
+it ``sent`` in another. If a worker dies between the two, its row is settled as soon as
+``runner.leases`` shows the sender gone (at once), or else when the lease runs out:
 
 - an idempotent transport (the receiver drops repeats of an ``Idempotency-Key``) gets
   the message again under the same key, so the effect happens once;
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from runner import leases
 from runner.errors import Conflict, Invalid, NotFound
 from runner.models import Incident, Instance, Job, OutboxMessage
 from runner.retries import compute_backoff
@@ -147,7 +149,7 @@ def _transport(runner: "Runner", channel: str) -> Transport:
     return cache[channel]
 
 
-def _claim(runner: "Runner") -> Envelope | None:
+def _claim(runner: "Runner", hold: leases.Hold) -> Envelope | None:
     now = runner.now()
     with runner.db.unit() as s:
         query = select(OutboxMessage).where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now) \
@@ -156,6 +158,11 @@ def _claim(runner: "Runner") -> Envelope | None:
             query = query.with_for_update(skip_locked=True)
         row = s.scalars(query).first()
         if row is None:
+            return None
+        # NOTE: the lock is taken before ``sending`` commits, so no one ever sees a
+        # ``sending`` row without its sender's lock (and takes it for orphaned).
+        if not hold.take(row.id):
+            log.warning("outbox %s: its lock is held elsewhere; left for the next pass", row.idempotency_key)
             return None
         row.state, row.locked_until, row.attempts = "sending", now + LEASE, row.attempts + 1
         return Envelope(row.id, row.channel, row.idempotency_key, row.business_key, dict(row.payload),
@@ -222,9 +229,9 @@ def retry_incident(runner: "Runner", s: Session, incident: Incident) -> None:
 
 
 def recover(runner: "Runner") -> int:
-    """Settle messages whose sender died mid-delivery (their lease ran out)."""
+    """Settle messages whose sender died mid-delivery: its lock is free, or its lease ran out."""
     now = runner.now()
-    query = select(OutboxMessage).where(OutboxMessage.state == "sending", OutboxMessage.locked_until < now)
+    query = select(OutboxMessage).where(OutboxMessage.state == "sending").order_by(OutboxMessage.id)
     if runner.db.is_postgres:
         # NOTE: two workers recovering at once must not both flip a row (one could be
         # sending it again already); the locked re-check of the state prevents that.
@@ -232,6 +239,9 @@ def recover(runner: "Runner") -> int:
     count = 0
     with runner.db.unit() as s:
         for row in s.scalars(query).all():
+            if row.locked_until is not None and row.locked_until >= now \
+                    and not leases.sender_gone(runner, s, row.id):
+                continue
             _recover_row(runner, s, row)
             count += 1
     return count
@@ -277,11 +287,12 @@ def deliver_due(runner: "Runner", limit: int = 1000) -> int:
     recover(runner)
     sent = 0
     for _ in range(limit):
-        envelope = _claim(runner)
-        if envelope is None:
-            break
-        error = _send(runner, envelope)
-        _settle(runner, envelope, error)
+        with leases.holding(runner) as hold:
+            envelope = _claim(runner, hold)
+            if envelope is None:
+                break
+            error = _send(runner, envelope)
+            _settle(runner, envelope, error)
         sent += error is None
     return sent
 
