@@ -5,7 +5,8 @@ tell a sender that is still talking to Zalo from one killed with ``kill -9``, so
 orphaned by a killed worker used to wait the whole lease. Now a sender also holds a lock
 named after the row from its claim until it has settled the row:
 
-- on PostgreSQL, a session-level advisory lock on a connection of its own;
+- on PostgreSQL, a session-level advisory lock (the outbox table's oid, the row's id)
+  on a connection of its own;
 - on SQLite, a POSIX record lock on one byte (at the row's id) of a file beside the
   database (SQLite is one machine's database, so every sender shares that file).
 
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
 try:
@@ -39,16 +40,15 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite rows wait for their 
 if TYPE_CHECKING:
     from runner.runtime import Runner
 
-# The advisory lock space of outbox rows: (OUTBOX_LOCKS, row id).
-OUTBOX_LOCKS = 0x0B0C
 
 
 @contextmanager
 def holding(runner: "Runner") -> Iterator["Hold"]:
     """A hold for one delivery: ``take`` before the claim commits; released on leaving."""
     if runner.db.is_postgres:
+        space = _lock_space(runner)
         with runner.db.engine.connect() as conn:
-            hold = _AdvisoryHold(conn.execution_options(isolation_level="AUTOCOMMIT"))
+            hold = _AdvisoryHold(conn.execution_options(isolation_level="AUTOCOMMIT"), space)
             try:
                 yield hold
             finally:
@@ -65,9 +65,10 @@ def holding(runner: "Runner") -> Iterator["Hold"]:
 def sender_gone(runner: "Runner", s: Session, message_id: int) -> bool:
     """True when no live process holds the lock of a ``sending`` row (the caller holds the row)."""
     if runner.db.is_postgres:
-        if not s.scalar(select(func.pg_try_advisory_lock(OUTBOX_LOCKS, message_id))):
+        space = _lock_space(runner)
+        if not s.scalar(select(func.pg_try_advisory_lock(space, message_id))):
             return False
-        s.scalar(select(func.pg_advisory_unlock(OUTBOX_LOCKS, message_id)))
+        s.scalar(select(func.pg_advisory_unlock(space, message_id)))
         return True
     lock_file = _lock_file(runner)
     return lock_file is not None and lock_file.probe(message_id)
@@ -84,19 +85,32 @@ class Hold:
         """Give back what was taken (nothing here)."""
 
 
+def _lock_space(runner: "Runner") -> int:
+    """The first key of the outbox's advisory locks: its table's oid, as a signed int4."""
+    # NOTE: advisory locks are per database, not per schema; the oid tells apart two
+    # runners (or two test schemas) that share a database.
+    space = runner.__dict__.get("_outbox_lock_space")
+    if space is None:
+        with runner.db.engine.connect() as conn:
+            oid = int(conn.scalar(text("select 'outbox'::regclass::oid::bigint")))
+        space = runner.__dict__["_outbox_lock_space"] = oid - 2**32 if oid >= 2**31 else oid
+    return space
+
+
 class _AdvisoryHold(Hold):
-    def __init__(self, conn: Connection):
+    def __init__(self, conn: Connection, space: int):
         self.conn = conn
+        self.space = space
         self.held: int | None = None
 
     def take(self, message_id: int) -> bool:
-        taken = bool(self.conn.scalar(select(func.pg_try_advisory_lock(OUTBOX_LOCKS, message_id))))
+        taken = bool(self.conn.scalar(select(func.pg_try_advisory_lock(self.space, message_id))))
         self.held = message_id if taken else None
         return taken
 
     def release(self) -> None:
         if self.held is not None:
-            self.conn.scalar(select(func.pg_advisory_unlock(OUTBOX_LOCKS, self.held)))
+            self.conn.scalar(select(func.pg_advisory_unlock(self.space, self.held)))
             self.held = None
 
 
