@@ -184,25 +184,30 @@ def appointment(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
 
 @handler("booking.reschedule")
 def reschedule(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
-    """Move one of the customer's bookings to ``start`` (or the next free slot after it)."""
+    """Move one of the customer's bookings to ``start`` (or the next free slot after it).
+
+    A start already past when the step runs is treated like a taken one: the form that asks
+    for it cannot say "not before now", so the step must not refuse what the form accepted.
+    """
     booking = calendar.get_booking(ctx.session, params.get("booking_id"), ctx.business_key)
     start = _moment("start", params.get("start"))
-    if start < ctx.now:
-        raise BadValue(f"start: {_iso(start)} is in the past")
-    length = booking.end_at - booking.start_at
+    if start >= ctx.now:
+        try:
+            calendar.move(ctx.session, booking, start, ctx.now)
+            return {"booking_id": booking.id, "start": _iso(booking.start_at), "end": _iso(booking.end_at)}
+        except SlotTaken:
+            pass
     siblings = ctx.session.scalars(select(Booking.start_at).where(
         Booking.customer_id == booking.customer_id, Booking.kind == booking.kind, Booking.status == "booked",
         Booking.id != booking.id))
-    skip = {_day(at) for at in siblings}
-    try:
-        calendar.move(ctx.session, booking, start, ctx.now)
-    except SlotTaken:
-        free = calendar.free_starts(ctx.session, booking.teacher, not_before=start, until=start + timedelta(days=14),
-                                    duration=length, count=1, tz=calendar.business_tz(), skip_days=skip)
-        if not free:
-            raise Missing(f"start: {_iso(start)} is taken and {booking.teacher} has no free slot "
-                          f"in the 14 days after it")
-        calendar.move(ctx.session, booking, free[0], ctx.now)
+    not_before = max(start, ctx.now + timedelta(minutes=LEAD_MINUTES))
+    free = calendar.free_starts(ctx.session, booking.teacher, not_before=not_before,
+                                until=not_before + timedelta(days=14), duration=booking.end_at - booking.start_at,
+                                count=1, tz=calendar.business_tz(), skip_days={_day(at) for at in siblings})
+    if not free:
+        raise Missing(f"start: {_iso(start)} is taken or past and {booking.teacher} has no free slot "
+                      f"in the 14 days after {_iso(not_before)}")
+    calendar.move(ctx.session, booking, free[0], ctx.now)
     return {"booking_id": booking.id, "start": _iso(booking.start_at), "end": _iso(booking.end_at)}
 
 

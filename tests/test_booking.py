@@ -466,3 +466,15 @@ def test_feed_of_someone_without_bookings_is_a_valid_empty_calendar(runner: Runn
         cal = icalendar.Calendar.from_ical(calendar.feed(s, "ha"))
     assert (cal.walk("VEVENT"), str(cal["VERSION"])) == ([], "2.0")
 
+
+
+def test_a_start_already_past_is_moved_to_the_next_free_slot_after_the_notice(runner: Runner) -> None:
+    to_monday(runner)
+    staff_and_customers(runner)
+    with context(runner) as ctx:
+        first, _ = booking_handlers.book_sessions({"teacher": "minh"}, ctx)["bookings"]
+        yesterday = (runner.now() - timedelta(days=1)).astimezone(TZ).date()  # as <input type=date> sends it
+        moved = booking_handlers.reschedule({"booking_id": first["id"], "start": yesterday.isoformat()}, ctx)
+    assert datetime.fromisoformat(moved["start"]) >= runner.now() + timedelta(minutes=booking_handlers.LEAD_MINUTES)
+    with runner.db.read() as s:
+        assert s.get(Booking, first["id"]).sequence == 1

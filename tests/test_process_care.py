@@ -210,8 +210,8 @@ def test_not_renewed_customer_stops_with_a_reason_and_is_locked_at_the_end_date(
     until_renewal(r)
     end = contract_end(r)
 
-    complete(r, KH, "Task_renewal_call", {"renewal_decision": "decline", "renewal_note": "Chuyển đơn vị khác"},
-             by=CSKH)
+    complete(r, KH, "Task_renewal_call", {"renewal_decision": "decline", "renewal_amount": 15_000_000,
+                                          "renewal_note": "Chuyển đơn vị khác"}, by=CSKH)
     complete(r, KH, "Task_no_renew_reason", {"stop_reason": "Không tái ký hợp đồng",
                                              "stop_note": "Ngân sách năm sau"}, by=CSKH)
 
@@ -234,7 +234,9 @@ def test_not_renewed_customer_stops_with_a_reason_and_is_locked_at_the_end_date(
 def test_a_hesitating_customer_is_called_weekly_until_the_contract_runs_out(r: Runner) -> None:
     until_renewal(r)
     end = contract_end(r)
-    complete(r, KH, "Task_renewal_call", {"renewal_decision": "considering"}, by=CSKH)
+    # the price quoted is asked at every call: a renewal agreed later needs it for its order
+    complete(r, KH, "Task_renewal_call", {"renewal_decision": "considering", "renewal_amount": 15_000_000},
+             by=CSKH)
     assert open_tasks(r, KH) == []
     advance(r, days=7)
     assert task(r, KH, "Task_renewal_call")  # called again a week later
