@@ -9,7 +9,6 @@ Messages read "<label> <rule>" ("Số nhân viên must be at least 0"); the Form
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -174,10 +173,10 @@ def _limit(name: str, ftype: str, config: str) -> float | date:
     if ftype == "date":
         parsed = _parse_date(text)
         return parsed.date() if isinstance(parsed, datetime) else parsed
-    number = float(text)
-    if not math.isfinite(number):
+    # NOTE: a long field's limits are whole numbers in the long range, as its values are
+    if not _INT_RE.fullmatch(text) or not _LONG_RANGE[0] <= int(text) <= _LONG_RANGE[1]:
         raise ValueError(text)
-    return int(number) if number.is_integer() else number
+    return int(text)
 
 
 def _check_field(field: Field, where: str, problems: list[str]) -> None:

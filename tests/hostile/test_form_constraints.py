@@ -17,7 +17,7 @@ from flask import Flask
 
 from runner import inbox, users
 from runner.cli import main
-from runner.errors import FormInvalid
+from runner.errors import DeploymentInvalid, FormInvalid
 from runner.runtime import Runner
 from tests.webapp import WebClient, app, auth_clock, client, staff  # noqa: F401 - fixtures
 
@@ -188,3 +188,58 @@ def test_a_read_only_value_changed_is_refused_by_the_runner(runner: Runner, orde
     with pytest.raises(FormInvalid) as refused:
         runner.complete_task(order, {**GOOD, "source": "Facebook"}, actor="sales1")
     assert refused.value.codes == {"source": "readonly"}  # type: ignore[attr-defined]
+
+
+# --- constraints a deployment refuses ---------------------------------------------------------------------
+
+DIAGRAM = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="D" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="bad_form" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="fill" />
+    <bpmn:userTask id="fill" name="Điền đơn" camunda:candidateGroups="sales">
+      <bpmn:extensionElements><camunda:formData>
+        <camunda:formField id="x" label="X" type="{type}">{values}
+          <camunda:validation><camunda:constraint name="{name}" config="{config}" /></camunda:validation>
+        </camunda:formField>
+      </camunda:formData></bpmn:extensionElements>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="fill" targetRef="end" />
+    <bpmn:endEvent id="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+ENUM_VALUES = '<camunda:value id="a" name="A" />'
+
+# field type, constraint, config, what the deployment says about field 'x'
+BAD_CONSTRAINTS = [
+    ("long", "min", "abc", "constraint 'min' has invalid config 'abc'"),
+    ("long", "min", "1.5", "constraint 'min' has invalid config '1.5'"),
+    ("long", "max", "1e3", "constraint 'max' has invalid config '1e3'"),
+    ("long", "max", "9223372036854775808", "constraint 'max' has invalid config '9223372036854775808'"),
+    ("long", "min", "", "constraint 'min' has invalid config ''"),
+    ("date", "min", "2026-13-01", "constraint 'min' has invalid config '2026-13-01'"),
+    ("date", "max", "tomorrow", "constraint 'max' has invalid config 'tomorrow'"),
+    ("string", "minlength", "-1", "constraint 'minlength' has invalid config '-1'"),
+    ("string", "maxlength", "ten", "constraint 'maxlength' has invalid config 'ten'"),
+    ("string", "min", "1", "constraint 'min' does not apply to type 'string'"),
+    ("boolean", "max", "1", "constraint 'max' does not apply to type 'boolean'"),
+    ("enum", "maxlength", "3", "constraint 'maxlength' does not apply to type 'enum'"),
+    ("long", "minlength", "3", "constraint 'minlength' does not apply to type 'long'"),
+    ("date", "maxlength", "3", "constraint 'maxlength' does not apply to type 'date'"),
+    ("string", "pattern", "[a-z]+", "unsupported constraint 'pattern'"),
+]
+
+
+@pytest.mark.parametrize(("ftype", "name", "config", "reason"), BAD_CONSTRAINTS,
+                         ids=[f"{t}-{n}={c!r}" for t, n, c, _ in BAD_CONSTRAINTS])
+def test_a_constraint_that_cannot_hold_is_a_deployment_problem_naming_element_and_field(
+        runner: Runner, tmp_path: Path, ftype: str, name: str, config: str, reason: str) -> None:
+    diagram = tmp_path / "bad_form.bpmn"
+    diagram.write_text(DIAGRAM.format(type=ftype, name=name, config=config,
+                                      values=ENUM_VALUES if ftype == "enum" else ""), encoding="utf-8")
+    with pytest.raises(DeploymentInvalid) as refused:
+        runner.deploy([diagram])
+    assert [(p.element_id, p.reason) for p in refused.value.problems] == [("fill", f"form field 'x': {reason}")]
+    assert inbox.process_versions(runner) == []
