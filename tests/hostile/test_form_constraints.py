@@ -19,6 +19,7 @@ from runner import inbox, users
 from runner.cli import main
 from runner.errors import DeploymentInvalid, FormInvalid
 from runner.runtime import Runner
+from web.openapi import document
 from tests.webapp import WebClient, app, auth_clock, client, staff  # noqa: F401 - fixtures
 
 FORM = Path(__file__).parent.parent / "bpmn" / "hostile" / "form_constraints.bpmn"
@@ -243,3 +244,8 @@ def test_a_constraint_that_cannot_hold_is_a_deployment_problem_naming_element_an
         runner.deploy([diagram])
     assert [(p.element_id, p.reason) for p in refused.value.problems] == [("fill", f"form field 'x': {reason}")]
     assert inbox.process_versions(runner) == []
+
+
+def test_the_openapi_document_describes_each_constraint_of_a_form_field() -> None:
+    field = document()["components"]["schemas"]["FormField"]["properties"]
+    assert {"required", "readonly", "min", "max", "minlength", "maxlength", "options"} <= set(field)
