@@ -97,7 +97,7 @@ def _view(staff: Staff, account: Account | None) -> dict[str, Any]:
 
 def _check_password(password: str | None) -> None:
     # NOTE: also refuses None and "": a user never has an empty password.
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD or not password.strip():
         raise BadValue(f"password: at least {MIN_PASSWORD} characters")
 
 

@@ -335,8 +335,6 @@ def reset_password(username: str):
     _user(username)
     password = request.form.get("password") or ""
     try:
-        if not password.strip():
-            raise Invalid("empty password")
         users.set_password(get_runner(), username, password, keep_session=current_user.session_token)
     except Invalid:
         flash(_("Mật khẩu cần ít nhất %(n)s ký tự.", n=users.MIN_PASSWORD), "error")
