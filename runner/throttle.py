@@ -1,8 +1,8 @@
 """The failed-login slow-down, per account and per client address, counted atomically.
 
 Each sign-in attempt first *reserves* itself: one ``UPDATE … SET failures = failures + 1
-… RETURNING`` on the row of its account and on the row of its address, in one short
-transaction, before any password is checked. Parallel attempts therefore queue on the row
+… RETURNING`` on the row of its address, then (unless the address must wait) on the row of
+its account, in one short transaction, before any password is checked. Parallel attempts therefore queue on the row
 lock and each sees the count the one before it left: when the count reaches the slow-down,
 the attempts after it wait without a password check. A correct password then gives its
 attempt back (``succeeded``). Every attempt counts, also one made while waiting, but only

@@ -257,10 +257,12 @@ def authenticate(runner: "Runner", username: str, password: str, *, now: datetim
     """
     now = now or _utcnow()
     with runner.db.unit() as s:
-        waits = [throttle.reserve(s, throttle.ADDRESS, address, now)] if address else []
-        waits.append(throttle.reserve(s, throttle.ACCOUNT, username, now))
-    if max(waits):  # NOTE: raised after the unit, so that this attempt stays counted
-        raise LoginThrottled(username, max(waits))
+        wait = throttle.reserve(s, throttle.ADDRESS, address, now) if address else timedelta(0)
+        # NOTE: an address that must wait does not touch the account, so that one address
+        # guessing cannot keep the account's owner out
+        wait = wait or throttle.reserve(s, throttle.ACCOUNT, username, now)
+    if wait:  # NOTE: raised after the unit, so that this attempt stays counted
+        raise LoginThrottled(username, wait)
     user, stored = _sign_in_facts(runner, username)
     # NOTE: the hashing runs outside any transaction: it is slow on purpose, locks are not
     if not check(stored or _dummy_hash(), password or "") or user is None:
