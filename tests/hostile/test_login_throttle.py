@@ -41,7 +41,11 @@ CANNOT_SIGN_IN = [
 ]
 
 
-@pytest.mark.parametrize("username,setup", CANNOT_SIGN_IN, ids=["unknown", "inactive", "5000 chars", "NUL"])
+IDS = ["unknown", "inactive", "5000 chars", "NUL"]
+
+
+# NOTE: a NUL byte never reaches the sign-in page (web/edge.py answers 400), only authenticate
+@pytest.mark.parametrize("username,setup", CANNOT_SIGN_IN[:3], ids=IDS[:3])
 def test_who_cannot_sign_in_gets_the_answer_and_cost_of_a_wrong_password(client: WebClient, staff, runner: Runner,
                                                                           username: str, setup) -> None:
     add_user(runner, "inactive", ["sales"])
@@ -53,9 +57,11 @@ def test_who_cannot_sign_in_gets_the_answer_and_cost_of_a_wrong_password(client:
     assert known[0] == (401, known[0][1]) and REFUSED in known[0][1] and known[-1][0] == 429
 
 
-@pytest.mark.parametrize("username,setup", CANNOT_SIGN_IN[:2], ids=["unknown", "inactive"])
-def test_who_cannot_sign_in_pays_one_password_hash_like_everyone(runner: Runner, staff, username: str,
+@pytest.mark.parametrize("username,setup", CANNOT_SIGN_IN, ids=IDS)
+def test_who_cannot_sign_in_pays_one_password_hash_like_everyone(any_runner: Runner, username: str,
                                                                    setup) -> None:
+    runner = any_runner
+    add_user(runner, "sales1", ["sales"])
     add_user(runner, "inactive", ["sales"])
     if setup:
         setup(runner)
