@@ -40,8 +40,12 @@ def _runner(settings: Settings):
 
 
 def cmd_db(args, settings: Settings) -> None:
+    from runner import instance
+
     db.upgrade(settings.database_url)
     print(f"database at {settings.database_url} is up to date")
+    if not settings.secret_key:  # neither RUNNER_SECRET_KEY nor a key file yet
+        print(f"secret key created in {instance.create_secret_key(settings)} (readable by its owner only)")
 
 
 def cmd_deploy(args, settings: Settings) -> None:
@@ -140,8 +144,11 @@ def cmd_demo(args, settings: Settings) -> None:
     demo.run(_runner(settings))
 
 
-def _password(args) -> str | None:
-    """--password, else RUNNER_USER_PASSWORD, else ask twice on a terminal (None: no password yet)."""
+def _password(args) -> str:
+    """--password, else RUNNER_USER_PASSWORD, else asked twice on a terminal, else stdin's first line.
+
+    NOTE: never empty: a user without a password is refused here and by ``runner.users``.
+    """
     import getpass
     import os
 
@@ -149,12 +156,15 @@ def _password(args) -> str | None:
         return args.password
     if os.environ.get("RUNNER_USER_PASSWORD"):
         return os.environ["RUNNER_USER_PASSWORD"]
-    if not sys.stdin.isatty():
-        return None
-    first = getpass.getpass(f"password for {args.username}: ")
-    if first != getpass.getpass("again: "):
-        raise SystemExit("error: the passwords differ")
-    return first
+    if not sys.stdin.isatty():  # e.g. `printf '%s\n' "$PW" | runner users add ...`, kept out of `ps`
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.username}: ")
+        if password != getpass.getpass("again: "):
+            raise SystemExit("error: the passwords differ")
+    if not password:
+        raise SystemExit("error: no password given (--password, RUNNER_USER_PASSWORD, the terminal or stdin)")
+    return password
 
 
 def cmd_users(args, settings: Settings) -> None:
@@ -181,11 +191,13 @@ def cmd_users(args, settings: Settings) -> None:
                           password=_password(args), email=args.email)
         print(f"user {args.username} added ({', '.join(args.role)})")
     elif args.action == "password":
-        password = _password(args)
-        if password is None:
-            raise SystemExit("error: give --password or RUNNER_USER_PASSWORD")
-        users.set_password(runner, args.username, password)
-        print(f"password of {args.username} changed")
+        users.set_password(runner, args.username, _password(args))
+        print(f"password of {args.username} changed (their sessions are ended)")
+    elif args.action == "unlock":
+        if args.address:
+            users.unlock_address(runner, args.address)
+        state = "unlocked" if users.unlock(runner, args.username) else "had no failed sign-ins"
+        print(f"{args.username} {state}{f'; address {args.address} unlocked' if args.address else ''}")
     else:  # token
         print(users.issue_token(runner, args.username, label=args.label))
 
@@ -273,13 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="load the demo company (staff, logins, 40 customers) on the virtual clock"
                    ).set_defaults(fn=cmd_demo)
 
-    p = sub.add_parser("users", help="web users: add, list, set a password, print a new API token")
-    p.add_argument("action", choices=["add", "list", "password", "token"])
+    p = sub.add_parser("users", help="web users: add, list, set a password, unlock, print a new API token")
+    p.add_argument("action", choices=["add", "list", "password", "unlock", "token"])
     p.add_argument("username", nargs="?")
     p.add_argument("--name", help="full name (add)")
     p.add_argument("--role", action="append", help="a role, repeatable (add)")
     p.add_argument("--email")
-    p.add_argument("--password", help="else RUNNER_USER_PASSWORD, else asked on the terminal")
+    p.add_argument("--password", help="else RUNNER_USER_PASSWORD, else asked twice on the terminal, "
+                   "else the first line of stdin")
+    p.add_argument("--address", help="unlock: also lift the slow-down of this client address")
     p.add_argument("--label", default="cli", help="what the token is for (token)")
     p.add_argument("--if-missing", action="store_true", help="add: do nothing when the user can sign in")
     p.set_defaults(fn=cmd_users)

@@ -42,6 +42,12 @@ class Settings:
     # session cookie is only sent over HTTPS (true behind TLS; false for http://127.0.0.1).
     max_content_length: int = 16 * 1024 * 1024
     cookie_secure: bool = False
+    # The instance folder keeps what belongs to this installation and never to the code:
+    # the secret key file (created by ``runner db upgrade``, see ``runner.instance``).
+    instance_path: str = str(ROOT / "var")
+    # Signs session cookies, CSRF tokens and calendar feed addresses. RUNNER_SECRET_KEY wins;
+    # else the key file of the instance folder. NOTE: never printed (repr=False).
+    secret_key: str = field(default="", repr=False)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -63,7 +69,8 @@ class Settings:
                            ("transports", str), ("zalo_base_url", str), ("zalo_access_token", str),
                            ("smtp_host", str), ("smtp_port", int), ("smtp_user", str),
                            ("smtp_password", str), ("smtp_from", str), ("smtp_starttls", _flag),
-                           ("max_content_length", int), ("cookie_secure", _flag)):
+                           ("max_content_length", int), ("cookie_secure", _flag),
+                           ("instance_path", str), ("secret_key", str)):
             raw = env.get(f"RUNNER_{name.upper()}")
             if raw is not None and raw != "":
                 try:
@@ -76,6 +83,10 @@ class Settings:
         if not settings.script_timeout > 0:
             raise Invalid(f"RUNNER_SCRIPT_TIMEOUT must be a number of seconds greater than 0, "
                           f"not {settings.script_timeout!r}")
+        if not settings.secret_key:
+            from runner import instance
+
+            settings = replace(settings, secret_key=instance.read_secret_key(settings))
         if settings.clock not in ("system", "virtual"):
             raise Invalid(f"RUNNER_CLOCK must be 'system' or 'virtual', not {settings.clock!r}")
         _pairs(settings.transports)  # says what is wrong with RUNNER_TRANSPORTS now, not at delivery

@@ -1,12 +1,14 @@
 """Sign-in data of staff members: password hashes, failed-login slow-down, API tokens, locale.
 
 A user is a ``runner.domain.Staff`` row (username, full name, roles, active) plus an
-``Account`` row (password hash, locale, failed logins) and any number of ``ApiToken`` rows.
+``Account`` row (password hash, locale) and any number of ``ApiToken`` rows. Failed
+sign-ins are counted per account and per address by ``runner.throttle``; browser sessions
+live in ``runner.logins``.
 Only hashes are stored: passwords with werkzeug's salted PBKDF2/scrypt, tokens with SHA-256
 (a token is 256 random bits, so a fast hash is enough and lookups stay indexed).
 
     users.create_user(runner, "lan", "Nguyễn Thị Lan", ["sales"], password="...")
-    user = users.authenticate(runner, "lan", "...", now=...)   # BadLogin / LoginThrottled
+    user = users.authenticate(runner, "lan", "...", now=..., address="10.0.0.7")  # BadLogin / LoginThrottled
     token = users.issue_token(runner, "lan", label="zalo bot")  # shown once
     users.verify_token(runner, token)                           # the user dict, or None
 """
@@ -16,7 +18,7 @@ import functools
 import hashlib
 import math
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ from sqlalchemy import ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from runner import crm, inputs
+from runner import crm, inputs, logins, throttle
 from runner.domain import ROLES, BadValue, Missing, Staff
 from runner.errors import Invalid, RunnerError
 from runner.models import Base
@@ -36,11 +38,9 @@ LOCALES = ("vi", "en")
 MIN_PASSWORD = 8
 USERNAME_LENGTH = 100  # NOTE: the lengths of the staff table's columns
 FULL_NAME_LENGTH = 200
-FREE_FAILURES = 4  # NOTE: the fifth failure in a row starts the slow-down
-FIRST_DELAY = timedelta(seconds=30)
-MAX_DELAY = timedelta(minutes=15)
 TOKEN_PREFIX = "rt_"
 USER_KEYS = ("username", "full_name", "roles", "active", "email", "locale", "has_password")
+lockout_delay = throttle.lockout_delay
 
 
 class Account(Base):
@@ -51,8 +51,6 @@ class Account(Base):
     username: Mapped[str] = mapped_column(ForeignKey("staff.username"), primary_key=True)
     password_hash: Mapped[str | None] = mapped_column(String(300))
     locale: Mapped[str] = mapped_column(String(10), default="vi")
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
     password_set_at: Mapped[datetime | None]
     # NOTE: part of the calendar feed address's signature; raising it retires the old address.
     feed_generation: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -78,7 +76,7 @@ class BadLogin(Invalid):
 
 
 class LoginThrottled(RunnerError):
-    """Raised when an account had too many failed logins in a row and must wait ``retry_after``."""
+    """Raised when an account or address had too many failed logins in a row and must wait ``retry_after``."""
 
     def __init__(self, username: str, retry_after: timedelta):
         self.username, self.retry_after = username, retry_after
@@ -90,28 +88,16 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def lockout_delay(failures: int) -> timedelta:
-    """How long an account waits after ``failures`` failed logins in a row (pure function).
-
-    Four are free; the fifth waits 30 s, each further one doubles it, up to 15 minutes.
-    """
-    if failures <= FREE_FAILURES:
-        return timedelta(0)
-    return min(FIRST_DELAY * 2 ** (failures - FREE_FAILURES - 1), MAX_DELAY)
-
-
 def _view(staff: Staff, account: Account | None) -> dict[str, Any]:
     return {"username": staff.username, "full_name": staff.full_name, "roles": list(staff.roles or []),
             "active": staff.active, "email": staff.email,
             "locale": account.locale if account else "vi",
-            "has_password": bool(account and account.password_hash),
-            # NOTE: changes when the password changes, so old sessions stop working.
-            "session_key": hashlib.sha256((account.password_hash or "").encode()).hexdigest()[:16]
-            if account else ""}
+            "has_password": bool(account and account.password_hash)}
 
 
-def _check_password(password: str) -> None:
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+def _check_password(password: str | None) -> None:
+    # NOTE: also refuses None and "": a user never has an empty password.
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD or not password.strip():
         raise BadValue(f"password: at least {MIN_PASSWORD} characters")
 
 
@@ -119,7 +105,7 @@ def _account(s: Session, username: str) -> Account:
     account = s.get(Account, username)
     if account is None:
         crm.get_staff(s, username)  # Missing when there is no such active staff member
-        account = Account(username=username, locale="vi", failed_logins=0)
+        account = Account(username=username, locale="vi")
         s.add(account)
     return account
 
@@ -132,15 +118,15 @@ def create_user(runner: "Runner", username: str, full_name: str, roles: Iterable
                 password_hash: str | None = None) -> dict[str, Any]:
     """Create a staff member with a sign-in account (or give an existing staff member one).
 
-    ``password_hash`` takes an already hashed password (werkzeug's format), as when accounts
-    move from another system.
+    A password (or ``password_hash``, an already hashed one in werkzeug's format, as when
+    accounts move from another system) is required: an account never has an empty one.
     """
     if locale not in LOCALES:
         raise BadValue(f"locale {locale!r}: one of {', '.join(LOCALES)}")
     inputs.check_key(username, "username", USERNAME_LENGTH)
     inputs.check_text(full_name, "full_name", max_length=FULL_NAME_LENGTH, control=True)
     inputs.check_key(email, "email", FULL_NAME_LENGTH)
-    if password is not None:
+    if not password_hash:
         _check_password(password)
     with runner.db.unit() as s:
         staff = s.get(Staff, username)
@@ -148,22 +134,35 @@ def create_user(runner: "Runner", username: str, full_name: str, roles: Iterable
             staff = crm.add_staff(s, username, full_name, roles, email=email)
         elif s.get(Account, username) is not None:
             raise BadValue(f"user {username!r} already exists")
-        account = Account(username=username, locale=locale, failed_logins=0)
-        if password is not None or password_hash:
-            account.password_hash = password_hash or generate_password_hash(password)  # type: ignore[arg-type]
-            account.password_set_at = _utcnow()
+        account = Account(username=username, locale=locale, password_set_at=_utcnow(),
+                          password_hash=password_hash or generate_password_hash(password))  # type: ignore[arg-type]
         s.add(account)
         s.flush()
         return _view(staff, account)
 
 
-def set_password(runner: "Runner", username: str, password: str) -> None:
-    """Replace a user's password (and forget their failed logins)."""
+def set_password(runner: "Runner", username: str, password: str, *, keep_session: str | None = None) -> None:
+    """Replace a user's password, end their sessions (but ``keep_session``'s) and forget failed logins."""
     _check_password(password)
     with runner.db.unit() as s:
         account = _account(s, username)
         account.password_hash, account.password_set_at = generate_password_hash(password), _utcnow()
-        account.failed_logins, account.locked_until = 0, None
+        logins.end_sessions(s, username, keep=keep_session)
+        throttle.unlock(s, throttle.ACCOUNT, username)
+
+
+def unlock(runner: "Runner", username: str) -> bool:
+    """Lift a user's failed-login slow-down at once (an admin's unlock); False when there was none."""
+    with runner.db.unit() as s:
+        if s.get(Staff, username) is None:
+            raise Missing(f"user {username!r} does not exist")
+        return throttle.unlock(s, throttle.ACCOUNT, username)
+
+
+def unlock_address(runner: "Runner", address: str) -> bool:
+    """Lift the failed-login slow-down of one client address; False when there was none."""
+    with runner.db.unit() as s:
+        return throttle.unlock(s, throttle.ADDRESS, address)
 
 
 def set_locale(runner: "Runner", username: str, locale: str) -> None:
@@ -194,6 +193,8 @@ def set_active(runner: "Runner", username: str, active: bool) -> None:
         if staff is None:
             raise Missing(f"user {username!r} does not exist")
         staff.active = active
+        if not active:
+            logins.end_sessions(s, username)
 
 
 def feed_generation(runner: "Runner", username: str) -> int:
@@ -212,7 +213,7 @@ def renew_feed(runner: "Runner", username: str) -> int:
 
 
 def get_user(runner: "Runner", username: str) -> dict[str, Any] | None:
-    """An active user as a dict (``USER_KEYS`` + ``session_key``), or None."""
+    """An active user as a dict (``USER_KEYS``), or None."""
     with runner.db.read() as s:
         staff = s.get(Staff, username) if username else None
         if staff is None or not staff.active:
@@ -221,7 +222,7 @@ def get_user(runner: "Runner", username: str) -> dict[str, Any] | None:
 
 
 def list_users(runner: "Runner", *, role: str | None = None) -> list[dict[str, Any]]:
-    """All staff members with their sign-in facts and number of live API tokens, by username."""
+    """All staff members with their sign-in facts, failed logins and number of live API tokens, by username."""
     with runner.db.read() as s:
         tokens = dict(s.execute(select(ApiToken.username, func.count()).where(ApiToken.revoked_at.is_(None))
                                 .group_by(ApiToken.username)).all())
@@ -230,9 +231,9 @@ def list_users(runner: "Runner", *, role: str | None = None) -> list[dict[str, A
         out = []
         for staff, account in rows:
             if role is None or role in (staff.roles or []):
-                view = _view(staff, account)
-                view.pop("session_key")
-                out.append({**view, "tokens": tokens.get(staff.username, 0)})
+                failures, locked_until = throttle.state(s, throttle.ACCOUNT, staff.username)
+                out.append({**_view(staff, account), "tokens": tokens.get(staff.username, 0),
+                            "failed_logins": failures, "locked_until": locked_until})
         return out
 
 
@@ -244,29 +245,45 @@ def roles() -> tuple[str, ...]:
 # --- sign-in -------------------------------------------------------------------------------------
 
 
-def authenticate(runner: "Runner", username: str, password: str, *, now: datetime | None = None) -> dict[str, Any]:
+def authenticate(runner: "Runner", username: str, password: str, *, now: datetime | None = None,
+                 address: str | None = None,
+                 check: Callable[[str, str], bool] = check_password_hash) -> dict[str, Any]:
     """The user for a correct username/password; BadLogin or LoginThrottled otherwise.
 
-    Every failure in a row is counted on the account; from the fifth on the account must
-    wait (``lockout_delay``) before a password is even checked. ``now`` is injectable.
+    The attempt is counted on the account and on the client ``address`` before the password
+    is checked (``runner.throttle``), so parallel guesses cannot all pass the slow-down.
+    Unknown, disabled and password-less usernames are counted and hashed the same way, so
+    neither the answer nor its cost tells them apart. ``now`` and ``check`` are injectable.
     """
     now = now or _utcnow()
     with runner.db.unit() as s:
-        staff = s.get(Staff, username) if username else None
+        wait = throttle.reserve(s, throttle.ADDRESS, address, now) if address else timedelta(0)
+        # NOTE: an address that must wait does not touch the account, so that one address
+        # guessing cannot keep the account's owner out
+        wait = wait or throttle.reserve(s, throttle.ACCOUNT, username, now)
+    if wait:  # NOTE: raised after the unit, so that this attempt stays counted
+        raise LoginThrottled(username, wait)
+    user, stored = _sign_in_facts(runner, username)
+    # NOTE: the hashing runs outside any transaction: it is slow on purpose, locks are not
+    if not check(stored or _dummy_hash(), password or "") or user is None:
+        raise BadLogin("wrong username or password")
+    with runner.db.unit() as s:
+        if address:
+            throttle.succeeded(s, throttle.ADDRESS, address)
+        throttle.succeeded(s, throttle.ACCOUNT, username)
+    return user
+
+
+def _sign_in_facts(runner: "Runner", username: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The active user and their password hash, or (None, None) for anyone who cannot sign in."""
+    if not username or len(username) > USERNAME_LENGTH or not username.isprintable():
+        return None, None  # NOTE: cannot be a username (and a NUL byte would upset PostgreSQL)
+    with runner.db.read() as s:
+        staff = s.get(Staff, username)
         account = s.get(Account, username) if staff is not None else None
-        if staff is None or account is None or not staff.active:
-            # NOTE: unknown users pay the same hashing cost, so timing does not tell them apart.
-            check_password_hash(_dummy_hash(), password or "")
-            raise BadLogin("wrong username or password")
-        if account.locked_until is not None and account.locked_until > now:
-            raise LoginThrottled(username, account.locked_until - now)
-        if account.password_hash and check_password_hash(account.password_hash, password or ""):
-            account.failed_logins, account.locked_until = 0, None
-            return _view(staff, account)
-        account.failed_logins += 1
-        delay = lockout_delay(account.failed_logins)
-        account.locked_until = now + delay if delay else None
-    raise BadLogin("wrong username or password")
+        if staff is None or account is None or not staff.active or not account.password_hash:
+            return None, None
+        return _view(staff, account), account.password_hash
 
 
 @functools.cache

@@ -10,7 +10,7 @@ from web import NavItem, create_app, safe_path
 
 def test_healthz_reports_the_runner_clock(sqlite_url: str) -> None:
     settings = Settings.from_env({}, database_url=sqlite_url, clock="virtual")
-    client = create_app({"TESTING": True, "RUNNER_SETTINGS": settings}).test_client()
+    client = create_app({"TESTING": True, "SECRET_KEY": "test", "RUNNER_SETTINGS": settings}).test_client()
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json()["status"] == "ok"

@@ -298,8 +298,9 @@ def test_create_a_user_with_roles(admin: WebClient, runner: Runner, app) -> None
 @pytest.mark.parametrize("form,message", [
     ({"username": "lan", "full_name": "Lan"}, "ít nhất một vai trò"),
     ({"username": "", "full_name": "Lan", "roles": ["sales"]}, "Cần tên đăng nhập"),
-    ({"username": "lan", "full_name": "Lan", "roles": ["sales"], "password": "123"}, "at least 8"),
-    ({"username": "sales1", "full_name": "Lan", "roles": ["sales"]}, "already exists"),
+    ({"username": "lan", "full_name": "Lan", "roles": ["sales"], "password": "123"}, "ít nhất 8 ký tự"),
+    ({"username": "lan", "full_name": "Lan", "roles": ["sales"]}, "ít nhất 8 ký tự"),
+    ({"username": "sales1", "full_name": "Lan", "roles": ["sales"], "password": "mat-khau-123"}, "already exists"),
 ])
 def test_create_user_errors_keep_the_form(admin: WebClient, runner: Runner, form, message) -> None:
     response = admin.post("/admin/users", data=form)

@@ -53,7 +53,7 @@ ACCESS: dict[str, object] = {
     # web/admin.py
     **{f"admin.{name}": {"admin"} for name in (
         "index", "advance_clock", "deploy", "processes", "migration_plan", "migrate", "incidents", "retry_incident",
-        "resolve_message", "user_list", "create_user", "user", "set_roles", "set_active", "reset_password",
+        "resolve_message", "user_list", "create_user", "user", "set_roles", "set_active", "reset_password", "unlock_login",
         "issue_token", "revoke_token")},
     # web/api.py (tasks: which ones a user may see or work is checked per task, see test_api)
     "api.openapi": PUBLIC,

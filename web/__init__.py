@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, jsonify, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 # Registered in this order when the module exists; "api" is exempt from CSRF (bearer tokens).
 BLUEPRINTS = ("auth", "inbox", "customers", "diagrams", "admin", "api")
 _RUNNER_LOCK = threading.Lock()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 control characters
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Application factory: nothing connects until a request needs it."""
     app = Flask(__name__)
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("RUNNER_SECRET_KEY", "dev-only-secret-change-me"),
+        SECRET_KEY=None,  # None: the settings' key (RUNNER_SECRET_KEY or the instance's key file)
         RUNNER_SETTINGS=None,  # a runner.settings.Settings; None reads RUNNER_* from the environment
         RUNNER=None,  # an already built Runner (tests share one with their fixtures)
         AUTH_CLOCK=None,  # a callable returning an aware datetime, for the failed-login slow-down
@@ -50,6 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
+    _use_secret_key(app)
     if app.config["RUNNER"] is not None:
         app.extensions["runner"] = app.config["RUNNER"]
 
@@ -72,6 +75,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+def _use_secret_key(app: Flask) -> None:
+    """Read the settings once and take their secret key; refuse to start without one."""
+    from runner import instance
+
+    settings = app.config["RUNNER_SETTINGS"] or Settings.from_env()
+    app.config["RUNNER_SETTINGS"] = settings
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = settings.secret_key
+    if not app.config["SECRET_KEY"]:
+        # NOTE: no fallback key: a key anyone can read in the code lets anyone forge a session.
+        raise instance.SecretKeyMissing(instance.secret_key_path(settings))
+
+
 def get_runner() -> "Runner":
     """The app's runner, built on first use from ``RUNNER_SETTINGS`` (or the environment)."""
     app = current_app
@@ -88,10 +104,19 @@ def get_runner() -> "Runner":
 
 
 def safe_path(target: str | None, default: str = "/") -> str:
-    """A local path to redirect to, or ``default``: never another site (``//x``, ``/\\x``, ``http:``)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A local path to redirect to, or ``default``: never another site (``//x``, ``/\\x``, ``http:``).
+
+    Control characters are dropped first: browsers drop tabs and newlines inside a URL, so
+    ``/<TAB>/evil.example`` would reach them as ``//evil.example``, and CR/LF cannot go in a header.
+    """
+    path = _CONTROL.sub("", target or "")
+    # NOTE: browsers read a backslash as a slash, which urlsplit does not know.
+    if not path.startswith("/") or "\\" in path:
         return default
-    return target
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc or path.startswith("//"):
+        return default
+    return path
 
 
 def wants_json() -> bool:

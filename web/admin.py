@@ -17,7 +17,7 @@ from flask_login import current_user
 from runner import inbox, migration, outbox, users
 from runner.errors import Conflict, DeploymentInvalid, Invalid, NotFound, Problem
 from web import NavItem, get_runner
-from web.auth import roles_required
+from web.auth import auth_now, roles_required
 from web.edge import row_number
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -263,15 +263,18 @@ def user_list():
 @roles_required("admin")
 def create_user():
     """Add a user with roles and a first password."""
-    form = {k: (request.form.get(k) or "").strip() for k in ("username", "full_name", "email", "password")}
+    form = {k: (request.form.get(k) or "").strip() for k in ("username", "full_name", "email")}
+    password = request.form.get("password") or ""
     roles = _roles()
     error = None
     if not form["username"] or not form["full_name"] or not roles:
         error = _("Cần tên đăng nhập, họ tên và ít nhất một vai trò.")
+    elif len(password.strip()) < users.MIN_PASSWORD:  # NOTE: never an account without a password
+        error = _("Mật khẩu cần ít nhất %(n)s ký tự.", n=users.MIN_PASSWORD)
     else:
         try:
             users.create_user(get_runner(), form["username"], form["full_name"], roles,
-                              password=form["password"] or None, email=form["email"] or None)
+                              password=password, email=form["email"] or None)
         except Invalid as exc:
             error = str(exc)
     if error:
@@ -284,7 +287,7 @@ def create_user():
 
 def _user_page(username: str, token: str | None = None, status: int = 200):
     return render_template("admin/user.html", user=_user(username), roles=users.roles(), new_token=token,
-                           tokens=users.list_tokens(get_runner(), username)), status
+                           tokens=users.list_tokens(get_runner(), username), now=auth_now()), status
 
 
 @bp.get("/users/<username>")
@@ -328,16 +331,27 @@ def set_active(username: str):
 @bp.post("/users/<username>/password")
 @roles_required("admin")
 def reset_password(username: str):
-    """Set a new password (the user's other sessions end)."""
+    """Set a new password (the user's sessions end, except the admin's own one here)."""
     _user(username)
+    password = request.form.get("password") or ""
     try:
-        users.set_password(get_runner(), username, request.form.get("password") or "")
+        users.set_password(get_runner(), username, password, keep_session=current_user.session_token)
     except Invalid:
         flash(_("Mật khẩu cần ít nhất %(n)s ký tự.", n=users.MIN_PASSWORD), "error")
     except NotFound:
         flash(_("Người dùng %(name)s đang bị khóa.", name=username), "error")
     else:
         flash(_("Đã đặt mật khẩu mới cho %(name)s.", name=username), "success")
+    return redirect(url_for("admin.user", username=username))
+
+
+@bp.post("/users/<username>/unlock")
+@roles_required("admin")
+def unlock_login(username: str):
+    """Lift the user's failed-login slow-down now (e.g. when someone else's guesses keep them out)."""
+    _user(username)
+    users.unlock(get_runner(), username)
+    flash(_("%(name)s có thể đăng nhập lại ngay.", name=username), "success")
     return redirect(url_for("admin.user", username=username))
 
 

@@ -12,8 +12,13 @@ Browsers sign in with a session cookie. Under /api the session cookie is ignored
 bearer token (``Authorization: Bearer rt_...``, see ``runner.users.issue_token``) is the
 only credential, which is why the API blueprint can be exempt from CSRF.
 
-Five failed logins in a row slow that account down (``runner.users.lockout_delay``); the
-time comes from ``app.config["AUTH_CLOCK"]`` so that tests move it instead of sleeping.
+Five failed logins in a row slow that account down, and twenty-one slow the client address
+down (``runner.throttle``); the time comes from ``app.config["AUTH_CLOCK"]`` so that tests
+move it instead of sleeping. The address is ``request.remote_addr``: behind a reverse proxy
+that is the proxy's, unless the app is wrapped in werkzeug's ``ProxyFix`` (not done here).
+
+The session cookie carries only the random token of a server-side session
+(``runner.logins``); signing out or a new password deletes it, so a copied cookie dies too.
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 
-from runner import users
+from runner import logins, users
 from web import get_runner, safe_path, wants_json
 
 bp = Blueprint("auth", __name__)
@@ -51,16 +56,16 @@ login_manager = LoginManager()
 class User(UserMixin):
     """The signed-in staff member, as the views see them."""
 
-    def __init__(self, data: dict[str, Any]):
+    def __init__(self, data: dict[str, Any], session_token: str = ""):
         self.username: str = data["username"]
         self.full_name: str = data["full_name"]
         self.roles: tuple[str, ...] = tuple(data["roles"])
         self.locale: str = data.get("locale") or "vi"
-        self._session_key: str = data.get("session_key", "")
+        self.session_token = session_token  # "" for a bearer token
 
     def get_id(self) -> str:
-        # NOTE: the key changes with the password, so changing it signs out other sessions.
-        return f"{self.username}|{self._session_key}"
+        # NOTE: a random token with a row on the server, never derived from the user's data.
+        return self.session_token
 
     def has_role(self, *roles: str) -> bool:
         """True when the user holds any of ``roles``."""
@@ -79,11 +84,9 @@ def init_app(app: Flask) -> None:
 def _load_user(user_id: str) -> User | None:
     if wants_json():
         return None  # NOTE: the API accepts bearer tokens only (it is exempt from CSRF)
-    username, _sep, key = user_id.partition("|")
-    data = users.get_user(get_runner(), username)
-    if data is None or data["session_key"] != key:
-        return None
-    return User(data)
+    username = logins.session_username(get_runner(), user_id, auth_now())
+    data = users.get_user(get_runner(), username) if username else None
+    return User(data, user_id) if data else None
 
 
 @login_manager.request_loader
@@ -123,7 +126,7 @@ def roles_required(*roles: str) -> Callable:
     return decorate
 
 
-def _now() -> datetime:
+def auth_now() -> datetime:
     clock = current_app.config.get("AUTH_CLOCK")
     return clock() if clock else datetime.now(timezone.utc)
 
@@ -142,7 +145,8 @@ def login():
     status = 200
     if request.method == "POST":
         try:
-            data = users.authenticate(get_runner(), username, request.form.get("password", ""), now=_now())
+            data = users.authenticate(get_runner(), username, request.form.get("password", ""), now=auth_now(),
+                                      address=request.remote_addr or "")
         except users.LoginThrottled as exc:
             seconds = math.ceil(exc.retry_after.total_seconds())
             flash(_("Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(seconds)s giây.", seconds=seconds),
@@ -153,7 +157,7 @@ def login():
             status = 401
         else:
             session.clear()
-            login_user(User(data))
+            login_user(User(data, logins.open_session(get_runner(), data["username"], auth_now())))
             session["lang"] = data["locale"]
             return redirect(_safe_next(request.form.get("next") or request.args.get("next")))
     return render_template("auth/login.html", username=username,
@@ -164,6 +168,8 @@ def login():
 def logout():
     """Sign out (a POST, so that a link on another site cannot do it)."""
     lang = session.get("lang")
+    if current_user.is_authenticated and current_user.session_token:
+        logins.close_session(get_runner(), current_user.session_token)
     logout_user()
     session.clear()
     if lang:
