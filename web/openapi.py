@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from web.openapi_links import add_links
+
 JSON = "application/json"
 
 
@@ -225,6 +227,7 @@ def document() -> dict[str, Any]:
     paths["/api/openapi.json"] = {"get": {
         "summary": "This document", "tags": ["meta"], "security": [],
         "responses": {"200": {"description": "OpenAPI 3.0", "content": {JSON: {"schema": ANY_OBJECT}}}}}}
+    add_links(paths)
     return {
         "openapi": "3.0.3",
         "info": {"title": "EasyEdu BPMN runner API", "version": "1",

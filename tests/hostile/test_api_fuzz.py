@@ -1,0 +1,218 @@
+"""Schemathesis fuzzes the REST API from its own OpenAPI document, in-process (WSGI), over a real database.
+
+Two runs, both with an admin's bearer token over a world with deployed processes,
+customers, open tasks, a waiting message and open incidents:
+
+- per operation (stateless): generated valid and invalid requests, and the ids of real rows;
+- stateful: sequences of calls that follow the document's links (``web.openapi_links``):
+  start an instance, read it, list its tasks, claim and complete one, deliver the message
+  it waits for, retry its incident, move the clock, read the customer...
+
+The checks: no 5xx, documented status codes and content types, responses that match their
+schemas, invalid input refused with a 4xx. Every /api route must be in the document, and
+every operation in the document must be run (and, statefully, answer 2xx at least once).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+
+import handlers
+from runner import crm, inbox, users
+from runner.domain import ROLES
+from runner.runtime import Runner
+from tests.webapp import AuthClock, add_user
+from web import create_app
+from web.openapi import document
+
+BPMN = Path(__file__).parent.parent / "bpmn"
+DIAGRAMS = [BPMN / "web" / "lead.bpmn", BPMN / "runtime" / "messages.bpmn", BPMN / "runtime" / "timers.bpmn",
+            BPMN / "jobs" / "two_tries.bpmn", Path(__file__).parent / "bpmn" / "call_back.bpmn"]
+EXAMPLES = 15  # per operation and generation mode (stateless)
+SCENARIOS, STEPS = 100, 10  # stateful: call sequences, and calls at most in each
+# NOTE: valid-looking data may still be refused for what it means (a random file is not a
+# diagram: 422), so 400 and 422 count as accepted answers to schema-valid requests too.
+ACCEPTED = ["2xx", "400", "401", "403", "404", "409", "422"]
+# The document itself has no input and no link; the stateless run covers it.
+STATELESS_ONLY = {"GET /api/openapi.json"}
+
+
+def _operations() -> list[tuple[str, str]]:
+    return [(path, method.upper()) for path, item in document()["paths"].items() for method in item]
+
+
+def _label(path: str, method: str) -> str:
+    return f"{method.upper()} {path}"
+
+
+# --- the world the calls meet ----------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """The app, the fuzzing admin's token, and ids of real rows."""
+
+    app: Flask
+    runner: Runner
+    token: str
+    known: dict[str, Any]
+
+
+def _crm_down(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+    raise RuntimeError("CRM is down")  # every try fails, so retried jobs raise incidents again
+
+
+def _world(runner: Runner, registry: handlers.Registry) -> World:
+    registry.add("test.work", _crm_down)
+    for role in ROLES:
+        add_user(runner, f"{role}1", [role])
+    # NOTE: every role, so that every operation goes all the way (tasks of any group, admin calls)
+    add_user(runner, "fuzz1", ROLES)
+    runner.deploy(DIAGRAMS)
+    with runner.db.unit() as s:
+        for key, name in (("KH1", "Trung tâm Sao Mai"), ("KH2", "Trường Hoa Sen")):
+            crm.add_customer(s, key, name, phone="0912345678", owner="sales1", now=runner.now())
+    lead = runner.start_instance("web_lead", "KH1", {"source": "Facebook"})
+    runner.start_instance("follow_up", "KH2")
+    for key in ("KH1", "KH2"):
+        runner.start_instance("jobs_two_tries", key, {"customer": key})
+    for key in ("KH1", "KH2", "KH1"):  # due first: the first task of a list, which links lead to
+        runner.start_instance("fuzz_call_back", key)
+    runner.advance_clock(timedelta(hours=1))  # the jobs run out of tries: two open incidents
+    runner.start_instance("await_payment", "KH2")  # the newest: the first of a list waits for a message
+    [task] = [t for t in inbox.tasks(runner, business_key="KH1") if t["element_id"] == "verify_lead"]
+    [incident, *_] = inbox.incidents(runner, state="open")
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "RUNNER": runner,
+                      "RUNNER_SETTINGS": runner.settings, "AUTH_CLOCK": AuthClock().now})
+    token = users.issue_token(runner, "fuzz1", label="schemathesis")
+    known = {"instance_id": lead, "task_id": task["id"], "business_key": "KH1", "incident_id": incident["id"]}
+    return World(app, runner, token, known)
+
+
+def _schema(world: World, **phases: Any):
+    """The document loaded from the running app, with the admin's token on every request."""
+    config = schemathesis.Config.from_dict({
+        "headers": {"Authorization": f"Bearer {world.token}"},
+        "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED}},
+        "phases": phases})
+    return schemathesis.openapi.from_wsgi("/api/openapi.json", world.app, config=config)
+
+
+@pytest.fixture
+def world(runner: Runner, registry: handlers.Registry) -> World:
+    """The world on SQLite."""
+    return _world(runner, registry)
+
+
+@pytest.fixture
+def any_world(any_runner: Runner, registry: handlers.Registry) -> World:
+    """The world on SQLite and on PostgreSQL."""
+    return _world(any_runner, registry)
+
+
+# --- stateless: each operation on its own ----------------------------------------------------------------------------
+
+
+OPERATIONS = _operations()
+# Operations without parameters or a body have no invalid input to generate.
+NO_INPUT = {(path, method.upper()) for path, item in document()["paths"].items() for method, op in item.items()
+            if not op.get("parameters") and not op.get("requestBody") and "{" not in path}
+
+
+@pytest.mark.parametrize("path,method", OPERATIONS, ids=[_label(p, m) for p, m in OPERATIONS])
+def test_each_operation_conforms_to_its_document(any_world: World, path: str, method: str) -> None:
+    world = any_world
+    operation = _schema(world, stateful={"enabled": False})[path][method]
+    statuses: list[int] = []
+    # generated values, invalid ones, and (for paths with an id) the ids of real rows
+    runs: list[tuple[GenerationMode, dict[str, Any] | None]] = [(GenerationMode.POSITIVE, None)]
+    if (path, method) not in NO_INPUT:
+        runs.append((GenerationMode.NEGATIVE, None))
+    real = {name: value for name, value in world.known.items() if "{" + name + "}" in path}
+    if real:
+        runs.append((GenerationMode.POSITIVE, real))
+    for mode, path_parameters in runs:
+        @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
+        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+        def check(case) -> None:
+            statuses.append(case.call_and_validate().status_code)
+
+        check()
+    # the token works: the calls reached the views, not only the sign-in check
+    assert statuses and set(statuses) - {401}, statuses
+    if real:
+        assert set(statuses) & {200, 201, 409, 422}, f"the real ids were never found: {statuses}"
+
+
+# --- stateful: sequences that follow the links -----------------------------------------------------------------------
+
+
+# Links the stateful run must follow to a 2xx: (source operationId, link name). The run is
+# derandomized, so this holds or fails the same way every time; if a change of the document
+# reshuffles the run and one is missed, raise SCENARIOS.
+MUST_FOLLOW = [
+    ("listProcessDefinitions", "StartProcess"),
+    ("startInstance", "GetInstance"),
+    ("listTasks", "ClaimTask"),
+    ("listTasks", "CompleteTask"),
+    ("getInstance", "SendAwaitedMessage"),
+    ("getInstance", "GetCustomer"),
+    ("listIncidents", "RetryIncident"),
+    ("retryIncident", "AdvanceClock"),
+]
+# Operations that no generated call can make succeed, and why.
+NEVER_2XX = {"POST /api/deployments": "a generated file is never a diagram (tests/test_api.py deploys real ones)"}
+
+
+@dataclass
+class Call:
+    """One call of a stateful run: the operation, the link followed (None for none), the status."""
+
+    operation: str
+    link: tuple[str, str] | None
+    status: int
+
+
+def _run_statefully(world: World) -> list[Call]:
+    """Run the state machine over ``world``; every call made, in order."""
+    # NOTE: only the document's own links; inferred ones would test schemathesis' guesses.
+    schema = _schema(world, stateful={"inference": {"algorithms": []}, "max-steps": STEPS})
+    ids = {_label(path, method): op["operationId"] for path, item in document()["paths"].items()
+           for method, op in item.items()}
+    machine = schema.as_state_machine()
+    calls: list[Call] = []
+
+    class Recorded(machine):  # type: ignore[misc, valid-type]
+        def step(self, input):  # noqa: A002 - schemathesis' name
+            output = super().step(input)
+            link = None
+            if input.transition is not None and input.is_applied:
+                source = self.recorder.cases[input.transition.parent_id].value.operation.label
+                link = (ids[source], input.transition.id.split("] ", 1)[1].split(" -> ", 1)[0])
+            calls.append(Call(input.case.operation.label, link, output.response.status_code))
+            return output
+
+    Recorded.run(settings=hypothesis.settings(
+        max_examples=SCENARIOS, stateful_step_count=STEPS, deadline=None, database=None, derandomize=True,
+        phases=[hypothesis.Phase.generate], suppress_health_check=list(HealthCheck)))
+    return calls
+
+
+def test_call_sequences_that_follow_the_links_conform(any_world: World) -> None:
+    calls = _run_statefully(any_world)  # fails on a 5xx or an answer that breaks the document
+    everything = {_label(p, m) for p, m in OPERATIONS} - STATELESS_ONLY
+    assert everything - {c.operation for c in calls if c.status != 401} == set(), "never called"
+    succeeded = {c.operation for c in calls if 200 <= c.status < 300}
+    assert everything - set(NEVER_2XX) - succeeded == set(), f"never answered 2xx in {len(calls)} calls"
+    followed = {c.link for c in calls if c.link is not None and 200 <= c.status < 300}
+    assert set(MUST_FOLLOW) - followed == set(), f"links never followed to a 2xx in {len(calls)} calls"
