@@ -14,6 +14,10 @@ every operation in the document must be run (and, statefully, answer 2xx at leas
 """
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +28,9 @@ import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
-from schemathesis import GenerationMode
+from schemathesis import GenerationMode, engine
+from schemathesis.engine import events
+from werkzeug.serving import make_server
 
 import handlers
 from runner import crm, inbox, users
@@ -216,3 +222,52 @@ def test_call_sequences_that_follow_the_links_conform(any_world: World) -> None:
     assert everything - set(NEVER_2XX) - succeeded == set(), f"never answered 2xx in {len(calls)} calls"
     followed = {c.link for c in calls if c.link is not None and 200 <= c.status < 300}
     assert set(MUST_FOLLOW) - followed == set(), f"links never followed to a 2xx in {len(calls)} calls"
+
+
+# --- every phase of schemathesis' own engine, over HTTP ------------------------------------------------------------
+
+
+@contextmanager
+def _served(app: Flask) -> Iterator[str]:
+    """The app on a real HTTP server on 127.0.0.1 until the block ends; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app)
+    thread = threading.Thread(target=server.serve_forever, name="api-fuzz", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        thread.join(60)
+
+
+def _engine_problems(schema: Any) -> tuple[list[str], Counter[str]]:
+    """Run every enabled phase of schemathesis' engine: the problems found, and the cases run per phase."""
+    problems: list[str] = []
+    cases: Counter[str] = Counter()
+    for event in engine.from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished):
+            cases[event.phase.value] += len(event.recorder.cases)
+            problems += [f"{event.recorder.label}: {check.name}: {check.failure_info.failure.title}\n"
+                         f"  {check.failure_info.code_sample[:300]}"
+                         for checks in event.recorder.checks.values() for check in checks
+                         if check.failure_info is not None]
+        elif isinstance(event, events.NonFatalError):
+            problems.append(f"{event.label}: {event.value!r}"[:400])
+        elif isinstance(event, events.FatalError):
+            problems.append(repr(event.exception)[:400])
+    return sorted(set(problems)), cases
+
+
+# NOTE: Hypothesis warns when it shows a large generated value; that is a report, not a problem.
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
+def test_every_phase_of_schemathesis_finds_nothing(world: World) -> None:
+    """Examples, coverage (boundaries, missing and wrong parts, undeclared methods) and fuzzing."""
+    with _served(world.app) as base:
+        config = schemathesis.Config.from_dict({
+            "headers": {"Authorization": f"Bearer {world.token}"},
+            "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED}},
+            "generation": {"max-examples": EXAMPLES, "deterministic": True},
+            "phases": {"stateful": {"enabled": False}}})  # the state machine above does that part
+        problems, cases = _engine_problems(schemathesis.openapi.from_url(f"{base}/api/openapi.json", config=config))
+    assert problems == [], "\n".join(problems)
+    assert cases["coverage"] and cases["fuzzing"], cases
