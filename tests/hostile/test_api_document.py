@@ -7,13 +7,19 @@ parameter or body field that its target takes. The fuzzing (test_api_fuzz.py) re
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from tests.webapp import app, auth_clock  # noqa: F401 - fixtures
+from runner import inbox, users
+from runner.domain import ROLES
+from runner.runtime import Runner
+from tests.webapp import add_user, app, auth_clock  # noqa: F401 - fixtures
 from web.openapi import document
+
+BPMN = Path(__file__).parent.parent / "bpmn"
 
 
 def _label(path: str, method: str) -> str:
@@ -81,3 +87,38 @@ def test_each_link_reads_what_its_answer_has_and_fills_what_its_target_takes(
     for expression in [*link.get("parameters", {}).values(), *link.get("requestBody", {}).values()]:
         kind, _, pointer = expression.partition("#")
         assert kind == "$response.body" and _reaches(answer, pointer), expression
+
+
+def test_every_operation_documents_what_the_edge_refuses_before_it() -> None:
+    """web/edge.py answers 414 to an over-long address and 413 to an over-large body (found by fuzzing)."""
+    for path, item in document()["paths"].items():
+        for method, operation in item.items():
+            if operation.get("security") == []:
+                continue  # the document itself: nothing to refuse
+            expected = {"414", "413"} if "requestBody" in operation else {"414"}
+            assert expected <= set(operation["responses"]), f"{method.upper()} {path}"
+
+
+# Each operation with a ``data`` object, called with ``"data": null``: the API takes it as no data.
+NULL_DATA = [
+    ("/api/instances", {"process_key": "fuzz_call_back", "business_key": "KH1"}, 201),
+    ("/api/messages", {"name": "lead_created", "business_key": "KH9"}, 200),
+    ("/api/tasks/{task_id}/complete", {}, 200),
+]
+
+
+@pytest.mark.parametrize("path,body,status", NULL_DATA, ids=[p for p, _, _ in NULL_DATA])
+def test_null_data_is_no_data_and_the_document_says_so(app: Flask, runner: Runner, path: str, body: dict[str, Any],
+                                                        status: int) -> None:
+    """Fuzzing sent ``"data": null``, which the API accepts and the document refused."""
+    add_user(runner, "admin1", ROLES)
+    runner.deploy([Path(__file__).parent / "bpmn" / "call_back.bpmn", BPMN / "runtime" / "messages.bpmn"])
+    runner.start_instance("fuzz_call_back", "KH2")
+    [task] = inbox.tasks(runner)
+    token = users.issue_token(runner, "admin1", label="test")
+    response = app.test_client().post(path.replace("{task_id}", task["id"]), json={**body, "data": None},
+                                      headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == status, response.get_json()
+    operation = document()["paths"][path]["post"]
+    data = operation["requestBody"]["content"]["application/json"]["schema"]["properties"]["data"]
+    assert data.get("nullable") is True
