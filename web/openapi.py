@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from web.openapi_links import add_links
+
 JSON = "application/json"
 
 
@@ -123,8 +125,10 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     texts = {400: "malformed request", 401: "no or bad bearer token", 403: "the user's roles do not allow it",
              404: "not found", 409: "conflict with the current state", 422: "the request was understood but "
-                                                                            "rejected"}
-    out = {str(code): _json("Error", texts[code]) for code in (401, 403, *codes)}
+                                                                            "rejected",
+             413: "the body is larger than RUNNER_MAX_CONTENT_LENGTH", 414: "the address is too long"}
+    # NOTE: the web edge (web/edge.py) answers 414 to any request and 413 to any body before a view runs
+    out = {str(code): _json("Error", texts[code]) for code in (401, 403, 414, *codes)}
     out["default"] = _json("Error", "any other error")
     return out
 
@@ -144,12 +148,13 @@ def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
 
 def _op(summary: str, ok: tuple[str, str, str], *errors: int, tag: str, **extra: Any) -> dict[str, Any]:
     code, schema, description = ok
+    errors += (413,) if "requestBody" in extra else ()
     return {"summary": summary, "tags": [tag], "responses": {code: _json(schema, description), **_errors(*errors)},
             **extra}
 
 
 ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
-DATA = {"type": "object", "additionalProperties": True}
+DATA = {"type": "object", "additionalProperties": True, "nullable": True, "description": "null: no data"}
 
 
 def _paths() -> dict[str, Any]:
@@ -225,6 +230,7 @@ def document() -> dict[str, Any]:
     paths["/api/openapi.json"] = {"get": {
         "summary": "This document", "tags": ["meta"], "security": [],
         "responses": {"200": {"description": "OpenAPI 3.0", "content": {JSON: {"schema": ANY_OBJECT}}}}}}
+    add_links(paths)
     return {
         "openapi": "3.0.3",
         "info": {"title": "EasyEdu BPMN runner API", "version": "1",
