@@ -6,8 +6,6 @@ STAMP := $(VENV)/.installed-stamp
 export RUNNER_CLOCK ?= virtual
 HOST ?= 127.0.0.1
 PORT ?= 5000
-# The demo company's admin; change the password for anything but a demo.
-DEMO_ADMIN_PASSWORD ?= admin123
 
 .PHONY: install chromium run serve test translations bench clean
 
@@ -34,8 +32,7 @@ run: install
 	$(BIN)/runner db upgrade
 	$(BIN)/runner deploy processes
 	$(BIN)/runner demo
-	$(BIN)/runner users add admin --if-missing --name "Quản trị hệ thống" --role admin --password "$(DEMO_ADMIN_PASSWORD)"
-	@echo "web app on http://$(HOST):$(PORT) (sign in as admin / $(DEMO_ADMIN_PASSWORD)); Ctrl-C stops"
+	@echo "web app on http://$(HOST):$(PORT) (sign in with a login printed above, kept in var/demo_passwords.json); Ctrl-C stops"
 	@$(BIN)/runner worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - 'web:create_app()'

@@ -33,6 +33,16 @@ def _pg_available() -> str | None:
         return f"PostgreSQL at {PG_URL} is not reachable: {type(exc).__name__}: {exc}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def instance_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """RUNNER_INSTANCE_PATH for the whole run: commands such as ``runner db upgrade`` keep their
+    key file (and the demo its passwords) there, never in the checkout's ``var/``."""
+    folder = tmp_path_factory.mktemp("instance")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RUNNER_INSTANCE_PATH", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def pg_base_url() -> str:
     """The PostgreSQL URL, or a skip (a failure when CI=true)."""

@@ -42,14 +42,14 @@ STAFF: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
 )
 
 
-def runner_at(url: str, registry: handlers.Registry, start: datetime = START) -> Runner:
+def runner_at(url: str, registry: handlers.Registry, start: datetime = START, **overrides) -> Runner:
     """A runner on a migrated database whose virtual clock starts at ``start``."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.delete(ClockRow.__table__).where(ClockRow.__table__.c.name == "virtual"))
         conn.execute(ClockRow.__table__.insert().values(name="virtual", now=start.astimezone(timezone.utc)))
     engine.dispose()
-    settings = Settings.from_env({}, database_url=url, clock="virtual", retry_base_seconds=10.0)
+    settings = Settings.from_env({}, database_url=url, clock="virtual", retry_base_seconds=10.0, **overrides)
     return Runner(settings, registry=registry)
 
 

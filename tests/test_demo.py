@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import stat
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -35,9 +36,10 @@ TABLES = ("staff", "accounts", "customers", "customer_tags", "customer_notes", "
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runner, str]]:
     """The demo company on SQLite, loaded with the default passwords; (runner, what it printed)."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'runner.db'}"
+    folder = tmp_path_factory.mktemp("demo")
+    url = f"sqlite:///{folder / 'runner.db'}"
     db.upgrade(url)
-    runner = runner_at(url, handlers.load_all().copy(), START)
+    runner = runner_at(url, handlers.load_all().copy(), START, instance_path=str(folder))
     runner.deploy([PROCESSES])
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -127,8 +129,7 @@ def test_customers_further_along_started_earlier(r: Runner) -> None:
 
 @pytest.mark.slow
 def test_staff_of_every_role_sign_in_with_the_demo_passwords(r: Runner) -> None:
-    secrets = demo.passwords({})
-    assert secrets["admin"] == "admin123" and secrets["hung"] == "easyedu123"
+    secrets = demo.passwords({}, Path(r.settings.instance_path))
     for role in ROLES:
         staff = users.list_users(r, role=role)
         assert staff, role
@@ -138,11 +139,11 @@ def test_staff_of_every_role_sign_in_with_the_demo_passwords(r: Runner) -> None:
     assert len(users.list_users(r)) >= 6
     assert len(users.list_users(r, role="sales")) >= 2 and len(users.list_users(r, role="customer_care")) >= 2
     with pytest.raises(users.BadLogin):
-        users.authenticate(r, "hung", "admin123", now=r.now())
+        users.authenticate(r, "hung", secrets["admin"], now=r.now())
 
 
-def test_demo_passwords_come_from_the_environment() -> None:
-    secrets = demo.passwords({"DEMO_PASSWORD": "matkhau-demo", "DEMO_ADMIN_PASSWORD": "quantri-demo"})
+def test_demo_passwords_come_from_the_environment(tmp_path: Path) -> None:
+    secrets = demo.passwords({"DEMO_PASSWORD": "matkhau-demo", "DEMO_ADMIN_PASSWORD": "quantri-demo"}, tmp_path)
     assert secrets["admin"] == "quantri-demo"
     assert {secrets[u] for u in secrets if u != "admin"} == {"matkhau-demo"}
 
@@ -153,11 +154,10 @@ def test_the_readme_lists_every_demo_login_with_its_role_and_password() -> None:
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()
             if line.startswith("| `")]
     listed = {name.strip(" `"): (role, password) for names, role, password in rows for name in names.split(",")}
-    secrets = demo.passwords({})
-    assert set(listed) == set(secrets)
+    assert set(listed) == {username for username, _, _, _ in STAFF}
     for username, _, roles, _ in STAFF:
         role, password = listed[username]
-        assert role in roles and f"`{secrets[username]}`" in password, username
+        assert role in roles and "DEMO_" in password and "random" in password, username
     assert {role for role, _ in listed.values()} == set(ROLES)
 
 
@@ -181,8 +181,8 @@ def test_the_summary_lists_every_stage_and_the_logins(loaded: tuple[Runner, str]
         assert f"{pipeline}:" in printed
         for stage in stages:
             assert f"  {stage:<18} {counts[pipeline][stage]:>2}" in printed
-    for username, password in demo.passwords({}).items():
-        assert f"  {username:<7} {password:<12}" in printed
+    for username, password in demo.passwords({}, Path(r.settings.instance_path)).items():
+        assert f"  {username:<7} {password:<16}" in printed
 
 
 def snapshot(r: Runner) -> dict[str, object]:
@@ -240,3 +240,18 @@ def test_runner_demo_refuses_real_messages_and_the_real_clock(env: str, monkeypa
     assert main(["demo"]) == 1
     assert message in capsys.readouterr().err
     assert _customers(env) == 0
+
+
+def test_without_the_settings_each_installation_gets_its_own_random_demo_passwords(tmp_path: Path) -> None:
+    first = demo.passwords({}, tmp_path / "a")
+    assert demo.passwords({}, tmp_path / "a") == first  # kept: the summary prints what was set
+    second = demo.passwords({}, tmp_path / "b")
+    assert first["admin"] != second["admin"] and first["hung"] != second["hung"]
+    assert first["admin"] != first["hung"] and len(first["hung"]) >= 12
+    assert stat.S_IMODE((tmp_path / "a" / demo.PASSWORD_FILE).stat().st_mode) == 0o600
+
+
+def test_no_demo_password_is_written_in_the_code() -> None:
+    code = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "runner" / "demo").glob("*.py"))
+    assert "easyedu123" not in code and "admin123" not in code
+    assert "admin123" not in (ROOT / "Makefile").read_text(encoding="utf-8")

@@ -8,17 +8,22 @@ the right staff member, timers fired by moving the clock, never rows written by 
 The clock therefore ends about four months after where it stood. Running it again on a
 database that has customers changes nothing and only prints the summary.
 
-Passwords: ``DEMO_PASSWORD`` for the staff (default ``easyedu123``) and
-``DEMO_ADMIN_PASSWORD`` for ``admin`` (default ``admin123``).
+Passwords: ``DEMO_PASSWORD`` for the staff and ``DEMO_ADMIN_PASSWORD`` for ``admin``. When
+either is unset, the demo makes a random one the first time and keeps it in the instance
+folder (``demo_passwords.json``, readable by its owner only), so no installation signs in
+with a password that is written in the code; the summary prints the logins.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
+import secrets as _random
 from collections.abc import Iterator, Mapping
 from datetime import datetime, time, timedelta, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -36,18 +41,38 @@ if TYPE_CHECKING:
     from runner.runtime import Runner
 
 PROCESSES = ("sales", "onboarding", "care_month", "renewal")
-DEFAULT_PASSWORD, DEFAULT_ADMIN_PASSWORD = "easyedu123", "admin123"
+PASSWORD_FILE = "demo_passwords.json"
 END_WEEKDAY, END_TIME = 3, time(16, 30)  # the demo's "now": a Thursday afternoon
 PHONE_PREFIXES = ("090", "091", "093", "094", "096", "097", "098", "032", "033", "035", "037", "038", "039",
                   "070", "076", "077", "079", "081", "083", "084", "085", "086", "088", "089")
 
 
-def passwords(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The demo logins' passwords: username -> password (from DEMO_PASSWORD / DEMO_ADMIN_PASSWORD)."""
+def passwords(env: Mapping[str, str] | None, folder: Path) -> dict[str, str]:
+    """The demo logins' passwords: username -> password.
+
+    DEMO_PASSWORD (staff) and DEMO_ADMIN_PASSWORD (admin) when set; otherwise random ones made
+    once and kept in ``folder`` (the instance folder).
+    """
     env = os.environ if env is None else env
-    staff = env.get("DEMO_PASSWORD") or DEFAULT_PASSWORD
-    admin = env.get("DEMO_ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD
+    kept = _kept_passwords(folder)
+    staff = env.get("DEMO_PASSWORD") or kept["staff"]
+    admin = env.get("DEMO_ADMIN_PASSWORD") or kept["admin"]
     return {username: admin if "admin" in roles else staff for username, _, roles, _ in STAFF}
+
+
+def _kept_passwords(folder: Path) -> dict[str, str]:
+    """The instance's random demo passwords, made on first use (owner-only file)."""
+    path = folder / PASSWORD_FILE
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        # NOTE: O_EXCL: two demo loads cannot write different passwords; an existing file is kept.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return json.loads(path.read_text(encoding="utf-8"))
+    made = {"staff": _random.token_urlsafe(9), "admin": _random.token_urlsafe(12)}
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(made, out)
+    return made
 
 
 def run(runner: "Runner", env: Mapping[str, str] | None = None) -> None:
@@ -58,7 +83,7 @@ def run(runner: "Runner", env: Mapping[str, str] | None = None) -> None:
         print(f"The database already has {loaded} customers: the demo company is not loaded again.")
     else:
         _check(runner)
-        add_staff(runner, passwords(env))
+        add_staff(runner, passwords(env, Path(runner.settings.instance_path)))
         story = Story(runner, end_moment(runner.now(), runner.settings.tz), _roles(runner))
         for lead in leads(story):
             story.spawn(lead.id, _begin(story, lead), _arrival(story, lead.plan))
@@ -175,9 +200,9 @@ def summary(runner: "Runner", env: Mapping[str, str] | None = None) -> None:
             print(f"  {stage:<18} {len(customers):>2}  {' '.join(c['id'] for c in customers)}")
     print(f"Open tasks: {len(inbox.tasks(runner))}")
     print("\nLogins (username / password, role):")
-    secrets = passwords(env)
+    secrets = passwords(env, Path(runner.settings.instance_path))
     for user in users.list_users(runner):
         if user["username"] in secrets:
-            print(f"  {user['username']:<7} {secrets[user['username']]:<12} {', '.join(user['roles']):<14} "
+            print(f"  {user['username']:<7} {secrets[user['username']]:<16} {', '.join(user['roles']):<14} "
                   f"{user['full_name']}")
     print("Try: runner tasks --group customer_care | runner clock advance 1d | runner history --customer KH0040\n")
