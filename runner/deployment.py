@@ -13,6 +13,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from runner import validation
+from runner.xmlencoding import EncodingInvalid, as_utf8
 from runner.bpmn import RunnerParser, normalize
 from runner.errors import DeploymentInvalid, Problem
 from runner.models import ProcessVersion
@@ -21,6 +22,9 @@ from runner.storage import WorkflowStore
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 NS = {"bpmn": BPMN_NS}
 SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=False)
+# NOTE: checked before a file is read or parsed, so a huge file costs neither time nor memory.
+MAX_FILE_BYTES = 5 * 1024 * 1024
+TOO_LARGE = f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; nothing of it was read"
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,30 @@ def read_paths(paths: list[str | Path]) -> dict[str, bytes]:
         found = sorted(p for p in path.rglob("*") if p.suffix in (".bpmn", ".dmn")) if path.is_dir() else [path]
         for item in found:
             try:
+                if item.stat().st_size > MAX_FILE_BYTES:
+                    missing.append(Problem("", "", TOO_LARGE, str(item)))
+                    continue
                 files[item.name] = item.read_bytes()
             except OSError as exc:
                 missing.append(Problem("", "", f"cannot read the file: {exc.strerror or exc}", str(item)))
     if missing:
         raise DeploymentInvalid(missing)
     return files
+
+
+def _as_utf8(files: Mapping[str, bytes]) -> tuple[dict[str, bytes], list[Problem]]:
+    """The files small enough and readable in the encoding they declare, as UTF-8; a problem for each other."""
+    readable: dict[str, bytes] = {}
+    problems: list[Problem] = []
+    for name, data in files.items():
+        try:
+            if len(data) > MAX_FILE_BYTES:
+                raise EncodingInvalid(TOO_LARGE)
+            # NOTE: anything but bytes goes on to validation, which names what is wrong with it.
+            readable[name] = as_utf8(data) if isinstance(data, bytes) else data
+        except EncodingInvalid as exc:
+            problems.append(Problem("", "", str(exc), name))
+    return readable, problems
 
 
 def _read(data: bytes) -> etree._Element:
@@ -114,8 +136,9 @@ class Deployer:
 
     def parse(self, files: Mapping[str, bytes], known: Mapping[str, bytes]) -> list[_Parsed]:
         """Every process and decision in ``files``; raises DeploymentInvalid with all problems."""
-        problems = validation.validate(files, topics=self.topics(), checks=self.checks())
-        if not files:
+        files, problems = _as_utf8(files)
+        problems += validation.validate(files, topics=self.topics(), checks=self.checks())
+        if not files and not problems:
             problems.append(Problem("", "", "nothing to deploy: give .bpmn or .dmn files"))
         if problems:
             raise DeploymentInvalid(problems)

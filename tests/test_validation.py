@@ -83,7 +83,7 @@ EXPECTED: dict[str, list[tuple[str, str, str]]] = {
         ("Bad_cycle", "Bad cycle", "timer timeCycle: 'R0/PT1H' is not a usable cycle"),
     ],
     "messages.bpmn": [
-        ("Start", "Start", "messageRef 'Message_0abc' does not exist"),
+        ("StartEvent", "Start", "messageRef 'Message_0abc' does not exist"),
         ("Catch_unnamed", "Unnamed message", "message 'Message_unnamed' has no name"),
         ("Catch_no_ref", "No ref", "message event has no messageRef"),
         ("Receive", "Receive without message", "receive task has no messageRef"),
@@ -148,7 +148,7 @@ EXPECTED: dict[str, list[tuple[str, str, str]]] = {
         ("decision (line 15)", "Literal without id", "decision has no decision table"),
     ],
     "kitchen_sink_errors.bpmn": [
-        ("Start", "Every 9am", "cron timer cycles are not supported"),
+        ("StartEvent", "Every 9am", "cron timer cycles are not supported"),
         ("Mail", "Send mail", 'Java implementation camunda:class="com.example.Mail" is not supported'),
         ("Calc", "Calculate", "scriptFormat 'javascript' is not supported"),
         ("Ok", "Ok?", "outgoing flow Flow_no has no condition and is not the default"),
@@ -297,7 +297,8 @@ def test_garbage_never_raises(name: str, data: bytes) -> None:
 @pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.iterdir()))
 def test_truncated_files_never_raise(fixture: str) -> None:
     data = (FIXTURES / fixture).read_bytes()
-    for end in range(0, len(data), max(1, len(data) // 40)):
+    # NOTE: a cut that only drops the final newline leaves a whole file, so cuts stop before it.
+    for end in range(0, len(data.rstrip()), max(1, len(data) // 40)):
         problems = validate({fixture: data[:end]}, topics=TOPICS)
         assert problems and all(p.reason for p in problems)
 
