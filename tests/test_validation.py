@@ -241,36 +241,6 @@ def test_file_type_must_be_bpmn_or_dmn() -> None:
     assert ".bpmn or .dmn" in problem.reason
 
 
-@pytest.mark.parametrize("where", ["text", "attribute"])
-def test_external_entities_are_not_read(tmp_path: Path, where: str) -> None:
-    secret = tmp_path / "secret.txt"
-    secret.write_text("TOPSECRET")
-    script = '<bpmn:script>x = "&xxe;" +</bpmn:script>' if where == "text" else ""
-    name = ' name="&xxe;"' if where == "attribute" else ""
-    xml = f"""<?xml version="1.0"?>
-<!DOCTYPE d [<!ENTITY xxe SYSTEM "file://{secret}">]>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="D">
-  <bpmn:process id="p" isExecutable="true">
-    <bpmn:scriptTask id="s"{name}>{script}</bpmn:scriptTask>
-  </bpmn:process>
-</bpmn:definitions>""".encode()
-    problems = validate({"xxe.bpmn": xml}, topics=TOPICS)
-    assert not [p for p in problems if "TOPSECRET" in f"{p.name} {p.reason}"]
-    expected = "&xxe;" if where == "text" else "external entity"  # left as a reference / refused
-    assert [p for p in problems if expected in p.reason], problems
-
-
-def test_entity_expansion_is_not_performed() -> None:
-    lol = "".join(f'<!ENTITY l{i} "{("&l%d;" % (i - 1)) * 10}">' for i in range(1, 10))
-    xml = f"""<?xml version="1.0"?>
-<!DOCTYPE d [<!ENTITY l0 "lol">{lol}]>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="D">
-  <bpmn:process id="p" isExecutable="true"><bpmn:scriptTask id="s"><bpmn:script>&l9;</bpmn:script>
-  </bpmn:scriptTask></bpmn:process></bpmn:definitions>""".encode()
-    problems = validate({"lol.bpmn": xml}, topics=TOPICS)
-    assert all(len(p.reason) < 2000 for p in problems)
-
-
 GARBAGE = {
     "empty": b"",
     "nul": b"\x00\x00",
