@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from runner import validation
+from runner import orphans, validation
 from runner.xmlencoding import EncodingInvalid, as_utf8
 from runner.bpmn import RunnerParser, normalize
+from runner.domain import Staff
 from runner.errors import DeploymentInvalid, Problem
 from runner.models import ProcessVersion
 from runner.storage import WorkflowStore
@@ -36,6 +37,8 @@ class Deployed:
     version_id: int
     file_name: str
     changed: bool
+    # Deployed anyway, but worth a look: user tasks nobody but an admin would see.
+    warnings: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class _Parsed:
     message_starts: list[str]
     timer_starts: list[dict[str, str]]
     kind: str = "bpmn"
+    warnings: tuple[Problem, ...] = ()
 
 
 def read_paths(paths: list[str | Path]) -> dict[str, bytes]:
@@ -134,8 +138,12 @@ class Deployer:
         self.topics = topics
         self.checks = checks or dict  # each topic's deploy-time checks, see handlers.Registry
 
-    def parse(self, files: Mapping[str, bytes], known: Mapping[str, bytes]) -> list[_Parsed]:
-        """Every process and decision in ``files``; raises DeploymentInvalid with all problems."""
+    def parse(self, files: Mapping[str, bytes], known: Mapping[str, bytes],
+              staff: Collection[str] = ()) -> list[_Parsed]:
+        """Every process and decision in ``files``; raises DeploymentInvalid with all problems.
+
+        ``staff`` are the usernames that exist, to warn about tasks assigned to anyone else.
+        """
         files, problems = _as_utf8(files)
         problems += validation.validate(files, topics=self.topics(), checks=self.checks())
         if not files and not problems:
@@ -158,7 +166,8 @@ class Deployer:
             problems += self._add(parser, name, doc)
         if problems:
             raise DeploymentInvalid(problems)
-        parsed = [p for name, doc in docs.items() for p in self._specs(parser, name, files[name], doc, problems)]
+        parsed = [p for name, doc in docs.items()
+                  for p in self._specs(parser, name, files[name], doc, problems, staff)]
         if problems:
             raise DeploymentInvalid(problems)
         return parsed
@@ -175,7 +184,7 @@ class Deployer:
         return []
 
     def _specs(self, parser: RunnerParser, name: str, raw: bytes, doc: etree._Element,
-               problems: list[Problem]) -> list[_Parsed]:
+               problems: list[Problem], staff: Collection[str]) -> list[_Parsed]:
         if name.endswith(".dmn"):
             return [_Parsed(d.get("id"), d.get("name") or "", name, raw, _hash(raw, d.get("id")), "", [], [], [], "dmn")
                     for d in doc.iter("{*}decision")]
@@ -191,7 +200,8 @@ class Deployer:
             messages, timers = _start_events(process)
             called = sorted(set(process.xpath(".//bpmn:callActivity/@calledElement", namespaces=NS)))
             found.append(_Parsed(key, process.get("name") or "", name, raw, _hash(raw, key),
-                                 self.store.dump_spec(spec, subs), called, messages, timers))
+                                 self.store.dump_spec(spec, subs), called, messages, timers,
+                                 warnings=tuple(orphans.deploy_warnings(process, staff, name))))
         return found
 
     def store_versions(self, session: Session, parsed: list[_Parsed], now, actor: str) -> list[Deployed]:
@@ -202,7 +212,8 @@ class Deployer:
                 select(ProcessVersion).where(ProcessVersion.process_key == item.process_key)
                 .order_by(ProcessVersion.version.desc()).limit(1)).first()
             if latest is not None and latest.content_hash == item.content_hash:
-                out.append(Deployed(item.process_key, latest.version, latest.id, item.file_name, False))
+                out.append(Deployed(item.process_key, latest.version, latest.id, item.file_name, False,
+                                    item.warnings))
                 continue
             row = ProcessVersion(
                 process_key=item.process_key, version=(latest.version + 1) if latest else 1, name=item.name,
@@ -212,8 +223,13 @@ class Deployer:
                 deployed_at=now, deployed_by=actor)
             session.add(row)
             session.flush()
-            out.append(Deployed(item.process_key, row.version, row.id, item.file_name, True))
+            out.append(Deployed(item.process_key, row.version, row.id, item.file_name, True, item.warnings))
         return out
+
+
+def staff_usernames(session: Session) -> set[str]:
+    """The usernames of active staff members: the people a task can reach."""
+    return set(session.scalars(select(Staff.username).where(Staff.active)))
 
 
 def latest_files(session: Session) -> dict[str, bytes]:
