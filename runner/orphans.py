@@ -8,7 +8,7 @@ instance runs, so a task using one is never called an orphan at deploy.
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from lxml import etree
