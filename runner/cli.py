@@ -52,6 +52,8 @@ def cmd_deploy(args, settings: Settings) -> None:
     for item in _runner(settings).deploy(list(args.paths), actor=args.actor):
         state = "new version" if item.changed else "unchanged"
         print(f"{item.process_key}: version {item.version} ({state}, {item.file_name})")
+        for warning in item.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
 
 
 def _person(runner, actor: str):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from runner import validation
+from runner import orphans, validation
+from runner.xmlencoding import EncodingInvalid, as_utf8
 from runner.bpmn import RunnerParser, normalize
+from runner.domain import Staff
 from runner.errors import DeploymentInvalid, Problem
 from runner.models import ProcessVersion
 from runner.storage import WorkflowStore
@@ -21,6 +23,9 @@ from runner.storage import WorkflowStore
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 NS = {"bpmn": BPMN_NS}
 SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=False)
+# NOTE: checked before a file is read or parsed, so a huge file costs neither time nor memory.
+MAX_FILE_BYTES = 5 * 1024 * 1024
+TOO_LARGE = f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; nothing of it was read"
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class Deployed:
     version_id: int
     file_name: str
     changed: bool
+    # Deployed anyway, but worth a look: user tasks nobody but an admin would see.
+    warnings: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class _Parsed:
     message_starts: list[str]
     timer_starts: list[dict[str, str]]
     kind: str = "bpmn"
+    warnings: tuple[Problem, ...] = ()
 
 
 def read_paths(paths: list[str | Path]) -> dict[str, bytes]:
@@ -57,12 +65,30 @@ def read_paths(paths: list[str | Path]) -> dict[str, bytes]:
         found = sorted(p for p in path.rglob("*") if p.suffix in (".bpmn", ".dmn")) if path.is_dir() else [path]
         for item in found:
             try:
+                if item.stat().st_size > MAX_FILE_BYTES:
+                    missing.append(Problem("", "", TOO_LARGE, str(item)))
+                    continue
                 files[item.name] = item.read_bytes()
             except OSError as exc:
                 missing.append(Problem("", "", f"cannot read the file: {exc.strerror or exc}", str(item)))
     if missing:
         raise DeploymentInvalid(missing)
     return files
+
+
+def _as_utf8(files: Mapping[str, bytes]) -> tuple[dict[str, bytes], list[Problem]]:
+    """The files small enough and readable in the encoding they declare, as UTF-8; a problem for each other."""
+    readable: dict[str, bytes] = {}
+    problems: list[Problem] = []
+    for name, data in files.items():
+        try:
+            if len(data) > MAX_FILE_BYTES:
+                raise EncodingInvalid(TOO_LARGE)
+            # NOTE: anything but bytes goes on to validation, which names what is wrong with it.
+            readable[name] = as_utf8(data) if isinstance(data, bytes) else data
+        except EncodingInvalid as exc:
+            problems.append(Problem("", "", str(exc), name))
+    return readable, problems
 
 
 def _read(data: bytes) -> etree._Element:
@@ -112,10 +138,15 @@ class Deployer:
         self.topics = topics
         self.checks = checks or dict  # each topic's deploy-time checks, see handlers.Registry
 
-    def parse(self, files: Mapping[str, bytes], known: Mapping[str, bytes]) -> list[_Parsed]:
-        """Every process and decision in ``files``; raises DeploymentInvalid with all problems."""
-        problems = validation.validate(files, topics=self.topics(), checks=self.checks())
-        if not files:
+    def parse(self, files: Mapping[str, bytes], known: Mapping[str, bytes],
+              staff: Collection[str] = ()) -> list[_Parsed]:
+        """Every process and decision in ``files``; raises DeploymentInvalid with all problems.
+
+        ``staff`` are the usernames that exist, to warn about tasks assigned to anyone else.
+        """
+        files, problems = _as_utf8(files)
+        problems += validation.validate(files, topics=self.topics(), checks=self.checks())
+        if not files and not problems:
             problems.append(Problem("", "", "nothing to deploy: give .bpmn or .dmn files"))
         if problems:
             raise DeploymentInvalid(problems)
@@ -135,7 +166,8 @@ class Deployer:
             problems += self._add(parser, name, doc)
         if problems:
             raise DeploymentInvalid(problems)
-        parsed = [p for name, doc in docs.items() for p in self._specs(parser, name, files[name], doc, problems)]
+        parsed = [p for name, doc in docs.items()
+                  for p in self._specs(parser, name, files[name], doc, problems, staff)]
         if problems:
             raise DeploymentInvalid(problems)
         return parsed
@@ -152,7 +184,7 @@ class Deployer:
         return []
 
     def _specs(self, parser: RunnerParser, name: str, raw: bytes, doc: etree._Element,
-               problems: list[Problem]) -> list[_Parsed]:
+               problems: list[Problem], staff: Collection[str]) -> list[_Parsed]:
         if name.endswith(".dmn"):
             return [_Parsed(d.get("id"), d.get("name") or "", name, raw, _hash(raw, d.get("id")), "", [], [], [], "dmn")
                     for d in doc.iter("{*}decision")]
@@ -168,7 +200,8 @@ class Deployer:
             messages, timers = _start_events(process)
             called = sorted(set(process.xpath(".//bpmn:callActivity/@calledElement", namespaces=NS)))
             found.append(_Parsed(key, process.get("name") or "", name, raw, _hash(raw, key),
-                                 self.store.dump_spec(spec, subs), called, messages, timers))
+                                 self.store.dump_spec(spec, subs), called, messages, timers,
+                                 warnings=tuple(orphans.deploy_warnings(process, staff, name))))
         return found
 
     def store_versions(self, session: Session, parsed: list[_Parsed], now, actor: str) -> list[Deployed]:
@@ -179,7 +212,8 @@ class Deployer:
                 select(ProcessVersion).where(ProcessVersion.process_key == item.process_key)
                 .order_by(ProcessVersion.version.desc()).limit(1)).first()
             if latest is not None and latest.content_hash == item.content_hash:
-                out.append(Deployed(item.process_key, latest.version, latest.id, item.file_name, False))
+                out.append(Deployed(item.process_key, latest.version, latest.id, item.file_name, False,
+                                    item.warnings))
                 continue
             row = ProcessVersion(
                 process_key=item.process_key, version=(latest.version + 1) if latest else 1, name=item.name,
@@ -189,8 +223,13 @@ class Deployer:
                 deployed_at=now, deployed_by=actor)
             session.add(row)
             session.flush()
-            out.append(Deployed(item.process_key, row.version, row.id, item.file_name, True))
+            out.append(Deployed(item.process_key, row.version, row.id, item.file_name, True, item.warnings))
         return out
+
+
+def staff_usernames(session: Session) -> set[str]:
+    """The usernames of active staff members: the people a task can reach."""
+    return set(session.scalars(select(Staff.username).where(Staff.active)))
 
 
 def latest_files(session: Session) -> dict[str, bytes]:

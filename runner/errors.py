@@ -63,6 +63,9 @@ class DeploymentInvalid(Invalid):
 
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
+        if len(self.problems) == 1:  # one line, as a terminal or a log shows it best
+            super().__init__(f"deployment rejected: {self.problems[0]}")
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"deployment rejected, {len(self.problems)} problem(s):\n{lines}")
 

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 
-from runner.domain import Customer
+from runner import orphans
+from runner.domain import Customer, Staff
 from runner.errors import Invalid, NotFound
 from runner.models import HistoryEvent, Incident, Instance, Job, OutboxMessage, ProcessVersion, Timer, UserTask
 
@@ -45,6 +46,19 @@ def _may_work_on(row: UserTask, user: str | None, groups: set[str]) -> bool:
     if row.assignee:
         return row.assignee == user
     return bool(user and user in (row.candidate_users or [])) or bool(groups & set(row.candidate_groups or []))
+
+
+def _active_staff(s: Any) -> dict[str, list[str]]:
+    """Active staff members by username, with their roles: the people a task can reach."""
+    return {name: list(roles or []) for name, roles in s.execute(select(Staff.username, Staff.roles)
+                                                                  .where(Staff.active))}
+
+
+def flag_orphans(runner: "Runner", rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The task rows, each with ``orphan``: True when no active staff member may work on it."""
+    with runner.db.read() as s:
+        staff = _active_staff(s)
+    return [{**r, "orphan": r["state"] == "open" and orphans.is_orphan(r, staff)} for r in rows]
 
 
 def task(runner: "Runner", task_id: str) -> dict[str, Any]:
@@ -169,13 +183,13 @@ def _inbox_rows(runner: "Runner", *, assignee: str | None | bool, process_key: s
     query = query.order_by(UserTask.due_at.is_(None), UserTask.due_at, UserTask.priority.desc(),
                            UserTask.created_at, UserTask.id)
     with runner.db.read() as s:
-        names = _process_names(s)
+        names, staff = _process_names(s), _active_staff(s)
         rows = s.execute(query).all()
     out = []
     for task, customer_name in rows:
         row = _row(task, *TASK_FIELDS)
         row.update(customer_name=customer_name, process_name=names.get(task.process_key, task.process_key),
-                   overdue=bool(task.due_at and task.due_at < now))
+                   overdue=bool(task.due_at and task.due_at < now), orphan=orphans.is_orphan(row, staff))
         out.append(row)
     return out
 
@@ -201,7 +215,7 @@ def group_tasks(runner: "Runner", user: str, groups: list[str], *, process_key: 
 
 def open_tasks(runner: "Runner", *, process_key: str | None = None, stage: str | None = None,
                business_key: str | None = None, due: str | None = None) -> list[dict[str, Any]]:
-    """Every open task, claimed or not (the team leader's view), sorted like ``my_tasks``."""
+    """Every open task, claimed or not (the team leader's and admin's view), sorted like ``my_tasks``."""
     return _inbox_rows(runner, assignee=True, process_key=process_key, stage=stage, business_key=business_key,
                        due=due)
 

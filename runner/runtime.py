@@ -25,7 +25,7 @@ import handlers
 from runner import forms, inputs, policy, projection, scripting, tasks
 from runner.budget import Limits
 from runner.clock import FixedClock, SystemClock
-from runner.deployment import Deployed, Deployer, latest_files, read_paths
+from runner.deployment import Deployed, Deployer, latest_files, read_paths, staff_usernames
 from runner.engine import Engine, Snapshot
 from runner.errors import Conflict, Invalid, NotCorrelated, NotFound, RunnerError
 from runner.models import (
@@ -124,13 +124,16 @@ class Runner:
     # --- deployment --------------------------------------------------------------------
 
     def deploy(self, files: Mapping[str, bytes] | Iterable[str | Path], actor: str = "") -> list[Deployed]:
-        """Validate and store BPMN/DMN files; all problems at once, nothing stored on error."""
+        """Validate and store BPMN/DMN files; all problems at once, nothing stored on error.
+
+        Each ``Deployed`` carries its warnings: user tasks that nobody but an admin would see.
+        """
         if isinstance(files, (str, Path)):
             files = [files]
         files = dict(files) if isinstance(files, Mapping) else read_paths(list(files))
         with self.db.read() as s:
-            known = latest_files(s)
-        parsed = self.deployer.parse(files, known)
+            known, staff = latest_files(s), staff_usernames(s)
+        parsed = self.deployer.parse(files, known, staff)
         with self.db.unit() as s:
             deployed = self.deployer.store_versions(s, parsed, self.now(), actor)
             for item in deployed:
@@ -313,13 +316,13 @@ class Runner:
 
     # --- who works on a task (see runner.tasks) ------------------------------------------
 
-    def claim_task(self, task_id: str, user: str, groups: Iterable[str] = ()) -> None:
-        """Make an open task the user's (a candidate user, or holding one of ``groups``)."""
+    def claim_task(self, task_id: str, user: str, groups: Iterable[str] = (), *, override: bool = False) -> None:
+        """Make an open task the user's (a candidate user, or holding one of ``groups``; any task with ``override``)."""
         from runner import tasks
 
         _check_task_and_user(task_id, user)
         with self._unit() as s:
-            tasks.claim(self, s, task_id, user, list(groups))
+            tasks.claim(self, s, task_id, user, list(groups), override)
 
     def unclaim_task(self, task_id: str, user: str) -> None:
         """Give a task the user claimed back to its candidate groups."""
@@ -329,14 +332,16 @@ class Runner:
         with self._unit() as s:
             tasks.unclaim(self, s, task_id, user)
 
-    def reassign_task(self, task_id: str, to_user: str | None, actor: str | None = None) -> None:
-        """Give an open task to another active staff member who is a candidate (None: to nobody)."""
+    def reassign_task(self, task_id: str, to_user: str | None, actor: str | None = None, *,
+                      override: bool = False) -> None:
+        """Give an open task to another active staff member who is a candidate (any one with ``override``;
+        None: to nobody)."""
         from runner import crm, tasks
 
         _check_task_and_user(task_id, to_user)
         with self._unit() as s:
             roles = crm.get_staff(s, to_user).roles if to_user else []
-            tasks.reassign(self, s, task_id, to_user, actor or "", roles)
+            tasks.reassign(self, s, task_id, to_user, actor or "", roles, override)
 
     def complete_task_as(self, task_id: str, data: Mapping[str, Any] | None, user: str,
                          groups: Iterable[str] = (), *, html: bool = False) -> None:

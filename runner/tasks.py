@@ -61,14 +61,18 @@ def _history(runner: "Runner", s: Session, row: UserTask, event: str, actor: str
                     details={"task_id": row.id, "name": row.name, **details})
 
 
-def claim(runner: "Runner", s: Session, task_id: str, username: str, groups: Iterable[str]) -> None:
-    """Make an open task the user's; Conflict when someone else has it, Forbidden when not a candidate."""
+def claim(runner: "Runner", s: Session, task_id: str, username: str, groups: Iterable[str],
+          override: bool = False) -> None:
+    """Make an open task the user's; Conflict when someone else has it, Forbidden when not a candidate.
+
+    ``override`` (an admin's claim) takes a task the user is no candidate for, orphans included.
+    """
     row = _open_task(s, task_id)
     if row.assignee == username:
         return
     if row.assignee:
         raise Conflict(f"task {_label(row)} is already claimed by {row.assignee}")
-    if not is_candidate(row, username, groups):
+    if not override and not is_candidate(row, username, groups):
         raise Forbidden(f"{username} may not claim task {_label(row)}: it is for "
                       f"{', '.join(row.candidate_groups or row.candidate_users or ['nobody'])}")
     _set_assignee(s, row, username, None)
@@ -86,10 +90,13 @@ def unclaim(runner: "Runner", s: Session, task_id: str, username: str) -> None:
 
 
 def reassign(runner: "Runner", s: Session, task_id: str, to_user: str | None, actor: str,
-             to_groups: Iterable[str]) -> None:
-    """Give an open task to another candidate (``to_groups`` are that user's roles), or to nobody."""
+             to_groups: Iterable[str], override: bool = False) -> None:
+    """Give an open task to another candidate (``to_groups`` are that user's roles), or to nobody.
+
+    ``override`` (an admin's decision) gives it to any user, which is how an orphan task finds someone.
+    """
     row = _open_task(s, task_id)
-    if to_user is not None and not is_candidate(row, to_user, to_groups):
+    if to_user is not None and not override and not is_candidate(row, to_user, to_groups):
         raise Forbidden(f"{to_user} cannot take task {_label(row)}: it is for "
                       f"{', '.join(row.candidate_groups or row.candidate_users or ['nobody'])}")
     before = row.assignee

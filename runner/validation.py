@@ -37,6 +37,12 @@ CALL_BINDINGS = frozenset({"latest", "deployment", "version", "versionTag"})
 HIT_POLICIES = frozenset({"UNIQUE", "FIRST", "COLLECT", "RULE ORDER", "ANY"})
 NON_FLOW = frozenset({"documentation", "extensionElements", "laneSet", "property", "ioSpecification",
                       "ioBinding", "auditing", "monitoring", "textAnnotation", "association", "group"})
+# Names SpiffWorkflow 3.2 gives the task specs it adds to every process (Start, End, the
+# start-event split and join), and the suffixes of those it adds around an element (boundary
+# events, multi-instance children, a process's end join): an element id among them replaces
+# the engine's own step, and every start of the process then fails.
+ENGINE_NAMES = frozenset({"Start", "End", "Root", "StartEventSplit", "StartEventJoin"})
+ENGINE_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin", " [child]")
 _NOT_RUN = "{} are not supported by the runner"
 UNSUPPORTED = {
     "complexGateway": _NOT_RUN.format("complex gateways") + "; use exclusive, inclusive or parallel gateways",
@@ -98,6 +104,10 @@ def _validate_file(name: str, data: bytes, topics: frozenset[str],
     except (etree.LxmlError, ValueError, TypeError) as exc:
         yield Problem("", "", f"XML is not well formed: {exc}", name)
         return
+    if root.getroottree().docinfo.doctype:
+        # NOTE: parse() never loads a DTD nor expands an entity; refusing the DOCTYPE keeps
+        # entity references from reaching the engine's parser at all.
+        yield Problem("", "", "a DOCTYPE is not allowed in a BPMN or DMN file; remove it", name)
     findings = _dmn_findings(root) if kind == "dmn" else _bpmn_findings(Doc(root, topics, checks))
     for element, reason in findings:
         yield Problem(*label(element), reason, name)
@@ -129,6 +139,13 @@ def _check_ids(doc: Doc) -> Iterator[Finding]:
     """Model and diagram ids are unique within the file."""
     for el, ident in duplicate_ids(doc.root, (BPMN_NS, BPMNDI_NS)):
         yield el, f"id '{ident}' is used by more than one element"
+    for container in bpmn_iter(doc.root, *CONTAINERS):
+        for el in container:
+            ident = el.get("id") or ""
+            reserved = ident in ENGINE_NAMES or ident.endswith(ENGINE_SUFFIXES)
+            if reserved and is_bpmn(el) and local(el) not in NON_FLOW:
+                yield el, (f"id '{ident}' is a name the engine uses for a step of its own; rename the "
+                           f"element (Camunda Modeler names them like '{local(el)[:1].upper()}{local(el)[1:]}_1')")
 
 
 def _has_flow(container: etree._Element) -> bool:

@@ -22,6 +22,7 @@ from runner.errors import (
     Invalid,
     NotCorrelated,
     NotFound,
+    Problem,
     RunnerError,
     StepFailed,
 )
@@ -53,14 +54,18 @@ def _runner_error(exc: RunnerError):
         return _error(422, "Unprocessable Entity", str(exc), errors=exc.errors)
     if isinstance(exc, DeploymentInvalid):
         return _error(422, "Unprocessable Entity", f"{len(exc.problems)} problem(s); nothing was deployed",
-                      errors=[{"file": p.file, "element": p.element_id, "name": p.name, "message": p.reason}
-                              for p in exc.problems])
+                      errors=[_problem(p) for p in exc.problems])
     for kinds, status, name in (((Forbidden,), 403, "Forbidden"), ((NotFound, NotCorrelated), 404, "Not Found"),
                                 ((Conflict,), 409, "Conflict"),
                                 ((Invalid, StepFailed), 422, "Unprocessable Entity")):
         if isinstance(exc, kinds):
             return _error(status, name, str(exc))
     return _error(400, "Bad Request", str(exc))
+
+
+def _problem(problem: Problem) -> dict[str, str]:
+    """A deployment problem or warning as JSON, naming its file and element."""
+    return {"file": problem.file, "element": problem.element_id, "name": problem.name, "message": problem.reason}
 
 
 class _BadRequest(Invalid):
@@ -156,7 +161,7 @@ def _task(row: dict[str, Any]) -> dict[str, Any]:
             "assignee": row["assignee"], "candidate_groups": list(row["candidate_groups"] or []),
             "candidate_users": list(row["candidate_users"] or []), "due": _iso(row["due_at"]),
             "follow_up": _iso(row["follow_up_at"]), "created_at": _iso(row["created_at"]),
-            "form": [_field(f) for f in (row["form"] or {}).get("fields", [])]}
+            "form": [_field(f) for f in (row["form"] or {}).get("fields", [])], "orphan": bool(row.get("orphan"))}
 
 
 def _field(field: dict[str, Any]) -> dict[str, Any]:
@@ -199,8 +204,8 @@ def create_deployment():
         return _error(422, "Unprocessable Entity", f"{len(problems)} problem(s); nothing was deployed",
                       errors=problems)
     deployed = get_runner().deploy(files, actor=current_user.username)
-    versions = [{"process_key": d.process_key, "version": d.version, "file": d.file_name, "created": d.changed}
-                for d in deployed]
+    versions = [{"process_key": d.process_key, "version": d.version, "file": d.file_name, "created": d.changed,
+                 "warnings": [_problem(w) for w in d.warnings]} for d in deployed]
     return jsonify(versions=versions), 201 if any(d.changed for d in deployed) else 200
 
 
@@ -256,21 +261,41 @@ def get_instance(instance_id: str):
 
 def _may_see(row: dict[str, Any]) -> bool:
     user = current_user
+    if user.has_role("team_leader", "admin"):
+        return True
     if row["assignee"]:
-        return row["assignee"] == user.username or user.has_role("team_leader")
-    return is_candidate(row, user.username, user.roles) or user.has_role("team_leader")
+        return row["assignee"] == user.username
+    return is_candidate(row, user.username, user.roles)
+
+
+def _is_admin() -> bool:
+    """Admins act on any task (claim, complete), as Camunda's admin may: orphans are not lost."""
+    return current_user.has_role("admin")
+
+
+def _flag(name: str) -> bool | None:
+    value = _query(name, ("true", "false"))
+    return None if value is None else value == "true"
 
 
 @bp.get("/tasks")
 @roles_required()
 def list_tasks():
-    """Open tasks the caller may work on, earliest due first, filtered by group, assignee and customer."""
-    group, assignee = _query("candidate_group"), _query("assignee")
-    rows = [r for r in inbox.tasks(get_runner(), business_key=_query("business_key")) if _may_see(r)]
+    """Open tasks the caller may work on (every one for admins and team leaders), earliest due first,
+    filtered by group, assignee, customer, process, unassigned and orphan."""
+    group, assignee, unassigned, orphan = (_query("candidate_group"), _query("assignee"), _flag("unassigned"),
+                                           _flag("orphan"))
+    runner = get_runner()
+    rows = inbox.flag_orphans(runner, [r for r in inbox.tasks(runner, business_key=_query("business_key"),
+                                                              process_key=_query("process_key")) if _may_see(r)])
     if group is not None:
         rows = [r for r in rows if group in (r["candidate_groups"] or [])]
     if assignee is not None:
         rows = [r for r in rows if r["assignee"] == assignee]
+    if unassigned is not None:
+        rows = [r for r in rows if (not r["assignee"]) is unassigned]
+    if orphan is not None:
+        rows = [r for r in rows if r["orphan"] is orphan]
     return jsonify(tasks=[_task(r) for r in rows])
 
 
@@ -288,10 +313,10 @@ def claim_task(task_id: str):
     """Claim an open task: 409 when someone else has it or it is done, 403 when not a candidate."""
     _open_task(task_id)
     try:
-        get_runner().claim_task(task_id, current_user.username, current_user.roles)
+        get_runner().claim_task(task_id, current_user.username, current_user.roles, override=_is_admin())
     except Invalid as exc:
         abort(403, description=str(exc))
-    return jsonify(_task(inbox.task(get_runner(), task_id)))
+    return jsonify(_task(_flagged(task_id)))
 
 
 @bp.post("/tasks/<task_id>/complete")
@@ -300,14 +325,23 @@ def complete_task(task_id: str):
     """Complete a task with ``{"data": {...}}``: 422 with per-field errors, 409 when done or someone else's."""
     data = _object(_body(), "data")
     row = _open_task(task_id)
-    try:
-        check_may_complete(row, current_user.username, current_user.roles)
-    except Invalid as exc:
-        abort(403, description=str(exc))
     runner = get_runner()
-    runner.complete_task_as(task_id, data, current_user.username, current_user.roles)
+    if _is_admin():
+        runner.complete_task(task_id, data, actor=current_user.username)
+    else:
+        try:
+            check_may_complete(row, current_user.username, current_user.roles)
+        except Invalid as exc:
+            abort(403, description=str(exc))
+        runner.complete_task_as(task_id, data, current_user.username, current_user.roles)
     instance = inbox.instance(runner, row["instance_id"])
-    return jsonify(task=_task(inbox.task(runner, task_id)), instance=_summary(instance, _versions()))
+    return jsonify(task=_task(_flagged(task_id)), instance=_summary(instance, _versions()))
+
+
+def _flagged(task_id: str) -> dict[str, Any]:
+    """One task with its orphan flag."""
+    [row] = inbox.flag_orphans(get_runner(), [inbox.task(get_runner(), task_id)])
+    return row
 
 
 # --- messages ---------------------------------------------------------------------------------------------------

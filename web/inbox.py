@@ -1,8 +1,10 @@
 """The task inbox: my tasks, group tasks to claim, the task page with its form, and actions.
 
 Staff see and work only tasks offered to their groups (roles) or assigned to them; team
-leaders also see every open task and may reassign it. Completing a task lands on the
-user's next task for the same customer, when there is one.
+leaders also see every open task and may reassign it to a candidate. Admins see every task
+too and may claim, reassign (to anyone) and complete any of them, so a task nobody else can
+see (an orphan, flagged in the list) is never lost. Completing a task lands on the user's
+next task for the same customer, when there is one.
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ from web.auth import roles_required
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 NAV = [NavItem("inbox.my_tasks", _l("Việc của tôi")), NavItem("inbox.group_tasks", _l("Việc của nhóm")),
-       NavItem("inbox.all_tasks", _l("Tất cả việc"), ("team_leader",))]
-FILTERS = ("process", "stage", "customer", "due")
+       NavItem("inbox.all_tasks", _l("Tất cả việc"), ("team_leader", "admin"))]
+FILTERS = ("process", "stage", "customer", "due", "orphan")
+OVERSEERS = ("team_leader", "admin")  # see every open task and reassign it
 PROFILE_LABELS = {"business_model": _l("Mô hình kinh doanh"), "dedicated_department": _l("Có bộ phận chuyên trách"),
                   "staff_count": _l("Số nhân viên"), "student_count": _l("Số học viên"),
                   "course_model": _l("Mô hình khóa học")}
@@ -34,12 +37,18 @@ def _filters() -> dict[str, str | None]:
     args = {name: (request.args.get(name) or "").strip() or None for name in FILTERS}
     if args["due"] not in (None, *inbox.DUE_FILTERS):
         args["due"] = None
+    if args["orphan"] != "1":
+        args["orphan"] = None
     return args
 
 
 def _query(args: dict[str, str | None]) -> dict[str, Any]:
     return {"process_key": args["process"], "stage": args["stage"], "business_key": args["customer"],
             "due": args["due"]}
+
+
+def _is_admin() -> bool:
+    return current_user.has_role("admin")
 
 
 def _options(rows: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
@@ -56,6 +65,8 @@ def _list(view: str, rows_for) -> str:
     args = _filters()
     unfiltered = rows_for({})
     rows = rows_for(_query(args)) if any(args.values()) else unfiltered
+    if args["orphan"]:
+        rows = [r for r in rows if r["orphan"]]
     reassign_to = _candidates_by_task(rows) if view == "all" else {}
     return render_template("inbox/list.html", view=view, rows=rows, args=args, options=_options(unfiltered),
                            due_choices=inbox.DUE_FILTERS, reassign_to=reassign_to)
@@ -77,9 +88,9 @@ def group_tasks():
 
 
 @bp.get("/all")
-@roles_required("team_leader")
+@roles_required(*OVERSEERS)
 def all_tasks():
-    """Every open task, claimed or not, for team leaders to reassign."""
+    """Every open task, claimed or not, orphans flagged, for team leaders and admins to reassign."""
     return _list("all", lambda q: inbox.open_tasks(get_runner(), **q))
 
 
@@ -88,7 +99,10 @@ def _staff() -> list[dict[str, Any]]:
 
 
 def _candidates_by_task(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Who each task may go to: its candidates, or any active user when an admin decides."""
     staff = _staff()
+    if _is_admin():
+        return {r["id"]: staff for r in rows}
     return {r["id"]: [u for u in staff if is_candidate(r, u["username"], u["roles"])] for r in rows}
 
 
@@ -106,7 +120,7 @@ def _may_see(task: dict[str, Any]) -> bool:
     user = current_user
     return (task["assignee"] == user.username or task["completed_by"] == user.username
             or (not task["assignee"] and is_candidate(task, user.username, user.roles))
-            or user.has_role("team_leader"))
+            or user.has_role(*OVERSEERS))
 
 
 def _context(task: dict[str, Any]) -> dict[str, Any]:
@@ -128,13 +142,13 @@ def _page(task: dict[str, Any], submitted=None, errors: dict[str, str] | None = 
     form = forms.form_from_dict(task["form"]) if task["form"] else forms.Form(())
     data = inbox.instance(runner, task["instance_id"])["data"] if task["state"] == "open" else {}
     fields = taskform.field_views(form, data, submitted, errors)
-    reassign_to = _candidates_by_task([task])[task["id"]] if current_user.has_role("team_leader") else []
+    reassign_to = _candidates_by_task([task])[task["id"]] if current_user.has_role(*OVERSEERS) else []
     process_name = inbox.process_names(runner).get(task["process_key"], task["process_key"])
     return render_template("inbox/task.html", task=task, fields=fields, errors=errors or {}, now=runner.now(),
                            process_name=process_name,
                            reassign_to=reassign_to, mine=task["assignee"] == current_user.username,
-                           may_claim=not task["assignee"] and is_candidate(task, current_user.username,
-                                                                           current_user.roles),
+                           may_claim=not task["assignee"] and (_is_admin() or is_candidate(
+                               task, current_user.username, current_user.roles)),
                            **_context(task)), status
 
 
@@ -175,7 +189,7 @@ def claim(task_id: str):
     """Claim a group task and open it."""
     row = _task_or_404(task_id)
     try:
-        get_runner().claim_task(task_id, current_user.username, current_user.roles)
+        get_runner().claim_task(task_id, current_user.username, current_user.roles, override=_is_admin())
     except Conflict:
         _explain_conflict(task_id)
         return redirect(url_for("inbox.group_tasks"))
@@ -200,13 +214,13 @@ def unclaim(task_id: str):
 
 
 @bp.post("/tasks/<task_id>/reassign")
-@roles_required("team_leader")
+@roles_required(*OVERSEERS)
 def reassign(task_id: str):
-    """Give a task to another candidate (or back to the group)."""
+    """Give a task to another candidate, to anyone when an admin does (or back to the group)."""
     row = _task_or_404(task_id)
     to_user = (request.form.get("to") or "").strip() or None
     try:
-        get_runner().reassign_task(task_id, to_user, actor=current_user.username)
+        get_runner().reassign_task(task_id, to_user, actor=current_user.username, override=_is_admin())
     except Conflict:
         _explain_conflict(task_id)
     except (Invalid, NotFound):

@@ -36,6 +36,7 @@ FILTER = {"type": "string", "maxLength": 200}
 WHEN = {"type": "string", "format": "date-time"}
 ANY_OBJECT = {"type": "object", "additionalProperties": True}
 STRINGS = {"type": "array", "items": STRING}
+FLAG = {"type": "string", "enum": ["true", "false"]}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _object({"error": STRING, "detail": STRING}),
@@ -47,7 +48,9 @@ SCHEMAS: dict[str, Any] = {
     "DeploymentProblem": _object({"file": STRING, "element": STRING, "name": STRING, "message": STRING}),
     "Deployed": _object({"process_key": STRING, "version": {"type": "integer"}, "file": STRING,
                          "created": {"type": "boolean", "description": "false when the same content was "
-                                                                       "already the latest version"}}),
+                                                                       "already the latest version"},
+                         "warnings": {"type": "array", "items": _ref("DeploymentProblem"),
+                                      "description": "deployed anyway: user tasks nobody but an admin would see"}}),
     "Deployment": _object({"versions": {"type": "array", "items": _ref("Deployed")}}),
     "VersionInfo": _object({
         "version": {"type": "integer"}, "name": STRING, "file": STRING, "deployed_at": WHEN,
@@ -86,7 +89,9 @@ SCHEMAS: dict[str, Any] = {
         "state": {"type": "string", "enum": ["open", "completed", "cancelled"]},
         "assignee": _nullable(STRING), "candidate_groups": STRINGS, "candidate_users": STRINGS,
         "due": _nullable(WHEN), "follow_up": _nullable(WHEN), "created_at": WHEN,
-        "form": {"type": "array", "items": _ref("FormField")}}),
+        "form": {"type": "array", "items": _ref("FormField")},
+        "orphan": {"type": "boolean", "description": "no active user may work on it (assignee unknown, or no "
+                                                     "candidate group or user anyone holds): only admins see it"}}),
     "Tasks": _list_of("tasks", "Task"),
     "TaskDone": _object({"task": _ref("Task"), "instance": _ref("InstanceSummary")}),
     "Reached": _object({"id": STRING, "process_key": STRING, "business_key": _nullable(STRING),
@@ -183,10 +188,14 @@ def _paths() -> dict[str, Any]:
             "One instance: version, state, active elements, data, history", ("200", "Instance", "the instance"),
             404, tag="instances", parameters=[_path("instance_id")])},
         "/api/tasks": {"get": _op(
-            "Open user tasks the caller may work on (candidate groups or assignee)", ("200", "Tasks", "due first"),
+            "Open user tasks the caller may work on (candidate groups or assignee); every open task for "
+            "admins and team leaders", ("200", "Tasks", "due first"), 400,
             tag="tasks", parameters=[_query("candidate_group", "only tasks offered to this group"),
                                      _query("assignee", "only tasks assigned to this user"),
-                                     _query("business_key", "only this customer's tasks")])},
+                                     _query("business_key", "only this customer's tasks"),
+                                     _query("process_key", "only tasks of this process"),
+                                     _query("unassigned", "true: only tasks nobody has claimed", FLAG),
+                                     _query("orphan", "true: only tasks no active user may work on", FLAG)])},
         "/api/tasks/{task_id}/claim": {"post": _op(
             "Claim an open task", ("200", "Task", "the task, now the caller's"), 404, 409, tag="tasks",
             parameters=[_path("task_id")])},
