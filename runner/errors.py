@@ -113,7 +113,7 @@ class StepFailed(RunnerError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
-def caused_by(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+def caused_by(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
     """The first exception of ``kind`` in ``exc``'s chain of causes and contexts, if any."""
     seen: set[int] = set()
     current: BaseException | None = exc

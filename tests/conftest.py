@@ -5,6 +5,7 @@ missing server is a visible skip; with ``CI=true`` it is a failure.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -54,20 +55,29 @@ def pg_base_url() -> str:
     return PG_URL
 
 
+@contextlib.contextmanager
+def pg_schema(base_url: str) -> Iterator[str]:
+    """A fresh, migrated schema on the PostgreSQL server (its URL), dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'create schema "{schema}"'))
+    url = sa.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    rendered = url.render_as_string(hide_password=False)
+    db.upgrade(rendered)
+    try:
+        yield rendered
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+        admin.dispose()
+
+
 @pytest.fixture
 def pg_url(pg_base_url: str) -> Iterator[str]:
     """A fresh, migrated schema on the PostgreSQL server, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg_base_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'create schema "{schema}"'))
-    url = sa.make_url(pg_base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
-    db.upgrade(rendered)
-    yield rendered
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'drop schema "{schema}" cascade'))
-    admin.dispose()
+    with pg_schema(pg_base_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from runner.clock import Clock
 from runner.engine import pruning
 from runner.engine import snapshot as views
 from runner.engine.snapshot import Snapshot, _element
-from runner.errors import Conflict, NotFound, RunnerError, StepFailed
+from runner.errors import Conflict, NotFound, RunnerError, StepFailed, caused_by
 from runner.scripting import RestrictedScriptEngine
 from runner.timers import ClockTimer, repeats
 
@@ -96,7 +96,7 @@ class Engine:
             spec = getattr(exc, "task_spec", None) or (task.task_spec if task is not None else None)
             element = getattr(spec, "bpmn_id", None) or getattr(spec, "name", "")
             name = getattr(spec, "bpmn_name", None) or ""
-            cause = _runner_cause(exc)
+            cause = caused_by(exc.__cause__ or exc.__context__, RunnerError)
             raise StepFailed(str(cause) if cause else str(exc), element, name) from exc
 
     # --- outside events ----------------------------------------------------------
@@ -228,15 +228,3 @@ def _triggered_by(task: Task, kind: str, name: str) -> bool:
     if kind == "message":
         return isinstance(definition, MessageEventDefinition) and definition.name == name
     return kind == "timer" and _element(task)[0] == name
-
-
-def _runner_cause(exc: BaseException) -> RunnerError | None:
-    """The runner error behind a SpiffWorkflow error (raised explicitly or while handling it)."""
-    seen: set[int] = set()
-    current = exc.__cause__ or exc.__context__
-    while current is not None and id(current) not in seen:
-        if isinstance(current, RunnerError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None

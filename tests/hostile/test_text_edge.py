@@ -10,7 +10,6 @@ The rows are data: add a hostile text to ``HOSTILE`` (refused everywhere) or ``I
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import func, select
 
 import handlers
@@ -91,38 +89,22 @@ def _counts(runner: Runner) -> dict[str, int]:
     return {**row_counts(runner), **extra}
 
 
-def _url(kind: str, tmp: Path) -> Iterator[str]:
-    if kind == "sqlite":
+def _url(request: pytest.FixtureRequest, tmp: Path) -> Iterator[str]:
+    if request.param == "sqlite":
         url = f"sqlite:///{tmp / 'edge.db'}"
         db.upgrade(url)
         yield url
         return
-    from conftest import PG_URL, _pg_available
+    from conftest import pg_schema
 
-    problem = _pg_available()
-    if problem:
-        import os
-
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true requires PostgreSQL: {problem}")
-        pytest.skip(problem)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'create schema "{schema}"'))
-    url = sa.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
-    db.upgrade(rendered)
-    yield rendered
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'drop schema "{schema}" cascade'))
-    admin.dispose()
+    with pg_schema(request.getfixturevalue("pg_base_url")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def world(request, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """One runner per database for the whole module (a refusal stores nothing), with a customer and tasks."""
-    for url in _url(request.param, tmp_path_factory.mktemp("edge")):
+    for url in _url(request, tmp_path_factory.mktemp("edge")):
         settings = Settings.from_env({}, database_url=url, clock="virtual")
         runner = Runner(settings, registry=handlers.load_all().copy())
         runner.deploy([fixture("modeler_order.bpmn"), fixture("messages.bpmn"), fixture("parallel_tasks.bpmn")])
