@@ -54,6 +54,7 @@ translations: install
 
 bench: install
 	$(BIN)/python -m bench.long_lived
+	$(BIN)/python -m bench.expressions
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
