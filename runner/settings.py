@@ -31,11 +31,11 @@ class Settings:
     # not named here only records (the ``log`` transport, the demo default).
     transports: str = ""
     zalo_base_url: str = "https://openapi.zalo.me"
-    zalo_access_token: str = ""
+    zalo_access_token: str = field(default="", repr=False)  # NOTE: secrets are never printed
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_user: str = ""
-    smtp_password: str = ""
+    smtp_password: str = field(default="", repr=False)
     smtp_from: str = ""
     smtp_starttls: bool = False
     # The web app: the largest request body in bytes (413 above it), and whether the

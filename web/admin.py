@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from runner import inbox, migration, outbox, users
+from runner.deployment import MAX_FILE_BYTES
 from runner.errors import Conflict, DeploymentInvalid, Invalid, NotFound, Problem
 from web import NavItem, get_runner
 from web.auth import auth_now, roles_required
@@ -23,7 +24,6 @@ from web.edge import row_number
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 NAV = [NavItem("admin.index", _l("Quản trị"), ("admin",))]
 DEPLOYABLE = (".bpmn", ".dmn")
-MAX_FILE = 5 * 1024 * 1024
 MAX_ID = 2**31 - 1
 STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 # SpiffWorkflow's spec attribute names, as the migration report shows them.
@@ -92,9 +92,9 @@ def _uploads() -> tuple[dict[str, bytes], list[Problem]]:
         name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
         if not name:
             continue
-        data = upload.read(MAX_FILE + 1)
+        data = upload.read(MAX_FILE_BYTES + 1)
         reason = (_("Chỉ nhận tệp .bpmn hoặc .dmn.") if not name.lower().endswith(DEPLOYABLE)
-                  else _("Tệp lớn hơn 5 MB.") if len(data) > MAX_FILE
+                  else _("Tệp lớn hơn 5 MB.") if len(data) > MAX_FILE_BYTES
                   else _("Hai tệp trùng tên.") if name in files else None)
         if reason:
             problems.append(Problem("", "", reason, name))

@@ -26,6 +26,7 @@ from runner.errors import (
     RunnerError,
     StepFailed,
 )
+from runner.deployment import MAX_FILE_BYTES
 from runner.tasks import check_may_complete, is_candidate
 from web import get_runner, permissions
 from web.auth import roles_required
@@ -33,7 +34,6 @@ from web.openapi import MAX_ADVANCE, document
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 DEPLOYABLE = (".bpmn", ".dmn")
-MAX_FILE = 5 * 1024 * 1024
 MAX_ID = 2**31 - 1  # NOTE: larger path ids would overflow the database's integer, not just miss
 MAX_TEXT = 200
 STATES = ("running", "completed")
@@ -190,9 +190,9 @@ def create_deployment():
     problems = []
     for upload in request.files.getlist("file"):
         name = (upload.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-        data = upload.read(MAX_FILE + 1)
+        data = upload.read(MAX_FILE_BYTES + 1)
         reason = ("the file name must end in .bpmn or .dmn" if not name.lower().endswith(DEPLOYABLE)
-                  else "the file is larger than 5 MB" if len(data) > MAX_FILE
+                  else "the file is larger than 5 MB" if len(data) > MAX_FILE_BYTES
                   else "two files have this name" if name in files else None)
         if reason:
             problems.append({"file": name, "element": "", "name": "", "message": reason})

@@ -128,4 +128,6 @@ def _message(field: forms.Field, code: str, fallback: str) -> str:
         return _("%(label)s tối đa %(limit)s ký tự.", label=field.label, limit=limits["maxlength"])
     if code == "readonly":
         return _("%(label)s chỉ được xem, không sửa được.", label=field.label)
+    if code == "text":
+        return _("%(label)s có ký tự không lưu được (ký tự điều khiển hoặc không hợp lệ).", label=field.label)
     return fallback

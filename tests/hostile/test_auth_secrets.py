@@ -227,3 +227,8 @@ def test_a_forged_cookie_gets_401_under_the_api(app: Flask, client: WebClient, s
     visitor = app.test_client()
     visitor.set_cookie("session", cookie)
     assert visitor.get("/api/tasks").status_code == 401  # the API takes bearer tokens only
+
+
+def test_printed_settings_show_no_secret() -> None:
+    settings = Settings(secret_key="k-secret", smtp_password="p-secret", zalo_access_token="t-secret")
+    assert "secret" not in repr(settings).replace("secret_key", "")
