@@ -27,7 +27,16 @@ from runner.budget import Limits
 from runner.clock import FixedClock, SystemClock
 from runner.deployment import Deployed, Deployer, latest_files, read_paths, staff_usernames
 from runner.engine import Engine, Snapshot
-from runner.errors import Conflict, Invalid, NotCorrelated, NotFound, RunnerError
+from runner.errors import (
+    BudgetExceeded,
+    Conflict,
+    Invalid,
+    NotCorrelated,
+    NotFound,
+    RunnerError,
+    StepFailed,
+    caused_by,
+)
 from runner.models import (
     ClockRow,
     HistoryEvent,
@@ -287,6 +296,10 @@ class Runner:
                     raise exc from rejected  # ... and the task turned out done by someone else
                 else:
                     raise
+            except RunnerError as exc:
+                if caused_by(exc, BudgetExceeded) is not None:
+                    self._record_breach(task_id, exc, actor)
+                raise
         raise Conflict(f"task {seen['label']} keeps being changed by someone else at the same time; "
                        "reload it and try again") from rejected
 
@@ -342,6 +355,29 @@ class Runner:
         with self._unit() as s:
             roles = crm.get_staff(s, to_user).roles if to_user else []
             tasks.reassign(self, s, task_id, to_user, actor or "", roles, override)
+
+    def _record_breach(self, task_id: str, exc: RunnerError, actor: str | None) -> None:
+        """An open incident for a completion whose step broke its budget (the completion itself
+        was rolled back and the task stays open), so admins see the diagram needs mending.
+
+        NOTE: one incident per task; each further try counts on it. Retrying the incident only
+        resolves it: the person completes the task again once the diagram is mended.
+        """
+        with self.db.unit() as s:
+            task = s.get(UserTask, task_id)
+            if task is None:
+                return
+            # the element whose script broke the budget, else the task's own
+            element = getattr(caused_by(exc, StepFailed), "element_id", "") or task.element_id
+            incident = s.scalars(select(Incident).where(Incident.kind == "task", Incident.ref == task_id,
+                                                        Incident.state == "open")).first()
+            if incident is not None:
+                incident.tries, incident.error = incident.tries + 1, str(exc)
+                return
+            s.add(Incident(instance_id=task.instance_id, kind="task", ref=task_id, element_id=element,
+                           error=str(exc), tries=1, state="open", created_at=self.now()))
+            self._history(s, s.get(Instance, task.instance_id), "incident.raised", element=element,
+                          actor=actor, details={"error": str(exc), "kind": "task"})
 
     def complete_task_as(self, task_id: str, data: Mapping[str, Any] | None, user: str,
                          groups: Iterable[str] = (), *, html: bool = False) -> None:
@@ -458,9 +494,10 @@ class Runner:
                 jobs.retry_incident(self, s, incident)
             elif incident.kind == "outbox":
                 outbox.retry_incident(self, s, incident)
-            else:
+            elif incident.kind == "timer":
                 timer = s.get(Timer, int(incident.ref))
                 timer.state, timer.due_at = "waiting", self.now()
+            # NOTE: a "task" incident has nothing to run again: the task is still open.
             incident.state, incident.resolved_at, incident.resolved_by = "resolved", self.now(), actor
             inst = s.get(Instance, incident.instance_id) if incident.instance_id else None
             self._history(s, inst, "incident.resolved", element=incident.element_id, actor=actor,

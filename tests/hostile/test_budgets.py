@@ -130,7 +130,11 @@ def test_a_web_completion_whose_script_breaks_its_budget_is_a_422_page(runner: R
     text = page.get_data(as_text=True)
     assert "Task_x" in text and TIME in text
     assert inbox.tasks(runner)[0]["state"] == "open"
-    assert len(inbox.history(runner, instance_id=instance_id)) == history, "nothing of the unit is stored"
+    # nothing of the completion is stored; admins are told by one incident at the breaching element
+    added = [h["event"] for h in inbox.history(runner, instance_id=instance_id)][history:]
+    assert added == ["incident.raised"], added
+    [incident] = inbox.incidents(runner)
+    assert (incident["kind"], incident["element_id"]) == ("task", "Task_x") and TIME in incident["error"]
 
 
 @pytest.mark.parametrize(("script", "budget"), BREACHES)
@@ -146,6 +150,15 @@ def test_an_api_completion_whose_script_breaks_its_budget_is_a_422(runner: Runne
     detail = answer.get_json()["detail"]
     assert "Task_x (Tính điểm): script" in detail and budget in detail
     assert inbox.tasks(runner)[0]["state"] == "open"
+    # admins see it: one incident naming the element and the budget, each try counted on it
+    [incident] = inbox.incidents(runner)
+    assert (incident["kind"], incident["ref"], incident["element_id"]) == ("task", task["id"], "Task_x")
+    assert budget in incident["error"] and incident["tries"] == 1
+    again = app.test_client().post(f"/api/tasks/{task['id']}/complete", json={"data": {}},
+                                   headers={"Authorization": f"Bearer {token}"})
+    assert again.status_code == 422 and [i["tries"] for i in inbox.incidents(runner)] == [2]
+    runner.retry_incident(incident["id"], actor="admin")  # nothing to run again: it is resolved
+    assert inbox.incidents(runner) == [] and inbox.tasks(runner)[0]["state"] == "open"
 
 
 @pytest.mark.parametrize(("script", "reason"), REFUSED_AT_DEPLOY)
