@@ -14,6 +14,7 @@ are interleaved sample by sample, so load on the machine hits them alike. Each f
 the median of the samples in microseconds per evaluation; ``_iqr`` is the spread between
 the 25th and 75th percentile. Output lines are ``name: value``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,11 @@ CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "condition": ("eval", "${score < 9}", {"score": 7}),
     "condition_with_call": ("eval", "${len(items) > 2 and sum(items) > 10}", {"items": [3, 4, 5, 6]}),
     "comprehension": ("eval", "[x * 2 for x in items if x > 3]", {"items": list(range(50))}),
-    "script_with_loop": ("exec", "total = 0\nfor i in range(100):\n    total += i * i\nbig = total > 1000",
-                         {"customer": "KH1"}),
+    "script_with_loop": (
+        "exec",
+        "total = 0\nfor i in range(100):\n    total += i * i\nbig = total > 1000",
+        {"customer": "KH1"},
+    ),
 }
 
 

@@ -12,6 +12,7 @@ the median of rounds N..N+14. The bare commit is a plain UPDATE of the same save
 plus COMMIT on a separate connection with the same pragmas: the floor any durable
 save has to pay. Output lines are ``name: value``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,10 +113,18 @@ def report(figures: dict[int, float], bare: float) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.long_lived", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=CHECKPOINTS[-1],
-                        help="rounds of the loop before the last checkpoint (default: %(default)s)")
-    parser.add_argument("--samples", type=int, default=SAMPLES,
-                        help="completions timed from each checkpoint on; the median counts (default: %(default)s)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=CHECKPOINTS[-1],
+        help="rounds of the loop before the last checkpoint (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=SAMPLES,
+        help="completions timed from each checkpoint on; the median counts (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 2 or args.samples < 1:
         parser.error("--rounds must be at least 2 and --samples at least 1")

@@ -12,6 +12,7 @@ deployment problems naming the task. Packages add topics through the
 ``bpmn_runner.handlers`` entry-point group: each entry point names a callable that
 receives the registry and adds to it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -89,7 +90,7 @@ class Registry:
         """The handler of a topic, or None."""
         return self._handlers.get(topic)
 
-    def copy(self) -> "Registry":
+    def copy(self) -> Registry:
         """A registry with the same handlers, to extend without touching this one."""
         other = Registry()
         other._handlers.update(self._handlers)
@@ -106,15 +107,19 @@ registry = Registry()
 
 def handler(topic: str) -> Callable[[Handler], Handler]:
     """Register the decorated function as the handler of ``topic``."""
+
     def register(fn: Handler) -> Handler:
         return registry.add(topic, fn)
+
     return register
 
 
 def check(topic: str) -> Callable[[Check], Check]:
     """Register the decorated function as a deploy-time check of ``topic``'s tasks."""
+
     def register(fn: Check) -> Check:
         return registry.add_check(topic, fn)
+
     return register
 
 

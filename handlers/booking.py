@@ -5,6 +5,7 @@ bookings of the same teacher can never overlap: the database refuses the second 
 (``runner.calendar``); a requested start taken meanwhile is replaced by the teacher's
 next free slot on another day.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
@@ -60,20 +61,31 @@ def _starts(value: Any) -> list[datetime]:
 
 def _booked_days(ctx: HandlerContext, customer_id: str, kind: str) -> set[date]:
     """Days that already have one of the customer's coming appointments of this kind."""
-    starts = ctx.session.scalars(select(Booking.start_at).where(
-        Booking.customer_id == customer_id, Booking.kind == kind, Booking.status == "booked",
-        Booking.end_at > ctx.now))
+    starts = ctx.session.scalars(
+        select(Booking.start_at).where(
+            Booking.customer_id == customer_id,
+            Booking.kind == kind,
+            Booking.status == "booked",
+            Booking.end_at > ctx.now,
+        )
+    )
     return {_day(start) for start in starts}
 
 
 def _search(params: dict[str, Any], ctx: HandlerContext, teacher: str | None):
     kind = _kind(params)
     return calendar.find_slots(
-        ctx.session, ctx.now, sessions=_int(params, "sessions", 2),
-        duration_minutes=_int(params, "duration_minutes", 90), window_days=_int(params, "window_days", 14),
-        prefer_days=_int(params, "prefer_days", 4, minimum=0), teacher=teacher, role=calendar.KIND_ROLES[kind],
+        ctx.session,
+        ctx.now,
+        sessions=_int(params, "sessions", 2),
+        duration_minutes=_int(params, "duration_minutes", 90),
+        window_days=_int(params, "window_days", 14),
+        prefer_days=_int(params, "prefer_days", 4, minimum=0),
+        teacher=teacher,
+        role=calendar.KIND_ROLES[kind],
         lead_minutes=_int(params, "lead_minutes", LEAD_MINUTES, minimum=0),
-        skip_days=_booked_days(ctx, ctx.business_key, kind))
+        skip_days=_booked_days(ctx, ctx.business_key, kind),
+    )
 
 
 @handler("booking.find_slots")
@@ -101,47 +113,85 @@ def book_sessions(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]
     else:
         staff, starts = _search(params, ctx, teacher)
     tz = calendar.business_tz()
-    until = max(datetime.combine(_day(ctx.now) + timedelta(days=_int(params, "window_days", 14)), time(), tz),
-                datetime.combine(_day(starts[-1]) + timedelta(days=1), time(), tz))
+    until = max(
+        datetime.combine(_day(ctx.now) + timedelta(days=_int(params, "window_days", 14)), time(), tz),
+        datetime.combine(_day(starts[-1]) + timedelta(days=1), time(), tz),
+    )
     first_no = _int(params, "first_session_no", 1)
     earlier = _booked_days(ctx, customer.id, kind)
     booked: list[Booking] = []
     for index, start in enumerate(starts):
-        others = earlier | {_day(b.start_at) for b in booked} | {_day(s) for s in starts[index + 1:]}
-        booked.append(_book_or_next(ctx, staff.username, customer.id, start, until, others,
-                                    duration=duration, kind=kind, session_no=first_no + index))
+        others = earlier | {_day(b.start_at) for b in booked} | {_day(s) for s in starts[index + 1 :]}
+        booked.append(
+            _book_or_next(
+                ctx,
+                staff.username,
+                customer.id,
+                start,
+                until,
+                others,
+                duration=duration,
+                kind=kind,
+                session_no=first_no + index,
+            )
+        )
     booked.sort(key=lambda b: b.start_at)
     for number, row in enumerate(booked, first_no):
         row.session_no = number  # a replaced start may have moved past a later one
     return {
-        "teacher": staff.username, "teacher_name": staff.full_name,
-        "bookings": [{"id": b.id, "start": _iso(b.start_at), "end": _iso(b.end_at), "session_no": b.session_no}
-                     for b in booked],
+        "teacher": staff.username,
+        "teacher_name": staff.full_name,
+        "bookings": [
+            {"id": b.id, "start": _iso(b.start_at), "end": _iso(b.end_at), "session_no": b.session_no} for b in booked
+        ],
         "session_starts": [_iso(b.start_at) for b in booked],
         "next_session_at": _iso(booked[0].start_at),
     }
 
 
-def _book_or_next(ctx: HandlerContext, teacher: str, customer_id: str, start: datetime, until: datetime,
-                  skip_days: set[date], **booking: Any) -> Booking:
+def _book_or_next(
+    ctx: HandlerContext,
+    teacher: str,
+    customer_id: str,
+    start: datetime,
+    until: datetime,
+    skip_days: set[date],
+    **booking: Any,
+) -> Booking:
     """Book at ``start``; when it is taken or already past, at the teacher's next free start on another day."""
     duration = timedelta(minutes=booking["duration"])
     for _ in range(MAX_TRIES):
         if start >= ctx.now:
             try:
-                return calendar.book(ctx.session, teacher, customer_id, start, now=ctx.now,
-                                     duration_minutes=booking["duration"], kind=booking["kind"],
-                                     session_no=booking["session_no"])
+                return calendar.book(
+                    ctx.session,
+                    teacher,
+                    customer_id,
+                    start,
+                    now=ctx.now,
+                    duration_minutes=booking["duration"],
+                    kind=booking["kind"],
+                    session_no=booking["session_no"],
+                )
             except SlotTaken:
                 pass
         # NOTE: a failed INSERT waited for the other booking to commit, so this look-up sees
         # it; the slot found can still be taken before our INSERT: hence the loop.
         not_before = max(start, ctx.now + timedelta(minutes=LEAD_MINUTES))
-        free = calendar.free_starts(ctx.session, teacher, not_before=not_before, until=until, duration=duration,
-                                    count=1, tz=calendar.business_tz(), skip_days=skip_days)
+        free = calendar.free_starts(
+            ctx.session,
+            teacher,
+            not_before=not_before,
+            until=until,
+            duration=duration,
+            count=1,
+            tz=calendar.business_tz(),
+            skip_days=skip_days,
+        )
         if not free:
-            raise Missing(f"starts: {_iso(start)} is taken or past and {teacher} has no free slot after it "
-                          f"before {_iso(until)}")
+            raise Missing(
+                f"starts: {_iso(start)} is taken or past and {teacher} has no free slot after it before {_iso(until)}"
+            )
         start = free[0]
     raise Retry(f"starts: {teacher}'s free slots were taken {MAX_TRIES} times in a row; trying again later")
 
@@ -160,24 +210,41 @@ def appointment(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     kind = _kind(params, default="demo")
     start = _moment("start", params.get("start"))
     minutes = _int(params, "duration_minutes", 60)
-    current = ctx.session.scalars(select(Booking).where(
-        Booking.customer_id == customer.id, Booking.kind == kind, Booking.status == "booked",
-        Booking.end_at > ctx.now).order_by(Booking.start_at).with_for_update()).first()
+    current = ctx.session.scalars(
+        select(Booking)
+        .where(
+            Booking.customer_id == customer.id,
+            Booking.kind == kind,
+            Booking.status == "booked",
+            Booking.end_at > ctx.now,
+        )
+        .order_by(Booking.start_at)
+        .with_for_update()
+    ).first()
     try:
-        if (current is not None and current.teacher == staff.username
-                and current.end_at - current.start_at == timedelta(minutes=minutes)):
+        if (
+            current is not None
+            and current.teacher == staff.username
+            and current.end_at - current.start_at == timedelta(minutes=minutes)
+        ):
             booking = current if current.start_at == start else calendar.move(ctx.session, current, start, ctx.now)
         else:
             if current is not None:
                 calendar.cancel(ctx.session, current, ctx.now)
-            booking = calendar.book(ctx.session, staff.username, customer.id, start, now=ctx.now, kind=kind,
-                                    duration_minutes=minutes)
+            booking = calendar.book(
+                ctx.session, staff.username, customer.id, start, now=ctx.now, kind=kind, duration_minutes=minutes
+            )
     except SlotTaken:
         if current is not None:
             calendar.cancel(ctx.session, current, ctx.now)  # its time is no longer the appointment's
         local = start.astimezone(calendar.business_tz()).strftime("%d/%m/%Y %H:%M")
-        crm.add_note(ctx.session, customer.id, f"Lịch hẹn {kind} lúc {local} chưa được ghi vào lịch của "
-                     f"{staff.full_name}: trùng với một lịch hẹn khác.", now=ctx.now, instance_id=ctx.instance_id)
+        crm.add_note(
+            ctx.session,
+            customer.id,
+            f"Lịch hẹn {kind} lúc {local} chưa được ghi vào lịch của {staff.full_name}: trùng với một lịch hẹn khác.",
+            now=ctx.now,
+            instance_id=ctx.instance_id,
+        )
         return {f"{kind}_booking_id": None}
     return {f"{kind}_booking_id": booking.id}
 
@@ -197,16 +264,30 @@ def reschedule(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
             return {"booking_id": booking.id, "start": _iso(booking.start_at), "end": _iso(booking.end_at)}
         except SlotTaken:
             pass
-    siblings = ctx.session.scalars(select(Booking.start_at).where(
-        Booking.customer_id == booking.customer_id, Booking.kind == booking.kind, Booking.status == "booked",
-        Booking.id != booking.id))
+    siblings = ctx.session.scalars(
+        select(Booking.start_at).where(
+            Booking.customer_id == booking.customer_id,
+            Booking.kind == booking.kind,
+            Booking.status == "booked",
+            Booking.id != booking.id,
+        )
+    )
     not_before = max(start, ctx.now + timedelta(minutes=LEAD_MINUTES))
-    free = calendar.free_starts(ctx.session, booking.teacher, not_before=not_before,
-                                until=not_before + timedelta(days=14), duration=booking.end_at - booking.start_at,
-                                count=1, tz=calendar.business_tz(), skip_days={_day(at) for at in siblings})
+    free = calendar.free_starts(
+        ctx.session,
+        booking.teacher,
+        not_before=not_before,
+        until=not_before + timedelta(days=14),
+        duration=booking.end_at - booking.start_at,
+        count=1,
+        tz=calendar.business_tz(),
+        skip_days={_day(at) for at in siblings},
+    )
     if not free:
-        raise Missing(f"start: {_iso(start)} is taken or past and {booking.teacher} has no free slot "
-                      f"in the 14 days after {_iso(not_before)}")
+        raise Missing(
+            f"start: {_iso(start)} is taken or past and {booking.teacher} has no free slot "
+            f"in the 14 days after {_iso(not_before)}"
+        )
     calendar.move(ctx.session, booking, free[0], ctx.now)
     return {"booking_id": booking.id, "start": _iso(booking.start_at), "end": _iso(booking.end_at)}
 

@@ -3,6 +3,7 @@
 Each handler works on the customer whose id is the instance's business key, inside the
 step's unit of work: its writes commit with the step or not at all.
 """
+
 from __future__ import annotations
 
 import calendar as months_calendar
@@ -39,9 +40,15 @@ def _whole(params: dict[str, Any], name: str, default: int | None = None, minimu
 @handler("crm.add_note")
 def add_note(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Add a note to the customer's discussion (Thảo luận)."""
-    note_id = crm.add_note(ctx.session, ctx.business_key, _text(params, "text"), now=ctx.now,
-                           kind=_text(params, "kind", "discussion"), author=params.get("author"),
-                           instance_id=ctx.instance_id)
+    note_id = crm.add_note(
+        ctx.session,
+        ctx.business_key,
+        _text(params, "text"),
+        now=ctx.now,
+        kind=_text(params, "kind", "discussion"),
+        author=params.get("author"),
+        instance_id=ctx.instance_id,
+    )
     return {"note_id": note_id}
 
 
@@ -67,8 +74,11 @@ def add_tags(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
 def remove_tags(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Remove tags ("A, B" or a list); tags that are not there are ignored."""
     customer = _customer(ctx)
-    ctx.session.execute(delete(CustomerTag).where(CustomerTag.customer_id == customer.id,
-                                                  CustomerTag.tag.in_(crm.split_tags(params.get("tags")))))
+    ctx.session.execute(
+        delete(CustomerTag).where(
+            CustomerTag.customer_id == customer.id, CustomerTag.tag.in_(crm.split_tags(params.get("tags")))
+        )
+    )
     return {"tags": crm.tags(ctx.session, customer.id)}
 
 
@@ -101,8 +111,9 @@ def assign_owner(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     exclude = crm.coerce("exclude_current", "boolean", params.get("exclude_current", False))
     # NOTE: the staff rows are locked so that two concurrent assignments take turns; NO KEY
     # UPDATE (key_share) still lets other steps point customers at these staff members.
-    people = ctx.session.scalars(select(Staff).where(Staff.active).order_by(Staff.username)
-                                 .with_for_update(key_share=True)).all()
+    people = ctx.session.scalars(
+        select(Staff).where(Staff.active).order_by(Staff.username).with_for_update(key_share=True)
+    ).all()
     pool = [p for p in people if role in (p.roles or []) and not (exclude and p.username == customer.owner)]
     if not pool:
         other = " other than the current owner" if exclude else ""
@@ -126,8 +137,13 @@ def assign_teacher(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any
 def create_order(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Create an order for the chosen package (amount in VND), waiting for payment."""
     customer = _customer(ctx)
-    order = Order(customer_id=customer.id, package=_text(params, "package"), amount=_whole(params, "amount", minimum=1),
-                  status="pending", created_at=ctx.now)
+    order = Order(
+        customer_id=customer.id,
+        package=_text(params, "package"),
+        amount=_whole(params, "amount", minimum=1),
+        status="pending",
+        created_at=ctx.now,
+    )
     ctx.session.add(order)
     ctx.session.flush()
     return {"order_id": order.id}
@@ -163,10 +179,15 @@ def create_contract(params: dict[str, Any], ctx: HandlerContext) -> dict[str, An
     start = crm.coerce("start", "date", params.get("start")) or ctx.now.astimezone(crm.business_tz()).date()
     months = _whole(params, "months", 12, minimum=1)
     end = add_months(start, months)
-    contract = Contract(customer_id=customer.id, package=_text(params, "package"), start_date=start, end_date=end,
-                        months=months, created_at=ctx.now)
+    contract = Contract(
+        customer_id=customer.id,
+        package=_text(params, "package"),
+        start_date=start,
+        end_date=end,
+        months=months,
+        created_at=ctx.now,
+    )
     ctx.session.add(contract)
     customer.package, customer.contract_start, customer.contract_end = contract.package, start, end
     ctx.session.flush()
     return {"contract_id": contract.id, "contract_start": start.isoformat(), "contract_end": end.isoformat()}
-

@@ -1,4 +1,5 @@
 """Small built-in handlers: echo parameters back, and log a notice through the outbox."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -6,6 +6,7 @@ The template ``processes/templates/<template>.email.txt`` starts with ``Subject:
 The message is rendered when the task runs and queued on the ``email`` outbox channel;
 ``runner.transports`` delivers it over SMTP, or only records it with the ``log`` transport.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,8 +38,10 @@ def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     else:
         email = values["customer"].get("email")
         if not email:
-            raise LookupError(f"customer {ctx.business_key} has no email: fill it in (or give the task a 'to' "
-                              f"parameter) before sending template '{template}'")
+            raise LookupError(
+                f"customer {ctx.business_key} has no email: fill it in (or give the task a 'to' "
+                f"parameter) before sending template '{template}'"
+            )
         try:
             to = _addresses(email)
         except ValueError as exc:

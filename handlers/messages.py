@@ -8,6 +8,7 @@ value that is empty, stops the message with an error naming it — never a blank
 message that reaches a customer. ``check`` finds the same mistakes at deployment, from
 the task's input parameters as written in the diagram.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -81,8 +82,15 @@ def _finalize(value: Any) -> Any:
 @cache
 def environment(folder: Path = TEMPLATES) -> SandboxedEnvironment:
     """The Jinja2 environment over one template folder (one per folder, made on first use)."""
-    env = _Environment(loader=FileSystemLoader(str(folder)), undefined=StrictUndefined, autoescape=False,
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False, finalize=_finalize)
+    env = _Environment(
+        loader=FileSystemLoader(str(folder)),
+        undefined=StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        finalize=_finalize,
+    )
     env.filters.update(datetime_vn=datetime_vn, date_vn=date_vn, time_vn=time_vn, room_link=room_link)
     return env
 
@@ -174,12 +182,13 @@ def _record_uses(ast: nodes.Template) -> Iterator[tuple[str, str]]:
 def check(name: str | None, kind: str, params: Mapping[str, str | None], folder: Path = TEMPLATES) -> list[str]:
     """Why template ``name`` cannot be rendered for a task with these input parameters ([] if it can)."""
     if name is None:
-        return ["input parameter 'template' is missing or not a plain name; name a template of "
-                "processes/templates"]
+        return ["input parameter 'template' is missing or not a plain name; name a template of processes/templates"]
     name = name.strip()
     if not name or "${" in name or "#{" in name:
-        return [f"input parameter 'template' is {name!r}; it must be a template name (not an expression), "
-                "so that the template can be checked at deployment"]
+        return [
+            f"input parameter 'template' is {name!r}; it must be a template name (not an expression), "
+            "so that the template can be checked at deployment"
+        ]
     env = environment(folder)
     path = file_name(name, kind)
     try:
@@ -191,12 +200,17 @@ def check(name: str | None, kind: str, params: Mapping[str, str | None], folder:
         return [f"template '{name}' does not exist (processes/templates/{path}){hint}"]
     except TemplateSyntaxError as exc:
         return [f"template {path} line {exc.lineno}: {exc.message}"]
-    reasons = [f"input parameter '{p}' would hide the {p}'s own data in the template; rename it"
-               for p in params if p in RECORDS]
+    reasons = [
+        f"input parameter '{p}' would hide the {p}'s own data in the template; rename it"
+        for p in params
+        if p in RECORDS
+    ]
     available = set(RECORDS) | set(params) | set(env.globals)
     for var in sorted(meta.find_undeclared_variables(ast) - available):
-        reasons.append(f"template {path} uses '{var}', which is neither customer, owner, teacher nor an "
-                       "input parameter of this task")
+        reasons.append(
+            f"template {path} uses '{var}', which is neither customer, owner, teacher nor an "
+            "input parameter of this task"
+        )
     fields = _fields()
     for record, attr in sorted(set(_record_uses(ast))):
         if attr not in fields[record]:
@@ -232,8 +246,11 @@ def variables(session: Any, customer_id: str | None, params: Mapping[str, Any]) 
         staff = crm.staff_view(session, username)
         if username and staff is None:
             raise LookupError(f"customer {customer_id} field {role}: staff member {username!r} does not exist")
-        found[role] = Record(role, staff) if staff else StrictUndefined(
-            hint=f"customer {customer_id} has no {role} assigned", name=role)
+        found[role] = (
+            Record(role, staff)
+            if staff
+            else StrictUndefined(hint=f"customer {customer_id} has no {role} assigned", name=role)
+        )
     for key, value in params.items():
         if key in RECORDS:
             raise ValueError(f"input parameter {key!r} would hide the {key}'s own data in the template; rename it")
@@ -262,7 +279,7 @@ def render_email(name: str, values: Mapping[str, Any], folder: Path = TEMPLATES)
     first, _, body = text.partition("\n")
     if not first.startswith("Subject:"):
         raise ValueError(f"e-mail template {file_name(name, EMAIL)} must start with a 'Subject: ...' line")
-    subject = first[len("Subject:"):].strip()
+    subject = first[len("Subject:") :].strip()
     if not subject:
         raise ValueError(f"e-mail template {file_name(name, EMAIL)} renders an empty subject")
     return subject, body.strip() + "\n"

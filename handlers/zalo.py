@@ -6,6 +6,7 @@ The message is rendered when the task runs (from the customer's data at that mom
 and queued on the ``zalo`` outbox channel; ``runner.transports`` delivers it through
 the Zalo Official Account API, or only records it with the ``log`` transport.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,10 @@ def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     field = RECIPIENT_FIELDS[to]
     recipient = values["customer"].get(field)
     if not recipient:
-        raise LookupError(f"customer {ctx.business_key} has no {field}: fill it in before sending "
-                          f"template '{template}' to the customer's Zalo {to}")
+        raise LookupError(
+            f"customer {ctx.business_key} has no {field}: fill it in before sending "
+            f"template '{template}' to the customer's Zalo {to}"
+        )
     text = messages.render(template, messages.ZALO, values)
     ctx.send("zalo", {"to": to, "recipient_id": str(recipient), "text": text, "template": template}, key=template)
     return {"last_message": template}

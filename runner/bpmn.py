@@ -13,6 +13,7 @@ spec's ``extensions`` dict, which SpiffWorkflow already serializes with the spec
 A parameter is ``{"kind": "value", "value": "..."}`` (literal or ``${}`` expression),
 ``{"kind": "list", "items": [...]}`` or ``{"kind": "map", "entries": {...}}``.
 """
+
 from __future__ import annotations
 
 from copy import deepcopy
@@ -45,6 +46,8 @@ from SpiffWorkflow.bpmn.serializer.default.task_spec import (
     EventJoinConverter,
     MultiInstanceTaskConverter,
 )
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
 from SpiffWorkflow.bpmn.specs.defaults import (
     CallActivity,
     EndEvent,
@@ -54,8 +57,6 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     SendTask,
     StartEvent,
 )
-from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
-from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import CancelEventDefinition
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
@@ -124,8 +125,9 @@ class _Extensions:
     def _add_boundary_event(self, children):
         # As SpiffWorkflow's own, with a join that lets repeating events' paths run on.
         split = BoundaryEventSplit(self.spec, f"{self.bpmn_id}.BoundaryEventSplit", lane=self.task.lane)
-        join = RunnerBoundaryJoin(self.spec, f"{self.bpmn_id}.BoundaryEventJoin", lane=self.task.lane,
-                                  split_task=split.name, cancel=True)
+        join = RunnerBoundaryJoin(
+            self.spec, f"{self.bpmn_id}.BoundaryEventJoin", lane=self.task.lane, split_task=split.name, cancel=True
+        )
         split.connect(self.task)
         self.task.connect(join)
         for event in children:
@@ -143,16 +145,24 @@ class _Extensions:
         # Camunda Modeler writes camunda:collection="${items}" (or just "items").
         name = expressions.unwrap(collection)
         if not name.isidentifier():
-            raise ValidationException(f"multi-instance collection {collection!r} must name a variable, e.g. ${{items}}",
-                                      node=self.node, file_name=self.filename)
+            raise ValidationException(
+                f"multi-instance collection {collection!r} must name a variable, e.g. ${{items}}",
+                node=self.node,
+                file_name=self.filename,
+            )
         element = loop_characteristics.get(f"{{{CAMUNDA_NS}}}elementVariable")
         condition = first(self.xpath("./bpmn:multiInstanceLoopCharacteristics/bpmn:completionCondition"))
         original = self.spec.task_specs.pop(self.task.name)
         cls = SequentialCollectionLoop if loop_characteristics.get("isSequential") == "true" else ParallelCollectionLoop
         # NOTE: everything is fixed here, at parse time, so that a restored spec behaves the same.
-        self.task = cls(self.spec, original.name, task_spec="", data_input=TaskDataReference(name),
-                        input_item=TaskDataReference(element) if element else None,
-                        condition=condition.text if condition is not None else None)
+        self.task = cls(
+            self.spec,
+            original.name,
+            task_spec="",
+            data_input=TaskDataReference(name),
+            input_item=TaskDataReference(element) if element else None,
+            condition=condition.text if condition is not None else None,
+        )
         self._copy_task_attrs(original, loop_characteristics)
 
 
@@ -167,14 +177,15 @@ class ExternalTaskParser(_Extensions, CamundaTaskParser):
 def _lane_group(parser: TaskParser) -> str | None:
     """The candidate group a lane stands for: its ``group`` property, else its name."""
     # NOTE: the id goes in as an XPath variable, never pasted into the expression.
-    lanes = parser.node.xpath("//bpmn:lane[bpmn:flowNodeRef/text()=$id]", namespaces=parser.nsmap,
-                              id=parser.bpmn_id)
+    lanes = parser.node.xpath("//bpmn:lane[bpmn:flowNodeRef/text()=$id]", namespaces=parser.nsmap, id=parser.bpmn_id)
     if not lanes:
         return None
-    group = first(lanes[0].xpath(
-        "./bpmn:extensionElements/camunda:properties/camunda:property[@name='group']/@value",
-        namespaces=parser.nsmap,
-    ))
+    group = first(
+        lanes[0].xpath(
+            "./bpmn:extensionElements/camunda:properties/camunda:property[@name='group']/@value",
+            namespaces=parser.nsmap,
+        )
+    )
     return group or lanes[0].get("name") or lanes[0].get("id")
 
 
@@ -221,15 +232,15 @@ class _EventParsing(EventDefinitionParser):
             if node is not None:
                 cls = timers.OnceCycleTimer if cls is timers.CycleTimer and not self._repeats() else cls
                 return cls(name, (node.text or "").strip(), description=tag)
-        raise ValidationException("timer has no timeDate, timeDuration or timeCycle",
-                                  node=self.node, file_name=self.filename)
+        raise ValidationException(
+            "timer has no timeDate, timeDuration or timeCycle", node=self.node, file_name=self.filename
+        )
 
     def parse_message_event(self, message_event):
         definition = super().parse_message_event(message_event)
         if not self._repeats():
             return definition
-        return RepeatingMessage(definition.name, definition.correlation_properties,
-                                description=definition.description)
+        return RepeatingMessage(definition.name, definition.correlation_properties, description=definition.description)
 
 
 def _event_parser(base: type) -> type:
@@ -255,12 +266,18 @@ class CallActivityParser(_Extensions, CamundaTaskParser):
     def parse_extensions(self, node=None):
         ext = super().parse_extensions(node)
         found = {"in": [], "out": []}
-        for el in self.node.xpath("./bpmn:extensionElements/camunda:in | ./bpmn:extensionElements/camunda:out",
-                                  namespaces=self.nsmap):
+        for el in self.node.xpath(
+            "./bpmn:extensionElements/camunda:in | ./bpmn:extensionElements/camunda:out", namespaces=self.nsmap
+        ):
             if el.get("businessKey") is None:
-                found[etree.QName(el).localname].append({
-                    "all": el.get("variables") == "all", "source": el.get("source"),
-                    "expression": el.get("sourceExpression"), "target": el.get("target")})
+                found[etree.QName(el).localname].append(
+                    {
+                        "all": el.get("variables") == "all",
+                        "source": el.get("source"),
+                        "expression": el.get("sourceExpression"),
+                        "target": el.get("target"),
+                    }
+                )
         if found["in"] or found["out"]:
             ext["call"] = found
         return ext

@@ -4,6 +4,7 @@ Camunda Modeler writes extensions in ``http://camunda.org/schema/1.0/bpmn``; fil
 older Camunda/Activiti tools use ``http://activiti.org/bpmn``. Every helper here treats
 the two namespaces as one, so callers never spell a namespace themselves.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -22,11 +23,22 @@ DMN_NSS = (
 # Elements whose children are flow elements; an element's "owner" is the child of one.
 CONTAINERS = frozenset({"process", "subProcess", "transaction", "adHocSubProcess"})
 # Children of a subprocess that describe the subprocess itself rather than its flow.
-DETAILS = frozenset({
-    "extensionElements", "multiInstanceLoopCharacteristics", "standardLoopCharacteristics",
-    "ioSpecification", "property", "documentation", "dataInputAssociation",
-    "dataOutputAssociation", "incoming", "outgoing", "auditing", "monitoring",
-})
+DETAILS = frozenset(
+    {
+        "extensionElements",
+        "multiInstanceLoopCharacteristics",
+        "standardLoopCharacteristics",
+        "ioSpecification",
+        "property",
+        "documentation",
+        "dataInputAssociation",
+        "dataOutputAssociation",
+        "incoming",
+        "outgoing",
+        "auditing",
+        "monitoring",
+    }
+)
 
 # NOTE: entities are never expanded and nothing is fetched, so a file cannot read local
 # files or reach the network (XXE); huge_tree stays off to bound memory.

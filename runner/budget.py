@@ -10,6 +10,7 @@ A breach raises ``Breach``, a BaseException: a script's ``except Exception`` (an
 bare ``except``, rewritten to that) cannot swallow it. ``runner.expressions`` turns it
 into ``BudgetExceeded`` naming the expression or script.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,7 +72,7 @@ class Limits:
     clock: Callable[[], float] = time.monotonic
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "Limits":
+    def __deepcopy__(self, memo: dict[int, Any]) -> Limits:
         # NOTE: one set of limits (and its stop event) is shared: scripts deep-copy their
         # data, which reaches the environment through now() and local_now().
         return self
@@ -125,8 +126,9 @@ class Budget:
         if size > LARGE:
             self.total += size
             if self.total > MAX_TOTAL:
-                raise Breach(f"size budget: large values adding up to {self.total:,} items "
-                             f"(the limit is {MAX_TOTAL:,})")
+                raise Breach(
+                    f"size budget: large values adding up to {self.total:,} items (the limit is {MAX_TOTAL:,})"
+                )
             self.tick()
 
     def pow(self, base: Any, exponent: Any) -> Any:
@@ -134,9 +136,11 @@ class Budget:
         if type(base) in (int, bool) and type(exponent) in (int, bool) and exponent > 1 and abs(base) > 1:
             bits = exponent * math.log2(abs(base))
             if bits > MAX_BITS:
-                raise Breach(f"size budget: a power with about {int(bits * math.log10(2)) + 1:,} digits "
-                             f"(the limit is {int(MAX_BITS * math.log10(2)):,})")
-        return base ** exponent
+                raise Breach(
+                    f"size budget: a power with about {int(bits * math.log10(2)) + 1:,} digits "
+                    f"(the limit is {int(MAX_BITS * math.log10(2)):,})"
+                )
+        return base**exponent
 
     def mul(self, left: Any, right: Any) -> Any:
         """``left * right``, refusing repetitions and products over the size budget."""
@@ -192,8 +196,10 @@ class Budget:
 
     def _bits(self, bits: int, what: str) -> None:
         if bits > MAX_BITS:
-            raise Breach(f"size budget: {what} with about {int(bits * math.log10(2)):,} digits "
-                         f"(the limit is {int(MAX_BITS * math.log10(2)):,})")
+            raise Breach(
+                f"size budget: {what} with about {int(bits * math.log10(2)):,} digits "
+                f"(the limit is {int(MAX_BITS * math.log10(2)):,})"
+            )
 
     # --- methods that build large values in C --------------------------------------------
 
@@ -301,8 +307,12 @@ def _sum(iterable: Iterable[Any], /, start: Any = 0) -> Any:
 
 
 GUARDED_BUILTINS: dict[str, Callable[..., Any]] = {
-    "list": _guarded_type(list), "tuple": _guarded_type(tuple), "set": _guarded_type(set),
-    "dict": _guarded_type(dict), "sorted": _sorted, "sum": _sum,
+    "list": _guarded_type(list),
+    "tuple": _guarded_type(tuple),
+    "set": _guarded_type(set),
+    "dict": _guarded_type(dict),
+    "sorted": _sorted,
+    "sum": _sum,
 }
 
 GROWING_METHODS = frozenset({"join", "ljust", "rjust", "center", "zfill", "expandtabs", "replace", "extend"})

@@ -5,10 +5,11 @@ A booking takes the 30-minute cells of its staff member's time that it touches
 impossible even for two transactions that both saw the time free. Times are stored in
 UTC; availability windows and day boundaries are wall-clock times in the business zone.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -33,7 +34,7 @@ from runner.settings import Settings
 from runner.storage import savepoint
 
 SLOT = timedelta(minutes=30)
-_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 KIND_LABELS = {"training": "Đào tạo", "care": "Chăm sóc", "demo": "Demo"}
 KIND_ROLES = {"training": "teacher", "care": "customer_care", "demo": "sales"}  # who holds each kind
 MEETING_HOST = "online.emso.vn"
@@ -95,10 +96,15 @@ def set_availability(session: Session, teacher: str, windows: Iterable[tuple[int
 
 def availability(session: Session, teacher: str) -> list[dict]:
     """A staff member's weekly windows, Monday first."""
-    rows = session.scalars(select(Availability).where(Availability.teacher == teacher)
-                           .order_by(Availability.weekday, Availability.start_time))
-    return [{"weekday": r.weekday, "start": r.start_time.isoformat("minutes"), "end": r.end_time.isoformat("minutes")}
-            for r in rows]
+    rows = session.scalars(
+        select(Availability)
+        .where(Availability.teacher == teacher)
+        .order_by(Availability.weekday, Availability.start_time)
+    )
+    return [
+        {"weekday": r.weekday, "start": r.start_time.isoformat("minutes"), "end": r.end_time.isoformat("minutes")}
+        for r in rows
+    ]
 
 
 # --- free slots ----------------------------------------------------------------------------------
@@ -107,20 +113,35 @@ def availability(session: Session, teacher: str) -> list[dict]:
 def _candidates(windows: list[Availability], day: date, duration: timedelta, tz: ZoneInfo) -> Iterator[datetime]:
     """Grid-aligned starts of ``duration`` inside the day's windows, earliest first (UTC)."""
     for window in sorted((w for w in windows if w.weekday == day.weekday()), key=lambda w: w.start_time):
-        end = datetime.combine(day, window.end_time, tz).astimezone(timezone.utc)
-        start = _ceil(datetime.combine(day, window.start_time, tz).astimezone(timezone.utc))
+        end = datetime.combine(day, window.end_time, tz).astimezone(UTC)
+        start = _ceil(datetime.combine(day, window.start_time, tz).astimezone(UTC))
         while start + duration <= end:
             yield start
             start += SLOT
 
 
-def free_starts(session: Session, teacher: str, *, not_before: datetime, until: datetime, duration: timedelta,
-                count: int, tz: ZoneInfo, skip_days: Iterable[date] = ()) -> list[datetime]:
+def free_starts(
+    session: Session,
+    teacher: str,
+    *,
+    not_before: datetime,
+    until: datetime,
+    duration: timedelta,
+    count: int,
+    tz: ZoneInfo,
+    skip_days: Iterable[date] = (),
+) -> list[datetime]:
     """The earliest free start on each day from ``not_before`` to ``until``, one per day, up to ``count``."""
     windows = list(session.scalars(select(Availability).where(Availability.teacher == teacher)))
-    busy = set(session.scalars(select(BookingSlot.slot_start).where(
-        BookingSlot.teacher == teacher, BookingSlot.slot_start >= not_before - duration,
-        BookingSlot.slot_start < until + duration)))
+    busy = set(
+        session.scalars(
+            select(BookingSlot.slot_start).where(
+                BookingSlot.teacher == teacher,
+                BookingSlot.slot_start >= not_before - duration,
+                BookingSlot.slot_start < until + duration,
+            )
+        )
+    )
     skip = set(skip_days)
     found: list[datetime] = []
     day = not_before.astimezone(tz).date()
@@ -135,10 +156,20 @@ def free_starts(session: Session, teacher: str, *, not_before: datetime, until: 
     return found
 
 
-def find_slots(session: Session, now: datetime, *, sessions: int = 2, duration_minutes: int = 90,
-               window_days: int = 14, prefer_days: int = 4, teacher: str | None = None, role: str = "teacher",
-               lead_minutes: int = 60, skip_days: Iterable[date] = (),
-               tz: ZoneInfo | None = None) -> tuple[Staff, list[datetime]]:
+def find_slots(
+    session: Session,
+    now: datetime,
+    *,
+    sessions: int = 2,
+    duration_minutes: int = 90,
+    window_days: int = 14,
+    prefer_days: int = 4,
+    teacher: str | None = None,
+    role: str = "teacher",
+    lead_minutes: int = 60,
+    skip_days: Iterable[date] = (),
+    tz: ZoneInfo | None = None,
+) -> tuple[Staff, list[datetime]]:
     """One staff member (``teacher``, or any of ``role``) with ``sessions`` free starts on different days.
 
     The window runs from ``now`` (+ ``lead_minutes``) to the end of day ``window_days`` in
@@ -149,8 +180,10 @@ def find_slots(session: Session, now: datetime, *, sessions: int = 2, duration_m
     """
     tz = tz or business_tz()
     if sessions < 1 or duration_minutes < 1 or window_days < 1:
-        raise BadValue(f"sessions, duration_minutes and window_days must be positive, got "
-                       f"{sessions}, {duration_minutes}, {window_days}")
+        raise BadValue(
+            f"sessions, duration_minutes and window_days must be positive, got "
+            f"{sessions}, {duration_minutes}, {window_days}"
+        )
     today = now.astimezone(tz).date()
     until = datetime.combine(today + timedelta(days=window_days), time(), tz)
     prefer_until = datetime.combine(today + timedelta(days=prefer_days), time(), tz)
@@ -162,25 +195,46 @@ def find_slots(session: Session, now: datetime, *, sessions: int = 2, duration_m
             raise Missing(f"teacher {teacher!r} does not exist or is not active")
         candidates = [staff]
     else:
-        candidates = [s for s in session.scalars(select(Staff).where(Staff.active).order_by(Staff.username))
-                      if role in (s.roles or [])]
+        candidates = [
+            s
+            for s in session.scalars(select(Staff).where(Staff.active).order_by(Staff.username))
+            if role in (s.roles or [])
+        ]
     ranked = []
     for staff in candidates:
-        starts = free_starts(session, staff.username, not_before=now + timedelta(minutes=lead_minutes),
-                             until=until, duration=duration, count=sessions, tz=tz, skip_days=skip_days)
+        starts = free_starts(
+            session,
+            staff.username,
+            not_before=now + timedelta(minutes=lead_minutes),
+            until=until,
+            duration=duration,
+            count=sessions,
+            tz=tz,
+            skip_days=skip_days,
+        )
         if len(starts) < sessions:
             continue
         if starts[-1] + duration <= prefer_until:
-            load = session.scalar(select(func.count()).select_from(Booking).where(
-                Booking.teacher == staff.username, Booking.status == "booked",
-                Booking.end_at > now, Booking.start_at < until))
+            load = session.scalar(
+                select(func.count())
+                .select_from(Booking)
+                .where(
+                    Booking.teacher == staff.username,
+                    Booking.status == "booked",
+                    Booking.end_at > now,
+                    Booking.start_at < until,
+                )
+            )
             ranked.append(((0, load, starts[-1], staff.username), staff, starts))
         else:
             ranked.append(((1, 0, starts[-1], staff.username), staff, starts))
     if not ranked:
         wanted = f"{sessions} free slot(s) of {duration_minutes} minutes on different days within {window_days} days"
-        raise Missing(f"teacher: {teacher!r} does not have {wanted}" if teacher
-                      else f"teacher: no active staff member with role {role!r} has {wanted}")
+        raise Missing(
+            f"teacher: {teacher!r} does not have {wanted}"
+            if teacher
+            else f"teacher: no active staff member with role {role!r} has {wanted}"
+        )
     _, staff, starts = min(ranked, key=lambda item: item[0])
     return staff, starts
 
@@ -190,8 +244,10 @@ def find_slots(session: Session, now: datetime, *, sessions: int = 2, duration_m
 
 def _take_cells(session: Session, booking: Booking) -> None:
     """Insert the booking's cells; ``SlotTaken`` if another booking holds one of them."""
-    rows = [{"teacher": booking.teacher, "slot_start": c, "booking_id": booking.id}
-            for c in cells(booking.start_at, booking.end_at)]
+    rows = [
+        {"teacher": booking.teacher, "slot_start": c, "booking_id": booking.id}
+        for c in cells(booking.start_at, booking.end_at)
+    ]
     try:
         with savepoint(session):
             # NOTE: one multi-row INSERT, not executemany: psycopg runs executemany in
@@ -205,8 +261,17 @@ def _take_cells(session: Session, booking: Booking) -> None:
         raise SlotTaken(f"{booking.teacher} already has an appointment at {local}") from exc
 
 
-def book(session: Session, teacher: str, customer_id: str, start: datetime, *, duration_minutes: int,
-         now: datetime, kind: str = "training", session_no: int | None = None) -> Booking:
+def book(
+    session: Session,
+    teacher: str,
+    customer_id: str,
+    start: datetime,
+    *,
+    duration_minutes: int,
+    now: datetime,
+    kind: str = "training",
+    session_no: int | None = None,
+) -> Booking:
     """Book ``teacher`` for a customer; ``SlotTaken`` leaves nothing behind when the time is taken."""
     if kind not in BOOKING_KINDS:
         raise BadValue(f"kind: {kind!r} is not one of {', '.join(BOOKING_KINDS)}")
@@ -217,11 +282,20 @@ def book(session: Session, teacher: str, customer_id: str, start: datetime, *, d
         raise Missing(f"teacher {teacher!r} does not exist or is not active")
     if session.get(Customer, customer_id) is None:
         raise Missing(f"customer {customer_id!r} does not exist")
-    start = start.astimezone(timezone.utc)
+    start = start.astimezone(UTC)
     with savepoint(session):
-        booking = Booking(teacher=teacher, customer_id=customer_id, kind=kind, session_no=session_no,
-                          start_at=start, end_at=start + timedelta(minutes=duration_minutes), status="booked",
-                          sequence=0, created_at=now, updated_at=now)
+        booking = Booking(
+            teacher=teacher,
+            customer_id=customer_id,
+            kind=kind,
+            session_no=session_no,
+            start_at=start,
+            end_at=start + timedelta(minutes=duration_minutes),
+            status="booked",
+            sequence=0,
+            created_at=now,
+            updated_at=now,
+        )
         session.add(booking)
         session.flush()
         _take_cells(session, booking)
@@ -250,7 +324,7 @@ def move(session: Session, booking: Booking, start: datetime, now: datetime) -> 
     try:
         with savepoint(session):
             session.execute(delete(BookingSlot).where(BookingSlot.booking_id == booking.id))
-            booking.start_at, booking.end_at = start.astimezone(timezone.utc), start.astimezone(timezone.utc) + length
+            booking.start_at, booking.end_at = start.astimezone(UTC), start.astimezone(UTC) + length
             _take_cells(session, booking)
     except SlotTaken:
         booking.start_at, booking.end_at = old
@@ -292,8 +366,9 @@ def feed(session: Session, username: str, *, since: datetime | None = None, tz: 
     cal.add("method", "PUBLISH")
     cal.add("x-wr-calname", f"Lịch của tôi - {staff.full_name}")
     cal.add("x-wr-timezone", tz.key)
-    query = select(Booking, Customer).join(Customer, Booking.customer_id == Customer.id).where(
-        Booking.teacher == username)
+    query = (
+        select(Booking, Customer).join(Customer, Booking.customer_id == Customer.id).where(Booking.teacher == username)
+    )
     if since is not None:
         query = query.where(Booking.end_at >= since)
     for booking, customer in session.execute(query.order_by(Booking.start_at, Booking.id)):
@@ -317,9 +392,14 @@ def _event(booking: Booking, customer: Customer, tz: ZoneInfo) -> Event:
     event.add("summary", f"{label} - {customer.name}")
     event.add("status", "CANCELLED" if booking.status == "cancelled" else "CONFIRMED")
     event.add("location", meeting_link(customer.name))
-    event.add("description", "\n".join([
-        f"Khách hàng: {customer.name} ({customer.id})",
-        f"Điện thoại: {customer.phone or '-'}",
-        f"Phòng học trực tuyến: {meeting_link(customer.name)}",
-    ]))
+    event.add(
+        "description",
+        "\n".join(
+            [
+                f"Khách hàng: {customer.name} ({customer.id})",
+                f"Điện thoại: {customer.phone or '-'}",
+                f"Phòng học trực tuyến: {meeting_link(customer.name)}",
+            ]
+        ),
+    )
     return event

@@ -1,4 +1,5 @@
 """The ``runner`` command: deploy, start, complete, correlate, move the clock, work."""
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,11 @@ def _person(runner, actor: str):
 
 def cmd_start(args, settings: Settings) -> None:
     runner = _runner(settings)
-    print(runner.start_instance(args.process_key, args.business_key, _json(args.data), args.actor,
-                                person=_person(runner, args.actor)))
+    print(
+        runner.start_instance(
+            args.process_key, args.business_key, _json(args.data), args.actor, person=_person(runner, args.actor)
+        )
+    )
 
 
 def cmd_tasks(args, settings: Settings) -> None:
@@ -84,8 +88,9 @@ def cmd_complete(args, settings: Settings) -> None:
 
 def cmd_correlate(args, settings: Settings) -> None:
     runner = _runner(settings)
-    for instance_id in runner.correlate(args.message, args.business_key, _json(args.data), args.actor,
-                                        person=_person(runner, args.actor)):
+    for instance_id in runner.correlate(
+        args.message, args.business_key, _json(args.data), args.actor, person=_person(runner, args.actor)
+    ):
         print(instance_id)
 
 
@@ -177,20 +182,26 @@ def cmd_users(args, settings: Settings) -> None:
         for u in users.list_users(runner):
             state = "" if u["active"] else " (inactive)"
             login = "password set" if u["has_password"] else "no password"
-            print(f"{u['username']:<20} {','.join(u['roles']):<28} {login}, {u['tokens']} token(s){state}"
-                  f"  {u['full_name']}")
+            print(
+                f"{u['username']:<20} {','.join(u['roles']):<28} {login}, {u['tokens']} token(s){state}"
+                f"  {u['full_name']}"
+            )
         return
     if not args.username:
         raise SystemExit(f"error: runner users {args.action} needs a USERNAME")
     if args.action == "add":
-        if args.if_missing and users.get_user(runner, args.username) is not None \
-                and users.get_user(runner, args.username)["has_password"]:
+        if (
+            args.if_missing
+            and users.get_user(runner, args.username) is not None
+            and users.get_user(runner, args.username)["has_password"]
+        ):
             print(f"user {args.username} exists")
             return
         if not args.role:
             raise SystemExit("error: give at least one --role (" + ", ".join(users.roles()) + ")")
-        users.create_user(runner, args.username, args.name or args.username, args.role,
-                          password=_password(args), email=args.email)
+        users.create_user(
+            runner, args.username, args.name or args.username, args.role, password=_password(args), email=args.email
+        )
         print(f"user {args.username} added ({', '.join(args.role)})")
     elif args.action == "password":
         users.set_password(runner, args.username, _password(args))
@@ -224,8 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("process_key")
     p.add_argument("--business-key", "--customer", dest="business_key")
     p.add_argument("--data")
-    p.add_argument("--actor", default="cli",
-                   help="who does it (default: %(default)s); a staff member's username applies their permissions")
+    p.add_argument(
+        "--actor",
+        default="cli",
+        help="who does it (default: %(default)s); a staff member's username applies their permissions",
+    )
     p.set_defaults(fn=cmd_start)
 
     p = sub.add_parser("tasks", help="open user tasks")
@@ -237,16 +251,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("complete", help="complete a user task")
     p.add_argument("task_id")
     p.add_argument("--data")
-    p.add_argument("--actor", default="cli",
-                   help="who does it (default: %(default)s); a staff member's username applies their permissions")
+    p.add_argument(
+        "--actor",
+        default="cli",
+        help="who does it (default: %(default)s); a staff member's username applies their permissions",
+    )
     p.set_defaults(fn=cmd_complete)
 
     p = sub.add_parser("correlate", help="deliver a message by business key")
     p.add_argument("message")
     p.add_argument("--business-key", "--customer", dest="business_key")
     p.add_argument("--data")
-    p.add_argument("--actor", default="cli",
-                   help="who does it (default: %(default)s); a staff member's username applies their permissions")
+    p.add_argument(
+        "--actor",
+        default="cli",
+        help="who does it (default: %(default)s); a staff member's username applies their permissions",
+    )
     p.set_defaults(fn=cmd_correlate)
 
     p = sub.add_parser("clock", help="show or advance the virtual clock (RUNNER_CLOCK=virtual)")
@@ -255,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_clock)
 
     sub.add_parser("run-due", help="fire due timers, run due jobs, deliver the outbox once").set_defaults(
-        fn=cmd_run_due)
+        fn=cmd_run_due
+    )
     sub.add_parser("worker", help="run the scheduler/worker loop").set_defaults(fn=cmd_worker)
 
     p = sub.add_parser("instances", help="instances, or one instance")
@@ -284,8 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state")
     p.set_defaults(fn=cmd_outbox)
 
-    sub.add_parser("demo", help="load the demo company (staff, logins, 40 customers) on the virtual clock"
-                   ).set_defaults(fn=cmd_demo)
+    sub.add_parser(
+        "demo", help="load the demo company (staff, logins, 40 customers) on the virtual clock"
+    ).set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("users", help="web users: add, list, set a password, unlock, print a new API token")
     p.add_argument("action", choices=["add", "list", "password", "unlock", "token"])
@@ -293,8 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="full name (add)")
     p.add_argument("--role", action="append", help="a role, repeatable (add)")
     p.add_argument("--email")
-    p.add_argument("--password", help="else RUNNER_USER_PASSWORD, else asked twice on the terminal, "
-                   "else the first line of stdin")
+    p.add_argument(
+        "--password", help="else RUNNER_USER_PASSWORD, else asked twice on the terminal, else the first line of stdin"
+    )
     p.add_argument("--address", help="unlock: also lift the slow-down of this client address")
     p.add_argument("--label", default="cli", help="what the token is for (token)")
     p.add_argument("--if-missing", action="store_true", help="add: do nothing when the user can sign in")
@@ -305,8 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``runner`` command."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # SpiffWorkflow logs every task state change at INFO; keep the terminal readable.
     for noisy in ("spiff", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
@@ -321,8 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line for the user; --debug shows the rest
         if args.debug:
             raise
-        print(f"error: {type(exc).__name__}: {_one_line(str(exc))} (run with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"error: {type(exc).__name__}: {_one_line(str(exc))} (run with --debug for the traceback)", file=sys.stderr
+        )
         return 3
     return 0
 
@@ -330,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
 def _one_line(text: str, limit: int = 500) -> str:
     """An error message as one line of at most ``limit`` characters (a 300-character value stays readable)."""
     line = " ".join(text.split())
-    return line if len(line) <= limit else line[:limit - 1] + "…"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 if __name__ == "__main__":

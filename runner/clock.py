@@ -1,8 +1,9 @@
 """Clocks: the wall clock by default, a persisted virtual clock for demos and tests."""
+
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from runner.errors import Invalid
@@ -18,21 +19,21 @@ class SystemClock:
     """The real clock."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class FixedClock:
     """A clock that moves only when told to; the virtual clock keeps one in the database."""
 
     def __init__(self, start: datetime):
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now
 
     def set(self, moment: datetime) -> None:
         """Move to a moment (never backwards)."""
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
         if moment < self._now:
             raise Invalid(f"the clock cannot go back from {self._now.isoformat()} to {moment.isoformat()}")
         self._now = moment
@@ -54,7 +55,7 @@ def parse_span(text: str) -> timedelta:
         from runner import timeparse
 
         duration = timeparse.parse_duration(text)
-        start = datetime(2000, 1, 1, tzinfo=timezone.utc)
+        start = datetime(2000, 1, 1, tzinfo=UTC)
         return duration.add_to(start) - start
     parts = _SPAN.findall(text)
     if not parts or _SPAN.sub("", text).strip():

@@ -10,12 +10,13 @@
 Every function takes the caller's session and never commits: the caller's unit of work does.
 Field typing lives in ``runner.fields``; its public names are available here too.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import case, select
@@ -55,12 +56,24 @@ from runner.fields import json_value as _json
 from runner.models import Instance
 
 # Which pipeline (parent stage of seed 003) each process key's stages belong to.
-PIPELINES = {"sales": "Trong bán hàng", "onboarding": "Sau bán hàng", "renewal": "Sau bán hàng",
-             "care_month": "Sau bán hàng"}
+PIPELINES = {
+    "sales": "Trong bán hàng",
+    "onboarding": "Sau bán hàng",
+    "renewal": "Sau bán hàng",
+    "care_month": "Sau bán hàng",
+}
 STAGES = {
     "Trong bán hàng": ("Tiếp nhận", "Đã liên hệ", "Liên hệ lại", "Cấp Demo", "Đang chăm sóc", "Tiềm năng", "Chốt"),
-    "Sau bán hàng": ("TIẾP NHẬN", "ĐÀO TẠO", "BÀN GIAO", "CHĂM SÓC ĐỊNH KỲ", "CHĂM SÓC TÁI KÝ", "CÓ VẤN ĐỀ",
-                     "DỪNG CHĂM SÓC", "KHÓA"),
+    "Sau bán hàng": (
+        "TIẾP NHẬN",
+        "ĐÀO TẠO",
+        "BÀN GIAO",
+        "CHĂM SÓC ĐỊNH KỲ",
+        "CHĂM SÓC TÁI KÝ",
+        "CÓ VẤN ĐỀ",
+        "DỪNG CHĂM SÓC",
+        "KHÓA",
+    ),
 }
 # NOTE: customer_view always has exactly these keys (templates are checked against them at deploy).
 CUSTOMER_VIEW_KEYS = CUSTOMER_COLUMNS + ("tags", "owner_name", "teacher_name", "stages", "notes", "contract")
@@ -81,12 +94,21 @@ def get_customer(session: Session, customer_id: str | None, *, lock: bool = Fals
     return row
 
 
-def add_note(session: Session, customer_id: str | None, text: str, *, now: datetime, kind: str = "discussion",
-             author: str | None = None, instance_id: str | None = None) -> int:
+def add_note(
+    session: Session,
+    customer_id: str | None,
+    text: str,
+    *,
+    now: datetime,
+    kind: str = "discussion",
+    author: str | None = None,
+    instance_id: str | None = None,
+) -> int:
     """Add a note (Thảo luận by default) to a customer; returns its id."""
     customer = get_customer(session, customer_id)
-    note = Note(customer_id=customer.id, kind=kind, text=text, author=author or None, instance_id=instance_id,
-                created_at=now)
+    note = Note(
+        customer_id=customer.id, kind=kind, text=text, author=author or None, instance_id=instance_id, created_at=now
+    )
     session.add(note)
     session.flush()
     return note.id
@@ -110,8 +132,13 @@ def staff_view(session: Session, username: str | None) -> dict[str, Any] | None:
 
 def tags(session: Session, customer_id: str) -> list[str]:
     """The customer's tags, oldest first."""
-    return list(session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer_id)
-                                .order_by(CustomerTag.added_at, CustomerTag.tag)))
+    return list(
+        session.scalars(
+            select(CustomerTag.tag)
+            .where(CustomerTag.customer_id == customer_id)
+            .order_by(CustomerTag.added_at, CustomerTag.tag)
+        )
+    )
 
 
 def customer_view(session: Session, customer_id: str) -> dict[str, Any]:
@@ -128,15 +155,33 @@ def customer_view(session: Session, customer_id: str) -> dict[str, Any]:
         person = session.get(Staff, getattr(row, role)) if getattr(row, role) else None
         view[f"{role}_name"] = person.full_name if person else None
     view["stages"] = current_stages(session, customer_id)
-    notes = session.scalars(select(Note).where(Note.customer_id == customer_id)
-                            .order_by(Note.created_at.desc(), Note.id.desc()).limit(LAST_NOTES))
-    view["notes"] = [{"id": n.id, "kind": n.kind, "text": n.text, "author": n.author,
-                      "created_at": _json(n.created_at)} for n in notes]
-    contract = session.scalars(select(Contract).where(Contract.customer_id == customer_id)
-                               .order_by(Contract.end_date.desc(), Contract.id.desc()).limit(1)).first()
-    view["contract"] = None if contract is None else {
-        "id": contract.id, "package": contract.package, "start": _json(contract.start_date),
-        "end": _json(contract.end_date), "months": contract.months}
+    notes = session.scalars(
+        select(Note)
+        .where(Note.customer_id == customer_id)
+        .order_by(Note.created_at.desc(), Note.id.desc())
+        .limit(LAST_NOTES)
+    )
+    view["notes"] = [
+        {"id": n.id, "kind": n.kind, "text": n.text, "author": n.author, "created_at": _json(n.created_at)}
+        for n in notes
+    ]
+    contract = session.scalars(
+        select(Contract)
+        .where(Contract.customer_id == customer_id)
+        .order_by(Contract.end_date.desc(), Contract.id.desc())
+        .limit(1)
+    ).first()
+    view["contract"] = (
+        None
+        if contract is None
+        else {
+            "id": contract.id,
+            "package": contract.package,
+            "start": _json(contract.start_date),
+            "end": _json(contract.end_date),
+            "months": contract.months,
+        }
+    )
     return view
 
 
@@ -145,7 +190,8 @@ def customer_view(session: Session, customer_id: str) -> dict[str, Any]:
 
 def _instances_by_recency(business_keys: Iterable[str] | None = None):
     query = select(Instance.business_key, Instance.process_key, Instance.stages).where(
-        Instance.process_key.in_(PIPELINES), Instance.business_key.is_not(None))
+        Instance.process_key.in_(PIPELINES), Instance.business_key.is_not(None)
+    )
     if business_keys is not None:
         query = query.where(Instance.business_key.in_(list(business_keys)))
     # NOTE: running instances first, then the most recently changed: a customer whose
@@ -179,8 +225,7 @@ def board(session: Session, pipeline: str) -> dict[str, list[dict[str, Any]]]:
     keys = [k for k, stages in picked.items() if pipeline in stages]
     for row in session.scalars(select(Customer).where(Customer.id.in_(keys)).order_by(Customer.id)):
         stage = picked[row.id][pipeline]
-        columns.setdefault(stage, []).append(
-            {"id": row.id, "name": row.name, "owner": row.owner, "status": row.status})
+        columns.setdefault(stage, []).append({"id": row.id, "name": row.name, "owner": row.owner, "status": row.status})
     return columns
 
 
@@ -193,8 +238,9 @@ def fold(text: str) -> str:
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
-def search(session: Session, text: str = "", *, tag: str | None = None, limit: int = 50,
-           where: Any = None) -> list[dict[str, Any]]:
+def search(
+    session: Session, text: str = "", *, tag: str | None = None, limit: int = 50, where: Any = None
+) -> list[dict[str, Any]]:
     """Customers whose name (accents ignored) or phone contains ``text``, optionally with ``tag`` and ``where``."""
     query = select(Customer).order_by(Customer.id)
     if where is not None:
@@ -206,8 +252,7 @@ def search(session: Session, text: str = "", *, tag: str | None = None, limit: i
     # NOTE: matched in Python: SQLite's LIKE folds ASCII only, and accents must be ignored.
     for row in session.scalars(query):
         if not needle or needle in fold(row.name) or (digits and digits in re.sub(r"\D", "", row.phone or "")):
-            found.append({"id": row.id, "name": row.name, "phone": row.phone, "owner": row.owner,
-                          "status": row.status})
+            found.append({"id": row.id, "name": row.name, "phone": row.phone, "owner": row.owner, "status": row.status})
             if len(found) >= limit:
                 break
     return found
@@ -229,7 +274,6 @@ def split_tags(value: Any) -> list[str]:
     return found
 
 
-
 # --- configured lists and seeding --------------------------------------------------------------------
 
 
@@ -238,24 +282,33 @@ def lists(session: Session) -> dict[str, list[dict[str, Any]]]:
     groups = session.scalars(select(CustomerGroup).order_by(CustomerGroup.id)).all()
     names = {g.id: g.name for g in groups}
     return {
-        "stop_care_reasons": [{"title": r.title, "description": r.description}
-                              for r in session.scalars(select(StopCareReason).order_by(StopCareReason.id))],
-        "sources": [{"name": r.name, "description": r.description}
-                    for r in session.scalars(select(CustomerSource).order_by(CustomerSource.id))],
+        "stop_care_reasons": [
+            {"title": r.title, "description": r.description}
+            for r in session.scalars(select(StopCareReason).order_by(StopCareReason.id))
+        ],
+        "sources": [
+            {"name": r.name, "description": r.description}
+            for r in session.scalars(select(CustomerSource).order_by(CustomerSource.id))
+        ],
         "groups": [{"name": g.name, "parent": names.get(g.parent_id)} for g in groups],
-        "occupations": [{"name": r.name, "description": r.description}
-                        for r in session.scalars(select(Occupation).order_by(Occupation.id))],
+        "occupations": [
+            {"name": r.name, "description": r.description}
+            for r in session.scalars(select(Occupation).order_by(Occupation.id))
+        ],
         "schools": [{"name": r.name} for r in session.scalars(select(School).order_by(School.id))],
-        "extra_fields": [{"name": f.name, "label": f.label, "data_type": f.data_type} for f in
-                         session.scalars(select(ExtraField).order_by(ExtraField.position, ExtraField.name))],
-        "required_fields": list(session.scalars(select(RequiredField.field)
-                                                .order_by(RequiredField.position, RequiredField.field))),
+        "extra_fields": [
+            {"name": f.name, "label": f.label, "data_type": f.data_type}
+            for f in session.scalars(select(ExtraField).order_by(ExtraField.position, ExtraField.name))
+        ],
+        "required_fields": list(
+            session.scalars(select(RequiredField.field).order_by(RequiredField.position, RequiredField.field))
+        ),
     }
-
 
 
 def seed_lists(session: Session) -> None:
     """Add the default Vietnamese lists (``runner.domain.DEFAULT_LISTS``) not configured yet; safe to repeat."""
+
     def absent(model, column, value) -> bool:
         return session.scalar(select(model).where(column == value)) is None
 
@@ -286,8 +339,17 @@ def seed_lists(session: Session) -> None:
     session.flush()
 
 
-def add_staff(session: Session, username: str, full_name: str, roles: Iterable[str], *, active: bool = True,
-              email: str | None = None, phone: str | None = None, zalo_user_id: str | None = None) -> Staff:
+def add_staff(
+    session: Session,
+    username: str,
+    full_name: str,
+    roles: Iterable[str],
+    *,
+    active: bool = True,
+    email: str | None = None,
+    phone: str | None = None,
+    zalo_user_id: str | None = None,
+) -> Staff:
     """Create a staff member with role ids of ``ROLES``."""
     roles = list(roles)
     unknown = [r for r in roles if r not in ROLES]
@@ -295,16 +357,31 @@ def add_staff(session: Session, username: str, full_name: str, roles: Iterable[s
         raise BadValue(f"staff {username!r}: roles {unknown or roles!r} are not among {', '.join(ROLES)}")
     if session.get(Staff, username) is not None:
         raise BadValue(f"staff {username!r} already exists")
-    row = Staff(username=username, full_name=full_name, roles=roles, active=active, email=email,
-                phone=phone, zalo_user_id=zalo_user_id)
+    row = Staff(
+        username=username,
+        full_name=full_name,
+        roles=roles,
+        active=active,
+        email=email,
+        phone=phone,
+        zalo_user_id=zalo_user_id,
+    )
     session.add(row)
     session.flush()
     return row
 
 
-def add_customer(session: Session, customer_id: str, name: str, *, owner: str | None = None,
-                 teacher: str | None = None, tags: Iterable[str] = (), now: datetime | None = None,
-                 **fields: Any) -> Customer:
+def add_customer(
+    session: Session,
+    customer_id: str,
+    name: str,
+    *,
+    owner: str | None = None,
+    teacher: str | None = None,
+    tags: Iterable[str] = (),
+    now: datetime | None = None,
+    **fields: Any,
+) -> Customer:
     """Create a customer; ``fields`` are typed and checked like a profile update."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,50}", customer_id or ""):
         raise BadValue(f"customer id {customer_id!r}: letters, digits, '.', '_' or '-' only")
@@ -315,7 +392,7 @@ def add_customer(session: Session, customer_id: str, name: str, *, owner: str | 
     for role, username in (("owner", owner), ("teacher", teacher)):
         if username:
             get_staff(session, username)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     row = Customer(id=customer_id, name=name.strip(), owner=owner, teacher=teacher, extra={}, created_at=now)
     update_fields(session, row, {"name": name, **fields})
     session.add(row)
@@ -324,4 +401,3 @@ def add_customer(session: Session, customer_id: str, name: str, *, owner: str | 
         session.add(CustomerTag(customer_id=customer_id, tag=tag, added_at=now))
     session.flush()
     return row
-

@@ -1,4 +1,5 @@
 """Deploying BPMN and DMN files: validate everything, then store new versions in one go."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,18 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from runner import orphans, validation
-from runner.xmlencoding import EncodingInvalid, as_utf8
 from runner.bpmn import RunnerParser, normalize
 from runner.domain import Staff
 from runner.errors import DeploymentInvalid, Problem
 from runner.models import ProcessVersion
 from runner.storage import WorkflowStore
+from runner.xmlencoding import EncodingInvalid, as_utf8
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 NS = {"bpmn": BPMN_NS}
@@ -124,22 +125,28 @@ def _start_events(process: etree._Element) -> tuple[list[str], list[dict[str, st
             if name:
                 messages.append(name)
         for timer in start.xpath("./bpmn:timerEventDefinition/*", namespaces=NS):
-            timers.append({"element": start.get("id"), "kind": etree.QName(timer).localname,
-                           "value": (timer.text or "").strip()})
+            timers.append(
+                {"element": start.get("id"), "kind": etree.QName(timer).localname, "value": (timer.text or "").strip()}
+            )
     return messages, timers
 
 
 class Deployer:
     """Validates and stores deployments; used by ``Runner.deploy``."""
 
-    def __init__(self, store: WorkflowStore, topics: Callable[[], set[str]],
-                 checks: Callable[[], Mapping[str, list]] | None = None):
+    def __init__(
+        self,
+        store: WorkflowStore,
+        topics: Callable[[], set[str]],
+        checks: Callable[[], Mapping[str, list]] | None = None,
+    ):
         self.store = store
         self.topics = topics
         self.checks = checks or dict  # each topic's deploy-time checks, see handlers.Registry
 
-    def parse(self, files: Mapping[str, bytes], known: Mapping[str, bytes],
-              staff: Collection[str] = ()) -> list[_Parsed]:
+    def parse(
+        self, files: Mapping[str, bytes], known: Mapping[str, bytes], staff: Collection[str] = ()
+    ) -> list[_Parsed]:
         """Every process and decision in ``files``; raises DeploymentInvalid with all problems.
 
         ``staff`` are the usernames that exist, to warn about tasks assigned to anyone else.
@@ -166,8 +173,7 @@ class Deployer:
             problems += self._add(parser, name, doc)
         if problems:
             raise DeploymentInvalid(problems)
-        parsed = [p for name, doc in docs.items()
-                  for p in self._specs(parser, name, files[name], doc, problems, staff)]
+        parsed = [p for name, doc in docs.items() for p in self._specs(parser, name, files[name], doc, problems, staff)]
         if problems:
             raise DeploymentInvalid(problems)
         return parsed
@@ -183,11 +189,20 @@ class Deployer:
             return [_problem(exc, name)]
         return []
 
-    def _specs(self, parser: RunnerParser, name: str, raw: bytes, doc: etree._Element,
-               problems: list[Problem], staff: Collection[str]) -> list[_Parsed]:
+    def _specs(
+        self,
+        parser: RunnerParser,
+        name: str,
+        raw: bytes,
+        doc: etree._Element,
+        problems: list[Problem],
+        staff: Collection[str],
+    ) -> list[_Parsed]:
         if name.endswith(".dmn"):
-            return [_Parsed(d.get("id"), d.get("name") or "", name, raw, _hash(raw, d.get("id")), "", [], [], [], "dmn")
-                    for d in doc.iter("{*}decision")]
+            return [
+                _Parsed(d.get("id"), d.get("name") or "", name, raw, _hash(raw, d.get("id")), "", [], [], [], "dmn")
+                for d in doc.iter("{*}decision")
+            ]
         found = []
         for process in doc.xpath("//bpmn:process[@isExecutable='true']", namespaces=NS):
             key = process.get("id")
@@ -199,9 +214,20 @@ class Deployer:
                 continue
             messages, timers = _start_events(process)
             called = sorted(set(process.xpath(".//bpmn:callActivity/@calledElement", namespaces=NS)))
-            found.append(_Parsed(key, process.get("name") or "", name, raw, _hash(raw, key),
-                                 self.store.dump_spec(spec, subs), called, messages, timers,
-                                 warnings=tuple(orphans.deploy_warnings(process, staff, name))))
+            found.append(
+                _Parsed(
+                    key,
+                    process.get("name") or "",
+                    name,
+                    raw,
+                    _hash(raw, key),
+                    self.store.dump_spec(spec, subs),
+                    called,
+                    messages,
+                    timers,
+                    warnings=tuple(orphans.deploy_warnings(process, staff, name)),
+                )
+            )
         return found
 
     def store_versions(self, session: Session, parsed: list[_Parsed], now, actor: str) -> list[Deployed]:
@@ -209,18 +235,29 @@ class Deployer:
         out = []
         for item in parsed:
             latest = session.scalars(
-                select(ProcessVersion).where(ProcessVersion.process_key == item.process_key)
-                .order_by(ProcessVersion.version.desc()).limit(1)).first()
+                select(ProcessVersion)
+                .where(ProcessVersion.process_key == item.process_key)
+                .order_by(ProcessVersion.version.desc())
+                .limit(1)
+            ).first()
             if latest is not None and latest.content_hash == item.content_hash:
-                out.append(Deployed(item.process_key, latest.version, latest.id, item.file_name, False,
-                                    item.warnings))
+                out.append(Deployed(item.process_key, latest.version, latest.id, item.file_name, False, item.warnings))
                 continue
             row = ProcessVersion(
-                process_key=item.process_key, version=(latest.version + 1) if latest else 1, name=item.name,
-                content_hash=item.content_hash, file_name=item.file_name, kind=item.kind,
-                xml=item.xml.decode("utf-8"), spec=item.spec, called=item.called,
-                message_starts=item.message_starts, timer_starts=item.timer_starts,
-                deployed_at=now, deployed_by=actor)
+                process_key=item.process_key,
+                version=(latest.version + 1) if latest else 1,
+                name=item.name,
+                content_hash=item.content_hash,
+                file_name=item.file_name,
+                kind=item.kind,
+                xml=item.xml.decode("utf-8"),
+                spec=item.spec,
+                called=item.called,
+                message_starts=item.message_starts,
+                timer_starts=item.timer_starts,
+                deployed_at=now,
+                deployed_by=actor,
+            )
             session.add(row)
             session.flush()
             out.append(Deployed(item.process_key, row.version, row.id, item.file_name, True, item.warnings))
@@ -234,16 +271,23 @@ def staff_usernames(session: Session) -> set[str]:
 
 def latest_files(session: Session) -> dict[str, bytes]:
     """The deployed models new files may call: each stored file with only what it holds the latest version of."""
-    newest = select(ProcessVersion.process_key, func.max(ProcessVersion.version).label("v")) \
-        .group_by(ProcessVersion.process_key).subquery()
-    rows = session.execute(select(ProcessVersion.process_key, ProcessVersion.file_name, ProcessVersion.xml).join(
-        newest, (ProcessVersion.process_key == newest.c.process_key) & (ProcessVersion.version == newest.c.v)))
+    newest = (
+        select(ProcessVersion.process_key, func.max(ProcessVersion.version).label("v"))
+        .group_by(ProcessVersion.process_key)
+        .subquery()
+    )
+    rows = session.execute(
+        select(ProcessVersion.process_key, ProcessVersion.file_name, ProcessVersion.xml).join(
+            newest, (ProcessVersion.process_key == newest.c.process_key) & (ProcessVersion.version == newest.c.v)
+        )
+    )
     files: dict[str, tuple[str, set[str]]] = {}
     for key, file_name, xml in rows:
         files.setdefault(xml, (file_name, set()))[1].add(key)
     # NOTE: named by position too: two deployments may both have used "process.bpmn".
-    return {f"deployed:{n}:{name}": _keep(xml.encode("utf-8"), keys)
-            for n, (xml, (name, keys)) in enumerate(files.items())}
+    return {
+        f"deployed:{n}:{name}": _keep(xml.encode("utf-8"), keys) for n, (xml, (name, keys)) in enumerate(files.items())
+    }
 
 
 def _keep(xml: bytes, keys: set[str]) -> bytes:

@@ -6,6 +6,7 @@ fills them in: a silent element is on the path when it lies on a chain of silent
 elements between two known ones. Where the chain forks towards several end events,
 none is guessed.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -17,11 +18,34 @@ from lxml import etree
 from runner.bpmnxml import BPMN_NS, parse, qname
 
 # Elements where a token waits for something outside, so history knows they ran.
-WAITING = frozenset({"userTask", "serviceTask", "sendTask", "receiveTask", "manualTask", "intermediateCatchEvent",
-                     "boundaryEvent", "callActivity"})
+WAITING = frozenset(
+    {
+        "userTask",
+        "serviceTask",
+        "sendTask",
+        "receiveTask",
+        "manualTask",
+        "intermediateCatchEvent",
+        "boundaryEvent",
+        "callActivity",
+    }
+)
 CONTAINERS = frozenset({"subProcess", "transaction", "adHocSubProcess"})
-_NOT_NODES = frozenset({"sequenceFlow", "laneSet", "lane", "dataObject", "dataObjectReference", "dataStoreReference",
-                        "textAnnotation", "association", "group", "ioSpecification", "property"})
+_NOT_NODES = frozenset(
+    {
+        "sequenceFlow",
+        "laneSet",
+        "lane",
+        "dataObject",
+        "dataObjectReference",
+        "dataStoreReference",
+        "textAnnotation",
+        "association",
+        "group",
+        "ioSpecification",
+        "property",
+    }
+)
 
 
 @dataclass
@@ -87,8 +111,9 @@ def _message_names(el: etree._Element, messages: dict[str, str]) -> list[str]:
     return [messages.get(ref, ref) for ref in refs if ref]
 
 
-def taken_path(graph: FlowGraph, visited: Iterable[str], active: Iterable[str], process_id: str,
-               finished: bool) -> set[str]:
+def taken_path(
+    graph: FlowGraph, visited: Iterable[str], active: Iterable[str], process_id: str, finished: bool
+) -> set[str]:
     """Element and sequence-flow ids the instance has passed (``active`` ones excluded)."""
     active = {a for a in active if a in graph.kinds}
     known = {v for v in visited if v in graph.kinds} | active
@@ -97,8 +122,11 @@ def taken_path(graph: FlowGraph, visited: Iterable[str], active: Iterable[str], 
     busy = {a for node in active for a in graph.ancestors(node)} | active
     succ, pred = _adjacency(graph)
     silent = {n for n, kind in graph.kinds.items() if kind not in WAITING and kind not in CONTAINERS}
-    starts = {n for n, kind in graph.kinds.items() if kind == "startEvent" and not pred.get(n)
-              and (graph.scope[n] == process_id or graph.scope[n] in known)}
+    starts = {
+        n
+        for n, kind in graph.kinds.items()
+        if kind == "startEvent" and not pred.get(n) and (graph.scope[n] == process_id or graph.scope[n] in known)
+    }
     for scope in _finished_scopes(graph, known, busy, process_id, finished):
         ends = _last_ends(graph, known | {s for s in starts if graph.scope[s] == scope}, scope, succ, silent)
         if len(ends) == 1:  # NOTE: with several reachable end events, which one was reached is unknown
@@ -131,8 +159,7 @@ def _reach(seeds: set[str], edges: dict[str, list[str]], silent: set[str]) -> se
     return seen
 
 
-def _last_ends(graph: FlowGraph, known: set[str], scope: str, succ: dict[str, list[str]],
-               silent: set[str]) -> set[str]:
+def _last_ends(graph: FlowGraph, known: set[str], scope: str, succ: dict[str, list[str]], silent: set[str]) -> set[str]:
     """End events of ``scope`` reachable through silent elements from a known element that leads to no other."""
     ends: set[str] = set()
     for node in known:
@@ -145,8 +172,7 @@ def _last_ends(graph: FlowGraph, known: set[str], scope: str, succ: dict[str, li
     return ends
 
 
-def _finished_scopes(graph: FlowGraph, known: set[str], busy: set[str], process_id: str,
-                     finished: bool) -> list[str]:
+def _finished_scopes(graph: FlowGraph, known: set[str], busy: set[str], process_id: str, finished: bool) -> list[str]:
     """Scopes whose tokens are all gone: the process when the instance ended, and finished subprocesses."""
     scopes = [process_id] if finished else []
     return scopes + [n for n in known if graph.kinds.get(n) in CONTAINERS and n not in busy]

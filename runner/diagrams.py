@@ -5,6 +5,7 @@ Everything is read from the projection tables (user tasks, jobs, timers, subscri
 incidents) and history; nothing loads or deserializes a workflow. Elements of a called
 process count for the call activity that runs them.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -22,35 +23,55 @@ if TYPE_CHECKING:
 DONE_EVENTS = ("task.completed", "handler.succeeded", "timer.fired", "message.correlated", "instance.started")
 
 
-def versions(runner: "Runner", process_key: str) -> list[dict[str, Any]]:
+def versions(runner: Runner, process_key: str) -> list[dict[str, Any]]:
     """The versions of a BPMN process, newest first, with their running instance counts."""
-    running = (select(Instance.version_id, func.count()).where(Instance.status == "running")
-               .group_by(Instance.version_id))
-    query = (select(ProcessVersion).where(ProcessVersion.process_key == process_key, ProcessVersion.kind == "bpmn")
-             .order_by(ProcessVersion.version.desc()))
+    running = (
+        select(Instance.version_id, func.count()).where(Instance.status == "running").group_by(Instance.version_id)
+    )
+    query = (
+        select(ProcessVersion)
+        .where(ProcessVersion.process_key == process_key, ProcessVersion.kind == "bpmn")
+        .order_by(ProcessVersion.version.desc())
+    )
     with runner.db.read() as s:
         counts = dict(s.execute(running).all())
-        return [{"id": v.id, "version": v.version, "name": v.name, "deployed_at": v.deployed_at,
-                 "running": counts.get(v.id, 0)} for v in s.scalars(query)]
+        return [
+            {
+                "id": v.id,
+                "version": v.version,
+                "name": v.name,
+                "deployed_at": v.deployed_at,
+                "running": counts.get(v.id, 0),
+            }
+            for v in s.scalars(query)
+        ]
 
 
-def version_xml(runner: "Runner", process_key: str, version: int) -> dict[str, Any]:
+def version_xml(runner: Runner, process_key: str, version: int) -> dict[str, Any]:
     """One deployed version with its XML; ``NotFound`` names the key and version."""
     with runner.db.read() as s:
         row = _version(s, process_key, version)
-        return {"id": row.id, "process_key": row.process_key, "version": row.version, "name": row.name,
-                "file_name": row.file_name, "deployed_at": row.deployed_at, "xml": row.xml}
+        return {
+            "id": row.id,
+            "process_key": row.process_key,
+            "version": row.version,
+            "name": row.name,
+            "file_name": row.file_name,
+            "deployed_at": row.deployed_at,
+            "xml": row.xml,
+        }
 
 
 def _version(s: Session, process_key: str, version: int) -> ProcessVersion:
-    row = s.scalars(select(ProcessVersion).where(ProcessVersion.process_key == process_key,
-                                                 ProcessVersion.version == version)).first()
+    row = s.scalars(
+        select(ProcessVersion).where(ProcessVersion.process_key == process_key, ProcessVersion.version == version)
+    ).first()
     if row is None:
         raise NotFound(f"process {process_key} has no version {version}")
     return row
 
 
-def waiting_counts(runner: "Runner", process_key: str, version: int) -> dict[str, int]:
+def waiting_counts(runner: Runner, process_key: str, version: int) -> dict[str, int]:
     """How many running instances of one version wait at each element (called processes: at the call)."""
     with runner.db.read() as s:
         row = _version(s, process_key, version)
@@ -72,25 +93,56 @@ def waiting_counts(runner: "Runner", process_key: str, version: int) -> dict[str
 
 def _wait_pairs(s: Session, instance_ids: Select) -> list[tuple[str, str, str]]:
     """(element id or message name, instance id, kind) for every open wait of the selected instances."""
-    pairs = [(e, i, "task") for e, i in s.execute(select(UserTask.element_id, UserTask.instance_id).where(
-        UserTask.state == "open", UserTask.instance_id.in_(instance_ids)))]
-    pairs += [(e, i, "job") for e, i in s.execute(select(Job.element_id, Job.instance_id).where(
-        Job.state.in_(("pending", "incident")), Job.instance_id.in_(instance_ids)))]
-    pairs += [(e, i, "timer") for e, i in s.execute(select(Timer.element_id, Timer.instance_id).where(
-        Timer.state == "waiting", Timer.instance_id.in_(instance_ids)))]
-    pairs += [(m, i, "message") for m, i in s.execute(select(Subscription.message_name, Subscription.instance_id)
-                                                      .where(Subscription.instance_id.in_(instance_ids)))]
+    pairs = [
+        (e, i, "task")
+        for e, i in s.execute(
+            select(UserTask.element_id, UserTask.instance_id).where(
+                UserTask.state == "open", UserTask.instance_id.in_(instance_ids)
+            )
+        )
+    ]
+    pairs += [
+        (e, i, "job")
+        for e, i in s.execute(
+            select(Job.element_id, Job.instance_id).where(
+                Job.state.in_(("pending", "incident")), Job.instance_id.in_(instance_ids)
+            )
+        )
+    ]
+    pairs += [
+        (e, i, "timer")
+        for e, i in s.execute(
+            select(Timer.element_id, Timer.instance_id).where(
+                Timer.state == "waiting", Timer.instance_id.in_(instance_ids)
+            )
+        )
+    ]
+    pairs += [
+        (m, i, "message")
+        for m, i in s.execute(
+            select(Subscription.message_name, Subscription.instance_id).where(
+                Subscription.instance_id.in_(instance_ids)
+            )
+        )
+    ]
     return pairs
 
 
 def _called_ids(s: Session, version_id: int) -> dict[str, int]:
     """Called process key -> version id, as the newest instance of a version bound them (else latest)."""
-    bound = s.scalars(select(Instance.called_versions).where(Instance.version_id == version_id)
-                      .order_by(Instance.created_at.desc()).limit(1)).first()
+    bound = s.scalars(
+        select(Instance.called_versions)
+        .where(Instance.version_id == version_id)
+        .order_by(Instance.created_at.desc())
+        .limit(1)
+    ).first()
     if bound:
         return dict(bound)
-    latest = (select(ProcessVersion.process_key, func.max(ProcessVersion.id)).where(ProcessVersion.kind == "bpmn")
-              .group_by(ProcessVersion.process_key))
+    latest = (
+        select(ProcessVersion.process_key, func.max(ProcessVersion.id))
+        .where(ProcessVersion.kind == "bpmn")
+        .group_by(ProcessVersion.process_key)
+    )
     return {key: vid for key, vid in s.execute(latest)}
 
 
@@ -113,7 +165,7 @@ def _message_catchers(graph: FlowGraph, called: dict[str, FlowGraph]) -> dict[st
     return {name: list(dict.fromkeys(ids)) for name, ids in out.items()}
 
 
-def instance_diagram(runner: "Runner", instance_id: str) -> dict[str, Any]:
+def instance_diagram(runner: Runner, instance_id: str) -> dict[str, Any]:
     """An instance's diagram state: XML, active and passed elements, waits, steps and incidents."""
     with runner.db.read() as s:
         inst = s.get(Instance, instance_id)
@@ -123,44 +175,98 @@ def instance_diagram(runner: "Runner", instance_id: str) -> dict[str, Any]:
         xml = row.xml
         called = _called_graphs(s, dict(inst.called_versions or {}))
         waits = _waits(s, inst.id)
-        steps = [{"element_id": h.element_id, "event": h.event, "at": h.at, "actor": h.actor, "details": h.details}
-                 for h in s.scalars(select(HistoryEvent).where(HistoryEvent.instance_id == inst.id,
-                                                               HistoryEvent.event.in_(DONE_EVENTS))
-                                    .order_by(HistoryEvent.id))]
-        incidents = [{"id": i.id, "element_id": i.element_id, "error": i.error, "kind": i.kind,
-                      "created_at": i.created_at, "tries": i.tries}
-                     for i in s.scalars(select(Incident).where(Incident.instance_id == inst.id,
-                                                               Incident.state == "open"))]
-        info = {"id": inst.id, "process_key": inst.process_key, "name": row.name, "version": row.version,
-                "version_id": row.id, "business_key": inst.business_key, "status": inst.status,
-                "stages": list(inst.stages or []), "created_at": inst.created_at, "ended_at": inst.ended_at}
+        steps = [
+            {"element_id": h.element_id, "event": h.event, "at": h.at, "actor": h.actor, "details": h.details}
+            for h in s.scalars(
+                select(HistoryEvent)
+                .where(HistoryEvent.instance_id == inst.id, HistoryEvent.event.in_(DONE_EVENTS))
+                .order_by(HistoryEvent.id)
+            )
+        ]
+        incidents = [
+            {
+                "id": i.id,
+                "element_id": i.element_id,
+                "error": i.error,
+                "kind": i.kind,
+                "created_at": i.created_at,
+                "tries": i.tries,
+            }
+            for i in s.scalars(select(Incident).where(Incident.instance_id == inst.id, Incident.state == "open"))
+        ]
+        info = {
+            "id": inst.id,
+            "process_key": inst.process_key,
+            "name": row.name,
+            "version": row.version,
+            "version_id": row.id,
+            "business_key": inst.business_key,
+            "status": inst.status,
+            "stages": list(inst.stages or []),
+            "created_at": inst.created_at,
+            "ended_at": inst.ended_at,
+        }
     graph = read_graph(xml)
     _place(graph, called, waits, steps, incidents)
     active = {w["element_id"] for w in waits if w["element_id"] and w["kind"] != "boundary"}
     visited = {st["element_id"] for st in steps if st["element_id"]}
     path = taken_path(graph, visited, active, inst.process_key, info["status"] == "completed")
-    return {"instance": info, "xml": xml, "active": active, "completed": path, "waits": waits, "steps": steps,
-            "incidents": incidents}
+    return {
+        "instance": info,
+        "xml": xml,
+        "active": active,
+        "completed": path,
+        "waits": waits,
+        "steps": steps,
+        "incidents": incidents,
+    }
 
 
 def _waits(s: Session, instance_id: str) -> list[dict[str, Any]]:
     """What the instance waits for now, one dict per wait, with the raw element id or message name."""
-    out = [{"kind": "task", "element_id": t.element_id, "name": t.name, "task_id": t.id, "assignee": t.assignee,
-            "candidate_groups": list(t.candidate_groups or []), "due_at": t.due_at, "created_at": t.created_at}
-           for t in s.scalars(select(UserTask).where(UserTask.instance_id == instance_id, UserTask.state == "open"))]
-    out += [{"kind": "job", "element_id": j.element_id, "topic": j.topic, "state": j.state, "attempts": j.attempts,
-             "due_at": j.due_at, "last_error": j.last_error}
-            for j in s.scalars(select(Job).where(Job.instance_id == instance_id,
-                                                 Job.state.in_(("pending", "incident"))))]
-    out += [{"kind": "timer", "element_id": t.element_id, "due_at": t.due_at, "value": t.value}
-            for t in s.scalars(select(Timer).where(Timer.instance_id == instance_id, Timer.state == "waiting"))]
-    out += [{"kind": "message", "element_id": None, "message": m}
-            for m in s.scalars(select(Subscription.message_name).where(Subscription.instance_id == instance_id))]
+    out = [
+        {
+            "kind": "task",
+            "element_id": t.element_id,
+            "name": t.name,
+            "task_id": t.id,
+            "assignee": t.assignee,
+            "candidate_groups": list(t.candidate_groups or []),
+            "due_at": t.due_at,
+            "created_at": t.created_at,
+        }
+        for t in s.scalars(select(UserTask).where(UserTask.instance_id == instance_id, UserTask.state == "open"))
+    ]
+    out += [
+        {
+            "kind": "job",
+            "element_id": j.element_id,
+            "topic": j.topic,
+            "state": j.state,
+            "attempts": j.attempts,
+            "due_at": j.due_at,
+            "last_error": j.last_error,
+        }
+        for j in s.scalars(select(Job).where(Job.instance_id == instance_id, Job.state.in_(("pending", "incident"))))
+    ]
+    out += [
+        {"kind": "timer", "element_id": t.element_id, "due_at": t.due_at, "value": t.value}
+        for t in s.scalars(select(Timer).where(Timer.instance_id == instance_id, Timer.state == "waiting"))
+    ]
+    out += [
+        {"kind": "message", "element_id": None, "message": m}
+        for m in s.scalars(select(Subscription.message_name).where(Subscription.instance_id == instance_id))
+    ]
     return out
 
 
-def _place(graph: FlowGraph, called: dict[str, FlowGraph], waits: list[dict[str, Any]],
-           steps: list[dict[str, Any]], incidents: list[dict[str, Any]]) -> None:
+def _place(
+    graph: FlowGraph,
+    called: dict[str, FlowGraph],
+    waits: list[dict[str, Any]],
+    steps: list[dict[str, Any]],
+    incidents: list[dict[str, Any]],
+) -> None:
     """Rewrite element ids to elements of the top diagram (in place); message waits get their catchers."""
     messages = _message_catchers(graph, called)
     extra = []

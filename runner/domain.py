@@ -7,6 +7,7 @@ them beside the runner's own tables. Queries and writes go through ``runner.crm`
 NOTE: a customer's stage in a pipeline is not a column here: it is derived from the
 running instances' ``stages`` (see ``runner.crm.current_stages``), never typed in twice.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, time
@@ -30,8 +31,17 @@ ROLES = ("marketing", "sales", "team_leader", "accountant", "customer_care", "te
 BOOKING_KINDS = ("training", "care", "demo")
 DATA_TYPES = ("text", "integer", "number", "boolean", "date")
 STATUSES = ("Mới", "Đang chăm sóc", "Hoạt động", "Có vấn đề", "Dừng chăm sóc", "Khóa")
-TAGS = ("TIẾP NHẬN", "ĐÃ LIÊN HỆ", "LIÊN HỆ LẠI", "CẤP DEMO", "ĐÃ HƯỚNG DẪN", "TIỀM NĂNG", "ĐÃ CHỐT",
-        "SALE TRẢ LẠI", "REMARKETING")
+TAGS = (
+    "TIẾP NHẬN",
+    "ĐÃ LIÊN HỆ",
+    "LIÊN HỆ LẠI",
+    "CẤP DEMO",
+    "ĐÃ HƯỚNG DẪN",
+    "TIỀM NĂNG",
+    "ĐÃ CHỐT",
+    "SALE TRẢ LẠI",
+    "REMARKETING",
+)
 
 # The configured lists of seed 003 as a new company starts with them (runner.crm.seed_lists).
 DEFAULT_LISTS: dict[str, Any] = {
@@ -67,8 +77,15 @@ DEFAULT_LISTS: dict[str, Any] = {
     ],
     "schools": ["THPT Chu Văn An", "THPT Lê Hồng Phong", "THCS Trưng Vương", "Tiểu học Kim Đồng"],
     "extra_fields": [("branch_count", "Số cơ sở", "integer"), ("website", "Website", "text")],
-    "required_fields": ["name", "phone", "business_model", "dedicated_department", "staff_count",
-                        "student_count", "course_model"],
+    "required_fields": [
+        "name",
+        "phone",
+        "business_model",
+        "dedicated_department",
+        "staff_count",
+        "student_count",
+        "course_model",
+    ],
 }
 
 
@@ -241,8 +258,11 @@ class ExtraField(Base):
     """A configured extra customer field (thông tin bổ sung); values live in ``Customer.extra``."""
 
     __tablename__ = "extra_fields"
-    __table_args__ = (CheckConstraint("data_type in ('text', 'integer', 'number', 'boolean', 'date')",
-                                      name="ck_extra_fields_data_type"),)
+    __table_args__ = (
+        CheckConstraint(
+            "data_type in ('text', 'integer', 'number', 'boolean', 'date')", name="ck_extra_fields_data_type"
+        ),
+    )
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     label: Mapped[str] = mapped_column(String(200))
@@ -269,8 +289,10 @@ class Availability(Base):
     """
 
     __tablename__ = "availability"
-    __table_args__ = (CheckConstraint("weekday between 0 and 6", name="ck_availability_weekday"),
-                      CheckConstraint("end_time > start_time", name="ck_availability_window"))
+    __table_args__ = (
+        CheckConstraint("weekday between 0 and 6", name="ck_availability_weekday"),
+        CheckConstraint("end_time > start_time", name="ck_availability_window"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     teacher: Mapped[str] = mapped_column(ForeignKey("staff.username"), index=True)
@@ -286,8 +308,10 @@ class Booking(Base):
     """
 
     __tablename__ = "bookings"
-    __table_args__ = (CheckConstraint("end_at > start_at", name="ck_bookings_period"),
-                      Index("ix_bookings_teacher_start", "teacher", "start_at"))
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="ck_bookings_period"),
+        Index("ix_bookings_teacher_start", "teacher", "start_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     teacher: Mapped[str] = mapped_column(ForeignKey("staff.username"))

@@ -17,6 +17,7 @@
 Library errors (SpiffWorkflow, SQLAlchemy, lxml) are translated at the module that
 calls the library, with ``raise X(...) from exc``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

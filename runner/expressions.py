@@ -4,6 +4,7 @@ Camunda Modeler writes ``${score < 9}``; process owners may also write plain ``s
 Every text is parsed and walked against an allow-list of AST node types before it is
 compiled, and runs with a small set of builtins instead of Python's own.
 """
+
 from __future__ import annotations
 
 import _strptime  # noqa: F401 - datetime.strptime imports it through the namespace's __import__
@@ -26,49 +27,135 @@ MAX_EXPONENT = 100
 # Names that reach the interpreter's internals, the file system or the frame stack.
 # NOTE: harmless builtins such as id, input or property are simply not offered, so a
 # process variable may carry those names.
-FORBIDDEN_NAMES = frozenset({
-    "open", "eval", "exec", "compile", "__import__", "globals", "locals", "vars",
-    "getattr", "setattr", "delattr", "breakpoint", "memoryview",
-    "type", "object", "super", "exit", "quit", "dir", "classmethod", "staticmethod",
-})
+FORBIDDEN_NAMES = frozenset(
+    {
+        "open",
+        "eval",
+        "exec",
+        "compile",
+        "__import__",
+        "globals",
+        "locals",
+        "vars",
+        "getattr",
+        "setattr",
+        "delattr",
+        "breakpoint",
+        "memoryview",
+        "type",
+        "object",
+        "super",
+        "exit",
+        "quit",
+        "dir",
+        "classmethod",
+        "staticmethod",
+    }
+)
 
 # Wall-clock readers: expressions must use now(), the runner's (possibly virtual) clock.
 CLOCK_ATTRIBUTES = frozenset({"now", "utcnow", "today", "fromtimestamp", "utcfromtimestamp"})
 
 # Attributes without a leading underscore that still lead to frames, code or unchecked
 # attribute lookups: str.format('{0.__class__}') resolves attributes the walker never sees.
-FORBIDDEN_ATTRIBUTES = frozenset({
-    "format", "format_map", "mro",
-    "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await",
-    "ag_frame", "ag_code", "ag_await", "f_back", "f_globals", "f_locals",
-    "f_builtins", "f_code", "f_trace", "tb_frame", "tb_next",
-})
+FORBIDDEN_ATTRIBUTES = frozenset(
+    {
+        "format",
+        "format_map",
+        "mro",
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "ag_frame",
+        "ag_code",
+        "ag_await",
+        "f_back",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_code",
+        "f_trace",
+        "tb_frame",
+        "tb_next",
+    }
+)
 
 _OPERATOR_NODES = (ast.expr_context, ast.boolop, ast.operator, ast.unaryop, ast.cmpop)
 
 _EXPRESSION_NODES = (
-    ast.Expression, ast.BoolOp, ast.NamedExpr, ast.BinOp, ast.UnaryOp, ast.Lambda,
-    ast.IfExp, ast.Dict, ast.Set, ast.ListComp, ast.SetComp, ast.DictComp,
-    ast.GeneratorExp, ast.Compare, ast.Call, ast.FormattedValue, ast.JoinedStr,
-    ast.Constant, ast.Attribute, ast.Subscript, ast.Starred, ast.Name, ast.List,
-    ast.Tuple, ast.Slice, ast.comprehension, ast.arguments, ast.arg, ast.keyword,
+    ast.Expression,
+    ast.BoolOp,
+    ast.NamedExpr,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Lambda,
+    ast.IfExp,
+    ast.Dict,
+    ast.Set,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.Compare,
+    ast.Call,
+    ast.FormattedValue,
+    ast.JoinedStr,
+    ast.Constant,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Starred,
+    ast.Name,
+    ast.List,
+    ast.Tuple,
+    ast.Slice,
+    ast.comprehension,
+    ast.arguments,
+    ast.arg,
+    ast.keyword,
 )
 
 # FunctionDef can only appear in exec mode, so expressions never get it.
 _STATEMENT_NODES = (
-    ast.Module, ast.Expr, ast.FunctionDef, ast.Return, ast.Delete, ast.Assign,
-    ast.AugAssign, ast.AnnAssign, ast.For, ast.While, ast.If, ast.Raise, ast.Try,
-    ast.ExceptHandler, ast.Assert, ast.Pass, ast.Break, ast.Continue,
+    ast.Module,
+    ast.Expr,
+    ast.FunctionDef,
+    ast.Return,
+    ast.Delete,
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.For,
+    ast.While,
+    ast.If,
+    ast.Raise,
+    ast.Try,
+    ast.ExceptHandler,
+    ast.Assert,
+    ast.Pass,
+    ast.Break,
+    ast.Continue,
 )
 
 _ALLOWED_NODES = _OPERATOR_NODES + _EXPRESSION_NODES + _STATEMENT_NODES
 
 _REFUSED_LABELS: dict[type, str] = {
-    ast.Import: "import", ast.ImportFrom: "import", ast.Global: "global statement",
-    ast.Nonlocal: "nonlocal statement", ast.ClassDef: "class definition",
-    ast.With: "with statement", ast.AsyncWith: "async with", ast.AsyncFor: "async for",
-    ast.AsyncFunctionDef: "async function", ast.Await: "await", ast.Yield: "yield",
-    ast.YieldFrom: "yield", ast.Match: "match statement", ast.TryStar: "except*",
+    ast.Import: "import",
+    ast.ImportFrom: "import",
+    ast.Global: "global statement",
+    ast.Nonlocal: "nonlocal statement",
+    ast.ClassDef: "class definition",
+    ast.With: "with statement",
+    ast.AsyncWith: "async with",
+    ast.AsyncFor: "async for",
+    ast.AsyncFunctionDef: "async function",
+    ast.Await: "await",
+    ast.Yield: "yield",
+    ast.YieldFrom: "yield",
+    ast.Match: "match statement",
+    ast.TryStar: "except*",
 }
 
 
@@ -94,22 +181,50 @@ def _import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = 
     raise ImportError(f"import of {name!r} is not allowed in expressions")
 
 
-SAFE_BUILTINS: Mapping[str, Any] = MappingProxyType({
-    "abs": abs, "all": all, "any": any, "bool": bool, "dict": dict,
-    "enumerate": enumerate, "filter": filter, "float": float, "int": int,
-    "isinstance": isinstance, "len": len, "list": list, "map": map, "max": max,
-    "min": min, "range": budget.safe_range, "reversed": reversed, "round": round,
-    "set": set, "sorted": sorted, "str": str, "sum": sum, "tuple": tuple, "zip": zip,
-    "True": True, "False": False, "None": None,
-    "date": _dt.date, "datetime": _dt.datetime, "timedelta": _dt.timedelta,
-    # NOTE: timedelta has no months; renewal timers need "contract end minus 3 months".
-    "add_months": _add_months,
-    # Scripts may use try/except and raise; without these they could only use bare except.
-    "Exception": Exception, "ValueError": ValueError, "KeyError": KeyError,
-    "TypeError": TypeError, "ZeroDivisionError": ZeroDivisionError,
-    **budget.GUARDED_BUILTINS,
-    "__import__": _import,
-})
+SAFE_BUILTINS: Mapping[str, Any] = MappingProxyType(
+    {
+        "abs": abs,
+        "all": all,
+        "any": any,
+        "bool": bool,
+        "dict": dict,
+        "enumerate": enumerate,
+        "filter": filter,
+        "float": float,
+        "int": int,
+        "isinstance": isinstance,
+        "len": len,
+        "list": list,
+        "map": map,
+        "max": max,
+        "min": min,
+        "range": budget.safe_range,
+        "reversed": reversed,
+        "round": round,
+        "set": set,
+        "sorted": sorted,
+        "str": str,
+        "sum": sum,
+        "tuple": tuple,
+        "zip": zip,
+        "True": True,
+        "False": False,
+        "None": None,
+        "date": _dt.date,
+        "datetime": _dt.datetime,
+        "timedelta": _dt.timedelta,
+        # NOTE: timedelta has no months; renewal timers need "contract end minus 3 months".
+        "add_months": _add_months,
+        # Scripts may use try/except and raise; without these they could only use bare except.
+        "Exception": Exception,
+        "ValueError": ValueError,
+        "KeyError": KeyError,
+        "TypeError": TypeError,
+        "ZeroDivisionError": ZeroDivisionError,
+        **budget.GUARDED_BUILTINS,
+        "__import__": _import,
+    }
+)
 
 
 def is_wrapped(text: str) -> bool:
@@ -192,7 +307,8 @@ def execute(script: str, data: Mapping[str, Any], limits: Limits = budget.DEFAUL
     except Exception as exc:
         raise _runtime_error("script", _source(script, "exec"), exc) from exc
     return {
-        key: value for key, value in namespace.items()
+        key: value
+        for key, value in namespace.items()
         if key != "__builtins__" and not key.startswith(guards.INTERNAL) and not _is_leftover(value)
     }
 
@@ -219,8 +335,7 @@ def _runtime_error(kind: str, text: str, exc: Exception) -> ExpressionInvalid:
     shown = _shorten(text)
     if isinstance(exc, NameError) and not isinstance(exc, UnboundLocalError):
         name = getattr(exc, "name", None) or str(exc)
-        return ExpressionInvalid(
-            f"name {name!r} is not defined in the instance data (in {kind} {shown!r})")
+        return ExpressionInvalid(f"name {name!r} is not defined in the instance data (in {kind} {shown!r})")
     return ExpressionInvalid(f"{kind} {shown!r} failed: {type(exc).__name__}: {exc}")
 
 
@@ -246,8 +361,7 @@ def _compile(text: str, mode: str) -> tuple[CodeType, bool]:
         return compile(tree, f"<{kind}>", mode), guarded
     except SyntaxError as exc:
         where = f" at line {exc.lineno}, column {exc.offset}" if exc.lineno else ""
-        raise ExpressionInvalid(
-            f"syntax error in {kind} {_shorten(source)!r}{where}: {exc.msg}") from exc
+        raise ExpressionInvalid(f"syntax error in {kind} {_shorten(source)!r}{where}: {exc.msg}") from exc
     except (RecursionError, MemoryError, ValueError) as exc:  # deep nesting, null bytes
         raise ExpressionInvalid(f"{kind} {_shorten(source)!r} cannot be compiled: {exc}") from exc
 
@@ -262,8 +376,9 @@ def _check_tree(tree: ast.AST, kind: str, source: str) -> None:
         if reason:
             problems.append((*_position(node), reason))
     if problems:
-        details = "; ".join(f"{reason} (line {line}, column {column})"
-                            for line, column, reason in sorted(set(problems)))
+        details = "; ".join(
+            f"{reason} (line {line}, column {column})" for line, column, reason in sorted(set(problems))
+        )
         raise ExpressionInvalid(f"{kind} {_shorten(source)!r} refused: {details}")
 
 
@@ -280,8 +395,7 @@ def _refusal(node: ast.AST, reported: set[int]) -> str | None:
         return None
     if not isinstance(node, _ALLOWED_NODES):
         # `import os` is one refusal, not one more for its alias node.
-        reported.update(id(inner) for inner in ast.walk(node)
-                        if not isinstance(inner, _ALLOWED_NODES))
+        reported.update(id(inner) for inner in ast.walk(node) if not isinstance(inner, _ALLOWED_NODES))
         label = _REFUSED_LABELS.get(type(node), f"{type(node).__name__} syntax")
         return f"{label} is not allowed"
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):

@@ -4,6 +4,7 @@ A profile update names fields by their column name (or a configured extra field'
 name); each value is typed by the field's data type, and a wrong one raises ``BadValue``
 naming the field. Nothing here commits: the caller's unit of work does.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.calendar import business_tz
-from runner.inputs import text_problem
 from runner.domain import (
     DATA_TYPES,
     BadValue,
@@ -27,14 +27,29 @@ from runner.domain import (
     RequiredField,
     School,
 )
+from runner.inputs import text_problem
 
 # Data type of every customer column a profile update may set (owner/teacher have their own steps).
 FIELD_TYPES = {
-    "name": "text", "phone": "text", "email": "text", "zalo_user_id": "text", "zalo_group_id": "text",
-    "status": "text", "business_model": "text", "dedicated_department": "boolean", "staff_count": "integer",
-    "student_count": "integer", "course_model": "text", "source": "text", "group": "text",
-    "occupation": "text", "school": "text", "contract_start": "date", "contract_end": "date",
-    "package": "text", "trial_link": "text",
+    "name": "text",
+    "phone": "text",
+    "email": "text",
+    "zalo_user_id": "text",
+    "zalo_group_id": "text",
+    "status": "text",
+    "business_model": "text",
+    "dedicated_department": "boolean",
+    "staff_count": "integer",
+    "student_count": "integer",
+    "course_model": "text",
+    "source": "text",
+    "group": "text",
+    "occupation": "text",
+    "school": "text",
+    "contract_start": "date",
+    "contract_end": "date",
+    "package": "text",
+    "trial_link": "text",
 }
 PROFILE_FACTS = ("business_model", "dedicated_department", "staff_count", "student_count", "course_model")
 LISTED = {"source": CustomerSource, "group": CustomerGroup, "occupation": Occupation, "school": School}
@@ -207,4 +222,3 @@ def set_required_fields(session: Session, fields: Iterable[str]) -> None:
     session.flush()
     session.add_all(RequiredField(field=f, position=i) for i, f in enumerate(fields))
     session.flush()
-

@@ -6,6 +6,7 @@ read-only fields are never included; dates are ISO strings ("YYYY-MM-DD" or full
 Messages read "<label> <rule>" ("Số nhân viên must be at least 0"); the FormInvalid also has
 ``codes`` (field id -> required|readonly|type|enum|min|max|minlength|maxlength|unknown).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,7 @@ from .inputs import TextInvalid, check_data, check_text, text_problem
 
 CAMUNDA_NS = ("http://camunda.org/schema/1.0/bpmn", "http://activiti.org/bpmn")
 TYPES = ("string", "long", "boolean", "date", "enum")
-_LIMITS = {"min": ("long", "date"), "max": ("long", "date"),
-           "minlength": ("string",), "maxlength": ("string",)}
+_LIMITS = {"min": ("long", "date"), "max": ("long", "date"), "minlength": ("string",), "maxlength": ("string",)}
 _TRUE = frozenset({"true", "on", "1", "yes"})
 _FALSE = frozenset({"false", "off", "0", "no"})
 _INT_RE = re.compile(r"[+-]?[0-9]{1,30}")
@@ -34,6 +34,7 @@ _LONG_RANGE = (-(2**63), 2**63 - 1)
 @dataclass(frozen=True)
 class Option:
     """One choice of an enum field."""
+
     id: str
     name: str
 
@@ -41,6 +42,7 @@ class Option:
 @dataclass(frozen=True)
 class Field:
     """One ``camunda:formField``: type, raw default, constraints, enum options and properties."""
+
     id: str
     label: str
     type: str
@@ -68,10 +70,16 @@ class Field:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe description for the web UI and the REST API."""
         return {
-            "id": self.id, "label": self.label, "type": self.type, "default": self.default,
-            "required": self.required, "readonly": self.readonly,
-            "min": _show(self.min), "max": _show(self.max),
-            "minlength": self.minlength, "maxlength": self.maxlength,
+            "id": self.id,
+            "label": self.label,
+            "type": self.type,
+            "default": self.default,
+            "required": self.required,
+            "readonly": self.readonly,
+            "min": _show(self.min),
+            "max": _show(self.max),
+            "minlength": self.minlength,
+            "maxlength": self.maxlength,
             "options": [{"id": o.id, "name": o.name} for o in self.options],
             "properties": self.properties,
         }
@@ -80,6 +88,7 @@ class Field:
 @dataclass(frozen=True)
 class Form:
     """The ordered fields of one user task; empty when the task has no form."""
+
     fields: tuple[Field, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,13 +142,21 @@ def _parse_field(node: etree._Element, problems: list[str]) -> Field:
         problems.append("a form field has no id")
     if ftype not in TYPES:
         problems.append(f"{where}: unsupported type {ftype!r} (use {', '.join(TYPES)})")
-    options = tuple(Option(v.get("id", ""), v.get("name") or v.get("id", ""))
-                    for v in _children(node, "value"))
-    props = {p.get("id", ""): p.get("value", "")
-             for group in _children(node, "properties") for p in _children(group, "property")}
-    field = Field(fid, node.get("label") or fid, ftype, node.get("defaultValue"),
-                  options=options, props=tuple(props.items()),
-                  **_constraints(node, ftype, where, problems))
+    options = tuple(Option(v.get("id", ""), v.get("name") or v.get("id", "")) for v in _children(node, "value"))
+    props = {
+        p.get("id", ""): p.get("value", "")
+        for group in _children(node, "properties")
+        for p in _children(group, "property")
+    }
+    field = Field(
+        fid,
+        node.get("label") or fid,
+        ftype,
+        node.get("defaultValue"),
+        options=options,
+        props=tuple(props.items()),
+        **_constraints(node, ftype, where, problems),
+    )
     if ftype in TYPES:
         _check_field(field, where, problems)
     return field
@@ -208,10 +225,16 @@ def _field_from_dict(d: Mapping[str, Any]) -> Field:
         return date.fromisoformat(value) if ftype == "date" and value is not None else value
 
     return Field(
-        d["id"], d.get("label") or d["id"], ftype, d.get("default"),
-        required=bool(d.get("required")), readonly=bool(d.get("readonly")),
-        min=limit("min"), max=limit("max"),
-        minlength=d.get("minlength"), maxlength=d.get("maxlength"),
+        d["id"],
+        d.get("label") or d["id"],
+        ftype,
+        d.get("default"),
+        required=bool(d.get("required")),
+        readonly=bool(d.get("readonly")),
+        min=limit("min"),
+        max=limit("max"),
+        minlength=d.get("minlength"),
+        maxlength=d.get("maxlength"),
         options=tuple(Option(o["id"], o.get("name", o["id"])) for o in d.get("options", ())),
         props=tuple(dict(d.get("properties") or {}).items()),
     )
@@ -291,8 +314,14 @@ def _check_limits(field: Field, value: Any) -> None:
             raise _Bad("max", f"must {words[1]} {_show(field.max)}")
 
 
-def coerce(form: Form, submitted: Mapping[str, Any], *, current: Mapping[str, Any] | None = None,
-           task: str = "", html: bool = False) -> dict[str, Any]:
+def coerce(
+    form: Form,
+    submitted: Mapping[str, Any],
+    *,
+    current: Mapping[str, Any] | None = None,
+    task: str = "",
+    html: bool = False,
+) -> dict[str, Any]:
     """Validate and type submitted values; FormInvalid lists every wrong field at once."""
     if not form.fields:
         return _passthrough(submitted, task)
@@ -314,8 +343,9 @@ def coerce(form: Form, submitted: Mapping[str, Any], *, current: Mapping[str, An
     return result
 
 
-def _coerce_field(f: Field, submitted: Mapping[str, Any], current: Mapping[str, Any],
-                  html: bool, out: dict[str, Any]) -> None:
+def _coerce_field(
+    f: Field, submitted: Mapping[str, Any], current: Mapping[str, Any], html: bool, out: dict[str, Any]
+) -> None:
     if f.readonly:
         if f.id in submitted:
             before = current[f.id] if f.id in current else f.default_value()
@@ -365,8 +395,13 @@ def _unstorable(submitted: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
 
 def _passthrough(submitted: Mapping[str, Any], task: str) -> dict[str, Any]:
     errors = _unstorable(submitted)
-    errors.update({str(key): ("type", f"{key!r} is not JSON-safe") for key, value in submitted.items()
-                   if str(key) not in errors and not (isinstance(key, str) and _json_safe(value))})
+    errors.update(
+        {
+            str(key): ("type", f"{key!r} is not JSON-safe")
+            for key, value in submitted.items()
+            if str(key) not in errors and not (isinstance(key, str) and _json_safe(value))
+        }
+    )
     if errors:
         raise _invalid(errors, task)
     return dict(submitted)

@@ -11,6 +11,7 @@ so the script itself can never reach the ``GUARD`` global.
 (``'a' * 10**10``, ``range(10**12)``, ``while True:`` with no way out) is refused before
 anything runs, so at deploy.
 """
+
 from __future__ import annotations
 
 import ast
@@ -24,8 +25,7 @@ GUARD = f"{INTERNAL}__"
 TEMP_PREFIX = f"{INTERNAL}_"
 GUARDED_BUILTINS = frozenset({"list", "tuple", "set", "dict", "sorted", "sum"})
 
-_OPERATORS: dict[type, str] = {ast.Pow: "pow", ast.Mult: "mul", ast.Add: "add", ast.LShift: "lshift",
-                               ast.Mod: "mod"}
+_OPERATORS: dict[type, str] = {ast.Pow: "pow", ast.Mult: "mul", ast.Add: "add", ast.LShift: "lshift", ast.Mod: "mod"}
 
 
 def _guard(method: str) -> ast.Attribute:
@@ -113,11 +113,17 @@ class _Guards(ast.NodeTransformer):
         if isinstance(target, ast.Subscript):
             key = self._temp()
             setup.append(ast.Assign(targets=[ast.Name(id=key, ctx=ast.Store())], value=target.slice))
-            make = lambda ctx: ast.Subscript(value=ast.Name(id=owner, ctx=ast.Load()),  # noqa: E731
-                                             slice=ast.Name(id=key, ctx=ast.Load()), ctx=ctx)
+            make = lambda ctx: ast.Subscript(
+                value=ast.Name(id=owner, ctx=ast.Load()),  # noqa: E731
+                slice=ast.Name(id=key, ctx=ast.Load()),
+                ctx=ctx,
+            )
         else:
-            make = lambda ctx: ast.Attribute(value=ast.Name(id=owner, ctx=ast.Load()),  # noqa: E731
-                                             attr=target.attr, ctx=ctx)
+            make = lambda ctx: ast.Attribute(
+                value=ast.Name(id=owner, ctx=ast.Load()),  # noqa: E731
+                attr=target.attr,
+                ctx=ctx,
+            )
         return setup, make(ast.Load()), make(ast.Store())
 
     def _temp(self) -> str:
@@ -129,8 +135,7 @@ class _Guards(ast.NodeTransformer):
             self.changed = True  # the builtin accounts for what it builds in the running budget
         func = node.func
         if isinstance(func, ast.Attribute) and func.attr in GROWING_METHODS:
-            return self._mark(_call("method", func.value, ast.Constant(func.attr), *node.args,
-                                    keywords=node.keywords))
+            return self._mark(_call("method", func.value, ast.Constant(func.attr), *node.args, keywords=node.keywords))
         return node
 
     def visit_Name(self, node: ast.Name) -> ast.Name:
@@ -148,8 +153,7 @@ class _Guards(ast.NodeTransformer):
 
 def _adds_a_number(op: ast.operator, operand: ast.expr) -> bool:
     """``x + 1`` cannot grow a sequence (it fails for one), so it needs no size check."""
-    return (isinstance(op, ast.Add) and isinstance(operand, ast.Constant)
-            and type(operand.value) in (int, float))
+    return isinstance(op, ast.Add) and isinstance(operand, ast.Constant) and type(operand.value) in (int, float)
 
 
 def guard(tree: ast.AST) -> bool:
@@ -232,8 +236,11 @@ def _endless(loop: ast.While) -> bool:
             return False
         if isinstance(node, (ast.FunctionDef, ast.Lambda, ast.For, ast.While)):
             # a break inside a nested loop leaves that loop; a nested def's return is its own
-            todo.extend(n for n in ast.walk(node) if isinstance(n, (ast.Return, ast.Raise))
-                        and not isinstance(node, (ast.FunctionDef, ast.Lambda)))
+            todo.extend(
+                n
+                for n in ast.walk(node)
+                if isinstance(n, (ast.Return, ast.Raise)) and not isinstance(node, (ast.FunctionDef, ast.Lambda))
+            )
             continue
         todo.extend(ast.iter_child_nodes(node))
     return True

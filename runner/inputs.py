@@ -11,6 +11,7 @@ more at the edge (``web.edge``) so that hostile text never reaches a query.
 - Data (start, message and form data, script results) nests at most ``MAX_DEPTH`` deep
   and its numbers are finite (JSON has no NaN or Infinity).
 """
+
 from __future__ import annotations
 
 import math
@@ -100,7 +101,8 @@ def _walk(value: Any, where: str, depth: int, limit: int) -> None:
         for key, item in items:
             if isinstance(key, str):
                 problem = text_problem(key, control=True) or (
-                    f"a name of at most {KEY_LENGTH} characters, got {len(key)}" if len(key) > KEY_LENGTH else None)
+                    f"a name of at most {KEY_LENGTH} characters, got {len(key)}" if len(key) > KEY_LENGTH else None
+                )
                 if problem:
                     raise TextInvalid(f"{where} key {key[:40]!r}", problem)
             _walk(item, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]", depth - 1, limit)

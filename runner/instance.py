@@ -8,6 +8,7 @@ calendar feed address. ``RUNNER_SECRET_KEY``, when set, wins over the file.
     path = instance.create_secret_key(settings)    # once; later calls leave the file alone
     settings = Settings.from_env()                  # reads it into settings.secret_key
 """
+
 from __future__ import annotations
 
 import os
@@ -32,15 +33,16 @@ class SecretKeyMissing(Invalid):
         super().__init__(
             f"no secret key: {path} does not exist and RUNNER_SECRET_KEY is not set. "
             "Run `runner db upgrade` (it creates the key file once) or set RUNNER_SECRET_KEY, "
-            "e.g. to the output of: python3 -c 'import secrets; print(secrets.token_hex(32))'")
+            "e.g. to the output of: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+        )
 
 
-def secret_key_path(settings: "Settings") -> Path:
+def secret_key_path(settings: Settings) -> Path:
     """Where the instance's secret key file is (it may not exist yet)."""
     return Path(settings.instance_path) / KEY_FILE
 
 
-def read_secret_key(settings: "Settings") -> str:
+def read_secret_key(settings: Settings) -> str:
     """The key in the instance's key file, or "" when there is none."""
     try:
         return secret_key_path(settings).read_text(encoding="ascii").strip()
@@ -48,7 +50,7 @@ def read_secret_key(settings: "Settings") -> str:
         return ""
 
 
-def create_secret_key(settings: "Settings") -> Path | None:
+def create_secret_key(settings: Settings) -> Path | None:
     """Create the key file with a random key, readable by its owner only; None when it exists.
 
     NOTE: O_EXCL makes creation atomic, so two ``db upgrade`` runs cannot both write a key,

@@ -10,6 +10,7 @@ The handler and the step run inside a SAVEPOINT. A failed try rolls back to it a
 recorded in the same transaction, while the job row is still claimed: no other worker
 can run the job again between the failure and its bookkeeping.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,7 @@ def call_with_timeout(fn, params: dict[str, Any], ctx: HandlerContext, timeout: 
     return box.get("result")
 
 
-def _due_query(runner: "Runner", skip: set[str]):
+def _due_query(runner: Runner, skip: set[str]):
     query = select(Job).where(Job.state == "pending", Job.due_at <= runner.now())
     if skip:
         query = query.where(Job.id.not_in(skip))
@@ -90,7 +91,7 @@ def _due_query(runner: "Runner", skip: set[str]):
     return query.with_for_update(skip_locked=True) if runner.db.is_postgres else query
 
 
-def run_next(runner: "Runner", skip: set[str] | None = None) -> str | None:
+def run_next(runner: Runner, skip: set[str] | None = None) -> str | None:
     """Run the earliest due job not in ``skip``; returns its id, or None when nothing is due.
 
     A job whose instance is busy stays due and is added to ``skip``, so that one pass of
@@ -121,28 +122,49 @@ def run_next(runner: "Runner", skip: set[str] | None = None) -> str | None:
     return job_id
 
 
-def _run(runner: "Runner", s: Session, job: Job, inst: Instance, workflow) -> None:
+def _run(runner: Runner, s: Session, job: Job, inst: Instance, workflow) -> None:
     fn = runner.registry.get(job.topic)
     if fn is None:
         raise HandlerFailed(f"no handler registered for topic {job.topic!r}")
-    ctx = HandlerContext(instance_id=inst.id, business_key=inst.business_key,
-                         idempotency_key=f"{inst.id}/{job.id}", element_id=job.element_id, topic=job.topic,
-                         attempt=job.attempts + 1, now=runner.now(), properties=dict(job.properties or {}))
+    ctx = HandlerContext(
+        instance_id=inst.id,
+        business_key=inst.business_key,
+        idempotency_key=f"{inst.id}/{job.id}",
+        element_id=job.element_id,
+        topic=job.topic,
+        attempt=job.attempts + 1,
+        now=runner.now(),
+        properties=dict(job.properties or {}),
+    )
     ctx.session = _SessionGuard(s, ctx)
     result = call_with_timeout(fn, dict(job.params or {}), ctx, job.timeout)
     _check_outbox(ctx)
     mapped = runner.engine.map_result(workflow, job.id, result)
     runner.engine.finish_external(workflow, job.id, mapped)
     for channel, payload, key in ctx.outbox:
-        s.add(OutboxMessage(idempotency_key=key, channel=channel, instance_id=inst.id,
-                            business_key=inst.business_key, payload=payload, state="pending",
-                            due_at=runner.now(), created_at=runner.now()))
+        s.add(
+            OutboxMessage(
+                idempotency_key=key,
+                channel=channel,
+                instance_id=inst.id,
+                business_key=inst.business_key,
+                payload=payload,
+                state="pending",
+                due_at=runner.now(),
+                created_at=runner.now(),
+            )
+        )
     job.attempts += 1
     job.state, job.ended_at, job.last_error = "done", runner.now(), None
     details = {"topic": job.topic, "attempt": job.attempts, "params": job.params}
     runner._history(s, inst, "handler.called", element=job.element_id, details=details)
-    runner._history(s, inst, "handler.succeeded", element=job.element_id,
-                    details={"topic": job.topic, "result": result, "outbox": len(ctx.outbox)})
+    runner._history(
+        s,
+        inst,
+        "handler.succeeded",
+        element=job.element_id,
+        details={"topic": job.topic, "result": result, "outbox": len(ctx.outbox)},
+    )
     runner._commit_step(s, inst, workflow)
 
 
@@ -152,33 +174,49 @@ def _check_outbox(ctx: HandlerContext) -> None:
         try:
             _json_safe(payload)
         except (TypeError, ValueError) as exc:
-            raise HandlerFailed(f"handler {ctx.topic!r} sent a {channel!r} message ({key}) "
-                                f"that is not JSON-safe: {exc}") from exc
+            raise HandlerFailed(
+                f"handler {ctx.topic!r} sent a {channel!r} message ({key}) that is not JSON-safe: {exc}"
+            ) from exc
 
 
-def _record_failure(runner: "Runner", s: Session, job: Job, inst: Instance, exc: Exception) -> None:
+def _record_failure(runner: Runner, s: Session, job: Job, inst: Instance, exc: Exception) -> None:
     """Count a failed try: schedule the next one with backoff, or raise an incident."""
     message = str(exc) or type(exc).__name__
     log.warning("job %s (%s) failed: %s", job.id, job.element_id, message)
     job.attempts += 1
     job.last_error = message
     details = {"topic": job.topic, "attempt": job.attempts, "error": message}
-    runner._history(s, inst, "handler.called", element=job.element_id,
-                    details={"topic": job.topic, "attempt": job.attempts, "params": job.params})
+    runner._history(
+        s,
+        inst,
+        "handler.called",
+        element=job.element_id,
+        details={"topic": job.topic, "attempt": job.attempts, "params": job.params},
+    )
     runner._history(s, inst, "handler.failed", element=job.element_id, details=details)
     # NOTE: a script over its budget goes over it again on every try: no retries for it.
     hopeless = runner.registry.get(job.topic) is None or caused_by(exc, BudgetExceeded) is not None
     if job.attempts >= job.max_attempts or hopeless:
         job.state = "incident"
-        s.add(Incident(instance_id=inst.id, kind="job", ref=job.id, element_id=job.element_id,
-                       error=message, tries=job.attempts, state="open", created_at=runner.now()))
+        s.add(
+            Incident(
+                instance_id=inst.id,
+                kind="job",
+                ref=job.id,
+                element_id=job.element_id,
+                error=message,
+                tries=job.attempts,
+                state="open",
+                created_at=runner.now(),
+            )
+        )
         runner._history(s, inst, "incident.raised", element=job.element_id, details=details)
     else:
         base = float((job.properties or {}).get("retry_backoff") or runner.settings.retry_base_seconds)
         job.due_at = runner.now() + compute_backoff(job.attempts, base)
 
 
-def retry_incident(runner: "Runner", s: Session, incident: Incident) -> None:
+def retry_incident(runner: Runner, s: Session, incident: Incident) -> None:
     """Give a job incident a fresh set of tries, due now."""
     job = s.get(Job, incident.ref, with_for_update=runner.db.is_postgres)
     if job is None:
@@ -190,7 +228,7 @@ def retry_incident(runner: "Runner", s: Session, incident: Incident) -> None:
     job.max_attempts = job.attempts + max_tries(job.properties or {})
 
 
-def next_due(runner: "Runner", s: Session, after: datetime | None = None) -> datetime | None:
+def next_due(runner: Runner, s: Session, after: datetime | None = None) -> datetime | None:
     """When the earliest pending job is due (strictly after ``after`` if given), or None."""
     query = select(Job.due_at).where(Job.state == "pending")
     if after is not None:

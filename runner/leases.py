@@ -20,6 +20,7 @@ schema change. Probing takes the lock and gives it straight back, while the prob
 the row (``FOR UPDATE`` on PostgreSQL, the one write lock on SQLite), so no claim can slip
 in between. An in-memory SQLite database has no file: its rows wait for the lease.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,9 +42,8 @@ if TYPE_CHECKING:
     from runner.runtime import Runner
 
 
-
 @contextmanager
-def holding(runner: "Runner") -> Iterator["Hold"]:
+def holding(runner: Runner) -> Iterator[Hold]:
     """A hold for one delivery: ``take`` before the claim commits; released on leaving."""
     if runner.db.is_postgres:
         space = _lock_space(runner)
@@ -62,7 +62,7 @@ def holding(runner: "Runner") -> Iterator["Hold"]:
         hold.release()
 
 
-def sender_gone(runner: "Runner", s: Session, message_id: int) -> bool:
+def sender_gone(runner: Runner, s: Session, message_id: int) -> bool:
     """True when no live process holds the lock of a ``sending`` row (the caller holds the row)."""
     if runner.db.is_postgres:
         space = _lock_space(runner)
@@ -85,7 +85,7 @@ class Hold:
         """Give back what was taken (nothing here)."""
 
 
-def _lock_space(runner: "Runner") -> int:
+def _lock_space(runner: Runner) -> int:
     """The first key of the outbox's advisory locks: its table's oid, as a signed int4."""
     # NOTE: advisory locks are per database, not per schema; the oid tells apart two
     # runners (or two test schemas) that share a database.
@@ -115,7 +115,7 @@ class _AdvisoryHold(Hold):
 
 
 class _RecordHold(Hold):
-    def __init__(self, lock_file: "_LockFile"):
+    def __init__(self, lock_file: _LockFile):
         self.lock_file = lock_file
         self.held: int | None = None
 
@@ -174,7 +174,7 @@ _LOCK_FILES: dict[tuple[int, str], _LockFile] = {}
 _LOCK_FILES_MUTEX = threading.Lock()
 
 
-def _lock_file(runner: "Runner") -> _LockFile | None:
+def _lock_file(runner: Runner) -> _LockFile | None:
     database = runner.db.engine.url.database
     if fcntl is None or not database or database == ":memory:" or database.startswith("file:"):
         return None

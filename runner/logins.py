@@ -9,6 +9,7 @@ finds its row, so a copied or replayed cookie signs no one in.
     logins.session_username(runner, token, now)         # "lan", or None
     logins.close_session(runner, token)                 # at sign-out
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,18 +44,19 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def open_session(runner: "Runner", username: str, now: datetime) -> str:
+def open_session(runner: Runner, username: str, now: datetime) -> str:
     """A new session for a user who just proved who they are; its token (kept by the browser only)."""
     token = secrets.token_urlsafe(32)
     with runner.db.unit() as s:
         # the user's sessions left idle (a browser closed without signing out) go now
-        s.execute(delete(LoginSession).where(LoginSession.username == username,
-                                             LoginSession.last_seen_at < now - IDLE_LIMIT))
+        s.execute(
+            delete(LoginSession).where(LoginSession.username == username, LoginSession.last_seen_at < now - IDLE_LIMIT)
+        )
         s.add(LoginSession(token_hash=_hash(token), username=username, created_at=now, last_seen_at=now))
     return token
 
 
-def session_username(runner: "Runner", token: str, now: datetime) -> str | None:
+def session_username(runner: Runner, token: str, now: datetime) -> str | None:
     """Whose live session ``token`` is, or None (closed, ended, idle too long or never issued)."""
     if not token:
         return None
@@ -65,12 +67,11 @@ def session_username(runner: "Runner", token: str, now: datetime) -> str | None:
         username, seen = row.username, row.last_seen_at
     if now - seen >= SEEN_STEP:
         with runner.db.unit() as s:
-            s.execute(update(LoginSession).where(LoginSession.token_hash == _hash(token))
-                      .values(last_seen_at=now))
+            s.execute(update(LoginSession).where(LoginSession.token_hash == _hash(token)).values(last_seen_at=now))
     return username
 
 
-def close_session(runner: "Runner", token: str) -> None:
+def close_session(runner: Runner, token: str) -> None:
     """End one session (sign-out)."""
     with runner.db.unit() as s:
         s.execute(delete(LoginSession).where(LoginSession.token_hash == _hash(token)))

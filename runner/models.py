@@ -1,7 +1,8 @@
 """The runner's tables. Alembic migrations in ``runner/migrations`` create them."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -29,10 +30,10 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r} given to a UTC column")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -141,8 +142,10 @@ class Timer(Base):
     """A timer event waiting on an instance, or a timer start event of a process key."""
 
     __tablename__ = "timers"
-    __table_args__ = (Index("ix_timers_due", "state", "due_at"),
-                      Index("ix_timers_task", "instance_id", "task_id", "timer_name"))
+    __table_args__ = (
+        Index("ix_timers_due", "state", "due_at"),
+        Index("ix_timers_task", "instance_id", "task_id", "timer_name"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[str | None] = mapped_column(ForeignKey("instances.id"))

@@ -6,6 +6,7 @@ about each task that has none of them, or only users who do not exist; at run ti
 inbox flags such tasks for admins. Expressions (``${owner}``) cannot be checked before the
 instance runs, so a task using one is never called an orphan at deploy.
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
@@ -47,10 +48,14 @@ def _reason(task: etree._Element, staff: Collection[str]) -> str | None:
     if users and len(unknown) < len(users):
         return None
     if users:
-        return (f"user task is offered only to {', '.join(repr(u) for u in unknown)}, who are not users, and to "
-                f"no group, {ADMIN_ONLY}; put it in a lane or set camunda:candidateGroups")
-    return (f"user task has no candidate group, candidate user or assignee, {ADMIN_ONLY}; put it in a lane "
-            "or set camunda:candidateGroups")
+        return (
+            f"user task is offered only to {', '.join(repr(u) for u in unknown)}, who are not users, and to "
+            f"no group, {ADMIN_ONLY}; put it in a lane or set camunda:candidateGroups"
+        )
+    return (
+        f"user task has no candidate group, candidate user or assignee, {ADMIN_ONLY}; put it in a lane "
+        "or set camunda:candidateGroups"
+    )
 
 
 def deploy_warnings(process: etree._Element, staff: Collection[str], file_name: str) -> list[Problem]:

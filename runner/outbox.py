@@ -15,6 +15,7 @@ request went out) says so with ``DeliveryError(..., uncertain=True)``: the messa
 becomes ``unknown`` too. A message that fails for good (a 4xx, or out of tries) raises an
 incident of kind ``outbox`` on its instance; retrying the incident sends it again.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,12 @@ class LogTransport:
     idempotent = True
 
     def send(self, envelope: Envelope) -> None:
-        log.info("outbox %s → %s: %s", envelope.idempotency_key, envelope.channel,
-                 json.dumps(envelope.payload, ensure_ascii=False))
+        log.info(
+            "outbox %s → %s: %s",
+            envelope.idempotency_key,
+            envelope.channel,
+            json.dumps(envelope.payload, ensure_ascii=False),
+        )
 
 
 class WebhookTransport:
@@ -99,10 +104,16 @@ class WebhookTransport:
     def send(self, envelope: Envelope) -> None:
         if not self.url:
             raise DeliveryError("no webhook URL configured (RUNNER_WEBHOOK_URL)", transient=False)
-        body = json.dumps({"channel": envelope.channel, "business_key": envelope.business_key,
-                           "payload": envelope.payload}, ensure_ascii=False).encode()
-        request = urllib.request.Request(self.url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "Idempotency-Key": envelope.idempotency_key})
+        body = json.dumps(
+            {"channel": envelope.channel, "business_key": envelope.business_key, "payload": envelope.payload},
+            ensure_ascii=False,
+        ).encode()
+        request = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Idempotency-Key": envelope.idempotency_key},
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
@@ -118,10 +129,12 @@ TransportFactory = Callable[["Settings"], Transport]
 
 def _from_transports(name: str) -> TransportFactory:
     """A factory of runner.transports, imported when a runner first delivers on its channel."""
-    def factory(settings: "Settings") -> Transport:
+
+    def factory(settings: Settings) -> Transport:
         from runner import transports
 
         return getattr(transports, name)(settings)
+
     return factory
 
 
@@ -139,7 +152,7 @@ def register_transport(channel: str, factory: TransportFactory) -> None:
     TRANSPORTS[channel] = factory
 
 
-def _transport(runner: "Runner", channel: str) -> Transport:
+def _transport(runner: Runner, channel: str) -> Transport:
     cache = runner.__dict__.setdefault("_transports", {})
     if channel not in cache:
         factory = TRANSPORTS.get(channel)
@@ -149,11 +162,15 @@ def _transport(runner: "Runner", channel: str) -> Transport:
     return cache[channel]
 
 
-def _claim(runner: "Runner", hold: leases.Hold) -> Envelope | None:
+def _claim(runner: Runner, hold: leases.Hold) -> Envelope | None:
     now = runner.now()
     with runner.db.unit() as s:
-        query = select(OutboxMessage).where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now) \
-            .order_by(OutboxMessage.due_at, OutboxMessage.id).limit(1)
+        query = (
+            select(OutboxMessage)
+            .where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now)
+            .order_by(OutboxMessage.due_at, OutboxMessage.id)
+            .limit(1)
+        )
         if runner.db.is_postgres:
             query = query.with_for_update(skip_locked=True)
         row = s.scalars(query).first()
@@ -165,19 +182,23 @@ def _claim(runner: "Runner", hold: leases.Hold) -> Envelope | None:
             log.warning("outbox %s: its lock is held elsewhere; left for the next pass", row.idempotency_key)
             return None
         row.state, row.locked_until, row.attempts = "sending", now + LEASE, row.attempts + 1
-        return Envelope(row.id, row.channel, row.idempotency_key, row.business_key, dict(row.payload),
-                        row.attempts)
+        return Envelope(row.id, row.channel, row.idempotency_key, row.business_key, dict(row.payload), row.attempts)
 
 
-def _settle(runner: "Runner", envelope: Envelope, error: DeliveryError | None) -> None:
+def _settle(runner: Runner, envelope: Envelope, error: DeliveryError | None) -> None:
     now = runner.now()
     with runner.db.unit() as s:
         row = s.get(OutboxMessage, envelope.id, with_for_update=runner.db.is_postgres)
         if row.state != "sending" or row.attempts != envelope.attempt:
             # NOTE: our lease ran out and the row moved on (another claim, or ``unknown``).
             # Only news that it arrived is worth writing over that; a failure is not ours to record.
-            log.warning("outbox %s: claim %s settled late (row is %s, claim %s)", envelope.idempotency_key,
-                        envelope.attempt, row.state, row.attempts)
+            log.warning(
+                "outbox %s: claim %s settled late (row is %s, claim %s)",
+                envelope.idempotency_key,
+                envelope.attempt,
+                row.state,
+                row.attempts,
+            )
             if error is None and row.state in ("pending", "sending", "unknown"):
                 row.state, row.sent_at, row.locked_until = "sent", now, None
             return
@@ -197,7 +218,7 @@ def _settle(runner: "Runner", envelope: Envelope, error: DeliveryError | None) -
             _raise_incident(runner, s, row)
 
 
-def _raise_incident(runner: "Runner", s: Session, row: OutboxMessage) -> None:
+def _raise_incident(runner: Runner, s: Session, row: OutboxMessage) -> None:
     """An open incident for a message that failed for good, on the instance that sent it."""
     # NOTE: a handler's messages carry "<instance>/<job>/<suffix>" keys: the job names the element.
     parts = row.idempotency_key.split("/")
@@ -205,20 +226,36 @@ def _raise_incident(runner: "Runner", s: Session, row: OutboxMessage) -> None:
     inst = s.get(Instance, row.instance_id) if row.instance_id else None
     element = job.element_id if job is not None else ""
     error = f"{row.channel} message {row.id} failed: {row.last_error}"
-    s.add(Incident(instance_id=inst.id if inst else None, kind="outbox", ref=str(row.id), element_id=element,
-                   error=error, tries=row.attempts, state="open", created_at=runner.now()))
-    runner._history(s, inst, "incident.raised", element=element or None,
-                    details={"outbox": row.id, "channel": row.channel, "error": row.last_error})
+    s.add(
+        Incident(
+            instance_id=inst.id if inst else None,
+            kind="outbox",
+            ref=str(row.id),
+            element_id=element,
+            error=error,
+            tries=row.attempts,
+            state="open",
+            created_at=runner.now(),
+        )
+    )
+    runner._history(
+        s,
+        inst,
+        "incident.raised",
+        element=element or None,
+        details={"outbox": row.id, "channel": row.channel, "error": row.last_error},
+    )
 
 
-def _close_incidents(runner: "Runner", s: Session, row: OutboxMessage, actor: str | None = None) -> None:
+def _close_incidents(runner: Runner, s: Session, row: OutboxMessage, actor: str | None = None) -> None:
     """An admin's decision on a message also settles its open incidents."""
-    for incident in s.scalars(select(Incident).where(Incident.kind == "outbox", Incident.ref == str(row.id),
-                                                     Incident.state == "open")):
+    for incident in s.scalars(
+        select(Incident).where(Incident.kind == "outbox", Incident.ref == str(row.id), Incident.state == "open")
+    ):
         incident.state, incident.resolved_at, incident.resolved_by = "resolved", runner.now(), actor
 
 
-def retry_incident(runner: "Runner", s: Session, incident: Incident) -> None:
+def retry_incident(runner: Runner, s: Session, incident: Incident) -> None:
     """Send the message of an ``outbox`` incident again, due now (``Runner.retry_incident``)."""
     row = s.get(OutboxMessage, int(incident.ref), with_for_update=runner.db.is_postgres)
     if row is None:
@@ -228,7 +265,7 @@ def retry_incident(runner: "Runner", s: Session, incident: Incident) -> None:
     row.state, row.due_at, row.locked_until = "pending", runner.now(), None
 
 
-def recover(runner: "Runner") -> int:
+def recover(runner: Runner) -> int:
     """Settle messages whose sender died mid-delivery: its lock is free, or its lease ran out."""
     now = runner.now()
     query = select(OutboxMessage).where(OutboxMessage.state == "sending").order_by(OutboxMessage.id)
@@ -239,15 +276,14 @@ def recover(runner: "Runner") -> int:
     count = 0
     with runner.db.unit() as s:
         for row in s.scalars(query).all():
-            if row.locked_until is not None and row.locked_until >= now \
-                    and not leases.sender_gone(runner, s, row.id):
+            if row.locked_until is not None and row.locked_until >= now and not leases.sender_gone(runner, s, row.id):
                 continue
             _recover_row(runner, s, row)
             count += 1
     return count
 
 
-def _recover_row(runner: "Runner", s: Session, row: OutboxMessage) -> None:
+def _recover_row(runner: Runner, s: Session, row: OutboxMessage) -> None:
     try:
         idempotent = _transport(runner, row.channel).idempotent
     except DeliveryError:
@@ -268,7 +304,7 @@ def _recover_row(runner: "Runner", s: Session, row: OutboxMessage) -> None:
     log.warning("outbox %s: %s", row.idempotency_key, row.last_error)
 
 
-def _send(runner: "Runner", envelope: Envelope) -> DeliveryError | None:
+def _send(runner: Runner, envelope: Envelope) -> DeliveryError | None:
     """One delivery; a transport's own bug counts as a final failure, not a crash."""
     try:
         _transport(runner, envelope.channel).send(envelope)
@@ -276,12 +312,11 @@ def _send(runner: "Runner", envelope: Envelope) -> DeliveryError | None:
         return exc
     except Exception as exc:  # noqa: BLE001 - settled as failed with the error text
         log.exception("outbox %s: transport %r broke", envelope.idempotency_key, envelope.channel)
-        return DeliveryError(f"transport {envelope.channel!r} raised {type(exc).__name__}: {exc}",
-                             transient=False)
+        return DeliveryError(f"transport {envelope.channel!r} raised {type(exc).__name__}: {exc}", transient=False)
     return None
 
 
-def deliver_due(runner: "Runner", limit: int = 1000) -> int:
+def deliver_due(runner: Runner, limit: int = 1000) -> int:
     """Send due messages, one transaction to claim and one to settle each."""
     runner._refresh_clock()  # another process may have moved the virtual clock on
     recover(runner)
@@ -297,7 +332,7 @@ def deliver_due(runner: "Runner", limit: int = 1000) -> int:
     return sent
 
 
-def resolve(runner: "Runner", message_id: int, action: str) -> None:
+def resolve(runner: Runner, message_id: int, action: str) -> None:
     """An admin's decision on an ``unknown`` or ``failed`` message: resend or dismiss."""
     with runner.db.unit() as s:
         row = s.get(OutboxMessage, message_id)
@@ -306,7 +341,9 @@ def resolve(runner: "Runner", message_id: int, action: str) -> None:
         if action not in ("resend", "dismiss"):
             raise Invalid(f"unknown action {action!r}; use resend or dismiss")
         if row.state not in ("unknown", "failed"):
-            raise Conflict(f"outbox message {message_id} is {row.state}; only unknown or failed ones wait for a decision")
+            raise Conflict(
+                f"outbox message {message_id} is {row.state}; only unknown or failed ones wait for a decision"
+            )
         if action == "resend":
             row.state, row.due_at = "pending", runner.now()
         else:

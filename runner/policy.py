@@ -21,6 +21,7 @@ ask it through ``Runner.start_instance(person=...)``, ``Runner.correlate(person=
 Start and message data may not use a name that expressions already mean (``RESERVED``):
 such a key would shadow ``now``, ``len``, ``true``... in every later expression.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,7 @@ class Person:
     roles: frozenset[str]
 
     @classmethod
-    def of(cls, username: str, roles: Iterable[str]) -> "Person":
+    def of(cls, username: str, roles: Iterable[str]) -> Person:
         """A person from a username and any iterable of roles."""
         return cls(username, frozenset(roles))
 
@@ -72,9 +73,11 @@ def check_data(data: Mapping[str, Any], what: str) -> None:
     """Invalid (422) naming each key of start or message data that expressions already mean."""
     bad = sorted(key for key in data if key in RESERVED or key.startswith("__"))
     if bad:
-        raise Invalid(f"{what}: {', '.join(repr(k) for k in bad)} "
-                      f"{'is a name' if len(bad) == 1 else 'are names'} that expressions already use; rename "
-                      f"{'it' if len(bad) == 1 else 'them'}")
+        raise Invalid(
+            f"{what}: {', '.join(repr(k) for k in bad)} "
+            f"{'is a name' if len(bad) == 1 else 'are names'} that expressions already use; rename "
+            f"{'it' if len(bad) == 1 else 'them'}"
+        )
 
 
 # --- starting and messages ------------------------------------------------------------------------------
@@ -85,8 +88,9 @@ def starters(xml: str, process_key: str) -> tuple[frozenset[str], frozenset[str]
     root = bpmnxml.parse(xml.encode("utf-8"))
     for process in bpmnxml.bpmn_iter(root, "process"):
         if process.get("id") == process_key:
-            return _names(bpmnxml.camunda_attr(process, "candidateStarterGroups")), \
-                _names(bpmnxml.camunda_attr(process, "candidateStarterUsers"))
+            return _names(bpmnxml.camunda_attr(process, "candidateStarterGroups")), _names(
+                bpmnxml.camunda_attr(process, "candidateStarterUsers")
+            )
     return frozenset(), frozenset()
 
 
@@ -97,8 +101,9 @@ def _names(value: str | None) -> frozenset[str]:
 def check_start(s: Session, person: Person, version: ProcessVersion, business_key: str | None) -> None:
     """Forbidden unless the process lets the person start it; NotFound for a customer they cannot see."""
     if not person.is_admin:
-        groups, users = starters(s.scalar(select(ProcessVersion.xml).where(ProcessVersion.id == version.id)) or "",
-                                 version.process_key)
+        groups, users = starters(
+            s.scalar(select(ProcessVersion.xml).where(ProcessVersion.id == version.id)) or "", version.process_key
+        )
         if person.username not in users and not (person.roles & groups):
             allowed = ", ".join(sorted(groups | users)) or "admins only"
             raise Forbidden(f"{person.username} may not start process {version.process_key!r} (started by: {allowed})")
@@ -124,8 +129,9 @@ def customer_condition(person: Person, column: Any) -> ColumnElement[bool] | Non
     parts = [column.in_(_task_customers(person))]
     if "sales" in roles:
         parts.append(column.in_(select(Customer.id).where(or_(Customer.owner == me, Customer.owner.is_(None)))))
-    post_sale = select(Instance.business_key).where(Instance.process_key.in_(POST_SALE),
-                                                    Instance.business_key.is_not(None))
+    post_sale = select(Instance.business_key).where(
+        Instance.process_key.in_(POST_SALE), Instance.business_key.is_not(None)
+    )
     if "marketing" in roles:
         parts.append(column.in_(select(Customer.id).where(Customer.id.not_in(post_sale))))
     if "customer_care" in roles:
@@ -140,11 +146,15 @@ def customer_condition(person: Person, column: Any) -> ColumnElement[bool] | Non
 
 def _task_customers(person: Person):
     """Business keys of the open tasks the person may work on (their own, or offered to them)."""
-    offered = [_json_list_has(UserTask.candidate_users, person.username),
-               *(_json_list_has(UserTask.candidate_groups, role) for role in sorted(person.roles))]
+    offered = [
+        _json_list_has(UserTask.candidate_users, person.username),
+        *(_json_list_has(UserTask.candidate_groups, role) for role in sorted(person.roles)),
+    ]
     return select(UserTask.business_key).where(
-        UserTask.state == "open", UserTask.business_key.is_not(None),
-        or_(UserTask.assignee == person.username, (UserTask.assignee.is_(None)) & or_(false(), *offered)))
+        UserTask.state == "open",
+        UserTask.business_key.is_not(None),
+        or_(UserTask.assignee == person.username, (UserTask.assignee.is_(None)) & or_(false(), *offered)),
+    )
 
 
 def _json_list_has(column: Any, value: str) -> ColumnElement[bool]:
@@ -166,8 +176,11 @@ def may_see(s: Session, person: Person, business_key: str | None) -> bool:
 def check_customer(s: Session, person: Person | None, business_key: str | None) -> None:
     """NotFound, as for a customer that does not exist, when the person may not see it (None: no check)."""
     if person is not None and not may_see(s, person, business_key):
-        raise NotFound(f"customer {business_key!r} does not exist" if business_key
-                       else "instances without a customer are for admins and team leaders")
+        raise NotFound(
+            f"customer {business_key!r} does not exist"
+            if business_key
+            else "instances without a customer are for admins and team leaders"
+        )
 
 
 def visible(s: Session, person: Person, business_keys: Iterable[str | None]) -> set[str | None]:

@@ -1,4 +1,5 @@
 """Retry timing for handler jobs and outbox deliveries: pure arithmetic."""
+
 from __future__ import annotations
 
 from datetime import timedelta

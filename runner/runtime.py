@@ -6,14 +6,15 @@ instance now waits for into the inbox/timer/job/subscription tables, writes hist
 saves the tree. The instance row's version column turns a concurrent second writer into
 ``Conflict``; nothing is half-written.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import threading
 import uuid
-from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,19 @@ VIRTUAL_NOW = select(ClockRow.now).where(ClockRow.name == "virtual")
 # NOTE: completing a task reads the task, its instance and the virtual clock in one
 # statement compiled once (see storage.Prepared).
 _INSTANCE_COLUMNS = [column.key for column in Instance.__table__.columns]
-TASK_AND_INSTANCE = Prepared(select(
-    *Instance.__table__.columns, UserTask.element_id.label("task_element_id"), UserTask.name.label("task_name"),
-    UserTask.state.label("task_state"), UserTask.completed_by.label("task_completed_by"),
-    UserTask.form.label("task_form"), VIRTUAL_NOW.scalar_subquery().label("virtual_now"),
-).join_from(UserTask, Instance, Instance.id == UserTask.instance_id).where(UserTask.id == bindparam("b_task")))
+TASK_AND_INSTANCE = Prepared(
+    select(
+        *Instance.__table__.columns,
+        UserTask.element_id.label("task_element_id"),
+        UserTask.name.label("task_name"),
+        UserTask.state.label("task_state"),
+        UserTask.completed_by.label("task_completed_by"),
+        UserTask.form.label("task_form"),
+        VIRTUAL_NOW.scalar_subquery().label("virtual_now"),
+    )
+    .join_from(UserTask, Instance, Instance.id == UserTask.instance_id)
+    .where(UserTask.id == bindparam("b_task"))
+)
 
 
 class Runner:
@@ -125,8 +134,12 @@ class Runner:
             return
         # NOTE: a conditional UPDATE locks the clock row only when the clock really moved;
         # locking it in every step would serialize all units of work on one row.
-        moved = s.execute(update(ClockRow).where(ClockRow.name == "virtual", ClockRow.now < self.clock.now())
-                          .values(now=self.clock.now()).execution_options(synchronize_session=False))
+        moved = s.execute(
+            update(ClockRow)
+            .where(ClockRow.name == "virtual", ClockRow.now < self.clock.now())
+            .values(now=self.clock.now())
+            .execution_options(synchronize_session=False)
+        )
         if moved.rowcount == 0 and s.get(ClockRow, "virtual") is None:
             s.add(ClockRow(name="virtual", now=self.clock.now()))
 
@@ -147,9 +160,13 @@ class Runner:
             deployed = self.deployer.store_versions(s, parsed, self.now(), actor)
             for item in deployed:
                 if item.changed:
-                    self._history(s, None, "process.deployed", actor=actor,
-                                  details={"process_key": item.process_key, "version": item.version,
-                                           "file": item.file_name})
+                    self._history(
+                        s,
+                        None,
+                        "process.deployed",
+                        actor=actor,
+                        details={"process_key": item.process_key, "version": item.version, "file": item.file_name},
+                    )
                     self._schedule_start_timers(s, item)
         return deployed
 
@@ -160,9 +177,12 @@ class Runner:
 
     def latest_version(self, s: Session, process_key: str) -> ProcessVersion:
         """The newest deployed version of a process key."""
-        row = s.scalars(select(ProcessVersion).where(ProcessVersion.process_key == process_key,
-                                                     ProcessVersion.kind == "bpmn")
-                        .order_by(ProcessVersion.version.desc()).limit(1)).first()
+        row = s.scalars(
+            select(ProcessVersion)
+            .where(ProcessVersion.process_key == process_key, ProcessVersion.kind == "bpmn")
+            .order_by(ProcessVersion.version.desc())
+            .limit(1)
+        ).first()
         if row is None:
             raise NotFound(f"process {process_key!r} is not deployed")
         return row
@@ -174,7 +194,8 @@ class Runner:
         subs = dict(subs)
         for key, called_id in called.items():
             called_spec, called_subs = self.store.load_spec(
-                called_id, lambda called_id=called_id: s.get(ProcessVersion, called_id).spec)
+                called_id, lambda called_id=called_id: s.get(ProcessVersion, called_id).spec
+            )
             subs.update(called_subs)
             subs[key] = called_spec
         return spec, subs
@@ -194,9 +215,15 @@ class Runner:
 
     # --- instances -------------------------------------------------------------------
 
-    def start_instance(self, process_key: str, business_key: str | None = None,
-                       data: Mapping[str, Any] | None = None, actor: str | None = None, *,
-                       person: policy.Person | None = None) -> str:
+    def start_instance(
+        self,
+        process_key: str,
+        business_key: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        *,
+        person: policy.Person | None = None,
+    ) -> str:
         """Start the latest version of a process for a customer; returns the instance id.
 
         With ``person`` (a signed-in user), ``runner.policy`` decides whether they may.
@@ -211,21 +238,44 @@ class Runner:
                 policy.check_start(s, person, self.latest_version(s, process_key), business_key)
             return self._start(s, process_key, business_key, values, actor, None, None)
 
-    def _start(self, s: Session, process_key: str, business_key: str | None, data: dict[str, Any],
-               actor: str | None, trigger: tuple[str, str] | None, payload: dict[str, Any] | None) -> str:
+    def _start(
+        self,
+        s: Session,
+        process_key: str,
+        business_key: str | None,
+        data: dict[str, Any],
+        actor: str | None,
+        trigger: tuple[str, str] | None,
+        payload: dict[str, Any] | None,
+    ) -> str:
         version = self.latest_version(s, process_key)
         called = self._called_versions(s, version)
         spec, subs = self._specs(s, version, called)
         workflow = self.engine.create(spec, subs, data)
         now = self.now()
-        inst = Instance(id=str(uuid.uuid4()), process_key=process_key, version_id=version.id,
-                        business_key=business_key, status="running", state="", data=data,
-                        called_versions=called, stages=[], waits={}, created_at=now, updated_at=now)
+        inst = Instance(
+            id=str(uuid.uuid4()),
+            process_key=process_key,
+            version_id=version.id,
+            business_key=business_key,
+            status="running",
+            state="",
+            data=data,
+            called_versions=called,
+            stages=[],
+            waits={},
+            created_at=now,
+            updated_at=now,
+        )
         s.add(inst)
         s.flush()
-        self._history(s, inst, "instance.started", actor=actor,
-                      details={"version": version.version, "data": data,
-                               **({"trigger": list(trigger)} if trigger else {})})
+        self._history(
+            s,
+            inst,
+            "instance.started",
+            actor=actor,
+            details={"version": version.version, "data": data, **({"trigger": list(trigger)} if trigger else {})},
+        )
         self.engine.start(workflow, trigger, payload)
         self._commit_step(s, inst, workflow)
         return inst.id
@@ -250,8 +300,9 @@ class Runner:
                 return None
         return self.load(s, instance_id)
 
-    def _commit_step(self, s: Session, inst: Instance, workflow, completed_task: str | None = None,
-                     actor: str | None = None) -> Snapshot:
+    def _commit_step(
+        self, s: Session, inst: Instance, workflow, completed_task: str | None = None, actor: str | None = None
+    ) -> Snapshot:
         """Bound the tree, save it and project what the instance waits for (in the caller's transaction)."""
         self.engine.prune(workflow)
         snap = self.engine.snapshot(workflow)
@@ -268,8 +319,15 @@ class Runner:
             self._history(s, inst, "message.dropped", details={"message": name, "reason": str(exc)})
             log.warning("instance %s threw %r: %s", inst.id, name, exc)
 
-    def complete_task(self, task_id: str, data: Mapping[str, Any] | None = None,
-                      actor: str | None = None, *, html: bool = False, groups: Iterable[str] | None = None) -> None:
+    def complete_task(
+        self,
+        task_id: str,
+        data: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        *,
+        html: bool = False,
+        groups: Iterable[str] | None = None,
+    ) -> None:
         """Complete an open user task with form data; validation errors name each field.
 
         With ``groups`` (the roles of ``actor``), the person's right to complete is checked
@@ -300,11 +358,13 @@ class Runner:
                 if caused_by(exc, BudgetExceeded) is not None:
                     self._record_breach(task_id, exc, actor)
                 raise
-        raise Conflict(f"task {seen['label']} keeps being changed by someone else at the same time; "
-                       "reload it and try again") from rejected
+        raise Conflict(
+            f"task {seen['label']} keeps being changed by someone else at the same time; reload it and try again"
+        ) from rejected
 
-    def _complete(self, s: Session, task_id: str, data: dict[str, Any], actor: str | None, html: bool,
-                  seen: dict[str, str]) -> None:
+    def _complete(
+        self, s: Session, task_id: str, data: dict[str, Any], actor: str | None, html: bool, seen: dict[str, str]
+    ) -> None:
         row = TASK_AND_INSTANCE.first(s, {"b_task": task_id})
         if row is None:
             raise NotFound(f"task {task_id} does not exist")
@@ -323,8 +383,14 @@ class Runner:
         form = forms.form_from_dict(row["task_form"]) if row["task_form"] else forms.Form(())
         values = forms.coerce(form, data, current=task.data, task=name or element, html=html)
         self.engine.complete_user_task(workflow, task_id, values)
-        self._history(s, inst, "task.completed", element=element, actor=actor,
-                      details={"task_id": task_id, "name": name, "data": values})
+        self._history(
+            s,
+            inst,
+            "task.completed",
+            element=element,
+            actor=actor,
+            details={"task_id": task_id, "name": name, "data": values},
+        )
         self._commit_step(s, inst, workflow, completed_task=task_id, actor=actor)
 
     # --- who works on a task (see runner.tasks) ------------------------------------------
@@ -345,8 +411,9 @@ class Runner:
         with self._unit() as s:
             tasks.unclaim(self, s, task_id, user)
 
-    def reassign_task(self, task_id: str, to_user: str | None, actor: str | None = None, *,
-                      override: bool = False) -> None:
+    def reassign_task(
+        self, task_id: str, to_user: str | None, actor: str | None = None, *, override: bool = False
+    ) -> None:
         """Give an open task to another active staff member who is a candidate (any one with ``override``;
         None: to nobody)."""
         from runner import crm, tasks
@@ -369,18 +436,36 @@ class Runner:
                 return
             # the element whose script broke the budget, else the task's own
             element = getattr(caused_by(exc, StepFailed), "element_id", "") or task.element_id
-            incident = s.scalars(select(Incident).where(Incident.kind == "task", Incident.ref == task_id,
-                                                        Incident.state == "open")).first()
+            incident = s.scalars(
+                select(Incident).where(Incident.kind == "task", Incident.ref == task_id, Incident.state == "open")
+            ).first()
             if incident is not None:
                 incident.tries, incident.error = incident.tries + 1, str(exc)
                 return
-            s.add(Incident(instance_id=task.instance_id, kind="task", ref=task_id, element_id=element,
-                           error=str(exc), tries=1, state="open", created_at=self.now()))
-            self._history(s, s.get(Instance, task.instance_id), "incident.raised", element=element,
-                          actor=actor, details={"error": str(exc), "kind": "task"})
+            s.add(
+                Incident(
+                    instance_id=task.instance_id,
+                    kind="task",
+                    ref=task_id,
+                    element_id=element,
+                    error=str(exc),
+                    tries=1,
+                    state="open",
+                    created_at=self.now(),
+                )
+            )
+            self._history(
+                s,
+                s.get(Instance, task.instance_id),
+                "incident.raised",
+                element=element,
+                actor=actor,
+                details={"error": str(exc), "kind": "task"},
+            )
 
-    def complete_task_as(self, task_id: str, data: Mapping[str, Any] | None, user: str,
-                         groups: Iterable[str] = (), *, html: bool = False) -> None:
+    def complete_task_as(
+        self, task_id: str, data: Mapping[str, Any] | None, user: str, groups: Iterable[str] = (), *, html: bool = False
+    ) -> None:
         """``complete_task`` for a person: only the assignee, or a candidate when nobody claimed it."""
         self.complete_task(task_id, data, actor=user, html=html, groups=list(groups))
 
@@ -398,9 +483,15 @@ class Runner:
 
     # --- messages ------------------------------------------------------------------
 
-    def correlate(self, message_name: str, business_key: str | None,
-                  data: Mapping[str, Any] | None = None, actor: str | None = None, *,
-                  person: policy.Person | None = None) -> list[str]:
+    def correlate(
+        self,
+        message_name: str,
+        business_key: str | None,
+        data: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        *,
+        person: policy.Person | None = None,
+    ) -> list[str]:
         """Deliver a message to a customer's waiting instances, or start processes for it.
 
         With ``person`` (a signed-in user), ``runner.policy`` decides whether they may send it.
@@ -415,10 +506,18 @@ class Runner:
                 policy.check_message(s, person, message_name, business_key)
             return self._correlate(s, message_name, business_key, values, actor=actor)
 
-    def _correlate(self, s: Session, name: str, business_key: str | None, payload: dict[str, Any],
-                   exclude: str | None = None, actor: str | None = None) -> list[str]:
-        query = select(Subscription.instance_id).where(Subscription.message_name == name,
-                                                       Subscription.business_key == business_key)
+    def _correlate(
+        self,
+        s: Session,
+        name: str,
+        business_key: str | None,
+        payload: dict[str, Any],
+        exclude: str | None = None,
+        actor: str | None = None,
+    ) -> list[str]:
+        query = select(Subscription.instance_id).where(
+            Subscription.message_name == name, Subscription.business_key == business_key
+        )
         waiting = [i for i in dict.fromkeys(s.scalars(query)) if i != exclude]
         delivered = []
         for instance_id in waiting:
@@ -429,31 +528,57 @@ class Runner:
                 delivered.append(inst.id)
         if delivered:
             return delivered
-        started = [self._start(s, v.process_key, business_key, {}, actor, ("message", name), payload)
-                   for v in self._message_start_versions(s, name)]
+        started = [
+            self._start(s, v.process_key, business_key, {}, actor, ("message", name), payload)
+            for v in self._message_start_versions(s, name)
+        ]
         if not started:
-            raise NotCorrelated(f"message {name!r} for business key {business_key!r}: no instance is waiting "
-                                "for it and no deployed process starts with it")
+            raise NotCorrelated(
+                f"message {name!r} for business key {business_key!r}: no instance is waiting "
+                "for it and no deployed process starts with it"
+            )
         return started
 
     def _message_start_versions(self, s: Session, name: str) -> list[ProcessVersion]:
         """The latest versions (one query) whose message start events catch ``name``."""
-        newest = select(ProcessVersion.process_key, func.max(ProcessVersion.version).label("v")) \
-            .where(ProcessVersion.kind == "bpmn").group_by(ProcessVersion.process_key).subquery()
-        versions = s.scalars(select(ProcessVersion).join(newest, (ProcessVersion.process_key == newest.c.process_key)
-                                                         & (ProcessVersion.version == newest.c.v))
-                             .order_by(ProcessVersion.process_key))
+        newest = (
+            select(ProcessVersion.process_key, func.max(ProcessVersion.version).label("v"))
+            .where(ProcessVersion.kind == "bpmn")
+            .group_by(ProcessVersion.process_key)
+            .subquery()
+        )
+        versions = s.scalars(
+            select(ProcessVersion)
+            .join(newest, (ProcessVersion.process_key == newest.c.process_key) & (ProcessVersion.version == newest.c.v))
+            .order_by(ProcessVersion.process_key)
+        )
         return [v for v in versions if name in (v.message_starts or [])]
 
     # --- history ---------------------------------------------------------------------
 
-    def _history(self, s: Session, inst: Instance | None, event: str, *, element: str | None = None,
-                 actor: str | None = None, details: dict[str, Any] | None = None) -> None:
+    def _history(
+        self,
+        s: Session,
+        inst: Instance | None,
+        event: str,
+        *,
+        element: str | None = None,
+        actor: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         # NOTE: history is write-only: its rows of a unit go in with one INSERT at commit.
-        add_row_later(s, HistoryEvent,
-            at=self.now(), instance_id=inst.id if inst else None,
-            business_key=inst.business_key if inst else None, process_key=inst.process_key if inst else None,
-            event=event, element_id=element, actor=actor, details=details or {})
+        add_row_later(
+            s,
+            HistoryEvent,
+            at=self.now(),
+            instance_id=inst.id if inst else None,
+            business_key=inst.business_key if inst else None,
+            process_key=inst.process_key if inst else None,
+            event=event,
+            element_id=element,
+            actor=actor,
+            details=details or {},
+        )
 
     # --- timers, jobs, outbox, incidents -----------------------------------------------
 
@@ -500,8 +625,14 @@ class Runner:
             # NOTE: a "task" incident has nothing to run again: the task is still open.
             incident.state, incident.resolved_at, incident.resolved_by = "resolved", self.now(), actor
             inst = s.get(Instance, incident.instance_id) if incident.instance_id else None
-            self._history(s, inst, "incident.resolved", element=incident.element_id, actor=actor,
-                          details={"incident": incident.id, "kind": incident.kind})
+            self._history(
+                s,
+                inst,
+                "incident.resolved",
+                element=incident.element_id,
+                actor=actor,
+                details={"incident": incident.id, "kind": incident.kind},
+            )
 
 
 def _mapping(data: Mapping[str, Any] | None, what: str) -> dict[str, Any]:

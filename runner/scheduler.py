@@ -4,6 +4,7 @@ Due timers are rows; APScheduler only drives the ticks. Each tick fires what is 
 earliest first, each firing in its own unit of work. A timer that fell due while the
 process was down is simply due at the next tick; a fired timer's row says so for good.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,24 +28,35 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def schedule_start_timers(runner: "Runner", s, item: "Deployed") -> None:
+def schedule_start_timers(runner: Runner, s, item: Deployed) -> None:
     """A new version's timer start events replace the previous version's schedule."""
     from runner.models import ProcessVersion
 
     version = s.get(ProcessVersion, item.version_id)
     if version.kind != "bpmn":
         return
-    s.execute(update(Timer).where(Timer.process_key == version.process_key, Timer.instance_id.is_(None),
-                                  Timer.state == "waiting").values(state="cancelled"))
+    s.execute(
+        update(Timer)
+        .where(Timer.process_key == version.process_key, Timer.instance_id.is_(None), Timer.state == "waiting")
+        .values(state="cancelled")
+    )
     kinds = {"timeDate": "date", "timeDuration": "duration", "timeCycle": "cycle"}
     for start in version.timer_starts or []:
         kind = kinds[start["kind"]]
         due, _ = timeparse.first_due(kind, start["value"], runner.now(), runner.settings.tz)
-        s.add(Timer(process_key=version.process_key, element_id=start["element"], timer_name=kind,
-                    due_at=due, state="waiting", value=start["value"]))
+        s.add(
+            Timer(
+                process_key=version.process_key,
+                element_id=start["element"],
+                timer_name=kind,
+                due_at=due,
+                state="waiting",
+                value=start["value"],
+            )
+        )
 
 
-def _due_query(runner: "Runner", until: datetime, skip: set[int]):
+def _due_query(runner: Runner, until: datetime, skip: set[int]):
     query = select(Timer).where(Timer.state == "waiting", Timer.due_at <= until)
     if skip:
         query = query.where(Timer.id.not_in(skip))
@@ -52,7 +64,7 @@ def _due_query(runner: "Runner", until: datetime, skip: set[int]):
     return query.with_for_update(skip_locked=True) if runner.db.is_postgres else query
 
 
-def fire_next(runner: "Runner", skip: set[int] | None = None) -> int | None:
+def fire_next(runner: Runner, skip: set[int] | None = None) -> int | None:
     """Fire the earliest due timer not in ``skip``; returns its id, or None when nothing is due.
 
     The firing runs in a SAVEPOINT: a failure rolls back to it and becomes an incident in
@@ -80,7 +92,7 @@ def fire_next(runner: "Runner", skip: set[int] | None = None) -> int | None:
     return timer_id
 
 
-def _fire(runner: "Runner", s, timer: Timer) -> None:
+def _fire(runner: Runner, s, timer: Timer) -> None:
     now = runner.now()
     if timer.instance_id is None:
         _fire_start(runner, s, timer)
@@ -93,27 +105,42 @@ def _fire(runner: "Runner", s, timer: Timer) -> None:
     if not runner.engine.fire_timer(workflow, timer.task_id, timer.timer_name):
         timer.state = "cancelled"
         return
-    runner._history(s, inst, "timer.fired", element=timer.element_id,
-                    details={"due": timer.due_at.isoformat(), "value": timer.value})
+    runner._history(
+        s,
+        inst,
+        "timer.fired",
+        element=timer.element_id,
+        details={"due": timer.due_at.isoformat(), "value": timer.value},
+    )
     runner._commit_step(s, inst, workflow)
 
 
-def _fire_start(runner: "Runner", s, timer: Timer) -> None:
+def _fire_start(runner: Runner, s, timer: Timer) -> None:
     """A timer start event: start an instance, and schedule the next cycle if any."""
     timer.state, timer.fired_at = "fired", runner.now()
     runner._start(s, timer.process_key, None, {}, None, ("timer", timer.element_id), None)
     if timer.timer_name == "cycle":
         cycle = timeparse.parse_cycle(timer.value, runner.settings.tz)
-        fired = s.scalars(select(Timer.id).where(Timer.process_key == timer.process_key,
-                                                 Timer.element_id == timer.element_id,
-                                                 Timer.state == "fired")).all()
+        fired = s.scalars(
+            select(Timer.id).where(
+                Timer.process_key == timer.process_key, Timer.element_id == timer.element_id, Timer.state == "fired"
+            )
+        ).all()
         if cycle.repetitions is None or len(fired) < cycle.repetitions:
             due = timeparse.next_due(timer.value, timer.due_at, runner.settings.tz)
-            s.add(Timer(process_key=timer.process_key, element_id=timer.element_id, timer_name="cycle",
-                        due_at=due, state="waiting", value=timer.value))
+            s.add(
+                Timer(
+                    process_key=timer.process_key,
+                    element_id=timer.element_id,
+                    timer_name="cycle",
+                    due_at=due,
+                    state="waiting",
+                    value=timer.value,
+                )
+            )
 
 
-def _record_failure(runner: "Runner", s, timer: Timer, exc: Exception) -> None:
+def _record_failure(runner: Runner, s, timer: Timer, exc: Exception) -> None:
     """A failed firing: the timer waits for an admin (an incident on its instance, or on
     no instance for a timer start event)."""
     message = str(exc) or type(exc).__name__
@@ -121,12 +148,22 @@ def _record_failure(runner: "Runner", s, timer: Timer, exc: Exception) -> None:
     log.warning("timer %s (%s) failed: %s", timer.id, timer.process_key or timer.instance_id, message)
     inst = s.get(Instance, timer.instance_id) if timer.instance_id else None
     element = getattr(exc, "element_id", "") or timer.element_id
-    s.add(Incident(instance_id=inst.id if inst else None, kind="timer", ref=str(timer.id), element_id=element,
-                   error=message, tries=1, state="open", created_at=runner.now()))
+    s.add(
+        Incident(
+            instance_id=inst.id if inst else None,
+            kind="timer",
+            ref=str(timer.id),
+            element_id=element,
+            error=message,
+            tries=1,
+            state="open",
+            created_at=runner.now(),
+        )
+    )
     runner._history(s, inst, "incident.raised", element=element, details={"timer": timer.id, "error": message})
 
 
-def next_due(runner: "Runner", after: datetime | None = None) -> datetime | None:
+def next_due(runner: Runner, after: datetime | None = None) -> datetime | None:
     """The earliest moment a timer or a job falls due (strictly after ``after`` if given)."""
     timers = select(Timer.due_at).where(Timer.state == "waiting")
     if after is not None:
@@ -138,7 +175,7 @@ def next_due(runner: "Runner", after: datetime | None = None) -> datetime | None
     return min(found) if found else None
 
 
-def run_due(runner: "Runner", limit: int = 10_000) -> int:
+def run_due(runner: Runner, limit: int = 10_000) -> int:
     """Fire due timers and run due jobs, earliest first; returns how many were worked off.
 
     Timers and jobs whose instance is busy (another worker has it) are left due and
@@ -170,7 +207,7 @@ def _counted(ran: int | str | None, busy: set) -> int | None:
     return 0 if ran in busy else 1
 
 
-def _timer_first(runner: "Runner", busy_timers: set[int], busy_jobs: set[str]) -> bool:
+def _timer_first(runner: Runner, busy_timers: set[int], busy_jobs: set[str]) -> bool:
     now = runner.now()
     timers = select(Timer.due_at).where(Timer.state == "waiting", Timer.due_at <= now)
     if busy_timers:
@@ -184,7 +221,7 @@ def _timer_first(runner: "Runner", busy_timers: set[int], busy_jobs: set[str]) -
     return timer is not None and (job is None or timer <= job)
 
 
-def advance(runner: "Runner", delta: timedelta) -> datetime:
+def advance(runner: Runner, delta: timedelta) -> datetime:
     """Move the virtual clock forward, firing everything due in due-time order on the way."""
     runner._refresh_clock()
     target = runner.now() + delta
@@ -206,12 +243,12 @@ def advance(runner: "Runner", delta: timedelta) -> datetime:
     return target
 
 
-def _persist_clock(runner: "Runner") -> None:
+def _persist_clock(runner: Runner) -> None:
     with runner.db.unit() as s:
         runner._save_clock(s)
 
 
-def tick(runner: "Runner") -> None:
+def tick(runner: Runner) -> None:
     """One scheduler tick: timers, jobs, then the outbox."""
     try:
         run_due(runner)
@@ -224,11 +261,19 @@ def tick(runner: "Runner") -> None:
         log.exception("tick failed")
 
 
-def work(runner: "Runner") -> None:
+def work(runner: Runner) -> None:
     """Run the worker until interrupted: APScheduler ticks, the database decides."""
     scheduler = BlockingScheduler(timezone=runner.settings.tz)
-    scheduler.add_job(tick, "interval", args=[runner], seconds=runner.settings.poll_seconds,
-                      max_instances=1, coalesce=True, next_run_time=datetime.now(runner.settings.tz))
+    scheduler.add_job(
+        tick,
+        "interval",
+        args=[runner],
+        seconds=runner.settings.poll_seconds,
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(runner.settings.tz),
+    )
+
     def stop(*_: object) -> None:
         # NOTE: SIGTERM (a service manager stopping us) ends a running script at its next
         # budget check and the tick after the item in progress; a second signal must not fail.
@@ -237,8 +282,9 @@ def work(runner: "Runner") -> None:
             scheduler.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, stop)
-    log.info("worker %s started on %s", runner.settings.worker_id,
-             runner.db.engine.url.render_as_string(hide_password=True))
+    log.info(
+        "worker %s started on %s", runner.settings.worker_id, runner.db.engine.url.render_as_string(hide_password=True)
+    )
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

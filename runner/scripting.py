@@ -12,6 +12,7 @@ back next half-day" that depend on the local hour). As in Camunda, ``currentUser
 the person whose action the unit of work carries out (who completed the task, started
 the instance or sent the message), or None when nobody did (a timer, a handler).
 """
+
 from __future__ import annotations
 
 import functools
@@ -67,8 +68,13 @@ def current_user() -> str | None:
 
 
 EMPTY_NAME = "juel_empty"
-JUEL_NAMES: Mapping[str, Any] = {"true": True, "false": False, "null": None, EMPTY_NAME: _Empty(),
-                                 "currentUser": current_user}
+JUEL_NAMES: Mapping[str, Any] = {
+    "true": True,
+    "false": False,
+    "null": None,
+    EMPTY_NAME: _Empty(),
+    "currentUser": current_user,
+}
 # NOTE: every name an expression sees besides the instance data: data under one of these
 # names would shadow it (or be shadowed), so start and message data may not use them.
 RESERVED_NAMES = frozenset({*JUEL_NAMES, "now", "local_now", *expressions.SAFE_BUILTINS})
@@ -150,8 +156,13 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         return self.clock.now().astimezone(self.tz) if self.tz is not None else self.clock.now()
 
     def _context(self, context: dict, external: dict | None) -> dict[str, Any]:
-        return {"now": self.clock.now, "local_now": self.local_now, "currentUser": current_user,
-                **context, **(external or {})}
+        return {
+            "now": self.clock.now,
+            "local_now": self.local_now,
+            "currentUser": current_user,
+            **context,
+            **(external or {}),
+        }
 
     def evaluate(self, expression, context, external_context=None):
         return evaluate(expression, self._context(context, external_context), self.limits)

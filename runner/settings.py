@@ -1,4 +1,5 @@
 """Settings, read once from the environment into one frozen object."""
+
 from __future__ import annotations
 
 import os
@@ -59,18 +60,35 @@ class Settings:
         return _pairs(self.transports).get(channel, "log")
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
         """Settings from ``RUNNER_*`` environment variables, then explicit overrides."""
         env = dict(os.environ if env is None else env)
         values: dict[str, object] = {}
-        for name, kind in (("database_url", str), ("clock", str), ("timezone", str), ("worker_id", str),
-                           ("job_lease_seconds", float), ("handler_timeout", float), ("script_timeout", float),
-                           ("retry_base_seconds", float), ("poll_seconds", float), ("webhook_url", str),
-                           ("transports", str), ("zalo_base_url", str), ("zalo_access_token", str),
-                           ("smtp_host", str), ("smtp_port", int), ("smtp_user", str),
-                           ("smtp_password", str), ("smtp_from", str), ("smtp_starttls", _flag),
-                           ("max_content_length", int), ("cookie_secure", _flag),
-                           ("instance_path", str), ("secret_key", str)):
+        for name, kind in (
+            ("database_url", str),
+            ("clock", str),
+            ("timezone", str),
+            ("worker_id", str),
+            ("job_lease_seconds", float),
+            ("handler_timeout", float),
+            ("script_timeout", float),
+            ("retry_base_seconds", float),
+            ("poll_seconds", float),
+            ("webhook_url", str),
+            ("transports", str),
+            ("zalo_base_url", str),
+            ("zalo_access_token", str),
+            ("smtp_host", str),
+            ("smtp_port", int),
+            ("smtp_user", str),
+            ("smtp_password", str),
+            ("smtp_from", str),
+            ("smtp_starttls", _flag),
+            ("max_content_length", int),
+            ("cookie_secure", _flag),
+            ("instance_path", str),
+            ("secret_key", str),
+        ):
             raw = env.get(f"RUNNER_{name.upper()}")
             if raw is not None and raw != "":
                 try:
@@ -81,8 +99,9 @@ class Settings:
             values["database_url"] = env["DATABASE_URL"]
         settings = replace(cls(), **values, **overrides)
         if not settings.script_timeout > 0:
-            raise Invalid(f"RUNNER_SCRIPT_TIMEOUT must be a number of seconds greater than 0, "
-                          f"not {settings.script_timeout!r}")
+            raise Invalid(
+                f"RUNNER_SCRIPT_TIMEOUT must be a number of seconds greater than 0, not {settings.script_timeout!r}"
+            )
         if not settings.secret_key:
             from runner import instance
 

@@ -4,11 +4,13 @@ External service tasks wait for handler jobs, plain and manual tasks pass throug
 call activities honour camunda:in/out, multi-instance loops run over a fixed collection,
 and non-interrupting boundary events may fire more than once.
 """
+
 from __future__ import annotations
 
 from copy import deepcopy
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin
 from SpiffWorkflow.bpmn.specs.defaults import (
     BoundaryEvent,
     CallActivity,
@@ -19,7 +21,6 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     ServiceTask,
     UserTask,
 )
-from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.task import TaskState
@@ -141,8 +142,13 @@ class RunnerBoundaryJoin(BoundaryEventJoin):
     def _check_threshold_structured(self, my_task):
         finished, cancel = super()._check_threshold_structured(my_task)
         if finished:
-            for task in [t for t in cancel if t.children and isinstance(t.task_spec, RunnerBoundaryEvent)
-                         and _repeating(t.task_spec.event_definition)]:
+            for task in [
+                t
+                for t in cancel
+                if t.children
+                and isinstance(t.task_spec, RunnerBoundaryEvent)
+                and _repeating(t.task_spec.event_definition)
+            ]:
                 cancel.remove(task)
                 task.workflow.top_workflow.event_manager.remove_task(task)
                 task._set_state(TaskState.COMPLETED)

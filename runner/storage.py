@@ -3,6 +3,7 @@
 NOTE: this is the only module that serializes workflows. Specs are stored once per
 process version and cached in memory; an instance row holds only its task tree.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,19 +12,11 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
+from functools import cache
 from threading import Lock
 from typing import Any
 from uuid import UUID
 
-from functools import cache
-
-from sqlalchemy import bindparam, create_engine, event, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
-from sqlalchemy.orm.util import identity_key
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
@@ -31,6 +24,13 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import bindparam, create_engine, event, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.util import identity_key
 
 from runner.bpmn import serializer_config
 from runner.errors import Conflict, Invalid, RunnerError
@@ -126,7 +126,7 @@ class Prepared:
         self.statement = statement
         self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
 
-    def _plan(self, dialect, keys: tuple[str, ...]) -> "_Plan":
+    def _plan(self, dialect, keys: tuple[str, ...]) -> _Plan:
         plan = self._plans.get((dialect.name, keys))
         if plan is None:
             plan = self._plans[(dialect.name, keys)] = _Plan(self.statement, dialect, keys)
@@ -152,8 +152,9 @@ class Prepared:
         found = plan.run(driver, plan.bind(params))[1]
         if found is None:
             return None
-        return {key: value if load is None else load(value)
-                for key, load, value in zip(plan.labels, plan.loaders, found)}
+        return {
+            key: value if load is None else load(value) for key, load, value in zip(plan.labels, plan.loaders, found)
+        }
 
 
 class _Plan:
@@ -172,9 +173,11 @@ class _Plan:
                 self.processors[name] = processor
         self.defaults = {}
         if getattr(statement, "is_insert", False):
-            self.defaults = {column.key: column.default for column in statement.table.columns
-                             if column.default is not None and column.key not in keys
-                             and column.key in self.compiled.binds}
+            self.defaults = {
+                column.key: column.default
+                for column in statement.table.columns
+                if column.default is not None and column.key not in keys and column.key in self.compiled.binds
+            }
         columns = list(statement.selected_columns) if getattr(statement, "is_select", False) else []
         self.labels = [column.key for column in columns]
         self.loaders = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
@@ -182,8 +185,13 @@ class _Plan:
     def bind(self, params: dict[str, Any]):
         """The driver's parameters (a sequence or a dict, by the driver's paramstyle)."""
         if self.defaults:
-            params = {**{key: default.arg if default.is_scalar else default.arg(None)
-                         for key, default in self.defaults.items()}, **params}
+            params = {
+                **{
+                    key: default.arg if default.is_scalar else default.arg(None)
+                    for key, default in self.defaults.items()
+                },
+                **params,
+            }
         values = self.compiled.construct_params(params)
         for name, processor in self.processors.items():
             if name in values:
@@ -276,8 +284,7 @@ def _insert_pending(session: Session) -> None:
 @cache
 def _versioned_update(table) -> Prepared:
     # NOTE: the SET clause comes from the parameters' keys.
-    return Prepared(update(table).where(table.c.id == bindparam("b_id"),
-                                        table.c.row_version == bindparam("b_version")))
+    return Prepared(update(table).where(table.c.id == bindparam("b_id"), table.c.row_version == bindparam("b_version")))
 
 
 @cache
@@ -509,9 +516,12 @@ def _registry():
     config[Task] = _TaskConverter
     registry = BpmnWorkflowSerializer.configure(config)
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
-    registry.register(_Keyed, lambda v: {"items": {key: registry.convert(item) for key, item in v.items.items()}},
-                      lambda v: {key: registry.restore(item) for key, item in v["items"].items()},
-                      typename="runner.KeyedData")
+    registry.register(
+        _Keyed,
+        lambda v: {"items": {key: registry.convert(item) for key, item in v.items.items()}},
+        lambda v: {key: registry.restore(item) for key, item in v["items"].items()},
+        typename="runner.KeyedData",
+    )
     return registry
 
 
@@ -525,10 +535,12 @@ class WorkflowStore:
 
     def dump_spec(self, spec, subprocess_specs: dict[str, Any]) -> str:
         """A process spec and the specs it needs, as JSON."""
-        return json.dumps({
-            "spec": self.registry.convert(spec),
-            "subprocess_specs": {k: self.registry.convert(v) for k, v in subprocess_specs.items()},
-        })
+        return json.dumps(
+            {
+                "spec": self.registry.convert(spec),
+                "subprocess_specs": {k: self.registry.convert(v) for k, v in subprocess_specs.items()},
+            }
+        )
 
     def load_spec(self, version_id: int, text: str | Callable[[], str]) -> tuple[Any, dict[str, Any]]:
         """The parsed spec of a version, restored once per process (``text`` may be a loader)."""
@@ -550,8 +562,7 @@ class WorkflowStore:
     def load_state(self, text: str, spec, subprocess_specs: dict[str, Any], script_engine) -> BpmnWorkflow:
         """A workflow restored from its JSON and its (cached) specs."""
         dct = json.loads(text)
-        return self.registry.restore(dct, spec=spec, subprocess_specs=subprocess_specs,
-                                     script_engine=script_engine)
+        return self.registry.restore(dct, spec=spec, subprocess_specs=subprocess_specs, script_engine=script_engine)
 
     def load_state_on(self, text: str, spec, subprocess_specs: dict[str, Any], script_engine) -> BpmnWorkflow:
         """A saved instance restored against another version's specs; raises Invalid naming missing elements.
@@ -566,10 +577,10 @@ class WorkflowStore:
             target = spec if wf is dct else subprocess_specs.get(wf["spec"])
             missing += _drop_predicted(wf, target)
         if missing:
-            raise Invalid("the target version lacks element(s) the instance has reached: "
-                          + ", ".join(dict.fromkeys(missing)))
-        workflow = self.registry.restore(dct, spec=spec, subprocess_specs=subprocess_specs,
-                                         script_engine=script_engine)
+            raise Invalid(
+                "the target version lacks element(s) the instance has reached: " + ", ".join(dict.fromkeys(missing))
+            )
+        workflow = self.registry.restore(dct, spec=spec, subprocess_specs=subprocess_specs, script_engine=script_engine)
         for wf in (workflow, *workflow.subprocesses.values()):
             wf._predict()
         return workflow

@@ -14,6 +14,7 @@ an attempt that finds no wait sets a new one, so a wait always ends.
 Rows are keyed by a SHA-256 of the username or address, so a username of any length or
 content (also one that does not exist, which is throttled the same way) fits the column.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,20 +85,29 @@ def reserve(s: Session, rule: Rule, subject: str, now: datetime) -> timedelta:
     IMMEDIATE) until the caller's transaction ends, so setting the wait after it is atomic.
     """
     insert = (postgresql if s.get_bind().dialect.name == "postgresql" else sqlite).insert
-    s.execute(insert(LoginThrottle).values(kind=rule.kind, digest=digest(subject), failures=0,
-                                           last_attempt_at=now).on_conflict_do_nothing())
+    s.execute(
+        insert(LoginThrottle)
+        .values(kind=rule.kind, digest=digest(subject), failures=0, last_attempt_at=now)
+        .on_conflict_do_nothing()
+    )
     stale = LoginThrottle.last_attempt_at < now - FORGET_AFTER
     failures, locked_until = s.execute(
-        update(LoginThrottle).where(_where(rule, subject))
+        update(LoginThrottle)
+        .where(_where(rule, subject))
         .values(failures=case((stale, 1), else_=LoginThrottle.failures + 1), last_attempt_at=now)
         .returning(LoginThrottle.failures, LoginThrottle.locked_until)
-        .execution_options(synchronize_session=False)).one()
+        .execution_options(synchronize_session=False)
+    ).one()
     if locked_until is not None and locked_until > now:
         return locked_until - now
     delay = lockout_delay(failures, rule.free)
     if delay:
-        s.execute(update(LoginThrottle).where(_where(rule, subject)).values(locked_until=now + delay)
-                  .execution_options(synchronize_session=False))
+        s.execute(
+            update(LoginThrottle)
+            .where(_where(rule, subject))
+            .values(locked_until=now + delay)
+            .execution_options(synchronize_session=False)
+        )
     return timedelta(0)
 
 
@@ -108,16 +118,20 @@ def succeeded(s: Session, rule: Rule, subject: str) -> None:
     else:  # NOTE: other failures from the same address still count (one staff member's success
         # must not wipe out someone else's guesses from there)
         left = LoginThrottle.failures - 1
-        values = {"failures": left, "locked_until": case((left <= rule.free, None),
-                                                         else_=LoginThrottle.locked_until)}
-    s.execute(update(LoginThrottle).where(_where(rule, subject)).values(**values)
-              .execution_options(synchronize_session=False))
+        values = {"failures": left, "locked_until": case((left <= rule.free, None), else_=LoginThrottle.locked_until)}
+    s.execute(
+        update(LoginThrottle).where(_where(rule, subject)).values(**values).execution_options(synchronize_session=False)
+    )
 
 
 def unlock(s: Session, rule: Rule, subject: str) -> bool:
     """Forget the failures of an account or address (an admin's decision); False when there were none."""
-    result = s.execute(update(LoginThrottle).where(_where(rule, subject) & (LoginThrottle.failures > 0))
-                       .values(failures=0, locked_until=None).execution_options(synchronize_session=False))
+    result = s.execute(
+        update(LoginThrottle)
+        .where(_where(rule, subject) & (LoginThrottle.failures > 0))
+        .values(failures=0, locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
     return bool(result.rowcount)
 
 

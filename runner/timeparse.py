@@ -3,12 +3,13 @@
 Pure functions over ISO 8601 text: the current moment and the settings timezone are
 always passed in, never read from the machine.
 """
+
 from __future__ import annotations
 
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from runner.errors import TimerInvalid
 
@@ -39,22 +40,25 @@ class Duration:
         value = text.strip().upper()
         match = _DURATION.fullmatch(value)
         if match is None:
-            raise TimerInvalid(f"{text!r} is not an ISO 8601 duration: expected the form "
-                               "PnYnMnWnDTnHnMnS, e.g. PT30M, P3D or P1Y2M")
+            raise TimerInvalid(
+                f"{text!r} is not an ISO 8601 duration: expected the form PnYnMnWnDTnHnMnS, e.g. PT30M, P3D or P1Y2M"
+            )
         if value.endswith("T"):
-            raise TimerInvalid(f"{text!r} is not an ISO 8601 duration: "
-                               "'T' must be followed by hours, minutes or seconds")
+            raise TimerInvalid(
+                f"{text!r} is not an ISO 8601 duration: 'T' must be followed by hours, minutes or seconds"
+            )
         parts = {name: found for name, found in match.groupdict().items() if found is not None}
         if not parts:
             raise TimerInvalid(f"{text!r} is not an ISO 8601 duration: it has no components")
         seconds = float(parts.pop("seconds", "0").replace(",", "."))
-        return cls(**{name: int(found) for name, found in parts.items()},
-                   seconds=int(seconds) if seconds.is_integer() else seconds)
+        return cls(
+            **{name: int(found) for name, found in parts.items()},
+            seconds=int(seconds) if seconds.is_integer() else seconds,
+        )
 
     def is_zero(self) -> bool:
         """Tell whether adding this duration changes nothing."""
-        return not any((self.years, self.months, self.weeks, self.days,
-                        self.hours, self.minutes, self.seconds))
+        return not any((self.years, self.months, self.weeks, self.days, self.hours, self.minutes, self.seconds))
 
     def add_to(self, moment: datetime) -> datetime:
         """Add calendar units on the wall clock of moment's zone, then elapsed time."""
@@ -65,7 +69,7 @@ class Duration:
         if shifted.tzinfo is None:
             return shifted + elapsed
         # Hours, minutes and seconds are elapsed time: PT1H across a DST change is 60 minutes.
-        return (shifted.astimezone(timezone.utc) + elapsed).astimezone(shifted.tzinfo)
+        return (shifted.astimezone(UTC) + elapsed).astimezone(shifted.tzinfo)
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def parse_date(text: str, tz: tzinfo) -> datetime:
         raise TimerInvalid(f"{text!r} is not an ISO 8601 date-time: {exc}") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def parse_cycle(text: str, tz: tzinfo) -> Cycle:
@@ -116,8 +120,10 @@ def parse_cycle(text: str, tz: tzinfo) -> Cycle:
     parts = text.strip().split("/")
     repeat = _REPEAT.fullmatch(parts[0].upper())
     if repeat is None or len(parts) not in (2, 3):
-        raise TimerInvalid(f"{text!r} is not an ISO 8601 cycle: expected R[n]/<duration> "
-                           "or R[n]/<start>/<duration> (cron expressions are not supported)")
+        raise TimerInvalid(
+            f"{text!r} is not an ISO 8601 cycle: expected R[n]/<duration> "
+            "or R[n]/<start>/<duration> (cron expressions are not supported)"
+        )
     count = int(repeat["count"]) if repeat["count"] else None
     if count == 0:
         raise TimerInvalid(f"{text!r} is not a usable cycle: it must repeat at least once")
@@ -132,11 +138,11 @@ def parse_cycle(text: str, tz: tzinfo) -> Cycle:
 def check(kind: str, text: str) -> None:
     """Raise TimerInvalid unless ``text`` is a valid value of the timer ``kind``."""
     if kind == "date":
-        parse_date(text, timezone.utc)
+        parse_date(text, UTC)
     elif kind == "duration":
         parse_duration(text)
     elif kind == "cycle":
-        parse_cycle(text, timezone.utc)
+        parse_cycle(text, UTC)
     else:
         raise TimerInvalid(f"unknown timer kind {kind!r}: expected one of {', '.join(KINDS)}")
 
@@ -166,7 +172,7 @@ def next_due(cycle_text: str, previous_due: datetime, tz: tzinfo) -> datetime:
 def _advance(duration: Duration, moment: datetime, tz: tzinfo, text: str) -> datetime:
     """Add a duration in the settings timezone so months and days follow its calendar."""
     try:
-        return duration.add_to(moment.astimezone(tz)).astimezone(timezone.utc)
+        return duration.add_to(moment.astimezone(tz)).astimezone(UTC)
     except (OverflowError, ValueError) as exc:  # e.g. P9999Y lands after year 9999
         raise TimerInvalid(f"{text!r} moves the timer out of the supported range: {exc}") from exc
 

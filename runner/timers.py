@@ -2,9 +2,10 @@
 
 The parser in ``runner.bpmn`` builds these definitions; ``runner.engine`` fires them.
 """
+
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
@@ -19,9 +20,9 @@ from runner.errors import Invalid, StepFailed, TimerInvalid
 def _resolve(kind: str, value: Any, now: datetime, tz) -> tuple[datetime, int | None]:
     if isinstance(value, datetime):
         due = value if value.tzinfo else value.replace(tzinfo=tz)
-        return due.astimezone(timezone.utc), None
+        return due.astimezone(UTC), None
     if isinstance(value, date):
-        return datetime.combine(value, time(), tz).astimezone(timezone.utc), None
+        return datetime.combine(value, time(), tz).astimezone(UTC), None
     if isinstance(value, timedelta):
         return now + value, None
     if not isinstance(value, str) or not value.strip():
@@ -46,8 +47,11 @@ def schedule(kind: str, expression: str, my_task) -> dict[str, Any]:
         due, remaining = _resolve(kind, value, now, engine.tz)
     except Invalid as exc:
         spec = my_task.task_spec
-        raise StepFailed(f"timer {expression!r}: {exc}", getattr(spec, "bpmn_id", None) or spec.name,
-                         getattr(spec, "bpmn_name", None) or "") from exc
+        raise StepFailed(
+            f"timer {expression!r}: {exc}",
+            getattr(spec, "bpmn_id", None) or spec.name,
+            getattr(spec, "bpmn_name", None) or "",
+        ) from exc
     text = value if isinstance(value, str) else str(value)
     return {"kind": kind, "value": text, "due": due.isoformat(), "remaining": remaining, "pending": 0}
 

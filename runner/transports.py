@@ -26,6 +26,7 @@ Which transport serves a channel is chosen by ``RUNNER_TRANSPORTS`` (``zalo=zalo
 records (the demo default). ``runner.outbox.TRANSPORTS`` maps the two channels to
 ``zalo_transport`` and ``email_transport`` below.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -74,12 +75,21 @@ class ZaloTransport:
         to = payload.get("to", "group")
         if to not in ZALO_PATHS:
             raise DeliveryError(f"zalo message 'to' is {to!r}; use 'group' or 'user'", transient=False)
-        body = {"recipient": {ZALO_RECIPIENT_KEYS[to]: str(_field(payload, "recipient_id", "zalo"))},
-                "message": {"text": str(_field(payload, "text", "zalo"))}}
+        body = {
+            "recipient": {ZALO_RECIPIENT_KEYS[to]: str(_field(payload, "recipient_id", "zalo"))},
+            "message": {"text": str(_field(payload, "text", "zalo"))},
+        }
         url = self.base_url + ZALO_PATHS[to]
-        request = urllib.request.Request(url, data=json.dumps(body, ensure_ascii=False).encode(), method="POST",
-                                         headers={"Content-Type": "application/json", "Accept": "application/json",
-                                                  "access_token": self.access_token})
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(body, ensure_ascii=False).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "access_token": self.access_token,
+            },
+        )
         answer = _post(request, url, self.timeout)
         _check_answer(answer, url)
 
@@ -98,8 +108,9 @@ def _post(request: urllib.request.Request, url: str, timeout: float) -> bytes:
         raise DeliveryError(f"cannot reach {url}: {exc.reason}", transient=True) from exc
     except (http.client.HTTPException, OSError) as exc:  # a timeout, a reset, a broken answer
         # The request went out and the answer never came (or broke off): it may have arrived.
-        raise DeliveryError(f"no answer from {url} after sending: {type(exc).__name__}: {exc}",
-                            transient=False, uncertain=True) from exc
+        raise DeliveryError(
+            f"no answer from {url} after sending: {type(exc).__name__}: {exc}", transient=False, uncertain=True
+        ) from exc
 
 
 def _check_answer(raw: bytes, url: str) -> None:
@@ -107,14 +118,19 @@ def _check_answer(raw: bytes, url: str) -> None:
     try:
         answer = json.loads(raw or b"null")
     except ValueError as exc:
-        raise DeliveryError(f"{url} answered 200 with a body that is not JSON; the message may have arrived",
-                            transient=False, uncertain=True) from exc
+        raise DeliveryError(
+            f"{url} answered 200 with a body that is not JSON; the message may have arrived",
+            transient=False,
+            uncertain=True,
+        ) from exc
     if not isinstance(answer, dict) or "error" not in answer:
-        raise DeliveryError(f"{url} answered 200 without an 'error' field; the message may have arrived",
-                            transient=False, uncertain=True)
+        raise DeliveryError(
+            f"{url} answered 200 without an 'error' field; the message may have arrived",
+            transient=False,
+            uncertain=True,
+        )
     if answer["error"] != 0:
-        raise DeliveryError(f"Zalo error {answer['error']}: {answer.get('message', '')}".rstrip(": "),
-                            transient=False)
+        raise DeliveryError(f"Zalo error {answer['error']}: {answer.get('message', '')}".rstrip(": "), transient=False)
 
 
 class SmtpTransport:
@@ -122,8 +138,16 @@ class SmtpTransport:
 
     idempotent = False  # an SMTP server delivers every message it accepts: see the module docstring
 
-    def __init__(self, host: str, port: int, user: str, password: str, sender: str,
-                 starttls: bool = False, timeout: float = TIMEOUT):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: str,
+        sender: str,
+        starttls: bool = False,
+        timeout: float = TIMEOUT,
+    ):
         self.host, self.port = host, port
         self.user, self.password = user, password
         self.sender = sender
@@ -167,15 +191,20 @@ class SmtpTransport:
             smtp.send_message(msg)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
-            raise DeliveryError(f"SMTP server refused the recipients: {_refused(exc)}",
-                                transient=all(400 <= c < 500 for c in codes)) from exc
+            raise DeliveryError(
+                f"SMTP server refused the recipients: {_refused(exc)}", transient=all(400 <= c < 500 for c in codes)
+            ) from exc
         except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}",
-                                transient=400 <= exc.smtp_code < 500) from exc
+            raise DeliveryError(
+                f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}", transient=400 <= exc.smtp_code < 500
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             # The message may be inside the server already (the answer to DATA was lost).
-            raise DeliveryError(f"SMTP conversation broke off while sending: {type(exc).__name__}: {exc}",
-                                transient=False, uncertain=True) from exc
+            raise DeliveryError(
+                f"SMTP conversation broke off while sending: {type(exc).__name__}: {exc}",
+                transient=False,
+                uncertain=True,
+            ) from exc
 
     def _prepare(self, smtp: smtplib.SMTP) -> None:
         """EHLO, STARTTLS and login: nothing is sent yet, so failures are safe to retry."""
@@ -187,14 +216,17 @@ class SmtpTransport:
             if self.user:
                 smtp.login(self.user, self.password)
         except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"SMTP login as {self.user!r} refused: {exc.smtp_code} {_text(exc.smtp_error)}",
-                                transient=False) from exc
+            raise DeliveryError(
+                f"SMTP login as {self.user!r} refused: {exc.smtp_code} {_text(exc.smtp_error)}", transient=False
+            ) from exc
         except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(f"SMTP {exc.smtp_code} before sending: {_text(exc.smtp_error)}",
-                                transient=exc.smtp_code < 500) from exc
+            raise DeliveryError(
+                f"SMTP {exc.smtp_code} before sending: {_text(exc.smtp_error)}", transient=exc.smtp_code < 500
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(f"SMTP server {self.host}:{self.port} failed before sending: {exc}",
-                                transient=True) from exc
+            raise DeliveryError(
+                f"SMTP server {self.host}:{self.port} failed before sending: {exc}", transient=True
+            ) from exc
 
 
 def _quit(smtp: smtplib.SMTP) -> None:
@@ -214,7 +246,7 @@ def _refused(exc: smtplib.SMTPRecipientsRefused) -> str:
     return "; ".join(f"{addr}: {code} {_text(text)}" for addr, (code, text) in exc.recipients.items())
 
 
-def zalo_transport(settings: "Settings") -> Transport:
+def zalo_transport(settings: Settings) -> Transport:
     """The ``zalo`` channel's transport as RUNNER_TRANSPORTS names it (``zalo_oa`` or ``log``)."""
     kind = settings.transport_for("zalo")
     if kind == "zalo_oa":
@@ -222,18 +254,24 @@ def zalo_transport(settings: "Settings") -> Transport:
     return _log_or_refuse("zalo", kind, "zalo_oa")
 
 
-def email_transport(settings: "Settings") -> Transport:
+def email_transport(settings: Settings) -> Transport:
     """The ``email`` channel's transport as RUNNER_TRANSPORTS names it (``smtp`` or ``log``)."""
     kind = settings.transport_for("email")
     if kind == "smtp":
-        return SmtpTransport(settings.smtp_host, settings.smtp_port, settings.smtp_user, settings.smtp_password,
-                             settings.smtp_from, settings.smtp_starttls)
+        return SmtpTransport(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_user,
+            settings.smtp_password,
+            settings.smtp_from,
+            settings.smtp_starttls,
+        )
     return _log_or_refuse("email", kind, "smtp")
 
 
 def _log_or_refuse(channel: str, kind: str, real: str) -> Transport:
     if kind != "log":
-        raise DeliveryError(f"RUNNER_TRANSPORTS names transport {kind!r} for channel {channel!r}; "
-                            f"use {real} or log", transient=False)
+        raise DeliveryError(
+            f"RUNNER_TRANSPORTS names transport {kind!r} for channel {channel!r}; use {real} or log", transient=False
+        )
     return LogTransport()
-

@@ -12,6 +12,7 @@ Only hashes are stored: passwords with werkzeug's salted PBKDF2/scrypt, tokens w
     token = users.issue_token(runner, "lan", label="zalo bot")  # shown once
     users.verify_token(runner, token)                           # the user dict, or None
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,7 +20,7 @@ import hashlib
 import math
 import secrets
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, String, func, select
@@ -80,19 +81,26 @@ class LoginThrottled(RunnerError):
 
     def __init__(self, username: str, retry_after: timedelta):
         self.username, self.retry_after = username, retry_after
-        super().__init__(f"account {username!r} is slowed down after failed logins; "
-                         f"try again in {math.ceil(retry_after.total_seconds())} s")
+        super().__init__(
+            f"account {username!r} is slowed down after failed logins; "
+            f"try again in {math.ceil(retry_after.total_seconds())} s"
+        )
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _view(staff: Staff, account: Account | None) -> dict[str, Any]:
-    return {"username": staff.username, "full_name": staff.full_name, "roles": list(staff.roles or []),
-            "active": staff.active, "email": staff.email,
-            "locale": account.locale if account else "vi",
-            "has_password": bool(account and account.password_hash)}
+    return {
+        "username": staff.username,
+        "full_name": staff.full_name,
+        "roles": list(staff.roles or []),
+        "active": staff.active,
+        "email": staff.email,
+        "locale": account.locale if account else "vi",
+        "has_password": bool(account and account.password_hash),
+    }
 
 
 def _check_password(password: str | None) -> None:
@@ -113,9 +121,17 @@ def _account(s: Session, username: str) -> Account:
 # --- users ------------------------------------------------------------------------------------
 
 
-def create_user(runner: "Runner", username: str, full_name: str, roles: Iterable[str], *,
-                password: str | None = None, email: str | None = None, locale: str = "vi",
-                password_hash: str | None = None) -> dict[str, Any]:
+def create_user(
+    runner: Runner,
+    username: str,
+    full_name: str,
+    roles: Iterable[str],
+    *,
+    password: str | None = None,
+    email: str | None = None,
+    locale: str = "vi",
+    password_hash: str | None = None,
+) -> dict[str, Any]:
     """Create a staff member with a sign-in account (or give an existing staff member one).
 
     A password (or ``password_hash``, an already hashed one in werkzeug's format, as when
@@ -134,14 +150,18 @@ def create_user(runner: "Runner", username: str, full_name: str, roles: Iterable
             staff = crm.add_staff(s, username, full_name, roles, email=email)
         elif s.get(Account, username) is not None:
             raise BadValue(f"user {username!r} already exists")
-        account = Account(username=username, locale=locale, password_set_at=_utcnow(),
-                          password_hash=password_hash or generate_password_hash(password))  # type: ignore[arg-type]
+        account = Account(
+            username=username,
+            locale=locale,
+            password_set_at=_utcnow(),
+            password_hash=password_hash or generate_password_hash(password),
+        )  # type: ignore[arg-type]
         s.add(account)
         s.flush()
         return _view(staff, account)
 
 
-def set_password(runner: "Runner", username: str, password: str, *, keep_session: str | None = None) -> None:
+def set_password(runner: Runner, username: str, password: str, *, keep_session: str | None = None) -> None:
     """Replace a user's password, end their sessions (but ``keep_session``'s) and forget failed logins."""
     _check_password(password)
     with runner.db.unit() as s:
@@ -151,7 +171,7 @@ def set_password(runner: "Runner", username: str, password: str, *, keep_session
         throttle.unlock(s, throttle.ACCOUNT, username)
 
 
-def unlock(runner: "Runner", username: str) -> bool:
+def unlock(runner: Runner, username: str) -> bool:
     """Lift a user's failed-login slow-down at once (an admin's unlock); False when there was none."""
     with runner.db.unit() as s:
         if s.get(Staff, username) is None:
@@ -159,13 +179,13 @@ def unlock(runner: "Runner", username: str) -> bool:
         return throttle.unlock(s, throttle.ACCOUNT, username)
 
 
-def unlock_address(runner: "Runner", address: str) -> bool:
+def unlock_address(runner: Runner, address: str) -> bool:
     """Lift the failed-login slow-down of one client address; False when there was none."""
     with runner.db.unit() as s:
         return throttle.unlock(s, throttle.ADDRESS, address)
 
 
-def set_locale(runner: "Runner", username: str, locale: str) -> None:
+def set_locale(runner: Runner, username: str, locale: str) -> None:
     """Remember the user's UI language."""
     if locale not in LOCALES:
         raise BadValue(f"locale {locale!r}: one of {', '.join(LOCALES)}")
@@ -173,7 +193,7 @@ def set_locale(runner: "Runner", username: str, locale: str) -> None:
         _account(s, username).locale = locale
 
 
-def set_roles(runner: "Runner", username: str, roles: Iterable[str]) -> None:
+def set_roles(runner: Runner, username: str, roles: Iterable[str]) -> None:
     """Replace a user's roles (role ids of ``ROLES``)."""
     roles = list(dict.fromkeys(roles))
     unknown = [r for r in roles if r not in ROLES]
@@ -186,7 +206,7 @@ def set_roles(runner: "Runner", username: str, roles: Iterable[str]) -> None:
         staff.roles = roles
 
 
-def set_active(runner: "Runner", username: str, active: bool) -> None:
+def set_active(runner: Runner, username: str, active: bool) -> None:
     """Enable or disable a user; a disabled user cannot sign in and their tokens stop working."""
     with runner.db.unit() as s:
         staff = s.get(Staff, username)
@@ -197,14 +217,14 @@ def set_active(runner: "Runner", username: str, active: bool) -> None:
             logins.end_sessions(s, username)
 
 
-def feed_generation(runner: "Runner", username: str) -> int:
+def feed_generation(runner: Runner, username: str) -> int:
     """Which calendar feed address of the user is live (0 until they ask for a new one)."""
     with runner.db.read() as s:
         account = s.get(Account, username)
         return account.feed_generation if account is not None else 0
 
 
-def renew_feed(runner: "Runner", username: str) -> int:
+def renew_feed(runner: Runner, username: str) -> int:
     """Retire the user's calendar feed address (a leaked link stops working); the new generation."""
     with runner.db.unit() as s:
         account = _account(s, username)
@@ -212,7 +232,7 @@ def renew_feed(runner: "Runner", username: str) -> int:
         return account.feed_generation
 
 
-def get_user(runner: "Runner", username: str) -> dict[str, Any] | None:
+def get_user(runner: Runner, username: str) -> dict[str, Any] | None:
     """An active user as a dict (``USER_KEYS``), or None."""
     with runner.db.read() as s:
         staff = s.get(Staff, username) if username else None
@@ -221,19 +241,29 @@ def get_user(runner: "Runner", username: str) -> dict[str, Any] | None:
         return _view(staff, s.get(Account, username))
 
 
-def list_users(runner: "Runner", *, role: str | None = None) -> list[dict[str, Any]]:
+def list_users(runner: Runner, *, role: str | None = None) -> list[dict[str, Any]]:
     """All staff members with their sign-in facts, failed logins and number of live API tokens, by username."""
     with runner.db.read() as s:
-        tokens = dict(s.execute(select(ApiToken.username, func.count()).where(ApiToken.revoked_at.is_(None))
-                                .group_by(ApiToken.username)).all())
-        rows = s.execute(select(Staff, Account).outerjoin(Account, Account.username == Staff.username)
-                         .order_by(Staff.username)).all()
+        tokens = dict(
+            s.execute(
+                select(ApiToken.username, func.count()).where(ApiToken.revoked_at.is_(None)).group_by(ApiToken.username)
+            ).all()
+        )
+        rows = s.execute(
+            select(Staff, Account).outerjoin(Account, Account.username == Staff.username).order_by(Staff.username)
+        ).all()
         out = []
         for staff, account in rows:
             if role is None or role in (staff.roles or []):
                 failures, locked_until = throttle.state(s, throttle.ACCOUNT, staff.username)
-                out.append({**_view(staff, account), "tokens": tokens.get(staff.username, 0),
-                            "failed_logins": failures, "locked_until": locked_until})
+                out.append(
+                    {
+                        **_view(staff, account),
+                        "tokens": tokens.get(staff.username, 0),
+                        "failed_logins": failures,
+                        "locked_until": locked_until,
+                    }
+                )
         return out
 
 
@@ -245,9 +275,15 @@ def roles() -> tuple[str, ...]:
 # --- sign-in -------------------------------------------------------------------------------------
 
 
-def authenticate(runner: "Runner", username: str, password: str, *, now: datetime | None = None,
-                 address: str | None = None,
-                 check: Callable[[str, str], bool] = check_password_hash) -> dict[str, Any]:
+def authenticate(
+    runner: Runner,
+    username: str,
+    password: str,
+    *,
+    now: datetime | None = None,
+    address: str | None = None,
+    check: Callable[[str, str], bool] = check_password_hash,
+) -> dict[str, Any]:
     """The user for a correct username/password; BadLogin or LoginThrottled otherwise.
 
     The attempt is counted on the account and on the client ``address`` before the password
@@ -274,7 +310,7 @@ def authenticate(runner: "Runner", username: str, password: str, *, now: datetim
     return user
 
 
-def _sign_in_facts(runner: "Runner", username: str) -> tuple[dict[str, Any] | None, str | None]:
+def _sign_in_facts(runner: Runner, username: str) -> tuple[dict[str, Any] | None, str | None]:
     """The active user and their password hash, or (None, None) for anyone who cannot sign in."""
     if not username or len(username) > USERNAME_LENGTH or not username.isprintable():
         return None, None  # NOTE: cannot be a username (and a NUL byte would upset PostgreSQL)
@@ -298,17 +334,24 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(runner: "Runner", username: str, *, label: str = "", now: datetime | None = None) -> str:
+def issue_token(runner: Runner, username: str, *, label: str = "", now: datetime | None = None) -> str:
     """A new API token for an active user; the plain token is returned once and never stored."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with runner.db.unit() as s:
         crm.get_staff(s, username)
-        s.add(ApiToken(username=username, token_hash=_token_hash(token), prefix=token[:10], label=label,
-                       created_at=now or _utcnow()))
+        s.add(
+            ApiToken(
+                username=username,
+                token_hash=_token_hash(token),
+                prefix=token[:10],
+                label=label,
+                created_at=now or _utcnow(),
+            )
+        )
     return token
 
 
-def verify_token(runner: "Runner", token: str, *, now: datetime | None = None) -> dict[str, Any] | None:
+def verify_token(runner: Runner, token: str, *, now: datetime | None = None) -> dict[str, Any] | None:
     """The active user a live token belongs to (and note its use), or None."""
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
@@ -323,16 +366,28 @@ def verify_token(runner: "Runner", token: str, *, now: datetime | None = None) -
         return _view(staff, s.get(Account, row.username))
 
 
-def list_tokens(runner: "Runner", username: str) -> list[dict[str, Any]]:
+def list_tokens(runner: Runner, username: str) -> list[dict[str, Any]]:
     """A user's tokens (never the tokens themselves): id, prefix, label, dates, newest first."""
     with runner.db.read() as s:
-        rows = s.scalars(select(ApiToken).where(ApiToken.username == username)
-                         .order_by(ApiToken.created_at.desc(), ApiToken.id.desc()))
-        return [{"id": t.id, "prefix": t.prefix, "label": t.label, "created_at": t.created_at,
-                 "last_used_at": t.last_used_at, "revoked_at": t.revoked_at} for t in rows]
+        rows = s.scalars(
+            select(ApiToken)
+            .where(ApiToken.username == username)
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        )
+        return [
+            {
+                "id": t.id,
+                "prefix": t.prefix,
+                "label": t.label,
+                "created_at": t.created_at,
+                "last_used_at": t.last_used_at,
+                "revoked_at": t.revoked_at,
+            }
+            for t in rows
+        ]
 
 
-def revoke_token(runner: "Runner", token_id: int, *, now: datetime | None = None) -> None:
+def revoke_token(runner: Runner, token_id: int, *, now: datetime | None = None) -> None:
     """Stop a token from working (kept for the record)."""
     with runner.db.unit() as s:
         row = s.get(ApiToken, token_id)

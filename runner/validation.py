@@ -3,6 +3,7 @@
 Every check family is a generator of ``(element, reason)`` findings over one parsed file;
 ``validate`` runs them all so a modeller sees every problem of a deployment at once.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,9 +16,28 @@ from lxml import etree
 
 from runner import forms, timeparse
 from runner.bpmnxml import (
-    BPMN_NS, BPMNDI_NS, CONTAINERS, DMN_NSS, bpmn_children, bpmn_iter, camunda_attr,
-    camunda_children, camunda_iter, cycles, duplicate_ids, reachable, extensions, has_implementation, is_bpmn,
-    is_camunda, label, local, owner, parse, qname, text,
+    BPMN_NS,
+    BPMNDI_NS,
+    CONTAINERS,
+    DMN_NSS,
+    bpmn_children,
+    bpmn_iter,
+    camunda_attr,
+    camunda_children,
+    camunda_iter,
+    cycles,
+    duplicate_ids,
+    extensions,
+    has_implementation,
+    is_bpmn,
+    is_camunda,
+    label,
+    local,
+    owner,
+    parse,
+    qname,
+    reachable,
+    text,
 )
 from runner.errors import DeploymentInvalid, ExpressionInvalid, Problem, TimerInvalid
 from runner.expressions import check_expression, check_script, is_wrapped
@@ -30,13 +50,28 @@ TopicCheck = Callable[[str, dict[str, "str | None"]], list[str]]
 PYTHON_FORMATS = frozenset({"python", "py", "python3"})
 JAVA_ATTRIBUTES = ("class", "delegateExpression", "expression")
 EXTERNAL_HINT = 'use camunda:type="external" camunda:topic="<handler topic>"'
-NO_HANDLER = {"serviceTask": "service task has no handler topic",
-              "businessRuleTask": "business rule task has neither camunda:decisionRef nor a handler topic"}
+NO_HANDLER = {
+    "serviceTask": "service task has no handler topic",
+    "businessRuleTask": "business rule task has neither camunda:decisionRef nor a handler topic",
+}
 USER_TASK_ATTRIBUTES = ("assignee", "candidateUsers", "candidateGroups", "dueDate", "followUpDate", "priority")
 CALL_BINDINGS = frozenset({"latest", "deployment", "version", "versionTag"})
 HIT_POLICIES = frozenset({"UNIQUE", "FIRST", "COLLECT", "RULE ORDER", "ANY"})
-NON_FLOW = frozenset({"documentation", "extensionElements", "laneSet", "property", "ioSpecification",
-                      "ioBinding", "auditing", "monitoring", "textAnnotation", "association", "group"})
+NON_FLOW = frozenset(
+    {
+        "documentation",
+        "extensionElements",
+        "laneSet",
+        "property",
+        "ioSpecification",
+        "ioBinding",
+        "auditing",
+        "monitoring",
+        "textAnnotation",
+        "association",
+        "group",
+    }
+)
 # Names SpiffWorkflow 3.2 gives the task specs it adds to every process (Start, End, the
 # start-event split and join), and the suffixes of those it adds around an element (boundary
 # events, multi-instance children, a process's end join): an element id among them replaces
@@ -52,8 +87,9 @@ UNSUPPORTED = {
     "conditionalEventDefinition": _NOT_RUN.format("conditional events") + "; use a message or timer event",
     "dataStoreReference": _NOT_RUN.format("data stores") + "; keep data in process variables",
     "standardLoopCharacteristics": _NOT_RUN.format("loop tasks") + "; use multi-instance or a gateway loop",
-    **dict.fromkeys(("choreography", "choreographyTask", "subChoreography", "callChoreography"),
-                    _NOT_RUN.format("choreographies")),
+    **dict.fromkeys(
+        ("choreography", "choreographyTask", "subChoreography", "callChoreography"), _NOT_RUN.format("choreographies")
+    ),
     **dict.fromkeys(("conversation", "subConversation", "callConversation"), _NOT_RUN.format("conversations")),
 }
 LISTENERS = "listeners are not executed by the runner; model the step as a task"
@@ -66,8 +102,9 @@ JOB_PROPERTIES: dict[str, tuple[Callable[[str], float], str]] = {
     "timeout": (float, "a number of seconds greater than 0"),
     "retry_backoff": (float, "a number of seconds greater than 0"),
 }
-RETRY_CYCLE = ("camunda:failedJobRetryTimeCycle is not supported; set a 'retries' extension property "
-               "(camunda:properties) instead")
+RETRY_CYCLE = (
+    "camunda:failedJobRetryTimeCycle is not supported; set a 'retries' extension property (camunda:properties) instead"
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +116,9 @@ class Doc:
     checks: Mapping[str, Sequence[TopicCheck]] = dataclasses.field(default_factory=dict)
 
 
-def validate(files: Mapping[str, bytes], *, topics: Collection[str],
-             checks: Mapping[str, Sequence[TopicCheck]] | None = None) -> list[Problem]:
+def validate(
+    files: Mapping[str, bytes], *, topics: Collection[str], checks: Mapping[str, Sequence[TopicCheck]] | None = None
+) -> list[Problem]:
     """Every problem in a set of BPMN/DMN files, found before anything is stored.
 
     ``checks`` are the topics' own deploy-time checks of their tasks' input parameters.
@@ -92,8 +130,9 @@ def validate(files: Mapping[str, bytes], *, topics: Collection[str],
     return list(problems)
 
 
-def _validate_file(name: str, data: bytes, topics: frozenset[str],
-                   checks: Mapping[str, Sequence[TopicCheck]]) -> Iterator[Problem]:
+def _validate_file(
+    name: str, data: bytes, topics: frozenset[str], checks: Mapping[str, Sequence[TopicCheck]]
+) -> Iterator[Problem]:
     """Problems of one file, BPMN or DMN by its extension."""
     kind = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if kind not in ("bpmn", "dmn"):
@@ -120,11 +159,23 @@ def _bpmn_findings(doc: Doc) -> Iterator[Finding]:
         yield doc.root, f"root element is <{tag}> in namespace '{ns}', not bpmn:definitions"
         return
     checks: tuple[Callable[[Doc], Iterator[Finding]], ...] = (
-        _check_ids, _check_processes, _check_flows, _check_gateways, _check_loops, _check_parallel_merges,
-        _check_implementations, _check_topic_parameters,
+        _check_ids,
+        _check_processes,
+        _check_flows,
+        _check_gateways,
+        _check_loops,
+        _check_parallel_merges,
+        _check_implementations,
+        _check_topic_parameters,
         _check_job_properties,
-        _check_scripts, _check_conditions, _check_parameters, _check_forms,
-        _check_multi_instance, _check_timers, _check_messages, _check_call_activities,
+        _check_scripts,
+        _check_conditions,
+        _check_parameters,
+        _check_forms,
+        _check_multi_instance,
+        _check_timers,
+        _check_messages,
+        _check_call_activities,
         _check_starters,
         _check_unsupported,
     )
@@ -144,8 +195,13 @@ def _check_ids(doc: Doc) -> Iterator[Finding]:
             ident = el.get("id") or ""
             reserved = ident in ENGINE_NAMES or ident.endswith(ENGINE_SUFFIXES)
             if reserved and is_bpmn(el) and local(el) not in NON_FLOW:
-                yield el, (f"id '{ident}' is a name the engine uses for a step of its own; rename the "
-                           f"element (Camunda Modeler names them like '{local(el)[:1].upper()}{local(el)[1:]}_1')")
+                yield (
+                    el,
+                    (
+                        f"id '{ident}' is a name the engine uses for a step of its own; rename the "
+                        f"element (Camunda Modeler names them like '{local(el)[:1].upper()}{local(el)[1:]}_1')"
+                    ),
+                )
 
 
 def _has_flow(container: etree._Element) -> bool:
@@ -196,8 +252,14 @@ def _check_flows(doc: Doc) -> Iterator[Finding]:
         for boundary in bpmn_children(container, "boundaryEvent"):
             ref = (boundary.get("attachedToRef") or "").strip()
             if ref not in siblings:
-                yield boundary, (f"attachedToRef '{ref}' is not an activity of the same process or subprocess"
-                                 if ref else "boundary event has no attachedToRef")
+                yield (
+                    boundary,
+                    (
+                        f"attachedToRef '{ref}' is not an activity of the same process or subprocess"
+                        if ref
+                        else "boundary event has no attachedToRef"
+                    ),
+                )
 
 
 def _check_gateways(doc: Doc) -> Iterator[Finding]:
@@ -220,17 +282,27 @@ def _check_gateways(doc: Doc) -> Iterator[Finding]:
 def _check_loops(doc: Doc) -> Iterator[Finding]:
     """Every loop of sequence flows passes an exclusive, inclusive or event-based gateway."""
     for container in bpmn_iter(doc.root, *CONTAINERS):
-        nodes = {c.get("id"): c for c in container
-                 if is_bpmn(c) and c.get("id") and local(c) not in NON_FLOW | {"sequenceFlow"}
-                 and local(c) not in LOOP_BREAKERS}
+        nodes = {
+            c.get("id"): c
+            for c in container
+            if is_bpmn(c)
+            and c.get("id")
+            and local(c) not in NON_FLOW | {"sequenceFlow"}
+            and local(c) not in LOOP_BREAKERS
+        }
         edges: dict[str, list[str]] = {}
         for flow in bpmn_children(container, "sequenceFlow"):
             source, target = flow.get("sourceRef"), flow.get("targetRef")
             if source in nodes and target in nodes:
                 edges.setdefault(source, []).append(target)
         for cycle in cycles(list(nodes), edges):
-            yield nodes[cycle[0]], (f"loop through {' → '.join(cycle)} has no gateway; add an exclusive "
-                                    "gateway so the loop can be predicted")
+            yield (
+                nodes[cycle[0]],
+                (
+                    f"loop through {' → '.join(cycle)} has no gateway; add an exclusive "
+                    "gateway so the loop can be predicted"
+                ),
+            )
 
 
 def _check_parallel_merges(doc: Doc) -> Iterator[Finding]:
@@ -245,9 +317,14 @@ def _check_parallel_merges(doc: Doc) -> Iterator[Finding]:
             downstream = reachable(gateway.get("id"), edges)
             back = [src for src in sources if src in downstream]
             if back and len(back) < len(sources):
-                yield gateway, (f"parallel gateway joins the loop-back flow from {', '.join(back)} with a flow "
-                                "from outside the loop, so (as in Camunda) it would wait for both forever; "
-                                "merge them with an exclusive gateway in front of it")
+                yield (
+                    gateway,
+                    (
+                        f"parallel gateway joins the loop-back flow from {', '.join(back)} with a flow "
+                        "from outside the loop, so (as in Camunda) it would wait for both forever; "
+                        "merge them with an exclusive gateway in front of it"
+                    ),
+                )
 
 
 # ------------------------------------------------------------------ implementations
@@ -269,8 +346,9 @@ def _check_implementations(doc: Doc) -> Iterator[Finding]:
             yield from _implementation(event, definition, doc.topics, None)
 
 
-def _implementation(target: etree._Element, el: etree._Element, topics: frozenset[str],
-                    missing: str | None) -> Iterator[Finding]:
+def _implementation(
+    target: etree._Element, el: etree._Element, topics: frozenset[str], missing: str | None
+) -> Iterator[Finding]:
     """Findings for the implementation attributes of ``el``, reported on ``target``."""
     for attr in JAVA_ATTRIBUTES:
         value = camunda_attr(el, attr)
@@ -345,8 +423,7 @@ def _script_format(fmt: str | None) -> str | None:
     return None
 
 
-def _script(target: etree._Element, el: etree._Element, body: etree._Element | None,
-            prefix: str) -> Iterator[Finding]:
+def _script(target: etree._Element, el: etree._Element, body: etree._Element | None, prefix: str) -> Iterator[Finding]:
     """Findings for one script: its format, external resource and Python code."""
     refused = _script_format(el.get("scriptFormat"))
     resource = camunda_attr(el, "resource") or el.get("resource")
@@ -494,7 +571,7 @@ def _check_timers(doc: Doc) -> Iterator[Finding]:
             yield event, "timer has more than one of timeDate, timeDuration and timeCycle"
         for el in values:
             tag, value = local(el), text(el)
-            kind = tag[len("time"):].lower()
+            kind = tag[len("time") :].lower()
             if not value:
                 yield event, f"timer {tag} is empty"
             elif "${" in value or "#{" in value:
@@ -518,8 +595,11 @@ def _check_messages(doc: Doc) -> Iterator[Finding]:
             if local(el) == "receiveTask":
                 yield target, "receive task has no messageRef"
             elif not has_implementation(el):
-                what = "send task has neither a messageRef nor a handler topic" if local(el) == "sendTask" \
+                what = (
+                    "send task has neither a messageRef nor a handler topic"
+                    if local(el) == "sendTask"
                     else "message event has no messageRef"
+                )
                 yield target, what
             continue
         key = ref if ref in messages else ref.rsplit(":", 1)[-1]
@@ -534,8 +614,14 @@ def _check_call_activities(doc: Doc) -> Iterator[Finding]:
     for call in bpmn_iter(doc.root, "callActivity"):
         called = (call.get("calledElement") or "").strip()
         if not called:
-            yield call, ("CMMN cases (camunda:caseRef) are not supported" if camunda_attr(call, "caseRef")
-                         else "call activity has no calledElement")
+            yield (
+                call,
+                (
+                    "CMMN cases (camunda:caseRef) are not supported"
+                    if camunda_attr(call, "caseRef")
+                    else "call activity has no calledElement"
+                ),
+            )
         elif "${" in called or "#{" in called:
             yield call, "calledElement must be a process id, not an expression"
         binding = camunda_attr(call, "calledElementBinding")

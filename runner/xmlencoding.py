@@ -7,19 +7,32 @@ position, never the bytes themselves.
 
     as_utf8(b'\\xff\\xfe<\\x00?\\x00x\\x00...')   # -> b'<?xml version="1.0" encoding="UTF-8"?>...'
 """
+
 from __future__ import annotations
 
 import codecs
 import re
 
 # NOTE: the first bytes of a document tell its encoding family (XML 1.0, appendix F).
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
-         (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 _DECLARATION_START = {b"<\x00?\x00": "utf-16-le", b"\x00<\x00?": "utf-16-be"}
 _DECLARED_ENCODING = re.compile(r"""\A(<\?xml\s[^>]{0,200}?\bencoding\s*=\s*)(["'])([A-Za-z][A-Za-z0-9._-]{0,39})\2""")
 # Encodings a diagram may declare: Unicode and the single-byte ISO/Windows code pages.
-_UNICODE = {"utf-8": "utf-8", "utf-16": "utf-16", "utf-16-le": "utf-16", "utf-16-be": "utf-16",
-            "utf-32": "utf-32", "utf-32-le": "utf-32", "utf-32-be": "utf-32"}
+_UNICODE = {
+    "utf-8": "utf-8",
+    "utf-16": "utf-16",
+    "utf-16-le": "utf-16",
+    "utf-16-be": "utf-16",
+    "utf-32": "utf-32",
+    "utf-32-le": "utf-32",
+    "utf-32-be": "utf-32",
+}
 
 
 class EncodingInvalid(ValueError):
@@ -29,23 +42,30 @@ class EncodingInvalid(ValueError):
 def as_utf8(data: bytes) -> bytes:
     """The document as UTF-8 bytes with a matching declaration; UTF-8 input comes back unchanged."""
     sniffed, bom = _sniff(data)
-    body = data[len(bom):]
+    body = data[len(bom) :]
     if sniffed is None and body[:2] in (b"<\x00", b"\x00<"):
-        raise EncodingInvalid("the file looks like UTF-16 but has neither a byte order mark nor an XML "
-                              "declaration; save it as UTF-8")
+        raise EncodingInvalid(
+            "the file looks like UTF-16 but has neither a byte order mark nor an XML declaration; save it as UTF-8"
+        )
     wide = sniffed not in (None, "utf-8")
     if wide:
         codec, label = sniffed, f"{sniffed.upper()}, as its first bytes show"
     else:
         declared = _declared(body[:300].decode("latin-1"))
-        codec, label = ((_codec(declared), f"{declared}, the encoding the file declares") if declared
-                        else ("utf-8", "UTF-8, the encoding of a file without an XML declaration"))
+        codec, label = (
+            (_codec(declared), f"{declared}, the encoding the file declares")
+            if declared
+            else ("utf-8", "UTF-8, the encoding of a file without an XML declaration")
+        )
         if sniffed == "utf-8" and codec != "utf-8":
-            raise EncodingInvalid(f"the file starts with a UTF-8 byte order mark but its XML declaration "
-                                  f"says {declared!r}")
+            raise EncodingInvalid(
+                f"the file starts with a UTF-8 byte order mark but its XML declaration says {declared!r}"
+            )
         if _family(codec) in ("utf-16", "utf-32"):
-            raise EncodingInvalid(f"the XML declaration says {declared!r} but the file is not written in "
-                                  f"{declared}; save it again in the encoding it declares, or as UTF-8")
+            raise EncodingInvalid(
+                f"the XML declaration says {declared!r} but the file is not written in "
+                f"{declared}; save it again in the encoding it declares, or as UTF-8"
+            )
     text = _decode(body, codec, label)
     if wide:
         declared = _declared(text[:300])
@@ -80,8 +100,9 @@ def _codec(declared: str) -> str:
     try:
         name = codecs.lookup(declared).name
     except LookupError:
-        raise EncodingInvalid(f"the XML declaration names an unknown encoding {declared!r}; "
-                              "save the file as UTF-8") from None
+        raise EncodingInvalid(
+            f"the XML declaration names an unknown encoding {declared!r}; save the file as UTF-8"
+        ) from None
     if name in _UNICODE or name in ("ascii", "latin-1") or re.fullmatch(r"iso8859-\d+|cp125\d", name):
         return name
     raise EncodingInvalid(f"encoding {declared!r} is not supported; save the file as UTF-8")
@@ -92,6 +113,8 @@ def _decode(body: bytes, codec: str, label: str) -> str:
     try:
         return body.decode(codec)
     except UnicodeDecodeError as exc:
-        line = body[:exc.start].decode(codec, errors="replace").count("\n") + 1
-        raise EncodingInvalid(f"byte {exc.start + 1} (line {line}) is not valid {label}; save the file "
-                              "again in that encoding, or as UTF-8") from None
+        line = body[: exc.start].decode(codec, errors="replace").count("\n") + 1
+        raise EncodingInvalid(
+            f"byte {exc.start + 1} (line {line}) is not valid {label}; save the file "
+            "again in that encoding, or as UTF-8"
+        ) from None

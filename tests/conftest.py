@@ -3,6 +3,7 @@
 PostgreSQL is the one at 127.0.0.1:5432 (trust auth, database ``test``). Locally a
 missing server is a visible skip; with ``CI=true`` it is a failure.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -8,10 +8,11 @@ with the restored workflow. The specs are restored from their JSON (``dump_spec`
 fresh store each time, as after a worker restart, so nothing survives in memory.
 Scenario tests run in both modes through the ``mode`` fixture.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -67,8 +68,12 @@ class Harness:
 
     # --- operations ---------------------------------------------------------------
 
-    def start(self, data: Mapping[str, Any] | None = None, trigger: tuple[str, str] | None = None,
-              payload: Mapping[str, Any] | None = None) -> Harness:
+    def start(
+        self,
+        data: Mapping[str, Any] | None = None,
+        trigger: tuple[str, str] | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> Harness:
         """Create the workflow and run its start (optionally by a message or timer trigger)."""
         self.workflow = self.engine.create(self.spec, self.subprocess_specs, dict(data or {}))
         self._step(lambda: self.engine.start(self.workflow, trigger, dict(payload) if payload else None))
@@ -133,8 +138,7 @@ class Harness:
         """The one open user task with this element id or task id."""
         found = [t for t in self.ready() if ref in (t.element_id, t.task_id)]
         if len(found) != 1:
-            raise AssertionError(f"{len(found)} open user tasks match {ref!r}: "
-                                 f"{[t.element_id for t in self.ready()]}")
+            raise AssertionError(f"{len(found)} open user tasks match {ref!r}: {[t.element_id for t in self.ready()]}")
         return found[0]
 
     def task_data(self, ref: str) -> dict[str, Any]:
@@ -172,8 +176,16 @@ class Harness:
         tasks = list(self.workflow.tasks.values())
         for sub in self.workflow.subprocesses.values():
             tasks.extend(sub.tasks.values())
-        fresh = sorted((t for t in tasks if t.id not in self._seen and t.has_state(TaskState.FINISHED_MASK)
-                        and getattr(t.task_spec, "bpmn_id", None)), key=lambda t: t.last_state_change)
+        fresh = sorted(
+            (
+                t
+                for t in tasks
+                if t.id not in self._seen
+                and t.has_state(TaskState.FINISHED_MASK)
+                and getattr(t.task_spec, "bpmn_id", None)
+            ),
+            key=lambda t: t.last_state_change,
+        )
         for task in fresh:
             self._seen.add(task.id)
             target = self.history if task.state == TaskState.COMPLETED else self.cancelled
@@ -190,4 +202,4 @@ class Harness:
 
 def utc(*args: int) -> datetime:
     """An aware UTC datetime."""
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)

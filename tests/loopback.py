@@ -3,6 +3,7 @@
 The test supplies ``handle(path, headers, body)``; it answers ``(status, JSON body)``
 (``None`` as the body: an empty one) or ``None`` to hang up without answering.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Helpers shared by the runtime, storage, deployment, history and bad-input tests."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -11,10 +11,11 @@
 Everything goes through the runner's public API and read queries (``runner.inbox``,
 ``runner.crm``); time only moves with the virtual clock, never by sleeping.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,7 +48,7 @@ def runner_at(url: str, registry: handlers.Registry, start: datetime = START, **
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.delete(ClockRow.__table__).where(ClockRow.__table__.c.name == "virtual"))
-        conn.execute(ClockRow.__table__.insert().values(name="virtual", now=start.astimezone(timezone.utc)))
+        conn.execute(ClockRow.__table__.insert().values(name="virtual", now=start.astimezone(UTC)))
     engine.dispose()
     settings = Settings.from_env({}, database_url=url, clock="virtual", retry_base_seconds=10.0, **overrides)
     return Runner(settings, registry=registry)
@@ -109,8 +110,9 @@ def task(runner: Runner, customer_id: str, element_id: str) -> dict[str, Any]:
     return found[0]
 
 
-def complete(runner: Runner, customer_id: str, element_id: str, data: Mapping[str, Any] | None = None,
-             by: str | None = None) -> dict[str, Any]:
+def complete(
+    runner: Runner, customer_id: str, element_id: str, data: Mapping[str, Any] | None = None, by: str | None = None
+) -> dict[str, Any]:
     """Complete a customer's open task as staff member ``by`` (who must see it in their inbox); run on."""
     row = task(runner, customer_id, element_id)
     if by is not None:
@@ -147,21 +149,29 @@ def history(runner: Runner, customer_id: str, *names: str) -> list[dict[str, Any
 
 def stages(runner: Runner, customer_id: str, process_key: str | None = None) -> list[str]:
     """The pipeline stages the customer entered, in order (from ``stage.entered`` history)."""
-    return [h["details"]["stage"] for h in history(runner, customer_id, "stage.entered")
-            if process_key is None or h["process_key"] == process_key]
+    return [
+        h["details"]["stage"]
+        for h in history(runner, customer_id, "stage.entered")
+        if process_key is None or h["process_key"] == process_key
+    ]
 
 
 def created_tasks(runner: Runner, customer_id: str, process_key: str | None = None) -> list[tuple[str, tuple, Any]]:
     """(element id, candidate groups, assignee) of every user task created for the customer, in order."""
-    return [(h["element_id"], tuple(h["details"]["candidate_groups"]), h["details"]["assignee"])
-            for h in history(runner, customer_id, "task.created")
-            if process_key is None or h["process_key"] == process_key]
+    return [
+        (h["element_id"], tuple(h["details"]["candidate_groups"]), h["details"]["assignee"])
+        for h in history(runner, customer_id, "task.created")
+        if process_key is None or h["process_key"] == process_key
+    ]
 
 
 def outbox(runner: Runner, customer_id: str, instance_id: str | None = None) -> list[dict[str, Any]]:
     """The customer's outbox messages (optionally of one instance), oldest first."""
-    return [m for m in inbox.outbox(runner, business_key=customer_id)
-            if instance_id is None or m["instance_id"] == instance_id]
+    return [
+        m
+        for m in inbox.outbox(runner, business_key=customer_id)
+        if instance_id is None or m["instance_id"] == instance_id
+    ]
 
 
 def messages(runner: Runner, customer_id: str, instance_id: str | None = None) -> list[tuple[str, str]]:
@@ -171,8 +181,11 @@ def messages(runner: Runner, customer_id: str, instance_id: str | None = None) -
 
 def timers_scheduled(runner: Runner, customer_id: str, element_id: str) -> list[datetime]:
     """The due times (business time) a timer element was scheduled at, in order."""
-    return [datetime.fromisoformat(h["details"]["due"]).astimezone(TZ)
-            for h in history(runner, customer_id, "timer.scheduled") if h["element_id"] == element_id]
+    return [
+        datetime.fromisoformat(h["details"]["due"]).astimezone(TZ)
+        for h in history(runner, customer_id, "timer.scheduled")
+        if h["element_id"] == element_id
+    ]
 
 
 def instance_of(runner: Runner, customer_id: str, process_key: str) -> dict[str, Any]:

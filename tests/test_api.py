@@ -3,6 +3,7 @@
 Every response these tests receive is also validated against /api/openapi.json, so the
 document and the API cannot drift apart.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,11 +31,22 @@ TIMERS = BPMN / "runtime" / "timers.bpmn"
 SIGNUP = BPMN / "admin" / "signup_v1.bpmn"
 BROKEN = BPMN / "admin" / "signup_broken.bpmn"
 TWO_TRIES = BPMN / "jobs" / "two_tries.bpmn"
-CONTRACT = {"POST /api/deployments", "GET /api/process-definitions", "POST /api/instances", "GET /api/instances",
-            "GET /api/instances/{instance_id}", "GET /api/tasks", "POST /api/tasks/{task_id}/claim",
-            "POST /api/tasks/{task_id}/complete", "POST /api/messages", "GET /api/incidents",
-            "POST /api/incidents/{incident_id}/retry", "POST /api/clock/advance",
-            "GET /api/customers/{business_key}", "GET /api/openapi.json"}
+CONTRACT = {
+    "POST /api/deployments",
+    "GET /api/process-definitions",
+    "POST /api/instances",
+    "GET /api/instances",
+    "GET /api/instances/{instance_id}",
+    "GET /api/tasks",
+    "POST /api/tasks/{task_id}/claim",
+    "POST /api/tasks/{task_id}/complete",
+    "POST /api/messages",
+    "GET /api/incidents",
+    "POST /api/incidents/{incident_id}/retry",
+    "POST /api/clock/advance",
+    "GET /api/customers/{business_key}",
+    "GET /api/openapi.json",
+}
 
 
 class Api:
@@ -45,8 +57,7 @@ class Api:
         self.runner = runner
         self.schema = schemathesis.openapi.from_wsgi("/api/openapi.json", flask_app)
         self._tokens: dict[str, str] = {}
-        self._templates = [(re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p)
-                           for p in document()["paths"]]
+        self._templates = [(re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p) for p in document()["paths"]]
 
     def token(self, username: str) -> str:
         if username not in self._tokens:
@@ -105,8 +116,15 @@ def test_a_session_cookie_is_not_enough_under_api(app: Flask, staff) -> None:  #
     assert client.get("/api/instances").status_code == 401
 
 
-@pytest.mark.parametrize("method,path", [("POST", "/api/deployments"), ("GET", "/api/incidents"),
-                                         ("POST", "/api/incidents/1/retry"), ("POST", "/api/clock/advance")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/api/deployments"),
+        ("GET", "/api/incidents"),
+        ("POST", "/api/incidents/1/retry"),
+        ("POST", "/api/clock/advance"),
+    ],
+)
 def test_admin_endpoints_refuse_other_roles(api: Api, method: str, path: str) -> None:
     response = api.call(method, path, user="sales1", json={"seconds": 60})
     assert response.status_code == 403 and response.get_json()["error"] == "Forbidden"
@@ -126,10 +144,13 @@ def test_deploy_creates_versions_then_reports_nothing_new(api: Api, runner: Runn
     first = api.post("/api/deployments", **_upload(SIGNUP, LEAD))
     assert first.status_code == 201
     assert sorted((v["process_key"], v["version"], v["created"]) for v in first.get_json()["versions"]) == [
-        ("signup", 1, True), ("web_lead", 1, True)]
+        ("signup", 1, True),
+        ("web_lead", 1, True),
+    ]
     again = api.post("/api/deployments", **_upload(SIGNUP))
     assert again.status_code == 200 and again.get_json()["versions"] == [
-        {"process_key": "signup", "version": 1, "file": "signup_v1.bpmn", "created": False, "warnings": []}]
+        {"process_key": "signup", "version": 1, "file": "signup_v1.bpmn", "created": False, "warnings": []}
+    ]
     [deployed] = inbox.history(runner, events=["process.deployed"])[:1]
     assert deployed["actor"] == "admin1"
 
@@ -140,16 +161,20 @@ def test_a_broken_diagram_gets_a_422_naming_each_element_and_stores_nothing(api:
     errors = response.get_json()["errors"]
     assert [(e["file"], e["element"], e["name"]) for e in errors] == [
         ("signup_broken.bpmn", "create_account", "Tạo tài khoản demo"),
-        ("signup_broken.bpmn", "send_welcome", "Gửi thư chào mừng")]
+        ("signup_broken.bpmn", "send_welcome", "Gửi thư chào mừng"),
+    ]
     assert "camunda:class" in errors[0]["message"] and "no.such.topic" in errors[1]["message"]
     assert inbox.process_versions(runner) == []
 
 
-@pytest.mark.parametrize("upload,message", [
-    ({"data": {}, "content_type": "multipart/form-data"}, "no file was sent"),
-    (_upload(SIGNUP, names=["signup.txt"]), "must end in .bpmn or .dmn"),
-    (_upload(SIGNUP, SIGNUP, names=["a.bpmn", "a.bpmn"]), "two files have this name"),
-])
+@pytest.mark.parametrize(
+    "upload,message",
+    [
+        ({"data": {}, "content_type": "multipart/form-data"}, "no file was sent"),
+        (_upload(SIGNUP, names=["signup.txt"]), "must end in .bpmn or .dmn"),
+        (_upload(SIGNUP, SIGNUP, names=["a.bpmn", "a.bpmn"]), "two files have this name"),
+    ],
+)
 def test_bad_uploads_are_422(api: Api, upload: dict[str, Any], message: str) -> None:
     response = api.post("/api/deployments", **upload)
     assert response.status_code == 422
@@ -168,7 +193,9 @@ def test_process_definitions_count_instances_per_version(api: Api, runner: Runne
     [onboard] = api.get("/api/process-definitions").get_json()["process_definitions"]
     assert (onboard["key"], onboard["kind"], onboard["latest_version"]) == ("onboard", "bpmn", 2)
     assert [(v["version"], v["instances"]) for v in onboard["versions"]] == [
-        (2, {"running": 2, "completed": 0, "total": 2}), (1, {"running": 0, "completed": 1, "total": 1})]
+        (2, {"running": 2, "completed": 0, "total": 2}),
+        (1, {"running": 0, "completed": 1, "total": 1}),
+    ]
     assert inbox.instance(runner, done)["status"] == "completed"
 
 
@@ -178,12 +205,19 @@ def test_process_definitions_count_instances_per_version(api: Api, runner: Runne
 def test_start_an_instance_and_read_it_back(api: Api, runner: Runner) -> None:
     runner.deploy([LEAD])
     _customer(runner)
-    started = api.post("/api/instances", user="sales1",
-                       json={"process_key": "web_lead", "business_key": "KH1", "data": {"source": "Zalo"}})
+    started = api.post(
+        "/api/instances",
+        user="sales1",
+        json={"process_key": "web_lead", "business_key": "KH1", "data": {"source": "Zalo"}},
+    )
     assert started.status_code == 201
     body = started.get_json()
     assert (body["process_key"], body["version"], body["state"], body["business_key"]) == (
-        "web_lead", 1, "running", "KH1")
+        "web_lead",
+        1,
+        "running",
+        "KH1",
+    )
     assert body["active_elements"] == ["verify_lead"] and body["data"] == {"source": "Zalo"}
     assert body["stages"] == ["Tiếp nhận"]
     [first] = [h for h in body["history"] if h["event"] == "instance.started"]
@@ -191,13 +225,16 @@ def test_start_an_instance_and_read_it_back(api: Api, runner: Runner) -> None:
     assert api.get(f"/api/instances/{body['id']}").get_json() == body
 
 
-@pytest.mark.parametrize("kwargs,status,detail", [
-    ({"json": {"process_key": "nope"}}, 404, "'nope' is not deployed"),
-    ({"json": {"business_key": "KH1"}}, 422, "'process_key'"),
-    ({"json": {"process_key": "web_lead", "data": [1, 2]}}, 400, "'data' must be a JSON object"),
-    ({"data": "not json", "content_type": "application/json"}, 400, "must be a JSON object"),
-    ({"json": ["web_lead"]}, 400, "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "kwargs,status,detail",
+    [
+        ({"json": {"process_key": "nope"}}, 404, "'nope' is not deployed"),
+        ({"json": {"business_key": "KH1"}}, 422, "'process_key'"),
+        ({"json": {"process_key": "web_lead", "data": [1, 2]}}, 400, "'data' must be a JSON object"),
+        ({"data": "not json", "content_type": "application/json"}, 400, "must be a JSON object"),
+        ({"json": ["web_lead"]}, 400, "must be a JSON object"),
+    ],
+)
 def test_starting_with_bad_input_says_what_is_wrong(api: Api, runner: Runner, kwargs, status, detail) -> None:
     runner.deploy([LEAD])
     response = api.post("/api/instances", **kwargs)
@@ -239,10 +276,16 @@ def test_tasks_follow_the_inbox_rules_and_carry_their_form(api: Api, runner: Run
     instance_id = runner.start_instance("web_lead", "KH1")
     [task] = api.get("/api/tasks", user="sales1").get_json()["tasks"]
     assert (task["name"], task["element_id"], task["instance_id"], task["business_key"]) == (
-        "Xác minh lead", "verify_lead", instance_id, "KH1")
+        "Xác minh lead",
+        "verify_lead",
+        instance_id,
+        "KH1",
+    )
     assert task["due"] == (runner.now() + timedelta(hours=1)).isoformat()
     assert [(f["id"], f["type"], f["required"], f["readonly"]) for f in task["form"]] == [
-        ("lead_quality", "enum", True, False), ("source", "string", False, True)]
+        ("lead_quality", "enum", True, False),
+        ("source", "string", False, True),
+    ]
     assert [o["id"] for o in task["form"][0]["options"]] == ["good", "doubtful", "bad"]
     assert api.get("/api/tasks", user="teacher1").get_json()["tasks"] == []
     assert len(api.get("/api/tasks", user="team_leader1").get_json()["tasks"]) == 1  # team leaders see all
@@ -282,7 +325,10 @@ def test_complete_with_field_errors_then_success_then_conflict(api: Api, runner:
     assert done.status_code == 200
     body = done.get_json()
     assert (body["task"]["state"], body["instance"]["id"], body["instance"]["stages"]) == (
-        "completed", instance_id, ["Đã liên hệ"])
+        "completed",
+        instance_id,
+        ["Đã liên hệ"],
+    )
     again = api.post(url, user="sales1", json={"data": {"lead_quality": "good"}})
     assert again.status_code == 409 and "already completed by sales1" in again.get_json()["detail"]
     assert inbox.instance(runner, instance_id)["data"]["lead_quality"] == "good"
@@ -305,11 +351,14 @@ def test_complete_a_task_someone_else_claimed_is_409(api: Api, runner: Runner) -
 def test_messages_reach_waiting_instances_or_start_new_ones_or_404(api: Api, runner: Runner) -> None:
     runner.deploy([MESSAGES])
     waiting = runner.start_instance("await_payment", "KH1")
-    reached = api.post("/api/messages",  # admin1: KH1 is no customer an accountant sees (test_permissions)
-                       json={"name": "payment_received", "business_key": "KH1", "data": {"amount": 500}})
+    reached = api.post(
+        "/api/messages",  # admin1: KH1 is no customer an accountant sees (test_permissions)
+        json={"name": "payment_received", "business_key": "KH1", "data": {"amount": 500}},
+    )
     assert reached.status_code == 200
-    assert reached.get_json()["instances"] == [{"id": waiting, "process_key": "await_payment",
-                                                "business_key": "KH1", "started": False}]
+    assert reached.get_json()["instances"] == [
+        {"id": waiting, "process_key": "await_payment", "business_key": "KH1", "started": False}
+    ]
     assert inbox.instance(runner, waiting)["data"] == {"amount": 500}
     started = api.post("/api/messages", json={"name": "lead_created", "business_key": "KH9"}).get_json()
     [new] = started["instances"]
@@ -336,14 +385,21 @@ def test_incidents_list_and_retry(api: Api, runner: Runner, registry: handlers.R
     instance_id = runner.start_instance("jobs_two_tries", "KH1", {"customer": "KH1"})
     runner.advance_clock(timedelta(hours=1))
     [incident] = api.get("/api/incidents").get_json()["incidents"]
-    assert (incident["instance_id"], incident["business_key"], incident["process_key"], incident["element_id"],
-            incident["state"]) == (instance_id, "KH1", "jobs_two_tries", "work", "open")
+    assert (
+        incident["instance_id"],
+        incident["business_key"],
+        incident["process_key"],
+        incident["element_id"],
+        incident["state"],
+    ) == (instance_id, "KH1", "jobs_two_tries", "work", "open")
     assert "CRM is down" in incident["error"]
     assert api.get(f"/api/instances/{instance_id}").get_json()["incidents"][0]["id"] == incident["id"]
     retried = api.post(f"/api/incidents/{incident['id']}/retry")
     assert retried.status_code == 200
     assert (retried.get_json()["incident"]["state"], retried.get_json()["incident"]["resolved_by"]) == (
-        "resolved", "admin1")
+        "resolved",
+        "admin1",
+    )
     assert api.post(f"/api/incidents/{incident['id']}/retry").status_code == 409
     assert api.post("/api/incidents/999999/retry").status_code == 404
     assert api.post(f"/api/incidents/{2**40}/retry").status_code == 404
@@ -367,8 +423,10 @@ def test_advance_the_virtual_clock_fires_what_is_due(api: Api, runner: Runner) -
     assert [t["element_id"] for t in inbox.tasks(runner)] == ["call_back"]
 
 
-@pytest.mark.parametrize("body", [{}, {"seconds": 0}, {"seconds": -5}, {"seconds": "60"}, {"seconds": 1.5},
-                                  {"seconds": True}, {"seconds": 10**12}])
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"seconds": 0}, {"seconds": -5}, {"seconds": "60"}, {"seconds": 1.5}, {"seconds": True}, {"seconds": 10**12}],
+)
 def test_advance_needs_a_whole_positive_number_of_seconds(api: Api, runner: Runner, body) -> None:
     before = runner.now()
     response = api.post("/api/clock/advance", json=body)
@@ -398,7 +456,10 @@ def test_customer_profile_stages_and_timeline(api: Api, runner: Runner) -> None:
     runner.complete_task(task["id"], {"lead_quality": "good"}, actor="sales1")
     body = api.get("/api/customers/KH1", user="sales1").get_json()  # the owner (runner.policy)
     assert (body["customer"]["id"], body["customer"]["name"], body["customer"]["phone"]) == (
-        "KH1", "Trung tâm Sao Mai", "0912345678")
+        "KH1",
+        "Trung tâm Sao Mai",
+        "0912345678",
+    )
     assert [i["id"] for i in body["instances"]] == [instance_id]
     done = [e for e in body["timeline"] if e["kind"] == "task"]
     assert [(e["title"], e["actor"]) for e in done] == [("Xác minh lead", "sales1")]

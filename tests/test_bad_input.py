@@ -1,14 +1,15 @@
 """Bad input: rejected deployments (all problems at once, nothing stored) and bad runtime calls."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from runtime_helpers import REJECTED, fixture, instance_row, only_task, row_counts
 
 from runner import inbox
 from runner.errors import Conflict, DeploymentInvalid, FormInvalid, Invalid, NotFound, Problem
 from runner.runtime import Runner
-from runtime_helpers import REJECTED, fixture, instance_row, only_task, row_counts
 
 JAVA = 'is not supported; use camunda:type="external" camunda:topic="<handler topic>"'
 LOOP = "has no gateway; add an exclusive gateway so the loop can be predicted"
@@ -109,15 +110,21 @@ def test_escape_attempts_are_all_refused_at_once(runner: Runner) -> None:
 @pytest.mark.parametrize("flow_id", sorted(ESCAPES))
 def test_escape_attempt_alone_is_refused_naming_its_flow(runner: Runner, flow_id: str) -> None:
     expression, reason = ESCAPES[flow_id]
-    xml = (fixture("versions_v1.bpmn").read_text(encoding="utf-8")
-           .replace('<bpmn:sequenceFlow id="Flow_3" sourceRef="welcome" targetRef="EndEvent_onboard" />', f"""
+    xml = (
+        fixture("versions_v1.bpmn")
+        .read_text(encoding="utf-8")
+        .replace(
+            '<bpmn:sequenceFlow id="Flow_3" sourceRef="welcome" targetRef="EndEvent_onboard" />',
+            f"""
     <bpmn:sequenceFlow id="Flow_3" sourceRef="welcome" targetRef="check" />
     <bpmn:exclusiveGateway id="check" name="Check" default="Flow_ok" />
     <bpmn:sequenceFlow id="Flow_ok" sourceRef="check" targetRef="EndEvent_onboard" />
     <bpmn:sequenceFlow id="{flow_id}" name="Attempt" sourceRef="check" targetRef="EndEvent_onboard">
       <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression"><![CDATA[${{{expression}}}]]></bpmn:conditionExpression>
-    </bpmn:sequenceFlow>""")
-           .replace('xmlns:camunda=', 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:camunda='))
+    </bpmn:sequenceFlow>""",
+        )
+        .replace("xmlns:camunda=", 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:camunda=')
+    )
     [problem] = rejected(runner, {"attempt.bpmn": xml.encode()})
     assert (problem.element_id, problem.name, problem.file) == (flow_id, "Attempt", "attempt.bpmn")
     assert problem.reason.startswith("condition: expression ") and "refused" in problem.reason
@@ -179,11 +186,14 @@ def test_completing_a_finished_task_again_is_a_conflict(runner: Runner) -> None:
     assert row_counts(runner) == before
 
 
-@pytest.mark.parametrize("data, reason", [
-    ({"seats": {1, 2}}, "start data is not JSON-safe: Object of type set"),
-    ({"ratio": float("nan")}, "start data.ratio: nan is not a finite number"),
-    ("seats=3", "start data must be a mapping of names to values, not str"),
-])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        ({"seats": {1, 2}}, "start data is not JSON-safe: Object of type set"),
+        ({"ratio": float("nan")}, "start data.ratio: nan is not a finite number"),
+        ("seats=3", "start data must be a mapping of names to values, not str"),
+    ],
+)
 def test_start_data_must_be_a_mapping_of_json_values(any_runner: Runner, data, reason: str) -> None:
     any_runner.deploy([fixture("modeler_order.bpmn")])
     before = row_counts(any_runner)
@@ -208,7 +218,8 @@ def test_deploying_missing_files_or_nothing_is_rejected(runner: Runner, tmp_path
     problems = rejected(runner, [fixture("versions_v1.bpmn"), missing, tmp_path / "also_gone.dmn"])
     assert [(p.file, p.reason) for p in problems] == [
         (str(missing), "cannot read the file: No such file or directory"),
-        (str(tmp_path / "also_gone.dmn"), "cannot read the file: No such file or directory")]
+        (str(tmp_path / "also_gone.dmn"), "cannot read the file: No such file or directory"),
+    ]
     [problem] = rejected(runner, {})
     assert problem.reason == "nothing to deploy: give .bpmn or .dmn files"
     [problem] = rejected(runner, [tmp_path])  # a folder without models

@@ -1,4 +1,5 @@
 """The long-lived benchmark runs end to end on a short loop and prints its figures."""
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,14 @@ def test_bench_prints_every_figure_as_a_number(capsys: pytest.CaptureFixture[str
         match = LINE.match(line)
         assert match, f"not a 'name: value' line: {line!r}"
         figures[match[1]] = float(match[2])
-    assert list(figures) == ["ms_per_completion_at_1", "ms_per_completion_at_100", "ms_per_completion_at_120",
-                             "ratio_120_to_1", "bare_commit_ms", "ratio_to_bare_commit"]
+    assert list(figures) == [
+        "ms_per_completion_at_1",
+        "ms_per_completion_at_100",
+        "ms_per_completion_at_120",
+        "ratio_120_to_1",
+        "bare_commit_ms",
+        "ratio_to_bare_commit",
+    ]
     assert all(value > 0 for value in figures.values())
 
 

@@ -1,20 +1,21 @@
 """Calendars and booking.*: free slots, the double-booking constraint (also under concurrency), the feed."""
+
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
+from conftest import BPMN, make_runner
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 import handlers
-from conftest import BPMN, make_runner
 from handlers import HandlerContext
 from handlers import booking as booking_handlers
 from runner import calendar, crm, inbox, jobs
@@ -59,8 +60,10 @@ def find(runner: Runner, now: datetime = MONDAY, **kw: Any) -> tuple[str, list[d
 
 def counts(runner: Runner) -> tuple[int, int]:
     with runner.db.read() as s:
-        return (s.scalar(select(func.count()).select_from(Booking).where(Booking.status == "booked")),
-                s.scalar(select(func.count()).select_from(BookingSlot)))
+        return (
+            s.scalar(select(func.count()).select_from(Booking).where(Booking.status == "booked")),
+            s.scalar(select(func.count()).select_from(BookingSlot)),
+        )
 
 
 def to_monday(runner: Runner) -> None:
@@ -73,16 +76,30 @@ def to_monday(runner: Runner) -> None:
 @contextmanager
 def context(runner: Runner, customer_id: str = "KH0001") -> Iterator[HandlerContext]:
     with runner.db.unit() as s:
-        yield HandlerContext(instance_id="i-1", business_key=customer_id, idempotency_key="i-1/j-1",
-                             element_id="step", topic="booking.test", attempt=1, now=runner.now(), session=s)
+        yield HandlerContext(
+            instance_id="i-1",
+            business_key=customer_id,
+            idempotency_key="i-1/j-1",
+            element_id="step",
+            topic="booking.test",
+            attempt=1,
+            now=runner.now(),
+            session=s,
+        )
 
 
 # --- the grid and availability --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("start", "end", "n"), [
-    ((9, 0), (10, 30), 3), ((9, 15), (10, 45), 4), ((9, 0), (9, 30), 1), ((9, 29), (9, 31), 2),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "n"),
+    [
+        ((9, 0), (10, 30), 3),
+        ((9, 15), (10, 45), 4),
+        ((9, 0), (9, 30), 1),
+        ((9, 29), (9, 31), 2),
+    ],
+)
 def test_cells_cover_every_half_hour_an_appointment_touches(start, end, n: int) -> None:
     got = calendar.cells(at(0, *start), at(0, *end))
     assert len(got) == n and got[0] <= at(0, *start) and got[-1] + calendar.SLOT >= at(0, *end)
@@ -93,8 +110,10 @@ def test_set_availability_replaces_the_week_and_checks_windows(runner: Runner) -
     staff_and_customers(runner)
     with runner.db.unit() as s:
         crm.set_availability(s, "minh", [(5, "14:00", "17:00"), (0, time(8), time(10))])
-        assert calendar.availability(s, "minh") == [{"weekday": 0, "start": "08:00", "end": "10:00"},
-                                                    {"weekday": 5, "start": "14:00", "end": "17:00"}]
+        assert calendar.availability(s, "minh") == [
+            {"weekday": 0, "start": "08:00", "end": "10:00"},
+            {"weekday": 5, "start": "14:00", "end": "17:00"},
+        ]
         with pytest.raises(BadValue, match=r"\(7, "):
             crm.set_availability(s, "minh", [(7, "08:00", "10:00")])
         with pytest.raises(BadValue, match="start < end"):
@@ -121,10 +140,14 @@ def test_sessions_are_on_different_days_after_the_lead_time_and_around_bookings(
 
 
 def test_the_teacher_who_fits_the_first_days_wins_then_the_least_booked(runner: Runner) -> None:
-    staff_and_customers(runner, {
-        "an": MORNINGS, "binh": MORNINGS,
-        "chau": [(0, "08:00", "17:00"), (4, "08:00", "17:00")],  # Monday and Friday only
-    })
+    staff_and_customers(
+        runner,
+        {
+            "an": MORNINGS,
+            "binh": MORNINGS,
+            "chau": [(0, "08:00", "17:00"), (4, "08:00", "17:00")],  # Monday and Friday only
+        },
+    )
     assert find(runner) == ("an", [at(0, 8), at(1, 8)])  # a tie: by username
     book(runner, "an", "KH0001", at(3, 8))
     assert find(runner) == ("binh", [at(0, 8), at(1, 8)])  # fewer bookings in the window
@@ -162,10 +185,8 @@ def test_an_overlapping_booking_is_refused_and_leaves_nothing(any_runner: Runner
     book(any_runner, "minh", "KH0002", at(0, 10, 30))  # right after: no overlap
     assert counts(any_runner) == (3, 9)
     # the database itself refuses a second row for the same teacher and cell, whoever writes it
-    with pytest.raises((IntegrityError, Conflict)):
-        with any_runner.db.unit() as s:
-            s.execute(insert(BookingSlot).values(teacher="minh", slot_start=at(0, 9).astimezone(timezone.utc),
-                                                 booking_id=first))
+    with pytest.raises((IntegrityError, Conflict)), any_runner.db.unit() as s:
+        s.execute(insert(BookingSlot).values(teacher="minh", slot_start=at(0, 9).astimezone(UTC), booking_id=first))
     with any_runner.db.unit() as s:
         calendar.cancel(s, calendar.get_booking(s, first), MONDAY)
         calendar.cancel(s, calendar.get_booking(s, first), MONDAY)  # harmless twice
@@ -173,8 +194,9 @@ def test_an_overlapping_booking_is_refused_and_leaves_nothing(any_runner: Runner
     assert counts(any_runner) == (3, 8)
 
 
-def test_two_concurrent_bookings_of_one_slot_on_postgresql_exactly_one_wins(pg_url: str,
-                                                                            registry: handlers.Registry) -> None:
+def test_two_concurrent_bookings_of_one_slot_on_postgresql_exactly_one_wins(
+    pg_url: str, registry: handlers.Registry
+) -> None:
     """Two connections both see 09:00 free, then both book it: the constraint lets one through."""
     runners = [make_runner(pg_url, registry) for _ in range(2)]
     staff_and_customers(runners[0])
@@ -184,12 +206,14 @@ def test_two_concurrent_bookings_of_one_slot_on_postgresql_exactly_one_wins(pg_u
     def attempt(runner: Runner, customer_id: str) -> None:
         try:
             with runner.db.unit() as s:
-                free = calendar.free_starts(s, "minh", not_before=at(0, 9), until=at(1, 0), count=1,
-                                            duration=timedelta(minutes=90), tz=TZ)
+                free = calendar.free_starts(
+                    s, "minh", not_before=at(0, 9), until=at(1, 0), count=1, duration=timedelta(minutes=90), tz=TZ
+                )
                 outcome[f"{customer_id} saw"] = free
                 both_checked.wait()
-                outcome[customer_id] = calendar.book(s, "minh", customer_id, at(0, 9), duration_minutes=90,
-                                                     now=MONDAY).id
+                outcome[customer_id] = calendar.book(
+                    s, "minh", customer_id, at(0, 9), duration_minutes=90, now=MONDAY
+                ).id
         except Exception as exc:  # noqa: BLE001 - the test asserts on it
             outcome[customer_id] = exc
 
@@ -234,8 +258,9 @@ def test_a_proposed_slot_taken_meanwhile_is_replaced_by_the_next_free_one(any_ru
     assert data["proposed_slots"] == [local(0, 8), local(1, 8)]
     # while customer care is on the phone, another customer gets Monday 08:00-09:30
     with any_runner.db.unit() as s:
-        calendar.book(s, "minh", "KH0002", datetime.fromisoformat(local(0, 8)), duration_minutes=90,
-                      now=any_runner.now())
+        calendar.book(
+            s, "minh", "KH0002", datetime.fromisoformat(local(0, 8)), duration_minutes=90, now=any_runner.now()
+        )
     [call] = inbox.tasks(any_runner, business_key="KH0001")
     any_runner.complete_task(call["id"], {})
     any_runner.run_due()
@@ -244,7 +269,9 @@ def test_a_proposed_slot_taken_meanwhile_is_replaced_by_the_next_free_one(any_ru
     assert data["session_starts"] == [local(0, 9, 30), local(1, 8)]
     assert data["next_session_at"] == local(0, 9, 30)
     assert [(b["start"], b["end"], b["session_no"]) for b in data["bookings"]] == [
-        (local(0, 9, 30), local(0, 11), 1), (local(1, 8), local(1, 9, 30), 2)]
+        (local(0, 9, 30), local(0, 11), 1),
+        (local(1, 8), local(1, 9, 30), 2),
+    ]
     with any_runner.db.read() as s:
         assert crm.customer_view(s, "KH0001")["teacher_name"] == "Giáo viên Minh"
         rows = s.scalars(select(Booking).where(Booking.customer_id == "KH0001").order_by(Booking.start_at)).all()
@@ -259,19 +286,21 @@ def test_a_replacement_skips_days_that_already_have_a_session(runner: Runner) ->
     day = lambda n, h: datetime.combine(monday + timedelta(days=n), time(h), TZ)  # noqa: E731
     book(runner, "minh", "KH0002", day(1, 8))  # Tuesday 08:00 taken
     with context(runner) as ctx:
-        got = booking_handlers.book_sessions({"teacher": "minh", "starts": [day(2, 8).isoformat(),
-                                                                          day(1, 8).isoformat()],
-                                              "first_session_no": 2}, ctx)
+        got = booking_handlers.book_sessions(
+            {"teacher": "minh", "starts": [day(2, 8).isoformat(), day(1, 8).isoformat()], "first_session_no": 2}, ctx
+        )
     # Tuesday 09:30 is still free, and Tuesday has none of the customer's other sessions
     assert got["session_starts"] == [day(1, 8).replace(hour=9, minute=30).isoformat(), day(2, 8).isoformat()]
     assert [b["session_no"] for b in got["bookings"]] == [2, 3]
     with context(runner) as ctx:
-        booked = booking_handlers.book_sessions({"teacher": "minh", "starts": day(3, 8).isoformat(),
-                                                 "duration_minutes": 210, "sessions": 1}, ctx)
+        booked = booking_handlers.book_sessions(
+            {"teacher": "minh", "starts": day(3, 8).isoformat(), "duration_minutes": 210, "sessions": 1}, ctx
+        )
     with context(runner, "KH0003") as ctx:
         # Thursday morning is full: the only next free morning that is not Friday (session 2's day) is Monday
-        got = booking_handlers.book_sessions({"teacher": "minh", "starts": [day(3, 8).isoformat(),
-                                                                          day(4, 8).isoformat()]}, ctx)
+        got = booking_handlers.book_sessions(
+            {"teacher": "minh", "starts": [day(3, 8).isoformat(), day(4, 8).isoformat()]}, ctx
+        )
     assert booked["session_starts"] == [day(3, 8).isoformat()]
     assert got["session_starts"] == [day(4, 8).isoformat(), day(7, 8).isoformat()]
     assert [b["session_no"] for b in got["bookings"]] == [1, 2]  # numbered in time order
@@ -284,8 +313,9 @@ def test_book_sessions_without_starts_finds_them_and_refuses_bad_input(runner: R
     with context(runner) as ctx:
         got = booking_handlers.book_sessions({"sessions": 3, "duration_minutes": "60"}, ctx)
     monday = runner.now().astimezone(TZ).date()
-    assert got["session_starts"] == [datetime.combine(monday + timedelta(days=n), time(8), TZ).isoformat()
-                                     for n in range(3)]
+    assert got["session_starts"] == [
+        datetime.combine(monday + timedelta(days=n), time(8), TZ).isoformat() for n in range(3)
+    ]
     assert [b["session_no"] for b in got["bookings"]] == [1, 2, 3]
     with context(runner) as ctx:  # a third... fourth session: not on a day that has one already
         more = booking_handlers.book_sessions({"teacher": "minh", "sessions": 1, "first_session_no": 4}, ctx)
@@ -293,17 +323,27 @@ def test_book_sessions_without_starts_finds_them_and_refuses_bad_input(runner: R
     assert more["bookings"][0]["session_no"] == 4
     runner.advance_clock(timedelta(hours=2))  # 09:00 on Monday: a start proposed for 08:00 has passed
     with context(runner, "KH0002") as ctx:
-        late = booking_handlers.book_sessions({"teacher": "minh", "starts": [
-            datetime.combine(monday, time(8), TZ).isoformat(), datetime.combine(monday + timedelta(days=4), time(8),
-                                                                               TZ).isoformat()]}, ctx)
+        late = booking_handlers.book_sessions(
+            {
+                "teacher": "minh",
+                "starts": [
+                    datetime.combine(monday, time(8), TZ).isoformat(),
+                    datetime.combine(monday + timedelta(days=4), time(8), TZ).isoformat(),
+                ],
+            },
+            ctx,
+        )
     # the next free start at least an hour ahead (10:00, after KH0001's 08:00-09:00) on a day without a session
-    assert late["session_starts"] == [datetime.combine(monday, time(10), TZ).isoformat(),
-                                      datetime.combine(monday + timedelta(days=4), time(8), TZ).isoformat()]
+    assert late["session_starts"] == [
+        datetime.combine(monday, time(10), TZ).isoformat(),
+        datetime.combine(monday + timedelta(days=4), time(8), TZ).isoformat(),
+    ]
     for params, message in (
-            ({"starts": ["2030-01-01T08:00:00+07:00"]}, "teacher: required"),
-            ({"teacher": "minh", "starts": ["thứ hai"]}, "starts: 'thứ hai' is not an ISO 8601"),
-            ({"teacher": "minh", "kind": "party"}, "kind: 'party'"),
-            ({"teacher": "minh", "sessions": 0}, "^sessions:")):
+        ({"starts": ["2030-01-01T08:00:00+07:00"]}, "teacher: required"),
+        ({"teacher": "minh", "starts": ["thứ hai"]}, "starts: 'thứ hai' is not an ISO 8601"),
+        ({"teacher": "minh", "kind": "party"}, "kind: 'party'"),
+        ({"teacher": "minh", "sessions": 0}, "^sessions:"),
+    ):
         with context(runner) as ctx, pytest.raises(BadValue, match=message):
             booking_handlers.book_sessions(params, ctx)
 
@@ -318,10 +358,14 @@ def test_reschedule_moves_to_the_asked_time_or_the_next_free_one_and_cancel_free
     other = book(runner, "minh", "KH0002", day(2, 8))
     with context(runner) as ctx:
         assert booking_handlers.reschedule({"booking_id": first["id"], "start": day(3, 10).isoformat()}, ctx) == {
-            "booking_id": first["id"], "start": day(3, 10).isoformat(), "end": day(3, 11, 30).isoformat()}
+            "booking_id": first["id"],
+            "start": day(3, 10).isoformat(),
+            "end": day(3, 11, 30).isoformat(),
+        }
         # Wednesday 08:00 is KH0002's; 09:30 is next free that day
-        moved = booking_handlers.reschedule({"booking_id": str(second["id"]),
-                                             "start": day(2, 8).replace(tzinfo=None).isoformat()}, ctx)
+        moved = booking_handlers.reschedule(
+            {"booking_id": str(second["id"]), "start": day(2, 8).replace(tzinfo=None).isoformat()}, ctx
+        )
         assert moved["start"] == day(2, 9, 30).isoformat()
         with pytest.raises(Missing, match=f"booking {other!r} does not exist for customer KH0001"):
             booking_handlers.cancel({"booking_id": other}, ctx)
@@ -402,10 +446,14 @@ def test_concurrent_book_sessions_jobs_on_postgresql_never_overlap(pg_url: str, 
         results = [inbox.instance(main, i)["data"] for i in ids]
         assert all("session_starts" in d for d in results), [inbox.incidents(main), results]
         monday = main.now().astimezone(TZ).date()
-        slots = lambda *pairs: [datetime.combine(monday + timedelta(days=d), time(h, m), TZ).isoformat()  # noqa: E731
-                                for d, h, m in pairs]
-        assert sorted(d["session_starts"] for d in results) == [slots((0, 8, 0), (1, 8, 0)),
-                                                                slots((0, 9, 30), (1, 9, 30))]
+        slots = lambda *pairs: [
+            datetime.combine(monday + timedelta(days=d), time(h, m), TZ).isoformat()  # noqa: E731
+            for d, h, m in pairs
+        ]
+        assert sorted(d["session_starts"] for d in results) == [
+            slots((0, 8, 0), (1, 8, 0)),
+            slots((0, 9, 30), (1, 9, 30)),
+        ]
         assert counts(main) == (4, 12)
     finally:
         for w in workers:
@@ -465,7 +513,6 @@ def test_feed_of_someone_without_bookings_is_a_valid_empty_calendar(runner: Runn
     with runner.db.read() as s:
         cal = icalendar.Calendar.from_ical(calendar.feed(s, "ha"))
     assert (cal.walk("VEVENT"), str(cal["VERSION"])) == ([], "2.0")
-
 
 
 def test_a_start_already_past_is_moved_to_the_next_free_slot_after_the_notice(runner: Runner) -> None:

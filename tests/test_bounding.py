@@ -7,6 +7,7 @@ far past SpiffWorkflow's depth cap of 1,000 if the tree were not pruned. Every r
 which user tasks are open, that joins wait, the counters in the data, and that the
 saved state and the live tree stay as small as in round 10-21.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_long_lived import Bounds, RunnerDriver, StoreDriver
 
 import handlers
 from runner.errors import DeploymentInvalid
-from test_long_lived import Bounds, RunnerDriver, StoreDriver
 
 FIXTURES = Path(__file__).parent / "bpmn" / "bounding"
 ROUNDS = {"runner": 400, "store": 1_100}
@@ -30,11 +31,13 @@ Round = Callable[[Driver, int], None]
 @pytest.fixture(params=sorted(ROUNDS))
 def drive(request: pytest.FixtureRequest, registry: handlers.Registry) -> Callable[..., tuple[Driver, int]]:
     """A factory of (driver, rounds) for one process, at the Runner or at the store level."""
+
     def make(process_key: str, *files: str) -> tuple[Driver, int]:
         paths = [FIXTURES / name for name in files]
         if request.param == "runner":
             return RunnerDriver(request.getfixturevalue("runner"), paths, process_key), ROUNDS["runner"]
         return StoreDriver(paths, process_key, registry), ROUNDS["store"]
+
     return make
 
 
@@ -67,7 +70,7 @@ def complete_one_by_one(driver: Driver, i: int, expected: list[str]) -> None:
         assert driver.data()["rounds"] == i - 1, f"round {i}: the join went on before {element}"
         driver.complete(task_id, {"results": {element: i}})
         if n + 1 < len(order):
-            assert driver.open_tasks() == sorted(order[n + 1:]), f"round {i}"
+            assert driver.open_tasks() == sorted(order[n + 1 :]), f"round {i}"
     assert not set(tasks) & set(driver.open_tasks()), f"round {i}: a completed task is still open"
     # NOTE: each branch replaces "results" with its own; the join deep-merges the branches.
     assert driver.data()["results"] == {element: i for element in expected}, f"round {i}: {driver.data()}"
@@ -183,7 +186,7 @@ def test_multi_instance_over_a_collection(drive) -> None:
             assert d.data()["rounds"] == i - 1
             d.complete(task_id, {"checked_by": "tester"})
             if n + 1 < len(tasks):
-                assert d.open_tasks() == tasks[n + 1:], f"round {i}"
+                assert d.open_tasks() == tasks[n + 1 :], f"round {i}"
         assert d.data()["checked"] == sum(sizes[:i])
 
     play(driver, rounds, one_round, items=["a"], checked=0)

@@ -1,4 +1,5 @@
 """The SVG renderer: every DI shape and edge drawn, the right look per kind, overlays, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from web.bpmn_svg import ACTIVE, DONE, INCIDENT, Overlays, heat_colour, render_svg
 from web.bpmn_di import DiagramError, read_diagram
+from web.bpmn_svg import ACTIVE, DONE, INCIDENT, Overlays, heat_colour, render_svg
 from web.bpmn_text import text_width, wrap
 
 HERE = Path(__file__).resolve().parent
@@ -22,8 +23,9 @@ DC = "{http://www.omg.org/spec/DD/20100524/DC}"
 if CORPUS.is_dir():
     CORPUS_FILES = [pytest.param(path, id=path.name) for path in sorted(CORPUS.glob("*.bpmn"))]
 else:
-    CORPUS_FILES = [pytest.param(None, id="miwg-missing",
-                                 marks=pytest.mark.skip(reason=f"MIWG corpus not found at {CORPUS}"))]
+    CORPUS_FILES = [
+        pytest.param(None, id="miwg-missing", marks=pytest.mark.skip(reason=f"MIWG corpus not found at {CORPUS}"))
+    ]
 
 
 def svg_of(xml: bytes, overlays: Overlays | None = None) -> etree._Element:
@@ -58,6 +60,7 @@ def plain(fixture_xml: bytes) -> etree._Element:
 
 # --- the MIWG reference files -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", CORPUS_FILES)
 def test_corpus_file_renders_every_shape_and_edge(path: Path) -> None:
     data = path.read_bytes()
@@ -86,6 +89,7 @@ def test_corpus_is_present_or_skipped_visibly() -> None:
 
 # --- one look per kind --------------------------------------------------------------------
 
+
 def test_every_di_element_of_the_fixture_is_drawn_once(fixture_xml: bytes, plain: etree._Element) -> None:
     diagram = read_diagram(fixture_xml)
     assert not diagram.problems
@@ -95,29 +99,59 @@ def test_every_di_element_of_the_fixture_is_drawn_once(fixture_xml: bytes, plain
         assert item.element_id in g.find(f"{SVG}title").text
 
 
-@pytest.mark.parametrize("element_id, icon", [
-    ("Task_user", "task-userTask"), ("Task_service", "task-serviceTask"), ("Task_script", "task-scriptTask"),
-    ("Task_send", "task-sendTask"), ("Task_receive", "task-receiveTask"), ("Task_manual", "task-manualTask"),
-    ("Task_rule", "task-businessRuleTask"), ("StartEvent_msg", "event-message"), ("Boundary_timer", "event-timer"),
-    ("Start_timer", "event-timer"), ("End_sub", "event-terminate"), ("Boundary_error", "event-error"),
-    ("End_error", "event-error"), ("Catch_sig", "event-signal"), ("Throw_esc", "event-escalation"),
-    ("Catch_cond", "event-conditional"), ("End_comp", "event-compensate"), ("Throw_link", "event-link"),
-    ("Gateway_x", "gateway-marker"), ("Gateway_p", "gateway-marker"), ("Gateway_incl", "gateway-marker"),
-    ("Gateway_evt", "gateway-marker"), ("Gateway_cx", "gateway-marker"),
-])
+@pytest.mark.parametrize(
+    "element_id, icon",
+    [
+        ("Task_user", "task-userTask"),
+        ("Task_service", "task-serviceTask"),
+        ("Task_script", "task-scriptTask"),
+        ("Task_send", "task-sendTask"),
+        ("Task_receive", "task-receiveTask"),
+        ("Task_manual", "task-manualTask"),
+        ("Task_rule", "task-businessRuleTask"),
+        ("StartEvent_msg", "event-message"),
+        ("Boundary_timer", "event-timer"),
+        ("Start_timer", "event-timer"),
+        ("End_sub", "event-terminate"),
+        ("Boundary_error", "event-error"),
+        ("End_error", "event-error"),
+        ("Catch_sig", "event-signal"),
+        ("Throw_esc", "event-escalation"),
+        ("Catch_cond", "event-conditional"),
+        ("End_comp", "event-compensate"),
+        ("Throw_link", "event-link"),
+        ("Gateway_x", "gateway-marker"),
+        ("Gateway_p", "gateway-marker"),
+        ("Gateway_incl", "gateway-marker"),
+        ("Gateway_evt", "gateway-marker"),
+        ("Gateway_cx", "gateway-marker"),
+    ],
+)
 def test_icons_by_kind(plain: etree._Element, element_id: str, icon: str) -> None:
     classes = [g.get("class", "") for g in element(plain, element_id).iter(f"{SVG}g")]
     assert any(icon in c.split() for c in classes), classes
 
 
-@pytest.mark.parametrize("element_id, markers", [
-    ("Task_script", ["marker-parallel"]), ("Task_send", ["marker-sequential"]), ("Task_rule", ["marker-loop"]),
-    ("Call_care", ["marker-collapsed"]), ("Sub_event", ["marker-collapsed"]), ("Tx_1", ["marker-collapsed"]),
-    ("Sub_1", []), ("Task_user", []), ("DataObject_ref", ["marker-parallel"]),
-])
+@pytest.mark.parametrize(
+    "element_id, markers",
+    [
+        ("Task_script", ["marker-parallel"]),
+        ("Task_send", ["marker-sequential"]),
+        ("Task_rule", ["marker-loop"]),
+        ("Call_care", ["marker-collapsed"]),
+        ("Sub_event", ["marker-collapsed"]),
+        ("Tx_1", ["marker-collapsed"]),
+        ("Sub_1", []),
+        ("Task_user", []),
+        ("DataObject_ref", ["marker-parallel"]),
+    ],
+)
 def test_activity_markers(plain: etree._Element, element_id: str, markers: list[str]) -> None:
-    found = [c.split()[1] for g in element(plain, element_id).iter(f"{SVG}g")
-             if (c := g.get("class", "")).startswith("marker ")]
+    found = [
+        c.split()[1]
+        for g in element(plain, element_id).iter(f"{SVG}g")
+        if (c := g.get("class", "")).startswith("marker ")
+    ]
     assert found == markers
 
 
@@ -209,10 +243,17 @@ def test_long_task_names_wrap_inside_the_task(plain: etree._Element) -> None:
 
 # --- overlays ---------------------------------------------------------------------------
 
+
 def test_instance_overlays(fixture_xml: bytes) -> None:
-    svg = svg_of(fixture_xml, Overlays(
-        active=frozenset({"Task_receive"}), completed=frozenset({"StartEvent_msg", "Flow_1", "Task_user"}),
-        incidents={"Task_service": 2}, details={"Task_receive": {"Người nhận": "lan", "Hạn": "25/11/2026"}}))
+    svg = svg_of(
+        fixture_xml,
+        Overlays(
+            active=frozenset({"Task_receive"}),
+            completed=frozenset({"StartEvent_msg", "Flow_1", "Task_user"}),
+            incidents={"Task_service": 2},
+            details={"Task_receive": {"Người nhận": "lan", "Hạn": "25/11/2026"}},
+        ),
+    )
     active = element(svg, "Task_receive")
     assert "is-active" in active.get("class")
     assert first(active, "rect").get("stroke") == ACTIVE[0]
@@ -248,8 +289,10 @@ def test_heat_map_colours_by_count(fixture_xml: bytes) -> None:
     hot, cool = first(element(svg, "Task_user"), "rect"), first(element(svg, "Task_send"), "rect")
     assert hot.get("fill") == heat_colour(10, 10) and cool.get("fill") == heat_colour(1, 10)
     assert first(element(svg, "Task_rule"), "rect").get("fill") == "white"
-    counts = {b.get("data-element-id"): first(b, "text").text
-              for b in svg.findall(f".//{SVG}g[@class='bpmn-badge bpmn-badge-count']")}
+    counts = {
+        b.get("data-element-id"): first(b, "text").text
+        for b in svg.findall(f".//{SVG}g[@class='bpmn-badge bpmn-badge-count']")
+    }
     assert counts == {"Task_user": "10", "Task_send": "1"}
 
 
@@ -261,6 +304,7 @@ def test_heat_colour_scale() -> None:
 
 
 # --- bad input ----------------------------------------------------------------------------
+
 
 def test_not_xml_is_an_error_naming_the_problem() -> None:
     with pytest.raises(DiagramError, match="not well formed"):
@@ -275,8 +319,10 @@ def test_a_file_without_di_cannot_be_drawn() -> None:
 
 def test_broken_di_elements_are_skipped_and_named(fixture_xml: bytes) -> None:
     xml = fixture_xml.replace(b'bpmnElement="Task_user"', b'bpmnElement="Task_gone"')
-    xml = xml.replace(b'<bpmndi:BPMNEdge id="Flow_2_di" bpmnElement="Flow_2"><di:waypoint x="350" y="175" />',
-                      b'<bpmndi:BPMNEdge id="Flow_2_di" bpmnElement="Flow_2">')
+    xml = xml.replace(
+        b'<bpmndi:BPMNEdge id="Flow_2_di" bpmnElement="Flow_2"><di:waypoint x="350" y="175" />',
+        b'<bpmndi:BPMNEdge id="Flow_2_di" bpmnElement="Flow_2">',
+    )
     diagram = read_diagram(xml)
     assert any("Task_gone" in p for p in diagram.problems)
     assert any(p.startswith("Flow_2:") for p in diagram.problems)
@@ -290,7 +336,8 @@ def test_entities_are_not_expanded(tmp_path: Path) -> None:
     secret.write_text("TOP-SECRET")
     xml = FIXTURE.read_text(encoding="utf-8").replace(
         '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE d [<!ENTITY x SYSTEM "file://{secret}">]>')
+        f'<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE d [<!ENTITY x SYSTEM "file://{secret}">]>',
+    )
     xml = xml.replace("Ghi chú: ký trong 24 giờ", "&x;")
     assert "TOP-SECRET" not in render_svg(xml.encode())
     with pytest.raises(DiagramError, match="external entity"):  # in an attribute lxml refuses it outright
@@ -304,6 +351,7 @@ def test_names_are_escaped_not_injected(fixture_xml: bytes) -> None:
 
 
 # --- text -------------------------------------------------------------------------------
+
 
 def test_wrap_keeps_words_and_width() -> None:
     lines = wrap("Liên hệ lại khách hàng tiềm năng sau buổi demo", 90, 12)

@@ -1,4 +1,5 @@
 """The runner command, end to end on a SQLite file and the virtual clock."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The validator against the BPMN MIWG reference files: it reports, it never crashes."""
+
 from __future__ import annotations
 
 import sys
@@ -17,8 +18,7 @@ FILE_LEVEL = ("XML is not well formed", "unsupported file type")
 if CORPUS.is_dir():
     FILES = [pytest.param(path, id=path.name) for path in sorted(CORPUS.glob("*.bpmn"))]
 else:
-    FILES = [pytest.param(None, id="miwg-missing",
-                          marks=pytest.mark.skip(reason=f"MIWG corpus not found at {CORPUS}"))]
+    FILES = [pytest.param(None, id="miwg-missing", marks=pytest.mark.skip(reason=f"MIWG corpus not found at {CORPUS}"))]
 
 
 @pytest.mark.parametrize("path", FILES)

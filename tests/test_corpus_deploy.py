@@ -1,4 +1,5 @@
 """Reference files from the BPMN interchange test suite: deployed, or refused element by element."""
+
 from __future__ import annotations
 
 from pathlib import Path

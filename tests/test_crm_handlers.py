@@ -1,15 +1,16 @@
 """crm.* handlers, run by the runner as service-task jobs (and a few called directly on a real session)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from conftest import BPMN
 from sqlalchemy import select
 
-from conftest import BPMN
 from handlers import HandlerContext
 from handlers import crm as crm_handlers
 from runner import crm, inbox
@@ -17,7 +18,7 @@ from runner.domain import BadValue, Contract, Customer, Missing, Note, Order, St
 from runner.runtime import Runner
 
 DOMAIN = BPMN / "domain"
-NOW = datetime(2026, 11, 30, 1, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 
 
 def company(runner: Runner) -> None:
@@ -47,8 +48,16 @@ def only_task(runner: Runner, business_key: str) -> dict[str, Any]:
 def context(runner: Runner, customer_id: str | None = "KH0001", topic: str = "crm.test") -> Iterator[HandlerContext]:
     """What the job runner gives a handler: the unit of work's session, the clock, the customer."""
     with runner.db.unit() as s:
-        yield HandlerContext(instance_id="i-1", business_key=customer_id, idempotency_key="i-1/j-1",
-                             element_id="step", topic=topic, attempt=1, now=runner.now(), session=s)
+        yield HandlerContext(
+            instance_id="i-1",
+            business_key=customer_id,
+            idempotency_key="i-1/j-1",
+            element_id="step",
+            topic=topic,
+            attempt=1,
+            now=runner.now(),
+            session=s,
+        )
 
 
 # --- through the runner -----------------------------------------------------------------------
@@ -65,16 +74,28 @@ def test_lead_to_contract_steps_write_the_customer_record(any_runner: Runner) ->
     data = inbox.instance(any_runner, task["instance_id"])["data"]
     assert (data["owner"], data["owner_name"]) == ("an", "Đỗ Thị An")  # never assigned, first by username
     assert data["tags"] == ["TIẾP NHẬN", "ĐÃ LIÊN HỆ"]
-    any_runner.complete_task(task["id"], {"business_model": "Trung tâm ngoại ngữ", "dedicated_department": True,
-                                          "staff_count": 15, "student_count": 420, "course_model": "Theo khóa"})
+    any_runner.complete_task(
+        task["id"],
+        {
+            "business_model": "Trung tâm ngoại ngữ",
+            "dedicated_department": True,
+            "staff_count": 15,
+            "student_count": 420,
+            "course_model": "Theo khóa",
+        },
+    )
     any_runner.run_due()
     task = only_task(any_runner, "KH0001")
     data = inbox.instance(any_runner, task["instance_id"])["data"]
     assert (task["element_id"], data["profile_complete"], data["missing_fields"]) == ("check_payment", True, [])
     with any_runner.db.read() as s:
         [order] = s.scalars(select(Order)).all()
-        assert (order.id, order.package, order.amount, order.status) == (data["order_id"], "Gói Chuyên nghiệp",
-                                                                         12_000_000, "pending")
+        assert (order.id, order.package, order.amount, order.status) == (
+            data["order_id"],
+            "Gói Chuyên nghiệp",
+            12_000_000,
+            "pending",
+        )
     any_runner.complete_task(task["id"], {})
     any_runner.run_due()
 
@@ -85,10 +106,18 @@ def test_lead_to_contract_steps_write_the_customer_record(any_runner: Runner) ->
     view = customer(any_runner)
     assert (view["owner"], view["status"], view["tags"]) == ("an", "Hoạt động", ["ĐÃ LIÊN HỆ"])
     assert (view["staff_count"], view["dedicated_department"], view["student_count"]) == (15, True, 420)
-    assert (view["package"], view["contract_start"], view["contract_end"]) == ("Gói Chuyên nghiệp", today.isoformat(),
-                                                                              end.isoformat())
-    assert view["contract"] == {"id": data["contract_id"], "package": "Gói Chuyên nghiệp", "start": today.isoformat(),
-                                "end": end.isoformat(), "months": 12}
+    assert (view["package"], view["contract_start"], view["contract_end"]) == (
+        "Gói Chuyên nghiệp",
+        today.isoformat(),
+        end.isoformat(),
+    )
+    assert view["contract"] == {
+        "id": data["contract_id"],
+        "package": "Gói Chuyên nghiệp",
+        "start": today.isoformat(),
+        "end": end.isoformat(),
+        "months": 12,
+    }
     assert [n["text"] for n in view["notes"]] == [f"Đã chốt gói Gói Chuyên nghiệp, hợp đồng đến {end.isoformat()}"]
     with any_runner.db.read() as s:
         order = s.get(Order, data["order_id"])
@@ -138,7 +167,9 @@ def test_a_profile_value_of_the_wrong_type_is_an_incident_naming_the_field(runne
     runner.run_due()
     data = inbox.instance(runner, ok)["data"]
     assert (data["profile_complete"], data["missing_fields"]) == (
-        False, ["business_model", "student_count", "course_model"])
+        False,
+        ["business_model", "student_count", "course_model"],
+    )
     assert (customer(runner, "KH0002")["staff_count"], customer(runner, "KH0002")["dedicated_department"]) == (7, True)
 
 
@@ -150,27 +181,31 @@ def test_tags_are_added_once_and_removed(runner: Runner) -> None:
     with context(runner) as ctx:
         assert crm_handlers.add_tags({"tags": "Cấp demo, REMARKETING"}, ctx) == {"tags": ["CẤP DEMO", "REMARKETING"]}
         assert crm_handlers.add_tags({"tags": ["cấp demo", "Tiềm năng"]}, ctx) == {
-            "tags": ["CẤP DEMO", "REMARKETING", "TIỀM NĂNG"]}
+            "tags": ["CẤP DEMO", "REMARKETING", "TIỀM NĂNG"]
+        }
         assert crm_handlers.remove_tags({"tags": "remarketing, KHÔNG CÓ"}, ctx) == {"tags": ["CẤP DEMO", "TIỀM NĂNG"]}
     assert customer(runner)["tags"] == ["CẤP DEMO", "TIỀM NĂNG"]
     assert customer(runner, "KH0002")["tags"] == []
 
 
-@pytest.mark.parametrize(("fn", "params", "error", "message"), [
-    (crm_handlers.add_note, {"text": "  "}, BadValue, "^text:"),
-    (crm_handlers.set_status, {}, BadValue, "^status:"),
-    (crm_handlers.update_profile, {"student_count": "300 em"}, BadValue, "field 'student_count'"),
-    (crm_handlers.update_profile, {"owner": "an"}, BadValue, "field 'owner' is not a customer field"),
-    (crm_handlers.update_profile, {"name": 5}, BadValue, "field 'name': expected text"),
-    (crm_handlers.assign_owner, {"role": "chef"}, Missing, "no active staff member with role 'chef'"),
-    (crm_handlers.assign_teacher, {"teacher": "an"}, Missing, "'an' does not have the role 'teacher'"),
-    (crm_handlers.assign_teacher, {"teacher": "dung"}, Missing, "'dung' does not exist or is not active"),
-    (crm_handlers.create_order, {"package": "Gói A", "amount": 0}, BadValue, "^amount:"),
-    (crm_handlers.create_order, {"package": "Gói A", "amount": "mười triệu"}, BadValue, "field 'amount'"),
-    (crm_handlers.confirm_payment, {"order_id": 999, "confirmed_by": "ketoan"}, Missing, "^order_id:"),
-    (crm_handlers.create_contract, {"package": "Gói A", "start": "30/11/2026"}, BadValue, "field 'start'"),
-    (crm_handlers.create_contract, {"package": "Gói A", "months": 0}, BadValue, "^months:"),
-])
+@pytest.mark.parametrize(
+    ("fn", "params", "error", "message"),
+    [
+        (crm_handlers.add_note, {"text": "  "}, BadValue, "^text:"),
+        (crm_handlers.set_status, {}, BadValue, "^status:"),
+        (crm_handlers.update_profile, {"student_count": "300 em"}, BadValue, "field 'student_count'"),
+        (crm_handlers.update_profile, {"owner": "an"}, BadValue, "field 'owner' is not a customer field"),
+        (crm_handlers.update_profile, {"name": 5}, BadValue, "field 'name': expected text"),
+        (crm_handlers.assign_owner, {"role": "chef"}, Missing, "no active staff member with role 'chef'"),
+        (crm_handlers.assign_teacher, {"teacher": "an"}, Missing, "'an' does not have the role 'teacher'"),
+        (crm_handlers.assign_teacher, {"teacher": "dung"}, Missing, "'dung' does not exist or is not active"),
+        (crm_handlers.create_order, {"package": "Gói A", "amount": 0}, BadValue, "^amount:"),
+        (crm_handlers.create_order, {"package": "Gói A", "amount": "mười triệu"}, BadValue, "field 'amount'"),
+        (crm_handlers.confirm_payment, {"order_id": 999, "confirmed_by": "ketoan"}, Missing, "^order_id:"),
+        (crm_handlers.create_contract, {"package": "Gói A", "start": "30/11/2026"}, BadValue, "field 'start'"),
+        (crm_handlers.create_contract, {"package": "Gói A", "months": 0}, BadValue, "^months:"),
+    ],
+)
 def test_bad_params_raise_errors_naming_the_param(runner: Runner, fn, params: dict, error: type, message: str) -> None:
     company(runner)
     with context(runner) as ctx, pytest.raises(error, match=message):
@@ -196,7 +231,8 @@ def test_exclude_current_with_one_rep_left_is_an_error(runner: Runner) -> None:
 
 
 def test_payment_of_another_customers_order_is_refused_and_a_second_confirmation_keeps_the_first(
-        runner: Runner) -> None:
+    runner: Runner,
+) -> None:
     company(runner)
     with context(runner, "KH0002") as ctx:
         order_id = crm_handlers.create_order({"package": "Gói Cơ bản", "amount": "6000000"}, ctx)["order_id"]
@@ -214,10 +250,16 @@ def test_payment_of_another_customers_order_is_refused_and_a_second_confirmation
         assert (order.amount, order.confirmed_by, order.paid_at) == (6_000_000, "ketoan", first_confirmation)
 
 
-@pytest.mark.parametrize(("start", "months", "end"), [
-    ("2026-01-31", 1, "2026-02-28"), ("2028-01-31", 1, "2028-02-29"), ("2026-11-30", 12, "2027-11-30"),
-    ("2026-12-15", 3, "2027-03-15"), ("2026-03-01", 36, "2029-03-01"),
-])
+@pytest.mark.parametrize(
+    ("start", "months", "end"),
+    [
+        ("2026-01-31", 1, "2026-02-28"),
+        ("2028-01-31", 1, "2028-02-29"),
+        ("2026-11-30", 12, "2027-11-30"),
+        ("2026-12-15", 3, "2027-03-15"),
+        ("2026-03-01", 36, "2029-03-01"),
+    ],
+)
 def test_contract_end_is_the_same_day_months_later(runner: Runner, start: str, months: int, end: str) -> None:
     company(runner)
     with context(runner) as ctx:
@@ -235,16 +277,19 @@ def test_update_profile_types_extra_fields_and_reports_what_is_missing(runner: R
     with runner.db.unit() as s:
         crm.set_required_fields(s, ["name", "staff_count", "branch_count"])
     with context(runner) as ctx:
-        assert crm_handlers.update_profile({}, ctx) == {"profile_complete": False,
-                                                        "missing_fields": ["staff_count", "branch_count"]}
+        assert crm_handlers.update_profile({}, ctx) == {
+            "profile_complete": False,
+            "missing_fields": ["staff_count", "branch_count"],
+        }
         with pytest.raises(BadValue, match="field 'branch_count'"):
             crm_handlers.update_profile({"branch_count": "ba"}, ctx)
-        assert crm_handlers.update_profile({"branch_count": "3", "staff_count": 9, "trial_link": "https://demo.vn/x",
-                                            "zalo_group_id": "g-77"}, ctx) == {"profile_complete": True,
-                                                                               "missing_fields": []}
+        assert crm_handlers.update_profile(
+            {"branch_count": "3", "staff_count": 9, "trial_link": "https://demo.vn/x", "zalo_group_id": "g-77"}, ctx
+        ) == {"profile_complete": True, "missing_fields": []}
         # blank values (a form field left empty) keep what the record holds
         assert crm_handlers.update_profile({"trial_link": "", "staff_count": None, "branch_count": " "}, ctx)[
-            "profile_complete"]
+            "profile_complete"
+        ]
     view = customer(runner)
     assert (view["extra"], view["trial_link"]) == ({"branch_count": 3}, "https://demo.vn/x")
     assert view["zalo_group_id"] == "g-77"

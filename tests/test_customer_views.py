@@ -3,6 +3,7 @@
 Customers move through processes/sales.bpmn with the real handlers on the virtual clock
 (``tests.scenario``); the board and the timeline are then read back as the web pages see them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -11,7 +12,8 @@ from datetime import datetime, timedelta
 import pytest
 
 import handlers
-from runner import calendar, crm, customer_views as views, inbox
+from runner import calendar, crm, inbox
+from runner import customer_views as views
 from runner.domain import BadValue, Missing
 from runner.runtime import Runner
 from runner.settings import ROOT
@@ -19,12 +21,27 @@ from tests.scenario import START, TZ, add_customer, advance, company, complete, 
 
 PROCESSES = ROOT / "processes"
 SALES_ORDER = ["Tiếp nhận", "Đã liên hệ", "Liên hệ lại", "Cấp Demo", "Đang chăm sóc", "Tiềm năng", "Chốt"]
-AFTER_SALE_ORDER = ["TIẾP NHẬN", "ĐÀO TẠO", "BÀN GIAO", "CHĂM SÓC ĐỊNH KỲ", "CHĂM SÓC TÁI KÝ", "CÓ VẤN ĐỀ",
-                    "DỪNG CHĂM SÓC", "KHÓA"]
-SURVEY = {"business_model": "Trung tâm ngoại ngữ", "dedicated_department": True, "staff_count": 12,
-          "student_count": 350, "course_model": "Theo khóa 3 tháng", "zalo_user_id": "zl-saomai",
-          "demo_at": "2026-12-09T10:00:00", "trial_link": "https://trial.easyedu.vn/saomai",
-          "call_note": "Trung tâm 2 cơ sở, muốn quản lý học phí và điểm danh."}
+AFTER_SALE_ORDER = [
+    "TIẾP NHẬN",
+    "ĐÀO TẠO",
+    "BÀN GIAO",
+    "CHĂM SÓC ĐỊNH KỲ",
+    "CHĂM SÓC TÁI KÝ",
+    "CÓ VẤN ĐỀ",
+    "DỪNG CHĂM SÓC",
+    "KHÓA",
+]
+SURVEY = {
+    "business_model": "Trung tâm ngoại ngữ",
+    "dedicated_department": True,
+    "staff_count": 12,
+    "student_count": 350,
+    "course_model": "Theo khóa 3 tháng",
+    "zalo_user_id": "zl-saomai",
+    "demo_at": "2026-12-09T10:00:00",
+    "trial_link": "https://trial.easyedu.vn/saomai",
+    "call_note": "Trung tâm 2 cơ sở, muốn quản lý học phí và điểm danh.",
+}
 
 
 def company_runner(url: str, registry: handlers.Registry) -> Runner:
@@ -49,9 +66,11 @@ def pipeline(runner: Runner) -> dict[str, str]:
     Returns customer id -> owner. The clock then moves to Tuesday 09:00: the call-back task
     of KH3 (due Monday 18:00) is overdue, and every customer has been a day in its stage.
     """
-    owners = {"KH1": lead(runner, "KH1", "Trung tâm Anh ngữ Sao Mai", phone="0912345678", email="saomai@example.vn"),
-              "KH2": lead(runner, "KH2", "Trường Tiểu học Hoa Sen", phone="0987654321"),
-              "KH3": lead(runner, "KH3", "Trung tâm Kỹ năng Ánh Dương", phone="0905111222")}
+    owners = {
+        "KH1": lead(runner, "KH1", "Trung tâm Anh ngữ Sao Mai", phone="0912345678", email="saomai@example.vn"),
+        "KH2": lead(runner, "KH2", "Trường Tiểu học Hoa Sen", phone="0987654321"),
+        "KH3": lead(runner, "KH3", "Trung tâm Kỹ năng Ánh Dương", phone="0905111222"),
+    }
     complete(runner, "KH1", "Task_verify", {"verdict": "good"}, by=owners["KH1"])
     complete(runner, "KH1", "Task_call", {"call_result": "reached"}, by=owners["KH1"])
     complete(runner, "KH1", "Task_survey", SURVEY, by=owners["KH1"])
@@ -85,8 +104,7 @@ def _columns(board: dict) -> dict[str, list[str]]:
 
 
 def test_boards_group_the_processes_of_a_pipeline() -> None:
-    assert views.boards() == {"sales": ("sales",),
-                              "onboarding": ("onboarding", "renewal", "care_month")}
+    assert views.boards() == {"sales": ("sales",), "onboarding": ("onboarding", "renewal", "care_month")}
 
 
 @pytest.mark.parametrize("file,expected", [("sales.bpmn", SALES_ORDER), ("onboarding.bpmn", AFTER_SALE_ORDER)])
@@ -134,8 +152,15 @@ def test_board_has_one_column_per_stage_with_cards_days_and_overdue_markers(any_
     owners = pipeline(any_r)
     board = views.pipeline_board(any_r, "sales")
     assert [col["stage"] for col in board["columns"]] == SALES_ORDER
-    assert _columns(board) == {"Tiếp nhận": ["KH2"], "Đã liên hệ": [], "Liên hệ lại": ["KH3"], "Cấp Demo": ["KH1"],
-                               "Đang chăm sóc": [], "Tiềm năng": [], "Chốt": []}
+    assert _columns(board) == {
+        "Tiếp nhận": ["KH2"],
+        "Đã liên hệ": [],
+        "Liên hệ lại": ["KH3"],
+        "Cấp Demo": ["KH1"],
+        "Đang chăm sóc": [],
+        "Tiềm năng": [],
+        "Chốt": [],
+    }
     counts = {col["stage"]: (col["count"], col["overdue"]) for col in board["columns"]}
     assert counts["Liên hệ lại"] == (1, 1) and counts["Cấp Demo"] == (1, 0) and counts["Chốt"] == (0, 0)
     cards = {card["id"]: card for col in board["columns"] for card in col["cards"]}
@@ -201,8 +226,11 @@ def test_timeline_has_tasks_with_who_and_what_stages_messages_and_notes(any_r: R
     assert entries[0]["text"] == "Khách muốn xem thêm báo giá gói 12 tháng." and entries[0]["actor_name"]
     assert [e["at"] for e in entries] == sorted((e["at"] for e in entries), reverse=True)
     tasks = [e for e in entries if e["kind"] == "task"]
-    assert [e["title"] for e in tasks] == ["Khảo sát khách hàng & cấp Demo", "Gọi điện liên hệ khách hàng",
-                                           "Thẩm định thông tin lead (Google, Facebook)"]
+    assert [e["title"] for e in tasks] == [
+        "Khảo sát khách hàng & cấp Demo",
+        "Gọi điện liên hệ khách hàng",
+        "Thẩm định thông tin lead (Google, Facebook)",
+    ]
     assert {e["actor"] for e in tasks} == {owners["KH1"]}
     assert tasks[2]["fields"] == [("Kết quả thẩm định", "Data chuẩn – liên hệ ngay")]  # enum id shown by name
     survey = dict(tasks[0]["fields"])
@@ -262,8 +290,9 @@ def test_timeline_of_an_unknown_customer_is_missing(r: Runner) -> None:
 # --- notes ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text,message", [("   ", "text: the note is empty"),
-                                          ("x" * (views.NOTE_MAX + 1), "text: at most 5000 characters")])
+@pytest.mark.parametrize(
+    "text,message", [("   ", "text: the note is empty"), ("x" * (views.NOTE_MAX + 1), "text: at most 5000 characters")]
+)
 def test_a_bad_note_is_refused_and_nothing_is_written(r: Runner, text: str, message: str) -> None:
     add_customer(r, "KH1", "Trung tâm Anh ngữ Sao Mai")
     with pytest.raises(BadValue, match=message):
@@ -281,8 +310,12 @@ def test_a_note_is_stored_as_a_discussion_note_with_its_author(r: Runner) -> Non
     note_id = views.add_note(r, "KH1", "  Khách hẹn tuần sau  ", "an")
     with r.db.read() as s:
         [note] = crm.customer_view(s, "KH1")["notes"]
-    assert (note["id"], note["kind"], note["text"], note["author"]) == (note_id, "discussion",
-                                                                        "Khách hẹn tuần sau", "an")
+    assert (note["id"], note["kind"], note["text"], note["author"]) == (
+        note_id,
+        "discussion",
+        "Khách hẹn tuần sau",
+        "an",
+    )
 
 
 # --- instances, bookings, search ---------------------------------------------------------------------
@@ -314,33 +347,42 @@ def test_bookings_of_a_customer_and_of_a_staff_member(any_r: Runner) -> None:
         first = calendar.book(s, "minh", "KH1", monday, duration_minutes=90, now=r.now(), session_no=1)
         calendar.book(s, "minh", "KH3", monday + timedelta(days=1), duration_minutes=90, now=r.now(), session_no=1)
         calendar.book(s, "hoa", "KH1", monday + timedelta(days=2), duration_minutes=30, now=r.now(), kind="care")
-        later = calendar.book(s, "minh", "KH1", monday + timedelta(days=8), duration_minutes=90, now=r.now(),
-                              session_no=2)
+        later = calendar.book(
+            s, "minh", "KH1", monday + timedelta(days=8), duration_minutes=90, now=r.now(), session_no=2
+        )
         calendar.cancel(s, first, r.now())
     rows = views.customer_bookings(r, "KH1")
     assert [(b["staff_name"], b["kind"], b["session_no"], b["status"]) for b in rows] == [
         ("Đỗ Thị An", "demo", None, "booked"),  # the sales procedure booked the demo with the rep
-        ("Trần Văn Minh", "training", 1, "cancelled"), ("Trần Thị Hoa", "care", None, "booked"),
-        ("Trần Văn Minh", "training", 2, "booked")]
+        ("Trần Văn Minh", "training", 1, "cancelled"),
+        ("Trần Thị Hoa", "care", None, "booked"),
+        ("Trần Văn Minh", "training", 2, "booked"),
+    ]
     week = views.staff_bookings(r, "minh", monday, monday + timedelta(days=7))
-    assert [(b["customer_name"], b["status"]) for b in week] == [("Trung tâm Anh ngữ Sao Mai", "cancelled"),
-                                                                 ("Trung tâm Kỹ năng Ánh Dương", "booked")]
+    assert [(b["customer_name"], b["status"]) for b in week] == [
+        ("Trung tâm Anh ngữ Sao Mai", "cancelled"),
+        ("Trung tâm Kỹ năng Ánh Dương", "booked"),
+    ]
     assert later.id not in {b["id"] for b in week}
     # an appointment that started before the window but runs into it is there too
-    assert [b["id"] for b in views.staff_bookings(r, "minh", monday + timedelta(minutes=30),
-                                                  monday + timedelta(hours=1))] == [first.id]
+    assert [
+        b["id"] for b in views.staff_bookings(r, "minh", monday + timedelta(minutes=30), monday + timedelta(hours=1))
+    ] == [first.id]
 
 
-@pytest.mark.parametrize("text,tag,expected", [
-    ("sao mai", None, ["KH1"]),            # accents and case ignored
-    ("Ánh Dương", None, ["KH3"]),
-    ("0987 654", None, ["KH2"]),           # digits of the phone number
-    ("liên hệ lại", None, ["KH3"]),        # a tag typed in the box
-    ("", "CẤP DEMO", ["KH1"]),             # the tag filter
-    ("trung tâm", "TIẾP NHẬN", ["KH1", "KH3"]),
-    ("", None, ["KH1", "KH2", "KH3"]),
-    ("không có", None, []),
-])
+@pytest.mark.parametrize(
+    "text,tag,expected",
+    [
+        ("sao mai", None, ["KH1"]),  # accents and case ignored
+        ("Ánh Dương", None, ["KH3"]),
+        ("0987 654", None, ["KH2"]),  # digits of the phone number
+        ("liên hệ lại", None, ["KH3"]),  # a tag typed in the box
+        ("", "CẤP DEMO", ["KH1"]),  # the tag filter
+        ("trung tâm", "TIẾP NHẬN", ["KH1", "KH3"]),
+        ("", None, ["KH1", "KH2", "KH3"]),
+        ("không có", None, []),
+    ],
+)
 def test_find_customers_by_name_phone_or_tag(r: Runner, text: str, tag: str | None, expected: list[str]) -> None:
     pipeline(r)
     rows = views.find_customers(r, text, tag=tag)

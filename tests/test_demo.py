@@ -5,6 +5,7 @@ Monday) and the tests read it: stages of both pipelines, how the customers got t
 logins, teachers' hours, and that loading it again changes nothing. Loading takes about
 20 seconds, so those tests are marked slow; the command's refusals are quick.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,9 +29,28 @@ from runner.settings import ROOT
 from tests.scenario import START, TZ, runner_at
 
 PROCESSES = ROOT / "processes"
-TABLES = ("staff", "accounts", "customers", "customer_tags", "customer_notes", "orders", "contracts",
-          "availability", "bookings", "instances", "history", "user_tasks", "timers", "jobs", "outbox",
-          "incidents", "subscriptions", "process_versions", "stop_care_reasons", "booking_slots")
+TABLES = (
+    "staff",
+    "accounts",
+    "customers",
+    "customer_tags",
+    "customer_notes",
+    "orders",
+    "contracts",
+    "availability",
+    "bookings",
+    "instances",
+    "history",
+    "user_tasks",
+    "timers",
+    "jobs",
+    "outbox",
+    "incidents",
+    "subscriptions",
+    "process_versions",
+    "stop_care_reasons",
+    "booking_slots",
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,15 +118,22 @@ def test_customers_were_moved_by_the_processes_and_their_staff(r: Runner) -> Non
         with r.db.read() as s:
             shown = crm.current_stages(s, customer_id)
         for pipeline, stage in shown.items():
-            entered = [h["details"]["stage"] for h in events if h["event"] == "stage.entered"
-                       and crm.PIPELINES[h["process_key"]] == pipeline]
+            entered = [
+                h["details"]["stage"]
+                for h in events
+                if h["event"] == "stage.entered" and crm.PIPELINES[h["process_key"]] == pipeline
+            ]
             assert entered and entered[-1] == stage, (customer_id, pipeline, entered)
         # every task was completed by someone whose inbox held it
         offered = {h["details"]["task_id"]: h["details"] for h in events if h["event"] == "task.created"}
         for done in (h for h in events if h["event"] == "task.completed"):
             task = offered[done["details"]["task_id"]]
-            assert done["actor"] == task["assignee"] or roles[done["actor"]] & set(task["candidate_groups"]), \
-                (customer_id, done["element_id"], done["actor"], task)
+            assert done["actor"] == task["assignee"] or roles[done["actor"]] & set(task["candidate_groups"]), (
+                customer_id,
+                done["element_id"],
+                done["actor"],
+                task,
+            )
     assert inbox.incidents(r) == []
     assert {m["state"] for m in inbox.outbox(r)} == {"sent"}  # through the log transport
 
@@ -151,8 +178,9 @@ def test_demo_passwords_come_from_the_environment(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_readme_lists_every_demo_login_with_its_role_and_password() -> None:
     section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Demo company", 1)[1].split("\n## ", 1)[0]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()
-            if line.startswith("| `")]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| `")
+    ]
     listed = {name.strip(" `"): (role, password) for names, role, password in rows for name in names.split(",")}
     assert set(listed) == {username for username, _, _, _ in STAFF}
     for username, _, roles, _ in STAFF:
@@ -228,13 +256,21 @@ def test_runner_demo_needs_the_processes_deployed(env: str, capsys: pytest.Captu
     assert _customers(env) == 0
 
 
-@pytest.mark.parametrize("variable, value, message", [
-    ("RUNNER_TRANSPORTS", "zalo=zalo_oa", "RUNNER_TRANSPORTS sends zalo for real"),
-    ("RUNNER_CLOCK", "system", "RUNNER_CLOCK=virtual"),
-])
-def test_runner_demo_refuses_real_messages_and_the_real_clock(env: str, monkeypatch: pytest.MonkeyPatch,
-                                                              capsys: pytest.CaptureFixture[str],
-                                                              variable: str, value: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("RUNNER_TRANSPORTS", "zalo=zalo_oa", "RUNNER_TRANSPORTS sends zalo for real"),
+        ("RUNNER_CLOCK", "system", "RUNNER_CLOCK=virtual"),
+    ],
+)
+def test_runner_demo_refuses_real_messages_and_the_real_clock(
+    env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
     assert main(["deploy", str(PROCESSES)]) == 0
     monkeypatch.setenv(variable, value)
     assert main(["demo"]) == 1

@@ -1,9 +1,11 @@
 """Deployment: files from disk or bytes, both Camunda namespaces, DMN, versions and content hashes."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from runtime_helpers import RUNTIME, events, fixture, instance_row, only_task, row_counts
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
@@ -11,7 +13,6 @@ from runner import inbox
 from runner.errors import DeploymentInvalid, NotFound
 from runner.models import HistoryEvent, ProcessVersion
 from runner.runtime import Runner
-from runtime_helpers import RUNTIME, events, fixture, instance_row, only_task, row_counts
 
 DMN = fixture("tier_discount.dmn")
 RULE = fixture("discount_rule.bpmn")
@@ -177,8 +178,9 @@ def test_business_rule_task_with_comparison_input_entries(runner: Runner) -> Non
 def test_juel_spellings_deploy_and_run(runner: Runner) -> None:
     runner.registry.add("crm.tag", lambda params, ctx: {"tagged": params["label"]})
     runner.deploy([RUNTIME.parent / "engine" / "juel.bpmn"])
-    instance_id = runner.start_instance("juel", "school-1", {"paid": True, "seats": 150, "region": "north",
-                                                             "owner": None})
+    instance_id = runner.start_instance(
+        "juel", "school-1", {"paid": True, "seats": 150, "region": "north", "owner": None}
+    )
     assert runner.run_due() == 1
     got = inbox.instance(runner, instance_id)
     assert got["status"] == "completed" and got["data"]["tagged"] == "a && b || !c"

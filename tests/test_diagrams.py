@@ -4,6 +4,7 @@ Camunda Modeler draws only what the BPMNDiagram describes, so every flow node ne
 shape and every sequence flow an edge whose ends touch its source and target. Lanes are the
 inbox groups (role ids); the stage names are the pipelines' columns of DOMAIN.md.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -22,17 +23,48 @@ from runner.settings import ROOT
 
 PROCESSES = ROOT / "processes"
 FILES = sorted(PROCESSES.glob("*.bpmn"))
-NS = {"bpmn": BPMN_NS, "bpmndi": BPMNDI_NS, "dc": "http://www.omg.org/spec/DD/20100524/DC",
-      "di": "http://www.omg.org/spec/DD/20100524/DI", "camunda": CAMUNDA_NSS[0]}
+NS = {
+    "bpmn": BPMN_NS,
+    "bpmndi": BPMNDI_NS,
+    "dc": "http://www.omg.org/spec/DD/20100524/DC",
+    "di": "http://www.omg.org/spec/DD/20100524/DI",
+    "camunda": CAMUNDA_NSS[0],
+}
 # DOMAIN.md §1 and §2: the stages (board columns) of the two pipelines, as staff read them.
 SALES_STAGES = ("Tiếp nhận", "Đã liên hệ", "Liên hệ lại", "Cấp Demo", "Đang chăm sóc", "Tiềm năng", "Chốt")
-POST_SALE_STAGES = ("TIẾP NHẬN", "ĐÀO TẠO", "BÀN GIAO", "CHĂM SÓC ĐỊNH KỲ", "CHĂM SÓC TÁI KÝ", "CÓ VẤN ĐỀ",
-                    "DỪNG CHĂM SÓC", "KHÓA")
-FLOW_NODES = frozenset({
-    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
-    "task", "userTask", "serviceTask", "scriptTask", "manualTask", "sendTask", "receiveTask", "businessRuleTask",
-    "callActivity", "subProcess", "exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway",
-})
+POST_SALE_STAGES = (
+    "TIẾP NHẬN",
+    "ĐÀO TẠO",
+    "BÀN GIAO",
+    "CHĂM SÓC ĐỊNH KỲ",
+    "CHĂM SÓC TÁI KÝ",
+    "CÓ VẤN ĐỀ",
+    "DỪNG CHĂM SÓC",
+    "KHÓA",
+)
+FLOW_NODES = frozenset(
+    {
+        "startEvent",
+        "endEvent",
+        "intermediateCatchEvent",
+        "intermediateThrowEvent",
+        "boundaryEvent",
+        "task",
+        "userTask",
+        "serviceTask",
+        "scriptTask",
+        "manualTask",
+        "sendTask",
+        "receiveTask",
+        "businessRuleTask",
+        "callActivity",
+        "subProcess",
+        "exclusiveGateway",
+        "parallelGateway",
+        "inclusiveGateway",
+        "eventBasedGateway",
+    }
+)
 SLACK = 2.0  # pixels an edge end may sit away from its shape's border
 
 
@@ -112,8 +144,9 @@ def test_one_pool_per_process_with_lanes_for_roles(path: Path) -> None:
         assert lanes, f"{process.get('id')} has no lanes"
         placed: dict[str, str] = {}
         for lane in lanes:
-            group = lane.xpath("bpmn:extensionElements/camunda:properties/camunda:property[@name='group']/@value",
-                               namespaces=NS)
+            group = lane.xpath(
+                "bpmn:extensionElements/camunda:properties/camunda:property[@name='group']/@value", namespaces=NS
+            )
             assert group and group[0] in ROLES and lane.get("name"), lane.get("id")
             x, y, w, h = bounds(found[lane.get("id")])
             for ref in lane.findall("bpmn:flowNodeRef", NS):
@@ -135,8 +168,12 @@ def test_boundary_events_sit_on_their_activity(path: Path) -> None:
         x, y, w, h = bounds(found[event.get("attachedToRef")])
         ex, ey, ew, eh = bounds(found[event.get("id")])
         cx, cy = ex + ew / 2, ey + eh / 2
-        on_edge = (abs(cy - y) <= SLACK or abs(cy - (y + h)) <= SLACK) and x <= cx <= x + w \
-            or (abs(cx - x) <= SLACK or abs(cx - (x + w)) <= SLACK) and y <= cy <= y + h
+        on_edge = (
+            (abs(cy - y) <= SLACK or abs(cy - (y + h)) <= SLACK)
+            and x <= cx <= x + w
+            or (abs(cx - x) <= SLACK or abs(cx - (x + w)) <= SLACK)
+            and y <= cy <= y + h
+        )
         assert on_edge, event.get("id")
 
 
@@ -160,8 +197,11 @@ def test_stage_properties_name_stages_of_the_process_pipeline(path: Path) -> Non
 
 
 def test_the_post_sale_diagrams_cover_every_post_sale_stage() -> None:
-    used = {value for name in ("onboarding", "care_month", "renewal")
-            for value in stage_values(parse(PROCESSES / f"{name}.bpmn"))}
+    used = {
+        value
+        for name in ("onboarding", "care_month", "renewal")
+        for value in stage_values(parse(PROCESSES / f"{name}.bpmn"))
+    }
     assert used == set(POST_SALE_STAGES)
 
 
@@ -169,8 +209,9 @@ def test_user_tasks_name_their_inbox_group() -> None:
     for path in FILES:
         root = parse(path)
         for lane in root.iter(f"{{{BPMN_NS}}}lane"):
-            group = lane.xpath("bpmn:extensionElements/camunda:properties/camunda:property[@name='group']/@value",
-                               namespaces=NS)[0]
+            group = lane.xpath(
+                "bpmn:extensionElements/camunda:properties/camunda:property[@name='group']/@value", namespaces=NS
+            )[0]
             for ref in lane.findall("bpmn:flowNodeRef", NS):
                 node = root.xpath("//*[@id=$id]", id=ref.text)[0]
                 declared = node.get(f"{{{CAMUNDA_NSS[0]}}}candidateGroups")

@@ -1,23 +1,39 @@
 """Domain tables and runner.crm: migration, seeding, field values, customer view, stages, search."""
+
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-
 from conftest import BPMN
+
 from runner import crm, db, inbox
 from runner.domain import DEFAULT_LISTS, BadValue, Customer, Missing
 from runner.runtime import Runner
 
 DOMAIN = BPMN / "domain"
-NOW = datetime(2026, 11, 30, 1, 0, tzinfo=timezone.utc)
-DOMAIN_TABLES = {"staff", "customers", "customer_tags", "customer_notes", "orders", "contracts",
-                 "stop_care_reasons", "customer_sources", "customer_groups", "occupations", "schools", "extra_fields",
-                 "required_fields", "availability", "bookings", "booking_slots"}
+NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+DOMAIN_TABLES = {
+    "staff",
+    "customers",
+    "customer_tags",
+    "customer_notes",
+    "orders",
+    "contracts",
+    "stop_care_reasons",
+    "customer_sources",
+    "customer_groups",
+    "occupations",
+    "schools",
+    "extra_fields",
+    "required_fields",
+    "availability",
+    "bookings",
+    "booking_slots",
+}
 
 
 def company(runner: Runner) -> None:
@@ -27,8 +43,18 @@ def company(runner: Runner) -> None:
         crm.add_staff(s, "lan", "Nguyễn Thị Lan", ["sales"], email="lan@example.vn")
         crm.add_staff(s, "minh", "Trần Văn Minh", ["teacher"])
         crm.add_staff(s, "ha", "Lê Thu Hà", ["customer_care", "team_leader"])
-        crm.add_customer(s, "KH0001", "Trung tâm Anh ngữ Sao Mai", phone="0912 345 678", owner="lan",
-                         teacher="minh", source="Facebook", group="Tiếng Anh", tags=["Tiếp nhận"], now=NOW)
+        crm.add_customer(
+            s,
+            "KH0001",
+            "Trung tâm Anh ngữ Sao Mai",
+            phone="0912 345 678",
+            owner="lan",
+            teacher="minh",
+            source="Facebook",
+            group="Tiếng Anh",
+            tags=["Tiếp nhận"],
+            now=NOW,
+        )
 
 
 # --- schema --------------------------------------------------------------------------------
@@ -38,12 +64,12 @@ def test_migration_creates_the_domain_tables_and_downgrades_cleanly(tmp_path: Pa
     url = f"sqlite:///{tmp_path / 'm.db'}"
     db.upgrade(url)
     engine = sa.create_engine(url)
-    assert DOMAIN_TABLES <= set(sa.inspect(engine).get_table_names())
+    assert set(sa.inspect(engine).get_table_names()) >= DOMAIN_TABLES
     command.downgrade(db.alembic_config(url), "0001")
     assert not DOMAIN_TABLES & set(sa.inspect(engine).get_table_names())
     assert "instances" in sa.inspect(engine).get_table_names()
     db.upgrade(url)
-    assert DOMAIN_TABLES <= set(sa.inspect(engine).get_table_names())
+    assert set(sa.inspect(engine).get_table_names()) >= DOMAIN_TABLES
     engine.dispose()
 
 
@@ -74,8 +100,10 @@ def test_seed_lists_adds_the_vietnamese_defaults_once(any_runner: Runner) -> Non
     assert {"name": "Tiếng Anh", "parent": "Trung tâm ngoại ngữ"} in got["groups"]
     assert {"name": "Trường học", "parent": None} in got["groups"]
     assert [s["name"] for s in got["sources"]][:2] == ["Facebook", "Google"]
-    assert got["extra_fields"] == [{"name": "branch_count", "label": "Số cơ sở", "data_type": "integer"},
-                                   {"name": "website", "label": "Website", "data_type": "text"}]
+    assert got["extra_fields"] == [
+        {"name": "branch_count", "label": "Số cơ sở", "data_type": "integer"},
+        {"name": "website", "label": "Website", "data_type": "text"},
+    ]
     assert got["required_fields"] == DEFAULT_LISTS["required_fields"]
     assert len(got["schools"]) == len(DEFAULT_LISTS["schools"]) and got["occupations"]
 
@@ -93,41 +121,65 @@ def test_configuring_fields_rejects_unknown_types_and_names(runner: Runner) -> N
 # --- field values --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("data_type", "raw", "value"), [
-    ("text", "  Trung tâm  ", "Trung tâm"), ("text", "", None), ("text", None, None),
-    ("integer", 12, 12), ("integer", " 40 ", 40), ("number", "2.5", 2.5), ("number", 3, 3),
-    ("boolean", True, True), ("boolean", "có", True), ("boolean", "Không", False), ("boolean", "false", False),
-    ("date", "2026-11-25", date(2026, 11, 25)), ("date", date(2027, 1, 1), date(2027, 1, 1)),
-    # 20:00 UTC is already the next day in Asia/Ho_Chi_Minh
-    ("date", "2026-11-25T20:00:00+00:00", date(2026, 11, 26)),
-])
+@pytest.mark.parametrize(
+    ("data_type", "raw", "value"),
+    [
+        ("text", "  Trung tâm  ", "Trung tâm"),
+        ("text", "", None),
+        ("text", None, None),
+        ("integer", 12, 12),
+        ("integer", " 40 ", 40),
+        ("number", "2.5", 2.5),
+        ("number", 3, 3),
+        ("boolean", True, True),
+        ("boolean", "có", True),
+        ("boolean", "Không", False),
+        ("boolean", "false", False),
+        ("date", "2026-11-25", date(2026, 11, 25)),
+        ("date", date(2027, 1, 1), date(2027, 1, 1)),
+        # 20:00 UTC is already the next day in Asia/Ho_Chi_Minh
+        ("date", "2026-11-25T20:00:00+00:00", date(2026, 11, 26)),
+    ],
+)
 def test_coerce_types_values(data_type: str, raw, value) -> None:
     assert crm.coerce("f", data_type, raw) == value
 
 
-@pytest.mark.parametrize(("data_type", "raw"), [
-    ("text", 42), ("integer", "nhiều"), ("integer", True), ("integer", 2.5), ("number", "abc"),
-    ("boolean", "maybe"), ("boolean", 1), ("date", "25/11/2026"), ("date", 20261125),
-])
+@pytest.mark.parametrize(
+    ("data_type", "raw"),
+    [
+        ("text", 42),
+        ("integer", "nhiều"),
+        ("integer", True),
+        ("integer", 2.5),
+        ("number", "abc"),
+        ("boolean", "maybe"),
+        ("boolean", 1),
+        ("date", "25/11/2026"),
+        ("date", 20261125),
+    ],
+)
 def test_coerce_names_the_field_of_a_wrong_value(data_type: str, raw) -> None:
     with pytest.raises(BadValue, match=r"^field 'staff_count': expected"):
         crm.coerce("staff_count", data_type, raw)
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"staff_count": "mười"}, "field 'staff_count'"),
-    ({"staff_count": -3}, "field 'staff_count': must not be negative"),
-    ({"email": "không-có-a-còng"}, "field 'email'"),
-    ({"phone": "gọi tôi"}, "field 'phone'"),
-    ({"source": "Tờ rơi"}, "field 'source': 'Tờ rơi' is not in the configured list"),
-    ({"nickname": "Mai"}, "field 'nickname' is not a customer field"),
-    ({"branch_count": "hai"}, "field 'branch_count'"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"staff_count": "mười"}, "field 'staff_count'"),
+        ({"staff_count": -3}, "field 'staff_count': must not be negative"),
+        ({"email": "không-có-a-còng"}, "field 'email'"),
+        ({"phone": "gọi tôi"}, "field 'phone'"),
+        ({"source": "Tờ rơi"}, "field 'source': 'Tờ rơi' is not in the configured list"),
+        ({"nickname": "Mai"}, "field 'nickname' is not a customer field"),
+        ({"branch_count": "hai"}, "field 'branch_count'"),
+    ],
+)
 def test_add_customer_refuses_bad_values_and_stores_nothing(runner: Runner, fields: dict, message: str) -> None:
     company(runner)
-    with pytest.raises(BadValue, match=message):
-        with runner.db.unit() as s:
-            crm.add_customer(s, "KH0002", "Trung tâm Toán Tư Duy", now=NOW, **fields)
+    with pytest.raises(BadValue, match=message), runner.db.unit() as s:
+        crm.add_customer(s, "KH0002", "Trung tâm Toán Tư Duy", now=NOW, **fields)
     with runner.db.read() as s:
         assert s.get(Customer, "KH0002") is None
 
@@ -152,9 +204,18 @@ def test_missing_fields_follow_the_configured_required_fields(runner: Runner) ->
     with runner.db.unit() as s:
         customer = s.get(Customer, "KH0001")
         assert crm.missing_fields(s, customer) == list(crm.PROFILE_FACTS)
-        crm.update_fields(s, customer, {"business_model": "Trung tâm ngoại ngữ", "dedicated_department": False,
-                                        "staff_count": "12", "student_count": 300, "course_model": "Theo khóa",
-                                        "branch_count": "3"})
+        crm.update_fields(
+            s,
+            customer,
+            {
+                "business_model": "Trung tâm ngoại ngữ",
+                "dedicated_department": False,
+                "staff_count": "12",
+                "student_count": 300,
+                "course_model": "Theo khóa",
+                "branch_count": "3",
+            },
+        )
         assert crm.missing_fields(s, customer) == []
         assert (customer.staff_count, customer.dedicated_department, customer.extra) == (12, False, {"branch_count": 3})
         crm.set_required_fields(s, ["name", "website"])
@@ -226,11 +287,14 @@ def test_search_ignores_accents_and_finds_phones_and_tags(runner: Runner) -> Non
         assert crm.search(s, "không ai") == []
 
 
-@pytest.mark.parametrize(("raw", "tags"), [
-    ("Tiếp nhận, đã liên hệ", ["TIẾP NHẬN", "ĐÃ LIÊN HỆ"]),
-    (["  cấp   demo ", "CẤP DEMO"], ["CẤP DEMO"]),
-    ("REMARKETING", ["REMARKETING"]),
-])
+@pytest.mark.parametrize(
+    ("raw", "tags"),
+    [
+        ("Tiếp nhận, đã liên hệ", ["TIẾP NHẬN", "ĐÃ LIÊN HỆ"]),
+        (["  cấp   demo ", "CẤP DEMO"], ["CẤP DEMO"]),
+        ("REMARKETING", ["REMARKETING"]),
+    ],
+)
 def test_split_tags_normalizes(raw, tags: list[str]) -> None:
     assert crm.split_tags(raw) == tags
 

@@ -1,4 +1,5 @@
 """Failures inside an engine step name the element they happened at."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,12 +20,15 @@ def test_script_runs_when_the_data_is_right(mode):
     assert h.completed and h.data["share"] == 2.5
 
 
-@pytest.mark.parametrize("wait, reason", [
-    ("soon", "not an ISO 8601 date-time"),
-    (42, "not an ISO 8601 duration"),
-    (None, "not an ISO 8601 duration"),
-    ("P", "no components"),
-])
+@pytest.mark.parametrize(
+    "wait, reason",
+    [
+        ("soon", "not an ISO 8601 date-time"),
+        (42, "not an ISO 8601 duration"),
+        (None, "not an ISO 8601 duration"),
+        ("P", "no components"),
+    ],
+)
 def test_timer_expression_with_a_bad_value_names_the_event(mode, wait, reason):
     h = Harness("errors.bpmn", "bad_timer", mode).start()
     with pytest.raises(StepFailed) as caught:

@@ -1,4 +1,5 @@
 """Messages: start events, catch events, boundaries, receive tasks, event-based gateways, throws."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,8 +11,9 @@ from tests.harness import Harness, mode, utc  # noqa: F401 - mode is a fixture
 
 
 def test_message_start_runs_only_the_message_path(mode):
-    h = Harness("messages.bpmn", "two_starts", mode).start({"source": "web"}, trigger=("message", "signup"),
-                                                          payload={"email": "an@example.vn"})
+    h = Harness("messages.bpmn", "two_starts", mode).start(
+        {"source": "web"}, trigger=("message", "signup"), payload={"email": "an@example.vn"}
+    )
     assert [t.element_id for t in h.ready()] == ["review"]
     assert h.data == {"source": "web", "email": "an@example.vn"}  # the payload is merged into the data
     assert h.cancelled == ["manual_start"]
@@ -57,8 +59,20 @@ def test_catch_boundaries_receive_task_and_throws(mode):
     # A message end event throws with its path's data; the note paths' data joins only at the end.
     assert h.thrown[-1] == ("done", {"amount": 5, "rating": 4, "answer": "yes"})
     assert h.data == {"amount": 5, "rating": 4, "answer": "yes", "text": "second"}
-    assert h.history == ["StartEvent_2", "wait_paid", "log_note", "EndEvent_note", "log_note", "EndEvent_note",
-                         "onboard", "on_note", "greet", "ask", "get_reply", "EndEvent_2"]
+    assert h.history == [
+        "StartEvent_2",
+        "wait_paid",
+        "log_note",
+        "EndEvent_note",
+        "log_note",
+        "EndEvent_note",
+        "onboard",
+        "on_note",
+        "greet",
+        "ask",
+        "get_reply",
+        "EndEvent_2",
+    ]
 
 
 def test_interrupting_message_boundary_cancels_the_task(mode):

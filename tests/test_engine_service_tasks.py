@@ -1,4 +1,5 @@
 """External service tasks: input parameters become job params, results come back as data."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,11 +19,11 @@ def test_input_parameters_become_job_params(mode):
     [job] = h.snapshot().jobs
     assert (job.element_id, job.topic, job.properties) == ("lookup", "crm.lookup", {"retries": "2"})
     assert job.params == {
-        "source": "crm",                                          # literal
-        "customer": "ACME",                                       # ${customer}
-        "next_count": 2,                                          # ${count + 1}
-        "tags": ["vip", "south"],                                 # camunda:list
-        "contact": {"name": "ACME", "channel": "zalo"},           # camunda:map
+        "source": "crm",  # literal
+        "customer": "ACME",  # ${customer}
+        "next_count": 2,  # ${count + 1}
+        "tags": ["vip", "south"],  # camunda:list
+        "contact": {"name": "ACME", "channel": "zalo"},  # camunda:map
     }
 
 
@@ -34,8 +35,15 @@ def test_results_are_merged_or_mapped(mode):
     # A non-dict result is reachable as ${result} from an output parameter.
     h.run_jobs({"crm.count": lambda p: 42})
     assert [j.element_id for j in h.snapshot().jobs] == ["raw"]
-    assert h.data == {**DATA, "found": True, "name": "ACME", "lead_score": 70, "lead_grade": "A",
-                      "scored_by": "engine", "total": 42}
+    assert h.data == {
+        **DATA,
+        "found": True,
+        "name": "ACME",
+        "lead_score": 70,
+        "lead_grade": "A",
+        "scored_by": "engine",
+        "total": 42,
+    }
     h.run_jobs({"crm.raw": lambda p: None})  # nothing to merge
     assert h.completed
     assert h.history == ["StartEvent_1", "lookup", "score", "count_it", "raw", "EndEvent_1"]

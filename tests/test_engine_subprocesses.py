@@ -1,4 +1,5 @@
 """Embedded subprocesses, call activities and multi-instance activities."""
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -1,4 +1,5 @@
 """Timer events on the runner's clock: dates, durations, cycles, boundaries and timer starts."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,11 +16,11 @@ def due(h: Harness) -> list[tuple[str, object]]:
 def test_intermediate_timers_fire_in_turn(mode):
     h = Harness("timers.bpmn", "catch_timers", mode).start({"delay": "PT30M", "demo_at": "2026-03-04T10:00:00"})
     expected = [
-        ("wait_date", utc(2026, 3, 3, 2, 0)),             # timeDate, naive = Asia/Ho_Chi_Minh
-        ("wait_duration", utc(2026, 3, 3, 4, 0)),         # PT2H after the previous one fired
-        ("wait_expr_duration", utc(2026, 3, 3, 4, 30)),   # ${delay}
-        ("wait_expr_date", utc(2026, 3, 4, 3, 0)),        # ${demo_at}
-        ("wait_cycle", utc(2026, 3, 4, 4, 0)),            # R3/PT1H on a catch event fires once
+        ("wait_date", utc(2026, 3, 3, 2, 0)),  # timeDate, naive = Asia/Ho_Chi_Minh
+        ("wait_duration", utc(2026, 3, 3, 4, 0)),  # PT2H after the previous one fired
+        ("wait_expr_duration", utc(2026, 3, 3, 4, 30)),  # ${delay}
+        ("wait_expr_date", utc(2026, 3, 4, 3, 0)),  # ${demo_at}
+        ("wait_cycle", utc(2026, 3, 4, 4, 0)),  # R3/PT1H on a catch event fires once
     ]
     for element, moment in expected:
         assert due(h) == [(element, moment)]

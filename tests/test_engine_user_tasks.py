@@ -1,7 +1,8 @@
 """User tasks in the Camunda dialect: assignment, dates, lanes, stages and forms."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from lxml import etree
 
@@ -87,4 +88,4 @@ def test_restores_really_happen(mode):
     h.complete("groups")
     assert h.restores == (2 if mode == "save_restore" else 0)
     assert isinstance(h.user_task("lane_only").due_at, datetime)
-    assert h.user_task("lane_only").due_at.tzinfo == timezone.utc
+    assert h.user_task("lane_only").due_at.tzinfo == UTC

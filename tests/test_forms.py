@@ -1,4 +1,5 @@
 """Tests for runner.forms: parsing Camunda formData, JSON round trip and coerce()."""
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,8 @@ def task_xml(fields: str, ns: str = "http://camunda.org/schema/1.0/bpmn") -> etr
 
 
 def test_parse_reads_every_field(form: Form) -> None:
-    assert [f.id for f in form.fields] == [
-        "reached", "staff_count", "model", "note", "demo_at", "follow_up", "source"]
-    assert form.field("staff_count") == Field(
-        "staff_count", "Số nhân viên", "long", required=True, min=0, max=10000)
+    assert [f.id for f in form.fields] == ["reached", "staff_count", "model", "note", "demo_at", "follow_up", "source"]
+    assert form.field("staff_count") == Field("staff_count", "Số nhân viên", "long", required=True, min=0, max=10000)
     assert form.field("model").options == (Option("center", "Trung tâm"), Option("school", "Trường học"))
     note = form.field("note")
     assert (note.minlength, note.maxlength) == (2, 500)
@@ -87,22 +86,33 @@ def test_fixture_loads_in_spiffworkflow() -> None:
     assert "Task_call" in parser.get_spec("forms").task_specs
 
 
-@pytest.mark.parametrize("fields, reason", [
-    ('<camunda:formField id="a" type="custom" />', "unsupported type 'custom'"),
-    ('<camunda:formField id="a" type="long"><camunda:validation>'
-     '<camunda:constraint name="min" config="abc" /></camunda:validation></camunda:formField>',
-     "constraint 'min' has invalid config 'abc'"),
-    ('<camunda:formField id="a" type="long"><camunda:validation>'
-     '<camunda:constraint name="minlength" config="1" /></camunda:validation></camunda:formField>',
-     "constraint 'minlength' does not apply to type 'long'"),
-    ('<camunda:formField id="a" type="string"><camunda:validation>'
-     '<camunda:constraint name="validator" config="com.acme.X" /></camunda:validation></camunda:formField>',
-     "unsupported constraint 'validator'"),
-    ('<camunda:formField id="a" type="enum" />', "enum field has no values"),
-    ('<camunda:formField id="a" type="long" defaultValue="x" />', "default value 'x' must be a whole number"),
-    ('<camunda:formField id="a" type="long" /><camunda:formField id="a" type="string" />',
-     "form field 'a' is defined twice"),
-])
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ('<camunda:formField id="a" type="custom" />', "unsupported type 'custom'"),
+        (
+            '<camunda:formField id="a" type="long"><camunda:validation>'
+            '<camunda:constraint name="min" config="abc" /></camunda:validation></camunda:formField>',
+            "constraint 'min' has invalid config 'abc'",
+        ),
+        (
+            '<camunda:formField id="a" type="long"><camunda:validation>'
+            '<camunda:constraint name="minlength" config="1" /></camunda:validation></camunda:formField>',
+            "constraint 'minlength' does not apply to type 'long'",
+        ),
+        (
+            '<camunda:formField id="a" type="string"><camunda:validation>'
+            '<camunda:constraint name="validator" config="com.acme.X" /></camunda:validation></camunda:formField>',
+            "unsupported constraint 'validator'",
+        ),
+        ('<camunda:formField id="a" type="enum" />', "enum field has no values"),
+        ('<camunda:formField id="a" type="long" defaultValue="x" />', "default value 'x' must be a whole number"),
+        (
+            '<camunda:formField id="a" type="long" /><camunda:formField id="a" type="string" />',
+            "form field 'a' is defined twice",
+        ),
+    ],
+)
 def test_bad_definitions_are_deployment_problems(fields: str, reason: str) -> None:
     with pytest.raises(DeploymentInvalid) as info:
         parse_form(task_xml(fields))
@@ -112,11 +122,13 @@ def test_bad_definitions_are_deployment_problems(fields: str, reason: str) -> No
 
 
 def test_all_definition_problems_reported_together() -> None:
-    fields = ('<camunda:formField id="a" type="custom" />'
-              '<camunda:formField id="b" type="enum" />'
-              '<camunda:formField id="c" type="long"><camunda:validation>'
-              '<camunda:constraint name="min" config="5" /><camunda:constraint name="max" config="1" />'
-              '</camunda:validation></camunda:formField>')
+    fields = (
+        '<camunda:formField id="a" type="custom" />'
+        '<camunda:formField id="b" type="enum" />'
+        '<camunda:formField id="c" type="long"><camunda:validation>'
+        '<camunda:constraint name="min" config="5" /><camunda:constraint name="max" config="1" />'
+        "</camunda:validation></camunda:formField>"
+    )
     with pytest.raises(DeploymentInvalid) as info:
         parse_form(task_xml(fields, ns="http://activiti.org/bpmn"))
     assert len(info.value.problems) == 3
@@ -130,8 +142,10 @@ def test_to_dict_is_json_and_roundtrips(form: Form) -> None:
     assert form_from_dict(stored) == form
     follow_up = stored["fields"][5]
     assert (follow_up["min"], follow_up["max"]) == ("2026-01-01", "2026-12-31")
-    assert stored["fields"][2]["options"] == [{"id": "center", "name": "Trung tâm"},
-                                              {"id": "school", "name": "Trường học"}]
+    assert stored["fields"][2]["options"] == [
+        {"id": "center", "name": "Trung tâm"},
+        {"id": "school", "name": "Trường học"},
+    ]
     assert stored["fields"][3]["properties"]["rows"] == "4"
     assert hash(form) == hash(form_from_dict(stored))
 
@@ -143,51 +157,69 @@ def test_empty_form_roundtrips() -> None:
 # ---------------------------------------------------------------- per-type values
 
 
-@pytest.mark.parametrize("field, raw, expected", [
-    ("staff_count", "42", 42), ("staff_count", 42, 42), ("staff_count", " 7 ", 7),
-    ("staff_count", "0", 0), ("staff_count", 10000, 10000), ("staff_count", 3.0, 3),
-    ("reached", True, True), ("reached", False, False), ("reached", "true", True),
-    ("reached", "FALSE", False), ("reached", "on", True), ("reached", "1", True),
-    ("reached", "0", False), ("reached", "Yes", True), ("reached", "no", False),
-    ("follow_up", "2026-12-01", "2026-12-01"),
-    ("follow_up", "2026-12-01T09:30", "2026-12-01T09:30:00"),
-    ("follow_up", "2026-12-01T09:30:00+07:00", "2026-12-01T09:30:00+07:00"),
-    ("follow_up", "2026-12-01T09:30:00Z", "2026-12-01T09:30:00+00:00"),
-    ("follow_up", date(2026, 12, 1), "2026-12-01"),
-    ("follow_up", datetime(2026, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=7))),
-     "2026-12-31T23:00:00+07:00"),
-    ("model", "center", "center"), ("model", "school", "school"),
-    ("note", "ok", "ok"), ("note", "x" * 500, "x" * 500), ("note", "Xin chào", "Xin chào"),
-])
+@pytest.mark.parametrize(
+    "field, raw, expected",
+    [
+        ("staff_count", "42", 42),
+        ("staff_count", 42, 42),
+        ("staff_count", " 7 ", 7),
+        ("staff_count", "0", 0),
+        ("staff_count", 10000, 10000),
+        ("staff_count", 3.0, 3),
+        ("reached", True, True),
+        ("reached", False, False),
+        ("reached", "true", True),
+        ("reached", "FALSE", False),
+        ("reached", "on", True),
+        ("reached", "1", True),
+        ("reached", "0", False),
+        ("reached", "Yes", True),
+        ("reached", "no", False),
+        ("follow_up", "2026-12-01", "2026-12-01"),
+        ("follow_up", "2026-12-01T09:30", "2026-12-01T09:30:00"),
+        ("follow_up", "2026-12-01T09:30:00+07:00", "2026-12-01T09:30:00+07:00"),
+        ("follow_up", "2026-12-01T09:30:00Z", "2026-12-01T09:30:00+00:00"),
+        ("follow_up", date(2026, 12, 1), "2026-12-01"),
+        ("follow_up", datetime(2026, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=7))), "2026-12-31T23:00:00+07:00"),
+        ("model", "center", "center"),
+        ("model", "school", "school"),
+        ("note", "ok", "ok"),
+        ("note", "x" * 500, "x" * 500),
+        ("note", "Xin chào", "Xin chào"),
+    ],
+)
 def test_valid_values(form: Form, field: str, raw: Any, expected: Any) -> None:
     result = submit(form, **{field: raw})
     assert result[field] == expected
     assert type(result[field]) is type(expected)
 
 
-@pytest.mark.parametrize("field, raw, message", [
-    ("staff_count", "4.2", "Số nhân viên must be a whole number"),
-    ("staff_count", "abc", "Số nhân viên must be a whole number"),
-    ("staff_count", True, "Số nhân viên must be a whole number"),
-    ("staff_count", 4.2, "Số nhân viên must be a whole number"),
-    ("staff_count", "1e3", "Số nhân viên must be a whole number"),
-    ("staff_count", -1, "Số nhân viên must be at least 0"),
-    ("staff_count", "10001", "Số nhân viên must be at most 10000"),
-    ("staff_count", 2**63, "Số nhân viên is out of range"),
-    ("staff_count", "9" * 5000, "Số nhân viên must be a whole number"),
-    ("reached", "maybe", "Liên hệ được? must be true or false"),
-    ("reached", 2, "Liên hệ được? must be true or false"),
-    ("follow_up", "01/12/2026", "Gọi lại must be a date (YYYY-MM-DD) or an ISO 8601 date-time"),
-    ("follow_up", "2026-13-01", "Gọi lại must be a date (YYYY-MM-DD) or an ISO 8601 date-time"),
-    ("follow_up", 20261201, "Gọi lại must be a date (YYYY-MM-DD) or an ISO 8601 date-time"),
-    ("follow_up", "2025-12-31T23:59", "Gọi lại must not be before 2026-01-01"),
-    ("follow_up", date(2027, 1, 1), "Gọi lại must not be after 2026-12-31"),
-    ("model", "hospital", "Mô hình must be one of: center, school"),
-    ("model", True, "Mô hình must be one of: center, school"),
-    ("note", "x", "Ghi chú must be at least 2 characters"),
-    ("note", "x" * 501, "Ghi chú must be at most 500 characters"),
-    ("note", 12, "Ghi chú must be text"),
-])
+@pytest.mark.parametrize(
+    "field, raw, message",
+    [
+        ("staff_count", "4.2", "Số nhân viên must be a whole number"),
+        ("staff_count", "abc", "Số nhân viên must be a whole number"),
+        ("staff_count", True, "Số nhân viên must be a whole number"),
+        ("staff_count", 4.2, "Số nhân viên must be a whole number"),
+        ("staff_count", "1e3", "Số nhân viên must be a whole number"),
+        ("staff_count", -1, "Số nhân viên must be at least 0"),
+        ("staff_count", "10001", "Số nhân viên must be at most 10000"),
+        ("staff_count", 2**63, "Số nhân viên is out of range"),
+        ("staff_count", "9" * 5000, "Số nhân viên must be a whole number"),
+        ("reached", "maybe", "Liên hệ được? must be true or false"),
+        ("reached", 2, "Liên hệ được? must be true or false"),
+        ("follow_up", "01/12/2026", "Gọi lại must be a date (YYYY-MM-DD) or an ISO 8601 date-time"),
+        ("follow_up", "2026-13-01", "Gọi lại must be a date (YYYY-MM-DD) or an ISO 8601 date-time"),
+        ("follow_up", 20261201, "Gọi lại must be a date (YYYY-MM-DD) or an ISO 8601 date-time"),
+        ("follow_up", "2025-12-31T23:59", "Gọi lại must not be before 2026-01-01"),
+        ("follow_up", date(2027, 1, 1), "Gọi lại must not be after 2026-12-31"),
+        ("model", "hospital", "Mô hình must be one of: center, school"),
+        ("model", True, "Mô hình must be one of: center, school"),
+        ("note", "x", "Ghi chú must be at least 2 characters"),
+        ("note", "x" * 501, "Ghi chú must be at most 500 characters"),
+        ("note", 12, "Ghi chú must be text"),
+    ],
+)
 def test_invalid_values(form: Form, field: str, raw: Any, message: str) -> None:
     with pytest.raises(FormInvalid) as info:
         submit(form, **{field: raw})
@@ -223,27 +255,33 @@ def test_html_absent_boolean_is_false(form: Form) -> None:
 # ---------------------------------------------------------------- read-only
 
 
-@pytest.mark.parametrize("values, current", [
-    ({}, {}),
-    ({"demo_at": "2026-12-01"}, {"demo_at": "2026-12-01"}),
-    ({"demo_at": date(2026, 12, 1)}, {"demo_at": "2026-12-01"}),
-    ({"demo_at": ""}, {}),
-    ({"source": "web"}, {}),
-    ({"source": "phone"}, {"source": "phone"}),
-])
+@pytest.mark.parametrize(
+    "values, current",
+    [
+        ({}, {}),
+        ({"demo_at": "2026-12-01"}, {"demo_at": "2026-12-01"}),
+        ({"demo_at": date(2026, 12, 1)}, {"demo_at": "2026-12-01"}),
+        ({"demo_at": ""}, {}),
+        ({"source": "web"}, {}),
+        ({"source": "phone"}, {"source": "phone"}),
+    ],
+)
 def test_readonly_unchanged_is_accepted_and_not_written(
-        form: Form, values: dict[str, Any], current: dict[str, Any]) -> None:
+    form: Form, values: dict[str, Any], current: dict[str, Any]
+) -> None:
     assert coerce(form, {"staff_count": 1, **values}, current=current) == {"staff_count": 1}
 
 
-@pytest.mark.parametrize("values, current, field", [
-    ({"demo_at": "2026-12-02"}, {"demo_at": "2026-12-01"}, "demo_at"),
-    ({"demo_at": "2026-12-02"}, {}, "demo_at"),
-    ({"source": "phone"}, {}, "source"),
-    ({"source": "web"}, {"source": "phone"}, "source"),
-])
-def test_readonly_changed_is_rejected(
-        form: Form, values: dict[str, Any], current: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize(
+    "values, current, field",
+    [
+        ({"demo_at": "2026-12-02"}, {"demo_at": "2026-12-01"}, "demo_at"),
+        ({"demo_at": "2026-12-02"}, {}, "demo_at"),
+        ({"source": "phone"}, {}, "source"),
+        ({"source": "web"}, {"source": "phone"}, "source"),
+    ],
+)
+def test_readonly_changed_is_rejected(form: Form, values: dict[str, Any], current: dict[str, Any], field: str) -> None:
     with pytest.raises(FormInvalid) as info:
         coerce(form, {"staff_count": 1, **values}, current=current)
     assert info.value.errors == {field: f"{form.field(field).label} is read-only"}
@@ -260,8 +298,11 @@ def test_unknown_field_is_rejected(form: Form) -> None:
 
 def test_all_errors_reported_at_once(form: Form) -> None:
     with pytest.raises(FormInvalid) as info:
-        coerce(form, {"staff_count": "abc", "note": "x", "model": "hospital",
-                      "source": "phone", "zzz": 1}, task="Task_call")
+        coerce(
+            form,
+            {"staff_count": "abc", "note": "x", "model": "hospital", "source": "phone", "zzz": 1},
+            task="Task_call",
+        )
     exc = info.value
     assert exc.errors == {
         "staff_count": "Số nhân viên must be a whole number",
@@ -270,16 +311,29 @@ def test_all_errors_reported_at_once(form: Form) -> None:
         "source": "Nguồn is read-only",
         "zzz": "unknown field 'zzz'",
     }
-    assert exc.codes == {"staff_count": "type", "model": "enum", "note": "minlength",  # type: ignore[attr-defined]
-                         "source": "readonly", "zzz": "unknown"}
+    assert exc.codes == {
+        "staff_count": "type",
+        "model": "enum",
+        "note": "minlength",  # type: ignore[attr-defined]
+        "source": "readonly",
+        "zzz": "unknown",
+    }
     assert "Task_call" in str(exc)
 
 
 def test_full_valid_submission(form: Form) -> None:
-    result = coerce(form, {"reached": "on", "staff_count": "12", "model": "school",
-                           "note": "Gọi lại sau", "follow_up": "2026-03-04"}, html=True)
-    assert result == {"reached": True, "staff_count": 12, "model": "school",
-                      "note": "Gọi lại sau", "follow_up": "2026-03-04"}
+    result = coerce(
+        form,
+        {"reached": "on", "staff_count": "12", "model": "school", "note": "Gọi lại sau", "follow_up": "2026-03-04"},
+        html=True,
+    )
+    assert result == {
+        "reached": True,
+        "staff_count": 12,
+        "model": "school",
+        "note": "Gọi lại sau",
+        "follow_up": "2026-03-04",
+    }
     assert json.loads(json.dumps(result)) == result
 
 
@@ -291,11 +345,14 @@ def test_formless_task_accepts_any_json_dict() -> None:
     assert coerce(Form(), data) == data
 
 
-@pytest.mark.parametrize("data, key", [
-    ({"when": date(2026, 1, 1)}, "when"),
-    ({"x": float("nan")}, "x"),
-    ({1: "a"}, "1"),
-])
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"when": date(2026, 1, 1)}, "when"),
+        ({"x": float("nan")}, "x"),
+        ({1: "a"}, "1"),
+    ],
+)
 def test_formless_task_rejects_non_json(data: dict[Any, Any], key: str) -> None:
     with pytest.raises(FormInvalid) as info:
         coerce(Form(), data)

@@ -1,4 +1,5 @@
 """The handler registry and the entry-point plugin group."""
+
 from __future__ import annotations
 
 import sys
@@ -31,10 +32,12 @@ def test_copy_leaves_the_original_alone() -> None:
 
 def _install_plugin(root: Path, group: str) -> None:
     """A real installed distribution on sys.path: a module plus its entry_points.txt."""
-    (root / "acme_plugin.py").write_text(textwrap.dedent('''
+    (root / "acme_plugin.py").write_text(
+        textwrap.dedent("""
         def register(registry):
             registry.add("acme.sync", lambda params, ctx: {"synced": params["n"] + 1})
-    '''))
+    """)
+    )
     info = root / "acme_plugin-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 1.0\n")

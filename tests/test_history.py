@@ -1,21 +1,36 @@
 """History: every event of an instance's life, queryable per instance and per customer."""
+
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from runtime_helpers import events, fixture, only_task
 
 from handlers import HandlerContext
 from runner import inbox
 from runner.runtime import Runner
-from runtime_helpers import events, fixture, only_task
 
 LIFE = [
-    "instance.started", "task.created", "stage.entered", "task.completed", "timer.scheduled", "timer.fired",
-    "stage.entered", "handler.called", "handler.failed", "incident.raised", "incident.resolved",
-    "handler.called", "handler.succeeded", "message.correlated", "task.created", "stage.entered",
-    "task.completed", "instance.completed",
+    "instance.started",
+    "task.created",
+    "stage.entered",
+    "task.completed",
+    "timer.scheduled",
+    "timer.fired",
+    "stage.entered",
+    "handler.called",
+    "handler.failed",
+    "incident.raised",
+    "incident.resolved",
+    "handler.called",
+    "handler.succeeded",
+    "message.correlated",
+    "task.created",
+    "stage.entered",
+    "task.completed",
+    "instance.completed",
 ]
 
 
@@ -37,8 +52,7 @@ def flaky(any_runner: Runner) -> list[dict[str, Any]]:
 def live_one_life(runner: Runner, business_key: str) -> str:
     """Run one lifecycle instance to its end: task, timer, failing handler, incident, message, task."""
     instance_id = runner.start_instance("lifecycle", business_key, actor="sales-bot")
-    runner.complete_task(only_task(runner, business_key, "intake")["id"], {"note": "ok", "seats": "30"},
-                         actor="lan")
+    runner.complete_task(only_task(runner, business_key, "intake")["id"], {"note": "ok", "seats": "30"}, actor="lan")
     runner.advance_clock(timedelta(hours=2))
     [incident] = inbox.incidents(runner, instance_id=instance_id)
     runner.retry_incident(incident["id"], actor="admin")
@@ -66,8 +80,10 @@ def test_every_event_of_an_instance_is_recorded_in_order(any_runner: Runner, fla
     assert by[("incident.resolved", "sync")]["actor"] == "admin"
     assert by[("handler.succeeded", "sync")]["details"]["result"] == {"crm_id": 7}
     correlated = by[("message.correlated", None)]
-    assert (correlated["actor"], correlated["details"]) == ("esign", {"message": "contract_signed",
-                                                                      "data": {"signed_by": "principal"}})
+    assert (correlated["actor"], correlated["details"]) == (
+        "esign",
+        {"message": "contract_signed", "data": {"signed_by": "principal"}},
+    )
     stages = [h["details"]["stage"] for h in history if h["event"] == "stage.entered"]
     assert stages == ["Tiếp nhận", "Xử lý", "Hoàn tất"]
     assert history[-1]["details"]["data"] == {"note": "ok", "seats": 30, "crm_id": 7, "signed_by": "principal"}
@@ -86,7 +102,13 @@ def test_history_per_customer_and_by_event(any_runner: Runner, flaky: list) -> N
     assert {h["instance_id"] for h in mine} == {life, order}
     assert {h["instance_id"] for h in inbox.history(any_runner, business_key="school-2")} == {other}
     assert events(any_runner, business_key="school-2") == [
-        "instance.started", "task.created", "stage.entered", "task.completed", "task.created", "stage.entered"]
+        "instance.started",
+        "task.created",
+        "stage.entered",
+        "task.completed",
+        "task.created",
+        "stage.entered",
+    ]
     started = inbox.history(any_runner, events=["instance.started"])
     assert [h["instance_id"] for h in started] == [life, order, other]
     deployed = inbox.history(any_runner, events=["process.deployed"])

@@ -2,6 +2,7 @@
 
 Time is the virtual clock; a hanging handler blocks on an event the test sets.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,11 +13,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from conftest import BPMN, make_runner
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 import handlers
-from conftest import BPMN, make_runner
 from runner import inbox, jobs
 from runner.errors import Conflict, NotFound
 from runner.models import Instance, Job
@@ -30,10 +31,20 @@ WAIT = 30.0  # seconds a test waits for a handler thread before failing
 # --- pure retry arithmetic ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("attempt", "base", "seconds"), [
-    (1, 10.0, 10), (2, 10.0, 20), (3, 10.0, 40), (4, 10.0, 80), (1, 2.5, 2.5), (3, 1.0, 4),
-    (12, 10.0, 20480), (13, 10.0, MAX_BACKOFF_SECONDS), (60, 10.0, MAX_BACKOFF_SECONDS),
-])
+@pytest.mark.parametrize(
+    ("attempt", "base", "seconds"),
+    [
+        (1, 10.0, 10),
+        (2, 10.0, 20),
+        (3, 10.0, 40),
+        (4, 10.0, 80),
+        (1, 2.5, 2.5),
+        (3, 1.0, 4),
+        (12, 10.0, 20480),
+        (13, 10.0, MAX_BACKOFF_SECONDS),
+        (60, 10.0, MAX_BACKOFF_SECONDS),
+    ],
+)
 def test_compute_backoff_doubles_from_the_base_up_to_the_cap(attempt: int, base: float, seconds: float) -> None:
     assert compute_backoff(attempt, base) == timedelta(seconds=seconds)
 
@@ -44,10 +55,19 @@ def test_compute_backoff_takes_a_cap_and_rejects_attempt_zero() -> None:
         compute_backoff(0)
 
 
-@pytest.mark.parametrize(("properties", "tries"), [
-    ({}, 3), ({"retries": "2"}, 2), ({"retries": " 5 "}, 5), ({"retries": "1"}, 1),
-    ({"retries": "0"}, 1), ({"retries": "-4"}, 1), ({"retries": ""}, 3), ({"retries": "many"}, 3),
-])
+@pytest.mark.parametrize(
+    ("properties", "tries"),
+    [
+        ({}, 3),
+        ({"retries": "2"}, 2),
+        ({"retries": " 5 "}, 5),
+        ({"retries": "1"}, 1),
+        ({"retries": "0"}, 1),
+        ({"retries": "-4"}, 1),
+        ({"retries": ""}, 3),
+        ({"retries": "many"}, 3),
+    ],
+)
 def test_max_tries_reads_the_retries_property(properties: dict[str, str], tries: int) -> None:
     assert max_tries(properties) == tries
 
@@ -78,8 +98,11 @@ def deploy(runner: Runner, registry: handlers.Registry, fn, *files: str, topic: 
 
 
 def events(runner: Runner, instance_id: str) -> list[str]:
-    return [h["event"] for h in inbox.history(runner, instance_id=instance_id)
-            if h["event"].startswith(("handler.", "incident."))]
+    return [
+        h["event"]
+        for h in inbox.history(runner, instance_id=instance_id)
+        if h["event"].startswith(("handler.", "incident."))
+    ]
 
 
 def open_tasks(runner: Runner, instance_id: str) -> list[str]:
@@ -90,7 +113,8 @@ def open_tasks(runner: Runner, instance_id: str) -> list[str]:
 
 
 def test_failing_handler_is_retried_with_backoff_then_raises_an_incident(
-        any_runner: Runner, registry: handlers.Registry) -> None:
+    any_runner: Runner, registry: handlers.Registry
+) -> None:
     runner, flaky = any_runner, Flaky("A")
     deploy(runner, registry, flaky, "service.bpmn")
     t0 = runner.now()
@@ -108,7 +132,12 @@ def test_failing_handler_is_retried_with_backoff_then_raises_an_incident(
 
     assert flaky.times("A") == [t0, t0 + timedelta(seconds=10), t0 + timedelta(seconds=30)]
     [incident] = inbox.incidents(runner)
-    assert (incident["instance_id"], incident["kind"], incident["element_id"], incident["tries"]) == (a, "job", "work", 3)
+    assert (incident["instance_id"], incident["kind"], incident["element_id"], incident["tries"]) == (
+        a,
+        "job",
+        "work",
+        3,
+    )
     assert incident["error"] == "handler 'test.work' raised RuntimeError: CRM is down"
     assert inbox.instance(runner, a)["status"] == "running"
     assert open_tasks(runner, a) == []
@@ -125,14 +154,20 @@ def test_failing_handler_is_retried_with_backoff_then_raises_an_incident(
     assert inbox.incidents(runner) == []
     assert inbox.incidents(runner, state="resolved")[0]["resolved_by"] == "admin"
     assert events(runner, a) == ["handler.called", "handler.failed"] * 3 + [
-        "incident.raised", "incident.resolved", "handler.called", "handler.succeeded"]
+        "incident.raised",
+        "incident.resolved",
+        "handler.called",
+        "handler.succeeded",
+    ]
     assert events(runner, b) == ["handler.called", "handler.succeeded"]
 
 
-@pytest.mark.parametrize(("fixture", "process_key", "tries"), [
-    ("service.bpmn", "jobs_service", 3), ("two_tries.bpmn", "jobs_two_tries", 2)])
-def test_the_retries_property_sets_the_total_tries(runner: Runner, registry: handlers.Registry,
-                                                   fixture: str, process_key: str, tries: int) -> None:
+@pytest.mark.parametrize(
+    ("fixture", "process_key", "tries"), [("service.bpmn", "jobs_service", 3), ("two_tries.bpmn", "jobs_two_tries", 2)]
+)
+def test_the_retries_property_sets_the_total_tries(
+    runner: Runner, registry: handlers.Registry, fixture: str, process_key: str, tries: int
+) -> None:
     flaky = Flaky("A")
     deploy(runner, registry, flaky, fixture)
     a = runner.start_instance(process_key, "A", {"customer": "A"})
@@ -159,7 +194,8 @@ def test_retry_incident_refuses_what_is_not_open(runner: Runner, registry: handl
 
 
 def test_a_failed_try_is_recorded_before_another_worker_can_claim_the_job(
-        any_runner: Runner, registry: handlers.Registry) -> None:
+    any_runner: Runner, registry: handlers.Registry
+) -> None:
     """The job stays claimed from the failure to its bookkeeping: no immediate second run."""
     flaky = Flaky("A")
     deploy(any_runner, registry, flaky, "service.bpmn")
@@ -195,7 +231,8 @@ def release() -> Iterator[threading.Event]:
 
 
 def test_a_handler_that_hangs_times_out_and_loses_nothing(
-        runner: Runner, registry: handlers.Registry, release: threading.Event) -> None:
+    runner: Runner, registry: handlers.Registry, release: threading.Event
+) -> None:
     finished = threading.Event()
     late: list[str] = []
 
@@ -204,8 +241,10 @@ def test_a_handler_that_hangs_times_out_and_loses_nothing(
             return {"slow_done": True}
         ctx.send("webhook", {"text": "sent before hanging"})
         release.wait()
-        for late_use in (lambda: ctx.send("webhook", {"text": "late"}),
-                         lambda: ctx.session.execute(sa.text("select 1"))):
+        for late_use in (
+            lambda: ctx.send("webhook", {"text": "late"}),
+            lambda: ctx.session.execute(sa.text("select 1")),
+        ):
             try:
                 late_use()
             except RuntimeError as exc:
@@ -227,8 +266,10 @@ def test_a_handler_that_hangs_times_out_and_loses_nothing(
 
     release.set()
     assert finished.wait(WAIT)
-    assert late == ["handler for test.slow used its context after its timeout",
-                    "handler for test.slow used its session after its timeout"]
+    assert late == [
+        "handler for test.slow used its context after its timeout",
+        "handler for test.slow used its session after its timeout",
+    ]
     assert _state(runner, instance_id) == (before, tasks_before, row_before)
 
     runner.advance_clock(timedelta(seconds=10))
@@ -250,14 +291,18 @@ def _state(runner: Runner, instance_id: str) -> tuple[dict[str, Any], list[dict]
     return view, inbox.tasks(runner), stored
 
 
-@pytest.mark.parametrize(("result", "error"), [
-    ({"when": datetime(2026, 1, 1)}, "returned data that is not JSON-safe: Object of type datetime"),
-    ({"ratio": math.nan}, "returned data that is not JSON-safe: Out of range float values"),
-    ({"handle": object()}, "returned data that is not JSON-safe: Object of type object"),
-    (["a", "list"], "work (Ghi CRM): handler returned list, expected an object"),
-])
-def test_a_handler_returning_unusable_data_fails_clearly(runner: Runner, registry: handlers.Registry,
-                                                         result: Any, error: str) -> None:
+@pytest.mark.parametrize(
+    ("result", "error"),
+    [
+        ({"when": datetime(2026, 1, 1)}, "returned data that is not JSON-safe: Object of type datetime"),
+        ({"ratio": math.nan}, "returned data that is not JSON-safe: Out of range float values"),
+        ({"handle": object()}, "returned data that is not JSON-safe: Object of type object"),
+        (["a", "list"], "work (Ghi CRM): handler returned list, expected an object"),
+    ],
+)
+def test_a_handler_returning_unusable_data_fails_clearly(
+    runner: Runner, registry: handlers.Registry, result: Any, error: str
+) -> None:
     deploy(runner, registry, lambda params, ctx: result, "two_tries.bpmn")
     instance_id = runner.start_instance("jobs_two_tries", "KH-1", {"customer": "KH-1"})
     runner.run_due()
@@ -277,13 +322,15 @@ def test_a_message_that_is_not_json_fails_the_try(runner: Runner, registry: hand
     runner.run_due()
 
     [job] = inbox.instance(runner, instance_id)["jobs"]
-    assert job["last_error"].startswith(f"handler 'test.work' sent a 'webhook' message ({instance_id}/{job['id']}/0) "
-                                        "that is not JSON-safe")
+    assert job["last_error"].startswith(
+        f"handler 'test.work' sent a 'webhook' message ({instance_id}/{job['id']}/0) that is not JSON-safe"
+    )
     assert inbox.outbox(runner) == []
 
 
 def test_messages_and_domain_writes_are_stored_only_when_the_step_commits(
-        any_runner: Runner, registry: handlers.Registry) -> None:
+    any_runner: Runner, registry: handlers.Registry
+) -> None:
     runner = any_runner
     with runner.db.engine.begin() as conn:
         conn.execute(sa.text("create table notes (customer varchar(20), attempt integer)"))
@@ -321,8 +368,7 @@ def _notes(runner: Runner) -> list[tuple[str, int]]:
 # --- an instance held by someone else -------------------------------------------------------
 
 
-def test_a_job_whose_instance_is_busy_stays_due_without_spinning(
-        pg_url: str, registry: handlers.Registry) -> None:
+def test_a_job_whose_instance_is_busy_stays_due_without_spinning(pg_url: str, registry: handlers.Registry) -> None:
     runner, flaky = make_runner(pg_url, registry), Flaky()
     try:
         deploy(runner, registry, flaky, "service.bpmn")
@@ -361,5 +407,6 @@ def test_a_timer_whose_step_fails_becomes_an_incident_and_changes_nothing(runner
     assert runner.run_due() == 1
     [again] = inbox.incidents(runner)
     assert again["id"] != incident["id"]
-    assert [h["event"] for h in inbox.history(runner, instance_id=instance_id)
-            if h["event"].startswith("incident.")] == ["incident.raised", "incident.resolved", "incident.raised"]
+    assert [
+        h["event"] for h in inbox.history(runner, instance_id=instance_id) if h["event"].startswith("incident.")
+    ] == ["incident.raised", "incident.resolved", "incident.raised"]

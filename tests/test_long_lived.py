@@ -10,6 +10,7 @@ about two minutes on this machine).
 The two drivers below are shared with ``test_bounding.py``: one scenario function
 drives either of them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -89,12 +90,19 @@ class StoreDriver:
             if not self.snap.jobs:
                 return
             job = self.snap.jobs[0]
-            ctx = handlers.HandlerContext(instance_id="store", business_key=None, idempotency_key=job.task_id,
-                                          element_id=job.element_id, topic=job.topic, attempt=1,
-                                          now=self.clock.now())
+            ctx = handlers.HandlerContext(
+                instance_id="store",
+                business_key=None,
+                idempotency_key=job.task_id,
+                element_id=job.element_id,
+                topic=job.topic,
+                attempt=1,
+                now=self.clock.now(),
+            )
             result = self.registry.get(job.topic)(dict(job.params), ctx)
-            self._unit(lambda wf: self.engine.finish_external(
-                wf, job.task_id, self.engine.map_result(wf, job.task_id, result)))
+            self._unit(
+                lambda wf: self.engine.finish_external(wf, job.task_id, self.engine.map_result(wf, job.task_id, result))
+            )
         raise AssertionError(f"more than {MAX_JOBS} jobs in a row")
 
     def open_tasks(self) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@
 Delivery here is the ``log`` transport (the demo default); the real Zalo and SMTP
 transports are tested against local servers in ``test_transports.py``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -11,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import BPMN, make_runner
+
 from handlers import messages
 from runner import crm, inbox
 from runner.domain import Customer, Staff
@@ -24,15 +25,29 @@ FIXTURES = BPMN / "messaging"
 STARTS = ["2026-11-25T09:00:00+07:00", "2026-11-27T14:00:00+07:00"]
 # The templates the contract names: (name, kinds).
 CONTRACT_TEMPLATES = [
-    ("mau_1", [messages.ZALO]), ("mau_2", [messages.ZALO]), ("mau_3", [messages.ZALO]),
-    ("demo_account", [messages.ZALO, messages.EMAIL]), ("demo_confirmation", [messages.ZALO]),
-    ("session_reminder", [messages.ZALO]), ("care_monthly", [messages.ZALO]), ("renewal_notice", [messages.ZALO]),
-    ("sample_contract", [messages.EMAIL]), ("promotion", [messages.ZALO]), ("welcome_active", [messages.ZALO]),
+    ("mau_1", [messages.ZALO]),
+    ("mau_2", [messages.ZALO]),
+    ("mau_3", [messages.ZALO]),
+    ("demo_account", [messages.ZALO, messages.EMAIL]),
+    ("demo_confirmation", [messages.ZALO]),
+    ("session_reminder", [messages.ZALO]),
+    ("care_monthly", [messages.ZALO]),
+    ("renewal_notice", [messages.ZALO]),
+    ("sample_contract", [messages.EMAIL]),
+    ("promotion", [messages.ZALO]),
+    ("welcome_active", [messages.ZALO]),
 ]
 # Every input parameter any template needs, as a diagram would pass them.
-PARAMS = {"proposed_slots": STARTS, "teacher_name": "Trần Văn Minh", "session_starts": STARTS,
-          "demo_at": "2026-11-20T15:30:00+07:00", "session_no": 2, "session_at": STARTS[1],
-          "contract_link": "https://easyedu.vn/hop-dong-mau.pdf", "promotion": "Giảm 20% gói Pro 12 tháng"}
+PARAMS = {
+    "proposed_slots": STARTS,
+    "teacher_name": "Trần Văn Minh",
+    "session_starts": STARTS,
+    "demo_at": "2026-11-20T15:30:00+07:00",
+    "session_no": 2,
+    "session_at": STARTS[1],
+    "contract_link": "https://easyedu.vn/hop-dong-mau.pdf",
+    "promotion": "Giảm 20% gói Pro 12 tháng",
+}
 
 
 def add_people(runner: Runner, customer_id: str = "KH0001", **fields: Any) -> None:
@@ -41,11 +56,25 @@ def add_people(runner: Runner, customer_id: str = "KH0001", **fields: Any) -> No
         if s.get(Staff, "lan") is None:
             crm.add_staff(s, "lan", "Nguyễn Thị Lan", ["sales"], phone="0901234567", email="lan@easyedu.vn")
             crm.add_staff(s, "minh", "Trần Văn Minh", ["teacher"], phone="0912345678")
-        values = {"owner": "lan", "teacher": "minh", "email": "hoamai@example.vn", "zalo_group_id": "g-hoamai",
-                  "zalo_user_id": "u-hoamai", "trial_link": "https://hoamai.easyedu.vn", "package": "Pro",
-                  "contract_start": "2026-11-25", "contract_end": "2027-11-24", **fields}
-        crm.add_customer(s, customer_id, "Trung tâm Anh ngữ Hoa Mai", now=runner.now(),
-                         **{k: v for k, v in values.items() if v is not None})
+        values = {
+            "owner": "lan",
+            "teacher": "minh",
+            "email": "hoamai@example.vn",
+            "zalo_group_id": "g-hoamai",
+            "zalo_user_id": "u-hoamai",
+            "trial_link": "https://hoamai.easyedu.vn",
+            "package": "Pro",
+            "contract_start": "2026-11-25",
+            "contract_end": "2027-11-24",
+            **fields,
+        }
+        crm.add_customer(
+            s,
+            customer_id,
+            "Trung tâm Anh ngữ Hoa Mai",
+            now=runner.now(),
+            **{k: v for k, v in values.items() if v is not None},
+        )
 
 
 @pytest.fixture
@@ -96,11 +125,14 @@ def test_templates_name_what_the_procedures_ask_for(runner: Runner) -> None:
     assert "gói Pro" in renewal and "24/11/2027" in renewal
 
 
-@pytest.mark.parametrize(("value", "shown"), [
-    ("2026-11-29T19:30:00+07:00", "19:30 Chủ Nhật, 29/11/2026"),
-    ("2026-11-23T08:05:00+07:00", "08:05 Thứ Hai, 23/11/2026"),
-    ("2026-11-24", "24/11/2026"),
-])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("2026-11-29T19:30:00+07:00", "19:30 Chủ Nhật, 29/11/2026"),
+        ("2026-11-23T08:05:00+07:00", "08:05 Thứ Hai, 23/11/2026"),
+        ("2026-11-24", "24/11/2026"),
+    ],
+)
 def test_dates_read_the_vietnamese_way(value: str, shown: str) -> None:
     assert messages.datetime_vn(value) == shown
 
@@ -131,25 +163,36 @@ def test_deploy_refuses_bad_templates_and_names_each_element(runner: Runner) -> 
         runner.deploy([FIXTURES / "bad_templates.bpmn"])
     found = {(p.element_id, p.reason) for p in caught.value.problems}
     assert found == {
-        ("no_such_template", "template 'mau_22' does not exist (processes/templates/mau_22.txt); "
-                             "did you mean 'mau_2'?"),
-        ("missing_variable", "template mau_1.txt uses 'proposed_slots', which is neither customer, owner, "
-                             "teacher nor an input parameter of this task"),
+        (
+            "no_such_template",
+            "template 'mau_22' does not exist (processes/templates/mau_22.txt); did you mean 'mau_2'?",
+        ),
+        (
+            "missing_variable",
+            "template mau_1.txt uses 'proposed_slots', which is neither customer, owner, "
+            "teacher nor an input parameter of this task",
+        ),
         ("computed_template", "input parameter 'to' is 'everyone'; use 'group' or 'user'"),
-        ("computed_template", "input parameter 'template' is '${which}'; it must be a template name (not an "
-                              "expression), so that the template can be checked at deployment"),
+        (
+            "computed_template",
+            "input parameter 'template' is '${which}'; it must be a template name (not an "
+            "expression), so that the template can be checked at deployment",
+        ),
         ("zalo_only_template", "input parameter 'to': 'khong-phai-email' is not an e-mail address"),
         ("zalo_only_template", "template 'mau_2' does not exist (processes/templates/mau_2.email.txt)"),
-        ("no_template", "input parameter 'template' is missing or not a plain name; name a template of "
-                        "processes/templates"),
+        (
+            "no_template",
+            "input parameter 'template' is missing or not a plain name; name a template of processes/templates",
+        ),
     }
     with runner.db.read() as s, pytest.raises(NotFound):
         runner.latest_version(s, "msg_bad")  # nothing of the deployment was stored
 
 
 def test_field_that_the_customer_does_not_have_is_a_deploy_problem(tmp_path: Path) -> None:
-    (tmp_path / "typo.txt").write_text("{{ customer.nmae }} {{ owner.fullname }} {{ teacher['phone'] }}\n",
-                                       encoding="utf-8")
+    (tmp_path / "typo.txt").write_text(
+        "{{ customer.nmae }} {{ owner.fullname }} {{ teacher['phone'] }}\n", encoding="utf-8"
+    )
     (tmp_path / "broken.txt").write_text("Chào {{ customer.name \n", encoding="utf-8")
     (tmp_path / "nosubject.email.txt").write_text("Chào {{ customer.name }}\n", encoding="utf-8")
 
@@ -160,9 +203,11 @@ def test_field_that_the_customer_does_not_have_is_a_deploy_problem(tmp_path: Pat
     [syntax] = messages.check("broken", messages.ZALO, {}, tmp_path)
     assert syntax.startswith("template broken.txt line 1: ")
     assert messages.check("nosubject", messages.EMAIL, {}, tmp_path) == [
-        "e-mail template nosubject.email.txt must start with a 'Subject: ...' line"]
+        "e-mail template nosubject.email.txt must start with a 'Subject: ...' line"
+    ]
     assert messages.check("typo", messages.ZALO, {"customer": "x"}, tmp_path)[0] == (
-        "input parameter 'customer' would hide the customer's own data in the template; rename it")
+        "input parameter 'customer' would hide the customer's own data in the template; rename it"
+    )
 
 
 # --- handlers through the runner ----------------------------------------------------------------

@@ -4,6 +4,7 @@ The receiver applies each ``Idempotency-Key`` once and counts both raw requests 
 applied effects. Crash tests run a worker as a separate OS process
 (``tests/workerproc.py``) and kill it with SIGKILL at the worst moment.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import loopback
+import pytest
 import workerproc
 from conftest import BPMN, make_runner
+
 from runner import inbox, outbox
 from runner.errors import Conflict, Invalid, NotFound
 from runner.runtime import Runner
@@ -112,15 +113,25 @@ class Workers:
     """Worker processes started by a test; any still running are killed at teardown."""
 
     def __init__(self, url: str, webhook: str, raw_dir: Path):
-        self.env = {**os.environ, "RUNNER_DATABASE_URL": url, "RUNNER_CLOCK": "virtual",
-                    "RUNNER_WEBHOOK_URL": webhook, "WORKER_RAW_DIR": str(raw_dir)}
+        self.env = {
+            **os.environ,
+            "RUNNER_DATABASE_URL": url,
+            "RUNNER_CLOCK": "virtual",
+            "RUNNER_WEBHOOK_URL": webhook,
+            "WORKER_RAW_DIR": str(raw_dir),
+        }
         self.procs: list[subprocess.Popen] = []
         self.raw_dir = raw_dir
 
     def start(self, mode: str, **env: str) -> subprocess.Popen:
         """Start ``workerproc.py mode`` with the venv's python."""
-        proc = subprocess.Popen([sys.executable, str(WORKER), mode], env={**self.env, **env},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), mode],
+            env={**self.env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.procs.append(proc)
         return proc
 
@@ -138,8 +149,11 @@ class Workers:
 
     def raw_calls(self) -> list[str]:
         """Every handler call any worker process made, committed or not."""
-        return [line for path in sorted(self.raw_dir.glob("raw-*.log"))
-                for line in path.read_text(encoding="utf-8").splitlines()]
+        return [
+            line
+            for path in sorted(self.raw_dir.glob("raw-*.log"))
+            for line in path.read_text(encoding="utf-8").splitlines()
+        ]
 
     def close(self) -> None:
         """Kill (by pid, through Popen) whatever this test started and is still running."""
@@ -297,7 +311,8 @@ def _kill_during_delivery(hub: Runner, receiver: Receiver, workers: Workers, cha
 
 
 def test_a_live_senders_message_is_left_to_it_until_its_lease_runs_out(
-        hub: Runner, receiver: Receiver, workers: Workers) -> None:
+    hub: Runner, receiver: Receiver, workers: Workers
+) -> None:
     message = notify(hub, "webhook", "KH-1")
     receiver.hold_next = True
     proc = workers.start("deliver")
@@ -311,7 +326,8 @@ def test_a_live_senders_message_is_left_to_it_until_its_lease_runs_out(
 
 
 def test_worker_killed_mid_delivery_is_resent_under_the_same_key_without_waiting_for_the_lease(
-        hub: Runner, receiver: Receiver, workers: Workers) -> None:
+    hub: Runner, receiver: Receiver, workers: Workers
+) -> None:
     message = _kill_during_delivery(hub, receiver, workers, "webhook")
 
     # NOTE: the clock stays put: the dead sender's lock is gone, its lease is not.
@@ -326,7 +342,8 @@ def test_worker_killed_mid_delivery_is_resent_under_the_same_key_without_waiting
 
 @pytest.mark.parametrize("action", ["resend", "dismiss"])
 def test_non_idempotent_message_of_a_killed_worker_waits_for_an_admin(
-        hub: Runner, receiver: Receiver, workers: Workers, action: str) -> None:
+    hub: Runner, receiver: Receiver, workers: Workers, action: str
+) -> None:
     message = _kill_during_delivery(hub, receiver, workers, workerproc.PLAIN_CHANNEL)
 
     hub.deliver_outbox()  # at once, not after the lease
@@ -348,8 +365,7 @@ def test_non_idempotent_message_of_a_killed_worker_waits_for_an_admin(
         assert len(receiver.requests) == 1
 
 
-def test_worker_killed_inside_a_handler_leaves_no_message(
-        hub: Runner, receiver: Receiver, workers: Workers) -> None:
+def test_worker_killed_inside_a_handler_leaves_no_message(hub: Runner, receiver: Receiver, workers: Workers) -> None:
     instance_id = hub.start_instance("jobs_send_and_wait", "KH-1")
     proc = workers.start("run", WORKER_BLOCK_IN_HANDLER="1")
     wait_for_line(proc, workerproc.BLOCKED)
@@ -365,8 +381,10 @@ def test_worker_killed_inside_a_handler_leaves_no_message(
     [message] = inbox.outbox(hub)
     assert message["state"] == "pending"
     assert inbox.instance(hub, instance_id)["status"] == "completed"
-    assert [h["event"] for h in inbox.history(hub, instance_id=instance_id)
-            if h["event"].startswith("handler.")] == ["handler.called", "handler.succeeded"]
+    assert [h["event"] for h in inbox.history(hub, instance_id=instance_id) if h["event"].startswith("handler.")] == [
+        "handler.called",
+        "handler.succeeded",
+    ]
 
     assert hub.deliver_outbox() == 1
     hub.advance_clock(timedelta(days=1))

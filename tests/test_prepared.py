@@ -5,27 +5,31 @@ Python-side column defaults) and report driver errors the way SQLAlchemy does, o
 databases. The task converter must keep SpiffWorkflow's format and survive data the
 registry has to convert.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from harness import Harness
+from runtime_helpers import fixture, only_task, row_counts
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from harness import Harness
 from runner.errors import Conflict
 from runner.models import Timer, UserTask
 from runner.runtime import Runner
 from runner.storage import Prepared, WorkflowStore, insert_row
-from runtime_helpers import fixture, only_task, row_counts
 
 SAIGON = ZoneInfo("Asia/Ho_Chi_Minh")
-ONE_TIMER = Prepared(select(Timer.__table__.c.due_at, Timer.__table__.c.state, Timer.__table__.c.value)
-                     .where(Timer.__table__.c.task_id == bindparam("b_task")))
+ONE_TIMER = Prepared(
+    select(Timer.__table__.c.due_at, Timer.__table__.c.state, Timer.__table__.c.value).where(
+        Timer.__table__.c.task_id == bindparam("b_task")
+    )
+)
 
 
 def test_prepared_rows_read_back_as_the_orm_wrote_them(any_runner: Runner) -> None:
@@ -34,11 +38,10 @@ def test_prepared_rows_read_back_as_the_orm_wrote_them(any_runner: Runner) -> No
     due = datetime(2026, 3, 2, 9, 30, tzinfo=SAIGON)
     with any_runner.db.unit() as s:
         # state and value are left out: their Python-side defaults fill them.
-        insert_row(s, Timer, instance_id=instance_id, task_id="t-1", element_id="Timer_1", timer_name="t",
-                   due_at=due)
+        insert_row(s, Timer, instance_id=instance_id, task_id="t-1", element_id="Timer_1", timer_name="t", due_at=due)
         found = ONE_TIMER.first(s, {"b_task": "t-1"})
         missing = ONE_TIMER.first(s, {"b_task": "t-2"})
-    assert found == {"due_at": due.astimezone(timezone.utc), "state": "waiting", "value": ""}
+    assert found == {"due_at": due.astimezone(UTC), "state": "waiting", "value": ""}
     assert found["due_at"].tzinfo is not None
     assert missing is None
     with any_runner.db.read() as s:
@@ -65,12 +68,25 @@ def test_a_driver_error_is_reported_and_the_unit_stores_nothing(any_runner: Runn
     # PostgreSQL's unique violation is a concurrent writer's mark (Conflict); SQLite's is the
     # driver's IntegrityError, wrapped by SQLAlchemy.
     expected = Conflict if any_runner.db.is_postgres else IntegrityError
-    with pytest.raises(expected) as raised:
-        with any_runner.db.unit() as s:
-            insert_row(s, Timer, instance_id=instance_id, task_id="t-1", element_id="Timer_1", timer_name="t",
-                       due_at=datetime.now(timezone.utc))
-            insert_row(s, UserTask, id=task["id"], instance_id=instance_id, process_key="order",
-                       element_id="Activity_review", created_at=datetime.now(timezone.utc))
+    with pytest.raises(expected) as raised, any_runner.db.unit() as s:
+        insert_row(
+            s,
+            Timer,
+            instance_id=instance_id,
+            task_id="t-1",
+            element_id="Timer_1",
+            timer_name="t",
+            due_at=datetime.now(UTC),
+        )
+        insert_row(
+            s,
+            UserTask,
+            id=task["id"],
+            instance_id=instance_id,
+            process_key="order",
+            element_id="Activity_review",
+            created_at=datetime.now(UTC),
+        )
     assert "user_tasks" in str(raised.value) or "UNIQUE" in str(raised.value).upper()
     assert row_counts(any_runner) == before
 
@@ -92,8 +108,19 @@ def test_saved_tree_keeps_spiffworkflows_format() -> None:
     assert root["parent"] is None and root["data"]["customer"] == "ACME"
     for task_id, task in saved["tasks"].items():
         assert task["id"] == task_id and task["typename"] == "Task"
-        assert set(task) == {"id", "parent", "children", "last_state_change", "state", "task_spec",
-                             "triggered", "internal_data", "data", "delta", "typename"}
+        assert set(task) == {
+            "id",
+            "parent",
+            "children",
+            "last_state_change",
+            "state",
+            "task_spec",
+            "triggered",
+            "internal_data",
+            "data",
+            "delta",
+            "typename",
+        }
     # The restored ids print as the saved text, and compare equal to plain UUIDs.
     restored = WorkflowStore().load_state(json.dumps(saved), h.spec, h.subprocess_specs, h.engine.script_engine)
     assert sorted(str(i) for i in restored.tasks) == sorted(saved["tasks"])

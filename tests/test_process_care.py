@@ -4,19 +4,13 @@ The customer is trained and handed over with the helpers of ``test_process_onboa
 then the virtual clock runs through months and years of care. Every scenario asserts the
 stages entered, the tasks each role got, the outbox and the history.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-
-from runner import calendar, crm, inbox
-from runner.domain import Contract, Order
-from runner.errors import FormInvalid
-from runner.models import Instance
-from runner.runtime import Runner
-from runner.timeparse import add_months
 from test_process_onboarding import (  # noqa: F401 - r is the runner fixture
     CSKH,
     KH,
@@ -29,6 +23,13 @@ from test_process_onboarding import (  # noqa: F401 - r is the runner fixture
     result_of,
     train_and_hand_over,
 )
+
+from runner import calendar, crm, inbox
+from runner.domain import Contract, Order
+from runner.errors import FormInvalid
+from runner.models import Instance
+from runner.runtime import Runner
+from runner.timeparse import add_months
 from tests.scenario import (
     TZ,
     advance,
@@ -67,8 +68,13 @@ def care_month(r: Runner, usage: str = "good", feedback: str = "good") -> dateti
     """Wait for the next monthly care date and make the call; returns the date it was due."""
     due = timers_scheduled(r, KH, "Timer_care_due")[-1]
     advance(r, to=due)
-    complete(r, KH, "Task_care_call", {"reached": True, "usage": usage, "feedback": feedback,
-                                       "care_note": "Trung tâm dùng điểm danh, học phí"}, by=CSKH)
+    complete(
+        r,
+        KH,
+        "Task_care_call",
+        {"reached": True, "usage": usage, "feedback": feedback, "care_note": "Trung tâm dùng điểm danh, học phí"},
+        by=CSKH,
+    )
     return due
 
 
@@ -127,12 +133,18 @@ def test_each_monthly_call_is_booked_in_the_care_calendar(r: Runner) -> None:
 
 def test_a_late_monthly_call_does_not_shift_the_care_dates(r: Runner) -> None:
     anchor = handed_over(r)
-    advance(r, to=add_months(anchor, 1) + timedelta(days=5))      # CSKH calls five days late
-    complete(r, KH, "Task_care_call", {"reached": False, "usage": "good", "feedback": "good",
-                                       "care_note": "Nhắn Zalo, khách trả lời sau"}, by=CSKH)
+    advance(r, to=add_months(anchor, 1) + timedelta(days=5))  # CSKH calls five days late
+    complete(
+        r,
+        KH,
+        "Task_care_call",
+        {"reached": False, "usage": "good", "feedback": "good", "care_note": "Nhắn Zalo, khách trả lời sau"},
+        by=CSKH,
+    )
     assert timers_scheduled(r, KH, "Timer_care_due")[-1] == add_months(anchor, 2)
-    assert notes(r)[-1] == ("Chăm sóc định kỳ tháng 1: chưa liên hệ được, sử dụng đều đặn, hài lòng. "
-                            "Nhắn Zalo, khách trả lời sau")
+    assert notes(r)[-1] == (
+        "Chăm sóc định kỳ tháng 1: chưa liên hệ được, sử dụng đều đặn, hài lòng. Nhắn Zalo, khách trả lời sau"
+    )
 
 
 # --- renewal -----------------------------------------------------------------------------------------
@@ -178,12 +190,21 @@ def test_renewed_customer_gets_a_new_contract_and_care_goes_on(r: Runner) -> Non
     until_renewal(r)
     old_end = contract_end(r)
 
-    complete(r, KH, "Task_renewal_call", {"renewal_decision": "renew", "renewal_package": "Doanh nghiệp",
-                                          "renewal_months": 12, "renewal_amount": 15_000_000,
-                                          "renewal_note": "Khách lấy thêm 1 cơ sở"}, by=CSKH)
+    complete(
+        r,
+        KH,
+        "Task_renewal_call",
+        {
+            "renewal_decision": "renew",
+            "renewal_package": "Doanh nghiệp",
+            "renewal_months": 12,
+            "renewal_amount": 15_000_000,
+            "renewal_note": "Khách lấy thêm 1 cơ sở",
+        },
+        by=CSKH,
+    )
     assert task(r, KH, "Task_confirm_payment")["candidate_groups"] == ["accountant"]
-    complete(r, KH, "Task_confirm_payment", {"payment_ref": "FT2709001"},
-             by=ACCOUNTANT)
+    complete(r, KH, "Task_confirm_payment", {"payment_ref": "FT2709001"}, by=ACCOUNTANT)
 
     new_end = add_months(old_end + timedelta(days=1), 12)
     view = customer(r, KH)
@@ -196,24 +217,38 @@ def test_renewed_customer_gets_a_new_contract_and_care_goes_on(r: Runner) -> Non
     assert (order.amount, order.status, order.confirmed_by) == (15_000_000, "paid", ACCOUNTANT)
     assert stages(r, KH) == [*BEFORE_CARE, "CHĂM SÓC TÁI KÝ", "CHĂM SÓC ĐỊNH KỲ"]
     assert instance_of(r, KH, "onboarding")["data"]["contract_end"] == new_end.isoformat()
-    assert notes(r)[-1] == (f"Tái ký 12 tháng, gói Doanh nghiệp, hợp đồng mới đến {new_end.isoformat()}. "
-                            "Khách lấy thêm 1 cơ sở")
+    assert notes(r)[-1] == (
+        f"Tái ký 12 tháng, gói Doanh nghiệp, hợp đồng mới đến {new_end.isoformat()}. Khách lấy thêm 1 cơ sở"
+    )
     # monthly care resumes, and the next renewal is 3 months before the new end date
     care_month(r)
     assert timers_scheduled(r, KH, "Boundary_renewal_due")[-1] == midnight(add_months(new_end, -3))
     assert customer_stage(r) == "CHĂM SÓC ĐỊNH KỲ"
-    assert [e for e, _, _ in created_tasks(r, KH)][-3:] == ["Task_renewal_call", "Task_confirm_payment",
-                                                            "Task_care_call"]
+    assert [e for e, _, _ in created_tasks(r, KH)][-3:] == [
+        "Task_renewal_call",
+        "Task_confirm_payment",
+        "Task_care_call",
+    ]
 
 
 def test_not_renewed_customer_stops_with_a_reason_and_is_locked_at_the_end_date(r: Runner) -> None:
     until_renewal(r)
     end = contract_end(r)
 
-    complete(r, KH, "Task_renewal_call", {"renewal_decision": "decline", "renewal_amount": 15_000_000,
-                                          "renewal_note": "Chuyển đơn vị khác"}, by=CSKH)
-    complete(r, KH, "Task_no_renew_reason", {"stop_reason": "Không tái ký hợp đồng",
-                                             "stop_note": "Ngân sách năm sau"}, by=CSKH)
+    complete(
+        r,
+        KH,
+        "Task_renewal_call",
+        {"renewal_decision": "decline", "renewal_amount": 15_000_000, "renewal_note": "Chuyển đơn vị khác"},
+        by=CSKH,
+    )
+    complete(
+        r,
+        KH,
+        "Task_no_renew_reason",
+        {"stop_reason": "Không tái ký hợp đồng", "stop_note": "Ngân sách năm sau"},
+        by=CSKH,
+    )
 
     assert stages(r, KH) == [*BEFORE_CARE, "CHĂM SÓC TÁI KÝ", "DỪNG CHĂM SÓC"]
     assert customer(r, KH)["status"] == "Dừng chăm sóc"
@@ -235,13 +270,12 @@ def test_a_hesitating_customer_is_called_weekly_until_the_contract_runs_out(r: R
     until_renewal(r)
     end = contract_end(r)
     # the price quoted is asked at every call: a renewal agreed later needs it for its order
-    complete(r, KH, "Task_renewal_call", {"renewal_decision": "considering", "renewal_amount": 15_000_000},
-             by=CSKH)
+    complete(r, KH, "Task_renewal_call", {"renewal_decision": "considering", "renewal_amount": 15_000_000}, by=CSKH)
     assert open_tasks(r, KH) == []
     advance(r, days=7)
     assert task(r, KH, "Task_renewal_call")  # called again a week later
 
-    advance(r, to=midnight(end))             # nobody decided before the end date
+    advance(r, to=midnight(end))  # nobody decided before the end date
 
     assert [h["element_id"] for h in history(r, KH, "timer.fired")][-1] == "Boundary_contract_end"
     assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_no_renew_reason"]
@@ -277,8 +311,13 @@ def test_a_problem_customer_is_stopped_with_a_reason_and_locked(r: Runner) -> No
     assert customer(r, KH)["status"] == "Có vấn đề"
     problem = task(r, KH, "Task_problem")
     assert problem["candidate_groups"] == ["customer_care"]
-    complete(r, KH, "Task_problem", {"problem_kind": "low_usage", "problem_action": "Gọi 3 lần, không dùng",
-                                     "problem_outcome": "stop"}, by=CSKH)
+    complete(
+        r,
+        KH,
+        "Task_problem",
+        {"problem_kind": "low_usage", "problem_action": "Gọi 3 lần, không dùng", "problem_outcome": "stop"},
+        by=CSKH,
+    )
     stop = task(r, KH, "Task_stop_reason")
     assert stop["candidate_groups"] == ["team_leader"]
     options = [o["id"] for o in stop["form"]["fields"][0]["options"]]
@@ -287,16 +326,26 @@ def test_a_problem_customer_is_stopped_with_a_reason_and_locked(r: Runner) -> No
     with pytest.raises(FormInvalid, match="Lý do dừng chăm sóc"):
         r.complete_task(stop["id"], {"stop_reason": "Hết tiền", "lock_now": True}, actor=LEAD)
 
-    complete(r, KH, "Task_stop_reason", {"stop_reason": "Không còn nhu cầu", "stop_note": "Đóng cơ sở 2",
-                                         "lock_now": True}, by=LEAD)
+    complete(
+        r,
+        KH,
+        "Task_stop_reason",
+        {"stop_reason": "Không còn nhu cầu", "stop_note": "Đóng cơ sở 2", "lock_now": True},
+        by=LEAD,
+    )
 
     assert stages(r, KH) == [*BEFORE_CARE, "CÓ VẤN ĐỀ", "DỪNG CHĂM SÓC", "KHÓA"]
     assert customer(r, KH)["status"] == "Khóa"
     assert instance_of(r, KH, "onboarding")["status"] == "completed"
-    assert notes(r)[-2:] == ["Có vấn đề (ít sử dụng): Gọi 3 lần, không dùng",
-                             "Dừng chăm sóc. Lý do: Không còn nhu cầu. Đóng cơ sở 2"]
-    statuses = [h["details"]["result"]["status"] for h in history(r, KH, "handler.succeeded")
-                if h["details"]["topic"] == "crm.set_status"]
+    assert notes(r)[-2:] == [
+        "Có vấn đề (ít sử dụng): Gọi 3 lần, không dùng",
+        "Dừng chăm sóc. Lý do: Không còn nhu cầu. Đóng cơ sở 2",
+    ]
+    statuses = [
+        h["details"]["result"]["status"]
+        for h in history(r, KH, "handler.succeeded")
+        if h["details"]["topic"] == "crm.set_status"
+    ]
     assert statuses == ["Có vấn đề", "Dừng chăm sóc", "Khóa"]
     assert customer_stage(r) == "KHÓA"
 
@@ -304,8 +353,13 @@ def test_a_problem_customer_is_stopped_with_a_reason_and_locked(r: Runner) -> No
 def test_a_stopped_customer_without_immediate_lock_waits_for_the_end_date(r: Runner) -> None:
     handed_over(r)
     care_month(r, feedback="bad")
-    complete(r, KH, "Task_problem", {"problem_kind": "bad_feedback", "problem_action": "Xin lỗi, hỗ trợ lại",
-                                     "problem_outcome": "stop"}, by=CSKH)
+    complete(
+        r,
+        KH,
+        "Task_problem",
+        {"problem_kind": "bad_feedback", "problem_action": "Xin lỗi, hỗ trợ lại", "problem_outcome": "stop"},
+        by=CSKH,
+    )
     complete(r, KH, "Task_stop_reason", {"stop_reason": "Phản hồi xấu về sản phẩm", "lock_now": False}, by=LEAD)
 
     assert stages(r, KH)[-1] == "DỪNG CHĂM SÓC"
@@ -319,8 +373,13 @@ def test_a_stopped_customer_without_immediate_lock_waits_for_the_end_date(r: Run
 def test_a_problem_solved_goes_back_to_periodic_care(r: Runner) -> None:
     anchor = handed_over(r)
     care_month(r, feedback="bad")
-    complete(r, KH, "Task_problem", {"problem_kind": "bad_feedback", "problem_action": "Hướng dẫn lại báo cáo",
-                                     "problem_outcome": "resolved"}, by=CSKH)
+    complete(
+        r,
+        KH,
+        "Task_problem",
+        {"problem_kind": "bad_feedback", "problem_action": "Hướng dẫn lại báo cáo", "problem_outcome": "resolved"},
+        by=CSKH,
+    )
 
     assert stages(r, KH) == [*BEFORE_CARE, "CÓ VẤN ĐỀ", "CHĂM SÓC ĐỊNH KỲ"]
     assert customer(r, KH)["status"] == "Hoạt động"

@@ -5,6 +5,7 @@ booking and zalo handlers on the virtual clock, and asserts the stages entered, 
 created for each role, the outbox and the history. The helpers at the top drive a customer
 through the steps; ``test_process_care.py`` reuses them to reach periodic care.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -16,10 +17,10 @@ from sqlalchemy import select
 
 import handlers
 from runner import calendar, inbox
-from runner.timeparse import add_months
 from runner.domain import Booking, Note
 from runner.runtime import Runner
 from runner.settings import ROOT
+from runner.timeparse import add_months
 from tests.scenario import (
     START,
     TZ,
@@ -44,8 +45,13 @@ PROCESSES = ROOT / "processes"
 POST_SALE = [PROCESSES / "onboarding.bpmn", PROCESSES / "care_month.bpmn", PROCESSES / "renewal.bpmn"]
 KH = "KH0001"
 CSKH, TEACHER, LEAD, SALES = "hoa", "minh", "tuan", "an"
-FACTS = {"business_model": "Trung tâm ngoại ngữ", "dedicated_department": True, "staff_count": 12,
-         "student_count": 350, "course_model": "Theo khóa 3 tháng"}
+FACTS = {
+    "business_model": "Trung tâm ngoại ngữ",
+    "dedicated_department": True,
+    "staff_count": 12,
+    "student_count": 350,
+    "course_model": "Theo khóa 3 tháng",
+}
 
 
 # --- driving a customer through the post-sale process -------------------------------------------
@@ -74,29 +80,52 @@ def onboard(r: Runner, customer_id: str = KH, *, months: int = 12, facts: dict[s
     """A customer sales has just won: their record, then sales' start_onboarding message; returns the instance id."""
     start = r.now().astimezone(TZ).date()
     end = add_months(start, months)
-    add_customer(r, customer_id, f"Trung tâm Anh ngữ {customer_id}", phone="0912345678", owner=SALES,
-                 email=f"{customer_id.lower()}@example.vn", zalo_user_id=f"zu-{customer_id}",
-                 package="Chuyên nghiệp", contract_start=start.isoformat(), contract_end=end.isoformat(),
-                 status="Hoạt động", **(FACTS if facts is None else facts))
-    [instance_id] = r.correlate("start_onboarding", customer_id, {
-        "package": "Chuyên nghiệp", "contract_start": start.isoformat(), "contract_end": end.isoformat(),
-        "owner": SALES})
+    add_customer(
+        r,
+        customer_id,
+        f"Trung tâm Anh ngữ {customer_id}",
+        phone="0912345678",
+        owner=SALES,
+        email=f"{customer_id.lower()}@example.vn",
+        zalo_user_id=f"zu-{customer_id}",
+        package="Chuyên nghiệp",
+        contract_start=start.isoformat(),
+        contract_end=end.isoformat(),
+        status="Hoạt động",
+        **(FACTS if facts is None else facts),
+    )
+    [instance_id] = r.correlate(
+        "start_onboarding",
+        customer_id,
+        {
+            "package": "Chuyên nghiệp",
+            "contract_start": start.isoformat(),
+            "contract_end": end.isoformat(),
+            "owner": SALES,
+        },
+    )
     settle(r)
     return instance_id
 
 
 def result_of(r: Runner, customer_id: str, element_id: str, index: int = -1) -> dict[str, Any]:
     """The handler result of a service task (its ``index``-th run)."""
-    found = [h["details"]["result"] for h in history(r, customer_id, "handler.succeeded")
-             if h["element_id"] == element_id]
+    found = [
+        h["details"]["result"] for h in history(r, customer_id, "handler.succeeded") if h["element_id"] == element_id
+    ]
     return found[index]
 
 
 def book_training(r: Runner, customer_id: str = KH, slots: list[str] | None = None) -> list[str]:
     """CSKH's booking call: the customer takes the proposed slots (or ``slots``); returns the booked starts."""
     chosen = slots or result_of(r, customer_id, "Task_find_slots")["proposed_slots"]
-    complete(r, customer_id, "Task_booking_call", {"slot_1": chosen[0], "slot_2": chosen[1],
-                                                   "booking_call_note": "Khách chốt lịch"}, by=CSKH)
+    complete(
+        r,
+        customer_id,
+        "Task_booking_call",
+        {"slot_1": chosen[0], "slot_2": chosen[1], "booking_call_note": "Khách chốt lịch"},
+        by=CSKH,
+    )
     complete(r, customer_id, "Task_zalo_group", {"zalo_group_id": f"zg-{customer_id}"}, by=CSKH)
     return result_of(r, customer_id, "Task_book")["session_starts"]
 
@@ -108,10 +137,20 @@ def give_session(r: Runner, at: str, score: int, customer_id: str = KH, *, ratin
         advance(r, to=start - timedelta(days=1))
     complete(r, customer_id, "Task_confirm", {"confirmation": "confirmed", "confirm_note": "Đã nhắc"}, by=TEACHER)
     advance(r, to=start)
-    complete(r, customer_id, "Task_teacher_note", {"content": "Tuyển sinh, xếp lớp, học phí",
-                                                   "understanding": score}, by=TEACHER)
-    complete(r, customer_id, "Task_after_training_call", {"attended": True, "customer_understanding": score,
-                                                "teacher_rating": rating, "teacher_feedback": "Nhiệt tình"}, by=CSKH)
+    complete(
+        r,
+        customer_id,
+        "Task_teacher_note",
+        {"content": "Tuyển sinh, xếp lớp, học phí", "understanding": score},
+        by=TEACHER,
+    )
+    complete(
+        r,
+        customer_id,
+        "Task_after_training_call",
+        {"attended": True, "customer_understanding": score, "teacher_rating": rating, "teacher_feedback": "Nhiệt tình"},
+        by=CSKH,
+    )
 
 
 def train_and_hand_over(r: Runner, customer_id: str = KH, scores: tuple[int, ...] = (7, 9)) -> None:
@@ -129,8 +168,9 @@ def train_and_hand_over(r: Runner, customer_id: str = KH, scores: tuple[int, ...
 def bookings(r: Runner, customer_id: str = KH, kind: str = "training") -> list[tuple[int | None, str, str]]:
     """(session no, teacher, status) of the customer's bookings of a kind, by start."""
     with r.db.read() as s:
-        rows = s.scalars(select(Booking).where(Booking.customer_id == customer_id, Booking.kind == kind)
-                         .order_by(Booking.start_at))
+        rows = s.scalars(
+            select(Booking).where(Booking.customer_id == customer_id, Booking.kind == kind).order_by(Booking.start_at)
+        )
         return [(b.session_no, b.teacher, b.status) for b in rows]
 
 
@@ -186,8 +226,7 @@ def test_booked_without_delay_raises_no_escalation(r: Runner) -> None:
     advance(r, hours=1)
     assert "Task_receive_escalate" not in elements(created_tasks(r, KH))
     sla = [h for h in history(r, KH, "timer.scheduled") if h["element_id"] == "Boundary_receive_sla"]
-    assert len(sla) == 1 and not [h for h in history(r, KH, "timer.fired")
-                                  if h["element_id"] == "Boundary_receive_sla"]
+    assert len(sla) == 1 and not [h for h in history(r, KH, "timer.fired") if h["element_id"] == "Boundary_receive_sla"]
 
 
 def test_two_sessions_reaching_nine_of_ten_hand_over_to_periodic_care(r: Runner) -> None:
@@ -199,10 +238,11 @@ def test_two_sessions_reaching_nine_of_ten_hand_over_to_periodic_care(r: Runner)
     assert bookings(r) == [(1, TEACHER, "booked"), (2, TEACHER, "booked")]
     group_messages = [m["payload"] for m in inbox.outbox(r, business_key=KH)][1:3]
     assert [(m["template"], m["to"], m["recipient_id"]) for m in group_messages] == [
-        ("mau_2", "group", f"zg-{KH}"), ("mau_3", "group", f"zg-{KH}")]
+        ("mau_2", "group", f"zg-{KH}"),
+        ("mau_3", "group", f"zg-{KH}"),
+    ]
     assert "Giáo viên phụ trách: Trần Văn Minh" in group_messages[0]["text"]
-    assert messages(r, KH) == [("zalo", "mau_1"), ("zalo", "mau_2"), ("zalo", "mau_3"),
-                               ("zalo", "session_reminder")]
+    assert messages(r, KH) == [("zalo", "mau_1"), ("zalo", "mau_2"), ("zalo", "mau_3"), ("zalo", "session_reminder")]
     give_session(r, starts[0], 7)
     assert "Task_book_third" not in [h["element_id"] for h in history(r, KH, "handler.succeeded")]
     give_session(r, starts[1], 9)
@@ -214,18 +254,27 @@ def test_two_sessions_reaching_nine_of_ten_hand_over_to_periodic_care(r: Runner)
 
     assert stages(r, KH) == ["TIẾP NHẬN", "ĐÀO TẠO", "BÀN GIAO", "CHĂM SÓC ĐỊNH KỲ"]
     assert created_tasks(r, KH) == [
-        ("Task_booking_call", ("customer_care",), None), ("Task_zalo_group", ("customer_care",), None),
-        ("Task_confirm", ("teacher",), TEACHER), ("Task_teacher_note", ("teacher",), TEACHER),
+        ("Task_booking_call", ("customer_care",), None),
+        ("Task_zalo_group", ("customer_care",), None),
+        ("Task_confirm", ("teacher",), TEACHER),
+        ("Task_teacher_note", ("teacher",), TEACHER),
         ("Task_after_training_call", ("customer_care",), None),
-        ("Task_confirm", ("teacher",), TEACHER), ("Task_teacher_note", ("teacher",), TEACHER),
+        ("Task_confirm", ("teacher",), TEACHER),
+        ("Task_teacher_note", ("teacher",), TEACHER),
         ("Task_after_training_call", ("customer_care",), None),
         ("Task_handover", ("customer_care",), None),
     ]
-    assert messages(r, KH) == [("zalo", "mau_1"), ("zalo", "mau_2"), ("zalo", "mau_3"),
-                               ("zalo", "session_reminder"), ("zalo", "session_reminder")]
+    assert messages(r, KH) == [
+        ("zalo", "mau_1"),
+        ("zalo", "mau_2"),
+        ("zalo", "mau_3"),
+        ("zalo", "session_reminder"),
+        ("zalo", "session_reminder"),
+    ]
     assert [n for n in notes(r) if n.startswith("Buổi đào tạo")] == [
         "Buổi đào tạo 1: Tuyển sinh, xếp lớp, học phí. Độ am hiểu: 7/10.",
-        "Buổi đào tạo 2: Tuyển sinh, xếp lớp, học phí. Độ am hiểu: 9/10."]
+        "Buổi đào tạo 2: Tuyển sinh, xếp lớp, học phí. Độ am hiểu: 9/10.",
+    ]
     assert any(n.startswith("Bàn giao sang CSKH sau 2 buổi đào tạo, độ am hiểu 9/10.") for n in notes(r))
     handed_over = r.now().astimezone(TZ).replace(hour=9, minute=0, second=0, microsecond=0)
     assert timers_scheduled(r, KH, "Timer_care_due") == [add_months(handed_over, 1)]
@@ -235,7 +284,7 @@ def test_two_sessions_reaching_nine_of_ten_hand_over_to_periodic_care(r: Runner)
 
 def test_each_session_is_confirmed_between_a_day_and_30_minutes_before(r: Runner) -> None:
     onboard(r)
-    wednesday, friday = START + timedelta(days=2), START + timedelta(days=4, hours=5)   # 09:00, 14:00
+    wednesday, friday = START + timedelta(days=2), START + timedelta(days=4, hours=5)  # 09:00, 14:00
     starts = book_training(r, slots=[wednesday.isoformat(), friday.isoformat()])
     assert [datetime.fromisoformat(s) for s in starts] == [wednesday, friday]  # the customer's own choice
 
@@ -249,8 +298,7 @@ def test_each_session_is_confirmed_between_a_day_and_30_minutes_before(r: Runner
     [reminder] = [m for m in inbox.outbox(r, business_key=KH) if m["payload"]["template"] == "session_reminder"]
     assert "buổi đào tạo số 1 lúc 09:00 Thứ Tư, 09/12/2026" in reminder["payload"]["text"]
     give_session(r, starts[0], 6)
-    assert timers_scheduled(r, KH, "Timer_day_before") == [wednesday - timedelta(days=1),
-                                                             friday - timedelta(days=1)]
+    assert timers_scheduled(r, KH, "Timer_day_before") == [wednesday - timedelta(days=1), friday - timedelta(days=1)]
     assert timers_scheduled(r, KH, "Timer_session_start") == [wednesday]
     advance(r, to=friday - timedelta(days=1))
     assert task(r, KH, "Task_confirm")["due_at"] == friday - timedelta(minutes=30)
@@ -325,11 +373,16 @@ def test_a_missing_profile_is_asked_from_sales_and_holds_the_handover(r: Runner)
     onboard(r, facts={"business_model": "Trung tâm ngoại ngữ"})
 
     assert result_of(r, KH, "Task_profile_check")["missing_fields"] == [
-        "dedicated_department", "staff_count", "student_count", "course_model"]
+        "dedicated_department",
+        "staff_count",
+        "student_count",
+        "course_model",
+    ]
     fill = task(r, KH, "Task_profile_fill")
     assert (fill["candidate_groups"], fill["assignee"]) == (["sales"], SALES)
-    assert notes(r)[0] == ("CSKH yêu cầu Kinh doanh bổ sung hồ sơ: dedicated_department, staff_count, "
-                           "student_count, course_model")
+    assert notes(r)[0] == (
+        "CSKH yêu cầu Kinh doanh bổ sung hồ sơ: dedicated_department, staff_count, student_count, course_model"
+    )
     starts = book_training(r)
     give_session(r, starts[0], 8)
     give_session(r, starts[1], 9)

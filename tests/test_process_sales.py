@@ -3,21 +3,22 @@
 Every scenario runs the real diagram with the real crm/zalo/email handlers on the virtual
 clock and asserts the stages entered, the tasks each role got, the outbox and the history.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from lxml import etree
-from sqlalchemy import select
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
+from sqlalchemy import select
 
 import handlers
 from runner import validation
-from runner.domain import Booking, Order
 from runner.bpmnxml import BPMN_NS, BPMNDI_NS, CAMUNDA_NSS
 from runner.clock import FixedClock
+from runner.domain import Booking, Order
 from runner.runtime import Runner
 from runner.scripting import RestrictedScriptEngine
 from runner.settings import ROOT
@@ -46,18 +47,44 @@ from tests.scenario import (
 PROCESSES = ROOT / "processes"
 SALES = PROCESSES / "sales.bpmn"
 KH = "KH0001"
-NS = {"bpmn": BPMN_NS, "bpmndi": BPMNDI_NS, "dc": "http://www.omg.org/spec/DD/20100524/DC",
-      "di": "http://www.omg.org/spec/DD/20100524/DI", "camunda": CAMUNDA_NSS[0]}
+NS = {
+    "bpmn": BPMN_NS,
+    "bpmndi": BPMNDI_NS,
+    "dc": "http://www.omg.org/spec/DD/20100524/DC",
+    "di": "http://www.omg.org/spec/DD/20100524/DI",
+    "camunda": CAMUNDA_NSS[0],
+}
 SALES_STAGES = ("Tiếp nhận", "Đã liên hệ", "Liên hệ lại", "Cấp Demo", "Đang chăm sóc", "Tiềm năng", "Chốt")
-CONTRACT_TOPICS = {"crm.add_note", "crm.add_tags", "crm.remove_tags", "crm.set_status", "crm.update_profile",
-                   "crm.assign_owner", "crm.assign_teacher", "crm.create_order", "crm.confirm_payment",
-                   "crm.create_contract", "booking.find_slots", "booking.book_sessions", "booking.appointment",
-                   "booking.reschedule",
-                   "booking.cancel", "zalo.send", "email.send"}
-SURVEY = {"business_model": "Trung tâm ngoại ngữ", "dedicated_department": True, "staff_count": 12,
-          "student_count": 350, "course_model": "Theo khóa 3 tháng", "zalo_user_id": "zl-saomai",
-          "demo_at": "2026-12-09T10:00:00", "trial_link": "https://trial.easyedu.vn/saomai",
-          "call_note": "Trung tâm 2 cơ sở, muốn quản lý học phí và điểm danh."}
+CONTRACT_TOPICS = {
+    "crm.add_note",
+    "crm.add_tags",
+    "crm.remove_tags",
+    "crm.set_status",
+    "crm.update_profile",
+    "crm.assign_owner",
+    "crm.assign_teacher",
+    "crm.create_order",
+    "crm.confirm_payment",
+    "crm.create_contract",
+    "booking.find_slots",
+    "booking.book_sessions",
+    "booking.appointment",
+    "booking.reschedule",
+    "booking.cancel",
+    "zalo.send",
+    "email.send",
+}
+SURVEY = {
+    "business_model": "Trung tâm ngoại ngữ",
+    "dedicated_department": True,
+    "staff_count": 12,
+    "student_count": 350,
+    "course_model": "Theo khóa 3 tháng",
+    "zalo_user_id": "zl-saomai",
+    "demo_at": "2026-12-09T10:00:00",
+    "trial_link": "https://trial.easyedu.vn/saomai",
+    "call_note": "Trung tâm 2 cơ sở, muốn quản lý học phí và điểm danh.",
+}
 PROMOTION = "Tặng thêm 1 tháng sử dụng khi ký hợp đồng 12 tháng trong tuần này."
 
 
@@ -70,8 +97,9 @@ def company_runner(url: str, registry: handlers.Registry) -> Runner:
     """A runner at START with the company, the lead KH0001 and the diagrams deployed."""
     runner = runner_at(url, registry, START)
     company(runner)
-    add_customer(runner, KH, "Trung tâm Anh ngữ Sao Mai", phone="0912345678", email="saomai@example.vn",
-                 source="Facebook")
+    add_customer(
+        runner, KH, "Trung tâm Anh ngữ Sao Mai", phone="0912345678", email="saomai@example.vn", source="Facebook"
+    )
     runner.deploy([PROCESSES])  # sales hands over to onboarding, which calls care and renewal
     return runner
 
@@ -115,9 +143,18 @@ def demo_given(runner: Runner, promising: bool, sample_contract: bool = False) -
     advance(runner, to=at(9, 9))
     complete(runner, KH, "Task_confirm", {"demo_status": "confirmed"}, by="an")
     advance(runner, to=at(9, 10, 45))
-    complete(runner, KH, "Task_demo", {"promising": promising, "negotiation_at": "2026-12-10T09:00:00",
-                                       "sample_contract": sample_contract,
-                                       "demo_note": "Khách quan tâm phân hệ học phí."}, by="an")
+    complete(
+        runner,
+        KH,
+        "Task_demo",
+        {
+            "promising": promising,
+            "negotiation_at": "2026-12-10T09:00:00",
+            "sample_contract": sample_contract,
+            "demo_note": "Khách quan tâm phân hệ học phí.",
+        },
+        by="an",
+    )
 
 
 def elements(runner: Runner, process_key: str = "sales") -> list[str]:
@@ -150,20 +187,43 @@ def test_diagram_is_camunda_7_with_full_interchange_lanes_and_stages() -> None:
 
     shapes = {s.get("bpmnElement"): s for s in root.iter(f"{{{BPMNDI_NS}}}BPMNShape")}
     edges = {e.get("bpmnElement"): e for e in root.iter(f"{{{BPMNDI_NS}}}BPMNEdge")}
-    skip = {"sequenceFlow", "laneSet", "lane", "documentation", "extensionElements", "incoming", "outgoing",
-            "conditionExpression", "script"}
-    nodes = [el for el in process.iter(f"{{{BPMN_NS}}}*") if el is not process and el.get("id")
-             and etree.QName(el).localname not in skip and not etree.QName(el).localname.endswith("Definition")]
+    skip = {
+        "sequenceFlow",
+        "laneSet",
+        "lane",
+        "documentation",
+        "extensionElements",
+        "incoming",
+        "outgoing",
+        "conditionExpression",
+        "script",
+    }
+    nodes = [
+        el
+        for el in process.iter(f"{{{BPMN_NS}}}*")
+        if el is not process
+        and el.get("id")
+        and etree.QName(el).localname not in skip
+        and not etree.QName(el).localname.endswith("Definition")
+    ]
     assert len(nodes) > 80
     assert [n.get("id") for n in nodes if n.get("id") not in shapes] == []
     lanes = process.findall("bpmn:laneSet/bpmn:lane", NS)
     assert all(el.get("id") in shapes for el in [participant, *lanes])
 
     # Lanes are the roles: every top-level flow node sits in exactly one of them.
-    groups = {lane.get("name"): lane.find("bpmn:extensionElements/camunda:properties/camunda:property[@name='group']",
-                                          NS).get("value") for lane in lanes}
-    assert groups == {"Marketing": "marketing", "Kinh doanh": "sales", "Team Leader": "team_leader",
-                      "Kế toán": "accountant"}
+    groups = {
+        lane.get("name"): lane.find(
+            "bpmn:extensionElements/camunda:properties/camunda:property[@name='group']", NS
+        ).get("value")
+        for lane in lanes
+    }
+    assert groups == {
+        "Marketing": "marketing",
+        "Kinh doanh": "sales",
+        "Team Leader": "team_leader",
+        "Kế toán": "accountant",
+    }
     refs = [ref.text for lane in lanes for ref in lane.findall("bpmn:flowNodeRef", NS)]
     top_level = [n.get("id") for n in nodes if n.getparent() is process]
     assert sorted(refs) == sorted(top_level)
@@ -206,7 +266,7 @@ def test_deploys_with_the_real_handlers_and_no_problems(runner: Runner, registry
 
 
 def test_local_now_reads_the_runner_clock_in_the_business_time_zone() -> None:
-    engine = RestrictedScriptEngine(FixedClock(datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)), TZ)
+    engine = RestrictedScriptEngine(FixedClock(datetime(2026, 12, 7, 2, 0, tzinfo=UTC)), TZ)
     assert engine.environment.evaluate("local_now().hour", {}) == 9
     assert engine.environment.evaluate("local_now() == now()", {}) is True
     context: dict = {}
@@ -221,7 +281,7 @@ def test_lead_not_contacted_within_60_minutes_is_reassigned_to_another_sales_rep
     start(r, "sales", KH)
     first = task(r, KH, "Task_verify")
     assert (first["assignee"], first["candidate_groups"], first["stage"]) == ("an", ["sales"], "Tiếp nhận")
-    assert first["due_at"] == at(7, 10).astimezone(timezone.utc)
+    assert first["due_at"] == at(7, 10).astimezone(UTC)
     assert customer(r, KH)["tags"] == ["TIẾP NHẬN"]
     # Two more leads go round the other reps, who verify theirs in time: an is now the one
     # assigned longest ago, so plain round-robin would hand KH0001 straight back to an.
@@ -245,8 +305,12 @@ def test_lead_not_contacted_within_60_minutes_is_reassigned_to_another_sales_rep
     complete(r, KH, "Task_verify", {"verdict": "good"}, by="an")
 
     assert task(r, KH, "Task_call")["assignee"] == "an"
-    assert created_tasks(r, KH) == [("Task_verify", ("sales",), "an"), ("Task_verify", ("sales",), "binh"),
-                                    ("Task_verify", ("sales",), "an"), ("Task_call", ("sales",), "an")]
+    assert created_tasks(r, KH) == [
+        ("Task_verify", ("sales",), "an"),
+        ("Task_verify", ("sales",), "binh"),
+        ("Task_verify", ("sales",), "an"),
+        ("Task_call", ("sales",), "an"),
+    ]
     fired = [(h["element_id"], h["at"].astimezone(TZ)) for h in history(r, KH, "timer.fired")]
     assert fired == [("Timer_60", at(7, 10)), ("Timer_60", at(7, 11))]
     assert [h["details"]["task_id"] for h in history(r, KH, "task.cancelled")] == [first["id"], second["id"]]
@@ -316,13 +380,16 @@ def test_not_reached_twice_calls_back_the_next_half_days(r: Runner) -> None:
     assert messages(r, KH) == []
 
 
-@pytest.mark.parametrize("called, callback", [
-    (at(8, 7, 15), at(8, 14)),          # before the working day: that afternoon
-    (at(7, 11, 59), at(7, 14)),         # morning -> afternoon
-    (at(7, 12), at(8, 8)),              # afternoon -> next morning
-    (at(7, 22, 30), at(8, 8)),          # evening -> next morning
-    (at(31, 16), at(1, 8, month=1, year=2027)),  # across the year's end
-])
+@pytest.mark.parametrize(
+    "called, callback",
+    [
+        (at(8, 7, 15), at(8, 14)),  # before the working day: that afternoon
+        (at(7, 11, 59), at(7, 14)),  # morning -> afternoon
+        (at(7, 12), at(8, 8)),  # afternoon -> next morning
+        (at(7, 22, 30), at(8, 8)),  # evening -> next morning
+        (at(31, 16), at(1, 8, month=1, year=2027)),  # across the year's end
+    ],
+)
 def test_call_back_is_booked_for_the_next_half_day(r: Runner, called: datetime, callback: datetime) -> None:
     lead(r)
     advance(r, to=called)
@@ -341,8 +408,9 @@ def test_customer_not_interested_ends_the_pipeline(r: Runner) -> None:
 
 
 @pytest.mark.parametrize("decision", ["remarketing", "retry"])
-def test_doubtful_lead_goes_to_the_team_leader_and_remarketing_after_repeated_failures(r: Runner,
-                                                                                     decision: str) -> None:
+def test_doubtful_lead_goes_to_the_team_leader_and_remarketing_after_repeated_failures(
+    r: Runner, decision: str
+) -> None:
     lead(r, "doubtful")
     with pytest.raises(AssertionError, match="an cannot work on Task_tl_verify"):
         complete(r, KH, "Task_tl_verify", {"tl_verdict": "contact"}, by="an")
@@ -355,15 +423,14 @@ def test_doubtful_lead_goes_to_the_team_leader_and_remarketing_after_repeated_fa
     assert (review["candidate_groups"], review["stage"]) == (["team_leader"], "Liên hệ lại")
     complete(r, KH, "Task_tl_review", {"tl_decision": decision}, by="tuan")
 
-    assert elements(r) == ["Task_verify", "Task_tl_verify", "Task_call", "Task_recall", "Task_recall",
-                           "Task_tl_review"]
+    assert elements(r) == ["Task_verify", "Task_tl_verify", "Task_call", "Task_recall", "Task_recall", "Task_tl_review"]
     if decision == "remarketing":
         assert instance_of(r, KH, "sales")["status"] == "completed"
         assert customer(r, KH)["tags"] == ["TIẾP NHẬN", "ĐÃ LIÊN HỆ", "LIÊN HỆ LẠI", "REMARKETING"]
     else:
         assert open_tasks(r, KH) == []
         advance(r, to=at(8, 14))  # the third failure was on Tuesday morning -> Tuesday afternoon
-        assert task(r, KH, "Task_recall")["created_at"] == at(8, 14).astimezone(timezone.utc)
+        assert task(r, KH, "Task_recall")["created_at"] == at(8, 14).astimezone(UTC)
         assert "REMARKETING" not in customer(r, KH)["tags"]
     assert stages(r, KH) == ["Tiếp nhận", "Đã liên hệ", "Liên hệ lại"]
     assert messages(r, KH) == []
@@ -375,10 +442,10 @@ def test_doubtful_lead_goes_to_the_team_leader_and_remarketing_after_repeated_fa
 def demo_bookings(r: Runner) -> list[tuple]:
     """The customer's demo appointments: id, staff, start and end (business time), status, times changed."""
     with r.db.read() as s:
-        rows = s.scalars(select(Booking).where(Booking.customer_id == KH, Booking.kind == "demo")
-                         .order_by(Booking.id))
-        return [(b.id, b.teacher, b.start_at.astimezone(TZ), b.end_at.astimezone(TZ), b.status, b.sequence)
-                for b in rows]
+        rows = s.scalars(select(Booking).where(Booking.customer_id == KH, Booking.kind == "demo").order_by(Booking.id))
+        return [
+            (b.id, b.teacher, b.start_at.astimezone(TZ), b.end_at.astimezone(TZ), b.status, b.sequence) for b in rows
+        ]
 
 
 def test_demo_is_issued_by_email_and_zalo_and_reminded_an_hour_before(r: Runner) -> None:
@@ -387,10 +454,29 @@ def test_demo_is_issued_by_email_and_zalo_and_reminded_an_hour_before(r: Runner)
     reached(r)
 
     profile = customer(r, KH)
-    assert {k: profile[k] for k in ("business_model", "dedicated_department", "staff_count", "student_count",
-                                    "course_model", "trial_link", "zalo_user_id")} == {
-        k: SURVEY[k] for k in ("business_model", "dedicated_department", "staff_count", "student_count",
-                               "course_model", "trial_link", "zalo_user_id")}
+    assert {
+        k: profile[k]
+        for k in (
+            "business_model",
+            "dedicated_department",
+            "staff_count",
+            "student_count",
+            "course_model",
+            "trial_link",
+            "zalo_user_id",
+        )
+    } == {
+        k: SURVEY[k]
+        for k in (
+            "business_model",
+            "dedicated_department",
+            "staff_count",
+            "student_count",
+            "course_model",
+            "trial_link",
+            "zalo_user_id",
+        )
+    }
     assert profile["tags"] == ["TIẾP NHẬN", "ĐÃ LIÊN HỆ", "CẤP DEMO"]
     assert SURVEY["call_note"] in [n["text"] for n in profile["notes"]]
     sent = outbox(r, KH)
@@ -409,7 +495,7 @@ def test_demo_is_issued_by_email_and_zalo_and_reminded_an_hour_before(r: Runner)
     assert (confirmation["template"], confirmation["to"]) == ("demo_confirmation", "user")
     assert "10:00" in confirmation["text"] and "online.emso.vn/TrungTamAnhNguSaoMai" in confirmation["text"]
     confirm = task(r, KH, "Task_confirm")
-    assert (confirm["due_at"], confirm["stage"]) == (at(9, 9, 30).astimezone(timezone.utc), "Cấp Demo")
+    assert (confirm["due_at"], confirm["stage"]) == (at(9, 9, 30).astimezone(UTC), "Cấp Demo")
 
     complete(r, KH, "Task_confirm", {"demo_status": "rescheduled", "demo_at": "2026-12-10T15:00:00"}, by="an")
     assert timers_scheduled(r, KH, "Timer_demo_reminder") == [at(9, 9), at(10, 14)]
@@ -418,12 +504,16 @@ def test_demo_is_issued_by_email_and_zalo_and_reminded_an_hour_before(r: Runner)
     assert messages(r, KH)[-1] == ("zalo", "demo_confirmation") and "15:00" in outbox(r, KH)[-1]["payload"]["text"]
     complete(r, KH, "Task_confirm", {"demo_status": "confirmed"}, by="an")
     demo = task(r, KH, "Task_demo")
-    assert (demo["due_at"], demo["assignee"]) == (at(10, 15, 45).astimezone(timezone.utc), "an")
+    assert (demo["due_at"], demo["assignee"]) == (at(10, 15, 45).astimezone(UTC), "an")
 
     assert elements(r) == ["Task_verify", "Task_call", "Task_survey", "Task_confirm", "Task_confirm", "Task_demo"]
     assert stages(r, KH) == ["Tiếp nhận", "Đã liên hệ", "Cấp Demo"]
-    assert messages(r, KH, instance_id) == [("email", "demo_account"), ("zalo", "demo_account"),
-                                            ("zalo", "demo_confirmation"), ("zalo", "demo_confirmation")]
+    assert messages(r, KH, instance_id) == [
+        ("email", "demo_account"),
+        ("zalo", "demo_account"),
+        ("zalo", "demo_confirmation"),
+        ("zalo", "demo_confirmation"),
+    ]
 
 
 # --- Đàm phán hợp đồng ----------------------------------------------------------------------------------
@@ -440,18 +530,18 @@ def test_closing_pushes_every_3_days_and_default_promotion_at_day_7(r: Runner, a
     assert profile["status"] == "Đang chăm sóc"
     assert profile["tags"] == ["TIẾP NHẬN", "ĐÃ LIÊN HỆ", "CẤP DEMO", "ĐÃ HƯỚNG DẪN"]  # not promising
     push = task(r, KH, "Task_w_warm")
-    assert (push["stage"], push["assignee"], push["due_at"]) == ("Đang chăm sóc", "an",
-                                                                 at(10, 10, 45).astimezone(timezone.utc))
+    assert (push["stage"], push["assignee"], push["due_at"]) == ("Đang chăm sóc", "an", at(10, 10, 45).astimezone(UTC))
     assert timers_scheduled(r, KH, "Timer_7d") == [at(16, 10, 45)]  # the 7-day closing point
 
     advance(r, minutes=15)
-    complete(r, KH, "Task_w_warm", {"negotiation_result": "continue", "negotiation_note": "Khách cần hỏi ý sếp."},
-             by="an")
+    complete(
+        r, KH, "Task_w_warm", {"negotiation_result": "continue", "negotiation_note": "Khách cần hỏi ý sếp."}, by="an"
+    )
     advance(r, to=at(12, 11))  # Saturday: the next push, 3 days later
     advance(r, minutes=30)
     complete(r, KH, "Task_w_warm", {"negotiation_result": "continue", "negotiation_note": "Hẹn gọi lại."}, by="an")
     advance(r, to=at(15, 11, 30))  # Tuesday: the third push stays open ...
-    assert task(r, KH, "Task_w_warm")["created_at"] == at(15, 11, 30).astimezone(timezone.utc)
+    assert task(r, KH, "Task_w_warm")["created_at"] == at(15, 11, 30).astimezone(UTC)
     assert timers_scheduled(r, KH, "Timer_w_3d") == [at(12, 11), at(15, 11, 30)]
 
     advance(r, to=at(16, 10, 45))  # ... until the closing point passes without a deal
@@ -461,8 +551,12 @@ def test_closing_pushes_every_3_days_and_default_promotion_at_day_7(r: Runner, a
     complete(r, KH, "Task_promo_approve", {"promotion_approved": approved, "promotion": PROMOTION}, by="tuan")
 
     sent = messages(r, KH)
-    assert sent[:4] == [("email", "demo_account"), ("zalo", "demo_account"), ("zalo", "demo_confirmation"),
-                        ("email", "sample_contract")]
+    assert sent[:4] == [
+        ("email", "demo_account"),
+        ("zalo", "demo_account"),
+        ("zalo", "demo_confirmation"),
+        ("email", "sample_contract"),
+    ]
     if approved:
         assert sent[4:] == [("zalo", "promotion")] and PROMOTION in outbox(r, KH)[-1]["payload"]["text"]
     else:
@@ -473,12 +567,22 @@ def test_closing_pushes_every_3_days_and_default_promotion_at_day_7(r: Runner, a
     complete(r, KH, "Task_care", {"negotiation_result": "continue", "negotiation_note": "Chưa quyết."}, by="an")
     assert timers_scheduled(r, KH, "Timer_c_3d") == [at(19, 11)]  # pushes go on every 3 days after the window
     advance(r, to=at(19, 11))
-    complete(r, KH, "Task_care", {"negotiation_result": "lost", "negotiation_note": "Đã chọn phần mềm khác."},
-             by="an")
+    complete(r, KH, "Task_care", {"negotiation_result": "lost", "negotiation_note": "Đã chọn phần mềm khác."}, by="an")
 
     assert instance_of(r, KH, "sales")["status"] == "completed"
-    assert elements(r) == ["Task_verify", "Task_call", "Task_survey", "Task_confirm", "Task_demo", "Task_w_warm",
-                           "Task_w_warm", "Task_w_warm", "Task_promo_approve", "Task_care", "Task_care"]
+    assert elements(r) == [
+        "Task_verify",
+        "Task_call",
+        "Task_survey",
+        "Task_confirm",
+        "Task_demo",
+        "Task_w_warm",
+        "Task_w_warm",
+        "Task_w_warm",
+        "Task_promo_approve",
+        "Task_care",
+        "Task_care",
+    ]
     assert ("Task_promo_approve", ("team_leader",), None) in created_tasks(r, KH)
     assert stages(r, KH) == ["Tiếp nhận", "Đã liên hệ", "Cấp Demo", "Đang chăm sóc"]
     notes = [n["text"] for n in customer(r, KH)["notes"]]
@@ -501,13 +605,17 @@ def test_won_customer_pays_starts_onboarding_and_gets_the_30_day_upsell_call(any
     advance(r, minutes=15)
     complete(r, KH, "Task_w_hot", {"negotiation_result": "continue", "negotiation_note": "Gửi báo giá."}, by="an")
     advance(r, to=at(12, 11, 30))
-    complete(r, KH, "Task_w_hot", {"negotiation_result": "won", "negotiation_note": "Chốt gói Chuyên nghiệp."},
-             by="an")
+    complete(r, KH, "Task_w_hot", {"negotiation_result": "won", "negotiation_note": "Chốt gói Chuyên nghiệp."}, by="an")
 
     contract = task(r, KH, "Task_contract")
     assert (contract["stage"], contract["assignee"]) == ("Chốt", "an")
-    complete(r, KH, "Task_contract", {"package": "Gói Chuyên nghiệp", "amount": 12_000_000, "contract_months": 12,
-                                      "promotion_terms": "Không"}, by="an")
+    complete(
+        r,
+        KH,
+        "Task_contract",
+        {"package": "Gói Chuyên nghiệp", "amount": 12_000_000, "contract_months": 12, "promotion_terms": "Không"},
+        by="an",
+    )
     payment = task(r, KH, "Task_payment")
     assert (payment["candidate_groups"], payment["lane"], payment["stage"]) == (["accountant"], "Kế toán", "Chốt")
     with pytest.raises(AssertionError, match="an cannot work on Task_payment"):
@@ -525,18 +633,29 @@ def test_won_customer_pays_starts_onboarding_and_gets_the_30_day_upsell_call(any
     assert profile["status"] == "Hoạt động"
     assert profile["tags"][-1] == "ĐÃ CHỐT"
     assert (profile["package"], profile["contract_start"], profile["contract_end"]) == (
-        "Gói Chuyên nghiệp", "2026-12-12", "2027-12-12")
+        "Gói Chuyên nghiệp",
+        "2026-12-12",
+        "2027-12-12",
+    )
     data = instance_of(r, KH, "sales")["data"]
     assert (data["paid"], data["tags"][-1]) == (True, "ĐÃ CHỐT")
-    assert messages(r, KH, instance_id) == [("email", "demo_account"), ("zalo", "demo_account"),
-                                            ("zalo", "demo_confirmation"), ("zalo", "welcome_active")]
+    assert messages(r, KH, instance_id) == [
+        ("email", "demo_account"),
+        ("zalo", "demo_account"),
+        ("zalo", "demo_confirmation"),
+        ("zalo", "welcome_active"),
+    ]
     assert "12/12/2027" in outbox(r, KH, instance_id)[-1]["payload"]["text"]
 
     # The hand-off: the post-sale pipeline starts at TIẾP NHẬN for the same customer, with the contract.
     onboarding = instance_of(r, KH, "onboarding")
     assert onboarding["business_key"] == KH
     assert {k: onboarding["data"][k] for k in ("package", "contract_start", "contract_end", "owner")} == {
-        "package": "Gói Chuyên nghiệp", "contract_start": "2026-12-12", "contract_end": "2027-12-12", "owner": "an"}
+        "package": "Gói Chuyên nghiệp",
+        "contract_start": "2026-12-12",
+        "contract_end": "2027-12-12",
+        "owner": "an",
+    }
     assert stages(r, KH, "onboarding")[0] == "TIẾP NHẬN"
     started = history(r, KH, "instance.started")[-1]
     assert (started["process_key"], started["details"]["trigger"]) == ("onboarding", ["message", "start_onboarding"])
@@ -545,12 +664,23 @@ def test_won_customer_pays_starts_onboarding_and_gets_the_30_day_upsell_call(any
     assert timers_scheduled(r, KH, "Timer_30d") == [paid_at + timedelta(days=30)]
     advance(r, days=30)
     upsell = task(r, KH, "Task_upsell")
-    assert (upsell["assignee"], upsell["created_at"]) == ("an", (paid_at + timedelta(days=30)).astimezone(timezone.utc))
+    assert (upsell["assignee"], upsell["created_at"]) == ("an", (paid_at + timedelta(days=30)).astimezone(UTC))
     complete(r, KH, "Task_upsell", {"upsell_interest": True, "upsell_note": "Muốn thêm 1 cơ sở."}, by="an")
 
     assert instance_of(r, KH, "sales")["status"] == "completed"
-    assert elements(r) == ["Task_verify", "Task_call", "Task_survey", "Task_confirm", "Task_demo", "Task_w_hot",
-                           "Task_w_hot", "Task_contract", "Task_payment", "Task_payment", "Task_upsell"]
+    assert elements(r) == [
+        "Task_verify",
+        "Task_call",
+        "Task_survey",
+        "Task_confirm",
+        "Task_demo",
+        "Task_w_hot",
+        "Task_w_hot",
+        "Task_contract",
+        "Task_payment",
+        "Task_payment",
+        "Task_upsell",
+    ]
     assert stages(r, KH, "sales") == ["Tiếp nhận", "Đã liên hệ", "Cấp Demo", "Tiềm năng", "Chốt"]
     # Won inside the closing window: no promotion, and the 7-day timer was called off.
     assert "Task_promo_approve" not in elements(r)

@@ -1,14 +1,15 @@
 """The runner's public API: start per customer, messages, data and stages, moving instances between versions."""
+
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from runtime_helpers import events, fixture, instance_row, only_task, row_counts
 
 from runner import inbox
 from runner.errors import Conflict, Invalid, NotCorrelated, NotFound
 from runner.runtime import Runner
-from runtime_helpers import events, fixture, instance_row, only_task, row_counts
 
 MESSAGES = fixture("messages.bpmn")
 
@@ -29,8 +30,9 @@ def test_start_by_process_key_with_a_business_key_and_query_per_customer(any_run
     assert {t["element_id"] for t in inbox.tasks(any_runner, business_key="school-1")} == {"Activity_review", "call"}
     assert {t["business_key"] for t in inbox.tasks(any_runner, process_key="order")} == {"school-1", "school-2"}
     started = inbox.history(any_runner, instance_id=first, events=["instance.started"])
-    assert [(h["actor"], h["business_key"], h["details"]["data"]) for h in started] == [("lan", "school-1",
-                                                                                          {"amount": 10})]
+    assert [(h["actor"], h["business_key"], h["details"]["data"]) for h in started] == [
+        ("lan", "school-1", {"amount": 10})
+    ]
 
 
 def test_instance_data_and_stages_follow_the_latest_step(any_runner: Runner) -> None:
@@ -46,8 +48,9 @@ def test_instance_data_and_stages_follow_the_latest_step(any_runner: Runner) -> 
     got = inbox.instance(any_runner, instance_id)
     assert got["status"] == "completed" and got["ended_at"] is not None
     assert got["data"] == {"source": "web", "amount": 50, "note": "ok"}
-    stages = [h["details"]["stage"] for h in inbox.history(any_runner, instance_id=instance_id,
-                                                            events=["stage.entered"])]
+    stages = [
+        h["details"]["stage"] for h in inbox.history(any_runner, instance_id=instance_id, events=["stage.entered"])
+    ]
     assert stages == ["Tiếp nhận", "Triển khai"]
 
 
@@ -63,8 +66,7 @@ def test_a_message_reaches_only_the_customers_waiting_instances(any_runner: Runn
     for instance_id in mine:
         assert inbox.instance(any_runner, instance_id)["data"] == {"amount": 500}
         [event] = inbox.history(any_runner, instance_id=instance_id, events=["message.correlated"])
-        assert event["actor"] == "bank" and event["details"] == {"message": "payment_received",
-                                                                 "data": {"amount": 500}}
+        assert event["actor"] == "bank" and event["details"] == {"message": "payment_received", "data": {"amount": 500}}
     assert [t["element_id"] for t in inbox.tasks(any_runner, business_key="school-1")] == ["activate"] * 2
     assert inbox.instance(any_runner, theirs)["waits"]["messages"] == ["payment_received"]
     assert inbox.tasks(any_runner, business_key="school-2") == []
@@ -148,8 +150,11 @@ def test_migrate_refreshes_the_open_task_from_the_target_version(runner: Runner)
 
 
 def test_migrate_keeps_who_claimed_the_open_task(runner: Runner) -> None:
-    v1 = fixture("versions_v1.bpmn").read_bytes().replace(
-        b'name="Call the school"', b'name="Call the school" camunda:candidateGroups="sales"')
+    v1 = (
+        fixture("versions_v1.bpmn")
+        .read_bytes()
+        .replace(b'name="Call the school"', b'name="Call the school" camunda:candidateGroups="sales"')
+    )
     runner.deploy({"onboard.bpmn": v1})
     instance_id = runner.start_instance("onboard", "school-1")
     task = only_task(runner, "school-1", "call")
@@ -188,8 +193,11 @@ def test_migrate_keeps_a_waiting_timer_and_its_due_time(any_runner: Runner) -> N
 
 
 def test_message_refs_with_a_namespace_prefix_work(runner: Runner) -> None:
-    prefixed = (MESSAGES.read_bytes().replace(b'messageRef="Msg_', b'messageRef="tns:Msg_')
-                .replace(b"xmlns:camunda=", b'xmlns:tns="http://bpmn.io/schema/bpmn" xmlns:camunda='))
+    prefixed = (
+        MESSAGES.read_bytes()
+        .replace(b'messageRef="Msg_', b'messageRef="tns:Msg_')
+        .replace(b"xmlns:camunda=", b'xmlns:tns="http://bpmn.io/schema/bpmn" xmlns:camunda=')
+    )
     runner.deploy({"prefixed.bpmn": prefixed})
     waiting = runner.start_instance("await_payment", "school-1")
     assert runner.correlate("payment_received", "school-1", {"amount": 5}) == [waiting]
@@ -218,11 +226,18 @@ def test_migrate_inside_an_embedded_subprocess_with_a_boundary_timer(any_runner:
     instance_id = any_runner.start_instance("rollout", "school-1")
     slow = any_runner.start_instance("rollout", "school-2")
     [timer] = inbox.instance(any_runner, instance_id)["timers"]
-    certify = (b'<bpmn:sequenceFlow id="Flow_s2" sourceRef="train" targetRef="certify" />'
-               b'<bpmn:userTask id="certify" name="Certify" />'
-               b'<bpmn:sequenceFlow id="Flow_s3" sourceRef="certify" targetRef="EndEvent_sub" />')
-    any_runner.deploy({"rollout.bpmn": v1.replace(
-        b'<bpmn:sequenceFlow id="Flow_s2" sourceRef="train" targetRef="EndEvent_sub" />', certify)})
+    certify = (
+        b'<bpmn:sequenceFlow id="Flow_s2" sourceRef="train" targetRef="certify" />'
+        b'<bpmn:userTask id="certify" name="Certify" />'
+        b'<bpmn:sequenceFlow id="Flow_s3" sourceRef="certify" targetRef="EndEvent_sub" />'
+    )
+    any_runner.deploy(
+        {
+            "rollout.bpmn": v1.replace(
+                b'<bpmn:sequenceFlow id="Flow_s2" sourceRef="train" targetRef="EndEvent_sub" />', certify
+            )
+        }
+    )
     assert any_runner.migrate_instance(instance_id) == 2
     assert inbox.instance(any_runner, instance_id)["timers"] == [timer]
     any_runner.complete_task(only_task(any_runner, "school-1", "train")["id"])

@@ -1,4 +1,5 @@
 """Timers on the virtual clock: due-time order within one advance, and timer start events."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -18,8 +19,8 @@ def fired(runner: Runner) -> list[tuple[str, str]]:
 def test_one_advance_fires_everything_due_in_due_time_order(runner: Runner) -> None:
     runner.deploy([FIXTURES / "chain.bpmn"])
     runner.start_instance("chain", "A", {"first_wait": "PT30M"})  # first at 0:30, second at 1:30
-    runner.start_instance("chain", "B", {"first_wait": "PT1H"})   # first at 1:00, second at 2:00
-    runner.start_instance("chain", "C", {"first_wait": "PT3H"})   # first at 3:00: past the advance
+    runner.start_instance("chain", "B", {"first_wait": "PT1H"})  # first at 1:00, second at 2:00
+    runner.start_instance("chain", "C", {"first_wait": "PT3H"})  # first at 3:00: past the advance
     start = runner.now()
 
     assert runner.advance_clock(timedelta(hours=2, minutes=30)) == start + timedelta(hours=2, minutes=30)

@@ -1,4 +1,5 @@
 """Storage on SQLite and PostgreSQL: one transaction per unit of work, concurrent writers, restarts."""
+
 from __future__ import annotations
 
 import threading
@@ -8,16 +9,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from conftest import make_runner
+from runtime_helpers import events, fixture, instance_row, only_task, row_counts
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from conftest import make_runner
 from runner import inbox
 from runner.errors import Conflict, StepFailed
 from runner.models import Instance, Timer
 from runner.runtime import Runner
-from runtime_helpers import events, fixture, instance_row, only_task, row_counts
 
 
 def restart(runner: Runner) -> Runner:
@@ -91,8 +92,10 @@ def _race(runners: list[Runner], task_ids: list[str], pause_after_load: bool) ->
         event.listen(Instance, "load", loaded)
         event.listen(Session, "after_attach", loaded)
     try:
-        threads = [threading.Thread(target=racer, args=(r, f"racer-{n}", t), name=f"racer-{n}")
-                   for n, (r, t) in enumerate(zip(runners, task_ids))]
+        threads = [
+            threading.Thread(target=racer, args=(r, f"racer-{n}", t), name=f"racer-{n}")
+            for n, (r, t) in enumerate(zip(runners, task_ids))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -105,8 +108,9 @@ def _race(runners: list[Runner], task_ids: list[str], pause_after_load: bool) ->
 
 
 @pytest.mark.parametrize("two_runner_objects", [False, True], ids=["one_runner", "two_runners"])
-def test_two_completions_of_one_task_give_one_success_and_one_conflict(any_runner: Runner,
-                                                                      two_runner_objects: bool) -> None:
+def test_two_completions_of_one_task_give_one_success_and_one_conflict(
+    any_runner: Runner, two_runner_objects: bool
+) -> None:
     any_runner.deploy([fixture("modeler_order.bpmn")])
     instance_id = any_runner.start_instance("order", "school-1")
     task = only_task(any_runner, "school-1", "Activity_review")
@@ -138,8 +142,10 @@ def test_two_people_completing_two_tasks_of_one_instance_both_succeed(any_runner
     outcomes = _race([any_runner, any_runner], [tasks["accounts"], tasks["training"]], any_runner.db.is_postgres)
     assert outcomes == {"racer-0": "ok", "racer-1": "ok"}
     completed = inbox.history(any_runner, instance_id=instance_id, events=["task.completed"])
-    assert sorted((h["element_id"], h["actor"]) for h in completed) == [("accounts", "racer-0"),
-                                                                        ("training", "racer-1")]
+    assert sorted((h["element_id"], h["actor"]) for h in completed) == [
+        ("accounts", "racer-0"),
+        ("training", "racer-1"),
+    ]
     assert inbox.instance(any_runner, instance_id)["status"] == "completed"
 
 

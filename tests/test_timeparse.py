@@ -1,8 +1,9 @@
 """Timer values: ISO 8601 dates, durations and cycles, calendar arithmetic, timezones."""
+
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +20,7 @@ from runner.timeparse import (
     parse_duration,
 )
 
-UTC = timezone.utc
+UTC = UTC
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")  # UTC+7, no daylight saving time
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
@@ -123,10 +124,8 @@ def test_invalid_dates(text: str) -> None:
         ("R/P1M", Cycle(None, Duration(months=1), None)),
         ("R3/PT72H", Cycle(3, Duration(hours=72), None)),
         ("R/PT10M", Cycle(None, Duration(minutes=10), None)),
-        ("R3/2026-12-01T09:00:00Z/P1D",
-         Cycle(3, Duration(days=1), datetime(2026, 12, 1, 9, 0, tzinfo=UTC))),
-        ("R2/2026-12-01T09:00:00/PT1H",
-         Cycle(2, Duration(hours=1), datetime(2026, 12, 1, 2, 0, tzinfo=UTC))),
+        ("R3/2026-12-01T09:00:00Z/P1D", Cycle(3, Duration(days=1), datetime(2026, 12, 1, 9, 0, tzinfo=UTC))),
+        ("R2/2026-12-01T09:00:00/PT1H", Cycle(2, Duration(hours=1), datetime(2026, 12, 1, 2, 0, tzinfo=UTC))),
     ],
 )
 def test_valid_cycles(text: str, expected: Cycle) -> None:
@@ -172,8 +171,7 @@ def test_unknown_kind() -> None:
         ("cycle", "R/2025-01-01T00:00:00Z/P1D", datetime(2025, 1, 1, tzinfo=UTC), None),
     ],
 )
-def test_first_due(kind: str, value: str, expected_due: datetime,
-                   expected_left: int | None) -> None:
+def test_first_due(kind: str, value: str, expected_due: datetime, expected_left: int | None) -> None:
     due, left = first_due(kind, value, NOW, HCM)
     assert (due, left) == (expected_due, expected_left)
     assert due.utcoffset() == timedelta(0)
@@ -210,4 +208,3 @@ def test_next_due_adds_the_interval() -> None:
 def test_functions_are_pure() -> None:
     first = first_due("cycle", "R/PT10M", NOW, HCM)
     assert first_due("cycle", "R/PT10M", NOW, HCM) == first
-

@@ -5,6 +5,7 @@ with ``error``; a wrong token is error -216). ``SmtpServer`` speaks SMTP over a 
 (EHLO, AUTH PLAIN/LOGIN, MAIL, RCPT, DATA, QUIT) and keeps every message it accepts.
 Time moves on the runner's virtual clock; nothing here sleeps to wait for time.
 """
+
 from __future__ import annotations
 
 import base64
@@ -21,15 +22,15 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import loopback
+import pytest
 import workerproc
 from conftest import make_runner
+from test_messaging import FIXTURES, STARTS, add_people, run
+
 from runner import inbox, outbox
 from runner.errors import Conflict
 from runner.runtime import Runner
-from test_messaging import FIXTURES, STARTS, add_people, run
 
 TOKEN = "oa-token-123"
 WAIT = 60.0  # seconds a test waits for another thread or process before failing
@@ -90,8 +91,9 @@ class ZaloServer:
 def zalo() -> Iterator[ZaloServer]:
     """A Zalo OA API on 127.0.0.1, served from a thread."""
     fake = ZaloServer()
-    with loopback.serve(lambda path, headers, body: fake.handle(path, headers.get("access_token"), body),
-                        "zalo") as fake.url:
+    with loopback.serve(
+        lambda path, headers, body: fake.handle(path, headers.get("access_token"), body), "zalo"
+    ) as fake.url:
         try:
             yield fake
         finally:
@@ -121,15 +123,16 @@ class SmtpServer:
         with self.lock:
             if self.data_replies:
                 return self.data_replies.pop(0)
-            self.accepted.append({"from": mail_from, "to": rcpt,
-                                  "message": message_from_bytes(raw, policy=policy.default)})
+            self.accepted.append(
+                {"from": mail_from, "to": rcpt, "message": message_from_bytes(raw, policy=policy.default)}
+            )
             return "250 2.0.0 OK: queued"
 
 
 class _SmtpSession(socketserver.StreamRequestHandler):
     """One SMTP conversation (RFC 5321 subset) with AUTH PLAIN and LOGIN (RFC 4954)."""
 
-    server: "_SmtpTcpServer"
+    server: _SmtpTcpServer
 
     def reply(self, line: str) -> None:
         self.wfile.write(line.encode() + b"\r\n")
@@ -223,9 +226,16 @@ def db_url(request) -> str:
 
 def settings_for(zalo: ZaloServer, mail: SmtpServer | None = None, token: str = TOKEN) -> dict[str, Any]:
     """Settings overrides that route the zalo and email channels to the local servers."""
-    values: dict[str, Any] = {"transports": "zalo=zalo_oa,email=smtp", "zalo_base_url": zalo.url,
-                              "zalo_access_token": token, "smtp_host": "127.0.0.1", "smtp_port": 9,
-                              "smtp_user": "cskh", "smtp_password": "mat-khau", "smtp_from": "cskh@easyedu.vn"}
+    values: dict[str, Any] = {
+        "transports": "zalo=zalo_oa,email=smtp",
+        "zalo_base_url": zalo.url,
+        "zalo_access_token": token,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": 9,
+        "smtp_user": "cskh",
+        "smtp_password": "mat-khau",
+        "smtp_from": "cskh@easyedu.vn",
+    }
     if mail is not None:
         values["smtp_port"] = mail.port
     return values
@@ -306,12 +316,16 @@ def test_zalo_5xx_is_retried_on_the_clock(hub: Runner, zalo: ZaloServer) -> None
     assert inbox.incidents(hub) == []
 
 
-@pytest.mark.parametrize(("status", "body", "error"), [
-    (400, None, "HTTP 400 from {url}/v3.0/oa/group/message"),
-    (200, {"error": -213, "message": "User has not followed OA"}, "Zalo error -213: User has not followed OA"),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (400, None, "HTTP 400 from {url}/v3.0/oa/group/message"),
+        (200, {"error": -213, "message": "User has not followed OA"}, "Zalo error -213: User has not followed OA"),
+    ],
+)
 def test_zalo_4xx_or_api_error_becomes_an_incident_that_resends_on_retry(
-        hub: Runner, zalo: ZaloServer, status: int, body: dict | None, error: str) -> None:
+    hub: Runner, zalo: ZaloServer, status: int, body: dict | None, error: str
+) -> None:
     zalo.answer_next(status, body)
     message = announce(hub)
     hub.deliver_outbox()
@@ -366,8 +380,9 @@ def test_lost_answer_leaves_the_message_unknown_not_resent(hub: Runner, zalo: Za
 
     unknown = row(hub, message["id"])
     assert unknown["state"] == "unknown"
-    assert unknown["last_error"].startswith(f"no answer from {zalo.url}/v3.0/oa/group/message after sending: "
-                                            "RemoteDisconnected")
+    assert unknown["last_error"].startswith(
+        f"no answer from {zalo.url}/v3.0/oa/group/message after sending: RemoteDisconnected"
+    )
     assert len(zalo.requests) == 1 and len(zalo.delivered) == 1
     assert inbox.incidents(hub) == []
 
@@ -396,13 +411,22 @@ class Worker:
 
     def __init__(self, url: str, zalo: ZaloServer) -> None:
         settings = settings_for(zalo)
-        self.env = {**os.environ, "RUNNER_DATABASE_URL": url, "RUNNER_CLOCK": "virtual",
-                    **{f"RUNNER_{k.upper()}": str(v) for k, v in settings.items()}}
+        self.env = {
+            **os.environ,
+            "RUNNER_DATABASE_URL": url,
+            "RUNNER_CLOCK": "virtual",
+            **{f"RUNNER_{k.upper()}": str(v) for k, v in settings.items()},
+        }
         self.procs: list[subprocess.Popen] = []
 
     def start(self) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, str(WORKER), "deliver"], env=self.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), "deliver"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.procs.append(proc)
         return proc
 
@@ -488,8 +512,7 @@ def test_smtp_4xx_is_retried_and_5xx_becomes_an_incident(hub: Runner, mailserver
     assert len(mailserver.accepted) == 1
 
 
-def test_smtp_login_refused_is_an_incident(sqlite_url: str, registry, zalo: ZaloServer,
-                                           mailserver: SmtpServer) -> None:
+def test_smtp_login_refused_is_an_incident(sqlite_url: str, registry, zalo: ZaloServer, mailserver: SmtpServer) -> None:
     runner = wired(sqlite_url, registry, zalo, mailserver, smtp_password="sai")
     try:
         run(runner, "msg_demo", "KH0001")

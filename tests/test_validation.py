@@ -1,4 +1,5 @@
 """Tests for runner.validation: every problem of a deployment, reported at once, never a crash."""
+
 from __future__ import annotations
 
 import sys
@@ -34,8 +35,11 @@ EXPECTED: dict[str, list[tuple[str, str, str]]] = {
         ("Event_sub_two", "Two starts", "event subprocess needs exactly one start event, found 2"),
     ],
     "service_tasks.bpmn": [
-        ("Java_class", "Java class",
-         f'Java implementation camunda:class="com.example.SendMail" is not supported; {JAVA_HINT}'),
+        (
+            "Java_class",
+            "Java class",
+            f'Java implementation camunda:class="com.example.SendMail" is not supported; {JAVA_HINT}',
+        ),
         ("Delegate", "Delegate", 'camunda:delegateExpression="${mailDelegate}" is not supported'),
         ("Juel", "JUEL call", 'camunda:expression="${mailer.send()}" is not supported'),
         ("Connector", "HTTP connector", "camunda:connector is not supported"),
@@ -179,7 +183,8 @@ def matches(problem: Problem, element_id: str, name: str, fragment: str) -> bool
 
 CASES = [
     pytest.param(fixture, *expected, id=f"{fixture}-{expected[0] or 'file'}-{i}")
-    for fixture, rows in EXPECTED.items() for i, expected in enumerate(rows)
+    for fixture, rows in EXPECTED.items()
+    for i, expected in enumerate(rows)
 ]
 
 
@@ -252,8 +257,9 @@ GARBAGE = {
     "deep": b"<a>" * 5000 + b"</a>" * 5000,
     "str-with-declaration": '<?xml version="1.0" encoding="UTF-8"?><a/>',
     "huge-timer": (FIXTURES / "timers.bpmn").read_bytes().replace(b"PT1H", b"P" + b"9" * 5000 + b"D"),
-    "date-overflow": (FIXTURES / "timers.bpmn").read_bytes().replace(
-        b"2026-01-01T00:00:00Z", b"0001-01-01T00:00:00+01:00"),
+    "date-overflow": (FIXTURES / "timers.bpmn")
+    .read_bytes()
+    .replace(b"2026-01-01T00:00:00Z", b"0001-01-01T00:00:00+01:00"),
 }
 
 
@@ -288,8 +294,10 @@ def _mutations(data: bytes) -> list[bytes]:
     return out
 
 
-@pytest.mark.parametrize("fixture", ["valid_features.bpmn", "kitchen_sink_errors.bpmn", "expressions.bpmn",
-                                     "unsupported.bpmn", "bad_hit_policies.dmn"])
+@pytest.mark.parametrize(
+    "fixture",
+    ["valid_features.bpmn", "kitchen_sink_errors.bpmn", "expressions.bpmn", "unsupported.bpmn", "bad_hit_policies.dmn"],
+)
 def test_files_with_parts_removed_never_raise(fixture: str) -> None:
     for data in _mutations((FIXTURES / fixture).read_bytes()):
         problems = validate({fixture: data}, topics=TOPICS)

@@ -1,4 +1,5 @@
 """The app factory: health probe, blueprints, navigation by role, error pages (HTML, JSON under /api)."""
+
 from __future__ import annotations
 
 import re
@@ -18,7 +19,7 @@ def test_healthz_reports_the_runner_clock(sqlite_url: str) -> None:
 
 
 def _nav(page: str) -> list[str]:
-    bar = page[page.index('<nav class="mainnav"'):page.index("</nav>")]
+    bar = page[page.index('<nav class="mainnav"') : page.index("</nav>")]
     return [label.strip() for label in re.findall(r">([^<]+)</a>", bar)]
 
 

@@ -3,6 +3,7 @@
 Deploy with the element-level report, processes with instance counts per version, the
 migration dry run and run, incidents and outbox decisions, users and tokens, the virtual clock.
 """
+
 from __future__ import annotations
 
 import io
@@ -36,8 +37,7 @@ def admin(client: WebClient, staff) -> WebClient:  # noqa: F811 - fixtures
 
 
 def _files(*paths: Path, names: list[str] | None = None) -> dict[str, Any]:
-    return {"files": [(io.BytesIO(p.read_bytes()), (names or [p.name for p in paths])[i])
-                      for i, p in enumerate(paths)]}
+    return {"files": [(io.BytesIO(p.read_bytes()), (names or [p.name for p in paths])[i]) for i, p in enumerate(paths)]}
 
 
 def _text(response) -> str:
@@ -68,10 +68,10 @@ def test_overview_shows_counts_and_the_virtual_clock(admin: WebClient, runner: R
 # --- deploy ---------------------------------------------------------------------------------------
 
 
-def test_a_broken_diagram_shows_the_element_level_report_and_stores_nothing(admin: WebClient,
-                                                                            runner: Runner) -> None:
-    response = admin.post("/admin/deploy", data=_files(ADMIN / "signup_broken.bpmn"),
-                          content_type="multipart/form-data")
+def test_a_broken_diagram_shows_the_element_level_report_and_stores_nothing(admin: WebClient, runner: Runner) -> None:
+    response = admin.post(
+        "/admin/deploy", data=_files(ADMIN / "signup_broken.bpmn"), content_type="multipart/form-data"
+    )
     assert response.status_code == 422
     page = _text(response)
     assert "Không triển khai được: 2 lỗi" in page
@@ -83,24 +83,29 @@ def test_a_broken_diagram_shows_the_element_level_report_and_stores_nothing(admi
 
 
 def test_deploy_shows_the_versions_created_and_offers_the_migration(admin: WebClient, runner: Runner) -> None:
-    first = _text(admin.post("/admin/deploy", data=_files(ADMIN / "signup_v1.bpmn"),
-                             content_type="multipart/form-data"))
+    first = _text(
+        admin.post("/admin/deploy", data=_files(ADMIN / "signup_v1.bpmn"), content_type="multipart/form-data")
+    )
     assert re.search(r'data-process="signup">.*?v1 <span class="badge ok">mới</span>', first, re.S)
-    clash = admin.post("/admin/deploy", data=_files(ADMIN / "signup_v2.bpmn", ADMIN / "signup_v1.bpmn",
-                                                    names=["signup.bpmn", "other.bpmn"]),
-                       content_type="multipart/form-data")
+    clash = admin.post(
+        "/admin/deploy",
+        data=_files(ADMIN / "signup_v2.bpmn", ADMIN / "signup_v1.bpmn", names=["signup.bpmn", "other.bpmn"]),
+        content_type="multipart/form-data",
+    )
     assert clash.status_code == 422  # two files defining one process: reported by element, nothing stored
     assert re.search(r'<tr data-element="signup">.*?Duplicate process ID', _text(clash), re.S)
-    again = _text(admin.post("/admin/deploy", data=_files(ADMIN / "signup_v2.bpmn"),
-                             content_type="multipart/form-data"))
+    again = _text(
+        admin.post("/admin/deploy", data=_files(ADMIN / "signup_v2.bpmn"), content_type="multipart/form-data")
+    )
     assert re.search(r"v2 <span class=\"badge ok\">mới</span>", again)
     assert "/admin/processes/signup/versions/1/migration?to=2" in again
     assert [v["version"] for v in inbox.process_versions(runner)[0]["versions"]] == [2, 1]
     assert inbox.history(runner, events=["process.deployed"])[-1]["actor"] == "admin1"
 
 
-@pytest.mark.parametrize("names,message", [(["signup.txt"], "Chỉ nhận tệp .bpmn hoặc .dmn."),
-                                           (["a.bpmn", "a.bpmn"], "Hai tệp trùng tên.")])
+@pytest.mark.parametrize(
+    "names,message", [(["signup.txt"], "Chỉ nhận tệp .bpmn hoặc .dmn."), (["a.bpmn", "a.bpmn"], "Hai tệp trùng tên.")]
+)
 def test_bad_uploads_are_reported_per_file(admin: WebClient, runner: Runner, names, message) -> None:
     paths = [ADMIN / "signup_v1.bpmn"] * len(names)
     response = admin.post("/admin/deploy", data=_files(*paths, names=names), content_type="multipart/form-data")
@@ -123,7 +128,9 @@ def test_processes_list_versions_with_instance_counts(admin: WebClient, runner: 
     runner.start_instance("signup", "C")
     [signup] = inbox.process_versions(runner)
     assert [(v["version"], v["running"], v["completed"], v["instances"]) for v in signup["versions"]] == [
-        (2, 1, 0, 1), (1, 1, 1, 2)]
+        (2, 1, 0, 1),
+        (1, 1, 1, 2),
+    ]
     page = _text(admin.get("/admin/processes"))
     rows = dict(re.findall(r'<tr data-version="(\d)">(.*?)</tr>', page, re.S))
     assert re.search(r'class="running">1<.*class="completed">1<', rows["1"], re.S)
@@ -161,8 +168,9 @@ def test_dry_run_says_which_instances_can_move_and_why_not(runner: Runner, two_v
         assert change["element"] == "check_form" and "extensions" in change["attributes"]
     blocked = by_key["C"]
     assert not blocked["movable"] and "call_customer" in blocked["error"]
-    assert blocked["blockers"] == [{"element": "call_customer", "name": "Gọi khách", "reason": "renamed",
-                                    "to": "demo_call"}]
+    assert blocked["blockers"] == [
+        {"element": "call_customer", "name": "Gọi khách", "reason": "renamed", "to": "demo_call"}
+    ]
     assert [i["version_id"] for i in inbox.instances(runner)] == [1, 1, 1]  # nothing moved
 
 
@@ -170,8 +178,7 @@ def test_dry_run_agrees_with_the_migration_itself(runner: Runner, two_versions) 
     report = migration.dry_run(runner, "signup", 1, 2)
     results = migration.migrate_many(runner, "signup", [i["id"] for i in report["instances"]], 2, actor="admin1")
     assert [r["ok"] for r in results] == [i["movable"] for i in report["instances"]]
-    assert migration.dry_run(runner, "signup", 1)["instances"] == [i for i in report["instances"]
-                                                                   if not i["movable"]]
+    assert migration.dry_run(runner, "signup", 1)["instances"] == [i for i in report["instances"] if not i["movable"]]
     moved = inbox.history(runner, instance_id=two_versions["A"], events=["instance.migrated"])
     assert [(h["actor"], h["details"]) for h in moved] == [("admin1", {"from": 1, "to": 2})]
     assert _task(runner, "A", "check_form")["candidate_groups"] == ["sales", "team_leader"]
@@ -191,8 +198,9 @@ def test_dry_run_and_migrate_many_errors(runner: Runner, two_versions) -> None:
 # --- migration: pages ---------------------------------------------------------------------------------------
 
 
-def test_migration_page_reports_then_migrates_with_progress_batches(admin: WebClient, runner: Runner,
-                                                                   two_versions) -> None:
+def test_migration_page_reports_then_migrates_with_progress_batches(
+    admin: WebClient, runner: Runner, two_versions
+) -> None:
     page = _text(admin.get("/admin/processes/signup/versions/1/migration"))
     assert "2 chuyển được" in page and "1 không chuyển được" in page
     blocked = re.search(rf'<tr data-instance="{two_versions["C"]}" class="blocked">(.*?)</tr>', page, re.S).group(1)
@@ -202,11 +210,17 @@ def test_migration_page_reports_then_migrates_with_progress_batches(admin: WebCl
     assert "<progress" in page
 
     # the page's script posts batches and reads JSON
-    first = admin.post("/admin/processes/signup/versions/1/migration", data={"to": "2", "ids": movable[:1]},
-                       headers={"Accept": "application/json"})
+    first = admin.post(
+        "/admin/processes/signup/versions/1/migration",
+        data={"to": "2", "ids": movable[:1]},
+        headers={"Accept": "application/json"},
+    )
     assert first.get_json() == {"moved": 1, "moved_ids": movable[:1], "failed": []}
-    rest = admin.post("/admin/processes/signup/versions/1/migration",
-                      data={"to": "2", "ids": [movable[1], two_versions["C"]]}, headers={"Accept": "application/json"})
+    rest = admin.post(
+        "/admin/processes/signup/versions/1/migration",
+        data={"to": "2", "ids": [movable[1], two_versions["C"]]},
+        headers={"Accept": "application/json"},
+    )
     body = rest.get_json()
     assert body["moved"] == 1 and [f["id"] for f in body["failed"]] == [two_versions["C"]]
     assert "call_customer" in body["failed"][0]["error"]
@@ -215,10 +229,10 @@ def test_migration_page_reports_then_migrates_with_progress_batches(admin: WebCl
     assert "2 chuyển được" not in after and "1 không chuyển được" in after
 
 
-def test_migration_without_javascript_redirects_with_a_summary(admin: WebClient, runner: Runner,
-                                                              two_versions) -> None:
-    response = admin.post("/admin/processes/signup/versions/1/migration",
-                          data={"to": "2", "ids": list(two_versions.values())})
+def test_migration_without_javascript_redirects_with_a_summary(admin: WebClient, runner: Runner, two_versions) -> None:
+    response = admin.post(
+        "/admin/processes/signup/versions/1/migration", data={"to": "2", "ids": list(two_versions.values())}
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("/migration?to=2")
     page = _text(admin.get(response.headers["Location"]))
     assert "Đã chuyển 2/3 phiên chạy sang phiên bản 2." in page
@@ -230,8 +244,9 @@ def test_migration_without_javascript_redirects_with_a_summary(admin: WebClient,
 # --- incidents and outbox decisions -----------------------------------------------------------------------------
 
 
-def test_incidents_show_the_error_and_can_be_retried(admin: WebClient, runner: Runner,
-                                                     registry: handlers.Registry) -> None:
+def test_incidents_show_the_error_and_can_be_retried(
+    admin: WebClient, runner: Runner, registry: handlers.Registry
+) -> None:
     tries: list[int] = []
 
     def work(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
@@ -284,9 +299,16 @@ def test_failed_outbox_messages_can_be_resent_or_dismissed(admin: WebClient, run
 
 
 def test_create_a_user_with_roles(admin: WebClient, runner: Runner, app) -> None:  # noqa: F811 - fixtures
-    response = admin.post("/admin/users", data={"username": "lan", "full_name": "Nguyễn Thị Lan",
-                                                "email": "lan@example.vn", "password": "mat-khau-lan",
-                                                "roles": ["sales", "team_leader"]})
+    response = admin.post(
+        "/admin/users",
+        data={
+            "username": "lan",
+            "full_name": "Nguyễn Thị Lan",
+            "email": "lan@example.vn",
+            "password": "mat-khau-lan",
+            "roles": ["sales", "team_leader"],
+        },
+    )
     assert response.status_code == 302 and response.headers["Location"] == "/admin/users/lan"
     assert users.get_user(runner, "lan")["roles"] == ["sales", "team_leader"]
     fresh = app.test_client()
@@ -295,13 +317,16 @@ def test_create_a_user_with_roles(admin: WebClient, runner: Runner, app) -> None
     assert re.search(r'data-user="lan">.*Kinh doanh.*Trưởng nhóm', page, re.S)
 
 
-@pytest.mark.parametrize("form,message", [
-    ({"username": "lan", "full_name": "Lan"}, "ít nhất một vai trò"),
-    ({"username": "", "full_name": "Lan", "roles": ["sales"]}, "Cần tên đăng nhập"),
-    ({"username": "lan", "full_name": "Lan", "roles": ["sales"], "password": "123"}, "ít nhất 8 ký tự"),
-    ({"username": "lan", "full_name": "Lan", "roles": ["sales"]}, "ít nhất 8 ký tự"),
-    ({"username": "sales1", "full_name": "Lan", "roles": ["sales"], "password": "mat-khau-123"}, "already exists"),
-])
+@pytest.mark.parametrize(
+    "form,message",
+    [
+        ({"username": "lan", "full_name": "Lan"}, "ít nhất một vai trò"),
+        ({"username": "", "full_name": "Lan", "roles": ["sales"]}, "Cần tên đăng nhập"),
+        ({"username": "lan", "full_name": "Lan", "roles": ["sales"], "password": "123"}, "ít nhất 8 ký tự"),
+        ({"username": "lan", "full_name": "Lan", "roles": ["sales"]}, "ít nhất 8 ký tự"),
+        ({"username": "sales1", "full_name": "Lan", "roles": ["sales"], "password": "mat-khau-123"}, "already exists"),
+    ],
+)
 def test_create_user_errors_keep_the_form(admin: WebClient, runner: Runner, form, message) -> None:
     response = admin.post("/admin/users", data=form)
     assert response.status_code == 422 and message in _text(response)

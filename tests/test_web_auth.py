@@ -7,9 +7,10 @@ access_rule`` by name. To add yours: one line ``"blueprint.endpoint": {"role", .
 endpoint as each role and as an anonymous visitor, with placeholder URL values, and checks
 403 for the roles not listed, no 401/403 for the others, and never a 5xx.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask, render_template_string
@@ -51,17 +52,46 @@ ACCESS: dict[str, object] = {
     "customers.renew_feed": ANY,
     "customers.feed": PUBLIC,
     # web/admin.py
-    **{f"admin.{name}": {"admin"} for name in (
-        "index", "advance_clock", "deploy", "processes", "migration_plan", "migrate", "incidents", "retry_incident",
-        "resolve_message", "user_list", "create_user", "user", "set_roles", "set_active", "reset_password", "unlock_login",
-        "issue_token", "revoke_token")},
+    **{
+        f"admin.{name}": {"admin"}
+        for name in (
+            "index",
+            "advance_clock",
+            "deploy",
+            "processes",
+            "migration_plan",
+            "migrate",
+            "incidents",
+            "retry_incident",
+            "resolve_message",
+            "user_list",
+            "create_user",
+            "user",
+            "set_roles",
+            "set_active",
+            "reset_password",
+            "unlock_login",
+            "issue_token",
+            "revoke_token",
+        )
+    },
     # web/api.py (tasks: which ones a user may see or work is checked per task, see test_api)
     "api.openapi": PUBLIC,
-    **{f"api.{name}": ANY for name in (
-        "process_definitions", "create_instance", "list_instances", "get_instance", "list_tasks", "claim_task",
-        "complete_task", "send_message", "get_customer")},
-    **{f"api.{name}": {"admin"} for name in ("create_deployment", "list_incidents", "retry_incident",
-                                              "advance_clock")},
+    **{
+        f"api.{name}": ANY
+        for name in (
+            "process_definitions",
+            "create_instance",
+            "list_instances",
+            "get_instance",
+            "list_tasks",
+            "claim_task",
+            "complete_task",
+            "send_message",
+            "get_customer",
+        )
+    },
+    **{f"api.{name}": {"admin"} for name in ("create_deployment", "list_incidents", "retry_incident", "advance_clock")},
     # other blueprints: add one line per endpoint here
 }
 SKIP = {"static"}
@@ -88,8 +118,9 @@ def test_login_goes_back_to_the_page_asked_for(client: WebClient, staff) -> None
     assert "Nhân viên sales" in client.get("/inbox/group").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example/x",
-                                    "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example/x", "javascript:alert(1)"]
+)
 def test_login_never_redirects_to_another_site(client: WebClient, staff, target: str) -> None:
     response = client.post("/login", data={"username": "sales1", "password": PASSWORD, "next": target})
     assert response.status_code == 302 and response.headers["Location"] == "/"
@@ -142,8 +173,9 @@ def test_passwords_are_stored_hashed(runner: Runner, staff) -> None:
 # --- five failed logins in a row slow the account down -------------------------------------
 
 
-@pytest.mark.parametrize("failures,seconds", [(0, 0), (4, 0), (5, 30), (6, 60), (7, 120), (9, 480), (10, 900),
-                                              (40, 900)])
+@pytest.mark.parametrize(
+    "failures,seconds", [(0, 0), (4, 0), (5, 30), (6, 60), (7, 120), (9, 480), (10, 900), (40, 900)]
+)
 def test_lockout_delay(failures: int, seconds: int) -> None:
     assert users.lockout_delay(failures) == timedelta(seconds=seconds)
 
@@ -191,7 +223,7 @@ def test_english_switch_is_kept_in_the_session_and_on_the_account(client: WebCli
 
 
 def test_dates_are_shown_in_ho_chi_minh_time(app: Flask) -> None:
-    moment = datetime(2026, 11, 24, 20, 30, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 24, 20, 30, tzinfo=UTC)
     with app.test_request_context("/"):
         assert render_template_string("{{ m|dt }} / {{ m|day }}", m=moment) == "25/11/2026 03:30 / 25/11/2026"
         assert render_template_string("{{ m|dt }}", m=moment.isoformat()) == "25/11/2026 03:30"
@@ -207,9 +239,9 @@ def test_ago_counts_from_the_runner_clock(app: Flask, runner: Runner) -> None:
 
 
 def test_every_english_text_is_translated() -> None:
-    from web.i18n import CATALOGS
-
     from babel.messages import pofile
+
+    from web.i18n import CATALOGS
 
     with (CATALOGS / "en" / "LC_MESSAGES" / "messages.po").open("rb") as fp:
         catalog = pofile.read_po(fp)
@@ -247,15 +279,24 @@ def test_every_endpoint_has_an_access_rule(app: Flask) -> None:
 @pytest.fixture
 def matrix_app(runner: Runner, staff) -> Flask:
     """The app with CSRF off, so that the matrix reaches the views' role checks on POST too."""
-    flask_app = create_app({"TESTING": True, "SECRET_KEY": "test", "RUNNER": runner,
-                            "RUNNER_SETTINGS": runner.settings, "WTF_CSRF_ENABLED": False})
+    flask_app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "RUNNER": runner,
+            "RUNNER_SETTINGS": runner.settings,
+            "WTF_CSRF_ENABLED": False,
+        }
+    )
     flask_app.test_client_class = WebClient
     return flask_app
 
 
 def _url(rule) -> str:
-    values = {arg: (999_999 if type(rule._converters[arg]).__name__ == "IntegerConverter" else "no-such-id")
-              for arg in rule.arguments}
+    values = {
+        arg: (999_999 if type(rule._converters[arg]).__name__ == "IntegerConverter" else "no-such-id")
+        for arg in rule.arguments
+    }
     return rule.build(values, append_unknown=False)[1]
 
 
@@ -286,8 +327,10 @@ def test_role_endpoint_matrix(matrix_app: Flask, runner: Runner, role: str | Non
         else:
             ok = status == 403
         if status < 500 and not ok:
-            failures.append(f"{method} {url} ({endpoint}) as {role or 'anonymous'}: {status}, expected "
-                            f"{'allowed' if allowed == PUBLIC or allowed == ANY or role in allowed else 403}")
+            failures.append(
+                f"{method} {url} ({endpoint}) as {role or 'anonymous'}: {status}, expected "
+                f"{'allowed' if allowed == PUBLIC or allowed == ANY or role in allowed else 403}"
+            )
     assert failures == []
 
 
@@ -300,8 +343,24 @@ def test_cli_adds_users_and_prints_tokens(sqlite_url: str, monkeypatch, capsys) 
 
     monkeypatch.setenv("RUNNER_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("RUNNER_CLOCK", "virtual")
-    assert main(["users", "add", "lan", "--name", "Nguyễn Thị Lan", "--role", "sales", "--role", "team_leader",
-                 "--password", "mat-khau-lan"]) == 0
+    assert (
+        main(
+            [
+                "users",
+                "add",
+                "lan",
+                "--name",
+                "Nguyễn Thị Lan",
+                "--role",
+                "sales",
+                "--role",
+                "team_leader",
+                "--password",
+                "mat-khau-lan",
+            ]
+        )
+        == 0
+    )
     assert main(["users", "add", "lan", "--if-missing", "--role", "sales"]) == 0
     assert main(["users", "add", "bad", "--role", "wizard", "--password", "mat-khau-123"]) == 1
     assert main(["users", "add", "short", "--role", "sales", "--password", "123"]) == 1

@@ -3,6 +3,7 @@
 The customers come through processes/sales.bpmn (``tests.test_customer_views.pipeline``):
 on Tuesday 09:00 KH1 is in Cấp Demo, KH2 in Tiếp nhận, KH3 in Liên hệ lại with an overdue call-back.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,21 +57,25 @@ def _stages(page: str) -> list[str]:
 def _column(page: str, stage: str) -> str:
     start = page.index(f'data-stage="{stage}"')
     end = page.find('<section class="board-col"', start)
-    return page[start:end if end > 0 else len(page)]
+    return page[start : end if end > 0 else len(page)]
 
 
 # --- search -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("query,found,absent", [
-    ("q=sao+mai", ["KH1"], ["KH2", "KH3"]),
-    ("q=0987654", ["KH2"], ["KH1", "KH3"]),
-    ("q=li%C3%AAn+h%E1%BB%87+l%E1%BA%A1i", ["KH3"], ["KH1", "KH2"]),  # a tag typed in the box
-    ("tag=C%E1%BA%A4P+DEMO", ["KH1"], ["KH2", "KH3"]),
-    ("", ["KH1", "KH2", "KH3"], []),
-])
-def test_search_by_name_phone_or_tag(client: WebClient, owners, query: str, found: list[str],
-                                     absent: list[str]) -> None:
+@pytest.mark.parametrize(
+    "query,found,absent",
+    [
+        ("q=sao+mai", ["KH1"], ["KH2", "KH3"]),
+        ("q=0987654", ["KH2"], ["KH1", "KH3"]),
+        ("q=li%C3%AAn+h%E1%BB%87+l%E1%BA%A1i", ["KH3"], ["KH1", "KH2"]),  # a tag typed in the box
+        ("tag=C%E1%BA%A4P+DEMO", ["KH1"], ["KH2", "KH3"]),
+        ("", ["KH1", "KH2", "KH3"], []),
+    ],
+)
+def test_search_by_name_phone_or_tag(
+    client: WebClient, owners, query: str, found: list[str], absent: list[str]
+) -> None:
     client.login("tuan")  # a team leader sees every customer (see tests/hostile/test_permissions.py)
     page = client.get(f"/customers/?{query}").get_data(as_text=True)
     assert re.findall(r'data-customer="([^"]+)"', page) == found
@@ -88,8 +93,7 @@ def test_search_without_a_match_says_so(client: WebClient, owners) -> None:
 # --- the 360° page ------------------------------------------------------------------------------------
 
 
-def test_customer_page_shows_profile_stage_timeline_and_instances(client: WebClient, runner: Runner,
-                                                                  owners) -> None:
+def test_customer_page_shows_profile_stage_timeline_and_instances(client: WebClient, runner: Runner, owners) -> None:
     client.login("an")
     response = client.get("/customers/KH1")
     assert response.status_code == 200
@@ -173,10 +177,12 @@ def test_a_note_is_added_and_shown_first_with_its_author(client: WebClient, runn
     assert users.get_user(runner, _owner(runner, "KH2"))["full_name"] in first.group(2)
 
 
-@pytest.mark.parametrize("text,error", [("   ", "Ghi chú không được để trống."),
-                                        ("x" * 5001, "Ghi chú dài quá 5000 ký tự.")])
-def test_a_bad_note_comes_back_with_the_text_kept(client: WebClient, runner: Runner, owners, text: str,
-                                                 error: str) -> None:
+@pytest.mark.parametrize(
+    "text,error", [("   ", "Ghi chú không được để trống."), ("x" * 5001, "Ghi chú dài quá 5000 ký tự.")]
+)
+def test_a_bad_note_comes_back_with_the_text_kept(
+    client: WebClient, runner: Runner, owners, text: str, error: str
+) -> None:
     client.login(_owner(runner, "KH2"))
     response = client.post("/customers/KH2/notes", data={"text": text})
     assert response.status_code == 422
@@ -194,8 +200,7 @@ def test_a_note_needs_the_csrf_token(client: WebClient, owners) -> None:
 # --- boards -------------------------------------------------------------------------------------------
 
 
-def test_board_has_the_stage_columns_in_order_with_cards_and_counts(client: WebClient, runner: Runner,
-                                                                   owners) -> None:
+def test_board_has_the_stage_columns_in_order_with_cards_and_counts(client: WebClient, runner: Runner, owners) -> None:
     client.login("tuan")
     page = client.get("/boards/").get_data(as_text=True)
     assert _stages(page) == SALES_ORDER
@@ -256,10 +261,12 @@ def bookings(runner: Runner, owners) -> dict[str, int]:
     """Teacher minh: two sessions in the week of 14 December (one cancelled) and one the week after."""
     with runner.db.unit() as s:
         first = calendar.book(s, "minh", "KH1", WEEK, duration_minutes=90, now=runner.now(), session_no=1)
-        second = calendar.book(s, "minh", "KH3", WEEK + timedelta(days=2, hours=5), duration_minutes=90,
-                               now=runner.now(), session_no=1)
-        later = calendar.book(s, "minh", "KH1", WEEK + timedelta(days=7), duration_minutes=90, now=runner.now(),
-                              session_no=2)
+        second = calendar.book(
+            s, "minh", "KH3", WEEK + timedelta(days=2, hours=5), duration_minutes=90, now=runner.now(), session_no=1
+        )
+        later = calendar.book(
+            s, "minh", "KH1", WEEK + timedelta(days=7), duration_minutes=90, now=runner.now(), session_no=2
+        )
         calendar.cancel(s, second, runner.now())
         return {"first": first.id, "second": second.id, "later": later.id}
 
@@ -299,7 +306,8 @@ def test_the_feed_needs_no_session_and_lists_my_appointments(app: Flask, client:
     assert [(str(e["SUMMARY"]), str(e["STATUS"])) for e in events] == [
         ("Đào tạo buổi 1 - Trung tâm Anh ngữ Sao Mai", "CONFIRMED"),
         ("Đào tạo buổi 1 - Trung tâm Kỹ năng Ánh Dương", "CANCELLED"),
-        ("Đào tạo buổi 2 - Trung tâm Anh ngữ Sao Mai", "CONFIRMED")]
+        ("Đào tạo buổi 2 - Trung tâm Anh ngữ Sao Mai", "CONFIRMED"),
+    ]
 
 
 def test_a_wrong_feed_token_is_404(app: Flask, runner: Runner, bookings) -> None:
@@ -318,7 +326,9 @@ def test_a_wrong_feed_token_is_404(app: Flask, runner: Runner, bookings) -> None
 
 def test_a_new_feed_address_retires_the_old_one(app: Flask, client: WebClient, runner: Runner, bookings) -> None:
     client.login("minh")
-    [old] = re.findall(r'id="feed-url" value="http://localhost([^"]+)"', client.get("/calendar/").get_data(as_text=True))
+    [old] = re.findall(
+        r'id="feed-url" value="http://localhost([^"]+)"', client.get("/calendar/").get_data(as_text=True)
+    )
     anonymous = app.test_client()
     assert anonymous.get(old).status_code == 200
     assert client.post("/calendar/feed", csrf=False).status_code == 400  # a form, not a link

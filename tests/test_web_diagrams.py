@@ -1,5 +1,6 @@
 """Diagram views and the queries behind them: where an instance stands, the path it took,
 its incidents, and how many instances of a version wait at each element."""
+
 from __future__ import annotations
 
 import json
@@ -58,6 +59,7 @@ def state(runner: Runner, instance_id: str) -> tuple[set[str], set[str], list[st
 
 
 # --- runner.diagrams ------------------------------------------------------------------------
+
 
 def test_an_instance_is_followed_along_its_diagram(journey: Runner, notify: Notify) -> None:
     notify.failures = 1
@@ -140,7 +142,15 @@ FORK = (DIAGRAMS / "journey.bpmn").read_bytes()
 def test_silent_steps_between_known_ones_are_filled_in() -> None:
     graph = read_graph(FORK)
     assert taken_path(graph, {"verify", "notify"}, {"call_step"}, "journey", False) == {
-        "start", "f1", "verify", "f2", "gw_ok", "f_yes", "notify", "f4"}
+        "start",
+        "f1",
+        "verify",
+        "f2",
+        "gw_ok",
+        "f_yes",
+        "notify",
+        "f4",
+    }
     # a waiting step history knows nothing of breaks the chain: nothing is guessed across it
     assert taken_path(graph, {"verify"}, {"call_step"}, "journey", False) == {"start", "f1", "verify"}
 
@@ -160,14 +170,18 @@ def test_message_catchers_and_calls_are_read_from_the_file() -> None:
 
 # --- web/diagrams.py --------------------------------------------------------------------------
 
+
 def svg_in(page: str) -> etree._Element:
     start, end = page.index("<svg"), page.index("</svg>") + len("</svg>")
     return etree.fromstring(page[start:end].encode())
 
 
 def group(svg: etree._Element, element_id: str) -> etree._Element:
-    return next(g for g in svg.iter(f"{SVG}g") if g.get("data-element-id") == element_id
-                and "bpmn-element" in g.get("class", ""))
+    return next(
+        g
+        for g in svg.iter(f"{SVG}g")
+        if g.get("data-element-id") == element_id and "bpmn-element" in g.get("class", "")
+    )
 
 
 def test_instance_page_highlights_the_current_task(client, staff, journey: Runner) -> None:
@@ -211,8 +225,11 @@ def test_definition_page_shows_waiting_counts_as_a_heat_map(client, staff, journ
     page = response.get_data(as_text=True)
     svg = svg_in(page)
     assert "is-hot" in group(svg, "verify").get("class") and "is-hot" in group(svg, "notify").get("class")
-    counts = {b.get("data-element-id"): b.find(f"{SVG}text").text
-              for b in svg.iter(f"{SVG}g") if b.get("class") == "bpmn-badge bpmn-badge-count"}
+    counts = {
+        b.get("data-element-id"): b.find(f"{SVG}text").text
+        for b in svg.iter(f"{SVG}g")
+        if b.get("class") == "bpmn-badge bpmn-badge-count"
+    }
     assert counts == {"verify": "2", "notify": "1"}
     assert 'data-testid="waiting-counts"' in page
 
@@ -229,8 +246,9 @@ def test_missing_things_are_404(client, staff, journey: Runner) -> None:
     assert client.get("/instances/nothing/diagram").status_code == 404
 
 
-def test_a_file_without_diagram_interchange_still_has_a_page(client, staff, runner: Runner,
-                                                             registry: handlers.Registry) -> None:
+def test_a_file_without_diagram_interchange_still_has_a_page(
+    client, staff, runner: Runner, registry: handlers.Registry
+) -> None:
     registry.add("test.flaky", lambda params, ctx: {})
     runner.deploy([NO_DI])
     key = read_graph(NO_DI.read_bytes()).processes.pop()

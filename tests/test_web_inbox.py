@@ -1,4 +1,5 @@
 """The task inbox over a real SQLite runner: lists, filters, claim/unclaim/reassign, the task page, complete."""
+
 from __future__ import annotations
 
 import re
@@ -24,8 +25,7 @@ def sales(runner: Runner, staff) -> Runner:
     add_user(runner, "sales2", ["sales"], full_name="Trần Văn Hai")
     add_user(runner, "lead1", ["sales", "team_leader"], full_name="Lê Trưởng Nhóm")
     with runner.db.unit() as s:
-        crm.add_customer(s, "KH1", "Trung tâm Anh ngữ Ánh Dương", phone="0912345678", owner="sales1",
-                         now=runner.now())
+        crm.add_customer(s, "KH1", "Trung tâm Anh ngữ Ánh Dương", phone="0912345678", owner="sales1", now=runner.now())
         crm.add_customer(s, "KH2", "Trường Tiểu học Hoa Sen", phone="0987654321", owner="sales2", now=runner.now())
     return runner
 
@@ -61,23 +61,29 @@ def test_overdue_tasks_come_first_and_are_marked(client: WebClient, sales: Runne
     sales.start_instance("web_lead", "KH2")  # due in 1 hour
     client.login("sales1")
     page = client.get("/inbox/group").get_data(as_text=True)
-    expected = [_task(sales, "KH1", "verify_lead")["id"], _task(sales, "KH2", "verify_lead")["id"],
-                _task(sales, "KH2", "care_call")["id"]]
+    expected = [
+        _task(sales, "KH1", "verify_lead")["id"],
+        _task(sales, "KH2", "verify_lead")["id"],
+        _task(sales, "KH2", "care_call")["id"],
+    ]
     assert _ids(page) == expected
     rows = re.findall(r'<tr class="([^"]*)" data-task="([^"]+)"', page)
     assert [cls for cls, _ in rows] == ["overdue", "", ""]
     assert page.count("Quá hạn ·") == 1
 
 
-@pytest.mark.parametrize("query,expected", [
-    ("process=web_followup", [("KH2", "care_call")]),
-    ("stage=Tiếp nhận", [("KH1", "verify_lead"), ("KH2", "verify_lead")]),
-    ("customer=KH2", [("KH2", "verify_lead"), ("KH2", "care_call")]),
-    ("due=overdue", [("KH1", "verify_lead")]),
-    ("due=today", [("KH1", "verify_lead"), ("KH2", "verify_lead")]),
-    ("customer=KH2&stage=Tiếp nhận", [("KH2", "verify_lead")]),
-    ("due=bogus", [("KH1", "verify_lead"), ("KH2", "verify_lead"), ("KH2", "care_call")]),
-])
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ("process=web_followup", [("KH2", "care_call")]),
+        ("stage=Tiếp nhận", [("KH1", "verify_lead"), ("KH2", "verify_lead")]),
+        ("customer=KH2", [("KH2", "verify_lead"), ("KH2", "care_call")]),
+        ("due=overdue", [("KH1", "verify_lead")]),
+        ("due=today", [("KH1", "verify_lead"), ("KH2", "verify_lead")]),
+        ("customer=KH2&stage=Tiếp nhận", [("KH2", "verify_lead")]),
+        ("due=bogus", [("KH1", "verify_lead"), ("KH2", "verify_lead"), ("KH2", "care_call")]),
+    ],
+)
 def test_filters(client: WebClient, sales: Runner, query: str, expected: list[tuple[str, str]]) -> None:
     sales.start_instance("web_lead", "KH1")
     sales.advance_clock(timedelta(hours=2))
@@ -174,8 +180,9 @@ def test_team_leader_reassigns_to_a_candidate_only(app, sales: Runner) -> None:
     page = leader.get("/inbox/all").get_data(as_text=True)
     assert _ids(page) == [task_id] and '<option value="sales2" >Trần Văn Hai</option>' in page
     assert 'value="teacher1"' not in page  # only candidates are offered
-    response = leader.post(f"/inbox/tasks/{task_id}/reassign", data={"to": "sales2", "next": "/inbox/all"},
-                           follow_redirects=True)
+    response = leader.post(
+        f"/inbox/tasks/{task_id}/reassign", data={"to": "sales2", "next": "/inbox/all"}, follow_redirects=True
+    )
     assert "Đã giao việc “Xác minh lead” cho sales2." in response.get_data(as_text=True)
     assert _task(sales, "KH1", "verify_lead")["assignee"] == "sales2"
     response = leader.post(f"/inbox/tasks/{task_id}/reassign", data={"to": "teacher1"}, follow_redirects=True)
@@ -209,8 +216,7 @@ def test_task_page_shows_the_form_and_the_customer(client: WebClient, sales: Run
     sales.start_instance("jobs_notify", "KH1", {"channel": "zalo", "text": "Chào anh chị, em là Lan"})
     sales.run_due()
     with sales.db.unit() as s:
-        s.add(Note(customer_id="KH1", text="Khách hẹn gọi lại chiều thứ Sáu", author="sales1",
-                   created_at=sales.now()))
+        s.add(Note(customer_id="KH1", text="Khách hẹn gọi lại chiều thứ Sáu", author="sales1", created_at=sales.now()))
     sales.start_instance("web_lead", "KH1")
     task = _task(sales, "KH1", "verify_lead")
     sales.claim_task(task["id"], "sales1", ["sales"])
@@ -220,7 +226,7 @@ def test_task_page_shows_the_form_and_the_customer(client: WebClient, sales: Run
     assert re.search(r'<option value="doubtful"\s*>Nghi ngờ</option>', page)
     assert re.search(r'<input id="f-source" value="Facebook" readonly>', page)
     assert 'name="source"' not in page  # read-only fields are not posted back
-    context = page[page.index('class="card customer-context"'):]
+    context = page[page.index('class="card customer-context"') :]
     assert "0912345678" in context and "Nhân viên sales" in context
     assert "Khách hẹn gọi lại chiều thứ Sáu" in context
     assert "zalo" in context and "Chào anh chị, em là Lan" in context
@@ -241,13 +247,23 @@ def test_validation_errors_are_per_field_and_keep_the_values(client: WebClient, 
     task_id = _task(sales, "KH1", "contact_call")["id"]
     sales.claim_task(task_id, "sales1", ["sales"])
     client.login("sales1")
-    response = client.post(f"/inbox/tasks/{task_id}/complete",
-                           data={"reached": "true", "business_model": "villa", "staff_count": "0",
-                                 "demo_date": "not a date", "note": "Khách bận, gọi lại sau"})
+    response = client.post(
+        f"/inbox/tasks/{task_id}/complete",
+        data={
+            "reached": "true",
+            "business_model": "villa",
+            "staff_count": "0",
+            "demo_date": "not a date",
+            "note": "Khách bận, gọi lại sau",
+        },
+    )
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    errors = dict(re.findall(r'<div class="field invalid" data-field="(\w+)">.*?<p class="error"[^>]*>([^<]+)</p>',
-                             page, flags=re.S))
+    errors = dict(
+        re.findall(
+            r'<div class="field invalid" data-field="(\w+)">.*?<p class="error"[^>]*>([^<]+)</p>', page, flags=re.S
+        )
+    )
     assert errors == {
         "business_model": "Hãy chọn một giá trị trong danh sách cho Mô hình kinh doanh.",
         "staff_count": "Số nhân viên phải từ 1 trở lên.",
@@ -269,8 +285,7 @@ def test_completing_lands_on_my_next_task_for_the_same_customer(client: WebClien
     following = _task(sales, "KH1", "contact_call")["id"]
     assert response.status_code == 302 and response.headers["Location"] == f"/inbox/tasks/{following}"
     client.post(f"/inbox/tasks/{following}/claim")
-    response = client.post(f"/inbox/tasks/{following}/complete",
-                           data={"staff_count": "25", "demo_date": "2026-12-01"})
+    response = client.post(f"/inbox/tasks/{following}/complete", data={"staff_count": "25", "demo_date": "2026-12-01"})
     assert response.headers["Location"] == "/inbox/"  # the next one is the team leader's
     done = inbox.history(sales, events=["task.completed"])
     # an unticked checkbox is False; fields the browser did not send stay as they were
@@ -284,8 +299,7 @@ def test_two_people_completing_the_same_task(app, sales: Runner) -> None:
     first.login("sales1")
     second.login("sales2")
     assert first.post(f"/inbox/tasks/{task_id}/complete", data={"lead_quality": "good"}).status_code == 302
-    response = second.post(f"/inbox/tasks/{task_id}/complete", data={"lead_quality": "bad"},
-                           follow_redirects=True)
+    response = second.post(f"/inbox/tasks/{task_id}/complete", data={"lead_quality": "bad"}, follow_redirects=True)
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert "Việc “Xác minh lead” đã được sales1 hoàn thành trước bạn." in page

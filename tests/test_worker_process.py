@@ -1,4 +1,5 @@
 """`runner worker` as a real process: APScheduler ticks, the database holds the work."""
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,13 @@ def test_runner_worker_runs_due_jobs_and_stops_on_sigterm(sqlite_url: str, regis
         s.query(Timer).filter(Timer.instance_id == instance_id).update({"due_at": runner.now()})
 
     env = {**os.environ, "RUNNER_DATABASE_URL": sqlite_url, "RUNNER_CLOCK": "system", "RUNNER_POLL_SECONDS": "0.2"}
-    worker = subprocess.Popen([sys.executable, "-m", "runner.cli", "worker"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", "worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for(lambda: inbox.instance(runner, instance_id)["status"] == "completed")
     finally:

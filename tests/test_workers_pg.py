@@ -6,6 +6,7 @@ unit of work's session (committed with the step) and one raw line per call to it
 process's own file (written whether or not the step commits). Timers run on the system
 clock (``PT1S``), so they fall due while the workers are running.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 import workerproc
 from conftest import BPMN
+
 from runner import inbox
 from runner.runtime import Runner
 from runner.settings import Settings
@@ -34,9 +35,16 @@ DEADLINE = 150.0  # seconds a worker keeps going before it gives up (exit code 3
 
 def _start_workers(url: str, raw_dir: Path) -> list[subprocess.Popen]:
     env = {**os.environ, "RUNNER_DATABASE_URL": url, "RUNNER_CLOCK": "system", "WORKER_RAW_DIR": str(raw_dir)}
-    return [subprocess.Popen([sys.executable, workerproc.__file__, "loop", "--seconds", str(DEADLINE)],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(WORKERS)]
+    return [
+        subprocess.Popen(
+            [sys.executable, workerproc.__file__, "loop", "--seconds", str(DEADLINE)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(WORKERS)
+    ]
 
 
 def _reports(procs: list[subprocess.Popen]) -> list[dict]:
@@ -57,8 +65,12 @@ def _reports(procs: list[subprocess.Popen]) -> list[dict]:
 def test_four_workers_run_every_task_and_timer_exactly_once(pg_url: str, tmp_path: Path) -> None:
     runner = Runner(Settings.from_env({}, database_url=pg_url, clock="system"), registry=workerproc.make_registry())
     with runner.db.engine.begin() as conn:
-        conn.execute(sa.text("create table invocations (id serial primary key, job_key varchar(100), "
-                             "element_id varchar(50), pid integer)"))
+        conn.execute(
+            sa.text(
+                "create table invocations (id serial primary key, job_key varchar(100), "
+                "element_id varchar(50), pid integer)"
+            )
+        )
     runner.deploy([BPMN / "jobs" / "count.bpmn"])
     began = time.monotonic()
     ids = {runner.start_instance("jobs_count", f"KH-{n:03d}", {"wait": "PT1S"}) for n in range(INSTANCES)}
@@ -67,8 +79,10 @@ def test_four_workers_run_every_task_and_timer_exactly_once(pg_url: str, tmp_pat
 
     reports = _reports(_start_workers(pg_url, raw))
     worked = time.monotonic() - started
-    print(f"\n{INSTANCES} instances started in {started - began:.1f} s; {WORKERS} workers finished in "
-          f"{worked:.1f} s; work per worker: {sorted(r['ran'] for r in reports)}")
+    print(
+        f"\n{INSTANCES} instances started in {started - began:.1f} s; {WORKERS} workers finished in "
+        f"{worked:.1f} s; work per worker: {sorted(r['ran'] for r in reports)}"
+    )
 
     assert all(r["done"] for r in reports)
     assert sum(r["ran"] for r in reports) == INSTANCES * 3

@@ -11,12 +11,13 @@
 One user per role exists as ``<role>1`` (``sales1``, ``team_leader1``, ``admin1``...), all
 with ``PASSWORD``; ``add_user`` makes more. ``auth_clock`` is the failed-login clock.
 """
+
 from __future__ import annotations
 
 import functools
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 class AuthClock:
     """The time the sign-in slow-down sees; tests move it instead of sleeping."""
 
-    def __init__(self, start: datetime = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)):
+    def __init__(self, start: datetime = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)):
         self.moment = start
 
     def now(self) -> datetime:
@@ -77,11 +78,13 @@ def _hash(password: str) -> str:
     return generate_password_hash(password)
 
 
-def add_user(runner: Runner, username: str, roles: Iterable[str], *, full_name: str | None = None,
-             password: str = PASSWORD) -> dict[str, Any]:
+def add_user(
+    runner: Runner, username: str, roles: Iterable[str], *, full_name: str | None = None, password: str = PASSWORD
+) -> dict[str, Any]:
     """A staff member with a sign-in account."""
-    return users.create_user(runner, username, full_name or username.title(), list(roles),
-                             password_hash=_hash(password))
+    return users.create_user(
+        runner, username, full_name or username.title(), list(roles), password_hash=_hash(password)
+    )
 
 
 @pytest.fixture
@@ -93,8 +96,15 @@ def auth_clock() -> AuthClock:
 @pytest.fixture
 def app(runner: Runner, auth_clock: AuthClock) -> Flask:
     """The web app over the test ``runner`` (SQLite, virtual clock), CSRF on."""
-    flask_app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "RUNNER": runner,
-                            "RUNNER_SETTINGS": runner.settings, "AUTH_CLOCK": auth_clock.now})
+    flask_app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "RUNNER": runner,
+            "RUNNER_SETTINGS": runner.settings,
+            "AUTH_CLOCK": auth_clock.now,
+        }
+    )
     flask_app.test_client_class = WebClient
     return flask_app
 

@@ -13,6 +13,7 @@ so that a test can count raw invocations, committed or not.
 - ``loop``: ``run_due`` until the database shows all work done, or ``--seconds`` pass
   (exit code 3). Prints one JSON line with what this process did.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import handlers  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
+import handlers  # noqa: E402
 from runner import outbox, scheduler  # noqa: E402
 from runner.models import Instance, Job, Timer  # noqa: E402
 from runner.runtime import Runner  # noqa: E402
@@ -50,8 +51,10 @@ def _note_call(ctx: handlers.HandlerContext) -> None:
 def count_once(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
     """Record the call in a domain table (committed with the step) and in the raw file."""
     _note_call(ctx)
-    ctx.session.execute(text("insert into invocations (job_key, element_id, pid) values (:k, :e, :p)"),
-                        {"k": ctx.idempotency_key, "e": ctx.element_id, "p": os.getpid()})
+    ctx.session.execute(
+        text("insert into invocations (job_key, element_id, pid) values (:k, :e, :p)"),
+        {"k": ctx.idempotency_key, "e": ctx.element_id, "p": os.getpid()},
+    )
     return {f"{ctx.element_id}_by": os.getpid()}
 
 
@@ -90,8 +93,9 @@ class PlainPostTransport:
 
     def send(self, envelope: outbox.Envelope) -> None:
         body = json.dumps({"key": envelope.idempotency_key, "payload": envelope.payload}).encode()
-        request = urllib.request.Request(f"{self.url}/plain", data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/plain", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 response.read()

@@ -5,6 +5,7 @@ registers those that exist (see ``BLUEPRINTS``). A module may also define ``NAV`
 ``NavItem`` shown in the top bar to the roles named there. Views reach the runner through
 ``get_runner()`` and its public API only.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -88,7 +89,7 @@ def _use_secret_key(app: Flask) -> None:
         raise instance.SecretKeyMissing(instance.secret_key_path(settings))
 
 
-def get_runner() -> "Runner":
+def get_runner() -> Runner:
     """The app's runner, built on first use from ``RUNNER_SETTINGS`` (or the environment)."""
     app = current_app
     runner = app.extensions.get("runner")
@@ -150,8 +151,11 @@ def _add_basics(app: Flask) -> None:
 
         if not current_user.is_authenticated:
             return {"nav_items": []}
-        items = [item for item in app.extensions["nav"] if item.endpoint in app.view_functions
-                 and (item.roles is None or current_user.has_role(*item.roles))]
+        items = [
+            item
+            for item in app.extensions["nav"]
+            if item.endpoint in app.view_functions and (item.roles is None or current_user.has_role(*item.roles))
+        ]
         return {"nav_items": items}
 
     @app.errorhandler(HTTPException)

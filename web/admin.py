@@ -4,6 +4,7 @@ bar), incidents and undecided outbox messages, users and API tokens, and the vir
 Only admins reach them. Every page calls the runner's public API (``Runner``,
 ``runner.inbox``, ``runner.migration``, ``runner.outbox``, ``runner.users``).
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -27,13 +28,28 @@ DEPLOYABLE = (".bpmn", ".dmn")
 MAX_ID = 2**31 - 1
 STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 # SpiffWorkflow's spec attribute names, as the migration report shows them.
-ATTRIBUTE_LABELS = {"name": _l("mã"), "bpmn_id": _l("mã"), "bpmn_name": _l("tên"), "outputs": _l("luồng ra"),
-                    "inputs": _l("luồng vào"), "extensions": _l("thuộc tính Camunda (form, nhóm, hạn…)"),
-                    "typename": _l("loại phần tử"), "lane": _l("làn"), "documentation": _l("mô tả"),
-                    "cond_task_specs": _l("điều kiện rẽ nhánh"), "event_definition": _l("định nghĩa sự kiện")}
-ROLE_LABELS = {"marketing": _l("Marketing"), "sales": _l("Kinh doanh"), "team_leader": _l("Trưởng nhóm"),
-               "accountant": _l("Kế toán"), "customer_care": _l("Chăm sóc khách hàng"),
-               "teacher": _l("Giáo viên"), "admin": _l("Quản trị")}
+ATTRIBUTE_LABELS = {
+    "name": _l("mã"),
+    "bpmn_id": _l("mã"),
+    "bpmn_name": _l("tên"),
+    "outputs": _l("luồng ra"),
+    "inputs": _l("luồng vào"),
+    "extensions": _l("thuộc tính Camunda (form, nhóm, hạn…)"),
+    "typename": _l("loại phần tử"),
+    "lane": _l("làn"),
+    "documentation": _l("mô tả"),
+    "cond_task_specs": _l("điều kiện rẽ nhánh"),
+    "event_definition": _l("định nghĩa sự kiện"),
+}
+ROLE_LABELS = {
+    "marketing": _l("Marketing"),
+    "sales": _l("Kinh doanh"),
+    "team_leader": _l("Trưởng nhóm"),
+    "accountant": _l("Kế toán"),
+    "customer_care": _l("Chăm sóc khách hàng"),
+    "teacher": _l("Giáo viên"),
+    "admin": _l("Quản trị"),
+}
 
 
 @bp.app_context_processor
@@ -56,11 +72,17 @@ def index():
     processes = inbox.process_versions(runner)
     since = request.args.get("since", type=row_number)
     return render_template(
-        "admin/index.html", now=runner.now(), virtual=_virtual(), steps=STEPS,
+        "admin/index.html",
+        now=runner.now(),
+        virtual=_virtual(),
+        steps=STEPS,
         processes=len([p for p in processes if p["kind"] == "bpmn"]),
         running=sum(v["running"] for p in processes for v in p["versions"]),
-        incidents=len(inbox.incidents(runner)), undecided=len(_undecided()), users=len(users.list_users(runner)),
-        effects=inbox.history_after(runner, since, limit=100) if since is not None else None)
+        incidents=len(inbox.incidents(runner)),
+        undecided=len(_undecided()),
+        users=len(users.list_users(runner)),
+        effects=inbox.history_after(runner, since, limit=100) if since is not None else None,
+    )
 
 
 @bp.post("/clock/advance")
@@ -76,8 +98,10 @@ def advance_clock():
     runner = get_runner()
     before = inbox.last_history_id(runner)
     now = runner.advance_clock(step)
-    flash(_("Đồng hồ ảo đã chuyển tới %(now)s.", now=now.astimezone(runner.settings.tz).strftime("%d/%m/%Y %H:%M")),
-          "success")
+    flash(
+        _("Đồng hồ ảo đã chuyển tới %(now)s.", now=now.astimezone(runner.settings.tz).strftime("%d/%m/%Y %H:%M")),
+        "success",
+    )
     return redirect(url_for("admin.index", since=before))
 
 
@@ -93,9 +117,15 @@ def _uploads() -> tuple[dict[str, bytes], list[Problem]]:
         if not name:
             continue
         data = upload.read(MAX_FILE_BYTES + 1)
-        reason = (_("Chỉ nhận tệp .bpmn hoặc .dmn.") if not name.lower().endswith(DEPLOYABLE)
-                  else _("Tệp lớn hơn 5 MB.") if len(data) > MAX_FILE_BYTES
-                  else _("Hai tệp trùng tên.") if name in files else None)
+        reason = (
+            _("Chỉ nhận tệp .bpmn hoặc .dmn.")
+            if not name.lower().endswith(DEPLOYABLE)
+            else _("Tệp lớn hơn 5 MB.")
+            if len(data) > MAX_FILE_BYTES
+            else _("Hai tệp trùng tên.")
+            if name in files
+            else None
+        )
         if reason:
             problems.append(Problem("", "", reason, name))
         files[name] = data
@@ -154,9 +184,14 @@ def migration_plan(key: str, version: int):
     except Invalid as exc:
         abort(400, description=str(exc))
     movable = [i["id"] for i in report["instances"] if i["movable"]]
-    return render_template("admin/migration.html", process=process, report=report, movable=movable,
-                           targets=[v["version"] for v in process["versions"] if v["version"] != version],
-                           attribute_labels=ATTRIBUTE_LABELS)
+    return render_template(
+        "admin/migration.html",
+        process=process,
+        report=report,
+        movable=movable,
+        targets=[v["version"] for v in process["versions"] if v["version"] != version],
+        attribute_labels=ATTRIBUTE_LABELS,
+    )
 
 
 @bp.post("/processes/<key>/versions/<int:version>/migration")
@@ -171,10 +206,18 @@ def migrate(key: str, version: int):
     results = migration.migrate_many(get_runner(), key, ids, target, actor=current_user.username)
     moved = sum(r["ok"] for r in results)
     if request.accept_mimetypes.best == "application/json":
-        return jsonify(moved=moved, moved_ids=[r["id"] for r in results if r["ok"]],
-                       failed=[r for r in results if not r["ok"]])
-    flash(_("Đã chuyển %(moved)s/%(total)s phiên chạy sang phiên bản %(to)s.", moved=moved, total=len(results),
-            to=target), "success" if moved == len(results) else "warning")
+        return jsonify(
+            moved=moved, moved_ids=[r["id"] for r in results if r["ok"]], failed=[r for r in results if not r["ok"]]
+        )
+    flash(
+        _(
+            "Đã chuyển %(moved)s/%(total)s phiên chạy sang phiên bản %(to)s.",
+            moved=moved,
+            total=len(results),
+            to=target,
+        ),
+        "success" if moved == len(results) else "warning",
+    )
     for failure in [r for r in results if not r["ok"]][:10]:
         flash(failure["error"], "error")
     return redirect(url_for("admin.migration_plan", key=key, version=version, to=target))
@@ -185,8 +228,7 @@ def migrate(key: str, version: int):
 
 def _undecided() -> list[dict[str, Any]]:
     runner = get_runner()
-    return sorted(inbox.outbox(runner, state="unknown") + inbox.outbox(runner, state="failed"),
-                  key=lambda m: m["id"])
+    return sorted(inbox.outbox(runner, state="unknown") + inbox.outbox(runner, state="failed"), key=lambda m: m["id"])
 
 
 @bp.get("/incidents")
@@ -194,9 +236,12 @@ def _undecided() -> list[dict[str, Any]]:
 def incidents():
     """Open incidents with their error, outbox messages waiting for a decision, recently resolved incidents."""
     runner = get_runner()
-    return render_template("admin/incidents.html", incidents=inbox.incidents_with_instances(runner),
-                           messages=_undecided(),
-                           resolved=inbox.incidents_with_instances(runner, state="resolved")[:20])
+    return render_template(
+        "admin/incidents.html",
+        incidents=inbox.incidents_with_instances(runner),
+        messages=_undecided(),
+        resolved=inbox.incidents_with_instances(runner, state="resolved")[:20],
+    )
 
 
 @bp.post("/incidents/<int:incident_id>/retry")
@@ -232,8 +277,12 @@ def resolve_message(message_id: int):
     except Invalid:
         flash(_("Chọn gửi lại hoặc bỏ qua."), "error")
     else:
-        flash(_("Sẽ gửi lại tin nhắn #%(id)s.", id=message_id) if action == "resend"
-              else _("Đã bỏ qua tin nhắn #%(id)s.", id=message_id), "success")
+        flash(
+            _("Sẽ gửi lại tin nhắn #%(id)s.", id=message_id)
+            if action == "resend"
+            else _("Đã bỏ qua tin nhắn #%(id)s.", id=message_id),
+            "success",
+        )
     return redirect(url_for("admin.incidents"))
 
 
@@ -255,8 +304,9 @@ def _roles() -> list[str]:
 @roles_required("admin")
 def user_list():
     """Users with their roles, state and tokens, and the form to add one."""
-    return render_template("admin/users.html", users=users.list_users(get_runner()), roles=users.roles(),
-                           form={}, error=None)
+    return render_template(
+        "admin/users.html", users=users.list_users(get_runner()), roles=users.roles(), form={}, error=None
+    )
 
 
 @bp.post("/users")
@@ -273,21 +323,33 @@ def create_user():
         error = _("Mật khẩu cần ít nhất %(n)s ký tự.", n=users.MIN_PASSWORD)
     else:
         try:
-            users.create_user(get_runner(), form["username"], form["full_name"], roles,
-                              password=password, email=form["email"] or None)
+            users.create_user(
+                get_runner(), form["username"], form["full_name"], roles, password=password, email=form["email"] or None
+            )
         except Invalid as exc:
             error = str(exc)
     if error:
         flash(error, "error")
-        return render_template("admin/users.html", users=users.list_users(get_runner()), roles=users.roles(),
-                               form={**form, "roles": roles}, error=error), 422
+        return render_template(
+            "admin/users.html",
+            users=users.list_users(get_runner()),
+            roles=users.roles(),
+            form={**form, "roles": roles},
+            error=error,
+        ), 422
     flash(_("Đã tạo người dùng %(name)s.", name=form["username"]), "success")
     return redirect(url_for("admin.user", username=form["username"]))
 
 
 def _user_page(username: str, token: str | None = None, status: int = 200):
-    return render_template("admin/user.html", user=_user(username), roles=users.roles(), new_token=token,
-                           tokens=users.list_tokens(get_runner(), username), now=auth_now()), status
+    return render_template(
+        "admin/user.html",
+        user=_user(username),
+        roles=users.roles(),
+        new_token=token,
+        tokens=users.list_tokens(get_runner(), username),
+        now=auth_now(),
+    ), status
 
 
 @bp.get("/users/<username>")
@@ -323,8 +385,7 @@ def set_active(username: str):
         flash(_("Bạn không thể tự khóa tài khoản của mình."), "error")
     else:
         users.set_active(get_runner(), username, active)
-        flash(_("Đã mở khóa %(name)s.", name=username) if active else _("Đã khóa %(name)s.", name=username),
-              "success")
+        flash(_("Đã mở khóa %(name)s.", name=username) if active else _("Đã khóa %(name)s.", name=username), "success")
     return redirect(url_for("admin.user", username=username))
 
 

@@ -5,6 +5,7 @@ per-field or per-element problems). Task endpoints follow the inbox's rules (can
 groups, the assignee; team leaders see every task); deployments, incidents and the clock
 are for admins. The paths are a contract that integrations rely on: see ``web.openapi``.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -14,6 +15,7 @@ from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user
 
 from runner import crm, customer_views, inbox
+from runner.deployment import MAX_FILE_BYTES
 from runner.errors import (
     Conflict,
     DeploymentInvalid,
@@ -26,7 +28,6 @@ from runner.errors import (
     RunnerError,
     StepFailed,
 )
-from runner.deployment import MAX_FILE_BYTES
 from runner.tasks import check_may_complete, is_candidate
 from web import get_runner, permissions
 from web.auth import roles_required
@@ -53,11 +54,18 @@ def _runner_error(exc: RunnerError):
     if isinstance(exc, FormInvalid):
         return _error(422, "Unprocessable Entity", str(exc), errors=exc.errors)
     if isinstance(exc, DeploymentInvalid):
-        return _error(422, "Unprocessable Entity", f"{len(exc.problems)} problem(s); nothing was deployed",
-                      errors=[_problem(p) for p in exc.problems])
-    for kinds, status, name in (((Forbidden,), 403, "Forbidden"), ((NotFound, NotCorrelated), 404, "Not Found"),
-                                ((Conflict,), 409, "Conflict"),
-                                ((Invalid, StepFailed), 422, "Unprocessable Entity")):
+        return _error(
+            422,
+            "Unprocessable Entity",
+            f"{len(exc.problems)} problem(s); nothing was deployed",
+            errors=[_problem(p) for p in exc.problems],
+        )
+    for kinds, status, name in (
+        ((Forbidden,), 403, "Forbidden"),
+        ((NotFound, NotCorrelated), 404, "Not Found"),
+        ((Conflict,), 409, "Conflict"),
+        ((Invalid, StepFailed), 422, "Unprocessable Entity"),
+    ):
         if isinstance(exc, kinds):
             return _error(status, name, str(exc))
     return _error(400, "Bad Request", str(exc))
@@ -111,8 +119,10 @@ def _query(name: str, choices: tuple[str, ...] | None = None) -> str | None:
     if value is None or (choices is None and not value.strip()):
         return None
     if len(value) > MAX_TEXT or (choices is not None and value not in choices):
-        raise _BadRequest(f"{name}={value[:50]!r}: " + (f"one of {', '.join(choices)}" if choices
-                                                        else f"at most {MAX_TEXT} characters"))
+        raise _BadRequest(
+            f"{name}={value[:50]!r}: "
+            + (f"one of {', '.join(choices)}" if choices else f"at most {MAX_TEXT} characters")
+        )
     return value.strip()
 
 
@@ -129,45 +139,93 @@ def _versions() -> dict[int, int]:
 
 
 def _summary(row: dict[str, Any], versions: dict[int, int]) -> dict[str, Any]:
-    return {"id": row["id"], "process_key": row["process_key"], "version": versions.get(row["version_id"], 0),
-            "business_key": row["business_key"], "state": row["status"], "stages": list(row["stages"] or []),
-            "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
-            "ended_at": _iso(row["ended_at"])}
+    return {
+        "id": row["id"],
+        "process_key": row["process_key"],
+        "version": versions.get(row["version_id"], 0),
+        "business_key": row["business_key"],
+        "state": row["status"],
+        "stages": list(row["stages"] or []),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "ended_at": _iso(row["ended_at"]),
+    }
 
 
 def _incident(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "kind", "element_id", "error", "tries", "state", "instance_id", "business_key", "process_key",
-            "created_at", "resolved_at", "resolved_by")
+    keys = (
+        "id",
+        "kind",
+        "element_id",
+        "error",
+        "tries",
+        "state",
+        "instance_id",
+        "business_key",
+        "process_key",
+        "created_at",
+        "resolved_at",
+        "resolved_by",
+    )
     return {k: _iso(row.get(k)) for k in keys}
 
 
 def _instance(instance_id: str) -> dict[str, Any]:
     runner = get_runner()
     row = inbox.instance(runner, instance_id)
-    history = [{"id": h["id"], "at": _iso(h["at"]), "event": h["event"], "element_id": h["element_id"],
-                "actor": h["actor"], "details": h["details"] or {}}
-               for h in inbox.history(runner, instance_id=instance_id)]
-    incidents = [_incident({**i, "business_key": row["business_key"], "process_key": row["process_key"]})
-                 for i in inbox.incidents(runner, state=None, instance_id=instance_id)]
-    return {**_summary(row, _versions()), "active_elements": inbox.active_elements(runner, instance_id),
-            "waiting_messages": list((row["waits"] or {}).get("messages", [])), "data": row["data"] or {},
-            "history": history, "incidents": incidents}
+    history = [
+        {
+            "id": h["id"],
+            "at": _iso(h["at"]),
+            "event": h["event"],
+            "element_id": h["element_id"],
+            "actor": h["actor"],
+            "details": h["details"] or {},
+        }
+        for h in inbox.history(runner, instance_id=instance_id)
+    ]
+    incidents = [
+        _incident({**i, "business_key": row["business_key"], "process_key": row["process_key"]})
+        for i in inbox.incidents(runner, state=None, instance_id=instance_id)
+    ]
+    return {
+        **_summary(row, _versions()),
+        "active_elements": inbox.active_elements(runner, instance_id),
+        "waiting_messages": list((row["waits"] or {}).get("messages", [])),
+        "data": row["data"] or {},
+        "history": history,
+        "incidents": incidents,
+    }
 
 
 def _task(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "name": row["name"] or "", "element_id": row["element_id"],
-            "instance_id": row["instance_id"], "business_key": row["business_key"],
-            "process_key": row["process_key"], "stage": row["stage"], "state": row["state"],
-            "assignee": row["assignee"], "candidate_groups": list(row["candidate_groups"] or []),
-            "candidate_users": list(row["candidate_users"] or []), "due": _iso(row["due_at"]),
-            "follow_up": _iso(row["follow_up_at"]), "created_at": _iso(row["created_at"]),
-            "form": [_field(f) for f in (row["form"] or {}).get("fields", [])], "orphan": bool(row.get("orphan"))}
+    return {
+        "id": row["id"],
+        "name": row["name"] or "",
+        "element_id": row["element_id"],
+        "instance_id": row["instance_id"],
+        "business_key": row["business_key"],
+        "process_key": row["process_key"],
+        "stage": row["stage"],
+        "state": row["state"],
+        "assignee": row["assignee"],
+        "candidate_groups": list(row["candidate_groups"] or []),
+        "candidate_users": list(row["candidate_users"] or []),
+        "due": _iso(row["due_at"]),
+        "follow_up": _iso(row["follow_up_at"]),
+        "created_at": _iso(row["created_at"]),
+        "form": [_field(f) for f in (row["form"] or {}).get("fields", [])],
+        "orphan": bool(row.get("orphan")),
+    }
 
 
 def _field(field: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "label", "type", "default", "required", "readonly", "min", "max", "minlength", "maxlength")
-    return {**{k: field.get(k) for k in keys}, "options": list(field.get("options") or []),
-            "properties": dict(field.get("properties") or {})}
+    return {
+        **{k: field.get(k) for k in keys},
+        "options": list(field.get("options") or []),
+        "properties": dict(field.get("properties") or {}),
+    }
 
 
 # --- the document ----------------------------------------------------------------------------------------
@@ -191,21 +249,38 @@ def create_deployment():
     for upload in request.files.getlist("file"):
         name = (upload.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
         data = upload.read(MAX_FILE_BYTES + 1)
-        reason = ("the file name must end in .bpmn or .dmn" if not name.lower().endswith(DEPLOYABLE)
-                  else "the file is larger than 5 MB" if len(data) > MAX_FILE_BYTES
-                  else "two files have this name" if name in files else None)
+        reason = (
+            "the file name must end in .bpmn or .dmn"
+            if not name.lower().endswith(DEPLOYABLE)
+            else "the file is larger than 5 MB"
+            if len(data) > MAX_FILE_BYTES
+            else "two files have this name"
+            if name in files
+            else None
+        )
         if reason:
             problems.append({"file": name, "element": "", "name": "", "message": reason})
         files[name] = data
     if not files:
-        return _error(422, "Unprocessable Entity", "send one or more files in the multipart field 'file'",
-                      errors=[{"file": "", "element": "", "name": "", "message": "no file was sent"}])
+        return _error(
+            422,
+            "Unprocessable Entity",
+            "send one or more files in the multipart field 'file'",
+            errors=[{"file": "", "element": "", "name": "", "message": "no file was sent"}],
+        )
     if problems:
-        return _error(422, "Unprocessable Entity", f"{len(problems)} problem(s); nothing was deployed",
-                      errors=problems)
+        return _error(422, "Unprocessable Entity", f"{len(problems)} problem(s); nothing was deployed", errors=problems)
     deployed = get_runner().deploy(files, actor=current_user.username)
-    versions = [{"process_key": d.process_key, "version": d.version, "file": d.file_name, "created": d.changed,
-                 "warnings": [_problem(w) for w in d.warnings]} for d in deployed]
+    versions = [
+        {
+            "process_key": d.process_key,
+            "version": d.version,
+            "file": d.file_name,
+            "created": d.changed,
+            "warnings": [_problem(w) for w in d.warnings],
+        }
+        for d in deployed
+    ]
     return jsonify(versions=versions), 201 if any(d.changed for d in deployed) else 200
 
 
@@ -213,12 +288,26 @@ def create_deployment():
 @roles_required()
 def process_definitions():
     """Deployed processes and decisions: key, latest version, versions with instance counts."""
-    out = [{"key": p["key"], "name": p["name"], "kind": p["kind"], "latest_version": p["latest_version"],
-            "versions": [{"version": v["version"], "name": v["name"], "file": v["file_name"],
-                          "deployed_at": _iso(v["deployed_at"]), "deployed_by": v["deployed_by"] or "",
-                          "instances": {"running": v["running"], "completed": v["completed"],
-                                        "total": v["instances"]}} for v in p["versions"]]}
-           for p in inbox.process_versions(get_runner())]
+    out = [
+        {
+            "key": p["key"],
+            "name": p["name"],
+            "kind": p["kind"],
+            "latest_version": p["latest_version"],
+            "versions": [
+                {
+                    "version": v["version"],
+                    "name": v["name"],
+                    "file": v["file_name"],
+                    "deployed_at": _iso(v["deployed_at"]),
+                    "deployed_by": v["deployed_by"] or "",
+                    "instances": {"running": v["running"], "completed": v["completed"], "total": v["instances"]},
+                }
+                for v in p["versions"]
+            ],
+        }
+        for p in inbox.process_versions(get_runner())
+    ]
     return jsonify(process_definitions=out)
 
 
@@ -230,9 +319,12 @@ def process_definitions():
 def create_instance():
     """Start the latest version of a process for a customer: 201 with the instance."""
     body = _body()
-    instance_id = get_runner().start_instance(_text(body, "process_key", required=True),
-                                              _text(body, "business_key"), _object(body, "data"),
-                                              person=permissions.person())
+    instance_id = get_runner().start_instance(
+        _text(body, "process_key", required=True),
+        _text(body, "business_key"),
+        _object(body, "data"),
+        person=permissions.person(),
+    )
     return jsonify(_instance(instance_id)), 201
 
 
@@ -240,8 +332,12 @@ def create_instance():
 @roles_required()
 def list_instances():
     """Instances, newest first, by process key, business key and state."""
-    rows = inbox.instances(get_runner(), process_key=_query("process_key"), business_key=_query("business_key"),
-                           status=_query("state", STATES))
+    rows = inbox.instances(
+        get_runner(),
+        process_key=_query("process_key"),
+        business_key=_query("business_key"),
+        status=_query("state", STATES),
+    )
     seen = permissions.visible(r["business_key"] for r in rows)
     rows = [r for r in rows if r["business_key"] in seen]
     versions = _versions()
@@ -283,11 +379,21 @@ def _flag(name: str) -> bool | None:
 def list_tasks():
     """Open tasks the caller may work on (every one for admins and team leaders), earliest due first,
     filtered by group, assignee, customer, process, unassigned and orphan."""
-    group, assignee, unassigned, orphan = (_query("candidate_group"), _query("assignee"), _flag("unassigned"),
-                                           _flag("orphan"))
+    group, assignee, unassigned, orphan = (
+        _query("candidate_group"),
+        _query("assignee"),
+        _flag("unassigned"),
+        _flag("orphan"),
+    )
     runner = get_runner()
-    rows = inbox.flag_orphans(runner, [r for r in inbox.tasks(runner, business_key=_query("business_key"),
-                                                              process_key=_query("process_key")) if _may_see(r)])
+    rows = inbox.flag_orphans(
+        runner,
+        [
+            r
+            for r in inbox.tasks(runner, business_key=_query("business_key"), process_key=_query("process_key"))
+            if _may_see(r)
+        ],
+    )
     if group is not None:
         rows = [r for r in rows if group in (r["candidate_groups"] or [])]
     if assignee is not None:
@@ -359,8 +465,14 @@ def send_message():
     out = []
     for instance_id in ids:
         row = inbox.instance(runner, instance_id)
-        out.append({"id": instance_id, "process_key": row["process_key"], "business_key": row["business_key"],
-                    "started": started})
+        out.append(
+            {
+                "id": instance_id,
+                "process_key": row["process_key"],
+                "business_key": row["business_key"],
+                "started": started,
+            }
+        )
     return jsonify(instances=out)
 
 
@@ -368,8 +480,9 @@ def _was_started(instance_id: str, message: str) -> bool:
     """True when the message started the instance (``correlate`` either reaches or starts, never both)."""
     steps = inbox.history(get_runner(), instance_id=instance_id, events=["instance.started", "message.correlated"])
     last = steps[-1] if steps else None
-    return bool(last and last["event"] == "instance.started"
-                and (last["details"] or {}).get("trigger") == ["message", message])
+    return bool(
+        last and last["event"] == "instance.started" and (last["details"] or {}).get("trigger") == ["message", message]
+    )
 
 
 # --- incidents and the clock (admin) ------------------------------------------------------------------------------
@@ -380,8 +493,9 @@ def _was_started(instance_id: str, message: str) -> bool:
 def list_incidents():
     """Incidents, newest first: ``state`` open (default), resolved or all."""
     state = _query("state", tuple(INCIDENT_STATES)) or "open"
-    return jsonify(incidents=[_incident(i) for i in
-                              inbox.incidents_with_instances(get_runner(), state=INCIDENT_STATES[state])])
+    return jsonify(
+        incidents=[_incident(i) for i in inbox.incidents_with_instances(get_runner(), state=INCIDENT_STATES[state])]
+    )
 
 
 @bp.post("/incidents/<int:incident_id>/retry")
@@ -424,13 +538,22 @@ def get_customer(business_key: str):
     with runner.db.read() as s:
         profile = crm.customer_view(s, business_key)  # Missing (a NotFound) when there is none
     versions = _versions()
-    return jsonify(customer=profile, stages=profile["stages"], timeline=_timeline(business_key),
-                   instances=[_summary(r, versions) for r in inbox.instances(runner, business_key=business_key)])
+    return jsonify(
+        customer=profile,
+        stages=profile["stages"],
+        timeline=_timeline(business_key),
+        instances=[_summary(r, versions) for r in inbox.instances(runner, business_key=business_key)],
+    )
 
 
 def _timeline(business_key: str, limit: int = 500) -> list[dict[str, Any]]:
     """The customer's 360° timeline (``runner.customer_views.timeline``), newest first, as JSON."""
     keys = ("kind", "title", "text", "actor", "actor_name", "state", "process_key", "instance_id", "element_id")
-    return [{"at": _iso(e["at"]), **{k: e.get(k) for k in keys},
-             "fields": [{"label": str(label), "value": _iso(value)} for label, value in e.get("fields") or []]}
-            for e in customer_views.timeline(get_runner(), business_key)[:limit]]
+    return [
+        {
+            "at": _iso(e["at"]),
+            **{k: e.get(k) for k in keys},
+            "fields": [{"label": str(label), "value": _iso(value)} for label, value in e.get("fields") or []],
+        }
+        for e in customer_views.timeline(get_runner(), business_key)[:limit]
+    ]

@@ -20,12 +20,13 @@ that is the proxy's, unless the app is wrapped in werkzeug's ``ProxyFix`` (not d
 The session cookie carries only the random token of a server-side session
 (``runner.logins``); signing out or a new password deletes it, so a copied cookie dies too.
 """
+
 from __future__ import annotations
 
 import functools
 import math
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -111,6 +112,7 @@ def roles_required(*roles: str) -> Callable:
 
     The roles are kept on the view as ``view.roles_required`` for the navigation and tests.
     """
+
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any):
@@ -128,7 +130,7 @@ def roles_required(*roles: str) -> Callable:
 
 def auth_now() -> datetime:
     clock = current_app.config.get("AUTH_CLOCK")
-    return clock() if clock else datetime.now(timezone.utc)
+    return clock() if clock else datetime.now(UTC)
 
 
 def _safe_next(target: str | None) -> str:
@@ -145,12 +147,16 @@ def login():
     status = 200
     if request.method == "POST":
         try:
-            data = users.authenticate(get_runner(), username, request.form.get("password", ""), now=auth_now(),
-                                      address=request.remote_addr or "")
+            data = users.authenticate(
+                get_runner(),
+                username,
+                request.form.get("password", ""),
+                now=auth_now(),
+                address=request.remote_addr or "",
+            )
         except users.LoginThrottled as exc:
             seconds = math.ceil(exc.retry_after.total_seconds())
-            flash(_("Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(seconds)s giây.", seconds=seconds),
-                  "error")
+            flash(_("Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau %(seconds)s giây.", seconds=seconds), "error")
             status = 429
         except users.BadLogin:
             flash(_("Tên đăng nhập hoặc mật khẩu không đúng."), "error")
@@ -160,8 +166,9 @@ def login():
             login_user(User(data, logins.open_session(get_runner(), data["username"], auth_now())))
             session["lang"] = data["locale"]
             return redirect(_safe_next(request.form.get("next") or request.args.get("next")))
-    return render_template("auth/login.html", username=username,
-                           next=request.form.get("next") or request.args.get("next", "")), status
+    return render_template(
+        "auth/login.html", username=username, next=request.form.get("next") or request.args.get("next", "")
+    ), status
 
 
 @bp.post("/logout")

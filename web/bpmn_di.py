@@ -4,6 +4,7 @@ The renderer (``web.bpmn_svg``) draws what this module finds: every ``BPMNShape`
 ``BPMNEdge`` of one diagram, joined with what the semantic model says about its element
 (kind, name, event definitions, markers). Nothing here knows about SVG.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,14 +17,13 @@ from runner.bpmnxml import BPMN_NS, BPMNDI_NS, parse, qname
 DC_NS = "http://www.omg.org/spec/DD/20100524/DC"
 DI_NS = "http://www.omg.org/spec/DD/20100524/DI"
 
-TASKS = frozenset({"task", "userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask",
-                   "businessRuleTask"})
+TASKS = frozenset(
+    {"task", "userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask"}
+)
 SUBPROCESSES = frozenset({"subProcess", "transaction", "adHocSubProcess"})
 ACTIVITIES = TASKS | SUBPROCESSES | {"callActivity"}
-EVENTS = frozenset({"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
-                    "boundaryEvent"})
-GATEWAYS = frozenset({"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway",
-                      "complexGateway"})
+EVENTS = frozenset({"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent"})
+GATEWAYS = frozenset({"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway"})
 DATA = frozenset({"dataObjectReference", "dataObject", "dataStoreReference", "dataInput", "dataOutput"})
 THROWING = frozenset({"endEvent", "intermediateThrowEvent"})
 DEFAULT_FONT_SIZE = 12.0
@@ -135,7 +135,7 @@ def read_diagram(data: bytes, index: int = 0) -> Diagram:
     model = _Model(root, di)
     diagram = Diagram(name=di.get("name") or root.get("name") or "", parents=model.parents)
     plane = di.find(f"{{{BPMNDI_NS}}}BPMNPlane")
-    for el in (plane if plane is not None else []):
+    for el in plane if plane is not None else []:
         ns, name = qname(el)
         if ns != BPMNDI_NS:
             continue
@@ -190,8 +190,15 @@ class _Model:
         if bounds is None:
             raise _Skip(f"{el.get('id')}: shape without valid dc:Bounds, not drawn")
         kind = qname(el)[1]
-        shape = Shape(di_id=di_el.get("id") or "", element_id=el.get("id"), kind=kind, name=self.name(el),
-                      bounds=bounds, label=self.label(di_el), parents=self.parents.get(el.get("id"), ()))
+        shape = Shape(
+            di_id=di_el.get("id") or "",
+            element_id=el.get("id"),
+            kind=kind,
+            name=self.name(el),
+            bounds=bounds,
+            label=self.label(di_el),
+            parents=self.parents.get(el.get("id"), ()),
+        )
         shape.horizontal = di_el.get("isHorizontal", "true") != "false"
         shape.marker_visible = di_el.get("isMarkerVisible") == "true"
         shape.expanded = self._expanded(di_el, el, kind)
@@ -227,8 +234,14 @@ class _Model:
         if len(points) < 2:
             raise _Skip(f"{el.get('id')}: edge with fewer than two waypoints, not drawn")
         kind = qname(el)[1]
-        edge = Edge(di_id=di_el.get("id") or "", element_id=el.get("id"), kind=kind, name=el.get("name") or "",
-                    points=points, label=self.label(di_el))  # type: ignore[arg-type]
+        edge = Edge(
+            di_id=di_el.get("id") or "",
+            element_id=el.get("id"),
+            kind=kind,
+            name=el.get("name") or "",
+            points=points,
+            label=self.label(di_el),
+        )  # type: ignore[arg-type]
         edge.source, edge.target = _ends(el)
         source = self.by_id.get(edge.source)
         if kind == "sequenceFlow" and source is not None:

@@ -4,6 +4,7 @@ and activity markers, and the heads of connections. Drawn as SVG elements with l
 Every glyph is designed here in a small box of its own (about 16 px) and placed with a
 ``translate``/``scale`` transform, so the drawing code reads like the picture it makes.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,11 @@ def fmt(value: float) -> str:
 
 def node(parent: etree._Element | None, tag: str, text: str | None = None, **attrs: object) -> etree._Element:
     """An SVG element (``stroke_width`` becomes ``stroke-width``); floats are rounded."""
-    values = {k.rstrip("_").replace("_", "-"): fmt(v) if isinstance(v, float) else str(v)
-              for k, v in attrs.items() if v is not None}
+    values = {
+        k.rstrip("_").replace("_", "-"): fmt(v) if isinstance(v, float) else str(v)
+        for k, v in attrs.items()
+        if v is not None
+    }
     if parent is None:
         el = etree.Element(f"{{{SVG_NS}}}{tag}", nsmap={None: SVG_NS})
         for key, value in values.items():
@@ -48,22 +52,38 @@ def _box(parent: etree._Element, x: float, y: float, scale: float = 1.0, cls: st
 
 # --- event definitions ----------------------------------------------------------------
 
-def event_icon(parent: etree._Element, kind: str, cx: float, cy: float, r: float, filled: bool,
-               color: str, parallel: bool = False) -> None:
+
+def event_icon(
+    parent: etree._Element, kind: str, cx: float, cy: float, r: float, filled: bool, color: str, parallel: bool = False
+) -> None:
     """The icon of an event definition, centred in an event circle of radius ``r``."""
     g = _box(parent, cx, cy, r / 18, f"icon event-{kind}")
     fill = color if filled else "white"
     line = dict(stroke=color, stroke_width=1.5, stroke_linejoin="round")
     if kind == "message":
         node(g, "rect", x=-8.5, y=-6, width=17, height=12, fill=fill, **line)
-        node(g, "polyline", points="-8.5,-6 0,1 8.5,-6", fill="none",
-             stroke="white" if filled else color, stroke_width=1.3)
+        node(
+            g,
+            "polyline",
+            points="-8.5,-6 0,1 8.5,-6",
+            fill="none",
+            stroke="white" if filled else color,
+            stroke_width=1.3,
+        )
     elif kind == "timer":
         node(g, "circle", r=11, fill="white", stroke=color, stroke_width=2)
         for hour in range(12):
             a = hour * math.pi / 6
-            node(g, "line", x1=8 * math.sin(a), y1=-8 * math.cos(a), x2=10 * math.sin(a), y2=-10 * math.cos(a),
-                 stroke=color, stroke_width=1)
+            node(
+                g,
+                "line",
+                x1=8 * math.sin(a),
+                y1=-8 * math.cos(a),
+                x2=10 * math.sin(a),
+                y2=-10 * math.cos(a),
+                stroke=color,
+                stroke_width=1,
+            )
         node(g, "polyline", points="2.5,-7.5 0,0 6,1.5", fill="none", stroke=color, stroke_width=1.5)
     elif kind == "terminate":
         node(g, "circle", r=10.5, fill=color, stroke="none")
@@ -90,15 +110,37 @@ _EVENT_POLYGONS: dict[str, list[Point]] = {
     "link": [(-8, -3), (1, -3), (1, -7.5), (8.5, 0), (1, 7.5), (1, 3), (-8, 3)],
     "compensate": [(-9, 0), (-1, -6.5), (-1, 0), (7, -6.5), (7, 6.5), (-1, 0), (-1, 6.5)],
     "multiple": _pentagon(9),
-    "parallelMultiple": [(-2.5, -9), (2.5, -9), (2.5, -2.5), (9, -2.5), (9, 2.5), (2.5, 2.5), (2.5, 9),
-                         (-2.5, 9), (-2.5, 2.5), (-9, 2.5), (-9, -2.5), (-2.5, -2.5)],
+    "parallelMultiple": [
+        (-2.5, -9),
+        (2.5, -9),
+        (2.5, -2.5),
+        (9, -2.5),
+        (9, 2.5),
+        (2.5, 2.5),
+        (2.5, 9),
+        (-2.5, 9),
+        (-2.5, 2.5),
+        (-9, 2.5),
+        (-9, -2.5),
+        (-2.5, -2.5),
+    ],
 }
 
 
 # --- gateways -------------------------------------------------------------------------
 
-def gateway_marker(parent: etree._Element, kind: str, cx: float, cy: float, size: float, color: str,
-                   show_x: bool, instantiate: bool = False, parallel_events: bool = False) -> None:
+
+def gateway_marker(
+    parent: etree._Element,
+    kind: str,
+    cx: float,
+    cy: float,
+    size: float,
+    color: str,
+    show_x: bool,
+    instantiate: bool = False,
+    parallel_events: bool = False,
+) -> None:
     """The marker inside a gateway diamond of width ``size``."""
     if kind == "exclusiveGateway" and not show_x:
         return
@@ -115,19 +157,35 @@ def gateway_marker(parent: etree._Element, kind: str, cx: float, cy: float, size
     elif kind == "eventBasedGateway":
         node(g, "circle", r=11, stroke=color, stroke_width=1.2, fill="none")
         if parallel_events:
-            node(g, "polygon", points=points(_EVENT_POLYGONS["parallelMultiple"]), fill="none", stroke=color,
-                 stroke_width=1.3, transform="scale(0.75)")
+            node(
+                g,
+                "polygon",
+                points=points(_EVENT_POLYGONS["parallelMultiple"]),
+                fill="none",
+                stroke=color,
+                stroke_width=1.3,
+                transform="scale(0.75)",
+            )
             return
         if not instantiate:
             node(g, "circle", r=8.5, stroke=color, stroke_width=1.2, fill="none")
-        node(g, "polygon", points=points(_pentagon(5.5)), fill="none", stroke=color, stroke_width=1.5,
-             stroke_linejoin="round")
+        node(
+            g,
+            "polygon",
+            points=points(_pentagon(5.5)),
+            fill="none",
+            stroke=color,
+            stroke_width=1.5,
+            stroke_linejoin="round",
+        )
 
 
 # --- tasks ----------------------------------------------------------------------------
 
-TASK_ICONS = frozenset({"userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask",
-                        "businessRuleTask"})
+TASK_ICONS = frozenset(
+    {"userTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "manualTask", "businessRuleTask"}
+)
+
 
 def task_icon(parent: etree._Element, kind: str, x: float, y: float, color: str) -> None:
     """The task-type icon in the top-left corner of a task whose box starts at ``x``, ``y``."""
@@ -145,18 +203,28 @@ def task_icon(parent: etree._Element, kind: str, x: float, y: float, color: str)
             node(g, "polygon", points=points(_gear(cx, cy)), fill=fill, **line)
             node(g, "circle", cx=cx, cy=cy, r=2.2, fill="white", **line)
     elif kind == "scriptTask":
-        node(g, "path", d="M4,1 H15 C12,4 12,6.5 13.5,9 C15,11.5 14.5,14 12,17 H1 C3.5,14 4,11.5 2.5,9 "
-                          "C1,6.5 1.5,4 4,1 Z", fill="white", **line)
+        node(
+            g,
+            "path",
+            d="M4,1 H15 C12,4 12,6.5 13.5,9 C15,11.5 14.5,14 12,17 H1 C3.5,14 4,11.5 2.5,9 C1,6.5 1.5,4 4,1 Z",
+            fill="white",
+            **line,
+        )
         node(g, "path", d="M5.5,5 H11.5 M5.5,9 H12 M5,13 H11", fill="none", **line)
     elif kind in ("sendTask", "receiveTask"):
         filled = kind == "sendTask"
         node(g, "rect", x=0, y=2, width=18, height=12.5, fill=color if filled else "white", **line)
-        node(g, "polyline", points="0,2 9,9 18,2", fill="none", stroke="white" if filled else color,
-             stroke_width=1.2)
+        node(g, "polyline", points="0,2 9,9 18,2", fill="none", stroke="white" if filled else color, stroke_width=1.2)
     elif kind == "manualTask":
-        node(g, "path", d="M1,7.5 C1,5 2.5,3.5 5,3.5 L10.5,1.2 C12,0.7 12.8,2.8 11.3,3.5 L9,4.5 H18 C19.6,4.5 19.6,7.3"
-                          " 18,7.3 H19 C20.6,7.3 20.6,10.1 19,10.1 H18 C19.6,10.1 19.6,12.9 18,12.9 H16 C17.5,12.9"
-                          " 17.5,15.7 16,15.7 H5 C2.5,15.7 1,14 1,12 Z", fill="white", **line)
+        node(
+            g,
+            "path",
+            d="M1,7.5 C1,5 2.5,3.5 5,3.5 L10.5,1.2 C12,0.7 12.8,2.8 11.3,3.5 L9,4.5 H18 C19.6,4.5 19.6,7.3"
+            " 18,7.3 H19 C20.6,7.3 20.6,10.1 19,10.1 H18 C19.6,10.1 19.6,12.9 18,12.9 H16 C17.5,12.9"
+            " 17.5,15.7 16,15.7 H5 C2.5,15.7 1,14 1,12 Z",
+            fill="white",
+            **line,
+        )
         node(g, "path", d="M11,7.3 H18 M11,10.1 H18 M11,12.9 H16", fill="none", **line)
     elif kind == "businessRuleTask":
         node(g, "rect", x=0, y=2, width=18, height=13, fill="white", **line)
@@ -210,11 +278,18 @@ def _marker(g: etree._Element, marker: str, color: str) -> None:
 def data_arrow(parent: etree._Element, x: float, y: float, filled: bool, color: str) -> None:
     """The input (open) or output (filled) arrow in the corner of a data object."""
     g = _box(parent, x + 4, y + 5, cls="icon data-output" if filled else "icon data-input")
-    node(g, "polygon", points="0,3 7,3 7,0 13,5 7,10 7,7 0,7", fill=color if filled else "white", stroke=color,
-         stroke_width=1)
+    node(
+        g,
+        "polygon",
+        points="0,3 7,3 7,0 13,5 7,10 7,7 0,7",
+        fill=color if filled else "white",
+        stroke=color,
+        stroke_width=1,
+    )
 
 
 # --- connection ends ------------------------------------------------------------------
+
 
 def _direction(a: Point, b: Point) -> tuple[Point, Point]:
     dx, dy = b[0] - a[0], b[1] - a[1]
@@ -233,15 +308,30 @@ def arrow_head(parent: etree._Element, before: Point, tip: Point, style: str, co
     if style == "chevron":
         node(parent, "polyline", points=points([left, tip, right]), fill="none", stroke=color, stroke_width=1.5)
     else:
-        node(parent, "polygon", points=points([left, tip, right]), fill=color if style == "filled" else "white",
-             stroke=color, stroke_width=1.2, stroke_linejoin="round")
+        node(
+            parent,
+            "polygon",
+            points=points([left, tip, right]),
+            fill=color if style == "filled" else "white",
+            stroke=color,
+            stroke_width=1.2,
+            stroke_linejoin="round",
+        )
 
 
 def start_circle(parent: etree._Element, start: Point, after: Point, color: str) -> None:
     """The small open circle at the source of a message flow."""
     u, _ = _direction(start, after)
-    node(parent, "circle", cx=start[0] + u[0] * 4, cy=start[1] + u[1] * 4, r=4, fill="white", stroke=color,
-         stroke_width=1.2)
+    node(
+        parent,
+        "circle",
+        cx=start[0] + u[0] * 4,
+        cy=start[1] + u[1] * 4,
+        r=4,
+        fill="white",
+        stroke=color,
+        stroke_width=1.2,
+    )
 
 
 def default_slash(parent: etree._Element, start: Point, after: Point, color: str) -> None:
@@ -249,13 +339,13 @@ def default_slash(parent: etree._Element, start: Point, after: Point, color: str
     u, n = _direction(start, after)
     c = (start[0] + u[0] * 12, start[1] + u[1] * 12)
     d = ((n[0] + u[0]) * 4.5, (n[1] + u[1]) * 4.5)
-    node(parent, "line", x1=c[0] - d[0], y1=c[1] - d[1], x2=c[0] + d[0], y2=c[1] + d[1], stroke=color,
-         stroke_width=1.5)
+    node(parent, "line", x1=c[0] - d[0], y1=c[1] - d[1], x2=c[0] + d[0], y2=c[1] + d[1], stroke=color, stroke_width=1.5)
 
 
 def condition_diamond(parent: etree._Element, start: Point, after: Point, color: str) -> None:
     """The small diamond at the source of a conditional sequence flow leaving an activity."""
     u, n = _direction(start, after)
+
     def at(along: float, across: float) -> Point:
         return start[0] + u[0] * along + n[0] * across, start[1] + u[1] * along + n[1] * across
 

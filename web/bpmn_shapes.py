@@ -3,6 +3,7 @@
 ``web.bpmn_svg`` decides the layers, overlays and element groups; the functions here draw
 one shape or edge into its group, using the painter's label helpers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,8 +34,16 @@ class Painter(Protocol):
 
     def grow(self, x: float, y: float, w: float = 0.0, h: float = 0.0) -> None: ...
 
-    def text(self, g: etree._Element, lines: list[str], x: float, top: float, size: float,
-             anchor: str = "middle", grow: bool = True) -> etree._Element: ...
+    def text(
+        self,
+        g: etree._Element,
+        lines: list[str],
+        x: float,
+        top: float,
+        size: float,
+        anchor: str = "middle",
+        grow: bool = True,
+    ) -> etree._Element: ...
 
     def inside_label(self, g: etree._Element, shape: Shape, b: Bounds) -> None: ...
 
@@ -56,25 +65,61 @@ def draw_shape(c: Painter, g: etree._Element, shape: Shape, look: Look) -> None:
         _data(c, g, shape, look)
     elif shape.kind == "textAnnotation":
         node(g, "rect", x=b.x, y=b.y, width=b.w, height=b.h, fill="white", fill_opacity=0.01, stroke="none")
-        node(g, "path", d=f"M{fmt(b.x + 10)},{fmt(b.y)} H{fmt(b.x)} V{fmt(b.y + b.h)} H{fmt(b.x + 10)}",
-             fill="none", stroke=look.stroke, stroke_width=1)
+        node(
+            g,
+            "path",
+            d=f"M{fmt(b.x + 10)},{fmt(b.y)} H{fmt(b.x)} V{fmt(b.y + b.h)} H{fmt(b.x + 10)}",
+            fill="none",
+            stroke=look.stroke,
+            stroke_width=1,
+        )
         size = shape.label.font_size
         c.text(g, wrap(shape.name, b.w - 10, size), b.x + 5, b.y + 5, size, anchor="start")
     elif shape.kind == "group":
-        node(g, "rect", x=b.x, y=b.y, width=b.w, height=b.h, rx=10, fill="none", stroke=look.stroke,
-             stroke_width=1, stroke_dasharray="8,3,1,3")
+        node(
+            g,
+            "rect",
+            x=b.x,
+            y=b.y,
+            width=b.w,
+            height=b.h,
+            rx=10,
+            fill="none",
+            stroke=look.stroke,
+            stroke_width=1,
+            stroke_dasharray="8,3,1,3",
+        )
         c.outside_label(g, shape, above=True)
     else:
-        node(g, "rect", x=b.x, y=b.y, width=b.w, height=b.h, rx=4, fill=look.fill, stroke=look.stroke,
-             stroke_dasharray="4,3")
+        node(
+            g,
+            "rect",
+            x=b.x,
+            y=b.y,
+            width=b.w,
+            height=b.h,
+            rx=4,
+            fill=look.fill,
+            stroke=look.stroke,
+            stroke_dasharray="4,3",
+        )
         c.inside_label(g, shape, b)
 
 
 def _pool(c: Painter, g: etree._Element, shape: Shape, look: Look) -> None:
     b = shape.bounds
     width = 1.5 + look.width_extra
-    node(g, "rect", x=b.x, y=b.y, width=b.w, height=b.h, fill="white" if shape.kind == "participant" else "none",
-         stroke=look.stroke, stroke_width=width)
+    node(
+        g,
+        "rect",
+        x=b.x,
+        y=b.y,
+        width=b.w,
+        height=b.h,
+        fill="white" if shape.kind == "participant" else "none",
+        stroke=look.stroke,
+        stroke_width=width,
+    )
     size = shape.label.font_size
     if shape.collapsed_pool:
         c.inside_label(g, shape, b)
@@ -99,14 +144,43 @@ def _activity(c: Painter, g: etree._Element, shape: Shape, look: Look) -> None:
     b = shape.bounds
     width = (5.0 if shape.kind == "callActivity" else 2.0) + look.width_extra
     dash = "2,4" if shape.triggered_by_event else None
-    node(g, "rect", x=b.x, y=b.y, width=b.w, height=b.h, rx=10, fill=look.fill, stroke=look.stroke,
-         stroke_width=width, stroke_dasharray=dash, stroke_linecap="round" if dash else None)
+    node(
+        g,
+        "rect",
+        x=b.x,
+        y=b.y,
+        width=b.w,
+        height=b.h,
+        rx=10,
+        fill=look.fill,
+        stroke=look.stroke,
+        stroke_width=width,
+        stroke_dasharray=dash,
+        stroke_linecap="round" if dash else None,
+    )
     if shape.kind == "transaction":
-        node(g, "rect", x=b.x + 3, y=b.y + 3, width=max(b.w - 6, 0), height=max(b.h - 6, 0), rx=8,
-             fill="none", stroke=look.stroke, stroke_width=1.5)
+        node(
+            g,
+            "rect",
+            x=b.x + 3,
+            y=b.y + 3,
+            width=max(b.w - 6, 0),
+            height=max(b.h - 6, 0),
+            rx=8,
+            fill="none",
+            stroke=look.stroke,
+            stroke_width=1.5,
+        )
     glyphs.task_icon(g, shape.kind, b.x, b.y, look.stroke)
-    markers = [m for m in (shape.loop, "compensation" if shape.compensation else None,
-                           "adhoc" if shape.kind == "adHocSubProcess" else None) if m]
+    markers = [
+        m
+        for m in (
+            shape.loop,
+            "compensation" if shape.compensation else None,
+            "adhoc" if shape.kind == "adHocSubProcess" else None,
+        )
+        if m
+    ]
     collapsible = shape.kind in SUBPROCESSES or (shape.kind == "callActivity" and not shape.calls_task)
     if collapsible and not shape.expanded:
         markers.append("collapsed")
@@ -147,10 +221,26 @@ def _event(c: Painter, g: etree._Element, shape: Shape, look: Look) -> None:
 def _gateway(c: Painter, g: etree._Element, shape: Shape, look: Look) -> None:
     b = shape.bounds
     diamond = [(b.cx, b.y), (b.x + b.w, b.cy), (b.cx, b.y + b.h), (b.x, b.cy)]
-    node(g, "polygon", points=glyphs.points(diamond), fill=look.fill, stroke=look.stroke,
-         stroke_width=2 + look.width_extra, stroke_linejoin="round")
-    glyphs.gateway_marker(g, shape.kind, b.cx, b.cy, min(b.w, b.h), look.stroke, shape.marker_visible,
-                          shape.instantiate, shape.gateway_type == "Parallel")
+    node(
+        g,
+        "polygon",
+        points=glyphs.points(diamond),
+        fill=look.fill,
+        stroke=look.stroke,
+        stroke_width=2 + look.width_extra,
+        stroke_linejoin="round",
+    )
+    glyphs.gateway_marker(
+        g,
+        shape.kind,
+        b.cx,
+        b.cy,
+        min(b.w, b.h),
+        look.stroke,
+        shape.marker_visible,
+        shape.instantiate,
+        shape.gateway_type == "Parallel",
+    )
     c.outside_label(g, shape)
 
 
@@ -160,22 +250,45 @@ def _data(c: Painter, g: etree._Element, shape: Shape, look: Look) -> None:
         ry = min(b.h * 0.12, 8.0)
         x1, bottom = b.x + b.w, b.y + b.h
         rx = fmt(b.w / 2)
-        node(g, "path", d=f"M{fmt(b.x)},{fmt(b.y + ry)} V{fmt(bottom - ry)} A{rx},{fmt(ry)} 0 0 0 {fmt(x1)},"
-                          f"{fmt(bottom - ry)} V{fmt(b.y + ry)} A{rx},{fmt(ry)} 0 0 0 {fmt(b.x)},{fmt(b.y + ry)} Z",
-             fill=look.fill, stroke=look.stroke, stroke_width=2 + look.width_extra)
+        node(
+            g,
+            "path",
+            d=f"M{fmt(b.x)},{fmt(b.y + ry)} V{fmt(bottom - ry)} A{rx},{fmt(ry)} 0 0 0 {fmt(x1)},"
+            f"{fmt(bottom - ry)} V{fmt(b.y + ry)} A{rx},{fmt(ry)} 0 0 0 {fmt(b.x)},{fmt(b.y + ry)} Z",
+            fill=look.fill,
+            stroke=look.stroke,
+            stroke_width=2 + look.width_extra,
+        )
         for dy in (0, 5, 10):
-            node(g, "path", d=f"M{fmt(b.x)},{fmt(b.y + ry + dy)} A{rx},{fmt(ry)} 0 0 0 {fmt(x1)},{fmt(b.y + ry + dy)}",
-                 fill="none", stroke=look.stroke, stroke_width=1.5)
-        node(g, "ellipse", cx=b.cx, cy=b.y + ry, rx=b.w / 2, ry=ry, fill=look.fill, stroke=look.stroke,
-             stroke_width=2)
+            node(
+                g,
+                "path",
+                d=f"M{fmt(b.x)},{fmt(b.y + ry + dy)} A{rx},{fmt(ry)} 0 0 0 {fmt(x1)},{fmt(b.y + ry + dy)}",
+                fill="none",
+                stroke=look.stroke,
+                stroke_width=1.5,
+            )
+        node(g, "ellipse", cx=b.cx, cy=b.y + ry, rx=b.w / 2, ry=ry, fill=look.fill, stroke=look.stroke, stroke_width=2)
     else:
         fold = min(12.0, b.w * 0.35)
         x1, y1 = b.x + b.w, b.y + b.h
-        node(g, "path", d=f"M{fmt(b.x)},{fmt(b.y)} H{fmt(x1 - fold)} L{fmt(x1)},{fmt(b.y + fold)} V{fmt(y1)} "
-                          f"H{fmt(b.x)} Z", fill=look.fill, stroke=look.stroke, stroke_width=1.5 + look.width_extra,
-             stroke_linejoin="round")
-        node(g, "path", d=f"M{fmt(x1 - fold)},{fmt(b.y)} V{fmt(b.y + fold)} H{fmt(x1)}", fill="none",
-             stroke=look.stroke, stroke_width=1.5)
+        node(
+            g,
+            "path",
+            d=f"M{fmt(b.x)},{fmt(b.y)} H{fmt(x1 - fold)} L{fmt(x1)},{fmt(b.y + fold)} V{fmt(y1)} H{fmt(b.x)} Z",
+            fill=look.fill,
+            stroke=look.stroke,
+            stroke_width=1.5 + look.width_extra,
+            stroke_linejoin="round",
+        )
+        node(
+            g,
+            "path",
+            d=f"M{fmt(x1 - fold)},{fmt(b.y)} V{fmt(b.y + fold)} H{fmt(x1)}",
+            fill="none",
+            stroke=look.stroke,
+            stroke_width=1.5,
+        )
         if shape.kind in ("dataInput", "dataOutput"):
             glyphs.data_arrow(g, b.x, b.y, shape.kind == "dataOutput", look.stroke)
         if shape.collection:
@@ -189,10 +302,10 @@ def draw_edge(c: Painter, g: etree._Element, edge: Edge, look: Look) -> None:
     for x, y in pts:
         c.grow(x, y)
     line = glyphs.points(pts)
-    node(g, "polyline", points=line, fill="none", stroke="#000", stroke_opacity=0, stroke_width=12,
-         class_="hit")
-    style: dict[str, Any] = dict(fill="none", stroke=look.stroke, stroke_width=1.5 + look.width_extra,
-                                 stroke_linejoin="round")
+    node(g, "polyline", points=line, fill="none", stroke="#000", stroke_opacity=0, stroke_width=12, class_="hit")
+    style: dict[str, Any] = dict(
+        fill="none", stroke=look.stroke, stroke_width=1.5 + look.width_extra, stroke_linejoin="round"
+    )
     if edge.kind == "messageFlow":
         style["stroke_dasharray"] = "10,6"
     elif edge.kind in ("association", "dataInputAssociation", "dataOutputAssociation"):

@@ -9,6 +9,7 @@ per element that can colour the diagram as a heat map.
 Every drawn element is a ``<g class="bpmn-element">`` with ``data-element-id``, a
 ``<title>`` for hovering and a ``data-details`` JSON payload for a details panel.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ from web.bpmn_di import ACTIVITIES, Bounds, Diagram, Edge, Shape, read_diagram
 from web.bpmn_glyphs import fmt, node
 from web.bpmn_shapes import INK, Look, draw_edge, draw_shape
 from web.bpmn_text import LINE_HEIGHT, text_width, wrap
+
 ACTIVE = ("#1565c0", "#dcebfd")  # stroke, fill
 DONE = ("#2f7d32", "#e3f1e1")
 INCIDENT = "#d32f2f"
@@ -31,17 +33,38 @@ FONT = "Arial, Helvetica, sans-serif"
 PADDING = 20.0
 
 KIND_NAMES = {
-    "participant": "Bể (pool)", "lane": "Làn (lane)", "task": "Tác vụ", "userTask": "Tác vụ người dùng",
-    "serviceTask": "Tác vụ dịch vụ", "scriptTask": "Tác vụ kịch bản", "sendTask": "Tác vụ gửi",
-    "receiveTask": "Tác vụ nhận", "manualTask": "Tác vụ thủ công", "businessRuleTask": "Tác vụ quy tắc nghiệp vụ",
-    "callActivity": "Hoạt động gọi", "subProcess": "Quy trình con", "transaction": "Giao dịch",
-    "adHocSubProcess": "Quy trình con ad hoc", "startEvent": "Sự kiện bắt đầu", "endEvent": "Sự kiện kết thúc",
-    "intermediateCatchEvent": "Sự kiện trung gian (bắt)", "intermediateThrowEvent": "Sự kiện trung gian (ném)",
-    "boundaryEvent": "Sự kiện biên", "exclusiveGateway": "Cổng loại trừ (XOR)", "parallelGateway": "Cổng song song",
-    "inclusiveGateway": "Cổng bao hàm (OR)", "eventBasedGateway": "Cổng dựa trên sự kiện",
-    "complexGateway": "Cổng phức hợp", "dataObjectReference": "Đối tượng dữ liệu", "dataStoreReference": "Kho dữ liệu",
-    "textAnnotation": "Chú thích", "group": "Nhóm", "sequenceFlow": "Luồng tuần tự", "messageFlow": "Luồng thông điệp",
-    "association": "Liên kết", "dataInputAssociation": "Liên kết dữ liệu vào",
+    "participant": "Bể (pool)",
+    "lane": "Làn (lane)",
+    "task": "Tác vụ",
+    "userTask": "Tác vụ người dùng",
+    "serviceTask": "Tác vụ dịch vụ",
+    "scriptTask": "Tác vụ kịch bản",
+    "sendTask": "Tác vụ gửi",
+    "receiveTask": "Tác vụ nhận",
+    "manualTask": "Tác vụ thủ công",
+    "businessRuleTask": "Tác vụ quy tắc nghiệp vụ",
+    "callActivity": "Hoạt động gọi",
+    "subProcess": "Quy trình con",
+    "transaction": "Giao dịch",
+    "adHocSubProcess": "Quy trình con ad hoc",
+    "startEvent": "Sự kiện bắt đầu",
+    "endEvent": "Sự kiện kết thúc",
+    "intermediateCatchEvent": "Sự kiện trung gian (bắt)",
+    "intermediateThrowEvent": "Sự kiện trung gian (ném)",
+    "boundaryEvent": "Sự kiện biên",
+    "exclusiveGateway": "Cổng loại trừ (XOR)",
+    "parallelGateway": "Cổng song song",
+    "inclusiveGateway": "Cổng bao hàm (OR)",
+    "eventBasedGateway": "Cổng dựa trên sự kiện",
+    "complexGateway": "Cổng phức hợp",
+    "dataObjectReference": "Đối tượng dữ liệu",
+    "dataStoreReference": "Kho dữ liệu",
+    "textAnnotation": "Chú thích",
+    "group": "Nhóm",
+    "sequenceFlow": "Luồng tuần tự",
+    "messageFlow": "Luồng thông điệp",
+    "association": "Liên kết",
+    "dataInputAssociation": "Liên kết dữ liệu vào",
     "dataOutputAssociation": "Liên kết dữ liệu ra",
 }
 
@@ -62,8 +85,9 @@ class Overlays:
     details: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
-def render_svg(xml: bytes, overlays: Overlays | None = None, *, index: int = 0,
-               kind_names: Mapping[str, str] | None = None) -> str:
+def render_svg(
+    xml: bytes, overlays: Overlays | None = None, *, index: int = 0, kind_names: Mapping[str, str] | None = None
+) -> str:
     """The SVG document of one diagram of a BPMN file; raises ``DiagramError`` if it has none.
 
     ``kind_names`` names the element kinds in hover titles (default: Vietnamese ``KIND_NAMES``).
@@ -100,8 +124,10 @@ class _Canvas:
         self.highest = max(self.counts.values(), default=0)
         self.box = [float("inf"), float("inf"), float("-inf"), float("-inf")]
         self.root = node(None, "svg", class_="bpmn-diagram", font_family=FONT, font_size=12)
-        self.layers = {name: node(self.root, "g", class_=f"layer-{name}")
-                       for name in ("pools", "lanes", "containers", "edges", "nodes", "boundary", "badges")}
+        self.layers = {
+            name: node(self.root, "g", class_=f"layer-{name}")
+            for name in ("pools", "lanes", "containers", "edges", "nodes", "boundary", "badges")
+        }
 
     def _owner(self, element_id: str, drawn: set[str]) -> str | None:
         if element_id in drawn:
@@ -140,8 +166,9 @@ class _Canvas:
         self.root.set("role", "img")
         self.root.set("aria-label", self.diagram.name or "BPMN")
         if self.diagram.problems:
-            self.root.insert(0, etree.Comment(" not drawn: " + "; ".join(self.diagram.problems).replace("--", "- -")
-                                              + " "))
+            self.root.insert(
+                0, etree.Comment(" not drawn: " + "; ".join(self.diagram.problems).replace("--", "- -") + " ")
+            )
         return self.root
 
     # --- looks and element groups -----------------------------------------------------
@@ -166,9 +193,16 @@ class _Canvas:
     def group(self, layer: str, element_id: str, kind: str, name: str, look: Look) -> etree._Element:
         """The ``<g>`` of one element, with its hover title and details payload."""
         details = {str(k): v for k, v in (self.overlays.details.get(element_id) or {}).items()}
-        g = node(self.layers[layer], "g", class_=" ".join(["bpmn-element", f"bpmn-{kind}", *look.classes]),
-                 data_element_id=element_id, data_element_type=kind, data_name=name,
-                 data_count=self.counts.get(element_id), data_incidents=self.incidents.get(element_id))
+        g = node(
+            self.layers[layer],
+            "g",
+            class_=" ".join(["bpmn-element", f"bpmn-{kind}", *look.classes]),
+            data_element_id=element_id,
+            data_element_type=kind,
+            data_name=name,
+            data_count=self.counts.get(element_id),
+            data_incidents=self.incidents.get(element_id),
+        )
         if details:
             g.set("data-details", json.dumps(details, ensure_ascii=False, default=str))
         lines = [name or "(không tên)", f"{self.kind_names.get(kind, kind)} · {element_id}"]
@@ -191,8 +225,16 @@ class _Canvas:
 
     # --- labels -------------------------------------------------------------------------
 
-    def text(self, g: etree._Element, lines: list[str], x: float, top: float, size: float,
-             anchor: str = "middle", grow: bool = True) -> etree._Element:
+    def text(
+        self,
+        g: etree._Element,
+        lines: list[str],
+        x: float,
+        top: float,
+        size: float,
+        anchor: str = "middle",
+        grow: bool = True,
+    ) -> etree._Element:
         """A block of lines, the first one's top at ``top`` (``grow``: count it in the drawing's size)."""
         text = node(g, "text", x=x, y=top, font_size=fmt(size), text_anchor=anchor, fill=INK, class_="bpmn-label")
         step = size * LINE_HEIGHT
@@ -233,15 +275,25 @@ class _Canvas:
             self._badge(shape.element_id, "bpmn-badge-count", str(count), b.x - 6, b.y + b.h - 10, ACTIVE[0])
         incidents = self.incidents.get(shape.element_id, 0)
         if incidents:
-            self._badge(shape.element_id, "bpmn-badge-incident", f"⚠ {incidents}", b.x + b.w - 14, b.y + b.h - 10,
-                        INCIDENT)
+            self._badge(
+                shape.element_id, "bpmn-badge-incident", f"⚠ {incidents}", b.x + b.w - 14, b.y + b.h - 10, INCIDENT
+            )
 
     def _badge(self, element_id: str, kind: str, text: str, x: float, y: float, colour: str) -> None:
         width = max(20.0, 10 + 7 * len(text))
         g = node(self.layers["badges"], "g", class_=f"bpmn-badge {kind}", data_element_id=element_id)
         node(g, "rect", x=x, y=y, width=width, height=18, rx=9, fill=colour, stroke="white", stroke_width=1.5)
-        node(g, "text", text, x=x + width / 2, y=y + 13, text_anchor="middle", font_size=11, font_weight="bold",
-             fill="white")
+        node(
+            g,
+            "text",
+            text,
+            x=x + width / 2,
+            y=y + 13,
+            text_anchor="middle",
+            font_size=11,
+            font_weight="bold",
+            fill="white",
+        )
         self.grow(x, y, width, 18)
 
 

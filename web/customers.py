@@ -4,6 +4,7 @@ The pages read ``runner.crm`` and ``runner.customer_views``; the only write is a
 note. The iCalendar feed is public on purpose (calendar apps cannot sign in): its address
 carries an HMAC of the username made with the app's secret key, and a wrong one is a 404.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,30 +27,65 @@ from web import NavItem, get_runner, permissions
 from web.auth import roles_required
 
 bp = Blueprint("customers", __name__)
-NAV = [NavItem("customers.search", _l("Khách hàng")), NavItem("customers.boards", _l("Pipeline")),
-       NavItem("customers.my_calendar", _l("Lịch của tôi"))]
+NAV = [
+    NavItem("customers.search", _l("Khách hàng")),
+    NavItem("customers.boards", _l("Pipeline")),
+    NavItem("customers.my_calendar", _l("Lịch của tôi")),
+]
 ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?)?")
 FEED_PAST = timedelta(days=90)  # how far back the calendar feed reaches
 SEARCH_LIMIT = 50
-CONTACT_FIELDS = {"phone": _l("Điện thoại"), "email": _l("E-mail"), "zalo_user_id": _l("Zalo"),
-                  "zalo_group_id": _l("Nhóm Zalo")}
-CRM_FIELDS = {"owner_name": _l("Phụ trách"), "teacher_name": _l("Giáo viên"), "status": _l("Trạng thái"),
-              "source": _l("Nguồn"), "group": _l("Nhóm khách hàng"), "occupation": _l("Nghề nghiệp"),
-              "school": _l("Trường học"), "trial_link": _l("Link dùng thử")}
-PROFILE_FACTS = {"business_model": _l("Mô hình kinh doanh"), "dedicated_department": _l("Có bộ phận chuyên trách"),
-                 "staff_count": _l("Số nhân viên"), "student_count": _l("Số học viên"),
-                 "course_model": _l("Mô hình khóa học")}
-TIMELINE_LABELS = {"note": _l("Ghi chú"), "message": _l("Tin nhắn"), "task": _l("Việc đã làm"),
-                   "timer": _l("Hẹn giờ"), "incident": _l("Sự cố"), "stage": _l("Giai đoạn"),
-                   "instance": _l("Quy trình")}
-MESSAGE_STATES = {"pending": _l("Chờ gửi"), "sending": _l("Đang gửi"), "sent": _l("Đã gửi"),
-                  "failed": _l("Gửi lỗi"), "unknown": _l("Chưa rõ đã gửi chưa"), "dismissed": _l("Đã bỏ qua")}
+CONTACT_FIELDS = {
+    "phone": _l("Điện thoại"),
+    "email": _l("E-mail"),
+    "zalo_user_id": _l("Zalo"),
+    "zalo_group_id": _l("Nhóm Zalo"),
+}
+CRM_FIELDS = {
+    "owner_name": _l("Phụ trách"),
+    "teacher_name": _l("Giáo viên"),
+    "status": _l("Trạng thái"),
+    "source": _l("Nguồn"),
+    "group": _l("Nhóm khách hàng"),
+    "occupation": _l("Nghề nghiệp"),
+    "school": _l("Trường học"),
+    "trial_link": _l("Link dùng thử"),
+}
+PROFILE_FACTS = {
+    "business_model": _l("Mô hình kinh doanh"),
+    "dedicated_department": _l("Có bộ phận chuyên trách"),
+    "staff_count": _l("Số nhân viên"),
+    "student_count": _l("Số học viên"),
+    "course_model": _l("Mô hình khóa học"),
+}
+TIMELINE_LABELS = {
+    "note": _l("Ghi chú"),
+    "message": _l("Tin nhắn"),
+    "task": _l("Việc đã làm"),
+    "timer": _l("Hẹn giờ"),
+    "incident": _l("Sự cố"),
+    "stage": _l("Giai đoạn"),
+    "instance": _l("Quy trình"),
+}
+MESSAGE_STATES = {
+    "pending": _l("Chờ gửi"),
+    "sending": _l("Đang gửi"),
+    "sent": _l("Đã gửi"),
+    "failed": _l("Gửi lỗi"),
+    "unknown": _l("Chưa rõ đã gửi chưa"),
+    "dismissed": _l("Đã bỏ qua"),
+}
 BOOKING_KINDS = {"training": _l("Đào tạo"), "care": _l("Chăm sóc"), "demo": _l("Demo")}
 BOOKING_STATES = {"booked": _l("Đã đặt"), "cancelled": _l("Đã hủy")}
 WEEKDAYS = (_l("Thứ Hai"), _l("Thứ Ba"), _l("Thứ Tư"), _l("Thứ Năm"), _l("Thứ Sáu"), _l("Thứ Bảy"), _l("Chủ Nhật"))
 INSTANCE_STATES = {"running": _l("Đang chạy"), "completed": _l("Đã kết thúc"), "cancelled": _l("Đã hủy")}
-LABELS = {"timeline": TIMELINE_LABELS, "message": MESSAGE_STATES, "booking_kind": BOOKING_KINDS,
-          "booking": BOOKING_STATES, "instance": INSTANCE_STATES}
+LABELS = {
+    "timeline": TIMELINE_LABELS,
+    "message": MESSAGE_STATES,
+    "booking_kind": BOOKING_KINDS,
+    "booking": BOOKING_STATES,
+    "instance": INSTANCE_STATES,
+}
 
 
 # --- search ---------------------------------------------------------------------------------------
@@ -62,10 +98,18 @@ def search():
     runner = get_runner()
     text = (request.args.get("q") or "").strip()[:200]
     tag = (request.args.get("tag") or "").strip() or None
-    rows = views.find_customers(runner, text, tag=tag, limit=SEARCH_LIMIT,
-                                where=permissions.customer_condition(crm.Customer.id))
-    return render_template("customers/search.html", rows=rows, q=text, tag=tag, tags=views.known_tags(runner),
-                           limit=SEARCH_LIMIT, boards=_board_tabs())
+    rows = views.find_customers(
+        runner, text, tag=tag, limit=SEARCH_LIMIT, where=permissions.customer_condition(crm.Customer.id)
+    )
+    return render_template(
+        "customers/search.html",
+        rows=rows,
+        q=text,
+        tag=tag,
+        tags=views.known_tags(runner),
+        limit=SEARCH_LIMIT,
+        boards=_board_tabs(),
+    )
 
 
 # --- the 360° page ----------------------------------------------------------------------------------
@@ -89,9 +133,13 @@ def add_note(customer_id: str):
     except Missing:
         abort(404)
     except BadValue:
-        error = _("Ghi chú không được để trống.") if not text.strip() else \
-            _("Ghi chú dài quá %(limit)d ký tự.", limit=views.NOTE_MAX) if len(text.strip()) > views.NOTE_MAX else \
-            _("Ghi chú chứa ký tự không lưu được (NUL hoặc ký tự lỗi).")
+        error = (
+            _("Ghi chú không được để trống.")
+            if not text.strip()
+            else _("Ghi chú dài quá %(limit)d ký tự.", limit=views.NOTE_MAX)
+            if len(text.strip()) > views.NOTE_MAX
+            else _("Ghi chú chứa ký tự không lưu được (NUL hoặc ký tự lỗi).")
+        )
         return _detail_page(customer_id, note=text, note_error=error, status=422)
     flash(_("Đã lưu ghi chú."), "success")
     return redirect(url_for("customers.detail", customer_id=customer_id, _anchor="timeline"))
@@ -109,12 +157,24 @@ def _detail_page(customer_id: str, *, note: str = "", note_error: str | None = N
     kind = request.args.get("kind")
     kind = kind if kind in views.TIMELINE_KINDS else None
     return render_template(
-        "customers/detail.html", customer=customer, kind=kind, note=note, note_error=note_error,
+        "customers/detail.html",
+        customer=customer,
+        kind=kind,
+        note=note,
+        note_error=note_error,
         timeline=views.timeline(runner, customer_id, kinds=[kind] if kind else None),
-        tasks=inbox.tasks(runner, business_key=customer_id), instances=views.instances(runner, customer_id),
-        bookings=views.customer_bookings(runner, customer_id), now=runner.now(), extra_labels=extra_labels,
-        contact_fields=CONTACT_FIELDS, crm_fields=CRM_FIELDS, profile_facts=PROFILE_FACTS, labels=LABELS,
-        clock=_clock(runner.settings.tz), show_value=_show_value(runner.settings.tz)), status
+        tasks=inbox.tasks(runner, business_key=customer_id),
+        instances=views.instances(runner, customer_id),
+        bookings=views.customer_bookings(runner, customer_id),
+        now=runner.now(),
+        extra_labels=extra_labels,
+        contact_fields=CONTACT_FIELDS,
+        crm_fields=CRM_FIELDS,
+        profile_facts=PROFILE_FACTS,
+        labels=LABELS,
+        clock=_clock(runner.settings.tz),
+        show_value=_show_value(runner.settings.tz),
+    ), status
 
 
 # --- boards -----------------------------------------------------------------------------------------
@@ -122,8 +182,7 @@ def _detail_page(customer_id: str, *, note: str = "", note_error: str | None = N
 
 def _board_tabs() -> list[dict[str, str]]:
     names = inbox.process_names(get_runner())
-    return [{"key": key, "pipeline": crm.PIPELINES[key], "process_name": names.get(key, key)}
-            for key in views.boards()]
+    return [{"key": key, "pipeline": crm.PIPELINES[key], "process_name": names.get(key, key)} for key in views.boards()]
 
 
 @bp.get("/boards/")
@@ -169,6 +228,7 @@ def _show_value(tz: Any):
 
     NOTE: a date-time without an offset is shown as typed: forms take it in business time.
     """
+
     def show(value: Any) -> Any:
         if not isinstance(value, str) or not ISO_MOMENT.fullmatch(value):
             return value
@@ -207,11 +267,21 @@ def my_calendar():
         index = (row["start_at"].astimezone(tz).date() - monday).days
         days[min(max(index, 0), 6)]["bookings"].append(row)
     feed_url = url_for("customers.feed", token=feed_token(current_user.username), _external=True)
-    return render_template("customers/calendar.html", days=days, today=today, monday=monday,
-                           previous=monday - timedelta(days=7), following=monday + timedelta(days=7),
-                           count=len(rows), feed_url=feed_url, webcal_url="webcal://" + feed_url.split("://", 1)[1],
-                           labels=LABELS, meeting_link=calendar.meeting_link, clock=_clock(tz),
-                           weekday_names=WEEKDAYS)
+    return render_template(
+        "customers/calendar.html",
+        days=days,
+        today=today,
+        monday=monday,
+        previous=monday - timedelta(days=7),
+        following=monday + timedelta(days=7),
+        count=len(rows),
+        feed_url=feed_url,
+        webcal_url="webcal://" + feed_url.split("://", 1)[1],
+        labels=LABELS,
+        meeting_link=calendar.meeting_link,
+        clock=_clock(tz),
+        weekday_names=WEEKDAYS,
+    )
 
 
 def _signature(username: str, generation: int) -> str:
@@ -250,8 +320,10 @@ def token_user(token: str) -> str | None:
 def renew_feed():
     """Give the signed-in staff member a new feed address; the old one stops working at once."""
     users.renew_feed(get_runner(), current_user.username)
-    flash(_("Đã tạo địa chỉ lịch mới. Địa chỉ cũ không còn dùng được: hãy thêm lại địa chỉ mới vào ứng dụng lịch."),
-          "success")
+    flash(
+        _("Đã tạo địa chỉ lịch mới. Địa chỉ cũ không còn dùng được: hãy thêm lại địa chỉ mới vào ứng dụng lịch."),
+        "success",
+    )
     return redirect(url_for("customers.my_calendar", _anchor="h-feed"))
 
 
@@ -265,6 +337,8 @@ def feed(token: str):
         abort(404)
     with runner.db.read() as s:
         body = calendar.feed(s, username, since=runner.now() - FEED_PAST, tz=runner.settings.tz)
-    headers: dict[str, Any] = {"Content-Disposition": 'inline; filename="lich-cua-toi.ics"',
-                               "Cache-Control": "private, max-age=300"}
+    headers: dict[str, Any] = {
+        "Content-Disposition": 'inline; filename="lich-cua-toi.ics"',
+        "Cache-Control": "private, max-age=300",
+    }
     return Response(body, mimetype="text/calendar", headers=headers)

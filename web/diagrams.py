@@ -4,6 +4,7 @@ The SVG comes from ``web.bpmn_svg`` (drawn on the server from the file's diagram
 interchange); this module only gathers what the runner knows (``runner.diagrams``) into
 overlays and the details shown when hovering or clicking an element.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,20 +29,39 @@ bp = Blueprint("diagrams", __name__)
 OVERSEERS = ("admin", "team_leader")
 # NOTE: the same texts as web.bpmn_svg.KIND_NAMES (a test keeps them equal), here for translation.
 KIND_LABELS = {
-    "participant": _l("Bể (pool)"), "lane": _l("Làn (lane)"), "task": _l("Tác vụ"),
-    "userTask": _l("Tác vụ người dùng"), "serviceTask": _l("Tác vụ dịch vụ"), "scriptTask": _l("Tác vụ kịch bản"),
-    "sendTask": _l("Tác vụ gửi"), "receiveTask": _l("Tác vụ nhận"), "manualTask": _l("Tác vụ thủ công"),
-    "businessRuleTask": _l("Tác vụ quy tắc nghiệp vụ"), "callActivity": _l("Hoạt động gọi"),
-    "subProcess": _l("Quy trình con"), "transaction": _l("Giao dịch"), "adHocSubProcess": _l("Quy trình con ad hoc"),
-    "startEvent": _l("Sự kiện bắt đầu"), "endEvent": _l("Sự kiện kết thúc"),
+    "participant": _l("Bể (pool)"),
+    "lane": _l("Làn (lane)"),
+    "task": _l("Tác vụ"),
+    "userTask": _l("Tác vụ người dùng"),
+    "serviceTask": _l("Tác vụ dịch vụ"),
+    "scriptTask": _l("Tác vụ kịch bản"),
+    "sendTask": _l("Tác vụ gửi"),
+    "receiveTask": _l("Tác vụ nhận"),
+    "manualTask": _l("Tác vụ thủ công"),
+    "businessRuleTask": _l("Tác vụ quy tắc nghiệp vụ"),
+    "callActivity": _l("Hoạt động gọi"),
+    "subProcess": _l("Quy trình con"),
+    "transaction": _l("Giao dịch"),
+    "adHocSubProcess": _l("Quy trình con ad hoc"),
+    "startEvent": _l("Sự kiện bắt đầu"),
+    "endEvent": _l("Sự kiện kết thúc"),
     "intermediateCatchEvent": _l("Sự kiện trung gian (bắt)"),
-    "intermediateThrowEvent": _l("Sự kiện trung gian (ném)"), "boundaryEvent": _l("Sự kiện biên"),
-    "exclusiveGateway": _l("Cổng loại trừ (XOR)"), "parallelGateway": _l("Cổng song song"),
-    "inclusiveGateway": _l("Cổng bao hàm (OR)"), "eventBasedGateway": _l("Cổng dựa trên sự kiện"),
-    "complexGateway": _l("Cổng phức hợp"), "dataObjectReference": _l("Đối tượng dữ liệu"),
-    "dataStoreReference": _l("Kho dữ liệu"), "textAnnotation": _l("Chú thích"), "group": _l("Nhóm"),
-    "sequenceFlow": _l("Luồng tuần tự"), "messageFlow": _l("Luồng thông điệp"), "association": _l("Liên kết"),
-    "dataInputAssociation": _l("Liên kết dữ liệu vào"), "dataOutputAssociation": _l("Liên kết dữ liệu ra"),
+    "intermediateThrowEvent": _l("Sự kiện trung gian (ném)"),
+    "boundaryEvent": _l("Sự kiện biên"),
+    "exclusiveGateway": _l("Cổng loại trừ (XOR)"),
+    "parallelGateway": _l("Cổng song song"),
+    "inclusiveGateway": _l("Cổng bao hàm (OR)"),
+    "eventBasedGateway": _l("Cổng dựa trên sự kiện"),
+    "complexGateway": _l("Cổng phức hợp"),
+    "dataObjectReference": _l("Đối tượng dữ liệu"),
+    "dataStoreReference": _l("Kho dữ liệu"),
+    "textAnnotation": _l("Chú thích"),
+    "group": _l("Nhóm"),
+    "sequenceFlow": _l("Luồng tuần tự"),
+    "messageFlow": _l("Luồng thông điệp"),
+    "association": _l("Liên kết"),
+    "dataInputAssociation": _l("Liên kết dữ liệu vào"),
+    "dataOutputAssociation": _l("Liên kết dữ liệu ra"),
 }
 
 
@@ -59,8 +79,16 @@ def definition(key: str, version: int):
     svg, problem = _svg(row["xml"], Overlays(counts=counts, heat=True, details=details))
     top = max(counts.values(), default=0)
     legend = [(heat_colour(n, top), str(n)) for n in _legend_steps(top)]
-    return render_template("diagrams/definition.html", row=row, svg=svg, problem=problem, counts=counts,
-                           heat_legend=legend, versions=diagrams.versions(runner, key), names=_names(row["xml"]))
+    return render_template(
+        "diagrams/definition.html",
+        row=row,
+        svg=svg,
+        problem=problem,
+        counts=counts,
+        heat_legend=legend,
+        versions=diagrams.versions(runner, key),
+        names=_names(row["xml"]),
+    )
 
 
 @bp.get("/instances/<instance_id>/diagram")
@@ -76,12 +104,24 @@ def instance(instance_id: str):
     for incident in state["incidents"]:
         if incident["element_id"]:
             incidents[incident["element_id"]] = incidents.get(incident["element_id"], 0) + 1
-    overlays = Overlays(active=frozenset(state["active"]), completed=frozenset(state["completed"]),
-                        incidents=incidents, details=_instance_details(state))
+    overlays = Overlays(
+        active=frozenset(state["active"]),
+        completed=frozenset(state["completed"]),
+        incidents=incidents,
+        details=_instance_details(state),
+    )
     svg, problem = _svg(state["xml"], overlays)
-    return render_template("diagrams/instance.html", info=state["instance"], svg=svg, problem=problem,
-                           waits=state["waits"], incidents=state["incidents"], names=_names(state["xml"]),
-                           task_url=_task_url, customer_url=_customer_url(state["instance"]["business_key"]))
+    return render_template(
+        "diagrams/instance.html",
+        info=state["instance"],
+        svg=svg,
+        problem=problem,
+        waits=state["waits"],
+        incidents=state["incidents"],
+        names=_names(state["xml"]),
+        task_url=_task_url,
+        customer_url=_customer_url(state["instance"]["business_key"]),
+    )
 
 
 def _svg(xml: str, overlays: Overlays) -> tuple[Markup | None, str | None]:
@@ -139,8 +179,11 @@ def _names(xml: str) -> dict[str, str]:
         root = parse(xml.encode("utf-8"))
     except etree.XMLSyntaxError:  # NOTE: the page already says why there is no drawing
         return {}
-    return {el.get("id"): el.get("name") for el in root.iter() if isinstance(el.tag, str) and el.get("id")
-            and el.get("name")}
+    return {
+        el.get("id"): el.get("name")
+        for el in root.iter()
+        if isinstance(el.tag, str) and el.get("id") and el.get("name")
+    }
 
 
 def _legend_steps(top: int) -> list[int]:

@@ -14,6 +14,7 @@ layer only makes sure hostile text never reaches a query.
 Every answer carries a Content-Security-Policy (scripts only from /static or with the
 request's nonce, no framing), ``X-Content-Type-Options: nosniff`` and a Referrer-Policy.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,10 +29,11 @@ from runner.settings import Settings
 MAX_URL_LENGTH = 4096  # NOTE: gunicorn refuses request lines over 4094 bytes by default; this matches it
 # NOTE: style-src allows inline styles: the diagrams (SVG) and a few templates use style
 # attributes, and styles cannot run code. Scripts need 'self' or the request's nonce.
-CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
-                    "X-Frame-Options": "DENY"}
+CSP = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"}
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -75,8 +77,9 @@ def check_request() -> None:
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             _check_pairs(request.form.items(multi=True), "form field")
             for name, upload in request.files.items(multi=True):
-                inputs.check_text(upload.filename or "", f"{name} (file name)", max_length=inputs.NAME_LENGTH,
-                                  control=True)
+                inputs.check_text(
+                    upload.filename or "", f"{name} (file name)", max_length=inputs.NAME_LENGTH, control=True
+                )
         if request.is_json or (request.path.startswith("/api/") and request.mimetype != "multipart/form-data"):
             _check_json()
     except inputs.TextInvalid as exc:

@@ -8,17 +8,17 @@ are read from the .po files at start-up (no compiled .mo files to keep in step).
 Jinja filters: ``dt`` (25/11/2026 14:30), ``day`` (25/11/2026), ``ago`` ("3 ngày trước" /
 "trong 2 giờ", against the runner's clock, virtual or real).
 """
+
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from babel import support
 from babel.messages import mofile, pofile
-
 from flask import Blueprint, Flask, redirect, request, session, url_for
 from flask_babel import Babel, Domain, format_date, format_datetime, format_timedelta, get_locale
 from flask_login import current_user
@@ -98,7 +98,7 @@ def _moment(value: Any) -> datetime | date | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
     if isinstance(value, datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)  # NOTE: the runner stores UTC
+        value = value.replace(tzinfo=UTC)  # NOTE: the runner stores UTC
     return value
 
 
@@ -130,7 +130,7 @@ def show_ago(value: Any) -> str:
     if moment is None:
         return ""
     if not isinstance(moment, datetime):
-        moment = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
     return format_timedelta(moment - get_runner().now(), add_direction=True, threshold=1.0)
 
 

@@ -6,6 +6,7 @@ too and may claim, reassign (to anyone) and complete any of them, so a task nobo
 see (an orphan, flagged in the list) is never lost. Completing a task lands on the user's
 next task for the same customer, when there is one.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,18 +20,24 @@ from runner import crm, forms, inbox, users
 from runner.domain import Missing
 from runner.errors import Conflict, FormInvalid, Invalid, NotFound, StepFailed
 from runner.tasks import is_candidate
-from web import NavItem, get_runner
-from web import taskform
+from web import NavItem, get_runner, taskform
 from web.auth import roles_required
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
-NAV = [NavItem("inbox.my_tasks", _l("Việc của tôi")), NavItem("inbox.group_tasks", _l("Việc của nhóm")),
-       NavItem("inbox.all_tasks", _l("Tất cả việc"), ("team_leader", "admin"))]
+NAV = [
+    NavItem("inbox.my_tasks", _l("Việc của tôi")),
+    NavItem("inbox.group_tasks", _l("Việc của nhóm")),
+    NavItem("inbox.all_tasks", _l("Tất cả việc"), ("team_leader", "admin")),
+]
 FILTERS = ("process", "stage", "customer", "due", "orphan")
 OVERSEERS = ("team_leader", "admin")  # see every open task and reassign it
-PROFILE_LABELS = {"business_model": _l("Mô hình kinh doanh"), "dedicated_department": _l("Có bộ phận chuyên trách"),
-                  "staff_count": _l("Số nhân viên"), "student_count": _l("Số học viên"),
-                  "course_model": _l("Mô hình khóa học")}
+PROFILE_LABELS = {
+    "business_model": _l("Mô hình kinh doanh"),
+    "dedicated_department": _l("Có bộ phận chuyên trách"),
+    "staff_count": _l("Số nhân viên"),
+    "student_count": _l("Số học viên"),
+    "course_model": _l("Mô hình khóa học"),
+}
 
 
 def _filters() -> dict[str, str | None]:
@@ -43,8 +50,12 @@ def _filters() -> dict[str, str | None]:
 
 
 def _query(args: dict[str, str | None]) -> dict[str, Any]:
-    return {"process_key": args["process"], "stage": args["stage"], "business_key": args["customer"],
-            "due": args["due"]}
+    return {
+        "process_key": args["process"],
+        "stage": args["stage"],
+        "business_key": args["customer"],
+        "due": args["due"],
+    }
 
 
 def _is_admin() -> bool:
@@ -53,12 +64,16 @@ def _is_admin() -> bool:
 
 def _options(rows: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
     """The choices of the filter bar, from the tasks in this list before filtering."""
+
     def pairs(key: str, label: str) -> list[tuple[str, str]]:
         found = {r[key]: r[label] or r[key] for r in rows if r[key]}
         return sorted(found.items(), key=lambda kv: str(kv[1]))
 
-    return {"process": pairs("process_key", "process_name"), "stage": pairs("stage", "stage"),
-            "customer": pairs("business_key", "customer_name")}
+    return {
+        "process": pairs("process_key", "process_name"),
+        "stage": pairs("stage", "stage"),
+        "customer": pairs("business_key", "customer_name"),
+    }
 
 
 def _list(view: str, rows_for) -> str:
@@ -68,8 +83,15 @@ def _list(view: str, rows_for) -> str:
     if args["orphan"]:
         rows = [r for r in rows if r["orphan"]]
     reassign_to = _candidates_by_task(rows) if view == "all" else {}
-    return render_template("inbox/list.html", view=view, rows=rows, args=args, options=_options(unfiltered),
-                           due_choices=inbox.DUE_FILTERS, reassign_to=reassign_to)
+    return render_template(
+        "inbox/list.html",
+        view=view,
+        rows=rows,
+        args=args,
+        options=_options(unfiltered),
+        due_choices=inbox.DUE_FILTERS,
+        reassign_to=reassign_to,
+    )
 
 
 @bp.get("/")
@@ -83,8 +105,9 @@ def my_tasks():
 @roles_required()
 def group_tasks():
     """Unclaimed tasks of my groups, to claim."""
-    return _list("group", lambda q: inbox.group_tasks(get_runner(), current_user.username,
-                                                      list(current_user.roles), **q))
+    return _list(
+        "group", lambda q: inbox.group_tasks(get_runner(), current_user.username, list(current_user.roles), **q)
+    )
 
 
 @bp.get("/all")
@@ -118,9 +141,12 @@ def _task_or_404(task_id: str) -> dict[str, Any]:
 
 def _may_see(task: dict[str, Any]) -> bool:
     user = current_user
-    return (task["assignee"] == user.username or task["completed_by"] == user.username
-            or (not task["assignee"] and is_candidate(task, user.username, user.roles))
-            or user.has_role(*OVERSEERS))
+    return (
+        task["assignee"] == user.username
+        or task["completed_by"] == user.username
+        or (not task["assignee"] and is_candidate(task, user.username, user.roles))
+        or user.has_role(*OVERSEERS)
+    )
 
 
 def _context(task: dict[str, Any]) -> dict[str, Any]:
@@ -144,12 +170,19 @@ def _page(task: dict[str, Any], submitted=None, errors: dict[str, str] | None = 
     fields = taskform.field_views(form, data, submitted, errors)
     reassign_to = _candidates_by_task([task])[task["id"]] if current_user.has_role(*OVERSEERS) else []
     process_name = inbox.process_names(runner).get(task["process_key"], task["process_key"])
-    return render_template("inbox/task.html", task=task, fields=fields, errors=errors or {}, now=runner.now(),
-                           process_name=process_name,
-                           reassign_to=reassign_to, mine=task["assignee"] == current_user.username,
-                           may_claim=not task["assignee"] and (_is_admin() or is_candidate(
-                               task, current_user.username, current_user.roles)),
-                           **_context(task)), status
+    return render_template(
+        "inbox/task.html",
+        task=task,
+        fields=fields,
+        errors=errors or {},
+        now=runner.now(),
+        process_name=process_name,
+        reassign_to=reassign_to,
+        mine=task["assignee"] == current_user.username,
+        may_claim=not task["assignee"]
+        and (_is_admin() or is_candidate(task, current_user.username, current_user.roles)),
+        **_context(task),
+    ), status
 
 
 @bp.get("/tasks/<task_id>")
@@ -175,8 +208,14 @@ def _explain_conflict(task_id: str) -> None:
     """Say in words why the task cannot be worked on any more (done, or someone else has it)."""
     row = _task_or_404(task_id)
     if row["state"] != "open":
-        flash(_("Việc “%(name)s” đã được %(who)s hoàn thành trước bạn. Dữ liệu bạn nhập chưa được lưu.",
-                name=_name(row), who=row["completed_by"] or _("người khác")), "warning")
+        flash(
+            _(
+                "Việc “%(name)s” đã được %(who)s hoàn thành trước bạn. Dữ liệu bạn nhập chưa được lưu.",
+                name=_name(row),
+                who=row["completed_by"] or _("người khác"),
+            ),
+            "warning",
+        )
     elif row["assignee"] and row["assignee"] != current_user.username:
         flash(_("Việc “%(name)s” đã được %(who)s nhận.", name=_name(row), who=row["assignee"]), "warning")
     else:
@@ -224,8 +263,14 @@ def reassign(task_id: str):
     except Conflict:
         _explain_conflict(task_id)
     except (Invalid, NotFound):
-        flash(_("Không thể giao việc “%(name)s” cho %(who)s: người này không thuộc nhóm được giao.",
-                name=_name(row), who=to_user), "error")
+        flash(
+            _(
+                "Không thể giao việc “%(name)s” cho %(who)s: người này không thuộc nhóm được giao.",
+                name=_name(row),
+                who=to_user,
+            ),
+            "error",
+        )
     else:
         if to_user:
             flash(_("Đã giao việc “%(name)s” cho %(who)s.", name=_name(row), who=to_user), "success")
@@ -241,8 +286,9 @@ def complete(task_id: str):
     row = _task_or_404(task_id)
     runner = get_runner()
     try:
-        runner.complete_task_as(task_id, taskform.submitted_values(request.form), current_user.username,
-                                current_user.roles, html=True)
+        runner.complete_task_as(
+            task_id, taskform.submitted_values(request.form), current_user.username, current_user.roles, html=True
+        )
     except FormInvalid as exc:
         form = forms.form_from_dict(row["form"]) if row["form"] else forms.Form(())
         flash(_("Vui lòng sửa các ô được đánh dấu bên dưới."), "error")
@@ -253,14 +299,21 @@ def complete(task_id: str):
     except StepFailed as exc:
         # NOTE: a script or condition after the task failed (or broke its budget): nothing
         # was stored and the task stays open, as the API's 422 says.
-        flash(_("Không thể hoàn thành “%(name)s”: bước tiếp theo của quy trình bị lỗi (%(error)s).",
-                name=_name(row), error=str(exc)), "error")
+        flash(
+            _(
+                "Không thể hoàn thành “%(name)s”: bước tiếp theo của quy trình bị lỗi (%(error)s).",
+                name=_name(row),
+                error=str(exc),
+            ),
+            "error",
+        )
         return _page(row, request.form, {}, 422)
     except Invalid:
         abort(403)
     flash(_("Đã hoàn thành “%(name)s”.", name=_name(row)), "success")
-    following = inbox.next_task(runner, current_user.username, list(current_user.roles), row["business_key"],
-                                exclude=task_id)
+    following = inbox.next_task(
+        runner, current_user.username, list(current_user.roles), row["business_key"], exclude=task_id
+    )
     if following is not None:
         return redirect(url_for("inbox.task", task_id=following["id"]))
     return redirect(url_for("inbox.my_tasks"))

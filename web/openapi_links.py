@@ -5,6 +5,7 @@ own. A link says, for example, that the ``id`` in the 201 of ``startInstance`` i
 ``instance_id`` of ``getInstance``; clients can follow them, and schemathesis' stateful
 tests chain calls along them (tests/hostile/test_api_fuzz.py).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,7 @@ def _body(pointer: str) -> str:
     return f"$response.body#{pointer}"
 
 
-def _to(operation: str, description: str, *, body: dict[str, str] | None = None,
-        **parameters: str) -> dict[str, Any]:
+def _to(operation: str, description: str, *, body: dict[str, str] | None = None, **parameters: str) -> dict[str, Any]:
     """A link to ``operation``: each parameter (and body field) is a JSON pointer into this answer."""
     link: dict[str, Any] = {"operationId": operation, "description": description}
     if parameters:
@@ -55,49 +55,69 @@ def _instance_links(prefix: str) -> dict[str, dict[str, Any]]:
 # (operationId, status) -> link name -> link
 LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("deploy", "201"): {
-        "StartDeployed": _to("startInstance", "start the process deployed",
-                             body={"process_key": "/versions/0/process_key"}),
-        "ListProcessDefinitions": _to("listProcessDefinitions", "the versions now deployed")},
+        "StartDeployed": _to(
+            "startInstance", "start the process deployed", body={"process_key": "/versions/0/process_key"}
+        ),
+        "ListProcessDefinitions": _to("listProcessDefinitions", "the versions now deployed"),
+    },
     ("listProcessDefinitions", "200"): {
-        "StartProcess": _to("startInstance", "start a deployed process",
-                            body={"process_key": "/process_definitions/0/key"}),
-        "ListProcessInstances": _to("listInstances", "the process' instances",
-                                    process_key="/process_definitions/0/key")},
+        "StartProcess": _to(
+            "startInstance", "start a deployed process", body={"process_key": "/process_definitions/0/key"}
+        ),
+        "ListProcessInstances": _to(
+            "listInstances", "the process' instances", process_key="/process_definitions/0/key"
+        ),
+    },
     ("startInstance", "201"): {
         **_instance_links(""),
-        "SendAwaitedMessage": _to("sendMessage", "deliver the message the instance waits for",
-                                  body={"name": "/waiting_messages/0", "business_key": "/business_key"})},
+        "SendAwaitedMessage": _to(
+            "sendMessage",
+            "deliver the message the instance waits for",
+            body={"name": "/waiting_messages/0", "business_key": "/business_key"},
+        ),
+    },
     ("listInstances", "200"): _instance_links("/instances/0"),
     ("getInstance", "200"): {
         **_instance_links(""),
-        "SendAwaitedMessage": _to("sendMessage", "deliver the message the instance waits for",
-                                  body={"name": "/waiting_messages/0", "business_key": "/business_key"}),
-        "RetryIncident": _to("retryIncident", "retry the instance's incident", incident_id="/incidents/0/id")},
+        "SendAwaitedMessage": _to(
+            "sendMessage",
+            "deliver the message the instance waits for",
+            body={"name": "/waiting_messages/0", "business_key": "/business_key"},
+        ),
+        "RetryIncident": _to("retryIncident", "retry the instance's incident", incident_id="/incidents/0/id"),
+    },
     ("listTasks", "200"): {
         "ClaimTask": _to("claimTask", "claim the first task", task_id="/tasks/0/id"),
         "CompleteTask": _to("completeTask", "complete the first task", task_id="/tasks/0/id"),
-        "GetTaskInstance": _to("getInstance", "the task's instance", instance_id="/tasks/0/instance_id")},
+        "GetTaskInstance": _to("getInstance", "the task's instance", instance_id="/tasks/0/instance_id"),
+    },
     ("claimTask", "200"): {
         "CompleteTask": _to("completeTask", "complete the task claimed", task_id="/id"),
-        "GetTaskInstance": _to("getInstance", "the task's instance", instance_id="/instance_id")},
+        "GetTaskInstance": _to("getInstance", "the task's instance", instance_id="/instance_id"),
+    },
     ("completeTask", "200"): {
         **_instance_links("/instance"),
-        "CompleteAgain": _to("completeTask", "a second completion (409)", task_id="/task/id")},
+        "CompleteAgain": _to("completeTask", "a second completion (409)", task_id="/task/id"),
+    },
     ("sendMessage", "200"): _instance_links("/instances/0"),
     ("listIncidents", "200"): {
         "RetryIncident": _to("retryIncident", "retry the newest incident", incident_id="/incidents/0/id"),
-        "GetIncidentInstance": _to("getInstance", "the incident's instance", instance_id="/incidents/0/instance_id")},
+        "GetIncidentInstance": _to("getInstance", "the incident's instance", instance_id="/incidents/0/instance_id"),
+    },
     ("retryIncident", "200"): {
         "GetIncidentInstance": _to("getInstance", "the incident's instance", instance_id="/incident/instance_id"),
         "RetryAgain": _to("retryIncident", "a second retry (409)", incident_id="/incident/id"),
-        "AdvanceClock": _to("advanceClock", "let the retried job run")},
+        "AdvanceClock": _to("advanceClock", "let the retried job run"),
+    },
     ("advanceClock", "200"): {
         "ListIncidents": _to("listIncidents", "incidents raised on the way"),
-        "ListTasks": _to("listTasks", "tasks that timers opened on the way")},
+        "ListTasks": _to("listTasks", "tasks that timers opened on the way"),
+    },
     ("getCustomer", "200"): {
         "GetCustomerInstance": _to("getInstance", "the customer's newest instance", instance_id="/instances/0/id"),
         "ListCustomerTasks": _to("listTasks", "the customer's open tasks", business_key="/customer/id"),
-        "ListCustomerInstances": _to("listInstances", "the customer's instances", business_key="/customer/id")},
+        "ListCustomerInstances": _to("listInstances", "the customer's instances", business_key="/customer/id"),
+    },
 }
 
 

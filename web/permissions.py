@@ -2,6 +2,7 @@
 
 Pages and the API ask here; the rules themselves live in ``runner.policy``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -24,8 +25,12 @@ def require_customer(business_key: str | None) -> None:
     """404, as for a customer that does not exist, when the user may not see this one."""
     with get_runner().db.read() as s:
         if not policy.may_see(s, person(), business_key):
-            abort(404, description=f"customer {business_key!r} does not exist" if business_key
-                  else "instances without a customer are for admins and team leaders")
+            abort(
+                404,
+                description=f"customer {business_key!r} does not exist"
+                if business_key
+                else "instances without a customer are for admins and team leaders",
+            )
 
 
 def require_instance(instance_id: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@
 shown (input type, choices, current value) and words the per-field errors for staff,
 from the error codes of ``FormInvalid`` (``exc.codes``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,8 +64,9 @@ def _shown(field: forms.Field, value: Any) -> Any:
     return value
 
 
-def field_views(form: forms.Form, data: dict[str, Any], submitted: MultiDict | None = None,
-                errors: dict[str, str] | None = None) -> list[FieldView]:
+def field_views(
+    form: forms.Form, data: dict[str, Any], submitted: MultiDict | None = None, errors: dict[str, str] | None = None
+) -> list[FieldView]:
     """The fields with what to show: the entered values after an error, else the data, else defaults."""
     views = []
     for f in form.fields:
@@ -75,12 +77,26 @@ def field_views(form: forms.Form, data: dict[str, Any], submitted: MultiDict | N
         if submitted is not None and not f.readonly:
             value = (f.id in submitted) if f.type == "boolean" else submitted.get(f.id, "")
         props = f.properties
-        views.append(FieldView(
-            id=f.id, label=f.label, type=f.type, widget=_widget(f), value=_shown(f, value),
-            required=f.required, readonly=f.readonly, options=tuple((o.id, o.name) for o in f.options),
-            error=(errors or {}).get(f.id), placeholder=props.get("placeholder", ""), hint=props.get("hint", ""),
-            min=_show(f.min), max=_show(f.max), minlength=f.minlength, maxlength=f.maxlength,
-            rows=int(props["rows"]) if props.get("rows", "").isdigit() else 4))
+        views.append(
+            FieldView(
+                id=f.id,
+                label=f.label,
+                type=f.type,
+                widget=_widget(f),
+                value=_shown(f, value),
+                required=f.required,
+                readonly=f.readonly,
+                options=tuple((o.id, o.name) for o in f.options),
+                error=(errors or {}).get(f.id),
+                placeholder=props.get("placeholder", ""),
+                hint=props.get("hint", ""),
+                min=_show(f.min),
+                max=_show(f.max),
+                minlength=f.minlength,
+                maxlength=f.maxlength,
+                rows=int(props["rows"]) if props.get("rows", "").isdigit() else 4,
+            )
+        )
     return views
 
 
@@ -104,24 +120,34 @@ def messages(form: forms.Form, exc: FormInvalid) -> dict[str, str]:
 
 
 def _message(field: forms.Field, code: str, fallback: str) -> str:
-    limits = {"min": _show(field.min), "max": _show(field.max),
-              "minlength": field.minlength, "maxlength": field.maxlength}
+    limits = {
+        "min": _show(field.min),
+        "max": _show(field.max),
+        "minlength": field.minlength,
+        "maxlength": field.maxlength,
+    }
     if code == "required":
         return _("Vui lòng nhập %(label)s.", label=field.label)
     if code == "type":
-        return {"long": _("%(label)s phải là số nguyên.", label=field.label),
-                "date": _("%(label)s phải là một ngày hợp lệ.", label=field.label),
-                "boolean": _("%(label)s phải là có hoặc không.", label=field.label)}.get(field.type, fallback)
+        return {
+            "long": _("%(label)s phải là số nguyên.", label=field.label),
+            "date": _("%(label)s phải là một ngày hợp lệ.", label=field.label),
+            "boolean": _("%(label)s phải là có hoặc không.", label=field.label),
+        }.get(field.type, fallback)
     if code == "enum":
         return _("Hãy chọn một giá trị trong danh sách cho %(label)s.", label=field.label)
     if code == "min":
-        return (_("%(label)s không được trước ngày %(limit)s.", label=field.label, limit=limits["min"])
-                if field.type == "date" else _("%(label)s phải từ %(limit)s trở lên.", label=field.label,
-                                                 limit=limits["min"]))
+        return (
+            _("%(label)s không được trước ngày %(limit)s.", label=field.label, limit=limits["min"])
+            if field.type == "date"
+            else _("%(label)s phải từ %(limit)s trở lên.", label=field.label, limit=limits["min"])
+        )
     if code == "max":
-        return (_("%(label)s không được sau ngày %(limit)s.", label=field.label, limit=limits["max"])
-                if field.type == "date" else _("%(label)s tối đa là %(limit)s.", label=field.label,
-                                                 limit=limits["max"]))
+        return (
+            _("%(label)s không được sau ngày %(limit)s.", label=field.label, limit=limits["max"])
+            if field.type == "date"
+            else _("%(label)s tối đa là %(limit)s.", label=field.label, limit=limits["max"])
+        )
     if code == "minlength":
         return _("%(label)s cần ít nhất %(limit)s ký tự.", label=field.label, limit=limits["minlength"])
     if code == "maxlength":

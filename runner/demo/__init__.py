@@ -13,6 +13,7 @@ either is unset, the demo makes a random one the first time and keeps it in the 
 folder (``demo_passwords.json``, readable by its owner only), so no installation signs in
 with a password that is written in the code; the summary prints the logins.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,8 +44,32 @@ if TYPE_CHECKING:
 PROCESSES = ("sales", "onboarding", "care_month", "renewal")
 PASSWORD_FILE = "demo_passwords.json"
 END_WEEKDAY, END_TIME = 3, time(16, 30)  # the demo's "now": a Thursday afternoon
-PHONE_PREFIXES = ("090", "091", "093", "094", "096", "097", "098", "032", "033", "035", "037", "038", "039",
-                  "070", "076", "077", "079", "081", "083", "084", "085", "086", "088", "089")
+PHONE_PREFIXES = (
+    "090",
+    "091",
+    "093",
+    "094",
+    "096",
+    "097",
+    "098",
+    "032",
+    "033",
+    "035",
+    "037",
+    "038",
+    "039",
+    "070",
+    "076",
+    "077",
+    "079",
+    "081",
+    "083",
+    "084",
+    "085",
+    "086",
+    "088",
+    "089",
+)
 
 
 def passwords(env: Mapping[str, str] | None, folder: Path) -> dict[str, str]:
@@ -75,7 +100,7 @@ def _kept_passwords(folder: Path) -> dict[str, str]:
     return made
 
 
-def run(runner: "Runner", env: Mapping[str, str] | None = None) -> None:
+def run(runner: Runner, env: Mapping[str, str] | None = None) -> None:
     """Load the demo company (once) and print what it looks like."""
     with runner.db.read() as s:
         loaded = s.scalar(select(func.count()).select_from(Customer))
@@ -109,14 +134,16 @@ def _quiet(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _check(runner: "Runner") -> None:
+def _check(runner: Runner) -> None:
     """The demo needs the virtual clock, the four processes, and no real Zalo or e-mail sending."""
     if not isinstance(runner.clock, FixedClock):
         raise Invalid("the demo moves the clock: set RUNNER_CLOCK=virtual")
     real = [c for c in ("zalo", "email") if runner.settings.transport_for(c) != "log"]
     if real:
-        raise Invalid(f"RUNNER_TRANSPORTS sends {', '.join(real)} for real: the demo's invented customers "
-                      "would get messages; load the demo without RUNNER_TRANSPORTS")
+        raise Invalid(
+            f"RUNNER_TRANSPORTS sends {', '.join(real)} for real: the demo's invented customers "
+            "would get messages; load the demo without RUNNER_TRANSPORTS"
+        )
     with runner.db.read() as s:
         deployed = set(s.scalars(select(ProcessVersion.process_key)))
     missing = [key for key in PROCESSES if key not in deployed]
@@ -133,14 +160,15 @@ def end_moment(now: datetime, tz: tzinfo) -> datetime:
     return datetime.combine(day, END_TIME, tz)
 
 
-def add_staff(runner: "Runner", secrets: Mapping[str, str]) -> None:
+def add_staff(runner: Runner, secrets: Mapping[str, str]) -> None:
     """The configured lists, the staff (a login each; existing ones are kept) and their weekly hours."""
     with runner.db.unit() as s:
         crm.seed_lists(s)
     for username, full_name, roles, phone in STAFF:
         if users.get_user(runner, username) is None:
-            users.create_user(runner, username, full_name, roles, password=secrets[username],
-                              email=f"{username}@easyedu.vn")
+            users.create_user(
+                runner, username, full_name, roles, password=secrets[username], email=f"{username}@easyedu.vn"
+            )
     with runner.db.unit() as s:
         for username, _, _, phone in STAFF:
             s.get(Staff, username).phone = s.get(Staff, username).phone or phone.replace(" ", "")
@@ -148,7 +176,7 @@ def add_staff(runner: "Runner", secrets: Mapping[str, str]) -> None:
             crm.set_availability(s, username, windows)
 
 
-def _roles(runner: "Runner") -> dict[str, list[str]]:
+def _roles(runner: Runner) -> dict[str, list[str]]:
     with runner.db.read() as s:
         return {row.username: list(row.roles) for row in s.scalars(select(Staff).where(Staff.active))}
 
@@ -161,15 +189,35 @@ def leads(story: Story) -> list[Lead]:
     for index, (plan, row) in enumerate(zip(plans, CUSTOMERS), start=1):
         name, slug, source, group, occupation, model, department, staff, students, course, contact = row
         phone = rng.choice(PHONE_PREFIXES) + f"{rng.randrange(10**7):07d}"
-        found.append(Lead(
-            id=f"KH{index:04d}", index=index, name=name, slug=slug, contact=contact, plan=plan,
-            fields={"phone": phone, "email": f"lienhe@{slug}.edu.vn", "source": source, "group": group,
-                    "occupation": occupation, "website": f"https://{slug}.edu.vn",
-                    "branch_count": 1 + students // 400},
-            facts={"business_model": model, "dedicated_department": department, "staff_count": staff,
-                   "student_count": students, "course_model": course},
-            zalo_user_id=str(rng.randrange(10**18, 10**19)), zalo_group_id=str(rng.randrange(10**18, 10**19)),
-            care=("hoa", "ngoc")[index % 2]))
+        found.append(
+            Lead(
+                id=f"KH{index:04d}",
+                index=index,
+                name=name,
+                slug=slug,
+                contact=contact,
+                plan=plan,
+                fields={
+                    "phone": phone,
+                    "email": f"lienhe@{slug}.edu.vn",
+                    "source": source,
+                    "group": group,
+                    "occupation": occupation,
+                    "website": f"https://{slug}.edu.vn",
+                    "branch_count": 1 + students // 400,
+                },
+                facts={
+                    "business_model": model,
+                    "dedicated_department": department,
+                    "staff_count": staff,
+                    "student_count": students,
+                    "course_model": course,
+                },
+                zalo_user_id=str(rng.randrange(10**18, 10**19)),
+                zalo_group_id=str(rng.randrange(10**18, 10**19)),
+                care=("hoa", "ngoc")[index % 2],
+            )
+        )
     return found
 
 
@@ -188,7 +236,7 @@ def _begin(story: Story, lead: Lead) -> Journey:
     yield from sales_story(story, lead)
 
 
-def summary(runner: "Runner", env: Mapping[str, str] | None = None) -> None:
+def summary(runner: Runner, env: Mapping[str, str] | None = None) -> None:
     """Print customers per stage of both pipelines and the demo logins."""
     with runner.db.read() as s:
         boards = {pipeline: crm.board(s, pipeline) for pipeline in crm.STAGES}
@@ -203,6 +251,8 @@ def summary(runner: "Runner", env: Mapping[str, str] | None = None) -> None:
     secrets = passwords(env, Path(runner.settings.instance_path))
     for user in users.list_users(runner):
         if user["username"] in secrets:
-            print(f"  {user['username']:<7} {secrets[user['username']]:<16} {', '.join(user['roles']):<14} "
-                  f"{user['full_name']}")
+            print(
+                f"  {user['username']:<7} {secrets[user['username']]:<16} {', '.join(user['roles']):<14} "
+                f"{user['full_name']}"
+            )
     print("Try: runner tasks --group customer_care | runner clock advance 1d | runner history --customer KH0040\n")

@@ -7,6 +7,7 @@ time order and moves the virtual clock between them, so every timer, job and mes
 every customer fires in order on the way. Stories stop at the demo's "now" or at the step
 their plan leaves open.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -38,20 +39,20 @@ class Lead:
     id: str
     index: int
     name: str
-    fields: Mapping[str, Any]          # the record marketing hands over (phone, e-mail, source...)
-    facts: Mapping[str, Any]           # the five profile facts the sales call finds out
-    contact: str                       # e.g. "chị Lan"
+    fields: Mapping[str, Any]  # the record marketing hands over (phone, e-mail, source...)
+    facts: Mapping[str, Any]  # the five profile facts the sales call finds out
+    contact: str  # e.g. "chị Lan"
     slug: str
     zalo_user_id: str
     zalo_group_id: str
-    care: str                          # the customer-care staff member who looks after it
+    care: str  # the customer-care staff member who looks after it
     plan: Plan
 
 
 class Story:
     """Wakes the customers' stories in time order on the runner's virtual clock until ``end``."""
 
-    def __init__(self, runner: "Runner", end: datetime, roles: Mapping[str, list[str]]):
+    def __init__(self, runner: Runner, end: datetime, roles: Mapping[str, list[str]]):
         self.runner, self.end, self.roles = runner, end, roles
         self.tz = runner.settings.tz
         self._queue: list[tuple[datetime, int, str, Journey]] = []
@@ -122,8 +123,9 @@ class Story:
         """The customer's one open task of ``element``; RunnerError names what is open instead."""
         found = [t for t in inbox.tasks(self.runner, business_key=lead.id) if t["element_id"] == element]
         if len(found) != 1:
-            raise RunnerError(f"expected one open task {element}, found {len(found)}; open: "
-                              f"{sorted(self.open_elements(lead))}")
+            raise RunnerError(
+                f"expected one open task {element}, found {len(found)}; open: {sorted(self.open_elements(lead))}"
+            )
         return found[0]
 
     def data(self, lead: Lead, process_key: str) -> dict[str, Any]:
@@ -132,9 +134,11 @@ class Story:
 
     def result(self, lead: Lead, element: str) -> dict[str, Any] | None:
         """The result of the customer's last run of a service task (as its history shows it), or None."""
-        found = [h["details"]["result"] for h in inbox.history(self.runner, business_key=lead.id,
-                                                                events=["handler.succeeded"])
-                 if h["element_id"] == element]
+        found = [
+            h["details"]["result"]
+            for h in inbox.history(self.runner, business_key=lead.id, events=["handler.succeeded"])
+            if h["element_id"] == element
+        ]
         return found[-1] if found else None
 
     def work(self, lead: Lead, element: str, data: Mapping[str, Any]) -> None:

@@ -3,6 +3,7 @@
 ``core.Engine`` creates workflows, runs engine steps and applies outside events;
 ``snapshot`` reads what an instance waits for; ``pruning`` keeps the task tree bounded.
 """
+
 from runner.engine.core import Engine
 from runner.engine.snapshot import JobView, Snapshot, TimerView, UserTaskView, props
 

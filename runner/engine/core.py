@@ -1,5 +1,6 @@
 """The Engine: creates workflows, runs engine steps and applies what happened outside
 (a person completing a task, a timer, a message, a handler result)."""
+
 from __future__ import annotations
 
 from datetime import tzinfo
@@ -18,13 +19,13 @@ from SpiffWorkflow.util.task import TaskState
 
 from runner import budget, expressions, scripting, timers
 from runner.budget import Limits
-from runner.specs import ExternalTask
 from runner.clock import Clock
 from runner.engine import pruning
 from runner.engine import snapshot as views
 from runner.engine.snapshot import Snapshot, _element
 from runner.errors import Conflict, NotFound, RunnerError, StepFailed, caused_by
 from runner.scripting import RestrictedScriptEngine
+from runner.specs import ExternalTask
 from runner.timers import ClockTimer, repeats
 
 
@@ -46,8 +47,9 @@ class Engine:
             workflow.task_tree.data.update(data)
         return workflow
 
-    def start(self, workflow: BpmnWorkflow, trigger: tuple[str, str] | None = None,
-              payload: dict[str, Any] | None = None) -> None:
+    def start(
+        self, workflow: BpmnWorkflow, trigger: tuple[str, str] | None = None, payload: dict[str, Any] | None = None
+    ) -> None:
         """Run the start of a workflow; a trigger picks which start event fires.
 
         ``trigger`` is ``("message", name)`` or ``("timer", element_id)``; other start
@@ -63,14 +65,16 @@ class Engine:
         kind, name = trigger
         # Run the start machinery by hand until the start events are reached.
         for _ in range(10):
-            ready = [t for t in workflow.get_tasks(state=TaskState.READY)
-                     if not isinstance(t.task_spec, StartEvent)]
+            ready = [t for t in workflow.get_tasks(state=TaskState.READY) if not isinstance(t.task_spec, StartEvent)]
             if not ready:
                 break
             for task in ready:
                 task.run()
-        starts = [t for t in workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK)
-                  if isinstance(t.task_spec, StartEvent) and t.workflow is workflow]
+        starts = [
+            t
+            for t in workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK)
+            if isinstance(t.task_spec, StartEvent) and t.workflow is workflow
+        ]
         chosen = [t for t in starts if _triggered_by(t, kind, name)]
         if not chosen:
             raise NotFound(f"process {workflow.spec.name!r} has no {kind} start event {name!r}")
@@ -203,8 +207,11 @@ class Engine:
             if result is None:
                 return {}
             if not isinstance(result, dict):
-                raise StepFailed(f"handler returned {type(result).__name__}, expected an object "
-                                 "(or map it with an output parameter)", *_element(task))
+                raise StepFailed(
+                    f"handler returned {type(result).__name__}, expected an object "
+                    "(or map it with an output parameter)",
+                    *_element(task),
+                )
             return result
         scope = result if isinstance(result, dict) else {"result": result}
         return {name: self.parameter(task, param, scope) for name, param in outputs.items()}

@@ -4,6 +4,7 @@ SpiffWorkflow adds tasks for every round of a loop and its iterators stop at dep
 1,000, so a loop of three tasks would silently "complete" after about 333 rounds. After
 each unit of work the tree is re-rooted just above its oldest unfinished task.
 """
+
 from __future__ import annotations
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -26,6 +27,7 @@ def prune(workflow: BpmnWorkflow) -> int:
             dropped += _reroot(workflow, sub)
     return dropped
 
+
 def _owner_exists(top: BpmnWorkflow, sub) -> bool:
     # NOTE: BpmnWorkflow.get_task_from_id raises (rather than returning None) for a task that
     # re-rooting an enclosing tree has just dropped, e.g. a finished embedded subprocess inside
@@ -34,6 +36,7 @@ def _owner_exists(top: BpmnWorkflow, sub) -> bool:
         return top.get_task_from_id(sub.parent_task_id) is not None
     except TaskNotFoundException:
         return False
+
 
 def _reroot(top: BpmnWorkflow, wf) -> int:
     unfinished = [t for t in wf.tasks.values() if not t.has_state(TaskState.FINISHED_MASK)]

@@ -3,10 +3,11 @@
 ``take`` turns a workflow into a plain ``Snapshot`` (user tasks, timers, jobs, message
 subscriptions, thrown messages, stages) that the runner projects into its tables.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -18,8 +19,8 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from runner import expressions, timeparse
-from runner.specs import ExternalTask
 from runner.errors import StepFailed
+from runner.specs import ExternalTask
 from runner.timers import ClockTimer
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def props(task: Task) -> dict[str, str]:
     return (getattr(task.task_spec, "extensions", None) or {}).get("properties", {})
 
 
-def take(engine: "Engine", workflow: BpmnWorkflow) -> Snapshot:
+def take(engine: Engine, workflow: BpmnWorkflow) -> Snapshot:
     """Everything the runner projects into tables after a unit of work."""
     snap = Snapshot(completed=workflow.is_completed(), data=current_data(workflow))
     for task in _tasks(workflow, ACTIVE):
@@ -102,6 +103,7 @@ def take(engine: "Engine", workflow: BpmnWorkflow) -> Snapshot:
             snap.thrown.append((event.event_definition.name, dict(event.payload or {})))
     return snap
 
+
 def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     """The instance's variables: those of the most recently finished task."""
     if workflow.is_completed() and workflow.data:
@@ -109,13 +111,15 @@ def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     task = workflow.last_task or workflow.task_tree
     return {k: v for k, v in task.data.items() if not callable(v)}
 
+
 def _tasks(workflow: BpmnWorkflow, state: int) -> list[Task]:
     found = [t for t in workflow.tasks.values() if t.state & state]
     for sub in workflow.subprocesses.values():
         found.extend(t for t in sub.tasks.values() if t.state & state)
     return found
 
-def _observe(engine: "Engine", task: Task, snap: Snapshot) -> None:
+
+def _observe(engine: Engine, task: Task, snap: Snapshot) -> None:
     spec = task.task_spec
     stage = props(task).get("stage")
     if stage and stage not in snap.stages:
@@ -127,7 +131,8 @@ def _observe(engine: "Engine", task: Task, snap: Snapshot) -> None:
     elif isinstance(spec, CatchingEvent) and task.state == TaskState.WAITING:
         _observe_events(engine, task, spec.event_definition, snap)
 
-def _observe_events(engine: "Engine", task: Task, definition, snap: Snapshot) -> None:
+
+def _observe_events(engine: Engine, task: Task, definition, snap: Snapshot) -> None:
     items = definition.event_definitions if isinstance(definition, MultipleEventDefinition) else [definition]
     for item in items:
         if isinstance(item, MessageEventDefinition) and item.name not in snap.messages:
@@ -135,32 +140,42 @@ def _observe_events(engine: "Engine", task: Task, definition, snap: Snapshot) ->
         elif isinstance(item, ClockTimer):
             state = item.timer_state(task)
             if state.get("due"):
-                snap.timers.append(TimerView(str(task.id), _element(task)[0], item.name,
-                                             datetime.fromisoformat(state["due"]), state["value"]))
+                snap.timers.append(
+                    TimerView(
+                        str(task.id), _element(task)[0], item.name, datetime.fromisoformat(state["due"]), state["value"]
+                    )
+                )
 
-def _user_task(engine: "Engine", task: Task) -> UserTaskView:
+
+def _user_task(engine: Engine, task: Task) -> UserTaskView:
     ext = task.task_spec.extensions or {}
     info = ext.get("user_task", {})
     element, name = _element(task)
     assignee = _maybe(engine, task, info.get("assignee"))
     due_at, follow_up_at = _dates(engine, task, info)
     return UserTaskView(
-        task_id=str(task.id), element_id=element, name=name, lane=task.task_spec.lane,
+        task_id=str(task.id),
+        element_id=element,
+        name=name,
+        lane=task.task_spec.lane,
         stage=ext.get("properties", {}).get("stage"),
         assignee=str(assignee) if assignee else None,
         candidate_groups=_names(engine, task, info.get("candidate_groups", [])),
         candidate_users=_names(engine, task, info.get("candidate_users", [])),
-        due_at=due_at, follow_up_at=follow_up_at,
+        due_at=due_at,
+        follow_up_at=follow_up_at,
         priority=int(_maybe(engine, task, info.get("priority")) or 50),
         form=ext.get("form", {}),
     )
 
-def _maybe(engine: "Engine", task: Task, text: str | None) -> Any:
+
+def _maybe(engine: Engine, task: Task, text: str | None) -> Any:
     if not text:
         return None
     return engine.evaluate(task, text) if expressions.is_wrapped(text) else text
 
-def _names(engine: "Engine", task: Task, values: list[str]) -> list[str]:
+
+def _names(engine: Engine, task: Task, values: list[str]) -> list[str]:
     names: list[str] = []
     for value in values:
         result = _maybe(engine, task, value)
@@ -168,7 +183,8 @@ def _names(engine: "Engine", task: Task, values: list[str]) -> list[str]:
         names.extend(str(i).strip() for i in items if str(i).strip())
     return names
 
-def _dates(engine: "Engine", task: Task, info: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+
+def _dates(engine: Engine, task: Task, info: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
     """Due and follow-up dates, fixed when the task is first seen (PT30M is from creation, not from now)."""
     dates = task.internal_data.get("runner:dates")
     if dates is None:
@@ -178,7 +194,8 @@ def _dates(engine: "Engine", task: Task, info: dict[str, Any]) -> tuple[datetime
     due, follow_up = (datetime.fromisoformat(d) if d else None for d in dates)
     return due, follow_up
 
-def _moment(engine: "Engine", task: Task, text: str | None) -> datetime | None:
+
+def _moment(engine: Engine, task: Task, text: str | None) -> datetime | None:
     """A due/follow-up date: an expression, an ISO date-time or an ISO duration from now."""
     value = _maybe(engine, task, text)
     if value is None:
@@ -192,10 +209,10 @@ def _moment(engine: "Engine", task: Task, text: str | None) -> datetime | None:
         value = timeparse.parse_date(value.strip(), engine.tz)
     if not isinstance(value, datetime):
         raise StepFailed(f"due date {text!r} gave {value!r}, not a date", *_element(task))
-    return (value if value.tzinfo else value.replace(tzinfo=engine.tz)).astimezone(timezone.utc)
+    return (value if value.tzinfo else value.replace(tzinfo=engine.tz)).astimezone(UTC)
 
-def _job(engine: "Engine", task: Task) -> JobView:
+
+def _job(engine: Engine, task: Task) -> JobView:
     ext = task.task_spec.extensions or {}
     params = {name: engine.parameter(task, param) for name, param in ext.get("inputs", {}).items()}
-    return JobView(str(task.id), _element(task)[0], ext.get("topic") or "", params,
-                   dict(ext.get("properties", {})))
+    return JobView(str(task.id), _element(task)[0], ext.get("topic") or "", params, dict(ext.get("properties", {})))

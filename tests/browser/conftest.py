@@ -10,6 +10,7 @@
 clicks. Chromium is /usr/bin/chromium (``make test`` installs it); when it is missing the
 tests skip locally and fail with CI=true. Screenshots of failing tests are kept too.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,14 @@ class LiveServer:
 @pytest.fixture
 def live_server(runner: Runner) -> Iterator[LiveServer]:
     """The web app on 127.0.0.1 at a free port, served by werkzeug in a thread."""
-    app = create_app({"SECRET_KEY": "browser-test", "RUNNER": runner, "RUNNER_SETTINGS": runner.settings,
-                      "AUTH_CLOCK": AuthClock().now})
+    app = create_app(
+        {
+            "SECRET_KEY": "browser-test",
+            "RUNNER": runner,
+            "RUNNER_SETTINGS": runner.settings,
+            "AUTH_CLOCK": AuthClock().now,
+        }
+    )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise here
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
@@ -69,8 +76,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         yield chromium
         chromium.close()
 
@@ -84,8 +92,9 @@ def page(browser, request):
     # NOTE: chromium reports what the Content-Security-Policy blocked on the console; any of
     # it means a page lost a script, a style or a handler.
     blocked: list[str] = []
-    tab.on("console", lambda message: blocked.append(message.text)
-           if "Content Security Policy" in message.text else None)
+    tab.on(
+        "console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None
+    )
     yield tab
     assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
     report = getattr(request.node, "rep_call", None)
@@ -98,6 +107,7 @@ def page(browser, request):
 @pytest.fixture
 def sign_in(page, live_server: LiveServer) -> Callable:
     """``sign_in("sales1")`` fills the real sign-in form (password ``tests.webapp.PASSWORD``)."""
+
     def fill(username: str, password: str = PASSWORD) -> None:
         page.goto(f"{live_server.url}/login")
         page.fill("#username", username)
@@ -111,6 +121,7 @@ def sign_in(page, live_server: LiveServer) -> Callable:
 @pytest.fixture
 def shot(request) -> Callable:
     """``shot(page, name)`` saves a full-page screenshot under tests/artifacts/ and returns its path."""
+
     def take(tab, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{_slug(request.node.name)}-{_slug(name)}.png"

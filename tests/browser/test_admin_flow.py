@@ -1,5 +1,6 @@
 """An admin uploads a broken diagram and sees the element-level report, then uploads a good new
 version, sees it created, and moves the running instances to it with the progress bar."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """A sales rep verifies a lead and calls it and the board follows; overdue markers, the 360° page, My Calendar."""
+
 from __future__ import annotations
 
 import urllib.request
@@ -42,7 +43,14 @@ def test_board_follows_the_customer_through_the_sales_steps(live_server, page, s
     sign_in(rep)
     page.click("nav.mainnav >> text=Pipeline")
     assert page.locator(".board-col").evaluate_all("cols => cols.map(c => c.dataset.stage)") == [
-        "Tiếp nhận", "Đã liên hệ", "Liên hệ lại", "Cấp Demo", "Đang chăm sóc", "Tiềm năng", "Chốt"]
+        "Tiếp nhận",
+        "Đã liên hệ",
+        "Liên hệ lại",
+        "Cấp Demo",
+        "Đang chăm sóc",
+        "Tiềm năng",
+        "Chốt",
+    ]
     # a rep's board holds their own customers: KH2 went to the other rep (runner.policy)
     assert _card_stage(page, "KH1") == "Tiếp nhận" and page.locator("[data-customer='KH2']").count() == 0
     assert page.locator(".board-col[data-stage='Tiếp nhận'] .count").inner_text() == "1"
@@ -105,8 +113,9 @@ def test_overdue_markers_the_360_page_and_my_calendar(live_server, page, sign_in
     owners = pipeline(runner)  # Tuesday 09:00: KH3's call-back (due Monday 18:00) is overdue
     with runner.db.unit() as s:
         calendar.book(s, "minh", "KH1", WEEK, duration_minutes=90, now=runner.now(), session_no=1)
-        calendar.book(s, "minh", "KH3", WEEK + timedelta(days=2, hours=5), duration_minutes=90, now=runner.now(),
-                      session_no=1)
+        calendar.book(
+            s, "minh", "KH3", WEEK + timedelta(days=2, hours=5), duration_minutes=90, now=runner.now(), session_no=1
+        )
 
     sign_in(owners["KH3"])
     page.goto(f"{live_server.url}/boards/sales")

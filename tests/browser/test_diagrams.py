@@ -1,5 +1,6 @@
 """Diagrams in a real browser: the MIWG reference files drawn (screenshots kept as artifacts,
 to compare by eye with the PNG beside each file), and the two diagram views at work."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,7 @@ BPMNDI = "{http://www.omg.org/spec/BPMN/20100524/DI}"
 if CORPUS.is_dir():
     FILES = [pytest.param(path, id=path.name) for path in sorted(CORPUS.glob("*.bpmn"))]
 else:
-    FILES = [pytest.param(None, id="miwg-missing",
-                          marks=pytest.mark.skip(reason=f"MIWG corpus not found at {CORPUS}"))]
+    FILES = [pytest.param(None, id="miwg-missing", marks=pytest.mark.skip(reason=f"MIWG corpus not found at {CORPUS}"))]
 FILES.append(pytest.param(DIAGRAMS / "all_elements.bpmn", id="all_elements.bpmn"))
 
 
@@ -34,10 +34,10 @@ def test_reference_file_is_drawn_in_the_browser(page, shot, path: Path) -> None:
     width, height = (int(float(root.get(n))) + 1 for n in ("width", "height"))
     page.set_viewport_size({"width": min(max(width, 200), 4000), "height": min(max(height, 100), 4000)})
     page.set_content(f'<!doctype html><html><body style="margin:0;background:#fff">{svg}</body></html>')
-    di_ids = {el.get("bpmnElement") for el in etree.fromstring(data).iter(f"{BPMNDI}BPMNShape",
-                                                                          f"{BPMNDI}BPMNEdge")}
+    di_ids = {el.get("bpmnElement") for el in etree.fromstring(data).iter(f"{BPMNDI}BPMNShape", f"{BPMNDI}BPMNEdge")}
     drawn = page.eval_on_selector_all(
-        ".bpmn-element", "els => els.map(e => [e.dataset.elementId, e.getBBox().width + e.getBBox().height])")
+        ".bpmn-element", "els => els.map(e => [e.dataset.elementId, e.getBBox().width + e.getBBox().height])"
+    )
     assert {element_id for element_id, _ in drawn} == di_ids
     assert all(size > 0 for _, size in drawn), [e for e, size in drawn if size <= 0]
     labels = page.eval_on_selector_all("text.bpmn-label", "els => els.filter(e => e.getBBox().width > 0).length")

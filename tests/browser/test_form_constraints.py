@@ -1,4 +1,5 @@
 """The browser sees each form constraint, and what it lets through the server still refuses per field."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,7 @@ from runner import inbox
 FORM = Path(__file__).resolve().parent.parent / "bpmn" / "hostile" / "form_constraints.bpmn"
 
 
-def test_constraints_reach_the_browser_and_a_refusal_names_the_field(live_server, page, sign_in, shot,
-                                                                     staff) -> None:
+def test_constraints_reach_the_browser_and_a_refusal_names_the_field(live_server, page, sign_in, shot, staff) -> None:
     runner = live_server.runner
     runner.deploy([FORM])
     runner.start_instance("form_constraints", "KH1")

@@ -1,21 +1,19 @@
 """A sales rep signs in, claims and completes two tasks, fixing a validation error on the way."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from runner import crm, inbox
 
-
 LEAD = Path(__file__).resolve().parent.parent / "bpmn" / "web" / "lead.bpmn"
 
 
-def test_sales_rep_claims_and_completes_with_a_validation_error_fixed(live_server, page, sign_in, shot,
-                                                                      staff) -> None:
+def test_sales_rep_claims_and_completes_with_a_validation_error_fixed(live_server, page, sign_in, shot, staff) -> None:
     runner = live_server.runner
     runner.deploy([LEAD])
     with runner.db.unit() as s:
-        crm.add_customer(s, "KH100", "Trung tâm Anh ngữ Sao Mai", phone="0912345678", owner="sales1",
-                         now=runner.now())
+        crm.add_customer(s, "KH100", "Trung tâm Anh ngữ Sao Mai", phone="0912345678", owner="sales1", now=runner.now())
     instance_id = runner.start_instance("web_lead", "KH100")
 
     sign_in("sales1")

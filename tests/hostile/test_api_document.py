@@ -4,6 +4,7 @@ Every route under /api is an operation of the document and the other way round; 
 operation has an id; every link reads a property that its answer declares and fills a
 parameter or body field that its target takes. The fuzzing (test_api_fuzz.py) relies on all three.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,8 +46,12 @@ def test_every_operation_has_an_id_and_every_link_a_known_target() -> None:
     operations = [op for item in document()["paths"].values() for op in item.values()]
     ids = [op.get("operationId") for op in operations]
     assert None not in ids and len(set(ids)) == len(ids), ids
-    targets = {link["operationId"] for op in operations for answer in op["responses"].values()
-               for link in answer.get("links", {}).values()}
+    targets = {
+        link["operationId"]
+        for op in operations
+        for answer in op["responses"].values()
+        for link in answer.get("links", {}).values()
+    }
     assert targets <= set(ids)
 
 
@@ -71,13 +76,19 @@ def _reaches(schema: dict[str, Any] | None, pointer: str) -> bool:
 
 def _links() -> list[tuple[str, str, str, dict[str, Any]]]:
     """(source operationId, status, link name, link) for every link in the document."""
-    return [(op["operationId"], status, name, link) for item in document()["paths"].values() for op in item.values()
-            for status, answer in op["responses"].items() for name, link in answer.get("links", {}).items()]
+    return [
+        (op["operationId"], status, name, link)
+        for item in document()["paths"].values()
+        for op in item.values()
+        for status, answer in op["responses"].items()
+        for name, link in answer.get("links", {}).items()
+    ]
 
 
 @pytest.mark.parametrize("source,status,name,link", _links(), ids=[f"{s}-{n}" for s, _, n, _ in _links()])
 def test_each_link_reads_what_its_answer_has_and_fills_what_its_target_takes(
-        source: str, status: str, name: str, link: dict[str, Any]) -> None:
+    source: str, status: str, name: str, link: dict[str, Any]
+) -> None:
     operations = {op["operationId"]: op for item in document()["paths"].values() for op in item.values()}
     answer = operations[source]["responses"][status]["content"]["application/json"]["schema"]
     target = operations[link["operationId"]]
@@ -108,16 +119,18 @@ NULL_DATA = [
 
 
 @pytest.mark.parametrize("path,body,status", NULL_DATA, ids=[p for p, _, _ in NULL_DATA])
-def test_null_data_is_no_data_and_the_document_says_so(app: Flask, runner: Runner, path: str, body: dict[str, Any],
-                                                        status: int) -> None:
+def test_null_data_is_no_data_and_the_document_says_so(
+    app: Flask, runner: Runner, path: str, body: dict[str, Any], status: int
+) -> None:
     """Fuzzing sent ``"data": null``, which the API accepts and the document refused."""
     add_user(runner, "admin1", ROLES)
     runner.deploy([Path(__file__).parent / "bpmn" / "call_back.bpmn", BPMN / "runtime" / "messages.bpmn"])
     runner.start_instance("fuzz_call_back", "KH2")
     [task] = inbox.tasks(runner)
     token = users.issue_token(runner, "admin1", label="test")
-    response = app.test_client().post(path.replace("{task_id}", task["id"]), json={**body, "data": None},
-                                      headers={"Authorization": f"Bearer {token}"})
+    response = app.test_client().post(
+        path.replace("{task_id}", task["id"]), json={**body, "data": None}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == status, response.get_json()
     operation = document()["paths"][path]["post"]
     data = operation["requestBody"]["content"]["application/json"]["schema"]["properties"]["data"]

@@ -14,6 +14,7 @@ schemas, invalid input refused with a 4xx. Every operation in the document is ru
 every /api route is in the document, and that each chain of links reaches a 2xx, is shown
 by test_api_document.py and test_api_links.py.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -45,8 +46,13 @@ from web import create_app
 from web.openapi import document
 
 BPMN = Path(__file__).parent.parent / "bpmn"
-DIAGRAMS = [BPMN / "web" / "lead.bpmn", BPMN / "runtime" / "messages.bpmn", BPMN / "runtime" / "timers.bpmn",
-            BPMN / "jobs" / "two_tries.bpmn", Path(__file__).parent / "bpmn" / "call_back.bpmn"]
+DIAGRAMS = [
+    BPMN / "web" / "lead.bpmn",
+    BPMN / "runtime" / "messages.bpmn",
+    BPMN / "runtime" / "timers.bpmn",
+    BPMN / "jobs" / "two_tries.bpmn",
+    Path(__file__).parent / "bpmn" / "call_back.bpmn",
+]
 EXAMPLES = 15  # per operation and generation mode (stateless)
 SCENARIOS, STEPS = 100, 10  # stateful: call sequences, and calls at most in each
 # NOTE: valid-looking data may still be refused for what it means (a random file is not a
@@ -104,8 +110,15 @@ def _world(runner: Runner, registry: handlers.Registry) -> World:
     runner.start_instance("await_payment", "KH2")  # the newest: the first of a list waits for a message
     [task] = [t for t in inbox.tasks(runner, business_key="KH1") if t["element_id"] == "verify_lead"]
     [incident, *_] = inbox.incidents(runner, state="open")
-    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "RUNNER": runner,
-                      "RUNNER_SETTINGS": runner.settings, "AUTH_CLOCK": AuthClock().now})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "RUNNER": runner,
+            "RUNNER_SETTINGS": runner.settings,
+            "AUTH_CLOCK": AuthClock().now,
+        }
+    )
     token = users.issue_token(runner, "fuzz1", label="schemathesis")
     known = {"instance_id": lead, "task_id": task["id"], "business_key": "KH1", "incident_id": incident["id"]}
     return World(app, runner, token, known, _snapshot(runner) if runner.db.engine.dialect.name == "sqlite" else None)
@@ -129,11 +142,16 @@ def _snapshot(runner: Runner) -> Callable[[], None]:
 
 def _config(world: World, **extra: Any) -> schemathesis.Config:
     """The admin's token on every request, and what counts as accepting and refusing."""
-    return schemathesis.Config.from_dict({
-        "headers": {"Authorization": f"Bearer {world.token}"},
-        "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED},
-                   "negative_data_rejection": {"expected-statuses": REFUSED}},
-        **extra})
+    return schemathesis.Config.from_dict(
+        {
+            "headers": {"Authorization": f"Bearer {world.token}"},
+            "checks": {
+                "positive_data_acceptance": {"expected-statuses": ACCEPTED},
+                "negative_data_rejection": {"expected-statuses": REFUSED},
+            },
+            **extra,
+        }
+    )
 
 
 def _schema(world: World, **phases: Any):
@@ -158,8 +176,12 @@ def any_world(any_runner: Runner, registry: handlers.Registry) -> World:
 
 OPERATIONS = _operations()
 # Operations without parameters or a body have no invalid input to generate.
-NO_INPUT = {(path, method.upper()) for path, item in document()["paths"].items() for method, op in item.items()
-            if not op.get("parameters") and not op.get("requestBody") and "{" not in path}
+NO_INPUT = {
+    (path, method.upper())
+    for path, item in document()["paths"].items()
+    for method, op in item.items()
+    if not op.get("parameters") and not op.get("requestBody") and "{" not in path
+}
 
 
 @pytest.mark.parametrize("path,method", OPERATIONS, ids=[_label(p, m) for p, m in OPERATIONS])
@@ -175,9 +197,15 @@ def test_each_operation_conforms_to_its_document(any_world: World, path: str, me
     if real:
         runs.append((GenerationMode.POSITIVE, real))
     for mode, path_parameters in runs:
+
         @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
-        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        )
         def check(case) -> None:
             statuses.append(case.call_and_validate().status_code)
 
@@ -210,8 +238,11 @@ def _run_statefully(world: World) -> list[Call]:
     """Run the state machine over ``world``; every call made, in order."""
     # NOTE: only the document's own links; inferred ones would test schemathesis' guesses.
     schema = _schema(world, stateful={"inference": {"algorithms": []}, "max-steps": STEPS})
-    ids = {_label(path, method): op["operationId"] for path, item in document()["paths"].items()
-           for method, op in item.items()}
+    ids = {
+        _label(path, method): op["operationId"]
+        for path, item in document()["paths"].items()
+        for method, op in item.items()
+    }
     machine = schema.as_state_machine()
     calls: list[Call] = []
     failures: list[Exception] = []
@@ -235,9 +266,17 @@ def _run_statefully(world: World) -> list[Call]:
             return output
 
     try:
-        Recorded.run(settings=hypothesis.settings(
-            max_examples=SCENARIOS, stateful_step_count=STEPS, deadline=None, database=None, derandomize=True,
-            phases=[hypothesis.Phase.generate], suppress_health_check=list(HealthCheck)))
+        Recorded.run(
+            settings=hypothesis.settings(
+                max_examples=SCENARIOS,
+                stateful_step_count=STEPS,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[hypothesis.Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+        )
     except hypothesis.errors.Flaky:
         # NOTE: the database outlives each scenario, so a prefix Hypothesis replays may draw
         # differently the second time. Like schemathesis' own engine, that ends the run without
@@ -251,8 +290,13 @@ def test_call_sequences_that_follow_the_links_conform(any_world: World) -> None:
     calls = _run_statefully(any_world)  # fails on a 5xx or an answer that breaks the document
     everything = {_label(p, m) for p, m in OPERATIONS} - STATELESS_ONLY
     assert everything - {c.operation for c in calls if c.status != 401} == set(), f"never called in {len(calls)}"
-    links = {(op["operationId"], name) for item in document()["paths"].values() for op in item.values()
-             for answer in op["responses"].values() for name in answer.get("links", {})}
+    links = {
+        (op["operationId"], name)
+        for item in document()["paths"].values()
+        for op in item.values()
+        for answer in op["responses"].values()
+        for name in answer.get("links", {})
+    }
     followed = {c.link for c in calls if c.link is not None}
     assert len(followed) >= FOLLOWED_AT_LEAST * len(links), sorted(links - followed)
 
@@ -280,10 +324,13 @@ def _engine_problems(schema: Any) -> tuple[list[str], Counter[str]]:
     for event in engine.from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             cases[event.phase.value] += len(event.recorder.cases)
-            problems += [f"{event.recorder.label}: {check.name}: {check.failure_info.failure.title}\n"
-                         f"  {check.failure_info.code_sample[:300]}"
-                         for checks in event.recorder.checks.values() for check in checks
-                         if check.failure_info is not None]
+            problems += [
+                f"{event.recorder.label}: {check.name}: {check.failure_info.failure.title}\n"
+                f"  {check.failure_info.code_sample[:300]}"
+                for checks in event.recorder.checks.values()
+                for check in checks
+                if check.failure_info is not None
+            ]
         elif isinstance(event, events.NonFatalError):
             problems.append(f"{event.label}: {event.value!r}"[:400])
         elif isinstance(event, events.FatalError):
@@ -296,8 +343,9 @@ def _engine_problems(schema: Any) -> tuple[list[str], Counter[str]]:
 def test_every_phase_of_schemathesis_finds_nothing(world: World) -> None:
     """Examples, coverage (boundaries, missing and wrong parts, undeclared methods) and fuzzing."""
     with _served(world.app) as base:
-        config = _config(world, generation={"max-examples": EXAMPLES, "deterministic": True},
-                         phases={"stateful": {"enabled": False}})  # the state machine above does that part
+        config = _config(
+            world, generation={"max-examples": EXAMPLES, "deterministic": True}, phases={"stateful": {"enabled": False}}
+        )  # the state machine above does that part
         problems, cases = _engine_problems(schemathesis.openapi.from_url(f"{base}/api/openapi.json", config=config))
     assert problems == [], "\n".join(problems)
     assert cases["coverage"] and cases["fuzzing"], cases

@@ -5,6 +5,7 @@ main chains on purpose, one step per data row, so that every linked operation is
 answer 2xx (or the 409 a second try must get) with values read from the answer before it.
 Every answer is also checked against the document.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,8 +61,11 @@ WALKS: dict[str, list[Step]] = {
 
 def _operations() -> dict[str, tuple[str, str, dict[str, Any]]]:
     """operationId -> (path, method, operation)."""
-    return {op["operationId"]: (path, method, op) for path, item in document()["paths"].items()
-            for method, op in item.items()}
+    return {
+        op["operationId"]: (path, method, op)
+        for path, item in document()["paths"].items()
+        for method, op in item.items()
+    }
 
 
 def _read(answer: Any, expression: str) -> Any:
@@ -91,8 +95,11 @@ def _template(method: str, url: str) -> tuple[str, str]:
     """The operationId and document path that an address matches."""
     for operation_id, (path, verb, _) in _operations().items():
         parts, wanted = path.split("/"), url.split("?")[0].split("/")
-        if verb == method and len(parts) == len(wanted) and all(
-                p == w or p.startswith("{") for p, w in zip(parts, wanted)):
+        if (
+            verb == method
+            and len(parts) == len(wanted)
+            and all(p == w or p.startswith("{") for p, w in zip(parts, wanted))
+        ):
             return operation_id, path
     raise AssertionError(f"{method} {url} is not in the document")
 
@@ -112,8 +119,7 @@ def test_each_chain_of_links_reaches_what_it_says(world: World, walk: str) -> No
         kwargs: dict[str, Any] = {"json": body} if method == "post" else {}
         if "file" in body:
             kwargs = {"data": {"file": (body["file"].open("rb"), body["file"].name)}}
-        response = client.open(url, method=method.upper(), headers={"Authorization": f"Bearer {world.token}"},
-                               **kwargs)
+        response = client.open(url, method=method.upper(), headers={"Authorization": f"Bearer {world.token}"}, **kwargs)
         assert response.status_code == status, (name, method, url, response.get_json())
         operation_id, path = _template(method, url)
         loaded[path][method.upper()].validate_response(response)

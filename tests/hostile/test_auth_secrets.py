@@ -7,6 +7,7 @@
   a new password or disabling the user signs no one in, and a cookie forged with the key
   (the old "username|hash of the password hash") is not a session.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -126,11 +127,14 @@ def _cli_on_a_terminal(args: list[str], env: dict[str, str], answers: list[str])
     return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
 
 
-@pytest.mark.parametrize("answers,code,said", [
-    (["mat-khau-lan", "mat-khau-lan"], 0, "user lan added"),
-    (["mat-khau-lan", "mat-khau-khac"], 1, "the passwords differ"),
-    (["", ""], 1, "no password given"),
-])
+@pytest.mark.parametrize(
+    "answers,code,said",
+    [
+        (["mat-khau-lan", "mat-khau-lan"], 0, "user lan added"),
+        (["mat-khau-lan", "mat-khau-khac"], 1, "the passwords differ"),
+        (["", ""], 1, "no password given"),
+    ],
+)
 def test_users_add_asks_twice_on_a_terminal(sqlite_url: str, answers, code, said) -> None:
     env = {**os.environ, "RUNNER_DATABASE_URL": sqlite_url, "RUNNER_CLOCK": "virtual", "PYTHONPATH": str(ROOT)}
     env.pop("RUNNER_USER_PASSWORD", None)
@@ -143,8 +147,9 @@ def test_users_add_asks_twice_on_a_terminal(sqlite_url: str, answers, code, said
 
 
 @pytest.mark.parametrize("stdin,added", [("mat-khau-lan\n", True), ("\n", False), ("", False)])
-def test_users_add_reads_a_piped_password_and_refuses_none(sqlite_url: str, monkeypatch, capsys, stdin: str,
-                                                           added: bool) -> None:
+def test_users_add_reads_a_piped_password_and_refuses_none(
+    sqlite_url: str, monkeypatch, capsys, stdin: str, added: bool
+) -> None:
     import io
 
     monkeypatch.setenv("RUNNER_DATABASE_URL", sqlite_url)
@@ -187,12 +192,17 @@ def test_a_cookie_replayed_after_sign_out_is_refused(app: Flask, client: WebClie
     assert _replay(app, cookie) == 302
 
 
-@pytest.mark.parametrize("end", [
-    lambda runner: users.set_password(runner, "sales1", "mat-khau-moi-1"),
-    lambda runner: users.set_active(runner, "sales1", False),
-], ids=["new password", "user disabled"])
-def test_a_cookie_replayed_after_the_account_changed_is_refused(app: Flask, client: WebClient, staff,
-                                                                runner: Runner, end) -> None:
+@pytest.mark.parametrize(
+    "end",
+    [
+        lambda runner: users.set_password(runner, "sales1", "mat-khau-moi-1"),
+        lambda runner: users.set_active(runner, "sales1", False),
+    ],
+    ids=["new password", "user disabled"],
+)
+def test_a_cookie_replayed_after_the_account_changed_is_refused(
+    app: Flask, client: WebClient, staff, runner: Runner, end
+) -> None:
     cookie = _signed_in_cookie(client, "sales1")
     end(runner)
     assert _replay(app, cookie) == 302
@@ -209,11 +219,15 @@ def test_an_admin_resetting_their_own_password_stays_signed_in(client: WebClient
     assert _replay(client.application, cookie) == 302
 
 
-@pytest.mark.parametrize("user_id", [
-    lambda: "admin1|" + hashlib.sha256(b"").hexdigest()[:16],  # the old id of a password-less user
-    lambda: "admin1",
-    lambda: hashlib.sha256(b"admin1").hexdigest(),
-], ids=["old derivation", "username", "a hash"])
+@pytest.mark.parametrize(
+    "user_id",
+    [
+        lambda: "admin1|" + hashlib.sha256(b"").hexdigest()[:16],  # the old id of a password-less user
+        lambda: "admin1",
+        lambda: hashlib.sha256(b"admin1").hexdigest(),
+    ],
+    ids=["old derivation", "username", "a hash"],
+)
 def test_a_cookie_forged_with_the_key_is_not_a_session(app: Flask, staff, runner: Runner, user_id) -> None:
     serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
     forged = serializer.dumps({"_user_id": user_id(), "_fresh": True})

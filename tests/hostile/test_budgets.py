@@ -4,6 +4,7 @@ Each breach ends the unit of work: the request answers 422 naming the element an
 budget, with nothing stored; a timer or job becomes one incident naming them, and is not
 run again by the next pass. Deployment refuses what can be seen before anything runs.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from runner.models import Job, Timer
 from runner.runtime import Runner
 from runner.settings import Settings
 from tests.conftest import make_runner
-from tests.webapp import app, client, staff, auth_clock  # noqa: F401 - fixtures
+from tests.webapp import app, auth_clock, client, staff  # noqa: F401 - fixtures
 
 TIMEOUT = 0.2
 TIME = f"exceeded its time budget of {TIMEOUT:g} s"
@@ -64,7 +65,7 @@ PROCESS = """<?xml version="1.0" encoding="UTF-8"?>
 BEFORE = {
     "task": '<bpmn:userTask id="before" name="Hỏi" camunda:candidateGroups="sales" />',
     "timer": '<bpmn:intermediateCatchEvent id="before" name="Chờ"><bpmn:timerEventDefinition id="td1">'
-             '<bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>',
+    "<bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>",
     "job": '<bpmn:serviceTask id="before" name="Gọi" camunda:type="external" camunda:topic="budget.ok" />',
 }
 
@@ -88,8 +89,7 @@ def open_incident(runner: Runner) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("script", "budget"), BREACHES)
-def test_a_timer_whose_script_breaks_its_budget_becomes_one_incident(runner: Runner, script: str,
-                                                                      budget: str) -> None:
+def test_a_timer_whose_script_breaks_its_budget_becomes_one_incident(runner: Runner, script: str, budget: str) -> None:
     runner.deploy(diagram("timer", script))
     instance_id = runner.start_instance("budget_timer", "KH1")
     runner.run_due()
@@ -105,8 +105,7 @@ def test_a_timer_whose_script_breaks_its_budget_becomes_one_incident(runner: Run
 
 
 @pytest.mark.parametrize(("script", "budget"), BREACHES)
-def test_a_job_whose_step_breaks_its_budget_is_an_incident_at_once(runner: Runner, script: str,
-                                                                   budget: str) -> None:
+def test_a_job_whose_step_breaks_its_budget_is_an_incident_at_once(runner: Runner, script: str, budget: str) -> None:
     runner.deploy(diagram("job", script))
     instance_id = runner.start_instance("budget_job", "KH1")
     assert runner.run_due() == 1
@@ -118,8 +117,11 @@ def test_a_job_whose_step_breaks_its_budget_is_an_incident_at_once(runner: Runne
     assert runner.run_due() == 0
 
 
-def test_a_web_completion_whose_script_breaks_its_budget_is_a_422_page(runner: Runner, client,  # noqa: F811
-                                                                       staff) -> None:  # noqa: F811
+def test_a_web_completion_whose_script_breaks_its_budget_is_a_422_page(
+    runner: Runner,
+    client,  # noqa: F811
+    staff,
+) -> None:  # noqa: F811
     runner.deploy(diagram("task", BREACHES[0][0]))
     instance_id = runner.start_instance("budget_task", "KH1")
     [task] = inbox.tasks(runner)
@@ -138,14 +140,20 @@ def test_a_web_completion_whose_script_breaks_its_budget_is_a_422_page(runner: R
 
 
 @pytest.mark.parametrize(("script", "budget"), BREACHES)
-def test_an_api_completion_whose_script_breaks_its_budget_is_a_422(runner: Runner, app, staff,  # noqa: F811
-                                                                   script: str, budget: str) -> None:
+def test_an_api_completion_whose_script_breaks_its_budget_is_a_422(
+    runner: Runner,
+    app,
+    staff,  # noqa: F811
+    script: str,
+    budget: str,
+) -> None:
     runner.deploy(diagram("task", script))
     runner.start_instance("budget_task", "KH1")
     [task] = inbox.tasks(runner)
     token = users.issue_token(runner, "sales1", label="test")
-    answer = app.test_client().post(f"/api/tasks/{task['id']}/complete", json={"data": {}},
-                                    headers={"Authorization": f"Bearer {token}"})
+    answer = app.test_client().post(
+        f"/api/tasks/{task['id']}/complete", json={"data": {}}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert answer.status_code == 422
     detail = answer.get_json()["detail"]
     assert "Task_x (Tính điểm): script" in detail and budget in detail
@@ -154,16 +162,16 @@ def test_an_api_completion_whose_script_breaks_its_budget_is_a_422(runner: Runne
     [incident] = inbox.incidents(runner)
     assert (incident["kind"], incident["ref"], incident["element_id"]) == ("task", task["id"], "Task_x")
     assert budget in incident["error"] and incident["tries"] == 1
-    again = app.test_client().post(f"/api/tasks/{task['id']}/complete", json={"data": {}},
-                                   headers={"Authorization": f"Bearer {token}"})
+    again = app.test_client().post(
+        f"/api/tasks/{task['id']}/complete", json={"data": {}}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert again.status_code == 422 and [i["tries"] for i in inbox.incidents(runner)] == [2]
     runner.retry_incident(incident["id"], actor="admin")  # nothing to run again: it is resolved
     assert inbox.incidents(runner) == [] and inbox.tasks(runner)[0]["state"] == "open"
 
 
 @pytest.mark.parametrize(("script", "reason"), REFUSED_AT_DEPLOY)
-def test_a_breach_seen_before_anything_runs_is_refused_at_deploy(runner: Runner, script: str,
-                                                                 reason: str) -> None:
+def test_a_breach_seen_before_anything_runs_is_refused_at_deploy(runner: Runner, script: str, reason: str) -> None:
     with pytest.raises(DeploymentInvalid) as refused:
         runner.deploy(diagram("timer", script))
     [problem] = refused.value.problems
@@ -174,18 +182,18 @@ def test_a_breach_seen_before_anything_runs_is_refused_at_deploy(runner: Runner,
 
 KINDS = {
     "condition": '<bpmn:exclusiveGateway id="Elem" default="f3" /><bpmn:sequenceFlow id="f2" sourceRef="Elem" '
-                 'targetRef="EndEvent_1"><bpmn:conditionExpression>${len(\'a\' * n) &gt; 0}'
-                 '</bpmn:conditionExpression></bpmn:sequenceFlow><bpmn:sequenceFlow id="f3" sourceRef="Elem" '
-                 'targetRef="EndEvent_1" />',
+    "targetRef=\"EndEvent_1\"><bpmn:conditionExpression>${len('a' * n) &gt; 0}"
+    '</bpmn:conditionExpression></bpmn:sequenceFlow><bpmn:sequenceFlow id="f3" sourceRef="Elem" '
+    'targetRef="EndEvent_1" />',
     "timer": '<bpmn:intermediateCatchEvent id="Elem"><bpmn:timerEventDefinition id="td1"><bpmn:timeDuration>'
-             '${\'PT\' + str(len(\'a\' * n)) + \'M\'}</bpmn:timeDuration></bpmn:timerEventDefinition>'
-             '</bpmn:intermediateCatchEvent><bpmn:sequenceFlow id="f2" sourceRef="Elem" targetRef="EndEvent_1" />',
+    "${'PT' + str(len('a' * n)) + 'M'}</bpmn:timeDuration></bpmn:timerEventDefinition>"
+    '</bpmn:intermediateCatchEvent><bpmn:sequenceFlow id="f2" sourceRef="Elem" targetRef="EndEvent_1" />',
     "input mapping": '<bpmn:serviceTask id="Elem" camunda:type="external" camunda:topic="budget.ok">'
-                     '<bpmn:extensionElements><camunda:inputOutput><camunda:inputParameter name="text">'
-                     '${\'a\' * n}</camunda:inputParameter></camunda:inputOutput></bpmn:extensionElements>'
-                     '</bpmn:serviceTask><bpmn:sequenceFlow id="f2" sourceRef="Elem" targetRef="EndEvent_1" />',
+    '<bpmn:extensionElements><camunda:inputOutput><camunda:inputParameter name="text">'
+    "${'a' * n}</camunda:inputParameter></camunda:inputOutput></bpmn:extensionElements>"
+    '</bpmn:serviceTask><bpmn:sequenceFlow id="f2" sourceRef="Elem" targetRef="EndEvent_1" />',
     "decision": '<bpmn:businessRuleTask id="Elem" camunda:decisionRef="budget_rule" />'
-                '<bpmn:sequenceFlow id="f2" sourceRef="Elem" targetRef="EndEvent_1" />',
+    '<bpmn:sequenceFlow id="f2" sourceRef="Elem" targetRef="EndEvent_1" />',
 }
 KIND_PROCESS = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -217,7 +225,7 @@ RULE = """<?xml version="1.0" encoding="UTF-8"?>
 def test_every_kind_of_evaluation_has_the_size_budget(runner: Runner, kind: str) -> None:
     runner.deploy({"kind.bpmn": KIND_PROCESS.format(element=KINDS[kind]).encode(), "rule.dmn": RULE.encode()})
     with pytest.raises(StepFailed, match=SIZE) as failed:
-        runner.start_instance("budget_kind", "KH1", {"n": 10 ** 10})
+        runner.start_instance("budget_kind", "KH1", {"n": 10**10})
     assert failed.value.element_id == "Elem"
     assert inbox.instances(runner) == [], "nothing of the failed start is stored"
 
@@ -242,8 +250,7 @@ def test_after_a_breach_the_same_pass_goes_on_with_other_work(runner: Runner) ->
     healthy_id = runner.start_instance("healthy", "KH2")
     with runner.db.unit() as s:  # the breaking timer falls due first
         s.query(Timer).filter(Timer.instance_id == broken_id).update({"due_at": runner.now()})
-        s.query(Timer).filter(Timer.instance_id == healthy_id).update(
-            {"due_at": runner.now() + timedelta(seconds=1)})
+        s.query(Timer).filter(Timer.instance_id == healthy_id).update({"due_at": runner.now() + timedelta(seconds=1)})
     runner.advance_clock(timedelta(seconds=1))
     assert open_incident(runner)["instance_id"] == broken_id
     assert inbox.instance(runner, healthy_id)["status"] == "completed"

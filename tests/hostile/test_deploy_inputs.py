@@ -4,6 +4,7 @@ A UTF-16 or ISO-8859-1 diagram follows its XML declaration and runs like its UTF
 an element id that is one of SpiffWorkflow's own task names is refused by name at deploy
 (it used to deploy, and then every start failed).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -11,13 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from runtime_helpers import only_task, row_counts
 from sqlalchemy import select
 
 from runner.cli import main
 from runner.errors import DeploymentInvalid
 from runner.models import ProcessVersion
 from runner.runtime import Runner
-from runtime_helpers import only_task, row_counts
 
 DIAGRAM = """<?xml version="1.0" encoding="{encoding}"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -59,8 +60,13 @@ ENGINE_NAMES: list[tuple[str, str, str, str]] = [
 ]
 
 
-def diagram(encoding: str = "UTF-8", name: str = "Review", start: str = "StartEvent_1", task: str = "review",
-            end: str = "EndEvent_1") -> str:
+def diagram(
+    encoding: str = "UTF-8",
+    name: str = "Review",
+    start: str = "StartEvent_1",
+    task: str = "review",
+    end: str = "EndEvent_1",
+) -> str:
     """The small diagram with its declaration, names and ids filled in."""
     return DIAGRAM.format(encoding=encoding, name=name, start=start, task=task, end=end)
 
@@ -72,7 +78,8 @@ def stored_xml(runner: Runner, key: str) -> str:
 
 @pytest.mark.parametrize("row_id,encoding,name,encode", ENCODINGS, ids=[row[0] for row in ENCODINGS])
 def test_a_file_in_another_encoding_deploys_and_runs_like_its_utf8_twin(
-        any_runner: Runner, row_id: str, encoding: str, name: str, encode: Callable[[str], bytes]) -> None:
+    any_runner: Runner, row_id: str, encoding: str, name: str, encode: Callable[[str], bytes]
+) -> None:
     [deployed] = any_runner.deploy({f"{row_id}.bpmn": encode(diagram(encoding, name))})
     assert deployed.changed
     xml = stored_xml(any_runner, "encoded")
@@ -85,7 +92,8 @@ def test_a_file_in_another_encoding_deploys_and_runs_like_its_utf8_twin(
 
 @pytest.mark.parametrize("row_id,start,task,end", ENGINE_NAMES, ids=[row[0] for row in ENGINE_NAMES])
 def test_an_element_id_the_engine_uses_itself_is_refused_naming_it(
-        runner: Runner, row_id: str, start: str, task: str, end: str) -> None:
+    runner: Runner, row_id: str, start: str, task: str, end: str
+) -> None:
     before = row_counts(runner)
     with pytest.raises(DeploymentInvalid) as caught:
         runner.deploy({f"{row_id}.bpmn": diagram(start=start, task=task, end=end).encode()})
@@ -102,13 +110,18 @@ def test_the_same_diagram_with_modeler_ids_starts(runner: Runner) -> None:
     assert only_task(runner, "KH1", "review")["name"] == "Review"
 
 
-@pytest.mark.parametrize("content", [
-    diagram(name="Trường é").encode("utf-8").replace("é".encode(), b"\xe9"),  # declared UTF-8, Latin-1 bytes
-    diagram("UTF-8").encode("utf-16"),  # UTF-16 bytes, declared UTF-8
-    diagram().split("?>", 1)[1].lstrip().encode("utf-16-le"),  # UTF-16 without BOM or declaration
-], ids=["latin1-bytes-declared-utf8", "utf16-declared-utf8", "utf16-undeclared"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        diagram(name="Trường é").encode("utf-8").replace("é".encode(), b"\xe9"),  # declared UTF-8, Latin-1 bytes
+        diagram("UTF-8").encode("utf-16"),  # UTF-16 bytes, declared UTF-8
+        diagram().split("?>", 1)[1].lstrip().encode("utf-16-le"),  # UTF-16 without BOM or declaration
+    ],
+    ids=["latin1-bytes-declared-utf8", "utf16-declared-utf8", "utf16-undeclared"],
+)
 def test_cli_deploy_of_a_badly_encoded_file_prints_one_error_line(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], content: bytes) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
     from runner import db
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"

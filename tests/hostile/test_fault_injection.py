@@ -17,6 +17,7 @@ what progress, the timers' durations; not the moments the OS gives each process)
 ``FAULT_LOGS`` names a folder to keep the workers' logs in. The figures are printed
 (``pytest -s``).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,16 +31,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import loopback
 import pytest
 import sqlalchemy as sa
-
-import loopback
 from conftest import BPMN
+from test_transports import TOKEN, ZaloServer
+
 from runner import outbox
 from runner.errors import Conflict
 from runner.runtime import Runner
 from runner.settings import Settings
-from test_transports import TOKEN, ZaloServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -72,8 +73,9 @@ class SlowZalo(ZaloServer):
 def zalo() -> Iterator[SlowZalo]:
     """The slow Zalo OA fake on 127.0.0.1."""
     fake = SlowZalo()
-    with loopback.serve(lambda path, headers, body: fake.handle(path, headers.get("access_token"), body),
-                        "zalo") as fake.url:
+    with loopback.serve(
+        lambda path, headers, body: fake.handle(path, headers.get("access_token"), body), "zalo"
+    ) as fake.url:
         yield fake
 
 
@@ -89,8 +91,9 @@ class Fleet:
         """One more ``runner worker``, logging to its own file."""
         path = self.logs / f"worker-{len(self.procs) + self.kills}.log"
         with open(path, "w") as log:
-            self.procs[path] = subprocess.Popen([sys.executable, "-m", "runner.cli", "worker"], env=self.env,
-                                                stdout=log, stderr=subprocess.STDOUT)
+            self.procs[path] = subprocess.Popen(
+                [sys.executable, "-m", "runner.cli", "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def kill_one(self) -> bool:
         """SIGKILL a working worker chosen at random (through Popen, by its pid) and replace it.
@@ -110,8 +113,10 @@ class Fleet:
 
     def tails(self, lines: int = 15) -> str:
         """The end of each running worker's log, to say why work stopped."""
-        return "\n".join(f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-                         for path in self.procs)
+        return "\n".join(
+            f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            for path in self.procs
+        )
 
     def stop(self) -> None:
         """SIGTERM each worker: one at work finishes its tick and exits 0."""
@@ -138,10 +143,12 @@ def _count(runner: Runner, sql: str) -> int:
 
 def _left(runner: Runner) -> dict[str, int]:
     """What is not finished yet, by kind (all zero: the work is done)."""
-    return {"running instances": _count(runner, "select count(*) from instances where status = 'running'"),
-            "pending jobs": _count(runner, "select count(*) from jobs where state = 'pending'"),
-            "waiting timers": _count(runner, "select count(*) from timers where state = 'waiting'"),
-            "messages on the way": _count(runner, "select count(*) from outbox where state in ('pending', 'sending')")}
+    return {
+        "running instances": _count(runner, "select count(*) from instances where status = 'running'"),
+        "pending jobs": _count(runner, "select count(*) from jobs where state = 'pending'"),
+        "waiting timers": _count(runner, "select count(*) from timers where state = 'waiting'"),
+        "messages on the way": _count(runner, "select count(*) from outbox where state in ('pending', 'sending')"),
+    }
 
 
 def _reply(runner: Runner) -> None:
@@ -158,8 +165,9 @@ def _reply(runner: Runner) -> None:
 
 def _progress(runner: Runner) -> int:
     """Steps done so far: history rows written and messages settled (STEPS per instance)."""
-    return _count(runner, "select count(*) from history") + \
-        _count(runner, "select count(*) from outbox where state not in ('pending', 'sending')")
+    return _count(runner, "select count(*) from history") + _count(
+        runner, "select count(*) from outbox where state not in ('pending', 'sending')"
+    )
 
 
 def _drive(runner: Runner, fleet: Fleet, rng: random.Random) -> None:
@@ -173,8 +181,9 @@ def _drive(runner: Runner, fleet: Fleet, rng: random.Random) -> None:
             print(f"{time.monotonic() - began:5.1f} s: {started} started, {fleet.kills} kills, {left}", flush=True)
             report += 10.0
         for n in range(started, min(started + STARTS_PER_ROUND, INSTANCES)):
-            runner.start_instance("fault_path", f"FI-{n:03d}", {"recipient": f"FI-{n:03d}",
-                                                                 "wait": f"PT{rng.randint(1, 3)}S"})
+            runner.start_instance(
+                "fault_path", f"FI-{n:03d}", {"recipient": f"FI-{n:03d}", "wait": f"PT{rng.randint(1, 3)}S"}
+            )
         started = min(started + STARTS_PER_ROUND, INSTANCES)
         _reply(runner)
         if kill_at and kill_at[0] <= _progress(runner) and fleet.kill_one():
@@ -202,8 +211,12 @@ def _decide_unknowns(runner: Runner, zalo: SlowZalo) -> tuple[int, int]:
 def _duplicated_history(runner: Runner) -> list[tuple]:
     """History rows that say the same thing twice: one event of one element of one instance."""
     with runner.db.engine.connect() as conn:
-        return conn.execute(sa.text("select instance_id, event, element_id, count(*) from history "
-                                    "group by instance_id, event, element_id having count(*) > 1")).all()
+        return conn.execute(
+            sa.text(
+                "select instance_id, event, element_id, count(*) from history "
+                "group by instance_id, event, element_id having count(*) > 1"
+            )
+        ).all()
 
 
 def _states(runner: Runner, table: str) -> Counter:
@@ -217,14 +230,20 @@ def wired(pg_url: str, zalo: SlowZalo) -> Iterator[tuple[Runner, dict[str, str]]
     transports = {"transports": "zalo=zalo_oa", "zalo_base_url": zalo.url, "zalo_access_token": TOKEN}
     runner = Runner(Settings.from_env({}, database_url=pg_url, clock="system", **transports))
     runner.deploy([FIXTURE])
-    env = {**os.environ, "RUNNER_DATABASE_URL": pg_url, "RUNNER_CLOCK": "system", "RUNNER_POLL_SECONDS": "0.1",
-           **{f"RUNNER_{name.upper()}": value for name, value in transports.items()}}
+    env = {
+        **os.environ,
+        "RUNNER_DATABASE_URL": pg_url,
+        "RUNNER_CLOCK": "system",
+        "RUNNER_POLL_SECONDS": "0.1",
+        **{f"RUNNER_{name.upper()}": value for name, value in transports.items()},
+    }
     yield runner, env
     runner.db.engine.dispose()
 
 
 def test_random_kill_9s_of_three_workers_lose_nothing_and_do_nothing_twice(
-        wired: tuple[Runner, dict[str, str]], zalo: SlowZalo, tmp_path: Path) -> None:
+    wired: tuple[Runner, dict[str, str]], zalo: SlowZalo, tmp_path: Path
+) -> None:
     seed = int(os.environ.get("FAULT_SEED") or random.SystemRandom().randrange(2**32))
     print(f"\nFAULT_SEED={seed}")
     rng = random.Random(seed)
@@ -245,10 +264,12 @@ def test_random_kill_9s_of_three_workers_lose_nothing_and_do_nothing_twice(
     sends = zalo.deliveries()
     duplicates = sum(count - 1 for count in sends.values())
     history = _duplicated_history(runner)
-    print(f"{INSTANCES} instances, {WORKERS} workers, {fleet.kills} kill -9s in {worked:.1f} s; "
-          f"{len(zalo.requests)} requests to Zalo, {sum(sends.values())} deliveries, {duplicates} duplicated; "
-          f"{unknown} unknown after a kill ({dismissed} had arrived: dismissed, {resent} had not: resent); "
-          f"{len(history)} duplicated history rows")
+    print(
+        f"{INSTANCES} instances, {WORKERS} workers, {fleet.kills} kill -9s in {worked:.1f} s; "
+        f"{len(zalo.requests)} requests to Zalo, {sum(sends.values())} deliveries, {duplicates} duplicated; "
+        f"{unknown} unknown after a kill ({dismissed} had arrived: dismissed, {resent} had not: resent); "
+        f"{len(history)} duplicated history rows"
+    )
 
     assert fleet.kills >= KILLS // 2  # kills due in the last moments may find no worker at work
     assert _states(runner, "outbox") <= Counter({"sent": INSTANCES, "dismissed": INSTANCES})

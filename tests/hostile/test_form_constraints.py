@@ -5,6 +5,7 @@ constraint. Its form is what the task page gives the browser, what ``GET /api/ta
 states, and what the web page, the API and ``runner complete`` refuse, naming the field:
 one validation in the runner behind all three.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,18 @@ from runner import inbox, users
 from runner.cli import main
 from runner.errors import DeploymentInvalid, FormInvalid
 from runner.runtime import Runner
-from web.openapi import document
 from tests.webapp import WebClient, app, auth_clock, client, staff  # noqa: F401 - fixtures
+from web.openapi import document
 
 FORM = Path(__file__).parent.parent / "bpmn" / "hostile" / "form_constraints.bpmn"
-GOOD = {"code": "DH-001", "amount": 500, "start_on": "2026-06-01", "note": "Khách ký 12 tháng", "plan": "pro",
-        "agreed": True}
+GOOD = {
+    "code": "DH-001",
+    "amount": 500,
+    "start_on": "2026-06-01",
+    "note": "Khách ký 12 tháng",
+    "plan": "pro",
+    "agreed": True,
+}
 
 # field, the attributes its input must carry (None: present without a value)
 ATTRIBUTES = [
@@ -43,10 +50,18 @@ REFUSALS = [
     ("amount", "0", "Giá trị phải từ 1 trở lên.", "Giá trị must be at least 1."),
     ("amount", "1001", "Giá trị tối đa là 1000.", "Giá trị must be at most 1000."),
     ("amount", "abc", "Giá trị phải là số nguyên.", "Giá trị must be a whole number."),
-    ("start_on", "2025-12-31", "Ngày bắt đầu không được trước ngày 2026-01-01.",
-     "Ngày bắt đầu must not be before 2026-01-01."),
-    ("start_on", "2028-01-01", "Ngày bắt đầu không được sau ngày 2027-12-31.",
-     "Ngày bắt đầu must not be after 2027-12-31."),
+    (
+        "start_on",
+        "2025-12-31",
+        "Ngày bắt đầu không được trước ngày 2026-01-01.",
+        "Ngày bắt đầu must not be before 2026-01-01.",
+    ),
+    (
+        "start_on",
+        "2028-01-01",
+        "Ngày bắt đầu không được sau ngày 2027-12-31.",
+        "Ngày bắt đầu must not be after 2027-12-31.",
+    ),
     ("note", "  ", "Vui lòng nhập Ghi chú.", "Please fill in Ghi chú."),
     ("plan", "gold", "Hãy chọn một giá trị trong danh sách cho Gói.", "Choose one of the listed values for Gói."),
     ("source", "Facebook", "Nguồn chỉ được xem, không sửa được.", "Nguồn is read-only."),
@@ -96,24 +111,34 @@ def test_the_task_page_gives_the_browser_every_constraint(client: WebClient, ord
     assert "name" not in inputs["source"]  # a read-only value is not posted back
 
 
-@pytest.mark.parametrize(("field", "value", "vietnamese", "english"), REFUSALS,
-                         ids=[f"{f}={v!r}" for f, v, _, _ in REFUSALS])
+@pytest.mark.parametrize(
+    ("field", "value", "vietnamese", "english"), REFUSALS, ids=[f"{f}={v!r}" for f, v, _, _ in REFUSALS]
+)
 def test_the_web_form_refuses_a_value_naming_the_field_in_both_languages(
-        client: WebClient, runner: Runner, order: str, field: str, value: str, vietnamese: str,  # noqa: F811
-        english: str) -> None:
+    client: WebClient,
+    runner: Runner,
+    order: str,
+    field: str,
+    value: str,
+    vietnamese: str,  # noqa: F811
+    english: str,
+) -> None:
     client.login("sales1")
     for language, message in (("vi", vietnamese), ("en", english)):
         client.post(f"/lang/{language}")
         response = client.post(f"/inbox/tasks/{order}/complete", data=_posted(field, value))
         assert response.status_code == 422
         page = response.get_data(as_text=True)
-        block = page[page.index(f'data-field="{field}"'):]
-        assert f'<p class="error" id="e-{field}">{message}</p>' in block[:block.index("</div>")]
+        block = page[page.index(f'data-field="{field}"') :]
+        assert f'<p class="error" id="e-{field}">{message}</p>' in block[: block.index("</div>")]
     assert inbox.task(runner, order)["state"] == "open"
 
 
-def test_the_web_form_completes_with_values_inside_the_constraints(client: WebClient, runner: Runner,  # noqa: F811
-                                                                   order: str) -> None:
+def test_the_web_form_completes_with_values_inside_the_constraints(
+    client: WebClient,
+    runner: Runner,  # noqa: F811
+    order: str,
+) -> None:
     client.login("sales1")
     response = client.post(f"/inbox/tasks/{order}/complete", data=_posted("source", "Web"))
     assert response.status_code == 302
@@ -124,48 +149,110 @@ def test_the_web_form_completes_with_values_inside_the_constraints(client: WebCl
 def _api(flask_app: Flask, runner: Runner):
     token = users.issue_token(runner, "sales1", label="test")
     http = flask_app.test_client()
-    return lambda method, path, **kw: http.open(path, method=method, headers={"Authorization": f"Bearer {token}"},
-                                                **kw)
+    return lambda method, path, **kw: http.open(path, method=method, headers={"Authorization": f"Bearer {token}"}, **kw)
 
 
 def test_the_api_states_each_constraint_of_the_form(app: Flask, runner: Runner, order: str) -> None:  # noqa: F811
     call = _api(app, runner)
     [task] = call("GET", "/api/tasks").get_json()["tasks"]
-    form = {f["id"]: {k: f[k] for k in ("type", "required", "readonly", "min", "max", "minlength", "maxlength")}
-            for f in task["form"]}
+    form = {
+        f["id"]: {k: f[k] for k in ("type", "required", "readonly", "min", "max", "minlength", "maxlength")}
+        for f in task["form"]
+    }
     assert form == {
-        "code": {"type": "string", "required": True, "readonly": False, "min": None, "max": None,
-                 "minlength": 3, "maxlength": 12},
-        "amount": {"type": "long", "required": True, "readonly": False, "min": 1, "max": 1000,
-                   "minlength": None, "maxlength": None},
-        "start_on": {"type": "date", "required": False, "readonly": False, "min": "2026-01-01", "max": "2027-12-31",
-                     "minlength": None, "maxlength": None},
-        "note": {"type": "string", "required": True, "readonly": False, "min": None, "max": None,
-                 "minlength": 5, "maxlength": 300},
-        "plan": {"type": "enum", "required": True, "readonly": False, "min": None, "max": None,
-                 "minlength": None, "maxlength": None},
-        "agreed": {"type": "boolean", "required": True, "readonly": False, "min": None, "max": None,
-                   "minlength": None, "maxlength": None},
-        "source": {"type": "string", "required": False, "readonly": True, "min": None, "max": None,
-                   "minlength": None, "maxlength": None},
+        "code": {
+            "type": "string",
+            "required": True,
+            "readonly": False,
+            "min": None,
+            "max": None,
+            "minlength": 3,
+            "maxlength": 12,
+        },
+        "amount": {
+            "type": "long",
+            "required": True,
+            "readonly": False,
+            "min": 1,
+            "max": 1000,
+            "minlength": None,
+            "maxlength": None,
+        },
+        "start_on": {
+            "type": "date",
+            "required": False,
+            "readonly": False,
+            "min": "2026-01-01",
+            "max": "2027-12-31",
+            "minlength": None,
+            "maxlength": None,
+        },
+        "note": {
+            "type": "string",
+            "required": True,
+            "readonly": False,
+            "min": None,
+            "max": None,
+            "minlength": 5,
+            "maxlength": 300,
+        },
+        "plan": {
+            "type": "enum",
+            "required": True,
+            "readonly": False,
+            "min": None,
+            "max": None,
+            "minlength": None,
+            "maxlength": None,
+        },
+        "agreed": {
+            "type": "boolean",
+            "required": True,
+            "readonly": False,
+            "min": None,
+            "max": None,
+            "minlength": None,
+            "maxlength": None,
+        },
+        "source": {
+            "type": "string",
+            "required": False,
+            "readonly": True,
+            "min": None,
+            "max": None,
+            "minlength": None,
+            "maxlength": None,
+        },
     }
 
 
-@pytest.mark.parametrize(("field", "value"), [(f, v) for f, v, _, _ in REFUSALS],
-                         ids=[f"{f}={v!r}" for f, v, _, _ in REFUSALS])
-def test_the_api_refuses_a_value_with_422_naming_the_field(app: Flask, runner: Runner, order: str,  # noqa: F811
-                                                           field: str, value: Any) -> None:
+@pytest.mark.parametrize(
+    ("field", "value"), [(f, v) for f, v, _, _ in REFUSALS], ids=[f"{f}={v!r}" for f, v, _, _ in REFUSALS]
+)
+def test_the_api_refuses_a_value_with_422_naming_the_field(
+    app: Flask,
+    runner: Runner,
+    order: str,  # noqa: F811
+    field: str,
+    value: Any,
+) -> None:
     response = _api(app, runner)("POST", f"/api/tasks/{order}/complete", json={"data": {**GOOD, field: value}})
     assert response.status_code == 422
     assert list(response.get_json()["errors"]) == [field]
     assert inbox.task(runner, order)["state"] == "open"
 
 
-@pytest.mark.parametrize(("field", "value"), [(f, v) for f, v, _, _ in REFUSALS],
-                         ids=[f"{f}={v!r}" for f, v, _, _ in REFUSALS])
+@pytest.mark.parametrize(
+    ("field", "value"), [(f, v) for f, v, _, _ in REFUSALS], ids=[f"{f}={v!r}" for f, v, _, _ in REFUSALS]
+)
 def test_runner_complete_refuses_a_value_in_one_line_naming_the_field(
-        runner: Runner, order: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        field: str, value: Any) -> None:
+    runner: Runner,
+    order: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    field: str,
+    value: Any,
+) -> None:
     monkeypatch.setenv("RUNNER_DATABASE_URL", runner.settings.database_url)
     monkeypatch.setenv("RUNNER_CLOCK", "virtual")
     assert main(["complete", order, "--data", json.dumps({**GOOD, field: value}), "--actor", "sales1"]) == 1
@@ -175,8 +262,14 @@ def test_runner_complete_refuses_a_value_in_one_line_naming_the_field(
 
 
 def _label(field: str) -> str:
-    return {"code": "Mã đơn", "amount": "Giá trị", "start_on": "Ngày bắt đầu", "note": "Ghi chú", "plan": "Gói",
-            "source": "Nguồn"}[field]
+    return {
+        "code": "Mã đơn",
+        "amount": "Giá trị",
+        "start_on": "Ngày bắt đầu",
+        "note": "Ghi chú",
+        "plan": "Gói",
+        "source": "Nguồn",
+    }[field]
 
 
 def test_a_read_only_value_sent_unchanged_is_ignored_and_the_current_one_kept(runner: Runner, order: str) -> None:
@@ -233,13 +326,17 @@ BAD_CONSTRAINTS = [
 ]
 
 
-@pytest.mark.parametrize(("ftype", "name", "config", "reason"), BAD_CONSTRAINTS,
-                         ids=[f"{t}-{n}={c!r}" for t, n, c, _ in BAD_CONSTRAINTS])
+@pytest.mark.parametrize(
+    ("ftype", "name", "config", "reason"), BAD_CONSTRAINTS, ids=[f"{t}-{n}={c!r}" for t, n, c, _ in BAD_CONSTRAINTS]
+)
 def test_a_constraint_that_cannot_hold_is_a_deployment_problem_naming_element_and_field(
-        runner: Runner, tmp_path: Path, ftype: str, name: str, config: str, reason: str) -> None:
+    runner: Runner, tmp_path: Path, ftype: str, name: str, config: str, reason: str
+) -> None:
     diagram = tmp_path / "bad_form.bpmn"
-    diagram.write_text(DIAGRAM.format(type=ftype, name=name, config=config,
-                                      values=ENUM_VALUES if ftype == "enum" else ""), encoding="utf-8")
+    diagram.write_text(
+        DIAGRAM.format(type=ftype, name=name, config=config, values=ENUM_VALUES if ftype == "enum" else ""),
+        encoding="utf-8",
+    )
     with pytest.raises(DeploymentInvalid) as refused:
         runner.deploy([diagram])
     assert [(p.element_id, p.reason) for p in refused.value.problems] == [("fill", f"form field 'x': {reason}")]

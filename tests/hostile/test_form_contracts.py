@@ -14,6 +14,7 @@ the range of an INTEGER, so the forms that store into columns also run on Postgr
 once each at their upper bounds, along one route (copying PostgreSQL databases costs
 seconds each).
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -24,10 +25,9 @@ from typing import Any
 
 import pytest
 from lxml import etree
-
-import handlers
 from sqlalchemy import func, select
 
+import handlers
 from runner import calendar, db, forms, inbox, scheduler
 from runner.models import HistoryEvent
 from runner.runtime import Runner
@@ -39,12 +39,20 @@ PROCESSES = ROOT / "processes"
 SALES_KH, POST_KH, BARE_KH = "KH0001", "KH0002", "KH0003"
 TEACHER, CSKH = "minh", "hoa"
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
-SURVEY = {"business_model": "Trung tâm ngoại ngữ", "dedicated_department": True, "staff_count": 12,
-          "student_count": 350, "course_model": "Theo khóa 3 tháng", "zalo_user_id": "zl-saomai",
-          "demo_at": "2026-12-09T10:00:00", "trial_link": "https://trial.easyedu.vn/saomai",
-          "call_note": "Trung tâm 2 cơ sở."}
-FACTS = {k: SURVEY[k] for k in ("business_model", "dedicated_department", "staff_count", "student_count",
-                                "course_model")}
+SURVEY = {
+    "business_model": "Trung tâm ngoại ngữ",
+    "dedicated_department": True,
+    "staff_count": 12,
+    "student_count": 350,
+    "course_model": "Theo khóa 3 tháng",
+    "zalo_user_id": "zl-saomai",
+    "demo_at": "2026-12-09T10:00:00",
+    "trial_link": "https://trial.easyedu.vn/saomai",
+    "call_note": "Trung tâm 2 cơ sở.",
+}
+FACTS = {
+    k: SURVEY[k] for k in ("business_model", "dedicated_department", "staff_count", "student_count", "course_model")
+}
 
 
 # --- which user tasks lead to a handler: a walk over each diagram -----------------------------------
@@ -106,8 +114,7 @@ def value_sets(form: forms.Form, now: datetime) -> list[dict[str, Any]]:
     count = max([3] + [len(f.options) + 1 for f in form.fields if f.type == "enum"])
     sets = []
     for index in range(count):
-        values = {f.id: _boundary(f, index, now) for f in form.fields
-                  if not f.readonly and (index > 0 or f.required)}
+        values = {f.id: _boundary(f, index, now) for f in form.fields if not f.readonly and (index > 0 or f.required)}
         sets.append(values)
     return sets
 
@@ -139,11 +146,30 @@ def _boundary(field: forms.Field, index: int, now: datetime) -> Any:
 def _onboard(r: Runner, customer_id: str, facts: dict[str, Any]) -> None:
     start = r.now().astimezone(TZ).date()
     end = add_months(start, 12)
-    add_customer(r, customer_id, f"Trung tâm {customer_id}", phone="0912345678", owner="an",
-                 email=f"{customer_id.lower()}@example.vn", zalo_user_id=f"zu-{customer_id}", package="Chuyên nghiệp",
-                 contract_start=start.isoformat(), contract_end=end.isoformat(), status="Hoạt động", **facts)
-    r.correlate("start_onboarding", customer_id, {"package": "Chuyên nghiệp", "contract_start": start.isoformat(),
-                                                  "contract_end": end.isoformat(), "owner": "an"})
+    add_customer(
+        r,
+        customer_id,
+        f"Trung tâm {customer_id}",
+        phone="0912345678",
+        owner="an",
+        email=f"{customer_id.lower()}@example.vn",
+        zalo_user_id=f"zu-{customer_id}",
+        package="Chuyên nghiệp",
+        contract_start=start.isoformat(),
+        contract_end=end.isoformat(),
+        status="Hoạt động",
+        **facts,
+    )
+    r.correlate(
+        "start_onboarding",
+        customer_id,
+        {
+            "package": "Chuyên nghiệp",
+            "contract_start": start.isoformat(),
+            "contract_end": end.isoformat(),
+            "owner": "an",
+        },
+    )
     settle(r)
 
 
@@ -158,6 +184,7 @@ def until(element: str, customer_id: str, limit: int = 400) -> Callable[[Runner]
             assert due is not None, f"nothing left to wait for before {element}"
             advance(r, to=due)
         raise AssertionError(f"{element} did not open")
+
     return step
 
 
@@ -167,6 +194,7 @@ def done(element: str, customer_id: str, values: dict[str, Any]) -> Callable[[Ru
     def step(r: Runner) -> None:
         row = task(r, customer_id, element)
         complete(r, customer_id, element, values, by=_actor(row))
+
     return step
 
 
@@ -177,6 +205,7 @@ def at_most(element: str, customer_id: str, steering: dict[str, Any]) -> Callabl
         row = task(r, customer_id, element)
         upper = value_sets(forms.form_from_dict(row["form"]), r.now())[1]
         complete(r, customer_id, element, {**upper, **steering}, by=_actor(row))
+
     return step
 
 
@@ -192,8 +221,11 @@ def _renewal_early(r: Runner) -> None:
 
 
 def _slots(r: Runner) -> None:
-    proposed = [h for h in inbox.history(r, business_key=POST_KH, events=["handler.succeeded"])
-                if h["element_id"] == "Task_find_slots"][-1]["details"]["result"]["proposed_slots"]
+    proposed = [
+        h
+        for h in inbox.history(r, business_key=POST_KH, events=["handler.succeeded"])
+        if h["element_id"] == "Task_find_slots"
+    ][-1]["details"]["result"]["proposed_slots"]
     complete(r, POST_KH, "Task_booking_call", {"slot_1": proposed[0], "slot_2": proposed[1]}, by=CSKH)
 
 
@@ -211,10 +243,21 @@ STEPS: dict[str, Callable[[Runner], None]] = {
     "until demo confirm": until("Task_confirm", S),
     "demo confirmed": done("Task_confirm", S, {"demo_status": "confirmed"}),
     "until demo": until("Task_demo", S),
-    "demo promising": done("Task_demo", S, {"promising": True, "negotiation_at": "2026-12-10T09:00:00",
-                                             "sample_contract": True, "demo_note": "Tốt."}),
-    "demo lukewarm": done("Task_demo", S, {"promising": False, "negotiation_at": "2026-12-10T09:00:00",
-                                            "sample_contract": False, "demo_note": "Chưa rõ."}),
+    "demo promising": done(
+        "Task_demo",
+        S,
+        {"promising": True, "negotiation_at": "2026-12-10T09:00:00", "sample_contract": True, "demo_note": "Tốt."},
+    ),
+    "demo lukewarm": done(
+        "Task_demo",
+        S,
+        {
+            "promising": False,
+            "negotiation_at": "2026-12-10T09:00:00",
+            "sample_contract": False,
+            "demo_note": "Chưa rõ.",
+        },
+    ),
     "until promotion": until("Task_promo_approve", S),
     "promotion approved": done("Task_promo_approve", S, {"promotion_approved": True, "promotion": "Tặng 1 tháng."}),
     "won": done("Task_w_hot", S, {"negotiation_result": "won", "negotiation_note": "Chốt."}),
@@ -230,15 +273,19 @@ STEPS: dict[str, Callable[[Runner], None]] = {
     "session moved": done("Task_confirm", P, {"confirmation": "reschedule"}),
     "until teacher note": until("Task_teacher_note", P),
     "teacher note 9": done("Task_teacher_note", P, {"content": "Học phí", "understanding": 9}),
-    "call after 9": done("Task_after_training_call", P, {"attended": True, "customer_understanding": 9,
-                                                          "teacher_rating": 5, "teacher_feedback": "Tốt"}),
+    "call after 9": done(
+        "Task_after_training_call",
+        P,
+        {"attended": True, "customer_understanding": 9, "teacher_rating": 5, "teacher_feedback": "Tốt"},
+    ),
     "until receive escalation": until("Task_receive_escalate", P),
     "until training escalation": until("Task_training_escalate", P),
     "handover": done("Task_handover", P, {"handover_note": "Bàn giao"}),
     "until care call": until("Task_care_call", P),
     "care low": done("Task_care_call", P, {"reached": True, "usage": "low", "feedback": "good", "care_note": "Ít"}),
-    "problem stop": done("Task_problem", P, {"problem_kind": "low_usage", "problem_action": "Gọi",
-                                             "problem_outcome": "stop"}),
+    "problem stop": done(
+        "Task_problem", P, {"problem_kind": "low_usage", "problem_action": "Gọi", "problem_outcome": "stop"}
+    ),
     "renewal early": _renewal_early,
     "renew": done("Task_renewal_call", P, {"renewal_decision": "renew", "renewal_amount": 9_000_000}),
     "survey at most": at_most("Task_survey", S, {}),
@@ -252,8 +299,18 @@ STEPS: dict[str, Callable[[Runner], None]] = {
 DEMO = ("lead", "verify good", "call reached", "survey", "until demo confirm")
 CLOSING = (*DEMO, "demo confirmed", "until demo")
 SESSION_1 = ("onboard", "booking call", "zalo group", "until session confirm")
-TRAINED = (*SESSION_1, "session confirmed", "until teacher note", "teacher note 9", "call after 9",
-           "until session confirm", "session confirmed", "until teacher note", "teacher note 9", "call after 9")
+TRAINED = (
+    *SESSION_1,
+    "session confirmed",
+    "until teacher note",
+    "teacher note 9",
+    "call after 9",
+    "until session confirm",
+    "session confirmed",
+    "until teacher note",
+    "teacher note 9",
+    "call after 9",
+)
 CARE = (*TRAINED, "handover", "until care call")
 
 # (process id, user task, route to it, the customer)
@@ -264,8 +321,20 @@ ROUTES: list[tuple[str, str, tuple[str, ...], str]] = [
     ("sales", "Task_call", ("lead", "verify good"), S),
     ("sales", "Task_survey", ("lead", "verify good", "call reached"), S),
     ("sales", "Task_recall", ("lead", "verify good", "call not reached", "until recall"), S),
-    ("sales", "Task_tl_review", ("lead", "verify good", "call not reached", "until recall", "recall not reached",
-                                 "until recall", "recall not reached"), S),
+    (
+        "sales",
+        "Task_tl_review",
+        (
+            "lead",
+            "verify good",
+            "call not reached",
+            "until recall",
+            "recall not reached",
+            "until recall",
+            "recall not reached",
+        ),
+        S,
+    ),
     ("sales", "Task_confirm", DEMO, S),
     ("sales", "Task_demo", CLOSING, S),
     ("sales", "Task_w_hot", (*CLOSING, "demo promising"), S),
@@ -282,10 +351,13 @@ ROUTES: list[tuple[str, str, tuple[str, ...], str]] = [
     ("onboarding", "Task_confirm", SESSION_1, P),
     ("onboarding", "Task_reschedule", (*SESSION_1, "session moved"), P),
     ("onboarding", "Task_teacher_note", (*SESSION_1, "session confirmed", "until teacher note"), P),
-    ("onboarding", "Task_after_training_call", (*SESSION_1, "session confirmed", "until teacher note",
-                                                "teacher note 9"), P),
-    ("onboarding", "Task_training_escalate", ("onboard", "booking call", "zalo group", "until training escalation"),
-     P),
+    (
+        "onboarding",
+        "Task_after_training_call",
+        (*SESSION_1, "session confirmed", "until teacher note", "teacher note 9"),
+        P,
+    ),
+    ("onboarding", "Task_training_escalate", ("onboard", "booking call", "zalo group", "until training escalation"), P),
     ("onboarding", "Task_handover", TRAINED, P),
     ("care_month", "Task_care_call", CARE, P),
     ("onboarding", "Task_problem", (*CARE, "care low"), P),
@@ -298,11 +370,30 @@ ROUTES: list[tuple[str, str, tuple[str, ...], str]] = [
 
 # Routes that store every text and number field of the forms at its upper bound, for PostgreSQL.
 STORING = [
-    ("lead", "verify good", "call reached", "survey at most", "until demo confirm", "demo confirmed", "until demo",
-     "demo promising", "won", "contract at most", "paid"),
+    (
+        "lead",
+        "verify good",
+        "call reached",
+        "survey at most",
+        "until demo confirm",
+        "demo confirmed",
+        "until demo",
+        "demo promising",
+        "won",
+        "contract at most",
+        "paid",
+    ),
     ("onboard without facts", "profile at most"),
-    ("onboard", "booking call", "zalo group at most", *TRAINED[3:], "handover", "until care call", "renewal early",
-     "renew at most"),
+    (
+        "onboard",
+        "booking call",
+        "zalo group at most",
+        *TRAINED[3:],
+        "handover",
+        "until care call",
+        "renewal early",
+        "renew at most",
+    ),
 ]
 
 
@@ -331,6 +422,7 @@ class SqliteCopies:
             src.close()
             dst.close()
         return f"sqlite:///{target}"
+
 
 class Snapshots:
     """One database per route prefix, built once per module and copied for each branch."""
@@ -382,8 +474,9 @@ def the_company(r: Runner) -> None:
     with r.db.unit() as s:
         calendar.set_availability(s, TEACHER, [(day, "08:00", "17:30") for day in range(6)])
         calendar.set_availability(s, CSKH, [(day, "08:00", "17:00") for day in range(5)])
-    add_customer(r, SALES_KH, "Trung tâm Anh ngữ Sao Mai", phone="0912345678", email="saomai@example.vn",
-                 source="Facebook")
+    add_customer(
+        r, SALES_KH, "Trung tâm Anh ngữ Sao Mai", phone="0912345678", email="saomai@example.vn", source="Facebook"
+    )
     r.deploy([PROCESSES])
 
 
@@ -399,8 +492,11 @@ def _last_event(r: Runner) -> int:
 
 
 def _failures(r: Runner, after: int) -> list[str]:
-    return [f"{h['element_id']}: {h['details'].get('error')}" for h in inbox.history_after(r, after, limit=10_000)
-            if h["event"] in ("handler.failed", "incident.raised")]
+    return [
+        f"{h['element_id']}: {h['details'].get('error')}"
+        for h in inbox.history_after(r, after, limit=10_000)
+        if h["event"] in ("handler.failed", "incident.raised")
+    ]
 
 
 def _actor(task: dict[str, Any]) -> str:
@@ -414,10 +510,12 @@ def test_the_routes_reach_every_user_task_that_leads_to_a_handler() -> None:
     assert {name for _, _, route, _ in ROUTES for name in route} <= set(STEPS)
 
 
-@pytest.mark.parametrize(("process", "element", "route", "customer_id"), ROUTES,
-                         ids=[f"{p}:{e}" for p, e, _, _ in ROUTES])
-def test_values_the_form_accepts_pass_the_handlers_that_follow(snapshots: Snapshots, process: str, element: str,
-                                                                route: tuple[str, ...], customer_id: str) -> None:
+@pytest.mark.parametrize(
+    ("process", "element", "route", "customer_id"), ROUTES, ids=[f"{p}:{e}" for p, e, _, _ in ROUTES]
+)
+def test_values_the_form_accepts_pass_the_handlers_that_follow(
+    snapshots: Snapshots, process: str, element: str, route: tuple[str, ...], customer_id: str
+) -> None:
     reached = snapshots.at(route)
     r = snapshots.runner(reached)
     try:

@@ -7,6 +7,7 @@ escaped: no raw ``<``/``"``/``'`` of the payload, no ``javascript:`` link, no ev
 template (``{{7*7}}`` stays as written), no header made from it, and the JSON answers
 carry it as a plain string.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -20,12 +21,12 @@ from urllib.parse import quote
 
 import pytest
 from markupsafe import escape
+from runtime_helpers import fixture
 
 import handlers
 from runner import crm, db, inbox, users
 from runner.runtime import Runner
 from runner.settings import Settings
-from runtime_helpers import fixture
 from tests.webapp import PASSWORD, WebClient, add_user
 from web import create_app
 
@@ -65,13 +66,21 @@ class World:
     counter: Iterator[int] = field(default_factory=itertools.count)
 
     def call(self, method: str, path: str, body: Any = None):
-        return self.api.open(path, method=method, headers={"Authorization": f"Bearer {self.token}"},
-                             data=None if body is None else json.dumps(body), content_type="application/json")
+        return self.api.open(
+            path,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}"},
+            data=None if body is None else json.dumps(body),
+            content_type="application/json",
+        )
 
     def open_task(self, process_key: str, business_key: str, element_id: str) -> tuple[str, str]:
         instance_id = self.runner.start_instance(process_key, business_key)
-        [task] = [t for t in inbox.tasks(self.runner, business_key=business_key)
-                  if t["instance_id"] == instance_id and t["element_id"] == element_id]
+        [task] = [
+            t
+            for t in inbox.tasks(self.runner, business_key=business_key)
+            if t["instance_id"] == instance_id and t["element_id"] == element_id
+        ]
         return instance_id, task["id"]
 
 
@@ -85,8 +94,9 @@ def world(tmp_path_factory) -> Iterator[World]:
     with runner.db.unit() as s:
         for key in ("KH1", "KH2"):
             crm.add_customer(s, key, f"Trung tâm {key}", phone="0912345678", owner="boss", now=runner.now())
-    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "RUNNER": runner,
-                      "RUNNER_SETTINGS": runner.settings})
+    app = create_app(
+        {"TESTING": True, "SECRET_KEY": "test-secret", "RUNNER": runner, "RUNNER_SETTINGS": runner.settings}
+    )
     app.test_client_class = WebClient
     browser = app.test_client()
     assert browser.login("boss", PASSWORD).status_code == 302
@@ -108,15 +118,24 @@ class Sent:
 
 
 def _note(w: World, p: str) -> Sent:
-    return Sent(w.browser.post("/customers/KH1/notes", data={"text": p}), "text",
-                ["/customers/KH1", "/api/customers/KH1"])
+    return Sent(
+        w.browser.post("/customers/KH1/notes", data={"text": p}), "text", ["/customers/KH1", "/api/customers/KH1"]
+    )
 
 
 def _task_form(w: World, p: str) -> Sent:
     instance_id, task_id = w.open_task("order", "KH1", "Activity_review")
     response = w.browser.post(f"/inbox/tasks/{task_id}/complete", data={"amount": "5", "note": p})
-    return Sent(response, "note", [f"/api/instances/{instance_id}", "/customers/KH1", f"/inbox/tasks/{task_id}",
-                                   f"/instances/{instance_id}/diagram"])
+    return Sent(
+        response,
+        "note",
+        [
+            f"/api/instances/{instance_id}",
+            "/customers/KH1",
+            f"/inbox/tasks/{task_id}",
+            f"/instances/{instance_id}/diagram",
+        ],
+    )
 
 
 def _customer_field(w: World, p: str) -> Sent:
@@ -124,8 +143,9 @@ def _customer_field(w: World, p: str) -> Sent:
     response = w.browser.post(f"/inbox/tasks/{task_id}/complete", data={"course_model": p, "trial_link": p})
     w.runner.run_due()
     assert inbox.incidents(w.runner, state="open", instance_id=instance_id) == []
-    return Sent(response, "course_model", ["/customers/KH2", "/api/customers/KH2", "/customers/?q=KH2",
-                                           "/boards/sales"])
+    return Sent(
+        response, "course_model", ["/customers/KH2", "/api/customers/KH2", "/customers/?q=KH2", "/boards/sales"]
+    )
 
 
 def _api_start_data(w: World, p: str) -> Sent:
@@ -141,15 +161,17 @@ def _api_business_key(w: World, p: str) -> Sent:
 
 def _api_message_data(w: World, p: str) -> Sent:
     instance_id = w.runner.start_instance("await_payment", "KH1")
-    response = w.call("POST", "/api/messages", {"name": "payment_received", "business_key": "KH1",
-                                                "data": {"payer": p}})
+    response = w.call(
+        "POST", "/api/messages", {"name": "payment_received", "business_key": "KH1", "data": {"payer": p}}
+    )
     return Sent(response, "data.payer", [f"/api/instances/{instance_id}", "/customers/KH1"])
 
 
 def _admin_full_name(w: World, p: str) -> Sent:
     username = f"user{next(w.counter)}"
-    response = w.browser.post("/admin/users", data={"username": username, "full_name": p, "roles": "sales",
-                                                    "password": PASSWORD})
+    response = w.browser.post(
+        "/admin/users", data={"username": username, "full_name": p, "roles": "sales", "password": PASSWORD}
+    )
     return Sent(response, "full_name", [f"/admin/users/{username}", "/admin/users"])
 
 
@@ -175,9 +197,11 @@ SOURCES: list[tuple[str, Callable[[World, str], Sent], bool]] = [
     ("search_query", _search_query, False),
     ("inbox_filter", _inbox_filter, False),
 ]
-ROWS = [pytest.param(send, payload, id=f"{source}-{row}")
-        for (source, send, json_body), (row, payload) in itertools.product(SOURCES, PAYLOADS)
-        if json_body or "\ud800" not in payload]
+ROWS = [
+    pytest.param(send, payload, id=f"{source}-{row}")
+    for (source, send, json_body), (row, payload) in itertools.product(SOURCES, PAYLOADS)
+    if json_body or "\ud800" not in payload
+]
 _JS_LINK = re.compile(r"""(?:href|src|action|formaction)\s*=\s*["']?\s*javascript:""", re.I)
 _MARKUP = re.compile(r"""[<>"']""")
 
@@ -222,4 +246,3 @@ def _carries(value: Any, payload: str) -> bool:
 
 def _no_header_from(response: Any) -> None:
     assert not any("hacked" in value for _, value in response.headers.items())
-

@@ -3,6 +3,7 @@ for usernames that do not exist, with an end and an unlock (CLI and admin page).
 
 Time is the ``auth_clock`` fixture, moved by the tests.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -19,15 +20,16 @@ REFUSED = "Tên đăng nhập hoặc mật khẩu không đúng."
 
 
 def _try(client: WebClient, username: str, password: str = WRONG, address: str = "127.0.0.1"):
-    return client.post("/login", data={"username": username, "password": password},
-                       environ_base={"REMOTE_ADDR": address})
+    return client.post(
+        "/login", data={"username": username, "password": password}, environ_base={"REMOTE_ADDR": address}
+    )
 
 
 def _answer(response) -> tuple[int, str]:
     """What a visitor learns from a sign-in answer: the status and the flashed message."""
     page = response.get_data(as_text=True)
     start = page.index('class="flash')
-    return response.status_code, page[start:page.index("</", start)]
+    return response.status_code, page[start : page.index("</", start)]
 
 
 # --- unknown usernames look exactly like known ones -------------------------------------------
@@ -36,8 +38,8 @@ CANNOT_SIGN_IN = [
     # (who, how they are set up) -- each must answer and cost what a wrong password costs
     ("ghost", None),
     ("inactive", lambda runner: users.set_active(runner, "inactive", False)),
-    ("x" * 5000, None),                     # longer than any username can be
-    ("nul\x00byte", None),                  # PostgreSQL cannot even compare it
+    ("x" * 5000, None),  # longer than any username can be
+    ("nul\x00byte", None),  # PostgreSQL cannot even compare it
 ]
 
 
@@ -46,8 +48,9 @@ IDS = ["unknown", "inactive", "5000 chars", "NUL"]
 
 # NOTE: a NUL byte never reaches the sign-in page (web/edge.py answers 400), only authenticate
 @pytest.mark.parametrize("username,setup", CANNOT_SIGN_IN[:3], ids=IDS[:3])
-def test_who_cannot_sign_in_gets_the_answer_and_cost_of_a_wrong_password(client: WebClient, staff, runner: Runner,
-                                                                          username: str, setup) -> None:
+def test_who_cannot_sign_in_gets_the_answer_and_cost_of_a_wrong_password(
+    client: WebClient, staff, runner: Runner, username: str, setup
+) -> None:
     add_user(runner, "inactive", ["sales"])
     if setup:
         setup(runner)
@@ -58,8 +61,7 @@ def test_who_cannot_sign_in_gets_the_answer_and_cost_of_a_wrong_password(client:
 
 
 @pytest.mark.parametrize("username,setup", CANNOT_SIGN_IN, ids=IDS)
-def test_who_cannot_sign_in_pays_one_password_hash_like_everyone(any_runner: Runner, username: str,
-                                                                   setup) -> None:
+def test_who_cannot_sign_in_pays_one_password_hash_like_everyone(any_runner: Runner, username: str, setup) -> None:
     runner = any_runner
     add_user(runner, "sales1", ["sales"])
     add_user(runner, "inactive", ["sales"])
@@ -80,8 +82,9 @@ def test_who_cannot_sign_in_pays_one_password_hash_like_everyone(any_runner: Run
 # --- per address -----------------------------------------------------------------------------------
 
 
-def test_one_address_guessing_many_usernames_is_slowed_down(client: WebClient, staff, runner: Runner,
-                                                             monkeypatch) -> None:
+def test_one_address_guessing_many_usernames_is_slowed_down(
+    client: WebClient, staff, runner: Runner, monkeypatch
+) -> None:
     monkeypatch.setenv("RUNNER_DATABASE_URL", runner.settings.database_url)
     for i in range(throttle.ADDRESS.free + 1):
         assert _try(client, f"ghost{i}").status_code == 401
@@ -91,8 +94,9 @@ def test_one_address_guessing_many_usernames_is_slowed_down(client: WebClient, s
     assert _try(client, "marketing1", PASSWORD).status_code == 302
 
 
-def test_a_right_password_gives_back_only_its_own_attempt_to_the_address(client: WebClient, staff,
-                                                                         runner: Runner) -> None:
+def test_a_right_password_gives_back_only_its_own_attempt_to_the_address(
+    client: WebClient, staff, runner: Runner
+) -> None:
     for i in range(throttle.ADDRESS.free):
         _try(client, f"ghost{i}")
     assert _try(client, "sales1", PASSWORD).status_code == 302
@@ -122,8 +126,9 @@ def _failures(runner: Runner, username: str) -> int:
     return next(u["failed_logins"] for u in users.list_users(runner) if u["username"] == username)
 
 
-def test_an_address_that_must_wait_no_longer_counts_on_the_account(client: WebClient, staff, runner: Runner,
-                                                                   auth_clock) -> None:
+def test_an_address_that_must_wait_no_longer_counts_on_the_account(
+    client: WebClient, staff, runner: Runner, auth_clock
+) -> None:
     for i in range(throttle.ADDRESS.free + 1):
         _try(client, f"ghost{i}", address="10.6.6.6")
     before = _failures(runner, "admin1")
@@ -134,8 +139,9 @@ def test_an_address_that_must_wait_no_longer_counts_on_the_account(client: WebCl
     assert _try(client, "admin1", PASSWORD, address="10.0.0.1").status_code == 302
 
 
-def test_runner_users_unlock_lets_the_user_in_at_once(client: WebClient, staff, runner: Runner, capsys,
-                                                      monkeypatch) -> None:
+def test_runner_users_unlock_lets_the_user_in_at_once(
+    client: WebClient, staff, runner: Runner, capsys, monkeypatch
+) -> None:
     _slow_down(client, "admin1")
     monkeypatch.setenv("RUNNER_DATABASE_URL", runner.settings.database_url)
     assert main(["users", "unlock", "admin1"]) == 0

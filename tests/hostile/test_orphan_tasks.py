@@ -5,6 +5,7 @@ given to a user who does not exist, reached nobody's inbox. It still deploys, wi
 warning naming it; at run time it is flagged and admins find it in "Tất cả việc" and in
 ``GET /api/tasks`` (with Camunda-like filters), and may claim, reassign and complete it.
 """
+
 from __future__ import annotations
 
 import io
@@ -43,8 +44,10 @@ DIAGRAM = """<?xml version="1.0" encoding="UTF-8"?>
 LANE = """
     <bpmn:laneSet id="LaneSet_1"><bpmn:lane id="Lane_1" name="{name}">{props}
       <bpmn:flowNodeRef>task_a</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>"""
-GROUP_PROPERTY = ('<bpmn:extensionElements><camunda:properties><camunda:property name="group" value="sales" />'
-                  '</camunda:properties></bpmn:extensionElements>')
+GROUP_PROPERTY = (
+    '<bpmn:extensionElements><camunda:properties><camunda:property name="group" value="sales" />'
+    "</camunda:properties></bpmn:extensionElements>"
+)
 NOBODY = "has no candidate group, candidate user or assignee, so only an admin will see it"
 SALES = 'camunda:candidateGroups="sales"'
 
@@ -52,8 +55,12 @@ SALES = 'camunda:candidateGroups="sales"'
 DEPLOY_ROWS: list[tuple[str, str, str, str | None]] = [
     ("nothing", "", "", NOBODY),
     ("unknown-assignee", 'camunda:assignee="ghost"', "", "is assigned to 'ghost', who is not a user"),
-    ("unknown-candidate-users", 'camunda:candidateUsers="ghost, phantom"', "",
-     "is offered only to 'ghost', 'phantom', who are not users, and to no group"),
+    (
+        "unknown-candidate-users",
+        'camunda:candidateUsers="ghost, phantom"',
+        "",
+        "is offered only to 'ghost', 'phantom', who are not users, and to no group",
+    ),
     ("empty-candidate-groups", 'camunda:candidateGroups=" "', "", NOBODY),
     ("existing-assignee", 'camunda:assignee="sales1"', "", None),
     ("one-existing-candidate-user", 'camunda:candidateUsers="ghost,sales1"', "", None),
@@ -72,8 +79,13 @@ def diagram(a: str = "", b: str = SALES, lanes: str = "") -> bytes:
 
 @pytest.mark.parametrize("row_id,attributes,lanes,warning", DEPLOY_ROWS, ids=[row[0] for row in DEPLOY_ROWS])
 def test_deployment_warns_about_each_task_nobody_would_see(
-        runner: Runner, staff, row_id: str, attributes: str, lanes: str,  # noqa: F811 - fixtures
-        warning: str | None) -> None:
+    runner: Runner,
+    staff,
+    row_id: str,
+    attributes: str,
+    lanes: str,  # noqa: F811 - fixtures
+    warning: str | None,
+) -> None:
     [deployed] = runner.deploy({f"{row_id}.bpmn": diagram(attributes, lanes=lanes)})
     assert deployed.changed and deployed.version == 1  # a warning never stops a deployment
     if warning is None:
@@ -85,14 +97,19 @@ def test_deployment_warns_about_each_task_nobody_would_see(
 
 
 def test_a_task_inside_a_subprocess_is_checked_too(runner: Runner) -> None:
-    xml = diagram().replace(b'<bpmn:userTask id="task_b" name="Task B" camunda:candidateGroups="sales" />',
-                            b'<bpmn:subProcess id="sub" name="Sub"><bpmn:startEvent id="sub_start" />'
-                            b'<bpmn:sequenceFlow id="sf" sourceRef="sub_start" targetRef="inner" />'
-                            b'<bpmn:userTask id="inner" name="Inner" />'
-                            b'<bpmn:sequenceFlow id="sf2" sourceRef="inner" targetRef="sub_end" />'
-                            b'<bpmn:endEvent id="sub_end" /></bpmn:subProcess>'
-                            ).replace(b'targetRef="task_b"', b'targetRef="sub"').replace(b'sourceRef="task_b"',
-                                                                                         b'sourceRef="sub"')
+    xml = (
+        diagram()
+        .replace(
+            b'<bpmn:userTask id="task_b" name="Task B" camunda:candidateGroups="sales" />',
+            b'<bpmn:subProcess id="sub" name="Sub"><bpmn:startEvent id="sub_start" />'
+            b'<bpmn:sequenceFlow id="sf" sourceRef="sub_start" targetRef="inner" />'
+            b'<bpmn:userTask id="inner" name="Inner" />'
+            b'<bpmn:sequenceFlow id="sf2" sourceRef="inner" targetRef="sub_end" />'
+            b'<bpmn:endEvent id="sub_end" /></bpmn:subProcess>',
+        )
+        .replace(b'targetRef="task_b"', b'targetRef="sub"')
+        .replace(b'sourceRef="task_b"', b'sourceRef="sub"')
+    )
     [deployed] = runner.deploy({"sub.bpmn": xml})
     assert sorted(w.element_id for w in deployed.warnings) == ["inner", "task_a"]
 
@@ -108,24 +125,33 @@ def test_the_cli_prints_each_warning_and_still_deploys(tmp_path, monkeypatch, ca
     assert main(["deploy", str(path)]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("orphans: version 1 (new version")
-    assert err.splitlines() == ["warning: orphans.bpmn: task_a (Task A): user task is assigned to 'ghost', who is "
-                                "not a user, so only an admin will see it"]
+    assert err.splitlines() == [
+        "warning: orphans.bpmn: task_a (Task A): user task is assigned to 'ghost', who is "
+        "not a user, so only an admin will see it"
+    ]
 
 
 # --- the web app and the API ------------------------------------------------------------------------
 
 
-def test_the_admin_page_and_the_api_show_the_warnings_of_a_deployment(app: Flask, runner: Runner,
-                                                                       staff) -> None:  # noqa: F811 - fixtures
+def test_the_admin_page_and_the_api_show_the_warnings_of_a_deployment(app: Flask, runner: Runner, staff) -> None:  # noqa: F811 - fixtures
     admin = app.test_client()
     assert admin.login("admin1").status_code == 302
-    page = admin.post("/admin/deploy", data={"files": [(io.BytesIO(diagram()), "orphans.bpmn")]},
-                      content_type="multipart/form-data")
+    page = admin.post(
+        "/admin/deploy", data={"files": [(io.BytesIO(diagram()), "orphans.bpmn")]}, content_type="multipart/form-data"
+    )
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and 'id="warnings-title"' in text
     assert '<tr data-element="task_a">' in text and NOBODY in text
-    response = _api(app, runner, "admin1", "POST", "/api/deployments", content_type="multipart/form-data",
-                    data={"file": [(io.BytesIO(diagram('camunda:assignee="ghost"')), "ghost.bpmn")]})
+    response = _api(
+        app,
+        runner,
+        "admin1",
+        "POST",
+        "/api/deployments",
+        content_type="multipart/form-data",
+        data={"file": [(io.BytesIO(diagram('camunda:assignee="ghost"')), "ghost.bpmn")]},
+    )
     assert response.status_code == 201
     [version] = response.get_json()["versions"]
     assert [(w["file"], w["element"], w["name"]) for w in version["warnings"]] == [("ghost.bpmn", "task_a", "Task A")]
@@ -146,8 +172,9 @@ def orphaned(runner: Runner, staff) -> dict[str, str]:  # noqa: F811 - fixtures
     return {t["business_key"]: t["id"] for t in inbox.tasks(runner) if t["element_id"] == "task_a"}
 
 
-def test_admins_list_every_open_task_with_camunda_like_filters(app: Flask, runner: Runner,
-                                                               orphaned: dict[str, str]) -> None:
+def test_admins_list_every_open_task_with_camunda_like_filters(
+    app: Flask, runner: Runner, orphaned: dict[str, str]
+) -> None:
     def ids(query: str, user: str = "admin1") -> list[tuple[str, str]]:
         response = _api(app, runner, user, "GET", f"/api/tasks{query}")
         assert response.status_code == 200, response.get_json()
@@ -166,8 +193,9 @@ def test_admins_list_every_open_task_with_camunda_like_filters(app: Flask, runne
     assert _api(app, runner, "admin1", "GET", "/api/tasks?orphan=maybe").status_code == 400
 
 
-def test_an_admin_claims_and_completes_an_orphan_task_through_the_api(app: Flask, runner: Runner,
-                                                                      orphaned: dict[str, str]) -> None:
+def test_an_admin_claims_and_completes_an_orphan_task_through_the_api(
+    app: Flask, runner: Runner, orphaned: dict[str, str]
+) -> None:
     task_id = orphaned["KH1"]
     assert _api(app, runner, "sales1", "POST", f"/api/tasks/{task_id}/claim").status_code == 403
     claimed = _api(app, runner, "admin1", "POST", f"/api/tasks/{task_id}/claim")
@@ -177,8 +205,9 @@ def test_an_admin_claims_and_completes_an_orphan_task_through_the_api(app: Flask
     assert inbox.task(runner, orphaned["KH2"])["completed_by"] == "admin1"
 
 
-def test_admins_see_orphans_flagged_in_all_tasks_and_give_them_to_anyone(app: Flask, runner: Runner,
-                                                                        orphaned: dict[str, str]) -> None:
+def test_admins_see_orphans_flagged_in_all_tasks_and_give_them_to_anyone(
+    app: Flask, runner: Runner, orphaned: dict[str, str]
+) -> None:
     admin = app.test_client()
     assert admin.login("admin1").status_code == 302
     page = admin.get("/inbox/all?orphan=1").get_data(as_text=True)
@@ -190,8 +219,7 @@ def test_admins_see_orphans_flagged_in_all_tasks_and_give_them_to_anyone(app: Fl
     assert admin.get(f"/inbox/tasks/{orphaned['KH1']}").status_code == 200
 
 
-def test_team_leaders_keep_candidate_only_reassignment(app: Flask, runner: Runner,
-                                                       orphaned: dict[str, str]) -> None:
+def test_team_leaders_keep_candidate_only_reassignment(app: Flask, runner: Runner, orphaned: dict[str, str]) -> None:
     leader = app.test_client()
     assert leader.login("team_leader1").status_code == 302
     assert leader.get("/inbox/all").status_code == 200

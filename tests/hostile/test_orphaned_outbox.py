@@ -6,6 +6,7 @@ the worker is killed with SIGKILL. The virtual clock never moves, so the message
 restarted worker that nobody is sending it any more. Zalo cannot drop a repeat, so the
 message becomes ``unknown`` for an admin, and is never sent again by itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_transports import WAIT, ZaloServer, announce, row, settings_for, wired, zalo  # noqa: F401 - a fixture
+from test_worker_process import wait_for
 
 from runner.outbox import LEASE
 from runner.runtime import Runner
-from test_transports import WAIT, ZaloServer, announce, row, settings_for, wired, zalo  # noqa: F401 - a fixture
-from test_worker_process import wait_for
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -34,15 +35,21 @@ class Workers:
     """``runner worker`` processes on the test's database; any left running are killed at teardown."""
 
     def __init__(self, url: str, settings: dict[str, Any], logs: Path):
-        self.env = {**os.environ, "RUNNER_DATABASE_URL": url, "RUNNER_CLOCK": "virtual", "RUNNER_POLL_SECONDS": "0.2",
-                    **{f"RUNNER_{name.upper()}": str(value) for name, value in settings.items()}}
+        self.env = {
+            **os.environ,
+            "RUNNER_DATABASE_URL": url,
+            "RUNNER_CLOCK": "virtual",
+            "RUNNER_POLL_SECONDS": "0.2",
+            **{f"RUNNER_{name.upper()}": str(value) for name, value in settings.items()},
+        }
         self.logs = logs
         self.procs: list[subprocess.Popen] = []
 
     def start(self) -> subprocess.Popen:
         with open(self.logs / f"worker-{len(self.procs)}.log", "w") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "worker"], env=self.env,
-                                    stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "runner.cli", "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         self.procs.append(proc)
         return proc
 
@@ -65,7 +72,8 @@ def hub(db_url: str, registry, zalo: ZaloServer, tmp_path: Path) -> Iterator[tup
 
 
 def test_a_restarted_worker_settles_a_killed_workers_message_before_its_lease_runs_out(
-        hub: tuple[Runner, Workers], zalo: ZaloServer) -> None:  # noqa: F811
+    hub: tuple[Runner, Workers], zalo: ZaloServer
+) -> None:  # noqa: F811
     runner, workers = hub
     message = announce(runner)
     zalo.hold_next = True

@@ -10,6 +10,7 @@ other sales rep). The customers, each with an instance waiting for ``payment_rec
 The rules under test are ``runner.policy``'s (README, "Who may do what"). To extend the
 matrix, add a row to ``SEES``, ``STARTS`` or ``MESSAGES``.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,20 +20,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_runner
 from flask import Flask
 
 import handlers
-from conftest import make_runner
 from runner import crm, db, inbox, policy, scripting, users
-from runner.domain import Order, ROLES
+from runner.domain import ROLES, Order
 from runner.errors import DeploymentInvalid, Forbidden, Invalid, NotFound
 from runner.runtime import Runner
 from tests.webapp import WebClient, add_user, app, auth_clock  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).parent.parent.parent
 MESSAGES_BPMN = ROOT / "tests" / "bpmn" / "runtime" / "messages.bpmn"
-CUSTOMERS = {"OWN": {"owner": "sales1"}, "OTHER": {"owner": "sales2"}, "FREE": {},
-             "POST": {"owner": "sales2", "teacher": "teacher1"}, "PAID": {"owner": "sales2"}}
+CUSTOMERS = {
+    "OWN": {"owner": "sales1"},
+    "OTHER": {"owner": "sales2"},
+    "FREE": {},
+    "POST": {"owner": "sales2", "teacher": "teacher1"},
+    "PAID": {"owner": "sales2"},
+}
 ALL = tuple(CUSTOMERS)
 # role -> the customers its user sees; every other customer is a 404 for them.
 SEES: dict[str, tuple[str, ...]] = {
@@ -85,10 +91,24 @@ MESSAGES = [
     ("admin", "lead_created", "FREE", 200),
 ]
 # What each shipped process needs at its start (its first timers read them).
-START_DATA = {"care_month": {"care_due_at": "2027-01-05T09:00:00+07:00"},
-              "renewal": {"contract_end": "2027-06-30T00:00:00+07:00"}}
-RESERVED_SAMPLES = ["true", "false", "null", "now", "local_now", "currentUser", "len", "juel_empty", "date",
-                    "range", "add_months", "__builtins__"]
+START_DATA = {
+    "care_month": {"care_due_at": "2027-01-05T09:00:00+07:00"},
+    "renewal": {"contract_end": "2027-06-30T00:00:00+07:00"},
+}
+RESERVED_SAMPLES = [
+    "true",
+    "false",
+    "null",
+    "now",
+    "local_now",
+    "currentUser",
+    "len",
+    "juel_empty",
+    "date",
+    "range",
+    "add_months",
+    "__builtins__",
+]
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +125,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
         crm.seed_lists(s)
         for key, fields in CUSTOMERS.items():
             crm.add_customer(s, key, f"Khách hàng {key}", now=built.now(), **fields)
-        s.add(Order(customer_id="PAID", package="Gói chuẩn", amount=12_000_000, status="pending",
-                    created_at=built.now()))
+        s.add(
+            Order(customer_id="PAID", package="Gói chuẩn", amount=12_000_000, status="pending", created_at=built.now())
+        )
     instances = {key: built.start_instance("await_payment", key) for key in CUSTOMERS}
     built.start_instance("care_month", "POST", START_DATA["care_month"])
     built.db.engine.dispose()  # NOTE: the last connection closed checkpoints the WAL into the file
@@ -148,8 +169,12 @@ class Caller:
 
 def _reads(customer: str, instance_id: str) -> dict[str, str]:
     """Every read of a customer's data: the 360° page, its API, an instance's history and its diagram."""
-    return {"customer page": f"/customers/{customer}", "customer API": f"/api/customers/{customer}",
-            "instance API": f"/api/instances/{instance_id}", "instance diagram": f"/instances/{instance_id}/diagram"}
+    return {
+        "customer page": f"/customers/{customer}",
+        "customer API": f"/api/customers/{customer}",
+        "instance API": f"/api/instances/{instance_id}",
+        "instance diagram": f"/instances/{instance_id}/diagram",
+    }
 
 
 @pytest.mark.parametrize("role", sorted(SEES))
@@ -164,8 +189,7 @@ def test_who_sees_which_customer(app: Flask, runner: Runner, company: dict[str, 
 
 
 @pytest.mark.parametrize("role", sorted(SEES))
-def test_lists_show_only_the_customers_one_sees(app: Flask, runner: Runner, company: dict[str, str],
-                                                role: str) -> None:
+def test_lists_show_only_the_customers_one_sees(app: Flask, runner: Runner, company: dict[str, str], role: str) -> None:
     caller = Caller(app, runner, f"{role}1")
     listed = caller.api.get("/api/instances?process_key=await_payment", headers=caller.headers).get_json()
     assert sorted(i["business_key"] for i in listed["instances"]) == sorted(SEES[role])
@@ -178,12 +202,14 @@ def test_every_demo_role_is_in_the_matrix() -> None:
 
 
 @pytest.mark.parametrize("role,process_key,customer,status", STARTS)
-def test_who_may_start_which_process_for_which_customer(app: Flask, runner: Runner, company: dict[str, str],
-                                                        role: str, process_key: str, customer: str,
-                                                        status: int) -> None:
+def test_who_may_start_which_process_for_which_customer(
+    app: Flask, runner: Runner, company: dict[str, str], role: str, process_key: str, customer: str, status: int
+) -> None:
     before = len(inbox.instances(runner, process_key=process_key))
-    response = Caller(app, runner, f"{role}1").post("/api/instances", {
-        "process_key": process_key, "business_key": customer, "data": START_DATA.get(process_key, {})})
+    response = Caller(app, runner, f"{role}1").post(
+        "/api/instances",
+        {"process_key": process_key, "business_key": customer, "data": START_DATA.get(process_key, {})},
+    )
     assert response.status_code == status, response.get_json()
     assert len(inbox.instances(runner, process_key=process_key)) == before + (status == 201)
     if status == 403:
@@ -191,8 +217,9 @@ def test_who_may_start_which_process_for_which_customer(app: Flask, runner: Runn
 
 
 @pytest.mark.parametrize("role,name,customer,status", MESSAGES)
-def test_who_may_send_which_message(app: Flask, runner: Runner, company: dict[str, str], role: str, name: str,
-                                    customer: str, status: int) -> None:
+def test_who_may_send_which_message(
+    app: Flask, runner: Runner, company: dict[str, str], role: str, name: str, customer: str, status: int
+) -> None:
     before = inbox.history(runner, business_key=customer, events=["message.correlated", "instance.started"])
     response = Caller(app, runner, f"{role}1").post("/api/messages", {"name": name, "business_key": customer})
     assert response.status_code == status, response.get_json()
@@ -201,11 +228,14 @@ def test_who_may_send_which_message(app: Flask, runner: Runner, company: dict[st
 
 
 @pytest.mark.parametrize("name", RESERVED_SAMPLES)
-def test_start_and_message_data_cannot_shadow_expression_names(app: Flask, runner: Runner,
-                                                               company: dict[str, str], name: str) -> None:
+def test_start_and_message_data_cannot_shadow_expression_names(
+    app: Flask, runner: Runner, company: dict[str, str], name: str
+) -> None:
     caller = Caller(app, runner, "admin1")
-    for path, body in (("/api/instances", {"process_key": "await_payment", "business_key": "OWN"}),
-                       ("/api/messages", {"name": "payment_received", "business_key": "OWN"})):
+    for path, body in (
+        ("/api/instances", {"process_key": "await_payment", "business_key": "OWN"}),
+        ("/api/messages", {"name": "payment_received", "business_key": "OWN"}),
+    ):
         response = caller.post(path, {**body, "data": {name: 1, "fine": 2}})
         assert response.status_code == 422 and repr(name) in response.get_json()["detail"], response.get_json()
     assert len(inbox.instances(runner, business_key="OWN")) == 1
@@ -220,9 +250,9 @@ def test_every_reserved_name_is_refused_by_the_runner_itself(runner: Runner, com
             runner.correlate("payment_received", "OWN", {name: 1})
 
 
-def test_the_cli_applies_the_permissions_of_the_staff_member_it_acts_as(runner: Runner, company: dict[str, str],
-                                                                       monkeypatch: pytest.MonkeyPatch,
-                                                                       capsys: pytest.CaptureFixture) -> None:
+def test_the_cli_applies_the_permissions_of_the_staff_member_it_acts_as(
+    runner: Runner, company: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     from runner.cli import main
 
     monkeypatch.setenv("RUNNER_DATABASE_URL", runner.settings.database_url)
@@ -244,7 +274,6 @@ def test_a_person_outside_the_policy_is_forbidden_at_the_runner(runner: Runner, 
         runner.correlate("payment_received", "OWN", person=policy.Person.of("accountant1", ["accountant"]))
 
 
-
 def test_every_shipped_process_names_who_may_start_it() -> None:
     for path in sorted((ROOT / "processes").glob("*.bpmn")):
         xml = path.read_text(encoding="utf-8")
@@ -253,7 +282,10 @@ def test_every_shipped_process_names_who_may_start_it() -> None:
 
 
 def test_a_starter_list_given_as_an_expression_is_refused_at_deploy(runner: Runner) -> None:
-    xml = (ROOT / "tests" / "bpmn" / "hostile" / "race.bpmn").read_bytes().replace(
-        b'isExecutable="true"', b'isExecutable="true" camunda:candidateStarterGroups="${starters}"')
+    xml = (
+        (ROOT / "tests" / "bpmn" / "hostile" / "race.bpmn")
+        .read_bytes()
+        .replace(b'isExecutable="true"', b'isExecutable="true" camunda:candidateStarterGroups="${starters}"')
+    )
     with pytest.raises(DeploymentInvalid, match="candidateStarterGroups must list names"):
         runner.deploy({"race.bpmn": xml})

@@ -5,6 +5,7 @@ A barrier starts both at once; what wins is up to the database. Whatever the ord
 rules hold: a claim and a completion by someone else never both succeed, and of two
 completions exactly one does, once.
 """
+
 from __future__ import annotations
 
 import threading
@@ -14,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import make_runner
+
 from runner import inbox, users
 from runner.errors import Conflict
 from runner.runtime import Runner
@@ -79,8 +80,10 @@ def test_a_claim_racing_someone_elses_completion_never_both_succeed(any_runner: 
     counts = {"claim won": 0, "completion won": 0}
     with second_runner(any_runner) as other:
         for instance_id, task_id in _start_rounds(any_runner, ROUNDS):
-            claimed, completed = race(lambda: any_runner.claim_task(task_id, "linh", SALES),
-                                      lambda: other.complete_task_as(task_id, {"note": "xong"}, "hung", SALES))
+            claimed, completed = race(
+                lambda: any_runner.claim_task(task_id, "linh", SALES),
+                lambda: other.complete_task_as(task_id, {"note": "xong"}, "hung", SALES),
+            )
             assert [claimed, completed].count("ok") == 1, (claimed, completed)
             task = inbox.task(any_runner, task_id)
             if claimed == "ok":
@@ -124,8 +127,10 @@ def test_two_people_completing_one_task_one_wins_and_it_is_done_once(any_runner:
         add_user(any_runner, name, SALES)
     with second_runner(any_runner) as other:
         for instance_id, task_id in _start_rounds(any_runner, ROUNDS):
-            outcomes = race(lambda: any_runner.complete_task_as(task_id, {"note": "linh"}, "linh", SALES),
-                            lambda: other.complete_task_as(task_id, {"note": "hung"}, "hung", SALES))
+            outcomes = race(
+                lambda: any_runner.complete_task_as(task_id, {"note": "linh"}, "linh", SALES),
+                lambda: other.complete_task_as(task_id, {"note": "hung"}, "hung", SALES),
+            )
             assert outcomes.count("ok") == 1, outcomes
             winner = ("linh", "hung")[outcomes.index("ok")]
             [loser] = [o for o in outcomes if o != "ok"]
@@ -146,7 +151,8 @@ def test_the_loser_is_told_who_has_the_task_on_the_web_and_in_the_api(app, runne
     page = web.post(f"/inbox/tasks/{task_id}/complete", data={"note": "xong"}, follow_redirects=True)
     assert "Việc “Duyệt” đã được linh nhận." in page.get_data(as_text=True)
     token = users.issue_token(runner, "hung", label="race")
-    api = app.test_client().post(f"/api/tasks/{task_id}/complete", json={"data": {"note": "xong"}},
-                                 headers={"Authorization": f"Bearer {token}"})
+    api = app.test_client().post(
+        f"/api/tasks/{task_id}/complete", json={"data": {"note": "xong"}}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert api.status_code == 409 and "claimed by linh" in api.get_json()["detail"]
     assert _completions(runner, instance_id) == []

@@ -10,6 +10,7 @@ Each row is ``(pattern, data, expected, fragment)``:
 Texts with a newline are scripts, the others expressions. Time budgets run on a clock that
 moves one second per reading, so a breach needs no real waiting and is exact.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,7 @@ from runner.errors import BudgetExceeded, ExpressionInvalid
 
 TIME = "exceeded its time budget of 2 s"
 SIZE = "exceeded its size budget"
-BIG = 10 ** 10
+BIG = 10**10
 
 ROWS: list[tuple[str, dict[str, Any], str, str]] = [
     # --- the interpreter's internals ----------------------------------------------------------
@@ -75,10 +76,18 @@ ROWS: list[tuple[str, dict[str, Any], str, str]] = [
     ("(x for x in [1]).gi_code", {}, "check", "access to attribute 'gi_code' is not allowed"),
     ("g.gi_yieldfrom", {}, "check", "access to attribute 'gi_yieldfrom' is not allowed"),
     ("e.tb_frame.f_globals", {}, "check", "access to attribute 'tb_frame' is not allowed"),
-    ("try:\n    1 / 0\nexcept Exception as e:\n    t = e.__traceback__", {}, "check",
-     "dunder attribute '__traceback__'"),
-    ("try:\n    1 / 0\nexcept Exception as e:\n    t = e.with_traceback(None).tb_next", {}, "check",
-     "access to attribute 'tb_next' is not allowed"),
+    (
+        "try:\n    1 / 0\nexcept Exception as e:\n    t = e.__traceback__",
+        {},
+        "check",
+        "dunder attribute '__traceback__'",
+    ),
+    (
+        "try:\n    1 / 0\nexcept Exception as e:\n    t = e.with_traceback(None).tb_next",
+        {},
+        "check",
+        "access to attribute 'tb_next' is not allowed",
+    ),
     # --- statements a script may not use -------------------------------------------------------
     ("import os\n", {}, "check", "import is not allowed"),
     ("from os import path\n", {}, "check", "import is not allowed"),
@@ -113,7 +122,7 @@ ROWS: list[tuple[str, dict[str, Any], str, str]] = [
     ("while 1:\n    x = 1\n    for i in []:\n        break", {}, "check", "a 'while' loop whose condition"),
     # --- budgets that only a run can see ---------------------------------------------------------
     ("10 ** int('100000000')", {}, "budget", f"{SIZE}: a power with about 100,000,001 digits"),
-    ("a ** a", {"a": 10 ** 6}, "budget", f"{SIZE}: a power with about"),
+    ("a ** a", {"a": 10**6}, "budget", f"{SIZE}: a power with about"),
     ("'a' * n", {"n": BIG}, "budget", f"{SIZE}: a repetition of str"),
     ("[0] * n", {"n": BIG}, "budget", f"{SIZE}: a repetition of list"),
     ("n * 'a'", {"n": BIG}, "budget", f"{SIZE}: a repetition of str"),
@@ -122,13 +131,13 @@ ROWS: list[tuple[str, dict[str, Any], str, str]] = [
     ("f'{x:>{n}}'", {"x": 1, "n": BIG}, "budget", f"{SIZE}: an f-string field"),
     ("s.ljust(n)", {"s": "a", "n": BIG}, "budget", f"{SIZE}: str.ljust"),
     ("s.center(n)", {"s": "a", "n": BIG}, "budget", f"{SIZE}: str.center"),
-    ("'ab'.replace('', s)", {"s": "x" * 10 ** 6}, "budget", f"{SIZE}: str.replace"),
-    ("','.join([s] * 100)", {"s": "x" * 10 ** 6}, "budget", f"{SIZE}: str.join"),
-    ("''.join(s for _ in range(100))", {"s": "x" * 10 ** 6}, "budget", f"{SIZE}: str.join"),
+    ("'ab'.replace('', s)", {"s": "x" * 10**6}, "budget", f"{SIZE}: str.replace"),
+    ("','.join([s] * 100)", {"s": "x" * 10**6}, "budget", f"{SIZE}: str.join"),
+    ("''.join(s for _ in range(100))", {"s": "x" * 10**6}, "budget", f"{SIZE}: str.join"),
     ("'%(a)010000000000d' % {'a': 1}", {}, "budget", f"{SIZE}: a %-formatted field"),
     ("'%% *s' % ()", {}, "run-ok", "% *s"),
     ("f'{x:099999999}'", {"x": 1}, "budget", f"{SIZE}: an f-string field"),
-    ("list(range(n))", {"n": 10 ** 7}, "run", "range of more than 1000000 elements is not allowed"),
+    ("list(range(n))", {"n": 10**7}, "run", "range of more than 1000000 elements is not allowed"),
     ("list(map(list, [range(10 ** 6)] * 100))", {}, "budget", f"{SIZE}: large values adding up"),
     ("sum([[0] * 10 ** 6] * 100, [])", {}, "budget", f"{SIZE}: a concatenation of list"),
     ("sum(1 for a in range(10 ** 6) for b in range(10 ** 6))", {}, "budget", TIME),
@@ -136,10 +145,18 @@ ROWS: list[tuple[str, dict[str, Any], str, str]] = [
     ("sorted(range(10 ** 6), key=lambda x: x % 7)", {}, "budget", TIME),
     ("x = 0\nwhile x >= 0:\n    x += 1", {}, "budget", TIME),
     ("while True:\n    x = 1\n    if x == 2:\n        break", {}, "budget", TIME),
-    ("while True:\n    try:\n        if x == 2:\n            break\n    except Exception:\n        pass",
-     {"x": 1}, "budget", TIME),
-    ("while True:\n    try:\n        if x == 2:\n            break\n    except:\n        pass",
-     {"x": 1}, "budget", TIME),
+    (
+        "while True:\n    try:\n        if x == 2:\n            break\n    except Exception:\n        pass",
+        {"x": 1},
+        "budget",
+        TIME,
+    ),
+    (
+        "while True:\n    try:\n        if x == 2:\n            break\n    except:\n        pass",
+        {"x": 1},
+        "budget",
+        TIME,
+    ),
     ("def f(n):\n    return f(n - 1) + f(n - 1) if n else 1\nr = f(60)", {}, "budget", TIME),
     ("s = 'x'\nfor i in range(64):\n    s = s + s", {}, "budget", f"{SIZE}: a concatenation of str"),
     ("s = 'x'\nfor i in range(64):\n    s += s", {}, "budget", f"{SIZE}: a concatenation of str"),
@@ -206,8 +223,9 @@ def test_a_time_breach_is_seen_within_a_few_checks() -> None:
 def test_a_breach_leaves_the_data_untouched_and_the_next_evaluation_runs() -> None:
     data = {"items": [1, 2]}
     with pytest.raises(BudgetExceeded):
-        expressions.execute("items.append(3)\n" + "x = 0\nwhile x >= 0:\n    x += 1", data,
-                            Limits(timeout=2.0, clock=SteppingClock()))
+        expressions.execute(
+            "items.append(3)\n" + "x = 0\nwhile x >= 0:\n    x += 1", data, Limits(timeout=2.0, clock=SteppingClock())
+        )
     assert data == {"items": [1, 2]}
     assert expressions.execute("total = sum(items)", data) == {"items": [1, 2], "total": 3}
 
@@ -229,12 +247,16 @@ def test_scripts_still_use_list_and_dict_as_types_and_constructors() -> None:
 
 # --- datetime parsing inside expressions (it imports _strptime lazily) ------------------------------------
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("datetime.strptime(s, '%d/%m/%Y')", datetime(2026, 12, 7)),
-    ("datetime.strptime(s, '%d/%m/%Y').date()", date(2026, 12, 7)),
-    ("date.fromisoformat('2026-12-07')", date(2026, 12, 7)),
-    ("datetime.fromisoformat('2026-12-07T08:30')", datetime(2026, 12, 7, 8, 30)),
-])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("datetime.strptime(s, '%d/%m/%Y')", datetime(2026, 12, 7)),
+        ("datetime.strptime(s, '%d/%m/%Y').date()", date(2026, 12, 7)),
+        ("date.fromisoformat('2026-12-07')", date(2026, 12, 7)),
+        ("datetime.fromisoformat('2026-12-07T08:30')", datetime(2026, 12, 7, 8, 30)),
+    ],
+)
 def test_dates_can_be_parsed_in_expressions(text: str, expected: object) -> None:
     assert expressions.evaluate(text, {"s": "07/12/2026"}) == expected
 

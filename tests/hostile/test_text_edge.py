@@ -7,6 +7,7 @@ customer's page still shows (a stored lone surrogate used to break it for every 
 The rows are data: add a hostile text to ``HOSTILE`` (refused everywhere) or ``ID_ONLY``
 (refused in ids and keys), an operation to ``RUNNER_OPERATIONS``, a route to ``WEB_ROUTES``.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from runtime_helpers import fixture, row_counts
 from sqlalchemy import func, select
 
 import handlers
@@ -25,7 +27,6 @@ from runner.domain import Note, Staff
 from runner.errors import Invalid
 from runner.runtime import Runner
 from runner.settings import Settings
-from runtime_helpers import fixture, row_counts
 from tests.webapp import PASSWORD, WebClient, add_user
 from web import create_app
 
@@ -63,12 +64,17 @@ RUNNER_OPERATIONS = [
     Operation("start.data_key", "start data key", lambda r, c, v: r.start_instance("order", "KH1", {v: 1})),
     Operation("correlate.message", "message_name", lambda r, c, v: r.correlate(v, "KH1")),
     Operation("correlate.business_key", "business_key", lambda r, c, v: r.correlate("payment_received", v)),
-    Operation("correlate.data", "message data.amount",
-              lambda r, c, v: r.correlate("payment_received", "KH1", {"amount": v}), False),
+    Operation(
+        "correlate.data",
+        "message data.amount",
+        lambda r, c, v: r.correlate("payment_received", "KH1", {"amount": v}),
+        False,
+    ),
     Operation("complete.task_id", "task_id", lambda r, c, v: r.complete_task(v, {})),
     Operation("complete.form_value", "note", lambda r, c, v: r.complete_task(c["task"], {"note": v}), False),
-    Operation("complete.passthrough", "comment", lambda r, c, v: r.complete_task(c["bare_task"], {"comment": v}),
-              False),
+    Operation(
+        "complete.passthrough", "comment", lambda r, c, v: r.complete_task(c["bare_task"], {"comment": v}), False
+    ),
     Operation("claim.task_id", "task_id", lambda r, c, v: r.claim_task(v, "sales1", ["sales"])),
     Operation("claim.user", "user", lambda r, c, v: r.claim_task(c["task"], v, ["sales"])),
     Operation("reassign.user", "user", lambda r, c, v: r.reassign_task(c["task"], v, "sales1")),
@@ -78,8 +84,11 @@ RUNNER_OPERATIONS = [
     Operation("user.full_name", "full_name", lambda r, c, v: users.create_user(r, "lan", v, ["sales"])),
 ]
 
-RUNNER_ROWS = [pytest.param(op, text, reason, id=f"{op.name}-{row}")
-               for op in RUNNER_OPERATIONS for row, text, reason in HOSTILE + (ID_ONLY if op.key else [])]
+RUNNER_ROWS = [
+    pytest.param(op, text, reason, id=f"{op.name}-{row}")
+    for op in RUNNER_OPERATIONS
+    for row, text, reason in HOSTILE + (ID_ONLY if op.key else [])
+]
 
 
 def _counts(runner: Runner) -> dict[str, int]:
@@ -114,14 +123,20 @@ def world(request, tmp_path_factory) -> Iterator[dict[str, Any]]:
         instance = runner.start_instance("order", "KH1")
         bare = runner.start_instance("setup", "KH1")
         tasks = {t["element_id"]: t["id"] for t in inbox.tasks(runner, business_key="KH1")}
-        yield {"runner": runner, "task": tasks["Activity_review"], "bare_task": tasks["accounts"], "instance": instance,
-               "bare_instance": bare}
+        yield {
+            "runner": runner,
+            "task": tasks["Activity_review"],
+            "bare_task": tasks["accounts"],
+            "instance": instance,
+            "bare_instance": bare,
+        }
         runner.db.engine.dispose()
 
 
 @pytest.mark.parametrize(("op", "text", "reason"), RUNNER_ROWS)
-def test_the_runner_refuses_unstorable_text_naming_the_field(world: dict[str, Any], op: Operation, text: str,
-                                                             reason: str) -> None:
+def test_the_runner_refuses_unstorable_text_naming_the_field(
+    world: dict[str, Any], op: Operation, text: str, reason: str
+) -> None:
     runner = world["runner"]
     before = _counts(runner)
     with pytest.raises(Invalid) as caught:
@@ -137,8 +152,9 @@ def test_the_runner_refuses_unstorable_text_naming_the_field(world: dict[str, An
 def web(world: dict[str, Any]) -> dict[str, Any]:
     """The app over the module's runner: an API token and a signed-in browser session."""
     runner = world["runner"]
-    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "RUNNER": runner,
-                      "RUNNER_SETTINGS": runner.settings})
+    app = create_app(
+        {"TESTING": True, "SECRET_KEY": "test-secret", "RUNNER": runner, "RUNNER_SETTINGS": runner.settings}
+    )
     app.test_client_class = WebClient
     browser = app.test_client()
     assert browser.login("sales1", PASSWORD).status_code == 302
@@ -158,41 +174,67 @@ WEB_ROUTES: list[tuple[str, str, Callable[[dict[str, Any], str], tuple[str, str,
     ("web.customer_path", "customer_id", lambda w, v: ("browser", "GET", f"/customers/{quote(v)}", {})),
     ("web.board_owner", "owner", lambda w, v: ("browser", "GET", f"/boards/sales?owner={quote(v)}", {})),
     ("web.note_form", "text", lambda w, v: ("browser", "POST", "/customers/KH1/notes", {"data": {"text": v}})),
-    ("web.reassign_form", "to", lambda w, v: ("browser", "POST", f"/inbox/tasks/{w['task']}/reassign",
-                                              {"data": {"to": v}})),
-    ("web.admin_user_form", "full_name", lambda w, v: ("browser", "POST", "/admin/users",
-                                                       {"data": {"username": "lan", "full_name": v,
-                                                                 "roles": "sales", "password": PASSWORD}})),
+    (
+        "web.reassign_form",
+        "to",
+        lambda w, v: ("browser", "POST", f"/inbox/tasks/{w['task']}/reassign", {"data": {"to": v}}),
+    ),
+    (
+        "web.admin_user_form",
+        "full_name",
+        lambda w, v: (
+            "browser",
+            "POST",
+            "/admin/users",
+            {"data": {"username": "lan", "full_name": v, "roles": "sales", "password": PASSWORD}},
+        ),
+    ),
 ]
 # Lone surrogates cannot travel in a URL or a form (they are not UTF-8); JSON escapes carry them.
 JSON_ROUTES: list[tuple[str, str, Callable[[dict[str, Any], str], tuple[str, dict[str, Any]]]]] = [
-    ("api.start_business_key", "business_key",
-     lambda w, v: ("/api/instances", {"process_key": "order", "business_key": v})),
+    (
+        "api.start_business_key",
+        "business_key",
+        lambda w, v: ("/api/instances", {"process_key": "order", "business_key": v}),
+    ),
     ("api.start_process_key", "process_key", lambda w, v: ("/api/instances", {"process_key": v})),
     ("api.start_data", "data.note", lambda w, v: ("/api/instances", {"process_key": "order", "data": {"note": v}})),
     ("api.message_name", "name", lambda w, v: ("/api/messages", {"name": v, "business_key": "KH1"})),
-    ("api.message_data", "data.amount",
-     lambda w, v: ("/api/messages", {"name": "payment_received", "business_key": "KH1", "data": {"amount": v}})),
+    (
+        "api.message_data",
+        "data.amount",
+        lambda w, v: ("/api/messages", {"name": "payment_received", "business_key": "KH1", "data": {"amount": v}}),
+    ),
     ("api.complete_data", "data.note", lambda w, v: (f"/api/tasks/{w['task']}/complete", {"data": {"note": v}})),
 ]
 # (row id, text, what the refusal says, only in path parameters): a query or form value may
 # hold control characters (the runner refuses them where they are ids), never a NUL.
-URL_TEXTS = [("nul", "KH\x001", "NUL", False), ("escape", "KH\x1b1", "control character", True),
-             ("too_long", "K" * 300, "at most 200", True)]
-URL_ROWS = [pytest.param(field, build, text, reason, id=f"{route}-{row}")
-            for route, field, build in WEB_ROUTES for row, text, reason, path_only in URL_TEXTS
-            if route.endswith("_path") or not path_only]
+URL_TEXTS = [
+    ("nul", "KH\x001", "NUL", False),
+    ("escape", "KH\x1b1", "control character", True),
+    ("too_long", "K" * 300, "at most 200", True),
+]
+URL_ROWS = [
+    pytest.param(field, build, text, reason, id=f"{route}-{row}")
+    for route, field, build in WEB_ROUTES
+    for row, text, reason, path_only in URL_TEXTS
+    if route.endswith("_path") or not path_only
+]
 
 
 def _send(web: dict[str, Any], client: str, method: str, path: str, kwargs: dict[str, Any]):
     headers = {"Authorization": f"Bearer {web['token']}"} if client == "api" else {}
-    return web[client].open(path, method=method, headers=headers, **kwargs) if method == "GET" or client == "api" \
+    return (
+        web[client].open(path, method=method, headers=headers, **kwargs)
+        if method == "GET" or client == "api"
         else web[client].post(path, **kwargs)
+    )
 
 
 @pytest.mark.parametrize(("field", "build", "text", "reason"), URL_ROWS)
-def test_hostile_text_in_a_path_query_or_form_is_400_naming_it(world, web, field: str, build, text: str,
-                                                                reason: str) -> None:
+def test_hostile_text_in_a_path_query_or_form_is_400_naming_it(
+    world, web, field: str, build, text: str, reason: str
+) -> None:
     before = _counts(world["runner"])
     response = _send(web, *build(world, text))
     assert response.status_code == 400, (response.status_code, response.get_data(as_text=True)[:300])
@@ -203,12 +245,18 @@ def test_hostile_text_in_a_path_query_or_form_is_400_naming_it(world, web, field
 
 @pytest.mark.parametrize(("route", "field", "build"), JSON_ROUTES, ids=[r[0] for r in JSON_ROUTES])
 @pytest.mark.parametrize(("row", "text", "reason"), HOSTILE, ids=[r[0] for r in HOSTILE])
-def test_hostile_text_in_a_json_body_is_400_naming_the_field(world, web, route: str, field: str, build,
-                                                             row: str, text: str, reason: str) -> None:
+def test_hostile_text_in_a_json_body_is_400_naming_the_field(
+    world, web, route: str, field: str, build, row: str, text: str, reason: str
+) -> None:
     path, body = build(world, text)
     before = _counts(world["runner"])
-    response = web["api"].post(path, data=json.dumps(body), content_type="application/json", csrf=False,
-                               headers={"Authorization": f"Bearer {web['token']}"})
+    response = web["api"].post(
+        path,
+        data=json.dumps(body),
+        content_type="application/json",
+        csrf=False,
+        headers={"Authorization": f"Bearer {web['token']}"},
+    )
     assert response.status_code == 400, response.get_json()
     assert field in response.get_json()["detail"] and reason in response.get_json()["detail"]
     assert _counts(world["runner"]) == before
@@ -241,8 +289,13 @@ BODY_ROWS = [
 def test_non_finite_numbers_and_deep_nesting_in_a_body_are_400(world, web, row: str, raw: str, reason: str) -> None:
     before = _counts(world["runner"])
     body = '{"process_key": "order", "business_key": "KH1", "data": {"x": %s}}' % raw
-    response = web["api"].post("/api/instances", data=body, content_type="application/json", csrf=False,
-                               headers={"Authorization": f"Bearer {web['token']}"})
+    response = web["api"].post(
+        "/api/instances",
+        data=body,
+        content_type="application/json",
+        csrf=False,
+        headers={"Authorization": f"Bearer {web['token']}"},
+    )
     assert response.status_code == 400 and reason in response.get_json()["detail"], response.get_json()
     assert _counts(world["runner"]) == before
 
@@ -261,9 +314,11 @@ DATA_ROWS = [
 def test_the_runner_refuses_data_json_cannot_hold(world, row: str, data: dict[str, Any], field: str) -> None:
     runner = world["runner"]
     before = _counts(runner)
-    for call in (lambda: runner.start_instance("order", "KH1", data),
-                 lambda: runner.correlate("payment_received", "KH1", data),
-                 lambda: runner.complete_task(world["bare_task"], data)):
+    for call in (
+        lambda: runner.start_instance("order", "KH1", data),
+        lambda: runner.correlate("payment_received", "KH1", data),
+        lambda: runner.complete_task(world["bare_task"], data),
+    ):
         with pytest.raises(Invalid) as caught:
             call()
         assert field in str(caught.value), str(caught.value)
@@ -271,13 +326,18 @@ def test_the_runner_refuses_data_json_cannot_hold(world, row: str, data: dict[st
 
 
 # (row id, the text the script turns into a float, refused?)
-SCRIPT_ROWS = [("nan", "nan", True), ("infinity", "inf", True), ("minus_infinity", "-inf", True),
-               ("finite", "1.5", False)]
+SCRIPT_ROWS = [
+    ("nan", "nan", True),
+    ("infinity", "inf", True),
+    ("minus_infinity", "-inf", True),
+    ("finite", "1.5", False),
+]
 
 
 @pytest.mark.parametrize(("row", "kind", "refused"), SCRIPT_ROWS, ids=[r[0] for r in SCRIPT_ROWS])
-def test_a_script_that_leaves_nan_is_an_incident_naming_its_element(any_runner: Runner, row: str, kind: str,
-                                                                    refused: bool) -> None:
+def test_a_script_that_leaves_nan_is_an_incident_naming_its_element(
+    any_runner: Runner, row: str, kind: str, refused: bool
+) -> None:
     any_runner.deploy([HOSTILE_BPMN / "nan_script.bpmn"])
     instance_id = any_runner.start_instance("nan_script", "KH1", {"kind": kind})
     any_runner.advance_clock(__import__("datetime").timedelta(hours=2))
@@ -298,8 +358,9 @@ def test_a_body_over_the_size_limit_is_a_json_413_under_api(runner: Runner) -> N
     assert settings.max_content_length == 1000
     app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "RUNNER": runner, "RUNNER_SETTINGS": settings})
     client = app.test_client()
-    response = client.post("/api/instances", data=json.dumps({"process_key": "x" * 2000}),
-                           content_type="application/json")
+    response = client.post(
+        "/api/instances", data=json.dumps({"process_key": "x" * 2000}), content_type="application/json"
+    )
     assert response.status_code == 413 and response.is_json and response.get_json()["error"]
     small = client.post("/api/instances", data=json.dumps({"process_key": "x"}), content_type="application/json")
     assert small.status_code == 401  # under the limit the request goes on (to the sign-in check)
@@ -336,14 +397,18 @@ def test_the_admin_page_ignores_a_since_no_row_can_have(web) -> None:
 
 # (client, path, multipart field) of the uploads; (row id, file name, what the refusal says)
 UPLOADS = [("browser", "/admin/deploy", "files"), ("api", "/api/deployments", "file")]
-FILE_NAMES = [("nul", "order\x00.bpmn", "NUL"), ("escape", "order\x1b.bpmn", "control character"),
-              ("too_long", "o" * 600 + ".bpmn", "at most 500")]
+FILE_NAMES = [
+    ("nul", "order\x00.bpmn", "NUL"),
+    ("escape", "order\x1b.bpmn", "control character"),
+    ("too_long", "o" * 600 + ".bpmn", "at most 500"),
+]
 
 
 @pytest.mark.parametrize(("client", "path", "field"), UPLOADS)
 @pytest.mark.parametrize(("row", "name", "reason"), FILE_NAMES, ids=[r[0] for r in FILE_NAMES])
-def test_an_uploaded_file_name_the_database_cannot_hold_is_400(world, web, client: str, path: str, field: str,
-                                                               row: str, name: str, reason: str) -> None:
+def test_an_uploaded_file_name_the_database_cannot_hold_is_400(
+    world, web, client: str, path: str, field: str, row: str, name: str, reason: str
+) -> None:
     import io
 
     before = _counts(world["runner"])
@@ -355,7 +420,10 @@ def test_an_uploaded_file_name_the_database_cannot_hold_is_400(world, web, clien
 
 
 def test_an_over_long_instance_id_to_migrate_is_refused_without_repeating_it(world, web) -> None:
-    response = web["browser"].post("/admin/processes/order/versions/1/migration", data={"to": "1", "ids": "i" * 5000},
-                                   headers={"Accept": "application/json"})
+    response = web["browser"].post(
+        "/admin/processes/order/versions/1/migration",
+        data={"to": "1", "ids": "i" * 5000},
+        headers={"Accept": "application/json"},
+    )
     [failure] = response.get_json()["failed"]
     assert failure["error"] == "instance_id: at most 36 characters, got 5000"

@@ -1,4 +1,5 @@
 """The web app's edge: 405 with Allow, 414 for long addresses, security headers, Secure cookies, CSP nonces."""
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,13 @@ def test_a_405_names_the_allowed_methods(client, method: str, path: str, allowed
 
 
 # (path prefix, JSON answer?)
-LONG_URLS = [("/api/instances?business_key=", True), ("/api/instances/", True), ("/customers/?q=", False),
-             ("/inbox/tasks/", False), ("/login?next=/", False)]
+LONG_URLS = [
+    ("/api/instances?business_key=", True),
+    ("/api/instances/", True),
+    ("/customers/?q=", False),
+    ("/inbox/tasks/", False),
+    ("/login?next=/", False),
+]
 
 
 @pytest.mark.parametrize(("prefix", "json"), LONG_URLS)
@@ -48,10 +54,23 @@ def test_an_address_over_the_limit_is_414(client, prefix: str, json: bool) -> No
 
 
 # (path, signed in?)
-PAGES = [("/login", False), ("/healthz", False), ("/api/openapi.json", False), ("/api/instances", False),
-         ("/no/such/page", False), ("/static/app.css", False), ("/inbox/", True), ("/customers/", True),
-         ("/customers/KH1", True), ("/boards/sales", True), ("/calendar/", True), ("/admin/", True),
-         ("/admin/users", True), ("/admin/incidents", True), ("/admin/processes", True)]
+PAGES = [
+    ("/login", False),
+    ("/healthz", False),
+    ("/api/openapi.json", False),
+    ("/api/instances", False),
+    ("/no/such/page", False),
+    ("/static/app.css", False),
+    ("/inbox/", True),
+    ("/customers/", True),
+    ("/customers/KH1", True),
+    ("/boards/sales", True),
+    ("/calendar/", True),
+    ("/admin/", True),
+    ("/admin/users", True),
+    ("/admin/incidents", True),
+    ("/admin/processes", True),
+]
 
 
 @pytest.fixture
@@ -97,15 +116,24 @@ COOKIE_ROWS = [(None, False), ("false", False), ("true", True), ("1", True)]
 
 
 @pytest.mark.parametrize(("value", "secure"), COOKIE_ROWS)
-def test_the_session_cookie_is_secure_when_the_setting_says_so(runner: Runner, staff, value: str | None,
-                                                               secure: bool) -> None:
+def test_the_session_cookie_is_secure_when_the_setting_says_so(
+    runner: Runner, staff, value: str | None, secure: bool
+) -> None:
     env = {} if value is None else {"RUNNER_COOKIE_SECURE": value}
     settings = Settings.from_env(env, database_url=runner.settings.database_url, clock="virtual")
     assert settings.cookie_secure is secure
-    flask_app: Flask = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "RUNNER": runner,
-                                   "RUNNER_SETTINGS": settings, "WTF_CSRF_ENABLED": False})
-    response = flask_app.test_client().post("/login", data={"username": "sales1", "password": PASSWORD},
-                                            base_url="https://crm.example")
+    flask_app: Flask = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "RUNNER": runner,
+            "RUNNER_SETTINGS": settings,
+            "WTF_CSRF_ENABLED": False,
+        }
+    )
+    response = flask_app.test_client().post(
+        "/login", data={"username": "sales1", "password": PASSWORD}, base_url="https://crm.example"
+    )
     cookie = next(v for k, v in response.headers.items() if k == "Set-Cookie" and v.startswith("session="))
     assert ("; Secure" in cookie) is secure
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie

@@ -1,4 +1,5 @@
 """A real worker process stops promptly on SIGTERM while a script runs, and leaves its job due."""
+
 from __future__ import annotations
 
 import os
@@ -33,10 +34,17 @@ def test_sigterm_ends_a_running_script_and_its_job_stays_due(sqlite_url: str, tm
     instance_id = runner.start_instance("budget_job", "KH1")
 
     # The script may run for ten minutes: only the signal can end it in time.
-    env = {**os.environ, "RUNNER_DATABASE_URL": sqlite_url, "RUNNER_CLOCK": "system", "RUNNER_POLL_SECONDS": "0.2",
-           "RUNNER_SCRIPT_TIMEOUT": "600", "WORKER_RAW_DIR": str(tmp_path)}
-    worker = subprocess.Popen([sys.executable, str(WORKERPROC), "work"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "RUNNER_DATABASE_URL": sqlite_url,
+        "RUNNER_CLOCK": "system",
+        "RUNNER_POLL_SECONDS": "0.2",
+        "RUNNER_SCRIPT_TIMEOUT": "600",
+        "WORKER_RAW_DIR": str(tmp_path),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, str(WORKERPROC), "work"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         # The handler notes its call just before the endless script after it starts.
         wait_for(lambda: any(p.read_text() for p in tmp_path.glob("raw-*.log")))

@@ -5,6 +5,7 @@ answer is a refusal naming the file (422, or 413 for a body over the request lim
 harmless deployment: nothing is fetched from the loopback server, no byte of the secret
 file appears in any answer, and nothing answers 500.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from runtime_helpers import row_counts
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
@@ -25,7 +27,6 @@ from runner import users
 from runner.deployment import MAX_FILE_BYTES
 from runner.errors import DeploymentInvalid
 from runner.runtime import Runner
-from runtime_helpers import row_counts
 from tests.webapp import app, auth_clock, client, staff  # noqa: F401 - fixtures
 
 SECRET = "TOPSECRET-4b1d"
@@ -72,39 +73,73 @@ def _deep(depth: int) -> str:
 REFUSED_DOCTYPE = "a DOCTYPE is not allowed"
 # (row id, the file's bytes for a target, a fragment of the refusal or None when it deploys harmlessly)
 ROWS: list[tuple[str, Callable[[Target], bytes], str | None]] = [
-    ("xxe-file-in-text", lambda t: doc(f'\n<!DOCTYPE d [<!ENTITY x SYSTEM "file://{t.secret}">]>',
-                                       text="&x;").encode(), REFUSED_DOCTYPE),
-    ("xxe-file-in-attribute", lambda t: doc(f'\n<!DOCTYPE d [<!ENTITY x SYSTEM "file://{t.secret}">]>',
-                                            name="&x;").encode(), "external entity"),
-    ("xxe-http", lambda t: doc(f'\n<!DOCTYPE d [<!ENTITY x SYSTEM "{t.url}/entity">]>', text="&x;").encode(),
-     REFUSED_DOCTYPE),
-    ("xxe-parameter-entity", lambda t: doc(f'\n<!DOCTYPE d [<!ENTITY % p SYSTEM "{t.url}/p.dtd"> %p;]>').encode(),
-     REFUSED_DOCTYPE),
-    ("external-dtd", lambda t: doc(f'\n<!DOCTYPE bpmn:definitions SYSTEM "{t.url}/bpmn.dtd">').encode(),
-     REFUSED_DOCTYPE),
-    ("external-dtd-file", lambda t: doc(f'\n<!DOCTYPE bpmn:definitions SYSTEM "file://{t.secret}">').encode(),
-     REFUSED_DOCTYPE),
-    ("internal-entity-in-attribute", lambda t: doc('\n<!DOCTYPE d [<!ENTITY n "Named">]>', name="&n;").encode(),
-     REFUSED_DOCTYPE),
+    (
+        "xxe-file-in-text",
+        lambda t: doc(f'\n<!DOCTYPE d [<!ENTITY x SYSTEM "file://{t.secret}">]>', text="&x;").encode(),
+        REFUSED_DOCTYPE,
+    ),
+    (
+        "xxe-file-in-attribute",
+        lambda t: doc(f'\n<!DOCTYPE d [<!ENTITY x SYSTEM "file://{t.secret}">]>', name="&x;").encode(),
+        "external entity",
+    ),
+    (
+        "xxe-http",
+        lambda t: doc(f'\n<!DOCTYPE d [<!ENTITY x SYSTEM "{t.url}/entity">]>', text="&x;").encode(),
+        REFUSED_DOCTYPE,
+    ),
+    (
+        "xxe-parameter-entity",
+        lambda t: doc(f'\n<!DOCTYPE d [<!ENTITY % p SYSTEM "{t.url}/p.dtd"> %p;]>').encode(),
+        REFUSED_DOCTYPE,
+    ),
+    (
+        "external-dtd",
+        lambda t: doc(f'\n<!DOCTYPE bpmn:definitions SYSTEM "{t.url}/bpmn.dtd">').encode(),
+        REFUSED_DOCTYPE,
+    ),
+    (
+        "external-dtd-file",
+        lambda t: doc(f'\n<!DOCTYPE bpmn:definitions SYSTEM "file://{t.secret}">').encode(),
+        REFUSED_DOCTYPE,
+    ),
+    (
+        "internal-entity-in-attribute",
+        lambda t: doc('\n<!DOCTYPE d [<!ENTITY n "Named">]>', name="&n;").encode(),
+        REFUSED_DOCTYPE,
+    ),
     # libxml2 already stops these two at its entity amplification limit, even unexpanded.
     ("billion-laughs", lambda t: doc(_laughs(10), text="&l9;").encode(), "XML is not well formed"),
-    ("quadratic-blowup", lambda t: doc(f'\n<!DOCTYPE d [<!ENTITY a "{"a" * 50_000}">]>',
-                                       text="&a;" * 50_000).encode(), "XML is not well formed"),
+    (
+        "quadratic-blowup",
+        lambda t: doc(f'\n<!DOCTYPE d [<!ENTITY a "{"a" * 50_000}">]>', text="&a;" * 50_000).encode(),
+        "XML is not well formed",
+    ),
     ("deep-nesting", lambda t: doc(inside=_deep(100_000)).encode(), "XML is not well formed"),
     ("huge-file", lambda t: doc(text="x" * (MAX_FILE_BYTES + 1)).encode(), "larger than 5 MB"),
-    ("utf8-declared-latin1-bytes", lambda t: doc(name="Trường é").encode("utf-8").replace(
-        "é".encode(), b"\xe9"), "is not valid UTF-8"),
-    ("utf16-without-declaration", lambda t: doc().split("?>", 1)[1].lstrip().encode("utf-16-le"),
-     "looks like UTF-16"),
+    (
+        "utf8-declared-latin1-bytes",
+        lambda t: doc(name="Trường é").encode("utf-8").replace("é".encode(), b"\xe9"),
+        "is not valid UTF-8",
+    ),
+    ("utf16-without-declaration", lambda t: doc().split("?>", 1)[1].lstrip().encode("utf-16-le"), "looks like UTF-16"),
     ("utf16-bytes-declared-utf8", lambda t: doc().encode("utf-16"), "its XML declaration says 'UTF-8'"),
-    ("unknown-encoding", lambda t: doc().replace('encoding="UTF-8"', 'encoding="x-evil"').encode(),
-     "unknown encoding 'x-evil'"),
+    (
+        "unknown-encoding",
+        lambda t: doc().replace('encoding="UTF-8"', 'encoding="x-evil"').encode(),
+        "unknown encoding 'x-evil'",
+    ),
     ("garbage-bytes", lambda t: bytes(range(256)) * 4, "is not valid UTF-8"),
     ("nul-bytes", lambda t: doc(name="a\x00b").encode(), "XML is not well formed"),
     ("xinclude-file", lambda t: doc(text=f'<xi:include href="file://{t.secret}" parse="text"/>').encode(), None),
     ("xinclude-http", lambda t: doc(extra=f'<xi:include href="{t.url}/include" parse="xml"/>').encode(), None),
-    ("processing-instructions", lambda t: doc(extra='<?xml-stylesheet href="http://x/y.xsl"?>',
-                                              inside="<?evil rm -rf /?>", text="<?php echo 1; ?>").encode(), None),
+    (
+        "processing-instructions",
+        lambda t: doc(
+            extra='<?xml-stylesheet href="http://x/y.xsl"?>', inside="<?evil rm -rf /?>", text="<?php echo 1; ?>"
+        ).encode(),
+        None,
+    ),
 ]
 
 
@@ -161,23 +196,30 @@ def _multipart(field: str, name: str, data: bytes, **fields: str) -> dict[str, A
 def _through_admin_page(flask_app: Flask, name: str, data: bytes) -> tuple[int, str]:
     client = flask_app.test_client()
     assert client.login("admin1").status_code == 302
-    response = client.post("/admin/deploy", csrf=False, **_multipart("files", name, data,
-                                                                     csrf_token=client.csrf_token()))
+    response = client.post(
+        "/admin/deploy", csrf=False, **_multipart("files", name, data, csrf_token=client.csrf_token())
+    )
     return response.status_code, response.get_data(as_text=True)
 
 
 def _through_api(flask_app: Flask, runner: Runner, name: str, data: bytes) -> tuple[int, str]:
     token = users.issue_token(runner, "admin1", label="hostile")
-    response = flask_app.test_client().post("/api/deployments", csrf=False,
-                                            headers={"Authorization": f"Bearer {token}"},
-                                            **_multipart("file", name, data))
+    response = flask_app.test_client().post(
+        "/api/deployments", csrf=False, headers={"Authorization": f"Bearer {token}"}, **_multipart("file", name, data)
+    )
     return response.status_code, response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("row_id,make,refusal", ROWS, ids=[row[0] for row in ROWS])
 def test_hostile_xml_is_refused_or_harmless_on_every_channel(
-        app: Flask, runner: Runner, staff, target, row_id: str,  # noqa: F811 - fixtures
-        make: Callable[[Target], bytes], refusal: str | None) -> None:
+    app: Flask,
+    runner: Runner,
+    staff,
+    target,
+    row_id: str,  # noqa: F811 - fixtures
+    make: Callable[[Target], bytes],
+    refusal: str | None,
+) -> None:
     where, calls = target
     data, name = make(where), f"{row_id}.bpmn"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

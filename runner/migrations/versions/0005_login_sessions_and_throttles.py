@@ -8,6 +8,7 @@ Sessions issued before this revision carried no server-side token, so everyone s
 Revision ID: 0005
 Revises: 0004
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
