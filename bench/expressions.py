@@ -29,7 +29,8 @@ from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
-from runner import expressions, scripting
+from runner.engine import scripting
+from runner.sandbox import expressions
 
 PER_SAMPLE = 2_000
 

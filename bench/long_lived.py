@@ -23,11 +23,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from runner import db, inbox
-from runner.models import Instance
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 from runner.settings import ROOT, Settings
-from runner.storage import make_engine
+from runner.store import schema as db
+from runner.store.database import make_engine
+from runner.store.models import Instance
 
 LOOP = ROOT / "tests" / "bpmn" / "loop.bpmn"
 CHECKPOINTS = (1, 100, 1_000, 10_000)

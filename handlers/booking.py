@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import select
 
 from handlers import HandlerContext, Retry, handler
-from runner import calendar, crm
-from runner.domain import BOOKING_KINDS, BadValue, Booking, Missing, SlotTaken
+from runner.crm import bookings as calendar
+from runner.crm import customers as crm
+from runner.crm.models import BOOKING_KINDS, BadValue, Booking, Missing, SlotTaken
 
 MAX_TRIES = 10  # taken slots replaced in one booking step before it gives up for now
 LEAD_MINUTES = 60  # default notice before a session found for the customer (param lead_minutes)

@@ -14,9 +14,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from handlers import HandlerContext, handler
-from runner import crm
-from runner.domain import BadValue, Contract, Customer, CustomerTag, Missing, Order, Staff
-from runner.storage import savepoint
+from runner.crm import customers as crm
+from runner.crm.models import BadValue, Contract, Customer, CustomerTag, Missing, Order, Staff
+from runner.store.database import savepoint
 
 
 def _customer(ctx: HandlerContext, *, lock: bool = False) -> Customer:

@@ -163,7 +163,7 @@ def known(kind: str, folder: Path = TEMPLATES) -> list[str]:
 
 def _fields() -> dict[str, frozenset[str]]:
     """The keys each record has: those of runner.crm's customer and staff views."""
-    from runner import crm
+    from runner.crm import customers as crm
 
     staff = frozenset(crm.STAFF_VIEW_KEYS)
     return {"customer": frozenset(crm.CUSTOMER_VIEW_KEYS), "owner": staff, "teacher": staff}
@@ -235,7 +235,7 @@ def template_name(params: Mapping[str, Any]) -> str:
 
 def variables(session: Any, customer_id: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
     """What a template of a task sees: the customer, its owner and teacher, and the parameters."""
-    from runner import crm
+    from runner.crm import customers as crm
 
     if not customer_id:
         raise LookupError("the instance has no business key, so there is no customer to write to")

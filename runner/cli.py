@@ -9,10 +9,11 @@ import sys
 from datetime import date, datetime
 from typing import Any
 
-from runner import db, inbox
 from runner.clock import parse_span
 from runner.errors import DeploymentInvalid, RunnerError
+from runner.queries import tasklists as inbox
 from runner.settings import Settings
+from runner.store import schema as db
 
 
 def _json(text: str | None) -> dict[str, Any]:
@@ -35,13 +36,13 @@ def _print(value: Any) -> None:
 
 
 def _runner(settings: Settings):
-    from runner.runtime import Runner
+    from runner.service.runtime import Runner
 
     return Runner(settings)
 
 
 def cmd_db(args, settings: Settings) -> None:
-    from runner import instance
+    from runner import instance_folder as instance
 
     db.upgrade(settings.database_url)
     print(f"database at {settings.database_url} is up to date")
@@ -59,7 +60,8 @@ def cmd_deploy(args, settings: Settings) -> None:
 
 def _person(runner, actor: str):
     """The staff member ``--actor`` names, whose permissions then apply; None for any other label (the operator)."""
-    from runner import policy, users
+    from runner.service import accounts as users
+    from runner.service import policy
 
     found = users.get_user(runner, actor)
     return policy.Person.of(found["username"], found["roles"]) if found else None
@@ -108,7 +110,7 @@ def cmd_run_due(args, settings: Settings) -> None:
 
 
 def cmd_worker(args, settings: Settings) -> None:
-    from runner import scheduler
+    from runner.service import scheduler
 
     scheduler.work(_runner(settings))
 
@@ -135,7 +137,7 @@ def cmd_retry(args, settings: Settings) -> None:
 
 
 def cmd_outbox(args, settings: Settings) -> None:
-    from runner import outbox
+    from runner.service import outbox
 
     runner = _runner(settings)
     if args.action in ("resend", "dismiss"):
@@ -146,7 +148,7 @@ def cmd_outbox(args, settings: Settings) -> None:
 
 
 def cmd_demo(args, settings: Settings) -> None:
-    from runner import demo
+    from runner.crm import demo
 
     demo.run(_runner(settings))
 
@@ -175,7 +177,7 @@ def _password(args) -> str:
 
 
 def cmd_users(args, settings: Settings) -> None:
-    from runner import users
+    from runner.service import accounts as users
 
     runner = _runner(settings)
     if args.action == "list":

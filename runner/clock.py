@@ -52,7 +52,7 @@ def parse_span(text: str) -> timedelta:
     """'3d', '1h30m', '2w' or an ISO 8601 duration such as 'PT30M' → timedelta."""
     text = text.strip()
     if text.upper().startswith("P"):
-        from runner import timeparse
+        from runner.model import timeparse
 
         duration = timeparse.parse_duration(text)
         start = datetime(2000, 1, 1, tzinfo=UTC)

@@ -103,7 +103,7 @@ class Settings:
                 f"RUNNER_SCRIPT_TIMEOUT must be a number of seconds greater than 0, not {settings.script_timeout!r}"
             )
         if not settings.secret_key:
-            from runner import instance
+            from runner import instance_folder as instance
 
             settings = replace(settings, secret_key=instance.read_secret_key(settings))
         if settings.clock not in ("system", "virtual"):

@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 import handlers
-from runner import db
-from runner.runtime import Runner
+from runner.service.runtime import Runner
 from runner.settings import Settings
+from runner.store import schema as db
 
 BPMN = Path(__file__).parent / "bpmn"
 PG_URL = os.environ.get("RUNNER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -22,10 +22,10 @@ from lxml import etree
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
-from runner.bpmn import RunnerParser, normalize
 from runner.clock import FixedClock
 from runner.engine import Engine, JobView, Snapshot, TimerView, UserTaskView
-from runner.storage import WorkflowStore
+from runner.engine.parser import RunnerParser, normalize
+from runner.store.database import WorkflowStore
 
 FIXTURES = Path(__file__).parent / "bpmn" / "engine"
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

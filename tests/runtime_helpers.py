@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from runner import inbox
-from runner.models import (
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
+from runner.store.models import (
     HistoryEvent,
     Incident,
     Instance,
@@ -19,7 +20,6 @@ from runner.models import (
     Timer,
     UserTask,
 )
-from runner.runtime import Runner
 
 RUNTIME = Path(__file__).parent / "bpmn" / "runtime"
 REJECTED = RUNTIME / "rejected"

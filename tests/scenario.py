@@ -22,10 +22,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 import handlers
-from runner import crm, inbox
-from runner.models import ClockRow
-from runner.runtime import Runner
+from runner.crm import customers as crm
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 from runner.settings import Settings
+from runner.store.models import ClockRow
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 START = datetime(2026, 12, 7, 9, 0, tzinfo=TZ)  # a Monday, 09:00 business time

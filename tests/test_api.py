@@ -17,8 +17,10 @@ import schemathesis
 from flask import Flask
 
 import handlers
-from runner import crm, inbox, users
-from runner.runtime import Runner
+from runner.crm import customers as crm
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from runner.settings import Settings
 from tests.webapp import add_user, app, auth_clock, staff  # noqa: F401 - fixtures
 from web import create_app

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from runtime_helpers import REJECTED, fixture, instance_row, only_task, row_counts
 
-from runner import inbox
 from runner.errors import Conflict, DeploymentInvalid, FormInvalid, Invalid, NotFound, Problem
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 
 JAVA = 'is not supported; use camunda:type="external" camunda:topic="<handler topic>"'
 LOOP = "has no gateway; add an exclusive gateway so the loop can be predicted"

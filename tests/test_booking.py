@@ -18,10 +18,13 @@ from sqlalchemy.exc import IntegrityError
 import handlers
 from handlers import HandlerContext
 from handlers import booking as booking_handlers
-from runner import calendar, crm, inbox, jobs
-from runner.domain import BadValue, Booking, BookingSlot, Missing, SlotTaken
+from runner.crm import bookings as calendar
+from runner.crm import customers as crm
+from runner.crm.models import BadValue, Booking, BookingSlot, Missing, SlotTaken
 from runner.errors import Conflict
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service import jobs
+from runner.service.runtime import Runner
 
 DOMAIN = BPMN / "domain"
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from web.bpmn_di import DiagramError, read_diagram
-from web.bpmn_svg import ACTIVE, DONE, INCIDENT, Overlays, heat_colour, render_svg
-from web.bpmn_text import text_width, wrap
+from web.svg.di import DiagramError, read_diagram
+from web.svg.render import ACTIVE, DONE, INCIDENT, Overlays, heat_colour, render_svg
+from web.svg.text import text_width, wrap
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parents[1] / "shared" / "corpus" / "miwg"

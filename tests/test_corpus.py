@@ -10,7 +10,7 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runner.validation import validate  # noqa: E402
+from runner.model.validation import validate  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "miwg"
 FILE_LEVEL = ("XML is not well formed", "unsupported file type")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import DeploymentInvalid
-from runner.models import ProcessVersion
-from runner.runtime import Runner
+from runner.service.runtime import Runner
+from runner.store.models import ProcessVersion
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "miwg"
 FILES = sorted(CORPUS.glob("*.bpmn")) if CORPUS.is_dir() else []

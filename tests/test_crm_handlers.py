@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from handlers import HandlerContext
 from handlers import crm as crm_handlers
-from runner import crm, inbox
-from runner.domain import BadValue, Contract, Customer, Missing, Note, Order, Staff
-from runner.runtime import Runner
+from runner.crm import customers as crm
+from runner.crm.models import BadValue, Contract, Customer, Missing, Note, Order, Staff
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 
 DOMAIN = BPMN / "domain"
 NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)

@@ -12,10 +12,12 @@ from datetime import datetime, timedelta
 import pytest
 
 import handlers
-from runner import calendar, crm, inbox
-from runner import customer_views as views
-from runner.domain import BadValue, Missing
-from runner.runtime import Runner
+from runner.crm import bookings as calendar
+from runner.crm import customers as crm
+from runner.crm import views
+from runner.crm.models import BadValue, Missing
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 from runner.settings import ROOT
 from tests.scenario import START, TZ, add_customer, advance, company, complete, runner_at, start
 

@@ -20,12 +20,17 @@ import pytest
 import sqlalchemy as sa
 
 import handlers
-from runner import calendar, crm, db, demo, inbox, users
 from runner.cli import main
-from runner.demo.company import PLANS, STAFF
-from runner.domain import ROLES, Booking, Customer
-from runner.runtime import Runner
+from runner.crm import bookings as calendar
+from runner.crm import customers as crm
+from runner.crm import demo
+from runner.crm.demo.company import PLANS, STAFF
+from runner.crm.models import ROLES, Booking, Customer
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from runner.settings import ROOT
+from runner.store import schema as db
 from tests.scenario import START, TZ, runner_at
 
 PROCESSES = ROOT / "processes"

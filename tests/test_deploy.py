@@ -9,10 +9,10 @@ from runtime_helpers import RUNTIME, events, fixture, instance_row, only_task, r
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
-from runner import inbox
 from runner.errors import DeploymentInvalid, NotFound
-from runner.models import HistoryEvent, ProcessVersion
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
+from runner.store.models import HistoryEvent, ProcessVersion
 
 DMN = fixture("tier_discount.dmn")
 RULE = fixture("discount_rule.bpmn")

@@ -14,11 +14,12 @@ import pytest
 from lxml import etree
 
 import handlers
-from runner import crm, validation
-from runner.bpmnxml import BPMN_NS, BPMNDI_NS, CAMUNDA_NSS
-from runner.deployment import read_paths
-from runner.domain import ROLES
-from runner.runtime import Runner
+from runner.crm import customers as crm
+from runner.crm.models import ROLES
+from runner.model import validation
+from runner.model.document import BPMN_NS, BPMNDI_NS, CAMUNDA_NSS
+from runner.service.deployment import read_paths
+from runner.service.runtime import Runner
 from runner.settings import ROOT
 
 PROCESSES = ROOT / "processes"

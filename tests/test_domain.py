@@ -10,9 +10,11 @@ import sqlalchemy as sa
 from alembic import command
 from conftest import BPMN
 
-from runner import crm, db, inbox
-from runner.domain import DEFAULT_LISTS, BadValue, Customer, Missing
-from runner.runtime import Runner
+from runner.crm import customers as crm
+from runner.crm.models import DEFAULT_LISTS, BadValue, Customer, Missing
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
+from runner.store import schema as db
 
 DOMAIN = BPMN / "domain"
 NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
@@ -78,8 +80,8 @@ def test_the_schema_matches_the_models(any_runner: Runner) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    import runner.domain  # noqa: F401
-    from runner.models import Base
+    import runner.crm.models  # noqa: F401
+    from runner.store.models import Base
 
     with any_runner.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from runner.engine.scripting import acting_as, evaluate, translate
 from runner.errors import StepFailed
-from runner.scripting import acting_as, evaluate, translate
-from runner.validation import validate
+from runner.model.validation import validate
 from tests.harness import FIXTURES, Harness, mode  # noqa: F401 - mode is a fixture
 
 

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from runner.errors import ExpressionInvalid
-from runner.expressions import (
+from runner.sandbox.expressions import (
     check_expression,
     evaluate,
     execute,

@@ -14,7 +14,7 @@ from lxml import etree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runner.errors import DeploymentInvalid, FormInvalid  # noqa: E402
-from runner.forms import Field, Form, Option, coerce, form_from_dict, parse_form  # noqa: E402
+from runner.model.forms import Field, Form, Option, coerce, form_from_dict, parse_form  # noqa: E402
 
 BPMN_DIR = Path(__file__).parent / "bpmn"
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"

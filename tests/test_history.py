@@ -9,8 +9,8 @@ import pytest
 from runtime_helpers import events, fixture, only_task
 
 from handlers import HandlerContext
-from runner import inbox
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 
 LIFE = [
     "instance.started",

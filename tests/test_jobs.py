@@ -18,11 +18,12 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 import handlers
-from runner import inbox, jobs
 from runner.errors import Conflict, NotFound
-from runner.models import Instance, Job
-from runner.retries import MAX_BACKOFF_SECONDS, compute_backoff, max_tries
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service import jobs
+from runner.service.retries import MAX_BACKOFF_SECONDS, compute_backoff, max_tries
+from runner.service.runtime import Runner
+from runner.store.models import Instance, Job
 
 JOBS = BPMN / "jobs"
 WAIT = 30.0  # seconds a test waits for a handler thread before failing

@@ -24,13 +24,13 @@ from lxml import etree
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
 import handlers
-from runner import inbox
-from runner.bpmn import RunnerParser, normalize
 from runner.clock import FixedClock
 from runner.engine import Engine, Snapshot
-from runner.models import Instance
-from runner.runtime import Runner
-from runner.storage import WorkflowStore
+from runner.engine.parser import RunnerParser, normalize
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
+from runner.store.database import WorkflowStore
+from runner.store.models import Instance
 
 BPMN = Path(__file__).parent / "bpmn"
 LOOP = BPMN / "loop.bpmn"

@@ -15,10 +15,11 @@ import pytest
 from conftest import BPMN, make_runner
 
 from handlers import messages
-from runner import crm, inbox
-from runner.domain import Customer, Staff
+from runner.crm import customers as crm
+from runner.crm.models import Customer, Staff
 from runner.errors import DeploymentInvalid, Invalid, NotFound
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 from runner.settings import Settings
 
 FIXTURES = BPMN / "messaging"

@@ -24,9 +24,10 @@ import pytest
 import workerproc
 from conftest import BPMN, make_runner
 
-from runner import inbox, outbox
 from runner.errors import Conflict, Invalid, NotFound
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service import outbox
+from runner.service.runtime import Runner
 
 JOBS = BPMN / "jobs"
 WORKER = Path(workerproc.__file__)

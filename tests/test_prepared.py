@@ -20,9 +20,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from runner.errors import Conflict
-from runner.models import Timer, UserTask
-from runner.runtime import Runner
-from runner.storage import Prepared, WorkflowStore, insert_row
+from runner.service.runtime import Runner
+from runner.store.database import Prepared, WorkflowStore, insert_row
+from runner.store.models import Timer, UserTask
 
 SAIGON = ZoneInfo("Asia/Ho_Chi_Minh")
 ONE_TIMER = Prepared(

@@ -24,12 +24,14 @@ from test_process_onboarding import (  # noqa: F401 - r is the runner fixture
     train_and_hand_over,
 )
 
-from runner import calendar, crm, inbox
-from runner.domain import Contract, Order
+from runner.crm import bookings as calendar
+from runner.crm import customers as crm
+from runner.crm.models import Contract, Order
 from runner.errors import FormInvalid
-from runner.models import Instance
-from runner.runtime import Runner
-from runner.timeparse import add_months
+from runner.model.timeparse import add_months
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
+from runner.store.models import Instance
 from tests.scenario import (
     TZ,
     advance,

@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy import select
 
 import handlers
-from runner import calendar, inbox
-from runner.domain import Booking, Note
-from runner.runtime import Runner
+from runner.crm import bookings as calendar
+from runner.crm.models import Booking, Note
+from runner.model.timeparse import add_months
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 from runner.settings import ROOT
-from runner.timeparse import add_months
 from tests.scenario import (
     START,
     TZ,

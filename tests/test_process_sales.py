@@ -15,12 +15,12 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from sqlalchemy import select
 
 import handlers
-from runner import validation
-from runner.bpmnxml import BPMN_NS, BPMNDI_NS, CAMUNDA_NSS
 from runner.clock import FixedClock
-from runner.domain import Booking, Order
-from runner.runtime import Runner
-from runner.scripting import RestrictedScriptEngine
+from runner.crm.models import Booking, Order
+from runner.engine.scripting import RestrictedScriptEngine
+from runner.model import validation
+from runner.model.document import BPMN_NS, BPMNDI_NS, CAMUNDA_NSS
+from runner.service.runtime import Runner
 from runner.settings import ROOT
 from tests.scenario import (
     START,

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from runtime_helpers import events, fixture, instance_row, only_task, row_counts
 
-from runner import inbox
 from runner.errors import Conflict, Invalid, NotCorrelated, NotFound
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 
 MESSAGES = fixture("messages.bpmn")
 

@@ -15,10 +15,10 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from runner import inbox
 from runner.errors import Conflict, StepFailed
-from runner.models import Instance, Timer
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
+from runner.store.models import Instance, Timer
 
 
 def restart(runner: Runner) -> Runner:

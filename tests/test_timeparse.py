@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from runner.errors import TimerInvalid
-from runner.timeparse import (
+from runner.model.timeparse import (
     Cycle,
     Duration,
     check,

@@ -28,9 +28,10 @@ import workerproc
 from conftest import make_runner
 from test_messaging import FIXTURES, STARTS, add_people, run
 
-from runner import inbox, outbox
 from runner.errors import Conflict
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service import outbox
+from runner.service.runtime import Runner
 
 TOKEN = "oa-token-123"
 WAIT = 60.0  # seconds a test waits for another thread or process before failing

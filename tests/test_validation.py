@@ -11,7 +11,7 @@ from lxml import etree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runner.errors import DeploymentInvalid, Problem  # noqa: E402
-from runner.validation import validate  # noqa: E402
+from runner.model.validation import validate  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "bpmn" / "validation"
 TOPICS = {"demo.echo", "crm.add_notes"}

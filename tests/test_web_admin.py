@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 import handlers
-from runner import inbox, migration, users
 from runner.errors import Invalid, NotFound
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service import instance_migration as migration
+from runner.service.runtime import Runner
 from runner.settings import Settings
 from tests.webapp import PASSWORD, WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
 from web import create_app

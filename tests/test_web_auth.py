@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask, render_template_string
 
-from runner import users
-from runner.domain import ROLES
-from runner.runtime import Runner
+from runner.crm.models import ROLES
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from tests.webapp import PASSWORD, WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
 from web import create_app
 
@@ -163,7 +163,7 @@ def test_changing_the_password_ends_other_sessions(app: Flask, staff, runner: Ru
 
 
 def test_passwords_are_stored_hashed(runner: Runner, staff) -> None:
-    from runner.users import Account
+    from runner.service.accounts import Account
 
     with runner.db.read() as s:
         stored = s.get(Account, "sales1").password_hash

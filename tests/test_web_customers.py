@@ -17,8 +17,11 @@ from flask import Flask
 from icalendar import Calendar
 
 import handlers
-from runner import calendar, crm, inbox, users
-from runner.runtime import Runner
+from runner.crm import bookings as calendar
+from runner.crm import customers as crm
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from tests.scenario import TZ
 from tests.test_customer_views import SALES_ORDER, company_runner, pipeline
 from tests.webapp import WebClient, add_user, app, auth_clock, client  # noqa: F401 - fixtures

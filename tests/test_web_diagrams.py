@@ -11,10 +11,11 @@ import pytest
 from lxml import etree
 
 import handlers
-from runner import diagrams, inbox
-from runner.diagram_paths import read_graph, taken_path
 from runner.errors import NotFound
-from runner.runtime import Runner
+from runner.model.paths import read_graph, taken_path
+from runner.queries import diagram_state as diagrams
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 from tests.webapp import app, auth_clock, client, staff  # noqa: F401 - fixtures
 
 DIAGRAMS = Path(__file__).parent / "bpmn" / "diagrams"
@@ -258,8 +259,8 @@ def test_a_file_without_diagram_interchange_still_has_a_page(
 
 
 def test_kind_names_are_translated_and_kept_in_step_with_the_renderer(client, staff, journey: Runner) -> None:
-    from web.bpmn_svg import KIND_NAMES
     from web.diagrams import KIND_LABELS
+    from web.svg.render import KIND_NAMES
 
     assert {k: str(v) for k, v in KIND_LABELS.items()} == KIND_NAMES  # outside a request: the msgids
     iid = journey.start_instance("journey", "KH1")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from runner import crm, inbox
-from runner.domain import Note
+from runner.crm import customers as crm
+from runner.crm.models import Note
 from runner.errors import Conflict, Invalid
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 from tests.webapp import WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
 
 WEB = Path(__file__).parent / "bpmn" / "web"

@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from runner import inbox
-from runner.models import Timer
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 from runner.settings import Settings
+from runner.store.models import Timer
 
 LOOP = Path(__file__).parent / "bpmn" / "loop.bpmn"
 

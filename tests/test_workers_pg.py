@@ -22,8 +22,8 @@ import sqlalchemy as sa
 import workerproc
 from conftest import BPMN
 
-from runner import inbox
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 from runner.settings import Settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -25,9 +25,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
-from runner import users
-from runner.domain import ROLES
-from runner.runtime import Runner
+from runner.crm.models import ROLES
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from web import create_app
 
 PASSWORD = "mat-khau-123"

@@ -31,10 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func, select, text  # noqa: E402
 
 import handlers  # noqa: E402
-from runner import outbox, scheduler  # noqa: E402
-from runner.models import Instance, Job, Timer  # noqa: E402
-from runner.runtime import Runner  # noqa: E402
+from runner.service import (
+    outbox,
+    scheduler,  # noqa: E402
+)
+from runner.service.runtime import Runner  # noqa: E402
 from runner.settings import Settings  # noqa: E402
+from runner.store.models import Instance, Job, Timer  # noqa: E402
 
 BLOCKED = "HANDLER-BLOCKED"
 PLAIN_CHANNEL = "plainpost"

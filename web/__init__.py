@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from runner.settings import Settings
 
 if TYPE_CHECKING:
-    from runner.runtime import Runner
+    from runner.service.runtime import Runner
 
 # Registered in this order when the module exists; "api" is exempt from CSRF (bearer tokens).
 BLUEPRINTS = ("auth", "inbox", "customers", "diagrams", "admin", "api")
@@ -78,7 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def _use_secret_key(app: Flask) -> None:
     """Read the settings once and take their secret key; refuse to start without one."""
-    from runner import instance
+    from runner import instance_folder as instance
 
     settings = app.config["RUNNER_SETTINGS"] or Settings.from_env()
     app.config["RUNNER_SETTINGS"] = settings
@@ -97,7 +97,7 @@ def get_runner() -> Runner:
         with _RUNNER_LOCK:
             runner = app.extensions.get("runner")
             if runner is None:
-                from runner.runtime import Runner
+                from runner.service.runtime import Runner
 
                 runner = Runner(app.config["RUNNER_SETTINGS"] or Settings.from_env())
                 app.extensions["runner"] = runner

@@ -15,9 +15,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from runner import inbox, migration, outbox, users
-from runner.deployment import MAX_FILE_BYTES
 from runner.errors import Conflict, DeploymentInvalid, Invalid, NotFound, Problem
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service import instance_migration as migration
+from runner.service import outbox
+from runner.service.deployment import MAX_FILE_BYTES
 from web import NavItem, get_runner
 from web.auth import auth_now, roles_required
 from web.edge import row_number

@@ -14,8 +14,8 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user
 
-from runner import crm, customer_views, inbox
-from runner.deployment import MAX_FILE_BYTES
+from runner.crm import customers as crm
+from runner.crm import views as customer_views
 from runner.errors import (
     Conflict,
     DeploymentInvalid,
@@ -28,7 +28,9 @@ from runner.errors import (
     RunnerError,
     StepFailed,
 )
-from runner.tasks import check_may_complete, is_candidate
+from runner.queries import tasklists as inbox
+from runner.service.deployment import MAX_FILE_BYTES
+from runner.service.tasks import check_may_complete, is_candidate
 from web import get_runner, permissions
 from web.auth import roles_required
 from web.openapi import MAX_ADVANCE, document

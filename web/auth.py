@@ -46,7 +46,8 @@ from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 
-from runner import logins, users
+from runner.service import accounts as users
+from runner.service import logins
 from web import get_runner, safe_path, wants_json
 
 bp = Blueprint("auth", __name__)

@@ -20,9 +20,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from runner import calendar, crm, inbox, users
-from runner import customer_views as views
-from runner.domain import BadValue, Missing
+from runner.crm import bookings as calendar
+from runner.crm import customers as crm
+from runner.crm import views
+from runner.crm.models import BadValue, Missing
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
 from web import NavItem, get_runner, permissions
 from web.auth import roles_required
 

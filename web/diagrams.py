@@ -16,14 +16,14 @@ from lxml import etree
 from markupsafe import Markup
 from werkzeug.routing import BuildError
 
-from runner import diagrams
-from runner.bpmnxml import parse
 from runner.errors import NotFound
+from runner.model.document import parse
+from runner.queries import diagram_state as diagrams
 from web import get_runner, permissions
 from web.auth import roles_required
-from web.bpmn_di import DiagramError
-from web.bpmn_svg import Overlays, heat_colour, render_svg
 from web.i18n import show_datetime
+from web.svg.di import DiagramError
+from web.svg.render import Overlays, heat_colour, render_svg
 
 bp = Blueprint("diagrams", __name__)
 OVERSEERS = ("admin", "team_leader")

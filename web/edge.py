@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import Flask, Response, abort, g, request
 
-from runner import inputs
+from runner.model import inputs
 from runner.settings import Settings
 
 MAX_URL_LENGTH = 4096  # NOTE: gunicorn refuses request lines over 4094 bytes by default; this matches it

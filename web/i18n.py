@@ -23,7 +23,7 @@ from flask import Blueprint, Flask, redirect, request, session, url_for
 from flask_babel import Babel, Domain, format_date, format_datetime, format_timedelta, get_locale
 from flask_login import current_user
 
-from runner import users
+from runner.service import accounts as users
 from runner.settings import Settings
 
 LOCALES = users.LOCALES

@@ -16,10 +16,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from runner import crm, forms, inbox, users
-from runner.domain import Missing
+from runner.crm import customers as crm
+from runner.crm.models import Missing
 from runner.errors import Conflict, FormInvalid, Invalid, NotFound, StepFailed
-from runner.tasks import is_candidate
+from runner.model import forms
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service.tasks import is_candidate
 from web import NavItem, get_runner, taskform
 from web.auth import roles_required
 

@@ -11,8 +11,9 @@ from typing import Any
 from flask import abort
 from flask_login import current_user
 
-from runner import inbox, policy
 from runner.errors import NotFound
+from runner.queries import tasklists as inbox
+from runner.service import policy
 from web import get_runner
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
-from runner import forms
 from runner.errors import FormInvalid
+from runner.model import forms
 
 NOT_FIELDS = ("csrf_token",)
 

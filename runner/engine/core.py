@@ -17,16 +17,16 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from runner import budget, expressions, scripting, timers
-from runner.budget import Limits
 from runner.clock import Clock
-from runner.engine import pruning
+from runner.engine import pruning, scripting, timers
 from runner.engine import snapshot as views
+from runner.engine.scripting import RestrictedScriptEngine
 from runner.engine.snapshot import Snapshot, _element
+from runner.engine.specs import ExternalTask
+from runner.engine.timers import ClockTimer, repeats
 from runner.errors import Conflict, NotFound, RunnerError, StepFailed, caused_by
-from runner.scripting import RestrictedScriptEngine
-from runner.specs import ExternalTask
-from runner.timers import ClockTimer, repeats
+from runner.sandbox import budget, expressions
+from runner.sandbox.budget import Limits
 
 
 class Engine:

@@ -18,10 +18,11 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from runner import expressions, timeparse
+from runner.engine.specs import ExternalTask
+from runner.engine.timers import ClockTimer
 from runner.errors import StepFailed
-from runner.specs import ExternalTask
-from runner.timers import ClockTimer
+from runner.model import timeparse
+from runner.sandbox import expressions
 
 if TYPE_CHECKING:
     from runner.engine.core import Engine

@@ -25,7 +25,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from runner.runtime import Runner
+from runner.service.runtime import Runner
 from tests.webapp import PASSWORD, AuthClock, staff  # noqa: F401 - staff is a fixture for every browser test
 from web import create_app
 

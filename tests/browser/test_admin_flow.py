@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner import inbox
+from runner.queries import tasklists as inbox
 
 ADMIN = Path(__file__).resolve().parent.parent / "bpmn" / "admin"
 

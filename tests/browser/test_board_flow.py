@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 import pytest
 
 import handlers
-from runner import calendar
-from runner import customer_views as views
-from runner.runtime import Runner
+from runner.crm import bookings as calendar
+from runner.crm import views
+from runner.service.runtime import Runner
 from tests.scenario import TZ, settle
 from tests.test_customer_views import company_runner, lead, pipeline
 from tests.webapp import add_user

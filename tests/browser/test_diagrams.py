@@ -9,10 +9,10 @@ import pytest
 from lxml import etree
 
 import handlers
-from runner import inbox
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 from tests.webapp import staff  # noqa: F401 - fixture
-from web.bpmn_svg import render_svg
+from web.svg.render import render_svg
 
 TESTS = Path(__file__).resolve().parents[1]
 CORPUS = TESTS.parents[1] / "shared" / "corpus" / "miwg"

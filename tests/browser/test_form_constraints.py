@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner import inbox
+from runner.queries import tasklists as inbox
 
 FORM = Path(__file__).resolve().parent.parent / "bpmn" / "hostile" / "form_constraints.bpmn"
 

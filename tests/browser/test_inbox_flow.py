@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner import crm, inbox
+from runner.crm import customers as crm
+from runner.queries import tasklists as inbox
 
 LEAD = Path(__file__).resolve().parent.parent / "bpmn" / "web" / "lead.bpmn"
 

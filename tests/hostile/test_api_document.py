@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from runner import inbox, users
-from runner.domain import ROLES
-from runner.runtime import Runner
+from runner.crm.models import ROLES
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from tests.webapp import add_user, app, auth_clock  # noqa: F401 - fixtures
 from web.openapi import document
 

@@ -38,9 +38,11 @@ from schemathesis.engine import events
 from werkzeug.serving import make_server
 
 import handlers
-from runner import crm, inbox, users
-from runner.domain import ROLES
-from runner.runtime import Runner
+from runner.crm import customers as crm
+from runner.crm.models import ROLES
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from tests.webapp import AuthClock, add_user
 from web import create_app
 from web.openapi import document

@@ -23,10 +23,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from runner import instance, users
+from runner import instance_folder as instance
 from runner.cli import main
-from runner.domain import BadValue
-from runner.runtime import Runner
+from runner.crm.models import BadValue
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from runner.settings import Settings
 from tests.webapp import PASSWORD, WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
 from web import create_app

@@ -15,11 +15,12 @@ from xml.sax.saxutils import escape
 import pytest
 
 import handlers
-from runner import inbox, users
 from runner.errors import DeploymentInvalid, Invalid, StepFailed
-from runner.models import Job, Timer
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from runner.settings import Settings
+from runner.store.models import Job, Timer
 from tests.conftest import make_runner
 from tests.webapp import app, auth_clock, client, staff  # noqa: F401 - fixtures
 

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from runner.cli import main
 from runner.errors import DeploymentInvalid
-from runner.models import ProcessVersion
-from runner.runtime import Runner
+from runner.service.runtime import Runner
+from runner.store.models import ProcessVersion
 
 DIAGRAM = """<?xml version="1.0" encoding="{encoding}"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -122,7 +122,7 @@ def test_the_same_diagram_with_modeler_ids_starts(runner: Runner) -> None:
 def test_cli_deploy_of_a_badly_encoded_file_prints_one_error_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], content: bytes
 ) -> None:
-    from runner import db
+    from runner.store import schema as db
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     db.upgrade(url)

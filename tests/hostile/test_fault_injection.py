@@ -37,9 +37,9 @@ import sqlalchemy as sa
 from conftest import BPMN
 from test_transports import TOKEN, ZaloServer
 
-from runner import outbox
 from runner.errors import Conflict
-from runner.runtime import Runner
+from runner.service import outbox
+from runner.service.runtime import Runner
 from runner.settings import Settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from runner import inbox, users
 from runner.cli import main
 from runner.errors import DeploymentInvalid, FormInvalid
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from tests.webapp import WebClient, app, auth_clock, client, staff  # noqa: F401 - fixtures
 from web.openapi import document
 

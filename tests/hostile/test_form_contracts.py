@@ -28,11 +28,15 @@ from lxml import etree
 from sqlalchemy import func, select
 
 import handlers
-from runner import calendar, db, forms, inbox, scheduler
-from runner.models import HistoryEvent
-from runner.runtime import Runner
+from runner.crm import bookings as calendar
+from runner.model import forms
+from runner.model.timeparse import add_months
+from runner.queries import tasklists as inbox
+from runner.service import scheduler
+from runner.service.runtime import Runner
 from runner.settings import ROOT, Settings
-from runner.timeparse import add_months
+from runner.store import schema as db
+from runner.store.models import HistoryEvent
 from tests.scenario import STAFF, TZ, add_customer, advance, company, complete, open_tasks, runner_at, settle, task
 
 PROCESSES = ROOT / "processes"

@@ -24,9 +24,12 @@ from markupsafe import escape
 from runtime_helpers import fixture
 
 import handlers
-from runner import crm, db, inbox, users
-from runner.runtime import Runner
+from runner.crm import customers as crm
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from runner.settings import Settings
+from runner.store import schema as db
 from tests.webapp import PASSWORD, WebClient, add_user
 from web import create_app
 

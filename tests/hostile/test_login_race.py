@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 import pytest
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from runner import throttle, users
-from runner.runtime import Runner
+from runner.service import accounts as users
+from runner.service import throttle
+from runner.service.runtime import Runner
 
 ATTEMPTS = 40
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

@@ -10,9 +10,10 @@ import pytest
 from flask import Flask
 from werkzeug.security import check_password_hash
 
-from runner import throttle, users
 from runner.cli import main
-from runner.runtime import Runner
+from runner.service import accounts as users
+from runner.service import throttle
+from runner.service.runtime import Runner
 from tests.webapp import PASSWORD, WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
 
 WRONG = "sai-mat-khau"

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from runner import inbox
 from runner.cli import main
 from runner.errors import Invalid
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service.runtime import Runner
 from tests.test_api import Api
 from tests.webapp import app, auth_clock, client, staff  # noqa: F401 - fixtures
 
@@ -115,7 +115,7 @@ def test_a_task_inside_a_subprocess_is_checked_too(runner: Runner) -> None:
 
 
 def test_the_cli_prints_each_warning_and_still_deploys(tmp_path, monkeypatch, capsys) -> None:
-    from runner import db
+    from runner.store import schema as db
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     db.upgrade(url)

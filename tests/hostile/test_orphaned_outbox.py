@@ -21,8 +21,8 @@ import pytest
 from test_transports import WAIT, ZaloServer, announce, row, settings_for, wired, zalo  # noqa: F401 - a fixture
 from test_worker_process import wait_for
 
-from runner.outbox import LEASE
-from runner.runtime import Runner
+from runner.service.outbox import LEASE
+from runner.service.runtime import Runner
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -24,10 +24,15 @@ from conftest import make_runner
 from flask import Flask
 
 import handlers
-from runner import crm, db, inbox, policy, scripting, users
-from runner.domain import ROLES, Order
+from runner.crm import customers as crm
+from runner.crm.models import ROLES, Order
+from runner.engine import scripting
 from runner.errors import DeploymentInvalid, Forbidden, Invalid, NotFound
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service import policy
+from runner.service.runtime import Runner
+from runner.store import schema as db
 from tests.webapp import WebClient, add_user, app, auth_clock  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).parent.parent.parent

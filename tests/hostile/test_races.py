@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from conftest import make_runner
 
-from runner import inbox, users
 from runner.errors import Conflict
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from tests.webapp import add_user, app, auth_clock  # noqa: F401 - fixtures
 
 RACE = Path(__file__).parent.parent / "bpmn" / "hostile" / "race.bpmn"

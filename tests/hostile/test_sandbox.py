@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from runner import expressions
-from runner.budget import CHECK_EVERY, Limits
 from runner.errors import BudgetExceeded, ExpressionInvalid
+from runner.sandbox import expressions
+from runner.sandbox.budget import CHECK_EVERY, Limits
 
 TIME = "exceeded its time budget of 2 s"
 SIZE = "exceeded its size budget"
@@ -232,7 +232,7 @@ def test_a_breach_leaves_the_data_untouched_and_the_next_evaluation_runs() -> No
 
 def test_the_stop_event_ends_a_running_script_without_a_budget_breach() -> None:
     """A worker asked to stop interrupts the script; the caller's unit of work rolls back."""
-    from runner.budget import Interrupted
+    from runner.sandbox.budget import Interrupted
 
     limits = Limits(timeout=3600.0)
     limits.stop.set()

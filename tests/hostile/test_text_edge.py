@@ -22,11 +22,15 @@ from runtime_helpers import fixture, row_counts
 from sqlalchemy import func, select
 
 import handlers
-from runner import crm, customer_views, db, inbox, users
-from runner.domain import Note, Staff
+from runner.crm import customers as crm
+from runner.crm import views as customer_views
+from runner.crm.models import Note, Staff
 from runner.errors import Invalid
-from runner.runtime import Runner
+from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service.runtime import Runner
 from runner.settings import Settings
+from runner.store import schema as db
 from tests.webapp import PASSWORD, WebClient, add_user
 from web import create_app
 

@@ -7,8 +7,8 @@ import re
 import pytest
 from flask import Flask
 
-from runner import crm
-from runner.runtime import Runner
+from runner.crm import customers as crm
+from runner.service.runtime import Runner
 from runner.settings import Settings
 from tests.webapp import PASSWORD, WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
 from web import create_app

@@ -23,10 +23,10 @@ from runtime_helpers import row_counts
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from runner import users
-from runner.deployment import MAX_FILE_BYTES
 from runner.errors import DeploymentInvalid
-from runner.runtime import Runner
+from runner.service import accounts as users
+from runner.service.deployment import MAX_FILE_BYTES
+from runner.service.runtime import Runner
 from tests.webapp import app, auth_clock, client, staff  # noqa: F401 - fixtures
 
 SECRET = "TOPSECRET-4b1d"

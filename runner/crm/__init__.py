@@ -1,0 +1,1 @@
+"""The EasyEdu CRM: an extension of the runner (customers, staff, bookings, transports, demo)."""

@@ -1,0 +1,403 @@
+"""Customers as staff and processes see them: views, stages, search, configured lists, seeding.
+
+    with runner.db.unit() as s:
+        crm.seed_lists(s)
+        crm.add_staff(s, "lan", "Nguyễn Thị Lan", ["sales"])
+        crm.add_customer(s, "KH0001", "Trung tâm Anh ngữ Sao Mai", phone="0912345678", owner="lan")
+    with runner.db.read() as s:
+        view = crm.customer_view(s, "KH0001")   # columns + tags, owner_name, teacher_name, stages...
+
+Every function takes the caller's session and never commits: the caller's unit of work does.
+Field typing lives in ``runner.fields``; its public names are available here too.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+
+from runner.crm.bookings import business_tz, set_availability  # noqa: F401 - part of this API
+from runner.crm.fields import (  # noqa: F401 - part of this API
+    CUSTOMER_COLUMNS,
+    FIELD_TYPES,
+    PROFILE_FACTS,
+    add_extra_field,
+    clean_fields,
+    coerce,
+    missing_fields,
+    set_required_fields,
+    update_fields,
+)
+from runner.crm.fields import json_value as _json
+from runner.crm.models import (
+    DEFAULT_LISTS,
+    ROLES,
+    BadValue,
+    Contract,
+    Customer,
+    CustomerGroup,
+    CustomerSource,
+    CustomerTag,
+    ExtraField,
+    Missing,
+    Note,
+    Occupation,
+    RequiredField,
+    School,
+    Staff,
+    StopCareReason,
+)
+from runner.store.models import Instance
+
+# Which pipeline (parent stage of seed 003) each process key's stages belong to.
+PIPELINES = {
+    "sales": "Trong bán hàng",
+    "onboarding": "Sau bán hàng",
+    "renewal": "Sau bán hàng",
+    "care_month": "Sau bán hàng",
+}
+STAGES = {
+    "Trong bán hàng": ("Tiếp nhận", "Đã liên hệ", "Liên hệ lại", "Cấp Demo", "Đang chăm sóc", "Tiềm năng", "Chốt"),
+    "Sau bán hàng": (
+        "TIẾP NHẬN",
+        "ĐÀO TẠO",
+        "BÀN GIAO",
+        "CHĂM SÓC ĐỊNH KỲ",
+        "CHĂM SÓC TÁI KÝ",
+        "CÓ VẤN ĐỀ",
+        "DỪNG CHĂM SÓC",
+        "KHÓA",
+    ),
+}
+# NOTE: customer_view always has exactly these keys (templates are checked against them at deploy).
+CUSTOMER_VIEW_KEYS = CUSTOMER_COLUMNS + ("tags", "owner_name", "teacher_name", "stages", "notes", "contract")
+STAFF_VIEW_KEYS = ("username", "full_name", "roles", "active", "email", "phone", "zalo_user_id")
+LAST_NOTES = 5
+
+
+# --- views -----------------------------------------------------------------------------------
+
+
+def get_customer(session: Session, customer_id: str | None, *, lock: bool = False) -> Customer:
+    """The customer row; ``Missing`` names the id when there is none."""
+    if not customer_id:
+        raise Missing("customer: the instance has no business key (customer id)")
+    row = session.get(Customer, customer_id, with_for_update=lock or None)
+    if row is None:
+        raise Missing(f"customer {customer_id!r} does not exist")
+    return row
+
+
+def add_note(
+    session: Session,
+    customer_id: str | None,
+    text: str,
+    *,
+    now: datetime,
+    kind: str = "discussion",
+    author: str | None = None,
+    instance_id: str | None = None,
+) -> int:
+    """Add a note (Thảo luận by default) to a customer; returns its id."""
+    customer = get_customer(session, customer_id)
+    note = Note(
+        customer_id=customer.id, kind=kind, text=text, author=author or None, instance_id=instance_id, created_at=now
+    )
+    session.add(note)
+    session.flush()
+    return note.id
+
+
+def get_staff(session: Session, username: str, *, role: str | None = None) -> Staff:
+    """An active staff member (with ``role`` if given); ``Missing`` names who is missing."""
+    row = session.get(Staff, username) if username else None
+    if row is None or not row.active:
+        raise Missing(f"staff member {username!r} does not exist or is not active")
+    if role is not None and role not in (row.roles or []):
+        raise Missing(f"staff member {username!r} does not have the role {role!r}")
+    return row
+
+
+def staff_view(session: Session, username: str | None) -> dict[str, Any] | None:
+    """A staff member as a plain dict (``STAFF_VIEW_KEYS``), or None."""
+    row = session.get(Staff, username) if username else None
+    return None if row is None else {k: getattr(row, k) for k in STAFF_VIEW_KEYS}
+
+
+def tags(session: Session, customer_id: str) -> list[str]:
+    """The customer's tags, oldest first."""
+    return list(
+        session.scalars(
+            select(CustomerTag.tag)
+            .where(CustomerTag.customer_id == customer_id)
+            .order_by(CustomerTag.added_at, CustomerTag.tag)
+        )
+    )
+
+
+def customer_view(session: Session, customer_id: str) -> dict[str, Any]:
+    """Everything about a customer as JSON-safe values, keys ``CUSTOMER_VIEW_KEYS``.
+
+    Dates are ISO strings; ``stages`` maps pipeline to current stage; ``notes`` are the last
+    few discussion notes, newest first; ``contract`` is the newest contract or None.
+    """
+    row = get_customer(session, customer_id)
+    view: dict[str, Any] = {k: _json(getattr(row, k)) for k in CUSTOMER_COLUMNS}
+    view["extra"] = dict(row.extra or {})
+    view["tags"] = tags(session, customer_id)
+    for role in ("owner", "teacher"):
+        person = session.get(Staff, getattr(row, role)) if getattr(row, role) else None
+        view[f"{role}_name"] = person.full_name if person else None
+    view["stages"] = current_stages(session, customer_id)
+    notes = session.scalars(
+        select(Note)
+        .where(Note.customer_id == customer_id)
+        .order_by(Note.created_at.desc(), Note.id.desc())
+        .limit(LAST_NOTES)
+    )
+    view["notes"] = [
+        {"id": n.id, "kind": n.kind, "text": n.text, "author": n.author, "created_at": _json(n.created_at)}
+        for n in notes
+    ]
+    contract = session.scalars(
+        select(Contract)
+        .where(Contract.customer_id == customer_id)
+        .order_by(Contract.end_date.desc(), Contract.id.desc())
+        .limit(1)
+    ).first()
+    view["contract"] = (
+        None
+        if contract is None
+        else {
+            "id": contract.id,
+            "package": contract.package,
+            "start": _json(contract.start_date),
+            "end": _json(contract.end_date),
+            "months": contract.months,
+        }
+    )
+    return view
+
+
+# --- stages, derived from the instances --------------------------------------------------------
+
+
+def _instances_by_recency(business_keys: Iterable[str] | None = None):
+    query = select(Instance.business_key, Instance.process_key, Instance.stages).where(
+        Instance.process_key.in_(PIPELINES), Instance.business_key.is_not(None)
+    )
+    if business_keys is not None:
+        query = query.where(Instance.business_key.in_(list(business_keys)))
+    # NOTE: running instances first, then the most recently changed: a customer whose
+    # process has ended (Chốt, KHÓA) still shows the stage it ended in.
+    running_first = case((Instance.status == "running", 0), else_=1)
+    return query.order_by(running_first, Instance.updated_at.desc(), Instance.id)
+
+
+def _pick_stages(rows) -> dict[str, dict[str, str]]:
+    """business key -> pipeline -> stage, from rows ordered by ``_instances_by_recency``."""
+    found: dict[str, dict[str, str]] = {}
+    for key, process_key, stages in rows:
+        pipeline = PIPELINES[process_key]
+        if stages and pipeline not in found.setdefault(key, {}):
+            # the deepest active element comes last (a called process after its call activity)
+            found[key][pipeline] = stages[-1]
+    return found
+
+
+def current_stages(session: Session, customer_id: str) -> dict[str, str]:
+    """Pipeline name -> the customer's current stage in it, from its instances' ``stages``."""
+    return _pick_stages(session.execute(_instances_by_recency([customer_id]))).get(customer_id, {})
+
+
+def board(session: Session, pipeline: str) -> dict[str, list[dict[str, Any]]]:
+    """The pipeline's board: each stage (in order) with its customers' id, name, owner and status."""
+    if pipeline not in STAGES:
+        raise Missing(f"pipeline {pipeline!r} does not exist; known: {', '.join(STAGES)}")
+    columns: dict[str, list[dict[str, Any]]] = {stage: [] for stage in STAGES[pipeline]}
+    picked = _pick_stages(session.execute(_instances_by_recency()))
+    keys = [k for k, stages in picked.items() if pipeline in stages]
+    for row in session.scalars(select(Customer).where(Customer.id.in_(keys)).order_by(Customer.id)):
+        stage = picked[row.id][pipeline]
+        columns.setdefault(stage, []).append({"id": row.id, "name": row.name, "owner": row.owner, "status": row.status})
+    return columns
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+def fold(text: str) -> str:
+    """Lower case without Vietnamese accents, so that 'nguyen' finds 'Nguyễn'."""
+    text = unicodedata.normalize("NFD", text.casefold().replace("đ", "d"))
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+def search(
+    session: Session, text: str = "", *, tag: str | None = None, limit: int = 50, where: Any = None
+) -> list[dict[str, Any]]:
+    """Customers whose name (accents ignored) or phone contains ``text``, optionally with ``tag`` and ``where``."""
+    query = select(Customer).order_by(Customer.id)
+    if where is not None:
+        query = query.where(where)
+    if tag:
+        query = query.join(CustomerTag).where(CustomerTag.tag == normalize_tag(tag))
+    needle, digits = fold(text.strip()), re.sub(r"\D", "", text)
+    found = []
+    # NOTE: matched in Python: SQLite's LIKE folds ASCII only, and accents must be ignored.
+    for row in session.scalars(query):
+        if not needle or needle in fold(row.name) or (digits and digits in re.sub(r"\D", "", row.phone or "")):
+            found.append({"id": row.id, "name": row.name, "phone": row.phone, "owner": row.owner, "status": row.status})
+            if len(found) >= limit:
+                break
+    return found
+
+
+def normalize_tag(tag: str) -> str:
+    """Tags are compared in upper case with single spaces: 'Đã liên hệ' is ĐÃ LIÊN HỆ."""
+    return " ".join(str(tag).split()).upper()
+
+
+def split_tags(value: Any) -> list[str]:
+    """Tags from "A, B" or a list, normalized, without duplicates; BadValue if none or not text."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(t, str) for t in items):
+        raise BadValue(f"tags: expected 'A, B' or a list of texts, got {value!r}")
+    found = list(dict.fromkeys(normalize_tag(t) for t in items if t.strip()))
+    if not found:
+        raise BadValue("tags: no tag given")
+    return found
+
+
+# --- configured lists and seeding --------------------------------------------------------------------
+
+
+def lists(session: Session) -> dict[str, list[dict[str, Any]]]:
+    """Every configured list of seed 003, as plain dicts."""
+    groups = session.scalars(select(CustomerGroup).order_by(CustomerGroup.id)).all()
+    names = {g.id: g.name for g in groups}
+    return {
+        "stop_care_reasons": [
+            {"title": r.title, "description": r.description}
+            for r in session.scalars(select(StopCareReason).order_by(StopCareReason.id))
+        ],
+        "sources": [
+            {"name": r.name, "description": r.description}
+            for r in session.scalars(select(CustomerSource).order_by(CustomerSource.id))
+        ],
+        "groups": [{"name": g.name, "parent": names.get(g.parent_id)} for g in groups],
+        "occupations": [
+            {"name": r.name, "description": r.description}
+            for r in session.scalars(select(Occupation).order_by(Occupation.id))
+        ],
+        "schools": [{"name": r.name} for r in session.scalars(select(School).order_by(School.id))],
+        "extra_fields": [
+            {"name": f.name, "label": f.label, "data_type": f.data_type}
+            for f in session.scalars(select(ExtraField).order_by(ExtraField.position, ExtraField.name))
+        ],
+        "required_fields": list(
+            session.scalars(select(RequiredField.field).order_by(RequiredField.position, RequiredField.field))
+        ),
+    }
+
+
+def seed_lists(session: Session) -> None:
+    """Add the default Vietnamese lists (``runner.domain.DEFAULT_LISTS``) not configured yet; safe to repeat."""
+
+    def absent(model, column, value) -> bool:
+        return session.scalar(select(model).where(column == value)) is None
+
+    for title, description in DEFAULT_LISTS["stop_care_reasons"]:
+        if absent(StopCareReason, StopCareReason.title, title):
+            session.add(StopCareReason(title=title, description=description))
+    for model, key in ((CustomerSource, "sources"), (Occupation, "occupations")):
+        for name, description in DEFAULT_LISTS[key]:
+            if absent(model, model.name, name):
+                session.add(model(name=name, description=description))
+    for name in DEFAULT_LISTS["schools"]:
+        if absent(School, School.name, name):
+            session.add(School(name=name))
+    for parent, children in DEFAULT_LISTS["groups"].items():
+        top = session.scalar(select(CustomerGroup).where(CustomerGroup.name == parent))
+        if top is None:
+            top = CustomerGroup(name=parent)
+            session.add(top)
+            session.flush()
+        for child in children:
+            if absent(CustomerGroup, CustomerGroup.name, child):
+                session.add(CustomerGroup(name=child, parent_id=top.id))
+    for name, label, data_type in DEFAULT_LISTS["extra_fields"]:
+        if absent(ExtraField, ExtraField.name, name):
+            add_extra_field(session, name, label, data_type)
+    if session.scalar(select(RequiredField.field).limit(1)) is None:
+        set_required_fields(session, DEFAULT_LISTS["required_fields"])
+    session.flush()
+
+
+def add_staff(
+    session: Session,
+    username: str,
+    full_name: str,
+    roles: Iterable[str],
+    *,
+    active: bool = True,
+    email: str | None = None,
+    phone: str | None = None,
+    zalo_user_id: str | None = None,
+) -> Staff:
+    """Create a staff member with role ids of ``ROLES``."""
+    roles = list(roles)
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise BadValue(f"staff {username!r}: roles {unknown or roles!r} are not among {', '.join(ROLES)}")
+    if session.get(Staff, username) is not None:
+        raise BadValue(f"staff {username!r} already exists")
+    row = Staff(
+        username=username,
+        full_name=full_name,
+        roles=roles,
+        active=active,
+        email=email,
+        phone=phone,
+        zalo_user_id=zalo_user_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_customer(
+    session: Session,
+    customer_id: str,
+    name: str,
+    *,
+    owner: str | None = None,
+    teacher: str | None = None,
+    tags: Iterable[str] = (),
+    now: datetime | None = None,
+    **fields: Any,
+) -> Customer:
+    """Create a customer; ``fields`` are typed and checked like a profile update."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,50}", customer_id or ""):
+        raise BadValue(f"customer id {customer_id!r}: letters, digits, '.', '_' or '-' only")
+    if session.get(Customer, customer_id) is not None:
+        raise BadValue(f"customer {customer_id!r} already exists")
+    if coerce("name", "text", name) is None:
+        raise BadValue(f"field 'name': customer {customer_id} must have a name")
+    for role, username in (("owner", owner), ("teacher", teacher)):
+        if username:
+            get_staff(session, username)
+    now = now or datetime.now(UTC)
+    row = Customer(id=customer_id, name=name.strip(), owner=owner, teacher=teacher, extra={}, created_at=now)
+    update_fields(session, row, {"name": name, **fields})
+    session.add(row)
+    session.flush()
+    for tag in dict.fromkeys(normalize_tag(t) for t in tags):
+        session.add(CustomerTag(customer_id=customer_id, tag=tag, added_at=now))
+    session.flush()
+    return row

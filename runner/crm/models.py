@@ -1,0 +1,344 @@
+"""The domain tables: staff, customers and what hangs off them, configured lists, bookings.
+
+They live on the runner's ``Base`` so that one Alembic history (``0002_domain``) creates
+them beside the runner's own tables. Queries and writes go through ``runner.crm`` and
+``runner.calendar``; handlers and the web app never build these rows by hand.
+
+NOTE: a customer's stage in a pipeline is not a column here: it is derived from the
+running instances' ``stages`` (see ``runner.crm.current_stages``), never typed in twice.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from runner.errors import Conflict, Invalid, NotFound
+from runner.store.models import Base
+
+ROLES = ("marketing", "sales", "team_leader", "accountant", "customer_care", "teacher", "admin")
+BOOKING_KINDS = ("training", "care", "demo")
+DATA_TYPES = ("text", "integer", "number", "boolean", "date")
+STATUSES = ("Mới", "Đang chăm sóc", "Hoạt động", "Có vấn đề", "Dừng chăm sóc", "Khóa")
+TAGS = (
+    "TIẾP NHẬN",
+    "ĐÃ LIÊN HỆ",
+    "LIÊN HỆ LẠI",
+    "CẤP DEMO",
+    "ĐÃ HƯỚNG DẪN",
+    "TIỀM NĂNG",
+    "ĐÃ CHỐT",
+    "SALE TRẢ LẠI",
+    "REMARKETING",
+)
+
+# The configured lists of seed 003 as a new company starts with them (runner.crm.seed_lists).
+DEFAULT_LISTS: dict[str, Any] = {
+    "stop_care_reasons": [
+        ("Không còn nhu cầu", "Trung tâm không còn nhu cầu sử dụng phần mềm."),
+        ("Chuyển sang phần mềm khác", "Khách hàng đã chọn giải pháp của nhà cung cấp khác."),
+        ("Trung tâm ngừng hoạt động", "Trung tâm tạm dừng hoặc đóng cửa."),
+        ("Không liên hệ được", "Đã liên hệ nhiều lần qua điện thoại, Zalo, e-mail nhưng không được."),
+        ("Phản hồi xấu về sản phẩm", "Khách hàng không hài lòng với sản phẩm hoặc dịch vụ sau khi đã xử lý."),
+        ("Không tái ký hợp đồng", "Hợp đồng hết hạn và khách hàng không gia hạn."),
+        ("Chi phí không phù hợp", "Chi phí vượt ngân sách của khách hàng."),
+    ],
+    "sources": [
+        ("Facebook", "Quảng cáo và fanpage Facebook"),
+        ("Google", "Tìm kiếm và quảng cáo Google"),
+        ("Website", "Form đăng ký dùng thử trên website"),
+        ("Zalo", "Zalo Official Account"),
+        ("Khách hàng giới thiệu", "Được khách hàng hiện tại giới thiệu"),
+        ("Hội thảo - sự kiện", "Hội thảo, triển lãm giáo dục"),
+    ],
+    "groups": {
+        "Trung tâm ngoại ngữ": ["Tiếng Anh", "Tiếng Trung", "Tiếng Nhật - Hàn"],
+        "Trung tâm luyện thi": ["Luyện thi vào 10", "Luyện thi đại học"],
+        "Trung tâm kỹ năng - năng khiếu": ["Kỹ năng sống", "Nghệ thuật - thể thao", "Lập trình - STEM"],
+        "Trường học": [],
+    },
+    "occupations": [
+        ("Chủ trung tâm", "Người sở hữu, quyết định mua"),
+        ("Quản lý đào tạo", "Phụ trách lịch học, giáo viên"),
+        ("Kế toán", "Phụ trách học phí, thu chi"),
+        ("Giáo viên", "Giáo viên kiêm quản lý"),
+        ("Nhân viên tư vấn", "Tư vấn tuyển sinh"),
+    ],
+    "schools": ["THPT Chu Văn An", "THPT Lê Hồng Phong", "THCS Trưng Vương", "Tiểu học Kim Đồng"],
+    "extra_fields": [("branch_count", "Số cơ sở", "integer"), ("website", "Website", "text")],
+    "required_fields": [
+        "name",
+        "phone",
+        "business_model",
+        "dedicated_department",
+        "staff_count",
+        "student_count",
+        "course_model",
+    ],
+}
+
+
+class Missing(NotFound, LookupError):
+    """Raised when a customer, staff member, booking, order or list entry does not exist."""
+
+
+class BadValue(Invalid, ValueError):
+    """Raised when a field's value has the wrong type or is not allowed; the message names the field."""
+
+
+class SlotTaken(Conflict):
+    """Raised when a staff member already has an appointment in (part of) the asked time."""
+
+
+class Staff(Base):
+    """A staff member: a login, the roles (BPMN lanes) they work in, round-robin bookkeeping."""
+
+    __tablename__ = "staff"
+
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[Any]] = mapped_column(default=list)  # role ids of ROLES
+    active: Mapped[bool] = mapped_column(default=True)
+    email: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    zalo_user_id: Mapped[str | None] = mapped_column(String(100))
+    last_assigned_at: Mapped[datetime | None]  # when round-robin last gave them a customer
+
+
+class Customer(Base):
+    """A customer (khách hàng); ``id`` is the business key of its process instances."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    phone: Mapped[str | None] = mapped_column(String(50), index=True)
+    email: Mapped[str | None] = mapped_column(String(200))
+    zalo_user_id: Mapped[str | None] = mapped_column(String(100))
+    zalo_group_id: Mapped[str | None] = mapped_column(String(100))
+    owner: Mapped[str | None] = mapped_column(ForeignKey("staff.username"), index=True)
+    teacher: Mapped[str | None] = mapped_column(ForeignKey("staff.username"))
+    status: Mapped[str | None] = mapped_column(String(100))
+    # the five profile facts surveyed by sales (seed 001)
+    business_model: Mapped[str | None] = mapped_column(String(300))
+    dedicated_department: Mapped[bool | None]
+    staff_count: Mapped[int | None]
+    student_count: Mapped[int | None]
+    course_model: Mapped[str | None] = mapped_column(String(300))
+    source: Mapped[str | None] = mapped_column(String(200))
+    group: Mapped[str | None] = mapped_column(String(200))
+    occupation: Mapped[str | None] = mapped_column(String(200))
+    school: Mapped[str | None] = mapped_column(String(200))
+    contract_start: Mapped[date | None]
+    contract_end: Mapped[date | None]
+    package: Mapped[str | None] = mapped_column(String(200))
+    trial_link: Mapped[str | None] = mapped_column(String(500))
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # values of configured extra fields
+    created_at: Mapped[datetime]
+
+
+class CustomerTag(Base):
+    """A tag (thẻ) on a customer, e.g. ĐÃ LIÊN HỆ."""
+
+    __tablename__ = "customer_tags"
+
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+    added_at: Mapped[datetime]
+
+
+class Note(Base):
+    """A note in the customer's discussion (Thảo luận)."""
+
+    __tablename__ = "customer_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30), default="discussion")
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(100))
+    instance_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+
+
+class Order(Base):
+    """An order (đơn hàng) for a package; the accountant confirms its payment."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    package: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int] = mapped_column(BigInteger)  # VND
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | paid
+    created_at: Mapped[datetime]
+    paid_at: Mapped[datetime | None]
+    confirmed_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Contract(Base):
+    """A signed contract (hợp đồng): package and period."""
+
+    __tablename__ = "contracts"
+    __table_args__ = (CheckConstraint("end_date > start_date", name="ck_contracts_period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    package: Mapped[str] = mapped_column(String(200))
+    start_date: Mapped[date]
+    end_date: Mapped[date]
+    months: Mapped[int]
+    created_at: Mapped[datetime]
+
+
+# --- configured lists (seed 003) ---------------------------------------------------------
+
+
+class StopCareReason(Base):
+    """A configured reason to stop care (lý do ngừng chăm sóc)."""
+
+    __tablename__ = "stop_care_reasons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class CustomerSource(Base):
+    """A configured customer source (nguồn khách hàng)."""
+
+    __tablename__ = "customer_sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class CustomerGroup(Base):
+    """A configured customer group (nhóm); groups nest through ``parent_id``."""
+
+    __tablename__ = "customer_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("customer_groups.id"))
+
+
+class Occupation(Base):
+    """A configured occupation (nghề nghiệp)."""
+
+    __tablename__ = "occupations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class School(Base):
+    """A configured school (trường học)."""
+
+    __tablename__ = "schools"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class ExtraField(Base):
+    """A configured extra customer field (thông tin bổ sung); values live in ``Customer.extra``."""
+
+    __tablename__ = "extra_fields"
+    __table_args__ = (
+        CheckConstraint(
+            "data_type in ('text', 'integer', 'number', 'boolean', 'date')", name="ck_extra_fields_data_type"
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    data_type: Mapped[str] = mapped_column(String(20))
+    position: Mapped[int] = mapped_column(default=0)
+
+
+class RequiredField(Base):
+    """A customer field (column or extra field) that must be filled (thông tin bắt buộc)."""
+
+    __tablename__ = "required_fields"
+
+    field: Mapped[str] = mapped_column(String(100), primary_key=True)
+    position: Mapped[int] = mapped_column(default=0)
+
+
+# --- calendar ------------------------------------------------------------------------------
+
+
+class Availability(Base):
+    """A weekly window in which a teacher (or any staff member) can take appointments.
+
+    ``weekday`` is 0 = Monday ... 6 = Sunday; times are wall-clock times in the business zone.
+    """
+
+    __tablename__ = "availability"
+    __table_args__ = (
+        CheckConstraint("weekday between 0 and 6", name="ck_availability_weekday"),
+        CheckConstraint("end_time > start_time", name="ck_availability_window"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    teacher: Mapped[str] = mapped_column(ForeignKey("staff.username"), index=True)
+    weekday: Mapped[int]
+    start_time: Mapped[time]
+    end_time: Mapped[time]
+
+
+class Booking(Base):
+    """An appointment of a staff member with a customer: a training session, a care call, a demo.
+
+    ``teacher`` is the staff member who holds the appointment (a teacher for training).
+    """
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="ck_bookings_period"),
+        Index("ix_bookings_teacher_start", "teacher", "start_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    teacher: Mapped[str] = mapped_column(ForeignKey("staff.username"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), default="training")
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    session_no: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(20), default="booked")  # booked | cancelled
+    sequence: Mapped[int] = mapped_column(default=0)  # bumped on every change, for calendar apps
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class BookingSlot(Base):
+    """One 30-minute cell of a staff member's time taken by a booked appointment.
+
+    NOTE: the UNIQUE constraint on (teacher, slot_start) is what makes double-booking
+    impossible on every backend, even for two transactions that both saw the time free:
+    the second INSERT fails (PostgreSQL makes it wait for the first to commit). A booking
+    writes its cells in its own transaction and deletes them when it is cancelled.
+    """
+
+    __tablename__ = "booking_slots"
+    __table_args__ = (UniqueConstraint("teacher", "slot_start", name="uq_booking_slots_teacher_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    teacher: Mapped[str] = mapped_column(ForeignKey("staff.username"))
+    slot_start: Mapped[datetime]
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), index=True)

@@ -1,0 +1,493 @@
+"""Read queries behind the customer pages: the 360° timeline, boards per pipeline, bookings.
+
+    views = customer_views
+    views.timeline(runner, "KH0001")              # notes, messages, tasks done, timers, incidents, stages
+    views.pipeline_board(runner, "sales")         # one column per stage, in the diagram's order
+    views.staff_bookings(runner, "minh", start, end)
+
+Everything returns plain dicts (the web app never touches the tables). The one write here,
+``add_note``, is the Thảo luận note a staff member types on the customer page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from runner.crm import customers as crm
+from runner.crm.models import BadValue, Booking, Customer, CustomerTag, Missing, Note, Staff
+from runner.model import inputs
+from runner.model.document import BPMN_NS, BPMNDI_NS, camunda_iter, owner, parse
+from runner.store.models import HistoryEvent, Instance, OutboxMessage, ProcessVersion, UserTask
+
+if TYPE_CHECKING:
+    from runner.service.runtime import Runner
+
+NOTE_MAX = 5000
+# History events that belong on a customer's timeline, and the kind each is shown as.
+TIMELINE_EVENTS = {
+    "task.completed": "task",
+    "timer.fired": "timer",
+    "incident.raised": "incident",
+    "incident.resolved": "incident",
+    "stage.entered": "stage",
+    "instance.started": "instance",
+    "instance.completed": "instance",
+}
+TIMELINE_KINDS = ("note", "message", "task", "timer", "incident", "stage", "instance")
+_DC_BOUNDS = "{http://www.omg.org/spec/DD/20100524/DC}Bounds"
+_ELEMENT_NAMES: dict[str, dict[str, str]] = {}  # content hash -> element id -> name (versions never change)
+
+
+# --- boards: which processes, which stages ----------------------------------------------------
+
+
+def boards() -> dict[str, tuple[str, ...]]:
+    """Board key (the pipeline's first process key) -> the process keys whose stages it shows."""
+    found: dict[str, list[str]] = {}
+    by_pipeline: dict[str, str] = {}
+    for key, pipeline in crm.PIPELINES.items():
+        board = by_pipeline.setdefault(pipeline, key)
+        found.setdefault(board, []).append(key)
+    return {board: tuple(keys) for board, keys in found.items()}
+
+
+def diagram_stages(xml: str | bytes) -> list[str]:
+    """The ``stage`` property values of a BPMN file, left to right as drawn.
+
+    A stage's place is the leftmost shape carrying it; stages on elements without a shape
+    follow in document order.
+    """
+    root = parse(xml.encode() if isinstance(xml, str) else xml)
+    left = {}
+    for shape in root.iter(f"{{{BPMNDI_NS}}}BPMNShape"):
+        bounds = shape.find(_DC_BOUNDS)
+        if bounds is not None and bounds.get("x") is not None:
+            left[shape.get("bpmnElement")] = float(bounds.get("x"))
+    places: dict[str, tuple[float, int]] = {}
+    for index, prop in enumerate(camunda_iter(root, "property")):
+        value = (prop.get("value") or "").strip()
+        if prop.get("name") != "stage" or not value:
+            continue
+        place = (left.get(owner(prop).get("id"), float("inf")), index)
+        places[value] = min(places.get(value, place), place)
+    return sorted(places, key=places.__getitem__)
+
+
+def _stage_order(s: Session, process_keys: Iterable[str]) -> list[str]:
+    """The stages of the newest deployed version of each process, the first process's first."""
+    order: list[str] = []
+    for key in process_keys:
+        xml = s.scalars(
+            select(ProcessVersion.xml)
+            .where(ProcessVersion.process_key == key, ProcessVersion.kind == "bpmn")
+            .order_by(ProcessVersion.version.desc())
+            .limit(1)
+        ).first()
+        for stage in diagram_stages(xml) if xml else []:
+            if stage not in order:
+                order.append(stage)
+    return order
+
+
+def pipeline_board(runner: Runner, board: str, *, owner_name: str | None = None) -> dict[str, Any]:
+    """A pipeline's board: columns (stage, cards, count, overdue) in the diagram's stage order.
+
+    A card is a customer in that stage: id, name, owner, owner_name, status, days in the
+    stage (since its last ``stage.entered``) and its overdue open tasks. ``owner_name``
+    filters to one owner's customers; ``owners`` lists every owner on the board.
+    """
+    keys = boards().get(board)
+    if keys is None:
+        raise Missing(f"board {board!r} does not exist; known: {', '.join(boards())}")
+    pipeline = crm.PIPELINES[board]
+    now = runner.now()
+    with runner.db.read() as s:
+        order = _stage_order(s, keys) or list(crm.STAGES[pipeline])
+        cards = [dict(card, stage=stage) for stage, found in crm.board(s, pipeline).items() for card in found]
+        names = _staff_names(s)
+        owners = sorted({c["owner"] for c in cards if c["owner"]}, key=lambda u: names.get(u, u))
+        if owner_name:
+            cards = [c for c in cards if c["owner"] == owner_name]
+        ids = [c["id"] for c in cards]
+        entered = _entered(s, keys, ids)
+        overdue = _overdue(s, keys, ids, now)
+    columns: dict[str, list[dict[str, Any]]] = {stage: [] for stage in order}
+    for card in cards:
+        since = entered.get((card["id"], card["stage"]))
+        card.update(
+            owner_name=names.get(card["owner"], card["owner"]),
+            entered_at=since,
+            days=(now - since).days if since else None,
+            overdue=overdue.get(card["id"], []),
+        )
+        columns.setdefault(card["stage"], []).append(card)
+    out = []
+    for stage, found in columns.items():
+        found.sort(key=lambda c: (not c["overdue"], -(c["days"] or 0), c["name"]))
+        out.append(
+            {"stage": stage, "cards": found, "count": len(found), "overdue": sum(1 for c in found if c["overdue"])}
+        )
+    return {
+        "board": board,
+        "pipeline": pipeline,
+        "process_keys": list(keys),
+        "columns": out,
+        "owners": [{"username": u, "full_name": names.get(u, u)} for u in owners],
+        "now": now,
+    }
+
+
+def _entered(s: Session, keys: Iterable[str], ids: list[str]) -> dict[tuple[str, str], datetime]:
+    """(customer, stage) -> when the customer last entered that stage."""
+    rows = s.execute(
+        select(HistoryEvent.business_key, HistoryEvent.details, HistoryEvent.at)
+        .where(
+            HistoryEvent.event == "stage.entered",
+            HistoryEvent.process_key.in_(list(keys)),
+            HistoryEvent.business_key.in_(ids),
+        )
+        .order_by(HistoryEvent.id)
+    )
+    return {(key, (details or {}).get("stage")): at for key, details, at in rows}
+
+
+def _overdue(s: Session, keys: Iterable[str], ids: list[str], now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Customer -> their open user tasks past due (name, due, assignee), most overdue first."""
+    rows = s.scalars(
+        select(UserTask)
+        .where(
+            UserTask.state == "open",
+            UserTask.process_key.in_(list(keys)),
+            UserTask.business_key.in_(ids),
+            UserTask.due_at < now,
+        )
+        .order_by(UserTask.due_at)
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for t in rows:
+        found.setdefault(t.business_key, []).append(
+            {"id": t.id, "name": t.name or t.element_id, "due_at": t.due_at, "assignee": t.assignee}
+        )
+    return found
+
+
+def _staff_names(s: Session) -> dict[str, str]:
+    return dict(s.execute(select(Staff.username, Staff.full_name)).all())
+
+
+def staff_names(runner: Runner) -> dict[str, str]:
+    """Username -> full name of every staff member."""
+    with runner.db.read() as s:
+        return _staff_names(s)
+
+
+# --- the customer's timeline ---------------------------------------------------------------------
+
+
+def timeline(runner: Runner, customer_id: str, *, kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One list, newest first, of the customer's notes, messages, completed tasks (who, when,
+    what data), timers fired, incidents, stage changes and instances started or ended.
+
+    Each entry: at, kind (``TIMELINE_KINDS``), title, text, actor, actor_name, fields
+    (label, value pairs), state, process_key, instance_id, element_id.
+    """
+    wanted = set(kinds or TIMELINE_KINDS)
+    with runner.db.read() as s:
+        crm.get_customer(s, customer_id)
+        names = _staff_names(s)
+        processes = _process_names(s)
+        history = s.scalars(
+            select(HistoryEvent)
+            .where(HistoryEvent.business_key == customer_id, HistoryEvent.event.in_(list(TIMELINE_EVENTS)))
+            .order_by(HistoryEvent.id)
+        ).all()
+        history = [h for h in history if TIMELINE_EVENTS[h.event] in wanted]
+        forms = _task_forms(s, [h.details.get("task_id") for h in history if h.event == "task.completed"])
+        elements = _element_names(s, {h.instance_id for h in history if h.event != "task.completed"})
+        entries = [_history_entry(h, forms, elements, processes) for h in history]
+        if "note" in wanted:
+            entries += [
+                _note_entry(n) for n in s.scalars(select(Note).where(Note.customer_id == customer_id).order_by(Note.id))
+            ]
+        if "message" in wanted:
+            entries += [
+                _message_entry(m)
+                for m in s.scalars(
+                    select(OutboxMessage).where(OutboxMessage.business_key == customer_id).order_by(OutboxMessage.id)
+                )
+            ]
+    for entry in entries:
+        entry["actor_name"] = names.get(entry["actor"], entry["actor"]) if entry["actor"] else None
+    # NOTE: a stable sort keeps history's own order for events of the same instant.
+    entries.sort(key=lambda e: e["at"])
+    return entries[::-1]
+
+
+def _entry(at: datetime, kind: str, title: str, **more: Any) -> dict[str, Any]:
+    entry = {
+        "at": at,
+        "kind": kind,
+        "title": title,
+        "text": None,
+        "actor": None,
+        "fields": [],
+        "state": None,
+        "process_key": None,
+        "instance_id": None,
+        "element_id": None,
+    }
+    entry.update(more)
+    return entry
+
+
+def _history_entry(
+    h: HistoryEvent, forms: dict[str, dict], elements: dict[str, dict[str, str]], processes: dict[str, str]
+) -> dict[str, Any]:
+    details = h.details or {}
+    common = {
+        "actor": h.actor,
+        "process_key": h.process_key,
+        "instance_id": h.instance_id,
+        "element_id": h.element_id,
+        "state": h.event.split(".")[1],
+    }
+    element = elements.get(h.instance_id or "", {}).get(h.element_id or "", h.element_id or "")
+    process = processes.get(h.process_key or "", h.process_key or "")
+    if h.event == "task.completed":
+        return _entry(
+            h.at,
+            "task",
+            details.get("name") or h.element_id or "",
+            fields=_task_fields(details.get("data") or {}, forms.get(details.get("task_id"), {})),
+            **common,
+        )
+    if h.event == "timer.fired":
+        return _entry(h.at, "timer", element, text=details.get("value"), **common)
+    if h.event.startswith("incident."):
+        return _entry(h.at, "incident", element or process, text=details.get("error"), **common)
+    if h.event == "stage.entered":
+        return _entry(h.at, "stage", details.get("stage", ""), text=process, **common)
+    return _entry(h.at, "instance", process, **common)
+
+
+def _note_entry(n: Note) -> dict[str, Any]:
+    return _entry(n.created_at, "note", n.kind, text=n.text, actor=n.author, instance_id=n.instance_id, state=n.kind)
+
+
+def _message_entry(m: OutboxMessage) -> dict[str, Any]:
+    payload = m.payload or {}
+    text = payload.get("body") or payload.get("text")
+    first_line = next((line.strip() for line in str(text or "").splitlines() if line.strip()), "")
+    title = payload.get("subject") or first_line[:120] or payload.get("template") or m.channel
+    fields = [(key, payload[key]) for key in ("to", "template") if payload.get(key)]
+    # NOTE: placed when the step asked for it (in order with history); ``sent_at`` says when it left.
+    return _entry(
+        m.created_at,
+        "message",
+        str(title),
+        text=text,
+        state=m.state,
+        fields=fields,
+        instance_id=m.instance_id,
+        element_id=m.channel,
+        sent_at=m.sent_at,
+        channel=m.channel,
+    )
+
+
+def _task_forms(s: Session, task_ids: list[str | None]) -> dict[str, dict]:
+    ids = [t for t in task_ids if t]
+    if not ids:
+        return {}
+    return dict(s.execute(select(UserTask.id, UserTask.form).where(UserTask.id.in_(ids))).all())
+
+
+def _task_fields(data: dict[str, Any], form: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(label, value) of what a person entered, in the form's order; enum ids shown by name."""
+    fields = {f["id"]: f for f in form.get("fields", [])}
+    order = [f for f in fields if f in data] + [k for k in data if k not in fields]
+    out = []
+    for key in order:
+        value, field = data[key], fields.get(key, {})
+        if value is None or value == "":
+            continue
+        options = {o["id"]: o["name"] for o in field.get("options", [])}
+        out.append((field.get("label") or key, options.get(value, value) if isinstance(value, str) else value))
+    return out
+
+
+def _process_names(s: Session) -> dict[str, str]:
+    rows = s.execute(
+        select(ProcessVersion.process_key, ProcessVersion.name)
+        .where(ProcessVersion.kind == "bpmn")
+        .order_by(ProcessVersion.version)
+    )
+    return {key: name or key for key, name in rows}
+
+
+def _element_names(s: Session, instance_ids: set[str | None]) -> dict[str, dict[str, str]]:
+    """Instance id -> element id -> name, from its version's file and those of the processes it calls."""
+    out: dict[str, dict[str, str]] = {}
+    rows = s.execute(
+        select(Instance.id, Instance.version_id, Instance.called_versions).where(
+            Instance.id.in_([i for i in instance_ids if i])
+        )
+    ).all()
+    for instance_id, version_id, called in rows:
+        names: dict[str, str] = {}
+        for vid in [*(called or {}).values(), version_id]:
+            names.update(_version_element_names(s, vid))
+        out[instance_id] = names
+    return out
+
+
+def _version_element_names(s: Session, version_id: int) -> dict[str, str]:
+    digest = s.scalar(select(ProcessVersion.content_hash).where(ProcessVersion.id == version_id))
+    if digest is None:
+        return {}
+    if digest not in _ELEMENT_NAMES:
+        xml = s.scalar(select(ProcessVersion.xml).where(ProcessVersion.id == version_id))
+        root = parse(xml.encode())
+        _ELEMENT_NAMES[digest] = {
+            el.get("id"): " ".join(el.get("name").split())
+            for el in root.iter(f"{{{BPMN_NS}}}*")
+            if isinstance(el.tag, str) and el.get("id") and el.get("name")
+        }
+    return _ELEMENT_NAMES[digest]
+
+
+# --- instances, bookings, search -------------------------------------------------------------------
+
+
+def instances(runner: Runner, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's instances, running first then newest: process name, version, status, stages, open tasks."""
+    with runner.db.read() as s:
+        processes = _process_names(s)
+        rows = s.execute(
+            select(Instance, ProcessVersion.version)
+            .join(ProcessVersion, ProcessVersion.id == Instance.version_id)
+            .where(Instance.business_key == customer_id)
+            .order_by(Instance.status != "running", Instance.created_at.desc(), Instance.id)
+        ).all()
+        waiting: dict[str, list[str]] = {}
+        for instance_id, name, element in s.execute(
+            select(UserTask.instance_id, UserTask.name, UserTask.element_id)
+            .where(UserTask.business_key == customer_id, UserTask.state == "open")
+            .order_by(UserTask.created_at)
+        ):
+            waiting.setdefault(instance_id, []).append(name or element)
+    return [
+        {
+            "id": inst.id,
+            "process_key": inst.process_key,
+            "process_name": processes.get(inst.process_key, inst.process_key),
+            "version": version,
+            "status": inst.status,
+            "stages": list(inst.stages or []),
+            "created_at": inst.created_at,
+            "ended_at": inst.ended_at,
+            "waiting": waiting.get(inst.id, []),
+        }
+        for inst, version in rows
+    ]
+
+
+def _booking(b: Booking, customer_name: str | None, names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "kind": b.kind,
+        "session_no": b.session_no,
+        "start_at": b.start_at,
+        "end_at": b.end_at,
+        "status": b.status,
+        "staff": b.teacher,
+        "staff_name": names.get(b.teacher, b.teacher),
+        "customer_id": b.customer_id,
+        "customer_name": customer_name,
+    }
+
+
+def customer_bookings(runner: Runner, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's appointments (training, care, demo), earliest first, with the staff member's name."""
+    with runner.db.read() as s:
+        names = _staff_names(s)
+        return [
+            _booking(b, None, names)
+            for b in s.scalars(
+                select(Booking).where(Booking.customer_id == customer_id).order_by(Booking.start_at, Booking.id)
+            )
+        ]
+
+
+def staff_bookings(runner: Runner, username: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """A staff member's appointments overlapping ``[start, end)``, earliest first, with the customer's name."""
+    with runner.db.read() as s:
+        names = _staff_names(s)
+        rows = s.execute(
+            select(Booking, Customer.name)
+            .join(Customer, Customer.id == Booking.customer_id)
+            .where(Booking.teacher == username, Booking.start_at < end, Booking.end_at > start)
+            .order_by(Booking.start_at, Booking.id)
+        )
+        return [_booking(b, name, names) for b, name in rows]
+
+
+def known_tags(runner: Runner) -> list[str]:
+    """Every tag some customer has, alphabetically."""
+    with runner.db.read() as s:
+        return list(s.scalars(select(CustomerTag.tag).distinct().order_by(CustomerTag.tag)))
+
+
+def find_customers(
+    runner: Runner, text: str = "", *, tag: str | None = None, limit: int = 50, where: Any = None
+) -> list[dict]:
+    """Customers by name (accents ignored), phone or tag: ``crm.search`` rows plus tags, owner_name, stages.
+
+    A ``text`` that is exactly a tag in use also finds the customers with that tag. ``where``
+    (a condition on ``Customer``, e.g. ``runner.policy.customer_condition``) narrows the search.
+    """
+    with runner.db.read() as s:
+        rows = crm.search(s, text, tag=tag, limit=limit, where=where)
+        as_tag = crm.normalize_tag(text) if text.strip() else ""
+        if as_tag and not tag and s.scalar(select(CustomerTag.tag).where(CustomerTag.tag == as_tag).limit(1)):
+            seen = {r["id"] for r in rows}
+            rows += [r for r in crm.search(s, "", tag=as_tag, limit=limit, where=where) if r["id"] not in seen]
+            rows = sorted(rows, key=lambda r: r["id"])[:limit]
+        names = _staff_names(s)
+        tags: dict[str, list[str]] = {}
+        for customer_id, value in s.execute(
+            select(CustomerTag.customer_id, CustomerTag.tag)
+            .where(CustomerTag.customer_id.in_([r["id"] for r in rows]))
+            .order_by(CustomerTag.added_at, CustomerTag.tag)
+        ):
+            tags.setdefault(customer_id, []).append(value)
+        for row in rows:
+            row.update(
+                tags=tags.get(row["id"], []),
+                owner_name=names.get(row["owner"], row["owner"]),
+                stages=crm.current_stages(s, row["id"]),
+            )
+    return rows
+
+
+# --- the one write: a discussion note ------------------------------------------------------------
+
+
+def add_note(runner: Runner, customer_id: str, text: str, author: str) -> int:
+    """Add a Thảo luận note by a staff member; ``BadValue`` names the field, ``Missing`` the customer."""
+    text = (text or "").strip()
+    if not text:
+        raise BadValue("text: the note is empty")
+    if len(text) > NOTE_MAX:
+        raise BadValue(f"text: at most {NOTE_MAX} characters, got {len(text)}")
+    problem = inputs.text_problem(text)
+    if problem:
+        raise BadValue(f"text: {problem}")
+    now = runner.now()
+    with runner.db.unit() as s:
+        return crm.add_note(s, customer_id, text, now=now, author=author)

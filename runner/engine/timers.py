@@ -1,0 +1,161 @@
+"""Clock-driven timer events: when they fall due, from the runner's clock (never the wall clock).
+
+The parser in ``runner.bpmn`` builds these definitions; ``runner.engine`` fires them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
+from SpiffWorkflow.bpmn.util import PendingBpmnEvent
+from SpiffWorkflow.util.task import TaskState
+
+from runner.errors import Invalid, StepFailed, TimerInvalid
+from runner.model import timeparse
+from runner.sandbox import expressions
+
+
+def _resolve(kind: str, value: Any, now: datetime, tz) -> tuple[datetime, int | None]:
+    if isinstance(value, datetime):
+        due = value if value.tzinfo else value.replace(tzinfo=tz)
+        return due.astimezone(UTC), None
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tz).astimezone(UTC), None
+    if isinstance(value, timedelta):
+        return now + value, None
+    if not isinstance(value, str) or not value.strip():
+        raise TimerInvalid(f"timer value {value!r} is not an ISO 8601 {kind}")
+    text = value.strip()
+    # NOTE: an expression may produce a date for a duration timer and vice versa.
+    if kind != "cycle" and text.upper().startswith("P"):
+        kind = "duration"
+    elif kind != "cycle" and not text.upper().startswith(("P", "R")):
+        kind = "date"
+    return timeparse.first_due(kind, text, now, tz)
+
+
+def schedule(kind: str, expression: str, my_task) -> dict[str, Any]:
+    """The first schedule of a timer reached by ``my_task``; a bad value fails naming the element."""
+    engine = my_task.workflow.top_workflow.script_engine
+    now = engine.clock.now()
+    value: Any = expression
+    if expressions.is_wrapped(expression):
+        value = engine.evaluate(my_task, expression)
+    try:
+        due, remaining = _resolve(kind, value, now, engine.tz)
+    except Invalid as exc:
+        spec = my_task.task_spec
+        raise StepFailed(
+            f"timer {expression!r}: {exc}",
+            getattr(spec, "bpmn_id", None) or spec.name,
+            getattr(spec, "bpmn_name", None) or "",
+        ) from exc
+    text = value if isinstance(value, str) else str(value)
+    return {"kind": kind, "value": text, "due": due.isoformat(), "remaining": remaining, "pending": 0}
+
+
+def fire(state: dict[str, Any], repeats: bool, tz) -> None:
+    """Record one firing in a timer's state; a repeating cycle moves to its next due time."""
+    if not repeats or state["kind"] != "cycle":
+        state["fired"] = True
+        state["due"] = None
+        return
+    state["pending"] = state.get("pending", 0) + 1
+    remaining = state.get("remaining")
+    if remaining == 0:
+        state["due"] = None
+        return
+    previous = datetime.fromisoformat(state["due"])
+    state["due"] = timeparse.next_due(state["value"], previous, tz).isoformat()
+    if remaining is not None:
+        state["remaining"] = remaining - 1
+
+
+# --- timer event definitions --------------------------------------------------------
+
+
+class ClockTimer:
+    """Timer behaviour shared by the three kinds: due times come from the runner's clock.
+
+    NOTE: SpiffWorkflow's own timers compare with ``datetime.now()``. Ours fire only
+    when the runner marks them, so the (possibly virtual) clock and the database decide.
+    State is keyed by the timer's name because an event-based gateway holds several.
+    """
+
+    kind = ""
+
+    @property
+    def key(self) -> str:
+        return f"timer:{self.name}"
+
+    def timer_state(self, my_task) -> dict:
+        """The timer's schedule on this task, computed from the clock on first sight."""
+        state = my_task.internal_data.get(self.key)
+        if state is None:
+            state = schedule(self.kind, self.expression, my_task)
+            my_task.internal_data[self.key] = state
+        return state
+
+    def has_fired(self, my_task):
+        return bool(self.timer_state(my_task).get("fired"))
+
+    def details(self, my_task):
+        return PendingBpmnEvent(self.name, "timer", self.timer_state(my_task).get("due"))
+
+    def reset(self, my_task):
+        my_task.internal_data.pop(self.key, None)
+        super().reset(my_task)
+
+
+class DateTimer(ClockTimer, TimerEventDefinition):
+    """timeDate: fires at a moment."""
+
+    kind = "date"
+
+
+class DurationTimer(ClockTimer, TimerEventDefinition):
+    """timeDuration: fires a duration after the event is reached."""
+
+    kind = "duration"
+
+
+class CycleTimer(ClockTimer, CycleTimerEventDefinition):
+    """timeCycle on a non-interrupting boundary event: fires each repetition.
+
+    NOTE: SpiffWorkflow never predicts the outputs of a cycle timer event (they are added
+    per firing below), so only repeating events may use this class; see OnceCycleTimer.
+    """
+
+    kind = "cycle"
+
+    def update_task(self, my_task):
+        state = self.timer_state(my_task)
+        while state.get("pending", 0) > 0:
+            state["pending"] -= 1
+            spawn_paths(my_task)
+
+
+class OnceCycleTimer(ClockTimer, TimerEventDefinition):
+    """timeCycle where BPMN fires once (catch, start, interrupting boundary): the first due time."""
+
+    kind = "cycle"
+
+
+def repeats(my_task) -> bool:
+    """True where BPMN lets a cycle fire more than once: non-interrupting boundary events."""
+    spec = my_task.task_spec
+    return isinstance(spec, BoundaryEvent) and not spec.cancel_activity
+
+
+def spawn_paths(my_task) -> None:
+    """Start the outgoing paths of a repeating boundary event once more; the event keeps waiting."""
+    for output in my_task.task_spec.outputs:
+        child = my_task._add_child(output, TaskState.FUTURE)
+        child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
+        child.task_spec._update(child)
+
+
+TIMER_CLASSES = {"timeDate": DateTimer, "timeDuration": DurationTimer, "timeCycle": CycleTimer}

@@ -1,0 +1,1 @@
+"""Process models as written: BPMN XML read without the engine, forms, validation, input checks."""

@@ -1,0 +1,421 @@
+"""Camunda ``formData`` user-task forms: definition, JSON round trip and server-side validation.
+
+:func:`coerce` results: an absent optional field is left out (stored data stays as is); one
+submitted empty (None, "", spaces) becomes None; with ``html=True`` an absent boolean is False;
+read-only fields are never included; dates are ISO strings ("YYYY-MM-DD" or full date-time).
+Messages read "<label> <rule>" ("Số nhân viên must be at least 0"); the FormInvalid also has
+``codes`` (field id -> required|readonly|type|enum|min|max|minlength|maxlength|unknown).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from lxml import etree
+
+from runner.errors import DeploymentInvalid, FormInvalid, Problem
+from runner.model.inputs import TextInvalid, check_data, check_text, text_problem
+
+CAMUNDA_NS = ("http://camunda.org/schema/1.0/bpmn", "http://activiti.org/bpmn")
+TYPES = ("string", "long", "boolean", "date", "enum")
+_LIMITS = {"min": ("long", "date"), "max": ("long", "date"), "minlength": ("string",), "maxlength": ("string",)}
+_TRUE = frozenset({"true", "on", "1", "yes"})
+_FALSE = frozenset({"false", "off", "0", "no"})
+_INT_RE = re.compile(r"[+-]?[0-9]{1,30}")
+_DATE_RE = re.compile(r"[0-9]{4}-?[0-9]{2}-?[0-9]{2}")
+_LONG_RANGE = (-(2**63), 2**63 - 1)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One choice of an enum field."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """One ``camunda:formField``: type, raw default, constraints, enum options and properties."""
+
+    id: str
+    label: str
+    type: str
+    default: str | None = None
+    required: bool = False
+    readonly: bool = False
+    min: float | date | None = None
+    max: float | date | None = None
+    minlength: int | None = None
+    maxlength: int | None = None
+    options: tuple[Option, ...] = ()
+    props: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """The field's ``camunda:property`` id -> value pairs."""
+        return dict(self.props)
+
+    def default_value(self) -> Any:
+        """The typed default; expression defaults (``${...}``) are returned unevaluated."""
+        if self.default is None or _is_expression(self.default):
+            return self.default
+        return None if _is_empty(self.default) else _convert(self, self.default)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe description for the web UI and the REST API."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "type": self.type,
+            "default": self.default,
+            "required": self.required,
+            "readonly": self.readonly,
+            "min": _show(self.min),
+            "max": _show(self.max),
+            "minlength": self.minlength,
+            "maxlength": self.maxlength,
+            "options": [{"id": o.id, "name": o.name} for o in self.options],
+            "properties": self.properties,
+        }
+
+
+@dataclass(frozen=True)
+class Form:
+    """The ordered fields of one user task; empty when the task has no form."""
+
+    fields: tuple[Field, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe description; :func:`form_from_dict` reverses it."""
+        return {"fields": [f.to_dict() for f in self.fields]}
+
+    def field(self, id: str) -> Field:
+        """The field with this id; KeyError when there is none."""
+        for f in self.fields:
+            if f.id == id:
+                return f
+        raise KeyError(f"no form field {id!r}")
+
+
+class _Bad(ValueError):
+    """One rejected value: a machine code and a rule text without the label."""
+
+    def __init__(self, code: str, text: str):
+        super().__init__(text)
+        self.code, self.text = code, text
+
+
+def _children(parent: etree._Element, local: str) -> Iterator[etree._Element]:
+    for child in parent:
+        if isinstance(child.tag, str):
+            name = etree.QName(child)
+            if name.localname == local and name.namespace in CAMUNDA_NS:
+                yield child
+
+
+def parse_form(element: etree._Element) -> Form:
+    """Read the ``camunda:formData`` of a userTask element; DeploymentInvalid on bad definitions."""
+    problems: list[str] = []
+    fields: list[Field] = []
+    for ext in element:
+        if isinstance(ext.tag, str) and etree.QName(ext).localname == "extensionElements":
+            for data in _children(ext, "formData"):
+                fields.extend(_parse_field(node, problems) for node in _children(data, "formField"))
+    ids = [f.id for f in fields]
+    problems += [f"form field {i!r} is defined twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    if problems:
+        where = (element.get("id", ""), element.get("name", ""))
+        raise DeploymentInvalid([Problem(*where, reason) for reason in problems])
+    return Form(tuple(fields))
+
+
+def _parse_field(node: etree._Element, problems: list[str]) -> Field:
+    fid, ftype = node.get("id", ""), node.get("type", "string")
+    where = f"form field {fid!r}"
+    if not fid:
+        problems.append("a form field has no id")
+    if ftype not in TYPES:
+        problems.append(f"{where}: unsupported type {ftype!r} (use {', '.join(TYPES)})")
+    options = tuple(Option(v.get("id", ""), v.get("name") or v.get("id", "")) for v in _children(node, "value"))
+    props = {
+        p.get("id", ""): p.get("value", "")
+        for group in _children(node, "properties")
+        for p in _children(group, "property")
+    }
+    field = Field(
+        fid,
+        node.get("label") or fid,
+        ftype,
+        node.get("defaultValue"),
+        options=options,
+        props=tuple(props.items()),
+        **_constraints(node, ftype, where, problems),
+    )
+    if ftype in TYPES:
+        _check_field(field, where, problems)
+    return field
+
+
+def _constraints(node: etree._Element, ftype: str, where: str, problems: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for validation in _children(node, "validation"):
+        for c in _children(validation, "constraint"):
+            name, config = c.get("name", ""), c.get("config")
+            if name in ("required", "readonly"):
+                out[name] = True
+            elif name not in _LIMITS:
+                problems.append(f"{where}: unsupported constraint {name!r}")
+            elif ftype not in _LIMITS[name]:
+                problems.append(f"{where}: constraint {name!r} does not apply to type {ftype!r}")
+            else:
+                try:
+                    out[name] = _limit(name, ftype, config or "")
+                except ValueError:
+                    problems.append(f"{where}: constraint {name!r} has invalid config {config!r}")
+    return out
+
+
+def _limit(name: str, ftype: str, config: str) -> float | date:
+    text = config.strip()
+    if name in ("minlength", "maxlength"):
+        if not _INT_RE.fullmatch(text) or int(text) < 0:
+            raise ValueError(text)
+        return int(text)
+    if ftype == "date":
+        parsed = _parse_date(text)
+        return parsed.date() if isinstance(parsed, datetime) else parsed
+    # NOTE: a long field's limits are whole numbers in the long range, as its values are
+    if not _INT_RE.fullmatch(text) or not _LONG_RANGE[0] <= int(text) <= _LONG_RANGE[1]:
+        raise ValueError(text)
+    return int(text)
+
+
+def _check_field(field: Field, where: str, problems: list[str]) -> None:
+    ids = [o.id for o in field.options]
+    if field.type == "enum" and not ids:
+        problems.append(f"{where}: enum field has no values")
+    if len(set(ids)) != len(ids):
+        problems.append(f"{where}: enum values repeat an id")
+    for low, high in ((field.min, field.max), (field.minlength, field.maxlength)):
+        if low is not None and high is not None and low > high:  # type: ignore[operator]
+            problems.append(f"{where}: lower limit {_show(low)} is above upper limit {_show(high)}")
+    if field.default is not None and not _is_expression(field.default) and not _is_empty(field.default):
+        try:
+            _check_limits(field, _convert(field, field.default))
+        except _Bad as bad:
+            problems.append(f"{where}: default value {field.default!r} {bad.text}")
+
+
+def form_from_dict(d: Mapping[str, Any]) -> Form:
+    """Rebuild a Form from :meth:`Form.to_dict` output (as stored per deployed version)."""
+    return Form(tuple(_field_from_dict(f) for f in d.get("fields", ())))
+
+
+def _field_from_dict(d: Mapping[str, Any]) -> Field:
+    ftype = d["type"]
+
+    def limit(key: str) -> float | date | None:
+        value = d.get(key)
+        return date.fromisoformat(value) if ftype == "date" and value is not None else value
+
+    return Field(
+        d["id"],
+        d.get("label") or d["id"],
+        ftype,
+        d.get("default"),
+        required=bool(d.get("required")),
+        readonly=bool(d.get("readonly")),
+        min=limit("min"),
+        max=limit("max"),
+        minlength=d.get("minlength"),
+        maxlength=d.get("maxlength"),
+        options=tuple(Option(o["id"], o.get("name", o["id"])) for o in d.get("options", ())),
+        props=tuple(dict(d.get("properties") or {}).items()),
+    )
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _is_expression(text: str) -> bool:
+    return text.strip().startswith(("${", "#{"))
+
+
+def _show(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _to_long(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Bad("type", "must be a whole number")
+    if not _LONG_RANGE[0] <= value <= _LONG_RANGE[1]:
+        raise _Bad("type", "is out of range")
+    return value
+
+
+def _to_boolean(value: Any) -> bool:
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise _Bad("type", "must be true or false")
+
+
+def _parse_date(value: Any) -> date:
+    if isinstance(value, date):  # datetime is a date too
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return date.fromisoformat(text) if _DATE_RE.fullmatch(text) else datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    raise _Bad("type", "must be a date (YYYY-MM-DD) or an ISO 8601 date-time")
+
+
+def _convert(field: Field, value: Any) -> Any:
+    if field.type == "enum":
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and value.strip() in {o.id for o in field.options}:
+            return value.strip()
+        raise _Bad("enum", "must be one of: " + ", ".join(o.id for o in field.options))
+    if field.type == "date":
+        return _parse_date(value).isoformat()
+    if field.type == "string" and not isinstance(value, str):
+        raise _Bad("type", "must be text")
+    return {"long": _to_long, "boolean": _to_boolean}.get(field.type, str)(value)
+
+
+def _check_limits(field: Field, value: Any) -> None:
+    if field.type == "string":
+        if field.minlength is not None and len(value) < field.minlength:
+            raise _Bad("minlength", f"must be at least {field.minlength} characters")
+        if field.maxlength is not None and len(value) > field.maxlength:
+            raise _Bad("maxlength", f"must be at most {field.maxlength} characters")
+    elif field.type in ("long", "date"):
+        key = date.fromisoformat(value[:10]) if field.type == "date" else value
+        words = ("not be before", "not be after") if field.type == "date" else ("be at least", "be at most")
+        if field.min is not None and key < field.min:
+            raise _Bad("min", f"must {words[0]} {_show(field.min)}")
+        if field.max is not None and key > field.max:
+            raise _Bad("max", f"must {words[1]} {_show(field.max)}")
+
+
+def coerce(
+    form: Form,
+    submitted: Mapping[str, Any],
+    *,
+    current: Mapping[str, Any] | None = None,
+    task: str = "",
+    html: bool = False,
+) -> dict[str, Any]:
+    """Validate and type submitted values; FormInvalid lists every wrong field at once."""
+    if not form.fields:
+        return _passthrough(submitted, task)
+    result: dict[str, Any] = {}
+    errors = _unstorable(submitted)
+    for f in form.fields:
+        if f.id in errors:
+            continue
+        try:
+            _coerce_field(f, submitted, current or {}, html, result)
+        except _Bad as bad:
+            errors[f.id] = (bad.code, f"{f.label} {bad.text}")
+    known = {f.id for f in form.fields}
+    for key in submitted:
+        if key not in known:
+            errors[str(key)] = ("unknown", f"unknown field {str(key)!r}")
+    if errors:
+        raise _invalid(errors, task)
+    return result
+
+
+def _coerce_field(
+    f: Field, submitted: Mapping[str, Any], current: Mapping[str, Any], html: bool, out: dict[str, Any]
+) -> None:
+    if f.readonly:
+        if f.id in submitted:
+            before = current[f.id] if f.id in current else f.default_value()
+            if _normalise(f, submitted[f.id]) != _normalise(f, before):
+                raise _Bad("readonly", "is read-only")
+        return
+    if f.id not in submitted:
+        if html and f.type == "boolean":
+            out[f.id] = False
+        elif f.required:
+            raise _Bad("required", "is required")
+        return
+    value = submitted[f.id]
+    if _is_empty(value):
+        if f.required:
+            raise _Bad("required", "is required")
+        out[f.id] = None
+        return
+    value = _convert(f, value)
+    _check_limits(f, value)
+    out[f.id] = value
+
+
+def _normalise(f: Field, value: Any) -> Any:
+    if _is_empty(value):
+        return None
+    try:
+        return _convert(f, value)
+    except _Bad:
+        return value
+
+
+def _unstorable(submitted: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """Per field: text the database or the pages cannot hold (NUL, lone surrogates, NaN, deep nesting)."""
+    errors: dict[str, tuple[str, str]] = {}
+    for key, value in submitted.items():
+        if not isinstance(key, str):
+            continue
+        name = key if text_problem(key, control=True) is None else ascii(key)
+        try:
+            check_text(key, "the field name", control=True)
+            check_data(value, name)
+        except TextInvalid as exc:
+            errors[name] = ("text", f"{exc.field} {exc.reason}")
+    return errors
+
+
+def _passthrough(submitted: Mapping[str, Any], task: str) -> dict[str, Any]:
+    errors = _unstorable(submitted)
+    errors.update(
+        {
+            str(key): ("type", f"{key!r} is not JSON-safe")
+            for key, value in submitted.items()
+            if str(key) not in errors and not (isinstance(key, str) and _json_safe(value))
+        }
+    )
+    if errors:
+        raise _invalid(errors, task)
+    return dict(submitted)
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _invalid(errors: dict[str, tuple[str, str]], task: str) -> FormInvalid:
+    exc = FormInvalid({k: text for k, (_, text) in errors.items()}, task=task)
+    exc.codes = {k: code for k, (code, _) in errors.items()}  # type: ignore[attr-defined]
+    return exc

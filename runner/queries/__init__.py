@@ -1,0 +1,1 @@
+"""Read models that return plain data: task lists and diagram state."""

@@ -1,0 +1,1 @@
+"""The restricted evaluation of expressions and scripts, with budgets of time and memory."""

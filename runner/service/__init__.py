@@ -1,0 +1,1 @@
+"""One unit of work per public call: the runtime facade, deployment, scheduler, jobs, outbox."""

@@ -1,0 +1,236 @@
+"""Running service-task handlers: claim a due job, call its handler, commit its result.
+
+A job's handler runs inside the unit of work that completes the service task, so the
+handler's domain writes, its outbox messages and the engine step commit together or not
+at all. On PostgreSQL the job row is claimed with ``FOR UPDATE SKIP LOCKED`` and the
+instance with ``SKIP LOCKED`` too: a worker never waits on another, so workers never
+deadlock, and a crashed worker's transaction simply rolls back and frees its job.
+
+The handler and the step run inside a SAVEPOINT. A failed try rolls back to it and is
+recorded in the same transaction, while the job row is still claimed: no other worker
+can run the job again between the failure and its bookkeeping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from handlers import HandlerContext, Retry
+from runner.errors import BudgetExceeded, Conflict, HandlerFailed, NotFound, caused_by
+from runner.service.retries import compute_backoff, max_tries
+from runner.store.database import savepoint
+from runner.store.models import Incident, Instance, Job, OutboxMessage
+
+if TYPE_CHECKING:
+    from runner.service.runtime import Runner
+
+log = logging.getLogger(__name__)
+
+
+class _SessionGuard:
+    """The unit of work's session as a handler sees it: refused once the handler timed out."""
+
+    def __init__(self, session: Session, ctx: HandlerContext):
+        self._session = session
+        self._ctx = ctx
+
+    def __getattr__(self, name: str) -> Any:
+        # NOTE: a timed-out handler thread lives on; it must not touch a session that
+        # has moved on to other work (or start a new transaction that holds locks).
+        if self._ctx.closed:
+            raise RuntimeError(f"handler for {self._ctx.topic} used its session after its timeout")
+        return getattr(self._session, name)
+
+
+def _json_safe(value: Any) -> None:
+    """Raise TypeError/ValueError unless ``value`` is plain JSON (no NaN, no objects)."""
+    json.dumps(value, allow_nan=False)
+
+
+def call_with_timeout(fn, params: dict[str, Any], ctx: HandlerContext, timeout: float) -> Any:
+    """Call a handler, turning an exception or a hang past ``timeout`` into HandlerFailed."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn(params, ctx)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"handler:{ctx.topic}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    # NOTE: the context is valid only during the call: late sends and session use fail.
+    ctx.closed = True
+    if thread.is_alive():
+        # A thread cannot be killed; the unit of work rolls back whatever it did.
+        raise HandlerFailed(f"handler {ctx.topic!r} did not finish within {timeout:g} s")
+    if "error" in box:
+        exc = box["error"]
+        kind = "asked to retry" if isinstance(exc, Retry) else f"raised {type(exc).__name__}"
+        raise HandlerFailed(f"handler {ctx.topic!r} {kind}: {exc}") from exc
+    try:
+        _json_safe(box.get("result"))
+    except (TypeError, ValueError) as exc:
+        raise HandlerFailed(f"handler {ctx.topic!r} returned data that is not JSON-safe: {exc}") from exc
+    return box.get("result")
+
+
+def _due_query(runner: Runner, skip: set[str]):
+    query = select(Job).where(Job.state == "pending", Job.due_at <= runner.now())
+    if skip:
+        query = query.where(Job.id.not_in(skip))
+    query = query.order_by(Job.due_at, Job.id).limit(1)
+    return query.with_for_update(skip_locked=True) if runner.db.is_postgres else query
+
+
+def run_next(runner: Runner, skip: set[str] | None = None) -> str | None:
+    """Run the earliest due job not in ``skip``; returns its id, or None when nothing is due.
+
+    A job whose instance is busy stays due and is added to ``skip``, so that one pass of
+    ``scheduler.run_due`` does not spin on it.
+    """
+    skip = set() if skip is None else skip
+    job_id = None
+    try:
+        with runner.db.unit() as s:
+            job = s.scalars(_due_query(runner, skip)).first()
+            if job is None:
+                return None
+            job_id = job.id
+            loaded = runner.load_for_worker(s, job.instance_id)
+            if loaded is None:
+                raise Conflict(f"instance {job.instance_id} is busy")
+            inst, workflow = loaded
+            try:
+                with savepoint(s):
+                    _run(runner, s, job, inst, workflow)
+            except Conflict:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure counts as a try
+                _record_failure(runner, s, job, inst, exc)
+    except Conflict as exc:
+        skip.add(job_id)
+        log.info("job %s met a concurrent change; it stays due: %s", job_id, exc)
+    return job_id
+
+
+def _run(runner: Runner, s: Session, job: Job, inst: Instance, workflow) -> None:
+    fn = runner.registry.get(job.topic)
+    if fn is None:
+        raise HandlerFailed(f"no handler registered for topic {job.topic!r}")
+    ctx = HandlerContext(
+        instance_id=inst.id,
+        business_key=inst.business_key,
+        idempotency_key=f"{inst.id}/{job.id}",
+        element_id=job.element_id,
+        topic=job.topic,
+        attempt=job.attempts + 1,
+        now=runner.now(),
+        properties=dict(job.properties or {}),
+    )
+    ctx.session = _SessionGuard(s, ctx)
+    result = call_with_timeout(fn, dict(job.params or {}), ctx, job.timeout)
+    _check_outbox(ctx)
+    mapped = runner.engine.map_result(workflow, job.id, result)
+    runner.engine.finish_external(workflow, job.id, mapped)
+    for channel, payload, key in ctx.outbox:
+        s.add(
+            OutboxMessage(
+                idempotency_key=key,
+                channel=channel,
+                instance_id=inst.id,
+                business_key=inst.business_key,
+                payload=payload,
+                state="pending",
+                due_at=runner.now(),
+                created_at=runner.now(),
+            )
+        )
+    job.attempts += 1
+    job.state, job.ended_at, job.last_error = "done", runner.now(), None
+    details = {"topic": job.topic, "attempt": job.attempts, "params": job.params}
+    runner._history(s, inst, "handler.called", element=job.element_id, details=details)
+    runner._history(
+        s,
+        inst,
+        "handler.succeeded",
+        element=job.element_id,
+        details={"topic": job.topic, "result": result, "outbox": len(ctx.outbox)},
+    )
+    runner._commit_step(s, inst, workflow)
+
+
+def _check_outbox(ctx: HandlerContext) -> None:
+    """Outbox payloads must be plain JSON, like results; said here rather than at flush."""
+    for channel, payload, key in ctx.outbox:
+        try:
+            _json_safe(payload)
+        except (TypeError, ValueError) as exc:
+            raise HandlerFailed(
+                f"handler {ctx.topic!r} sent a {channel!r} message ({key}) that is not JSON-safe: {exc}"
+            ) from exc
+
+
+def _record_failure(runner: Runner, s: Session, job: Job, inst: Instance, exc: Exception) -> None:
+    """Count a failed try: schedule the next one with backoff, or raise an incident."""
+    message = str(exc) or type(exc).__name__
+    log.warning("job %s (%s) failed: %s", job.id, job.element_id, message)
+    job.attempts += 1
+    job.last_error = message
+    details = {"topic": job.topic, "attempt": job.attempts, "error": message}
+    runner._history(
+        s,
+        inst,
+        "handler.called",
+        element=job.element_id,
+        details={"topic": job.topic, "attempt": job.attempts, "params": job.params},
+    )
+    runner._history(s, inst, "handler.failed", element=job.element_id, details=details)
+    # NOTE: a script over its budget goes over it again on every try: no retries for it.
+    hopeless = runner.registry.get(job.topic) is None or caused_by(exc, BudgetExceeded) is not None
+    if job.attempts >= job.max_attempts or hopeless:
+        job.state = "incident"
+        s.add(
+            Incident(
+                instance_id=inst.id,
+                kind="job",
+                ref=job.id,
+                element_id=job.element_id,
+                error=message,
+                tries=job.attempts,
+                state="open",
+                created_at=runner.now(),
+            )
+        )
+        runner._history(s, inst, "incident.raised", element=job.element_id, details=details)
+    else:
+        base = float((job.properties or {}).get("retry_backoff") or runner.settings.retry_base_seconds)
+        job.due_at = runner.now() + compute_backoff(job.attempts, base)
+
+
+def retry_incident(runner: Runner, s: Session, incident: Incident) -> None:
+    """Give a job incident a fresh set of tries, due now."""
+    job = s.get(Job, incident.ref, with_for_update=runner.db.is_postgres)
+    if job is None:
+        raise NotFound(f"job {incident.ref} of incident {incident.id} does not exist")
+    if job.state != "incident":
+        raise Conflict(f"job {job.id} of incident {incident.id} is {job.state}, not waiting for a retry")
+    job.state = "pending"
+    job.due_at = runner.now()
+    job.max_attempts = job.attempts + max_tries(job.properties or {})
+
+
+def next_due(runner: Runner, s: Session, after: datetime | None = None) -> datetime | None:
+    """When the earliest pending job is due (strictly after ``after`` if given), or None."""
+    query = select(Job.due_at).where(Job.state == "pending")
+    if after is not None:
+        query = query.where(Job.due_at > after)
+    return s.scalars(query.order_by(Job.due_at).limit(1)).first()

@@ -1,0 +1,246 @@
+"""Projecting an engine snapshot into the inbox, timer, job and subscription tables.
+
+The instance row remembers what it projected last time (``Instance.waits``), so a unit
+of work writes only what changed and never has to query the projections first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, delete, func, update
+from sqlalchemy.orm import Session
+
+from runner.engine import Snapshot
+from runner.service.retries import max_tries
+from runner.store.database import Prepared, insert_row, insert_statement, save_instance
+from runner.store.models import Instance, Job, Subscription, Timer, UserTask
+
+if TYPE_CHECKING:
+    from runner.service.runtime import Runner
+
+# NOTE: every unit of work runs these, so they are compiled once (see storage.Prepared).
+_tasks, _timer_rows, _job_rows = UserTask.__table__, Timer.__table__, Job.__table__
+END_TASK = Prepared(update(_tasks).where(_tasks.c.id == bindparam("b_id"), _tasks.c.state == "open"))
+DROP_SUBSCRIPTIONS = Prepared(
+    delete(Subscription.__table__).where(Subscription.__table__.c.instance_id == bindparam("b_id"))
+)
+_one_timer = (
+    _timer_rows.c.instance_id == bindparam("b_instance"),
+    _timer_rows.c.task_id == bindparam("b_task"),
+    _timer_rows.c.timer_name == bindparam("b_name"),
+)
+RESCHEDULE_TIMER = Prepared(update(_timer_rows).where(*_one_timer))
+CANCEL_TIMER = Prepared(update(_timer_rows).where(*_one_timer, _timer_rows.c.state == "waiting"))
+CANCEL_JOB = Prepared(update(_job_rows).where(_job_rows.c.id == bindparam("b_id"), _job_rows.c.state == "pending"))
+
+
+def apply(
+    runner: Runner,
+    s: Session,
+    inst: Instance,
+    snap: Snapshot,
+    state: str,
+    completed_task: str | None,
+    actor: str | None,
+) -> None:
+    """Save the instance and bring every projection of it in line with ``snap``, with history.
+
+    NOTE: the instance row is written first (one UPDATE that checks and bumps its version
+    column), so a concurrent second writer fails there before touching any projection row.
+    """
+    before: dict[str, Any] = dict(inst.waits or {})
+    waits = {
+        "user_tasks": [t.task_id for t in snap.user_tasks],
+        "timers": {f"{t.task_id}|{t.timer_name}": t.due_at.isoformat() for t in snap.timers},
+        "jobs": [j.task_id for j in snap.jobs],
+        "messages": sorted(snap.messages),
+    }
+    values: dict[str, Any] = {"state": state, "updated_at": runner.now(), "data": snap.data, "waits": waits}
+    entered = _stages(inst, snap)
+    if snap.stages and snap.stages != list(inst.stages or []):
+        values["stages"] = list(snap.stages)
+    completed = snap.completed and inst.status == "running"
+    if completed:
+        values.update(status="completed", ended_at=runner.now())
+    save_instance(s, inst, **values)
+    _user_tasks(runner, s, inst, snap, before.get("user_tasks", []), completed_task, actor)
+    _timers(runner, s, inst, snap, before.get("timers", {}))
+    _jobs(runner, s, inst, snap, before.get("jobs", []))
+    if before.get("messages", []) != waits["messages"]:
+        DROP_SUBSCRIPTIONS.execute(s, {"b_id": inst.id})
+        if waits["messages"]:
+            insert_statement(Subscription.__table__).executemany(
+                s,
+                [
+                    {"instance_id": inst.id, "business_key": inst.business_key, "message_name": name}
+                    for name in waits["messages"]
+                ],
+            )
+    for stage in entered:
+        runner._history(s, inst, "stage.entered", details={"stage": stage})
+    if completed:
+        runner._history(s, inst, "instance.completed", details={"data": snap.data})
+
+
+def _user_tasks(runner, s, inst, snap, before, completed_task, actor) -> None:
+    now = runner.now()
+    current = {t.task_id for t in snap.user_tasks}
+    for view in snap.user_tasks:
+        if view.task_id in before:
+            continue
+        insert_row(
+            s,
+            UserTask,
+            id=view.task_id,
+            instance_id=inst.id,
+            business_key=inst.business_key,
+            process_key=inst.process_key,
+            element_id=view.element_id,
+            name=view.name,
+            lane=view.lane,
+            stage=view.stage,
+            candidate_groups=view.candidate_groups,
+            candidate_users=view.candidate_users,
+            assignee=view.assignee,
+            due_at=view.due_at,
+            follow_up_at=view.follow_up_at,
+            priority=view.priority,
+            form=view.form,
+            state="open",
+            created_at=now,
+        )
+        runner._history(
+            s,
+            inst,
+            "task.created",
+            element=view.element_id,
+            details={
+                "task_id": view.task_id,
+                "name": view.name,
+                "candidate_groups": view.candidate_groups,
+                "assignee": view.assignee,
+            },
+        )
+    for task_id in before:
+        if task_id in current:
+            continue
+        done = task_id == completed_task
+        END_TASK.execute(
+            s,
+            {
+                "b_id": task_id,
+                "state": "completed" if done else "cancelled",
+                "ended_at": now,
+                "completed_by": actor if done else None,
+            },
+        )
+        if not done:
+            runner._history(s, inst, "task.cancelled", details={"task_id": task_id})
+
+
+def refresh(s: Session, snap: Snapshot) -> None:
+    """Rewrite open inbox rows and pending jobs from the snapshot (after a migration their element may differ)."""
+    for view in snap.user_tasks:
+        # NOTE: whoever claimed (or was given) an open task keeps it across the move.
+        s.execute(
+            update(UserTask)
+            .where(UserTask.id == view.task_id, UserTask.state == "open")
+            .values(
+                element_id=view.element_id,
+                name=view.name,
+                lane=view.lane,
+                stage=view.stage,
+                candidate_groups=view.candidate_groups,
+                candidate_users=view.candidate_users,
+                assignee=func.coalesce(UserTask.assignee, view.assignee),
+                due_at=view.due_at,
+                follow_up_at=view.follow_up_at,
+                priority=view.priority,
+                form=view.form,
+            )
+        )
+    for job in snap.jobs:
+        s.execute(
+            update(Job)
+            .where(Job.id == job.task_id, Job.state == "pending")
+            .values(element_id=job.element_id, topic=job.topic, params=job.params, properties=job.properties)
+        )
+
+
+def _timers(runner, s, inst, snap, before: dict[str, str]) -> None:
+    current = {f"{t.task_id}|{t.timer_name}": t for t in snap.timers}
+    for key, view in current.items():
+        if before.get(key) == view.due_at.isoformat():
+            continue
+        # NOTE: task ids are fresh per run of an element, so a key not projected before
+        # has no row yet; a known key (a repeating cycle) gets its next due time.
+        if key not in before:
+            insert_row(
+                s,
+                Timer,
+                instance_id=inst.id,
+                task_id=view.task_id,
+                element_id=view.element_id,
+                timer_name=view.timer_name,
+                due_at=view.due_at,
+                state="waiting",
+                value=view.value,
+            )
+        else:
+            RESCHEDULE_TIMER.execute(
+                s,
+                {
+                    "b_instance": inst.id,
+                    "b_task": view.task_id,
+                    "b_name": view.timer_name,
+                    "due_at": view.due_at,
+                    "state": "waiting",
+                },
+            )
+        runner._history(
+            s,
+            inst,
+            "timer.scheduled",
+            element=view.element_id,
+            details={"due": view.due_at.isoformat(), "value": view.value},
+        )
+    gone = [key.split("|", 1) for key in before if key not in current]
+    for task_id, name in gone:
+        CANCEL_TIMER.execute(s, {"b_instance": inst.id, "b_task": task_id, "b_name": name, "state": "cancelled"})
+
+
+def _jobs(runner, s, inst, snap, before: list[str]) -> None:
+    now = runner.now()
+    current = {j.task_id for j in snap.jobs}
+    for view in snap.jobs:
+        if view.task_id in before:
+            continue
+        timeout = float(view.properties.get("timeout") or runner.settings.handler_timeout)
+        insert_row(
+            s,
+            Job,
+            id=view.task_id,
+            instance_id=inst.id,
+            element_id=view.element_id,
+            topic=view.topic,
+            params=view.params,
+            properties=view.properties,
+            state="pending",
+            attempts=0,
+            max_attempts=max_tries(view.properties),
+            timeout=timeout,
+            due_at=now,
+            created_at=now,
+        )
+    for task_id in before:
+        if task_id not in current:
+            CANCEL_JOB.execute(s, {"b_id": task_id, "state": "cancelled", "ended_at": now})
+
+
+def _stages(inst: Instance, snap: Snapshot) -> list[str]:
+    """The snapshot's stages the instance was not in yet."""
+    # NOTE: a token resting on an element without a stage keeps the last stage entered.
+    if not snap.stages or snap.stages == list(inst.stages or []):
+        return []
+    return [stage for stage in snap.stages if stage not in (inst.stages or [])]

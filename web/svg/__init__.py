@@ -1,0 +1,1 @@
+"""Server-side SVG drawing of BPMN diagrams from their diagram interchange."""
