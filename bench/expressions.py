@@ -3,8 +3,8 @@
     python -m bench.expressions               # 25 samples of 2,000 evaluations per case
     python -m bench.expressions --samples 5   # a smoke run
 
-"with" is ``runner.expressions.evaluate``/``execute`` as the engine calls them: checked,
-guarded by ``runner.guards`` and run under a ``runner.budget.Budget``. "without" is the
+"with" is ``runner.sandbox.expressions.evaluate``/``execute`` as the engine calls them: checked,
+guarded by ``runner.sandbox.guards`` and run under a ``runner.sandbox.budget.Budget``. "without" is the
 same check and compile with no guard rewrite and no budget, evaluated in the same
 namespace. Two mechanisms that were not chosen are measured beside them, as evidence:
 "tracer" runs the unguarded code under ``sys.settrace`` counting events (what an

@@ -2,7 +2,7 @@
 
 Times in results are ISO 8601 in the business zone ("2026-11-25T09:00:00+07:00"). Two
 bookings of the same teacher can never overlap: the database refuses the second one
-(``runner.calendar``); a requested start taken meanwhile is replaced by the teacher's
+(``runner.crm.bookings``); a requested start taken meanwhile is replaced by the teacher's
 next free slot on another day.
 """
 

@@ -4,7 +4,7 @@
 
 The template ``processes/templates/<template>.email.txt`` starts with ``Subject: ...``.
 The message is rendered when the task runs and queued on the ``email`` outbox channel;
-``runner.transports`` delivers it over SMTP, or only records it with the ``log`` transport.
+``runner.crm.transports`` delivers it over SMTP, or only records it with the ``log`` transport.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     zalo.send {template, to="group"|"user", ...template variables} -> {last_message: template}
 
 The message is rendered when the task runs (from the customer's data at that moment)
-and queued on the ``zalo`` outbox channel; ``runner.transports`` delivers it through
+and queued on the ``zalo`` outbox channel; ``runner.crm.transports`` delivers it through
 the Zalo Official Account API, or only records it with the ``log`` transport.
 """
 

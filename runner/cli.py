@@ -156,7 +156,7 @@ def cmd_demo(args, settings: Settings) -> None:
 def _password(args) -> str:
     """--password, else RUNNER_USER_PASSWORD, else asked twice on a terminal, else stdin's first line.
 
-    NOTE: never empty: a user without a password is refused here and by ``runner.users``.
+    NOTE: never empty: a user without a password is refused here and by ``runner.service.accounts``.
     """
     import getpass
     import os

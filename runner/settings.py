@@ -44,7 +44,7 @@ class Settings:
     max_content_length: int = 16 * 1024 * 1024
     cookie_secure: bool = False
     # The instance folder keeps what belongs to this installation and never to the code:
-    # the secret key file (created by ``runner db upgrade``, see ``runner.instance``).
+    # the secret key file (created by ``runner db upgrade``, see ``runner.instance_folder``).
     instance_path: str = str(ROOT / "var")
     # Signs session cookies, CSRF tokens and calendar feed addresses. RUNNER_SECRET_KEY wins;
     # else the key file of the instance folder. NOTE: never printed (repr=False).

@@ -8,8 +8,8 @@
     advance(r, hours=1)                             # fire everything due on the way, in order
     assert stages(r, "KH0001") == ["Tiếp nhận", "Đã liên hệ"]
 
-Everything goes through the runner's public API and read queries (``runner.inbox``,
-``runner.crm``); time only moves with the virtual clock, never by sleeping.
+Everything goes through the runner's public API and read queries (``runner.queries.tasklists``,
+``runner.crm.customers``); time only moves with the virtual clock, never by sleeping.
 """
 
 from __future__ import annotations

@@ -456,7 +456,7 @@ def test_customer_profile_stages_and_timeline(api: Api, runner: Runner) -> None:
     instance_id = runner.start_instance("web_lead", "KH1")
     [task] = inbox.tasks(runner)
     runner.complete_task(task["id"], {"lead_quality": "good"}, actor="sales1")
-    body = api.get("/api/customers/KH1", user="sales1").get_json()  # the owner (runner.policy)
+    body = api.get("/api/customers/KH1", user="sales1").get_json()  # the owner (runner.service.policy)
     assert (body["customer"]["id"], body["customer"]["name"], body["customer"]["phone"]) == (
         "KH1",
         "Trung tâm Sao Mai",

@@ -164,6 +164,6 @@ def test_deployment_validation_accepts_juel_word_operators():
 
 
 def test_deployment_validation_accepts_juel_spellings():
-    """What the engine runs, deployment accepts (runner.validation translates JUEL too)."""
+    """What the engine runs, deployment accepts (runner.model.validation translates JUEL too)."""
     files = {"juel.bpmn": (FIXTURES / "juel.bpmn").read_bytes()}
     assert validate(files, topics={"crm.tag"}) == []

@@ -207,7 +207,7 @@ def test_instance_page_marks_incidents(client, staff, journey: Runner, notify: N
     iid = journey.start_instance("journey", "KH1")
     complete_open_task(journey, "KH1", {"ok": True})
     journey.run_due()
-    client.login("team_leader1")  # customer care sees post-sale customers only (runner.policy)
+    client.login("team_leader1")  # customer care sees post-sale customers only (runner.service.policy)
     page = client.get(f"/instances/{iid}/diagram").get_data(as_text=True)
     svg = svg_in(page)
     assert "has-incident" in group(svg, "notify").get("class")

@@ -2,7 +2,7 @@
 bar), incidents and undecided outbox messages, users and API tokens, and the virtual clock.
 
 Only admins reach them. Every page calls the runner's public API (``Runner``,
-``runner.inbox``, ``runner.migration``, ``runner.outbox``, ``runner.users``).
+``runner.queries.tasklists``, ``runner.service.instance_migration``, ``runner.service.outbox``, ``runner.service.accounts``).
 """
 
 from __future__ import annotations

@@ -549,7 +549,7 @@ def get_customer(business_key: str):
 
 
 def _timeline(business_key: str, limit: int = 500) -> list[dict[str, Any]]:
-    """The customer's 360° timeline (``runner.customer_views.timeline``), newest first, as JSON."""
+    """The customer's 360° timeline (``runner.crm.views.timeline``), newest first, as JSON."""
     keys = ("kind", "title", "text", "actor", "actor_name", "state", "process_key", "instance_id", "element_id")
     return [
         {

@@ -9,16 +9,16 @@
     def my_tasks(): ...
 
 Browsers sign in with a session cookie. Under /api the session cookie is ignored and a
-bearer token (``Authorization: Bearer rt_...``, see ``runner.users.issue_token``) is the
+bearer token (``Authorization: Bearer rt_...``, see ``runner.service.accounts.issue_token``) is the
 only credential, which is why the API blueprint can be exempt from CSRF.
 
 Five failed logins in a row slow that account down, and twenty-one slow the client address
-down (``runner.throttle``); the time comes from ``app.config["AUTH_CLOCK"]`` so that tests
+down (``runner.service.throttle``); the time comes from ``app.config["AUTH_CLOCK"]`` so that tests
 move it instead of sleeping. The address is ``request.remote_addr``: behind a reverse proxy
 that is the proxy's, unless the app is wrapped in werkzeug's ``ProxyFix`` (not done here).
 
 The session cookie carries only the random token of a server-side session
-(``runner.logins``); signing out or a new password deletes it, so a copied cookie dies too.
+(``runner.service.logins``); signing out or a new password deletes it, so a copied cookie dies too.
 """
 
 from __future__ import annotations

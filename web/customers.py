@@ -1,6 +1,6 @@
 """Customers: search, the 360° customer page, pipeline boards, and "My Calendar" with its feed.
 
-The pages read ``runner.crm`` and ``runner.customer_views``; the only write is a Thảo luận
+The pages read ``runner.crm.customers`` and ``runner.crm.views``; the only write is a Thảo luận
 note. The iCalendar feed is public on purpose (calendar apps cannot sign in): its address
 carries an HMAC of the username made with the app's secret key, and a wrong one is a 404.
 """

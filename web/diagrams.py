@@ -1,7 +1,7 @@
 """Diagram views: one instance on its diagram, and one version with its waiting instances.
 
-The SVG comes from ``web.bpmn_svg`` (drawn on the server from the file's diagram
-interchange); this module only gathers what the runner knows (``runner.diagrams``) into
+The SVG comes from ``web.svg.render`` (drawn on the server from the file's diagram
+interchange); this module only gathers what the runner knows (``runner.queries.diagram_state``) into
 overlays and the details shown when hovering or clicking an element.
 """
 

@@ -8,7 +8,7 @@ A request is refused before it touches the database when
   path parameter is longer than any id (400 naming the parameter);
 - a JSON body nests too deeply, holds NaN/Infinity or such text (400 naming the field).
 
-The runner checks the same again (``runner.inputs``), so the CLI is covered too; this
+The runner checks the same again (``runner.model.inputs``), so the CLI is covered too; this
 layer only makes sure hostile text never reaches a query.
 
 Every answer carries a Content-Security-Policy (scripts only from /static or with the

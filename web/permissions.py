@@ -1,6 +1,6 @@
-"""The signed-in user as ``runner.policy`` sees them, and the 404 for customers they may not see.
+"""The signed-in user as ``runner.service.policy`` sees them, and the 404 for customers they may not see.
 
-Pages and the API ask here; the rules themselves live in ``runner.policy``.
+Pages and the API ask here; the rules themselves live in ``runner.service.policy``.
 """
 
 from __future__ import annotations

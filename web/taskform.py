@@ -1,6 +1,6 @@
 """The HTML side of camunda:formData: fields to render, submitted values, Vietnamese messages.
 
-``runner.forms`` defines and validates the form; this module only decides how each field is
+``runner.model.forms`` defines and validates the form; this module only decides how each field is
 shown (input type, choices, current value) and words the per-field errors for staff,
 from the error codes of ``FormInvalid`` (``exc.codes``).
 """

@@ -8,7 +8,7 @@
         view = crm.customer_view(s, "KH0001")   # columns + tags, owner_name, teacher_name, stages...
 
 Every function takes the caller's session and never commits: the caller's unit of work does.
-Field typing lives in ``runner.fields``; its public names are available here too.
+Field typing lives in ``runner.crm.fields``; its public names are available here too.
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ def lists(session: Session) -> dict[str, list[dict[str, Any]]]:
 
 
 def seed_lists(session: Session) -> None:
-    """Add the default Vietnamese lists (``runner.domain.DEFAULT_LISTS``) not configured yet; safe to repeat."""
+    """Add the default Vietnamese lists (``runner.crm.models.DEFAULT_LISTS``) not configured yet; safe to repeat."""
 
     def absent(model, column, value) -> bool:
         return session.scalar(select(model).where(column == value)) is None

@@ -1,11 +1,11 @@
 """The domain tables: staff, customers and what hangs off them, configured lists, bookings.
 
 They live on the runner's ``Base`` so that one Alembic history (``0002_domain``) creates
-them beside the runner's own tables. Queries and writes go through ``runner.crm`` and
-``runner.calendar``; handlers and the web app never build these rows by hand.
+them beside the runner's own tables. Queries and writes go through ``runner.crm.customers`` and
+``runner.crm.bookings``; handlers and the web app never build these rows by hand.
 
 NOTE: a customer's stage in a pipeline is not a column here: it is derived from the
-running instances' ``stages`` (see ``runner.crm.current_stages``), never typed in twice.
+running instances' ``stages`` (see ``runner.crm.customers.current_stages``), never typed in twice.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ TAGS = (
     "REMARKETING",
 )
 
-# The configured lists of seed 003 as a new company starts with them (runner.crm.seed_lists).
+# The configured lists of seed 003 as a new company starts with them (runner.crm.customers.seed_lists).
 DEFAULT_LISTS: dict[str, Any] = {
     "stop_care_reasons": [
         ("Không còn nhu cầu", "Trung tâm không còn nhu cầu sử dụng phần mềm."),

@@ -10,7 +10,7 @@
 Neither is idempotent. The Zalo API takes no idempotency key and keeps no record of
 what a caller sent before, and SMTP servers deliver every DATA they accept; a repeat is
 a second message in the customer's chat or mailbox. So a message whose sender died, or
-whose request went out without an answer, becomes ``unknown`` (see runner.outbox) and is
+whose request went out without an answer, becomes ``unknown`` (see runner.service.outbox) and is
 never sent again without an admin's decision.
 
 How failures map onto the outbox:
@@ -23,7 +23,7 @@ How failures map onto the outbox:
 
 Which transport serves a channel is chosen by ``RUNNER_TRANSPORTS`` (``zalo=zalo_oa``,
 ``email=smtp``); a channel not named there goes to the ``log`` transport, which only
-records (the demo default). ``runner.outbox.TRANSPORTS`` maps the two channels to
+records (the demo default). ``runner.service.outbox.TRANSPORTS`` maps the two channels to
 ``zalo_transport`` and ``email_transport`` below.
 """
 

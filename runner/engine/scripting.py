@@ -1,8 +1,8 @@
 """The script engine SpiffWorkflow calls for conditions, scripts and expressions.
 
 It replaces SpiffWorkflow's ``eval``/``exec`` environment with the restricted one in
-``runner.expressions`` and carries the runner's clock and time zone, which the timer
-definitions in ``runner.bpmn`` read. Expressions may use the JUEL spellings Camunda
+``runner.sandbox.expressions`` and carries the runner's clock and time zone, which the timer
+definitions in ``runner.engine.parser`` read. Expressions may use the JUEL spellings Camunda
 Modeler users write: ``&&``, ``||``, ``!``, ``true``, ``false`` and ``null``; inside
 ``${...}`` also JUEL's word operators ``eq ne lt gt le ge div mod`` and ``empty``.
 

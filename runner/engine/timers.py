@@ -1,6 +1,6 @@
 """Clock-driven timer events: when they fall due, from the runner's clock (never the wall clock).
 
-The parser in ``runner.bpmn`` builds these definitions; ``runner.engine`` fires them.
+The parser in ``runner.engine.parser`` builds these definitions; ``runner.engine`` fires them.
 """
 
 from __future__ import annotations

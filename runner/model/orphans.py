@@ -1,7 +1,7 @@
 """Orphan user tasks: tasks that no staff member could ever find in an inbox.
 
 A task reaches people through its candidate groups (``camunda:candidateGroups``, else its
-lane, as ``runner.bpmn`` reads them), its candidate users or its assignee. Deployment warns
+lane, as ``runner.engine.parser`` reads them), its candidate users or its assignee. Deployment warns
 about each task that has none of them, or only users who do not exist; at run time the
 inbox flags such tasks for admins. Expressions (``${owner}``) cannot be checked before the
 instance runs, so a task using one is never called an orphan at deploy.

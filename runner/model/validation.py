@@ -630,7 +630,7 @@ def _check_call_activities(doc: Doc) -> Iterator[Finding]:
 
 
 def _check_starters(doc: Doc) -> Iterator[Finding]:
-    """Who may start a process is a plain list of groups or users (``runner.policy`` reads it)."""
+    """Who may start a process is a plain list of groups or users (``runner.service.policy`` reads it)."""
     for process in bpmn_iter(doc.root, "process"):
         for name in ("candidateStarterGroups", "candidateStarterUsers"):
             value = camunda_attr(process, name) or ""

@@ -1,13 +1,13 @@
 """The budget every expression and script runs under: a deadline and size limits.
 
-``runner.guards`` rewrites each checked expression so that loops, function calls and the
+``runner.sandbox.guards`` rewrites each checked expression so that loops, function calls and the
 operations that can build huge values call a ``Budget``. A tracer or a signal cannot stop
 one C-level operation (``10**10**8``, ``'a'*10**10``), so sizes are estimated *before*
 the operation runs; everything else is bounded by the deadline, checked every
 ``CHECK_EVERY`` loop iterations or calls.
 
 A breach raises ``Breach``, a BaseException: a script's ``except Exception`` (and its
-bare ``except``, rewritten to that) cannot swallow it. ``runner.expressions`` turns it
+bare ``except``, rewritten to that) cannot swallow it. ``runner.sandbox.expressions`` turns it
 into ``BudgetExceeded`` naming the expression or script.
 """
 
@@ -82,7 +82,7 @@ DEFAULT = Limits()
 
 
 class Budget:
-    """One evaluation's deadline and size account; the guards inserted by ``runner.guards`` call it."""
+    """One evaluation's deadline and size account; the guards inserted by ``runner.sandbox.guards`` call it."""
 
     __slots__ = ("limits", "deadline", "countdown", "total")
 

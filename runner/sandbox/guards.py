@@ -1,4 +1,4 @@
-"""Rewrites a checked expression or script so that it runs under a ``runner.budget.Budget``.
+"""Rewrites a checked expression or script so that it runs under a ``runner.sandbox.budget.Budget``.
 
 Loops and comprehensions iterate through ``Budget.iterate``; ``while`` bodies, functions
 and lambdas tick on entry; ``**``, ``*``, ``+``, ``<<`` and ``%`` (also in place), f-string

@@ -1,9 +1,9 @@
 """Sign-in data of staff members: password hashes, failed-login slow-down, API tokens, locale.
 
-A user is a ``runner.domain.Staff`` row (username, full name, roles, active) plus an
+A user is a ``runner.crm.models.Staff`` row (username, full name, roles, active) plus an
 ``Account`` row (password hash, locale) and any number of ``ApiToken`` rows. Failed
-sign-ins are counted per account and per address by ``runner.throttle``; browser sessions
-live in ``runner.logins``.
+sign-ins are counted per account and per address by ``runner.service.throttle``; browser sessions
+live in ``runner.service.logins``.
 Only hashes are stored: passwords with werkzeug's salted PBKDF2/scrypt, tokens with SHA-256
 (a token is 256 random bits, so a fast hash is enough and lookups stay indexed).
 
@@ -289,7 +289,7 @@ def authenticate(
     """The user for a correct username/password; BadLogin or LoginThrottled otherwise.
 
     The attempt is counted on the account and on the client ``address`` before the password
-    is checked (``runner.throttle``), so parallel guesses cannot all pass the slow-down.
+    is checked (``runner.service.throttle``), so parallel guesses cannot all pass the slow-down.
     Unknown, disabled and password-less usernames are counted and hashed the same way, so
     neither the answer nor its cost tells them apart. ``now`` and ``check`` are injectable.
     """

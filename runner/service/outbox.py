@@ -3,7 +3,7 @@
 A handler's messages are rows written in the same transaction as its step. Delivery
 claims a row (state ``sending``, with a lease) in one transaction, sends it, and marks
 it ``sent`` in another. If a worker dies between the two, its row is settled as soon as
-``runner.leases`` shows the sender gone (at once), or else when the lease runs out:
+``runner.store.leases`` shows the sender gone (at once), or else when the lease runs out:
 
 - an idempotent transport (the receiver drops repeats of an ``Idempotency-Key``) gets
   the message again under the same key, so the effect happens once;

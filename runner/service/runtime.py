@@ -227,7 +227,7 @@ class Runner:
     ) -> str:
         """Start the latest version of a process for a customer; returns the instance id.
 
-        With ``person`` (a signed-in user), ``runner.policy`` decides whether they may.
+        With ``person`` (a signed-in user), ``runner.service.policy`` decides whether they may.
         """
         inputs.check_key(process_key, "process_key")
         inputs.check_key(business_key, "business_key")
@@ -394,7 +394,7 @@ class Runner:
         )
         self._commit_step(s, inst, workflow, completed_task=task_id, actor=actor)
 
-    # --- who works on a task (see runner.tasks) ------------------------------------------
+    # --- who works on a task (see runner.service.tasks) ------------------------------------------
 
     def claim_task(self, task_id: str, user: str, groups: Iterable[str] = (), *, override: bool = False) -> None:
         """Make an open task the user's (a candidate user, or holding one of ``groups``; any task with ``override``)."""
@@ -496,7 +496,7 @@ class Runner:
     ) -> list[str]:
         """Deliver a message to a customer's waiting instances, or start processes for it.
 
-        With ``person`` (a signed-in user), ``runner.policy`` decides whether they may send it.
+        With ``person`` (a signed-in user), ``runner.service.policy`` decides whether they may send it.
         """
         inputs.check_key(message_name, "message_name", inputs.NAME_LENGTH)
         inputs.check_key(business_key, "business_key")

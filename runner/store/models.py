@@ -73,7 +73,7 @@ class Instance(Base):
     version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"))
     business_key: Mapped[str | None] = mapped_column(String(200), index=True)
     status: Mapped[str] = mapped_column(String(20), default="running", index=True)
-    state: Mapped[str] = mapped_column(Text)  # serialized task tree, see runner.storage
+    state: Mapped[str] = mapped_column(Text)  # serialized task tree, see runner.store.database
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # top-level data, for queries
     called_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stages: Mapped[list[Any]] = mapped_column(default=list)

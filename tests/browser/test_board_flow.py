@@ -51,7 +51,7 @@ def test_board_follows_the_customer_through_the_sales_steps(live_server, page, s
         "Tiềm năng",
         "Chốt",
     ]
-    # a rep's board holds their own customers: KH2 went to the other rep (runner.policy)
+    # a rep's board holds their own customers: KH2 went to the other rep (runner.service.policy)
     assert _card_stage(page, "KH1") == "Tiếp nhận" and page.locator("[data-customer='KH2']").count() == 0
     assert page.locator(".board-col[data-stage='Tiếp nhận'] .count").inner_text() == "1"
     shot(page, "1-board-new-leads")
@@ -129,7 +129,7 @@ def test_overdue_markers_the_360_page_and_my_calendar(live_server, page, sign_in
     shot(page, "3-search")
 
     page.click("text=Đăng xuất")
-    sign_in(owners["KH1"])  # each rep sees their own customers (runner.policy)
+    sign_in(owners["KH1"])  # each rep sees their own customers (runner.service.policy)
     page.goto(f"{live_server.url}/customers/KH1")
     assert page.locator("#timeline [data-kind=message]").count() == 2
     page.locator("#timeline [data-kind=message] summary").first.click()  # the full message opens

@@ -63,7 +63,7 @@ def test_instance_diagram_highlights_the_current_task(page, live_server, sign_in
     task = inbox.tasks(journey, business_key="KH1")[0]
     journey.complete_task(task["id"], {"ok": True})
     journey.run_due()  # notify ran: the instance now waits in the called process (on the call activity)
-    sign_in("team_leader1")  # sales1 neither owns KH1 nor has a task of it (runner.policy)
+    sign_in("team_leader1")  # sales1 neither owns KH1 nor has a task of it (runner.service.policy)
     page.goto(f"{live_server.url}/instances/{first}/diagram")
     active = page.locator('.bpmn-element.is-active[data-element-id="call_step"]')
     assert active.is_visible()

@@ -2,7 +2,7 @@
 
 The worker sends a Zalo message; the Zalo OA fake keeps the request and never answers;
 the worker is killed with SIGKILL. The virtual clock never moves, so the message's
-2-minute lease has not run out: only the dead sender's lock (runner.leases) tells the
+2-minute lease has not run out: only the dead sender's lock (runner.store.leases) tells the
 restarted worker that nobody is sending it any more. Zalo cannot drop a repeat, so the
 message becomes ``unknown`` for an admin, and is never sent again by itself.
 """

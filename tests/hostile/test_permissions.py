@@ -7,7 +7,7 @@ other sales rep). The customers, each with an instance waiting for ``payment_rec
 - ``POST``: owned by sales2, trained by teacher1, in the post-sale pipeline (a ``care_month`` instance)
 - ``PAID``: a lead owned by sales2 with an order (the accountant's business)
 
-The rules under test are ``runner.policy``'s (README, "Who may do what"). To extend the
+The rules under test are ``runner.service.policy``'s (README, "Who may do what"). To extend the
 matrix, add a row to ``SEES``, ``STARTS`` or ``MESSAGES``.
 """
 

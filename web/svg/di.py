@@ -1,6 +1,6 @@
 """Reading a BPMN file's diagram interchange (DI) into plain shapes and edges.
 
-The renderer (``web.bpmn_svg``) draws what this module finds: every ``BPMNShape`` and
+The renderer (``web.svg.render``) draws what this module finds: every ``BPMNShape`` and
 ``BPMNEdge`` of one diagram, joined with what the semantic model says about its element
 (kind, name, event definitions, markers). Nothing here knows about SVG.
 """

@@ -1,6 +1,6 @@
 """Drawing each kind of BPMN node and connection, in the look of Camunda Modeler (bpmn-js).
 
-``web.bpmn_svg`` decides the layers, overlays and element groups; the functions here draw
+``web.svg.render`` decides the layers, overlays and element groups; the functions here draw
 one shape or edge into its group, using the painter's label helpers.
 """
 

@@ -3,7 +3,7 @@
 ``run(runner)`` loads it into an empty database on the virtual clock: the configured lists,
 12 staff members (one login each), the teachers' and customer care's weekly hours, then
 40 customers whose leads came in over the last four months. Every customer is moved by
-the processes themselves (``runner.demo.journeys``): instances started, tasks completed by
+the processes themselves (``runner.crm.demo.journeys``): instances started, tasks completed by
 the right staff member, timers fired by moving the clock, never rows written by hand.
 The clock therefore ends about four months after where it stood. Running it again on a
 database that has customers changes nothing and only prints the summary.

@@ -1,6 +1,6 @@
 """The demo company: its staff, their weekly hours, its customers and where each one's story stops.
 
-Plain data for ``runner.demo``. A customer's ``Plan`` says when its lead came in (days before
+Plain data for ``runner.crm.demo``. A customer's ``Plan`` says when its lead came in (days before
 the demo's "now") and how its people decide at each step; the processes and the virtual
 clock do the rest, so the stage a customer ends up in follows from its plan and its age.
 """

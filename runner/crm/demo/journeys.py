@@ -3,7 +3,7 @@
 Sales (seed 001): lead, verification, calls and call-backs, survey and demo account, demo,
 closing pushes every 3 days, the promotion at day 7, contract and payment. Post-sale (seed
 000): booking, 2-3 training sessions, handover, monthly care, problems, renewal. Each
-function is a generator for ``runner.demo.story.Story``: it yields when its next step is
+function is a generator for ``runner.crm.demo.story.Story``: it yields when its next step is
 due; what each customer decides comes from its ``Plan``.
 """
 

@@ -1,6 +1,6 @@
 """The demo's driver: customers' stories woken in time order on the virtual clock.
 
-Each customer's story (``runner.demo.journeys``) is a generator: it does one step as the
+Each customer's story (``runner.crm.demo.journeys``) is a generator: it does one step as the
 staff member whose inbox holds the task (through ``Runner.complete_task_as``, as the web
 app does), then yields the moment of its next step. ``Story.run`` wakes the stories in
 time order and moves the virtual clock between them, so every timer, job and message of

@@ -81,7 +81,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=200), nullable=True),
         sa.Column("phone", sa.String(length=50), nullable=True),
         sa.Column("zalo_user_id", sa.String(length=100), nullable=True),
-        sa.Column("last_assigned_at", runner.models.UTCDateTime(), nullable=True),
+        sa.Column("last_assigned_at", runner.store.models.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("username"),
     )
     op.create_table(
@@ -135,7 +135,7 @@ def upgrade() -> None:
         sa.Column("package", sa.String(length=200), nullable=True),
         sa.Column("trial_link", sa.String(length=500), nullable=True),
         sa.Column("extra", sa.JSON(), nullable=False),
-        sa.Column("created_at", runner.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", runner.store.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["owner"],
             ["staff.username"],
@@ -156,13 +156,13 @@ def upgrade() -> None:
         sa.Column("teacher", sa.String(length=100), nullable=False),
         sa.Column("customer_id", sa.String(length=50), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
-        sa.Column("start_at", runner.models.UTCDateTime(), nullable=False),
-        sa.Column("end_at", runner.models.UTCDateTime(), nullable=False),
+        sa.Column("start_at", runner.store.models.UTCDateTime(), nullable=False),
+        sa.Column("end_at", runner.store.models.UTCDateTime(), nullable=False),
         sa.Column("session_no", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.Column("created_at", runner.models.UTCDateTime(), nullable=False),
-        sa.Column("updated_at", runner.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", runner.store.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", runner.store.models.UTCDateTime(), nullable=False),
         sa.CheckConstraint("end_at > start_at", name="ck_bookings_period"),
         sa.ForeignKeyConstraint(
             ["customer_id"],
@@ -186,7 +186,7 @@ def upgrade() -> None:
         sa.Column("start_date", sa.Date(), nullable=False),
         sa.Column("end_date", sa.Date(), nullable=False),
         sa.Column("months", sa.Integer(), nullable=False),
-        sa.Column("created_at", runner.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", runner.store.models.UTCDateTime(), nullable=False),
         sa.CheckConstraint("end_date > start_date", name="ck_contracts_period"),
         sa.ForeignKeyConstraint(
             ["customer_id"],
@@ -201,7 +201,7 @@ def upgrade() -> None:
         "customer_tags",
         sa.Column("customer_id", sa.String(length=50), nullable=False),
         sa.Column("tag", sa.String(length=100), nullable=False),
-        sa.Column("added_at", runner.models.UTCDateTime(), nullable=False),
+        sa.Column("added_at", runner.store.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customers.id"],
@@ -219,7 +219,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("author", sa.String(length=100), nullable=True),
         sa.Column("instance_id", sa.String(length=36), nullable=True),
-        sa.Column("created_at", runner.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", runner.store.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customers.id"],
@@ -236,8 +236,8 @@ def upgrade() -> None:
         sa.Column("package", sa.String(length=200), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("created_at", runner.models.UTCDateTime(), nullable=False),
-        sa.Column("paid_at", runner.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", runner.store.models.UTCDateTime(), nullable=False),
+        sa.Column("paid_at", runner.store.models.UTCDateTime(), nullable=True),
         sa.Column("confirmed_by", sa.String(length=100), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"],
@@ -252,7 +252,7 @@ def upgrade() -> None:
         "booking_slots",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("teacher", sa.String(length=100), nullable=False),
-        sa.Column("slot_start", runner.models.UTCDateTime(), nullable=False),
+        sa.Column("slot_start", runner.store.models.UTCDateTime(), nullable=False),
         sa.Column("booking_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["booking_id"], ["bookings.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(

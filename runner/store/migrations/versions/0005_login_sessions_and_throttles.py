@@ -27,8 +27,8 @@ def upgrade() -> None:
         "login_sessions",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("username", sa.String(length=100), nullable=False),
-        sa.Column("created_at", runner.models.UTCDateTime(), nullable=False),
-        sa.Column("last_seen_at", runner.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", runner.store.models.UTCDateTime(), nullable=False),
+        sa.Column("last_seen_at", runner.store.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["username"], ["staff.username"]),
         sa.PrimaryKeyConstraint("token_hash"),
     )
@@ -39,8 +39,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=10), nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column("locked_until", runner.models.UTCDateTime(), nullable=True),
-        sa.Column("last_attempt_at", runner.models.UTCDateTime(), nullable=False),
+        sa.Column("locked_until", runner.store.models.UTCDateTime(), nullable=True),
+        sa.Column("last_attempt_at", runner.store.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("kind", "digest"),
     )
     with op.batch_alter_table("accounts") as batch:
@@ -51,7 +51,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("accounts") as batch:
         batch.add_column(sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0"))
-        batch.add_column(sa.Column("locked_until", runner.models.UTCDateTime(), nullable=True))
+        batch.add_column(sa.Column("locked_until", runner.store.models.UTCDateTime(), nullable=True))
     op.drop_table("login_throttles")
     with op.batch_alter_table("login_sessions") as batch:
         batch.drop_index(batch.f("ix_login_sessions_username"))
