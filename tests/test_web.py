@@ -6,7 +6,8 @@ import re
 
 from runner.settings import Settings
 from tests.webapp import WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
-from web import NavItem, create_app, safe_path
+from web import create_app
+from web.navigation import NavItem, safe_path
 
 
 def test_healthz_reports_the_runner_clock(sqlite_url: str) -> None:

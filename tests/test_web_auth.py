@@ -241,7 +241,7 @@ def test_ago_counts_from_the_runner_clock(app: Flask, runner: Runner) -> None:
 def test_every_english_text_is_translated() -> None:
     from babel.messages import pofile
 
-    from web.i18n import CATALOGS
+    from web.catalogs import CATALOGS
 
     with (CATALOGS / "en" / "LC_MESSAGES" / "messages.po").open("rb") as fp:
         catalog = pofile.read_po(fp)

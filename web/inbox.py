@@ -16,15 +16,17 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from runner.crm import customers as crm
+from runner.crm import pages as customer_pages
 from runner.crm.models import Missing
 from runner.errors import Conflict, FormInvalid, Invalid, NotFound, StepFailed
 from runner.model import forms
 from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service.tasks import is_candidate
-from web import NavItem, get_runner, taskform
+from web import taskform
 from web.auth import roles_required
+from web.extensions import get_runner
+from web.navigation import NavItem
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 NAV = [
@@ -157,11 +159,10 @@ def _context(task: dict[str, Any]) -> dict[str, Any]:
     runner = get_runner()
     customer = None
     if task["business_key"]:
-        with runner.db.read() as s:
-            try:
-                customer = crm.customer_view(s, task["business_key"])
-            except Missing:
-                customer = None
+        try:
+            customer = customer_pages.customer_profile(runner, task["business_key"])
+        except Missing:
+            customer = None
     messages = inbox.outbox(runner, business_key=task["business_key"]) if task["business_key"] else []
     return {"customer": customer, "messages": list(reversed(messages))[:5], "profile_labels": PROFILE_LABELS}
 
