@@ -42,7 +42,7 @@ ACCESS: dict[str, object] = {
     # web/diagrams.py
     "diagrams.instance": ANY,
     "diagrams.definition": {"admin", "team_leader"},
-    # web/customers.py (the calendar feed is public: its secret token is the credential)
+    # web/crm/customers.py (the calendar feed is public: its secret token is the credential)
     "customers.search": ANY,
     "customers.detail": ANY,
     "customers.add_note": ANY,
