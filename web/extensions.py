@@ -17,7 +17,6 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
 from runner.service.runtime import Runner
-from runner.settings import Settings
 from web.catalogs import PoBabel
 
 csrf = CSRFProtect()
@@ -27,13 +26,13 @@ _RUNNER_LOCK = threading.Lock()
 
 
 def get_runner() -> Runner:
-    """The app's runner, built on first use from ``RUNNER_SETTINGS`` (or the environment)."""
+    """The app's runner, built on first use from ``RUNNER_SETTINGS`` (read once by ``create_app``)."""
     app = current_app
     runner = app.extensions.get("runner")
     if runner is None:
         with _RUNNER_LOCK:
             runner = app.extensions.get("runner")
             if runner is None:
-                runner = Runner(app.config["RUNNER_SETTINGS"] or Settings.from_env())
+                runner = Runner(app.config["RUNNER_SETTINGS"])
                 app.extensions["runner"] = runner
     return runner

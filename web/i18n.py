@@ -29,7 +29,7 @@ bp = Blueprint("i18n", __name__)
 
 def init_app(app: Flask) -> None:
     """Flask-Babel with the locale from the session (or the user's setting), plus the filters."""
-    settings = app.config.get("RUNNER_SETTINGS") or Settings.from_env()
+    settings: Settings = app.config["RUNNER_SETTINGS"]  # read once by create_app
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "vi")
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", settings.timezone)
     babel.init_app(app, locale_selector=select_locale)
