@@ -5,7 +5,8 @@ registers its ``bp``. The shared objects (CSRF, login manager, Babel, ``get_runn
 ``web.extensions``; helpers in ``web.navigation``. Blueprints import those, never this package.
 
 - generic pages at the top: ``auth``, ``i18n``, ``inbox``, ``diagrams``, ``admin``, ``api``;
-- the EasyEdu CRM's pages apart: ``web.crm`` (``customers``, templates in ``web/crm/templates``).
+- the EasyEdu CRM's pages apart: ``web.crm`` (``customers``, ``task_panel``; templates in ``web/crm/templates``),
+  reached from the generic pages only through the hooks of ``web.navigation``.
 
 A module may define ``NAV``, a list of ``NavItem`` shown in the top bar to the roles named there.
 Views reach the runner through ``get_runner()``, its public API and the query functions of
@@ -23,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from runner import instance_folder as instance
 from runner.settings import Settings
 from web import admin, api, auth, diagrams, edge, i18n, inbox
-from web.crm import customers
+from web.crm import customers, task_panel
 from web.extensions import csrf, get_runner
 from web.navigation import customer_url, wants_json
 
@@ -60,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api.bp)  # NOTE: the API takes bearer tokens only, never the session cookie
     app.extensions["nav"] = [*inbox.NAV, *customers.NAV, *admin.NAV]
     app.extensions["customer_url"] = customers.page_url
+    app.extensions["customer_context"] = task_panel.task_context
     app.jinja_env.globals["customer_url"] = customer_url
     _add_basics(app)
     return app

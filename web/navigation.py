@@ -1,8 +1,9 @@
-"""Where requests go: top-bar links, safe redirect targets, JSON-or-HTML, and links to customer pages.
+"""Where requests go: top-bar links, safe redirect targets, JSON-or-HTML, and the hooks to customer pages.
 
-Generic pages link a business key to its customer page through ``customer_url``; the CRM's pages
-(``web.crm``) put the link maker in ``app.extensions["customer_url"]``, so the generic pages never
-name a CRM endpoint and show plain keys in an app without customer pages.
+Generic pages link a business key to its customer page through ``customer_url``, and the task page
+shows the customer beside its form through ``customer_context``. The CRM's pages (``web.crm``) fill
+``app.extensions["customer_url"]`` and ``["customer_context"]`` (``create_app`` does it), so the
+generic pages never name a CRM endpoint or template, and show plain keys in an app without them.
 """
 
 from __future__ import annotations
@@ -52,3 +53,9 @@ def customer_url(business_key: str | None) -> str | None:
     """The page of the customer ``business_key``, or None without a key or without customer pages."""
     link: Callable[[str], str] | None = current_app.extensions.get("customer_url")
     return link(business_key) if link and business_key else None
+
+
+def customer_context(business_key: str | None) -> dict[str, Any]:
+    """Template values for the customer beside a task (``customer``, ``customer_panel``...); {} without them."""
+    context: Callable[[str | None], dict[str, Any]] | None = current_app.extensions.get("customer_context")
+    return context(business_key) if context else {}
