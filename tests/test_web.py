@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import grimp
 
 from runner.settings import Settings
 from tests.webapp import WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
-from web import NavItem, create_app, safe_path
+from web import create_app
+from web.navigation import NavItem, safe_path
 
 
 def test_healthz_reports_the_runner_clock(sqlite_url: str) -> None:
@@ -52,3 +56,18 @@ def test_safe_path_keeps_redirects_on_this_site() -> None:
     assert safe_path("/inbox/?due=overdue") == "/inbox/?due=overdue"
     for bad in (None, "", "https://evil.example", "//evil.example", "/\\evil.example", "inbox"):
         assert safe_path(bad, "/x") == "/x"
+
+
+def test_blueprints_never_import_the_factory_package() -> None:
+    # Flask's tutorial wiring: create_app imports the blueprints, they take shared objects from web.extensions.
+    graph = grimp.build_graph("web")
+    assert graph.find_modules_that_directly_import("web") == set()
+
+
+def test_the_web_app_never_opens_a_database_session() -> None:
+    # Pages read through the runner's API and query functions (runner.queries, runner.crm.pages).
+    web = Path(__file__).resolve().parent.parent / "web"
+    for path in web.rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        for needle in (".db.read(", ".db.unit(", "sqlalchemy"):
+            assert needle not in source, f"{path.relative_to(web.parent)} uses {needle}"

@@ -42,7 +42,7 @@ ACCESS: dict[str, object] = {
     # web/diagrams.py
     "diagrams.instance": ANY,
     "diagrams.definition": {"admin", "team_leader"},
-    # web/customers.py (the calendar feed is public: its secret token is the credential)
+    # web/crm/customers.py (the calendar feed is public: its secret token is the credential)
     "customers.search": ANY,
     "customers.detail": ANY,
     "customers.add_note": ANY,
@@ -241,7 +241,7 @@ def test_ago_counts_from_the_runner_clock(app: Flask, runner: Runner) -> None:
 def test_every_english_text_is_translated() -> None:
     from babel.messages import pofile
 
-    from web.i18n import CATALOGS
+    from web.catalogs import CATALOGS
 
     with (CATALOGS / "en" / "LC_MESSAGES" / "messages.po").open("rb") as fp:
         catalog = pofile.read_po(fp)

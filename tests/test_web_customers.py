@@ -1,4 +1,4 @@
-"""web/customers.py over a real SQLite runner: search, the 360° page, notes, boards, My Calendar and its feed.
+"""web/crm/customers.py over a real SQLite runner: search, the 360° page, notes, boards, My Calendar and its feed.
 
 The customers come through processes/sales.bpmn (``tests.test_customer_views.pipeline``):
 on Tuesday 09:00 KH1 is in Cấp Demo, KH2 in Tiếp nhận, KH3 in Liên hệ lại with an overdue call-back.
@@ -25,7 +25,7 @@ from runner.service.runtime import Runner
 from tests.scenario import TZ
 from tests.test_customer_views import SALES_ORDER, company_runner, pipeline
 from tests.webapp import WebClient, add_user, app, auth_clock, client  # noqa: F401 - fixtures
-from web.customers import feed_token, token_user
+from web.crm.customers import feed_token, token_user
 
 STAFF = ("an", "binh", "chi", "tuan", "hoa", "minh")
 WEEK = datetime(2026, 12, 14, 9, 0, tzinfo=TZ)  # the Monday after the pipeline's Tuesday

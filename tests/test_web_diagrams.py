@@ -202,6 +202,13 @@ def test_instance_page_highlights_the_current_task(client, staff, journey: Runne
     assert "Tác vụ người dùng" in verify.find(f"{SVG}title").text
 
 
+def test_instance_page_links_the_business_key_to_the_customer_page(client, staff, journey: Runner) -> None:
+    iid = journey.start_instance("journey", "KH1")
+    client.login("sales1")
+    page = client.get(f"/instances/{iid}/diagram").get_data(as_text=True)
+    assert '<a href="/customers/KH1">KH1</a>' in page
+
+
 def test_instance_page_marks_incidents(client, staff, journey: Runner, notify: Notify) -> None:
     notify.failures = 1
     iid = journey.start_instance("journey", "KH1")

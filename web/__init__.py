@@ -1,42 +1,32 @@
-"""The staff web app (Flask): sign-in, task inbox, customer pages, diagrams, admin, REST API.
+"""The staff web app (Flask): sign-in, task inbox, diagrams, admin, REST API, and the CRM's customer pages.
 
-Each feature is one module ``web/<name>.py`` with a blueprint ``bp``; ``create_app``
-registers those that exist (see ``BLUEPRINTS``). A module may also define ``NAV``, a list of
-``NavItem`` shown in the top bar to the roles named there. Views reach the runner through
-``get_runner()`` and its public API only.
+``create_app`` is the factory, wired as in Flask's tutorial: it imports each blueprint module and
+registers its ``bp``. The shared objects (CSRF, login manager, Babel, ``get_runner``) live in
+``web.extensions``; helpers in ``web.navigation``. Blueprints import those, never this package.
+
+- generic pages at the top: ``auth``, ``i18n``, ``inbox``, ``diagrams``, ``admin``, ``api``;
+- the EasyEdu CRM's pages apart: ``web.crm`` (``customers``, ``task_panel``; templates in ``web/crm/templates``),
+  reached from the generic pages only through the hooks of ``web.navigation``.
+
+A module may define ``NAV``, a list of ``NavItem`` shown in the top bar to the roles named there.
+Views reach the runner through ``get_runner()``, its public API and the query functions of
+``runner.queries`` and ``runner.crm``; they never open a database session.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import re
-import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
-from flask import Flask, current_app, jsonify, redirect, request, url_for
+from flask import Flask, jsonify, redirect, render_template, url_for
+from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
+from runner import instance_folder as instance
 from runner.settings import Settings
-
-if TYPE_CHECKING:
-    from runner.service.runtime import Runner
-
-# Registered in this order when the module exists; "api" is exempt from CSRF (bearer tokens).
-BLUEPRINTS = ("auth", "inbox", "customers", "diagrams", "admin", "api")
-_RUNNER_LOCK = threading.Lock()
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 control characters
-
-
-@dataclass(frozen=True)
-class NavItem:
-    """A link in the top bar: endpoint, label (a lazy gettext string) and who sees it (None = everyone)."""
-
-    endpoint: str
-    label: Any
-    roles: tuple[str, ...] | None = None
+from web import admin, api, auth, diagrams, edge, i18n, inbox
+from web.crm import customers, task_panel
+from web.extensions import csrf, get_runner
+from web.navigation import customer_url, wants_json
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -57,29 +47,28 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["RUNNER"] is not None:
         app.extensions["runner"] = app.config["RUNNER"]
 
-    from web import auth, edge, i18n
-
-    edge.init_app(app, app.config["RUNNER_SETTINGS"] or Settings.from_env())
+    edge.init_app(app, app.config["RUNNER_SETTINGS"])
     i18n.init_app(app)
     auth.init_app(app)
-    app.extensions["nav"] = []
-    for name in BLUEPRINTS:
-        if importlib.util.find_spec(f"web.{name}") is None:
-            continue
-        module = importlib.import_module(f"web.{name}")
-        app.register_blueprint(module.bp)
-        app.extensions["nav"].extend(getattr(module, "NAV", ()))
-        if name == "api":
-            auth.csrf.exempt(module.bp)
-    app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
+
+    app.register_blueprint(i18n.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(inbox.bp)
+    app.register_blueprint(customers.bp)
+    app.register_blueprint(diagrams.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # NOTE: the API takes bearer tokens only, never the session cookie
+    app.extensions["nav"] = [*inbox.NAV, *customers.NAV, *admin.NAV]
+    app.extensions["customer_url"] = customers.page_url
+    app.extensions["customer_context"] = task_panel.task_context
+    app.jinja_env.globals["customer_url"] = customer_url
     _add_basics(app)
     return app
 
 
 def _use_secret_key(app: Flask) -> None:
     """Read the settings once and take their secret key; refuse to start without one."""
-    from runner import instance_folder as instance
-
     settings = app.config["RUNNER_SETTINGS"] or Settings.from_env()
     app.config["RUNNER_SETTINGS"] = settings
     if not app.config["SECRET_KEY"]:
@@ -89,45 +78,7 @@ def _use_secret_key(app: Flask) -> None:
         raise instance.SecretKeyMissing(instance.secret_key_path(settings))
 
 
-def get_runner() -> Runner:
-    """The app's runner, built on first use from ``RUNNER_SETTINGS`` (or the environment)."""
-    app = current_app
-    runner = app.extensions.get("runner")
-    if runner is None:
-        with _RUNNER_LOCK:
-            runner = app.extensions.get("runner")
-            if runner is None:
-                from runner.service.runtime import Runner
-
-                runner = Runner(app.config["RUNNER_SETTINGS"] or Settings.from_env())
-                app.extensions["runner"] = runner
-    return runner
-
-
-def safe_path(target: str | None, default: str = "/") -> str:
-    """A local path to redirect to, or ``default``: never another site (``//x``, ``/\\x``, ``http:``).
-
-    Control characters are dropped first: browsers drop tabs and newlines inside a URL, so
-    ``/<TAB>/evil.example`` would reach them as ``//evil.example``, and CR/LF cannot go in a header.
-    """
-    path = _CONTROL.sub("", target or "")
-    # NOTE: browsers read a backslash as a slash, which urlsplit does not know.
-    if not path.startswith("/") or "\\" in path:
-        return default
-    parts = urlsplit(path)
-    if parts.scheme or parts.netloc or path.startswith("//"):
-        return default
-    return path
-
-
-def wants_json() -> bool:
-    """True under /api (errors there are JSON ``{"error", "detail"}``, never HTML)."""
-    return request.path == "/api" or request.path.startswith("/api/")
-
-
 def _add_basics(app: Flask) -> None:
-    from flask import render_template
-
     @app.get("/healthz")
     def healthz():
         """Liveness plus the runner's clock, so a probe also proves the database answers."""
@@ -136,26 +87,16 @@ def _add_basics(app: Flask) -> None:
     @app.get("/")
     def index():
         """The start page is the user's inbox (or the sign-in page)."""
-        from flask_login import current_user
-
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login"))
-        if "inbox.my_tasks" in app.view_functions:
-            return redirect(url_for("inbox.my_tasks"))
-        return render_template("base.html")
+        return redirect(url_for("inbox.my_tasks"))
 
     @app.context_processor
     def navigation() -> dict[str, Any]:
         """The top-bar links the signed-in user may follow."""
-        from flask_login import current_user
-
         if not current_user.is_authenticated:
             return {"nav_items": []}
-        items = [
-            item
-            for item in app.extensions["nav"]
-            if item.endpoint in app.view_functions and (item.roles is None or current_user.has_role(*item.roles))
-        ]
+        items = [item for item in app.extensions["nav"] if item.roles is None or current_user.has_role(*item.roles)]
         return {"nav_items": items}
 
     @app.errorhandler(HTTPException)

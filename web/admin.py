@@ -21,9 +21,10 @@ from runner.service import accounts as users
 from runner.service import instance_migration as migration
 from runner.service import outbox
 from runner.service.deployment import MAX_FILE_BYTES
-from web import NavItem, get_runner
 from web.auth import auth_now, roles_required
 from web.edge import row_number
+from web.extensions import get_runner
+from web.navigation import NavItem
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 NAV = [NavItem("admin.index", _l("Quản trị"), ("admin",))]

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user
 
-from runner.crm import customers as crm
+from runner.crm import pages as customer_pages
 from runner.crm import views as customer_views
 from runner.errors import (
     Conflict,
@@ -31,8 +31,9 @@ from runner.errors import (
 from runner.queries import tasklists as inbox
 from runner.service.deployment import MAX_FILE_BYTES
 from runner.service.tasks import check_may_complete, is_candidate
-from web import get_runner, permissions
+from web import permissions
 from web.auth import roles_required
+from web.extensions import get_runner
 from web.openapi import MAX_ADVANCE, document
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -537,8 +538,7 @@ def get_customer(business_key: str):
     """A customer's profile, current stage per pipeline, timeline (newest first) and instances."""
     permissions.require_customer(business_key)
     runner = get_runner()
-    with runner.db.read() as s:
-        profile = crm.customer_view(s, business_key)  # Missing (a NotFound) when there is none
+    profile = customer_pages.customer_profile(runner, business_key)  # Missing (a NotFound) when there is none
     versions = _versions()
     return jsonify(
         customer=profile,

@@ -43,16 +43,14 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
-from flask_wtf.csrf import CSRFProtect
+from flask_login import UserMixin, current_user, login_user, logout_user
 
 from runner.service import accounts as users
 from runner.service import logins
-from web import get_runner, safe_path, wants_json
+from web.extensions import csrf, get_runner, login_manager
+from web.navigation import safe_path, wants_json
 
 bp = Blueprint("auth", __name__)
-csrf = CSRFProtect()
-login_manager = LoginManager()
 
 
 class User(UserMixin):
@@ -75,7 +73,7 @@ class User(UserMixin):
 
 
 def init_app(app: Flask) -> None:
-    """Sessions, CSRF on every form, the 401/403 answers and the auth blueprint."""
+    """Sessions, CSRF on every form and the 401/403 answers (the blueprint is registered by ``create_app``)."""
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

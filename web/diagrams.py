@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, url_for
+from flask import Blueprint, abort, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from lxml import etree
 from markupsafe import Markup
-from werkzeug.routing import BuildError
 
 from runner.errors import NotFound
 from runner.model.document import parse
 from runner.queries import diagram_state as diagrams
-from web import get_runner, permissions
+from web import permissions
 from web.auth import roles_required
+from web.extensions import get_runner
 from web.i18n import show_datetime
 from web.svg.di import DiagramError
 from web.svg.render import Overlays, heat_colour, render_svg
@@ -120,7 +120,6 @@ def instance(instance_id: str):
         incidents=state["incidents"],
         names=_names(state["xml"]),
         task_url=_task_url,
-        customer_url=_customer_url(state["instance"]["business_key"]),
     )
 
 
@@ -193,15 +192,5 @@ def _legend_steps(top: int) -> list[int]:
     return sorted({1, max(1, round(top * 0.25)), max(1, round(top * 0.5)), max(1, round(top * 0.75)), top})
 
 
-def _task_url(task_id: str) -> str | None:
-    return url_for("inbox.task", task_id=task_id) if "inbox.task" in current_app.view_functions else None
-
-
-def _customer_url(business_key: str | None) -> str | None:
-    """The customer page of the instance's business key, when the customers blueprint has one."""
-    if not business_key or "customers.view" not in current_app.view_functions:
-        return None
-    try:
-        return url_for("customers.view", customer_id=business_key)
-    except BuildError:  # NOTE: that blueprint names its own arguments; no link rather than an error
-        return None
+def _task_url(task_id: str) -> str:
+    return url_for("inbox.task", task_id=task_id)

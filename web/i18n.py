@@ -3,7 +3,7 @@
 Message ids are the Vietnamese texts themselves (``_("Việc của tôi")``); the English
 catalog is ``web/translations/en/LC_MESSAGES/messages.po``. After adding texts, run
 ``make translations`` (extract and update), then fill in the new ``msgstr``. The catalogs
-are read from the .po files at start-up (no compiled .mo files to keep in step).
+are read from the .po files at start-up (``web.catalogs``; no compiled .mo files to keep in step).
 
 Jinja filters: ``dt`` (25/11/2026 14:30), ``day`` (25/11/2026), ``ago`` ("3 ngày trước" /
 "trong 2 giờ", against the runner's clock, virtual or real).
@@ -11,71 +11,28 @@ Jinja filters: ``dt`` (25/11/2026 14:30), ``day`` (25/11/2026), ``ago`` ("3 ngà
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, date, datetime
-from functools import cached_property
-from pathlib import Path
 from typing import Any
 
-from babel import support
-from babel.messages import mofile, pofile
 from flask import Blueprint, Flask, redirect, request, session, url_for
-from flask_babel import Babel, Domain, format_date, format_datetime, format_timedelta, get_locale
+from flask_babel import format_date, format_datetime, format_timedelta
 from flask_login import current_user
 
 from runner.service import accounts as users
 from runner.settings import Settings
+from web.extensions import babel, get_runner
+from web.navigation import safe_path
 
 LOCALES = users.LOCALES
-CATALOGS = Path(__file__).resolve().parent / "translations"
 bp = Blueprint("i18n", __name__)
-
-
-def load_catalog(locale: str, root: Path = CATALOGS) -> support.Translations | support.NullTranslations:
-    """The ``messages.po`` of a locale compiled in memory; no catalog means the Vietnamese ids."""
-    path = root / locale / "LC_MESSAGES" / "messages.po"
-    if not path.is_file():
-        return support.NullTranslations()
-    with path.open("rb") as fp:
-        catalog = pofile.read_po(fp, locale=locale)
-    buffer = io.BytesIO()
-    mofile.write_mo(buffer, catalog)
-    buffer.seek(0)
-    return support.Translations(fp=buffer)
-
-
-class PoDomain(Domain):
-    """Flask-Babel's domain, reading the .po catalogs once per locale."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._catalogs: dict[str, Any] = {}
-
-    def get_translations(self):
-        locale = get_locale()
-        if locale is None:
-            return support.NullTranslations()
-        key = str(locale)
-        if key not in self._catalogs:
-            self._catalogs[key] = load_catalog(key)
-        return self._catalogs[key]
-
-
-class PoBabel(Babel):
-    """Babel whose default domain is a ``PoDomain``."""
-
-    @cached_property
-    def domain_instance(self):
-        return PoDomain()
 
 
 def init_app(app: Flask) -> None:
     """Flask-Babel with the locale from the session (or the user's setting), plus the filters."""
-    settings = app.config.get("RUNNER_SETTINGS") or Settings.from_env()
+    settings: Settings = app.config["RUNNER_SETTINGS"]  # read once by create_app
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "vi")
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", settings.timezone)
-    PoBabel(app, locale_selector=select_locale)
-    app.register_blueprint(bp)
+    babel.init_app(app, locale_selector=select_locale)
     app.add_template_filter(show_datetime, "dt")
     app.add_template_filter(show_date, "day")
     app.add_template_filter(show_ago, "ago")
@@ -124,8 +81,6 @@ def show_date(value: Any) -> str:
 
 def show_ago(value: Any) -> str:
     """How long ago (or how soon) a moment is, against the runner's clock."""
-    from web import get_runner
-
     moment = _moment(value)
     if moment is None:
         return ""
@@ -140,9 +95,5 @@ def switch(code: str):
     if code in LOCALES:
         session["lang"] = code
         if current_user.is_authenticated:
-            from web import get_runner
-
             users.set_locale(get_runner(), current_user.username, code)
-    from web import safe_path
-
     return redirect(safe_path(request.form.get("next"), url_for("index")))

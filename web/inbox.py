@@ -16,15 +16,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from runner.crm import customers as crm
-from runner.crm.models import Missing
 from runner.errors import Conflict, FormInvalid, Invalid, NotFound, StepFailed
 from runner.model import forms
 from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service.tasks import is_candidate
-from web import NavItem, get_runner, taskform
+from web import taskform
 from web.auth import roles_required
+from web.extensions import get_runner
+from web.navigation import NavItem, customer_context
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 NAV = [
@@ -34,13 +34,6 @@ NAV = [
 ]
 FILTERS = ("process", "stage", "customer", "due", "orphan")
 OVERSEERS = ("team_leader", "admin")  # see every open task and reassign it
-PROFILE_LABELS = {
-    "business_model": _l("Mô hình kinh doanh"),
-    "dedicated_department": _l("Có bộ phận chuyên trách"),
-    "staff_count": _l("Số nhân viên"),
-    "student_count": _l("Số học viên"),
-    "course_model": _l("Mô hình khóa học"),
-}
 
 
 def _filters() -> dict[str, str | None]:
@@ -153,17 +146,10 @@ def _may_see(task: dict[str, Any]) -> bool:
 
 
 def _context(task: dict[str, Any]) -> dict[str, Any]:
-    """The customer beside the form: profile facts, tags, last notes, messages sent, stages."""
+    """The customer beside the form (``navigation.customer_context``) and the last messages sent."""
     runner = get_runner()
-    customer = None
-    if task["business_key"]:
-        with runner.db.read() as s:
-            try:
-                customer = crm.customer_view(s, task["business_key"])
-            except Missing:
-                customer = None
     messages = inbox.outbox(runner, business_key=task["business_key"]) if task["business_key"] else []
-    return {"customer": customer, "messages": list(reversed(messages))[:5], "profile_labels": PROFILE_LABELS}
+    return {"messages": list(reversed(messages))[:5], **customer_context(task["business_key"])}
 
 
 def _page(task: dict[str, Any], submitted=None, errors: dict[str, str] | None = None, status: int = 200):

@@ -1,6 +1,7 @@
 """The signed-in user as ``runner.service.policy`` sees them, and the 404 for customers they may not see.
 
-Pages and the API ask here; the rules themselves live in ``runner.service.policy``.
+Pages and the API ask here; the rules themselves live in ``runner.service.policy``, asked through
+``runner.queries.visibility``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from flask_login import current_user
 
 from runner.errors import NotFound
 from runner.queries import tasklists as inbox
+from runner.queries import visibility
 from runner.service import policy
-from web import get_runner
+from web.extensions import get_runner
 
 
 def person() -> policy.Person:
@@ -24,14 +26,13 @@ def person() -> policy.Person:
 
 def require_customer(business_key: str | None) -> None:
     """404, as for a customer that does not exist, when the user may not see this one."""
-    with get_runner().db.read() as s:
-        if not policy.may_see(s, person(), business_key):
-            abort(
-                404,
-                description=f"customer {business_key!r} does not exist"
-                if business_key
-                else "instances without a customer are for admins and team leaders",
-            )
+    if not visibility.may_see(get_runner(), person(), business_key):
+        abort(
+            404,
+            description=f"customer {business_key!r} does not exist"
+            if business_key
+            else "instances without a customer are for admins and team leaders",
+        )
 
 
 def require_instance(instance_id: str) -> dict[str, Any]:
@@ -40,18 +41,11 @@ def require_instance(instance_id: str) -> dict[str, Any]:
         row = inbox.instance(get_runner(), instance_id)
     except NotFound:
         abort(404, description=f"instance {instance_id} does not exist")
-    with get_runner().db.read() as s:
-        if not policy.may_see(s, person(), row["business_key"]):
-            abort(404, description=f"instance {instance_id} does not exist")
+    if not visibility.may_see(get_runner(), person(), row["business_key"]):
+        abort(404, description=f"instance {instance_id} does not exist")
     return row
 
 
 def visible(business_keys: Iterable[str | None]) -> set[str | None]:
     """The keys among ``business_keys`` whose customers the user may see."""
-    with get_runner().db.read() as s:
-        return policy.visible(s, person(), business_keys)
-
-
-def customer_condition(column: Any) -> Any:
-    """A SQL condition on a customer-id column for the user's customers (None: all)."""
-    return policy.customer_condition(person(), column)
+    return visibility.visible(get_runner(), person(), business_keys)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.webapp import PASSWORD, WebClient, app, auth_clock, client, staff  # noqa: F401 - fixtures
-from web import safe_path
+from web.navigation import safe_path
 
 HOME = "/"
 EDGE = None  # refused before any view with 400 (web/edge.py: a NUL byte is no text)

@@ -1,8 +1,9 @@
 """Customers: search, the 360° customer page, pipeline boards, and "My Calendar" with its feed.
 
-The pages read ``runner.crm.customers`` and ``runner.crm.views``; the only write is a Thảo luận
-note. The iCalendar feed is public on purpose (calendar apps cannot sign in): its address
-carries an HMAC of the username made with the app's secret key, and a wrong one is a 404.
+The pages read ``runner.crm.pages`` and ``runner.crm.views``; the only write is a Thảo luận
+note. Their templates are in ``web/crm/templates/customers/``. The iCalendar feed is public on
+purpose (calendar apps cannot sign in): its address carries an HMAC of the username made with
+the app's secret key, and a wrong one is a 404.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from runner.crm import bookings as calendar
-from runner.crm import customers as crm
-from runner.crm import views
+from runner.crm import bookings, pages, views
+from runner.crm.customers import PIPELINES
 from runner.crm.models import BadValue, Missing
 from runner.queries import tasklists as inbox
 from runner.service import accounts as users
-from web import NavItem, get_runner, permissions
+from web import permissions
 from web.auth import roles_required
+from web.extensions import get_runner
+from web.navigation import NavItem
 
-bp = Blueprint("customers", __name__)
+bp = Blueprint("customers", __name__, template_folder="templates")
 NAV = [
     NavItem("customers.search", _l("Khách hàng")),
     NavItem("customers.boards", _l("Pipeline")),
@@ -101,9 +103,7 @@ def search():
     runner = get_runner()
     text = (request.args.get("q") or "").strip()[:200]
     tag = (request.args.get("tag") or "").strip() or None
-    rows = views.find_customers(
-        runner, text, tag=tag, limit=SEARCH_LIMIT, where=permissions.customer_condition(crm.Customer.id)
-    )
+    rows = pages.search_customers(runner, permissions.person(), text, tag=tag, limit=SEARCH_LIMIT)
     return render_template(
         "customers/search.html",
         rows=rows,
@@ -151,12 +151,11 @@ def add_note(customer_id: str):
 def _detail_page(customer_id: str, *, note: str = "", note_error: str | None = None, status: int = 200):
     permissions.require_customer(customer_id)
     runner = get_runner()
-    with runner.db.read() as s:
-        try:
-            customer = crm.customer_view(s, customer_id)
-        except Missing:
-            abort(404)
-        extra_labels = {f["name"]: f["label"] for f in crm.lists(s)["extra_fields"]}
+    try:
+        customer = pages.customer_profile(runner, customer_id)
+    except Missing:
+        abort(404)
+    extra_labels = pages.extra_field_labels(runner)
     kind = request.args.get("kind")
     kind = kind if kind in views.TIMELINE_KINDS else None
     return render_template(
@@ -185,7 +184,7 @@ def _detail_page(customer_id: str, *, note: str = "", note_error: str | None = N
 
 def _board_tabs() -> list[dict[str, str]]:
     names = inbox.process_names(get_runner())
-    return [{"key": key, "pipeline": crm.PIPELINES[key], "process_name": names.get(key, key)} for key in views.boards()]
+    return [{"key": key, "pipeline": PIPELINES[key], "process_name": names.get(key, key)} for key in views.boards()]
 
 
 @bp.get("/boards/")
@@ -281,7 +280,7 @@ def my_calendar():
         feed_url=feed_url,
         webcal_url="webcal://" + feed_url.split("://", 1)[1],
         labels=LABELS,
-        meeting_link=calendar.meeting_link,
+        meeting_link=bookings.meeting_link,
         clock=_clock(tz),
         weekday_names=WEEKDAYS,
     )
@@ -338,10 +337,14 @@ def feed(token: str):
     user = users.get_user(runner, username) if username else None
     if user is None or not user["active"]:
         abort(404)
-    with runner.db.read() as s:
-        body = calendar.feed(s, username, since=runner.now() - FEED_PAST, tz=runner.settings.tz)
+    body = pages.calendar_feed(runner, username, since=runner.now() - FEED_PAST, tz=runner.settings.tz)
     headers: dict[str, Any] = {
         "Content-Disposition": 'inline; filename="lich-cua-toi.ics"',
         "Cache-Control": "private, max-age=300",
     }
     return Response(body, mimetype="text/calendar", headers=headers)
+
+
+def page_url(customer_id: str) -> str:
+    """The 360° page of a customer (``app.extensions["customer_url"]``, for the generic pages' links)."""
+    return url_for("customers.detail", customer_id=customer_id)

@@ -1,0 +1,47 @@
+"""Reads behind the customer pages and the API's customer endpoint, each in its own read session.
+
+    pages.customer_profile(runner, "KH0001")               # crm.customer_view; Missing when there is none
+    pages.search_customers(runner, person, "lan", limit=50)  # only the customers the person may see
+    pages.calendar_feed(runner, "minh", since=..., tz=...)  # the iCalendar feed's bytes
+
+The web app calls these (and ``runner.crm.views``) and never opens a session itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from runner.crm import bookings, customers, views
+from runner.crm.models import Customer
+from runner.service import policy
+
+if TYPE_CHECKING:
+    from runner.service.runtime import Runner
+
+
+def customer_profile(runner: Runner, customer_id: str) -> dict[str, Any]:
+    """Everything about a customer (``customers.customer_view``); ``Missing`` (a NotFound) when there is none."""
+    with runner.db.read() as s:
+        return customers.customer_view(s, customer_id)
+
+
+def extra_field_labels(runner: Runner) -> dict[str, str]:
+    """The configured extra fields' names -> their labels."""
+    with runner.db.read() as s:
+        return {field["name"]: field["label"] for field in customers.lists(s)["extra_fields"]}
+
+
+def search_customers(
+    runner: Runner, person: policy.Person, text: str = "", *, tag: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """``views.find_customers`` narrowed to the customers the person may see."""
+    where = policy.customer_condition(person, Customer.id)
+    return views.find_customers(runner, text, tag=tag, limit=limit, where=where)
+
+
+def calendar_feed(runner: Runner, username: str, *, since: datetime, tz: ZoneInfo) -> bytes:
+    """A staff member's appointments since ``since`` as iCalendar (``bookings.feed``)."""
+    with runner.db.read() as s:
+        return bookings.feed(s, username, since=since, tz=tz)

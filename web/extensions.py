@@ -1,0 +1,38 @@
+"""The app's shared objects, made once and bound to an app by ``create_app`` (as in Flask's tutorial).
+
+- ``csrf``: Flask-WTF's CSRF check on every form (the API blueprint is exempt: bearer tokens);
+- ``login_manager``: Flask-Login's sessions (its loaders live in ``web.auth``);
+- ``babel``: Flask-Babel reading the .po catalogs (``web.catalogs``);
+- ``get_runner()``: the app's ``Runner``, built on first use.
+
+Blueprints take these from here, never from the ``web`` package, so nothing imports the factory back.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import current_app
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+from runner.service.runtime import Runner
+from web.catalogs import PoBabel
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+babel = PoBabel()
+_RUNNER_LOCK = threading.Lock()
+
+
+def get_runner() -> Runner:
+    """The app's runner, built on first use from ``RUNNER_SETTINGS`` (read once by ``create_app``)."""
+    app = current_app
+    runner = app.extensions.get("runner")
+    if runner is None:
+        with _RUNNER_LOCK:
+            runner = app.extensions.get("runner")
+            if runner is None:
+                runner = Runner(app.config["RUNNER_SETTINGS"])
+                app.extensions["runner"] = runner
+    return runner
