@@ -23,8 +23,7 @@ from runner.service import accounts as users
 from runner.service.runtime import Runner
 from runner.settings import Settings
 from tests.webapp import add_user, app, auth_clock, staff  # noqa: F401 - fixtures
-from web import create_app
-from web.openapi import document
+from web import create_app, openapi_document
 
 BPMN = Path(__file__).parent / "bpmn"
 LEAD = BPMN / "web" / "lead.bpmn"
@@ -59,7 +58,9 @@ class Api:
         self.runner = runner
         self.schema = schemathesis.openapi.from_wsgi("/api/openapi.json", flask_app)
         self._tokens: dict[str, str] = {}
-        self._templates = [(re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p) for p in document()["paths"]]
+        self._templates = [
+            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p) for p in openapi_document()["paths"]
+        ]
 
     def token(self, username: str) -> str:
         if username not in self._tokens:

@@ -64,6 +64,57 @@ def test_blueprints_never_import_the_factory_package() -> None:
     assert graph.find_modules_that_directly_import("web") == set()
 
 
+GENERIC_API = ("web.api", "web.openapi", "web.openapi_links")
+
+
+def test_the_generic_api_imports_nothing_of_the_crm() -> None:
+    # The customer endpoint and its share of the OpenAPI document live in web.crm.api (issue 10).
+    graph = grimp.build_graph("web", "runner")
+    for module in GENERIC_API:
+        imported = graph.find_modules_directly_imported_by(module)
+        assert {m for m in imported if m.startswith(("runner.crm", "web.crm"))} == set(), module
+        assert not graph.chain_exists(importer=module, imported="web.crm", as_packages=True), module
+
+
+def _link(operation_id: str, **parameters: str) -> tuple[str, dict[str, str]]:
+    return operation_id, {name: f"$response.body#{pointer}" for name, pointer in parameters.items()}
+
+
+def test_the_served_document_still_holds_the_customer_operation_and_its_links(client: WebClient) -> None:
+    doc = client.get("/api/openapi.json").get_json()
+    operation = doc["paths"]["/api/customers/{business_key}"]["get"]
+    assert operation["operationId"] == "getCustomer" and operation["tags"] == ["customers"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Customer"
+    }
+    assert {"Customer", "TimelineItem", "InstanceSummary"} <= set(doc["components"]["schemas"])
+    links = {
+        name: (link["operationId"], link.get("parameters", {})) for name, link in _links(doc, "getCustomer", "200")
+    }
+    assert links == {
+        "GetCustomerInstance": _link("getInstance", instance_id="/instances/0/id"),
+        "ListCustomerTasks": _link("listTasks", business_key="/customer/id"),
+        "ListCustomerInstances": _link("listInstances", business_key="/customer/id"),
+    }
+    # every answer that holds an instance links to its customer
+    for operation_id, status, prefix in (
+        ("startInstance", "201", ""),
+        ("listInstances", "200", "/instances/0"),
+        ("getInstance", "200", ""),
+        ("completeTask", "200", "/instance"),
+        ("sendMessage", "200", "/instances/0"),
+    ):
+        [to_customer] = [link for name, link in _links(doc, operation_id, status) if name == "GetCustomer"]
+        assert (to_customer["operationId"], to_customer["parameters"]) == _link(
+            "getCustomer", business_key=f"{prefix}/business_key"
+        ), operation_id
+
+
+def _links(doc: dict, operation_id: str, status: str) -> list[tuple[str, dict]]:
+    [operation] = [op for item in doc["paths"].values() for op in item.values() if op["operationId"] == operation_id]
+    return list(operation["responses"][status]["links"].items())
+
+
 def test_the_web_app_never_opens_a_database_session() -> None:
     # Pages read through the runner's API and query functions (runner.queries, runner.crm.pages).
     web = Path(__file__).resolve().parent.parent / "web"

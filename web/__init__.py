@@ -4,9 +4,10 @@
 registers its ``bp``. The shared objects (CSRF, login manager, Babel, ``get_runner``) live in
 ``web.extensions``; helpers in ``web.navigation``. Blueprints import those, never this package.
 
-- generic pages at the top: ``auth``, ``i18n``, ``inbox``, ``diagrams``, ``admin``, ``api``;
+- generic pages at the top: ``auth``, ``i18n``, ``inbox``, ``diagrams``, ``admin``, ``api`` (described by ``openapi``);
 - the EasyEdu CRM's pages apart: ``web.crm`` (``customers``, ``task_panel``; templates in ``web/crm/templates``),
-  reached from the generic pages only through the hooks of ``web.navigation``.
+  reached from the generic pages only through the hooks of ``web.navigation``; its API operation in
+  ``web.crm.api``, whose share of the OpenAPI document ``openapi_document`` adds to the generic one.
 
 A module may define ``NAV``, a list of ``NavItem`` shown in the top bar to the roles named there.
 Views reach the runner through ``get_runner()``, its public API and the query functions of
@@ -23,7 +24,8 @@ from werkzeug.exceptions import HTTPException
 
 from runner import instance_folder as instance
 from runner.settings import Settings
-from web import admin, api, auth, diagrams, edge, i18n, inbox
+from web import admin, api, auth, diagrams, edge, i18n, inbox, openapi
+from web.crm import api as crm_api
 from web.crm import customers, task_panel
 from web.extensions import csrf, get_runner
 from web.navigation import customer_url, wants_json
@@ -58,13 +60,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(diagrams.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(crm_api.bp)
     csrf.exempt(api.bp)  # NOTE: the API takes bearer tokens only, never the session cookie
+    csrf.exempt(crm_api.bp)
+    app.extensions["openapi"] = openapi_document()
     app.extensions["nav"] = [*inbox.NAV, *customers.NAV, *admin.NAV]
     app.extensions["customer_url"] = customers.page_url
     app.extensions["customer_context"] = task_panel.task_context
     app.jinja_env.globals["customer_url"] = customer_url
     _add_basics(app)
     return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document served at /api/openapi.json: the generic API's operations and the CRM's."""
+    return openapi.document(crm_api.OPENAPI)
 
 
 def _use_secret_key(app: Flask) -> None:

@@ -4,6 +4,10 @@ Every answer is JSON, errors included (``{"error", "detail"}``, plus ``errors`` 
 per-field or per-element problems). Task endpoints follow the inbox's rules (candidate
 groups, the assignee; team leaders see every task); deployments, incidents and the clock
 are for admins. The paths are a contract that integrations rely on: see ``web.openapi``.
+
+Only generic operations live here. An extension's operations under /api sit in its own blueprint
+(``web.crm.api``: the customer endpoint) that answers errors through ``json_errors`` and shapes
+instances with ``instance_summary``; ``create_app`` serves the document with the extension's part.
 """
 
 from __future__ import annotations
@@ -11,11 +15,9 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify, request
 from flask_login import current_user
 
-from runner.crm import pages as customer_pages
-from runner.crm import views as customer_views
 from runner.errors import (
     Conflict,
     DeploymentInvalid,
@@ -34,7 +36,7 @@ from runner.service.tasks import check_may_complete, is_candidate
 from web import permissions
 from web.auth import roles_required
 from web.extensions import get_runner
-from web.openapi import MAX_ADVANCE, document
+from web.openapi import MAX_ADVANCE
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 DEPLOYABLE = (".bpmn", ".dmn")
@@ -51,7 +53,6 @@ def _error(status: int, error: str, detail: str, **extra: Any):
     return jsonify(error=error, detail=detail, **extra), status
 
 
-@bp.errorhandler(RunnerError)
 def _runner_error(exc: RunnerError):
     """Forbidden 403, NotFound/NotCorrelated 404, Conflict 409, FormInvalid/Invalid/StepFailed 422, else 400."""
     if isinstance(exc, FormInvalid):
@@ -83,9 +84,17 @@ class _BadRequest(Invalid):
     """Raised when the request itself is malformed (not JSON, wrong types)."""
 
 
-@bp.errorhandler(_BadRequest)
 def _bad_request(exc: _BadRequest):
     return _error(400, "Bad Request", str(exc))
+
+
+def json_errors(blueprint: Blueprint) -> None:
+    """Answer the runner's errors raised in ``blueprint``'s views as this API does (an extension's API uses it)."""
+    blueprint.register_error_handler(RunnerError, _runner_error)
+    blueprint.register_error_handler(_BadRequest, _bad_request)
+
+
+json_errors(bp)
 
 
 def _body() -> dict[str, Any]:
@@ -132,16 +141,18 @@ def _query(name: str, choices: tuple[str, ...] | None = None) -> str | None:
 # --- JSON shapes ---------------------------------------------------------------------------------------
 
 
-def _iso(value: Any) -> Any:
+def iso(value: Any) -> Any:
+    """A date or datetime as ISO 8601 text; anything else as it is."""
     return value.isoformat() if isinstance(value, (datetime, date)) else value
 
 
-def _versions() -> dict[int, int]:
+def version_numbers() -> dict[int, int]:
     """Version row id -> version number."""
     return {v["id"]: v["version"] for p in inbox.process_versions(get_runner()) for v in p["versions"]}
 
 
-def _summary(row: dict[str, Any], versions: dict[int, int]) -> dict[str, Any]:
+def instance_summary(row: dict[str, Any], versions: dict[int, int]) -> dict[str, Any]:
+    """An instance row as the document's ``InstanceSummary`` (``versions`` from ``version_numbers``)."""
     return {
         "id": row["id"],
         "process_key": row["process_key"],
@@ -149,9 +160,9 @@ def _summary(row: dict[str, Any], versions: dict[int, int]) -> dict[str, Any]:
         "business_key": row["business_key"],
         "state": row["status"],
         "stages": list(row["stages"] or []),
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-        "ended_at": _iso(row["ended_at"]),
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "ended_at": iso(row["ended_at"]),
     }
 
 
@@ -170,7 +181,7 @@ def _incident(row: dict[str, Any]) -> dict[str, Any]:
         "resolved_at",
         "resolved_by",
     )
-    return {k: _iso(row.get(k)) for k in keys}
+    return {k: iso(row.get(k)) for k in keys}
 
 
 def _instance(instance_id: str) -> dict[str, Any]:
@@ -179,7 +190,7 @@ def _instance(instance_id: str) -> dict[str, Any]:
     history = [
         {
             "id": h["id"],
-            "at": _iso(h["at"]),
+            "at": iso(h["at"]),
             "event": h["event"],
             "element_id": h["element_id"],
             "actor": h["actor"],
@@ -192,7 +203,7 @@ def _instance(instance_id: str) -> dict[str, Any]:
         for i in inbox.incidents(runner, state=None, instance_id=instance_id)
     ]
     return {
-        **_summary(row, _versions()),
+        **instance_summary(row, version_numbers()),
         "active_elements": inbox.active_elements(runner, instance_id),
         "waiting_messages": list((row["waits"] or {}).get("messages", [])),
         "data": row["data"] or {},
@@ -214,9 +225,9 @@ def _task(row: dict[str, Any]) -> dict[str, Any]:
         "assignee": row["assignee"],
         "candidate_groups": list(row["candidate_groups"] or []),
         "candidate_users": list(row["candidate_users"] or []),
-        "due": _iso(row["due_at"]),
-        "follow_up": _iso(row["follow_up_at"]),
-        "created_at": _iso(row["created_at"]),
+        "due": iso(row["due_at"]),
+        "follow_up": iso(row["follow_up_at"]),
+        "created_at": iso(row["created_at"]),
         "form": [_field(f) for f in (row["form"] or {}).get("fields", [])],
         "orphan": bool(row.get("orphan")),
     }
@@ -236,8 +247,8 @@ def _field(field: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi():
-    """The OpenAPI 3 document of this API (no token needed)."""
-    return jsonify(document())
+    """The OpenAPI 3 document of this API and its extensions' operations (no token needed; built by create_app)."""
+    return jsonify(current_app.extensions["openapi"])
 
 
 # --- deployments and definitions (admin) ---------------------------------------------------------------------
@@ -302,7 +313,7 @@ def process_definitions():
                     "version": v["version"],
                     "name": v["name"],
                     "file": v["file_name"],
-                    "deployed_at": _iso(v["deployed_at"]),
+                    "deployed_at": iso(v["deployed_at"]),
                     "deployed_by": v["deployed_by"] or "",
                     "instances": {"running": v["running"], "completed": v["completed"], "total": v["instances"]},
                 }
@@ -343,8 +354,8 @@ def list_instances():
     )
     seen = permissions.visible(r["business_key"] for r in rows)
     rows = [r for r in rows if r["business_key"] in seen]
-    versions = _versions()
-    return jsonify(instances=[_summary(r, versions) for r in rows])
+    versions = version_numbers()
+    return jsonify(instances=[instance_summary(r, versions) for r in rows])
 
 
 @bp.get("/instances/<instance_id>")
@@ -444,7 +455,7 @@ def complete_task(task_id: str):
             abort(403, description=str(exc))
         runner.complete_task_as(task_id, data, current_user.username, current_user.roles)
     instance = inbox.instance(runner, row["instance_id"])
-    return jsonify(task=_task(_flagged(task_id)), instance=_summary(instance, _versions()))
+    return jsonify(task=_task(_flagged(task_id)), instance=instance_summary(instance, version_numbers()))
 
 
 def _flagged(task_id: str) -> dict[str, Any]:
@@ -526,36 +537,4 @@ def advance_clock():
     previous, before = runner.now(), inbox.last_history_id(runner)
     now = runner.advance_clock(timedelta(seconds=seconds))
     events = len(inbox.history_after(runner, before, limit=100_000))
-    return jsonify(now=_iso(now), previous=_iso(previous), events=events)
-
-
-# --- customers ---------------------------------------------------------------------------------------------------
-
-
-@bp.get("/customers/<business_key>")
-@roles_required()
-def get_customer(business_key: str):
-    """A customer's profile, current stage per pipeline, timeline (newest first) and instances."""
-    permissions.require_customer(business_key)
-    runner = get_runner()
-    profile = customer_pages.customer_profile(runner, business_key)  # Missing (a NotFound) when there is none
-    versions = _versions()
-    return jsonify(
-        customer=profile,
-        stages=profile["stages"],
-        timeline=_timeline(business_key),
-        instances=[_summary(r, versions) for r in inbox.instances(runner, business_key=business_key)],
-    )
-
-
-def _timeline(business_key: str, limit: int = 500) -> list[dict[str, Any]]:
-    """The customer's 360° timeline (``runner.crm.views.timeline``), newest first, as JSON."""
-    keys = ("kind", "title", "text", "actor", "actor_name", "state", "process_key", "instance_id", "element_id")
-    return [
-        {
-            "at": _iso(e["at"]),
-            **{k: e.get(k) for k in keys},
-            "fields": [{"label": str(label), "value": _iso(value)} for label, value in e.get("fields") or []],
-        }
-        for e in customer_views.timeline(get_runner(), business_key)[:limit]
-    ]
+    return jsonify(now=iso(now), previous=iso(previous), events=events)

@@ -2,26 +2,33 @@
 
 Built in code so that it sits next to the views it describes (``web.api``); the tests
 validate every response the API gives against it, and schemathesis fuzzes the API from it.
+
+This module describes the generic operations only. An extension that adds operations under /api
+describes them in a ``Part`` (``web.crm.api.OPENAPI``: the customer endpoint), built with the helpers
+here (``operation``, ``path_parameter``, ``object_of``, ``ref``, ``nullable``); ``create_app`` serves
+``document(*parts)``, the generic document with each part's paths, schemas and links added.
 """
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
 from typing import Any
 
-from web.openapi_links import add_links
+from web.openapi_links import Links, add_links
 
 JSON = "application/json"
 
 
-def _ref(name: str) -> dict[str, str]:
+def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "nullable": True}
 
 
-def _object(properties: dict[str, Any], required: tuple[str, ...] | None = None, **extra: Any) -> dict[str, Any]:
+def object_of(properties: dict[str, Any], required: tuple[str, ...] | None = None, **extra: Any) -> dict[str, Any]:
     """An object schema; every property is required unless ``required`` says otherwise."""
     return {
         "type": "object",
@@ -32,7 +39,7 @@ def _object(properties: dict[str, Any], required: tuple[str, ...] | None = None,
 
 
 def _list_of(key: str, item: str) -> dict[str, Any]:
-    return _object({key: {"type": "array", "items": _ref(item)}})
+    return object_of({key: {"type": "array", "items": ref(item)}})
 
 
 STRING = {"type": "string"}
@@ -44,8 +51,8 @@ STRINGS = {"type": "array", "items": STRING}
 FLAG = {"type": "string", "enum": ["true", "false"]}
 
 SCHEMAS: dict[str, Any] = {
-    "Error": _object({"error": STRING, "detail": STRING}),
-    "FormErrors": _object(
+    "Error": object_of({"error": STRING, "detail": STRING}),
+    "FormErrors": object_of(
         {
             "error": STRING,
             "detail": STRING,
@@ -53,11 +60,11 @@ SCHEMAS: dict[str, Any] = {
         },
         required=("error", "detail"),
     ),
-    "DeploymentErrors": _object(
-        {"error": STRING, "detail": STRING, "errors": {"type": "array", "items": _ref("DeploymentProblem")}}
+    "DeploymentErrors": object_of(
+        {"error": STRING, "detail": STRING, "errors": {"type": "array", "items": ref("DeploymentProblem")}}
     ),
-    "DeploymentProblem": _object({"file": STRING, "element": STRING, "name": STRING, "message": STRING}),
-    "Deployed": _object(
+    "DeploymentProblem": object_of({"file": STRING, "element": STRING, "name": STRING, "message": STRING}),
+    "Deployed": object_of(
         {
             "process_key": STRING,
             "version": {"type": "integer"},
@@ -65,105 +72,105 @@ SCHEMAS: dict[str, Any] = {
             "created": {"type": "boolean", "description": "false when the same content was already the latest version"},
             "warnings": {
                 "type": "array",
-                "items": _ref("DeploymentProblem"),
+                "items": ref("DeploymentProblem"),
                 "description": "deployed anyway: user tasks nobody but an admin would see",
             },
         }
     ),
-    "Deployment": _object({"versions": {"type": "array", "items": _ref("Deployed")}}),
-    "VersionInfo": _object(
+    "Deployment": object_of({"versions": {"type": "array", "items": ref("Deployed")}}),
+    "VersionInfo": object_of(
         {
             "version": {"type": "integer"},
             "name": STRING,
             "file": STRING,
             "deployed_at": WHEN,
             "deployed_by": STRING,
-            "instances": _object(
+            "instances": object_of(
                 {"running": {"type": "integer"}, "completed": {"type": "integer"}, "total": {"type": "integer"}}
             ),
         }
     ),
-    "ProcessDefinition": _object(
+    "ProcessDefinition": object_of(
         {
             "key": STRING,
             "name": STRING,
             "kind": {"type": "string", "enum": ["bpmn", "dmn"]},
             "latest_version": {"type": "integer"},
-            "versions": {"type": "array", "items": _ref("VersionInfo")},
+            "versions": {"type": "array", "items": ref("VersionInfo")},
         }
     ),
     "ProcessDefinitions": _list_of("process_definitions", "ProcessDefinition"),
-    "InstanceSummary": _object(
+    "InstanceSummary": object_of(
         {
             "id": STRING,
             "process_key": STRING,
             "version": {"type": "integer"},
-            "business_key": _nullable(STRING),
+            "business_key": nullable(STRING),
             "state": {"type": "string", "enum": ["running", "completed"]},
             "stages": STRINGS,
             "created_at": WHEN,
             "updated_at": WHEN,
-            "ended_at": _nullable(WHEN),
+            "ended_at": nullable(WHEN),
         }
     ),
     "Instances": _list_of("instances", "InstanceSummary"),
-    "HistoryEvent": _object(
+    "HistoryEvent": object_of(
         {
             "id": {"type": "integer"},
             "at": WHEN,
             "event": STRING,
-            "element_id": _nullable(STRING),
-            "actor": _nullable(STRING),
+            "element_id": nullable(STRING),
+            "actor": nullable(STRING),
             "details": ANY_OBJECT,
         }
     ),
     "Instance": {
         "allOf": [
-            _ref("InstanceSummary"),
-            _object(
+            ref("InstanceSummary"),
+            object_of(
                 {
                     "active_elements": {**STRINGS, "description": "element ids of open tasks, handler jobs and timers"},
                     "waiting_messages": STRINGS,
                     "data": ANY_OBJECT,
-                    "history": {"type": "array", "items": _ref("HistoryEvent")},
-                    "incidents": {"type": "array", "items": _ref("Incident")},
+                    "history": {"type": "array", "items": ref("HistoryEvent")},
+                    "incidents": {"type": "array", "items": ref("Incident")},
                 }
             ),
         ]
     },
-    "FormField": _object(
+    "FormField": object_of(
         {
             "id": STRING,
             "label": STRING,
             "type": {"type": "string", "enum": ["string", "long", "boolean", "date", "enum"]},
-            "default": _nullable(STRING),
+            "default": nullable(STRING),
             "required": {"type": "boolean"},
             "readonly": {"type": "boolean"},
             "min": {"nullable": True, "description": "number, or ISO date for date fields"},
             "max": {"nullable": True, "description": "number, or ISO date for date fields"},
-            "minlength": _nullable({"type": "integer"}),
-            "maxlength": _nullable({"type": "integer"}),
-            "options": {"type": "array", "items": _object({"id": STRING, "name": STRING})},
+            "minlength": nullable({"type": "integer"}),
+            "maxlength": nullable({"type": "integer"}),
+            "options": {"type": "array", "items": object_of({"id": STRING, "name": STRING})},
             "properties": {"type": "object", "additionalProperties": STRING},
         }
     ),
-    "Task": _object(
+    "Task": object_of(
         {
             "id": STRING,
             "name": STRING,
             "element_id": STRING,
             "instance_id": STRING,
-            "business_key": _nullable(STRING),
+            "business_key": nullable(STRING),
             "process_key": STRING,
-            "stage": _nullable(STRING),
+            "stage": nullable(STRING),
             "state": {"type": "string", "enum": ["open", "completed", "cancelled"]},
-            "assignee": _nullable(STRING),
+            "assignee": nullable(STRING),
             "candidate_groups": STRINGS,
             "candidate_users": STRINGS,
-            "due": _nullable(WHEN),
-            "follow_up": _nullable(WHEN),
+            "due": nullable(WHEN),
+            "follow_up": nullable(WHEN),
             "created_at": WHEN,
-            "form": {"type": "array", "items": _ref("FormField")},
+            "form": {"type": "array", "items": ref("FormField")},
             "orphan": {
                 "type": "boolean",
                 "description": "no active user may work on it (assignee unknown, or no "
@@ -172,12 +179,12 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "Tasks": _list_of("tasks", "Task"),
-    "TaskDone": _object({"task": _ref("Task"), "instance": _ref("InstanceSummary")}),
-    "Reached": _object(
-        {"id": STRING, "process_key": STRING, "business_key": _nullable(STRING), "started": {"type": "boolean"}}
+    "TaskDone": object_of({"task": ref("Task"), "instance": ref("InstanceSummary")}),
+    "Reached": object_of(
+        {"id": STRING, "process_key": STRING, "business_key": nullable(STRING), "started": {"type": "boolean"}}
     ),
-    "MessageResult": _object({"instances": {"type": "array", "items": _ref("Reached")}}),
-    "Incident": _object(
+    "MessageResult": object_of({"instances": {"type": "array", "items": ref("Reached")}}),
+    "Incident": object_of(
         {
             "id": {"type": "integer"},
             "kind": STRING,
@@ -185,56 +192,24 @@ SCHEMAS: dict[str, Any] = {
             "error": STRING,
             "tries": {"type": "integer"},
             "state": {"type": "string", "enum": ["open", "resolved"]},
-            "instance_id": _nullable(STRING),
-            "business_key": _nullable(STRING),
-            "process_key": _nullable(STRING),
+            "instance_id": nullable(STRING),
+            "business_key": nullable(STRING),
+            "process_key": nullable(STRING),
             "created_at": WHEN,
-            "resolved_at": _nullable(WHEN),
-            "resolved_by": _nullable(STRING),
+            "resolved_at": nullable(WHEN),
+            "resolved_by": nullable(STRING),
         }
     ),
     "Incidents": _list_of("incidents", "Incident"),
-    "IncidentResult": _object({"incident": _ref("Incident")}),
-    "Clock": _object(
+    "IncidentResult": object_of({"incident": ref("Incident")}),
+    "Clock": object_of(
         {"now": WHEN, "previous": WHEN, "events": {"type": "integer", "description": "history events on the way"}}
-    ),
-    "TimelineItem": _object(
-        {
-            "at": WHEN,
-            "kind": {"type": "string", "enum": ["note", "message", "task", "timer", "incident", "stage", "instance"]},
-            "title": STRING,
-            "text": _nullable(STRING),
-            "actor": _nullable(STRING),
-            "actor_name": _nullable(STRING),
-            "state": _nullable(STRING),
-            "process_key": _nullable(STRING),
-            "instance_id": _nullable(STRING),
-            "element_id": _nullable(STRING),
-            "fields": {
-                "type": "array",
-                "items": _object({"label": STRING, "value": {"nullable": True}}),
-                "description": "what a person entered (completed tasks), or message facts",
-            },
-        }
-    ),
-    "Customer": _object(
-        {
-            "customer": {
-                "type": "object",
-                "additionalProperties": True,
-                "required": ["id", "name"],
-                "properties": {"id": STRING, "name": STRING, "tags": STRINGS},
-            },
-            "stages": {"type": "object", "additionalProperties": STRING, "description": "pipeline -> stage"},
-            "timeline": {"type": "array", "items": _ref("TimelineItem")},
-            "instances": {"type": "array", "items": _ref("InstanceSummary")},
-        }
     ),
 }
 
 
 def _json(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
+    return {"description": description, "content": {JSON: {"schema": ref(schema)}}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -264,7 +239,7 @@ def _query(name: str, description: str, schema: dict[str, Any] | None = None) ->
     }
 
 
-def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+def path_parameter(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema or TEXT}
 
 
@@ -272,7 +247,7 @@ def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {JSON: {"schema": schema}}}
 
 
-def _op(summary: str, ok: tuple[str, str, str], *errors: int, tag: str, **extra: Any) -> dict[str, Any]:
+def operation(summary: str, ok: tuple[str, str, str], *errors: int, tag: str, **extra: Any) -> dict[str, Any]:
     code, schema, description = ok
     errors += (413,) if "requestBody" in extra else ()
     return {
@@ -290,7 +265,7 @@ DATA = {"type": "object", "additionalProperties": True, "nullable": True, "descr
 def _paths() -> dict[str, Any]:
     return {
         "/api/deployments": {
-            "post": _op(
+            "post": operation(
                 "Deploy .bpmn/.dmn files (admin)",
                 ("201", "Deployment", "the versions created"),
                 400,
@@ -317,14 +292,14 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/api/process-definitions": {
-            "get": _op(
+            "get": operation(
                 "Deployed processes and decisions with their versions and instance counts",
                 ("200", "ProcessDefinitions", "by key"),
                 tag="processes",
             )
         },
         "/api/instances": {
-            "get": _op(
+            "get": operation(
                 "Instances, newest first",
                 ("200", "Instances", "the instances"),
                 400,
@@ -335,7 +310,7 @@ def _paths() -> dict[str, Any]:
                     _query("state", "running or completed", {"type": "string", "enum": ["running", "completed"]}),
                 ],
             ),
-            "post": _op(
+            "post": operation(
                 "Start the latest version of a process",
                 ("201", "Instance", "the instance started"),
                 400,
@@ -343,23 +318,23 @@ def _paths() -> dict[str, Any]:
                 422,
                 tag="instances",
                 requestBody=_body(
-                    _object(
-                        {"process_key": TEXT, "business_key": _nullable(TEXT), "data": DATA}, required=("process_key",)
+                    object_of(
+                        {"process_key": TEXT, "business_key": nullable(TEXT), "data": DATA}, required=("process_key",)
                     )
                 ),
             ),
         },
         "/api/instances/{instance_id}": {
-            "get": _op(
+            "get": operation(
                 "One instance: version, state, active elements, data, history",
                 ("200", "Instance", "the instance"),
                 404,
                 tag="instances",
-                parameters=[_path("instance_id")],
+                parameters=[path_parameter("instance_id")],
             )
         },
         "/api/tasks": {
-            "get": _op(
+            "get": operation(
                 "Open user tasks the caller may work on (candidate groups or assignee); every open task for "
                 "admins and team leaders",
                 ("200", "Tasks", "due first"),
@@ -376,30 +351,30 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/api/tasks/{task_id}/claim": {
-            "post": _op(
+            "post": operation(
                 "Claim an open task",
                 ("200", "Task", "the task, now the caller's"),
                 404,
                 409,
                 tag="tasks",
-                parameters=[_path("task_id")],
+                parameters=[path_parameter("task_id")],
             )
         },
         "/api/tasks/{task_id}/complete": {
-            "post": _op(
+            "post": operation(
                 "Complete a task with form data",
                 ("200", "TaskDone", "completed"),
                 400,
                 404,
                 409,
                 tag="tasks",
-                parameters=[_path("task_id")],
-                requestBody=_body(_object({"data": DATA}, required=()), required=False),
+                parameters=[path_parameter("task_id")],
+                requestBody=_body(object_of({"data": DATA}, required=()), required=False),
                 responses_extra={"422": ("FormErrors", "per-field errors; nothing stored")},
             )
         },
         "/api/messages": {
-            "post": _op(
+            "post": operation(
                 "Deliver a message to the customer's waiting instances, or start processes with it",
                 ("200", "MessageResult", "the instances reached or started"),
                 400,
@@ -407,12 +382,12 @@ def _paths() -> dict[str, Any]:
                 422,
                 tag="instances",
                 requestBody=_body(
-                    _object({"name": TEXT, "business_key": _nullable(TEXT), "data": DATA}, required=("name",))
+                    object_of({"name": TEXT, "business_key": nullable(TEXT), "data": DATA}, required=("name",))
                 ),
             )
         },
         "/api/incidents": {
-            "get": _op(
+            "get": operation(
                 "Incidents (admin)",
                 ("200", "Incidents", "newest first"),
                 400,
@@ -427,33 +402,24 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/api/incidents/{incident_id}/retry": {
-            "post": _op(
+            "post": operation(
                 "Retry an incident's job, timer or message now (admin)",
                 ("200", "IncidentResult", "resolved"),
                 404,
                 409,
                 tag="admin",
-                parameters=[_path("incident_id", ID)],
+                parameters=[path_parameter("incident_id", ID)],
             )
         },
         "/api/clock/advance": {
-            "post": _op(
+            "post": operation(
                 "Move the virtual clock forward; everything due fires (admin, RUNNER_CLOCK=virtual)",
                 ("200", "Clock", "the new time"),
                 400,
                 409,
                 422,
                 tag="admin",
-                requestBody=_body(_object({"seconds": {"type": "integer", "minimum": 1, "maximum": MAX_ADVANCE}})),
-            )
-        },
-        "/api/customers/{business_key}": {
-            "get": _op(
-                "A customer: profile, current stages, timeline, instances",
-                ("200", "Customer", "the customer"),
-                404,
-                tag="customers",
-                parameters=[_path("business_key")],
+                requestBody=_body(object_of({"seconds": {"type": "integer", "minimum": 1, "maximum": MAX_ADVANCE}})),
             )
         },
     }
@@ -462,13 +428,27 @@ def _paths() -> dict[str, Any]:
 MAX_ADVANCE = 366 * 24 * 3600  # NOTE: a year at most per call: cycles fire once per period on the way
 
 
-def document() -> dict[str, Any]:
-    """The OpenAPI 3.0 document of /api."""
-    paths = _paths()
+@dataclass(frozen=True)
+class Part:
+    """An extension's share of the document: its paths (each operation with its operationId), schemas and links."""
+
+    paths: dict[str, Any]
+    schemas: dict[str, Any] = field(default_factory=dict)
+    links: Links = field(default_factory=dict)
+
+
+def document(*parts: Part) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of /api: the generic operations, plus each part's."""
+    paths, schemas = _paths(), dict(SCHEMAS)
+    for part in parts:
+        for kind, mine, theirs in (("path", paths, part.paths), ("schema", schemas, part.schemas)):
+            if set(mine) & set(theirs):
+                raise ValueError(f"{kind}s {sorted(set(mine) & set(theirs))} are described twice")
+            mine.update(copy.deepcopy(theirs))  # NOTE: links are added below, in place
     for item in paths.values():
-        for operation in item.values():
-            for code, (schema, description) in operation.pop("responses_extra", {}).items():
-                operation["responses"][code] = _json(schema, description)
+        for op in item.values():
+            for code, (schema, description) in op.pop("responses_extra", {}).items():
+                op["responses"][code] = _json(schema, description)
     paths["/api/openapi.json"] = {
         "get": {
             "summary": "This document",
@@ -477,7 +457,7 @@ def document() -> dict[str, Any]:
             "responses": {"200": {"description": "OpenAPI 3.0", "content": {JSON: {"schema": ANY_OBJECT}}}},
         }
     }
-    add_links(paths)
+    add_links(paths, *(part.links for part in parts))
     return {
         "openapi": "3.0.3",
         "info": {
@@ -488,6 +468,6 @@ def document() -> dict[str, Any]:
             'Errors are JSON `{"error", "detail"}`.',
         },
         "paths": paths,
-        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
     }

@@ -19,7 +19,7 @@ from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from tests.webapp import add_user, app, auth_clock  # noqa: F401 - fixtures
-from web.openapi import document
+from web import openapi_document
 
 BPMN = Path(__file__).parent.parent / "bpmn"
 
@@ -39,12 +39,12 @@ def _routes(app: Flask) -> set[str]:
 
 
 def test_the_document_lists_every_api_route_and_nothing_else(app: Flask) -> None:
-    documented = {_label(path, method) for path, item in document()["paths"].items() for method in item}
+    documented = {_label(path, method) for path, item in openapi_document()["paths"].items() for method in item}
     assert _routes(app) == documented
 
 
 def test_every_operation_has_an_id_and_every_link_a_known_target() -> None:
-    operations = [op for item in document()["paths"].values() for op in item.values()]
+    operations = [op for item in openapi_document()["paths"].values() for op in item.values()]
     ids = [op.get("operationId") for op in operations]
     assert None not in ids and len(set(ids)) == len(ids), ids
     targets = {
@@ -59,7 +59,7 @@ def test_every_operation_has_an_id_and_every_link_a_known_target() -> None:
 def _expand(schema: dict[str, Any]) -> dict[str, Any]:
     """A schema with its ``$ref`` followed and its ``allOf`` merged."""
     if "$ref" in schema:
-        return _expand(document()["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]])
+        return _expand(openapi_document()["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]])
     if "allOf" in schema:
         return {"properties": {k: v for part in schema["allOf"] for k, v in _expand(part)["properties"].items()}}
     return schema
@@ -79,7 +79,7 @@ def _links() -> list[tuple[str, str, str, dict[str, Any]]]:
     """(source operationId, status, link name, link) for every link in the document."""
     return [
         (op["operationId"], status, name, link)
-        for item in document()["paths"].values()
+        for item in openapi_document()["paths"].values()
         for op in item.values()
         for status, answer in op["responses"].items()
         for name, link in answer.get("links", {}).items()
@@ -90,7 +90,7 @@ def _links() -> list[tuple[str, str, str, dict[str, Any]]]:
 def test_each_link_reads_what_its_answer_has_and_fills_what_its_target_takes(
     source: str, status: str, name: str, link: dict[str, Any]
 ) -> None:
-    operations = {op["operationId"]: op for item in document()["paths"].values() for op in item.values()}
+    operations = {op["operationId"]: op for item in openapi_document()["paths"].values() for op in item.values()}
     answer = operations[source]["responses"][status]["content"]["application/json"]["schema"]
     target = operations[link["operationId"]]
     body = _expand(target.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {}))
@@ -103,7 +103,7 @@ def test_each_link_reads_what_its_answer_has_and_fills_what_its_target_takes(
 
 def test_every_operation_documents_what_the_edge_refuses_before_it() -> None:
     """web/edge.py answers 414 to an over-long address and 413 to an over-large body (found by fuzzing)."""
-    for path, item in document()["paths"].items():
+    for path, item in openapi_document()["paths"].items():
         for method, operation in item.items():
             if operation.get("security") == []:
                 continue  # the document itself: nothing to refuse
@@ -133,6 +133,6 @@ def test_null_data_is_no_data_and_the_document_says_so(
         path.replace("{task_id}", task["id"]), json={**body, "data": None}, headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == status, response.get_json()
-    operation = document()["paths"][path]["post"]
+    operation = openapi_document()["paths"][path]["post"]
     data = operation["requestBody"]["content"]["application/json"]["schema"]["properties"]["data"]
     assert data.get("nullable") is True

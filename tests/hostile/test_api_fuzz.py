@@ -44,8 +44,7 @@ from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from tests.webapp import AuthClock, add_user
-from web import create_app
-from web.openapi import document
+from web import create_app, openapi_document
 
 BPMN = Path(__file__).parent.parent / "bpmn"
 DIAGRAMS = [
@@ -67,7 +66,7 @@ STATELESS_ONLY = {"GET /api/openapi.json"}
 
 
 def _operations() -> list[tuple[str, str]]:
-    return [(path, method.upper()) for path, item in document()["paths"].items() for method in item]
+    return [(path, method.upper()) for path, item in openapi_document()["paths"].items() for method in item]
 
 
 def _label(path: str, method: str) -> str:
@@ -180,7 +179,7 @@ OPERATIONS = _operations()
 # Operations without parameters or a body have no invalid input to generate.
 NO_INPUT = {
     (path, method.upper())
-    for path, item in document()["paths"].items()
+    for path, item in openapi_document()["paths"].items()
     for method, op in item.items()
     if not op.get("parameters") and not op.get("requestBody") and "{" not in path
 }
@@ -242,7 +241,7 @@ def _run_statefully(world: World) -> list[Call]:
     schema = _schema(world, stateful={"inference": {"algorithms": []}, "max-steps": STEPS})
     ids = {
         _label(path, method): op["operationId"]
-        for path, item in document()["paths"].items()
+        for path, item in openapi_document()["paths"].items()
         for method, op in item.items()
     }
     machine = schema.as_state_machine()
@@ -294,7 +293,7 @@ def test_call_sequences_that_follow_the_links_conform(any_world: World) -> None:
     assert everything - {c.operation for c in calls if c.status != 401} == set(), f"never called in {len(calls)}"
     links = {
         (op["operationId"], name)
-        for item in document()["paths"].values()
+        for item in openapi_document()["paths"].values()
         for op in item.values()
         for answer in op["responses"].values()
         for name in answer.get("links", {})

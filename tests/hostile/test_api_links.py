@@ -16,7 +16,7 @@ import pytest
 import schemathesis
 
 from tests.hostile.test_api_fuzz import World, world  # noqa: F401 - fixtures
-from web.openapi import document
+from web import openapi_document
 
 NEW_DIAGRAM = Path(__file__).parent.parent / "bpmn" / "web" / "followup.bpmn"  # not in the world yet
 # A step: (name of its answer, where it comes from, body to add, status). Where it comes
@@ -63,7 +63,7 @@ def _operations() -> dict[str, tuple[str, str, dict[str, Any]]]:
     """operationId -> (path, method, operation)."""
     return {
         op["operationId"]: (path, method, op)
-        for path, item in document()["paths"].items()
+        for path, item in openapi_document()["paths"].items()
         for method, op in item.items()
     }
 

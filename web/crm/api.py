@@ -1,0 +1,121 @@
+"""The CRM's operations under /api: ``GET /api/customers/<business_key>`` (operationId ``getCustomer``).
+
+A blueprint of its own beside the generic ``web.api``: bearer tokens and JSON errors as there
+(``api.json_errors``), CSRF-exempt as there (``create_app`` exempts both). ``OPENAPI`` is its share of
+the document served at /api/openapi.json: the path, the ``Customer`` and ``TimelineItem`` schemas, and
+the links: from the customer to the generic operations, and from every answer that holds an instance
+(``INSTANCE_ANSWERS``) to its customer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from runner.crm import pages, views
+from runner.queries import tasklists
+from web import api, permissions
+from web.auth import roles_required
+from web.extensions import get_runner
+from web.openapi import STRING, STRINGS, WHEN, Part, nullable, object_of, operation, path_parameter, ref
+from web.openapi_links import INSTANCE_ANSWERS, link_to
+
+bp = Blueprint("crm_api", __name__, url_prefix="/api")
+api.json_errors(bp)
+
+
+@bp.get("/customers/<business_key>")
+@roles_required()
+def get_customer(business_key: str):
+    """A customer's profile, current stage per pipeline, timeline (newest first) and instances."""
+    permissions.require_customer(business_key)
+    runner = get_runner()
+    profile = pages.customer_profile(runner, business_key)  # Missing (a NotFound) when there is none
+    versions = api.version_numbers()
+    return jsonify(
+        customer=profile,
+        stages=profile["stages"],
+        timeline=_timeline(business_key),
+        instances=[api.instance_summary(r, versions) for r in tasklists.instances(runner, business_key=business_key)],
+    )
+
+
+def _timeline(business_key: str, limit: int = 500) -> list[dict[str, Any]]:
+    """The customer's 360° timeline (``runner.crm.views.timeline``), newest first, as JSON."""
+    keys = ("kind", "title", "text", "actor", "actor_name", "state", "process_key", "instance_id", "element_id")
+    return [
+        {
+            "at": api.iso(e["at"]),
+            **{k: e.get(k) for k in keys},
+            "fields": [{"label": str(label), "value": api.iso(value)} for label, value in e.get("fields") or []],
+        }
+        for e in views.timeline(get_runner(), business_key)[:limit]
+    ]
+
+
+# --- its share of the OpenAPI document ----------------------------------------------------------------------
+
+_SCHEMAS: dict[str, Any] = {
+    "TimelineItem": object_of(
+        {
+            "at": WHEN,
+            "kind": {"type": "string", "enum": ["note", "message", "task", "timer", "incident", "stage", "instance"]},
+            "title": STRING,
+            "text": nullable(STRING),
+            "actor": nullable(STRING),
+            "actor_name": nullable(STRING),
+            "state": nullable(STRING),
+            "process_key": nullable(STRING),
+            "instance_id": nullable(STRING),
+            "element_id": nullable(STRING),
+            "fields": {
+                "type": "array",
+                "items": object_of({"label": STRING, "value": {"nullable": True}}),
+                "description": "what a person entered (completed tasks), or message facts",
+            },
+        }
+    ),
+    "Customer": object_of(
+        {
+            "customer": {
+                "type": "object",
+                "additionalProperties": True,
+                "required": ["id", "name"],
+                "properties": {"id": STRING, "name": STRING, "tags": STRINGS},
+            },
+            "stages": {"type": "object", "additionalProperties": STRING, "description": "pipeline -> stage"},
+            "timeline": {"type": "array", "items": ref("TimelineItem")},
+            "instances": {"type": "array", "items": ref("InstanceSummary")},
+        }
+    ),
+}
+
+_PATHS: dict[str, Any] = {
+    "/api/customers/{business_key}": {
+        "get": operation(
+            "A customer: profile, current stages, timeline, instances",
+            ("200", "Customer", "the customer"),
+            404,
+            tag="customers",
+            parameters=[path_parameter("business_key")],
+            operationId="getCustomer",
+        )
+    },
+}
+
+_LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    **{
+        answer: {
+            "GetCustomer": link_to("getCustomer", "the customer of the instance", business_key=f"{prefix}/business_key")
+        }
+        for answer, prefix in INSTANCE_ANSWERS.items()
+    },
+    ("getCustomer", "200"): {
+        "GetCustomerInstance": link_to("getInstance", "the customer's newest instance", instance_id="/instances/0/id"),
+        "ListCustomerTasks": link_to("listTasks", "the customer's open tasks", business_key="/customer/id"),
+        "ListCustomerInstances": link_to("listInstances", "the customer's instances", business_key="/customer/id"),
+    },
+}
+
+OPENAPI = Part(paths=_PATHS, schemas=_SCHEMAS, links=_LINKS)
