@@ -20,13 +20,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import pg_schema
+from conftest import BPMN, pg_schema
 
-import runner.crm.models  # noqa: F401 - the CRM tables join Base.metadata
 import runner.service.accounts
 import runner.service.logins
 import runner.service.throttle  # noqa: F401 - the sign-in tables join Base.metadata
 from runner.crm import customers as crm
+from runner.crm.models import Staff
 from runner.service import accounts
 from runner.store import schema
 from runner.store.models import Base, UTCDateTime
@@ -226,6 +226,21 @@ def test_a_user_the_core_adds_is_a_staff_member_to_the_crm(runner) -> None:
     accounts.set_active(runner, "lan", False)
     with runner.db.unit() as s, pytest.raises(crm.Missing, match="'lan' does not exist or is not active"):
         crm.get_staff(s, "lan")
+
+
+def test_a_user_the_core_adds_takes_round_robin_turns(runner) -> None:
+    """A user without a staff row yet is in the pool the CRM assigns new customers from."""
+    accounts.create_user(runner, "lan", "Nguyễn Thị Lan", ["sales"], password="mat-khau-123")
+    with runner.db.unit() as s:
+        crm.seed_lists(s)
+        crm.add_customer(s, "KH0001", "Trung tâm Sao Mai", phone="0912345678", now=NOW)
+        assert s.get(Staff, "lan") is None
+    runner.deploy(BPMN / "domain" / "reassign.bpmn")
+    runner.start_instance("domain_reassign", "KH0001")
+    runner.run_due()
+    with runner.db.read() as s:
+        assert crm.customer_view(s, "KH0001")["owner"] == "lan"
+        assert s.get(Staff, "lan").last_assigned_at == runner.now()
 
 
 def test_runner_db_upgrade_can_leave_the_crm_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
