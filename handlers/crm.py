@@ -111,6 +111,7 @@ def assign_owner(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     exclude = crm.coerce("exclude_current", "boolean", params.get("exclude_current", False))
     # NOTE: the staff rows are locked so that two concurrent assignments take turns; NO KEY
     # UPDATE (key_share) still lets other steps point customers at these staff members.
+    crm.ensure_staff(ctx.session)  # users added by the CLI or admin pages join the turn too
     people = ctx.session.scalars(
         select(Staff).where(Staff.active).order_by(Staff.username).with_for_update(key_share=True)
     ).all()

@@ -44,7 +44,7 @@ def _runner(settings: Settings):
 def cmd_db(args, settings: Settings) -> None:
     from runner import instance_folder as instance
 
-    db.upgrade(settings.database_url)
+    db.upgrade(settings.database_url, args.branch or None)
     print(f"database at {settings.database_url} is up to date")
     if not settings.secret_key:  # neither RUNNER_SECRET_KEY nor a key file yet
         print(f"secret key created in {instance.create_secret_key(settings)} (readable by its owner only)")
@@ -226,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("db", help="database schema")
     p.add_argument("action", choices=["upgrade"])
+    p.add_argument(
+        "--branch",
+        action="append",
+        help="only this schema branch besides the core (repeatable; 'core' alone: no extension's tables); "
+        "default: every installed branch",
+    )
     p.set_defaults(fn=cmd_db)
 
     p = sub.add_parser("deploy", help="deploy .bpmn/.dmn files or folders")

@@ -2,6 +2,7 @@
 
     RunnerError
     ├── NotFound               an instance, task, version or process key does not exist
+    │   └── Missing            a user, customer, staff member, booking, order or list entry does not exist
     ├── Conflict               a concurrent writer changed the same row first
     ├── Invalid                input was rejected before anything was stored
     │   ├── Forbidden          the user may not do this (a role or object permission)
@@ -9,7 +10,8 @@
     │   ├── ExpressionInvalid  an expression or script breaks the restricted rules
     │   │   └── BudgetExceeded an evaluation ran over its time or size budget
     │   ├── TimerInvalid       a timer value is not ISO 8601 or does not evaluate to one
-    │   └── FormInvalid        submitted form values are wrong (carries per-field messages)
+    │   ├── FormInvalid        submitted form values are wrong (carries per-field messages)
+    │   └── BadValue           a field's value has the wrong type or is not allowed
     ├── NotCorrelated          a message found no waiting instance and no start event
     ├── StepFailed             an engine step failed at an element (script, condition, timer)
     └── HandlerFailed          a service-task handler raised, hung or returned bad data
@@ -41,6 +43,14 @@ class Invalid(RunnerError):
 
 class Forbidden(Invalid):
     """Raised when a user may not do what they asked (a role or object-level permission)."""
+
+
+class Missing(NotFound, LookupError):
+    """Raised when a user, customer, staff member, booking, order or list entry does not exist."""
+
+
+class BadValue(Invalid, ValueError):
+    """Raised when a field's value has the wrong type or is not allowed; the message names the field."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,15 +57,20 @@ def pg_base_url() -> str:
 
 
 @contextlib.contextmanager
-def pg_schema(base_url: str) -> Iterator[str]:
-    """A fresh, migrated schema on the PostgreSQL server (its URL), dropped afterwards."""
+def pg_schema(base_url: str, *, branches: Iterable[str] | None = None, upgrade: bool = True) -> Iterator[str]:
+    """A fresh schema on the PostgreSQL server (its URL), dropped afterwards.
+
+    Migrated with ``branches`` (None: every installed one, ``("core",)``: the runner's tables
+    only), or left empty with ``upgrade=False``.
+    """
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(base_url)
     with admin.begin() as conn:
         conn.execute(sa.text(f'create schema "{schema}"'))
     url = sa.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
     rendered = url.render_as_string(hide_password=False)
-    db.upgrade(rendered)
+    if upgrade:
+        db.upgrade(rendered, branches)
     try:
         yield rendered
     finally:

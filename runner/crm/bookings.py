@@ -30,8 +30,10 @@ from runner.crm.models import (
     SlotTaken,
     Staff,
 )
+from runner.crm.staff import ensure_staff, staff_row
 from runner.settings import Settings
 from runner.store.database import savepoint
+from runner.store.models import User
 
 SLOT = timedelta(minutes=30)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -81,7 +83,7 @@ def _clock(value: time | str, what: str) -> time:
 
 def set_availability(session: Session, teacher: str, windows: Iterable[tuple[int, time | str, time | str]]) -> None:
     """Replace a staff member's weekly windows: (weekday 0=Monday..6=Sunday, start, end) in business time."""
-    if session.get(Staff, teacher) is None:
+    if staff_row(session, teacher) is None:
         raise Missing(f"staff member {teacher!r} does not exist")
     rows = []
     for weekday, start, end in windows:
@@ -190,11 +192,12 @@ def find_slots(
     duration = timedelta(minutes=duration_minutes)
     skip_days = set(skip_days)
     if teacher:
-        staff = session.get(Staff, teacher)
+        staff = staff_row(session, teacher)
         if staff is None or not staff.active:
             raise Missing(f"teacher {teacher!r} does not exist or is not active")
         candidates = [staff]
     else:
+        ensure_staff(session)
         candidates = [
             s
             for s in session.scalars(select(Staff).where(Staff.active).order_by(Staff.username))
@@ -277,7 +280,7 @@ def book(
         raise BadValue(f"kind: {kind!r} is not one of {', '.join(BOOKING_KINDS)}")
     if start.tzinfo is None:
         raise BadValue(f"start: {start.isoformat()} needs a UTC offset")
-    staff = session.get(Staff, teacher)
+    staff = staff_row(session, teacher)
     if staff is None or not staff.active:
         raise Missing(f"teacher {teacher!r} does not exist or is not active")
     if session.get(Customer, customer_id) is None:
@@ -356,7 +359,7 @@ def feed(session: Session, username: str, *, since: datetime | None = None, tz: 
     and raises its SEQUENCE, so subscribed calendars update it in place.
     """
     tz = tz or business_tz()
-    staff = session.get(Staff, username)
+    staff = session.get(User, username)  # NOTE: the user's, so that a user without a staff row has a feed too
     if staff is None:
         raise Missing(f"staff member {username!r} does not exist")
     cal = Calendar()

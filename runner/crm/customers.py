@@ -53,7 +53,9 @@ from runner.crm.models import (
     Staff,
     StopCareReason,
 )
-from runner.store.models import Instance
+from runner.crm.staff import ensure_staff, staff_row  # noqa: F401 - part of this API
+from runner.service import accounts
+from runner.store.models import Instance, User
 
 # Which pipeline (parent stage of seed 003) each process key's stages belong to.
 PIPELINES = {
@@ -116,7 +118,7 @@ def add_note(
 
 def get_staff(session: Session, username: str, *, role: str | None = None) -> Staff:
     """An active staff member (with ``role`` if given); ``Missing`` names who is missing."""
-    row = session.get(Staff, username) if username else None
+    row = staff_row(session, username)
     if row is None or not row.active:
         raise Missing(f"staff member {username!r} does not exist or is not active")
     if role is not None and role not in (row.roles or []):
@@ -350,22 +352,15 @@ def add_staff(
     phone: str | None = None,
     zalo_user_id: str | None = None,
 ) -> Staff:
-    """Create a staff member with role ids of ``ROLES``."""
+    """Create a staff member: a user of the runner's directory with role ids of ``ROLES``, and their staff row."""
     roles = list(roles)
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
         raise BadValue(f"staff {username!r}: roles {unknown or roles!r} are not among {', '.join(ROLES)}")
-    if session.get(Staff, username) is not None:
+    if session.get(User, username) is not None:
         raise BadValue(f"staff {username!r} already exists")
-    row = Staff(
-        username=username,
-        full_name=full_name,
-        roles=roles,
-        active=active,
-        email=email,
-        phone=phone,
-        zalo_user_id=zalo_user_id,
-    )
+    accounts.add_user(session, username, full_name, roles, active=active, email=email)
+    row = Staff(username=username, phone=phone, zalo_user_id=zalo_user_id)
     session.add(row)
     session.flush()
     return row

@@ -1,7 +1,10 @@
 """The domain tables: staff, customers and what hangs off them, configured lists, bookings.
 
-They live on the runner's ``Base`` so that one Alembic history (``0002_domain``) creates
-them beside the runner's own tables. Queries and writes go through ``runner.crm.customers`` and
+They live on the runner's ``Base`` (so that they may refer to its tables) and the CRM's own
+Alembic branch (``crm``, in ``runner/crm/migrations``) creates them. A staff member is a
+user of the runner's directory (``runner.store.models.User``: name, roles, active, e-mail);
+``staff`` keeps only what the CRM knows of them and reads the rest from ``users``.
+Queries and writes go through ``runner.crm.customers`` and
 ``runner.crm.bookings``; handlers and the web app never build these rows by hand.
 
 NOTE: a customer's stage in a pipeline is not a column here: it is derived from the
@@ -21,13 +24,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from runner.errors import Conflict, Invalid, NotFound
-from runner.store.models import Base
+from runner.errors import BadValue, Conflict, Missing
+from runner.service.accounts import ROLES
+from runner.store.models import Base, User
 
-ROLES = ("marketing", "sales", "team_leader", "accountant", "customer_care", "teacher", "admin")
+__all__ = ["ROLES", "BadValue", "Missing", "SlotTaken"]  # re-exported: callers import them from here too
 BOOKING_KINDS = ("training", "care", "demo")
 DATA_TYPES = ("text", "integer", "number", "boolean", "date")
 STATUSES = ("Mới", "Đang chăm sóc", "Hoạt động", "Có vấn đề", "Dừng chăm sóc", "Khóa")
@@ -89,31 +95,85 @@ DEFAULT_LISTS: dict[str, Any] = {
 }
 
 
-class Missing(NotFound, LookupError):
-    """Raised when a customer, staff member, booking, order or list entry does not exist."""
-
-
-class BadValue(Invalid, ValueError):
-    """Raised when a field's value has the wrong type or is not allowed; the message names the field."""
-
-
 class SlotTaken(Conflict):
     """Raised when a staff member already has an appointment in (part of) the asked time."""
 
 
 class Staff(Base):
-    """A staff member: a login, the roles (BPMN lanes) they work in, round-robin bookkeeping."""
+    """What the CRM knows of a user: phone, Zalo id, round-robin bookkeeping.
+
+    ``full_name``, ``roles``, ``active`` and ``email`` are the user's (``users``), read
+    through ``user`` on a row and as correlated subqueries in SQL (``where(Staff.active)``).
+    A user gets a staff row the first time the CRM needs one (``customers.staff_row``).
+    """
 
     __tablename__ = "staff"
 
-    username: Mapped[str] = mapped_column(String(100), primary_key=True)
-    full_name: Mapped[str] = mapped_column(String(200))
-    roles: Mapped[list[Any]] = mapped_column(default=list)  # role ids of ROLES
-    active: Mapped[bool] = mapped_column(default=True)
-    email: Mapped[str | None] = mapped_column(String(200))
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), primary_key=True)
     phone: Mapped[str | None] = mapped_column(String(50))
     zalo_user_id: Mapped[str | None] = mapped_column(String(100))
     last_assigned_at: Mapped[datetime | None]  # when round-robin last gave them a customer
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True, viewonly=True)
+
+    @hybrid_property
+    def full_name(self) -> str:
+        """The user's full name."""
+        return self.user.full_name
+
+    @full_name.inplace.setter
+    def _full_name_setter(self, value: str) -> None:
+        self.user.full_name = value
+
+    @full_name.inplace.expression
+    @classmethod
+    def _full_name(cls) -> Any:
+        return _of_user(cls, User.full_name)
+
+    @hybrid_property
+    def roles(self) -> list[Any]:
+        """The user's roles (role ids of ``ROLES``)."""
+        return self.user.roles
+
+    @roles.inplace.setter
+    def _roles_setter(self, value: list[Any]) -> None:
+        self.user.roles = value
+
+    @roles.inplace.expression
+    @classmethod
+    def _roles(cls) -> Any:
+        return _of_user(cls, User.roles)
+
+    @hybrid_property
+    def active(self) -> bool:
+        """Whether the user is active."""
+        return self.user.active
+
+    @active.inplace.setter
+    def _active_setter(self, value: bool) -> None:
+        self.user.active = value
+
+    @active.inplace.expression
+    @classmethod
+    def _active(cls) -> Any:
+        return _of_user(cls, User.active)
+
+    @hybrid_property
+    def email(self) -> str | None:
+        """The user's e-mail address."""
+        return self.user.email
+
+    @email.inplace.setter
+    def _email_setter(self, value: str | None) -> None:
+        self.user.email = value
+
+    @email.inplace.expression
+    @classmethod
+    def _email(cls) -> Any:
+        return _of_user(cls, User.email)
+
+
+def _of_user(cls: type[Staff], column: Any) -> Any:
+    return select(column).where(User.username == cls.username).scalar_subquery()
 
 
 class Customer(Base):

@@ -10,10 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 
-from runner.crm.models import Customer, Staff
+from runner.crm.models import Customer
 from runner.errors import Invalid, NotFound
 from runner.model import orphans
-from runner.store.models import HistoryEvent, Incident, Instance, Job, OutboxMessage, ProcessVersion, Timer, UserTask
+from runner.store.models import (
+    HistoryEvent,
+    Incident,
+    Instance,
+    Job,
+    OutboxMessage,
+    ProcessVersion,
+    Timer,
+    User,
+    UserTask,
+)
 
 if TYPE_CHECKING:
     from runner.service.runtime import Runner
@@ -75,10 +85,8 @@ def _may_work_on(row: UserTask, user: str | None, groups: set[str]) -> bool:
 
 
 def _active_staff(s: Any) -> dict[str, list[str]]:
-    """Active staff members by username, with their roles: the people a task can reach."""
-    return {
-        name: list(roles or []) for name, roles in s.execute(select(Staff.username, Staff.roles).where(Staff.active))
-    }
+    """Active users by username, with their roles: the people a task can reach."""
+    return {name: list(roles or []) for name, roles in s.execute(select(User.username, User.roles).where(User.active))}
 
 
 def flag_orphans(runner: Runner, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
-"""Sign-in data of staff members: password hashes, failed-login slow-down, API tokens, locale.
+"""The user directory and its sign-in data: people, password hashes, failed-login slow-down, API tokens, locale.
 
-A user is a ``runner.crm.models.Staff`` row (username, full name, roles, active) plus an
-``Account`` row (password hash, locale) and any number of ``ApiToken`` rows. Failed
+A user is a ``runner.store.models.User`` row (username, full name, roles, active, e-mail) plus an
+``Account`` row (password hash, locale) and any number of ``ApiToken`` rows. Extensions keep
+their own facts about a person in their own tables, referring to ``users.username``. Failed
 sign-ins are counted per account and per address by ``runner.service.throttle``; browser sessions
 live in ``runner.service.logins``.
 Only hashes are stored: passwords with werkzeug's salted PBKDF2/scrypt, tokens with SHA-256
@@ -27,19 +28,20 @@ from sqlalchemy import ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from runner.crm import customers as crm
-from runner.crm.models import ROLES, BadValue, Missing, Staff
-from runner.errors import Invalid, RunnerError
+from runner.errors import BadValue, Invalid, Missing, RunnerError
 from runner.model import inputs
 from runner.service import logins, throttle
-from runner.store.models import Base
+from runner.store.models import Base, User
 
 if TYPE_CHECKING:
     from runner.service.runtime import Runner
 
+# NOTE: the groups users may be given: the lanes of the EasyEdu processes plus ``admin``.
+# A list the product should hand to the runner (with its extension), not a constant of the core.
+ROLES = ("marketing", "sales", "team_leader", "accountant", "customer_care", "teacher", "admin")
 LOCALES = ("vi", "en")
 MIN_PASSWORD = 8
-USERNAME_LENGTH = 100  # NOTE: the lengths of the staff table's columns
+USERNAME_LENGTH = 100  # NOTE: the lengths of the users table's columns
 FULL_NAME_LENGTH = 200
 TOKEN_PREFIX = "rt_"
 USER_KEYS = ("username", "full_name", "roles", "active", "email", "locale", "has_password")
@@ -47,11 +49,11 @@ lockout_delay = throttle.lockout_delay
 
 
 class Account(Base):
-    """The sign-in side of a staff member (one row per username)."""
+    """The sign-in side of a user (one row per username)."""
 
     __tablename__ = "accounts"
 
-    username: Mapped[str] = mapped_column(ForeignKey("staff.username"), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), primary_key=True)
     password_hash: Mapped[str | None] = mapped_column(String(300))
     locale: Mapped[str] = mapped_column(String(10), default="vi")
     password_set_at: Mapped[datetime | None]
@@ -65,7 +67,7 @@ class ApiToken(Base):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(ForeignKey("staff.username"), index=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))  # the first characters, to tell tokens apart
     label: Mapped[str] = mapped_column(String(200), default="")
@@ -93,13 +95,13 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _view(staff: Staff, account: Account | None) -> dict[str, Any]:
+def _view(user: User, account: Account | None) -> dict[str, Any]:
     return {
-        "username": staff.username,
-        "full_name": staff.full_name,
-        "roles": list(staff.roles or []),
-        "active": staff.active,
-        "email": staff.email,
+        "username": user.username,
+        "full_name": user.full_name,
+        "roles": list(user.roles or []),
+        "active": user.active,
+        "email": user.email,
         "locale": account.locale if account else "vi",
         "has_password": bool(account and account.password_hash),
     }
@@ -114,13 +116,48 @@ def _check_password(password: str | None) -> None:
 def _account(s: Session, username: str) -> Account:
     account = s.get(Account, username)
     if account is None:
-        crm.get_staff(s, username)  # Missing when there is no such active staff member
+        active_user(s, username)  # Missing when there is no such active user
         account = Account(username=username, locale="vi")
         s.add(account)
     return account
 
 
 # --- users ------------------------------------------------------------------------------------
+
+
+def active_user(session: Session, username: str | None) -> User:
+    """An active user in ``session``; ``Missing`` names who is missing."""
+    row = session.get(User, username) if username else None
+    if row is None or not row.active:
+        raise Missing(f"user {username!r} does not exist or is not active")
+    return row
+
+
+def _check_roles(username: str, roles: Iterable[str]) -> list[str]:
+    roles = list(dict.fromkeys(roles))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise BadValue(f"user {username!r}: roles {unknown or roles!r} are not among {', '.join(ROLES)}")
+    return roles
+
+
+def add_user(
+    session: Session,
+    username: str,
+    full_name: str,
+    roles: Iterable[str],
+    *,
+    active: bool = True,
+    email: str | None = None,
+) -> User:
+    """Add a person to the user directory in ``session`` (no sign-in account yet)."""
+    roles = _check_roles(username, roles)
+    if session.get(User, username) is not None:
+        raise BadValue(f"user {username!r} already exists")
+    row = User(username=username, full_name=full_name, roles=roles, active=active, email=email)
+    session.add(row)
+    session.flush()
+    return row
 
 
 def create_user(
@@ -134,7 +171,7 @@ def create_user(
     locale: str = "vi",
     password_hash: str | None = None,
 ) -> dict[str, Any]:
-    """Create a staff member with a sign-in account (or give an existing staff member one).
+    """Create a user with a sign-in account (or give an existing user without one an account).
 
     A password (or ``password_hash``, an already hashed one in werkzeug's format, as when
     accounts move from another system) is required: an account never has an empty one.
@@ -147,9 +184,9 @@ def create_user(
     if not password_hash:
         _check_password(password)
     with runner.db.unit() as s:
-        staff = s.get(Staff, username)
-        if staff is None:
-            staff = crm.add_staff(s, username, full_name, roles, email=email)
+        user = s.get(User, username)
+        if user is None:
+            user = add_user(s, username, full_name, roles, email=email)
         elif s.get(Account, username) is not None:
             raise BadValue(f"user {username!r} already exists")
         account = Account(
@@ -160,7 +197,7 @@ def create_user(
         )  # type: ignore[arg-type]
         s.add(account)
         s.flush()
-        return _view(staff, account)
+        return _view(user, account)
 
 
 def set_password(runner: Runner, username: str, password: str, *, keep_session: str | None = None) -> None:
@@ -176,7 +213,7 @@ def set_password(runner: Runner, username: str, password: str, *, keep_session: 
 def unlock(runner: Runner, username: str) -> bool:
     """Lift a user's failed-login slow-down at once (an admin's unlock); False when there was none."""
     with runner.db.unit() as s:
-        if s.get(Staff, username) is None:
+        if s.get(User, username) is None:
             raise Missing(f"user {username!r} does not exist")
         return throttle.unlock(s, throttle.ACCOUNT, username)
 
@@ -197,24 +234,21 @@ def set_locale(runner: Runner, username: str, locale: str) -> None:
 
 def set_roles(runner: Runner, username: str, roles: Iterable[str]) -> None:
     """Replace a user's roles (role ids of ``ROLES``)."""
-    roles = list(dict.fromkeys(roles))
-    unknown = [r for r in roles if r not in ROLES]
-    if unknown or not roles:
-        raise BadValue(f"user {username!r}: roles {unknown or roles!r} are not among {', '.join(ROLES)}")
+    roles = _check_roles(username, roles)
     with runner.db.unit() as s:
-        staff = s.get(Staff, username)
-        if staff is None:
+        user = s.get(User, username)
+        if user is None:
             raise Missing(f"user {username!r} does not exist")
-        staff.roles = roles
+        user.roles = roles
 
 
 def set_active(runner: Runner, username: str, active: bool) -> None:
     """Enable or disable a user; a disabled user cannot sign in and their tokens stop working."""
     with runner.db.unit() as s:
-        staff = s.get(Staff, username)
-        if staff is None:
+        user = s.get(User, username)
+        if user is None:
             raise Missing(f"user {username!r} does not exist")
-        staff.active = active
+        user.active = active
         if not active:
             logins.end_sessions(s, username)
 
@@ -237,14 +271,14 @@ def renew_feed(runner: Runner, username: str) -> int:
 def get_user(runner: Runner, username: str) -> dict[str, Any] | None:
     """An active user as a dict (``USER_KEYS``), or None."""
     with runner.db.read() as s:
-        staff = s.get(Staff, username) if username else None
-        if staff is None or not staff.active:
+        user = s.get(User, username) if username else None
+        if user is None or not user.active:
             return None
-        return _view(staff, s.get(Account, username))
+        return _view(user, s.get(Account, username))
 
 
 def list_users(runner: Runner, *, role: str | None = None) -> list[dict[str, Any]]:
-    """All staff members with their sign-in facts, failed logins and number of live API tokens, by username."""
+    """All users with their sign-in facts, failed logins and number of live API tokens, by username."""
     with runner.db.read() as s:
         tokens = dict(
             s.execute(
@@ -252,16 +286,16 @@ def list_users(runner: Runner, *, role: str | None = None) -> list[dict[str, Any
             ).all()
         )
         rows = s.execute(
-            select(Staff, Account).outerjoin(Account, Account.username == Staff.username).order_by(Staff.username)
+            select(User, Account).outerjoin(Account, Account.username == User.username).order_by(User.username)
         ).all()
         out = []
-        for staff, account in rows:
-            if role is None or role in (staff.roles or []):
-                failures, locked_until = throttle.state(s, throttle.ACCOUNT, staff.username)
+        for user, account in rows:
+            if role is None or role in (user.roles or []):
+                failures, locked_until = throttle.state(s, throttle.ACCOUNT, user.username)
                 out.append(
                     {
-                        **_view(staff, account),
-                        "tokens": tokens.get(staff.username, 0),
+                        **_view(user, account),
+                        "tokens": tokens.get(user.username, 0),
                         "failed_logins": failures,
                         "locked_until": locked_until,
                     }
@@ -317,11 +351,11 @@ def _sign_in_facts(runner: Runner, username: str) -> tuple[dict[str, Any] | None
     if not username or len(username) > USERNAME_LENGTH or not username.isprintable():
         return None, None  # NOTE: cannot be a username (and a NUL byte would upset PostgreSQL)
     with runner.db.read() as s:
-        staff = s.get(Staff, username)
-        account = s.get(Account, username) if staff is not None else None
-        if staff is None or account is None or not staff.active or not account.password_hash:
+        user = s.get(User, username)
+        account = s.get(Account, username) if user is not None else None
+        if user is None or account is None or not user.active or not account.password_hash:
             return None, None
-        return _view(staff, account), account.password_hash
+        return _view(user, account), account.password_hash
 
 
 @functools.cache
@@ -340,7 +374,7 @@ def issue_token(runner: Runner, username: str, *, label: str = "", now: datetime
     """A new API token for an active user; the plain token is returned once and never stored."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with runner.db.unit() as s:
-        crm.get_staff(s, username)
+        active_user(s, username)
         s.add(
             ApiToken(
                 username=username,
@@ -361,11 +395,11 @@ def verify_token(runner: Runner, token: str, *, now: datetime | None = None) -> 
         row = s.scalars(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
         if row is None or row.revoked_at is not None:
             return None
-        staff = s.get(Staff, row.username)
-        if staff is None or not staff.active:
+        user = s.get(User, row.username)
+        if user is None or not user.active:
             return None
         row.last_used_at = now or _utcnow()
-        return _view(staff, s.get(Account, row.username))
+        return _view(user, s.get(Account, row.username))
 
 
 def list_tokens(runner: Runner, username: str) -> list[dict[str, Any]]:

@@ -13,13 +13,12 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from runner.crm.models import Staff
 from runner.engine.parser import RunnerParser, normalize
 from runner.errors import DeploymentInvalid, Problem
 from runner.model import orphans, validation
 from runner.model.encoding import EncodingInvalid, as_utf8
 from runner.store.database import WorkflowStore
-from runner.store.models import ProcessVersion
+from runner.store.models import ProcessVersion, User
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 NS = {"bpmn": BPMN_NS}
@@ -265,8 +264,8 @@ class Deployer:
 
 
 def staff_usernames(session: Session) -> set[str]:
-    """The usernames of active staff members: the people a task can reach."""
-    return set(session.scalars(select(Staff.username).where(Staff.active)))
+    """The usernames of active users: the people a task can reach."""
+    return set(session.scalars(select(User.username).where(User.active)))
 
 
 def latest_files(session: Session) -> dict[str, bytes]:

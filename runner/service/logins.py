@@ -35,7 +35,7 @@ class LoginSession(Base):
     __tablename__ = "login_sessions"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    username: Mapped[str] = mapped_column(ForeignKey("staff.username"), index=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
 

@@ -37,7 +37,7 @@ from runner.errors import (
 )
 from runner.model import forms, inputs
 from runner.sandbox.budget import Limits
-from runner.service import policy, projection, tasks
+from runner.service import accounts, policy, projection, tasks
 from runner.service.deployment import Deployed, Deployer, latest_files, read_paths, staff_usernames
 from runner.settings import Settings
 from runner.store.database import Database, Prepared, WorkflowStore, add_row_later, attach, make_engine
@@ -417,12 +417,11 @@ class Runner:
     ) -> None:
         """Give an open task to another active staff member who is a candidate (any one with ``override``;
         None: to nobody)."""
-        from runner.crm import customers as crm
         from runner.service import tasks
 
         _check_task_and_user(task_id, to_user)
         with self._unit() as s:
-            roles = crm.get_staff(s, to_user).roles if to_user else []
+            roles = accounts.active_user(s, to_user).roles if to_user else []
             tasks.reassign(self, s, task_id, to_user, actor or "", roles, override)
 
     def _record_breach(self, task_id: str, exc: RunnerError, actor: str | None) -> None:

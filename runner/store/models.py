@@ -1,4 +1,4 @@
-"""The runner's tables. Alembic migrations in ``runner/migrations`` create them."""
+"""The runner's tables. Alembic migrations in ``runner/store/migrations`` (the core branch) create them."""
 
 from __future__ import annotations
 
@@ -234,3 +234,20 @@ class ClockRow(Base):
 
     name: Mapped[str] = mapped_column(String(20), primary_key=True)
     now: Mapped[datetime]
+
+
+class User(Base):
+    """A person of the user directory: who signs in, the groups (roles) they work in, whether they may.
+
+    The groups are the BPMN candidate groups (lanes) their tasks are offered to. Sign-in data
+    hangs off it (``runner.service.accounts``); an extension keeps its own facts about a person
+    in its own table that refers to ``users.username`` (the CRM's ``staff``).
+    """
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[Any]] = mapped_column(default=list)  # group ids
+    active: Mapped[bool] = mapped_column(default=True)
+    email: Mapped[str | None] = mapped_column(String(200))

@@ -34,11 +34,11 @@ from runner.crm import customers as crm
 from runner.crm.demo.company import AVAILABILITY, CUSTOMERS, PLANS, STAFF, Plan
 from runner.crm.demo.journeys import sales_story
 from runner.crm.demo.story import Journey, Lead, Story
-from runner.crm.models import Customer, Staff
+from runner.crm.models import Customer
 from runner.errors import Invalid, NotFound
 from runner.queries import tasklists as inbox
 from runner.service import accounts as users
-from runner.store.models import ProcessVersion
+from runner.store.models import ProcessVersion, User
 
 if TYPE_CHECKING:
     from runner.service.runtime import Runner
@@ -173,14 +173,15 @@ def add_staff(runner: Runner, secrets: Mapping[str, str]) -> None:
             )
     with runner.db.unit() as s:
         for username, _, _, phone in STAFF:
-            s.get(Staff, username).phone = s.get(Staff, username).phone or phone.replace(" ", "")
+            row = crm.staff_row(s, username)
+            row.phone = row.phone or phone.replace(" ", "")
         for username, windows in AVAILABILITY.items():
             crm.set_availability(s, username, windows)
 
 
 def _roles(runner: Runner) -> dict[str, list[str]]:
     with runner.db.read() as s:
-        return {row.username: list(row.roles) for row in s.scalars(select(Staff).where(Staff.active))}
+        return {row.username: list(row.roles) for row in s.scalars(select(User).where(User.active))}
 
 
 def leads(story: Story) -> list[Lead]:

@@ -1,4 +1,4 @@
-"""initial schema
+"""initial schema: the root of the core branch (the runner's own tables)
 
 Revision ID: 0001
 Revises:
@@ -14,7 +14,7 @@ import runner.store.models
 
 revision = "0001"
 down_revision = None
-branch_labels = None
+branch_labels = ("core",)
 depends_on = None
 
 

@@ -1,7 +1,12 @@
 """users: sign-in accounts (password hash, locale, failed logins) and hashed API tokens
 
+Before the history split (issue 10) this revision followed 0002 (the CRM's tables, now the
+root of the crm branch) and its usernames referred to ``staff``; databases built then still
+have those references, which 0006 replaces. Written now it refers to nothing: the user
+directory it belongs to comes with 0006.
+
 Revision ID: 0003
-Revises: 0002
+Revises: 0001
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from alembic import op
 import runner.store.models
 
 revision = "0003"
-down_revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
@@ -26,7 +31,6 @@ def upgrade() -> None:
         sa.Column("failed_logins", sa.Integer(), nullable=False),
         sa.Column("locked_until", runner.store.models.UTCDateTime(), nullable=True),
         sa.Column("password_set_at", runner.store.models.UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(["username"], ["staff.username"]),
         sa.PrimaryKeyConstraint("username"),
     )
     op.create_table(
@@ -39,7 +43,6 @@ def upgrade() -> None:
         sa.Column("created_at", runner.store.models.UTCDateTime(), nullable=False),
         sa.Column("last_used_at", runner.store.models.UTCDateTime(), nullable=True),
         sa.Column("revoked_at", runner.store.models.UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(["username"], ["staff.username"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
     )
