@@ -24,14 +24,14 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, String, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from runner.errors import BadValue, Invalid, Missing, RunnerError
 from runner.model import inputs
 from runner.service import logins, throttle
-from runner.store.models import Base, User
+from runner.store.models import Account, ApiToken, User
 
 if TYPE_CHECKING:
     from runner.service.runtime import Runner
@@ -46,34 +46,6 @@ FULL_NAME_LENGTH = 200
 TOKEN_PREFIX = "rt_"
 USER_KEYS = ("username", "full_name", "roles", "active", "email", "locale", "has_password")
 lockout_delay = throttle.lockout_delay
-
-
-class Account(Base):
-    """The sign-in side of a user (one row per username)."""
-
-    __tablename__ = "accounts"
-
-    username: Mapped[str] = mapped_column(ForeignKey("users.username"), primary_key=True)
-    password_hash: Mapped[str | None] = mapped_column(String(300))
-    locale: Mapped[str] = mapped_column(String(10), default="vi")
-    password_set_at: Mapped[datetime | None]
-    # NOTE: part of the calendar feed address's signature; raising it retires the old address.
-    feed_generation: Mapped[int] = mapped_column(default=0, server_default="0")
-
-
-class ApiToken(Base):
-    """A bearer token of one user for the REST API; only its SHA-256 is kept."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    prefix: Mapped[str] = mapped_column(String(16))  # the first characters, to tell tokens apart
-    label: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime]
-    last_used_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
 
 
 class BadLogin(Invalid):
