@@ -9,6 +9,10 @@ line): a database it built, with people in it, must upgrade to the two heads wit
 from __future__ import annotations
 
 import contextlib
+import importlib
+import pkgutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +26,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from conftest import BPMN, pg_schema
 
-import runner.service.accounts
-import runner.service.logins
-import runner.service.throttle  # noqa: F401 - the sign-in tables join Base.metadata
+import handlers
+import runner
+import web
 from runner.crm import customers as crm
 from runner.crm.models import Staff
 from runner.service import accounts
@@ -96,6 +100,28 @@ def test_the_core_branch_alone_makes_no_crm_table_and_matches_the_core_models(em
     assert not made & CRM_TABLES
     assert stamps(empty_url) == {"0006"}
     assert differences(empty_url, crm_too=False) == []
+
+
+def test_the_store_alone_holds_every_core_table(tmp_path: Path) -> None:
+    """Importing ``runner.store.models`` (what Alembic's env does) gives every table the core branch makes."""
+    url = f"sqlite:///{tmp_path / 'core.db'}"
+    schema.upgrade(url, branches=("core",))
+    names = "from runner.store.models import Base; print(*sorted(Base.metadata.tables))"
+    here = Path(__file__).resolve().parents[1]  # NOTE: this checkout's runner, whatever is installed
+    out = subprocess.run([sys.executable, "-c", names], cwd=here, check=True, capture_output=True, text=True).stdout
+    assert set(out.split()) == tables(url)
+
+
+def test_only_the_store_and_the_crm_define_tables() -> None:
+    """No module of the runner (outside its store), of the web app or of the handlers maps a table."""
+    for package in (runner, web, handlers):
+        for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if ".migrations" not in module.name:  # NOTE: Alembic's env and versions run only under Alembic
+                importlib.import_module(module.name)
+    owners = {m.class_.__module__ for m in Base.registry.mappers}
+    assert {o for o in owners if not o.startswith(("runner.store.", "runner.crm."))} == set()
+    mapped = {m.local_table.name for m in Base.registry.mappers}
+    assert set(Base.metadata.tables) == mapped  # NOTE: no bare Table() on the shared metadata
 
 
 def test_both_branches_match_every_model_and_the_crm_joins_a_core_only_database_later(empty_url: str) -> None:

@@ -163,7 +163,7 @@ def test_changing_the_password_ends_other_sessions(app: Flask, staff, runner: Ru
 
 
 def test_passwords_are_stored_hashed(runner: Runner, staff) -> None:
-    from runner.service.accounts import Account
+    from runner.store.models import Account
 
     with runner.db.read() as s:
         stored = s.get(Account, "sales1").password_hash

@@ -17,27 +17,16 @@ import secrets
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, String, delete, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
 
-from runner.store.models import Base
+from runner.store.models import LoginSession
 
 if TYPE_CHECKING:
     from runner.service.runtime import Runner
 
 IDLE_LIMIT = timedelta(days=30)
 SEEN_STEP = timedelta(minutes=5)  # NOTE: last_seen_at is written at most this often, not per request
-
-
-class LoginSession(Base):
-    """One signed-in browser of one user; only the hash of its token is kept."""
-
-    __tablename__ = "login_sessions"
-
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
-    created_at: Mapped[datetime]
-    last_seen_at: Mapped[datetime]
 
 
 def _hash(token: str) -> str:

@@ -21,11 +21,11 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, case, update
+from sqlalchemy import case, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from runner.store.models import Base
+from runner.store.models import LoginThrottle
 
 FIRST_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(minutes=15)
@@ -45,18 +45,6 @@ ACCOUNT = Rule("account", free=4)
 # A school's staff may share one address behind NAT, so an address gets more free tries; it
 # stops one address from trying one password on many accounts (or on made-up usernames).
 ADDRESS = Rule("address", free=20)
-
-
-class LoginThrottle(Base):
-    """Failed sign-in attempts in a row of one account or one client address."""
-
-    __tablename__ = "login_throttles"
-
-    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
-    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    failures: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
-    last_attempt_at: Mapped[datetime]
 
 
 def lockout_delay(failures: int, free: int = ACCOUNT.free) -> timedelta:

@@ -240,8 +240,8 @@ class User(Base):
     """A person of the user directory: who signs in, the groups (roles) they work in, whether they may.
 
     The groups are the BPMN candidate groups (lanes) their tasks are offered to. Sign-in data
-    hangs off it (``runner.service.accounts``); an extension keeps its own facts about a person
-    in its own table that refers to ``users.username`` (the CRM's ``staff``).
+    hangs off it (the tables below, kept by ``runner.service.accounts``); an extension keeps its
+    own facts about a person in its own table that refers to ``users.username`` (the CRM's ``staff``).
     """
 
     __tablename__ = "users"
@@ -251,3 +251,54 @@ class User(Base):
     roles: Mapped[list[Any]] = mapped_column(default=list)  # group ids
     active: Mapped[bool] = mapped_column(default=True)
     email: Mapped[str | None] = mapped_column(String(200))
+
+
+class Account(Base):
+    """The sign-in side of a user (one row per username): password hash, UI language, feed address."""
+
+    __tablename__ = "accounts"
+
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    locale: Mapped[str] = mapped_column(String(10), default="vi")
+    password_set_at: Mapped[datetime | None]
+    # NOTE: part of the calendar feed address's signature; raising it retires the old address.
+    feed_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class ApiToken(Base):
+    """A bearer token of one user for the REST API; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the first characters, to tell tokens apart
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class LoginSession(Base):
+    """One signed-in browser of one user; only the hash of its token is kept."""
+
+    __tablename__ = "login_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
+class LoginThrottle(Base):
+    """Failed sign-in attempts in a row of one account or one client address (keyed by a SHA-256)."""
+
+    __tablename__ = "login_throttles"
+
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime]

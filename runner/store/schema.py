@@ -32,11 +32,7 @@ class Branch:
     models: tuple[str, ...]
 
 
-CORE = Branch(
-    "core",
-    MIGRATIONS / "versions",
-    ("runner.store.models", "runner.service.accounts", "runner.service.logins", "runner.service.throttle"),
-)
+CORE = Branch("core", MIGRATIONS / "versions", ("runner.store.models",))
 
 
 def installed() -> dict[str, Branch]:
