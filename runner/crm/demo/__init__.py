@@ -174,6 +174,8 @@ def add_staff(runner: Runner, secrets: Mapping[str, str]) -> None:
     with runner.db.unit() as s:
         for username, _, _, phone in STAFF:
             row = crm.staff_row(s, username)
+            if row is None:
+                raise NotFound(f"demo staff member {username} has no user")
             row.phone = row.phone or phone.replace(" ", "")
         for username, windows in AVAILABILITY.items():
             crm.set_availability(s, username, windows)
