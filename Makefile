@@ -7,7 +7,7 @@ export RUNNER_CLOCK ?= virtual
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install chromium run serve test translations bench clean
+.PHONY: install chromium run serve lint test translations bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,13 @@ run: install
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - 'web:create_app()'
 
-test: install
+# The static checks alone: lint rules, formatting, types (mypy's settings: pyproject.toml).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
 
 # Extract the web app's texts and merge them into the English catalog (then fill in msgstr).

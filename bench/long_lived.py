@@ -16,6 +16,7 @@ save has to pay. Output lines are ``name: value``.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -84,7 +85,7 @@ def bare_commit_ms(url: str, state: str) -> float:
         for sample in range(BARE_SAMPLES):
             # A changed value each time, so that every commit really writes.
             value = state if sample % 2 else state + " "
-            timings.append(_timed(lambda: _update(engine, value)))
+            timings.append(_timed(functools.partial(_update, engine, value)))
         return statistics.median(timings)
     finally:
         engine.dispose()

@@ -132,7 +132,8 @@ def load_builtin(target: Registry) -> None:
         importlib.import_module(f"{__name__}.{info.name}")
     if target is not registry:
         for topic in registry.topics():
-            target.add(topic, registry.get(topic))
+            if (found := registry.get(topic)) is not None:  # always: topics() lists registered handlers
+                target.add(topic, found)
         for topic, fns in registry.checks().items():
             for fn in fns:
                 target.add_check(topic, fn)

@@ -194,8 +194,8 @@ def cmd_users(args, settings: Settings) -> None:
     if args.action == "add":
         if (
             args.if_missing
-            and users.get_user(runner, args.username) is not None
-            and users.get_user(runner, args.username)["has_password"]
+            and (existing := users.get_user(runner, args.username)) is not None
+            and existing["has_password"]
         ):
             print(f"user {args.username} exists")
             return

@@ -100,6 +100,8 @@ class TimerInvalid(Invalid):
 class FormInvalid(Invalid):
     """Raised when submitted form values are wrong; ``errors`` maps field id to message."""
 
+    codes: dict[str, str]  # field id -> the rule it broke, when the form checker set it
+
     def __init__(self, errors: dict[str, str], task: str = ""):
         self.errors = dict(errors)
         detail = "; ".join(f"{k}: {v}" for k, v in self.errors.items())

@@ -6,6 +6,7 @@ import os
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from runner.errors import Invalid
@@ -63,7 +64,7 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
         """Settings from ``RUNNER_*`` environment variables, then explicit overrides."""
         env = dict(os.environ if env is None else env)
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for name, kind in (
             ("database_url", str),
             ("clock", str),

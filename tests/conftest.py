@@ -1,4 +1,6 @@
-"""Shared fixtures: a runner on a fresh SQLite file or a fresh PostgreSQL schema.
+"""Shared fixtures: a runner on a fresh SQLite file or a fresh PostgreSQL schema, the web app
+over it (``app``, ``client``, ``staff``, ``auth_clock``; helpers in tests/webapp.py) and the
+engine harness's ``mode``.
 
 PostgreSQL is the one at 127.0.0.1:5432 (trust auth, database ``test``). Locally a
 missing server is a visible skip; with ``CI=true`` it is a failure.
@@ -11,14 +13,20 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 
 import handlers
+from runner.crm.models import ROLES
 from runner.service.runtime import Runner
 from runner.settings import Settings
 from runner.store import schema as db
+from tests.harness import MODES
+from tests.webapp import AuthClock, WebClient, add_user
+from web import create_app
 
 BPMN = Path(__file__).parent / "bpmn"
 PG_URL = os.environ.get("RUNNER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -121,3 +129,49 @@ def any_runner(request, registry: handlers.Registry) -> Iterator[Runner]:
     r = make_runner(url, registry)
     yield r
     r.db.engine.dispose()
+
+
+# --- the engine harness (tests/harness.py) ----------------------------------------------------
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    """Run a scenario straight through, then again with a save/restore after every step."""
+    return request.param
+
+
+# --- the web app (helpers in tests/webapp.py) -------------------------------------------------
+
+
+@pytest.fixture
+def auth_clock() -> AuthClock:
+    """The failed-login clock of the ``app`` fixture."""
+    return AuthClock()
+
+
+@pytest.fixture
+def app(runner: Runner, auth_clock: AuthClock) -> Flask:
+    """The web app over the test ``runner`` (SQLite, virtual clock), CSRF on."""
+    flask_app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "RUNNER": runner,
+            "RUNNER_SETTINGS": runner.settings,
+            "AUTH_CLOCK": auth_clock.now,
+        }
+    )
+    flask_app.test_client_class = WebClient
+    return flask_app
+
+
+@pytest.fixture
+def client(app: Flask) -> WebClient:
+    """A test client of ``app``."""
+    return app.test_client()  # type: ignore[return-value]
+
+
+@pytest.fixture
+def staff(runner: Runner) -> dict[str, dict[str, Any]]:
+    """One user per role, named ``<role>1``, password ``PASSWORD``."""
+    return {role: add_user(runner, f"{role}1", [role], full_name=f"Nhân viên {role}") for role in ROLES}

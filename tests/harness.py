@@ -6,7 +6,7 @@ dumped with ``WorkflowStore.dump_state`` and restored with ``load_state``, like
 ``Runner._commit_step`` followed by the next unit's ``Runner.load``; the test goes on
 with the restored workflow. The specs are restored from their JSON (``dump_spec``) by a
 fresh store each time, as after a worker restart, so nothing survives in memory.
-Scenario tests run in both modes through the ``mode`` fixture.
+Scenario tests run in both modes through the ``mode`` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from lxml import etree
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
@@ -32,12 +31,6 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 START = datetime(2026, 3, 2, 9, 0, tzinfo=TZ)  # a Monday, 02:00 UTC
 MODES = ["straight", "save_restore"]
 MAX_STEPS = 500
-
-
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> str:
-    """Run a scenario straight through, then again with a save/restore after every step."""
-    return request.param
 
 
 def parse(file_name: str, process_id: str):
@@ -76,13 +69,13 @@ class Harness:
     ) -> Harness:
         """Create the workflow and run its start (optionally by a message or timer trigger)."""
         self.workflow = self.engine.create(self.spec, self.subprocess_specs, dict(data or {}))
-        self._step(lambda: self.engine.start(self.workflow, trigger, dict(payload) if payload else None))
+        self._step(self.engine.start, trigger, dict(payload) if payload else None)
         return self
 
     def complete(self, ref: str, data: Mapping[str, Any] | None = None) -> None:
         """Complete the one open user task with this element id or task id."""
         task = self.user_task(ref)
-        self._step(lambda: self.engine.complete_user_task(self.workflow, task.task_id, dict(data or {})))
+        self._step(self.engine.complete_user_task, task.task_id, dict(data or {}))
 
     def fire_due(self, until: datetime | timedelta) -> list[str]:
         """Fire timers due up to a moment in due order, moving the clock; returns their element ids."""
@@ -95,7 +88,7 @@ class Harness:
             timer = min(due, key=lambda t: t.due_at)
             if timer.due_at > self.clock.now():
                 self.clock.set(timer.due_at)
-            self._step(lambda: self.engine.fire_timer(self.workflow, timer.task_id, timer.timer_name))
+            self._step(self.engine.fire_timer, timer.task_id, timer.timer_name)
             fired.append(timer.element_id)
         else:
             raise AssertionError(f"more than {MAX_STEPS} timer firings before {target}")
@@ -104,9 +97,7 @@ class Harness:
 
     def deliver(self, message: str, payload: Mapping[str, Any] | None = None) -> int:
         """Deliver a message; returns how many waiting events caught it."""
-        caught: list[int] = []
-        self._step(lambda: caught.append(self.engine.deliver_message(self.workflow, message, dict(payload or {}))))
-        return caught[0]
+        return self._step(self.engine.deliver_message, message, dict(payload or {}))
 
     def run_jobs(self, handlers: Mapping[str, Callable[[dict[str, Any]], Any]]) -> list[JobView]:
         """Run open service-task jobs whose topic has a handler, until none is left; returns them."""
@@ -116,13 +107,13 @@ class Harness:
             if not jobs:
                 return done
             job = jobs[0]
-            self._step(lambda: self._finish(job, handlers[job.topic](dict(job.params))))
+            self._step(self._finish, job, handlers[job.topic])
             done.append(job)
         raise AssertionError(f"more than {MAX_STEPS} jobs")
 
-    def _finish(self, job: JobView, result: Any) -> None:
-        mapped = self.engine.map_result(self.workflow, job.task_id, result)
-        self.engine.finish_external(self.workflow, job.task_id, mapped)
+    def _finish(self, workflow: BpmnWorkflow, job: JobView, handler: Callable[[dict[str, Any]], Any]) -> None:
+        mapped = self.engine.map_result(workflow, job.task_id, handler(dict(job.params)))
+        self.engine.finish_external(workflow, job.task_id, mapped)
 
     # --- what the instance looks like ----------------------------------------------
 
@@ -161,15 +152,17 @@ class Harness:
 
     # --- bookkeeping ----------------------------------------------------------------
 
-    def _step(self, action: Callable[[], Any]) -> None:
+    def _step(self, action: Callable[..., Any], *args: Any) -> Any:
+        """Apply ``action(workflow, *args)``, record what finished, save/restore in that mode; its result."""
         try:
-            action()
+            result = action(self.workflow, *args)
         finally:
             self._record()
         # NOTE: a snapshot hands out thrown messages once, as Runner._commit_step expects.
         self.thrown.extend(self.engine.snapshot(self.workflow).thrown)
         if self.restore_each_step:
             self._save_restore()
+        return result
 
     def _record(self) -> None:
         """Append newly finished elements to ``history``/``cancelled`` in the order they finished."""

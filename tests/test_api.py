@@ -22,7 +22,7 @@ from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from runner.settings import Settings
-from tests.webapp import add_user, app, auth_clock, staff  # noqa: F401 - fixtures
+from tests.webapp import add_user
 from web import create_app, openapi_document
 
 BPMN = Path(__file__).parent / "bpmn"
@@ -83,7 +83,7 @@ class Api:
 
 
 @pytest.fixture
-def api(app: Flask, runner: Runner, staff) -> Api:  # noqa: F811 - fixtures
+def api(app: Flask, runner: Runner, staff) -> Api:
     return Api(app, runner)
 
 
@@ -112,7 +112,7 @@ def test_without_a_valid_token_the_answer_is_a_json_401(api: Api, headers: dict[
     assert response.status_code == 401 and set(response.get_json()) == {"error", "detail"}
 
 
-def test_a_session_cookie_is_not_enough_under_api(app: Flask, staff) -> None:  # noqa: F811 - fixtures
+def test_a_session_cookie_is_not_enough_under_api(app: Flask, staff) -> None:
     client = app.test_client()
     client.login("admin1")
     assert client.get("/admin/").status_code == 200

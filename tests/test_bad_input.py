@@ -120,7 +120,7 @@ def test_escape_attempt_alone_is_refused_naming_its_flow(runner: Runner, flow_id
     <bpmn:exclusiveGateway id="check" name="Check" default="Flow_ok" />
     <bpmn:sequenceFlow id="Flow_ok" sourceRef="check" targetRef="EndEvent_onboard" />
     <bpmn:sequenceFlow id="{flow_id}" name="Attempt" sourceRef="check" targetRef="EndEvent_onboard">
-      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression"><![CDATA[${{{expression}}}]]></bpmn:conditionExpression>
+    <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression"><![CDATA[${{{expression}}}]]></bpmn:conditionExpression>
     </bpmn:sequenceFlow>""",
         )
         .replace("xmlns:camunda=", 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:camunda=')

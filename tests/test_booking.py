@@ -220,7 +220,9 @@ def test_two_concurrent_bookings_of_one_slot_on_postgresql_exactly_one_wins(
         except Exception as exc:  # noqa: BLE001 - the test asserts on it
             outcome[customer_id] = exc
 
-    threads = [threading.Thread(target=attempt, args=(r, c)) for r, c in zip(runners, ("KH0001", "KH0002"))]
+    threads = [
+        threading.Thread(target=attempt, args=(r, c)) for r, c in zip(runners, ("KH0001", "KH0002"), strict=True)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -449,10 +451,10 @@ def test_concurrent_book_sessions_jobs_on_postgresql_never_overlap(pg_url: str, 
         results = [inbox.instance(main, i)["data"] for i in ids]
         assert all("session_starts" in d for d in results), [inbox.incidents(main), results]
         monday = main.now().astimezone(TZ).date()
-        slots = lambda *pairs: [
-            datetime.combine(monday + timedelta(days=d), time(h, m), TZ).isoformat()  # noqa: E731
-            for d, h, m in pairs
-        ]
+
+        def slots(*pairs: tuple[int, int, int]) -> list[str]:
+            return [datetime.combine(monday + timedelta(days=d), time(h, m), TZ).isoformat() for d, h, m in pairs]
+
         assert sorted(d["session_starts"] for d in results) == [
             slots((0, 8, 0), (1, 8, 0)),
             slots((0, 9, 30), (1, 9, 30)),

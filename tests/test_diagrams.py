@@ -190,10 +190,7 @@ def test_stage_properties_name_stages_of_the_process_pipeline(path: Path) -> Non
     for process in root.findall("bpmn:process", NS):
         pipeline = crm.PIPELINES.get(process.get("id"))
         values = set(stage_values(process))
-        if pipeline is None:
-            known = set(SALES_STAGES) | set(POST_SALE_STAGES)
-        else:
-            known = set(crm.STAGES[pipeline])
+        known = set(SALES_STAGES) | set(POST_SALE_STAGES) if pipeline is None else set(crm.STAGES[pipeline])
         assert values <= known, values - known
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import StepFailed, TimerInvalid
-from tests.harness import Harness, mode  # noqa: F401 - mode is a fixture
+from tests.harness import Harness
 
 
 def test_script_that_raises_names_the_script_task(mode):

@@ -7,7 +7,7 @@ import pytest
 from runner.engine.scripting import acting_as, evaluate, translate
 from runner.errors import StepFailed
 from runner.model.validation import validate
-from tests.harness import FIXTURES, Harness, mode  # noqa: F401 - mode is a fixture
+from tests.harness import FIXTURES, Harness
 
 
 @pytest.mark.parametrize(

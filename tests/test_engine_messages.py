@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from runner.errors import NotFound
-from tests.harness import Harness, mode, utc  # noqa: F401 - mode is a fixture
+from tests.harness import Harness, utc
 
 
 def test_message_start_runs_only_the_message_path(mode):

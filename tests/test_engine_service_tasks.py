@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import StepFailed
-from tests.harness import Harness, mode  # noqa: F401 - mode is a fixture
+from tests.harness import Harness
 
 DATA = {"customer": "ACME", "count": 1, "region": "south"}
 

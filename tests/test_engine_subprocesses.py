@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.harness import Harness, mode, utc  # noqa: F401 - mode is a fixture
+from tests.harness import Harness, utc
 
 
 def test_embedded_subprocess_with_a_user_task(mode):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.harness import Harness, mode, utc  # noqa: F401 - mode is a fixture
+from tests.harness import Harness, utc
 
 
 def due(h: Harness) -> list[tuple[str, object]]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from lxml import etree
 
 from runner.model import forms
-from tests.harness import FIXTURES, Harness, mode, utc  # noqa: F401 - mode is a fixture
+from tests.harness import FIXTURES, Harness, utc
 
 DATA = {"owner": "dung", "team": "care", "due_day": "2026-03-20T10:00:00"}
 

@@ -73,11 +73,15 @@ class StoreDriver:
         self._save(workflow)
         self._run_jobs()
 
-    def _unit(self, action: Callable[[BpmnWorkflow], Any]) -> Any:
+    def _unit(self, action: Callable[..., Any], *args: Any) -> Any:
+        """Load the workflow, apply ``action(workflow, *args)``, save it; the action's result."""
         workflow = self.store.load_state(self.state, self.spec, self.subs, self.engine.script_engine)
-        result = action(workflow)
+        result = action(workflow, *args)
         self._save(workflow)
         return result
+
+    def _finish(self, workflow: BpmnWorkflow, task_id: str, result: Any) -> None:
+        self.engine.finish_external(workflow, task_id, self.engine.map_result(workflow, task_id, result))
 
     def _save(self, workflow: BpmnWorkflow) -> None:
         self.engine.prune(workflow)
@@ -100,9 +104,7 @@ class StoreDriver:
                 now=self.clock.now(),
             )
             result = self.registry.get(job.topic)(dict(job.params), ctx)
-            self._unit(
-                lambda wf: self.engine.finish_external(wf, job.task_id, self.engine.map_result(wf, job.task_id, result))
-            )
+            self._unit(self._finish, job.task_id, result)
         raise AssertionError(f"more than {MAX_JOBS} jobs in a row")
 
     def open_tasks(self) -> list[tuple[str, str]]:
@@ -111,7 +113,7 @@ class StoreDriver:
 
     def complete(self, task_id: str, data: dict[str, Any]) -> None:
         """Complete a user task, then run the jobs it led to."""
-        self._unit(lambda wf: self.engine.complete_user_task(wf, task_id, dict(data)))
+        self._unit(self.engine.complete_user_task, task_id, dict(data))
         self._run_jobs()
 
     def advance(self, delta: timedelta) -> None:
@@ -123,13 +125,13 @@ class StoreDriver:
                 break
             timer = min(due, key=lambda t: t.due_at)
             self.clock.set(max(timer.due_at, self.clock.now()))
-            self._unit(lambda wf: self.engine.fire_timer(wf, timer.task_id, timer.timer_name))
+            self._unit(self.engine.fire_timer, timer.task_id, timer.timer_name)
             self._run_jobs()
         self.clock.set(target)
 
     def correlate(self, name: str, payload: dict[str, Any]) -> None:
         """Deliver a message the instance waits for."""
-        assert self._unit(lambda wf: self.engine.deliver_message(wf, name, dict(payload))), name
+        assert self._unit(self.engine.deliver_message, name, dict(payload)), name
         self._run_jobs()
 
     def data(self) -> dict[str, Any]:

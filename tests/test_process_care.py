@@ -7,11 +7,12 @@ stages entered, the tasks each role got, the outbox and the history.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from test_process_onboarding import (  # noqa: F401 - r is the runner fixture
+from test_process_onboarding import (
     CSKH,
     KH,
     LEAD,
@@ -19,11 +20,12 @@ from test_process_onboarding import (  # noqa: F401 - r is the runner fixture
     elements,
     notes,
     onboard,
-    r,
+    post_sale_runner,
     result_of,
     train_and_hand_over,
 )
 
+import handlers
 from runner.crm import bookings as calendar
 from runner.crm import customers as crm
 from runner.crm.models import Contract, Order
@@ -49,6 +51,14 @@ from tests.scenario import (
 
 ACCOUNTANT = "ketoan"
 BEFORE_CARE = ["TIẾP NHẬN", "ĐÀO TẠO", "BÀN GIAO", "CHĂM SÓC ĐỊNH KỲ"]
+
+
+@pytest.fixture
+def r(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
+    """The post-sale runner of test_process_onboarding on SQLite."""
+    runner = post_sale_runner(sqlite_url, registry)
+    yield runner
+    runner.db.engine.dispose()
 
 
 def handed_over(r: Runner, months: int = 12) -> datetime:

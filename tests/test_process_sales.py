@@ -6,6 +6,7 @@ clock and asserts the stages entered, the tasks each role got, the outbox and th
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -235,7 +236,7 @@ def test_diagram_is_camunda_7_with_full_interchange_lanes_and_stages() -> None:
         assert len(points) >= 2, flow.get("id")
         assert _on_border(points[0], _bounds(shapes[flow.get("sourceRef")])), flow.get("id")
         assert _on_border(points[-1], _bounds(shapes[flow.get("targetRef")])), flow.get("id")
-        assert all(a[0] == b[0] or a[1] == b[1] for a, b in zip(points, points[1:])), flow.get("id")  # orthogonal
+        assert all(a[0] == b[0] or a[1] == b[1] for a, b in itertools.pairwise(points)), flow.get("id")  # orthogonal
 
     # Shapes stay inside their lane (and the subprocess's children inside it).
     lane_box = {lane.get("id"): _bounds(shapes[lane.get("id")]) for lane in lanes}

@@ -94,7 +94,7 @@ def _race(runners: list[Runner], task_ids: list[str], pause_after_load: bool) ->
     try:
         threads = [
             threading.Thread(target=racer, args=(r, f"racer-{n}", t), name=f"racer-{n}")
-            for n, (r, t) in enumerate(zip(runners, task_ids))
+            for n, (r, t) in enumerate(zip(runners, task_ids, strict=True))
         ]
         for thread in threads:
             thread.start()

@@ -9,6 +9,7 @@ Time moves on the runner's virtual clock; nothing here sleeps to wait for time.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -88,9 +89,9 @@ class ZaloServer:
         return 200, {"error": 0, "message": "Success", "data": {"message_id": f"m{len(self.delivered)}"}}
 
 
-@pytest.fixture
-def zalo() -> Iterator[ZaloServer]:
-    """A Zalo OA API on 127.0.0.1, served from a thread."""
+@contextlib.contextmanager
+def serve_zalo() -> Iterator[ZaloServer]:
+    """A Zalo OA API on 127.0.0.1, served from a thread while the block runs."""
     fake = ZaloServer()
     with loopback.serve(
         lambda path, headers, body: fake.handle(path, headers.get("access_token"), body), "zalo"
@@ -99,6 +100,13 @@ def zalo() -> Iterator[ZaloServer]:
             yield fake
         finally:
             fake.release.set()
+
+
+@pytest.fixture
+def zalo() -> Iterator[ZaloServer]:
+    """A Zalo OA API on 127.0.0.1, served from a thread."""
+    with serve_zalo() as fake:
+        yield fake
 
 
 # --- a local SMTP server -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import grimp
 
 from runner.settings import Settings
-from tests.webapp import WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
+from tests.webapp import WebClient, add_user
 from web import create_app
 from web.navigation import NavItem, safe_path
 

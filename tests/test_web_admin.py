@@ -21,7 +21,7 @@ from runner.service import accounts as users
 from runner.service import instance_migration as migration
 from runner.service.runtime import Runner
 from runner.settings import Settings
-from tests.webapp import PASSWORD, WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
+from tests.webapp import PASSWORD, WebClient, add_user
 from web import create_app
 
 BPMN = Path(__file__).parent / "bpmn"
@@ -32,7 +32,7 @@ TWO_TRIES = BPMN / "jobs" / "two_tries.bpmn"
 
 
 @pytest.fixture
-def admin(client: WebClient, staff) -> WebClient:  # noqa: F811 - fixtures
+def admin(client: WebClient, staff) -> WebClient:
     """A client signed in as admin1."""
     assert client.login("admin1").status_code == 302
     return client
@@ -51,7 +51,7 @@ def _task(runner: Runner, business_key: str, element: str) -> dict[str, Any]:
     return task
 
 
-def test_admin_pages_are_for_admins_only(client: WebClient, staff) -> None:  # noqa: F811 - fixtures
+def test_admin_pages_are_for_admins_only(client: WebClient, staff) -> None:
     client.login("team_leader1")
     assert client.get("/admin/").status_code == 403
     assert client.post("/admin/deploy", data=_files(ADMIN / "signup_v1.bpmn")).status_code == 403
@@ -300,7 +300,7 @@ def test_failed_outbox_messages_can_be_resent_or_dismissed(admin: WebClient, run
 # --- users and tokens --------------------------------------------------------------------------------------------
 
 
-def test_create_a_user_with_roles(admin: WebClient, runner: Runner, app) -> None:  # noqa: F811 - fixtures
+def test_create_a_user_with_roles(admin: WebClient, runner: Runner, app) -> None:
     response = admin.post(
         "/admin/users",
         data={
@@ -336,7 +336,7 @@ def test_create_user_errors_keep_the_form(admin: WebClient, runner: Runner, form
     assert users.get_user(runner, "lan") is None
 
 
-def test_change_roles_deactivate_and_reset_password(admin: WebClient, runner: Runner, app) -> None:  # noqa: F811
+def test_change_roles_deactivate_and_reset_password(admin: WebClient, runner: Runner, app) -> None:
     admin.post("/admin/users/sales1/roles", data={"roles": ["sales", "customer_care"]})
     assert users.get_user(runner, "sales1")["roles"] == ["sales", "customer_care"]
     admin.post("/admin/users/sales1/password", data={"password": "moi-mat-khau-1"})

@@ -18,7 +18,7 @@ from flask import Flask, render_template_string
 from runner.crm.models import ROLES
 from runner.service import accounts as users
 from runner.service.runtime import Runner
-from tests.webapp import PASSWORD, WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
+from tests.webapp import PASSWORD, WebClient
 from web import create_app
 
 PUBLIC = "public"
@@ -329,7 +329,7 @@ def test_role_endpoint_matrix(matrix_app: Flask, runner: Runner, role: str | Non
         if status < 500 and not ok:
             failures.append(
                 f"{method} {url} ({endpoint}) as {role or 'anonymous'}: {status}, expected "
-                f"{'allowed' if allowed == PUBLIC or allowed == ANY or role in allowed else 403}"
+                f"{'allowed' if allowed in (PUBLIC, ANY) or role in allowed else 403}"
             )
     assert failures == []
 

@@ -24,7 +24,7 @@ from runner.service import accounts as users
 from runner.service.runtime import Runner
 from tests.scenario import TZ
 from tests.test_customer_views import SALES_ORDER, company_runner, pipeline
-from tests.webapp import WebClient, add_user, app, auth_clock, client  # noqa: F401 - fixtures
+from tests.webapp import WebClient, add_user
 from web.crm.customers import feed_token, token_user
 
 STAFF = ("an", "binh", "chi", "tuan", "hoa", "minh")

@@ -16,7 +16,6 @@ from runner.model.paths import read_graph, taken_path
 from runner.queries import diagram_state as diagrams
 from runner.queries import tasklists as inbox
 from runner.service.runtime import Runner
-from tests.webapp import app, auth_clock, client, staff  # noqa: F401 - fixtures
 
 DIAGRAMS = Path(__file__).parent / "bpmn" / "diagrams"
 NO_DI = Path(__file__).parent / "bpmn" / "runtime" / "lifecycle.bpmn"

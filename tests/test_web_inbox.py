@@ -13,7 +13,7 @@ from runner.crm.models import Note
 from runner.errors import Conflict, Invalid
 from runner.queries import tasklists as inbox
 from runner.service.runtime import Runner
-from tests.webapp import WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
+from tests.webapp import WebClient, add_user
 
 WEB = Path(__file__).parent / "bpmn" / "web"
 NOTIFY = Path(__file__).parent / "bpmn" / "jobs" / "notify.bpmn"

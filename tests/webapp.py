@@ -1,6 +1,6 @@
-"""Fixtures and helpers for web tests: an app over the test runner, users per role, a CSRF-aware client.
+"""Helpers for web tests: a CSRF-aware client, users per role, the sign-in clock.
 
-    from tests.webapp import app, client, staff, auth_clock  # noqa: F401 - fixtures
+The fixtures ``app``, ``client``, ``staff`` and ``auth_clock`` come from tests/conftest.py:
 
     def test_something(client, staff):
         client.login("sales1")                      # signs in through the real form
@@ -20,15 +20,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
-from runner.crm.models import ROLES
 from runner.service import accounts as users
 from runner.service.runtime import Runner
-from web import create_app
 
 PASSWORD = "mat-khau-123"
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -85,37 +81,3 @@ def add_user(
     return users.create_user(
         runner, username, full_name or username.title(), list(roles), password_hash=_hash(password)
     )
-
-
-@pytest.fixture
-def auth_clock() -> AuthClock:
-    """The failed-login clock of the ``app`` fixture."""
-    return AuthClock()
-
-
-@pytest.fixture
-def app(runner: Runner, auth_clock: AuthClock) -> Flask:
-    """The web app over the test ``runner`` (SQLite, virtual clock), CSRF on."""
-    flask_app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test-secret",
-            "RUNNER": runner,
-            "RUNNER_SETTINGS": runner.settings,
-            "AUTH_CLOCK": auth_clock.now,
-        }
-    )
-    flask_app.test_client_class = WebClient
-    return flask_app
-
-
-@pytest.fixture
-def client(app: Flask) -> WebClient:
-    """A test client of ``app``."""
-    return app.test_client()  # type: ignore[return-value]
-
-
-@pytest.fixture
-def staff(runner: Runner) -> dict[str, dict[str, Any]]:
-    """One user per role, named ``<role>1``, password ``PASSWORD``."""
-    return {role: add_user(runner, f"{role}1", [role], full_name=f"Nhân viên {role}") for role in ROLES}

@@ -2,7 +2,8 @@
 bar), incidents and undecided outbox messages, users and API tokens, and the virtual clock.
 
 Only admins reach them. Every page calls the runner's public API (``Runner``,
-``runner.queries.tasklists``, ``runner.service.instance_migration``, ``runner.service.outbox``, ``runner.service.accounts``).
+``runner.queries.tasklists``, ``runner.service.instance_migration``, ``runner.service.outbox``,
+``runner.service.accounts``).
 """
 
 from __future__ import annotations

@@ -282,7 +282,7 @@ def split_tags(value: Any) -> list[str]:
 def lists(session: Session) -> dict[str, list[dict[str, Any]]]:
     """Every configured list of seed 003, as plain dicts."""
     groups = session.scalars(select(CustomerGroup).order_by(CustomerGroup.id)).all()
-    names = {g.id: g.name for g in groups}
+    names: dict[int | None, str] = {g.id: g.name for g in groups}
     return {
         "stop_care_reasons": [
             {"title": r.title, "description": r.description}
@@ -384,7 +384,7 @@ def add_customer(
         raise BadValue(f"customer {customer_id!r} already exists")
     if coerce("name", "text", name) is None:
         raise BadValue(f"field 'name': customer {customer_id} must have a name")
-    for role, username in (("owner", owner), ("teacher", teacher)):
+    for username in (owner, teacher):
         if username:
             get_staff(session, username)
     now = now or datetime.now(UTC)

@@ -52,7 +52,12 @@ FIELD_TYPES = {
     "trial_link": "text",
 }
 PROFILE_FACTS = ("business_model", "dedicated_department", "staff_count", "student_count", "course_model")
-LISTED = {"source": CustomerSource, "group": CustomerGroup, "occupation": Occupation, "school": School}
+LISTED: dict[str, type[CustomerSource] | type[CustomerGroup] | type[Occupation] | type[School]] = {
+    "source": CustomerSource,
+    "group": CustomerGroup,
+    "occupation": Occupation,
+    "school": School,
+}
 CUSTOMER_COLUMNS = tuple(c.key for c in Customer.__table__.columns)
 
 
@@ -145,10 +150,13 @@ def _check_value(session: Session, field: str, value: Any) -> None:
     if field in ("staff_count", "student_count") and value < 0:
         raise BadValue(f"field {field!r}: must not be negative, got {value}")
     model = LISTED.get(field)
-    if model is not None and session.scalar(select(model.id).limit(1)) is not None:
-        if session.scalar(select(model.id).where(model.name == value)) is None:
-            known = ", ".join(session.scalars(select(model.name).order_by(model.name)))
-            raise BadValue(f"field {field!r}: {value!r} is not in the configured list ({known})")
+    if (
+        model is not None
+        and session.scalar(select(model.id).limit(1)) is not None
+        and session.scalar(select(model.id).where(model.name == value)) is None
+    ):
+        known = ", ".join(session.scalars(select(model.name).order_by(model.name)))
+        raise BadValue(f"field {field!r}: {value!r} is not in the configured list ({known})")
 
 
 def clean_fields(session: Session, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -142,7 +142,7 @@ def pipeline_board(runner: Runner, board: str, *, owner_name: str | None = None)
     }
 
 
-def _entered(s: Session, keys: Iterable[str], ids: list[str]) -> dict[tuple[str, str], datetime]:
+def _entered(s: Session, keys: Iterable[str], ids: list[str]) -> dict[tuple[str, str | None], datetime]:
     """(customer, stage) -> when the customer last entered that stage."""
     rows = s.execute(
         select(HistoryEvent.business_key, HistoryEvent.details, HistoryEvent.at)
@@ -153,7 +153,7 @@ def _entered(s: Session, keys: Iterable[str], ids: list[str]) -> dict[tuple[str,
         )
         .order_by(HistoryEvent.id)
     )
-    return {(key, (details or {}).get("stage")): at for key, details, at in rows}
+    return {(key, (details or {}).get("stage")): at for key, details, at in rows if key is not None}
 
 
 def _overdue(s: Session, keys: Iterable[str], ids: list[str], now: datetime) -> dict[str, list[dict[str, Any]]]:
@@ -170,6 +170,8 @@ def _overdue(s: Session, keys: Iterable[str], ids: list[str], now: datetime) -> 
     )
     found: dict[str, list[dict[str, Any]]] = {}
     for t in rows:
+        if t.business_key is None:  # never: the query asks for these customers' tasks
+            continue
         found.setdefault(t.business_key, []).append(
             {"id": t.id, "name": t.name or t.element_id, "due_at": t.due_at, "assignee": t.assignee}
         )
@@ -263,7 +265,7 @@ def _history_entry(
             h.at,
             "task",
             details.get("name") or h.element_id or "",
-            fields=_task_fields(details.get("data") or {}, forms.get(details.get("task_id"), {})),
+            fields=_task_fields(details.get("data") or {}, forms.get(details.get("task_id") or "", {})),
             **common,
         )
     if h.event == "timer.fired":
@@ -351,7 +353,7 @@ def _version_element_names(s: Session, version_id: int) -> dict[str, str]:
     if digest is None:
         return {}
     if digest not in _ELEMENT_NAMES:
-        xml = s.scalar(select(ProcessVersion.xml).where(ProcessVersion.id == version_id))
+        xml = s.execute(select(ProcessVersion.xml).where(ProcessVersion.id == version_id)).scalar_one()
         root = parse(xml.encode())
         _ELEMENT_NAMES[digest] = {
             el.get("id"): " ".join(el.get("name").split())

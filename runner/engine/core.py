@@ -98,7 +98,7 @@ class Engine:
         except SpiffWorkflowException as exc:
             task = getattr(exc, "task", None)
             spec = getattr(exc, "task_spec", None) or (task.task_spec if task is not None else None)
-            element = getattr(spec, "bpmn_id", None) or getattr(spec, "name", "")
+            element = getattr(spec, "bpmn_id", None) or getattr(spec, "name", None) or ""
             name = getattr(spec, "bpmn_name", None) or ""
             cause = caused_by(exc.__cause__ or exc.__context__, RunnerError)
             raise StepFailed(str(cause) if cause else str(exc), element, name) from exc

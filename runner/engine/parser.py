@@ -17,7 +17,7 @@ A parameter is ``{"kind": "value", "value": "..."}`` (literal or ``${}`` express
 from __future__ import annotations
 
 from copy import deepcopy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
@@ -118,8 +118,19 @@ def parse_extensions(node: etree._Element, nsmap: dict[str, str]) -> dict[str, A
     return ext
 
 
-class _Extensions:
+if TYPE_CHECKING:
+
+    class _ParserBase(TaskParser):  # what the mixin below is mixed into (untyped, so Any to mypy)
+        """The parser attributes the mixin uses."""
+
+else:
+    _ParserBase = object
+
+
+class _Extensions(_ParserBase):
     """Mixin for parsers: read our extensions instead of Camunda's flat property map."""
+
+    task: Any  # the spec being built, set by TaskParser
 
     def parse_extensions(self, node=None):
         return parse_extensions(node if node is not None else self.node, self.nsmap)
@@ -267,7 +278,7 @@ class CallActivityParser(_Extensions, CamundaTaskParser):
 
     def parse_extensions(self, node=None):
         ext = super().parse_extensions(node)
-        found = {"in": [], "out": []}
+        found: dict[str, list[dict[str, Any]]] = {"in": [], "out": []}
         for el in self.node.xpath(
             "./bpmn:extensionElements/camunda:in | ./bpmn:extensionElements/camunda:out", namespaces=self.nsmap
         ):
@@ -324,8 +335,8 @@ def serializer_config() -> dict:
     """SpiffWorkflow serializer config covering the runner's spec classes."""
     config = deepcopy(CAMUNDA_CONFIG)
     config[DefaultMessageDefinition] = MessageEventDefinitionConverter
-    for cls in (ExternalTask, RunnerUserTask, PassThroughTask, PassThroughManualTask):
-        config[cls] = BpmnTaskSpecConverter
+    for spec_class in (ExternalTask, RunnerUserTask, PassThroughTask, PassThroughManualTask):
+        config[spec_class] = BpmnTaskSpecConverter
     config[RunnerCallActivity] = config[CallActivity]
     config[RunnerBoundaryEvent] = BoundaryEventConverter
     config[RunnerBoundaryJoin] = EventJoinConverter

@@ -81,7 +81,7 @@ JUEL_NAMES: Mapping[str, Any] = {
 RESERVED_NAMES = frozenset({*JUEL_NAMES, "now", "local_now", *expressions.SAFE_BUILTINS})
 _JUEL_OPERATORS = {"&&": " and ", "||": " or ", "!": " not "}
 _JUEL_WORDS = {"eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">=", "div": "/", "mod": "%"}
-_HAS_WORD = re.compile(r"\b(?:%s|empty)\b" % "|".join(_JUEL_WORDS))
+_HAS_WORD = re.compile(rf"\b(?:{'|'.join(_JUEL_WORDS)}|empty)\b")
 _OPERAND_KEYWORDS = frozenset({"True", "False", "None"})
 
 
@@ -123,9 +123,9 @@ def translate(text: str) -> str:
         starts.append(starts[-1] + len(line))
     offset = lambda pos: starts[pos[0] - 1] + pos[1]  # noqa: E731
     edits: list[tuple[int, int, str]] = []
-    for before, token, after in zip([None, *tokens], tokens, [*tokens[1:], None]):
+    for before, token, after in zip([None, *tokens], tokens, [*tokens[1:], None], strict=False):
         pair = before is not None and before.end == token.start and before.string + token.string
-        if pair in ("&&", "||") and not (edits and edits[-1][1] == offset(before.end)):
+        if before is not None and pair in ("&&", "||") and not (edits and edits[-1][1] == offset(before.end)):
             edits.append((offset(before.start), offset(token.end), _JUEL_OPERATORS[pair]))
         elif token.string == "!":  # "!=" is one token; a lone "!" is JUEL's not
             edits.append((offset(token.start), offset(token.end), _JUEL_OPERATORS["!"]))

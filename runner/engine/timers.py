@@ -86,6 +86,9 @@ class ClockTimer:
     """
 
     kind = ""
+    # Set by SpiffWorkflow's TimerEventDefinition, the other base of each concrete class.
+    name: str
+    expression: str
 
     @property
     def key(self) -> str:
@@ -107,7 +110,7 @@ class ClockTimer:
 
     def reset(self, my_task):
         my_task.internal_data.pop(self.key, None)
-        super().reset(my_task)
+        super().reset(my_task)  # type: ignore[misc]  # a mixin: TimerEventDefinition, next in the MRO, has it
 
 
 class DateTimer(ClockTimer, TimerEventDefinition):

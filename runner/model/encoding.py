@@ -47,9 +47,9 @@ def as_utf8(data: bytes) -> bytes:
         raise EncodingInvalid(
             "the file looks like UTF-16 but has neither a byte order mark nor an XML declaration; save it as UTF-8"
         )
-    wide = sniffed not in (None, "utf-8")
+    wide = sniffed if sniffed != "utf-8" else None  # UTF-16 or UTF-32, by its first bytes
     if wide:
-        codec, label = sniffed, f"{sniffed.upper()}, as its first bytes show"
+        codec, label = wide, f"{wide.upper()}, as its first bytes show"
     else:
         declared = _declared(body[:300].decode("latin-1"))
         codec, label = (

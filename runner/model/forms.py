@@ -203,7 +203,7 @@ def _check_field(field: Field, where: str, problems: list[str]) -> None:
     if len(set(ids)) != len(ids):
         problems.append(f"{where}: enum values repeat an id")
     for low, high in ((field.min, field.max), (field.minlength, field.maxlength)):
-        if low is not None and high is not None and low > high:  # type: ignore[operator]
+        if low is not None and high is not None and low > high:  # type: ignore[operator]  # same kind on both sides
             problems.append(f"{where}: lower limit {_show(low)} is above upper limit {_show(high)}")
     if field.default is not None and not _is_expression(field.default) and not _is_empty(field.default):
         try:
@@ -306,7 +306,7 @@ def _check_limits(field: Field, value: Any) -> None:
         if field.maxlength is not None and len(value) > field.maxlength:
             raise _Bad("maxlength", f"must be at most {field.maxlength} characters")
     elif field.type in ("long", "date"):
-        key = date.fromisoformat(value[:10]) if field.type == "date" else value
+        key: Any = date.fromisoformat(value[:10]) if field.type == "date" else value  # compared with min/max
         words = ("not be before", "not be after") if field.type == "date" else ("be at least", "be at most")
         if field.min is not None and key < field.min:
             raise _Bad("min", f"must {words[0]} {_show(field.min)}")
@@ -417,5 +417,5 @@ def _json_safe(value: Any) -> bool:
 
 def _invalid(errors: dict[str, tuple[str, str]], task: str) -> FormInvalid:
     exc = FormInvalid({k: text for k, (_, text) in errors.items()}, task=task)
-    exc.codes = {k: code for k, (code, _) in errors.items()}  # type: ignore[attr-defined]
+    exc.codes = {k: code for k, (code, _) in errors.items()}
     return exc

@@ -10,10 +10,12 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import TypeVar
 
 from runner.errors import TimerInvalid
 
 KINDS = ("date", "duration", "cycle")
+_Moment = TypeVar("_Moment", bound=date)  # a date, or a datetime (its subclass)
 
 _DURATION = re.compile(
     r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
@@ -81,7 +83,7 @@ class Cycle:
     start: datetime | None
 
 
-def _add_months(moment: datetime, months: int) -> datetime:
+def _add_months(moment: _Moment, months: int) -> _Moment:
     """Move by whole months, clamping the day: Jan 31 + 1 month is Feb 28 or 29."""
     if months == 0:
         return moment
@@ -91,7 +93,7 @@ def _add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def add_months(moment: date | datetime, months: int) -> date | datetime:
+def add_months(moment: _Moment, months: int) -> _Moment:
     """A date or date-time moved by whole calendar months, the day clamped (May 31 - 3 months is Feb 28/29)."""
     if isinstance(months, bool) or not isinstance(months, int):
         raise TypeError(f"months must be a whole number, not {months!r}")

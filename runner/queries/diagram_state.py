@@ -116,6 +116,7 @@ def _wait_pairs(s: Session, instance_ids: Select) -> list[tuple[str, str, str]]:
                 Timer.state == "waiting", Timer.instance_id.in_(instance_ids)
             )
         )
+        if i is not None  # always, by the query; start-event timers have no instance
     ]
     pairs += [
         (m, i, "message")
@@ -124,6 +125,7 @@ def _wait_pairs(s: Session, instance_ids: Select) -> list[tuple[str, str, str]]:
                 Subscription.instance_id.in_(instance_ids)
             )
         )
+        if i is not None  # always, by the query; start-event subscriptions have no instance
     ]
     return pairs
 
@@ -160,7 +162,7 @@ def _message_catchers(graph: FlowGraph, called: dict[str, FlowGraph]) -> dict[st
     out = {name: list(ids) for name, ids in graph.catchers.items()}
     for sub in called.values():
         for name, ids in sub.catchers.items():
-            for element, owner in lift_called(ids, graph, called).items():
+            for owner in lift_called(ids, graph, called).values():
                 out.setdefault(name, []).append(owner)
     return {name: list(dict.fromkeys(ids)) for name, ids in out.items()}
 
@@ -171,11 +173,11 @@ def instance_diagram(runner: Runner, instance_id: str) -> dict[str, Any]:
         inst = s.get(Instance, instance_id)
         if inst is None:
             raise NotFound(f"instance {instance_id} does not exist")
-        row = s.get(ProcessVersion, inst.version_id)
+        row = s.get_one(ProcessVersion, inst.version_id)
         xml = row.xml
         called = _called_graphs(s, dict(inst.called_versions or {}))
         waits = _waits(s, inst.id)
-        steps = [
+        steps: list[dict[str, Any]] = [
             {"element_id": h.element_id, "event": h.event, "at": h.at, "actor": h.actor, "details": h.details}
             for h in s.scalars(
                 select(HistoryEvent)
@@ -194,7 +196,7 @@ def instance_diagram(runner: Runner, instance_id: str) -> dict[str, Any]:
             }
             for i in s.scalars(select(Incident).where(Incident.instance_id == inst.id, Incident.state == "open"))
         ]
-        info = {
+        info: dict[str, Any] = {
             "id": inst.id,
             "process_key": inst.process_key,
             "name": row.name,
@@ -224,7 +226,7 @@ def instance_diagram(runner: Runner, instance_id: str) -> dict[str, Any]:
 
 def _waits(s: Session, instance_id: str) -> list[dict[str, Any]]:
     """What the instance waits for now, one dict per wait, with the raw element id or message name."""
-    out = [
+    out: list[dict[str, Any]] = [
         {
             "kind": "task",
             "element_id": t.element_id,

@@ -157,9 +157,8 @@ class Budget:
 
     def add(self, left: Any, right: Any) -> Any:
         """``left + right``, refusing concatenations over the size budget."""
-        if type(left) in _NUMBERS or not isinstance(left, _SEQUENCES) or not isinstance(right, _SEQUENCES):
-            return left + right
-        self.account(len(left) + len(right), f"a concatenation of {type(left).__name__}")
+        if type(left) not in _NUMBERS and isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
+            self.account(len(left) + len(right), f"a concatenation of {type(left).__name__}")
         return left + right
 
     def lshift(self, left: Any, right: Any) -> Any:

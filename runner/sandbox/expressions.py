@@ -7,7 +7,7 @@ compiled, and runs with a small set of builtins instead of Python's own.
 
 from __future__ import annotations
 
-import _strptime  # noqa: F401 - datetime.strptime imports it through the namespace's __import__
+import _strptime  # type: ignore[import-not-found]  # noqa: F401 - private, no stub; datetime.strptime imports it through the namespace's __import__
 import ast
 import copy
 import datetime as _dt
@@ -359,7 +359,8 @@ def _compile(text: str, mode: str) -> tuple[CodeType, bool]:
         tree = ast.parse(source, mode=mode)
         _check_tree(tree, kind, source)
         guarded = guards.guard(tree)
-        return compile(tree, f"<{kind}>", mode), guarded
+        # NOTE: ast.parse with a str mode is typed as returning ast.mod, which compile accepts at run time.
+        return compile(tree, f"<{kind}>", mode), guarded  # type: ignore[call-overload]
     except SyntaxError as exc:
         where = f" at line {exc.lineno}, column {exc.offset}" if exc.lineno else ""
         raise ExpressionInvalid(f"syntax error in {kind} {_shorten(source)!r}{where}: {exc.msg}") from exc
@@ -399,10 +400,9 @@ def _refusal(node: ast.AST, reported: set[int]) -> str | None:
         reported.update(id(inner) for inner in ast.walk(node) if not isinstance(inner, _ALLOWED_NODES))
         label = _REFUSED_LABELS.get(type(node), f"{type(node).__name__} syntax")
         return f"{label} is not allowed"
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        if _bad_name(node.func.id):
-            reported.add(id(node.func))  # one message per call, not two
-            return f"call of {node.func.id!r} is not allowed"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and _bad_name(node.func.id):
+        reported.add(id(node.func))  # one message per call, not two
+        return f"call of {node.func.id!r} is not allowed"
     if isinstance(node, ast.Name):
         return f"name {node.id!r} is not allowed" if _bad_name(node.id) else None
     if isinstance(node, ast.Attribute):
@@ -451,7 +451,11 @@ def _power_refusal(node: ast.BinOp) -> str | None:
     right = node.right
     if isinstance(right, ast.BinOp) and isinstance(right.op, ast.Pow):
         return f"nested exponent in {ast.unparse(node)!r} is not allowed"
-    if isinstance(right, ast.Constant) and isinstance(right.value, (int, float)):
-        if not isinstance(right.value, bool) and right.value > MAX_EXPONENT:
-            return f"exponent {right.value!r} is too large (the limit is {MAX_EXPONENT})"
+    if (
+        isinstance(right, ast.Constant)
+        and isinstance(right.value, (int, float))
+        and not isinstance(right.value, bool)
+        and right.value > MAX_EXPONENT
+    ):
+        return f"exponent {right.value!r} is too large (the limit is {MAX_EXPONENT})"
     return None

@@ -40,6 +40,16 @@ def _tick() -> ast.Expr:
     return ast.Expr(value=_call("tick"))
 
 
+def _subscript(owner: str, key: str, ctx: ast.expr_context) -> ast.Subscript:
+    """``owner[key]`` of two temporaries."""
+    return ast.Subscript(value=ast.Name(id=owner, ctx=ast.Load()), slice=ast.Name(id=key, ctx=ast.Load()), ctx=ctx)
+
+
+def _attribute(owner: str, attr: str, ctx: ast.expr_context) -> ast.Attribute:
+    """``owner.attr`` of a temporary."""
+    return ast.Attribute(value=ast.Name(id=owner, ctx=ast.Load()), attr=attr, ctx=ctx)
+
+
 class _Guards(ast.NodeTransformer):
     """The rewrite itself; ``changed`` tells whether the code needs a budget at all."""
 
@@ -101,30 +111,20 @@ class _Guards(ast.NodeTransformer):
             return node
         self._mark(node)
         if isinstance(node.target, ast.Name):
-            load = ast.Name(id=node.target.id, ctx=ast.Load())
-            return ast.Assign(targets=[node.target], value=_call(method, load, node.value))
+            name = ast.Name(id=node.target.id, ctx=ast.Load())
+            return ast.Assign(targets=[node.target], value=_call(method, name, node.value))
         # d[k] += v: evaluate d and k once, as the in-place form does.
         setup, load, store = self._split_target(node.target)
         return [*setup, ast.Assign(targets=[store], value=_call(method, load, node.value))]
 
-    def _split_target(self, target: ast.expr) -> tuple[list[ast.stmt], ast.expr, ast.expr]:
+    def _split_target(self, target: ast.Attribute | ast.Subscript) -> tuple[list[ast.stmt], ast.expr, ast.expr]:
         owner = self._temp()
-        setup = [ast.Assign(targets=[ast.Name(id=owner, ctx=ast.Store())], value=target.value)]
+        setup: list[ast.stmt] = [ast.Assign(targets=[ast.Name(id=owner, ctx=ast.Store())], value=target.value)]
         if isinstance(target, ast.Subscript):
             key = self._temp()
             setup.append(ast.Assign(targets=[ast.Name(id=key, ctx=ast.Store())], value=target.slice))
-            make = lambda ctx: ast.Subscript(
-                value=ast.Name(id=owner, ctx=ast.Load()),  # noqa: E731
-                slice=ast.Name(id=key, ctx=ast.Load()),
-                ctx=ctx,
-            )
-        else:
-            make = lambda ctx: ast.Attribute(
-                value=ast.Name(id=owner, ctx=ast.Load()),  # noqa: E731
-                attr=target.attr,
-                ctx=ctx,
-            )
-        return setup, make(ast.Load()), make(ast.Store())
+            return setup, _subscript(owner, key, ast.Load()), _subscript(owner, key, ast.Store())
+        return setup, _attribute(owner, target.attr, ast.Load()), _attribute(owner, target.attr, ast.Store())
 
     def _temp(self) -> str:
         return f"{TEMP_PREFIX}{next(self._temps)}"

@@ -34,7 +34,7 @@ def migrate(runner: Runner, s: Session, instance_id: str, to_version: int | None
         raise NotFound(f"instance {instance_id} does not exist")
     if inst.status != "running":
         raise Conflict(f"instance {instance_id} is {inst.status}; only running instances move")
-    source = s.get(ProcessVersion, inst.version_id)
+    source = s.get_one(ProcessVersion, inst.version_id)
     target = version(runner, s, inst.process_key, to_version)
     if target.id == source.id:
         return target.version

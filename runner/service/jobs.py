@@ -98,7 +98,7 @@ def run_next(runner: Runner, skip: set[str] | None = None) -> str | None:
     ``scheduler.run_due`` does not spin on it.
     """
     skip = set() if skip is None else skip
-    job_id = None
+    job_id: str | None = None
     try:
         with runner.db.unit() as s:
             job = s.scalars(_due_query(runner, skip)).first()
@@ -117,7 +117,8 @@ def run_next(runner: Runner, skip: set[str] | None = None) -> str | None:
             except Exception as exc:  # noqa: BLE001 - every failure counts as a try
                 _record_failure(runner, s, job, inst, exc)
     except Conflict as exc:
-        skip.add(job_id)
+        if job_id is not None:
+            skip.add(job_id)
         log.info("job %s met a concurrent change; it stays due: %s", job_id, exc)
     return job_id
 

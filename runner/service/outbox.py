@@ -188,7 +188,7 @@ def _claim(runner: Runner, hold: leases.Hold) -> Envelope | None:
 def _settle(runner: Runner, envelope: Envelope, error: DeliveryError | None) -> None:
     now = runner.now()
     with runner.db.unit() as s:
-        row = s.get(OutboxMessage, envelope.id, with_for_update=runner.db.is_postgres)
+        row = s.get_one(OutboxMessage, envelope.id, with_for_update=runner.db.is_postgres)
         if row.state != "sending" or row.attempts != envelope.attempt:
             # NOTE: our lease ran out and the row moved on (another claim, or ``unknown``).
             # Only news that it arrived is worth writing over that; a failure is not ours to record.

@@ -191,7 +191,9 @@ def visible(s: Session, person: Person, business_keys: Iterable[str | None]) -> 
     if condition is None:
         return keys
     wanted = [k for k in keys if k is not None]
-    found = set(s.scalars(select(Customer.id).where(Customer.id.in_(wanted), condition))) if wanted else set()
+    found: set[str | None] = (
+        set(s.scalars(select(Customer.id).where(Customer.id.in_(wanted), condition))) if wanted else set()
+    )
     rows = set(s.scalars(select(Customer.id).where(Customer.id.in_(wanted)))) if wanted else set()
     # NOTE: a business key with no customer row (rare: tests, imports) is asked about on its own.
     return found | {k for k in wanted if k not in rows and may_see(s, person, k)}

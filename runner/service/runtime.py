@@ -9,6 +9,7 @@ saves the tree. The instance row's version column turns a concurrent second writ
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -17,9 +18,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import CursorResult, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 import handlers
@@ -73,6 +74,11 @@ TASK_AND_INSTANCE = Prepared(
     .join_from(UserTask, Instance, Instance.id == UserTask.instance_id)
     .where(UserTask.id == bindparam("b_task"))
 )
+
+
+def _spec_text(s: Session, version_id: int) -> str:
+    """The stored spec JSON of a version (loaded only when the spec cache misses)."""
+    return s.get_one(ProcessVersion, version_id).spec
 
 
 class Runner:
@@ -135,11 +141,14 @@ class Runner:
             return
         # NOTE: a conditional UPDATE locks the clock row only when the clock really moved;
         # locking it in every step would serialize all units of work on one row.
-        moved = s.execute(
-            update(ClockRow)
-            .where(ClockRow.name == "virtual", ClockRow.now < self.clock.now())
-            .values(now=self.clock.now())
-            .execution_options(synchronize_session=False)
+        moved = cast(
+            CursorResult[Any],
+            s.execute(
+                update(ClockRow)
+                .where(ClockRow.name == "virtual", ClockRow.now < self.clock.now())
+                .values(now=self.clock.now())
+                .execution_options(synchronize_session=False)
+            ),
         )
         if moved.rowcount == 0 and s.get(ClockRow, "virtual") is None:
             s.add(ClockRow(name="virtual", now=self.clock.now()))
@@ -191,12 +200,10 @@ class Runner:
     def _specs(self, s: Session, version: ProcessVersion | int, called: dict[str, int]):
         """The spec of a version (a row or its id) with the specs of the processes it calls."""
         version_id = version if isinstance(version, int) else version.id
-        spec, subs = self.store.load_spec(version_id, lambda: s.get(ProcessVersion, version_id).spec)
+        spec, subs = self.store.load_spec(version_id, functools.partial(_spec_text, s, version_id))
         subs = dict(subs)
         for key, called_id in called.items():
-            called_spec, called_subs = self.store.load_spec(
-                called_id, lambda called_id=called_id: s.get(ProcessVersion, called_id).spec
-            )
+            called_spec, called_subs = self.store.load_spec(called_id, functools.partial(_spec_text, s, called_id))
             subs.update(called_subs)
             subs[key] = called_spec
         return spec, subs
@@ -621,7 +628,7 @@ class Runner:
             elif incident.kind == "outbox":
                 outbox.retry_incident(self, s, incident)
             elif incident.kind == "timer":
-                timer = s.get(Timer, int(incident.ref))
+                timer = s.get_one(Timer, int(incident.ref))
                 timer.state, timer.due_at = "waiting", self.now()
             # NOTE: a "task" incident has nothing to run again: the task is still open.
             incident.state, incident.resolved_at, incident.resolved_by = "resolved", self.now(), actor

@@ -7,6 +7,7 @@ process was down is simply due at the next tick; a fired timer's row says so for
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 from datetime import datetime, timedelta
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select, update
 
-from runner.errors import Conflict, RunnerError
+from runner.clock import FixedClock
+from runner.errors import Conflict, Invalid, RunnerError
 from runner.model import timeparse
 from runner.sandbox.budget import Interrupted
 from runner.service import jobs, outbox
@@ -73,7 +75,7 @@ def fire_next(runner: Runner, skip: set[int] | None = None) -> int | None:
     busy stays due and is added to ``skip``.
     """
     skip = set() if skip is None else skip
-    timer_id = None
+    timer_id: int | None = None
     try:
         with runner.db.unit() as s:
             timer = s.scalars(_due_query(runner, runner.now(), skip)).first()
@@ -88,7 +90,8 @@ def fire_next(runner: Runner, skip: set[int] | None = None) -> int | None:
             except Exception as exc:  # noqa: BLE001 - becomes an incident, never a hot loop
                 _record_failure(runner, s, timer, exc)
     except Conflict as exc:
-        skip.add(timer_id)
+        if timer_id is not None:
+            skip.add(timer_id)
         log.info("timer %s met a concurrent change; it stays due: %s", timer_id, exc)
     return timer_id
 
@@ -102,6 +105,7 @@ def _fire(runner: Runner, s, timer: Timer) -> None:
     if loaded is None:
         raise Conflict(f"instance {timer.instance_id} is busy")
     inst, workflow = loaded
+    assert timer.task_id is not None, "an instance's timer waits on a task"
     timer.state, timer.fired_at = "fired", now
     if not runner.engine.fire_timer(workflow, timer.task_id, timer.timer_name):
         timer.state = "cancelled"
@@ -118,6 +122,7 @@ def _fire(runner: Runner, s, timer: Timer) -> None:
 
 def _fire_start(runner: Runner, s, timer: Timer) -> None:
     """A timer start event: start an instance, and schedule the next cycle if any."""
+    assert timer.process_key is not None, "a start timer names its process"
     timer.state, timer.fired_at = "fired", runner.now()
     runner._start(s, timer.process_key, None, {}, None, ("timer", timer.element_id), None)
     if timer.timer_name == "cycle":
@@ -224,6 +229,9 @@ def _timer_first(runner: Runner, busy_timers: set[int], busy_jobs: set[str]) -> 
 
 def advance(runner: Runner, delta: timedelta) -> datetime:
     """Move the virtual clock forward, firing everything due in due-time order on the way."""
+    clock = runner.clock
+    if not isinstance(clock, FixedClock):
+        raise Invalid("only the virtual clock moves on request (RUNNER_CLOCK=virtual)")
     runner._refresh_clock()
     target = runner.now() + delta
     stuck = False
@@ -234,10 +242,10 @@ def advance(runner: Runner, delta: timedelta) -> datetime:
         if due is None or due > target:
             break
         if due > runner.now():
-            runner.clock.set(due)
+            clock.set(due)
             _persist_clock(runner)
         stuck = run_due(runner) == 0
-    runner.clock.set(target)
+    clock.set(target)
     _persist_clock(runner)
     run_due(runner)
     outbox.deliver_due(runner)
@@ -286,8 +294,6 @@ def work(runner: Runner) -> None:
     log.info(
         "worker %s started on %s", runner.settings.worker_id, runner.db.engine.url.render_as_string(hide_password=True)
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
     log.info("worker %s stopped", runner.settings.worker_id)

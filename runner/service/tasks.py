@@ -12,9 +12,9 @@ The Runner's ``claim_task``, ``unclaim_task``, ``reassign_task`` and ``complete_
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from runner.errors import Conflict, Forbidden, NotFound
@@ -50,11 +50,14 @@ def _open_task(s: Session, task_id: str) -> UserTask:
 def _set_assignee(s: Session, row: UserTask, new: str | None, expected: str | None) -> None:
     """Change the assignee only if it is still ``expected`` and the task is still open."""
     holder = UserTask.assignee.is_(None) if expected is None else UserTask.assignee == expected
-    result = s.execute(
-        update(UserTask)
-        .where(UserTask.id == row.id, UserTask.state == "open", holder)
-        .values(assignee=new)
-        .execution_options(synchronize_session=False)
+    result = cast(
+        CursorResult[Any],
+        s.execute(
+            update(UserTask)
+            .where(UserTask.id == row.id, UserTask.state == "open", holder)
+            .values(assignee=new)
+            .execution_options(synchronize_session=False)
+        ),
     )
     if result.rowcount != 1:
         s.expire(row)
@@ -162,15 +165,18 @@ def hold_to_complete(s: Session, task_id: str, username: str, groups: Iterable[s
     """
     owner = select(UserTask.instance_id).where(UserTask.id == task_id).scalar_subquery()
     s.execute(select(Instance.id).where(Instance.id == owner).with_for_update())
-    held = s.execute(
-        update(UserTask)
-        .where(
-            UserTask.id == task_id,
-            UserTask.state == "open",
-            UserTask.assignee.is_(None) | (UserTask.assignee == username),
-        )
-        .values(assignee=UserTask.assignee)
-        .execution_options(synchronize_session=False)
+    held = cast(
+        CursorResult[Any],
+        s.execute(
+            update(UserTask)
+            .where(
+                UserTask.id == task_id,
+                UserTask.state == "open",
+                UserTask.assignee.is_(None) | (UserTask.assignee == username),
+            )
+            .values(assignee=UserTask.assignee)
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     row = s.get(UserTask, task_id, populate_existing=True)
     if row is None:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import case, update
+from sqlalchemy import CursorResult, case, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -101,6 +102,7 @@ def reserve(s: Session, rule: Rule, subject: str, now: datetime) -> timedelta:
 
 def succeeded(s: Session, rule: Rule, subject: str) -> None:
     """A reserved attempt had the right password: an account starts afresh, an address gets it back."""
+    values: dict[str, Any]
     if rule is ACCOUNT:
         values = {"failures": 0, "locked_until": None}
     else:  # NOTE: other failures from the same address still count (one staff member's success
@@ -114,11 +116,14 @@ def succeeded(s: Session, rule: Rule, subject: str) -> None:
 
 def unlock(s: Session, rule: Rule, subject: str) -> bool:
     """Forget the failures of an account or address (an admin's decision); False when there were none."""
-    result = s.execute(
-        update(LoginThrottle)
-        .where(_where(rule, subject) & (LoginThrottle.failures > 0))
-        .values(failures=0, locked_until=None)
-        .execution_options(synchronize_session=False)
+    result = cast(
+        CursorResult[Any],
+        s.execute(
+            update(LoginThrottle)
+            .where(_where(rule, subject) & (LoginThrottle.failures > 0))
+            .values(failures=0, locked_until=None)
+            .execution_options(synchronize_session=False)
+        ),
     )
     return bool(result.rowcount)
 

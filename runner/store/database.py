@@ -27,7 +27,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, create_engine, event, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
@@ -153,7 +153,8 @@ class Prepared:
         if found is None:
             return None
         return {
-            key: value if load is None else load(value) for key, load, value in zip(plan.labels, plan.loaders, found)
+            key: value if load is None else load(value)
+            for key, load, value in zip(plan.labels, plan.loaders, found, strict=True)
         }
 
 
@@ -249,9 +250,10 @@ def save_instance(session: Session, inst: Any, **values: Any) -> None:
         set_committed_value(inst, name, value)
 
 
-def attach(session: Session, model: type, values: dict[str, Any]) -> Any:
+def attach(session: Session, model: type[DeclarativeBase], values: dict[str, Any]) -> Any:
     """A model object for a row read with ``Prepared``, persistent in the session as if it had loaded it."""
-    found = session.identity_map.get(identity_key(model, values[model.__mapper__.primary_key[0].key]))
+    key = model.__mapper__.primary_key[0].key  # a table's column always has one; typed Optional for all columns
+    found = session.identity_map.get(identity_key(model, values[key]))  # type: ignore[index]
     if found is not None:
         return found
     # NOTE: filled in as a load fills it (no attribute events, no history), then added:
@@ -266,7 +268,7 @@ def attach(session: Session, model: type, values: dict[str, Any]) -> Any:
 PENDING = "runner.pending_rows"
 
 
-def add_row_later(session: Session, model: type, **values: Any) -> None:
+def add_row_later(session: Session, model: type[DeclarativeBase], **values: Any) -> None:
     """Queue a write-only row (history) to be inserted with the others just before commit."""
     session.info.setdefault(PENDING, []).append((model.__table__, values))
 
@@ -306,7 +308,7 @@ def savepoint(session: Session) -> Iterator[None]:
         raise
 
 
-def insert_row(session: Session, model: type, **values: Any) -> None:
+def insert_row(session: Session, model: type[DeclarativeBase], **values: Any) -> None:
     """INSERT one row with a reusable statement: write-only rows skip the ORM's bookkeeping."""
     insert_statement(model.__table__).execute(session, values)
 
@@ -347,6 +349,7 @@ class _Id(UUID):
     """A task id that remembers its text: a saved tree writes every id several times."""
 
     __slots__ = ("text",)
+    text: str
 
     def __init__(self, text: str):
         super().__init__(text)

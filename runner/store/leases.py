@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: SQLite rows wait for their lease
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the module, or None where it does not exist
 
 if TYPE_CHECKING:
     from runner.service.runtime import Runner
@@ -48,11 +48,11 @@ def holding(runner: Runner) -> Iterator[Hold]:
     if runner.db.is_postgres:
         space = _lock_space(runner)
         with runner.db.engine.connect() as conn:
-            hold = _AdvisoryHold(conn.execution_options(isolation_level="AUTOCOMMIT"), space)
+            advisory = _AdvisoryHold(conn.execution_options(isolation_level="AUTOCOMMIT"), space)
             try:
-                yield hold
+                yield advisory
             finally:
-                hold.release()
+                advisory.release()
         return
     lock_file = _lock_file(runner)
     hold = _RecordHold(lock_file) if lock_file is not None else Hold()

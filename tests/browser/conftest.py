@@ -26,7 +26,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from runner.service.runtime import Runner
-from tests.webapp import PASSWORD, AuthClock, staff  # noqa: F401 - staff is a fixture for every browser test
+from tests.webapp import PASSWORD, AuthClock
 from web import create_app
 
 CHROMIUM = Path(os.environ.get("RUNNER_CHROMIUM", "/usr/bin/chromium"))

@@ -11,7 +11,6 @@ from lxml import etree
 import handlers
 from runner.queries import tasklists as inbox
 from runner.service.runtime import Runner
-from tests.webapp import staff  # noqa: F401 - fixture
 from web.svg.render import render_svg
 
 TESTS = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from runner.crm.models import ROLES
 from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service.runtime import Runner
-from tests.webapp import add_user, app, auth_clock  # noqa: F401 - fixtures
+from tests.webapp import add_user
 from web import openapi_document
 
 BPMN = Path(__file__).parent.parent / "bpmn"

@@ -91,7 +91,7 @@ def _crm_down(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str,
     raise RuntimeError("CRM is down")  # every try fails, so retried jobs raise incidents again
 
 
-def _world(runner: Runner, registry: handlers.Registry) -> World:
+def make_world(runner: Runner, registry: handlers.Registry) -> World:
     registry.add("test.work", _crm_down)
     for role in ROLES:
         add_user(runner, f"{role}1", [role])
@@ -163,13 +163,13 @@ def _schema(world: World, **phases: Any):
 @pytest.fixture
 def world(runner: Runner, registry: handlers.Registry) -> World:
     """The world on SQLite."""
-    return _world(runner, registry)
+    return make_world(runner, registry)
 
 
 @pytest.fixture
 def any_world(any_runner: Runner, registry: handlers.Registry) -> World:
     """The world on SQLite and on PostgreSQL."""
-    return _world(any_runner, registry)
+    return make_world(any_runner, registry)
 
 
 # --- stateless: each operation on its own ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from runner.crm.models import BadValue
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from runner.settings import Settings
-from tests.webapp import PASSWORD, WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
+from tests.webapp import WebClient, add_user
 from web import create_app
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,6 @@ from runner.service.runtime import Runner
 from runner.settings import Settings
 from runner.store.models import Job, Timer
 from tests.conftest import make_runner
-from tests.webapp import app, auth_clock, client, staff  # noqa: F401 - fixtures
 
 TIMEOUT = 0.2
 TIME = f"exceeded its time budget of {TIMEOUT:g} s"
@@ -120,9 +119,9 @@ def test_a_job_whose_step_breaks_its_budget_is_an_incident_at_once(runner: Runne
 
 def test_a_web_completion_whose_script_breaks_its_budget_is_a_422_page(
     runner: Runner,
-    client,  # noqa: F811
+    client,
     staff,
-) -> None:  # noqa: F811
+) -> None:
     runner.deploy(diagram("task", BREACHES[0][0]))
     instance_id = runner.start_instance("budget_task", "KH1")
     [task] = inbox.tasks(runner)
@@ -144,7 +143,7 @@ def test_a_web_completion_whose_script_breaks_its_budget_is_a_422_page(
 def test_an_api_completion_whose_script_breaks_its_budget_is_a_422(
     runner: Runner,
     app,
-    staff,  # noqa: F811
+    staff,
     script: str,
     budget: str,
 ) -> None:

@@ -20,6 +20,7 @@ what progress, the timers' durations; not the moments the OS gives each process)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -157,10 +158,8 @@ def _reply(runner: Runner) -> None:
         waiting = conn.execute(sa.text("select business_key from subscriptions where message_name = 'fault_reply'"))
         keys = waiting.scalars().all()
     for key in keys:
-        try:
+        with contextlib.suppress(Conflict):  # a worker has the instance right now; it is answered next round
             runner.correlate("fault_reply", key, {})
-        except Conflict:
-            pass  # a worker has the instance right now; it is answered next round
 
 
 def _progress(runner: Runner) -> int:

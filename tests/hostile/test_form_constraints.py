@@ -21,7 +21,7 @@ from runner.errors import DeploymentInvalid, FormInvalid
 from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service.runtime import Runner
-from tests.webapp import WebClient, app, auth_clock, client, staff  # noqa: F401 - fixtures
+from tests.webapp import WebClient
 from web.openapi import document
 
 FORM = Path(__file__).parent.parent / "bpmn" / "hostile" / "form_constraints.bpmn"
@@ -70,7 +70,7 @@ REFUSALS = [
 
 
 @pytest.fixture
-def order(runner: Runner, staff) -> str:  # noqa: F811 - fixture
+def order(runner: Runner, staff) -> str:
     """The open task of a new instance, claimed by sales1."""
     runner.deploy([FORM])
     runner.start_instance("form_constraints", "KH1")
@@ -103,7 +103,7 @@ def _posted(field: str, value: str) -> dict[str, str]:
     return {**form, field: value}
 
 
-def test_the_task_page_gives_the_browser_every_constraint(client: WebClient, order: str) -> None:  # noqa: F811
+def test_the_task_page_gives_the_browser_every_constraint(client: WebClient, order: str) -> None:
     client.login("sales1")
     inputs = _inputs(client.get(f"/inbox/tasks/{order}").get_data(as_text=True))
     for field, expected in ATTRIBUTES:
@@ -121,7 +121,7 @@ def test_the_web_form_refuses_a_value_naming_the_field_in_both_languages(
     order: str,
     field: str,
     value: str,
-    vietnamese: str,  # noqa: F811
+    vietnamese: str,
     english: str,
 ) -> None:
     client.login("sales1")
@@ -137,7 +137,7 @@ def test_the_web_form_refuses_a_value_naming_the_field_in_both_languages(
 
 def test_the_web_form_completes_with_values_inside_the_constraints(
     client: WebClient,
-    runner: Runner,  # noqa: F811
+    runner: Runner,
     order: str,
 ) -> None:
     client.login("sales1")
@@ -153,7 +153,7 @@ def _api(flask_app: Flask, runner: Runner):
     return lambda method, path, **kw: http.open(path, method=method, headers={"Authorization": f"Bearer {token}"}, **kw)
 
 
-def test_the_api_states_each_constraint_of_the_form(app: Flask, runner: Runner, order: str) -> None:  # noqa: F811
+def test_the_api_states_each_constraint_of_the_form(app: Flask, runner: Runner, order: str) -> None:
     call = _api(app, runner)
     [task] = call("GET", "/api/tasks").get_json()["tasks"]
     form = {
@@ -233,7 +233,7 @@ def test_the_api_states_each_constraint_of_the_form(app: Flask, runner: Runner, 
 def test_the_api_refuses_a_value_with_422_naming_the_field(
     app: Flask,
     runner: Runner,
-    order: str,  # noqa: F811
+    order: str,
     field: str,
     value: Any,
 ) -> None:

@@ -80,9 +80,9 @@ def tasks_before_handlers() -> set[tuple[str, str]]:
             targets: dict[str, list[str]] = {}
             for flow in (n for n in nodes.values() if _local(n) == "sequenceFlow"):
                 targets.setdefault(flow.get("sourceRef"), []).append(flow.get("targetRef"))
-            for task in (n for n in nodes.values() if _local(n) == "userTask"):
-                if _reaches_handler(task.get("id"), nodes, targets):
-                    found.add((process.get("id"), task.get("id")))
+            for user_task in (n for n in nodes.values() if _local(n) == "userTask"):
+                if _reaches_handler(user_task.get("id"), nodes, targets):
+                    found.add((process.get("id"), user_task.get("id")))
     return found
 
 

@@ -14,7 +14,7 @@ from runner.cli import main
 from runner.service import accounts as users
 from runner.service import throttle
 from runner.service.runtime import Runner
-from tests.webapp import PASSWORD, WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
+from tests.webapp import PASSWORD, WebClient, add_user
 
 WRONG = "sai-mat-khau"
 REFUSED = "Tên đăng nhập hoặc mật khẩu không đúng."

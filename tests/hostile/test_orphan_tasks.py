@@ -20,7 +20,6 @@ from runner.errors import Invalid
 from runner.queries import tasklists as inbox
 from runner.service.runtime import Runner
 from tests.test_api import Api
-from tests.webapp import app, auth_clock, client, staff  # noqa: F401 - fixtures
 
 DIAGRAM = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -83,7 +82,7 @@ def test_deployment_warns_about_each_task_nobody_would_see(
     staff,
     row_id: str,
     attributes: str,
-    lanes: str,  # noqa: F811 - fixtures
+    lanes: str,
     warning: str | None,
 ) -> None:
     [deployed] = runner.deploy({f"{row_id}.bpmn": diagram(attributes, lanes=lanes)})
@@ -134,7 +133,7 @@ def test_the_cli_prints_each_warning_and_still_deploys(tmp_path, monkeypatch, ca
 # --- the web app and the API ------------------------------------------------------------------------
 
 
-def test_the_admin_page_and_the_api_show_the_warnings_of_a_deployment(app: Flask, runner: Runner, staff) -> None:  # noqa: F811 - fixtures
+def test_the_admin_page_and_the_api_show_the_warnings_of_a_deployment(app: Flask, runner: Runner, staff) -> None:
     admin = app.test_client()
     assert admin.login("admin1").status_code == 302
     page = admin.post(
@@ -163,7 +162,7 @@ def _api(flask_app: Flask, runner: Runner, user: str, method: str, path: str, **
 
 
 @pytest.fixture
-def orphaned(runner: Runner, staff) -> dict[str, str]:  # noqa: F811 - fixtures
+def orphaned(runner: Runner, staff) -> dict[str, str]:
     """Two instances: task_a unassigned and for nobody (KH1), task_a assigned to 'ghost' (KH2)."""
     runner.deploy({"nobody.bpmn": diagram()})
     runner.start_instance("orphans", "KH1")

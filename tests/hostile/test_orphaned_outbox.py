@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_transports import WAIT, ZaloServer, announce, row, settings_for, wired, zalo  # noqa: F401 - a fixture
+from test_transports import WAIT, ZaloServer, announce, row, serve_zalo, settings_for, wired
 from test_worker_process import wait_for
 
 from runner.service.outbox import LEASE
@@ -62,7 +62,14 @@ class Workers:
 
 
 @pytest.fixture
-def hub(db_url: str, registry, zalo: ZaloServer, tmp_path: Path) -> Iterator[tuple[Runner, Workers]]:  # noqa: F811
+def zalo() -> Iterator[ZaloServer]:
+    """The Zalo OA fake of test_transports."""
+    with serve_zalo() as fake:
+        yield fake
+
+
+@pytest.fixture
+def hub(db_url: str, registry, zalo: ZaloServer, tmp_path: Path) -> Iterator[tuple[Runner, Workers]]:
     """A runner whose zalo channel goes to the fake, and the workers of the test."""
     runner = wired(db_url, registry, zalo)
     workers = Workers(db_url, settings_for(zalo), tmp_path)
@@ -73,7 +80,7 @@ def hub(db_url: str, registry, zalo: ZaloServer, tmp_path: Path) -> Iterator[tup
 
 def test_a_restarted_worker_settles_a_killed_workers_message_before_its_lease_runs_out(
     hub: tuple[Runner, Workers], zalo: ZaloServer
-) -> None:  # noqa: F811
+) -> None:
     runner, workers = hub
     message = announce(runner)
     zalo.hold_next = True

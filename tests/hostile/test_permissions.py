@@ -33,7 +33,7 @@ from runner.service import accounts as users
 from runner.service import policy
 from runner.service.runtime import Runner
 from runner.store import schema as db
-from tests.webapp import WebClient, add_user, app, auth_clock  # noqa: F401 - fixtures
+from tests.webapp import WebClient, add_user
 
 ROOT = Path(__file__).parent.parent.parent
 MESSAGES_BPMN = ROOT / "tests" / "bpmn" / "runtime" / "messages.bpmn"

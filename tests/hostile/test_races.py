@@ -8,6 +8,7 @@ completions exactly one does, once.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from runner.errors import Conflict
 from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service.runtime import Runner
-from tests.webapp import add_user, app, auth_clock  # noqa: F401 - fixtures
+from tests.webapp import add_user
 
 RACE = Path(__file__).parent.parent / "bpmn" / "hostile" / "race.bpmn"
 ROUNDS = 25
@@ -82,8 +83,8 @@ def test_a_claim_racing_someone_elses_completion_never_both_succeed(any_runner: 
     with second_runner(any_runner) as other:
         for instance_id, task_id in _start_rounds(any_runner, ROUNDS):
             claimed, completed = race(
-                lambda: any_runner.claim_task(task_id, "linh", SALES),
-                lambda: other.complete_task_as(task_id, {"note": "xong"}, "hung", SALES),
+                functools.partial(any_runner.claim_task, task_id, "linh", SALES),
+                functools.partial(other.complete_task_as, task_id, {"note": "xong"}, "hung", SALES),
             )
             assert [claimed, completed].count("ok") == 1, (claimed, completed)
             task = inbox.task(any_runner, task_id)
@@ -129,8 +130,8 @@ def test_two_people_completing_one_task_one_wins_and_it_is_done_once(any_runner:
     with second_runner(any_runner) as other:
         for instance_id, task_id in _start_rounds(any_runner, ROUNDS):
             outcomes = race(
-                lambda: any_runner.complete_task_as(task_id, {"note": "linh"}, "linh", SALES),
-                lambda: other.complete_task_as(task_id, {"note": "hung"}, "hung", SALES),
+                functools.partial(any_runner.complete_task_as, task_id, {"note": "linh"}, "linh", SALES),
+                functools.partial(other.complete_task_as, task_id, {"note": "hung"}, "hung", SALES),
             )
             assert outcomes.count("ok") == 1, outcomes
             winner = ("linh", "hung")[outcomes.index("ok")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.webapp import PASSWORD, WebClient, app, auth_clock, client, staff  # noqa: F401 - fixtures
+from tests.webapp import PASSWORD, WebClient
 from web.navigation import safe_path
 
 HOME = "/"

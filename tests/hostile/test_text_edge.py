@@ -292,7 +292,7 @@ BODY_ROWS = [
 @pytest.mark.parametrize(("row", "raw", "reason"), BODY_ROWS, ids=[r[0] for r in BODY_ROWS])
 def test_non_finite_numbers_and_deep_nesting_in_a_body_are_400(world, web, row: str, raw: str, reason: str) -> None:
     before = _counts(world["runner"])
-    body = '{"process_key": "order", "business_key": "KH1", "data": {"x": %s}}' % raw
+    body = f'{{"process_key": "order", "business_key": "KH1", "data": {{"x": {raw}}}}}'
     response = web["api"].post(
         "/api/instances",
         data=body,

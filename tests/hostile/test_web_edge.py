@@ -10,7 +10,7 @@ from flask import Flask
 from runner.crm import customers as crm
 from runner.service.runtime import Runner
 from runner.settings import Settings
-from tests.webapp import PASSWORD, WebClient, add_user, app, auth_clock, client, staff  # noqa: F401 - fixtures
+from tests.webapp import PASSWORD, WebClient, add_user
 from web import create_app
 from web.edge import MAX_URL_LENGTH
 
@@ -74,7 +74,7 @@ PAGES = [
 
 
 @pytest.fixture
-def signed_in(client, staff, runner: Runner) -> WebClient:  # noqa: F811 - fixtures
+def signed_in(client, staff, runner: Runner) -> WebClient:
     add_user(runner, "boss", ["admin", "team_leader", "sales", "customer_care", "teacher"])
     with runner.db.unit() as s:
         crm.add_customer(s, "KH1", "Trung tâm Sao Mai", phone="0912345678", owner="boss", now=runner.now())

@@ -27,7 +27,6 @@ from runner.errors import DeploymentInvalid
 from runner.service import accounts as users
 from runner.service.deployment import MAX_FILE_BYTES
 from runner.service.runtime import Runner
-from tests.webapp import app, auth_clock, client, staff  # noqa: F401 - fixtures
 
 SECRET = "TOPSECRET-4b1d"
 MAX_GROWTH_KB = 512 * 1024  # the process's peak memory may not grow by more than this per row
@@ -62,7 +61,7 @@ def doc(doctype: str = "", extra: str = "", name: str = "Hostile", inside: str =
 
 
 def _laughs(levels: int) -> str:
-    entities = "".join(f'<!ENTITY l{i} "{("&l%d;" % (i - 1)) * 10}">' for i in range(1, levels))
+    entities = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, levels))
     return f'\n<!DOCTYPE bpmn:definitions [<!ENTITY l0 "lol">{entities}]>'
 
 
@@ -216,7 +215,7 @@ def test_hostile_xml_is_refused_or_harmless_on_every_channel(
     runner: Runner,
     staff,
     target,
-    row_id: str,  # noqa: F811 - fixtures
+    row_id: str,
     make: Callable[[Target], bytes],
     refusal: str | None,
 ) -> None:

@@ -12,6 +12,7 @@ Every drawn element is a ``<g class="bpmn-element">`` with ``data-element-id``, 
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -102,11 +103,11 @@ def heat_colour(count: int, highest: int) -> str | None:
     if count <= 0 or highest <= 0:
         return None
     ratio = min(count / highest, 1.0)
-    for (r0, c0), (r1, c1) in zip(HEAT_STOPS, HEAT_STOPS[1:]):
+    for (r0, c0), (r1, c1) in itertools.pairwise(HEAT_STOPS):
         if ratio <= r1:
             t = (ratio - r0) / (r1 - r0)
-            return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(c0, c1))
-    return "#%02x%02x%02x" % HEAT_STOPS[-1][1]
+            return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(c0, c1, strict=True))
+    return "#" + "".join(f"{c:02x}" for c in HEAT_STOPS[-1][1])
 
 
 class _Canvas:

@@ -6,6 +6,7 @@ one shape or edge into its group, using the painter's label helpers.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -347,9 +348,9 @@ def _edge_label(c: Painter, g: etree._Element, edge: Edge) -> None:
 
 def _midpoint(pts: list[tuple[float, float]]) -> tuple[float, float]:
     """The point halfway along a polyline."""
-    lengths = [((b[0] - a[0]) ** 2 + (b[1] - a[1]) ** 2) ** 0.5 for a, b in zip(pts, pts[1:])]
+    lengths = [((b[0] - a[0]) ** 2 + (b[1] - a[1]) ** 2) ** 0.5 for a, b in itertools.pairwise(pts)]
     half = sum(lengths) / 2
-    for (a, b), length in zip(zip(pts, pts[1:]), lengths):
+    for (a, b), length in zip(itertools.pairwise(pts), lengths, strict=True):
         if half <= length and length:
             t = half / length
             return a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t

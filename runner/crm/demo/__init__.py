@@ -166,7 +166,7 @@ def add_staff(runner: Runner, secrets: Mapping[str, str]) -> None:
     """The configured lists, the staff (a login each; existing ones are kept) and their weekly hours."""
     with runner.db.unit() as s:
         crm.seed_lists(s)
-    for username, full_name, roles, phone in STAFF:
+    for username, full_name, roles, _phone in STAFF:
         if users.get_user(runner, username) is None:
             users.create_user(
                 runner, username, full_name, roles, password=secrets[username], email=f"{username}@easyedu.vn"
@@ -174,6 +174,8 @@ def add_staff(runner: Runner, secrets: Mapping[str, str]) -> None:
     with runner.db.unit() as s:
         for username, _, _, phone in STAFF:
             row = crm.staff_row(s, username)
+            if row is None:
+                raise NotFound(f"demo staff member {username} has no user")
             row.phone = row.phone or phone.replace(" ", "")
         for username, windows in AVAILABILITY.items():
             crm.set_availability(s, username, windows)
@@ -189,7 +191,7 @@ def leads(story: Story) -> list[Lead]:
     plans = sorted(PLANS, key=lambda p: _arrival(story, p))
     rng = random.Random(2026)  # NOTE: seeded, so every demo has the same phones and Zalo ids
     found = []
-    for index, (plan, row) in enumerate(zip(plans, CUSTOMERS), start=1):
+    for index, (plan, row) in enumerate(zip(plans, CUSTOMERS, strict=True), start=1):
         name, slug, source, group, occupation, model, department, staff, students, course, contact = row
         phone = rng.choice(PHONE_PREFIXES) + f"{rng.randrange(10**7):07d}"
         found.append(

@@ -125,7 +125,7 @@ def post_sale_story(s: Story, c: Lead) -> Journey:
     """Receipt, booking and training (2-3 sessions), handover (seed 000), then care."""
     p = c.plan
     yield s.now() + timedelta(minutes=15)
-    slots = s.result(c, "Task_find_slots")["proposed_slots"]  # what Mẫu 1 proposed to the customer
+    slots = s.outcome(c, "Task_find_slots")["proposed_slots"]  # what Mẫu 1 proposed to the customer
     s.work(
         c,
         "Task_booking_call",
@@ -172,7 +172,7 @@ def post_sale_story(s: Story, c: Lead) -> Journey:
 def _sessions(s: Story, c: Lead) -> list[str]:
     """The starts of the customer's training sessions: the two booked, and a third if one was."""
     third = s.result(c, "Task_book_third")
-    return s.result(c, "Task_book")["session_starts"] + (third["session_starts"] if third else [])
+    return s.outcome(c, "Task_book")["session_starts"] + (third["session_starts"] if third else [])
 
 
 TRAINING = (

@@ -17,7 +17,7 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from runner.crm.demo.company import Plan
-from runner.errors import RunnerError
+from runner.errors import NotFound, RunnerError
 from runner.queries import tasklists as inbox
 
 if TYPE_CHECKING:
@@ -140,6 +140,13 @@ class Story:
             if h["element_id"] == element
         ]
         return found[-1] if found else None
+
+    def outcome(self, lead: Lead, element: str) -> dict[str, Any]:
+        """The result of a service task the story has run for the customer."""
+        found = self.result(lead, element)
+        if found is None:
+            raise NotFound(f"{lead.id}: service task {element} has not run")
+        return found
 
     def work(self, lead: Lead, element: str, data: Mapping[str, Any]) -> None:
         """Complete the customer's open ``element`` task as the staff member whose inbox holds it.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from runner.settings import Settings
 from runner.store.database import make_engine
@@ -20,6 +20,13 @@ from runner.store.models import Base
 from runner.store.schema import CORE
 
 config = context.config
+
+
+def _foreign_keys(conn: Connection, state: str) -> None:
+    """SQLite's foreign_keys pragma, set on the DBAPI connection outside any transaction."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None, "an open connection has its DBAPI connection"
+    raw.execute(f"PRAGMA foreign_keys={state}")
 
 
 def run() -> None:
@@ -34,12 +41,12 @@ def run() -> None:
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:  # NOTE: outside any transaction: inside one SQLite ignores the pragma
-            conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+            _foreign_keys(conn, "OFF")
         try:
             _migrate(conn, check_keys=sqlite)
         finally:
             if sqlite:
-                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
+                _foreign_keys(conn, "ON")
     engine.dispose()
 
 
