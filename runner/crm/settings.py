@@ -11,7 +11,7 @@ Read once from ``RUNNER_*`` environment variables, like the core's ``runner.sett
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +47,9 @@ class CrmSettings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> CrmSettings:
         """Settings from ``RUNNER_*`` environment variables, then explicit overrides."""
         env = dict(os.environ if env is None else env)
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for item in fields(cls):
-            kind = {"int": int, "bool": _flag}.get(str(item.type), str)
+            kind = _PARSERS.get(str(item.type), str)
             raw = env.get(f"RUNNER_{item.name.upper()}")
             if raw is not None and raw != "":
                 try:
@@ -59,6 +59,9 @@ class CrmSettings:
         settings = replace(cls(), **values, **overrides)
         _pairs(settings.transports)  # says what is wrong with RUNNER_TRANSPORTS now, not at delivery
         return settings
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "bool": lambda raw: _flag(raw)}
 
 
 def of(runner: Runner) -> CrmSettings:

@@ -168,7 +168,7 @@ class Policy:
     def visible(self, s: Session, person: Person, business_keys: Iterable[str | None]) -> set[str | None]:
         """The keys among ``business_keys`` that the person may see."""
         keys = set(business_keys)
-        if self.condition(person, UserTask.business_key) is None:
+        if self.condition(person, literal(None, String)) is None:
             return keys
         wanted = sorted(k for k in keys if k is not None)
         found: set[str | None] = set()
@@ -177,8 +177,9 @@ class Policy:
             # NOTE: keys with a row of the scope's table are asked about in one query each scope.
             column = scope.key_column
             rows = set(s.scalars(select(column).where(column.in_(wanted)))) - asked if wanted else set()
-            if rows:
-                found |= set(s.scalars(select(column).where(column.in_(rows), self.condition(person, column))))
+            condition = self.condition(person, column)
+            if rows and condition is not None:
+                found |= set(s.scalars(select(column).where(column.in_(rows), condition)))
                 asked |= rows
         # NOTE: a business key with no row (rare: tests, imports) is asked about on its own.
         return found | {k for k in wanted if k not in asked and self.may_see(s, person, k)}
