@@ -1,8 +1,8 @@
 """The generic runner alone: no extension, no handlers, only the core's tables.
 
 A runner built with ``Runner(settings, handlers.Registry(), extensions=())`` on a database
-holding only the tables of ``runner.store`` deploys and runs the BPMN fixtures of ``tests/``
-that need no EasyEdu topic (user tasks, gateways, messages, timers, subprocesses, call
+migrated with the core's Alembic branch only (no CRM table) deploys and runs the BPMN
+fixtures of ``tests/`` that need no EasyEdu topic (user tasks, gateways, messages, timers, subprocesses, call
 activities, DMN), on SQLite and on PostgreSQL. And importing the core loads neither the
 CRM, nor the handlers, nor the web app.
 """
@@ -30,25 +30,10 @@ from runner.queries import diagram_state
 from runner.queries import tasklists as inbox
 from runner.service.policy import Person
 from runner.service.runtime import Runner
-from runner.store.models import Base, OutboxMessage
+from runner.store import schema
+from runner.store.models import OutboxMessage
 
 KEY = "K-1"
-# NOTE: the core still reads the staff table (deployment warnings, orphaned tasks): H7 moves the
-# user directory into the core; then this goes and the core's own tables are enough.
-STILL_SHARED = ("staff",)
-
-
-def core_tables() -> list[sa.Table]:
-    """The tables of the core's models (``runner.store``), and those in ``STILL_SHARED``."""
-    mine = {m.local_table.name for m in Base.registry.mappers if m.class_.__module__.startswith("runner.store")}
-    return [t for t in Base.metadata.sorted_tables if t.name in mine or t.name in STILL_SHARED]
-
-
-def create_core_tables(url: str) -> None:
-    """Only the core's tables on ``url`` (no CRM table, no migration history)."""
-    engine = sa.create_engine(url)
-    Base.metadata.create_all(engine, tables=core_tables())
-    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -56,15 +41,18 @@ def core(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runner]:
     """A core-only runner (no extension, an empty handler registry) on core tables only."""
     with _database(request, tmp_path) as url:
         runner = make_runner(url, handlers.Registry(), extensions=())
+        tables = set(sa.inspect(runner.db.engine).get_table_names())
+        assert {"instances", "users"} <= tables and not tables & {"customers", "staff", "bookings"}
         yield runner
         runner.db.engine.dispose()
 
 
 def _database(request: pytest.FixtureRequest, tmp_path: Path):
+    """The core's Alembic branch only: no table of the CRM."""
     if request.param == "postgresql":
-        return pg_schema(request.getfixturevalue("pg_base_url"), create=create_core_tables)
+        return pg_schema(request.getfixturevalue("pg_base_url"), branches=("core",))
     url = f"sqlite:///{tmp_path / 'core.db'}"
-    create_core_tables(url)
+    schema.upgrade(url, branches=("core",))
     return contextlib.nullcontext(url)
 
 
@@ -227,12 +215,8 @@ def test_the_crm_comes_in_through_the_entry_point_group() -> None:
 
 # NOTE: strict xfails: the day another helper's change lands, the module passes and its line must go.
 PENDING = {
-    "runner.cli": "H7: its task lists read crm.models.Staff",
-    "runner.queries.tasklists": "H7: reads crm.models.Staff (orphaned tasks)",
-    "runner.service.accounts": "H7: user accounts are crm.models.Staff rows",
-    "runner.service.deployment": "H7: warns about assignees through crm.models.Staff",
     "runner.service.jobs": "H2: takes HandlerContext and Retry from handlers",
-    "runner.service.runtime": "H2/H7: builds handlers.load_all(); reassigning reads crm.get_staff",
+    "runner.service.runtime": "H2: builds handlers.load_all() when given no registry",
     "runner.service.scheduler": "H2: through jobs, the handler contract of handlers",
 }
 FORBIDDEN = """
