@@ -289,7 +289,7 @@ def _inbox_rows(
     for task in rows:
         row = _row(task, *TASK_FIELDS)
         row.update(
-            customer_name=labels.get(task.business_key),
+            customer_name=labels.get(task.business_key) if task.business_key else None,
             process_name=names.get(task.process_key, task.process_key),
             overdue=bool(task.due_at and task.due_at < now),
             orphan=orphans.is_orphan(row, staff),
