@@ -6,11 +6,14 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
+from runner import extension
 from runner.clock import parse_span
 from runner.errors import DeploymentInvalid, RunnerError
+from runner.extension import Extension, combined
 from runner.queries import tasklists as inbox
 from runner.settings import Settings
 from runner.store import schema as db
@@ -35,10 +38,11 @@ def _print(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2, default=default))
 
 
-def _runner(settings: Settings):
+def open_runner(settings: Settings):
+    """The runner a command works on, with the extensions installed (entry-point group ``bpmn_runner.extensions``)."""
     from runner.service.runtime import Runner
 
-    return Runner(settings)
+    return Runner(settings, extensions=extension.discover())
 
 
 def cmd_db(args, settings: Settings) -> None:
@@ -51,7 +55,7 @@ def cmd_db(args, settings: Settings) -> None:
 
 
 def cmd_deploy(args, settings: Settings) -> None:
-    for item in _runner(settings).deploy(list(args.paths), actor=args.actor):
+    for item in open_runner(settings).deploy(list(args.paths), actor=args.actor):
         state = "new version" if item.changed else "unchanged"
         print(f"{item.process_key}: version {item.version} ({state}, {item.file_name})")
         for warning in item.warnings:
@@ -68,7 +72,7 @@ def _person(runner, actor: str):
 
 
 def cmd_start(args, settings: Settings) -> None:
-    runner = _runner(settings)
+    runner = open_runner(settings)
     print(
         runner.start_instance(
             args.process_key, args.business_key, _json(args.data), args.actor, person=_person(runner, args.actor)
@@ -78,18 +82,18 @@ def cmd_start(args, settings: Settings) -> None:
 
 def cmd_tasks(args, settings: Settings) -> None:
     groups = args.group or None
-    _print(inbox.tasks(_runner(settings), user=args.user, groups=groups, business_key=args.customer))
+    _print(inbox.tasks(open_runner(settings), user=args.user, groups=groups, business_key=args.customer))
 
 
 def cmd_complete(args, settings: Settings) -> None:
-    runner = _runner(settings)
+    runner = open_runner(settings)
     person = _person(runner, args.actor)
     runner.complete_task(args.task_id, _json(args.data), args.actor, groups=person.roles if person else None)
     print(f"completed {args.task_id}")
 
 
 def cmd_correlate(args, settings: Settings) -> None:
-    runner = _runner(settings)
+    runner = open_runner(settings)
     for instance_id in runner.correlate(
         args.message, args.business_key, _json(args.data), args.actor, person=_person(runner, args.actor)
     ):
@@ -97,7 +101,7 @@ def cmd_correlate(args, settings: Settings) -> None:
 
 
 def cmd_clock(args, settings: Settings) -> None:
-    runner = _runner(settings)
+    runner = open_runner(settings)
     if args.action == "advance":
         print(runner.advance_clock(parse_span(args.span)).isoformat())
     else:
@@ -105,18 +109,18 @@ def cmd_clock(args, settings: Settings) -> None:
 
 
 def cmd_run_due(args, settings: Settings) -> None:
-    runner = _runner(settings)
+    runner = open_runner(settings)
     print(f"ran {runner.run_due()} timer(s)/job(s), delivered {runner.deliver_outbox()} message(s)")
 
 
 def cmd_worker(args, settings: Settings) -> None:
     from runner.service import scheduler
 
-    scheduler.work(_runner(settings))
+    scheduler.work(open_runner(settings))
 
 
 def cmd_instances(args, settings: Settings) -> None:
-    runner = _runner(settings)
+    runner = open_runner(settings)
     if args.instance_id:
         _print(inbox.instance(runner, args.instance_id))
     else:
@@ -124,33 +128,27 @@ def cmd_instances(args, settings: Settings) -> None:
 
 
 def cmd_history(args, settings: Settings) -> None:
-    _print(inbox.history(_runner(settings), instance_id=args.instance, business_key=args.customer))
+    _print(inbox.history(open_runner(settings), instance_id=args.instance, business_key=args.customer))
 
 
 def cmd_incidents(args, settings: Settings) -> None:
-    _print(inbox.incidents(_runner(settings), state=None if args.all else "open"))
+    _print(inbox.incidents(open_runner(settings), state=None if args.all else "open"))
 
 
 def cmd_retry(args, settings: Settings) -> None:
-    _runner(settings).retry_incident(args.incident_id, args.actor)
+    open_runner(settings).retry_incident(args.incident_id, args.actor)
     print(f"incident {args.incident_id} resolved; its work is due again")
 
 
 def cmd_outbox(args, settings: Settings) -> None:
     from runner.service import outbox
 
-    runner = _runner(settings)
+    runner = open_runner(settings)
     if args.action in ("resend", "dismiss"):
         outbox.resolve(runner, args.message_id, args.action)
         print(f"outbox message {args.message_id}: {args.action}")
     else:
         _print(inbox.outbox(runner, state=args.state))
-
-
-def cmd_demo(args, settings: Settings) -> None:
-    from runner.crm import demo
-
-    demo.run(_runner(settings))
 
 
 def _password(args) -> str:
@@ -179,7 +177,7 @@ def _password(args) -> str:
 def cmd_users(args, settings: Settings) -> None:
     from runner.service import accounts as users
 
-    runner = _runner(settings)
+    runner = open_runner(settings)
     if args.action == "list":
         for u in users.list_users(runner):
             state = "" if u["active"] else " (inactive)"
@@ -217,8 +215,8 @@ def cmd_users(args, settings: Settings) -> None:
         print(users.issue_token(runner, args.username, label=args.label))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (one sub-command per operation)."""
+def build_parser(extensions: Iterable[Extension] = ()) -> argparse.ArgumentParser:
+    """The argument parser (one sub-command per operation, and those of ``extensions``)."""
     parser = argparse.ArgumentParser(prog="runner", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
@@ -313,10 +311,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state")
     p.set_defaults(fn=cmd_outbox)
 
-    sub.add_parser(
-        "demo", help="load the demo company (staff, logins, 40 customers) on the virtual clock"
-    ).set_defaults(fn=cmd_demo)
-
     p = sub.add_parser("users", help="web users: add, list, set a password, unlock, print a new API token")
     p.add_argument("action", choices=["add", "list", "password", "unlock", "token"])
     p.add_argument("username", nargs="?")
@@ -330,12 +324,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default="cli", help="what the token is for (token)")
     p.add_argument("--if-missing", action="store_true", help="add: do nothing when the user can sign in")
     p.set_defaults(fn=cmd_users)
+    combined(extensions).add_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``runner`` command."""
-    args = build_parser().parse_args(argv)
+    try:
+        installed = extension.discover()
+    except RunnerError as exc:  # e.g. an extension's setting is malformed
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+        return 1
+    args = build_parser(installed).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

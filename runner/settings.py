@@ -29,17 +29,6 @@ class Settings:
     retry_base_seconds: float = 10.0
     poll_seconds: float = 1.0
     webhook_url: str = ""
-    # Which transport delivers each outbox channel: "zalo=zalo_oa,email=smtp"; a channel
-    # not named here only records (the ``log`` transport, the demo default).
-    transports: str = ""
-    zalo_base_url: str = "https://openapi.zalo.me"
-    zalo_access_token: str = field(default="", repr=False)  # NOTE: secrets are never printed
-    smtp_host: str = "localhost"
-    smtp_port: int = 25
-    smtp_user: str = ""
-    smtp_password: str = field(default="", repr=False)
-    smtp_from: str = ""
-    smtp_starttls: bool = False
     # The web app: the largest request body in bytes (413 above it), and whether the
     # session cookie is only sent over HTTPS (true behind TLS; false for http://127.0.0.1).
     max_content_length: int = 16 * 1024 * 1024
@@ -55,10 +44,6 @@ class Settings:
     def tz(self) -> ZoneInfo:
         """The business time zone (naive dates in diagrams mean this zone)."""
         return ZoneInfo(self.timezone)
-
-    def transport_for(self, channel: str) -> str:
-        """The transport kind named for ``channel`` by RUNNER_TRANSPORTS (default ``log``)."""
-        return _pairs(self.transports).get(channel, "log")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
@@ -76,15 +61,6 @@ class Settings:
             ("retry_base_seconds", float),
             ("poll_seconds", float),
             ("webhook_url", str),
-            ("transports", str),
-            ("zalo_base_url", str),
-            ("zalo_access_token", str),
-            ("smtp_host", str),
-            ("smtp_port", int),
-            ("smtp_user", str),
-            ("smtp_password", str),
-            ("smtp_from", str),
-            ("smtp_starttls", _flag),
             ("max_content_length", int),
             ("cookie_secure", _flag),
             ("instance_path", str),
@@ -109,7 +85,6 @@ class Settings:
             settings = replace(settings, secret_key=instance.read_secret_key(settings))
         if settings.clock not in ("system", "virtual"):
             raise Invalid(f"RUNNER_CLOCK must be 'system' or 'virtual', not {settings.clock!r}")
-        _pairs(settings.transports)  # says what is wrong with RUNNER_TRANSPORTS now, not at delivery
         return settings
 
 
@@ -119,14 +94,3 @@ def _flag(raw: str) -> bool:
     if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
         raise Invalid(f"expected a yes/no value (true, false, 1, 0), not {raw!r}")
     return value in ("1", "true", "yes", "on")
-
-
-def _pairs(raw: str) -> dict[str, str]:
-    """``"zalo=zalo_oa, email=smtp"`` as a dict; Invalid names a malformed item."""
-    pairs: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        channel, sep, kind = (x.strip() for x in item.partition("="))
-        if not sep or not channel or not kind:
-            raise Invalid(f"RUNNER_TRANSPORTS item {item!r} must look like channel=transport, e.g. zalo=zalo_oa")
-        pairs[channel] = kind
-    return pairs

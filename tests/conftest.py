@@ -20,7 +20,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 import handlers
+from runner.crm.extension import easyedu
 from runner.crm.models import ROLES
+from runner.crm.settings import CrmSettings
+from runner.extension import Extension
 from runner.service.runtime import Runner
 from runner.settings import Settings
 from runner.store import schema as db
@@ -108,10 +111,17 @@ def registry() -> handlers.Registry:
     return handlers.load_all().copy()
 
 
-def make_runner(url: str, registry: handlers.Registry, **overrides) -> Runner:
-    """A runner on the virtual clock at a fixed start time."""
+def with_crm(crm: CrmSettings | None = None) -> tuple[Extension, ...]:
+    """The EasyEdu CRM extension (its Zalo/SMTP settings ``crm``, by default none: the log transport)."""
+    return (easyedu(crm if crm is not None else CrmSettings()),)
+
+
+def make_runner(
+    url: str, registry: handlers.Registry, *, extensions: tuple[Extension, ...] | None = None, **overrides
+) -> Runner:
+    """A runner on the virtual clock at a fixed start time, with the CRM extension unless told otherwise."""
     settings = Settings.from_env({}, database_url=url, clock="virtual", retry_base_seconds=10.0, **overrides)
-    return Runner(settings, registry=registry)
+    return Runner(settings, registry=registry, extensions=with_crm() if extensions is None else extensions)
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ import sqlalchemy as sa
 
 import handlers
 from runner.crm import customers as crm
+from runner.crm.extension import easyedu
+from runner.crm.settings import CrmSettings
 from runner.queries import tasklists as inbox
 from runner.service.runtime import Runner
 from runner.settings import Settings
@@ -52,7 +54,7 @@ def runner_at(url: str, registry: handlers.Registry, start: datetime = START, **
         conn.execute(ClockRow.__table__.insert().values(name="virtual", now=start.astimezone(UTC)))
     engine.dispose()
     settings = Settings.from_env({}, database_url=url, clock="virtual", retry_base_seconds=10.0, **overrides)
-    return Runner(settings, registry=registry)
+    return Runner(settings, registry=registry, extensions=(easyedu(CrmSettings()),))
 
 
 def company(runner: Runner, staff: Iterable[tuple[str, str, Iterable[str], str]] = STAFF) -> None:

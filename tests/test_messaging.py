@@ -17,10 +17,10 @@ from conftest import BPMN, make_runner
 from handlers import messages
 from runner.crm import customers as crm
 from runner.crm.models import Customer, Staff
+from runner.crm.settings import CrmSettings
 from runner.errors import DeploymentInvalid, Invalid, NotFound
 from runner.queries import tasklists as inbox
 from runner.service.runtime import Runner
-from runner.settings import Settings
 
 FIXTURES = BPMN / "messaging"
 STARTS = ["2026-11-25T09:00:00+07:00", "2026-11-27T14:00:00+07:00"]
@@ -289,13 +289,16 @@ def test_email_without_an_address_names_the_field(messenger: Runner) -> None:
 
 
 def test_transport_setting_is_checked() -> None:
-    settings = Settings.from_env({"RUNNER_TRANSPORTS": " zalo = zalo_oa ,email=smtp"})
+    settings = CrmSettings.from_env({"RUNNER_TRANSPORTS": " zalo = zalo_oa ,email=smtp"})
     assert (settings.transport_for("zalo"), settings.transport_for("email")) == ("zalo_oa", "smtp")
-    assert Settings.from_env({}).transport_for("zalo") == "log"
+    assert CrmSettings.from_env({}).transport_for("zalo") == "log"
     with pytest.raises(Invalid, match="RUNNER_TRANSPORTS item 'zalo' must look like channel=transport"):
-        Settings.from_env({"RUNNER_TRANSPORTS": "zalo"})
+        CrmSettings.from_env({"RUNNER_TRANSPORTS": "zalo"})
     with pytest.raises(Invalid, match="RUNNER_SMTP_STARTTLS: expected a yes/no value"):
-        Settings.from_env({"RUNNER_SMTP_STARTTLS": "maybe"})
+        CrmSettings.from_env({"RUNNER_SMTP_STARTTLS": "maybe"})
+    assert CrmSettings.from_env({"RUNNER_SMTP_PORT": "2525", "RUNNER_SMTP_STARTTLS": "yes"}).smtp_port == 2525
+    assert CrmSettings.from_env({"RUNNER_SMTP_STARTTLS": "yes"}).smtp_starttls is True
+    assert "secret" not in repr(CrmSettings(zalo_access_token="secret", smtp_password="secret"))
 
 
 def test_a_topic_check_sees_raw_parameters_and_a_broken_check_is_a_problem(sqlite_url: str, registry) -> None:

@@ -26,9 +26,10 @@ from typing import Any
 import loopback
 import pytest
 import workerproc
-from conftest import make_runner
+from conftest import make_runner, with_crm
 from test_messaging import FIXTURES, STARTS, add_people, run
 
+from runner.crm.settings import CrmSettings
 from runner.errors import Conflict
 from runner.queries import tasklists as inbox
 from runner.service import outbox
@@ -234,7 +235,7 @@ def db_url(request) -> str:
 
 
 def settings_for(zalo: ZaloServer, mail: SmtpServer | None = None, token: str = TOKEN) -> dict[str, Any]:
-    """Settings overrides that route the zalo and email channels to the local servers."""
+    """CRM settings (``CrmSettings``) that route the zalo and email channels to the local servers."""
     values: dict[str, Any] = {
         "transports": "zalo=zalo_oa,email=smtp",
         "zalo_base_url": zalo.url,
@@ -252,7 +253,8 @@ def settings_for(zalo: ZaloServer, mail: SmtpServer | None = None, token: str = 
 
 def wired(url: str, registry, zalo: ZaloServer, mail: SmtpServer | None = None, **overrides: Any) -> Runner:
     """A runner on ``url`` whose zalo/email channels go to the local servers; fixtures deployed."""
-    runner = make_runner(url, registry, **{**settings_for(zalo, mail), **overrides})
+    crm = CrmSettings(**{**settings_for(zalo, mail), **overrides})
+    runner = make_runner(url, registry, extensions=with_crm(crm))
     runner.deploy([FIXTURES / "schedule.bpmn", FIXTURES / "demo.bpmn"])
     add_people(runner)
     return runner

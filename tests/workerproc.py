@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func, select, text  # noqa: E402
 
 import handlers  # noqa: E402
+from runner.crm.extension import easyedu  # noqa: E402
 from runner.service import (
     outbox,
     scheduler,  # noqa: E402
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=120.0)
     args = parser.parse_args(argv)
     register_plain_channel()
-    runner = Runner(Settings.from_env(), registry=make_registry())
+    runner = Runner(Settings.from_env(), registry=make_registry(), extensions=(easyedu(),))
     try:
         if args.mode == "work":
             scheduler.work(runner)

@@ -16,6 +16,7 @@ from flask import current_app
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
+from runner.crm.extension import easyedu
 from runner.service.runtime import Runner
 from web.catalogs import PoBabel
 
@@ -33,6 +34,7 @@ def get_runner() -> Runner:
         with _RUNNER_LOCK:
             runner = app.extensions.get("runner")
             if runner is None:
-                runner = Runner(app.config["RUNNER_SETTINGS"])
+                # NOTE: the web app is EasyEdu's: it names the CRM extension itself.
+                runner = Runner(app.config["RUNNER_SETTINGS"], extensions=(easyedu(),))
                 app.extensions["runner"] = runner
     return runner

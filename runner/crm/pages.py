@@ -37,7 +37,7 @@ def search_customers(
     runner: Runner, person: policy.Person, text: str = "", *, tag: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
     """``views.find_customers`` narrowed to the customers the person may see."""
-    where = policy.customer_condition(person, Customer.id)
+    where = runner.policy.condition(person, Customer.id)
     return views.find_customers(runner, text, tag=tag, limit=limit, where=where)
 
 

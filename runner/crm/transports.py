@@ -22,9 +22,9 @@ How failures map onto the outbox:
     no answer after the request went out      uncertain   (unknown, an admin decides)
 
 Which transport serves a channel is chosen by ``RUNNER_TRANSPORTS`` (``zalo=zalo_oa``,
-``email=smtp``); a channel not named there goes to the ``log`` transport, which only
-records (the demo default). ``runner.service.outbox.TRANSPORTS`` maps the two channels to
-``zalo_transport`` and ``email_transport`` below.
+``email=smtp``, see ``runner.crm.settings``); a channel not named there goes to the ``log``
+transport, which only records (the demo default). The CRM's extension (``runner.crm.extension``)
+gives the runner ``zalo_transport`` and ``email_transport`` below for the two channels.
 """
 
 from __future__ import annotations
@@ -37,12 +37,10 @@ import urllib.error
 import urllib.request
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from runner.crm.settings import CrmSettings
 from runner.service.outbox import DeliveryError, Envelope, LogTransport, Transport
-
-if TYPE_CHECKING:
-    from runner.settings import Settings
 
 ZALO_PATHS = {"user": "/v3.0/oa/message/cs", "group": "/v3.0/oa/group/message"}
 ZALO_RECIPIENT_KEYS = {"user": "user_id", "group": "group_id"}
@@ -246,7 +244,7 @@ def _refused(exc: smtplib.SMTPRecipientsRefused) -> str:
     return "; ".join(f"{addr}: {code} {_text(text)}" for addr, (code, text) in exc.recipients.items())
 
 
-def zalo_transport(settings: Settings) -> Transport:
+def zalo_transport(settings: CrmSettings) -> Transport:
     """The ``zalo`` channel's transport as RUNNER_TRANSPORTS names it (``zalo_oa`` or ``log``)."""
     kind = settings.transport_for("zalo")
     if kind == "zalo_oa":
@@ -254,7 +252,7 @@ def zalo_transport(settings: Settings) -> Transport:
     return _log_or_refuse("zalo", kind, "zalo_oa")
 
 
-def email_transport(settings: Settings) -> Transport:
+def email_transport(settings: CrmSettings) -> Transport:
     """The ``email`` channel's transport as RUNNER_TRANSPORTS names it (``smtp`` or ``log``)."""
     kind = settings.transport_for("email")
     if kind == "smtp":

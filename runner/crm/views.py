@@ -451,7 +451,7 @@ def find_customers(
     """Customers by name (accents ignored), phone or tag: ``crm.search`` rows plus tags, owner_name, stages.
 
     A ``text`` that is exactly a tag in use also finds the customers with that tag. ``where``
-    (a condition on ``Customer``, e.g. ``runner.service.policy.customer_condition``) narrows the search.
+    (a condition on ``Customer``, e.g. ``Runner.policy.condition``) narrows the search.
     """
     with runner.db.read() as s:
         rows = crm.search(s, text, tag=tag, limit=limit, where=where)

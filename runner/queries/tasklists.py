@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 
-from runner.crm.models import Customer
 from runner.errors import Invalid, NotFound
 from runner.model import orphans
 from runner.store.models import (
@@ -260,11 +259,7 @@ def _inbox_rows(
     if due not in (None, "", *DUE_FILTERS):
         raise Invalid(f"due filter {due!r}: one of {', '.join(DUE_FILTERS)}")
     now = runner.now()
-    query = (
-        select(UserTask, Customer.name)
-        .outerjoin(Customer, Customer.id == UserTask.business_key)
-        .where(UserTask.state == "open")
-    )
+    query = select(UserTask).where(UserTask.state == "open")
     if isinstance(assignee, str):
         query = query.where(UserTask.assignee == assignee)
     elif assignee is None:
@@ -287,12 +282,14 @@ def _inbox_rows(
     )
     with runner.db.read() as s:
         names, staff = _process_names(s), _active_staff(s)
-        rows = s.execute(query).all()
+        rows = s.scalars(query).all()
+        # NOTE: an extension labels business keys (EasyEdu: the customer's name); None without one.
+        labels = runner.extensions.labels(s, {task.business_key for task in rows if task.business_key})
     out = []
-    for task, customer_name in rows:
+    for task in rows:
         row = _row(task, *TASK_FIELDS)
         row.update(
-            customer_name=customer_name,
+            customer_name=labels.get(task.business_key) if task.business_key else None,
             process_name=names.get(task.process_key, task.process_key),
             overdue=bool(task.due_at and task.due_at < now),
             orphan=orphans.is_orphan(row, staff),
@@ -312,7 +309,8 @@ def my_tasks(
 ) -> list[dict[str, Any]]:
     """Open tasks assigned to ``user``, overdue first then by due date; ``due`` is overdue|today|week.
 
-    Each row has the task fields plus ``customer_name``, ``process_name`` and ``overdue``.
+    Each row has the task fields plus ``customer_name`` (the business key's label from the runner's
+    extensions, None without one), ``process_name`` and ``overdue``.
     """
     return _inbox_rows(runner, assignee=user, process_key=process_key, stage=stage, business_key=business_key, due=due)
 

@@ -127,35 +127,21 @@ class WebhookTransport:
 TransportFactory = Callable[["Settings"], Transport]
 
 
-def _from_transports(name: str) -> TransportFactory:
-    """A factory of runner.transports, imported when a runner first delivers on its channel."""
-
-    def factory(settings: Settings) -> Transport:
-        from runner.crm import transports
-
-        return getattr(transports, name)(settings)
-
-    return factory
-
-
 TRANSPORTS: dict[str, TransportFactory] = {
     "log": lambda settings: LogTransport(),
     "webhook": lambda settings: WebhookTransport(settings.webhook_url),
-    # RUNNER_TRANSPORTS picks the real transport of these two; ``log`` by default.
-    "zalo": _from_transports("zalo_transport"),
-    "email": _from_transports("email_transport"),
 }
 
 
 def register_transport(channel: str, factory: TransportFactory) -> None:
-    """Make a channel deliverable (issue-specific channels such as zalo or email add here)."""
+    """Make a channel deliverable in every runner (an extension gives its own channels: ``runner.extension``)."""
     TRANSPORTS[channel] = factory
 
 
 def _transport(runner: Runner, channel: str) -> Transport:
     cache = runner.__dict__.setdefault("_transports", {})
     if channel not in cache:
-        factory = TRANSPORTS.get(channel)
+        factory = runner.extensions.transport(channel) or TRANSPORTS.get(channel)
         if factory is None:
             raise DeliveryError(f"no transport for channel {channel!r}", transient=False)
         cache[channel] = factory(runner.settings)

@@ -1,22 +1,21 @@
-"""Who may do what to which customer: start processes, send messages, read a customer's data.
+"""Who may do what: start processes, send messages, see a business key's instances and data.
 
 One module decides; the web pages, the REST API and the CLI (``--actor`` naming a user)
 ask it through ``Runner.start_instance(person=...)``, ``Runner.correlate(person=...)`` and
-``check_customer``/``customer_condition``. The rules, as the README's table shows them:
+``Runner.policy`` (a ``Policy``). The core's rules; an extension (``runner.extension``) adds
+its own through a ``Scope`` and ``message_senders`` (EasyEdu's customer rules: ``runner.crm.scope``):
 
 - **Starting** a process: the process names who may start it with Camunda 7's
   ``camunda:candidateStarterGroups`` / ``candidateStarterUsers`` on ``bpmn:process``.
   A process without either may be started by admins only (nobody is let in by omission).
-  The person must also be able to see the customer (the business key) they start it for.
-- **Sending** a message: ``MESSAGE_SENDERS`` names the roles per message name; other
-  names are for admins. Here too the customer must be one the person can see.
-- **Seeing** a customer (page, timeline, instances, history, diagrams): admins and team
-  leaders see all; everybody sees the customers of the open tasks they may work on; and
-  by role: sales their own customers and unassigned leads, marketing the customers not
-  yet handed to the post-sale pipeline, customer care those in it, teachers those they
-  train (the customer's teacher, or a booking with them), accountants those with an order.
-  A customer someone may not see answers 404, as if it did not exist: a customer's name
-  or key is itself business data (who the company sells to).
+  The person must also be able to see the business key they start it for.
+- **Sending** a message: the extensions' ``message_senders`` name the roles per message
+  name; other names are for admins. Here too the business key must be one the person can see.
+- **Seeing** a business key (its instances, history, diagrams): without an extension's
+  scope the runner does not know what a key names, and everybody sees every key. With one,
+  admins see all; everybody sees the keys of the open tasks they may work on; the scope may
+  let a person see all keys, or more keys. A key someone may not see answers 404, as if it
+  did not exist.
 
 Start and message data may not use a name that expressions already mean (``RESERVED``):
 such a key would shadow ``now``, ``len``, ``true``... in every later expression.
@@ -32,27 +31,18 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, cast, false, literal, or_, select
 from sqlalchemy.orm import Session
 
-from runner.crm.customers import PIPELINES
-from runner.crm.models import Booking, Customer, Order
 from runner.engine import scripting
 from runner.errors import Forbidden, Invalid, NotFound
+from runner.extension import Extensions
 from runner.model import document as bpmnxml
-from runner.store.models import Instance, ProcessVersion, UserTask
+from runner.store.models import ProcessVersion, UserTask
 
-SEE_ALL = frozenset({"admin", "team_leader"})
-POST_SALE = tuple(sorted(key for key, pipeline in PIPELINES.items() if pipeline == "Sau bán hàng"))
-# NOTE: messages people may send by hand (API, CLI); processes throw others to each other.
-MESSAGE_SENDERS: Mapping[str, frozenset[str]] = {
-    "start_onboarding": frozenset({"sales", "team_leader"}),  # hand a won customer to onboarding
-    "start_renewal": frozenset({"customer_care", "team_leader"}),  # the customer asks to renew early
-    "payment_received": frozenset({"accountant"}),  # the money arrived
-}
 RESERVED = frozenset({*scripting.RESERVED_NAMES})
 
 
 @dataclass(frozen=True)
 class Person:
-    """A signed-in staff member as the policy sees them: a username and roles."""
+    """A signed-in user as the policy sees them: a username and roles."""
 
     username: str
     roles: frozenset[str]
@@ -81,7 +71,7 @@ def check_data(data: Mapping[str, Any], what: str) -> None:
         )
 
 
-# --- starting and messages ------------------------------------------------------------------------------
+# --- starting ------------------------------------------------------------------------------------------
 
 
 def starters(xml: str, process_key: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -99,53 +89,7 @@ def _names(value: str | None) -> frozenset[str]:
     return frozenset(part.strip() for part in (value or "").split(",") if part.strip())
 
 
-def check_start(s: Session, person: Person, version: ProcessVersion, business_key: str | None) -> None:
-    """Forbidden unless the process lets the person start it; NotFound for a customer they cannot see."""
-    if not person.is_admin:
-        groups, users = starters(
-            s.scalar(select(ProcessVersion.xml).where(ProcessVersion.id == version.id)) or "", version.process_key
-        )
-        if person.username not in users and not (person.roles & groups):
-            allowed = ", ".join(sorted(groups | users)) or "admins only"
-            raise Forbidden(f"{person.username} may not start process {version.process_key!r} (started by: {allowed})")
-    check_customer(s, person, business_key)
-
-
-def check_message(s: Session, person: Person, name: str, business_key: str | None) -> None:
-    """Forbidden unless the person's roles may send the message; NotFound for a customer they cannot see."""
-    if not person.is_admin and not (person.roles & MESSAGE_SENDERS.get(name, frozenset())):
-        allowed = ", ".join(sorted(MESSAGE_SENDERS.get(name, ()))) or "admins only"
-        raise Forbidden(f"{person.username} may not send message {name!r} (sent by: {allowed})")
-    check_customer(s, person, business_key)
-
-
-# --- seeing customers ----------------------------------------------------------------------------------
-
-
-def customer_condition(person: Person, column: Any) -> ColumnElement[bool] | None:
-    """A SQL condition on a customer-id column: the customers ``person`` may see (None: all of them)."""
-    if person.roles & SEE_ALL:
-        return None
-    me, roles = person.username, person.roles
-    parts = [column.in_(_task_customers(person))]
-    if "sales" in roles:
-        parts.append(column.in_(select(Customer.id).where(or_(Customer.owner == me, Customer.owner.is_(None)))))
-    post_sale = select(Instance.business_key).where(
-        Instance.process_key.in_(POST_SALE), Instance.business_key.is_not(None)
-    )
-    if "marketing" in roles:
-        parts.append(column.in_(select(Customer.id).where(Customer.id.not_in(post_sale))))
-    if "customer_care" in roles:
-        parts.append(column.in_(post_sale))
-    if "teacher" in roles:
-        parts.append(column.in_(select(Customer.id).where(Customer.teacher == me)))
-        parts.append(column.in_(select(Booking.customer_id).where(Booking.teacher == me)))
-    if "accountant" in roles:
-        parts.append(column.in_(select(Order.customer_id)))
-    return or_(*parts)
-
-
-def _task_customers(person: Person):
+def _task_keys(person: Person):
     """Business keys of the open tasks the person may work on (their own, or offered to them)."""
     offered = [
         _json_list_has(UserTask.candidate_users, person.username),
@@ -164,36 +108,78 @@ def _json_list_has(column: Any, value: str) -> ColumnElement[bool]:
     return cast(column, String).like(f"%{needle}%", escape="\\")
 
 
-def may_see(s: Session, person: Person, business_key: str | None) -> bool:
-    """True when the person may see the customer (or the instance without a customer) ``business_key``."""
-    condition = customer_condition(person, literal(business_key, String))
-    if condition is None:
-        return True
-    if business_key is None:
-        return False
-    return s.scalar(select(literal(1)).where(condition)) is not None
+class Policy:
+    """The rules of one runner: the core's, plus those of its extensions."""
 
+    def __init__(self, extensions: Extensions | None = None):
+        self.extensions = extensions if extensions is not None else Extensions()
 
-def check_customer(s: Session, person: Person | None, business_key: str | None) -> None:
-    """NotFound, as for a customer that does not exist, when the person may not see it (None: no check)."""
-    if person is not None and not may_see(s, person, business_key):
-        raise NotFound(
-            f"customer {business_key!r} does not exist"
-            if business_key
-            else "instances without a customer are for admins and team leaders"
-        )
+    # --- starting and messages --------------------------------------------------------------------
 
+    def check_start(self, s: Session, person: Person, version: ProcessVersion, business_key: str | None) -> None:
+        """Forbidden unless the process lets the person start it; NotFound for a key they cannot see."""
+        if not person.is_admin:
+            groups, users = starters(
+                s.scalar(select(ProcessVersion.xml).where(ProcessVersion.id == version.id)) or "",
+                version.process_key,
+            )
+            if person.username not in users and not (person.roles & groups):
+                allowed = ", ".join(sorted(groups | users)) or "admins only"
+                raise Forbidden(
+                    f"{person.username} may not start process {version.process_key!r} (started by: {allowed})"
+                )
+        self.check_key(s, person, business_key)
 
-def visible(s: Session, person: Person, business_keys: Iterable[str | None]) -> set[str | None]:
-    """The keys among ``business_keys`` that the person may see."""
-    keys = set(business_keys)
-    condition = customer_condition(person, Customer.id)
-    if condition is None:
-        return keys
-    wanted = [k for k in keys if k is not None]
-    found: set[str | None] = (
-        set(s.scalars(select(Customer.id).where(Customer.id.in_(wanted), condition))) if wanted else set()
-    )
-    rows = set(s.scalars(select(Customer.id).where(Customer.id.in_(wanted)))) if wanted else set()
-    # NOTE: a business key with no customer row (rare: tests, imports) is asked about on its own.
-    return found | {k for k in wanted if k not in rows and may_see(s, person, k)}
+    def check_message(self, s: Session, person: Person, name: str, business_key: str | None) -> None:
+        """Forbidden unless the person's roles may send the message; NotFound for a key they cannot see."""
+        senders = self.extensions.message_senders(name)
+        if not person.is_admin and not (person.roles & senders):
+            allowed = ", ".join(sorted(senders)) or "admins only"
+            raise Forbidden(f"{person.username} may not send message {name!r} (sent by: {allowed})")
+        self.check_key(s, person, business_key)
+
+    # --- seeing business keys ----------------------------------------------------------------------
+
+    def condition(self, person: Person, column: Any) -> ColumnElement[bool] | None:
+        """A SQL condition on a business-key column: the keys ``person`` may see (None: all of them)."""
+        scopes = self.extensions.scopes
+        if not scopes or person.is_admin or any(scope.sees_all(person) for scope in scopes):
+            return None
+        return or_(column.in_(_task_keys(person)), *(part for scope in scopes for part in scope.grants(person, column)))
+
+    def may_see(self, s: Session, person: Person, business_key: str | None) -> bool:
+        """True when the person may see ``business_key`` (or, for None, the instances without one)."""
+        condition = self.condition(person, literal(business_key, String))
+        if condition is None:
+            return True
+        if business_key is None:
+            return False
+        return s.scalar(select(literal(1)).where(condition)) is not None
+
+    def check_key(self, s: Session, person: Person | None, business_key: str | None) -> None:
+        """NotFound, as for a customer that does not exist, when the person may not see it (None: no check)."""
+        if person is not None and not self.may_see(s, person, business_key):
+            raise NotFound(
+                f"customer {business_key!r} does not exist"
+                if business_key
+                else "instances without a customer are for admins and team leaders"
+            )
+
+    def visible(self, s: Session, person: Person, business_keys: Iterable[str | None]) -> set[str | None]:
+        """The keys among ``business_keys`` that the person may see."""
+        keys = set(business_keys)
+        if self.condition(person, literal(None, String)) is None:
+            return keys
+        wanted = sorted(k for k in keys if k is not None)
+        found: set[str | None] = set()
+        asked: set[str] = set()
+        for scope in self.extensions.scopes:
+            # NOTE: keys with a row of the scope's table are asked about in one query each scope.
+            column = scope.key_column
+            rows = set(s.scalars(select(column).where(column.in_(wanted)))) - asked if wanted else set()
+            condition = self.condition(person, column)
+            if rows and condition is not None:
+                found |= set(s.scalars(select(column).where(column.in_(rows), condition)))
+                asked |= rows
+        # NOTE: a business key with no row (rare: tests, imports) is asked about on its own.
+        return found | {k for k in wanted if k not in asked and self.may_see(s, person, k)}

@@ -36,6 +36,7 @@ from runner.errors import (
     StepFailed,
     caused_by,
 )
+from runner.extension import Extension, Extensions, combined
 from runner.model import forms, inputs
 from runner.sandbox.budget import Limits
 from runner.service import accounts, policy, projection, tasks
@@ -82,10 +83,17 @@ def _spec_text(s: Session, version_id: int) -> str:
 
 
 class Runner:
-    """One runner over one database. Build it with ``Runner(settings)``."""
+    """One runner over one database. Build it with ``Runner(settings, registry, extensions=(...))``."""
 
-    def __init__(self, settings: Settings, registry: handlers.Registry | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        registry: handlers.Registry | None = None,
+        extensions: Iterable[Extension] | Extensions = (),
+    ):
         self.settings = settings
+        self.extensions = combined(extensions)
+        self.policy = policy.Policy(self.extensions)
         self.db = Database(make_engine(settings.database_url))
         self.store = WorkflowStore()
         self.registry = registry or handlers.load_all()
@@ -243,7 +251,7 @@ class Runner:
         actor = person.username if person is not None and actor is None else actor
         with scripting.acting_as(actor), self._unit() as s:
             if person is not None:
-                policy.check_start(s, person, self.latest_version(s, process_key), business_key)
+                self.policy.check_start(s, person, self.latest_version(s, process_key), business_key)
             return self._start(s, process_key, business_key, values, actor, None, None)
 
     def _start(
@@ -511,7 +519,7 @@ class Runner:
         actor = person.username if person is not None and actor is None else actor
         with scripting.acting_as(actor), self._unit() as s:
             if person is not None:
-                policy.check_message(s, person, message_name, business_key)
+                self.policy.check_message(s, person, message_name, business_key)
             return self._correlate(s, message_name, business_key, values, actor=actor)
 
     def _correlate(

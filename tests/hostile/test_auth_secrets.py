@@ -25,7 +25,9 @@ from flask import Flask
 
 from runner import instance_folder as instance
 from runner.cli import main
+from runner.crm.extension import easyedu
 from runner.crm.models import BadValue
+from runner.crm.settings import CrmSettings
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from runner.settings import Settings
@@ -245,5 +247,7 @@ def test_a_forged_cookie_gets_401_under_the_api(app: Flask, client: WebClient, s
 
 
 def test_printed_settings_show_no_secret() -> None:
-    settings = Settings(secret_key="k-secret", smtp_password="p-secret", zalo_access_token="t-secret")
+    settings = Settings(secret_key="k-secret")
     assert "secret" not in repr(settings).replace("secret_key", "")
+    crm = CrmSettings(smtp_password="p-secret", zalo_access_token="t-secret")
+    assert "secret" not in repr(crm) + repr(easyedu(crm))

@@ -38,6 +38,9 @@ import sqlalchemy as sa
 from conftest import BPMN
 from test_transports import TOKEN, ZaloServer
 
+import handlers
+from runner.crm.extension import easyedu
+from runner.crm.settings import CrmSettings
 from runner.errors import Conflict
 from runner.service import outbox
 from runner.service.runtime import Runner
@@ -227,7 +230,11 @@ def _states(runner: Runner, table: str) -> Counter:
 def wired(pg_url: str, zalo: SlowZalo) -> Iterator[tuple[Runner, dict[str, str]]]:
     """The test's runner on the system clock, and the environment of its workers."""
     transports = {"transports": "zalo=zalo_oa", "zalo_base_url": zalo.url, "zalo_access_token": TOKEN}
-    runner = Runner(Settings.from_env({}, database_url=pg_url, clock="system", **transports))
+    runner = Runner(
+        Settings.from_env({}, database_url=pg_url, clock="system"),
+        registry=handlers.load_all(),
+        extensions=(easyedu(CrmSettings(**transports)),),
+    )
     runner.deploy([FIXTURE])
     env = {
         **os.environ,

@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 
 from runner.clock import FixedClock
 from runner.crm import customers as crm
+from runner.crm import settings as crm_settings
 from runner.crm.demo.company import AVAILABILITY, CUSTOMERS, PLANS, STAFF, Plan
 from runner.crm.demo.journeys import sales_story
 from runner.crm.demo.story import Journey, Lead, Story
@@ -140,7 +141,7 @@ def _check(runner: Runner) -> None:
     """The demo needs the virtual clock, the four processes, and no real Zalo or e-mail sending."""
     if not isinstance(runner.clock, FixedClock):
         raise Invalid("the demo moves the clock: set RUNNER_CLOCK=virtual")
-    real = [c for c in ("zalo", "email") if runner.settings.transport_for(c) != "log"]
+    real = [c for c in ("zalo", "email") if crm_settings.of(runner).transport_for(c) != "log"]
     if real:
         raise Invalid(
             f"RUNNER_TRANSPORTS sends {', '.join(real)} for real: the demo's invented customers "

@@ -1,0 +1,66 @@
+"""EasyEdu's CRM as an extension of the runner (``runner.extension``).
+
+``easyedu()`` is what the entry point ``bpmn_runner.extensions: easyedu`` names: the runner
+then delivers the ``zalo`` and ``email`` channels, scopes business keys to the customers a
+staff member may see, shows customer names next to tasks, and has a ``runner demo`` command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from runner.cli import open_runner
+from runner.crm import demo, transports
+from runner.crm.models import Customer
+from runner.crm.scope import MESSAGE_SENDERS, CustomerScope
+from runner.crm.settings import NAME, CrmSettings
+from runner.extension import Extension
+
+if TYPE_CHECKING:
+    from runner.settings import Settings
+
+_CHUNK = 500  # keys per IN (...) list: far below every backend's limit on bound parameters
+
+
+def easyedu(settings: CrmSettings | None = None) -> Extension:
+    """The CRM extension with ``settings`` (by default read from the environment)."""
+    crm = settings if settings is not None else CrmSettings.from_env()
+    return Extension(
+        name=NAME,
+        transports={
+            "zalo": lambda _settings: transports.zalo_transport(crm),
+            "email": lambda _settings: transports.email_transport(crm),
+        },
+        scope=CustomerScope(),
+        message_senders=MESSAGE_SENDERS,
+        labels=customer_names,
+        commands=_commands,
+        config=crm,
+    )
+
+
+def customer_names(s: Session, keys: Collection[str]) -> Mapping[str, str]:
+    """The name of each customer among the business keys ``keys``."""
+    wanted = sorted(keys)
+    names: dict[str, str] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        names.update(
+            (key, name) for key, name in s.execute(select(Customer.id, Customer.name).where(Customer.id.in_(chunk)))
+        )
+    return names
+
+
+def _commands(sub: Any) -> None:
+    """``runner demo``."""
+    sub.add_parser(
+        "demo", help="load the demo company (staff, logins, 40 customers) on the virtual clock"
+    ).set_defaults(fn=_cmd_demo)
+
+
+def _cmd_demo(args: Any, settings: Settings) -> None:
+    demo.run(open_runner(settings))

@@ -1,0 +1,128 @@
+"""The seam through which a product (EasyEdu's CRM) extends the generic runner.
+
+An extension is plain data the runner receives, ``Runner(settings, registry, extensions=(...))``;
+the core never imports one. What an extension may supply:
+
+- ``transports``: outbox channels it delivers (``"zalo"``, ``"email"``) by name;
+- ``scope``: who may see which business keys (without any, everybody sees every key; with
+  one, admins see all and others the keys of their open tasks, plus what the scope grants);
+- ``message_senders``: the roles that may send each message by hand (others: admins only);
+- ``labels``: a display label per business key (a customer's name next to each task);
+- ``commands``: sub-commands it adds to the ``runner`` CLI.
+
+The ``runner`` command finds extensions through the entry-point group ``bpmn_runner.extensions``:
+each entry point names a callable without arguments that returns an ``Extension``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol
+
+from runner.errors import Invalid
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
+    from sqlalchemy.orm import Session
+
+    from runner.service.outbox import TransportFactory
+    from runner.service.policy import Person
+
+GROUP = "bpmn_runner.extensions"
+
+
+class Scope(Protocol):
+    """Which business keys a person may see, beyond the core's rule (admins, and their own tasks' keys)."""
+
+    def sees_all(self, person: Person) -> bool:
+        """True when the person sees every business key (and instances without one)."""
+        ...
+
+    def grants(self, person: Person, column: Any) -> list[ColumnElement[bool]]:
+        """SQL conditions on a business-key column: further keys the person may see."""
+        ...
+
+    @property
+    def key_column(self) -> Any:
+        """A column of the extension's table whose values are business keys (``visible`` asks it in one query)."""
+        ...
+
+
+Labels = Callable[["Session", Collection[str]], Mapping[str, str]]
+Commands = Callable[[Any], None]  # gets the ``runner`` parser's sub-parsers (argparse's _SubParsersAction)
+
+
+@dataclass(frozen=True)
+class Extension:
+    """What one extension adds to the runner; every hook is optional."""
+
+    name: str
+    transports: Mapping[str, TransportFactory] = field(default_factory=dict)
+    scope: Scope | None = None
+    message_senders: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    labels: Labels | None = None
+    commands: Commands | None = None
+    config: Any = field(default=None, repr=False)  # the extension's own settings; the core never reads them
+
+
+@dataclass(frozen=True)
+class Extensions:
+    """The extensions of one runner, with their hooks combined."""
+
+    items: tuple[Extension, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [e.name for e in self.items]
+        if len(set(names)) != len(names):
+            raise Invalid(f"extensions named twice: {names}")
+
+    def get(self, name: str) -> Extension | None:
+        """The extension called ``name``, if the runner has it."""
+        return next((e for e in self.items if e.name == name), None)
+
+    def transport(self, channel: str) -> TransportFactory | None:
+        """The factory of the first extension that delivers ``channel``."""
+        return next((e.transports[channel] for e in self.items if channel in e.transports), None)
+
+    @property
+    def scopes(self) -> tuple[Scope, ...]:
+        """Every extension's scope."""
+        return tuple(e.scope for e in self.items if e.scope is not None)
+
+    def message_senders(self, name: str) -> frozenset[str]:
+        """The roles any extension lets send message ``name`` by hand."""
+        return frozenset().union(*(e.message_senders.get(name, frozenset()) for e in self.items))
+
+    def labels(self, s: Session, keys: Collection[str]) -> dict[str, str]:
+        """Labels for business keys (the first extension that knows a key wins)."""
+        found: dict[str, str] = {}
+        for extension in self.items:
+            if extension.labels is not None and keys:
+                for key, label in extension.labels(s, keys).items():
+                    found.setdefault(key, label)
+        return found
+
+    def add_commands(self, sub: argparse._SubParsersAction) -> None:
+        """Let each extension add its sub-commands to the ``runner`` CLI."""
+        for extension in self.items:
+            if extension.commands is not None:
+                extension.commands(sub)
+
+
+def discover() -> tuple[Extension, ...]:
+    """The extensions installed under the entry-point group ``bpmn_runner.extensions``, by name."""
+    found = []
+    for point in sorted(entry_points(group=GROUP), key=lambda p: p.name):
+        made = point.load()()
+        if not isinstance(made, Extension):
+            raise TypeError(f"entry point {point.name} ({point.value}) made {made!r}, not an Extension")
+        found.append(made)
+    return tuple(found)
+
+
+def combined(extensions: Iterable[Extension] | Extensions = ()) -> Extensions:
+    """``Extensions`` from any iterable of extensions (or the same object)."""
+    return extensions if isinstance(extensions, Extensions) else Extensions(tuple(extensions))
