@@ -198,7 +198,8 @@ def cmd_users(args, settings: Settings) -> None:
             print(f"user {args.username} exists")
             return
         if not args.role:
-            raise SystemExit("error: give at least one --role (" + ", ".join(users.roles()) + ")")
+            known = ", ".join(users.roles(runner)) or "any group"
+            raise SystemExit(f"error: give at least one --role ({known})")
         users.create_user(
             runner, args.username, args.name or args.username, args.role, password=_password(args), email=args.email
         )

@@ -8,7 +8,10 @@ the core never imports one. What an extension may supply:
   one, admins see all and others the keys of their open tasks, plus what the scope grants);
 - ``message_senders``: the roles that may send each message by hand (others: admins only);
 - ``labels``: a display label per business key (a customer's name next to each task);
-- ``commands``: sub-commands it adds to the ``runner`` CLI.
+- ``commands``: sub-commands it adds to the ``runner`` CLI;
+- ``roles``: the groups (roles) users may be given, in display order: the lanes and candidate
+  groups of its processes (with extensions, a user's roles must be among theirs; without any,
+  every well-formed group name is accepted).
 
 The ``runner`` command finds extensions through the entry-point group ``bpmn_runner.extensions``:
 each entry point names a callable without arguments that returns an ``Extension``.
@@ -65,6 +68,7 @@ class Extension:
     message_senders: Mapping[str, frozenset[str]] = field(default_factory=dict)
     labels: Labels | None = None
     commands: Commands | None = None
+    roles: tuple[str, ...] = ()
     config: Any = field(default=None, repr=False)  # the extension's own settings; the core never reads them
 
 
@@ -91,6 +95,11 @@ class Extensions:
     def scopes(self) -> tuple[Scope, ...]:
         """Every extension's scope."""
         return tuple(e.scope for e in self.items if e.scope is not None)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The groups users may be given: every extension's, in order, each once (empty: any group)."""
+        return tuple(dict.fromkeys(role for e in self.items for role in e.roles))
 
     def message_senders(self, name: str) -> frozenset[str]:
         """The roles any extension lets send message ``name`` by hand."""

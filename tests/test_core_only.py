@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import pkgutil
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,9 +26,11 @@ from conftest import BPMN, make_runner, pg_schema
 
 import handlers
 from runner import cli, extension
-from runner.errors import Forbidden
+from runner.crm.models import ROLES
+from runner.errors import BadValue, Forbidden, Invalid
 from runner.queries import diagram_state
 from runner.queries import tasklists as inbox
+from runner.service import accounts as users
 from runner.service.policy import Person
 from runner.service.runtime import Runner
 from runner.store import schema
@@ -202,11 +205,44 @@ def test_the_core_alone_has_no_crm_channel(core: Runner) -> None:
     assert (message["state"], message["last_error"]) == ("failed", "no transport for channel 'zalo'")
 
 
+# NOTE: not a group name: blank, spaces around it, a line break, a NUL, longer than user_tasks.lane.
+MALFORMED = ["", "   ", " warehouse", "warehouse ", "ware\nhouse", "ware\x00house", "w" * 201, 7, None]
+
+
+def test_the_core_alone_takes_any_well_formed_group(core: Runner) -> None:
+    """Without an extension no list names the groups: any well-formed name is one, a malformed one is refused."""
+    assert users.roles(core) == ()
+    users.create_user(core, "kho1", "Thủ kho", ["warehouse", "Nhóm kho", "w" * 200], password="mat-khau-kho")
+    users.set_roles(core, "kho1", ["shipping", "warehouse"])
+    assert users.get_user(core, "kho1")["roles"] == ["shipping", "warehouse"]
+    for bad in MALFORMED:
+        with pytest.raises(Invalid, match="role"):
+            users.create_user(core, "kho2", "Thủ kho 2", ["warehouse", bad], password="mat-khau-kho")
+        with pytest.raises(Invalid, match="role"):
+            users.set_roles(core, "kho1", [bad])
+    with pytest.raises(BadValue, match="give at least one role"):
+        users.set_roles(core, "kho1", [])
+    assert users.get_user(core, "kho2") is None
+    assert users.get_user(core, "kho1")["roles"] == ["shipping", "warehouse"]
+
+
+def test_the_crm_names_the_groups(runner: Runner) -> None:
+    """With the EasyEdu extension a user's roles are among its ``ROLES``, with the same message as before."""
+    assert users.roles(runner) == ROLES
+    users.create_user(runner, "lan", "Nguyễn Thị Lan", ["sales", "team_leader"], password="mat-khau-lan")
+    among = "are not among marketing, sales, team_leader, accountant, customer_care, teacher, admin"
+    with pytest.raises(BadValue, match=re.escape(f"user 'kho1': roles ['warehouse'] {among}")):
+        users.create_user(runner, "kho1", "Thủ kho", ["sales", "warehouse"], password="mat-khau-kho")
+    with pytest.raises(BadValue, match=re.escape(f"user 'lan': roles ['warehouse'] {among}")):
+        users.set_roles(runner, "lan", ["warehouse"])
+    assert users.get_user(runner, "kho1") is None and users.get_user(runner, "lan")["roles"] == ["sales", "team_leader"]
+
+
 def test_the_crm_comes_in_through_the_entry_point_group() -> None:
     """``runner`` finds the CRM as an installed extension; without it there is no ``runner demo``."""
     installed = extension.discover()
     assert [e.name for e in installed] == ["easyedu"]
-    assert set(installed[0].transports) == {"zalo", "email"}
+    assert set(installed[0].transports) == {"zalo", "email"} and installed[0].roles == ROLES
     commands = lambda parser: set(parser._subparsers._group_actions[0].choices)  # noqa: E731
     assert "demo" in commands(cli.build_parser(installed)) - commands(cli.build_parser())
 

@@ -412,6 +412,25 @@ def test_the_real_clock_has_no_buttons(sqlite_url: str, registry: handlers.Regis
         real.db.engine.dispose()
 
 
+def test_without_the_crm_the_admin_offers_the_groups_users_have(sqlite_url: str) -> None:
+    """A runner without extensions names no groups: the page offers those its users have, by name."""
+    core = Runner(Settings.from_env({}, database_url=sqlite_url, clock="virtual"), registry=handlers.Registry())
+    try:
+        add_user(core, "admin1", ["admin"])
+        add_user(core, "kho1", ["warehouse"])
+        flask_app = create_app({"TESTING": True, "SECRET_KEY": "t", "RUNNER": core, "RUNNER_SETTINGS": core.settings})
+        flask_app.test_client_class = WebClient
+        client = flask_app.test_client()
+        client.login("admin1", PASSWORD)
+        page = _text(client.get("/admin/users"))
+        assert re.search(r'data-user="kho1">.*<span class="tag">warehouse</span>', page, re.S)
+        assert 'name="roles" value="warehouse"' in page and 'value="sales"' not in page
+        client.post("/admin/users/kho1/roles", data={"roles": ["warehouse", "admin"]})
+        assert users.get_user(core, "kho1")["roles"] == ["warehouse", "admin"]
+    finally:
+        core.db.engine.dispose()
+
+
 def test_admin_pages_in_english(admin: WebClient, runner: Runner) -> None:
     admin.post("/lang/en", data={"next": "/admin/"})
     page = _text(admin.get("/admin/"))

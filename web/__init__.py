@@ -26,7 +26,7 @@ from runner import instance_folder as instance
 from runner.settings import Settings
 from web import admin, api, auth, diagrams, edge, i18n, inbox, openapi
 from web.crm import api as crm_api
-from web.crm import customers, task_panel
+from web.crm import customers, roles, task_panel
 from web.extensions import csrf, get_runner
 from web.navigation import customer_url, wants_json
 
@@ -67,6 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["nav"] = [*inbox.NAV, *customers.NAV, *admin.NAV]
     app.extensions["customer_url"] = customers.page_url
     app.extensions["customer_context"] = task_panel.task_context
+    app.extensions["role_labels"] = roles.ROLE_LABELS
     app.jinja_env.globals["customer_url"] = customer_url
     _add_basics(app)
     return app

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -46,20 +46,11 @@ ATTRIBUTE_LABELS = {
     "cond_task_specs": _l("điều kiện rẽ nhánh"),
     "event_definition": _l("định nghĩa sự kiện"),
 }
-ROLE_LABELS = {
-    "marketing": _l("Marketing"),
-    "sales": _l("Kinh doanh"),
-    "team_leader": _l("Trưởng nhóm"),
-    "accountant": _l("Kế toán"),
-    "customer_care": _l("Chăm sóc khách hàng"),
-    "teacher": _l("Giáo viên"),
-    "admin": _l("Quản trị"),
-}
 
 
 @bp.app_context_processor
 def _labels() -> dict[str, Any]:
-    return {"role_labels": ROLE_LABELS}
+    return {"role_labels": current_app.extensions.get("role_labels", {})}
 
 
 def _virtual() -> bool:
@@ -301,8 +292,16 @@ def _user(username: str) -> dict[str, Any]:
     return found[0]
 
 
+def _offered() -> list[str]:
+    """The roles to tick: the runner's (its extensions'), else those its users already have."""
+    runner = get_runner()
+    known = users.roles(runner)
+    return list(known) if known else sorted({r for u in users.list_users(runner) for r in u["roles"]})
+
+
 def _roles() -> list[str]:
-    return [r for r in request.form.getlist("roles") if r in users.roles()]
+    known = users.roles(get_runner())
+    return [r for r in request.form.getlist("roles") if r in known or not known]
 
 
 @bp.get("/users")
@@ -310,7 +309,7 @@ def _roles() -> list[str]:
 def user_list():
     """Users with their roles, state and tokens, and the form to add one."""
     return render_template(
-        "admin/users.html", users=users.list_users(get_runner()), roles=users.roles(), form={}, error=None
+        "admin/users.html", users=users.list_users(get_runner()), roles=_offered(), form={}, error=None
     )
 
 
@@ -338,7 +337,7 @@ def create_user():
         return render_template(
             "admin/users.html",
             users=users.list_users(get_runner()),
-            roles=users.roles(),
+            roles=_offered(),
             form={**form, "roles": roles},
             error=error,
         ), 422
@@ -350,7 +349,7 @@ def _user_page(username: str, token: str | None = None, status: int = 200):
     return render_template(
         "admin/user.html",
         user=_user(username),
-        roles=users.roles(),
+        roles=_offered(),
         new_token=token,
         tokens=users.list_tokens(get_runner(), username),
         now=auth_now(),

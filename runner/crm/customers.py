@@ -359,7 +359,7 @@ def add_staff(
         raise BadValue(f"staff {username!r}: roles {unknown or roles!r} are not among {', '.join(ROLES)}")
     if session.get(User, username) is not None:
         raise BadValue(f"staff {username!r} already exists")
-    accounts.add_user(session, username, full_name, roles, active=active, email=email)
+    accounts.add_user(session, username, full_name, roles, active=active, email=email, known=ROLES)
     row = Staff(username=username, phone=phone, zalo_user_id=zalo_user_id)
     session.add(row)
     session.flush()

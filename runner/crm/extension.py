@@ -2,7 +2,8 @@
 
 ``easyedu()`` is what the entry point ``bpmn_runner.extensions: easyedu`` names: the runner
 then delivers the ``zalo`` and ``email`` channels, scopes business keys to the customers a
-staff member may see, shows customer names next to tasks, and has a ``runner demo`` command.
+staff member may see, shows customer names next to tasks, gives users EasyEdu's roles (``ROLES``),
+and has a ``runner demo`` command.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from runner.cli import open_runner
 from runner.crm import demo, transports
-from runner.crm.models import Customer
+from runner.crm.models import ROLES, Customer
 from runner.crm.scope import MESSAGE_SENDERS, CustomerScope
 from runner.crm.settings import NAME, CrmSettings
 from runner.extension import Extension
@@ -39,6 +40,7 @@ def easyedu(settings: CrmSettings | None = None) -> Extension:
         message_senders=MESSAGE_SENDERS,
         labels=customer_names,
         commands=_commands,
+        roles=ROLES,
         config=crm,
     )
 

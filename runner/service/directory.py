@@ -9,7 +9,7 @@ hashes are stored (werkzeug's salted PBKDF2/scrypt). Callers use it through
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,13 +25,11 @@ from runner.store.models import Account, ApiToken, User
 if TYPE_CHECKING:
     from runner.service.runtime import Runner
 
-# NOTE: the groups users may be given: the lanes of the EasyEdu processes plus ``admin``.
-# A list the product should hand to the runner (with its extension), not a constant of the core.
-ROLES = ("marketing", "sales", "team_leader", "accountant", "customer_care", "teacher", "admin")
 LOCALES = ("vi", "en")
 MIN_PASSWORD = 8
 USERNAME_LENGTH = 100  # NOTE: the lengths of the users table's columns
 FULL_NAME_LENGTH = 200
+ROLE_LENGTH = inputs.KEY_LENGTH  # a group name is a candidate group or lane: user_tasks.lane is String(200)
 USER_KEYS = ("username", "full_name", "roles", "active", "email", "locale", "has_password")
 
 
@@ -76,11 +74,25 @@ def active_user(session: Session, username: str | None) -> User:
     return row
 
 
-def _check_roles(username: str, roles: Iterable[str]) -> list[str]:
+def check_role(role: Any) -> str:
+    """A well-formed group name: text without control characters, not blank, no surrounding spaces."""
+    inputs.check_key(role, "role", ROLE_LENGTH)
+    if not isinstance(role, str) or not role.strip() or role != role.strip():
+        raise BadValue(f"role {role!r}: a group name without surrounding spaces")
+    return role
+
+
+def _check_roles(username: str, roles: Iterable[str], known: Collection[str]) -> list[str]:
     roles = list(dict.fromkeys(roles))
-    unknown = [r for r in roles if r not in ROLES]
+    if not known:  # NOTE: no extension names the groups: any well-formed name is one
+        if not roles:
+            raise BadValue(f"user {username!r}: give at least one role")
+        for role in roles:
+            check_role(role)
+        return roles
+    unknown = [r for r in roles if r not in known]
     if unknown or not roles:
-        raise BadValue(f"user {username!r}: roles {unknown or roles!r} are not among {', '.join(ROLES)}")
+        raise BadValue(f"user {username!r}: roles {unknown or roles!r} are not among {', '.join(known)}")
     return roles
 
 
@@ -92,9 +104,13 @@ def add_user(
     *,
     active: bool = True,
     email: str | None = None,
+    known: Collection[str] = (),
 ) -> User:
-    """Add a person to the user directory in ``session`` (no sign-in account yet)."""
-    roles = _check_roles(username, roles)
+    """Add a person to the user directory in ``session`` (no sign-in account yet).
+
+    Their roles must be among ``known`` (the runner's ``roles``); with none known, well-formed names.
+    """
+    roles = _check_roles(username, roles, known)
     if session.get(User, username) is not None:
         raise BadValue(f"user {username!r} already exists")
     row = User(username=username, full_name=full_name, roles=roles, active=active, email=email)
@@ -129,7 +145,7 @@ def create_user(
     with runner.db.unit() as s:
         user = s.get(User, username)
         if user is None:
-            user = add_user(s, username, full_name, roles, email=email)
+            user = add_user(s, username, full_name, roles, email=email, known=runner.extensions.roles)
         elif s.get(Account, username) is not None:
             raise BadValue(f"user {username!r} already exists")
         account = Account(
@@ -162,8 +178,8 @@ def set_locale(runner: Runner, username: str, locale: str) -> None:
 
 
 def set_roles(runner: Runner, username: str, roles: Iterable[str]) -> None:
-    """Replace a user's roles (role ids of ``ROLES``)."""
-    roles = _check_roles(username, roles)
+    """Replace a user's roles (among ``roles(runner)``, or any well-formed names when it is empty)."""
+    roles = _check_roles(username, roles, runner.extensions.roles)
     with runner.db.unit() as s:
         user = s.get(User, username)
         if user is None:
@@ -232,6 +248,6 @@ def list_users(runner: Runner, *, role: str | None = None) -> list[dict[str, Any
         return out
 
 
-def roles() -> tuple[str, ...]:
-    """The role ids (BPMN lanes and candidate groups)."""
-    return ROLES
+def roles(runner: Runner) -> tuple[str, ...]:
+    """The groups (BPMN lanes and candidate groups) the runner's extensions name; empty: any well-formed name."""
+    return runner.extensions.roles
