@@ -61,10 +61,11 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        instance = os.path.abspath(self.instance_path)
-        object.__setattr__(self, "instance_path", instance)
+        # NOTE: derived once, when the settings are made: the working directory may change later.
+        folder = os.path.abspath(self.instance_path)
+        object.__setattr__(self, "instance_path", folder)
         if not self.database_url:
-            object.__setattr__(self, "database_url", f"sqlite:///{Path(instance) / DATABASE_FILE}")
+            object.__setattr__(self, "database_url", f"sqlite:///{Path(folder) / DATABASE_FILE}")
         if not isinstance(self.environ, MappingProxyType):
             object.__setattr__(self, "environ", MappingProxyType(dict(self.environ)))
 
