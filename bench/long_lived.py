@@ -26,11 +26,12 @@ from pathlib import Path
 
 from runner.queries import tasklists as inbox
 from runner.service.runtime import Runner
-from runner.settings import ROOT, Settings
+from runner.settings import Settings
 from runner.store import schema as db
 from runner.store.database import make_engine
 from runner.store.models import Instance
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 LOOP = ROOT / "tests" / "bpmn" / "loop.bpmn"
 CHECKPOINTS = (1, 100, 1_000, 10_000)
 SAMPLES = 15

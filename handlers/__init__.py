@@ -19,9 +19,12 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from importlib.metadata import entry_points
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from runner.settings import DEFAULT_TIMEZONE
 
 ENTRY_POINT_GROUP = "bpmn_runner.handlers"
 
@@ -51,6 +54,8 @@ class HandlerContext:
     properties: dict[str, str] = field(default_factory=dict)
     outbox: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
     closed: bool = False
+    # The business time zone (``Settings.tz``): naive times in parameters and business dates mean it.
+    tz: tzinfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
 
     def send(self, channel: str, payload: dict[str, Any], key: str = "") -> None:
         """Queue a message for the outbox; it is stored only if the step commits."""

@@ -8,7 +8,7 @@ next free slot on another day.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import select
@@ -22,12 +22,12 @@ MAX_TRIES = 10  # taken slots replaced in one booking step before it gives up fo
 LEAD_MINUTES = 60  # default notice before a session found for the customer (param lead_minutes)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(calendar.business_tz()).isoformat()
+def _iso(moment: datetime, tz: tzinfo) -> str:
+    return moment.astimezone(tz).isoformat()
 
 
-def _day(moment: datetime) -> date:
-    return moment.astimezone(calendar.business_tz()).date()
+def _day(moment: datetime, tz: tzinfo) -> date:
+    return moment.astimezone(tz).date()
 
 
 def _int(params: dict[str, Any], name: str, default: int, minimum: int = 1) -> int:
@@ -44,20 +44,20 @@ def _kind(params: dict[str, Any], default: str = "training") -> str:
     return kind
 
 
-def _moment(name: str, value: Any) -> datetime:
-    """An ISO date-time; without an offset it means business time."""
+def _moment(name: str, value: Any, tz: tzinfo) -> datetime:
+    """An ISO date-time; without an offset it means business time (``tz``)."""
     try:
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).strip())
     except ValueError:
         raise BadValue(f"{name}: {value!r} is not an ISO 8601 date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=calendar.business_tz())
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 
-def _starts(value: Any) -> list[datetime]:
+def _starts(value: Any, tz: tzinfo) -> list[datetime]:
     items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not items:
         raise BadValue(f"starts: expected a list of ISO date-times, got {value!r}")
-    return sorted(_moment("starts", item) for item in items)
+    return sorted(_moment("starts", item, tz) for item in items)
 
 
 def _booked_days(ctx: HandlerContext, customer_id: str, kind: str) -> set[date]:
@@ -70,7 +70,7 @@ def _booked_days(ctx: HandlerContext, customer_id: str, kind: str) -> set[date]:
             Booking.end_at > ctx.now,
         )
     )
-    return {_day(start) for start in starts}
+    return {_day(start, ctx.tz) for start in starts}
 
 
 def _search(params: dict[str, Any], ctx: HandlerContext, teacher: str | None):
@@ -86,6 +86,7 @@ def _search(params: dict[str, Any], ctx: HandlerContext, teacher: str | None):
         role=calendar.KIND_ROLES[kind],
         lead_minutes=_int(params, "lead_minutes", LEAD_MINUTES, minimum=0),
         skip_days=_booked_days(ctx, ctx.business_key, kind),
+        tz=ctx.tz,
     )
 
 
@@ -94,7 +95,8 @@ def find_slots(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Propose ``sessions`` free starts on different days with one teacher (or ``teacher``)."""
     crm.get_customer(ctx.session, ctx.business_key)
     staff, starts = _search(params, ctx, params.get("teacher") or None)
-    return {"teacher": staff.username, "teacher_name": staff.full_name, "proposed_slots": [_iso(s) for s in starts]}
+    slots = [_iso(s, ctx.tz) for s in starts]
+    return {"teacher": staff.username, "teacher_name": staff.full_name, "proposed_slots": slots}
 
 
 @handler("booking.book_sessions")
@@ -110,19 +112,19 @@ def book_sessions(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]
     if params.get("starts"):
         if not teacher:
             raise BadValue("teacher: required when starts are given")
-        staff, starts = crm.get_staff(ctx.session, teacher), _starts(params["starts"])
+        staff, starts = crm.get_staff(ctx.session, teacher), _starts(params["starts"], ctx.tz)
     else:
         staff, starts = _search(params, ctx, teacher)
-    tz = calendar.business_tz()
+    tz = ctx.tz
     until = max(
-        datetime.combine(_day(ctx.now) + timedelta(days=_int(params, "window_days", 14)), time(), tz),
-        datetime.combine(_day(starts[-1]) + timedelta(days=1), time(), tz),
+        datetime.combine(_day(ctx.now, tz) + timedelta(days=_int(params, "window_days", 14)), time(), tz),
+        datetime.combine(_day(starts[-1], tz) + timedelta(days=1), time(), tz),
     )
     first_no = _int(params, "first_session_no", 1)
     earlier = _booked_days(ctx, customer.id, kind)
     booked: list[Booking] = []
     for index, start in enumerate(starts):
-        others = earlier | {_day(b.start_at) for b in booked} | {_day(s) for s in starts[index + 1 :]}
+        others = earlier | {_day(b.start_at, tz) for b in booked} | {_day(s, tz) for s in starts[index + 1 :]}
         booked.append(
             _book_or_next(
                 ctx,
@@ -143,10 +145,11 @@ def book_sessions(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]
         "teacher": staff.username,
         "teacher_name": staff.full_name,
         "bookings": [
-            {"id": b.id, "start": _iso(b.start_at), "end": _iso(b.end_at), "session_no": b.session_no} for b in booked
+            {"id": b.id, "start": _iso(b.start_at, tz), "end": _iso(b.end_at, tz), "session_no": b.session_no}
+            for b in booked
         ],
-        "session_starts": [_iso(b.start_at) for b in booked],
-        "next_session_at": _iso(booked[0].start_at),
+        "session_starts": [_iso(b.start_at, tz) for b in booked],
+        "next_session_at": _iso(booked[0].start_at, tz),
     }
 
 
@@ -173,6 +176,7 @@ def _book_or_next(
                     duration_minutes=booking["duration"],
                     kind=booking["kind"],
                     session_no=booking["session_no"],
+                    tz=ctx.tz,
                 )
             except SlotTaken:
                 pass
@@ -186,12 +190,13 @@ def _book_or_next(
             until=until,
             duration=duration,
             count=1,
-            tz=calendar.business_tz(),
+            tz=ctx.tz,
             skip_days=skip_days,
         )
         if not free:
             raise Missing(
-                f"starts: {_iso(start)} is taken or past and {teacher} has no free slot after it before {_iso(until)}"
+                f"starts: {_iso(start, ctx.tz)} is taken or past and {teacher} has no free slot after it "
+                f"before {_iso(until, ctx.tz)}"
             )
         start = free[0]
     raise Retry(f"starts: {teacher}'s free slots were taken {MAX_TRIES} times in a row; trying again later")
@@ -209,7 +214,7 @@ def appointment(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     customer = crm.get_customer(ctx.session, ctx.business_key)
     staff = crm.get_staff(ctx.session, str(params.get("staff") or ""))
     kind = _kind(params, default="demo")
-    start = _moment("start", params.get("start"))
+    start = _moment("start", params.get("start"), ctx.tz)
     minutes = _int(params, "duration_minutes", 60)
     current = ctx.session.scalars(
         select(Booking)
@@ -228,17 +233,25 @@ def appointment(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
             and current.teacher == staff.username
             and current.end_at - current.start_at == timedelta(minutes=minutes)
         ):
-            booking = current if current.start_at == start else calendar.move(ctx.session, current, start, ctx.now)
+            moved = current.start_at != start
+            booking = calendar.move(ctx.session, current, start, ctx.now, ctx.tz) if moved else current
         else:
             if current is not None:
                 calendar.cancel(ctx.session, current, ctx.now)
             booking = calendar.book(
-                ctx.session, staff.username, customer.id, start, now=ctx.now, kind=kind, duration_minutes=minutes
+                ctx.session,
+                staff.username,
+                customer.id,
+                start,
+                now=ctx.now,
+                kind=kind,
+                duration_minutes=minutes,
+                tz=ctx.tz,
             )
     except SlotTaken:
         if current is not None:
             calendar.cancel(ctx.session, current, ctx.now)  # its time is no longer the appointment's
-        local = start.astimezone(calendar.business_tz()).strftime("%d/%m/%Y %H:%M")
+        local = start.astimezone(ctx.tz).strftime("%d/%m/%Y %H:%M")
         crm.add_note(
             ctx.session,
             customer.id,
@@ -258,11 +271,11 @@ def reschedule(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     for it cannot say "not before now", so the step must not refuse what the form accepted.
     """
     booking = calendar.get_booking(ctx.session, params.get("booking_id"), ctx.business_key)
-    start = _moment("start", params.get("start"))
+    start = _moment("start", params.get("start"), ctx.tz)
     if start >= ctx.now:
         try:
-            calendar.move(ctx.session, booking, start, ctx.now)
-            return {"booking_id": booking.id, "start": _iso(booking.start_at), "end": _iso(booking.end_at)}
+            calendar.move(ctx.session, booking, start, ctx.now, ctx.tz)
+            return _placed(booking, ctx.tz)
         except SlotTaken:
             pass
     siblings = ctx.session.scalars(
@@ -281,16 +294,20 @@ def reschedule(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
         until=not_before + timedelta(days=14),
         duration=booking.end_at - booking.start_at,
         count=1,
-        tz=calendar.business_tz(),
-        skip_days={_day(at) for at in siblings},
+        tz=ctx.tz,
+        skip_days={_day(at, ctx.tz) for at in siblings},
     )
     if not free:
         raise Missing(
-            f"start: {_iso(start)} is taken or past and {booking.teacher} has no free slot "
-            f"in the 14 days after {_iso(not_before)}"
+            f"start: {_iso(start, ctx.tz)} is taken or past and {booking.teacher} has no free slot "
+            f"in the 14 days after {_iso(not_before, ctx.tz)}"
         )
-    calendar.move(ctx.session, booking, free[0], ctx.now)
-    return {"booking_id": booking.id, "start": _iso(booking.start_at), "end": _iso(booking.end_at)}
+    calendar.move(ctx.session, booking, free[0], ctx.now, ctx.tz)
+    return _placed(booking, ctx.tz)
+
+
+def _placed(booking: Booking, tz: tzinfo) -> dict[str, Any]:
+    return {"booking_id": booking.id, "start": _iso(booking.start_at, tz), "end": _iso(booking.end_at, tz)}
 
 
 @handler("booking.cancel")

@@ -94,7 +94,7 @@ def set_status(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
 def update_profile(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Store profile fields (typed per field) and report the required fields still missing."""
     customer = _customer(ctx)
-    crm.update_fields(ctx.session, customer, dict(params))
+    crm.update_fields(ctx.session, customer, dict(params), ctx.tz)
     missing = crm.missing_fields(ctx.session, customer)
     return {"profile_complete": not missing, "missing_fields": missing}
 
@@ -177,7 +177,7 @@ def create_contract(params: dict[str, Any], ctx: HandlerContext) -> dict[str, An
     The customer's package, contract_start and contract_end follow the new contract.
     """
     customer = _customer(ctx)
-    start = crm.coerce("start", "date", params.get("start")) or ctx.now.astimezone(crm.business_tz()).date()
+    start = crm.coerce("start", "date", params.get("start"), ctx.tz) or ctx.now.astimezone(ctx.tz).date()
     months = _whole(params, "months", 12, minimum=1)
     end = add_months(start, months)
     contract = Contract(

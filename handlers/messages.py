@@ -1,5 +1,9 @@
 """Message templates: Jinja2 files in ``processes/templates/``, checked at deployment.
 
+The folder is ``processes/templates`` under the working directory (the runner is run from
+the folder that holds its processes, as ``make run`` does in the checkout); it is content
+deployed with the diagrams, never read from where the code is installed.
+
 A Zalo template is ``<name>.txt``; an e-mail template is ``<name>.email.txt`` whose first
 line is ``Subject: ...``. A template sees ``customer`` (the customer's fields, tags,
 owner_name, teacher_name), ``owner`` and ``teacher`` (staff members, or nothing), and
@@ -31,9 +35,7 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
-from runner.settings import ROOT
-
-TEMPLATES = ROOT / "processes" / "templates"
+TEMPLATES = Path("processes", "templates")  # NOTE: relative: resolved against the working directory on use
 ZALO, EMAIL = ".txt", ".email.txt"
 RECORDS = ("customer", "owner", "teacher")
 MEETING_HOST = "online.emso.vn"
@@ -79,9 +81,13 @@ def _finalize(value: Any) -> Any:
     return value
 
 
-@cache
 def environment(folder: Path = TEMPLATES) -> SandboxedEnvironment:
     """The Jinja2 environment over one template folder (one per folder, made on first use)."""
+    return _environment(folder.absolute())
+
+
+@cache
+def _environment(folder: Path) -> SandboxedEnvironment:
     env = _Environment(
         loader=FileSystemLoader(str(folder)),
         undefined=StrictUndefined,

@@ -151,18 +151,17 @@ def cmd_outbox(args, settings: Settings) -> None:
         _print(inbox.outbox(runner, state=args.state))
 
 
-def _password(args) -> str:
+def _password(args, settings: Settings) -> str:
     """--password, else RUNNER_USER_PASSWORD, else asked twice on a terminal, else stdin's first line.
 
     NOTE: never empty: a user without a password is refused here and by ``runner.service.accounts``.
     """
     import getpass
-    import os
 
     if args.password:
         return args.password
-    if os.environ.get("RUNNER_USER_PASSWORD"):
-        return os.environ["RUNNER_USER_PASSWORD"]
+    if settings.environ.get("RUNNER_USER_PASSWORD"):
+        return settings.environ["RUNNER_USER_PASSWORD"]
     if not sys.stdin.isatty():  # e.g. `printf '%s\n' "$PW" | runner users add ...`, kept out of `ps`
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -201,11 +200,16 @@ def cmd_users(args, settings: Settings) -> None:
             known = ", ".join(users.roles(runner)) or "any group"
             raise SystemExit(f"error: give at least one --role ({known})")
         users.create_user(
-            runner, args.username, args.name or args.username, args.role, password=_password(args), email=args.email
+            runner,
+            args.username,
+            args.name or args.username,
+            args.role,
+            password=_password(args, settings),
+            email=args.email,
         )
         print(f"user {args.username} added ({', '.join(args.role)})")
     elif args.action == "password":
-        users.set_password(runner, args.username, _password(args))
+        users.set_password(runner, args.username, _password(args, settings))
         print(f"password of {args.username} changed (their sessions are ended)")
     elif args.action == "unlock":
         if args.address:

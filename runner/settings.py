@@ -1,26 +1,43 @@
-"""Settings, read once from the environment into one frozen object."""
+"""Settings, read once from the environment into one frozen object.
+
+With the extensions' own settings modules (``runner.crm.settings``), the only module that
+reads ``os.environ``: ``Settings.from_env()`` reads it once, and the object is passed down
+(to ``Runner``, the web app, the CLI commands). Other code reads its variables from
+``settings.environ``, the same frozen copy (the demo's and the CLI's passwords).
+
+Data paths hang on the instance folder (``RUNNER_INSTANCE_PATH``, as Flask's
+``instance_path``), never on where the code is installed: ``var`` under the working
+directory by default, made absolute when the settings are read. It holds the default SQLite
+database (``runner.db``), the secret key file and the demo's passwords.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from runner import instance_folder as instance
 from runner.errors import Invalid
 
-ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE_PATH = "var"  # NOTE: relative to the working directory; `make run` runs in the checkout
+DATABASE_FILE = "runner.db"
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable; ``Settings.from_env()`` reads ``RUNNER_*`` variables."""
 
-    database_url: str = f"sqlite:///{ROOT / 'var' / 'runner.db'}"
+    # "" means the SQLite file runner.db in the instance folder.
+    database_url: str = ""
     clock: str = "system"  # system | virtual
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: str = DEFAULT_TIMEZONE
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     job_lease_seconds: float = 60.0
     handler_timeout: float = 30.0
@@ -34,11 +51,24 @@ class Settings:
     max_content_length: int = 16 * 1024 * 1024
     cookie_secure: bool = False
     # The instance folder keeps what belongs to this installation and never to the code:
-    # the secret key file (created by ``runner db upgrade``, see ``runner.instance_folder``).
-    instance_path: str = str(ROOT / "var")
+    # the default database, the secret key file (created by ``runner db upgrade``, see
+    # ``runner.instance_folder``), the demo's passwords. Made absolute on creation.
+    instance_path: str = DEFAULT_INSTANCE_PATH
     # Signs session cookies, CSRF tokens and calendar feed addresses. RUNNER_SECRET_KEY wins;
     # else the key file of the instance folder. NOTE: never printed (repr=False).
     secret_key: str = field(default="", repr=False)
+    # The environment the settings were read from, frozen: extensions (the CRM's settings,
+    # the demo's passwords) and the CLI read their own variables here. NOTE: never printed.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # NOTE: derived once, when the settings are made: the working directory may change later.
+        folder = os.path.abspath(self.instance_path)
+        object.__setattr__(self, "instance_path", folder)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{Path(folder) / DATABASE_FILE}")
+        if not isinstance(self.environ, MappingProxyType):
+            object.__setattr__(self, "environ", MappingProxyType(dict(self.environ)))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -47,7 +77,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
-        """Settings from ``RUNNER_*`` environment variables, then explicit overrides."""
+        """Settings from ``RUNNER_*`` environment variables (``os.environ`` when None), then explicit overrides."""
         env = dict(os.environ if env is None else env)
         values: dict[str, Any] = {}
         for name, kind in (
@@ -74,14 +104,12 @@ class Settings:
                     raise Invalid(f"RUNNER_{name.upper()}: {exc}") from exc
         if env.get("DATABASE_URL") and "database_url" not in values:
             values["database_url"] = env["DATABASE_URL"]
-        settings = replace(cls(), **values, **overrides)
+        settings = cls(**{**values, "environ": env, **overrides})
         if not settings.script_timeout > 0:
             raise Invalid(
                 f"RUNNER_SCRIPT_TIMEOUT must be a number of seconds greater than 0, not {settings.script_timeout!r}"
             )
         if not settings.secret_key:
-            from runner import instance_folder as instance
-
             settings = replace(settings, secret_key=instance.read_secret_key(settings))
         if settings.clock not in ("system", "virtual"):
             raise Invalid(f"RUNNER_CLOCK must be 'system' or 'virtual', not {settings.clock!r}")

@@ -88,6 +88,7 @@ def context(runner: Runner, customer_id: str = "KH0001") -> Iterator[HandlerCont
             attempt=1,
             now=runner.now(),
             session=s,
+            tz=runner.settings.tz,
         )
 
 
@@ -505,7 +506,7 @@ def test_the_feed_lists_a_staff_members_bookings_with_stable_uids_in_business_ti
         since = calendar.feed(s, "minh", since=at(1, 0), tz=TZ)
         assert since.count(b"BEGIN:VEVENT") == 2
         with pytest.raises(Missing, match="'nobody'"):
-            calendar.feed(s, "nobody")
+            calendar.feed(s, "nobody", tz=TZ)
 
 
 def _feed_bytes(runner: Runner) -> bytes:
@@ -516,7 +517,7 @@ def _feed_bytes(runner: Runner) -> bytes:
 def test_feed_of_someone_without_bookings_is_a_valid_empty_calendar(runner: Runner) -> None:
     staff_and_customers(runner)
     with runner.db.read() as s:
-        cal = icalendar.Calendar.from_ical(calendar.feed(s, "ha"))
+        cal = icalendar.Calendar.from_ical(calendar.feed(s, "ha", tz=TZ))
     assert (cal.walk("VEVENT"), str(cal["VERSION"])) == ([], "2.0")
 
 

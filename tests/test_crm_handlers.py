@@ -58,6 +58,7 @@ def context(runner: Runner, customer_id: str | None = "KH0001", topic: str = "cr
             attempt=1,
             now=runner.now(),
             session=s,
+            tz=runner.settings.tz,
         )
 
 
@@ -100,7 +101,7 @@ def test_lead_to_contract_steps_write_the_customer_record(any_runner: Runner) ->
     any_runner.complete_task(task["id"], {})
     any_runner.run_due()
 
-    today = any_runner.now().astimezone(crm.business_tz()).date()
+    today = any_runner.now().astimezone(any_runner.settings.tz).date()
     end = crm_handlers.add_months(today, 12)
     data = inbox.instance(any_runner, only_task(any_runner, "KH0001")["instance_id"])["data"]
     assert (data["paid"], data["contract_start"], data["contract_end"]) == (True, today.isoformat(), end.isoformat())

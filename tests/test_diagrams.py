@@ -20,8 +20,8 @@ from runner.model import validation
 from runner.model.document import BPMN_NS, BPMNDI_NS, CAMUNDA_NSS
 from runner.service.deployment import read_paths
 from runner.service.runtime import Runner
-from runner.settings import ROOT
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 PROCESSES = ROOT / "processes"
 FILES = sorted(PROCESSES.glob("*.bpmn"))
 NS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -144,7 +145,7 @@ def test_configuring_fields_rejects_unknown_types_and_names(runner: Runner) -> N
     ],
 )
 def test_coerce_types_values(data_type: str, raw, value) -> None:
-    assert crm.coerce("f", data_type, raw) == value
+    assert crm.coerce("f", data_type, raw, ZoneInfo("Asia/Ho_Chi_Minh")) == value
 
 
 @pytest.mark.parametrize(

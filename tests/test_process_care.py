@@ -139,7 +139,7 @@ def test_each_monthly_call_is_booked_in_the_care_calendar(r: Runner) -> None:
     assert (call["assignee"], call["due_at"]) == (CSKH, call_at + timedelta(minutes=30))
     assert bookings(r, kind="care") == [(1, CSKH, "booked")]
     with r.db.read() as s:
-        feed = calendar.feed(s, CSKH).decode()
+        feed = calendar.feed(s, CSKH, tz=r.settings.tz).decode()
     assert "Trung tâm Anh ngữ KH0001" in feed
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,6 @@ from runner.crm.models import Booking, Note
 from runner.model.timeparse import add_months
 from runner.queries import tasklists as inbox
 from runner.service.runtime import Runner
-from runner.settings import ROOT
 from tests.scenario import (
     START,
     TZ,
@@ -42,6 +42,7 @@ from tests.scenario import (
     timers_scheduled,
 )
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 PROCESSES = ROOT / "processes"
 POST_SALE = [PROCESSES / "onboarding.bpmn", PROCESSES / "care_month.bpmn", PROCESSES / "renewal.bpmn"]
 KH = "KH0001"

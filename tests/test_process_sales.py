@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -22,7 +23,6 @@ from runner.engine.scripting import RestrictedScriptEngine
 from runner.model import validation
 from runner.model.document import BPMN_NS, BPMNDI_NS, CAMUNDA_NSS
 from runner.service.runtime import Runner
-from runner.settings import ROOT
 from tests.scenario import (
     START,
     TZ,
@@ -45,6 +45,7 @@ from tests.scenario import (
     timers_scheduled,
 )
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 PROCESSES = ROOT / "processes"
 SALES = PROCESSES / "sales.bpmn"
 KH = "KH0001"

@@ -9,8 +9,7 @@ UTC; availability windows and day boundaries are wall-clock times in the busines
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -31,7 +30,6 @@ from runner.crm.models import (
     Staff,
 )
 from runner.crm.staff import ensure_staff, staff_row
-from runner.settings import Settings
 from runner.store.database import savepoint
 from runner.store.models import User
 
@@ -40,12 +38,6 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 KIND_LABELS = {"training": "Đào tạo", "care": "Chăm sóc", "demo": "Demo"}
 KIND_ROLES = {"training": "teacher", "care": "customer_care", "demo": "sales"}  # who holds each kind
 MEETING_HOST = "online.emso.vn"
-
-
-@cache
-def business_tz() -> ZoneInfo:
-    """The business time zone of the settings (read once)."""
-    return Settings.from_env().tz
 
 
 def meeting_link(customer_name: str) -> str:
@@ -170,7 +162,7 @@ def find_slots(
     role: str = "teacher",
     lead_minutes: int = 60,
     skip_days: Iterable[date] = (),
-    tz: ZoneInfo | None = None,
+    tz: ZoneInfo,
 ) -> tuple[Staff, list[datetime]]:
     """One staff member (``teacher``, or any of ``role``) with ``sessions`` free starts on different days.
 
@@ -180,7 +172,6 @@ def find_slots(
     username, so the choice is deterministic. Days in ``skip_days`` (business dates, e.g.
     the customer's other sessions) are left out. ``Missing`` when nobody fits.
     """
-    tz = tz or business_tz()
     if sessions < 1 or duration_minutes < 1 or window_days < 1:
         raise BadValue(
             f"sessions, duration_minutes and window_days must be positive, got "
@@ -245,8 +236,8 @@ def find_slots(
 # --- bookings ----------------------------------------------------------------------------------------
 
 
-def _take_cells(session: Session, booking: Booking) -> None:
-    """Insert the booking's cells; ``SlotTaken`` if another booking holds one of them."""
+def _take_cells(session: Session, booking: Booking, tz: tzinfo) -> None:
+    """Insert the booking's cells; ``SlotTaken`` (naming the time in ``tz``) if another booking holds one."""
     rows = [
         {"teacher": booking.teacher, "slot_start": c, "booking_id": booking.id}
         for c in cells(booking.start_at, booking.end_at)
@@ -260,7 +251,7 @@ def _take_cells(session: Session, booking: Booking) -> None:
         text = str(exc.orig)
         if "uq_booking_slots_teacher_start" not in text and "booking_slots.teacher" not in text:
             raise
-        local = booking.start_at.astimezone(business_tz()).strftime("%Y-%m-%d %H:%M")
+        local = booking.start_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
         raise SlotTaken(f"{booking.teacher} already has an appointment at {local}") from exc
 
 
@@ -274,12 +265,17 @@ def book(
     now: datetime,
     kind: str = "training",
     session_no: int | None = None,
+    tz: tzinfo | None = None,
 ) -> Booking:
-    """Book ``teacher`` for a customer; ``SlotTaken`` leaves nothing behind when the time is taken."""
+    """Book ``teacher`` for a customer; ``SlotTaken`` leaves nothing behind when the time is taken.
+
+    ``tz`` is the zone a ``SlotTaken`` names the time in (default: the offset ``start`` has).
+    """
     if kind not in BOOKING_KINDS:
         raise BadValue(f"kind: {kind!r} is not one of {', '.join(BOOKING_KINDS)}")
     if start.tzinfo is None:
         raise BadValue(f"start: {start.isoformat()} needs a UTC offset")
+    shown = tz or start.tzinfo
     staff = staff_row(session, teacher)
     if staff is None or not staff.active:
         raise Missing(f"teacher {teacher!r} does not exist or is not active")
@@ -301,7 +297,7 @@ def book(
         )
         session.add(booking)
         session.flush()
-        _take_cells(session, booking)
+        _take_cells(session, booking, shown)
     return booking
 
 
@@ -318,8 +314,11 @@ def get_booking(session: Session, booking_id: int | str, customer_id: str | None
     return row
 
 
-def move(session: Session, booking: Booking, start: datetime, now: datetime) -> Booking:
-    """Move a booked appointment to ``start``, keeping its length; ``SlotTaken`` changes nothing."""
+def move(session: Session, booking: Booking, start: datetime, now: datetime, tz: tzinfo | None = None) -> Booking:
+    """Move a booked appointment to ``start``, keeping its length; ``SlotTaken`` changes nothing.
+
+    ``tz`` is the zone a ``SlotTaken`` names the time in (default: the offset ``start`` has).
+    """
     if booking.status != "booked":
         raise BadValue(f"booking {booking.id} is {booking.status}; only a booked appointment can be moved")
     length = booking.end_at - booking.start_at
@@ -328,7 +327,7 @@ def move(session: Session, booking: Booking, start: datetime, now: datetime) -> 
         with savepoint(session):
             session.execute(delete(BookingSlot).where(BookingSlot.booking_id == booking.id))
             booking.start_at, booking.end_at = start.astimezone(UTC), start.astimezone(UTC) + length
-            _take_cells(session, booking)
+            _take_cells(session, booking, tz or start.tzinfo or UTC)
     except SlotTaken:
         booking.start_at, booking.end_at = old
         raise
@@ -352,13 +351,12 @@ def cancel(session: Session, booking: Booking, now: datetime) -> None:
 # --- "My Calendar" feed ----------------------------------------------------------------------------
 
 
-def feed(session: Session, username: str, *, since: datetime | None = None, tz: ZoneInfo | None = None) -> bytes:
+def feed(session: Session, username: str, *, tz: ZoneInfo, since: datetime | None = None) -> bytes:
     """The staff member's appointments as an iCalendar (RFC 5545) feed a calendar app can subscribe to.
 
     Each booking is one VEVENT with a stable UID; a moved or cancelled booking keeps its UID
     and raises its SEQUENCE, so subscribed calendars update it in place.
     """
-    tz = tz or business_tz()
     staff = session.get(User, username)  # NOTE: the user's, so that a user without a staff row has a feed too
     if staff is None:
         raise Missing(f"staff member {username!r} does not exist")

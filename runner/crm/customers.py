@@ -16,13 +16,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from runner.crm.bookings import business_tz, set_availability  # noqa: F401 - part of this API
+from runner.crm.bookings import set_availability  # noqa: F401 - part of this API
 from runner.crm.fields import (  # noqa: F401 - part of this API
     CUSTOMER_COLUMNS,
     FIELD_TYPES,
@@ -375,9 +375,10 @@ def add_customer(
     teacher: str | None = None,
     tags: Iterable[str] = (),
     now: datetime | None = None,
+    tz: tzinfo | None = None,
     **fields: Any,
 ) -> Customer:
-    """Create a customer; ``fields`` are typed and checked like a profile update."""
+    """Create a customer; ``fields`` are typed and checked like a profile update (``tz``: see ``coerce``)."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,50}", customer_id or ""):
         raise BadValue(f"customer id {customer_id!r}: letters, digits, '.', '_' or '-' only")
     if session.get(Customer, customer_id) is not None:
@@ -389,7 +390,7 @@ def add_customer(
             get_staff(session, username)
     now = now or datetime.now(UTC)
     row = Customer(id=customer_id, name=name.strip(), owner=owner, teacher=teacher, extra={}, created_at=now)
-    update_fields(session, row, {"name": name, **fields})
+    update_fields(session, row, {"name": name, **fields}, tz)
     session.add(row)
     session.flush()
     for tag in dict.fromkeys(normalize_tag(t) for t in tags):

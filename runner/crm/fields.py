@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from runner.crm.bookings import business_tz
 from runner.crm.models import (
     DATA_TYPES,
     BadValue,
@@ -106,14 +106,16 @@ def _boolean(value: Any) -> bool:
     raise TypeError(f"expected true/false (có/không), got {value!r}")
 
 
-def _date(value: Any) -> date:
+def _date(value: Any, tz: tzinfo | None = None) -> date:
+    """A date; a moment with an offset counts by its day in ``tz`` (None: the day as written)."""
     if isinstance(value, datetime):
-        return value.astimezone(business_tz()).date() if value.tzinfo else value.date()
+        return value.astimezone(tz).date() if value.tzinfo and tz else value.date()
     if isinstance(value, date):
         return value
     if isinstance(value, str):
         try:
-            return _date(datetime.fromisoformat(value.strip())) if "T" in value else date.fromisoformat(value.strip())
+            text = value.strip()
+            return _date(datetime.fromisoformat(text), tz) if "T" in text else date.fromisoformat(text)
         except ValueError:
             pass
     raise TypeError(f"expected a date (YYYY-MM-DD), got {value!r}")
@@ -122,12 +124,16 @@ def _date(value: Any) -> date:
 _COERCE = {"text": _text, "integer": _integer, "number": _number, "boolean": _boolean, "date": _date}
 
 
-def coerce(field: str, data_type: str, value: Any) -> Any:
-    """``value`` as a value of ``data_type``; None/"" clear the field; BadValue names the field."""
+def coerce(field: str, data_type: str, value: Any, tz: tzinfo | None = None) -> Any:
+    """``value`` as a value of ``data_type``; None/"" clear the field; BadValue names the field.
+
+    ``tz`` is the business time zone: a date-time given for a date counts by its day there.
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    convert = partial(_date, tz=tz) if data_type == "date" else _COERCE[data_type]
     try:
-        return _COERCE[data_type](value)
+        return convert(value)
     except (TypeError, ValueError) as exc:
         raise BadValue(f"field {field!r}: {exc}") from None
 
@@ -159,7 +165,9 @@ def _check_value(session: Session, field: str, value: Any) -> None:
         raise BadValue(f"field {field!r}: {value!r} is not in the configured list ({known})")
 
 
-def clean_fields(session: Session, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def clean_fields(
+    session: Session, values: dict[str, Any], tz: tzinfo | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split and type profile values into (columns, extra fields); BadValue names the first bad field.
 
     NOTE: an empty value (None, "") means "not given" and is left out: a step whose form
@@ -170,12 +178,12 @@ def clean_fields(session: Session, values: dict[str, Any]) -> tuple[dict[str, An
     extra: dict[str, Any] = {}
     for field, raw in values.items():
         if field in FIELD_TYPES:
-            value = coerce(field, FIELD_TYPES[field], raw)
+            value = coerce(field, FIELD_TYPES[field], raw, tz)
             _check_length(field, value)
             _check_value(session, field, value)
             target = columns
         elif field in extra_types:
-            value = json_value(coerce(field, extra_types[field], raw))
+            value = json_value(coerce(field, extra_types[field], raw, tz))
             target = extra
         else:
             known = ", ".join([*FIELD_TYPES, *extra_types])
@@ -185,9 +193,9 @@ def clean_fields(session: Session, values: dict[str, Any]) -> tuple[dict[str, An
     return columns, extra
 
 
-def update_fields(session: Session, customer: Customer, values: dict[str, Any]) -> None:
-    """Validate and store profile values (columns and extra fields) on ``customer``."""
-    columns, extra = clean_fields(session, values)
+def update_fields(session: Session, customer: Customer, values: dict[str, Any], tz: tzinfo | None = None) -> None:
+    """Validate and store profile values (columns and extra fields) on ``customer`` (``tz``: see ``coerce``)."""
+    columns, extra = clean_fields(session, values, tz)
     for field, value in columns.items():
         setattr(customer, field, value)
     if extra:

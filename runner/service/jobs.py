@@ -136,6 +136,7 @@ def _run(runner: Runner, s: Session, job: Job, inst: Instance, workflow) -> None
         attempt=job.attempts + 1,
         now=runner.now(),
         properties=dict(job.properties or {}),
+        tz=runner.settings.tz,
     )
     ctx.session = _SessionGuard(s, ctx)
     result = call_with_timeout(fn, dict(job.params or {}), ctx, job.timeout)

@@ -34,11 +34,12 @@ from runner.model.timeparse import add_months
 from runner.queries import tasklists as inbox
 from runner.service import scheduler
 from runner.service.runtime import Runner
-from runner.settings import ROOT, Settings
+from runner.settings import Settings
 from runner.store import schema as db
 from runner.store.models import HistoryEvent
 from tests.scenario import STAFF, TZ, add_customer, advance, company, complete, open_tasks, runner_at, settle, task
 
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 PROCESSES = ROOT / "processes"
 SALES_KH, POST_KH, BARE_KH = "KH0001", "KH0002", "KH0003"
 TEACHER, CSKH = "minh", "hoa"

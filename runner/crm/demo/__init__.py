@@ -8,7 +8,8 @@ the right staff member, timers fired by moving the clock, never rows written by 
 The clock therefore ends about four months after where it stood. Running it again on a
 database that has customers changes nothing and only prints the summary.
 
-Passwords: ``DEMO_PASSWORD`` for the staff and ``DEMO_ADMIN_PASSWORD`` for ``admin``. When
+Passwords: ``DEMO_PASSWORD`` for the staff and ``DEMO_ADMIN_PASSWORD`` for ``admin``, read from
+the environment the settings were read from (``runner.settings.environ``). When
 either is unset, the demo makes a random one the first time and keeps it in the instance
 folder (``demo_passwords.json``, readable by its owner only), so no installation signs in
 with a password that is written in the code; the summary prints the logins.
@@ -75,13 +76,12 @@ PHONE_PREFIXES = (
 )
 
 
-def passwords(env: Mapping[str, str] | None, folder: Path) -> dict[str, str]:
+def passwords(env: Mapping[str, str], folder: Path) -> dict[str, str]:
     """The demo logins' passwords: username -> password.
 
     DEMO_PASSWORD (staff) and DEMO_ADMIN_PASSWORD (admin) when set; otherwise random ones made
     once and kept in ``folder`` (the instance folder).
     """
-    env = os.environ if env is None else env
     kept = _kept_passwords(folder)
     staff = env.get("DEMO_PASSWORD") or kept["staff"]
     admin = env.get("DEMO_ADMIN_PASSWORD") or kept["admin"]
@@ -104,7 +104,8 @@ def _kept_passwords(folder: Path) -> dict[str, str]:
 
 
 def run(runner: Runner, env: Mapping[str, str] | None = None) -> None:
-    """Load the demo company (once) and print what it looks like."""
+    """Load the demo company (once) and print what it looks like; ``env`` defaults to the settings' one."""
+    env = runner.settings.environ if env is None else env
     with runner.db.read() as s:
         loaded = s.scalar(select(func.count()).select_from(Customer))
     if loaded:
@@ -238,12 +239,13 @@ def _arrival(story: Story, plan: Plan) -> datetime:
 def _begin(story: Story, lead: Lead) -> Journey:
     """Marketing records the lead when it comes in, then its sales story runs."""
     with story.runner.db.unit() as s:
-        crm.add_customer(s, lead.id, lead.name, now=story.now(), **lead.fields)
+        crm.add_customer(s, lead.id, lead.name, now=story.now(), tz=story.runner.settings.tz, **lead.fields)
     yield from sales_story(story, lead)
 
 
 def summary(runner: Runner, env: Mapping[str, str] | None = None) -> None:
-    """Print customers per stage of both pipelines and the demo logins."""
+    """Print customers per stage of both pipelines and the demo logins; ``env`` as for ``run``."""
+    env = runner.settings.environ if env is None else env
     with runner.db.read() as s:
         boards = {pipeline: crm.board(s, pipeline) for pipeline in crm.STAGES}
     local = runner.now().astimezone(runner.settings.tz)
