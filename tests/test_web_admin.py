@@ -1,4 +1,4 @@
-"""Admin pages (web/admin.py) and the runner functions behind them (migration dry run, version counts).
+"""Admin pages (web/admin/) and the runner functions behind them (migration dry run, version counts).
 
 Deploy with the element-level report, processes with instance counts per version, the
 migration dry run and run, incidents and outbox decisions, users and tokens, the virtual clock.

@@ -42,7 +42,7 @@ ACCESS: dict[str, object] = {
     # web/diagrams.py
     "diagrams.instance": ANY,
     "diagrams.definition": {"admin", "team_leader"},
-    # web/crm/customers.py (the calendar feed is public: its secret token is the credential)
+    # web/crm/customers/ (the calendar feed is public: its secret token is the credential)
     "customers.search": ANY,
     "customers.detail": ANY,
     "customers.add_note": ANY,
@@ -51,7 +51,7 @@ ACCESS: dict[str, object] = {
     "customers.my_calendar": ANY,
     "customers.renew_feed": ANY,
     "customers.feed": PUBLIC,
-    # web/admin.py
+    # web/admin/
     **{
         f"admin.{name}": {"admin"}
         for name in (
@@ -75,7 +75,7 @@ ACCESS: dict[str, object] = {
             "revoke_token",
         )
     },
-    # web/api.py (tasks: which ones a user may see or work is checked per task, see test_api)
+    # web/api/ (tasks: which ones a user may see or work is checked per task, see test_api)
     "api.openapi": PUBLIC,
     **{
         f"api.{name}": ANY

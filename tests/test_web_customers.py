@@ -1,4 +1,4 @@
-"""web/crm/customers.py over a real SQLite runner: search, the 360° page, notes, boards, My Calendar and its feed.
+"""web/crm/customers/ over a real SQLite runner: search, the 360° page, notes, boards, My Calendar and its feed.
 
 The customers come through processes/sales.bpmn (``tests.test_customer_views.pipeline``):
 on Tuesday 09:00 KH1 is in Cấp Demo, KH2 in Tiếp nhận, KH3 in Liên hệ lại with an overdue call-back.

@@ -9,6 +9,10 @@ registers its ``bp``. The shared objects (CSRF, login manager, Babel, ``get_runn
   reached from the generic pages only through the hooks of ``web.navigation``; its API operation in
   ``web.crm.api``, whose share of the OpenAPI document ``openapi_document`` adds to the generic one.
 
+``admin``, ``api`` and ``web.crm.customers`` are packages: one module per feature, sharing the package's one
+blueprint (``bp`` in its ``blueprint`` module), so endpoints stay ``admin.*``, ``api.*`` and ``customers.*``;
+``openapi`` is split the same way (``builders``, ``schemas``, ``paths`` per resource family).
+
 A module may define ``NAV``, a list of ``NavItem`` shown in the top bar to the roles named there.
 Views reach the runner through ``get_runner()``, its public API and the query functions of
 ``runner.queries`` and ``runner.crm``; they never open a database session.

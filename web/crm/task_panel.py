@@ -10,7 +10,7 @@ from typing import Any
 
 from runner.crm import pages
 from runner.crm.models import Missing
-from web.crm.customers import PROFILE_FACTS
+from web.crm.customers.display import PROFILE_FACTS
 from web.extensions import get_runner
 
 PANEL = "customers/_task_panel.html"

@@ -1,5 +1,5 @@
 """The small pictures inside BPMN shapes: task-type icons, event-definition icons, gateway
-and activity markers, and the heads of connections. Drawn as SVG elements with lxml.
+and activity markers (the ends of connections are in ``web.svg.edges``). Drawn as SVG elements with lxml.
 
 Every glyph is designed here in a small box of its own (about 16 px) and placed with a
 ``translate``/``scale`` transform, so the drawing code reads like the picture it makes.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from lxml import etree
 
@@ -71,20 +72,7 @@ def event_icon(
             stroke_width=1.3,
         )
     elif kind == "timer":
-        node(g, "circle", r=11, fill="white", stroke=color, stroke_width=2)
-        for hour in range(12):
-            a = hour * math.pi / 6
-            node(
-                g,
-                "line",
-                x1=8 * math.sin(a),
-                y1=-8 * math.cos(a),
-                x2=10 * math.sin(a),
-                y2=-10 * math.cos(a),
-                stroke=color,
-                stroke_width=1,
-            )
-        node(g, "polyline", points="2.5,-7.5 0,0 6,1.5", fill="none", stroke=color, stroke_width=1.5)
+        _clock_face(g, color)
     elif kind == "terminate":
         node(g, "circle", r=10.5, fill=color, stroke="none")
     elif kind == "conditional":
@@ -97,6 +85,24 @@ def event_icon(
         shape = _EVENT_POLYGONS.get("parallelMultiple" if parallel and kind == "multiple" else kind)
         if shape is not None:
             node(g, "polygon", points=points(shape), fill=fill, **line)
+
+
+def _clock_face(g: etree._Element, color: str) -> None:
+    """The timer event's clock: a face, twelve ticks and two hands."""
+    node(g, "circle", r=11, fill="white", stroke=color, stroke_width=2)
+    for hour in range(12):
+        a = hour * math.pi / 6
+        node(
+            g,
+            "line",
+            x1=8 * math.sin(a),
+            y1=-8 * math.cos(a),
+            x2=10 * math.sin(a),
+            y2=-10 * math.cos(a),
+            stroke=color,
+            stroke_width=1,
+        )
+    node(g, "polyline", points="2.5,-7.5 0,0 6,1.5", fill="none", stroke=color, stroke_width=1.5)
 
 
 def _pentagon(r: float) -> list[Point]:
@@ -155,29 +161,35 @@ def gateway_marker(
     elif kind == "complexGateway":
         node(g, "path", d="M0,-12 V12 M-12,0 H12 M-8.5,-8.5 L8.5,8.5 M8.5,-8.5 L-8.5,8.5", stroke_width=3, **thick)
     elif kind == "eventBasedGateway":
-        node(g, "circle", r=11, stroke=color, stroke_width=1.2, fill="none")
-        if parallel_events:
-            node(
-                g,
-                "polygon",
-                points=points(_EVENT_POLYGONS["parallelMultiple"]),
-                fill="none",
-                stroke=color,
-                stroke_width=1.3,
-                transform="scale(0.75)",
-            )
-            return
-        if not instantiate:
-            node(g, "circle", r=8.5, stroke=color, stroke_width=1.2, fill="none")
+        _event_based_marker(g, color, instantiate, parallel_events)
+
+
+def _event_based_marker(g: etree._Element, color: str, instantiate: bool, parallel_events: bool) -> None:
+    """An event-based gateway's marker in its circle: a pentagon (in a second circle unless it instantiates),
+    or a plus for a parallel one."""
+    node(g, "circle", r=11, stroke=color, stroke_width=1.2, fill="none")
+    if parallel_events:
         node(
             g,
             "polygon",
-            points=points(_pentagon(5.5)),
+            points=points(_EVENT_POLYGONS["parallelMultiple"]),
             fill="none",
             stroke=color,
-            stroke_width=1.5,
-            stroke_linejoin="round",
+            stroke_width=1.3,
+            transform="scale(0.75)",
         )
+        return
+    if not instantiate:
+        node(g, "circle", r=8.5, stroke=color, stroke_width=1.2, fill="none")
+    node(
+        g,
+        "polygon",
+        points=points(_pentagon(5.5)),
+        fill="none",
+        stroke=color,
+        stroke_width=1.5,
+        stroke_linejoin="round",
+    )
 
 
 # --- tasks ----------------------------------------------------------------------------
@@ -216,20 +228,25 @@ def task_icon(parent: etree._Element, kind: str, x: float, y: float, color: str)
         node(g, "rect", x=0, y=2, width=18, height=12.5, fill=color if filled else "white", **line)
         node(g, "polyline", points="0,2 9,9 18,2", fill="none", stroke="white" if filled else color, stroke_width=1.2)
     elif kind == "manualTask":
-        node(
-            g,
-            "path",
-            d="M1,7.5 C1,5 2.5,3.5 5,3.5 L10.5,1.2 C12,0.7 12.8,2.8 11.3,3.5 L9,4.5 H18 C19.6,4.5 19.6,7.3"
-            " 18,7.3 H19 C20.6,7.3 20.6,10.1 19,10.1 H18 C19.6,10.1 19.6,12.9 18,12.9 H16 C17.5,12.9"
-            " 17.5,15.7 16,15.7 H5 C2.5,15.7 1,14 1,12 Z",
-            fill="white",
-            **line,
-        )
-        node(g, "path", d="M11,7.3 H18 M11,10.1 H18 M11,12.9 H16", fill="none", **line)
+        _hand(g, line)
     elif kind == "businessRuleTask":
         node(g, "rect", x=0, y=2, width=18, height=13, fill="white", **line)
         node(g, "rect", x=0, y=2, width=18, height=3.8, fill=color, **line)
         node(g, "path", d="M0,10.2 H18 M5.5,5.8 V15", fill="none", **line)
+
+
+def _hand(g: etree._Element, line: dict[str, Any]) -> None:
+    """The manual task's icon: an open hand."""
+    node(
+        g,
+        "path",
+        d="M1,7.5 C1,5 2.5,3.5 5,3.5 L10.5,1.2 C12,0.7 12.8,2.8 11.3,3.5 L9,4.5 H18 C19.6,4.5 19.6,7.3"
+        " 18,7.3 H19 C20.6,7.3 20.6,10.1 19,10.1 H18 C19.6,10.1 19.6,12.9 18,12.9 H16 C17.5,12.9"
+        " 17.5,15.7 16,15.7 H5 C2.5,15.7 1,14 1,12 Z",
+        fill="white",
+        **line,
+    )
+    node(g, "path", d="M11,7.3 H18 M11,10.1 H18 M11,12.9 H16", fill="none", **line)
 
 
 def _gear(cx: float, cy: float, teeth: int = 8, outer: float = 6.5, inner: float = 4.6) -> list[Point]:
@@ -286,68 +303,3 @@ def data_arrow(parent: etree._Element, x: float, y: float, filled: bool, color: 
         stroke=color,
         stroke_width=1,
     )
-
-
-# --- connection ends ------------------------------------------------------------------
-
-
-def _direction(a: Point, b: Point) -> tuple[Point, Point]:
-    dx, dy = b[0] - a[0], b[1] - a[1]
-    length = math.hypot(dx, dy) or 1.0
-    u = (dx / length, dy / length)
-    return u, (-u[1], u[0])
-
-
-def arrow_head(parent: etree._Element, before: Point, tip: Point, style: str, color: str) -> None:
-    """An arrowhead at ``tip``: ``filled`` (sequence flow), ``open`` (message flow) or ``chevron``."""
-    u, n = _direction(before, tip)
-    length, half = (11.0, 4.0) if style != "chevron" else (10.0, 5.5)
-    base = (tip[0] - u[0] * length, tip[1] - u[1] * length)
-    left = (base[0] + n[0] * half, base[1] + n[1] * half)
-    right = (base[0] - n[0] * half, base[1] - n[1] * half)
-    if style == "chevron":
-        node(parent, "polyline", points=points([left, tip, right]), fill="none", stroke=color, stroke_width=1.5)
-    else:
-        node(
-            parent,
-            "polygon",
-            points=points([left, tip, right]),
-            fill=color if style == "filled" else "white",
-            stroke=color,
-            stroke_width=1.2,
-            stroke_linejoin="round",
-        )
-
-
-def start_circle(parent: etree._Element, start: Point, after: Point, color: str) -> None:
-    """The small open circle at the source of a message flow."""
-    u, _ = _direction(start, after)
-    node(
-        parent,
-        "circle",
-        cx=start[0] + u[0] * 4,
-        cy=start[1] + u[1] * 4,
-        r=4,
-        fill="white",
-        stroke=color,
-        stroke_width=1.2,
-    )
-
-
-def default_slash(parent: etree._Element, start: Point, after: Point, color: str) -> None:
-    """The slash across the start of a default sequence flow."""
-    u, n = _direction(start, after)
-    c = (start[0] + u[0] * 12, start[1] + u[1] * 12)
-    d = ((n[0] + u[0]) * 4.5, (n[1] + u[1]) * 4.5)
-    node(parent, "line", x1=c[0] - d[0], y1=c[1] - d[1], x2=c[0] + d[0], y2=c[1] + d[1], stroke=color, stroke_width=1.5)
-
-
-def condition_diamond(parent: etree._Element, start: Point, after: Point, color: str) -> None:
-    """The small diamond at the source of a conditional sequence flow leaving an activity."""
-    u, n = _direction(start, after)
-
-    def at(along: float, across: float) -> Point:
-        return start[0] + u[0] * along + n[0] * across, start[1] + u[1] * along + n[1] * across
-
-    pts = [start, at(8, 5), at(16, 0), at(8, -5)]
-    node(parent, "polygon", points=points(pts), fill="white", stroke=color, stroke_width=1.2)

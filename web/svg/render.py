@@ -12,17 +12,18 @@ Every drawn element is a ``<g class="bpmn-element">`` with ``data-element-id``, 
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from lxml import etree
 
 from web.svg.di import ACTIVITIES, Bounds, Diagram, Edge, Shape, read_diagram
+from web.svg.edges import draw_edge
 from web.svg.glyphs import fmt, node
-from web.svg.shapes import INK, Look, draw_edge, draw_shape
+from web.svg.shapes import INK, Look, draw_shape
 from web.svg.text import LINE_HEIGHT, text_width, wrap
 
 ACTIVE = ("#1565c0", "#dcebfd")  # stroke, fill
@@ -103,11 +104,12 @@ def heat_colour(count: int, highest: int) -> str | None:
     if count <= 0 or highest <= 0:
         return None
     ratio = min(count / highest, 1.0)
-    for (r0, c0), (r1, c1) in itertools.pairwise(HEAT_STOPS):
+    for (r0, c0), (r1, c1) in pairwise(HEAT_STOPS):
         if ratio <= r1:
             t = (ratio - r0) / (r1 - r0)
             return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(c0, c1, strict=True))
-    return "#" + "".join(f"{c:02x}" for c in HEAT_STOPS[-1][1])
+    red, green, blue = HEAT_STOPS[-1][1]
+    return f"#{red:02x}{green:02x}{blue:02x}"
 
 
 class _Canvas:
