@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import Invalid
 
 if TYPE_CHECKING:
+    from runner.extension import Extensions
     from runner.service.runtime import Runner
 
 NAME = "easyedu"  # the CRM extension's name among a runner's extensions
@@ -70,7 +71,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "bool": lambda raw: _fl
 
 def of(runner: Runner) -> CrmSettings:
     """The CRM settings ``runner`` was built with (the defaults when it has no CRM extension)."""
-    extension = runner.extensions.get(NAME)
+    return among(runner.extensions)
+
+
+def among(extensions: Extensions | None) -> CrmSettings:
+    """The CRM extension's settings among ``extensions`` (a handler's ``ctx.extensions``), else the defaults."""
+    extension = extensions.get(NAME) if extensions is not None else None
     return extension.config if extension is not None else CrmSettings()
 
 
