@@ -56,6 +56,8 @@ class HandlerContext:
     closed: bool = False
     # The business time zone (``Settings.tz``): naive times in parameters and business dates mean it.
     tz: tzinfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
+    # The runner's extensions (``runner.extension.Extensions``): a topic reads its extension's settings there.
+    extensions: Any = None
 
     def send(self, channel: str, payload: dict[str, Any], key: str = "") -> None:
         """Queue a message for the outbox; it is stored only if the step commits."""

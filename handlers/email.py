@@ -46,7 +46,7 @@ def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
             to = _addresses(email)
         except ValueError as exc:
             raise ValueError(f"customer {ctx.business_key} field email: {exc}") from exc
-    subject, body = messages.render_email(template, values)
+    subject, body = messages.render_email(template, values, messages.templates_of(ctx))
     ctx.send("email", {"to": to, "subject": subject, "body": body, "template": template}, key=template)
     return {"last_email": template}
 

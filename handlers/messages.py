@@ -1,8 +1,11 @@
 """Message templates: Jinja2 files in ``processes/templates/``, checked at deployment.
 
-The folder is ``processes/templates`` under the working directory (the runner is run from
-the folder that holds its processes, as ``make run`` does in the checkout); it is content
-deployed with the diagrams, never read from where the code is installed.
+The folder is the CRM setting ``RUNNER_TEMPLATES`` (``CrmSettings.templates``), by default
+``processes/templates`` under the working directory (the runner is run from the folder that
+holds its processes, as ``make run`` does in the checkout); it is content deployed with the
+diagrams, never read from where the code is installed. Handlers find it with ``templates_of(ctx)``.
+NOTE: the deploy-time checks still read the default folder (``TEMPLATES``): a check gets only
+the task's parameters, and the handlers' registration does not see the settings yet.
 
 A Zalo template is ``<name>.txt``; an e-mail template is ``<name>.email.txt`` whose first
 line is ``Subject: ...``. A template sees ``customer`` (the customer's fields, tags,
@@ -34,6 +37,8 @@ from jinja2 import (
     nodes,
 )
 from jinja2.sandbox import SandboxedEnvironment
+
+from runner.crm import settings as crm_settings
 
 TEMPLATES = Path("processes", "templates")  # NOTE: relative: resolved against the working directory on use
 ZALO, EMAIL = ".txt", ".email.txt"
@@ -79,6 +84,11 @@ def _finalize(value: Any) -> Any:
     if _blank(value):
         raise UndefinedError("a value printed by the template is empty")
     return value
+
+
+def templates_of(ctx: Any) -> Path:
+    """The template folder of the runner a handler's ``ctx`` comes from (``RUNNER_TEMPLATES``)."""
+    return Path(crm_settings.among(ctx.extensions).templates)
 
 
 def environment(folder: Path = TEMPLATES) -> SandboxedEnvironment:
@@ -188,7 +198,7 @@ def _record_uses(ast: nodes.Template) -> Iterator[tuple[str, str]]:
 def check(name: str | None, kind: str, params: Mapping[str, str | None], folder: Path = TEMPLATES) -> list[str]:
     """Why template ``name`` cannot be rendered for a task with these input parameters ([] if it can)."""
     if name is None:
-        return ["input parameter 'template' is missing or not a plain name; name a template of processes/templates"]
+        return [f"input parameter 'template' is missing or not a plain name; name a template of {folder.as_posix()}"]
     name = name.strip()
     if not name or "${" in name or "#{" in name:
         return [
@@ -203,7 +213,7 @@ def check(name: str | None, kind: str, params: Mapping[str, str | None], folder:
     except TemplateNotFound:
         close = get_close_matches(name, known(kind, folder), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        return [f"template '{name}' does not exist (processes/templates/{path}){hint}"]
+        return [f"template '{name}' does not exist ({folder.as_posix()}/{path}){hint}"]
     except TemplateSyntaxError as exc:
         return [f"template {path} line {exc.lineno}: {exc.message}"]
     reasons = [
@@ -272,7 +282,7 @@ def render(name: str, kind: str, values: Mapping[str, Any], folder: Path = TEMPL
     try:
         return env.get_template(path).render(values).strip() + "\n"
     except TemplateNotFound as exc:
-        raise LookupError(f"template '{name}' does not exist (processes/templates/{path})") from exc
+        raise LookupError(f"template '{name}' does not exist ({folder.as_posix()}/{path})") from exc
     except UndefinedError as exc:
         raise ValueError(f"template {path}: {exc.message}") from exc
     except TemplateSyntaxError as exc:

@@ -37,7 +37,7 @@ def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
             f"customer {ctx.business_key} has no {field}: fill it in before sending "
             f"template '{template}' to the customer's Zalo {to}"
         )
-    text = messages.render(template, messages.ZALO, values)
+    text = messages.render(template, messages.ZALO, values, messages.templates_of(ctx))
     ctx.send("zalo", {"to": to, "recipient_id": str(recipient), "text": text, "template": template}, key=template)
     return {"last_message": template}
 

@@ -42,7 +42,7 @@ def open_runner(settings: Settings):
     """The runner a command works on, with the extensions installed (entry-point group ``bpmn_runner.extensions``)."""
     from runner.service.runtime import Runner
 
-    return Runner(settings, extensions=extension.discover())
+    return Runner(settings, extensions=extension.discover(settings))
 
 
 def cmd_db(args, settings: Settings) -> None:
@@ -336,8 +336,9 @@ def build_parser(extensions: Iterable[Extension] = ()) -> argparse.ArgumentParse
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``runner`` command."""
     try:
-        installed = extension.discover()
-    except RunnerError as exc:  # e.g. an extension's setting is malformed
+        settings = Settings.from_env()  # NOTE: read once; the extensions read their own settings from it
+        installed = extension.discover(settings)
+    except RunnerError as exc:  # e.g. a malformed setting, the core's or an extension's
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
     args = build_parser(installed).parse_args(argv)
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("spiff", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        args.fn(args, Settings.from_env())
+        args.fn(args, settings)
     except DeploymentInvalid as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

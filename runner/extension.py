@@ -14,7 +14,9 @@ the core never imports one. What an extension may supply:
   every well-formed group name is accepted).
 
 The ``runner`` command finds extensions through the entry-point group ``bpmn_runner.extensions``:
-each entry point names a callable without arguments that returns an ``Extension``.
+each entry point names a callable that receives the core ``Settings`` and returns an
+``Extension``. An extension reads its own variables from ``settings.environ`` (the frozen
+environment the settings were read from), never from ``os.environ``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
     from runner.service.outbox import TransportFactory
     from runner.service.policy import Person
+    from runner.settings import Settings
 
 GROUP = "bpmn_runner.extensions"
 
@@ -121,11 +124,11 @@ class Extensions:
                 extension.commands(sub)
 
 
-def discover() -> tuple[Extension, ...]:
-    """The extensions installed under the entry-point group ``bpmn_runner.extensions``, by name."""
+def discover(settings: Settings) -> tuple[Extension, ...]:
+    """The extensions installed under the entry-point group ``bpmn_runner.extensions``, by name, given ``settings``."""
     found = []
     for point in sorted(entry_points(group=GROUP), key=lambda p: p.name):
-        made = point.load()()
+        made = point.load()(settings)
         if not isinstance(made, Extension):
             raise TypeError(f"entry point {point.name} ({point.value}) made {made!r}, not an Extension")
         found.append(made)

@@ -1,9 +1,9 @@
 """Settings, read once from the environment into one frozen object.
 
-With the extensions' own settings modules (``runner.crm.settings``), the only module that
-reads ``os.environ``: ``Settings.from_env()`` reads it once, and the object is passed down
-(to ``Runner``, the web app, the CLI commands). Other code reads its variables from
-``settings.environ``, the same frozen copy (the demo's and the CLI's passwords).
+The only module that reads ``os.environ``: ``Settings.from_env()`` reads it once, and the
+object is passed down (to ``Runner``, the web app, the CLI commands, the extensions' entry
+points). Other code reads its variables from ``settings.environ``, the same frozen copy (the
+CRM's own settings, the demo's and the CLI's passwords).
 
 Data paths hang on the instance folder (``RUNNER_INSTANCE_PATH``, as Flask's
 ``instance_path``), never on where the code is installed: ``var`` under the working

@@ -113,7 +113,7 @@ def registry() -> handlers.Registry:
 
 def with_crm(crm: CrmSettings | None = None) -> tuple[Extension, ...]:
     """The EasyEdu CRM extension (its Zalo/SMTP settings ``crm``, by default none: the log transport)."""
-    return (easyedu(crm if crm is not None else CrmSettings()),)
+    return (easyedu(crm=crm if crm is not None else CrmSettings()),)
 
 
 def make_runner(

@@ -54,7 +54,7 @@ def runner_at(url: str, registry: handlers.Registry, start: datetime = START, **
         conn.execute(ClockRow.__table__.insert().values(name="virtual", now=start.astimezone(UTC)))
     engine.dispose()
     settings = Settings.from_env({}, database_url=url, clock="virtual", retry_base_seconds=10.0, **overrides)
-    return Runner(settings, registry=registry, extensions=(easyedu(CrmSettings()),))
+    return Runner(settings, registry=registry, extensions=(easyedu(crm=CrmSettings()),))
 
 
 def company(runner: Runner, staff: Iterable[tuple[str, str, Iterable[str], str]] = STAFF) -> None:

@@ -33,6 +33,7 @@ from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service.policy import Person
 from runner.service.runtime import Runner
+from runner.settings import Settings
 from runner.store import schema
 from runner.store.models import OutboxMessage
 
@@ -240,7 +241,7 @@ def test_the_crm_names_the_groups(runner: Runner) -> None:
 
 def test_the_crm_comes_in_through_the_entry_point_group() -> None:
     """``runner`` finds the CRM as an installed extension; without it there is no ``runner demo``."""
-    installed = extension.discover()
+    installed = extension.discover(Settings.from_env({}))
     assert [e.name for e in installed] == ["easyedu"]
     assert set(installed[0].transports) == {"zalo", "email"} and installed[0].roles == ROLES
     commands = lambda parser: set(parser._subparsers._group_actions[0].choices)  # noqa: E731

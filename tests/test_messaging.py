@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BPMN, make_runner
+from conftest import BPMN, make_runner, with_crm
 
 from handlers import messages
 from runner.crm import customers as crm
@@ -231,6 +231,23 @@ def test_zalo_send_queues_the_rendered_schedule_for_the_customer_group(messenger
 
     assert messenger.deliver_outbox() == 1  # the log transport: recorded, marked sent
     assert inbox.outbox(messenger)[0]["state"] == "sent"
+
+
+def test_handlers_render_from_the_template_folder_the_crm_settings_name(
+    sqlite_url: str, registry, tmp_path: Path
+) -> None:
+    """RUNNER_TEMPLATES (``CrmSettings.templates``) is the folder zalo.send and email.send render from."""
+    (tmp_path / "mau_2.txt").write_text("Lịch của {{ customer.name }} (thư mục riêng)\n", encoding="utf-8")
+    crm_settings = CrmSettings.from_env({"RUNNER_TEMPLATES": str(tmp_path)})
+    runner = make_runner(sqlite_url, registry, extensions=with_crm(crm_settings))
+    try:
+        runner.deploy([FIXTURES / "schedule.bpmn"])
+        add_people(runner)
+        run(runner, "msg_schedule", "KH0001", {"session_starts": STARTS})
+        [message] = inbox.outbox(runner)
+        assert message["payload"]["text"] == "Lịch của Trung tâm Anh ngữ Hoa Mai (thư mục riêng)\n"
+    finally:
+        runner.db.engine.dispose()
 
 
 def test_demo_goes_out_by_email_and_to_the_customer_on_zalo(messenger: Runner) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import handlers
+from runner import extension
 from runner.queries import tasklists
 from runner.service.runtime import Runner
 from runner.settings import Settings
@@ -34,12 +35,20 @@ def _environment_reads(path: Path) -> list[str]:
     return found
 
 
-def test_only_the_settings_modules_read_the_environment() -> None:
+def test_only_the_settings_module_reads_the_environment() -> None:
     sources = [p for folder in ("runner", "web", "handlers") for p in sorted((CHECKOUT / folder).rglob("*.py"))]
-    # The core's settings, and an extension's own (the CRM's Zalo and SMTP settings).
-    allowed = {CHECKOUT / "runner" / "settings.py", CHECKOUT / "runner" / "crm" / "settings.py"}
-    assert all(_environment_reads(p) for p in allowed)  # the scan finds what it looks for
-    assert [read for p in sources if p not in allowed for read in _environment_reads(p)] == []
+    # Extensions (the CRM's Zalo, SMTP and template settings) read ``settings.environ``, the mapping they are given.
+    allowed = CHECKOUT / "runner" / "settings.py"
+    assert _environment_reads(allowed)  # the scan finds what it looks for
+    assert [read for p in sources if p != allowed for read in _environment_reads(p)] == []
+
+
+def test_the_crm_reads_its_settings_from_the_core_settings_environment() -> None:
+    """The extension entry point gets the core ``Settings``; the CRM's settings come from its ``environ``."""
+    settings = Settings.from_env({"RUNNER_TRANSPORTS": "zalo=zalo_oa", "RUNNER_TEMPLATES": "elsewhere"})
+    (crm,) = extension.discover(settings)
+    assert crm.config.transport_for("zalo") == "zalo_oa" and crm.config.templates == "elsewhere"
+    assert extension.discover(Settings.from_env({}))[0].config.transport_for("zalo") == "log"
 
 
 def test_data_paths_hang_on_the_instance_folder_not_on_the_code(tmp_path: Path, monkeypatch) -> None:

@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=120.0)
     args = parser.parse_args(argv)
     register_plain_channel()
-    runner = Runner(Settings.from_env(), registry=make_registry(), extensions=(easyedu(),))
+    settings = Settings.from_env()
+    runner = Runner(settings, registry=make_registry(), extensions=(easyedu(settings),))
     try:
         if args.mode == "work":
             scheduler.work(runner)

@@ -35,6 +35,7 @@ def get_runner() -> Runner:
             runner = app.extensions.get("runner")
             if runner is None:
                 # NOTE: the web app is EasyEdu's: it names the CRM extension itself.
-                runner = Runner(app.config["RUNNER_SETTINGS"], extensions=(easyedu(),))
+                settings = app.config["RUNNER_SETTINGS"]
+                runner = Runner(settings, extensions=(easyedu(settings),))
                 app.extensions["runner"] = runner
     return runner

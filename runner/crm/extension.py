@@ -1,8 +1,9 @@
 """EasyEdu's CRM as an extension of the runner (``runner.extension``).
 
-``easyedu()`` is what the entry point ``bpmn_runner.extensions: easyedu`` names: the runner
-then delivers the ``zalo`` and ``email`` channels, scopes business keys to the customers a
-staff member may see, shows customer names next to tasks, gives users EasyEdu's roles (``ROLES``),
+``easyedu(settings)`` is what the entry point ``bpmn_runner.extensions: easyedu`` names: it
+reads the CRM's own settings from the core settings' environment, and the runner then
+delivers the ``zalo`` and ``email`` channels, scopes business keys to the customers a staff
+member may see, shows customer names next to tasks, gives users EasyEdu's roles (``ROLES``),
 and has a ``runner demo`` command.
 """
 
@@ -27,9 +28,10 @@ if TYPE_CHECKING:
 _CHUNK = 500  # keys per IN (...) list: far below every backend's limit on bound parameters
 
 
-def easyedu(settings: CrmSettings | None = None) -> Extension:
-    """The CRM extension with ``settings`` (by default read from the environment)."""
-    crm = settings if settings is not None else CrmSettings.from_env()
+def easyedu(settings: Settings | None = None, crm: CrmSettings | None = None) -> Extension:
+    """The CRM extension with its settings ``crm``, by default read from ``settings.environ`` (none: the defaults)."""
+    if crm is None:
+        crm = CrmSettings.from_env(settings.environ if settings is not None else {})
     return Extension(
         name=NAME,
         transports={

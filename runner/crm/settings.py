@@ -1,16 +1,17 @@
 """The CRM's own settings: which transport sends Zalo and e-mail messages, and their servers.
 
-Read once from ``RUNNER_*`` environment variables, like the core's ``runner.settings.Settings``:
+Read from the environment the core's ``runner.settings.Settings`` was read from (its frozen
+``settings.environ``; this module never reads ``os.environ`` itself), by ``easyedu(settings)``:
 
     RUNNER_TRANSPORTS           "zalo=zalo_oa,email=smtp"; a channel not named only records (``log``)
     RUNNER_ZALO_BASE_URL        the Zalo OA API (https://openapi.zalo.me)
     RUNNER_ZALO_ACCESS_TOKEN    the OA access token (never printed)
     RUNNER_SMTP_HOST, _PORT, _USER, _PASSWORD, _FROM, _STARTTLS
+    RUNNER_TEMPLATES            the message templates' folder (processes/templates, under the working directory)
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import Invalid
 
 if TYPE_CHECKING:
+    from runner.extension import Extensions
     from runner.service.runtime import Runner
 
 NAME = "easyedu"  # the CRM extension's name among a runner's extensions
@@ -25,7 +27,7 @@ NAME = "easyedu"  # the CRM extension's name among a runner's extensions
 
 @dataclass(frozen=True)
 class CrmSettings:
-    """The Zalo and SMTP settings; ``CrmSettings.from_env()`` reads ``RUNNER_*`` variables."""
+    """The Zalo, SMTP and template settings; ``CrmSettings.from_env(environ)`` reads ``RUNNER_*`` variables."""
 
     # Which transport delivers each of the CRM's outbox channels: "zalo=zalo_oa,email=smtp"; a
     # channel not named here only records (the ``log`` transport, the demo default).
@@ -38,15 +40,18 @@ class CrmSettings:
     smtp_password: str = field(default="", repr=False)
     smtp_from: str = ""
     smtp_starttls: bool = False
+    # The Jinja2 message templates (zalo.send, email.send). NOTE: relative paths are resolved
+    # against the working directory when a template is read: the runner runs from the folder
+    # that holds its processes, as ``make run`` does in the checkout.
+    templates: str = "processes/templates"
 
     def transport_for(self, channel: str) -> str:
         """The transport kind named for ``channel`` by RUNNER_TRANSPORTS (default ``log``)."""
         return _pairs(self.transports).get(channel, "log")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> CrmSettings:
-        """Settings from ``RUNNER_*`` environment variables, then explicit overrides."""
-        env = dict(os.environ if env is None else env)
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> CrmSettings:
+        """Settings from the ``RUNNER_*`` variables of ``env`` (the core settings' ``environ``), then overrides."""
         values: dict[str, Any] = {}
         for item in fields(cls):
             kind = _PARSERS.get(str(item.type), str)
@@ -66,7 +71,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "bool": lambda raw: _fl
 
 def of(runner: Runner) -> CrmSettings:
     """The CRM settings ``runner`` was built with (the defaults when it has no CRM extension)."""
-    extension = runner.extensions.get(NAME)
+    return among(runner.extensions)
+
+
+def among(extensions: Extensions | None) -> CrmSettings:
+    """The CRM extension's settings among ``extensions`` (a handler's ``ctx.extensions``), else the defaults."""
+    extension = extensions.get(NAME) if extensions is not None else None
     return extension.config if extension is not None else CrmSettings()
 
 

@@ -137,6 +137,7 @@ def _run(runner: Runner, s: Session, job: Job, inst: Instance, workflow) -> None
         now=runner.now(),
         properties=dict(job.properties or {}),
         tz=runner.settings.tz,
+        extensions=runner.extensions,
     )
     ctx.session = _SessionGuard(s, ctx)
     result = call_with_timeout(fn, dict(job.params or {}), ctx, job.timeout)

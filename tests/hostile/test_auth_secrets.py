@@ -250,4 +250,4 @@ def test_printed_settings_show_no_secret() -> None:
     settings = Settings(secret_key="k-secret")
     assert "secret" not in repr(settings).replace("secret_key", "")
     crm = CrmSettings(smtp_password="p-secret", zalo_access_token="t-secret")
-    assert "secret" not in repr(crm) + repr(easyedu(crm))
+    assert "secret" not in repr(crm) + repr(easyedu(crm=crm))

@@ -233,7 +233,7 @@ def wired(pg_url: str, zalo: SlowZalo) -> Iterator[tuple[Runner, dict[str, str]]
     runner = Runner(
         Settings.from_env({}, database_url=pg_url, clock="system"),
         registry=handlers.load_all(),
-        extensions=(easyedu(CrmSettings(**transports)),),
+        extensions=(easyedu(crm=CrmSettings(**transports)),),
     )
     runner.deploy([FIXTURE])
     env = {
