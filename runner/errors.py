@@ -8,16 +8,19 @@
     ├── Invalid                input was rejected before anything was stored
     │   ├── Forbidden          the user may not do this (a role or object permission)
     │   ├── BadLogin           a username/password pair is wrong
+    │   ├── BadValue           a field's value has the wrong type or is not allowed
     │   ├── DeploymentInvalid  a BPMN/DMN file failed validation (carries every problem)
-    │   ├── EncodingInvalid    (runner.model.encoding) a file's bytes or XML declaration name no usable encoding
+    │   ├── EncodingInvalid    (runner.model.encoding) a file's bytes and XML declaration name no usable encoding
     │   ├── ExpressionInvalid  an expression or script breaks the restricted rules
     │   │   └── BudgetExceeded an evaluation ran over its time or size budget
     │   ├── TimerInvalid       a timer value is not ISO 8601 or does not evaluate to one
     │   ├── FormInvalid        submitted form values are wrong (carries per-field messages)
+    │   ├── _Bad               (runner.model.forms) one form value is wrong; FormInvalid collects them
     │   ├── TextInvalid        (runner.model.inputs) a text the database or the pages cannot hold
     │   ├── SecretKeyMissing   (runner.instance_folder) the web app has no secret key to sign sessions
     │   ├── DiagramError       (web.svg.di) a BPMN file has no diagram that can be drawn
-    │   └── BadValue           a field's value has the wrong type or is not allowed
+    │   │   └── _Skip          (web.svg.di) one diagram element cannot be drawn; the rest still is
+    │   └── _BadRequest        (web.api) the request itself is malformed (not JSON, wrong types)
     ├── LoginThrottled         an account or address failed to log in too often and must wait
     ├── NotCorrelated          a message found no waiting instance and no start event
     ├── StepFailed             an engine step failed at an element (script, condition, timer)
@@ -25,11 +28,15 @@
     ├── Retry                  a handler met a passing problem; its job is tried again later
     ├── HandlerContextClosed   a handler used its context or session after its timeout
     ├── RegistryError          a handler registry was built wrong (a topic taken twice)
-    └── DeliveryError          a transport did not deliver an outbox message
+    ├── DeliveryError          a transport did not deliver an outbox message
+    └── Stop                   (runner.crm.demo.story) a demo story reached the step its plan leaves open
 
 The classes shown with a module live there, next to what raises them; every other class
-is defined here. Library errors (SpiffWorkflow, SQLAlchemy, lxml) are translated at the
-module that calls the library, with ``raise X(...) from exc``.
+is defined here. Outside the tree on purpose: ``runner.sandbox.budget``'s ``Breach`` (over
+budget; reported as BudgetExceeded) and ``Interrupted`` (the worker is stopping) are
+BaseExceptions, so that a script's ``except Exception`` cannot swallow them. Library
+errors (SpiffWorkflow, SQLAlchemy, lxml) are translated at the module that calls the
+library, with ``raise X(...) from exc``.
 """
 
 from __future__ import annotations
