@@ -412,7 +412,7 @@ def test_the_real_clock_has_no_buttons(sqlite_url: str, registry: Registry) -> N
 
 def test_without_the_crm_the_admin_offers_the_groups_users_have(sqlite_url: str) -> None:
     """A runner without extensions names no groups: the page offers those its users have, by name."""
-    core = Runner(Settings.from_env({}, database_url=sqlite_url, clock="virtual"), registry=handlers.Registry())
+    core = Runner(Settings.from_env({}, database_url=sqlite_url, clock="virtual"), registry=Registry())
     try:
         add_user(core, "admin1", ["admin"])
         add_user(core, "kho1", ["warehouse"])
