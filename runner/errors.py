@@ -20,7 +20,7 @@
     │   ├── SecretKeyMissing   (runner.instance_folder) the web app has no secret key to sign sessions
     │   ├── DiagramError       (web.svg.di) a BPMN file has no diagram that can be drawn
     │   │   └── _Skip          (web.svg.di) one diagram element cannot be drawn; the rest still is
-    │   └── _BadRequest        (web.api) the request itself is malformed (not JSON, wrong types)
+    │   └── BadRequest         (web.api.errors) the request itself is malformed (not JSON, wrong types)
     ├── LoginThrottled         an account or address failed to log in too often and must wait
     ├── NotCorrelated          a message found no waiting instance and no start event
     ├── StepFailed             an engine step failed at an element (script, condition, timer)
