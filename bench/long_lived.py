@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from runner.queries import tasklists as inbox
+from runner.registry import installed
 from runner.service.runtime import Runner
 from runner.settings import Settings
 from runner.store import schema as db
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-long-lived-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'runner.db'}"
         db.upgrade(url)
-        runner = Runner(Settings.from_env({}, database_url=url, clock="virtual"))
+        runner = Runner(Settings.from_env({}, database_url=url, clock="virtual"), installed())
         try:
             figures, state = run_loop(runner, args.rounds, args.samples)
         finally:

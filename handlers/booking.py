@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from handlers import HandlerContext, Retry, handler
 from runner.crm import bookings as calendar
 from runner.crm import customers as crm
-from runner.crm.models import BOOKING_KINDS, BadValue, Booking, Missing, SlotTaken
+from runner.crm.models import BOOKING_KINDS, Booking, SlotTaken
+from runner.errors import BadValue, Missing, Retry
+from runner.registry import HandlerContext, Registry
 
 MAX_TRIES = 10  # taken slots replaced in one booking step before it gives up for now
 LEAD_MINUTES = 60  # default notice before a session found for the customer (param lead_minutes)
@@ -90,7 +91,6 @@ def _search(params: dict[str, Any], ctx: HandlerContext, teacher: str | None):
     )
 
 
-@handler("booking.find_slots")
 def find_slots(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Propose ``sessions`` free starts on different days with one teacher (or ``teacher``)."""
     crm.get_customer(ctx.session, ctx.business_key)
@@ -99,7 +99,6 @@ def find_slots(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     return {"teacher": staff.username, "teacher_name": staff.full_name, "proposed_slots": slots}
 
 
-@handler("booking.book_sessions")
 def book_sessions(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Book the sessions at ``starts`` (or at the first free slots found) with one teacher.
 
@@ -202,7 +201,6 @@ def _book_or_next(
     raise Retry(f"starts: {teacher}'s free slots were taken {MAX_TRIES} times in a row; trying again later")
 
 
-@handler("booking.appointment")
 def appointment(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Put the customer's appointment of ``kind`` (default demo) with ``staff`` at ``start`` in their calendar.
 
@@ -263,7 +261,6 @@ def appointment(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     return {f"{kind}_booking_id": booking.id}
 
 
-@handler("booking.reschedule")
 def reschedule(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Move one of the customer's bookings to ``start`` (or the next free slot after it).
 
@@ -310,9 +307,17 @@ def _placed(booking: Booking, tz: tzinfo) -> dict[str, Any]:
     return {"booking_id": booking.id, "start": _iso(booking.start_at, tz), "end": _iso(booking.end_at, tz)}
 
 
-@handler("booking.cancel")
 def cancel(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Cancel one of the customer's bookings and free the teacher's time."""
     booking = calendar.get_booking(ctx.session, params.get("booking_id"), ctx.business_key)
     calendar.cancel(ctx.session, booking, ctx.now)
     return {"cancelled": True}
+
+
+def register(registry: Registry) -> None:
+    """Add this module's topics to ``registry``."""
+    registry.add("booking.find_slots", find_slots)
+    registry.add("booking.book_sessions", book_sessions)
+    registry.add("booking.appointment", appointment)
+    registry.add("booking.reschedule", reschedule)
+    registry.add("booking.cancel", cancel)

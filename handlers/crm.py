@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from handlers import HandlerContext, handler
 from runner.crm import customers as crm
-from runner.crm.models import BadValue, Contract, Customer, CustomerTag, Missing, Order, Staff
+from runner.crm.models import Contract, Customer, CustomerTag, Order, Staff
+from runner.errors import BadValue, Missing
+from runner.registry import HandlerContext, Registry
 from runner.store.database import savepoint
 
 
@@ -37,7 +38,6 @@ def _whole(params: dict[str, Any], name: str, default: int | None = None, minimu
     return value
 
 
-@handler("crm.add_note")
 def add_note(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Add a note to the customer's discussion (Thảo luận)."""
     note_id = crm.add_note(
@@ -52,7 +52,6 @@ def add_note(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     return {"note_id": note_id}
 
 
-@handler("crm.add_tags")
 def add_tags(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Add tags ("A, B" or a list); tags already there stay as they are."""
     customer = _customer(ctx)
@@ -70,7 +69,6 @@ def add_tags(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     return {"tags": crm.tags(ctx.session, customer.id)}
 
 
-@handler("crm.remove_tags")
 def remove_tags(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Remove tags ("A, B" or a list); tags that are not there are ignored."""
     customer = _customer(ctx)
@@ -82,7 +80,6 @@ def remove_tags(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     return {"tags": crm.tags(ctx.session, customer.id)}
 
 
-@handler("crm.set_status")
 def set_status(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Set the customer's status, e.g. Đang chăm sóc, Hoạt động."""
     customer = _customer(ctx)
@@ -90,7 +87,6 @@ def set_status(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     return {"status": customer.status}
 
 
-@handler("crm.update_profile")
 def update_profile(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Store profile fields (typed per field) and report the required fields still missing."""
     customer = _customer(ctx)
@@ -99,7 +95,6 @@ def update_profile(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any
     return {"profile_complete": not missing, "missing_fields": missing}
 
 
-@handler("crm.assign_owner")
 def assign_owner(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Give the customer to the next active staff member of ``role``, round-robin.
 
@@ -125,7 +120,6 @@ def assign_owner(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     return {"owner": chosen.username, "owner_name": chosen.full_name}
 
 
-@handler("crm.assign_teacher")
 def assign_teacher(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Make ``teacher`` the customer's teacher."""
     customer = _customer(ctx)
@@ -134,7 +128,6 @@ def assign_teacher(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any
     return {"teacher": teacher.username, "teacher_name": teacher.full_name}
 
 
-@handler("crm.create_order")
 def create_order(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Create an order for the chosen package (amount in VND), waiting for payment."""
     customer = _customer(ctx)
@@ -150,7 +143,6 @@ def create_order(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     return {"order_id": order.id}
 
 
-@handler("crm.confirm_payment")
 def confirm_payment(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Record that the accountant confirmed the money arrived (confirming twice keeps the first)."""
     customer = _customer(ctx)
@@ -170,7 +162,6 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, months_calendar.monthrange(year, month)[1]))
 
 
-@handler("crm.create_contract")
 def create_contract(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Record a contract from ``start`` (default today, business time) for ``months`` (default 12).
 
@@ -192,3 +183,17 @@ def create_contract(params: dict[str, Any], ctx: HandlerContext) -> dict[str, An
     customer.package, customer.contract_start, customer.contract_end = contract.package, start, end
     ctx.session.flush()
     return {"contract_id": contract.id, "contract_start": start.isoformat(), "contract_end": end.isoformat()}
+
+
+def register(registry: Registry) -> None:
+    """Add this module's topics to ``registry``."""
+    registry.add("crm.add_note", add_note)
+    registry.add("crm.add_tags", add_tags)
+    registry.add("crm.remove_tags", remove_tags)
+    registry.add("crm.set_status", set_status)
+    registry.add("crm.update_profile", update_profile)
+    registry.add("crm.assign_owner", assign_owner)
+    registry.add("crm.assign_teacher", assign_teacher)
+    registry.add("crm.create_order", create_order)
+    registry.add("crm.confirm_payment", confirm_payment)
+    registry.add("crm.create_contract", create_contract)

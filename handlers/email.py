@@ -11,21 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers import HandlerContext, check, handler, messages
+from handlers import messages
+from runner.errors import BadValue, Missing
+from runner.registry import HandlerContext, Registry
 
 
 def _addresses(value: Any) -> list[str]:
-    """``"a@x.vn, b@y.vn"`` or a list, as a list of addresses; ValueError names a bad one."""
+    """``"a@x.vn, b@y.vn"`` or a list, as a list of addresses; BadValue names a bad one."""
     items = value if isinstance(value, list) else str(value).split(",")
     addresses = [str(a).strip() for a in items if str(a).strip()]
     for address in addresses:
         local, at, domain = address.rpartition("@")
         if not at or not local or "." not in domain or any(c.isspace() for c in address):
-            raise ValueError(f"{address!r} is not an e-mail address")
+            raise BadValue(f"{address!r} is not an e-mail address")
     return addresses
 
 
-@handler("email.send")
 def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Render an e-mail template for the instance's customer and queue it for delivery."""
     template = messages.template_name(params)
@@ -33,25 +34,24 @@ def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     if params.get("to"):
         try:
             to = _addresses(params["to"])
-        except ValueError as exc:
-            raise ValueError(f"input parameter 'to': {exc}") from exc
+        except BadValue as exc:
+            raise BadValue(f"input parameter 'to': {exc}") from exc
     else:
         email = values["customer"].get("email")
         if not email:
-            raise LookupError(
+            raise Missing(
                 f"customer {ctx.business_key} has no email: fill it in (or give the task a 'to' "
                 f"parameter) before sending template '{template}'"
             )
         try:
             to = _addresses(email)
-        except ValueError as exc:
-            raise ValueError(f"customer {ctx.business_key} field email: {exc}") from exc
+        except BadValue as exc:
+            raise BadValue(f"customer {ctx.business_key} field email: {exc}") from exc
     subject, body = messages.render_email(template, values, messages.templates_of(ctx))
     ctx.send("email", {"to": to, "subject": subject, "body": body, "template": template}, key=template)
     return {"last_email": template}
 
 
-@check("email.send")
 def check_send(element_id: str, params: dict[str, str | None]) -> list[str]:
     """At deployment: the template exists, starts with a subject and uses only what it is given."""
     reasons = []
@@ -59,6 +59,12 @@ def check_send(element_id: str, params: dict[str, str | None]) -> list[str]:
     if raw_to and "${" not in raw_to:
         try:
             _addresses(raw_to)
-        except ValueError as exc:
+        except BadValue as exc:
             reasons.append(f"input parameter 'to': {exc}")
     return reasons + messages.check(params.get("template"), messages.EMAIL, params)
+
+
+def register(registry: Registry) -> None:
+    """Add this module's topics to ``registry``."""
+    registry.add("email.send", send)
+    registry.add_check("email.send", check_send)

@@ -38,7 +38,9 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from runner.crm import customers
 from runner.crm import settings as crm_settings
+from runner.errors import BadValue, Missing
 
 TEMPLATES = Path("processes", "templates")  # NOTE: relative: resolved against the working directory on use
 ZALO, EMAIL = ".txt", ".email.txt"
@@ -115,14 +117,14 @@ def _environment(folder: Path) -> SandboxedEnvironment:
 
 
 def _moment(value: Any) -> datetime | date:
-    """An ISO 8601 string, datetime or date as a date/datetime; ValueError names the value."""
+    """An ISO 8601 string, datetime or date as a date/datetime; BadValue names the value."""
     if isinstance(value, (datetime, date)):
         return value
     try:
         text = str(value)
         return datetime.fromisoformat(text) if "T" in text or " " in text.strip() else date.fromisoformat(text)
     except ValueError as exc:
-        raise ValueError(f"{value!r} is not an ISO 8601 date or date-time") from exc
+        raise BadValue(f"{value!r} is not an ISO 8601 date or date-time") from exc
 
 
 def datetime_vn(value: Any) -> str:
@@ -145,7 +147,7 @@ def time_vn(value: Any) -> str:
     """A date-time as ``09:00``."""
     moment = _moment(value)
     if not isinstance(moment, datetime):
-        raise ValueError(f"{value!r} has no time of day")
+        raise BadValue(f"{value!r} has no time of day")
     return f"{moment:%H:%M}"
 
 
@@ -159,7 +161,7 @@ def room_link(name: Any) -> str:
     words = "".join(c for c in plain if not unicodedata.combining(c))
     room = "".join(w[:1].upper() + w[1:] for w in "".join(c if c.isalnum() else " " for c in words).split())
     if not room:
-        raise ValueError(f"customer name {name!r} gives no meeting room name")
+        raise BadValue(f"customer name {name!r} gives no meeting room name")
     return f"{MEETING_HOST}/{room}"
 
 
@@ -179,10 +181,8 @@ def known(kind: str, folder: Path = TEMPLATES) -> list[str]:
 
 def _fields() -> dict[str, frozenset[str]]:
     """The keys each record has: those of runner.crm's customer and staff views."""
-    from runner.crm import customers as crm
-
-    staff = frozenset(crm.STAFF_VIEW_KEYS)
-    return {"customer": frozenset(crm.CUSTOMER_VIEW_KEYS), "owner": staff, "teacher": staff}
+    staff = frozenset(customers.STAFF_VIEW_KEYS)
+    return {"customer": frozenset(customers.CUSTOMER_VIEW_KEYS), "owner": staff, "teacher": staff}
 
 
 def _record_uses(ast: nodes.Template) -> Iterator[tuple[str, str]]:
@@ -242,26 +242,24 @@ def check(name: str | None, kind: str, params: Mapping[str, str | None], folder:
 
 
 def template_name(params: Mapping[str, Any]) -> str:
-    """The task's ``template`` input parameter; ValueError when it is missing."""
+    """The task's ``template`` input parameter; BadValue when it is missing."""
     template = str(params.get("template") or "").strip()
     if not template:
-        raise ValueError("input parameter 'template' is missing")
+        raise BadValue("input parameter 'template' is missing")
     return template
 
 
 def variables(session: Any, customer_id: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
     """What a template of a task sees: the customer, its owner and teacher, and the parameters."""
-    from runner.crm import customers as crm
-
     if not customer_id:
-        raise LookupError("the instance has no business key, so there is no customer to write to")
-    customer = crm.customer_view(session, customer_id)
+        raise Missing("the instance has no business key, so there is no customer to write to")
+    customer = customers.customer_view(session, customer_id)
     found: dict[str, Any] = {"customer": Record("customer", customer)}
     for role in ("owner", "teacher"):
         username = customer.get(role)
-        staff = crm.staff_view(session, username)
+        staff = customers.staff_view(session, username)
         if username and staff is None:
-            raise LookupError(f"customer {customer_id} field {role}: staff member {username!r} does not exist")
+            raise Missing(f"customer {customer_id} field {role}: staff member {username!r} does not exist")
         found[role] = (
             Record(role, staff)
             if staff
@@ -269,24 +267,24 @@ def variables(session: Any, customer_id: str | None, params: Mapping[str, Any]) 
         )
     for key, value in params.items():
         if key in RECORDS:
-            raise ValueError(f"input parameter {key!r} would hide the {key}'s own data in the template; rename it")
+            raise BadValue(f"input parameter {key!r} would hide the {key}'s own data in the template; rename it")
         empty = _blank(value) or value == []
         found[key] = StrictUndefined(hint=f"input parameter {key!r} has no value", name=key) if empty else value
     return found
 
 
 def render(name: str, kind: str, values: Mapping[str, Any], folder: Path = TEMPLATES) -> str:
-    """The text of a template; LookupError if it does not exist, ValueError for a missing value."""
+    """The text of a template; Missing if it does not exist, BadValue for a missing value."""
     path = file_name(name, kind)
     env = environment(folder)
     try:
         return env.get_template(path).render(values).strip() + "\n"
     except TemplateNotFound as exc:
-        raise LookupError(f"template '{name}' does not exist ({folder.as_posix()}/{path})") from exc
+        raise Missing(f"template '{name}' does not exist ({folder.as_posix()}/{path})") from exc
     except UndefinedError as exc:
-        raise ValueError(f"template {path}: {exc.message}") from exc
+        raise BadValue(f"template {path}: {exc.message}") from exc
     except TemplateSyntaxError as exc:
-        raise ValueError(f"template {path} line {exc.lineno}: {exc.message}") from exc
+        raise BadValue(f"template {path} line {exc.lineno}: {exc.message}") from exc
 
 
 def render_email(name: str, values: Mapping[str, Any], folder: Path = TEMPLATES) -> tuple[str, str]:
@@ -294,8 +292,8 @@ def render_email(name: str, values: Mapping[str, Any], folder: Path = TEMPLATES)
     text = render(name, EMAIL, values, folder)
     first, _, body = text.partition("\n")
     if not first.startswith("Subject:"):
-        raise ValueError(f"e-mail template {file_name(name, EMAIL)} must start with a 'Subject: ...' line")
+        raise BadValue(f"e-mail template {file_name(name, EMAIL)} must start with a 'Subject: ...' line")
     subject = first[len("Subject:") :].strip()
     if not subject:
-        raise ValueError(f"e-mail template {file_name(name, EMAIL)} renders an empty subject")
+        raise BadValue(f"e-mail template {file_name(name, EMAIL)} renders an empty subject")
     return subject, body.strip() + "\n"

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers import HandlerContext, check, handler, messages
+from handlers import messages
+from runner.errors import BadValue, Missing
+from runner.registry import HandlerContext, Registry
 
 RECIPIENT_FIELDS = {"group": "zalo_group_id", "user": "zalo_user_id"}
 
 
 def _to(value: Any) -> str:
-    """The recipient kind; ValueError names the parameter."""
+    """The recipient kind; BadValue names the parameter."""
     to = "group" if value in (None, "") else str(value).strip()
     if to not in RECIPIENT_FIELDS:
-        raise ValueError(f"input parameter 'to' is {to!r}; use 'group' (the customer's Zalo group) or 'user'")
+        raise BadValue(f"input parameter 'to' is {to!r}; use 'group' (the customer's Zalo group) or 'user'")
     return to
 
 
-@handler("zalo.send")
 def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Render a Zalo template for the instance's customer and queue it for delivery."""
     template = messages.template_name(params)
@@ -33,7 +34,7 @@ def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     field = RECIPIENT_FIELDS[to]
     recipient = values["customer"].get(field)
     if not recipient:
-        raise LookupError(
+        raise Missing(
             f"customer {ctx.business_key} has no {field}: fill it in before sending "
             f"template '{template}' to the customer's Zalo {to}"
         )
@@ -42,7 +43,6 @@ def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     return {"last_message": template}
 
 
-@check("zalo.send")
 def check_send(element_id: str, params: dict[str, str | None]) -> list[str]:
     """At deployment: the template exists and uses only what this task gives it."""
     reasons = []
@@ -50,3 +50,9 @@ def check_send(element_id: str, params: dict[str, str | None]) -> list[str]:
     if raw_to is not None and "${" not in raw_to and raw_to.strip() not in ("", *RECIPIENT_FIELDS):
         reasons.append(f"input parameter 'to' is {raw_to.strip()!r}; use 'group' or 'user'")
     return reasons + messages.check(params.get("template"), messages.ZALO, params)
+
+
+def register(registry: Registry) -> None:
+    """Add this module's topics to ``registry``."""
+    registry.add("zalo.send", send)
+    registry.add_check("zalo.send", check_send)

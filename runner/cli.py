@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from runner import extension
+from runner import extension, registry
 from runner.clock import parse_span
 from runner.errors import DeploymentInvalid, RunnerError
 from runner.extension import Extension, combined
@@ -39,10 +39,13 @@ def _print(value: Any) -> None:
 
 
 def open_runner(settings: Settings):
-    """The runner a command works on, with the extensions installed (entry-point group ``bpmn_runner.extensions``)."""
+    """The runner a command works on, with the handlers and extensions installed.
+
+    Entry-point groups ``bpmn_runner.handlers`` (service-task topics) and ``bpmn_runner.extensions``.
+    """
     from runner.service.runtime import Runner
 
-    return Runner(settings, extensions=extension.discover(settings))
+    return Runner(settings, registry.installed(), extensions=extension.discover(settings))
 
 
 def cmd_db(args, settings: Settings) -> None:

@@ -4,25 +4,46 @@
     ├── NotFound               an instance, task, version or process key does not exist
     │   └── Missing            a user, customer, staff member, booking, order or list entry does not exist
     ├── Conflict               a concurrent writer changed the same row first
+    │   └── SlotTaken          (runner.crm.models) a staff member already has an appointment then
     ├── Invalid                input was rejected before anything was stored
     │   ├── Forbidden          the user may not do this (a role or object permission)
+    │   ├── BadLogin           a username/password pair is wrong
+    │   ├── BadValue           a field's value has the wrong type or is not allowed
     │   ├── DeploymentInvalid  a BPMN/DMN file failed validation (carries every problem)
+    │   ├── EncodingInvalid    (runner.model.encoding) a file's bytes and XML declaration name no usable encoding
     │   ├── ExpressionInvalid  an expression or script breaks the restricted rules
     │   │   └── BudgetExceeded an evaluation ran over its time or size budget
     │   ├── TimerInvalid       a timer value is not ISO 8601 or does not evaluate to one
     │   ├── FormInvalid        submitted form values are wrong (carries per-field messages)
-    │   └── BadValue           a field's value has the wrong type or is not allowed
+    │   ├── _Bad               (runner.model.forms) one form value is wrong; FormInvalid collects them
+    │   ├── TextInvalid        (runner.model.inputs) a text the database or the pages cannot hold
+    │   ├── SecretKeyMissing   (runner.instance_folder) the web app has no secret key to sign sessions
+    │   ├── DiagramError       (web.svg.di) a BPMN file has no diagram that can be drawn
+    │   │   └── _Skip          (web.svg.di) one diagram element cannot be drawn; the rest still is
+    │   └── BadRequest         (web.api.errors) the request itself is malformed (not JSON, wrong types)
+    ├── LoginThrottled         an account or address failed to log in too often and must wait
     ├── NotCorrelated          a message found no waiting instance and no start event
     ├── StepFailed             an engine step failed at an element (script, condition, timer)
-    └── HandlerFailed          a service-task handler raised, hung or returned bad data
+    ├── HandlerFailed          a service-task handler raised, hung or returned bad data
+    ├── Retry                  a handler met a passing problem; its job is tried again later
+    ├── HandlerContextClosed   a handler used its context or session after its timeout
+    ├── RegistryError          a handler registry was built wrong (a topic taken twice)
+    ├── DeliveryError          a transport did not deliver an outbox message
+    └── Stop                   (runner.crm.demo.story) a demo story reached the step its plan leaves open
 
-Library errors (SpiffWorkflow, SQLAlchemy, lxml) are translated at the module that
-calls the library, with ``raise X(...) from exc``.
+The classes shown with a module live there, next to what raises them; every other class
+is defined here. Outside the tree on purpose: ``runner.sandbox.budget``'s ``Breach`` (over
+budget; reported as BudgetExceeded) and ``Interrupted`` (the worker is stopping) are
+BaseExceptions, so that a script's ``except Exception`` cannot swallow them. Library
+errors (SpiffWorkflow, SQLAlchemy, lxml) are translated at the module that calls the
+library, with ``raise X(...) from exc``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 class RunnerError(Exception):
@@ -45,12 +66,27 @@ class Forbidden(Invalid):
     """Raised when a user may not do what they asked (a role or object-level permission)."""
 
 
-class Missing(NotFound, LookupError):
+class Missing(NotFound):
     """Raised when a user, customer, staff member, booking, order or list entry does not exist."""
 
 
-class BadValue(Invalid, ValueError):
+class BadValue(Invalid):
     """Raised when a field's value has the wrong type or is not allowed; the message names the field."""
+
+
+class BadLogin(Invalid):
+    """Raised when a username/password pair is wrong (deliberately not saying which)."""
+
+
+class LoginThrottled(RunnerError):
+    """Raised when an account or address had too many failed logins in a row and must wait ``retry_after``."""
+
+    def __init__(self, username: str, retry_after: timedelta):
+        self.username, self.retry_after = username, retry_after
+        super().__init__(
+            f"account {username!r} is slowed down after failed logins; "
+            f"try again in {math.ceil(retry_after.total_seconds())} s"
+        )
 
 
 @dataclass(frozen=True)
@@ -114,6 +150,31 @@ class NotCorrelated(RunnerError):
 
 class HandlerFailed(RunnerError):
     """Raised when a service-task handler raised, timed out or returned non-JSON data."""
+
+
+class Retry(RunnerError):
+    """Raised by a handler when a passing problem should be tried again later."""
+
+
+class HandlerContextClosed(RunnerError):
+    """Raised when a handler uses its context or its session after its timeout."""
+
+
+class RegistryError(RunnerError):
+    """Raised when a handler registry is built wrong: a topic taken twice, an entry point that is no callable."""
+
+
+class DeliveryError(RunnerError):
+    """Raised by a transport when a message was not delivered; ``transient`` failures are tried again later.
+
+    ``uncertain``: the message may have arrived (no answer after it was sent); it is
+    not tried again by itself but becomes ``unknown`` for an admin to decide.
+    """
+
+    def __init__(self, message: str, transient: bool, *, uncertain: bool = False):
+        super().__init__(message)
+        self.transient = transient and not uncertain
+        self.uncertain = uncertain
 
 
 class StepFailed(RunnerError):

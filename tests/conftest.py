@@ -19,11 +19,11 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-import handlers
 from runner.crm.extension import easyedu
 from runner.crm.models import ROLES
 from runner.crm.settings import CrmSettings
 from runner.extension import Extension
+from runner.registry import Registry, installed
 from runner.service.runtime import Runner
 from runner.settings import Settings
 from runner.store import schema as db
@@ -106,9 +106,9 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def registry() -> handlers.Registry:
-    """The built-in handlers, in a copy that a test may extend."""
-    return handlers.load_all().copy()
+def registry() -> Registry:
+    """The handlers of the installed entry-point group, in a registry of the test's own to extend."""
+    return installed()
 
 
 def with_crm(crm: CrmSettings | None = None) -> tuple[Extension, ...]:
@@ -117,7 +117,7 @@ def with_crm(crm: CrmSettings | None = None) -> tuple[Extension, ...]:
 
 
 def make_runner(
-    url: str, registry: handlers.Registry, *, extensions: tuple[Extension, ...] | None = None, **overrides
+    url: str, registry: Registry, *, extensions: tuple[Extension, ...] | None = None, **overrides
 ) -> Runner:
     """A runner on the virtual clock at a fixed start time, with the CRM extension unless told otherwise."""
     settings = Settings.from_env({}, database_url=url, clock="virtual", retry_base_seconds=10.0, **overrides)
@@ -125,7 +125,7 @@ def make_runner(
 
 
 @pytest.fixture
-def runner(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
+def runner(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     """A runner on a fresh SQLite database and the virtual clock."""
     r = make_runner(sqlite_url, registry)
     yield r
@@ -133,7 +133,7 @@ def runner(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_runner(request, registry: handlers.Registry) -> Iterator[Runner]:
+def any_runner(request, registry: Registry) -> Iterator[Runner]:
     """The same test on SQLite and on PostgreSQL."""
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
     r = make_runner(url, registry)

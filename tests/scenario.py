@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-import handlers
 from runner.crm import customers as crm
 from runner.crm.extension import easyedu
 from runner.crm.settings import CrmSettings
 from runner.queries import tasklists as inbox
+from runner.registry import Registry
 from runner.service.runtime import Runner
 from runner.settings import Settings
 from runner.store.models import ClockRow
@@ -46,7 +46,7 @@ STAFF: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
 )
 
 
-def runner_at(url: str, registry: handlers.Registry, start: datetime = START, **overrides) -> Runner:
+def runner_at(url: str, registry: Registry, start: datetime = START, **overrides) -> Runner:
     """A runner on a migrated database whose virtual clock starts at ``start``."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:

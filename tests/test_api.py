@@ -16,9 +16,9 @@ import pytest
 import schemathesis
 from flask import Flask
 
-import handlers
 from runner.crm import customers as crm
 from runner.queries import tasklists as inbox
+from runner.registry import HandlerContext, Registry
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from runner.settings import Settings
@@ -374,10 +374,10 @@ def test_messages_reach_waiting_instances_or_start_new_ones_or_404(api: Api, run
 # --- incidents and the clock ----------------------------------------------------------------------------------
 
 
-def test_incidents_list_and_retry(api: Api, runner: Runner, registry: handlers.Registry) -> None:
+def test_incidents_list_and_retry(api: Api, runner: Runner, registry: Registry) -> None:
     calls: list[str] = []
 
-    def work(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+    def work(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
         calls.append(ctx.business_key)
         if len(calls) <= 2:
             raise RuntimeError("CRM is down")
@@ -437,7 +437,7 @@ def test_advance_needs_a_whole_positive_number_of_seconds(api: Api, runner: Runn
     assert runner.now() == before
 
 
-def test_the_real_clock_cannot_be_advanced(sqlite_url: str, registry: handlers.Registry) -> None:
+def test_the_real_clock_cannot_be_advanced(sqlite_url: str, registry: Registry) -> None:
     real = Runner(Settings.from_env({}, database_url=sqlite_url, clock="system"), registry=registry)
     try:
         add_user(real, "admin1", ["admin"])

@@ -15,14 +15,13 @@ from conftest import BPMN, make_runner
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-import handlers
-from handlers import HandlerContext
 from handlers import booking as booking_handlers
 from runner.crm import bookings as calendar
 from runner.crm import customers as crm
-from runner.crm.models import BadValue, Booking, BookingSlot, Missing, SlotTaken
-from runner.errors import Conflict
+from runner.crm.models import Booking, BookingSlot, SlotTaken
+from runner.errors import BadValue, Conflict, Missing
 from runner.queries import tasklists as inbox
+from runner.registry import HandlerContext, Registry
 from runner.service import jobs
 from runner.service.runtime import Runner
 
@@ -165,11 +164,11 @@ def test_the_teacher_who_fits_the_first_days_wins_then_the_least_booked(runner: 
     assert find(runner, duration_minutes=240) == ("chau", [at(0, 8), at(4, 8)])
 
 
-def test_no_teacher_with_enough_free_days_is_a_lookup_error(runner: Runner) -> None:
+def test_no_teacher_with_enough_free_days_is_missing(runner: Runner) -> None:
     staff_and_customers(runner, {"chau": [(4, "08:00", "10:00")]})
-    with pytest.raises(LookupError, match="no active staff member with role 'teacher' has 3 free slot"):
+    with pytest.raises(Missing, match="no active staff member with role 'teacher' has 3 free slot"):
         find(runner, sessions=3)
-    with pytest.raises(LookupError, match="teacher: 'chau' does not have 2 free slot"):
+    with pytest.raises(Missing, match="teacher: 'chau' does not have 2 free slot"):
         find(runner, teacher="chau", window_days=7)
     assert find(runner, teacher="chau", window_days=12) == ("chau", [at(4, 8), at(11, 8)])
     with pytest.raises(Missing, match="role 'customer_care' has 2 free slot"):  # ha has no windows
@@ -198,9 +197,7 @@ def test_an_overlapping_booking_is_refused_and_leaves_nothing(any_runner: Runner
     assert counts(any_runner) == (3, 8)
 
 
-def test_two_concurrent_bookings_of_one_slot_on_postgresql_exactly_one_wins(
-    pg_url: str, registry: handlers.Registry
-) -> None:
+def test_two_concurrent_bookings_of_one_slot_on_postgresql_exactly_one_wins(pg_url: str, registry: Registry) -> None:
     """Two connections both see 09:00 free, then both book it: the constraint lets one through."""
     runners = [make_runner(pg_url, registry) for _ in range(2)]
     staff_and_customers(runners[0])
@@ -424,7 +421,7 @@ def test_an_appointment_is_booked_moved_with_the_customer_and_a_clash_leaves_a_n
         appointment(start=day(4, 10).isoformat(), kind="party")
 
 
-def test_concurrent_book_sessions_jobs_on_postgresql_never_overlap(pg_url: str, registry: handlers.Registry) -> None:
+def test_concurrent_book_sessions_jobs_on_postgresql_never_overlap(pg_url: str, registry: Registry) -> None:
     """Two workers book the same proposed slots for two customers at once: the second gets the next free ones."""
     both_started = threading.Barrier(2, timeout=20)
 

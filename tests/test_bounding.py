@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from test_long_lived import Bounds, RunnerDriver, StoreDriver
 
-import handlers
 from runner.errors import DeploymentInvalid
+from runner.registry import HandlerContext, Registry
 
 FIXTURES = Path(__file__).parent / "bpmn" / "bounding"
 ROUNDS = {"runner": 400, "store": 1_100}
@@ -29,7 +29,7 @@ Round = Callable[[Driver, int], None]
 
 
 @pytest.fixture(params=sorted(ROUNDS))
-def drive(request: pytest.FixtureRequest, registry: handlers.Registry) -> Callable[..., tuple[Driver, int]]:
+def drive(request: pytest.FixtureRequest, registry: Registry) -> Callable[..., tuple[Driver, int]]:
     """A factory of (driver, rounds) for one process, at the Runner or at the store level."""
 
     def make(process_key: str, *files: str) -> tuple[Driver, int]:
@@ -82,11 +82,11 @@ def test_parallel_split_and_join(drive) -> None:
     play(driver, rounds, lambda d, i: complete_one_by_one(d, i, ["left", "right"]))
 
 
-def test_interrupting_boundary_timer(drive, registry: handlers.Registry) -> None:
+def test_interrupting_boundary_timer(drive, registry: Registry) -> None:
     """Every third round the review times out and escalates; otherwise it is done in time."""
     escalated: list[int] = []
 
-    def escalate(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+    def escalate(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
         escalated.append(params["n"])
         return {"escalations": params["n"] + 1}
 
@@ -109,7 +109,7 @@ def test_interrupting_boundary_timer(drive, registry: handlers.Registry) -> None
     play(driver, rounds, one_round, escalations=0)
 
 
-def test_non_interrupting_cycle_timer(drive, registry: handlers.Registry) -> None:
+def test_non_interrupting_cycle_timer(drive, registry: Registry) -> None:
     """An hourly reminder fires 0, 1 or 2 times while the work stays open, then stops with it."""
     reminded: list[int] = []
     registry.add("bounding.remind", lambda params, ctx: reminded.append(params["round"]) or {})

@@ -1,6 +1,6 @@
 """The generic runner alone: no extension, no handlers, only the core's tables.
 
-A runner built with ``Runner(settings, handlers.Registry(), extensions=())`` on a database
+A runner built with ``Runner(settings, Registry(), extensions=())`` on a database
 migrated with the core's Alembic branch only (no CRM table) deploys and runs the BPMN
 fixtures of ``tests/`` that need no EasyEdu topic (user tasks, gateways, messages, timers, subprocesses, call
 activities, DMN), on SQLite and on PostgreSQL. And importing the core loads neither the
@@ -24,12 +24,12 @@ import pytest
 import sqlalchemy as sa
 from conftest import BPMN, make_runner, pg_schema
 
-import handlers
 from runner import cli, extension
 from runner.crm.models import ROLES
 from runner.errors import BadValue, Forbidden, Invalid
 from runner.queries import diagram_state
 from runner.queries import tasklists as inbox
+from runner.registry import Registry
 from runner.service import accounts as users
 from runner.service.policy import Person
 from runner.service.runtime import Runner
@@ -44,7 +44,7 @@ KEY = "K-1"
 def core(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runner]:
     """A core-only runner (no extension, an empty handler registry) on core tables only."""
     with _database(request, tmp_path) as url:
-        runner = make_runner(url, handlers.Registry(), extensions=())
+        runner = make_runner(url, Registry(), extensions=())
         tables = set(sa.inspect(runner.db.engine).get_table_names())
         assert {"instances", "users"} <= tables and not tables & {"customers", "staff", "bookings"}
         yield runner
@@ -250,12 +250,6 @@ def test_the_crm_comes_in_through_the_entry_point_group() -> None:
 
 # --- importing the core loads no CRM, handlers or web ------------------------------------------------
 
-# NOTE: strict xfails: the day another helper's change lands, the module passes and its line must go.
-PENDING = {
-    "runner.service.jobs": "H2: takes HandlerContext and Retry from handlers",
-    "runner.service.runtime": "H2: builds handlers.load_all() when given no registry",
-    "runner.service.scheduler": "H2: through jobs, the handler contract of handlers",
-}
 FORBIDDEN = """
 import importlib, sys
 for name in sys.argv[1:]:
@@ -282,13 +276,7 @@ def _loaded(*modules: str) -> list[str]:
 
 
 def test_importing_the_core_loads_no_crm_handlers_or_web() -> None:
-    modules = [m for m in core_modules() if m not in PENDING]
+    modules = core_modules()
     assert len(modules) > 30 and "runner.service.policy" in modules and "runner.service.outbox" in modules
+    assert "runner.service.runtime" in modules and "runner.service.jobs" in modules
     assert _loaded(*modules) == []
-
-
-@pytest.mark.parametrize(
-    "module", [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=why)) for m, why in PENDING.items()]
-)
-def test_a_module_still_tied_to_the_crm_or_handlers(module: str) -> None:
-    assert _loaded(module) == []

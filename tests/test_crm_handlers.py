@@ -11,11 +11,12 @@ import pytest
 from conftest import BPMN
 from sqlalchemy import select
 
-from handlers import HandlerContext
 from handlers import crm as crm_handlers
 from runner.crm import customers as crm
-from runner.crm.models import BadValue, Contract, Customer, Missing, Note, Order, Staff
+from runner.crm.models import Contract, Customer, Note, Order, Staff
+from runner.errors import BadValue, Missing
 from runner.queries import tasklists as inbox
+from runner.registry import HandlerContext
 from runner.service.runtime import Runner
 
 DOMAIN = BPMN / "domain"
@@ -215,9 +216,9 @@ def test_bad_params_raise_errors_naming_the_param(runner: Runner, fn, params: di
 
 
 @pytest.mark.parametrize("business_key", [None, "KH0404"])
-def test_a_missing_customer_is_a_lookup_error(runner: Runner, business_key: str | None) -> None:
+def test_a_missing_customer_is_missing(runner: Runner, business_key: str | None) -> None:
     company(runner)
-    with context(runner, business_key) as ctx, pytest.raises(LookupError, match="customer"):
+    with context(runner, business_key) as ctx, pytest.raises(Missing, match="customer"):
         crm_handlers.add_note({"text": "Gọi lại"}, ctx)
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-import handlers
 from runner.crm import bookings as calendar
 from runner.crm import customers as crm
 from runner.crm import views
 from runner.crm.models import BadValue, Missing
 from runner.queries import tasklists as inbox
+from runner.registry import Registry
 from runner.service.runtime import Runner
 from tests.scenario import START, TZ, add_customer, advance, company, complete, runner_at, start
 
@@ -47,7 +47,7 @@ SURVEY = {
 }
 
 
-def company_runner(url: str, registry: handlers.Registry) -> Runner:
+def company_runner(url: str, registry: Registry) -> Runner:
     """The company (lists, staff an/binh/chi in sales ...) at Monday 09:00 with every diagram deployed."""
     runner = runner_at(url, registry, START)
     company(runner)
@@ -85,14 +85,14 @@ def pipeline(runner: Runner) -> dict[str, str]:
 
 
 @pytest.fixture
-def r(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
+def r(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     runner = company_runner(sqlite_url, registry)
     yield runner
     runner.db.engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_r(request: pytest.FixtureRequest, registry: handlers.Registry) -> Iterator[Runner]:
+def any_r(request: pytest.FixtureRequest, registry: Registry) -> Iterator[Runner]:
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
     runner = company_runner(url, registry)
     yield runner

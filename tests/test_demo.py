@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import handlers
 from runner.cli import main
 from runner.crm import bookings as calendar
 from runner.crm import customers as crm
@@ -27,6 +26,7 @@ from runner.crm import demo
 from runner.crm.demo.company import PLANS, STAFF
 from runner.crm.models import ROLES, Booking, Customer
 from runner.queries import tasklists as inbox
+from runner.registry import installed
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from runner.store import schema as db
@@ -64,7 +64,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runner, s
     folder = tmp_path_factory.mktemp("demo")
     url = f"sqlite:///{folder / 'runner.db'}"
     db.upgrade(url)
-    runner = runner_at(url, handlers.load_all().copy(), START, instance_path=str(folder))
+    runner = runner_at(url, installed(), START, instance_path=str(folder))
     runner.deploy([PROCESSES])
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-import handlers
 from runner.crm import customers as crm
 from runner.crm.models import ROLES
 from runner.model import validation
 from runner.model.document import BPMN_NS, BPMNDI_NS, CAMUNDA_NSS
+from runner.registry import installed
 from runner.service.deployment import read_paths
 from runner.service.runtime import Runner
 
@@ -218,7 +218,7 @@ def test_user_tasks_name_their_inbox_group() -> None:
 
 
 def test_processes_deploy_without_problems(runner: Runner) -> None:
-    registry = handlers.load_all()
+    registry = installed()
     files = read_paths([PROCESSES])
     assert validation.validate(files, topics=registry.topics(), checks=registry.checks()) == []
     deployed = runner.deploy([PROCESSES])

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from runtime_helpers import events, fixture, only_task
 
-from handlers import HandlerContext
 from runner.queries import tasklists as inbox
+from runner.registry import HandlerContext
 from runner.service.runtime import Runner
 
 LIFE = [

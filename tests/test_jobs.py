@@ -17,9 +17,9 @@ from conftest import BPMN, make_runner
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-import handlers
-from runner.errors import Conflict, NotFound
+from runner.errors import Conflict, HandlerContextClosed, NotFound
 from runner.queries import tasklists as inbox
+from runner.registry import HandlerContext, Registry
 from runner.service import jobs
 from runner.service.retries import MAX_BACKOFF_SECONDS, compute_backoff, max_tries
 from runner.service.runtime import Runner
@@ -83,7 +83,7 @@ class Flaky:
         self.failing = set(failing)
         self.calls: list[tuple[str, int, datetime]] = []
 
-    def __call__(self, params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+    def __call__(self, params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
         self.calls.append((ctx.business_key, ctx.attempt, ctx.now))
         if ctx.business_key in self.failing:
             raise RuntimeError("CRM is down")
@@ -93,7 +93,7 @@ class Flaky:
         return [at for key, _, at in self.calls if key == business_key]
 
 
-def deploy(runner: Runner, registry: handlers.Registry, fn, *files: str, topic: str = "test.work") -> None:
+def deploy(runner: Runner, registry: Registry, fn, *files: str, topic: str = "test.work") -> None:
     registry.add(topic, fn)
     runner.deploy([JOBS / name for name in files])
 
@@ -114,7 +114,7 @@ def open_tasks(runner: Runner, instance_id: str) -> list[str]:
 
 
 def test_failing_handler_is_retried_with_backoff_then_raises_an_incident(
-    any_runner: Runner, registry: handlers.Registry
+    any_runner: Runner, registry: Registry
 ) -> None:
     runner, flaky = any_runner, Flaky("A")
     deploy(runner, registry, flaky, "service.bpmn")
@@ -167,7 +167,7 @@ def test_failing_handler_is_retried_with_backoff_then_raises_an_incident(
     ("fixture", "process_key", "tries"), [("service.bpmn", "jobs_service", 3), ("two_tries.bpmn", "jobs_two_tries", 2)]
 )
 def test_the_retries_property_sets_the_total_tries(
-    runner: Runner, registry: handlers.Registry, fixture: str, process_key: str, tries: int
+    runner: Runner, registry: Registry, fixture: str, process_key: str, tries: int
 ) -> None:
     flaky = Flaky("A")
     deploy(runner, registry, flaky, fixture)
@@ -180,7 +180,7 @@ def test_the_retries_property_sets_the_total_tries(
     assert inbox.incidents(runner)[0]["tries"] == tries
 
 
-def test_retry_incident_refuses_what_is_not_open(runner: Runner, registry: handlers.Registry) -> None:
+def test_retry_incident_refuses_what_is_not_open(runner: Runner, registry: Registry) -> None:
     deploy(runner, registry, Flaky("A"), "two_tries.bpmn")
     runner.start_instance("jobs_two_tries", "A", {"customer": "A"})
     runner.run_due()
@@ -195,7 +195,7 @@ def test_retry_incident_refuses_what_is_not_open(runner: Runner, registry: handl
 
 
 def test_a_failed_try_is_recorded_before_another_worker_can_claim_the_job(
-    any_runner: Runner, registry: handlers.Registry
+    any_runner: Runner, registry: Registry
 ) -> None:
     """The job stays claimed from the failure to its bookkeeping: no immediate second run."""
     flaky = Flaky("A")
@@ -232,12 +232,12 @@ def release() -> Iterator[threading.Event]:
 
 
 def test_a_handler_that_hangs_times_out_and_loses_nothing(
-    runner: Runner, registry: handlers.Registry, release: threading.Event
+    runner: Runner, registry: Registry, release: threading.Event
 ) -> None:
     finished = threading.Event()
     late: list[str] = []
 
-    def slow(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+    def slow(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
         if ctx.attempt > 1:
             return {"slow_done": True}
         ctx.send("webhook", {"text": "sent before hanging"})
@@ -248,7 +248,7 @@ def test_a_handler_that_hangs_times_out_and_loses_nothing(
         ):
             try:
                 late_use()
-            except RuntimeError as exc:
+            except HandlerContextClosed as exc:
                 late.append(str(exc))
         finished.set()
         return {"slow_done": "too late"}
@@ -302,7 +302,7 @@ def _state(runner: Runner, instance_id: str) -> tuple[dict[str, Any], list[dict]
     ],
 )
 def test_a_handler_returning_unusable_data_fails_clearly(
-    runner: Runner, registry: handlers.Registry, result: Any, error: str
+    runner: Runner, registry: Registry, result: Any, error: str
 ) -> None:
     deploy(runner, registry, lambda params, ctx: result, "two_tries.bpmn")
     instance_id = runner.start_instance("jobs_two_tries", "KH-1", {"customer": "KH-1"})
@@ -314,8 +314,8 @@ def test_a_handler_returning_unusable_data_fails_clearly(
     assert "ratio" not in inbox.instance(runner, instance_id)["data"]
 
 
-def test_a_message_that_is_not_json_fails_the_try(runner: Runner, registry: handlers.Registry) -> None:
-    def send_object(params: dict[str, Any], ctx: handlers.HandlerContext) -> None:
+def test_a_message_that_is_not_json_fails_the_try(runner: Runner, registry: Registry) -> None:
+    def send_object(params: dict[str, Any], ctx: HandlerContext) -> None:
         ctx.send("webhook", {"at": datetime(2026, 1, 1)})
 
     deploy(runner, registry, send_object, "service.bpmn")
@@ -330,13 +330,13 @@ def test_a_message_that_is_not_json_fails_the_try(runner: Runner, registry: hand
 
 
 def test_messages_and_domain_writes_are_stored_only_when_the_step_commits(
-    any_runner: Runner, registry: handlers.Registry
+    any_runner: Runner, registry: Registry
 ) -> None:
     runner = any_runner
     with runner.db.engine.begin() as conn:
         conn.execute(sa.text("create table notes (customer varchar(20), attempt integer)"))
 
-    def send_then_maybe_fail(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+    def send_then_maybe_fail(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
         ctx.session.execute(sa.text("insert into notes values (:c, :a)"), {"c": params["customer"], "a": ctx.attempt})
         ctx.send("log", {"customer": params["customer"], "attempt": ctx.attempt})
         if ctx.attempt == 1:
@@ -369,7 +369,7 @@ def _notes(runner: Runner) -> list[tuple[str, int]]:
 # --- an instance held by someone else -------------------------------------------------------
 
 
-def test_a_job_whose_instance_is_busy_stays_due_without_spinning(pg_url: str, registry: handlers.Registry) -> None:
+def test_a_job_whose_instance_is_busy_stays_due_without_spinning(pg_url: str, registry: Registry) -> None:
     runner, flaky = make_runner(pg_url, registry), Flaky()
     try:
         deploy(runner, registry, flaky, "service.bpmn")

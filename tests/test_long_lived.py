@@ -23,11 +23,11 @@ import pytest
 from lxml import etree
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
-import handlers
 from runner.clock import FixedClock
 from runner.engine import Engine, Snapshot
 from runner.engine.parser import RunnerParser, normalize
 from runner.queries import tasklists as inbox
+from runner.registry import HandlerContext, Registry
 from runner.service.runtime import Runner
 from runner.store.database import WorkflowStore
 from runner.store.models import Instance
@@ -53,7 +53,7 @@ class StoreDriver:
     without the database, and runs service-task handlers from the registry.
     """
 
-    def __init__(self, files: list[Path], process_key: str, registry: handlers.Registry):
+    def __init__(self, files: list[Path], process_key: str, registry: Registry):
         parser = RunnerParser()
         for path in files:
             parser.add_bpmn_xml(etree.fromstring(normalize(path.read_bytes())), filename=path.name)
@@ -94,7 +94,7 @@ class StoreDriver:
             if not self.snap.jobs:
                 return
             job = self.snap.jobs[0]
-            ctx = handlers.HandlerContext(
+            ctx = HandlerContext(
                 instance_id="store",
                 business_key=None,
                 idempotency_key=job.task_id,
@@ -272,7 +272,7 @@ def play_loop(driver: StoreDriver | RunnerDriver, rounds: int, size_every: int =
     return bounds
 
 
-def test_loop_runs_ten_thousand_rounds_at_store_level(registry: handlers.Registry) -> None:
+def test_loop_runs_ten_thousand_rounds_at_store_level(registry: Registry) -> None:
     """10,000 rounds, each unit of work pruned, dumped and restored: no early end, bounded state."""
     driver = StoreDriver([LOOP], "care_loop", registry)
     bounds = play_loop(driver, 10_000)

@@ -18,7 +18,7 @@ from handlers import messages
 from runner.crm import customers as crm
 from runner.crm.models import Customer, Staff
 from runner.crm.settings import CrmSettings
-from runner.errors import DeploymentInvalid, Invalid, NotFound
+from runner.errors import BadValue, DeploymentInvalid, Invalid, Missing, NotFound
 from runner.queries import tasklists as inbox
 from runner.service.runtime import Runner
 
@@ -140,7 +140,7 @@ def test_dates_read_the_vietnamese_way(value: str, shown: str) -> None:
 
 def test_room_link_is_the_customer_name_without_marks() -> None:
     assert messages.room_link("Trung tâm Đức Trí - Cơ sở 2") == "online.emso.vn/TrungTamDucTriCoSo2"
-    with pytest.raises(ValueError, match="no meeting room name"):
+    with pytest.raises(BadValue, match="no meeting room name"):
         messages.room_link(" - ")
 
 
@@ -148,11 +148,11 @@ def test_an_empty_value_stops_the_message_naming_the_field(runner: Runner) -> No
     add_people(runner, package=None)
     with runner.db.read() as s:
         values = messages.variables(s, "KH0001", {"promotion": "  "})
-    with pytest.raises(ValueError, match=r"renewal_notice.txt: customer.package has no value"):
+    with pytest.raises(BadValue, match=r"renewal_notice.txt: customer.package has no value"):
         messages.render("renewal_notice", messages.ZALO, values)
-    with pytest.raises(ValueError, match=r"promotion.txt: input parameter 'promotion' has no value"):
+    with pytest.raises(BadValue, match=r"promotion.txt: input parameter 'promotion' has no value"):
         messages.render("promotion", messages.ZALO, values)
-    with pytest.raises(LookupError, match="template 'mau_9' does not exist"):
+    with pytest.raises(Missing, match="template 'mau_9' does not exist"):
         messages.render("mau_9", messages.ZALO, values)
 
 

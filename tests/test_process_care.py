@@ -25,13 +25,13 @@ from test_process_onboarding import (
     train_and_hand_over,
 )
 
-import handlers
 from runner.crm import bookings as calendar
 from runner.crm import customers as crm
 from runner.crm.models import Contract, Order
 from runner.errors import FormInvalid
 from runner.model.timeparse import add_months
 from runner.queries import tasklists as inbox
+from runner.registry import Registry
 from runner.service.runtime import Runner
 from runner.store.models import Instance
 from tests.scenario import (
@@ -54,7 +54,7 @@ BEFORE_CARE = ["TIẾP NHẬN", "ĐÀO TẠO", "BÀN GIAO", "CHĂM SÓC ĐỊNH 
 
 
 @pytest.fixture
-def r(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
+def r(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     """The post-sale runner of test_process_onboarding on SQLite."""
     runner = post_sale_runner(sqlite_url, registry)
     yield runner

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-import handlers
 from runner.crm import bookings as calendar
 from runner.crm.models import Booking, Note
 from runner.model.timeparse import add_months
 from runner.queries import tasklists as inbox
+from runner.registry import Registry
 from runner.service.runtime import Runner
 from tests.scenario import (
     START,
@@ -59,7 +59,7 @@ FACTS = {
 # --- driving a customer through the post-sale process -------------------------------------------
 
 
-def post_sale_runner(url: str, registry: handlers.Registry) -> Runner:
+def post_sale_runner(url: str, registry: Registry) -> Runner:
     """A runner at START with the company, the weekly availability of the teacher and CSKH, the post-sale diagrams."""
     r = runner_at(url, registry)
     company(r)
@@ -71,7 +71,7 @@ def post_sale_runner(url: str, registry: handlers.Registry) -> Runner:
 
 
 @pytest.fixture
-def r(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
+def r(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     """The post-sale runner on SQLite."""
     runner = post_sale_runner(sqlite_url, registry)
     yield runner
@@ -413,7 +413,7 @@ def test_a_teacher_note_outside_zero_to_ten_is_refused_naming_the_field(r: Runne
 
 
 @pytest.mark.postgres
-def test_handover_path_on_postgresql(pg_url: str, registry: handlers.Registry) -> None:
+def test_handover_path_on_postgresql(pg_url: str, registry: Registry) -> None:
     runner = post_sale_runner(pg_url, registry)
     try:
         onboard(runner)

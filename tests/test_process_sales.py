@@ -16,12 +16,12 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from sqlalchemy import select
 
-import handlers
 from runner.clock import FixedClock
 from runner.crm.models import Booking, Order
 from runner.engine.scripting import RestrictedScriptEngine
 from runner.model import validation
 from runner.model.document import BPMN_NS, BPMNDI_NS, CAMUNDA_NSS
+from runner.registry import Registry
 from runner.service.runtime import Runner
 from tests.scenario import (
     START,
@@ -95,7 +95,7 @@ def at(day: int, hour: int, minute: int = 0, month: int = 12, year: int = 2026) 
     return datetime(year, month, day, hour, minute, tzinfo=TZ)
 
 
-def company_runner(url: str, registry: handlers.Registry) -> Runner:
+def company_runner(url: str, registry: Registry) -> Runner:
     """A runner at START with the company, the lead KH0001 and the diagrams deployed."""
     runner = runner_at(url, registry, START)
     company(runner)
@@ -107,7 +107,7 @@ def company_runner(url: str, registry: handlers.Registry) -> Runner:
 
 
 @pytest.fixture
-def r(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
+def r(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     """The company on SQLite, its clock at Monday 7 December 2026, 09:00."""
     runner = company_runner(sqlite_url, registry)
     yield runner
@@ -115,7 +115,7 @@ def r(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_r(request: pytest.FixtureRequest, registry: handlers.Registry) -> Iterator[Runner]:
+def any_r(request: pytest.FixtureRequest, registry: Registry) -> Iterator[Runner]:
     """The same company on SQLite and on PostgreSQL."""
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
     runner = company_runner(url, registry)
@@ -260,7 +260,7 @@ def test_diagram_is_camunda_7_with_full_interchange_lanes_and_stages() -> None:
     assert [m.get("name") for m in root.findall("bpmn:message", NS)] == ["start_onboarding"]
 
 
-def test_deploys_with_the_real_handlers_and_no_problems(runner: Runner, registry: handlers.Registry) -> None:
+def test_deploys_with_the_real_handlers_and_no_problems(runner: Runner, registry: Registry) -> None:
     files = {"sales.bpmn": SALES.read_bytes()}
     assert validation.validate(files, topics=registry.topics(), checks=registry.checks()) == []
     [deployed] = runner.deploy(files, actor="admin")

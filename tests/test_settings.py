@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import handlers
 from runner import extension
 from runner.queries import tasklists
+from runner.registry import HandlerContext, Registry
 from runner.service.runtime import Runner
 from runner.settings import Settings
 
@@ -79,8 +79,8 @@ def test_settings_are_frozen_with_the_environment_they_were_read_from() -> None:
     assert "mat-khau" not in repr(settings)  # the environment may hold secrets: never printed
 
 
-def test_handlers_get_the_business_zone_of_the_runner_settings(sqlite_url: str, registry: handlers.Registry) -> None:
-    def probe(params: dict, ctx: handlers.HandlerContext) -> dict:
+def test_handlers_get_the_business_zone_of_the_runner_settings(sqlite_url: str, registry: Registry) -> None:
+    def probe(params: dict, ctx: HandlerContext) -> dict:
         return {"zone": str(ctx.tz), "day": ctx.now.astimezone(ctx.tz).date().isoformat()}
 
     registry.add("test.work", probe)

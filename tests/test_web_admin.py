@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-import handlers
 from runner.errors import Invalid, NotFound
 from runner.queries import tasklists as inbox
+from runner.registry import HandlerContext, Registry
 from runner.service import accounts as users
 from runner.service import instance_migration as migration
 from runner.service.runtime import Runner
@@ -246,12 +246,10 @@ def test_migration_without_javascript_redirects_with_a_summary(admin: WebClient,
 # --- incidents and outbox decisions -----------------------------------------------------------------------------
 
 
-def test_incidents_show_the_error_and_can_be_retried(
-    admin: WebClient, runner: Runner, registry: handlers.Registry
-) -> None:
+def test_incidents_show_the_error_and_can_be_retried(admin: WebClient, runner: Runner, registry: Registry) -> None:
     tries: list[int] = []
 
-    def work(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+    def work(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
         tries.append(ctx.attempt)
         if len(tries) <= 2:
             raise RuntimeError("CRM đang bảo trì")
@@ -396,7 +394,7 @@ def test_advancing_the_clock_fires_timers_and_shows_what_happened(admin: WebClie
     assert admin.post("/admin/clock/advance", data={"by": "year"}).status_code == 400
 
 
-def test_the_real_clock_has_no_buttons(sqlite_url: str, registry: handlers.Registry) -> None:
+def test_the_real_clock_has_no_buttons(sqlite_url: str, registry: Registry) -> None:
     real = Runner(Settings.from_env({}, database_url=sqlite_url, clock="system"), registry=registry)
     try:
         add_user(real, "admin1", ["admin"])
@@ -414,7 +412,7 @@ def test_the_real_clock_has_no_buttons(sqlite_url: str, registry: handlers.Regis
 
 def test_without_the_crm_the_admin_offers_the_groups_users_have(sqlite_url: str) -> None:
     """A runner without extensions names no groups: the page offers those its users have, by name."""
-    core = Runner(Settings.from_env({}, database_url=sqlite_url, clock="virtual"), registry=handlers.Registry())
+    core = Runner(Settings.from_env({}, database_url=sqlite_url, clock="virtual"), registry=Registry())
     try:
         add_user(core, "admin1", ["admin"])
         add_user(core, "kho1", ["warehouse"])

@@ -16,10 +16,10 @@ import pytest
 from flask import Flask
 from icalendar import Calendar
 
-import handlers
 from runner.crm import bookings as calendar
 from runner.crm import customers as crm
 from runner.queries import tasklists as inbox
+from runner.registry import Registry
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from tests.scenario import TZ
@@ -32,7 +32,7 @@ WEEK = datetime(2026, 12, 14, 9, 0, tzinfo=TZ)  # the Monday after the pipeline'
 
 
 @pytest.fixture
-def runner(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
+def runner(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     """The company of tests.scenario at Monday 09:00, every diagram deployed, staff able to sign in."""
     r = company_runner(sqlite_url, registry)
     for username in STAFF:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-import handlers
 from runner.errors import NotFound
 from runner.model.paths import read_graph, taken_path
 from runner.queries import diagram_state as diagrams
 from runner.queries import tasklists as inbox
+from runner.registry import HandlerContext, Registry
 from runner.service.runtime import Runner
 
 DIAGRAMS = Path(__file__).parent / "bpmn" / "diagrams"
@@ -28,7 +28,7 @@ class Notify:
     def __init__(self, failures: int = 0):
         self.failures = failures
 
-    def __call__(self, params: dict, ctx: handlers.HandlerContext) -> dict:
+    def __call__(self, params: dict, ctx: HandlerContext) -> dict:
         if self.failures:
             self.failures -= 1
             raise ValueError("Zalo không trả lời")
@@ -36,7 +36,7 @@ class Notify:
 
 
 @pytest.fixture
-def notify(registry: handlers.Registry) -> Notify:
+def notify(registry: Registry) -> Notify:
     handler = Notify()
     registry.add("test.notify", handler)
     return handler
@@ -115,7 +115,7 @@ def test_waits_carry_what_the_details_panel_shows(journey: Runner) -> None:
     assert called and called[0]["called_element"] == "train"
 
 
-def test_waiting_counts_per_element(journey: Runner, registry: handlers.Registry) -> None:
+def test_waiting_counts_per_element(journey: Runner, registry: Registry) -> None:
     for key in ("KH1", "KH2", "KH3"):
         journey.start_instance("journey", key)
     assert diagrams.waiting_counts(journey, "journey", 1) == {"verify": 3}
@@ -253,9 +253,7 @@ def test_missing_things_are_404(client, staff, journey: Runner) -> None:
     assert client.get("/instances/nothing/diagram").status_code == 404
 
 
-def test_a_file_without_diagram_interchange_still_has_a_page(
-    client, staff, runner: Runner, registry: handlers.Registry
-) -> None:
+def test_a_file_without_diagram_interchange_still_has_a_page(client, staff, runner: Runner, registry: Registry) -> None:
     registry.add("test.flaky", lambda params, ctx: {})
     runner.deploy([NO_DI])
     key = read_graph(NO_DI.read_bytes()).processes.pop()

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import func, select, text  # noqa: E402
 
-import handlers  # noqa: E402
 from runner.crm.extension import easyedu  # noqa: E402
+from runner.registry import HandlerContext, Registry, installed  # noqa: E402
 from runner.service import (
     outbox,
     scheduler,  # noqa: E402
@@ -44,7 +44,7 @@ BLOCKED = "HANDLER-BLOCKED"
 PLAIN_CHANNEL = "plainpost"
 
 
-def _note_call(ctx: handlers.HandlerContext) -> None:
+def _note_call(ctx: HandlerContext) -> None:
     """One raw line per handler call, flushed before the handler goes on."""
     folder = os.environ.get("WORKER_RAW_DIR")
     if folder:
@@ -52,7 +52,7 @@ def _note_call(ctx: handlers.HandlerContext) -> None:
             fh.write(f"{ctx.topic} {ctx.idempotency_key}\n")
 
 
-def count_once(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+def count_once(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Record the call in a domain table (committed with the step) and in the raw file."""
     _note_call(ctx)
     ctx.session.execute(
@@ -62,7 +62,7 @@ def count_once(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str
     return {f"{ctx.element_id}_by": os.getpid()}
 
 
-def send_and_wait(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+def send_and_wait(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Queue a welcome message; with ``WORKER_BLOCK_IN_HANDLER=1`` then hang until killed."""
     _note_call(ctx)
     ctx.send("webhook", {"text": "welcome", "instance": ctx.instance_id})
@@ -72,15 +72,15 @@ def send_and_wait(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[
     return {"welcomed": True}
 
 
-def note_call(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+def note_call(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Only record the call (a test then knows the step after it is running)."""
     _note_call(ctx)
     return {}
 
 
-def make_registry() -> handlers.Registry:
-    """The built-in handlers plus this file's test handlers."""
-    registry = handlers.load_all().copy()
+def make_registry() -> Registry:
+    """The installed handlers (the entry-point group) plus this file's test handlers."""
+    registry = installed()
     registry.add("count.once", count_once)
     registry.add("worker.send_and_wait", send_and_wait)
     registry.add("worker.note", note_call)

@@ -16,6 +16,7 @@ from flask import current_app
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
+from runner import registry
 from runner.crm.extension import easyedu
 from runner.service.runtime import Runner
 from web.catalogs import PoBabel
@@ -36,6 +37,7 @@ def get_runner() -> Runner:
             if runner is None:
                 # NOTE: the web app is EasyEdu's: it names the CRM extension itself.
                 settings = app.config["RUNNER_SETTINGS"]
-                runner = Runner(settings, extensions=(easyedu(settings),))
+                # The handlers come from the bpmn_runner.handlers entry points (runner.registry.installed).
+                runner = Runner(settings, registry.installed(), extensions=(easyedu(settings),))
                 app.extensions["runner"] = runner
     return runner

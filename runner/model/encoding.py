@@ -13,6 +13,8 @@ from __future__ import annotations
 import codecs
 import re
 
+from runner.errors import Invalid
+
 # NOTE: the first bytes of a document tell its encoding family (XML 1.0, appendix F).
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -35,7 +37,7 @@ _UNICODE = {
 }
 
 
-class EncodingInvalid(ValueError):
+class EncodingInvalid(Invalid):
     """Raised when a file's bytes, byte order mark and XML declaration do not agree."""
 
 

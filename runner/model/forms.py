@@ -18,7 +18,7 @@ from typing import Any
 
 from lxml import etree
 
-from runner.errors import DeploymentInvalid, FormInvalid, Problem
+from runner.errors import DeploymentInvalid, FormInvalid, Invalid, Problem
 from runner.model.inputs import TextInvalid, check_data, check_text, text_problem
 
 CAMUNDA_NS = ("http://camunda.org/schema/1.0/bpmn", "http://activiti.org/bpmn")
@@ -103,8 +103,8 @@ class Form:
         raise KeyError(f"no form field {id!r}")
 
 
-class _Bad(ValueError):
-    """One rejected value: a machine code and a rule text without the label."""
+class _Bad(Invalid):
+    """Raised for one rejected value: a machine code and a rule text without the label (FormInvalid collects them)."""
 
     def __init__(self, code: str, text: str):
         super().__init__(text)
@@ -176,7 +176,7 @@ def _constraints(node: etree._Element, ftype: str, where: str, problems: list[st
             else:
                 try:
                     out[name] = _limit(name, ftype, config or "")
-                except ValueError:
+                except (ValueError, _Bad):
                     problems.append(f"{where}: constraint {name!r} has invalid config {config!r}")
     return out
 

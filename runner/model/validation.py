@@ -44,7 +44,7 @@ from runner.model.document import (
 from runner.sandbox.expressions import check_expression, check_script, is_wrapped
 
 Finding = tuple[etree._Element | None, str]
-# A topic's deploy-time check (see handlers.Registry.add_check).
+# A topic's deploy-time check (see runner.registry.Registry.add_check).
 TopicCheck = Callable[[str, dict[str, "str | None"]], list[str]]
 
 PYTHON_FORMATS = frozenset({"python", "py", "python3"})

@@ -14,7 +14,6 @@ per address by ``runner.service.throttle``; browser sessions live in ``runner.se
 from __future__ import annotations
 
 import functools
-import math
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from runner.errors import Invalid, Missing, RunnerError
+from runner.errors import BadLogin, LoginThrottled, Missing
 from runner.service import throttle
 from runner.service.directory import (
     FULL_NAME_LENGTH,
@@ -87,21 +86,6 @@ __all__ = [
 ]
 
 lockout_delay = throttle.lockout_delay
-
-
-class BadLogin(Invalid):
-    """Raised when a username/password pair is wrong (deliberately not saying which)."""
-
-
-class LoginThrottled(RunnerError):
-    """Raised when an account or address had too many failed logins in a row and must wait ``retry_after``."""
-
-    def __init__(self, username: str, retry_after: timedelta):
-        self.username, self.retry_after = username, retry_after
-        super().__init__(
-            f"account {username!r} is slowed down after failed logins; "
-            f"try again in {math.ceil(retry_after.total_seconds())} s"
-        )
 
 
 # --- sign-in ------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ class Deployer:
     ):
         self.store = store
         self.topics = topics
-        self.checks = checks or dict  # each topic's deploy-time checks, see handlers.Registry
+        self.checks = checks or dict  # each topic's deploy-time checks, see runner.registry.Registry
 
     def parse(
         self, files: Mapping[str, bytes], known: Mapping[str, bytes], staff: Collection[str] = ()

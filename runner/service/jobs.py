@@ -22,8 +22,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handlers import HandlerContext, Retry
-from runner.errors import BudgetExceeded, Conflict, HandlerFailed, NotFound, caused_by
+from runner.errors import (
+    BudgetExceeded,
+    Conflict,
+    HandlerContextClosed,
+    HandlerFailed,
+    NotFound,
+    Retry,
+    caused_by,
+)
+from runner.registry import HandlerContext
 from runner.service.retries import compute_backoff, max_tries
 from runner.store.database import savepoint
 from runner.store.models import Incident, Instance, Job, OutboxMessage
@@ -45,7 +53,7 @@ class _SessionGuard:
         # NOTE: a timed-out handler thread lives on; it must not touch a session that
         # has moved on to other work (or start a new transaction that holds locks).
         if self._ctx.closed:
-            raise RuntimeError(f"handler for {self._ctx.topic} used its session after its timeout")
+            raise HandlerContextClosed(f"handler for {self._ctx.topic} used its session after its timeout")
         return getattr(self._session, name)
 
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from runner.errors import Conflict, Invalid, NotFound
+from runner.errors import Conflict, DeliveryError, Invalid, NotFound
 from runner.service.retries import compute_backoff
 from runner.store import leases
 from runner.store.models import Incident, Instance, Job, OutboxMessage
@@ -43,19 +43,6 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
 MAX_TRIES = 8
-
-
-class DeliveryError(Exception):
-    """Raised by a transport; ``transient`` failures are tried again later.
-
-    ``uncertain``: the message may have arrived (no answer after it was sent); it is
-    not tried again by itself but becomes ``unknown`` for an admin to decide.
-    """
-
-    def __init__(self, message: str, transient: bool, *, uncertain: bool = False):
-        super().__init__(message)
-        self.transient = transient and not uncertain
-        self.uncertain = uncertain
 
 
 @dataclass(frozen=True)

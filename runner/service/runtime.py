@@ -23,7 +23,6 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-import handlers
 from runner.clock import FixedClock, SystemClock
 from runner.engine import Engine, Snapshot, scripting
 from runner.errors import (
@@ -38,6 +37,7 @@ from runner.errors import (
 )
 from runner.extension import Extension, Extensions, combined
 from runner.model import forms, inputs
+from runner.registry import Registry
 from runner.sandbox.budget import Limits
 from runner.service import accounts, policy, projection, tasks
 from runner.service.deployment import Deployed, Deployer, latest_files, read_paths, staff_usernames
@@ -83,12 +83,16 @@ def _spec_text(s: Session, version_id: int) -> str:
 
 
 class Runner:
-    """One runner over one database. Build it with ``Runner(settings, registry, extensions=(...))``."""
+    """One runner over one database: ``Runner(settings, registry, extensions=(...))``.
+
+    The handler registry is the caller's (see ``runner.registry``); without one the runner
+    knows no service-task topic, and deploys only processes that call none.
+    """
 
     def __init__(
         self,
         settings: Settings,
-        registry: handlers.Registry | None = None,
+        registry: Registry | None = None,
         extensions: Iterable[Extension] | Extensions = (),
     ):
         self.settings = settings
@@ -96,7 +100,7 @@ class Runner:
         self.policy = policy.Policy(self.extensions)
         self.db = Database(make_engine(settings.database_url))
         self.store = WorkflowStore()
-        self.registry = registry or handlers.load_all()
+        self.registry = registry if registry is not None else Registry()
         self.clock = self._start_clock() if settings.clock == "virtual" else SystemClock()
         # NOTE: set when the worker is asked to stop; a running script then ends at its next check.
         self.stopping = threading.Event()

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-import handlers
 from runner.crm import bookings as calendar
 from runner.crm import views
+from runner.registry import Registry
 from runner.service.runtime import Runner
 from tests.scenario import TZ, settle
 from tests.test_customer_views import company_runner, lead, pipeline
@@ -20,7 +20,7 @@ WEEK = datetime(2026, 12, 14, 9, 0, tzinfo=TZ)
 
 
 @pytest.fixture
-def runner(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
+def runner(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     """The company at Monday 09:00 with the real diagrams; sales reps an and binh can sign in."""
     r = company_runner(sqlite_url, registry)
     for username in ("an", "binh"):

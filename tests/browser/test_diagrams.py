@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-import handlers
 from runner.queries import tasklists as inbox
+from runner.registry import HandlerContext, Registry
 from runner.service.runtime import Runner
 from web.svg.render import render_svg
 
@@ -45,12 +45,12 @@ def test_reference_file_is_drawn_in_the_browser(page, shot, path: Path) -> None:
 
 
 class Notify:
-    def __call__(self, params: dict, ctx: handlers.HandlerContext) -> dict:
+    def __call__(self, params: dict, ctx: HandlerContext) -> dict:
         return {"sent": True}
 
 
 @pytest.fixture
-def journey(live_server, registry: handlers.Registry) -> Runner:
+def journey(live_server, registry: Registry) -> Runner:
     registry.add("test.notify", Notify())
     runner = live_server.runner
     runner.deploy([DIAGRAMS / "journey_step.bpmn", DIAGRAMS / "journey.bpmn"])

@@ -37,10 +37,10 @@ from schemathesis import GenerationMode, engine
 from schemathesis.engine import events
 from werkzeug.serving import make_server
 
-import handlers
 from runner.crm import customers as crm
 from runner.crm.models import ROLES
 from runner.queries import tasklists as inbox
+from runner.registry import HandlerContext, Registry
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from tests.webapp import AuthClock, add_user
@@ -87,11 +87,11 @@ class World:
     reset: Callable[[], None] | None = None  # back to the world as built (SQLite only)
 
 
-def _crm_down(params: dict[str, Any], ctx: handlers.HandlerContext) -> dict[str, Any]:
+def _crm_down(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     raise RuntimeError("CRM is down")  # every try fails, so retried jobs raise incidents again
 
 
-def make_world(runner: Runner, registry: handlers.Registry) -> World:
+def make_world(runner: Runner, registry: Registry) -> World:
     registry.add("test.work", _crm_down)
     for role in ROLES:
         add_user(runner, f"{role}1", [role])
@@ -161,13 +161,13 @@ def _schema(world: World, **phases: Any):
 
 
 @pytest.fixture
-def world(runner: Runner, registry: handlers.Registry) -> World:
+def world(runner: Runner, registry: Registry) -> World:
     """The world on SQLite."""
     return make_world(runner, registry)
 
 
 @pytest.fixture
-def any_world(any_runner: Runner, registry: handlers.Registry) -> World:
+def any_world(any_runner: Runner, registry: Registry) -> World:
     """The world on SQLite and on PostgreSQL."""
     return make_world(any_runner, registry)
 

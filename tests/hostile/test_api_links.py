@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 import schemathesis
 
-import handlers
+from runner.registry import Registry
 from runner.service.runtime import Runner
 from tests.hostile.test_api_fuzz import World, make_world
 from web import openapi_document
@@ -107,7 +107,7 @@ def _template(method: str, url: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-def world(runner: Runner, registry: handlers.Registry) -> World:
+def world(runner: Runner, registry: Registry) -> World:
     """The fuzzing world of test_api_fuzz on SQLite."""
     return make_world(runner, registry)
 

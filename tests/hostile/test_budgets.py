@@ -14,9 +14,9 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-import handlers
 from runner.errors import DeploymentInvalid, Invalid, StepFailed
 from runner.queries import tasklists as inbox
+from runner.registry import Registry
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from runner.settings import Settings
@@ -75,7 +75,7 @@ def diagram(kind: str, script: str) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def runner(sqlite_url: str, registry: handlers.Registry) -> Iterator[Runner]:
+def runner(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     """The web fixtures' runner, with a short script budget so that time breaches come quickly."""
     registry.add("budget.ok", lambda params, ctx: {"ok": True})
     r = make_runner(sqlite_url, registry, script_timeout=TIMEOUT)

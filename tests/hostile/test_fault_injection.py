@@ -38,10 +38,10 @@ import sqlalchemy as sa
 from conftest import BPMN
 from test_transports import TOKEN, ZaloServer
 
-import handlers
 from runner.crm.extension import easyedu
 from runner.crm.settings import CrmSettings
 from runner.errors import Conflict
+from runner.registry import installed
 from runner.service import outbox
 from runner.service.runtime import Runner
 from runner.settings import Settings
@@ -232,7 +232,7 @@ def wired(pg_url: str, zalo: SlowZalo) -> Iterator[tuple[Runner, dict[str, str]]
     transports = {"transports": "zalo=zalo_oa", "zalo_base_url": zalo.url, "zalo_access_token": TOKEN}
     runner = Runner(
         Settings.from_env({}, database_url=pg_url, clock="system"),
-        registry=handlers.load_all(),
+        registry=installed(),
         extensions=(easyedu(crm=CrmSettings(**transports)),),
     )
     runner.deploy([FIXTURE])

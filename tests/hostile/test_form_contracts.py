@@ -27,11 +27,11 @@ import pytest
 from lxml import etree
 from sqlalchemy import func, select
 
-import handlers
 from runner.crm import bookings as calendar
 from runner.model import forms
 from runner.model.timeparse import add_months
 from runner.queries import tasklists as inbox
+from runner.registry import Registry, installed
 from runner.service import scheduler
 from runner.service.runtime import Runner
 from runner.settings import Settings
@@ -432,7 +432,7 @@ class SqliteCopies:
 class Snapshots:
     """One database per route prefix, built once per module and copied for each branch."""
 
-    def __init__(self, copies: SqliteCopies, registry: handlers.Registry):
+    def __init__(self, copies: SqliteCopies, registry: Registry):
         self.copies, self.registry = copies, registry
         self.urls: dict[tuple[str, ...], str] = {}
 
@@ -488,7 +488,7 @@ def the_company(r: Runner) -> None:
 @pytest.fixture(scope="module")
 def snapshots(tmp_path_factory: pytest.TempPathFactory) -> Snapshots:
     """The route databases of this module."""
-    return Snapshots(SqliteCopies(tmp_path_factory.mktemp("routes")), handlers.load_all().copy())
+    return Snapshots(SqliteCopies(tmp_path_factory.mktemp("routes")), installed())
 
 
 def _last_event(r: Runner) -> int:
@@ -544,7 +544,7 @@ def test_values_the_form_accepts_pass_the_handlers_that_follow(
 @pytest.mark.postgres
 @pytest.mark.parametrize("route", STORING, ids=["sales", "profile", "renewal"])
 def test_upper_bounds_of_the_forms_fit_the_postgresql_columns(pg_url: str, route: tuple[str, ...]) -> None:
-    r = runner_at(pg_url, handlers.load_all().copy())
+    r = runner_at(pg_url, installed())
     try:
         the_company(r)
         for name in route:

@@ -23,9 +23,9 @@ import pytest
 from markupsafe import escape
 from runtime_helpers import fixture
 
-import handlers
 from runner.crm import customers as crm
 from runner.queries import tasklists as inbox
+from runner.registry import installed
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from runner.settings import Settings
@@ -91,7 +91,7 @@ class World:
 def world(tmp_path_factory) -> Iterator[World]:
     url = f"sqlite:///{tmp_path_factory.mktemp('injection') / 'runner.db'}"
     db.upgrade(url)
-    runner = Runner(Settings.from_env({}, database_url=url, clock="virtual"), registry=handlers.load_all().copy())
+    runner = Runner(Settings.from_env({}, database_url=url, clock="virtual"), registry=installed())
     runner.deploy([fixture("modeler_order.bpmn"), fixture("messages.bpmn"), HOSTILE_BPMN / "profile.bpmn"])
     add_user(runner, "boss", ["admin", "team_leader", "sales"], full_name="Sếp")
     with runner.db.unit() as s:

@@ -23,12 +23,12 @@ import pytest
 from conftest import make_runner
 from flask import Flask
 
-import handlers
 from runner.crm import customers as crm
 from runner.crm.models import ROLES, Order
 from runner.engine import scripting
 from runner.errors import DeploymentInvalid, Forbidden, Invalid, NotFound
 from runner.queries import tasklists as inbox
+from runner.registry import installed
 from runner.service import accounts as users
 from runner.service import policy
 from runner.service.runtime import Runner
@@ -121,7 +121,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     """The company, built once: its SQLite file and customer -> instance waiting for a payment."""
     path = tmp_path_factory.mktemp("company") / "runner.db"
     db.upgrade(f"sqlite:///{path}")
-    built = make_runner(f"sqlite:///{path}", handlers.load_all())
+    built = make_runner(f"sqlite:///{path}", installed())
     for role in ROLES:
         add_user(built, f"{role}1", [role])
     add_user(built, "sales2", ["sales"])
@@ -144,7 +144,7 @@ def runner(template: tuple[Path, dict[str, str]], tmp_path: Path) -> Iterator[Ru
     """A fresh copy of the company for each test (tests.webapp's ``app`` runs over it)."""
     copy = tmp_path / "runner.db"
     shutil.copyfile(template[0], copy)
-    r = make_runner(f"sqlite:///{copy}", handlers.load_all())
+    r = make_runner(f"sqlite:///{copy}", installed())
     yield r
     r.db.engine.dispose()
 

@@ -21,12 +21,12 @@ import pytest
 from runtime_helpers import fixture, row_counts
 from sqlalchemy import func, select
 
-import handlers
 from runner.crm import customers as crm
 from runner.crm import views as customer_views
 from runner.crm.models import Note, Staff
 from runner.errors import Invalid
 from runner.queries import tasklists as inbox
+from runner.registry import installed
 from runner.service import accounts as users
 from runner.service.runtime import Runner
 from runner.settings import Settings
@@ -119,7 +119,7 @@ def world(request, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """One runner per database for the whole module (a refusal stores nothing), with a customer and tasks."""
     for url in _url(request, tmp_path_factory.mktemp("edge")):
         settings = Settings.from_env({}, database_url=url, clock="virtual")
-        runner = Runner(settings, registry=handlers.load_all().copy())
+        runner = Runner(settings, registry=installed())
         runner.deploy([fixture("modeler_order.bpmn"), fixture("messages.bpmn"), fixture("parallel_tasks.bpmn")])
         add_user(runner, "sales1", ["sales", "team_leader", "admin"])
         with runner.db.unit() as s:

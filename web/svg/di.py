@@ -12,6 +12,7 @@ from typing import Any
 
 from lxml import etree
 
+from runner.errors import Invalid
 from runner.model.document import BPMN_NS, BPMNDI_NS, parse, qname
 
 DC_NS = "http://www.omg.org/spec/DD/20100524/DC"
@@ -29,7 +30,7 @@ THROWING = frozenset({"endEvent", "intermediateThrowEvent"})
 DEFAULT_FONT_SIZE = 12.0
 
 
-class DiagramError(ValueError):
+class DiagramError(Invalid):
     """Raised when a file cannot be drawn at all (not XML, or no diagram interchange)."""
 
 
@@ -149,7 +150,7 @@ def read_diagram(data: bytes, index: int = 0) -> Diagram:
     return diagram
 
 
-class _Skip(Exception):
+class _Skip(DiagramError):
     """Raised for one DI element that cannot be drawn; the rest of the diagram still is."""
 
 

@@ -28,8 +28,8 @@ Journey = Generator[datetime, None, Any]
 DESK = {"team_leader": "tuan", "accountant": "ha", "marketing": "thuy"}
 
 
-class Stop(Exception):
-    """Raised in a story when it reaches the step its plan leaves open for the staff."""
+class Stop(RunnerError):
+    """Raised in a story when it reaches the step its plan leaves open for the staff (caught by ``run``)."""
 
 
 @dataclass(frozen=True)
