@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 from runner.clock import FixedClock
 from runner.engine import Engine, JobView, Snapshot, TimerView, UserTaskView
 from runner.engine.parser import RunnerParser, normalize
-from runner.store.database import WorkflowStore
+from runner.engine.serializer import WorkflowStore
 
 FIXTURES = Path(__file__).parent / "bpmn" / "engine"
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -27,9 +27,9 @@ import handlers
 from runner.clock import FixedClock
 from runner.engine import Engine, Snapshot
 from runner.engine.parser import RunnerParser, normalize
+from runner.engine.serializer import WorkflowStore
 from runner.queries import tasklists as inbox
 from runner.service.runtime import Runner
-from runner.store.database import WorkflowStore
 from runner.store.models import Instance
 
 BPMN = Path(__file__).parent / "bpmn"

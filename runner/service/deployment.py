@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from runner.engine.parser import RunnerParser, normalize
+from runner.engine.serializer import WorkflowStore
 from runner.errors import DeploymentInvalid, Problem
 from runner.model import orphans, validation
 from runner.model.encoding import EncodingInvalid, as_utf8
-from runner.store.database import WorkflowStore
 from runner.store.models import ProcessVersion, User
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
