@@ -49,7 +49,7 @@ def count_tasks(workflow: BpmnWorkflow) -> int:
 class StoreDriver:
     """One instance at the Engine+WorkflowStore level: each unit of work ends in prune, dump, load.
 
-    It does what ``Runner._commit_step`` and the next ``Runner.load`` do to the tree,
+    It does what ``Unit.commit`` and the next ``Unit.load`` do to the tree,
     without the database, and runs service-task handlers from the registry.
     """
 

@@ -26,7 +26,7 @@ class Event(NamedTuple):
     details: dict[str, Any]
 
 
-# NOTE: every unit of work runs these, so they are compiled once (see storage.Prepared).
+# NOTE: every unit of work runs these, so they are compiled once (see store.database.Prepared).
 _tasks, _timer_rows, _job_rows = UserTask.__table__, Timer.__table__, Job.__table__
 END_TASK = Prepared(update(_tasks).where(_tasks.c.id == bindparam("b_id"), _tasks.c.state == "open"))
 DROP_SUBSCRIPTIONS = Prepared(

@@ -5,12 +5,15 @@ loads the instance, applies one outside event through the engine, projects what 
 instance now waits for into the inbox/timer/job/subscription tables, writes history and
 saves the tree. The instance row's version column turns a concurrent second writer into
 ``Conflict``; nothing is half-written.
+
+``Runner`` is a ``runner.service.unit.Core`` (parts, clock, units of work); the work of a
+unit (history, engine steps, starts, messages) is ``Unit``'s, and the services below
+(scheduler, jobs, outbox, tasks, instance_migration) get a ``Core`` or a ``Unit``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,12 +49,10 @@ from runner.store.models import (
     UserTask,
 )
 
-log = logging.getLogger(__name__)
-
 # NOTE: every cycle timer fires once per period on the way; ten years is already many firings.
 MAX_CLOCK_STEP = timedelta(days=3653)
 # NOTE: completing a task reads the task, its instance and the virtual clock in one
-# statement compiled once (see storage.Prepared).
+# statement compiled once (see store.database.Prepared).
 _INSTANCE_COLUMNS = [column.key for column in Instance.__table__.columns]
 TASK_AND_INSTANCE = Prepared(
     select(

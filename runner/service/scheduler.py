@@ -7,10 +7,10 @@ process was down is simply due at the next tick; a fired timer's row says so for
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select, update
@@ -20,12 +20,10 @@ from runner.errors import Conflict, Invalid, RunnerError
 from runner.model import timeparse
 from runner.sandbox.budget import Interrupted
 from runner.service import jobs, outbox
+from runner.service.deployment import Deployed
 from runner.service.unit import Core, Unit
 from runner.store.database import savepoint
 from runner.store.models import Incident, Instance, Job, ProcessVersion, Timer
-
-if TYPE_CHECKING:
-    from runner.service.deployment import Deployed
 
 log = logging.getLogger(__name__)
 
@@ -293,8 +291,6 @@ def work(core: Core) -> None:
     log.info(
         "worker %s started on %s", core.settings.worker_id, core.db.engine.url.render_as_string(hide_password=True)
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
     log.info("worker %s stopped", core.settings.worker_id)

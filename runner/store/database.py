@@ -47,7 +47,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     def _begin(conn):
         # One writer at a time: a unit of work reads what the previous one committed.
         # Readers (Database.read) keep a plain BEGIN: in WAL mode they never wait for a writer.
-        # NOTE: straight on the driver, as storage.Prepared runs the busiest statements.
+        # NOTE: straight on the driver, as Prepared runs the busiest statements.
         sql = "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
         try:
             conn.connection.dbapi_connection.execute(sql)
