@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 def schedule_start_timers(unit: Unit, item: Deployed) -> None:
     """A new version's timer start events replace the previous version's schedule."""
     s = unit.session
-    version = s.get(ProcessVersion, item.version_id)
+    version = s.get_one(ProcessVersion, item.version_id)
     if version.kind != "bpmn":
         return
     s.execute(
