@@ -43,18 +43,23 @@ def _spec_text(s: Session, version_id: int) -> str:
     return s.get_one(ProcessVersion, version_id).spec
 
 
-class Channels(Protocol):
-    """Where the outbox finds an extension's transport for a channel (``runner.extension.Extensions`` is one)."""
+class ExtensionsView(Protocol):
+    """What the services read of the runner's extensions (``runner.extension.Extensions`` is one)."""
 
     def transport(self, channel: str) -> Callable[[Settings], Any] | None:
         """The transport factory for ``channel``, or None."""
+        ...
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The groups users may be given (empty: any group)."""
         ...
 
 
 class Core:
     """The runner's parts, its clock and its units of work (``Runner`` adds the public API)."""
 
-    def __init__(self, settings: Settings, registry: Any, extensions: Channels):
+    def __init__(self, settings: Settings, registry: Any, extensions: ExtensionsView):
         self.settings = settings
         self.extensions = extensions
         self.db = Database(make_engine(settings.database_url))
