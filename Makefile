@@ -37,11 +37,13 @@ run: install
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - 'web:create_app()'
 
-# The static checks alone: lint rules, formatting, types (mypy's settings: pyproject.toml).
+# The static checks alone: lint rules, formatting, types (mypy's settings: pyproject.toml),
+# the import contracts (import-linter's: pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest

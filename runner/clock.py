@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from runner.errors import Invalid
+from runner.model import timeparse
 
 
 class Clock(Protocol):
@@ -52,8 +53,6 @@ def parse_span(text: str) -> timedelta:
     """'3d', '1h30m', '2w' or an ISO 8601 duration such as 'PT30M' → timedelta."""
     text = text.strip()
     if text.upper().startswith("P"):
-        from runner.model import timeparse
-
         duration = timeparse.parse_duration(text)
         start = datetime(2000, 1, 1, tzinfo=UTC)
         return duration.add_to(start) - start

@@ -3,7 +3,7 @@
 Each operation applies one outside event through ``runner.engine.Engine`` the way the
 runner's units of work do. With ``restore_each_step`` the workflow is then pruned,
 dumped with ``WorkflowStore.dump_state`` and restored with ``load_state``, like
-``Runner._commit_step`` followed by the next unit's ``Runner.load``; the test goes on
+``Unit.commit`` followed by the next unit's ``Unit.load``; the test goes on
 with the restored workflow. The specs are restored from their JSON (``dump_spec``) by a
 fresh store each time, as after a worker restart, so nothing survives in memory.
 Scenario tests run in both modes through the ``mode`` fixture (tests/conftest.py).
@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 from runner.clock import FixedClock
 from runner.engine import Engine, JobView, Snapshot, TimerView, UserTaskView
 from runner.engine.parser import RunnerParser, normalize
-from runner.store.database import WorkflowStore
+from runner.engine.serializer import WorkflowStore
 
 FIXTURES = Path(__file__).parent / "bpmn" / "engine"
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -158,7 +158,7 @@ class Harness:
             result = action(self.workflow, *args)
         finally:
             self._record()
-        # NOTE: a snapshot hands out thrown messages once, as Runner._commit_step expects.
+        # NOTE: a snapshot hands out thrown messages once, as Unit.commit expects.
         self.thrown.extend(self.engine.snapshot(self.workflow).thrown)
         if self.restore_each_step:
             self._save_restore()

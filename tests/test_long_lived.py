@@ -26,10 +26,10 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from runner.clock import FixedClock
 from runner.engine import Engine, Snapshot
 from runner.engine.parser import RunnerParser, normalize
+from runner.engine.serializer import WorkflowStore
 from runner.queries import tasklists as inbox
 from runner.registry import HandlerContext, Registry
 from runner.service.runtime import Runner
-from runner.store.database import WorkflowStore
 from runner.store.models import Instance
 
 BPMN = Path(__file__).parent / "bpmn"
@@ -49,7 +49,7 @@ def count_tasks(workflow: BpmnWorkflow) -> int:
 class StoreDriver:
     """One instance at the Engine+WorkflowStore level: each unit of work ends in prune, dump, load.
 
-    It does what ``Runner._commit_step`` and the next ``Runner.load`` do to the tree,
+    It does what ``Unit.commit`` and the next ``Unit.load`` do to the tree,
     without the database, and runs service-task handlers from the registry.
     """
 

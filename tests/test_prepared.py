@@ -19,9 +19,10 @@ from runtime_helpers import fixture, only_task, row_counts
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
+from runner.engine.serializer import WorkflowStore
 from runner.errors import Conflict
 from runner.service.runtime import Runner
-from runner.store.database import Prepared, WorkflowStore, insert_row
+from runner.store.database import Prepared, insert_row
 from runner.store.models import Timer, UserTask
 
 SAIGON = ZoneInfo("Asia/Ho_Chi_Minh")

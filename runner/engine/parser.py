@@ -61,6 +61,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.simple import CancelEventDefinit
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from runner.engine import timers
 from runner.engine.specs import (
@@ -77,6 +78,9 @@ from runner.engine.specs import (
 )
 from runner.model import forms
 from runner.sandbox import expressions
+
+# What SpiffWorkflow's parser raises for a document it cannot turn into specs.
+PARSE_ERRORS: tuple[type[Exception], ...] = (ValidationException, SpiffWorkflowException, ValueError, KeyError)
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 ACTIVITI_NS = "http://activiti.org/bpmn"

@@ -7,8 +7,8 @@ subscriptions, thrown messages, stages) that the runner projects into its tables
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, Protocol
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
@@ -18,14 +18,28 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from runner.clock import Clock
 from runner.engine.specs import ExternalTask
 from runner.engine.timers import ClockTimer
 from runner.errors import StepFailed
 from runner.model import timeparse
 from runner.sandbox import expressions
 
-if TYPE_CHECKING:
-    from runner.engine.core import Engine
+
+class Engine(Protocol):
+    """What a snapshot reads through the engine (``core.Engine`` is one): its clock, zone and expressions."""
+
+    clock: Clock
+    tz: tzinfo
+
+    def evaluate(self, task: Task, text: str, extra: dict[str, Any] | None = None) -> Any:
+        """An expression's value on a task."""
+        ...
+
+    def parameter(self, task: Task, param: dict[str, Any], extra: dict[str, Any] | None = None) -> Any:
+        """A parameter's value on a task."""
+        ...
+
 
 ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
 

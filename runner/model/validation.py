@@ -14,7 +14,6 @@ from difflib import get_close_matches
 
 from lxml import etree
 
-from runner.engine.scripting import translate
 from runner.errors import DeploymentInvalid, ExpressionInvalid, Problem, TimerInvalid
 from runner.model import forms, timeparse
 from runner.model.document import (
@@ -42,6 +41,7 @@ from runner.model.document import (
     text,
 )
 from runner.sandbox.expressions import check_expression, check_script, is_wrapped
+from runner.sandbox.juel import translate
 
 Finding = tuple[etree._Element | None, str]
 # A topic's deploy-time check (see runner.registry.Registry.add_check).
@@ -460,7 +460,7 @@ def _expression(target: etree._Element, what: str, value: str, always: bool) -> 
         yield target, f"{what}: mixed text and ${{...}} in {value.strip()!r} is not supported; use one ${{...}}"
     elif is_wrapped(value) or always:
         try:
-            # The engine runs every expression through scripting.translate (JUEL &&, ||, !).
+            # The engine runs every expression through juel.translate (JUEL &&, ||, !).
             check_expression(translate(value))
         except ExpressionInvalid as exc:
             yield target, f"{what}: {exc}"

@@ -49,7 +49,7 @@ from runner.service.tokens import TOKEN_PREFIX, issue_token, list_tokens, revoke
 from runner.store.models import Account, User
 
 if TYPE_CHECKING:
-    from runner.service.runtime import Runner
+    from runner.service.unit import Core
 
 __all__ = [
     "FULL_NAME_LENGTH",
@@ -92,7 +92,7 @@ lockout_delay = throttle.lockout_delay
 
 
 def authenticate(
-    runner: Runner,
+    runner: Core,
     username: str,
     password: str,
     *,
@@ -126,7 +126,7 @@ def authenticate(
     return user
 
 
-def _sign_in_facts(runner: Runner, username: str) -> tuple[dict[str, Any] | None, str | None]:
+def _sign_in_facts(runner: Core, username: str) -> tuple[dict[str, Any] | None, str | None]:
     """The active user and their password hash, or (None, None) for anyone who cannot sign in."""
     if not username or len(username) > USERNAME_LENGTH or not username.isprintable():
         return None, None  # NOTE: cannot be a username (and a NUL byte would upset PostgreSQL)
@@ -143,7 +143,7 @@ def _dummy_hash() -> str:
     return generate_password_hash(secrets.token_hex(8))
 
 
-def unlock(runner: Runner, username: str) -> bool:
+def unlock(runner: Core, username: str) -> bool:
     """Lift a user's failed-login slow-down at once (an admin's unlock); False when there was none."""
     with runner.db.unit() as s:
         if s.get(User, username) is None:
@@ -151,7 +151,7 @@ def unlock(runner: Runner, username: str) -> bool:
         return throttle.unlock(s, throttle.ACCOUNT, username)
 
 
-def unlock_address(runner: Runner, address: str) -> bool:
+def unlock_address(runner: Core, address: str) -> bool:
     """Lift the failed-login slow-down of one client address; False when there was none."""
     with runner.db.unit() as s:
         return throttle.unlock(s, throttle.ADDRESS, address)

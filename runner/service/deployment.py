@@ -8,16 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
-from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from runner.engine.parser import RunnerParser, normalize
+from runner.engine.parser import PARSE_ERRORS, RunnerParser, normalize
+from runner.engine.serializer import WorkflowStore
 from runner.errors import DeploymentInvalid, Problem
 from runner.model import orphans, validation
 from runner.model.encoding import EncodingInvalid, as_utf8
-from runner.store.database import WorkflowStore
 from runner.store.models import ProcessVersion, User
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -184,7 +182,7 @@ class Deployer:
                 parser.add_dmn_xml(doc, filename=name)
             else:
                 parser.add_bpmn_xml(doc, filename=name)
-        except (ValidationException, SpiffWorkflowException, ValueError, KeyError) as exc:
+        except PARSE_ERRORS as exc:
             return [_problem(exc, name)]
         return []
 
@@ -208,7 +206,7 @@ class Deployer:
             try:
                 spec = parser.get_spec(key)
                 subs = parser.get_subprocess_specs(key)
-            except (ValidationException, SpiffWorkflowException, ValueError, KeyError) as exc:
+            except PARSE_ERRORS as exc:
                 problems.append(_problem(exc, name, key))
                 continue
             messages, timers = _start_events(process)

@@ -23,7 +23,7 @@ from runner.service import logins, throttle
 from runner.store.models import Account, ApiToken, User
 
 if TYPE_CHECKING:
-    from runner.service.runtime import Runner
+    from runner.service.unit import Core
 
 LOCALES = ("vi", "en")
 MIN_PASSWORD = 8
@@ -120,7 +120,7 @@ def add_user(
 
 
 def create_user(
-    runner: Runner,
+    runner: Core,
     username: str,
     full_name: str,
     roles: Iterable[str],
@@ -159,7 +159,7 @@ def create_user(
         return user_view(user, account)
 
 
-def set_password(runner: Runner, username: str, password: str, *, keep_session: str | None = None) -> None:
+def set_password(runner: Core, username: str, password: str, *, keep_session: str | None = None) -> None:
     """Replace a user's password, end their sessions (but ``keep_session``'s) and forget failed logins."""
     _check_password(password)
     with runner.db.unit() as s:
@@ -169,7 +169,7 @@ def set_password(runner: Runner, username: str, password: str, *, keep_session: 
         throttle.unlock(s, throttle.ACCOUNT, username)
 
 
-def set_locale(runner: Runner, username: str, locale: str) -> None:
+def set_locale(runner: Core, username: str, locale: str) -> None:
     """Remember the user's UI language."""
     if locale not in LOCALES:
         raise BadValue(f"locale {locale!r}: one of {', '.join(LOCALES)}")
@@ -177,7 +177,7 @@ def set_locale(runner: Runner, username: str, locale: str) -> None:
         _account(s, username).locale = locale
 
 
-def set_roles(runner: Runner, username: str, roles: Iterable[str]) -> None:
+def set_roles(runner: Core, username: str, roles: Iterable[str]) -> None:
     """Replace a user's roles (among ``roles(runner)``, or any well-formed names when it is empty)."""
     roles = _check_roles(username, roles, runner.extensions.roles)
     with runner.db.unit() as s:
@@ -187,7 +187,7 @@ def set_roles(runner: Runner, username: str, roles: Iterable[str]) -> None:
         user.roles = roles
 
 
-def set_active(runner: Runner, username: str, active: bool) -> None:
+def set_active(runner: Core, username: str, active: bool) -> None:
     """Enable or disable a user; a disabled user cannot sign in and their tokens stop working."""
     with runner.db.unit() as s:
         user = s.get(User, username)
@@ -198,14 +198,14 @@ def set_active(runner: Runner, username: str, active: bool) -> None:
             logins.end_sessions(s, username)
 
 
-def feed_generation(runner: Runner, username: str) -> int:
+def feed_generation(runner: Core, username: str) -> int:
     """Which calendar feed address of the user is live (0 until they ask for a new one)."""
     with runner.db.read() as s:
         account = s.get(Account, username)
         return account.feed_generation if account is not None else 0
 
 
-def renew_feed(runner: Runner, username: str) -> int:
+def renew_feed(runner: Core, username: str) -> int:
     """Retire the user's calendar feed address (a leaked link stops working); the new generation."""
     with runner.db.unit() as s:
         account = _account(s, username)
@@ -213,7 +213,7 @@ def renew_feed(runner: Runner, username: str) -> int:
         return account.feed_generation
 
 
-def get_user(runner: Runner, username: str) -> dict[str, Any] | None:
+def get_user(runner: Core, username: str) -> dict[str, Any] | None:
     """An active user as a dict (``USER_KEYS``), or None."""
     with runner.db.read() as s:
         user = s.get(User, username) if username else None
@@ -222,7 +222,7 @@ def get_user(runner: Runner, username: str) -> dict[str, Any] | None:
         return user_view(user, s.get(Account, username))
 
 
-def list_users(runner: Runner, *, role: str | None = None) -> list[dict[str, Any]]:
+def list_users(runner: Core, *, role: str | None = None) -> list[dict[str, Any]]:
     """All users with their sign-in facts, failed logins and number of live API tokens, by username."""
     with runner.db.read() as s:
         tokens = dict(
@@ -248,6 +248,6 @@ def list_users(runner: Runner, *, role: str | None = None) -> list[dict[str, Any
         return out
 
 
-def roles(runner: Runner) -> tuple[str, ...]:
+def roles(runner: Core) -> tuple[str, ...]:
     """The groups (BPMN lanes and candidate groups) the runner's extensions name; empty: any well-formed name."""
     return runner.extensions.roles

@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,11 +33,9 @@ from runner.errors import (
 )
 from runner.registry import HandlerContext
 from runner.service.retries import compute_backoff, max_tries
+from runner.service.unit import Core, Unit
 from runner.store.database import savepoint
 from runner.store.models import Incident, Instance, Job, OutboxMessage
-
-if TYPE_CHECKING:
-    from runner.service.runtime import Runner
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +89,15 @@ def call_with_timeout(fn, params: dict[str, Any], ctx: HandlerContext, timeout: 
     return box.get("result")
 
 
-def _due_query(runner: Runner, skip: set[str]):
-    query = select(Job).where(Job.state == "pending", Job.due_at <= runner.now())
+def _due_query(core: Core, skip: set[str]):
+    query = select(Job).where(Job.state == "pending", Job.due_at <= core.now())
     if skip:
         query = query.where(Job.id.not_in(skip))
     query = query.order_by(Job.due_at, Job.id).limit(1)
-    return query.with_for_update(skip_locked=True) if runner.db.is_postgres else query
+    return query.with_for_update(skip_locked=True) if core.db.is_postgres else query
 
 
-def run_next(runner: Runner, skip: set[str] | None = None) -> str | None:
+def run_next(core: Core, skip: set[str] | None = None) -> str | None:
     """Run the earliest due job not in ``skip``; returns its id, or None when nothing is due.
 
     A job whose instance is busy stays due and is added to ``skip``, so that one pass of
@@ -108,22 +106,23 @@ def run_next(runner: Runner, skip: set[str] | None = None) -> str | None:
     skip = set() if skip is None else skip
     job_id: str | None = None
     try:
-        with runner.db.unit() as s:
-            job = s.scalars(_due_query(runner, skip)).first()
+        with core.unit(sync=False) as unit:
+            s = unit.session
+            job = s.scalars(_due_query(core, skip)).first()
             if job is None:
                 return None
             job_id = job.id
-            loaded = runner.load_for_worker(s, job.instance_id)
+            loaded = unit.load_for_worker(job.instance_id)
             if loaded is None:
                 raise Conflict(f"instance {job.instance_id} is busy")
             inst, workflow = loaded
             try:
                 with savepoint(s):
-                    _run(runner, s, job, inst, workflow)
+                    _run(unit, job, inst, workflow)
             except Conflict:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure counts as a try
-                _record_failure(runner, s, job, inst, exc)
+                _record_failure(unit, job, inst, exc)
     except Conflict as exc:
         if job_id is not None:
             skip.add(job_id)
@@ -131,8 +130,9 @@ def run_next(runner: Runner, skip: set[str] | None = None) -> str | None:
     return job_id
 
 
-def _run(runner: Runner, s: Session, job: Job, inst: Instance, workflow) -> None:
-    fn = runner.registry.get(job.topic)
+def _run(unit: Unit, job: Job, inst: Instance, workflow) -> None:
+    s, engine = unit.session, unit.engine
+    fn = unit.core.registry.get(job.topic)
     if fn is None:
         raise HandlerFailed(f"no handler registered for topic {job.topic!r}")
     ctx = HandlerContext(
@@ -142,16 +142,16 @@ def _run(runner: Runner, s: Session, job: Job, inst: Instance, workflow) -> None
         element_id=job.element_id,
         topic=job.topic,
         attempt=job.attempts + 1,
-        now=runner.now(),
+        now=unit.now(),
         properties=dict(job.properties or {}),
-        tz=runner.settings.tz,
-        extensions=runner.extensions,
+        tz=unit.core.settings.tz,
+        extensions=unit.core.extensions,
     )
     ctx.session = _SessionGuard(s, ctx)
     result = call_with_timeout(fn, dict(job.params or {}), ctx, job.timeout)
     _check_outbox(ctx)
-    mapped = runner.engine.map_result(workflow, job.id, result)
-    runner.engine.finish_external(workflow, job.id, mapped)
+    mapped = engine.map_result(workflow, job.id, result)
+    engine.finish_external(workflow, job.id, mapped)
     for channel, payload, key in ctx.outbox:
         s.add(
             OutboxMessage(
@@ -161,22 +161,21 @@ def _run(runner: Runner, s: Session, job: Job, inst: Instance, workflow) -> None
                 business_key=inst.business_key,
                 payload=payload,
                 state="pending",
-                due_at=runner.now(),
-                created_at=runner.now(),
+                due_at=unit.now(),
+                created_at=unit.now(),
             )
         )
     job.attempts += 1
-    job.state, job.ended_at, job.last_error = "done", runner.now(), None
+    job.state, job.ended_at, job.last_error = "done", unit.now(), None
     details = {"topic": job.topic, "attempt": job.attempts, "params": job.params}
-    runner._history(s, inst, "handler.called", element=job.element_id, details=details)
-    runner._history(
-        s,
+    unit.record(inst, "handler.called", element=job.element_id, details=details)
+    unit.record(
         inst,
         "handler.succeeded",
         element=job.element_id,
         details={"topic": job.topic, "result": result, "outbox": len(ctx.outbox)},
     )
-    runner._commit_step(s, inst, workflow)
+    unit.commit(inst, workflow)
 
 
 def _check_outbox(ctx: HandlerContext) -> None:
@@ -190,26 +189,26 @@ def _check_outbox(ctx: HandlerContext) -> None:
             ) from exc
 
 
-def _record_failure(runner: Runner, s: Session, job: Job, inst: Instance, exc: Exception) -> None:
+def _record_failure(unit: Unit, job: Job, inst: Instance, exc: Exception) -> None:
     """Count a failed try: schedule the next one with backoff, or raise an incident."""
     message = str(exc) or type(exc).__name__
     log.warning("job %s (%s) failed: %s", job.id, job.element_id, message)
     job.attempts += 1
     job.last_error = message
     details = {"topic": job.topic, "attempt": job.attempts, "error": message}
-    runner._history(
-        s,
+    unit.record(
         inst,
         "handler.called",
         element=job.element_id,
         details={"topic": job.topic, "attempt": job.attempts, "params": job.params},
     )
-    runner._history(s, inst, "handler.failed", element=job.element_id, details=details)
+    unit.record(inst, "handler.failed", element=job.element_id, details=details)
     # NOTE: a script over its budget goes over it again on every try: no retries for it.
-    hopeless = runner.registry.get(job.topic) is None or caused_by(exc, BudgetExceeded) is not None
+    core = unit.core
+    hopeless = core.registry.get(job.topic) is None or caused_by(exc, BudgetExceeded) is not None
     if job.attempts >= job.max_attempts or hopeless:
         job.state = "incident"
-        s.add(
+        unit.session.add(
             Incident(
                 instance_id=inst.id,
                 kind="job",
@@ -218,28 +217,28 @@ def _record_failure(runner: Runner, s: Session, job: Job, inst: Instance, exc: E
                 error=message,
                 tries=job.attempts,
                 state="open",
-                created_at=runner.now(),
+                created_at=unit.now(),
             )
         )
-        runner._history(s, inst, "incident.raised", element=job.element_id, details=details)
+        unit.record(inst, "incident.raised", element=job.element_id, details=details)
     else:
-        base = float((job.properties or {}).get("retry_backoff") or runner.settings.retry_base_seconds)
-        job.due_at = runner.now() + compute_backoff(job.attempts, base)
+        base = float((job.properties or {}).get("retry_backoff") or core.settings.retry_base_seconds)
+        job.due_at = unit.now() + compute_backoff(job.attempts, base)
 
 
-def retry_incident(runner: Runner, s: Session, incident: Incident) -> None:
+def retry_incident(unit: Unit, incident: Incident) -> None:
     """Give a job incident a fresh set of tries, due now."""
-    job = s.get(Job, incident.ref, with_for_update=runner.db.is_postgres)
+    job = unit.session.get(Job, incident.ref, with_for_update=unit.core.db.is_postgres)
     if job is None:
         raise NotFound(f"job {incident.ref} of incident {incident.id} does not exist")
     if job.state != "incident":
         raise Conflict(f"job {job.id} of incident {incident.id} is {job.state}, not waiting for a retry")
     job.state = "pending"
-    job.due_at = runner.now()
+    job.due_at = unit.now()
     job.max_attempts = job.attempts + max_tries(job.properties or {})
 
 
-def next_due(runner: Runner, s: Session, after: datetime | None = None) -> datetime | None:
+def next_due(s: Session, after: datetime | None = None) -> datetime | None:
     """When the earliest pending job is due (strictly after ``after`` if given), or None."""
     query = select(Job.due_at).where(Job.state == "pending")
     if after is not None:

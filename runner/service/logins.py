@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from runner.store.models import LoginSession
 
 if TYPE_CHECKING:
-    from runner.service.runtime import Runner
+    from runner.service.unit import Core
 
 IDLE_LIMIT = timedelta(days=30)
 SEEN_STEP = timedelta(minutes=5)  # NOTE: last_seen_at is written at most this often, not per request
@@ -33,7 +33,7 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def open_session(runner: Runner, username: str, now: datetime) -> str:
+def open_session(runner: Core, username: str, now: datetime) -> str:
     """A new session for a user who just proved who they are; its token (kept by the browser only)."""
     token = secrets.token_urlsafe(32)
     with runner.db.unit() as s:
@@ -45,7 +45,7 @@ def open_session(runner: Runner, username: str, now: datetime) -> str:
     return token
 
 
-def session_username(runner: Runner, token: str, now: datetime) -> str | None:
+def session_username(runner: Core, token: str, now: datetime) -> str | None:
     """Whose live session ``token`` is, or None (closed, ended, idle too long or never issued)."""
     if not token:
         return None
@@ -60,7 +60,7 @@ def session_username(runner: Runner, token: str, now: datetime) -> str | None:
     return username
 
 
-def close_session(runner: Runner, token: str) -> None:
+def close_session(runner: Core, token: str) -> None:
     """End one session (sign-out)."""
     with runner.db.unit() as s:
         s.execute(delete(LoginSession).where(LoginSession.token_hash == _hash(token)))

@@ -24,20 +24,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.errors import Conflict, DeliveryError, Invalid, NotFound
 from runner.service.retries import compute_backoff
+from runner.service.unit import Core, Unit
+from runner.settings import Settings
 from runner.store import leases
 from runner.store.models import Incident, Instance, Job, OutboxMessage
-
-if TYPE_CHECKING:
-    from runner.service.runtime import Runner
-    from runner.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -125,26 +123,26 @@ def register_transport(channel: str, factory: TransportFactory) -> None:
     TRANSPORTS[channel] = factory
 
 
-def _transport(runner: Runner, channel: str) -> Transport:
-    cache = runner.__dict__.setdefault("_transports", {})
-    if channel not in cache:
-        factory = runner.extensions.transport(channel) or TRANSPORTS.get(channel)
+def _transport(core: Core, channel: str) -> Transport:
+    """The runner's transport of a channel, built on first use (``Core.transports`` keeps it)."""
+    if channel not in core.transports:
+        factory = core.extensions.transport(channel) or TRANSPORTS.get(channel)
         if factory is None:
             raise DeliveryError(f"no transport for channel {channel!r}", transient=False)
-        cache[channel] = factory(runner.settings)
-    return cache[channel]
+        core.transports[channel] = factory(core.settings)
+    return core.transports[channel]
 
 
-def _claim(runner: Runner, hold: leases.Hold) -> Envelope | None:
-    now = runner.now()
-    with runner.db.unit() as s:
+def _claim(core: Core, hold: leases.Hold) -> Envelope | None:
+    now = core.now()
+    with core.db.unit() as s:
         query = (
             select(OutboxMessage)
             .where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now)
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
             .limit(1)
         )
-        if runner.db.is_postgres:
+        if core.db.is_postgres:
             query = query.with_for_update(skip_locked=True)
         row = s.scalars(query).first()
         if row is None:
@@ -158,10 +156,11 @@ def _claim(runner: Runner, hold: leases.Hold) -> Envelope | None:
         return Envelope(row.id, row.channel, row.idempotency_key, row.business_key, dict(row.payload), row.attempts)
 
 
-def _settle(runner: Runner, envelope: Envelope, error: DeliveryError | None) -> None:
-    now = runner.now()
-    with runner.db.unit() as s:
-        row = s.get_one(OutboxMessage, envelope.id, with_for_update=runner.db.is_postgres)
+def _settle(core: Core, envelope: Envelope, error: DeliveryError | None) -> None:
+    now = core.now()
+    with core.unit(sync=False) as unit:
+        s = unit.session
+        row = s.get_one(OutboxMessage, envelope.id, with_for_update=core.db.is_postgres)
         if row.state != "sending" or row.attempts != envelope.attempt:
             # NOTE: our lease ran out and the row moved on (another claim, or ``unknown``).
             # Only news that it arrived is worth writing over that; a failure is not ours to record.
@@ -184,15 +183,16 @@ def _settle(runner: Runner, envelope: Envelope, error: DeliveryError | None) -> 
             row.state = "unknown"
             log.warning("outbox %s may or may not have arrived: %s", row.idempotency_key, error)
         elif error.transient and row.attempts < MAX_TRIES:
-            row.state, row.due_at = "pending", now + compute_backoff(row.attempts, runner.settings.retry_base_seconds)
+            row.state, row.due_at = "pending", now + compute_backoff(row.attempts, core.settings.retry_base_seconds)
         else:
             row.state = "failed"
             log.error("outbox %s failed for good: %s", row.idempotency_key, error)
-            _raise_incident(runner, s, row)
+            _raise_incident(unit, row)
 
 
-def _raise_incident(runner: Runner, s: Session, row: OutboxMessage) -> None:
+def _raise_incident(unit: Unit, row: OutboxMessage) -> None:
     """An open incident for a message that failed for good, on the instance that sent it."""
+    s = unit.session
     # NOTE: a handler's messages carry "<instance>/<job>/<suffix>" keys: the job names the element.
     parts = row.idempotency_key.split("/")
     job = s.get(Job, parts[1]) if len(parts) >= 3 else None
@@ -208,11 +208,10 @@ def _raise_incident(runner: Runner, s: Session, row: OutboxMessage) -> None:
             error=error,
             tries=row.attempts,
             state="open",
-            created_at=runner.now(),
+            created_at=unit.now(),
         )
     )
-    runner._history(
-        s,
+    unit.record(
         inst,
         "incident.raised",
         element=element or None,
@@ -220,45 +219,49 @@ def _raise_incident(runner: Runner, s: Session, row: OutboxMessage) -> None:
     )
 
 
-def _close_incidents(runner: Runner, s: Session, row: OutboxMessage, actor: str | None = None) -> None:
+def _close_incidents(s: Session, row: OutboxMessage, now: datetime, actor: str | None = None) -> None:
     """An admin's decision on a message also settles its open incidents."""
     for incident in s.scalars(
         select(Incident).where(Incident.kind == "outbox", Incident.ref == str(row.id), Incident.state == "open")
     ):
-        incident.state, incident.resolved_at, incident.resolved_by = "resolved", runner.now(), actor
+        incident.state, incident.resolved_at, incident.resolved_by = "resolved", now, actor
 
 
-def retry_incident(runner: Runner, s: Session, incident: Incident) -> None:
+def retry_incident(unit: Unit, incident: Incident) -> None:
     """Send the message of an ``outbox`` incident again, due now (``Runner.retry_incident``)."""
-    row = s.get(OutboxMessage, int(incident.ref), with_for_update=runner.db.is_postgres)
+    row = unit.session.get(OutboxMessage, int(incident.ref), with_for_update=unit.core.db.is_postgres)
     if row is None:
         raise NotFound(f"outbox message {incident.ref} of incident {incident.id} does not exist")
     if row.state not in ("failed", "unknown"):
         raise Conflict(f"outbox message {row.id} of incident {incident.id} is {row.state}, not waiting for a retry")
-    row.state, row.due_at, row.locked_until = "pending", runner.now(), None
+    row.state, row.due_at, row.locked_until = "pending", unit.now(), None
 
 
-def recover(runner: Runner) -> int:
+def recover(core: Core) -> int:
     """Settle messages whose sender died mid-delivery: its lock is free, or its lease ran out."""
-    now = runner.now()
+    now = core.now()
     query = select(OutboxMessage).where(OutboxMessage.state == "sending").order_by(OutboxMessage.id)
-    if runner.db.is_postgres:
+    if core.db.is_postgres:
         # NOTE: two workers recovering at once must not both flip a row (one could be
         # sending it again already); the locked re-check of the state prevents that.
         query = query.with_for_update(skip_locked=True)
     count = 0
-    with runner.db.unit() as s:
-        for row in s.scalars(query).all():
-            if row.locked_until is not None and row.locked_until >= now and not leases.sender_gone(runner, s, row.id):
+    with core.unit(sync=False) as unit:
+        for row in unit.session.scalars(query).all():
+            if (
+                row.locked_until is not None
+                and row.locked_until >= now
+                and not core.sender_locks.gone(unit.session, row.id)
+            ):
                 continue
-            _recover_row(runner, s, row)
+            _recover_row(unit, row)
             count += 1
     return count
 
 
-def _recover_row(runner: Runner, s: Session, row: OutboxMessage) -> None:
+def _recover_row(unit: Unit, row: OutboxMessage) -> None:
     try:
-        idempotent = _transport(runner, row.channel).idempotent
+        idempotent = _transport(unit.core, row.channel).idempotent
     except DeliveryError:
         idempotent = False
     row.locked_until = None
@@ -267,9 +270,9 @@ def _recover_row(runner: Runner, s: Session, row: OutboxMessage) -> None:
         row.state = "failed" if idempotent else "unknown"
         row.last_error = f"the sender stopped during each of {row.attempts} deliveries"
         if row.state == "failed":
-            _raise_incident(runner, s, row)
+            _raise_incident(unit, row)
     elif idempotent:
-        row.state, row.due_at = "pending", runner.now()
+        row.state, row.due_at = "pending", unit.now()
         row.last_error = "the sender stopped during delivery; sent again under the same key"
     else:
         row.state = "unknown"
@@ -277,10 +280,10 @@ def _recover_row(runner: Runner, s: Session, row: OutboxMessage) -> None:
     log.warning("outbox %s: %s", row.idempotency_key, row.last_error)
 
 
-def _send(runner: Runner, envelope: Envelope) -> DeliveryError | None:
+def _send(core: Core, envelope: Envelope) -> DeliveryError | None:
     """One delivery; a transport's own bug counts as a final failure, not a crash."""
     try:
-        _transport(runner, envelope.channel).send(envelope)
+        _transport(core, envelope.channel).send(envelope)
     except DeliveryError as exc:
         return exc
     except Exception as exc:  # noqa: BLE001 - settled as failed with the error text
@@ -289,25 +292,25 @@ def _send(runner: Runner, envelope: Envelope) -> DeliveryError | None:
     return None
 
 
-def deliver_due(runner: Runner, limit: int = 1000) -> int:
+def deliver_due(core: Core, limit: int = 1000) -> int:
     """Send due messages, one transaction to claim and one to settle each."""
-    runner._refresh_clock()  # another process may have moved the virtual clock on
-    recover(runner)
+    core.refresh_clock()  # another process may have moved the virtual clock on
+    recover(core)
     sent = 0
     for _ in range(limit):
-        with leases.holding(runner) as hold:
-            envelope = _claim(runner, hold)
+        with core.sender_locks.holding() as hold:
+            envelope = _claim(core, hold)
             if envelope is None:
                 break
-            error = _send(runner, envelope)
-            _settle(runner, envelope, error)
+            error = _send(core, envelope)
+            _settle(core, envelope, error)
         sent += error is None
     return sent
 
 
-def resolve(runner: Runner, message_id: int, action: str) -> None:
+def resolve(core: Core, message_id: int, action: str) -> None:
     """An admin's decision on an ``unknown`` or ``failed`` message: resend or dismiss."""
-    with runner.db.unit() as s:
+    with core.db.unit() as s:
         row = s.get(OutboxMessage, message_id)
         if row is None:
             raise NotFound(f"outbox message {message_id} does not exist")
@@ -318,7 +321,7 @@ def resolve(runner: Runner, message_id: int, action: str) -> None:
                 f"outbox message {message_id} is {row.state}; only unknown or failed ones wait for a decision"
             )
         if action == "resend":
-            row.state, row.due_at = "pending", runner.now()
+            row.state, row.due_at = "pending", core.now()
         else:
             row.state = "dismissed"
-        _close_incidents(runner, s, row)
+        _close_incidents(s, row, core.now())

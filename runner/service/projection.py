@@ -6,7 +6,8 @@ of work writes only what changed and never has to query the projections first.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, func, update
 from sqlalchemy.orm import Session
@@ -16,10 +17,16 @@ from runner.service.retries import max_tries
 from runner.store.database import Prepared, insert_row, insert_statement, save_instance
 from runner.store.models import Instance, Job, Subscription, Timer, UserTask
 
-if TYPE_CHECKING:
-    from runner.service.runtime import Runner
 
-# NOTE: every unit of work runs these, so they are compiled once (see storage.Prepared).
+class Event(NamedTuple):
+    """A history event a projection reports; the unit of work records it on the instance."""
+
+    name: str
+    element: str | None
+    details: dict[str, Any]
+
+
+# NOTE: every unit of work runs these, so they are compiled once (see store.database.Prepared).
 _tasks, _timer_rows, _job_rows = UserTask.__table__, Timer.__table__, Job.__table__
 END_TASK = Prepared(update(_tasks).where(_tasks.c.id == bindparam("b_id"), _tasks.c.state == "open"))
 DROP_SUBSCRIPTIONS = Prepared(
@@ -36,15 +43,16 @@ CANCEL_JOB = Prepared(update(_job_rows).where(_job_rows.c.id == bindparam("b_id"
 
 
 def apply(
-    runner: Runner,
     s: Session,
     inst: Instance,
     snap: Snapshot,
     state: str,
     completed_task: str | None,
     actor: str | None,
-) -> None:
-    """Save the instance and bring every projection of it in line with ``snap``, with history.
+    now: datetime,
+    handler_timeout: float,
+) -> list[Event]:
+    """Save the instance and bring every projection of it in line with ``snap``; returns the history to record.
 
     NOTE: the instance row is written first (one UPDATE that checks and bumps its version
     column), so a concurrent second writer fails there before touching any projection row.
@@ -56,17 +64,18 @@ def apply(
         "jobs": [j.task_id for j in snap.jobs],
         "messages": sorted(snap.messages),
     }
-    values: dict[str, Any] = {"state": state, "updated_at": runner.now(), "data": snap.data, "waits": waits}
+    events: list[Event] = []
+    values: dict[str, Any] = {"state": state, "updated_at": now, "data": snap.data, "waits": waits}
     entered = _stages(inst, snap)
     if snap.stages and snap.stages != list(inst.stages or []):
         values["stages"] = list(snap.stages)
     completed = snap.completed and inst.status == "running"
     if completed:
-        values.update(status="completed", ended_at=runner.now())
+        values.update(status="completed", ended_at=now)
     save_instance(s, inst, **values)
-    _user_tasks(runner, s, inst, snap, before.get("user_tasks", []), completed_task, actor)
-    _timers(runner, s, inst, snap, before.get("timers", {}))
-    _jobs(runner, s, inst, snap, before.get("jobs", []))
+    _user_tasks(events, s, inst, snap, before.get("user_tasks", []), completed_task, actor, now)
+    _timers(events, s, inst, snap, before.get("timers", {}))
+    _jobs(s, inst, snap, before.get("jobs", []), now, handler_timeout)
     if before.get("messages", []) != waits["messages"]:
         DROP_SUBSCRIPTIONS.execute(s, {"b_id": inst.id})
         if waits["messages"]:
@@ -77,14 +86,13 @@ def apply(
                     for name in waits["messages"]
                 ],
             )
-    for stage in entered:
-        runner._history(s, inst, "stage.entered", details={"stage": stage})
+    events.extend(Event("stage.entered", None, {"stage": stage}) for stage in entered)
     if completed:
-        runner._history(s, inst, "instance.completed", details={"data": snap.data})
+        events.append(Event("instance.completed", None, {"data": snap.data}))
+    return events
 
 
-def _user_tasks(runner, s, inst, snap, before, completed_task, actor) -> None:
-    now = runner.now()
+def _user_tasks(events: list[Event], s, inst, snap, before, completed_task, actor, now: datetime) -> None:
     current = {t.task_id for t in snap.user_tasks}
     for view in snap.user_tasks:
         if view.task_id in before:
@@ -110,17 +118,17 @@ def _user_tasks(runner, s, inst, snap, before, completed_task, actor) -> None:
             state="open",
             created_at=now,
         )
-        runner._history(
-            s,
-            inst,
-            "task.created",
-            element=view.element_id,
-            details={
-                "task_id": view.task_id,
-                "name": view.name,
-                "candidate_groups": view.candidate_groups,
-                "assignee": view.assignee,
-            },
+        events.append(
+            Event(
+                "task.created",
+                view.element_id,
+                {
+                    "task_id": view.task_id,
+                    "name": view.name,
+                    "candidate_groups": view.candidate_groups,
+                    "assignee": view.assignee,
+                },
+            )
         )
     for task_id in before:
         if task_id in current:
@@ -136,7 +144,7 @@ def _user_tasks(runner, s, inst, snap, before, completed_task, actor) -> None:
             },
         )
         if not done:
-            runner._history(s, inst, "task.cancelled", details={"task_id": task_id})
+            events.append(Event("task.cancelled", None, {"task_id": task_id}))
 
 
 def refresh(s: Session, snap: Snapshot) -> None:
@@ -168,7 +176,7 @@ def refresh(s: Session, snap: Snapshot) -> None:
         )
 
 
-def _timers(runner, s, inst, snap, before: dict[str, str]) -> None:
+def _timers(events: list[Event], s, inst, snap, before: dict[str, str]) -> None:
     current = {f"{t.task_id}|{t.timer_name}": t for t in snap.timers}
     for key, view in current.items():
         if before.get(key) == view.due_at.isoformat():
@@ -198,25 +206,18 @@ def _timers(runner, s, inst, snap, before: dict[str, str]) -> None:
                     "state": "waiting",
                 },
             )
-        runner._history(
-            s,
-            inst,
-            "timer.scheduled",
-            element=view.element_id,
-            details={"due": view.due_at.isoformat(), "value": view.value},
-        )
+        events.append(Event("timer.scheduled", view.element_id, {"due": view.due_at.isoformat(), "value": view.value}))
     gone = [key.split("|", 1) for key in before if key not in current]
     for task_id, name in gone:
         CANCEL_TIMER.execute(s, {"b_instance": inst.id, "b_task": task_id, "b_name": name, "state": "cancelled"})
 
 
-def _jobs(runner, s, inst, snap, before: list[str]) -> None:
-    now = runner.now()
+def _jobs(s, inst, snap, before: list[str], now: datetime, handler_timeout: float) -> None:
     current = {j.task_id for j in snap.jobs}
     for view in snap.jobs:
         if view.task_id in before:
             continue
-        timeout = float(view.properties.get("timeout") or runner.settings.handler_timeout)
+        timeout = float(view.properties.get("timeout") or handler_timeout)
         insert_row(
             s,
             Job,

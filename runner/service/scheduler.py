@@ -11,7 +11,6 @@ import contextlib
 import logging
 import signal
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select, update
@@ -21,21 +20,18 @@ from runner.errors import Conflict, Invalid, RunnerError
 from runner.model import timeparse
 from runner.sandbox.budget import Interrupted
 from runner.service import jobs, outbox
+from runner.service.deployment import Deployed
+from runner.service.unit import Core, Unit
 from runner.store.database import savepoint
-from runner.store.models import Incident, Instance, Job, Timer
-
-if TYPE_CHECKING:
-    from runner.service.deployment import Deployed
-    from runner.service.runtime import Runner
+from runner.store.models import Incident, Instance, Job, ProcessVersion, Timer
 
 log = logging.getLogger(__name__)
 
 
-def schedule_start_timers(runner: Runner, s, item: Deployed) -> None:
+def schedule_start_timers(unit: Unit, item: Deployed) -> None:
     """A new version's timer start events replace the previous version's schedule."""
-    from runner.store.models import ProcessVersion
-
-    version = s.get(ProcessVersion, item.version_id)
+    s = unit.session
+    version = s.get_one(ProcessVersion, item.version_id)
     if version.kind != "bpmn":
         return
     s.execute(
@@ -46,7 +42,7 @@ def schedule_start_timers(runner: Runner, s, item: Deployed) -> None:
     kinds = {"timeDate": "date", "timeDuration": "duration", "timeCycle": "cycle"}
     for start in version.timer_starts or []:
         kind = kinds[start["kind"]]
-        due, _ = timeparse.first_due(kind, start["value"], runner.now(), runner.settings.tz)
+        due, _ = timeparse.first_due(kind, start["value"], unit.now(), unit.core.settings.tz)
         s.add(
             Timer(
                 process_key=version.process_key,
@@ -59,15 +55,15 @@ def schedule_start_timers(runner: Runner, s, item: Deployed) -> None:
         )
 
 
-def _due_query(runner: Runner, until: datetime, skip: set[int]):
+def _due_query(core: Core, until: datetime, skip: set[int]):
     query = select(Timer).where(Timer.state == "waiting", Timer.due_at <= until)
     if skip:
         query = query.where(Timer.id.not_in(skip))
     query = query.order_by(Timer.due_at, Timer.id).limit(1)
-    return query.with_for_update(skip_locked=True) if runner.db.is_postgres else query
+    return query.with_for_update(skip_locked=True) if core.db.is_postgres else query
 
 
-def fire_next(runner: Runner, skip: set[int] | None = None) -> int | None:
+def fire_next(core: Core, skip: set[int] | None = None) -> int | None:
     """Fire the earliest due timer not in ``skip``; returns its id, or None when nothing is due.
 
     The firing runs in a SAVEPOINT: a failure rolls back to it and becomes an incident in
@@ -77,18 +73,18 @@ def fire_next(runner: Runner, skip: set[int] | None = None) -> int | None:
     skip = set() if skip is None else skip
     timer_id: int | None = None
     try:
-        with runner.db.unit() as s:
-            timer = s.scalars(_due_query(runner, runner.now(), skip)).first()
+        with core.unit(sync=False) as unit:
+            timer = unit.session.scalars(_due_query(core, core.now(), skip)).first()
             if timer is None:
                 return None
             timer_id = timer.id
             try:
-                with savepoint(s):
-                    _fire(runner, s, timer)
+                with savepoint(unit.session):
+                    _fire(unit, timer)
             except Conflict:
                 raise
             except Exception as exc:  # noqa: BLE001 - becomes an incident, never a hot loop
-                _record_failure(runner, s, timer, exc)
+                _record_failure(unit, timer, exc)
     except Conflict as exc:
         if timer_id is not None:
             skip.add(timer_id)
@@ -96,44 +92,44 @@ def fire_next(runner: Runner, skip: set[int] | None = None) -> int | None:
     return timer_id
 
 
-def _fire(runner: Runner, s, timer: Timer) -> None:
-    now = runner.now()
+def _fire(unit: Unit, timer: Timer) -> None:
+    now = unit.now()
     if timer.instance_id is None:
-        _fire_start(runner, s, timer)
+        _fire_start(unit, timer)
         return
-    loaded = runner.load_for_worker(s, timer.instance_id)
+    loaded = unit.load_for_worker(timer.instance_id)
     if loaded is None:
         raise Conflict(f"instance {timer.instance_id} is busy")
     inst, workflow = loaded
     assert timer.task_id is not None, "an instance's timer waits on a task"
     timer.state, timer.fired_at = "fired", now
-    if not runner.engine.fire_timer(workflow, timer.task_id, timer.timer_name):
+    if not unit.engine.fire_timer(workflow, timer.task_id, timer.timer_name):
         timer.state = "cancelled"
         return
-    runner._history(
-        s,
+    unit.record(
         inst,
         "timer.fired",
         element=timer.element_id,
         details={"due": timer.due_at.isoformat(), "value": timer.value},
     )
-    runner._commit_step(s, inst, workflow)
+    unit.commit(inst, workflow)
 
 
-def _fire_start(runner: Runner, s, timer: Timer) -> None:
+def _fire_start(unit: Unit, timer: Timer) -> None:
     """A timer start event: start an instance, and schedule the next cycle if any."""
     assert timer.process_key is not None, "a start timer names its process"
-    timer.state, timer.fired_at = "fired", runner.now()
-    runner._start(s, timer.process_key, None, {}, None, ("timer", timer.element_id), None)
+    s, tz = unit.session, unit.core.settings.tz
+    timer.state, timer.fired_at = "fired", unit.now()
+    unit.start(timer.process_key, None, {}, None, ("timer", timer.element_id), None)
     if timer.timer_name == "cycle":
-        cycle = timeparse.parse_cycle(timer.value, runner.settings.tz)
+        cycle = timeparse.parse_cycle(timer.value, tz)
         fired = s.scalars(
             select(Timer.id).where(
                 Timer.process_key == timer.process_key, Timer.element_id == timer.element_id, Timer.state == "fired"
             )
         ).all()
         if cycle.repetitions is None or len(fired) < cycle.repetitions:
-            due = timeparse.next_due(timer.value, timer.due_at, runner.settings.tz)
+            due = timeparse.next_due(timer.value, timer.due_at, tz)
             s.add(
                 Timer(
                     process_key=timer.process_key,
@@ -146,9 +142,10 @@ def _fire_start(runner: Runner, s, timer: Timer) -> None:
             )
 
 
-def _record_failure(runner: Runner, s, timer: Timer, exc: Exception) -> None:
+def _record_failure(unit: Unit, timer: Timer, exc: Exception) -> None:
     """A failed firing: the timer waits for an admin (an incident on its instance, or on
     no instance for a timer start event)."""
+    s = unit.session
     message = str(exc) or type(exc).__name__
     timer.state = "incident"
     log.warning("timer %s (%s) failed: %s", timer.id, timer.process_key or timer.instance_id, message)
@@ -163,43 +160,43 @@ def _record_failure(runner: Runner, s, timer: Timer, exc: Exception) -> None:
             error=message,
             tries=1,
             state="open",
-            created_at=runner.now(),
+            created_at=unit.now(),
         )
     )
-    runner._history(s, inst, "incident.raised", element=element, details={"timer": timer.id, "error": message})
+    unit.record(inst, "incident.raised", element=element, details={"timer": timer.id, "error": message})
 
 
-def next_due(runner: Runner, after: datetime | None = None) -> datetime | None:
+def next_due(core: Core, after: datetime | None = None) -> datetime | None:
     """The earliest moment a timer or a job falls due (strictly after ``after`` if given)."""
     timers = select(Timer.due_at).where(Timer.state == "waiting")
     if after is not None:
         timers = timers.where(Timer.due_at > after)
-    with runner.db.read() as s:
+    with core.db.read() as s:
         timer = s.scalars(timers.order_by(Timer.due_at).limit(1)).first()
-        job = jobs.next_due(runner, s, after)
+        job = jobs.next_due(s, after)
     found = [d for d in (timer, job) if d is not None]
     return min(found) if found else None
 
 
-def run_due(runner: Runner, limit: int = 10_000) -> int:
+def run_due(core: Core, limit: int = 10_000) -> int:
     """Fire due timers and run due jobs, earliest first; returns how many were worked off.
 
     Timers and jobs whose instance is busy (another worker has it) are left due and
     skipped for the rest of this pass instead of being retried in a tight loop.
     """
-    runner._refresh_clock()
+    core.refresh_clock()
     busy_timers: set[int] = set()
     busy_jobs: set[str] = set()
     count = 0
     for _ in range(limit):
-        if runner.stopping.is_set():
+        if core.stopping.is_set():
             break
-        if _timer_first(runner, busy_timers, busy_jobs):
-            ran = _counted(fire_next(runner, busy_timers), busy_timers)
-            ran = _counted(jobs.run_next(runner, busy_jobs), busy_jobs) if ran is None else ran
+        if _timer_first(core, busy_timers, busy_jobs):
+            ran = _counted(fire_next(core, busy_timers), busy_timers)
+            ran = _counted(jobs.run_next(core, busy_jobs), busy_jobs) if ran is None else ran
         else:
-            ran = _counted(jobs.run_next(runner, busy_jobs), busy_jobs)
-            ran = _counted(fire_next(runner, busy_timers), busy_timers) if ran is None else ran
+            ran = _counted(jobs.run_next(core, busy_jobs), busy_jobs)
+            ran = _counted(fire_next(core, busy_timers), busy_timers) if ran is None else ran
         if ran is None:
             break
         count += ran
@@ -213,87 +210,87 @@ def _counted(ran: int | str | None, busy: set) -> int | None:
     return 0 if ran in busy else 1
 
 
-def _timer_first(runner: Runner, busy_timers: set[int], busy_jobs: set[str]) -> bool:
-    now = runner.now()
+def _timer_first(core: Core, busy_timers: set[int], busy_jobs: set[str]) -> bool:
+    now = core.now()
     timers = select(Timer.due_at).where(Timer.state == "waiting", Timer.due_at <= now)
     if busy_timers:
         timers = timers.where(Timer.id.not_in(busy_timers))
     pending = select(Job.due_at).where(Job.state == "pending", Job.due_at <= now)
     if busy_jobs:
         pending = pending.where(Job.id.not_in(busy_jobs))
-    with runner.db.read() as s:
+    with core.db.read() as s:
         timer = s.scalars(timers.order_by(Timer.due_at).limit(1)).first()
         job = s.scalars(pending.order_by(Job.due_at).limit(1)).first()
     return timer is not None and (job is None or timer <= job)
 
 
-def advance(runner: Runner, delta: timedelta) -> datetime:
+def advance(core: Core, delta: timedelta) -> datetime:
     """Move the virtual clock forward, firing everything due in due-time order on the way."""
-    clock = runner.clock
+    clock = core.clock
     if not isinstance(clock, FixedClock):
         raise Invalid("only the virtual clock moves on request (RUNNER_CLOCK=virtual)")
-    runner._refresh_clock()
-    target = runner.now() + delta
+    core.refresh_clock()
+    target = core.now() + delta
     stuck = False
     while True:
         # NOTE: what stays due because its instance is busy must not stop time: after a
         # pass that worked nothing off, look only at what falls due later.
-        due = next_due(runner, after=runner.now() if stuck else None)
+        due = next_due(core, after=core.now() if stuck else None)
         if due is None or due > target:
             break
-        if due > runner.now():
+        if due > core.now():
             clock.set(due)
-            _persist_clock(runner)
-        stuck = run_due(runner) == 0
+            _persist_clock(core)
+        stuck = run_due(core) == 0
     clock.set(target)
-    _persist_clock(runner)
-    run_due(runner)
-    outbox.deliver_due(runner)
+    _persist_clock(core)
+    run_due(core)
+    outbox.deliver_due(core)
     return target
 
 
-def _persist_clock(runner: Runner) -> None:
-    with runner.db.unit() as s:
-        runner._save_clock(s)
+def _persist_clock(core: Core) -> None:
+    with core.db.unit() as s:
+        core.save_clock(s)
 
 
-def tick(runner: Runner) -> None:
+def tick(core: Core) -> None:
     """One scheduler tick: timers, jobs, then the outbox."""
     try:
-        run_due(runner)
-        if not runner.stopping.is_set():
-            outbox.deliver_due(runner)
+        run_due(core)
+        if not core.stopping.is_set():
+            outbox.deliver_due(core)
     except Interrupted:
         # NOTE: the script's unit of work rolled back: its timer or job is due again.
-        log.info("worker %s stopped a running script; its work stays due", runner.settings.worker_id)
+        log.info("worker %s stopped a running script; its work stays due", core.settings.worker_id)
     except RunnerError:
         log.exception("tick failed")
 
 
-def work(runner: Runner) -> None:
+def work(core: Core) -> None:
     """Run the worker until interrupted: APScheduler ticks, the database decides."""
-    scheduler = BlockingScheduler(timezone=runner.settings.tz)
+    scheduler = BlockingScheduler(timezone=core.settings.tz)
     scheduler.add_job(
         tick,
         "interval",
-        args=[runner],
-        seconds=runner.settings.poll_seconds,
+        args=[core],
+        seconds=core.settings.poll_seconds,
         max_instances=1,
         coalesce=True,
-        next_run_time=datetime.now(runner.settings.tz),
+        next_run_time=datetime.now(core.settings.tz),
     )
 
     def stop(*_: object) -> None:
         # NOTE: SIGTERM (a service manager stopping us) ends a running script at its next
         # budget check and the tick after the item in progress; a second signal must not fail.
-        runner.stopping.set()
+        core.stopping.set()
         if scheduler.running:
             scheduler.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, stop)
     log.info(
-        "worker %s started on %s", runner.settings.worker_id, runner.db.engine.url.render_as_string(hide_password=True)
+        "worker %s started on %s", core.settings.worker_id, core.db.engine.url.render_as_string(hide_password=True)
     )
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    log.info("worker %s stopped", runner.settings.worker_id)
+    log.info("worker %s stopped", core.settings.worker_id)

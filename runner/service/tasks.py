@@ -6,22 +6,21 @@ claimed task. Claims are single conditional UPDATEs, so two people claiming the 
 at once cannot both win: the second gets ``Conflict`` naming who has it.
 
 The Runner's ``claim_task``, ``unclaim_task``, ``reassign_task`` and ``complete_task`` (with
-``hold_to_complete``) call these with a unit of work. Who may *reassign* (team leaders) is the web app's rule.
+``hold_to_complete``) call these with a unit of work (``runner.service.unit.Unit``). Who may
+*reassign* (team leaders) is the web app's rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from runner.errors import Conflict, Forbidden, NotFound
+from runner.service.unit import Unit
 from runner.store.models import Instance, UserTask
-
-if TYPE_CHECKING:
-    from runner.service.runtime import Runner
 
 
 def _label(row: UserTask) -> str:
@@ -65,10 +64,9 @@ def _set_assignee(s: Session, row: UserTask, new: str | None, expected: str | No
         raise Conflict(f"task {_label(fresh)} was just claimed by {fresh.assignee or 'nobody'}; reload it")
 
 
-def _history(runner: Runner, s: Session, row: UserTask, event: str, actor: str, **details: Any) -> None:
-    runner._history(
-        s,
-        s.get(Instance, row.instance_id),
+def _history(unit: Unit, row: UserTask, event: str, actor: str, **details: Any) -> None:
+    unit.record(
+        unit.session.get(Instance, row.instance_id),
         event,
         element=row.element_id,
         actor=actor,
@@ -76,13 +74,12 @@ def _history(runner: Runner, s: Session, row: UserTask, event: str, actor: str, 
     )
 
 
-def claim(
-    runner: Runner, s: Session, task_id: str, username: str, groups: Iterable[str], override: bool = False
-) -> None:
+def claim(unit: Unit, task_id: str, username: str, groups: Iterable[str], override: bool = False) -> None:
     """Make an open task the user's; Conflict when someone else has it, Forbidden when not a candidate.
 
     ``override`` (an admin's claim) takes a task the user is no candidate for, orphans included.
     """
+    s = unit.session
     row = _open_task(s, task_id)
     if row.assignee == username:
         return
@@ -94,23 +91,23 @@ def claim(
             f"{', '.join(row.candidate_groups or row.candidate_users or ['nobody'])}"
         )
     _set_assignee(s, row, username, None)
-    _history(runner, s, row, "task.claimed", username)
+    _history(unit, row, "task.claimed", username)
 
 
-def unclaim(runner: Runner, s: Session, task_id: str, username: str) -> None:
+def unclaim(unit: Unit, task_id: str, username: str) -> None:
     """Give a claimed task back to its groups; only its assignee may."""
+    s = unit.session
     row = _open_task(s, task_id)
     if row.assignee != username:
         raise Conflict(
             f"task {_label(row)} is not claimed by {username}" + (f" but by {row.assignee}" if row.assignee else "")
         )
     _set_assignee(s, row, None, username)
-    _history(runner, s, row, "task.unclaimed", username)
+    _history(unit, row, "task.unclaimed", username)
 
 
 def reassign(
-    runner: Runner,
-    s: Session,
+    unit: Unit,
     task_id: str,
     to_user: str | None,
     actor: str,
@@ -121,6 +118,7 @@ def reassign(
 
     ``override`` (an admin's decision) gives it to any user, which is how an orphan task finds someone.
     """
+    s = unit.session
     row = _open_task(s, task_id)
     if to_user is not None and not override and not is_candidate(row, to_user, to_groups):
         raise Forbidden(
@@ -131,7 +129,7 @@ def reassign(
     if before == to_user:
         return
     _set_assignee(s, row, to_user, before)
-    _history(runner, s, row, "task.reassigned", actor, **{"from": before, "to": to_user})
+    _history(unit, row, "task.reassigned", actor, **{"from": before, "to": to_user})
 
 
 CHECKED_FIELDS = ("state", "completed_by", "assignee", "name", "element_id", "candidate_groups", "candidate_users")

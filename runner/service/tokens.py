@@ -21,7 +21,7 @@ from runner.service import directory
 from runner.store.models import Account, ApiToken, User
 
 if TYPE_CHECKING:
-    from runner.service.runtime import Runner
+    from runner.service.unit import Core
 
 TOKEN_PREFIX = "rt_"
 
@@ -30,7 +30,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(runner: Runner, username: str, *, label: str = "", now: datetime | None = None) -> str:
+def issue_token(runner: Core, username: str, *, label: str = "", now: datetime | None = None) -> str:
     """A new API token for an active user; the plain token is returned once and never stored."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with runner.db.unit() as s:
@@ -47,7 +47,7 @@ def issue_token(runner: Runner, username: str, *, label: str = "", now: datetime
     return token
 
 
-def verify_token(runner: Runner, token: str, *, now: datetime | None = None) -> dict[str, Any] | None:
+def verify_token(runner: Core, token: str, *, now: datetime | None = None) -> dict[str, Any] | None:
     """The active user a live token belongs to (and note its use), or None."""
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
@@ -62,7 +62,7 @@ def verify_token(runner: Runner, token: str, *, now: datetime | None = None) -> 
         return directory.user_view(user, s.get(Account, row.username))
 
 
-def list_tokens(runner: Runner, username: str) -> list[dict[str, Any]]:
+def list_tokens(runner: Core, username: str) -> list[dict[str, Any]]:
     """A user's tokens (never the tokens themselves): id, prefix, label, dates, newest first."""
     with runner.db.read() as s:
         rows = s.scalars(
@@ -83,7 +83,7 @@ def list_tokens(runner: Runner, username: str) -> list[dict[str, Any]]:
         ]
 
 
-def revoke_token(runner: Runner, token_id: int, *, now: datetime | None = None) -> None:
+def revoke_token(runner: Core, token_id: int, *, now: datetime | None = None) -> None:
     """Stop a token from working (kept for the record)."""
     with runner.db.unit() as s:
         row = s.get(ApiToken, token_id)

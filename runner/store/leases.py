@@ -28,50 +28,64 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
+
+from runner.store.database import Database
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: SQLite rows wait for their lease
     fcntl = None  # type: ignore[assignment]  # the module, or None where it does not exist
 
-if TYPE_CHECKING:
-    from runner.service.runtime import Runner
 
+class SenderLocks:
+    """The outbox senders' locks on one database (each runner has one)."""
 
-@contextmanager
-def holding(runner: Runner) -> Iterator[Hold]:
-    """A hold for one delivery: ``take`` before the claim commits; released on leaving."""
-    if runner.db.is_postgres:
-        space = _lock_space(runner)
-        with runner.db.engine.connect() as conn:
-            advisory = _AdvisoryHold(conn.execution_options(isolation_level="AUTOCOMMIT"), space)
-            try:
-                yield advisory
-            finally:
-                advisory.release()
-        return
-    lock_file = _lock_file(runner)
-    hold = _RecordHold(lock_file) if lock_file is not None else Hold()
-    try:
-        yield hold
-    finally:
-        hold.release()
+    def __init__(self, db: Database):
+        self.db = db
+        self._space: int | None = None
 
+    @contextmanager
+    def holding(self) -> Iterator[Hold]:
+        """A hold for one delivery: ``take`` before the claim commits; released on leaving."""
+        if self.db.is_postgres:
+            space = self.lock_space()
+            with self.db.engine.connect() as conn:
+                advisory = _AdvisoryHold(conn.execution_options(isolation_level="AUTOCOMMIT"), space)
+                try:
+                    yield advisory
+                finally:
+                    advisory.release()
+            return
+        lock_file = _lock_file(self.db)
+        hold = _RecordHold(lock_file) if lock_file is not None else Hold()
+        try:
+            yield hold
+        finally:
+            hold.release()
 
-def sender_gone(runner: Runner, s: Session, message_id: int) -> bool:
-    """True when no live process holds the lock of a ``sending`` row (the caller holds the row)."""
-    if runner.db.is_postgres:
-        space = _lock_space(runner)
-        if not s.scalar(select(func.pg_try_advisory_lock(space, message_id))):
-            return False
-        s.scalar(select(func.pg_advisory_unlock(space, message_id)))
-        return True
-    lock_file = _lock_file(runner)
-    return lock_file is not None and lock_file.probe(message_id)
+    def gone(self, s: Session, message_id: int) -> bool:
+        """True when no live process holds the lock of a ``sending`` row (the caller holds the row)."""
+        if self.db.is_postgres:
+            space = self.lock_space()
+            if not s.scalar(select(func.pg_try_advisory_lock(space, message_id))):
+                return False
+            s.scalar(select(func.pg_advisory_unlock(space, message_id)))
+            return True
+        lock_file = _lock_file(self.db)
+        return lock_file is not None and lock_file.probe(message_id)
+
+    def lock_space(self) -> int:
+        """The first key of the outbox's advisory locks: its table's oid, as a signed int4."""
+        # NOTE: advisory locks are per database, not per schema; the oid tells apart two
+        # runners (or two test schemas) that share a database.
+        if self._space is None:
+            with self.db.engine.connect() as conn:
+                oid = int(conn.scalar(text("select 'outbox'::regclass::oid::bigint")))
+            self._space = oid - 2**32 if oid >= 2**31 else oid
+        return self._space
 
 
 class Hold:
@@ -83,18 +97,6 @@ class Hold:
 
     def release(self) -> None:
         """Give back what was taken (nothing here)."""
-
-
-def _lock_space(runner: Runner) -> int:
-    """The first key of the outbox's advisory locks: its table's oid, as a signed int4."""
-    # NOTE: advisory locks are per database, not per schema; the oid tells apart two
-    # runners (or two test schemas) that share a database.
-    space = runner.__dict__.get("_outbox_lock_space")
-    if space is None:
-        with runner.db.engine.connect() as conn:
-            oid = int(conn.scalar(text("select 'outbox'::regclass::oid::bigint")))
-        space = runner.__dict__["_outbox_lock_space"] = oid - 2**32 if oid >= 2**31 else oid
-    return space
 
 
 class _AdvisoryHold(Hold):
@@ -174,8 +176,8 @@ _LOCK_FILES: dict[tuple[int, str], _LockFile] = {}
 _LOCK_FILES_MUTEX = threading.Lock()
 
 
-def _lock_file(runner: Runner) -> _LockFile | None:
-    database = runner.db.engine.url.database
+def _lock_file(db: Database) -> _LockFile | None:
+    database = db.engine.url.database
     if fcntl is None or not database or database == ":memory:" or database.startswith("file:"):
         return None
     path = os.path.abspath(database) + "-outbox-locks"

@@ -1,0 +1,352 @@
+"""The seam between the runner's facade and its services: ``Core`` and ``Unit``.
+
+``Core`` holds the parts every unit of work runs with (settings, database, spec store,
+engine, clock, handler registry) and opens units of work; ``runtime.Runner`` is a ``Core``
+with the public API on top. A ``Unit`` is one open transaction as the services
+(scheduler, jobs, outbox, tasks, instance migration) see it: its session, the time, the
+history it records and the engine steps it commits. The services receive a ``Core`` or a
+``Unit`` as an argument and never import the runtime.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.orm import Session
+
+from runner.clock import Clock, FixedClock, SystemClock
+from runner.engine import Engine, Snapshot
+from runner.engine.serializer import WorkflowStore
+from runner.errors import NotCorrelated, NotFound
+from runner.registry import Registry
+from runner.sandbox.budget import Limits
+from runner.service import projection
+from runner.settings import Settings
+from runner.store.database import Database, add_row_later, make_engine
+from runner.store.leases import SenderLocks
+from runner.store.models import ClockRow, HistoryEvent, Instance, ProcessVersion, Subscription
+
+log = logging.getLogger(__name__)
+
+VIRTUAL_NOW = select(ClockRow.now).where(ClockRow.name == "virtual")
+
+
+def _spec_text(s: Session, version_id: int) -> str:
+    """The stored spec JSON of a version (loaded only when the spec cache misses)."""
+    return s.get_one(ProcessVersion, version_id).spec
+
+
+class ExtensionsView(Protocol):
+    """What the services read of the runner's extensions (``runner.extension.Extensions`` is one)."""
+
+    def transport(self, channel: str) -> Callable[[Settings], Any] | None:
+        """The transport factory for ``channel``, or None."""
+        ...
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The groups users may be given (empty: any group)."""
+        ...
+
+
+class Core:
+    """The runner's parts, its clock and its units of work (``Runner`` adds the public API)."""
+
+    def __init__(self, settings: Settings, registry: Registry, extensions: ExtensionsView):
+        self.settings = settings
+        self.extensions = extensions
+        self.db = Database(make_engine(settings.database_url))
+        self.store = WorkflowStore()
+        # NOTE: the handler registry (topics, checks, handler functions) the runner was built with.
+        self.registry = registry
+        self.clock: Clock = self._start_clock() if settings.clock == "virtual" else SystemClock()
+        # NOTE: set when the worker is asked to stop; a running script then ends at its next check.
+        self.stopping = threading.Event()
+        self.engine = Engine(self.clock, settings.tz, Limits(timeout=settings.script_timeout, stop=self.stopping))
+        # The outbox's transports, built once per channel (see outbox.transport_for).
+        self.transports: dict[str, Any] = {}
+        self.sender_locks = SenderLocks(self.db)
+
+    def now(self) -> datetime:
+        """The runner's current time (virtual or real)."""
+        return self.clock.now()
+
+    @contextmanager
+    def unit(self, sync: bool = True) -> Iterator[Unit]:
+        """One unit of work (one transaction); first catches up with the virtual clock unless ``sync`` is False."""
+        with self.db.unit() as s:
+            if sync:
+                self._sync_clock(s)
+            yield Unit(s, self)
+
+    @contextmanager
+    def reading(self) -> Iterator[Unit]:
+        """A unit over a read-only session, for queries that restore workflows (nothing is committed)."""
+        with self.db.read() as s:
+            yield Unit(s, self)
+
+    # --- the virtual clock --------------------------------------------------------------
+
+    def _start_clock(self) -> FixedClock:
+        """The persisted virtual clock (every process shares its 'now'), created at the real time on first use."""
+        with self.db.unit() as s:
+            row = s.get(ClockRow, "virtual")
+            if row is not None:
+                return FixedClock(row.now)
+            clock = FixedClock(datetime.now().astimezone())
+            s.add(ClockRow(name="virtual", now=clock.now()))
+            return clock
+
+    def refresh_clock(self) -> None:
+        """Catch up with the persisted virtual clock when another process moved it on."""
+        if isinstance(self.clock, FixedClock):
+            with self.db.read() as s:
+                self._sync_clock(s)
+
+    def _sync_clock(self, s: Session) -> None:
+        """The same, inside a unit of work that is open anyway (one small read)."""
+        if isinstance(self.clock, FixedClock):
+            self.catch_up(s.connection().scalar(VIRTUAL_NOW))
+
+    def catch_up(self, stored: datetime | None) -> None:
+        """Move the virtual clock to a persisted time (read by the caller) if that is later."""
+        if stored is not None and isinstance(self.clock, FixedClock) and stored > self.clock.now():
+            self.clock.set(stored)
+
+    def save_clock(self, s: Session) -> None:
+        """Persist the virtual clock if it moved on (in the caller's unit of work)."""
+        if not isinstance(self.clock, FixedClock):
+            return
+        # NOTE: a conditional UPDATE locks the clock row only when the clock really moved;
+        # locking it in every step would serialize all units of work on one row.
+        moved = cast(
+            CursorResult[Any],
+            s.execute(
+                update(ClockRow)
+                .where(ClockRow.name == "virtual", ClockRow.now < self.clock.now())
+                .values(now=self.clock.now())
+                .execution_options(synchronize_session=False)
+            ),
+        )
+        if moved.rowcount == 0 and s.get(ClockRow, "virtual") is None:
+            s.add(ClockRow(name="virtual", now=self.clock.now()))
+
+
+class Unit:
+    """One unit of work: its session, history it records and the engine steps it commits."""
+
+    def __init__(self, session: Session, core: Core):
+        self.session = session
+        self.core = core
+        self.engine = core.engine
+
+    def now(self) -> datetime:
+        """The runner's current time."""
+        return self.core.clock.now()
+
+    def record(
+        self,
+        inst: Instance | None,
+        event: str,
+        *,
+        element: str | None = None,
+        actor: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Write one history event (of ``inst``, or of no instance)."""
+        # NOTE: history is write-only: its rows of a unit go in with one INSERT at commit.
+        add_row_later(
+            self.session,
+            HistoryEvent,
+            at=self.now(),
+            instance_id=inst.id if inst else None,
+            business_key=inst.business_key if inst else None,
+            process_key=inst.process_key if inst else None,
+            event=event,
+            element_id=element,
+            actor=actor,
+            details=details or {},
+        )
+
+    # --- versions and specs -------------------------------------------------------------
+
+    def latest_version(self, process_key: str) -> ProcessVersion:
+        """The newest deployed version of a process key."""
+        row = self.session.scalars(
+            select(ProcessVersion)
+            .where(ProcessVersion.process_key == process_key, ProcessVersion.kind == "bpmn")
+            .order_by(ProcessVersion.version.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            raise NotFound(f"process {process_key!r} is not deployed")
+        return row
+
+    def specs(self, version: ProcessVersion | int, called: dict[str, int]) -> tuple[Any, dict[str, Any]]:
+        """The spec of a version (a row or its id) with the specs of the processes it calls."""
+        s, store = self.session, self.core.store
+        version_id = version if isinstance(version, int) else version.id
+        spec, subs = store.load_spec(version_id, functools.partial(_spec_text, s, version_id))
+        subs = dict(subs)
+        for key, called_id in called.items():
+            called_spec, called_subs = store.load_spec(called_id, functools.partial(_spec_text, s, called_id))
+            subs.update(called_subs)
+            subs[key] = called_spec
+        return spec, subs
+
+    def called_versions(self, version: ProcessVersion) -> dict[str, int]:
+        """Call activities bind to the latest version of the called process at start."""
+        found: dict[str, int] = {}
+        todo = list(version.called)
+        while todo:
+            key = todo.pop()
+            if key in found or key == version.process_key:
+                continue
+            row = self.latest_version(key)
+            found[key] = row.id
+            todo.extend(row.called)
+        return found
+
+    # --- instances ----------------------------------------------------------------------
+
+    def start(
+        self,
+        process_key: str,
+        business_key: str | None,
+        data: dict[str, Any],
+        actor: str | None,
+        trigger: tuple[str, str] | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> str:
+        """Start the latest version of a process; returns the new instance's id."""
+        s = self.session
+        version = self.latest_version(process_key)
+        called = self.called_versions(version)
+        spec, subs = self.specs(version, called)
+        workflow = self.engine.create(spec, subs, data)
+        now = self.now()
+        inst = Instance(
+            id=str(uuid.uuid4()),
+            process_key=process_key,
+            version_id=version.id,
+            business_key=business_key,
+            status="running",
+            state="",
+            data=data,
+            called_versions=called,
+            stages=[],
+            waits={},
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(inst)
+        s.flush()
+        self.record(
+            inst,
+            "instance.started",
+            actor=actor,
+            details={"version": version.version, "data": data, **({"trigger": list(trigger)} if trigger else {})},
+        )
+        self.engine.start(workflow, trigger, payload)
+        self.commit(inst, workflow)
+        return inst.id
+
+    def load(self, instance_id: str, *, lock: bool = False) -> tuple[Instance, Any]:
+        """An instance row and its restored workflow."""
+        inst = self.session.get(Instance, instance_id, with_for_update=lock and self.core.db.is_postgres)
+        if inst is None:
+            raise NotFound(f"instance {instance_id} does not exist")
+        return inst, self.restore(inst)
+
+    def restore(self, inst: Instance) -> Any:
+        """An instance row's workflow, restored on its version's (cached) specs."""
+        spec, subs = self.specs(inst.version_id, inst.called_versions or {})
+        return self.core.store.load_state(inst.state, spec, subs, self.engine.script_engine)
+
+    def load_for_worker(self, instance_id: str) -> tuple[Instance, Any] | None:
+        """Like ``load`` with a row lock that skips (returns None) if another worker holds it."""
+        if self.core.db.is_postgres:
+            query = select(Instance.id).where(Instance.id == instance_id).with_for_update(skip_locked=True)
+            if self.session.scalars(query).first() is None:
+                return None
+        return self.load(instance_id)
+
+    def commit(
+        self, inst: Instance, workflow: Any, completed_task: str | None = None, actor: str | None = None
+    ) -> Snapshot:
+        """Bound the tree, save it and project what the instance waits for (in this unit's transaction)."""
+        self.engine.prune(workflow)
+        snap = self.engine.snapshot(workflow)
+        state = self.core.store.dump_state(workflow)
+        timeout = self.core.settings.handler_timeout
+        for event in projection.apply(self.session, inst, snap, state, completed_task, actor, self.now(), timeout):
+            self.record(inst, event.name, element=event.element, details=event.details)
+        for name, payload in snap.thrown:
+            self._throw(inst, name, payload)
+        return snap
+
+    # --- messages -----------------------------------------------------------------------
+
+    def _throw(self, inst: Instance, name: str, payload: dict[str, Any]) -> None:
+        """A message thrown by an instance goes to the same customer's other instances."""
+        try:
+            self.correlate(name, inst.business_key, payload, exclude=inst.id)
+        except NotCorrelated as exc:
+            self.record(inst, "message.dropped", details={"message": name, "reason": str(exc)})
+            log.warning("instance %s threw %r: %s", inst.id, name, exc)
+
+    def correlate(
+        self,
+        name: str,
+        business_key: str | None,
+        payload: dict[str, Any],
+        exclude: str | None = None,
+        actor: str | None = None,
+    ) -> list[str]:
+        """Deliver a message to waiting instances (all but ``exclude``), or start the processes it starts."""
+        query = select(Subscription.instance_id).where(
+            Subscription.message_name == name, Subscription.business_key == business_key
+        )
+        waiting = [i for i in dict.fromkeys(self.session.scalars(query)) if i != exclude]
+        delivered = []
+        for instance_id in waiting:
+            inst, workflow = self.load(instance_id, lock=True)
+            if self.engine.deliver_message(workflow, name, payload):
+                self.record(inst, "message.correlated", actor=actor, details={"message": name, "data": payload})
+                self.commit(inst, workflow)
+                delivered.append(inst.id)
+        if delivered:
+            return delivered
+        started = [
+            self.start(v.process_key, business_key, {}, actor, ("message", name), payload)
+            for v in self._message_start_versions(name)
+        ]
+        if not started:
+            raise NotCorrelated(
+                f"message {name!r} for business key {business_key!r}: no instance is waiting "
+                "for it and no deployed process starts with it"
+            )
+        return started
+
+    def _message_start_versions(self, name: str) -> list[ProcessVersion]:
+        """The latest versions (one query) whose message start events catch ``name``."""
+        newest = (
+            select(ProcessVersion.process_key, func.max(ProcessVersion.version).label("v"))
+            .where(ProcessVersion.kind == "bpmn")
+            .group_by(ProcessVersion.process_key)
+            .subquery()
+        )
+        versions = self.session.scalars(
+            select(ProcessVersion)
+            .join(newest, (ProcessVersion.process_key == newest.c.process_key) & (ProcessVersion.version == newest.c.v))
+            .order_by(ProcessVersion.process_key)
+        )
+        return [v for v in versions if name in (v.message_starts or [])]
