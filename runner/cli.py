@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
@@ -11,10 +12,14 @@ from datetime import date, datetime
 from typing import Any
 
 from runner import extension, registry
+from runner import instance_folder as instance
 from runner.clock import parse_span
 from runner.errors import DeploymentInvalid, RunnerError
 from runner.extension import Extension, combined
 from runner.queries import tasklists as inbox
+from runner.service import accounts as users
+from runner.service import outbox, policy, scheduler
+from runner.service.runtime import Runner
 from runner.settings import Settings
 from runner.store import schema as db
 
@@ -43,13 +48,11 @@ def open_runner(settings: Settings):
 
     Entry-point groups ``bpmn_runner.handlers`` (service-task topics) and ``bpmn_runner.extensions``.
     """
-    from runner.service.runtime import Runner
 
     return Runner(settings, registry.installed(), extensions=extension.discover(settings))
 
 
 def cmd_db(args, settings: Settings) -> None:
-    from runner import instance_folder as instance
 
     db.upgrade(settings.database_url, args.branch or None)
     print(f"database at {settings.database_url} is up to date")
@@ -67,8 +70,6 @@ def cmd_deploy(args, settings: Settings) -> None:
 
 def _person(runner, actor: str):
     """The staff member ``--actor`` names, whose permissions then apply; None for any other label (the operator)."""
-    from runner.service import accounts as users
-    from runner.service import policy
 
     found = users.get_user(runner, actor)
     return policy.Person.of(found["username"], found["roles"]) if found else None
@@ -117,7 +118,6 @@ def cmd_run_due(args, settings: Settings) -> None:
 
 
 def cmd_worker(args, settings: Settings) -> None:
-    from runner.service import scheduler
 
     scheduler.work(open_runner(settings))
 
@@ -144,7 +144,6 @@ def cmd_retry(args, settings: Settings) -> None:
 
 
 def cmd_outbox(args, settings: Settings) -> None:
-    from runner.service import outbox
 
     runner = open_runner(settings)
     if args.action in ("resend", "dismiss"):
@@ -159,7 +158,6 @@ def _password(args, settings: Settings) -> str:
 
     NOTE: never empty: a user without a password is refused here and by ``runner.service.accounts``.
     """
-    import getpass
 
     if args.password:
         return args.password
@@ -177,7 +175,6 @@ def _password(args, settings: Settings) -> str:
 
 
 def cmd_users(args, settings: Settings) -> None:
-    from runner.service import accounts as users
 
     runner = open_runner(settings)
     if args.action == "list":

@@ -34,10 +34,26 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from runner.service.outbox import TransportFactory
-    from runner.service.policy import Person
     from runner.settings import Settings
 
 GROUP = "bpmn_runner.extensions"
+
+
+@dataclass(frozen=True)
+class Person:
+    """A signed-in user as the policy sees them: a username and roles."""
+
+    username: str
+    roles: frozenset[str]
+
+    @classmethod
+    def of(cls, username: str, roles: Iterable[str]) -> Person:
+        """A person from a username and any iterable of roles."""
+        return cls(username, frozenset(roles))
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
 
 
 class Scope(Protocol):

@@ -14,12 +14,17 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from runner.errors import Invalid
 
-if TYPE_CHECKING:
-    from runner.settings import Settings
+
+class Settings(Protocol):
+    """What this module reads of ``runner.settings.Settings`` (which imports this module)."""
+
+    @property
+    def instance_path(self) -> str: ...
+
 
 KEY_FILE = "secret_key"
 KEY_BYTES = 32  # NOTE: 256 random bits, as hex

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, cast, false, literal, or_, select
@@ -33,28 +32,11 @@ from sqlalchemy.orm import Session
 
 from runner.engine import scripting
 from runner.errors import Forbidden, Invalid, NotFound
-from runner.extension import Extensions
+from runner.extension import Extensions, Person
 from runner.model import document as bpmnxml
 from runner.store.models import ProcessVersion, UserTask
 
 RESERVED = frozenset({*scripting.RESERVED_NAMES})
-
-
-@dataclass(frozen=True)
-class Person:
-    """A signed-in user as the policy sees them: a username and roles."""
-
-    username: str
-    roles: frozenset[str]
-
-    @classmethod
-    def of(cls, username: str, roles: Iterable[str]) -> Person:
-        """A person from a username and any iterable of roles."""
-        return cls(username, frozenset(roles))
-
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.roles
 
 
 # --- data ------------------------------------------------------------------------------------------
