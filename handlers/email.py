@@ -9,6 +9,8 @@ The message is rendered when the task runs and queued on the ``email`` outbox ch
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 from handlers import messages
@@ -52,7 +54,7 @@ def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     return {"last_email": template}
 
 
-def check_send(element_id: str, params: dict[str, str | None]) -> list[str]:
+def check_send(element_id: str, params: dict[str, str | None], folder: Path = messages.TEMPLATES) -> list[str]:
     """At deployment: the template exists, starts with a subject and uses only what it is given."""
     reasons = []
     raw_to = params.get("to")
@@ -61,10 +63,10 @@ def check_send(element_id: str, params: dict[str, str | None]) -> list[str]:
             _addresses(raw_to)
         except BadValue as exc:
             reasons.append(f"input parameter 'to': {exc}")
-    return reasons + messages.check(params.get("template"), messages.EMAIL, params)
+    return reasons + messages.check(params.get("template"), messages.EMAIL, params, folder)
 
 
 def register(registry: Registry) -> None:
     """Add this module's topics to ``registry``."""
     registry.add("email.send", send)
-    registry.add_check("email.send", check_send)
+    registry.add_check("email.send", functools.partial(check_send, folder=messages.folder_of(registry)))

@@ -4,8 +4,8 @@ The folder is the CRM setting ``RUNNER_TEMPLATES`` (``CrmSettings.templates``), 
 ``processes/templates`` under the working directory (the runner is run from the folder that
 holds its processes, as ``make run`` does in the checkout); it is content deployed with the
 diagrams, never read from where the code is installed. Handlers find it with ``templates_of(ctx)``.
-NOTE: the deploy-time checks still read the default folder (``TEMPLATES``): a check gets only
-the task's parameters, and the handlers' registration does not see the settings yet.
+The deploy-time checks read the same folder: ``register`` builds them from ``folder_of(registry)``,
+the setting of the runner the registry was built for.
 
 A Zalo template is ``<name>.txt``; an e-mail template is ``<name>.email.txt`` whose first
 line is ``Subject: ...``. A template sees ``customer`` (the customer's fields, tags,
@@ -91,6 +91,14 @@ def _finalize(value: Any) -> Any:
 def templates_of(ctx: Any) -> Path:
     """The template folder of the runner a handler's ``ctx`` comes from (``RUNNER_TEMPLATES``)."""
     return Path(crm_settings.among(ctx.extensions).templates)
+
+
+def folder_of(registry: Any) -> Path:
+    """The template folder of the runner a registry is built for (``RUNNER_TEMPLATES``), else the default."""
+    settings = getattr(registry, "settings", None)
+    if settings is None:
+        return TEMPLATES
+    return Path(crm_settings.CrmSettings.from_env(settings.environ).templates)
 
 
 def environment(folder: Path = TEMPLATES) -> SandboxedEnvironment:

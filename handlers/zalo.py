@@ -9,6 +9,8 @@ the Zalo Official Account API, or only records it with the ``log`` transport.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 from handlers import messages
@@ -43,16 +45,16 @@ def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     return {"last_message": template}
 
 
-def check_send(element_id: str, params: dict[str, str | None]) -> list[str]:
+def check_send(element_id: str, params: dict[str, str | None], folder: Path = messages.TEMPLATES) -> list[str]:
     """At deployment: the template exists and uses only what this task gives it."""
     reasons = []
     raw_to = params.get("to")
     if raw_to is not None and "${" not in raw_to and raw_to.strip() not in ("", *RECIPIENT_FIELDS):
         reasons.append(f"input parameter 'to' is {raw_to.strip()!r}; use 'group' or 'user'")
-    return reasons + messages.check(params.get("template"), messages.ZALO, params)
+    return reasons + messages.check(params.get("template"), messages.ZALO, params, folder)
 
 
 def register(registry: Registry) -> None:
     """Add this module's topics to ``registry``."""
     registry.add("zalo.send", send)
-    registry.add_check("zalo.send", check_send)
+    registry.add_check("zalo.send", functools.partial(check_send, folder=messages.folder_of(registry)))

@@ -49,7 +49,7 @@ def open_runner(settings: Settings):
     Entry-point groups ``bpmn_runner.handlers`` (service-task topics) and ``bpmn_runner.extensions``.
     """
 
-    return Runner(settings, registry.installed(), extensions=extension.discover(settings))
+    return Runner(settings, registry.installed(settings=settings), extensions=extension.discover(settings))
 
 
 def cmd_db(args, settings: Settings) -> None:

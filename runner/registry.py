@@ -69,9 +69,15 @@ class HandlerContext:
 
 
 class Registry:
-    """Topics to handler functions, and the deploy-time checks of each topic."""
+    """Topics to handler functions, and the deploy-time checks of each topic.
 
-    def __init__(self) -> None:
+    ``settings`` are the runner's (``runner.settings.Settings``) when the factory that builds the
+    registry has them: a package's ``register(registry)`` reads its own settings there, e.g. the
+    folder its deploy-time checks look in. None in a registry built without them.
+    """
+
+    def __init__(self, settings: Any = None) -> None:
+        self.settings = settings
         self._handlers: dict[str, Handler] = {}
         self._checks: dict[str, list[Check]] = {}
 
@@ -101,7 +107,7 @@ class Registry:
 
     def copy(self) -> Registry:
         """A registry with the same handlers, to extend without touching this one."""
-        other = Registry()
+        other = Registry(self.settings)
         other._handlers.update(self._handlers)
         other._checks.update(self.checks())
         return other
@@ -123,8 +129,8 @@ def load_entry_points(registry: Registry, group: str = ENTRY_POINT_GROUP) -> lis
     return names
 
 
-def installed(group: str = ENTRY_POINT_GROUP) -> Registry:
+def installed(group: str = ENTRY_POINT_GROUP, settings: Any = None) -> Registry:
     """A new registry with the handlers of every installed package of ``group``: what the factories build."""
-    registry = Registry()
+    registry = Registry(settings)
     load_entry_points(registry, group)
     return registry

@@ -20,7 +20,9 @@ from runner.crm.models import Customer, Staff
 from runner.crm.settings import CrmSettings
 from runner.errors import BadValue, DeploymentInvalid, Invalid, Missing, NotFound
 from runner.queries import tasklists as inbox
+from runner.registry import installed
 from runner.service.runtime import Runner
+from runner.settings import Settings
 
 FIXTURES = BPMN / "messaging"
 STARTS = ["2026-11-25T09:00:00+07:00", "2026-11-27T14:00:00+07:00"]
@@ -344,3 +346,21 @@ def test_a_topic_check_sees_raw_parameters_and_a_broken_check_is_a_problem(sqlit
     ]
     assert seen == [("announce", {"template": "mau_2", "to": "group", "session_starts": "${session_starts}"})]
     assert registry.checks()["demo.echo"] == [needs_text]  # the copy's extra check stayed in the copy
+
+
+def test_deployment_checks_templates_in_the_folder_the_settings_name(sqlite_url: str, tmp_path: Path) -> None:
+    """A registry built for settings whose RUNNER_TEMPLATES names a folder checks templates there, at deployment."""
+    (tmp_path / "rieng.txt").write_text("Lịch của {{ customer.name }}\n", encoding="utf-8")
+    diagram = (FIXTURES / "schedule.bpmn").read_bytes().replace(b">mau_2<", b">rieng<")
+    settings = Settings.from_env({"RUNNER_DATABASE_URL": sqlite_url, "RUNNER_TEMPLATES": str(tmp_path)})
+    crm_settings = CrmSettings.from_env(settings.environ)
+    elsewhere = make_runner(sqlite_url, installed(settings=settings), extensions=with_crm(crm_settings))
+    default = make_runner(sqlite_url, installed(), extensions=with_crm(CrmSettings()))
+    try:
+        with pytest.raises(DeploymentInvalid, match="template 'rieng' does not exist"):
+            default.deploy({"schedule.bpmn": diagram})
+        [deployed] = elsewhere.deploy({"schedule.bpmn": diagram})
+        assert deployed.process_key == "msg_schedule"
+    finally:
+        elsewhere.db.engine.dispose()
+        default.db.engine.dispose()

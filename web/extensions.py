@@ -38,6 +38,6 @@ def get_runner() -> Runner:
                 # NOTE: the web app is EasyEdu's: it names the CRM extension itself.
                 settings = app.config["RUNNER_SETTINGS"]
                 # The handlers come from the bpmn_runner.handlers entry points (runner.registry.installed).
-                runner = Runner(settings, registry.installed(), extensions=(easyedu(settings),))
+                runner = Runner(settings, registry.installed(settings=settings), extensions=(easyedu(settings),))
                 app.extensions["runner"] = runner
     return runner
