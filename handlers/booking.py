@@ -11,10 +11,9 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import select
-
 from runner.crm import bookings as calendar
 from runner.crm import customers as crm
+from runner.crm import schedule
 from runner.crm.models import BOOKING_KINDS, Booking, SlotTaken
 from runner.errors import BadValue, Missing, Retry
 from runner.registry import HandlerContext, Registry
@@ -63,15 +62,7 @@ def _starts(value: Any, tz: tzinfo) -> list[datetime]:
 
 def _booked_days(ctx: HandlerContext, customer_id: str, kind: str) -> set[date]:
     """Days that already have one of the customer's coming appointments of this kind."""
-    starts = ctx.session.scalars(
-        select(Booking.start_at).where(
-            Booking.customer_id == customer_id,
-            Booking.kind == kind,
-            Booking.status == "booked",
-            Booking.end_at > ctx.now,
-        )
-    )
-    return {_day(start, ctx.tz) for start in starts}
+    return {_day(start, ctx.tz) for start in schedule.coming_starts(ctx.session, customer_id, kind, ctx.now)}
 
 
 def _search(params: dict[str, Any], ctx: HandlerContext, teacher: str | None):
@@ -214,17 +205,7 @@ def appointment(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     kind = _kind(params, default="demo")
     start = _moment("start", params.get("start"), ctx.tz)
     minutes = _int(params, "duration_minutes", 60)
-    current = ctx.session.scalars(
-        select(Booking)
-        .where(
-            Booking.customer_id == customer.id,
-            Booking.kind == kind,
-            Booking.status == "booked",
-            Booking.end_at > ctx.now,
-        )
-        .order_by(Booking.start_at)
-        .with_for_update()
-    ).first()
+    current = schedule.current_appointment(ctx.session, customer.id, kind, ctx.now)
     try:
         if (
             current is not None
@@ -275,14 +256,7 @@ def reschedule(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
             return _placed(booking, ctx.tz)
         except SlotTaken:
             pass
-    siblings = ctx.session.scalars(
-        select(Booking.start_at).where(
-            Booking.customer_id == booking.customer_id,
-            Booking.kind == booking.kind,
-            Booking.status == "booked",
-            Booking.id != booking.id,
-        )
-    )
+    siblings = schedule.sibling_starts(ctx.session, booking)
     not_before = max(start, ctx.now + timedelta(minutes=LEAD_MINUTES))
     free = calendar.free_starts(
         ctx.session,

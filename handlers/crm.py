@@ -6,18 +6,13 @@ step's unit of work: its writes commit with the step or not at all.
 
 from __future__ import annotations
 
-import calendar as months_calendar
-from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
-
 from runner.crm import customers as crm
-from runner.crm.models import Contract, Customer, CustomerTag, Order, Staff
-from runner.errors import BadValue, Missing
+from runner.crm import sales
+from runner.crm.models import Customer
+from runner.errors import BadValue
 from runner.registry import HandlerContext, Registry
-from runner.store.database import savepoint
 
 
 def _customer(ctx: HandlerContext, *, lock: bool = False) -> Customer:
@@ -55,28 +50,14 @@ def add_note(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
 def add_tags(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Add tags ("A, B" or a list); tags already there stay as they are."""
     customer = _customer(ctx)
-    have = set(crm.tags(ctx.session, customer.id))
-    for tag in crm.split_tags(params.get("tags")):
-        if tag in have:
-            continue
-        try:
-            # NOTE: another instance of the same customer may add the same tag at the same time.
-            with savepoint(ctx.session):
-                ctx.session.add(CustomerTag(customer_id=customer.id, tag=tag, added_at=ctx.now))
-                ctx.session.flush()
-        except IntegrityError:
-            pass
+    sales.add_tags(ctx.session, customer.id, crm.split_tags(params.get("tags")), ctx.now)
     return {"tags": crm.tags(ctx.session, customer.id)}
 
 
 def remove_tags(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Remove tags ("A, B" or a list); tags that are not there are ignored."""
     customer = _customer(ctx)
-    ctx.session.execute(
-        delete(CustomerTag).where(
-            CustomerTag.customer_id == customer.id, CustomerTag.tag.in_(crm.split_tags(params.get("tags")))
-        )
-    )
+    sales.remove_tags(ctx.session, customer.id, crm.split_tags(params.get("tags")))
     return {"tags": crm.tags(ctx.session, customer.id)}
 
 
@@ -104,19 +85,7 @@ def assign_owner(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     customer = _customer(ctx, lock=True)
     role = _text(params, "role", "sales")
     exclude = crm.coerce("exclude_current", "boolean", params.get("exclude_current", False))
-    # NOTE: the staff rows are locked so that two concurrent assignments take turns; NO KEY
-    # UPDATE (key_share) still lets other steps point customers at these staff members.
-    crm.ensure_staff(ctx.session)  # users added by the CLI or admin pages join the turn too
-    people = ctx.session.scalars(
-        select(Staff).where(Staff.active).order_by(Staff.username).with_for_update(key_share=True)
-    ).all()
-    pool = [p for p in people if role in (p.roles or []) and not (exclude and p.username == customer.owner)]
-    if not pool:
-        other = " other than the current owner" if exclude else ""
-        raise Missing(f"role: no active staff member with role {role!r}{other}")
-    chosen = min(pool, key=lambda p: (p.last_assigned_at is not None, p.last_assigned_at or ctx.now, p.username))
-    chosen.last_assigned_at = ctx.now
-    customer.owner = chosen.username
+    chosen = sales.assign_round_robin(ctx.session, customer, role, exclude_current=bool(exclude), now=ctx.now)
     return {"owner": chosen.username, "owner_name": chosen.full_name}
 
 
@@ -131,15 +100,8 @@ def assign_teacher(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any
 def create_order(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Create an order for the chosen package (amount in VND), waiting for payment."""
     customer = _customer(ctx)
-    order = Order(
-        customer_id=customer.id,
-        package=_text(params, "package"),
-        amount=_whole(params, "amount", minimum=1),
-        status="pending",
-        created_at=ctx.now,
-    )
-    ctx.session.add(order)
-    ctx.session.flush()
+    package = _text(params, "package")
+    order = sales.create_order(ctx.session, customer.id, package, _whole(params, "amount", minimum=1), ctx.now)
     return {"order_id": order.id}
 
 
@@ -147,19 +109,10 @@ def confirm_payment(params: dict[str, Any], ctx: HandlerContext) -> dict[str, An
     """Record that the accountant confirmed the money arrived (confirming twice keeps the first)."""
     customer = _customer(ctx)
     order_id = _whole(params, "order_id", minimum=1)
-    order = ctx.session.get(Order, order_id, with_for_update=True)
-    if order is None or order.customer_id != customer.id:
-        raise Missing(f"order_id: order {order_id} of customer {customer.id} does not exist")
+    order = sales.locked_order(ctx.session, customer.id, order_id)
     if order.status != "paid":
-        order.status, order.paid_at, order.confirmed_by = "paid", ctx.now, _text(params, "confirmed_by")
+        sales.mark_paid(order, _text(params, "confirmed_by"), ctx.now)
     return {"paid": True}
-
-
-def add_months(day: date, months: int) -> date:
-    """The same day ``months`` later, or the month's last day when it is shorter."""
-    index = day.month - 1 + months
-    year, month = day.year + index // 12, index % 12 + 1
-    return date(year, month, min(day.day, months_calendar.monthrange(year, month)[1]))
 
 
 def create_contract(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
@@ -170,18 +123,8 @@ def create_contract(params: dict[str, Any], ctx: HandlerContext) -> dict[str, An
     customer = _customer(ctx)
     start = crm.coerce("start", "date", params.get("start"), ctx.tz) or ctx.now.astimezone(ctx.tz).date()
     months = _whole(params, "months", 12, minimum=1)
-    end = add_months(start, months)
-    contract = Contract(
-        customer_id=customer.id,
-        package=_text(params, "package"),
-        start_date=start,
-        end_date=end,
-        months=months,
-        created_at=ctx.now,
-    )
-    ctx.session.add(contract)
-    customer.package, customer.contract_start, customer.contract_end = contract.package, start, end
-    ctx.session.flush()
+    contract = sales.create_contract(ctx.session, customer, _text(params, "package"), start, months, ctx.now)
+    end = contract.end_date
     return {"contract_id": contract.id, "contract_start": start.isoformat(), "contract_end": end.isoformat()}
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from handlers import crm as crm_handlers
 from runner.crm import customers as crm
+from runner.crm import sales
 from runner.crm.models import Contract, Customer, Note, Order, Staff
 from runner.errors import BadValue, Missing
 from runner.queries import tasklists as inbox
@@ -103,7 +104,7 @@ def test_lead_to_contract_steps_write_the_customer_record(any_runner: Runner) ->
     any_runner.run_due()
 
     today = any_runner.now().astimezone(any_runner.settings.tz).date()
-    end = crm_handlers.add_months(today, 12)
+    end = sales.add_months(today, 12)
     data = inbox.instance(any_runner, only_task(any_runner, "KH0001")["instance_id"])["data"]
     assert (data["paid"], data["contract_start"], data["contract_end"]) == (True, today.isoformat(), end.isoformat())
     view = customer(any_runner)
