@@ -28,6 +28,8 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from runner.crm import bookings as calendar
+from runner.crm.extension import easyedu
+from runner.crm.settings import CrmSettings
 from runner.model import forms
 from runner.model.timeparse import add_months
 from runner.queries import tasklists as inbox
@@ -439,7 +441,7 @@ class Snapshots:
     def runner(self, url: str) -> Runner:
         """A runner on a copy, its virtual clock where the copy left it."""
         settings = Settings.from_env({}, database_url=url, clock="virtual", retry_base_seconds=10.0)
-        return Runner(settings, registry=self.registry)
+        return Runner(settings, registry=self.registry, extensions=(easyedu(crm=CrmSettings()),))
 
     def copy(self, source: str, name: str) -> str:
         """A copy of the database at ``source``."""
