@@ -84,7 +84,7 @@ class World:
     runner: Runner
     token: str
     known: dict[str, Any]
-    reset: Callable[[], None] | None = None  # back to the world as built (SQLite only)
+    reset: Callable[[], None]  # back to the world as built
 
 
 def _crm_down(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
@@ -122,11 +122,16 @@ def make_world(runner: Runner, registry: Registry) -> World:
     )
     token = users.issue_token(runner, "fuzz1", label="schemathesis")
     known = {"instance_id": lead, "task_id": task["id"], "business_key": "KH1", "incident_id": incident["id"]}
-    return World(app, runner, token, known, _snapshot(runner) if runner.db.engine.dialect.name == "sqlite" else None)
+    return World(app, runner, token, known, _snapshot(runner))
 
 
 def _snapshot(runner: Runner) -> Callable[[], None]:
-    """A copy of the SQLite database as it is now; the function returned puts it back."""
+    """A copy of the database as it is now; the function returned puts it back."""
+    return _pg_snapshot(runner) if runner.db.engine.dialect.name == "postgresql" else _sqlite_snapshot(runner)
+
+
+def _sqlite_snapshot(runner: Runner) -> Callable[[], None]:
+    """A copy of the SQLite file as it is now; the function returned puts it back."""
     path = sa.make_url(runner.settings.database_url).database
     copy = f"{path}.world"
     runner.db.engine.dispose()
@@ -137,6 +142,36 @@ def _snapshot(runner: Runner) -> Callable[[], None]:
         runner.db.engine.dispose()  # NOTE: no connection may hold the old file's pages
         with closing(sqlite3.connect(copy)) as source, closing(sqlite3.connect(path)) as target:
             source.backup(target)
+
+    return reset
+
+
+def _pg_snapshot(runner: Runner) -> Callable[[], None]:
+    """A copy of every table and sequence of the PostgreSQL schema as it is now; the function returned puts it back.
+
+    The copies live in the test's schema under a prefix, so they go when the fixture drops it.
+    """
+    engine = runner.db.engine
+    with engine.begin() as conn:
+        world = sa.MetaData()
+        world.reflect(conn)
+        tables = [table.name for table in world.sorted_tables]  # NOTE: the referenced tables first
+        sequences = sa.inspect(conn).get_sequence_names()
+        for table in tables:
+            conn.exec_driver_sql(f'create table "world_{table}" as table "{table}"')
+        positions = {seq: conn.exec_driver_sql(f'select last_value, is_called from "{seq}"').one() for seq in sequences}
+
+    def reset() -> None:
+        names = ", ".join(f'"{table}"' for table in tables)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"truncate {names} cascade")
+            for table in tables:
+                conn.exec_driver_sql(f'insert into "{table}" select * from "world_{table}"')
+            for seq, (value, called) in positions.items():
+                conn.execute(
+                    sa.text("select setval(:seq, :value, :called)"),
+                    {"seq": f'"{seq}"', "value": value, "called": called},
+                )
 
     return reset
 
@@ -250,8 +285,7 @@ def _run_statefully(world: World) -> list[Call]:
 
     class Recorded(machine):  # type: ignore[misc, valid-type]
         def setup(self) -> None:
-            if world.reset is not None:  # each scenario meets the same world, so replays draw alike
-                world.reset()
+            world.reset()  # each scenario meets the same world, so replays draw alike
 
         def step(self, input):  # noqa: A002 - schemathesis' name
             try:
