@@ -1,0 +1,22 @@
+"""task lists: candidate groups in SQL and keyset paging indexes
+
+Reserved for issue 11 (reads that stay flat); filled in by the change that needs it.
+
+Revision ID: 0009
+Revises: 0008
+"""
+
+from __future__ import annotations
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
