@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import logging
 import sys
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from runner import extension, registry
+from runner import extension, logs, registry
 from runner import instance_folder as instance
 from runner.clock import parse_span
 from runner.errors import DeploymentInvalid, RunnerError
@@ -342,12 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
     args = build_parser(installed).parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # SpiffWorkflow logs every task state change at INFO; keep the terminal readable.
-    for noisy in ("spiff", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    logs.configure(settings, verbose=args.verbose)  # RUNNER_LOG_FORMAT: text or json lines
     try:
         args.fn(args, settings)
     except DeploymentInvalid as exc:

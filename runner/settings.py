@@ -13,6 +13,7 @@ database (``runner.db``), the secret key file and the demo's passwords.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping
@@ -50,6 +51,15 @@ class Settings:
     # session cookie is only sent over HTTPS (true behind TLS; false for http://127.0.0.1).
     max_content_length: int = 16 * 1024 * 1024
     cookie_secure: bool = False
+    # Logs: "text" (one readable line) or "json" (one JSON object per line, with the unit of
+    # work's instance, business key, element and request id; see runner.logs).
+    log_format: str = "text"
+    # Who may read /metrics without an admin token: client networks (CIDRs, e.g. the
+    # Prometheus host's "10.0.0.5/32"); empty means an admin's API token only.
+    metrics_allow: tuple[str, ...] = ()
+    # prometheus_client's multiprocess folder (PROMETHEUS_MULTIPROC_DIR, the library's own
+    # variable, which it reads itself when it is imported); "" means one process's metrics.
+    metrics_dir: str = ""
     # The instance folder keeps what belongs to this installation and never to the code:
     # the default database, the secret key file (created by ``runner db upgrade``, see
     # ``runner.instance_folder``), the demo's passwords. Made absolute on creation.
@@ -95,6 +105,8 @@ class Settings:
             ("cookie_secure", _flag),
             ("instance_path", str),
             ("secret_key", str),
+            ("log_format", _log_format),
+            ("metrics_allow", _networks),
         ):
             raw = env.get(f"RUNNER_{name.upper()}")
             if raw is not None and raw != "":
@@ -102,6 +114,8 @@ class Settings:
                     values[name] = kind(raw)
                 except (Invalid, ValueError) as exc:
                     raise Invalid(f"RUNNER_{name.upper()}: {exc}") from exc
+        if env.get("PROMETHEUS_MULTIPROC_DIR"):
+            values["metrics_dir"] = env["PROMETHEUS_MULTIPROC_DIR"]
         if env.get("DATABASE_URL") and "database_url" not in values:
             values["database_url"] = env["DATABASE_URL"]
         settings = cls(**{**values, "environ": env, **overrides})
@@ -122,3 +136,23 @@ def _flag(raw: str) -> bool:
     if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
         raise Invalid(f"expected a yes/no value (true, false, 1, 0), not {raw!r}")
     return value in ("1", "true", "yes", "on")
+
+
+def _log_format(raw: str) -> str:
+    """RUNNER_LOG_FORMAT: text or json."""
+    value = raw.strip().lower()
+    if value not in ("text", "json"):
+        raise Invalid(f"expected 'text' or 'json', not {raw!r}")
+    return value
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """RUNNER_METRICS_ALLOW: comma-separated networks (CIDR or single addresses), normalised."""
+    found = []
+    for part in raw.split(","):
+        if part.strip():
+            try:
+                found.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+            except ValueError as exc:
+                raise Invalid(f"{part.strip()!r} is not an address or a network (CIDR): {exc}") from exc
+    return tuple(found)

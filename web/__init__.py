@@ -4,7 +4,8 @@
 registers its ``bp``. The shared objects (CSRF, login manager, Babel, ``get_runner``) live in
 ``web.extensions``; helpers in ``web.navigation``. Blueprints import those, never this package.
 
-- generic pages at the top: ``auth``, ``i18n``, ``inbox``, ``diagrams``, ``admin``, ``api`` (described by ``openapi``);
+- generic pages at the top: ``auth``, ``i18n``, ``inbox``, ``diagrams``, ``admin``, ``api`` (described by ``openapi``),
+  ``metrics`` (``/metrics`` for Prometheus, and every request's id and latency);
 - the EasyEdu CRM's pages apart: ``web.crm`` (``customers``, ``task_panel``; templates in ``web/crm/templates``),
   reached from the generic pages only through the hooks of ``web.navigation``; its API operation in
   ``web.crm.api``, whose share of the OpenAPI document ``openapi_document`` adds to the generic one.
@@ -27,8 +28,9 @@ from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
 from runner import instance_folder as instance
+from runner import logs
 from runner.settings import Settings
-from web import admin, api, auth, diagrams, edge, i18n, inbox, openapi
+from web import admin, api, auth, diagrams, edge, i18n, inbox, metrics, openapi
 from web.crm import api as crm_api
 from web.crm import customers, roles, task_panel
 from web.extensions import csrf, get_runner
@@ -53,6 +55,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["RUNNER"] is not None:
         app.extensions["runner"] = app.config["RUNNER"]
 
+    # NOTE: here, not in gunicorn's config: the factory runs in every web process, under any server.
+    logs.configure(app.config["RUNNER_SETTINGS"])
+    metrics.init_app(app)
     edge.init_app(app, app.config["RUNNER_SETTINGS"])
     i18n.init_app(app)
     auth.init_app(app)
@@ -65,6 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(crm_api.bp)
+    app.register_blueprint(metrics.bp)
     csrf.exempt(api.bp)  # NOTE: the API takes bearer tokens only, never the session cookie
     csrf.exempt(crm_api.bp)
     app.extensions["openapi"] = openapi_document()

@@ -13,6 +13,7 @@ can run the job again between the failure and its bookkeeping.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from runner import logs, metrics
 from runner.errors import (
     BudgetExceeded,
     Conflict,
@@ -70,7 +72,9 @@ def call_with_timeout(fn, params: dict[str, Any], ctx: HandlerContext, timeout: 
         except BaseException as exc:  # noqa: BLE001 - reported to the caller below
             box["error"] = exc
 
-    thread = threading.Thread(target=target, name=f"handler:{ctx.topic}", daemon=True)
+    # NOTE: in a copy of the caller's context, so the handler's log lines carry the unit's fields.
+    run = contextvars.copy_context().run
+    thread = threading.Thread(target=run, args=(target,), name=f"handler:{ctx.topic}", daemon=True)
     thread.start()
     thread.join(timeout)
     # NOTE: the context is valid only during the call: late sends and session use fail.
@@ -106,7 +110,7 @@ def run_next(core: Core, skip: set[str] | None = None) -> str | None:
     skip = set() if skip is None else skip
     job_id: str | None = None
     try:
-        with core.unit(sync=False) as unit:
+        with logs.bind(), core.unit(sync=False) as unit:
             s = unit.session
             job = s.scalars(_due_query(core, skip)).first()
             if job is None:
@@ -116,6 +120,7 @@ def run_next(core: Core, skip: set[str] | None = None) -> str | None:
             if loaded is None:
                 raise Conflict(f"instance {job.instance_id} is busy")
             inst, workflow = loaded
+            logs.annotate(instance_id=inst.id, business_key=inst.business_key, element=job.element_id)
             try:
                 with savepoint(s):
                     _run(unit, job, inst, workflow)
@@ -148,7 +153,8 @@ def _run(unit: Unit, job: Job, inst: Instance, workflow) -> None:
         extensions=unit.core.extensions,
     )
     ctx.session = _SessionGuard(s, ctx)
-    result = call_with_timeout(fn, dict(job.params or {}), ctx, job.timeout)
+    with metrics.handler_call(job.topic):
+        result = call_with_timeout(fn, dict(job.params or {}), ctx, job.timeout)
     _check_outbox(ctx)
     mapped = engine.map_result(workflow, job.id, result)
     engine.finish_external(workflow, job.id, mapped)

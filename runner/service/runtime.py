@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from runner import logs, metrics
 from runner.clock import FixedClock
 from runner.engine import scripting
 from runner.errors import (
@@ -119,6 +120,7 @@ class Runner(Core):
 
     # --- instances -------------------------------------------------------------------
 
+    @logs.bind()  # NOTE: each call binds its own log fields (runner.logs), dropped when it returns
     def start_instance(
         self,
         process_key: str,
@@ -137,6 +139,7 @@ class Runner(Core):
         values = _plain(data, "start data")
         policy.check_data(values, "start data")
         actor = person.username if person is not None and actor is None else actor
+        logs.annotate(business_key=business_key)
         with scripting.acting_as(actor), self.unit() as unit:
             if person is not None:
                 self.policy.check_start(unit.session, person, unit.latest_version(process_key), business_key)
@@ -146,6 +149,8 @@ class Runner(Core):
         """An instance row and its restored workflow."""
         return Unit(s, self).load(instance_id, lock=lock)
 
+    @metrics.completion()
+    @logs.bind()
     def complete_task(
         self,
         task_id: str,
@@ -198,6 +203,7 @@ class Runner(Core):
             raise NotFound(f"task {task_id} does not exist")
         self.catch_up(row["virtual_now"])
         element, name, state = row["task_element_id"], row["task_name"], row["task_state"]
+        logs.annotate(instance_id=row["id"], business_key=row["business_key"], element=element)
         seen["label"] = f"{element} ({name})" if name else element
         seen["state"] = state
         if state != "open":
@@ -302,6 +308,7 @@ class Runner(Core):
 
     # --- messages ------------------------------------------------------------------
 
+    @logs.bind()
     def correlate(
         self,
         message_name: str,
@@ -320,6 +327,7 @@ class Runner(Core):
         values = _plain(data, "message data")
         policy.check_data(values, "message data")
         actor = person.username if person is not None and actor is None else actor
+        logs.annotate(business_key=business_key)
         with scripting.acting_as(actor), self.unit() as unit:
             if person is not None:
                 self.policy.check_message(unit.session, person, message_name, business_key)

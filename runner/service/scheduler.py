@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select, update
 
+from runner import logs
 from runner.clock import FixedClock
 from runner.errors import Conflict, Invalid, RunnerError
 from runner.model import timeparse
@@ -73,11 +74,12 @@ def fire_next(core: Core, skip: set[int] | None = None) -> int | None:
     skip = set() if skip is None else skip
     timer_id: int | None = None
     try:
-        with core.unit(sync=False) as unit:
+        with logs.bind(), core.unit(sync=False) as unit:
             timer = unit.session.scalars(_due_query(core, core.now(), skip)).first()
             if timer is None:
                 return None
             timer_id = timer.id
+            logs.annotate(instance_id=timer.instance_id, element=timer.element_id)
             try:
                 with savepoint(unit.session):
                     _fire(unit, timer)
@@ -101,6 +103,7 @@ def _fire(unit: Unit, timer: Timer) -> None:
     if loaded is None:
         raise Conflict(f"instance {timer.instance_id} is busy")
     inst, workflow = loaded
+    logs.annotate(business_key=inst.business_key)
     assert timer.task_id is not None, "an instance's timer waits on a task"
     timer.state, timer.fired_at = "fired", now
     if not unit.engine.fire_timer(workflow, timer.task_id, timer.timer_name):
