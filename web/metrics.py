@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 
-from flask import Blueprint, Flask, Response, abort, g, jsonify, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
 
 from runner import logs, metrics
 from runner.queries import metrics as state
@@ -83,7 +83,7 @@ def _allowed_address(networks: tuple[str, ...]) -> bool:
 
 def _check_reader() -> None:
     """Let an allowed address or an admin's token through; 401/403 otherwise."""
-    if _allowed_address(get_runner().settings.metrics_allow):
+    if _allowed_address(current_app.config["RUNNER_SETTINGS"].metrics_allow):
         return
     scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
     user = users.verify_token(get_runner(), token.strip()) if scheme.lower() == "bearer" and token.strip() else None
