@@ -247,6 +247,7 @@ def _until(predicate, what: str) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_one_scrape_of_gunicorn_shows_every_process_worker_included(
     sqlite_url: str, registry: Registry, tmp_path: Path
 ) -> None:
