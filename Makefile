@@ -27,15 +27,20 @@ chromium:
 	    || echo "warning: could not install chromium; browser tests will not run"; }
 
 # The demo company on the virtual clock: scheduler/worker in the background, the web app
-# (gunicorn) on http://$(HOST):$(PORT); Ctrl-C stops both.
+# (gunicorn) on http://$(HOST):$(PORT); Ctrl-C stops both. The worker and gunicorn's processes
+# count their metrics in METRICS_DIR (prometheus-client's multiprocess mode), emptied first, so
+# that /metrics shows them all; each request is logged by the app (no gunicorn access log).
+METRICS_DIR ?= $(CURDIR)/var/metrics
 run: install
 	$(BIN)/runner db upgrade
 	$(BIN)/runner deploy processes
 	$(BIN)/runner demo
 	@echo "web app on http://$(HOST):$(PORT) (sign in with a login printed above, kept in var/demo_passwords.json); Ctrl-C stops"
-	@$(BIN)/runner worker & worker=$$!; \
+	@rm -rf '$(METRICS_DIR)' && mkdir -p '$(METRICS_DIR)'
+	@export PROMETHEUS_MULTIPROC_DIR='$(METRICS_DIR)'; \
+	$(BIN)/runner worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - 'web:create_app()'
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 'web:create_app()'
 
 # The static checks alone: lint rules, formatting, types (mypy's settings: pyproject.toml),
 # the import contracts (import-linter's: pyproject.toml).
@@ -63,6 +68,7 @@ translations: install
 bench: install
 	$(BIN)/python -m bench.long_lived
 	$(BIN)/python -m bench.expressions
+	$(BIN)/python -m bench.instrumentation
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
