@@ -94,7 +94,9 @@ ACCESS: dict[str, object] = {
     **{f"api.{name}": {"admin"} for name in ("create_deployment", "list_incidents", "retry_incident", "advance_clock")},
     # other blueprints: add one line per endpoint here
 }
-SKIP = {"static"}
+# NOTE: /metrics takes no session at all, only an admin's bearer token or a listed address:
+# its own matrix is in tests/test_metrics.py (test_metrics_are_for_admin_tokens_and_listed_addresses).
+SKIP = {"static", "metrics.scrape"}
 
 
 # --- sign-in ----------------------------------------------------------------------------
