@@ -11,9 +11,8 @@ instrumentation's own cost shows apart from the thread start that dominates a ca
 ``bare`` run in a copy of the context, as the handler's thread now starts (so "without" has it
 too: ``context_copy_overhead`` is its share). The cases
 are interleaved sample by sample (the order alternates), so load on the machine hits them
-alike. Each figure is the median of the samples in microseconds per call; ``_iqr`` is the spread
-between the 25th and 75th percentile, ``_min`` and ``_max`` the extremes. Output lines are
-``name: value``.
+alike (``bench.harness``). Each line is ``name: median (min–max, IQR, n)`` in microseconds per
+call; the overheads are taken round by round (with minus without), and the ratio too.
 
 The counters live in this process (no ``PROMETHEUS_MULTIPROC_DIR``) unless the variable is set
 when the bench starts; then each increment also writes to a memory-mapped file, as under gunicorn.
@@ -23,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import contextvars
-import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from bench import harness
 from runner import logs, metrics
 from runner.registry import HandlerContext
 from runner.service.jobs import call_with_timeout
@@ -90,16 +89,16 @@ CASES: dict[str, Callable[[], None]] = {
 }
 
 
-def _sample(fn: Callable[[], None], n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - start) / n * 1e6
+def _per_call(fn: Callable[[], None], n: int) -> harness.Variant:
+    """A variant returning the mean microseconds per call over ``n`` calls."""
 
+    def variant() -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - started) / n * 1e6
 
-def _spread(values: list[float]) -> tuple[float, float]:
-    quartiles = statistics.quantiles(values, n=4)
-    return quartiles[0], quartiles[2]
+    return variant
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,29 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=25)
     parser.add_argument("--per-sample", type=int, default=PER_SAMPLE)
     args = parser.parse_args(argv)
-    names = list(CASES)
-    for name in names:  # warm up: first-use costs (labels, files) are not what a call pays
-        _sample(CASES[name], 50)
-    found: dict[str, list[float]] = {name: [] for name in names}
-    for i in range(args.samples):
-        for name in names if i % 2 == 0 else reversed(names):
-            found[name].append(_sample(CASES[name], args.per_sample))
-    for name in names:
-        _print(f"{name}_us", found[name])
-    pairs = {"call": ("call_with", "call_without"), "own": ("wrapped", "bare"), "context_copy": ("copied", "bare")}
-    for label, (a, b) in pairs.items():
-        _print(f"{label}_overhead_us", [x - y for x, y in zip(found[a], found[b], strict=True)])
-    _print("call_ratio", [x / y for x, y in zip(found["call_with"], found["call_without"], strict=True)], 3)
+    variants = {name: _per_call(fn, args.per_sample) for name, fn in CASES.items()}
+    samples = harness.interleave(variants, rounds=args.samples)
+    for text in harness.report(samples, unit="us", digits=2):
+        print(text)
+    for label, (a, b) in {
+        "call": ("call_with", "call_without"),
+        "own": ("wrapped", "bare"),
+        "context_copy": ("copied", "bare"),
+    }.items():
+        diffs = [x - y for x, y in zip(samples[a], samples[b], strict=True)]
+        print(harness.line(f"{label}_overhead_us", harness.Summary.of(diffs), 2))
+    print(harness.line("call_with_to_without", harness.paired_ratios(samples["call_with"], samples["call_without"])))
     return 0
-
-
-def _print(name: str, values: list[float], digits: int = 2) -> None:
-    """The median, the interquartile spread and the extremes of one figure's samples."""
-    low, high = _spread(values)
-    print(f"{name}: {statistics.median(values):.{digits}f}")
-    print(f"{name}_iqr: {high - low:.{digits}f}")
-    print(f"{name}_min: {min(values):.{digits}f}")
-    print(f"{name}_max: {max(values):.{digits}f}")
 
 
 if __name__ == "__main__":

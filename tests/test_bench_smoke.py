@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bench import instrumentation, long_lived
+from bench import harness, instrumentation, long_lived
 
 LINE = re.compile(r"^([a-z0-9_]+): (\S+)$")
 
@@ -53,17 +53,15 @@ def test_expression_bench_prints_without_and_with_figures_per_case(capsys: pytes
 
 
 def test_instrumentation_bench_prints_with_and_without_figures(capsys: pytest.CaptureFixture[str]) -> None:
-    """Only the shape: each case and each overhead has a median, a spread and extremes."""
+    """Only the shape: each case, each overhead and the ratio, as harness lines."""
     assert instrumentation.main(["--samples", "3", "--per-sample", "20"]) == 0
-    figures = {}
-    for line in capsys.readouterr().out.splitlines():
-        match = LINE.match(line)
-        assert match, f"not a 'name: value' line: {line!r}"
-        figures[match[1]] = float(match[2])
-    for name in [f"{case}_us" for case in instrumentation.CASES] + [
+    figures = harness.parse(capsys.readouterr().out)
+    names = [f"{case}_us" for case in instrumentation.CASES]
+    assert list(figures) == [
+        *names,
         "call_overhead_us",
         "own_overhead_us",
-        "call_ratio",
-    ]:
-        assert {f"{name}{suffix}" for suffix in ("", "_iqr", "_min", "_max")} <= set(figures)
+        "context_copy_overhead_us",
+        "call_with_to_without",
+    ]
     assert figures["call_without_us"] > 0 and figures["call_with_us"] > 0
