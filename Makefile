@@ -40,7 +40,7 @@ run: install
 	@export PROMETHEUS_MULTIPROC_DIR='$(METRICS_DIR)'; \
 	$(BIN)/runner worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 'web:create_app()'
+	$(BIN)/gunicorn -c python:web.gunicorn_conf --bind $(HOST):$(PORT) --workers 2 --threads 4 'web:create_app()'
 
 # The static checks alone: lint rules, formatting, types (mypy's settings: pyproject.toml),
 # the import contracts (import-linter's: pyproject.toml).

@@ -6,6 +6,7 @@ Values are read back with prometheus_client's own parser. Time is the virtual cl
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -285,7 +286,8 @@ def test_one_scrape_of_gunicorn_shows_every_process_worker_included(
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "web:create_app()"],
+        [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
+        + ["--workers", "2", "web:create_app()"],
         cwd=CHECKOUT,
         env=env,
         stdout=subprocess.PIPE,
@@ -321,4 +323,11 @@ def test_one_scrape_of_gunicorn_shows_every_process_worker_included(
     assert value(scraped, "runner_outbox_messages", state="pending") == 0  # demo.echo sends nothing
     assert len({p.name.rsplit("_", 1)[-1] for p in folder.glob("*.db")}) >= 2  # files of several processes
     assert headers["X-Request-ID"]
-    assert '"logger": "web.request"' in server_output, server_output
+    # RUNNER_LOG_FORMAT=json: every line is JSON, gunicorn's master's and the worker's included
+    for output in (server_output, worker_output):
+        parsed = [json.loads(line) for line in output.splitlines() if line.strip()]
+        assert parsed and all({"time", "level", "logger", "message"} <= set(line) for line in parsed)
+    loggers = {line["logger"] for line in map(json.loads, server_output.splitlines())}
+    assert {"gunicorn.error", "web.request"} <= loggers, loggers
+    requests = [json.loads(line) for line in server_output.splitlines() if '"web.request"' in line]
+    assert headers["X-Request-ID"] in {line["request_id"] for line in requests}
