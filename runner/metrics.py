@@ -32,7 +32,8 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 # NOTE: the instruments of this process, in a registry of their own (not prometheus_client's
 # global one, which other libraries fill too); made when the module is imported, as the
-# library expects, but nothing connects or writes until one is used.
+# library expects. Each has labels, so nothing is written (no file opened in multiprocess
+# mode) until one is used: a wrong PROMETHEUS_MULTIPROC_DIR is then the settings' clear error.
 PROCESS = CollectorRegistry(auto_describe=True)
 HANDLER_CALLS = Counter(
     "runner_handler_calls",
@@ -55,7 +56,8 @@ COMPLETIONS = Counter(
 )
 COMPLETION_SECONDS = Histogram(
     "runner_task_completion_seconds",
-    "How long completing a user task took, its unit of work included (seconds).",
+    "How long completing a user task took, its unit of work included, per outcome (seconds).",
+    ["outcome"],
     buckets=BUCKETS,
     registry=PROCESS,
 )
@@ -108,7 +110,7 @@ def completion() -> Iterator[None]:
         outcome = "failed"
         raise
     finally:
-        COMPLETION_SECONDS.observe(time.perf_counter() - start)
+        COMPLETION_SECONDS.labels(outcome).observe(time.perf_counter() - start)
         COMPLETIONS.labels(outcome).inc()
 
 

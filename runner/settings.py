@@ -123,6 +123,11 @@ class Settings:
             raise Invalid(
                 f"RUNNER_SCRIPT_TIMEOUT must be a number of seconds greater than 0, not {settings.script_timeout!r}"
             )
+        if settings.metrics_dir and not os.path.isdir(settings.metrics_dir):
+            raise Invalid(
+                f"PROMETHEUS_MULTIPROC_DIR must name an existing folder (emptied when the processes start), "
+                f"not {settings.metrics_dir!r}"
+            )
         if not settings.secret_key:
             settings = replace(settings, secret_key=instance.read_secret_key(settings))
         if settings.clock not in ("system", "virtual"):

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -138,6 +139,7 @@ def test_the_text_format_shows_the_fields_after_the_message() -> None:
         ({"RUNNER_LOG_FORMAT": "xml"}, "RUNNER_LOG_FORMAT"),
         ({"RUNNER_METRICS_ALLOW": "10.0.0.0/33"}, "RUNNER_METRICS_ALLOW"),
         ({"RUNNER_METRICS_ALLOW": "10.0.0.1, prometheus.local"}, "prometheus.local"),
+        ({"PROMETHEUS_MULTIPROC_DIR": "no/such/folder"}, "PROMETHEUS_MULTIPROC_DIR"),
     ],
 )
 def test_bad_log_and_metrics_settings_are_refused_naming_the_variable(raw: dict[str, str], problem: str) -> None:
@@ -145,18 +147,18 @@ def test_bad_log_and_metrics_settings_are_refused_naming_the_variable(raw: dict[
         Settings.from_env(raw)
 
 
-def test_the_settings_read_the_format_the_networks_and_the_multiprocess_folder() -> None:
+def test_the_settings_read_the_format_the_networks_and_the_multiprocess_folder(tmp_path: Path) -> None:
     settings = Settings.from_env(
         {
             "RUNNER_LOG_FORMAT": "JSON",
             "RUNNER_METRICS_ALLOW": "10.1.2.3, 10.0.0.0/8,::1",
-            "PROMETHEUS_MULTIPROC_DIR": "m",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
         }
     )
     assert (settings.log_format, settings.metrics_allow, settings.metrics_dir) == (
         "json",
         ("10.1.2.3/32", "10.0.0.0/8", "::1/128"),
-        "m",
+        str(tmp_path),
     )
     assert (Settings.from_env({}).log_format, Settings.from_env({}).metrics_allow) == ("text", ())
 
