@@ -11,7 +11,8 @@ them, and handler calls happen in ``runner worker``, another process again. With
 at start), prometheus_client keeps each process's counters in a file of that folder, and
 ``/metrics`` adds up all of them: one scrape of any web process shows the whole host,
 workers included, without a port per process. Without it (one process, the tests) the
-counters live in this process's registry. NOTE: the library reads the variable itself,
+counters live in this process's registry. A worker on a host with no web process serves its
+own ``/metrics`` instead (``RUNNER_WORKER_METRICS``, ``runner.scrape``). NOTE: the library reads the variable itself,
 when it is first imported: it must be in the environment before the process starts.
 """
 

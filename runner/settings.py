@@ -60,6 +60,9 @@ class Settings:
     # prometheus_client's multiprocess folder (PROMETHEUS_MULTIPROC_DIR, the library's own
     # variable, which it reads itself when it is imported); "" means one process's metrics.
     metrics_dir: str = ""
+    # ``runner worker`` serves /metrics itself at this "host:port" (e.g. "0.0.0.0:9101"; port 0
+    # picks a free one); "" (default): it does not, a web process on its host shows its counts.
+    worker_metrics: str = ""
     # The instance folder keeps what belongs to this installation and never to the code:
     # the default database, the secret key file (created by ``runner db upgrade``, see
     # ``runner.instance_folder``), the demo's passwords. Made absolute on creation.
@@ -107,6 +110,7 @@ class Settings:
             ("secret_key", str),
             ("log_format", _log_format),
             ("metrics_allow", _networks),
+            ("worker_metrics", _host_port),
         ):
             raw = env.get(f"RUNNER_{name.upper()}")
             if raw is not None and raw != "":
@@ -161,3 +165,11 @@ def _networks(raw: str) -> tuple[str, ...]:
             except ValueError as exc:
                 raise Invalid(f"{part.strip()!r} is not an address or a network (CIDR): {exc}") from exc
     return tuple(found)
+
+
+def _host_port(raw: str) -> str:
+    """RUNNER_WORKER_METRICS: ``host:port`` (``[::1]:9101`` for IPv6), the port 0–65535."""
+    host, sep, port = raw.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise Invalid(f"expected host:port such as 127.0.0.1:9101, not {raw!r}")
+    return raw.strip()

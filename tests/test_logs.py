@@ -140,6 +140,8 @@ def test_the_text_format_shows_the_fields_after_the_message() -> None:
         ({"RUNNER_METRICS_ALLOW": "10.0.0.0/33"}, "RUNNER_METRICS_ALLOW"),
         ({"RUNNER_METRICS_ALLOW": "10.0.0.1, prometheus.local"}, "prometheus.local"),
         ({"PROMETHEUS_MULTIPROC_DIR": "no/such/folder"}, "PROMETHEUS_MULTIPROC_DIR"),
+        ({"RUNNER_WORKER_METRICS": "9101"}, "RUNNER_WORKER_METRICS"),
+        ({"RUNNER_WORKER_METRICS": "0.0.0.0:99999"}, "RUNNER_WORKER_METRICS"),
     ],
 )
 def test_bad_log_and_metrics_settings_are_refused_naming_the_variable(raw: dict[str, str], problem: str) -> None:

@@ -332,3 +332,43 @@ def test_one_scrape_of_gunicorn_shows_every_process_worker_included(
     assert {"gunicorn.error", "web.request"} <= loggers, loggers
     requests = [json.loads(line) for line in server_output.splitlines() if '"web.request"' in line]
     assert headers["X-Request-ID"] in {line["request_id"] for line in requests}
+
+
+@pytest.mark.slow
+def test_a_worker_alone_on_its_host_serves_its_own_metrics(sqlite_url: str, registry: Registry) -> None:
+    runner = make_runner(sqlite_url, registry)
+    runner.deploy([METRICS / "work.bpmn"])
+    runner.start_instance("metrics_work", "OK")
+    add_user(runner, "admin1", ["admin"])
+    add_user(runner, "sales1", ["sales"])
+    admin, sales = users.issue_token(runner, "admin1"), users.issue_token(runner, "sales1")
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+        "RUNNER_DATABASE_URL": sqlite_url,
+        "RUNNER_CLOCK": "virtual",
+        "RUNNER_POLL_SECONDS": "0.2",
+        "RUNNER_WORKER_METRICS": f"127.0.0.1:{port}",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", "worker"],
+        cwd=CHECKOUT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _until(lambda: inbox.tasks(runner, business_key="OK"), "the worker's handler call")
+        url = f"http://127.0.0.1:{port}/metrics"
+        answers = {who: _get(url, token) for who, token in (("nobody", ""), ("sales", sales), ("admin", admin))}
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=WAIT)
+    assert worker.returncode == 0, output
+    assert (answers["nobody"][0], answers["sales"][0], answers["admin"][0]) == (401, 403, 200)
+    assert "runner_" not in answers["nobody"][1] + answers["sales"][1]
+    scraped = samples(answers["admin"][1])
+    assert value(scraped, "runner_handler_calls_total", topic="demo.echo", outcome="ok") == 1
+    assert value(scraped, "runner_tasks_open", group="sales") == 1
+    assert f"worker metrics on http://127.0.0.1:{port}/metrics" in output

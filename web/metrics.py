@@ -14,7 +14,6 @@ Every request gets a request id: the client's ``X-Request-ID`` when it is a shor
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import time
@@ -24,7 +23,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, re
 
 from runner import logs, metrics
 from runner.queries import metrics as state
-from runner.service import accounts as users
+from runner.scrape import DENIED, reader_status
 from web.extensions import get_runner
 
 bp = Blueprint("metrics", __name__)
@@ -73,32 +72,16 @@ def _end_request(exc: BaseException | None) -> None:
         logs.pop(token)
 
 
-def _allowed_address(networks: tuple[str, ...]) -> bool:
-    try:
-        address = ipaddress.ip_address(request.remote_addr or "")
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(net) for net in networks)
-
-
 def _check_reader() -> None:
-    """Let an allowed address or an admin's token through; 401/403 otherwise."""
-    if _allowed_address(current_app.config["RUNNER_SETTINGS"].metrics_allow):
-        return
-    scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
-    user = users.verify_token(get_runner(), token.strip()) if scheme.lower() == "bearer" and token.strip() else None
-    if user is None:
-        abort(_answer(401, "send 'Authorization: Bearer <token>' with an admin's API token"))
-    if "admin" not in user["roles"]:
-        abort(_answer(403, "only admins may read the metrics"))
-
-
-def _answer(status: int, detail: str) -> Response:
-    response = jsonify(error="Unauthorized" if status == 401 else "Forbidden", detail=detail)
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
-    return response
+    """Let an allowed address or an admin's token through (the rule of ``runner.scrape``); 401/403 otherwise."""
+    allow = current_app.config["RUNNER_SETTINGS"].metrics_allow
+    status = reader_status(get_runner(), allow, request.remote_addr, request.headers.get("Authorization", ""))
+    if status != 200:
+        response = jsonify(error="Unauthorized" if status == 401 else "Forbidden", detail=DENIED[status])
+        response.status_code = status
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        abort(response)
 
 
 @bp.get("/metrics")
