@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Row, Select, Text, cast, func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from runner import metrics
 from runner.store.models import Incident, Job, OutboxMessage, Timer, UserTask
@@ -58,20 +57,30 @@ class State:
     tasks_overdue: int = 0
 
 
-def _due(s: Session, model: type[Timer] | type[Job], waiting: str, now: datetime) -> tuple[int, float]:
-    """How many rows are due and how long the oldest has been due (seconds; 0 when none)."""
-    count, oldest = s.execute(
-        select(func.count(), func.min(model.due_at)).where(model.state == waiting, model.due_at <= now)
-    ).one()
-    return int(count), max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
-
-
-def _tasks_per_group(s: Session) -> dict[str, int]:
+def statements(now: datetime) -> dict[str, Select[*tuple[Any, ...]]]:
+    """Every query of a scrape, by name (the indexes each one reads are in this module's docstring)."""
     groups_text = cast(UserTask.candidate_groups, Text)
+    return {
+        "timers_due": select(func.count(), func.min(Timer.due_at)).where(Timer.state == "waiting", Timer.due_at <= now),
+        "jobs_due": select(func.count(), func.min(Job.due_at)).where(Job.state == "pending", Job.due_at <= now),
+        "outbox": select(OutboxMessage.state, func.count())
+        .where(OutboxMessage.state.in_(OUTBOX_STATES))
+        .group_by(OutboxMessage.state),
+        "incidents": select(Incident.kind, func.count()).where(Incident.state == "open").group_by(Incident.kind),
+        "tasks_per_group": select(groups_text, func.count()).where(UserTask.state == "open").group_by(groups_text),
+        "tasks_overdue": select(func.count()).where(UserTask.state == "open", UserTask.due_at < now),
+    }
+
+
+def _lag(now: datetime, oldest: datetime | None) -> float:
+    """How long the oldest due row has been due (seconds; 0 when none is)."""
+    return max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+
+
+def _per_group(rows: Iterable[Row[Any, Any]]) -> dict[str, int]:
+    """Open tasks per group from the counts per distinct list of groups."""
     found: dict[str, int] = {}
-    for text, count in s.execute(
-        select(groups_text, func.count()).where(UserTask.state == "open").group_by(groups_text)
-    ):
+    for text, count in rows:
         groups = json.loads(text) if text else []
         for group in dict.fromkeys(groups or [NO_GROUP]):
             found[str(group)] = found.get(str(group), 0) + int(count)
@@ -82,22 +91,24 @@ def read_state(core: Core) -> State:
     """The gauges' values now (one read session)."""
     core.refresh_clock()
     now = core.now()
-    state = State()
+    queries = statements(now)
     with core.db.read() as s:
-        state.timers_due, state.timers_lag = _due(s, Timer, "waiting", now)
-        state.jobs_due, state.jobs_lag = _due(s, Job, "pending", now)
-        rows = s.execute(
-            select(OutboxMessage.state, func.count())
-            .where(OutboxMessage.state.in_(OUTBOX_STATES))
-            .group_by(OutboxMessage.state)
-        )
-        state.outbox = {name: 0 for name in OUTBOX_STATES} | {str(k): int(n) for k, n in rows}
-        rows = s.execute(select(Incident.kind, func.count()).where(Incident.state == "open").group_by(Incident.kind))
-        state.incidents = {str(k): int(n) for k, n in rows}
-        state.tasks_open = _tasks_per_group(s)
-        overdue = select(func.count()).where(UserTask.state == "open", UserTask.due_at < now)
-        state.tasks_overdue = int(s.scalar(overdue) or 0)
-    return state
+        timers, oldest_timer = s.execute(queries["timers_due"]).one()
+        jobs, oldest_job = s.execute(queries["jobs_due"]).one()
+        outbox = {str(k): int(n) for k, n in s.execute(queries["outbox"])}
+        incidents = {str(k): int(n) for k, n in s.execute(queries["incidents"])}
+        groups = _per_group(s.execute(queries["tasks_per_group"]))
+        overdue = int(s.scalar(queries["tasks_overdue"]) or 0)
+    return State(
+        timers_due=int(timers),
+        timers_lag=_lag(now, oldest_timer),
+        jobs_due=int(jobs),
+        jobs_lag=_lag(now, oldest_job),
+        outbox={name: 0 for name in OUTBOX_STATES} | outbox,
+        incidents=incidents,
+        tasks_open=groups,
+        tasks_overdue=overdue,
+    )
 
 
 class StateCollector(Collector):
