@@ -41,11 +41,6 @@ OWN_HANDLERS = ("gunicorn.error", "gunicorn.access")
 NOISY = ("spiff", "apscheduler")
 
 
-def context() -> Mapping[str, Any]:
-    """The fields bound for the current unit of work (read-only)."""
-    return _CONTEXT.get()
-
-
 def push(**fields: Any) -> Token[Mapping[str, Any]]:
     """Add ``fields`` (None values are left out) until ``pop(token)``; ``bind`` for a block."""
     return _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v is not None}})
