@@ -121,6 +121,29 @@ def test_a_timers_firing_and_a_completion_carry_their_instance_on_every_line(
     }
 
 
+def test_a_start_and_a_message_carry_the_instance_they_are_about(
+    runner: Runner, captured: io.StringIO, engine_lines: None
+) -> None:
+    runner.deploy([METRICS / "message.bpmn"])
+    captured.truncate(0)
+    captured.seek(0)
+    started = runner.start_instance("metrics_message", "KH9")
+    starting = lines(captured)
+    captured.truncate(0)
+    captured.seek(0)
+    assert runner.correlate("metrics_paid", "KH9", {"amount": 5}) == [started]
+    correlating = lines(captured)
+
+    assert starting and correlating
+    assert {line["business_key"] for line in starting + correlating} == {"KH9"}
+    # NOTE: the engine's first lines (the workflow made from its spec) come before the instance has
+    # an id; from the moment it has one, every line carries it.
+    first = next(i for i, line in enumerate(starting) if "instance_id" in line)
+    assert first <= 2 and {line.get("instance_id") for line in starting[first:] + correlating} == {started}
+    other = runner.start_instance("metrics_message", "KH10")  # a start inside a start's scope is its own
+    assert other != started and lines(captured)[-1]["instance_id"] == other
+
+
 def test_the_text_format_shows_the_fields_after_the_message() -> None:
     buffer = io.StringIO()
     logs.configure(Settings.from_env({}), stream=buffer)

@@ -22,6 +22,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
+from runner import logs
 from runner.clock import Clock, FixedClock, SystemClock
 from runner.engine import Engine, Snapshot
 from runner.engine.serializer import WorkflowStore
@@ -217,6 +218,7 @@ class Unit:
 
     # --- instances ----------------------------------------------------------------------
 
+    @logs.bind()  # NOTE: the new instance's log fields last as long as this call (runner.logs)
     def start(
         self,
         process_key: str,
@@ -249,6 +251,7 @@ class Unit:
         )
         s.add(inst)
         s.flush()
+        logs.annotate(instance_id=inst.id, business_key=business_key)
         self.record(
             inst,
             "instance.started",
@@ -303,6 +306,7 @@ class Unit:
             self.record(inst, "message.dropped", details={"message": name, "reason": str(exc)})
             log.warning("instance %s threw %r: %s", inst.id, name, exc)
 
+    @logs.bind()
     def correlate(
         self,
         name: str,
@@ -318,6 +322,7 @@ class Unit:
         waiting = [i for i in dict.fromkeys(self.session.scalars(query)) if i != exclude]
         delivered = []
         for instance_id in waiting:
+            logs.annotate(instance_id=instance_id, business_key=business_key)
             inst, workflow = self.load(instance_id, lock=True)
             if self.engine.deliver_message(workflow, name, payload):
                 self.record(inst, "message.correlated", actor=actor, details={"message": name, "data": payload})
