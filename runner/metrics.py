@@ -18,9 +18,11 @@ when it is first imported: it must be in the environment before the process star
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -79,19 +81,33 @@ def _outcome(exc: BaseException | None) -> str:
     return "failed"
 
 
-@contextmanager
-def handler_call(topic: str) -> Iterator[None]:
-    """Count and time one handler call (the outcome from how the block ends)."""
-    start = time.perf_counter()
-    error: BaseException | None = None
-    try:
-        yield
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        HANDLER_SECONDS.labels(topic).observe(time.perf_counter() - start)
-        HANDLER_CALLS.labels(topic, _outcome(error)).inc()
+@functools.lru_cache(maxsize=1024)
+def _handler_children(topic: str) -> tuple[Any, Any]:
+    """The histogram and the "ok" counter of one topic, looked up once (``labels`` takes a lock)."""
+    return HANDLER_SECONDS.labels(topic), HANDLER_CALLS.labels(topic, "ok")
+
+
+class _HandlerCall:
+    """Times a handler call and counts its outcome (a class: it is on every job's path)."""
+
+    __slots__ = ("started", "topic")
+
+    def __init__(self, topic: str):
+        self.topic = topic
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        seconds, ok = _handler_children(self.topic)
+        seconds.observe(time.perf_counter() - self.started)
+        (ok if error is None else HANDLER_CALLS.labels(self.topic, _outcome(error))).inc()
+
+
+def handler_call(topic: str) -> _HandlerCall:
+    """Count and time one handler call (the outcome from how the block ends): ``with handler_call(t): ...``."""
+    return _HandlerCall(topic)
 
 
 @contextmanager
