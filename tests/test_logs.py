@@ -35,6 +35,7 @@ def work(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     handler_log.info("calling the CRM for %s", ctx.business_key)
     if ctx.business_key == "FAIL":
         raise RuntimeError("CRM is down")
+    ctx.send("log", {"text": "xin chào"})
     return {}
 
 
@@ -142,6 +143,16 @@ def test_a_start_and_a_message_carry_the_instance_they_are_about(
     assert first <= 2 and {line.get("instance_id") for line in starting[first:] + correlating} == {started}
     other = runner.start_instance("metrics_message", "KH10")  # a start inside a start's scope is its own
     assert other != started and lines(captured)[-1]["instance_id"] == other
+
+
+def test_an_outbox_delivery_carries_its_customer(runner: Runner, captured: io.StringIO) -> None:
+    runner.start_instance("metrics_work", "OK")
+    runner.run_due()
+    captured.truncate(0)
+    captured.seek(0)
+    assert runner.deliver_outbox() == 1
+    [sent] = [line for line in lines(captured) if line["logger"] == "runner.service.outbox"]
+    assert sent["business_key"] == "OK" and "xin chào" in sent["message"]
 
 
 def test_the_text_format_shows_the_fields_after_the_message() -> None:

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from runner import logs
 from runner.errors import Conflict, DeliveryError, Invalid, NotFound
 from runner.service.retries import compute_backoff
 from runner.service.unit import Core, Unit
@@ -302,8 +303,9 @@ def deliver_due(core: Core, limit: int = 1000) -> int:
             envelope = _claim(core, hold)
             if envelope is None:
                 break
-            error = _send(core, envelope)
-            _settle(core, envelope, error)
+            with logs.bind(business_key=envelope.business_key):  # the customer on every line of it
+                error = _send(core, envelope)
+                _settle(core, envelope, error)
         sent += error is None
     return sent
 
