@@ -5,30 +5,50 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
 from bench import harness, instrumentation, long_lived
+from runner.registry import installed
+from runner.service.runtime import Runner
+from runner.settings import Settings
+from runner.store.models import Instance
 
 LINE = re.compile(r"^([a-z0-9_]+): (\S+)$")
 
 
 def test_bench_prints_every_figure_as_a_number(capsys: pytest.CaptureFixture[str]) -> None:
     """Only the shape of the output is checked; timings depend on the machine."""
-    assert long_lived.main(["--rounds", "120"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    figures = {}
-    for line in lines:
-        match = LINE.match(line)
-        assert match, f"not a 'name: value' line: {line!r}"
-        figures[match[1]] = float(match[2])
+    assert long_lived.main(["--rounds", "30", "--samples", "3"]) == 0
+    figures = harness.parse(capsys.readouterr().out)
     assert list(figures) == [
-        "ms_per_completion_at_1",
-        "ms_per_completion_at_100",
-        "ms_per_completion_at_120",
-        "ratio_120_to_1",
+        "rounds_aged",
+        "state_bytes_aged",
+        "ms_per_completion_aged",
+        "ms_per_completion_fresh",
         "bare_commit_ms",
-        "ratio_to_bare_commit",
+        "ratio_aged_to_fresh",
+        "ratio_aged_to_bare_commit",
+        "ratio_fresh_to_bare_commit",
     ]
+    assert figures["rounds_aged"] == 30
     assert all(value > 0 for value in figures.values())
+
+
+def test_bench_samples_aged_fresh_and_bare_alternately_in_one_database(sqlite_url: str) -> None:
+    """Each sampling round runs all three; the aged instance keeps looping, one fresh instance per round."""
+    runner = Runner(Settings.from_env({}, database_url=sqlite_url, clock="virtual"), installed())
+    try:
+        lines = long_lived.measure(runner, rounds=5, samples=4)
+        figures = harness.parse("\n".join(lines))
+        with runner.db.read() as s:
+            aged = s.scalars(select(Instance).where(Instance.business_key == long_lived.AGED)).one()
+            fresh = s.scalars(select(Instance).where(Instance.business_key.like("bench-fresh-%"))).all()
+        assert aged.data["rounds"] == 5 + 1 + 4  # aged, one warm-up round, four samples
+        assert len(fresh) == 1 + 4
+        assert all(row.data["note"] == "round 1" for row in fresh)
+        assert figures["rounds_aged"] == 5
+    finally:
+        runner.db.engine.dispose()
 
 
 def test_bench_refuses_too_few_rounds() -> None:
