@@ -47,6 +47,15 @@ class Settings:
     retry_base_seconds: float = 10.0
     poll_seconds: float = 1.0
     webhook_url: str = ""
+    # PostgreSQL connections of one process (see "Scale out" in the README): SQLAlchemy's pool
+    # size, the extra connections it may open for a burst, and seconds to wait for one.
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 30.0
+    # Seconds any one statement may run on PostgreSQL before the server cancels it (0: no limit).
+    db_statement_timeout: float = 0.0
+    # False behind PgBouncer in transaction mode: psycopg then never prepares statements server-side.
+    db_prepared_statements: bool = True
     # The web app: the largest request body in bytes (413 above it), and whether the
     # session cookie is only sent over HTTPS (true behind TLS; false for http://127.0.0.1).
     max_content_length: int = 16 * 1024 * 1024
@@ -104,6 +113,11 @@ class Settings:
             ("retry_base_seconds", float),
             ("poll_seconds", float),
             ("webhook_url", str),
+            ("db_pool_size", int),
+            ("db_max_overflow", int),
+            ("db_pool_timeout", float),
+            ("db_statement_timeout", float),
+            ("db_prepared_statements", _flag),
             ("max_content_length", int),
             ("cookie_secure", _flag),
             ("instance_path", str),
@@ -132,11 +146,24 @@ class Settings:
                 f"PROMETHEUS_MULTIPROC_DIR must name an existing folder (emptied when the processes start), "
                 f"not {settings.metrics_dir!r}"
             )
+        _check_pool(settings)
         if not settings.secret_key:
             settings = replace(settings, secret_key=instance.read_secret_key(settings))
         if settings.clock not in ("system", "virtual"):
             raise Invalid(f"RUNNER_CLOCK must be 'system' or 'virtual', not {settings.clock!r}")
         return settings
+
+
+def _check_pool(settings: Settings) -> None:
+    """Pool sizes and timeouts that SQLAlchemy and PostgreSQL would refuse, named by their variable."""
+    for name, value, least in (
+        ("RUNNER_DB_POOL_SIZE", settings.db_pool_size, 1),
+        ("RUNNER_DB_MAX_OVERFLOW", settings.db_max_overflow, 0),
+        ("RUNNER_DB_POOL_TIMEOUT", settings.db_pool_timeout, 0),
+        ("RUNNER_DB_STATEMENT_TIMEOUT", settings.db_statement_timeout, 0),
+    ):
+        if value < least:
+            raise Invalid(f"{name} must be {least} or more, not {value!r}")
 
 
 def _flag(raw: str) -> bool:

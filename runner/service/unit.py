@@ -31,7 +31,7 @@ from runner.registry import Registry
 from runner.sandbox.budget import Limits
 from runner.service import projection
 from runner.settings import Settings
-from runner.store.database import Database, add_row_later, make_engine
+from runner.store.database import Database, PoolOptions, add_row_later, make_engine
 from runner.store.leases import SenderLocks
 from runner.store.models import ClockRow, HistoryEvent, Instance, ProcessVersion, Subscription
 
@@ -64,7 +64,7 @@ class Core:
     def __init__(self, settings: Settings, registry: Registry, extensions: ExtensionsView):
         self.settings = settings
         self.extensions = extensions
-        self.db = Database(make_engine(settings.database_url))
+        self.db = Database(make_engine(settings.database_url, pool=PoolOptions.from_settings(settings)))
         self.store = WorkflowStore()
         # NOTE: the handler registry (topics, checks, handler functions) the runner was built with.
         self.registry = registry

@@ -10,10 +10,11 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, create_engine, event, update
+from sqlalchemy import bindparam, create_engine, event, make_url, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
@@ -23,13 +24,66 @@ from sqlalchemy.orm.util import identity_key
 
 from runner.errors import Conflict
 
+if TYPE_CHECKING:
+    from runner.settings import Settings
+
 READ_ONLY = "runner_read_only"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+@dataclass(frozen=True)
+class PoolOptions:
+    """How one process connects to PostgreSQL (the settings' ``db_*`` fields); SQLite ignores them."""
+
+    size: int = 5
+    max_overflow: int = 10
+    timeout: float = 30.0
+    statement_timeout: float = 0.0  # seconds; 0: no limit
+    prepared_statements: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PoolOptions:
+        """The options the settings name."""
+        return cls(
+            size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            timeout=settings.db_pool_timeout,
+            statement_timeout=settings.db_statement_timeout,
+            prepared_statements=settings.db_prepared_statements,
+        )
+
+    def connect_args(self, url: str) -> dict[str, Any]:
+        """The driver's arguments for every new connection of the pool."""
+        args: dict[str, Any] = {}
+        parsed = make_url(url)
+        if self.statement_timeout > 0:
+            # NOTE: a startup option, so it holds from the first statement of every connection
+            # at no round trip; added to the URL's own ``options`` (a search_path, say), which
+            # connect_args would otherwise replace.
+            ms = max(1, round(self.statement_timeout * 1000))
+            options = parsed.query.get("options", "")
+            if isinstance(options, tuple):
+                options = " ".join(options)
+            args["options"] = f"{options} -c statement_timeout={ms}".strip()
+        if not self.prepared_statements and parsed.get_driver_name() == "psycopg":
+            # NOTE: a statement prepared on one server connection is unknown on the next one
+            # PgBouncer (transaction mode) hands out; psycopg prepares after 5 runs by default.
+            args["prepare_threshold"] = None
+        return args
+
+
+def make_engine(url: str, *, echo: bool = False, pool: PoolOptions | None = None) -> Engine:
     """A SQLAlchemy engine; SQLite gets WAL, durable commits and one writer at a time."""
     if not url.startswith("sqlite"):
-        return create_engine(url, echo=echo, pool_pre_ping=True)
+        pool = pool or PoolOptions()
+        return create_engine(
+            url,
+            echo=echo,
+            pool_pre_ping=True,
+            pool_size=pool.size,
+            max_overflow=pool.max_overflow,
+            pool_timeout=pool.timeout,
+            connect_args=pool.connect_args(url),
+        )
     engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
