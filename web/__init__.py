@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, redirect, render_template, url_for
+from flask import Flask, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
@@ -100,6 +100,14 @@ def _use_secret_key(app: Flask) -> None:
 
 
 def _add_basics(app: Flask) -> None:
+    @app.before_request
+    def catch_up_with_the_clock() -> None:
+        """On the virtual clock, start every request at the time another process may have moved it to."""
+        # NOTE: N web processes share one clock row; without this one small read, a process
+        # would show (and compute due dates from) its own last time until its next unit of work.
+        if app.config["RUNNER_SETTINGS"].clock == "virtual" and request.endpoint != "static":
+            get_runner().refresh_clock()
+
     @app.get("/healthz")
     def healthz():
         """Liveness plus the runner's clock, so a probe also proves the database answers."""
