@@ -1,0 +1,105 @@
+"""bench.scale's copies are genuine instances: they restore, their rows match their state, and work goes on.
+
+The templates here are four customers on the monthly care loop (tests/bpmn/loop.bpmn): two wait
+for their month after a completed call, two have the call open. ``bench.scale`` copies them
+four times (two full copies with history, two with open work only), on SQLite and PostgreSQL.
+The demo company as templates is the bench's own default (``python -m bench.scale``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bench import harness, scale
+from runner.crm import customers as crm
+from runner.crm.extension import easyedu
+from runner.registry import installed
+from runner.service.runtime import Runner
+from runner.settings import Settings
+from runner.store.models import HistoryEvent, Instance, Timer, UserTask
+
+LOOP = Path(__file__).parent / "bpmn" / "loop.bpmn"
+TEMPLATES = ("KH0001", "KH0002", "KH0003", "KH0004")
+
+
+def load_loops(runner: Runner) -> None:
+    """Four customers on the care loop: KH0001-2 past their first call, KH0003-4 with it open."""
+    runner.deploy([LOOP], actor="test")
+    for n, key in enumerate(TEMPLATES):
+        with runner.db.unit() as s:
+            crm.add_customer(s, key, f"Trung tâm {n}", tags=["vip"], now=runner.now())
+        instance_id = runner.start_instance("care_loop", key, {"rounds": 0, "limit": 5})
+        if n < 2:
+            with runner.db.read() as s:
+                task_id = s.scalars(select(UserTask.id).where(UserTask.instance_id == instance_id)).one()
+            runner.complete_task(task_id, {"note": f"call {key}"}, actor="test")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def built(request: pytest.FixtureRequest) -> tuple[Runner, dict[str, float]]:
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    lines = scale.build(url, customers=20, active_share=0.5, load=load_loops)
+    settings = Settings.from_env({}, database_url=url, clock="virtual")
+    runner = Runner(settings, installed(), extensions=(easyedu(settings),))
+    yield runner, harness.parse("\n".join(lines))
+    runner.db.engine.dispose()
+
+
+def open_task(runner: Runner, key: str) -> str:
+    with runner.db.read() as s:
+        return s.scalars(select(UserTask.id).where(UserTask.business_key == key, UserTask.state == "open")).one()
+
+
+def test_twenty_customers_are_four_templates_and_four_copies_of_each(built) -> None:
+    runner, figures = built
+    assert (figures["copies_active"], figures["copies_settled"]) == (2, 2)
+    assert figures["rows_customers"] == 20 and figures["rows_instances"] == 20
+    assert figures["rows_customer_tags"] == 20
+    with runner.db.read() as s:
+        keys = set(s.scalars(select(Instance.business_key)))
+        per_key = Counter(s.execute(select(HistoryEvent.business_key)).scalars())
+        task_ids = s.scalars(select(UserTask.id)).all()
+    assert keys == {f"{key}{suffix}" for key in TEMPLATES for suffix in ("", "-1", "-2", "-3", "-4")}
+    # the templates' 4 (2 done, 2 open), 4 in each full copy, the 2 open ones in each settled copy
+    assert len(task_ids) == len(set(task_ids)) == 4 + 2 * 4 + 2 * 2
+    # Copies 1-2 are full (history too), copies 3-4 settled (open work only).
+    assert per_key["KH0001-1"] == per_key["KH0001-2"] == per_key["KH0001"] > 0
+    assert per_key["KH0001-3"] == per_key["KH0001-4"] == 0
+
+
+def test_every_copy_restores_with_the_tasks_and_timers_its_rows_name(built) -> None:
+    runner, _ = built
+    with runner.db.unit() as s:
+        for inst in s.scalars(select(Instance)).all():
+            _, workflow = runner.load(s, inst.id)
+            snap = runner.engine.snapshot(workflow)
+            open_rows = set(
+                s.scalars(select(UserTask.id).where(UserTask.instance_id == inst.id, UserTask.state == "open"))
+            )
+            waiting = set(
+                s.scalars(select(Timer.task_id).where(Timer.instance_id == inst.id, Timer.state == "waiting"))
+            )
+            assert {t.task_id for t in snap.user_tasks} == open_rows, inst.business_key
+            assert {t.task_id for t in snap.timers} == waiting, inst.business_key
+            assert snap.data["rounds"] == inst.data["rounds"]
+
+
+def test_a_copied_task_is_completed_and_its_timer_fires_leaving_its_template_alone(built) -> None:
+    runner, _ = built
+    template_task = open_task(runner, "KH0003")
+    for key in ("KH0003-2", "KH0004-4"):  # a full copy and a settled one
+        runner.complete_task(open_task(runner, key), {"note": f"call {key}"}, actor="test")
+    runner.advance_clock(timedelta(days=31))
+    with runner.db.read() as s:
+        data = {i.business_key: i.data for i in s.scalars(select(Instance))}
+        fired = s.scalar(select(func.count()).select_from(Timer).where(Timer.state == "fired"))
+    assert data["KH0003-2"]["rounds"] == data["KH0004-4"]["rounds"] == 1
+    assert data["KH0003-2"]["note"] == "call KH0003-2"
+    assert data["KH0003"]["rounds"] == 0 and open_task(runner, "KH0003") == template_task
+    # Every waiting timer fired once: the two just completed plus the four templates' and copies' of KH0001-2.
+    assert fired == 2 + 2 * 5
