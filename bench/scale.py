@@ -230,12 +230,19 @@ def counts(engine: Engine) -> dict[str, int]:
         return {c.table: conn.execute(text(f"SELECT count(*) FROM {c.table}")).scalar_one() for c in COPIES}
 
 
-def database_bytes(engine: Engine, url: str) -> int:
-    """The database's size on disk (PostgreSQL: the current database, every schema)."""
+def database_bytes(engine: Engine) -> int:
+    """Bytes on disk: on PostgreSQL the current schema's tables with their indexes and TOAST, else the files."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            return conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
-    return sum(p.stat().st_size for p in Path(engine.url.database or "").parent.glob("*") if p.is_file())
+            return conn.execute(text(SCHEMA_BYTES)).scalar_one() or 0
+    path = Path(engine.url.database or "")
+    return sum(p.stat().st_size for p in path.parent.glob(f"{path.name}*") if p.is_file())  # with -wal, -shm
+
+
+SCHEMA_BYTES = """
+SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind = 'r'
+"""
 
 
 def build(url: str, customers: int, active_share: float, load: Callable[[Runner], None] = load_demo) -> list[str]:
@@ -254,7 +261,7 @@ def build(url: str, customers: int, active_share: float, load: Callable[[Runner]
     lines = [f"template_customers: {found}", f"copies_active: {active}", f"copies_settled: {copies - active}"]
     lines += [f"rows_{table}: {n}" for table, n in counts(engine).items()]
     lines += [f"seconds_templates: {template_seconds:.1f}", f"seconds_copies: {copy_seconds:.1f}"]
-    lines.append(f"database_mb: {database_bytes(engine, url) / 1e6:.1f}")
+    lines.append(f"database_mb: {database_bytes(engine) / 1e6:.1f}")
     engine.dispose()
     return lines
 
