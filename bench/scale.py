@@ -234,13 +234,13 @@ def database_bytes(engine: Engine) -> int:
     """Bytes on disk: on PostgreSQL the current schema's tables with their indexes and TOAST, else the files."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            return conn.execute(text(SCHEMA_BYTES)).scalar_one() or 0
+            return int(conn.execute(text(SCHEMA_BYTES)).scalar_one() or 0)
     path = Path(engine.url.database or "")
     return sum(p.stat().st_size for p in path.parent.glob(f"{path.name}*") if p.is_file())  # with -wal, -shm
 
 
 SCHEMA_BYTES = """
-SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+SELECT CAST(sum(pg_total_relation_size(c.oid)) AS bigint) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = current_schema() AND c.relkind = 'r'
 """
 
@@ -249,20 +249,22 @@ def build(url: str, customers: int, active_share: float, load: Callable[[Runner]
     """Load the templates, copy them, and return the output lines."""
     runner, template_seconds = templates(url, load)
     engine = runner.db.engine
-    found = counts(engine)["customers"]
-    copies = max(0, math.ceil(customers / found) - 1)
-    active = min(copies, round(copies * active_share))
-    started = time.perf_counter()
-    clone(engine, active, copies - active)
-    copy_seconds = time.perf_counter() - started
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("ANALYZE")
-    lines = [f"template_customers: {found}", f"copies_active: {active}", f"copies_settled: {copies - active}"]
-    lines += [f"rows_{table}: {n}" for table, n in counts(engine).items()]
-    lines += [f"seconds_templates: {template_seconds:.1f}", f"seconds_copies: {copy_seconds:.1f}"]
-    lines.append(f"database_mb: {database_bytes(engine) / 1e6:.1f}")
-    engine.dispose()
+    try:
+        found = counts(engine)["customers"]
+        copies = max(0, math.ceil(customers / found) - 1)
+        active = min(copies, round(copies * active_share))
+        started = time.perf_counter()
+        clone(engine, active, copies - active)
+        copy_seconds = time.perf_counter() - started
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE")
+        lines = [f"template_customers: {found}", f"copies_active: {active}", f"copies_settled: {copies - active}"]
+        lines += [f"rows_{table}: {n}" for table, n in counts(engine).items()]
+        lines += [f"seconds_templates: {template_seconds:.1f}", f"seconds_copies: {copy_seconds:.1f}"]
+        lines.append(f"database_mb: {database_bytes(engine) / 1e6:.1f}")
+    finally:
+        engine.dispose()
     return lines
 
 
