@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from runner.errors import Invalid
+from runner.service.unit import pool_options
 from runner.settings import Settings
 from runner.store.database import PoolOptions, make_engine
 
@@ -21,10 +22,10 @@ def test_pool_settings_are_read_from_the_environment() -> None:
             "RUNNER_DB_PREPARED_STATEMENTS": "false",
         }
     )
-    assert PoolOptions.from_settings(settings) == PoolOptions(
+    assert pool_options(settings) == PoolOptions(
         size=3, max_overflow=0, timeout=7.5, statement_timeout=2.5, prepared_statements=False
     )
-    assert PoolOptions.from_settings(Settings.from_env({})) == PoolOptions()
+    assert pool_options(Settings.from_env({})) == PoolOptions()
 
 
 @pytest.mark.parametrize(

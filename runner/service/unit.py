@@ -45,6 +45,17 @@ def _spec_text(s: Session, version_id: int) -> str:
     return s.get_one(ProcessVersion, version_id).spec
 
 
+def pool_options(settings: Settings) -> PoolOptions:
+    """The connection pool and PostgreSQL options the ``db_*`` settings name."""
+    return PoolOptions(
+        size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        timeout=settings.db_pool_timeout,
+        statement_timeout=settings.db_statement_timeout,
+        prepared_statements=settings.db_prepared_statements,
+    )
+
+
 class ExtensionsView(Protocol):
     """What the services read of the runner's extensions (``runner.extension.Extensions`` is one)."""
 
@@ -64,7 +75,7 @@ class Core:
     def __init__(self, settings: Settings, registry: Registry, extensions: ExtensionsView):
         self.settings = settings
         self.extensions = extensions
-        self.db = Database(make_engine(settings.database_url, pool=PoolOptions.from_settings(settings)))
+        self.db = Database(make_engine(settings.database_url, pool=pool_options(settings)))
         self.store = WorkflowStore()
         # NOTE: the handler registry (topics, checks, handler functions) the runner was built with.
         self.registry = registry

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import bindparam, create_engine, event, make_url, update
 from sqlalchemy.engine import Engine
@@ -24,32 +24,18 @@ from sqlalchemy.orm.util import identity_key
 
 from runner.errors import Conflict
 
-if TYPE_CHECKING:
-    from runner.settings import Settings
-
 READ_ONLY = "runner_read_only"
 
 
 @dataclass(frozen=True)
 class PoolOptions:
-    """How one process connects to PostgreSQL (the settings' ``db_*`` fields); SQLite ignores them."""
+    """How one process connects to PostgreSQL (from the settings: ``unit.pool_options``); SQLite ignores it."""
 
     size: int = 5
     max_overflow: int = 10
     timeout: float = 30.0
     statement_timeout: float = 0.0  # seconds; 0: no limit
     prepared_statements: bool = True
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PoolOptions:
-        """The options the settings name."""
-        return cls(
-            size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            timeout=settings.db_pool_timeout,
-            statement_timeout=settings.db_statement_timeout,
-            prepared_statements=settings.db_prepared_statements,
-        )
 
     def connect_args(self, url: str) -> dict[str, Any]:
         """The driver's arguments for every new connection of the pool."""
