@@ -1,6 +1,6 @@
 """Does completing a task cost more after years of looping? Aged and fresh, interleaved.
 
-    python -m bench.long_lived               # age one instance 10,000 rounds, then 25 rounds of samples
+    python -m bench.long_lived               # age one instance 10,000 rounds, then 100 rounds of samples
     python -m bench.long_lived --rounds 120  # a smoke run
 
 The monthly care loop (tests/bpmn/loop.bpmn) runs on the runner's own SQLite set-up
@@ -17,9 +17,11 @@ alternating order (see ``bench.harness``), in the same database file:
   own, plus COMMIT: the floor any durable save pays (the median of five in a row).
 
 The ratios are taken round by round (aged / fresh and aged / bare commit of the same
-round, seconds apart), so load on a shared machine hits both sides and cancels out; the
-median and spread of those ratios are printed. Output lines are ``name: value`` or
-``name: median (min–max, IQR, n)``.
+round, a fraction of a second apart), so load on a shared machine hits both sides and
+cancels out; the median and spread of those ratios are printed. NOTE: on a loaded machine a
+single ratio still scatters widely (a sample of a few ms is preempted or not); the median
+of 100 rounds is what stays put, so do not cut ``--samples`` for a figure that counts.
+Output lines are ``name: value`` or ``name: median (min–max, IQR, n)``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from runner.store.models import Instance, UserTask
 ROOT = Path(__file__).resolve().parents[1]  # the checkout
 LOOP = ROOT / "tests" / "bpmn" / "loop.bpmn"
 ROUNDS = 10_000
-SAMPLES = 25
+SAMPLES = 100
 MONTH = timedelta(days=31)
 AGED = "bench-aged"
 BARE_PER_ROUND = 5
