@@ -41,11 +41,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import JSON, Connection, Engine, Integer, MetaData, Table, text
+from sqlalchemy import JSON, Connection, Engine, Integer, MetaData, Table, inspect, text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from runner.cli import open_runner
+from runner import extension
 from runner.crm import demo
+from runner.registry import installed
 from runner.service.runtime import Runner
 from runner.settings import Settings
 from runner.store import schema as db
@@ -76,6 +77,8 @@ COPIES = (
     Copy("contracts", "1=1", "1=1"),
     Copy("instances", "1=1", "status = 'running'"),
     Copy("user_tasks", "1=1", f"state = 'open' AND {RUNNING}"),
+    # NOTE: who an open task is offered to, where the schema has that table (rows only while the task is open).
+    Copy("user_task_candidates", "1=1", "1=1"),
     Copy("jobs", "1=1", f"state = 'pending' AND {RUNNING}"),
     Copy("timers", "1=1", f"state = 'waiting' AND {RUNNING}"),
     Copy("subscriptions", "1=1", RUNNING),
@@ -95,6 +98,7 @@ TEMPLATE_ROWS = {
     "contracts": BY_CUSTOMER,
     "instances": f"id IN (SELECT id FROM {TEMPLATE_INSTANCES})",
     "user_tasks": BY_INSTANCE,
+    "user_task_candidates": f"task_id IN (SELECT id FROM user_tasks WHERE {BY_INSTANCE})",
     "jobs": BY_INSTANCE,
     "timers": BY_INSTANCE,
     "subscriptions": BY_INSTANCE,
@@ -196,7 +200,7 @@ def templates(url: str, load: Callable[[Runner], None] = load_demo) -> tuple[Run
     db.upgrade(url)
     env = {"DEMO_PASSWORD": secrets.token_urlsafe(12), "DEMO_ADMIN_PASSWORD": secrets.token_urlsafe(12)}
     settings = Settings.from_env(env, database_url=url, clock="virtual")
-    runner = open_runner(settings)
+    runner = Runner(settings, installed(settings=settings), extensions=extension.discover(settings))
     with runner.db.engine.connect() as conn:
         count = conn.execute(text("SELECT count(*) FROM customers")).scalar_one()
     if count:
@@ -208,15 +212,17 @@ def templates(url: str, load: Callable[[Runner], None] = load_demo) -> tuple[Run
 def clone(engine: Engine, active: int, settled: int) -> dict[str, int]:
     """``active`` full copies and ``settled`` open-work copies of every template; rows per table."""
     metadata = MetaData()
-    metadata.reflect(engine, only=[c.table for c in COPIES])
-    made = {c.table: 0 for c in COPIES}
+    present = set(inspect(engine).get_table_names())
+    copies = [c for c in COPIES if c.table in present]
+    metadata.reflect(engine, only=[c.table for c in copies])
+    made = {c.table: 0 for c in copies}
     with engine.begin() as conn:
         prefix = prepare(conn)
         for first, last, settled_pass in ((1, active, False), (active + 1, active + settled, True)):
             if last < first:
                 continue
             fill_series(conn, first, last)
-            for c in COPIES:
+            for c in copies:
                 where = c.settled if settled_pass else c.active
                 if where is not None:
                     rows = f"({where}) AND ({TEMPLATE_ROWS[c.table]})"
@@ -226,8 +232,13 @@ def clone(engine: Engine, active: int, settled: int) -> dict[str, int]:
 
 def counts(engine: Engine) -> dict[str, int]:
     """Rows per copied table."""
+    present = set(inspect(engine).get_table_names())
     with engine.connect() as conn:
-        return {c.table: conn.execute(text(f"SELECT count(*) FROM {c.table}")).scalar_one() for c in COPIES}
+        return {
+            c.table: conn.execute(text(f"SELECT count(*) FROM {c.table}")).scalar_one()
+            for c in COPIES
+            if c.table in present
+        }
 
 
 def database_bytes(engine: Engine) -> int:
