@@ -25,10 +25,16 @@ def test_bench_prints_every_figure_as_a_number(capsys: pytest.CaptureFixture[str
         "state_bytes_aged",
         "ms_per_completion_aged",
         "ms_per_completion_fresh",
-        "bare_commit_ms",
+        "ms_per_bare_commit",
+        "cpu_ms_per_completion_aged",
+        "cpu_ms_per_completion_fresh",
+        "cpu_ms_per_bare_commit",
         "ratio_aged_to_fresh",
         "ratio_aged_to_bare_commit",
         "ratio_fresh_to_bare_commit",
+        "ratio_aged_to_fresh_wall",
+        "ratio_aged_to_bare_commit_wall",
+        "ratio_fresh_to_bare_commit_wall",
     ]
     assert figures["rounds_aged"] == 30
     assert all(value > 0 for value in figures.values())
