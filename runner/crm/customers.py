@@ -14,14 +14,14 @@ Field typing lives in ``runner.crm.fields``; its public names are available here
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from runner.crm import reads
 from runner.crm.bookings import set_availability  # noqa: F401 - part of this API
 from runner.crm.fields import (  # noqa: F401 - part of this API
     CUSTOMER_COLUMNS,
@@ -35,6 +35,7 @@ from runner.crm.fields import (  # noqa: F401 - part of this API
     update_fields,
 )
 from runner.crm.fields import json_value as _json
+from runner.crm.folding import fold  # noqa: F401 - part of this API
 from runner.crm.models import (
     DEFAULT_LISTS,
     ROLES,
@@ -43,6 +44,7 @@ from runner.crm.models import (
     Customer,
     CustomerGroup,
     CustomerSource,
+    CustomerStage,
     CustomerTag,
     ExtraField,
     Missing,
@@ -53,9 +55,10 @@ from runner.crm.models import (
     Staff,
     StopCareReason,
 )
+from runner.crm.reads import normalize_tag
 from runner.crm.staff import ensure_staff, staff_row  # noqa: F401 - part of this API
 from runner.service import accounts
-from runner.store.models import Instance, User
+from runner.store.models import User
 
 # Which pipeline (parent stage of seed 003) each process key's stages belong to.
 PIPELINES = {
@@ -187,82 +190,55 @@ def customer_view(session: Session, customer_id: str) -> dict[str, Any]:
     return view
 
 
-# --- stages, derived from the instances --------------------------------------------------------
-
-
-def _instances_by_recency(business_keys: Iterable[str] | None = None):
-    query = select(Instance.business_key, Instance.process_key, Instance.stages).where(
-        Instance.process_key.in_(PIPELINES), Instance.business_key.is_not(None)
-    )
-    if business_keys is not None:
-        query = query.where(Instance.business_key.in_(list(business_keys)))
-    # NOTE: running instances first, then the most recently changed: a customer whose
-    # process has ended (Chốt, KHÓA) still shows the stage it ended in.
-    running_first = case((Instance.status == "running", 0), else_=1)
-    return query.order_by(running_first, Instance.updated_at.desc(), Instance.id)
-
-
-def _pick_stages(rows) -> dict[str, dict[str, str]]:
-    """business key -> pipeline -> stage, from rows ordered by ``_instances_by_recency``."""
-    found: dict[str, dict[str, str]] = {}
-    for key, process_key, stages in rows:
-        pipeline = PIPELINES[process_key]
-        if stages and pipeline not in found.setdefault(key, {}):
-            # the deepest active element comes last (a called process after its call activity)
-            found[key][pipeline] = stages[-1]
-    return found
+# --- stages, kept per customer by the database ------------------------------------------------
 
 
 def current_stages(session: Session, customer_id: str) -> dict[str, str]:
-    """Pipeline name -> the customer's current stage in it, from its instances' ``stages``."""
-    return _pick_stages(session.execute(_instances_by_recency([customer_id]))).get(customer_id, {})
+    """Pipeline name -> the customer's current stage in it (``CustomerStage``, kept from its instances)."""
+    return {pipeline: stage for _, pipeline, stage in session.execute(reads.stages_query([customer_id]))}
 
 
 def board(session: Session, pipeline: str) -> dict[str, list[dict[str, Any]]]:
-    """The pipeline's board: each stage (in order) with its customers' id, name, owner and status."""
+    """The whole pipeline: each stage (in order) with its customers' id, name, owner and status, by id.
+
+    For the demo's summary and small companies; pages read one column at a time
+    (``runner.crm.views.pipeline_board``).
+    """
     if pipeline not in STAGES:
         raise Missing(f"pipeline {pipeline!r} does not exist; known: {', '.join(STAGES)}")
     columns: dict[str, list[dict[str, Any]]] = {stage: [] for stage in STAGES[pipeline]}
-    picked = _pick_stages(session.execute(_instances_by_recency()))
-    keys = [k for k, stages in picked.items() if pipeline in stages]
-    for row in session.scalars(select(Customer).where(Customer.id.in_(keys)).order_by(Customer.id)):
-        stage = picked[row.id][pipeline]
-        columns.setdefault(stage, []).append({"id": row.id, "name": row.name, "owner": row.owner, "status": row.status})
+    rows = session.execute(
+        select(CustomerStage.stage, Customer.id, Customer.name, Customer.owner, Customer.status)
+        .join(Customer, Customer.id == CustomerStage.customer_id)
+        .where(CustomerStage.pipeline == pipeline)
+        .order_by(Customer.id)
+    )
+    for stage, customer_id, name, owner, status in rows:
+        columns.setdefault(stage, []).append({"id": customer_id, "name": name, "owner": owner, "status": status})
     return columns
 
 
 # --- search -------------------------------------------------------------------------------------
 
 
-def fold(text: str) -> str:
-    """Lower case without Vietnamese accents, so that 'nguyen' finds 'Nguyễn'."""
-    text = unicodedata.normalize("NFD", text.casefold().replace("đ", "d"))
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
-
-
 def search(
-    session: Session, text: str = "", *, tag: str | None = None, limit: int = 50, where: Any = None
+    session: Session,
+    text: str = "",
+    *,
+    tag: str | None = None,
+    limit: int = 50,
+    where: Any = None,
+    after: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Customers whose name (accents ignored) or phone contains ``text``, optionally with ``tag`` and ``where``."""
-    query = select(Customer).order_by(Customer.id)
-    if where is not None:
-        query = query.where(where)
-    if tag:
-        query = query.join(CustomerTag).where(CustomerTag.tag == normalize_tag(tag))
-    needle, digits = fold(text.strip()), re.sub(r"\D", "", text)
-    found = []
-    # NOTE: matched in Python: SQLite's LIKE folds ASCII only, and accents must be ignored.
-    for row in session.scalars(query):
-        if not needle or needle in fold(row.name) or (digits and digits in re.sub(r"\D", "", row.phone or "")):
-            found.append({"id": row.id, "name": row.name, "phone": row.phone, "owner": row.owner, "status": row.status})
-            if len(found) >= limit:
-                break
-    return found
+    """Customers whose name (accents ignored), phone, code or tag matches ``text``, with ``tag`` and ``where``.
 
-
-def normalize_tag(tag: str) -> str:
-    """Tags are compared in upper case with single spaces: 'Đã liên hệ' is ĐÃ LIÊN HỆ."""
-    return " ".join(str(tag).split()).upper()
+    In id order, ``limit`` at a time, after the customer id ``after`` (``reads.search_query``).
+    """
+    query = reads.search_query(text, tag=tag, where=where, after=after, limit=limit)
+    return [
+        {"id": i, "name": name, "phone": phone, "owner": owner, "status": status}
+        for i, name, phone, owner, status in session.execute(query)
+    ]
 
 
 def split_tags(value: Any) -> list[str]:

@@ -27,8 +27,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from runner.crm.folding import fold, phone_digits
 from runner.errors import BadValue, Conflict, Missing
 from runner.store.models import Base, User
 
@@ -208,6 +209,36 @@ class Customer(Base):
     trial_link: Mapped[str | None] = mapped_column(String(500))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # values of configured extra fields
     created_at: Mapped[datetime]
+    # NOTE: what search compares, written with the name and phone (``runner.crm.search.fold`` and
+    # ``phone_digits``, by the ORM events of ``runner.crm.search``): lower case without Vietnamese
+    # accents, and the phone's digits with +84 written as 0. On PostgreSQL each has a GIN trigram
+    # index (pg_trgm), which serves ``LIKE '%text%'``; on SQLite a plain one (see migration 0010).
+    search_name: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    search_phone: Mapped[str] = mapped_column(String(50), default="", server_default="")
+
+    __table_args__ = (
+        Index(
+            "ix_customers_search_name",
+            "search_name",
+            postgresql_using="gin",
+            postgresql_ops={"search_name": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_customers_search_phone",
+            "search_phone",
+            postgresql_using="gin",
+            postgresql_ops={"search_phone": "gin_trgm_ops"},
+        ),
+    )
+
+    @validates("name", "phone")
+    def _searchable(self, key: str, value: str | None) -> str | None:
+        """Keep the search forms in step with the name and the phone, whoever sets them."""
+        if key == "name":
+            self.search_name = fold(value or "")
+        else:
+            self.search_phone = phone_digits(value)
+        return value
 
 
 class CustomerTag(Base):
@@ -215,9 +246,35 @@ class CustomerTag(Base):
 
     __tablename__ = "customer_tags"
 
+    # NOTE: (tag, customer_id) serves the tag filter in customer-id order, with keyset paging.
+    __table_args__ = (Index("ix_customer_tags_tag_customer", "tag", "customer_id"),)
+
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
-    tag: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True)
     added_at: Mapped[datetime]
+
+
+class CustomerStage(Base):
+    """A customer's current stage in one pipeline: one row per (customer, pipeline), what the boards read.
+
+    NOTE: written by the database, not by Python: triggers on ``instances`` (migration 0010)
+    recompute the row whenever an instance of one of the pipeline's processes gets a stage or
+    changes status, from that customer's instances of the pipeline: running ones first, then
+    the one changed last, its last stage. ``entered_at`` is when the stage last changed. So the
+    row is in step with ``instances.stages`` in the same transaction, whoever writes it.
+    """
+
+    __tablename__ = "customer_stages"
+    # NOTE: (pipeline, stage, entered_at, customer_id) serves a board column in
+    # longest-in-stage order with keyset paging, and the column counts (GROUP BY stage) as an
+    # index-only scan.
+    __table_args__ = (Index("ix_customer_stages_board", "pipeline", "stage", "entered_at", "customer_id"),)
+
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(100), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(200))
+    instance_id: Mapped[str] = mapped_column(String(36))
+    entered_at: Mapped[datetime]
 
 
 class Note(Base):

@@ -11,23 +11,27 @@ Everything returns plain dicts (the web app never touches the tables). The one w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.crm import customers as crm
-from runner.crm.models import BadValue, Booking, Customer, CustomerTag, Missing, Note, Staff
+from runner.crm import reads
+from runner.crm.models import BadValue, Booking, Customer, CustomerStage, CustomerTag, Missing, Note, Staff
 from runner.model import inputs
 from runner.model.document import BPMN_NS, BPMNDI_NS, camunda_iter, owner, parse
 from runner.store.models import HistoryEvent, Instance, OutboxMessage, ProcessVersion, UserTask
 
 if TYPE_CHECKING:
+    from runner.service.policy import Person
     from runner.service.runtime import Runner
 
 NOTE_MAX = 5000
+BOARD_CARDS = 50  # cards per board column and page
+TIMELINE_MAX = 500  # newest entries of a customer's timeline
 # History events that belong on a customer's timeline, and the kind each is shown as.
 TIMELINE_EVENTS = {
     "task.completed": "task",
@@ -94,76 +98,102 @@ def _stage_order(s: Session, process_keys: Iterable[str]) -> list[str]:
     return order
 
 
-def pipeline_board(runner: Runner, board: str, *, owner_name: str | None = None) -> dict[str, Any]:
-    """A pipeline's board: columns (stage, cards, count, overdue) in the diagram's stage order.
+def pipeline_board(
+    runner: Runner,
+    board: str,
+    *,
+    owner_name: str | None = None,
+    person: Person | None = None,
+    limit: int = BOARD_CARDS,
+    after: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A pipeline's board: columns (stage, cards, count, overdue, next) in the diagram's stage order.
 
-    A card is a customer in that stage: id, name, owner, owner_name, status, days in the
-    stage (since its last ``stage.entered``) and its overdue open tasks. ``owner_name``
-    filters to one owner's customers; ``owners`` lists every owner on the board.
+    A card is a customer in that stage: id, name, owner, owner_name, status, days in the stage
+    and its overdue open tasks. A column shows its ``limit`` customers longest in the stage,
+    after the cursor ``after[stage]`` (``next`` is the cursor of the following page, or None);
+    ``count`` and ``overdue`` count the whole column. ``owner_name`` narrows to one owner's
+    customers, ``person`` to those they may see; ``owners`` lists every owner on the board.
     """
     keys = boards().get(board)
     if keys is None:
         raise Missing(f"board {board!r} does not exist; known: {', '.join(boards())}")
     pipeline = crm.PIPELINES[board]
     now = runner.now()
+    where = runner.policy.condition(person, CustomerStage.customer_id) if person is not None else None
     with runner.db.read() as s:
         order = _stage_order(s, keys) or list(crm.STAGES[pipeline])
-        cards = [dict(card, stage=stage) for stage, found in crm.board(s, pipeline).items() for card in found]
-        names = _staff_names(s)
-        owners = sorted({c["owner"] for c in cards if c["owner"]}, key=lambda u: names.get(u, u))
-        if owner_name:
-            cards = [c for c in cards if c["owner"] == owner_name]
-        ids = [c["id"] for c in cards]
-        entered = _entered(s, keys, ids)
-        overdue = _overdue(s, keys, ids, now)
-    columns: dict[str, list[dict[str, Any]]] = {stage: [] for stage in order}
-    for card in cards:
-        since = entered.get((card["id"], card["stage"]))
+        counts = dict(s.execute(reads.counts_query(pipeline, owner=owner_name, where=where)).all())
+        late = dict(s.execute(reads.overdue_query(pipeline, keys, now, owner=owner_name, where=where)).all())
+        order += [stage for stage in counts if stage not in order]
+        columns = []
+        for stage in order:
+            cursor = decode_cursor((after or {}).get(stage))
+            query = reads.column_query(pipeline, stage, owner=owner_name, where=where, after=cursor, limit=limit + 1)
+            cards = [
+                {"id": i, "entered_at": at, "name": name, "owner": owner, "status": status, "stage": stage}
+                for i, at, name, owner, status in (s.execute(query) if counts.get(stage) else [])
+            ]
+            more = len(cards) > limit
+            cards = cards[:limit]
+            columns.append(
+                {
+                    "stage": stage,
+                    "cards": cards,
+                    "count": counts.get(stage, 0),
+                    "overdue": late.get(stage, 0),
+                    "next": encode_cursor(cards[-1]["entered_at"], cards[-1]["id"]) if more else None,
+                }
+            )
+        shown = [card for column in columns for card in column["cards"]]
+        overdue = _overdue(s, keys, [c["id"] for c in shown], now)
+        owners = s.execute(reads.owners_query(pipeline)).all()
+        names = dict(owners) | _staff_names_of(s, {c["owner"] for c in shown if c["owner"]})
+    for card in shown:
         card.update(
             owner_name=names.get(card["owner"], card["owner"]),
-            entered_at=since,
-            days=(now - since).days if since else None,
+            days=(now - card["entered_at"]).days,
             overdue=overdue.get(card["id"], []),
-        )
-        columns.setdefault(card["stage"], []).append(card)
-    out = []
-    for stage, found in columns.items():
-        found.sort(key=lambda c: (not c["overdue"], -(c["days"] or 0), c["name"]))
-        out.append(
-            {"stage": stage, "cards": found, "count": len(found), "overdue": sum(1 for c in found if c["overdue"])}
         )
     return {
         "board": board,
         "pipeline": pipeline,
         "process_keys": list(keys),
-        "columns": out,
-        "owners": [{"username": u, "full_name": names.get(u, u)} for u in owners],
+        "columns": columns,
+        "owners": [{"username": u, "full_name": name} for u, name in owners],
         "now": now,
     }
 
 
-def _entered(s: Session, keys: Iterable[str], ids: list[str]) -> dict[tuple[str, str | None], datetime]:
-    """(customer, stage) -> when the customer last entered that stage."""
-    rows = s.execute(
-        select(HistoryEvent.business_key, HistoryEvent.details, HistoryEvent.at)
-        .where(
-            HistoryEvent.event == "stage.entered",
-            HistoryEvent.process_key.in_(list(keys)),
-            HistoryEvent.business_key.in_(ids),
-        )
-        .order_by(HistoryEvent.id)
-    )
-    return {(key, (details or {}).get("stage")): at for key, details, at in rows if key is not None}
+def encode_cursor(entered_at: datetime, customer_id: str) -> str:
+    """A board column's page cursor: the last card's (entered_at, id) as text for a URL."""
+    return f"{entered_at.astimezone(UTC).isoformat()}|{customer_id}"
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """The (entered_at, id) of a cursor; ``BadValue`` names a malformed one."""
+    if not cursor:
+        return None
+    moment, sep, customer_id = cursor.partition("|")
+    try:
+        at = datetime.fromisoformat(moment)
+    except ValueError:
+        at = None
+    if not sep or not customer_id or at is None or at.tzinfo is None:
+        raise BadValue(f"after: {cursor!r} is not a board cursor (moment|customer id)")
+    return at, customer_id
 
 
 def _overdue(s: Session, keys: Iterable[str], ids: list[str], now: datetime) -> dict[str, list[dict[str, Any]]]:
     """Customer -> their open user tasks past due (name, due, assignee), most overdue first."""
+    if not ids:
+        return {}
     rows = s.scalars(
         select(UserTask)
         .where(
+            UserTask.business_key.in_(ids),
             UserTask.state == "open",
             UserTask.process_key.in_(list(keys)),
-            UserTask.business_key.in_(ids),
             UserTask.due_at < now,
         )
         .order_by(UserTask.due_at)
@@ -176,6 +206,12 @@ def _overdue(s: Session, keys: Iterable[str], ids: list[str], now: datetime) -> 
             {"id": t.id, "name": t.name or t.element_id, "due_at": t.due_at, "assignee": t.assignee}
         )
     return found
+
+
+def _staff_names_of(s: Session, usernames: set[str]) -> dict[str, str]:
+    if not usernames:
+        return {}
+    return dict(s.execute(select(Staff.username, Staff.full_name).where(Staff.username.in_(sorted(usernames)))).all())
 
 
 def _staff_names(s: Session) -> dict[str, str]:
@@ -191,43 +227,54 @@ def staff_names(runner: Runner) -> dict[str, str]:
 # --- the customer's timeline ---------------------------------------------------------------------
 
 
-def timeline(runner: Runner, customer_id: str, *, kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """One list, newest first, of the customer's notes, messages, completed tasks (who, when,
-    what data), timers fired, incidents, stage changes and instances started or ended.
+def timeline(
+    runner: Runner, customer_id: str, *, kinds: Iterable[str] | None = None, limit: int = TIMELINE_MAX
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` of the customer's notes, messages, completed tasks (who, when, what
+    data), timers fired, incidents, stage changes and instances started or ended, newest first.
 
     Each entry: at, kind (``TIMELINE_KINDS``), title, text, actor, actor_name, fields
     (label, value pairs), state, process_key, instance_id, element_id.
     """
     wanted = set(kinds or TIMELINE_KINDS)
+    events = [event for event, kind in TIMELINE_EVENTS.items() if kind in wanted]
     with runner.db.read() as s:
         crm.get_customer(s, customer_id)
-        names = _staff_names(s)
         processes = _process_names(s)
+        # NOTE: each source gives its newest ``limit`` rows (ix_history_business_key,
+        # ix_customer_notes_customer_id, the customer's instances), so one customer's long
+        # past costs no more than a page; the merge below keeps the newest ``limit`` of them.
         history = s.scalars(
             select(HistoryEvent)
-            .where(HistoryEvent.business_key == customer_id, HistoryEvent.event.in_(list(TIMELINE_EVENTS)))
-            .order_by(HistoryEvent.id)
-        ).all()
-        history = [h for h in history if TIMELINE_EVENTS[h.event] in wanted]
+            .where(HistoryEvent.business_key == customer_id, HistoryEvent.event.in_(events))
+            .order_by(HistoryEvent.id.desc())
+            .limit(limit)
+        ).all()[::-1]
         forms = _task_forms(s, [h.details.get("task_id") for h in history if h.event == "task.completed"])
         elements = _element_names(s, {h.instance_id for h in history if h.event != "task.completed"})
         entries = [_history_entry(h, forms, elements, processes) for h in history]
         if "note" in wanted:
-            entries += [
-                _note_entry(n) for n in s.scalars(select(Note).where(Note.customer_id == customer_id).order_by(Note.id))
-            ]
+            notes = s.scalars(
+                select(Note).where(Note.customer_id == customer_id).order_by(Note.id.desc()).limit(limit)
+            ).all()
+            entries += [_note_entry(n) for n in notes[::-1]]
         if "message" in wanted:
-            entries += [
-                _message_entry(m)
-                for m in s.scalars(
-                    select(OutboxMessage).where(OutboxMessage.business_key == customer_id).order_by(OutboxMessage.id)
-                )
-            ]
+            # NOTE: every message is written by a step of an instance: its customer's instances
+            # (ix_instances_business_key) lead to them by ix_outbox_instance_id.
+            of_customer = select(Instance.id).where(Instance.business_key == customer_id)
+            messages = s.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.instance_id.in_(of_customer))
+                .order_by(OutboxMessage.id.desc())
+                .limit(limit)
+            ).all()
+            entries += [_message_entry(m) for m in messages[::-1]]
+        names = _staff_names_of(s, {e["actor"] for e in entries if e["actor"]})
     for entry in entries:
         entry["actor_name"] = names.get(entry["actor"], entry["actor"]) if entry["actor"] else None
     # NOTE: a stable sort keeps history's own order for events of the same instant.
     entries.sort(key=lambda e: e["at"])
-    return entries[::-1]
+    return entries[::-1][:limit]
 
 
 def _entry(at: datetime, kind: str, title: str, **more: Any) -> dict[str, Any]:
@@ -446,34 +493,36 @@ def known_tags(runner: Runner) -> list[str]:
 
 
 def find_customers(
-    runner: Runner, text: str = "", *, tag: str | None = None, limit: int = 50, where: Any = None
+    runner: Runner,
+    text: str = "",
+    *,
+    tag: str | None = None,
+    limit: int = 50,
+    where: Any = None,
+    after: str | None = None,
 ) -> list[dict]:
-    """Customers by name (accents ignored), phone or tag: ``crm.search`` rows plus tags, owner_name, stages.
+    """Customers by name (accents ignored), phone, code or tag: ``crm.search`` rows plus tags, owner_name, stages.
 
     A ``text`` that is exactly a tag in use also finds the customers with that tag. ``where``
-    (a condition on ``Customer``, e.g. ``Runner.policy.condition``) narrows the search.
+    (a condition on ``Customer``, e.g. ``Runner.policy.condition``) narrows the search; the
+    page holds ``limit`` customers in id order after the id ``after``.
     """
     with runner.db.read() as s:
-        rows = crm.search(s, text, tag=tag, limit=limit, where=where)
-        as_tag = crm.normalize_tag(text) if text.strip() else ""
-        if as_tag and not tag and s.scalar(select(CustomerTag.tag).where(CustomerTag.tag == as_tag).limit(1)):
-            seen = {r["id"] for r in rows}
-            rows += [r for r in crm.search(s, "", tag=as_tag, limit=limit, where=where) if r["id"] not in seen]
-            rows = sorted(rows, key=lambda r: r["id"])[:limit]
-        names = _staff_names(s)
+        rows = crm.search(s, text, tag=tag, limit=limit, where=where, after=after)
+        ids = [r["id"] for r in rows]
+        names = _staff_names_of(s, {r["owner"] for r in rows if r["owner"]})
         tags: dict[str, list[str]] = {}
-        for customer_id, value in s.execute(
-            select(CustomerTag.customer_id, CustomerTag.tag)
-            .where(CustomerTag.customer_id.in_([r["id"] for r in rows]))
-            .order_by(CustomerTag.added_at, CustomerTag.tag)
-        ):
+        for customer_id, value in s.execute(reads.tags_query(ids)) if ids else []:
             tags.setdefault(customer_id, []).append(value)
-        for row in rows:
-            row.update(
-                tags=tags.get(row["id"], []),
-                owner_name=names.get(row["owner"], row["owner"]),
-                stages=crm.current_stages(s, row["id"]),
-            )
+        stages: dict[str, dict[str, str]] = {}
+        for customer_id, pipeline, stage in s.execute(reads.stages_query(ids)) if ids else []:
+            stages.setdefault(customer_id, {})[pipeline] = stage
+    for row in rows:
+        row.update(
+            tags=tags.get(row["id"], []),
+            owner_name=names.get(row["owner"], row["owner"]),
+            stages=stages.get(row["id"], {}),
+        )
     return rows
 
 

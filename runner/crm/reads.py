@@ -1,0 +1,174 @@
+"""The SQL behind every CRM list: search, board columns and their counts, as statements an index serves.
+
+    reads.search_query("nguyen", limit=50)                   # customers, in id order
+    reads.column_query("Trong bán hàng", "Tiếp nhận", limit=50)   # a board column, longest in stage first
+    reads.counts_query("Trong bán hàng")                      # stage, customers per stage
+
+Each builder returns a ``Select`` and runs nothing, so that the callers (``runner.crm.views``)
+and the test that EXPLAINs them on PostgreSQL (tests/test_crm_reads_pg.py) use the very same
+statement. Lists take ``after`` (the last row's key on the previous page: keyset paging) and a
+``limit``; no statement reads more than what a page shows plus what its index skips over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, distinct, exists, func, select, tuple_, union
+from sqlalchemy.sql.elements import ColumnElement
+
+from runner.crm.folding import ESCAPE, contains, fold, phone_digits
+from runner.crm.models import Customer, CustomerStage, CustomerTag, Staff
+from runner.store.models import UserTask
+
+MIN_PHONE_DIGITS = 3  # fewer digits match nearly every phone number: not a phone search
+
+
+def normalize_tag(tag: str) -> str:
+    """Tags are compared in upper case with single spaces: 'Đã liên hệ' is ĐÃ LIÊN HỆ."""
+    return " ".join(str(tag).split()).upper()
+
+
+def _text_matches(text: str) -> list[ColumnElement[bool]]:
+    """What typed text may mean: part of the name, part of the phone, the customer code, a tag."""
+    typed = text.strip()
+    needle, digits = fold(typed), phone_digits(typed)
+    found: list[ColumnElement[bool]] = [
+        # NOTE: GIN trigram index ix_customers_search_name on PostgreSQL; on SQLite the scan
+        # walks the primary key in id order and stops at the page's last match.
+        Customer.search_name.like(contains(needle), escape=ESCAPE),
+        Customer.id == typed,  # the primary key
+        # NOTE: ix_customer_tags_tag_customer (tag, customer_id)
+        Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag == normalize_tag(typed))),
+    ]
+    if len(digits) >= MIN_PHONE_DIGITS:
+        # NOTE: GIN trigram index ix_customers_search_phone on PostgreSQL
+        found.append(Customer.search_phone.like(contains(digits), escape=ESCAPE))
+    return found
+
+
+def search_query(
+    text: str = "", *, tag: str | None = None, where: Any = None, after: str | None = None, limit: int = 50
+) -> Select:
+    """Customers (id, name, phone, owner, status) matching ``text`` and having ``tag``, in id order.
+
+    ``text`` is part of the name (accents and case ignored), part of the phone number (+84 or
+    0), a customer code, or a tag. ``where`` is a further condition on ``Customer`` (who may see).
+    """
+    common: list[Any] = []
+    if where is not None:
+        common.append(where)
+    if after is not None:
+        common.append(Customer.id > after)
+    if tag:
+        common.append(exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag == normalize_tag(tag)))
+    columns = (Customer.id, Customer.name, Customer.phone, Customer.owner, Customer.status)
+    if not text.strip():
+        return select(*columns).where(*common).order_by(Customer.id).limit(limit)
+    # NOTE: one branch per meaning, each served by its own index and cut at ``limit`` in id
+    # order; the page is the first ``limit`` ids of their union. An OR of them in one WHERE
+    # would make PostgreSQL read the whole table.
+    branches = [
+        select(Customer.id).where(match, *common).order_by(Customer.id).limit(limit).subquery()
+        for match in _text_matches(text)
+    ]
+    ids = union(*(select(b.c.id) for b in branches)).subquery()
+    return select(*columns).where(Customer.id.in_(select(ids.c.id))).order_by(Customer.id).limit(limit)
+
+
+def tags_query(customer_ids: Iterable[str]) -> Select:
+    """(customer, tag) of the given customers, oldest tag first (primary key (customer_id, tag))."""
+    return (
+        select(CustomerTag.customer_id, CustomerTag.tag)
+        .where(CustomerTag.customer_id.in_(list(customer_ids)))
+        .order_by(CustomerTag.added_at, CustomerTag.tag)
+    )
+
+
+def stages_query(customer_ids: Iterable[str]) -> Select:
+    """(customer, pipeline, stage) of the given customers (primary key (customer_id, pipeline))."""
+    return select(CustomerStage.customer_id, CustomerStage.pipeline, CustomerStage.stage).where(
+        CustomerStage.customer_id.in_(list(customer_ids))
+    )
+
+
+def _board_filters(pipeline: str, owner: str | None, where: Any) -> list[Any]:
+    found: list[Any] = [CustomerStage.pipeline == pipeline]
+    if owner is not None:
+        # NOTE: ix_customers_owner finds the owner's customers, the primary key of customer_stages their stage
+        found.append(CustomerStage.customer_id.in_(select(Customer.id).where(Customer.owner == owner)))
+    if where is not None:
+        found.append(where)
+    return found
+
+
+def column_query(
+    pipeline: str,
+    stage: str,
+    *,
+    owner: str | None = None,
+    where: Any = None,
+    after: tuple[datetime, str] | None = None,
+    limit: int = 50,
+) -> Select:
+    """A board column: its customers (id, entered_at, name, owner, status), longest in the stage first.
+
+    ``where`` is a condition on ``CustomerStage.customer_id`` (who may see); ``after`` the
+    (entered_at, id) of the previous page's last card.
+    """
+    # NOTE: ix_customer_stages_board (pipeline, stage, entered_at, customer_id) gives the order
+    # and the keyset; each card's customer row comes by primary key.
+    query = (
+        select(
+            CustomerStage.customer_id,
+            CustomerStage.entered_at,
+            Customer.name,
+            Customer.owner,
+            Customer.status,
+        )
+        .join(Customer, Customer.id == CustomerStage.customer_id)
+        .where(CustomerStage.stage == stage, *_board_filters(pipeline, owner, where))
+    )
+    if after is not None:
+        query = query.where(tuple_(CustomerStage.entered_at, CustomerStage.customer_id) > tuple_(*after))
+    return query.order_by(CustomerStage.entered_at, CustomerStage.customer_id).limit(limit)
+
+
+def counts_query(pipeline: str, *, owner: str | None = None, where: Any = None) -> Select:
+    """(stage, customers) of a pipeline: the board's column counts."""
+    # NOTE: an index-only scan of ix_customer_stages_board's (pipeline, stage) prefix
+    return (
+        select(CustomerStage.stage, func.count())
+        .where(*_board_filters(pipeline, owner, where))
+        .group_by(CustomerStage.stage)
+    )
+
+
+def overdue_query(
+    pipeline: str, process_keys: Iterable[str], now: datetime, *, owner: str | None = None, where: Any = None
+) -> Select:
+    """(stage, customers with an open task of the pipeline past due): the board's overdue badges."""
+    # NOTE: ix_user_tasks_open (state, due_at) finds the overdue open tasks; the primary key of
+    # customer_stages (customer_id, pipeline) their customer's stage.
+    return (
+        select(CustomerStage.stage, func.count(distinct(CustomerStage.customer_id)))
+        .join(
+            UserTask,
+            and_(UserTask.business_key == CustomerStage.customer_id, UserTask.process_key.in_(list(process_keys))),
+        )
+        .where(UserTask.state == "open", UserTask.due_at < now, *_board_filters(pipeline, owner, where))
+        .group_by(CustomerStage.stage)
+    )
+
+
+def owners_query(pipeline: str) -> Select:
+    """(username, full name) of the staff who own a customer on the pipeline's board, by name."""
+    # NOTE: per staff member, ix_customers_owner and the primary key of customer_stages until one is found
+    on_board = exists().where(
+        Customer.owner == Staff.username,
+        CustomerStage.customer_id == Customer.id,
+        CustomerStage.pipeline == pipeline,
+    )
+    return select(Staff.username, Staff.full_name).where(on_board).order_by(Staff.full_name, Staff.username)
