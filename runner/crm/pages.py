@@ -34,11 +34,17 @@ def extra_field_labels(runner: Runner) -> dict[str, str]:
 
 
 def search_customers(
-    runner: Runner, person: policy.Person, text: str = "", *, tag: str | None = None, limit: int = 50
+    runner: Runner,
+    person: policy.Person,
+    text: str = "",
+    *,
+    tag: str | None = None,
+    limit: int = 50,
+    after: str | None = None,
 ) -> list[dict[str, Any]]:
-    """``views.find_customers`` narrowed to the customers the person may see."""
+    """``views.find_customers`` narrowed to the customers the person may see, after the customer id ``after``."""
     where = runner.policy.condition(person, Customer.id)
-    return views.find_customers(runner, text, tag=tag, limit=limit, where=where)
+    return views.find_customers(runner, text, tag=tag, limit=limit, where=where, after=after)
 
 
 def calendar_feed(runner: Runner, username: str, *, since: datetime, tz: ZoneInfo) -> bytes:

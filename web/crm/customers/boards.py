@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from runner.crm import views
 from runner.crm.customers import PIPELINES
-from runner.crm.models import Missing
+from runner.crm.models import BadValue, Missing
 from runner.queries import tasklists as inbox
 from web import permissions
 from web.auth import roles_required
@@ -39,13 +39,18 @@ def _board_page(board: str):
     owner = (request.args.get("owner") or "").strip() or None
     if owner == "me":
         owner = current_user.username
+    # NOTE: ``?stage=X&after=cursor`` pages one column on (keyset); the others show their first cards
+    stage, after = request.args.get("stage"), request.args.get("after")
     try:
-        data = views.pipeline_board(get_runner(), board, owner_name=owner)
+        data = views.pipeline_board(
+            get_runner(),
+            board,
+            owner_name=owner,
+            person=permissions.person(),
+            after={stage: after} if stage and after else None,
+        )
     except Missing:
         abort(404)
-    seen = permissions.visible(card["id"] for column in data["columns"] for card in column["cards"])
-    for column in data["columns"]:
-        column["cards"] = [card for card in column["cards"] if card["id"] in seen]
-        column["count"] = len(column["cards"])
-        column["overdue"] = sum(1 for card in column["cards"] if card["overdue"])
-    return render_template("customers/board.html", data=data, owner=owner, boards=board_tabs())
+    except BadValue as exc:
+        abort(400, description=str(exc))
+    return render_template("customers/board.html", data=data, owner=owner, boards=board_tabs(), stage=stage)

@@ -22,14 +22,19 @@ SEARCH_LIMIT = 50
 @bp.get("/customers/")
 @roles_required()
 def search():
-    """Customers by name, phone or tag (all of them, up to a limit, without a query)."""
+    """Customers by name, phone, code or tag (all of them without a query), a page at a time (``?after=`` id)."""
     runner = get_runner()
     text = (request.args.get("q") or "").strip()[:200]
     tag = (request.args.get("tag") or "").strip() or None
-    rows = pages.search_customers(runner, permissions.person(), text, tag=tag, limit=SEARCH_LIMIT)
+    after = (request.args.get("after") or "").strip()[:50] or None
+    # NOTE: one row more than the page shows says whether a next page exists (keyset: after its last id)
+    rows = pages.search_customers(runner, permissions.person(), text, tag=tag, limit=SEARCH_LIMIT + 1, after=after)
+    following = rows[SEARCH_LIMIT - 1]["id"] if len(rows) > SEARCH_LIMIT else None
     return render_template(
         "customers/search.html",
-        rows=rows,
+        rows=rows[:SEARCH_LIMIT],
+        following=following,
+        after=after,
         q=text,
         tag=tag,
         tags=views.known_tags(runner),

@@ -1,0 +1,129 @@
+"""A CRM of ``n`` customers built with a handful of INSERT ... SELECT statements (seconds at 100k).
+
+    build(engine, 100_000)   # on a migrated database (SQLite or PostgreSQL), customers KH0000001...
+
+Each customer has a Vietnamese name, a phone number, one tag, a running sales instance at one
+of the sales stages (every third one also an onboarding instance), one open task (every fifth
+one overdue at ``NOW``) and three history rows. The instances go in through the triggers of
+migration 0010, so the boards' ``customer_stages`` rows are made the way production makes them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from runner.crm.customers import STAGES
+from runner.crm.folding import fold
+from runner.crm.models import TAGS
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+OWNERS = ("hung", "linh", "duc", "hoa", "ngoc")
+NAMES = (
+    "Trung tâm Anh ngữ Sao Mai",
+    "Trung tâm Toán Đức Trí",
+    "Trường Tiểu học Kim Đồng",
+    "Trung tâm Kỹ năng Ánh Dương",
+    "Nguyễn Văn Hùng",
+    "Trung tâm Luyện thi Phương Nam",
+    "Trung tâm Tiếng Nhật Hoa Anh Đào",
+)
+SALES = STAGES["Trong bán hàng"]
+AFTER = STAGES["Sau bán hàng"]
+
+
+def _numbers(dialect: str, n: int) -> str:
+    """A FROM clause yielding ``i`` = 1..n."""
+    if dialect == "postgresql":
+        return f"generate_series(1, {n}) AS seq(i)"
+    return f"(WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < {n}) SELECT i FROM seq)"
+
+
+def _pick(values: tuple[str, ...], index: str) -> str:
+    """A SQL CASE giving ``values[index % len(values)]``."""
+    whens = " ".join(f"WHEN {k} THEN '{v}'" for k, v in enumerate(values))
+    return f"(CASE ({index}) % {len(values)} {whens} END)"
+
+
+def _stages_json(stages: tuple[str, ...], index: str, dialect: str) -> str:
+    """The JSON list of the first ``index % len + 1`` stages (what an instance has entered)."""
+    whens = " ".join(
+        f"WHEN {k} THEN '{json.dumps(list(stages[: k + 1]), ensure_ascii=False)}'" for k in range(len(stages))
+    )
+    case = f"(CASE ({index}) % {len(stages)} {whens} END)"
+    return f"CAST({case} AS json)" if dialect == "postgresql" else case
+
+
+def build(engine: sa.Engine, n: int, *, triggers: bool = True) -> None:
+    """Fill a migrated, empty database with ``n`` customers and what the CRM pages read of them.
+
+    With ``triggers=False`` (PostgreSQL only) the instances go in without migration 0010's
+    triggers (``session_replication_role = replica``, a superuser's setting) and the boards'
+    rows are written in one statement: the same rows, in a fraction of the time.
+    """
+    quick = not triggers and engine.dialect.name == "postgresql"
+    dialect = engine.dialect.name
+    seq = _numbers(dialect, n)
+    ts = "'2026-12-01 09:00:00'"
+    kh = "'KH' || substr('0000000' || i, -7)" if dialect == "sqlite" else "'KH' || lpad(i::text, 7, '0')"
+    iid = "'i-' || i" if dialect == "sqlite" else "'i-' || i::text"
+    due = (
+        "datetime('2026-12-07 09:00:00', CASE WHEN i % 5 = 0 THEN '-1 day' ELSE '+1 day' END)"
+        if dialect == "sqlite"
+        else "timestamp '2026-12-07 09:00:00' + CASE WHEN i % 5 = 0 THEN interval '-1 day' ELSE interval '1 day' END"
+    )
+    entered = (
+        "datetime('2026-12-01 09:00:00', '-' || (i % 90) || ' days')"
+        if dialect == "sqlite"
+        else "timestamp '2026-12-01 09:00:00' - (i % 90) * interval '1 day'"
+    )
+    folded = tuple(fold(name) for name in NAMES)
+    statements = [
+        *(
+            f"INSERT INTO users (username, full_name, roles, active) VALUES ('{u}', '{u}', '[\"sales\"]', true)"
+            for u in OWNERS
+        ),
+        *(f"INSERT INTO staff (username) VALUES ('{u}')" for u in OWNERS),
+        "INSERT INTO process_versions (process_key, version, name, kind, content_hash, file_name, xml, spec, called,"
+        " message_starts, timer_starts, deployed_at, deployed_by) VALUES"
+        f" ('sales', 1, 'sales', 'bpmn', 'x', 'sales.bpmn', '', '', '[]', '[]', '[]', {ts}, ''),"
+        f" ('onboarding', 1, 'onboarding', 'bpmn', 'y', 'onboarding.bpmn', '', '', '[]', '[]', '[]', {ts}, '')",
+        "INSERT INTO customers (id, name, phone, owner, extra, created_at, search_name, search_phone)"
+        f" SELECT {kh}, {_pick(NAMES, 'i')} || ' ' || i, '09' || substr('00000000' || i, -8), {_pick(OWNERS, 'i')},"
+        f" '{{}}', {ts}, {_pick(folded, 'i')} || ' ' || i, '09' || substr('00000000' || i, -8) FROM {seq}",
+        f"INSERT INTO customer_tags (customer_id, tag, added_at) SELECT {kh}, {_pick(TAGS, 'i')}, {ts} FROM {seq}",
+        "INSERT INTO instances (id, process_key, version_id, business_key, status, state, data, called_versions,"
+        " stages, waits, created_at, updated_at, row_version)"
+        f" SELECT {iid}, 'sales', (SELECT min(id) FROM process_versions), {kh}, 'running', '', '{{}}', '{{}}',"
+        f" {_stages_json(SALES, 'i', dialect)}, '{{}}', {ts}, {entered}, 1 FROM {seq}",
+        "INSERT INTO instances (id, process_key, version_id, business_key, status, state, data, called_versions,"
+        " stages, waits, created_at, updated_at, row_version)"
+        f" SELECT {iid} || '-o', 'onboarding', (SELECT max(id) FROM process_versions), {kh}, 'running', '', '{{}}',"
+        f" '{{}}', {_stages_json(AFTER, 'i', dialect)}, '{{}}', {ts}, {entered}, 1 FROM {seq} WHERE i % 3 = 0",
+        "INSERT INTO user_tasks (id, instance_id, business_key, process_key, element_id, name, candidate_groups,"
+        " candidate_users, due_at, priority, form, state, created_at)"
+        f" SELECT {iid} || '-t', {iid}, {kh}, 'sales', 'Task_call', 'Gọi khách hàng', '[\"sales\"]', '[]', {due},"
+        f" 50, '{{}}', 'open', {ts} FROM {seq}",
+        "INSERT INTO history (at, instance_id, business_key, process_key, event, details)"
+        f" SELECT {entered}, {iid}, {kh}, 'sales', e.event, '{{}}' FROM {seq}"
+        " CROSS JOIN (SELECT 'instance.started' AS event UNION ALL SELECT 'stage.entered'"
+        " UNION ALL SELECT 'task.completed') e",
+    ]
+    if quick:
+        last = "i.stages ->> -1"
+        pipeline = "CASE i.process_key WHEN 'sales' THEN 'Trong bán hàng' ELSE 'Sau bán hàng' END"
+        statements.insert(0, "SET session_replication_role = replica")
+        statements.append(
+            "INSERT INTO customer_stages (customer_id, pipeline, stage, instance_id, entered_at)"
+            f" SELECT i.business_key, {pipeline}, {last}, i.id, i.updated_at FROM instances i"
+        )
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+        if quick:
+            conn.execute(sa.text("SET session_replication_role = DEFAULT"))
+    if dialect == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
