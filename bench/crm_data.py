@@ -4,7 +4,7 @@
 
 Each customer has a Vietnamese name, a phone number, one tag, a running sales instance at one
 of the sales stages (every third one also an onboarding instance), one open task (every fifth
-one overdue at ``NOW``) and three history rows. The instances go in through the triggers of
+one overdue at ``NOW``), a note, a sent message and three history rows. The instances go in through the triggers of
 migration 0010, so the boards' ``customer_stages`` rows are made the way production makes them.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -20,6 +21,7 @@ from runner.crm.folding import fold
 from runner.crm.models import TAGS
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+PROCESSES = Path(__file__).resolve().parents[1] / "processes"  # the diagrams the boards take their stage order from
 OWNERS = ("hung", "linh", "duc", "hoa", "ngoc")
 NAMES = (
     "Trung tâm Anh ngữ Sao Mai",
@@ -69,6 +71,7 @@ def build(engine: sa.Engine, n: int, *, triggers: bool = True) -> None:
     ts = "'2026-12-01 09:00:00'"
     kh = "'KH' || substr('0000000' || i, -7)" if dialect == "sqlite" else "'KH' || lpad(i::text, 7, '0')"
     iid = "'i-' || i" if dialect == "sqlite" else "'i-' || i::text"
+    phone = "'09' || substr('00000000' || i, -8)" if dialect == "sqlite" else "'09' || lpad(i::text, 8, '0')"
     due = (
         "datetime('2026-12-07 09:00:00', CASE WHEN i % 5 = 0 THEN '-1 day' ELSE '+1 day' END)"
         if dialect == "sqlite"
@@ -88,11 +91,12 @@ def build(engine: sa.Engine, n: int, *, triggers: bool = True) -> None:
         *(f"INSERT INTO staff (username) VALUES ('{u}')" for u in OWNERS),
         "INSERT INTO process_versions (process_key, version, name, kind, content_hash, file_name, xml, spec, called,"
         " message_starts, timer_starts, deployed_at, deployed_by) VALUES"
-        f" ('sales', 1, 'sales', 'bpmn', 'x', 'sales.bpmn', '', '', '[]', '[]', '[]', {ts}, ''),"
-        f" ('onboarding', 1, 'onboarding', 'bpmn', 'y', 'onboarding.bpmn', '', '', '[]', '[]', '[]', {ts}, '')",
+        f" ('sales', 1, 'sales', 'bpmn', 'x', 'sales.bpmn', :sales, '', '[]', '[]', '[]', {ts}, ''),"
+        f" ('onboarding', 1, 'onboarding', 'bpmn', 'y', 'onboarding.bpmn', :onboarding, '', '[]', '[]', '[]',"
+        f" {ts}, '')",
         "INSERT INTO customers (id, name, phone, owner, extra, created_at, search_name, search_phone)"
-        f" SELECT {kh}, {_pick(NAMES, 'i')} || ' ' || i, '09' || substr('00000000' || i, -8), {_pick(OWNERS, 'i')},"
-        f" '{{}}', {ts}, {_pick(folded, 'i')} || ' ' || i, '09' || substr('00000000' || i, -8) FROM {seq}",
+        f" SELECT {kh}, {_pick(NAMES, 'i')} || ' ' || i, {phone}, {_pick(OWNERS, 'i')},"
+        f" '{{}}', {ts}, {_pick(folded, 'i')} || ' ' || i, {phone} FROM {seq}",
         f"INSERT INTO customer_tags (customer_id, tag, added_at) SELECT {kh}, {_pick(TAGS, 'i')}, {ts} FROM {seq}",
         "INSERT INTO instances (id, process_key, version_id, business_key, status, state, data, called_versions,"
         " stages, waits, created_at, updated_at, row_version)"
@@ -106,6 +110,11 @@ def build(engine: sa.Engine, n: int, *, triggers: bool = True) -> None:
         " candidate_users, due_at, priority, form, state, created_at)"
         f" SELECT {iid} || '-t', {iid}, {kh}, 'sales', 'Task_call', 'Gọi khách hàng', '[\"sales\"]', '[]', {due},"
         f" 50, '{{}}', 'open', {ts} FROM {seq}",
+        "INSERT INTO customer_notes (customer_id, kind, text, author, created_at)"
+        f" SELECT {kh}, 'discussion', 'Khách hẹn gọi lại sau.', {_pick(OWNERS, 'i')}, {entered} FROM {seq}",
+        "INSERT INTO outbox (idempotency_key, channel, instance_id, business_key, payload, state, attempts, due_at,"
+        f" created_at, sent_at) SELECT {iid} || '/m', 'email', {iid}, {kh}, '{{\"subject\": \"Chào mừng\"}}',"
+        f" 'sent', 1, {entered}, {entered}, {entered} FROM {seq}",
         "INSERT INTO history (at, instance_id, business_key, process_key, event, details)"
         f" SELECT {entered}, {iid}, {kh}, 'sales', e.event, '{{}}' FROM {seq}"
         " CROSS JOIN (SELECT 'instance.started' AS event UNION ALL SELECT 'stage.entered'"
@@ -120,10 +129,13 @@ def build(engine: sa.Engine, n: int, *, triggers: bool = True) -> None:
             f" SELECT i.business_key, {pipeline}, {last}, i.id, i.updated_at FROM instances i"
         )
     with engine.begin() as conn:
+        diagrams = {key: (PROCESSES / f"{key}.bpmn").read_text() for key in ("sales", "onboarding")}
         for statement in statements:
-            conn.execute(sa.text(statement))
+            conn.execute(sa.text(statement), diagrams if ":sales" in statement else {})
         if quick:
             conn.execute(sa.text("SET session_replication_role = DEFAULT"))
     if dialect == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(sa.text("ANALYZE"))
+        # NOTE: what autovacuum does to a table that has grown: statistics, and the visibility
+        # map that lets index-only scans skip the table
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE"))

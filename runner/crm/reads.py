@@ -16,11 +16,24 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, distinct, exists, func, select, tuple_, union
+from sqlalchemy import (
+    Select,
+    String,
+    TextClause,
+    distinct,
+    exists,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+    union,
+    union_all,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from runner.crm.folding import ESCAPE, contains, fold, phone_digits
-from runner.crm.models import Customer, CustomerStage, CustomerTag, Staff
+from runner.crm.models import Customer, CustomerStage, CustomerTag
 from runner.store.models import UserTask
 
 MIN_PHONE_DIGITS = 3  # fewer digits match nearly every phone number: not a phone search
@@ -136,39 +149,57 @@ def column_query(
     return query.order_by(CustomerStage.entered_at, CustomerStage.customer_id).limit(limit)
 
 
-def counts_query(pipeline: str, *, owner: str | None = None, where: Any = None) -> Select:
-    """(stage, customers) of a pipeline: the board's column counts."""
-    # NOTE: an index-only scan of ix_customer_stages_board's (pipeline, stage) prefix
-    return (
-        select(CustomerStage.stage, func.count())
-        .where(*_board_filters(pipeline, owner, where))
-        .group_by(CustomerStage.stage)
+def counts_query(pipeline: str, stages: Iterable[str], *, owner: str | None = None, where: Any = None) -> Select:
+    """(stage, customers) for each of the pipeline's ``stages``: the board's column counts."""
+    # NOTE: one count per stage, each an index-only range scan of ix_customer_stages_board's
+    # (pipeline, stage) prefix: PostgreSQL would read the whole table for a GROUP BY over a
+    # pipeline that holds most of it.
+    return union_all(
+        *(
+            select(literal(stage, String()).label("stage"), func.count().label("n")).where(
+                CustomerStage.stage == stage, *_board_filters(pipeline, owner, where)
+            )
+            for stage in stages
+        )
     )
 
 
 def overdue_query(
-    pipeline: str, process_keys: Iterable[str], now: datetime, *, owner: str | None = None, where: Any = None
+    pipeline: str,
+    stages: Iterable[str],
+    process_keys: Iterable[str],
+    now: datetime,
+    *,
+    owner: str | None = None,
+    where: Any = None,
 ) -> Select:
-    """(stage, customers with an open task of the pipeline past due): the board's overdue badges."""
-    # NOTE: ix_user_tasks_open (state, due_at) finds the overdue open tasks; the primary key of
-    # customer_stages (customer_id, pipeline) their customer's stage.
-    return (
-        select(CustomerStage.stage, func.count(distinct(CustomerStage.customer_id)))
-        .join(
-            UserTask,
-            and_(UserTask.business_key == CustomerStage.customer_id, UserTask.process_key.in_(list(process_keys))),
+    """(stage, customers with an open task of the pipeline past due) per stage: the board's overdue badges."""
+    # NOTE: per stage, ix_user_tasks_open (state, due_at) gives the overdue open tasks of the
+    # pipeline's processes and the primary key of customer_stages (customer_id, pipeline) says
+    # whether their customer is in that stage.
+    late = (
+        select(UserTask.business_key)
+        .where(UserTask.state == "open", UserTask.due_at < now, UserTask.process_key.in_(list(process_keys)))
+        .subquery()
+    )
+    return union_all(
+        *(
+            select(literal(stage, String()).label("stage"), func.count(distinct(CustomerStage.customer_id)))
+            .join(late, late.c.business_key == CustomerStage.customer_id)
+            .where(CustomerStage.stage == stage, *_board_filters(pipeline, owner, where))
+            for stage in stages
         )
-        .where(UserTask.state == "open", UserTask.due_at < now, *_board_filters(pipeline, owner, where))
-        .group_by(CustomerStage.stage)
     )
 
 
-def owners_query(pipeline: str) -> Select:
-    """(username, full name) of the staff who own a customer on the pipeline's board, by name."""
-    # NOTE: per staff member, ix_customers_owner and the primary key of customer_stages until one is found
-    on_board = exists().where(
-        Customer.owner == Staff.username,
-        CustomerStage.customer_id == Customer.id,
-        CustomerStage.pipeline == pipeline,
+def owners_query() -> TextClause:
+    """The usernames that own some customer, in order."""
+    # NOTE: a loose index scan of ix_customers_owner (each step the next owner after the last):
+    # as many index lookups as there are owners, not as there are customers.
+    return text(
+        "WITH RECURSIVE found(owner) AS ("
+        " SELECT min(owner) FROM customers"
+        " UNION ALL SELECT (SELECT min(c.owner) FROM customers c WHERE c.owner > found.owner)"
+        " FROM found WHERE found.owner IS NOT NULL)"
+        " SELECT owner FROM found WHERE owner IS NOT NULL"
     )
-    return select(Staff.username, Staff.full_name).where(on_board).order_by(Staff.full_name, Staff.username)

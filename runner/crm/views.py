@@ -45,6 +45,7 @@ TIMELINE_EVENTS = {
 TIMELINE_KINDS = ("note", "message", "task", "timer", "incident", "stage", "instance")
 _DC_BOUNDS = "{http://www.omg.org/spec/DD/20100524/DC}Bounds"
 _ELEMENT_NAMES: dict[str, dict[str, str]] = {}  # content hash -> element id -> name (versions never change)
+_DIAGRAM_STAGES: dict[str, list[str]] = {}  # content hash -> the diagram's stages, left to right
 
 
 # --- boards: which processes, which stages ----------------------------------------------------
@@ -86,13 +87,19 @@ def _stage_order(s: Session, process_keys: Iterable[str]) -> list[str]:
     """The stages of the newest deployed version of each process, the first process's first."""
     order: list[str] = []
     for key in process_keys:
-        xml = s.scalars(
-            select(ProcessVersion.xml)
+        newest = s.execute(
+            select(ProcessVersion.id, ProcessVersion.content_hash)
             .where(ProcessVersion.process_key == key, ProcessVersion.kind == "bpmn")
             .order_by(ProcessVersion.version.desc())
             .limit(1)
         ).first()
-        for stage in diagram_stages(xml) if xml else []:
+        if newest is None:
+            continue
+        version_id, digest = newest
+        if digest not in _DIAGRAM_STAGES:  # NOTE: a version never changes: parsed once per process
+            xml = s.scalar(select(ProcessVersion.xml).where(ProcessVersion.id == version_id))
+            _DIAGRAM_STAGES[digest] = diagram_stages(xml) if xml else []
+        for stage in _DIAGRAM_STAGES[digest]:
             if stage not in order:
                 order.append(stage)
     return order
@@ -113,7 +120,7 @@ def pipeline_board(
     and its overdue open tasks. A column shows its ``limit`` customers longest in the stage,
     after the cursor ``after[stage]`` (``next`` is the cursor of the following page, or None);
     ``count`` and ``overdue`` count the whole column. ``owner_name`` narrows to one owner's
-    customers, ``person`` to those they may see; ``owners`` lists every owner on the board.
+    customers, ``person`` to those they may see; ``owners`` lists every staff member who owns a customer.
     """
     keys = boards().get(board)
     if keys is None:
@@ -123,9 +130,8 @@ def pipeline_board(
     where = runner.policy.condition(person, CustomerStage.customer_id) if person is not None else None
     with runner.db.read() as s:
         order = _stage_order(s, keys) or list(crm.STAGES[pipeline])
-        counts = dict(s.execute(reads.counts_query(pipeline, owner=owner_name, where=where)).all())
-        late = dict(s.execute(reads.overdue_query(pipeline, keys, now, owner=owner_name, where=where)).all())
-        order += [stage for stage in counts if stage not in order]
+        counts = dict(s.execute(reads.counts_query(pipeline, order, owner=owner_name, where=where)).all())
+        late = dict(s.execute(reads.overdue_query(pipeline, order, keys, now, owner=owner_name, where=where)).all())
         columns = []
         for stage in order:
             cursor = decode_cursor((after or {}).get(stage))
@@ -147,8 +153,8 @@ def pipeline_board(
             )
         shown = [card for column in columns for card in column["cards"]]
         overdue = _overdue(s, keys, [c["id"] for c in shown], now)
-        owners = s.execute(reads.owners_query(pipeline)).all()
-        names = dict(owners) | _staff_names_of(s, {c["owner"] for c in shown if c["owner"]})
+        owners = list(s.scalars(reads.owners_query()))
+        names = _staff_names_of(s, set(owners) | {c["owner"] for c in shown if c["owner"]})
     for card in shown:
         card.update(
             owner_name=names.get(card["owner"], card["owner"]),
@@ -160,7 +166,10 @@ def pipeline_board(
         "pipeline": pipeline,
         "process_keys": list(keys),
         "columns": columns,
-        "owners": [{"username": u, "full_name": name} for u, name in owners],
+        "owners": sorted(
+            ({"username": u, "full_name": names.get(u, u)} for u in owners),
+            key=lambda o: (o["full_name"], o["username"]),
+        ),
         "now": now,
     }
 

@@ -1,0 +1,155 @@
+"""How long the CRM's pages take as the company grows: search, boards, the customer page.
+
+    python -m bench.reads_crm --sizes 1000,10000,100000 --db both
+    python -m bench.reads_crm --sizes 1000 --db sqlite --repeats 3     # a smoke run
+
+For each database kind and size a company is built with ``bench.crm_data`` (bulk INSERT ...
+SELECT; on PostgreSQL in a schema of its own, dropped at the end). Then, ``--repeats`` times,
+every read runs once on every size in turn (interleaved, so a noisy moment of the shared machine
+falls on all sizes alike), each timed around the runner function the page calls. Each figure is
+the median in milliseconds with the min-max spread, as ``reads_crm.<db>.<read>.<size>: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.crm_data import build
+from runner.crm import pages, views
+from runner.crm.extension import easyedu
+from runner.crm.settings import CrmSettings
+from runner.registry import Registry
+from runner.service.runtime import Runner
+from runner.settings import Settings
+from runner.store import schema as db
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _column_page_two(r: Runner) -> Any:
+    first = views.pipeline_board(r, "sales")
+    column = next(c for c in first["columns"] if c["next"])
+    return views.pipeline_board(r, "sales", after={column["stage"]: column["next"]})
+
+
+def _customer_page(r: Runner, customer_id: str) -> Any:
+    return (
+        pages.customer_profile(r, customer_id),
+        views.timeline(r, customer_id),
+        views.instances(r, customer_id),
+        views.customer_bookings(r, customer_id),
+    )
+
+
+def reads(n: int) -> dict[str, Callable[[Runner], Any]]:
+    """The reads timed at ``n`` customers, by name (customers of bench.crm_data, picked from the middle)."""
+    middle = n // 2
+    rare = max(i for i in range(1, n + 1) if i % 7 == 5)  # a "Trung tâm Luyện thi Phương Nam" customer
+    phone = f"09{middle:08d}"
+    return {
+        "search_common_name": lambda r: views.find_customers(r, "trung tam"),
+        "search_rare_name": lambda r: views.find_customers(r, f"phuong nam {rare}"),
+        "search_accented_name": lambda r: views.find_customers(r, f"Đức Trí {middle - middle % 7 + 1}"),
+        "search_phone_plus84": lambda r: views.find_customers(r, "+84 " + phone[1:]),
+        "search_code": lambda r: views.find_customers(r, f"KH{middle:07d}"),
+        "search_tag": lambda r: views.find_customers(r, "", tag="CẤP DEMO"),
+        "search_next_page": lambda r: views.find_customers(r, "trung tam", after=f"KH{middle:07d}"),
+        "board_sales": lambda r: views.pipeline_board(r, "sales"),
+        "board_after_sale_one_owner": lambda r: views.pipeline_board(r, "onboarding", owner_name="hung"),
+        "board_column_page_two": _column_page_two,
+        "customer_page": lambda r: _customer_page(r, f"KH{middle:07d}"),
+    }
+
+
+@contextlib.contextmanager
+def company(kind: str, n: int, tmp: Path, pg_url: str) -> Iterator[Runner]:
+    """A runner on a database holding ``n`` customers (SQLite file or PostgreSQL schema)."""
+    schema_name = None
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp / f'crm-{n}.db'}"
+    else:
+        schema_name = f"bench_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(pg_url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'create schema "{schema_name}"'))
+        url = (
+            sa.make_url(pg_url)
+            .update_query_dict({"options": f"-csearch_path={schema_name}"})
+            .render_as_string(hide_password=False)
+        )
+    try:
+        db.upgrade(url)
+        engine = sa.create_engine(url)
+        started = time.perf_counter()
+        build(engine, n, triggers=kind == "sqlite")
+        engine.dispose()
+        print(f"reads_crm.{kind}.build.{n}: {time.perf_counter() - started:.1f} s", flush=True)
+        settings = Settings.from_env({}, database_url=url, clock="virtual")
+        runner = Runner(settings, registry=Registry(), extensions=(easyedu(crm=CrmSettings()),))
+        try:
+            yield runner
+        finally:
+            runner.db.engine.dispose()
+    finally:
+        if schema_name is not None:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f'drop schema "{schema_name}" cascade'))
+            admin.dispose()
+
+
+def report(times: dict[tuple[str, str, int], list[float]]) -> list[str]:
+    """``name: median ms (min-max)`` lines."""
+    lines = []
+    for (kind, name, n), samples in times.items():
+        ms = [s * 1000 for s in samples]
+        lines.append(
+            f"reads_crm.{kind}.{name}.{n}: {statistics.median(ms):.1f} ms (min-max {min(ms):.1f}-{max(ms):.1f},"
+            f" {len(ms)} runs)"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the companies, time the reads interleaved, print the figures."""
+    parser = argparse.ArgumentParser(prog="python -m bench.reads_crm", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000", help="customers per company (default: %(default)s)")
+    parser.add_argument("--db", choices=("sqlite", "pg", "both"), default="both")
+    parser.add_argument("--repeats", type=int, default=7, help="runs of every read at every size (default: 7)")
+    parser.add_argument("--pg-url", default=PG_URL, help="the PostgreSQL database (default: %(default)s)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.repeats < 1 or not sizes or min(sizes) < 10:
+        parser.error("--repeats must be at least 1 and every size at least 10")
+    kinds = ["sqlite", "pg"] if args.db == "both" else [args.db]
+    times: dict[tuple[str, str, int], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-reads-crm-") as tmp, contextlib.ExitStack() as stack:
+        runners = {
+            (kind, n): stack.enter_context(company(kind, n, Path(tmp), args.pg_url)) for kind in kinds for n in sizes
+        }
+        for (_kind, n), runner in runners.items():  # one untimed round: caches, connections
+            for read in reads(n).values():
+                read(runner)
+        for _ in range(args.repeats):
+            for name in reads(sizes[0]):
+                for (kind, n), runner in runners.items():
+                    read = reads(n)[name]
+                    started = time.perf_counter()
+                    read(runner)
+                    times.setdefault((kind, name, n), []).append(time.perf_counter() - started)
+    for line in report(dict(sorted(times.items()))):
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

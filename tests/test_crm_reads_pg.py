@@ -1,0 +1,121 @@
+"""At 100,000 customers on PostgreSQL no CRM page reads a big table from end to end.
+
+A company of 100k customers (bench.crm_data: instances, tasks, tags, history) is built with a
+few INSERT ... SELECT generate_series. The CRM's read functions then run as the pages call them
+(search of every kind, both boards with and without an owner, a column's next page, the
+customer page), every statement they send is captured as sent, and its plan is EXPLAINed: none
+may hold a Seq Scan on a table that grows with the customers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import make_runner, pg_schema
+
+from bench.crm_data import build
+from runner.crm import pages, views
+from runner.registry import Registry
+from runner.service.runtime import Runner
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+CUSTOMERS = 100_000
+BIG = {
+    "customers",
+    "customer_stages",
+    "customer_tags",
+    "instances",
+    "user_tasks",
+    "history",
+    "outbox",
+    "customer_notes",
+}
+
+
+@pytest.fixture(scope="module")
+def big(pg_base_url: str) -> Iterator[Runner]:
+    with pg_schema(pg_base_url) as url:
+        engine = sa.create_engine(url)
+        build(engine, CUSTOMERS, triggers=False)
+        engine.dispose()
+        runner = make_runner(url, Registry())
+        yield runner
+        runner.db.engine.dispose()
+
+
+def _seq_scans(plan: dict[str, Any]) -> list[str]:
+    found = [plan["Relation Name"]] if plan.get("Node Type") == "Seq Scan" else []
+    for child in plan.get("Plans", []):
+        found += _seq_scans(child)
+    return found
+
+
+def _explained(runner: Runner, read) -> list[tuple[str, list[str]]]:
+    """Run ``read``, capture each SELECT it sends, and return (statement, tables scanned whole) for each."""
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            sent.append((statement, parameters))
+
+    sa.event.listen(runner.db.engine, "before_cursor_execute", capture)
+    try:
+        read()
+    finally:
+        sa.event.remove(runner.db.engine, "before_cursor_execute", capture)
+    assert sent, "the read sent no query"
+    found = []
+    with runner.db.engine.connect() as conn:
+        for statement, parameters in sent:
+            [[plan]] = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).one()
+            plan = plan if isinstance(plan, dict) else json.loads(plan)[0]
+            found.append((statement, [t for t in _seq_scans(plan["Plan"]) if t in BIG]))
+    return found
+
+
+def _board_page_two(runner: Runner) -> None:
+    first = views.pipeline_board(runner, "sales")
+    [column] = [c for c in first["columns"] if c["stage"] == "Cấp Demo"]
+    assert column["next"] and column["count"] > len(column["cards"])
+    views.pipeline_board(runner, "sales", after={"Cấp Demo": column["next"]})
+
+
+READS = {
+    "search: everyone": lambda r: views.find_customers(r, ""),
+    "search: a common name": lambda r: views.find_customers(r, "trung tam"),
+    "search: a rare name": lambda r: views.find_customers(r, "phuong nam 99995"),
+    "search: a name with accents": lambda r: views.find_customers(r, "Đức Trí 4"),
+    "search: a phone with +84": lambda r: views.find_customers(r, "+84 900 012 345"),
+    "search: part of a phone": lambda r: views.find_customers(r, "12345"),
+    "search: a code": lambda r: views.find_customers(r, "KH0012345"),
+    "search: a tag typed": lambda r: views.find_customers(r, "tiềm năng"),
+    "search: the tag filter": lambda r: views.find_customers(r, "", tag="CẤP DEMO"),
+    "search: the next page": lambda r: views.find_customers(r, "trung tam", after="KH0050000"),
+    "board: sales": lambda r: views.pipeline_board(r, "sales"),
+    "board: after sale, one owner": lambda r: views.pipeline_board(r, "onboarding", owner_name="hung"),
+    "board: a column's second page": _board_page_two,
+    "customer page: profile": lambda r: pages.customer_profile(r, "KH0054321"),
+    "customer page: timeline": lambda r: views.timeline(r, "KH0054321"),
+    "customer page: instances": lambda r: views.instances(r, "KH0054321"),
+    "customer page: bookings": lambda r: views.customer_bookings(r, "KH0054321"),
+}
+
+
+@pytest.mark.parametrize("name", list(READS))
+def test_no_crm_read_scans_a_big_table_at_100k_customers(big: Runner, name: str) -> None:
+    scanned = [(statement, tables) for statement, tables in _explained(big, lambda: READS[name](big)) if tables]
+    assert scanned == [], "\n\n".join(f"{tables}: {statement}" for statement, tables in scanned)
+
+
+def test_the_reads_find_what_the_company_holds(big: Runner) -> None:
+    """The plans above are of queries that answer: a page is full, counts cover the whole column."""
+    assert len(views.find_customers(big, "trung tam")) == 50
+    assert [r["id"] for r in views.find_customers(big, "+84 900 012 345")] == ["KH0012345"]
+    board = views.pipeline_board(big, "sales")
+    assert sum(c["count"] for c in board["columns"]) == CUSTOMERS
+    assert all(len(c["cards"]) == 50 for c in board["columns"])
+    assert sum(c["overdue"] for c in board["columns"]) == CUSTOMERS // 5
