@@ -45,6 +45,7 @@ CONTRACT = {
     "GET /api/incidents",
     "POST /api/incidents/{incident_id}/retry",
     "POST /api/clock/advance",
+    "GET /api/customers",
     "GET /api/customers/{business_key}",
     "GET /api/openapi.json",
 }
@@ -449,6 +450,32 @@ def test_the_real_clock_cannot_be_advanced(sqlite_url: str, registry: Registry) 
 
 
 # --- customers -------------------------------------------------------------------------------------------------
+
+
+def test_customers_are_listed_a_page_at_a_time_to_those_who_may_see_them(api: Api, runner: Runner) -> None:
+    for n in range(7):
+        _customer(runner, f"KH{n}", f"Trung tâm Đức Trí {n}")
+    add_user(runner, "sales2", ["sales"])
+    with runner.db.unit() as s:
+        crm.add_customer(s, "X1", "Trung tâm khác", now=runner.now(), owner="sales2")
+    seen, after = [], None
+    while True:
+        body = api.get(
+            "/api/customers", query_string={"q": "duc tri", "limit": 3, **({"after": after} if after else {})}
+        )
+        assert body.status_code == 200
+        seen += [c["id"] for c in body.get_json()["customers"]]
+        after = body.get_json()["next"]
+        if after is None:
+            break
+    assert seen == [f"KH{n}" for n in range(7)]
+    # a sales rep sees their own customers and unassigned leads (runner.crm.scope), not a colleague's
+    mine = api.get("/api/customers", user="sales1", query_string={"q": "trung tam"}).get_json()["customers"]
+    assert [c["id"] for c in mine] == [f"KH{n}" for n in range(7)]
+    assert mine[0]["owner"] == "sales1" and mine[0]["phone"] == "0912345678"
+    for bad in ("0", "201", "ten"):
+        answer = api.get("/api/customers", query_string={"limit": bad})
+        assert answer.status_code == 400 and "limit" in answer.get_json()["detail"]
 
 
 def test_customer_profile_stages_and_timeline(api: Api, runner: Runner) -> None:

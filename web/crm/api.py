@@ -1,4 +1,5 @@
-"""The CRM's operations under /api: ``GET /api/customers/<business_key>`` (operationId ``getCustomer``).
+"""The CRM's operations under /api: ``GET /api/customers`` (search, a page at a time; ``listCustomers``)
+and ``GET /api/customers/<business_key>`` (operationId ``getCustomer``).
 
 A blueprint of its own beside the generic ``web.api``: bearer tokens and JSON errors as there
 (``api.json_errors``), CSRF-exempt as there (``create_app`` exempts both). ``OPENAPI`` is its share of
@@ -12,17 +13,55 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
+from werkzeug.exceptions import BadRequest
 
 from runner.crm import pages, views
 from runner.queries import tasklists
 from web import api, permissions
+from web.api.inputs import query
 from web.auth import roles_required
 from web.extensions import get_runner
 from web.openapi import STRING, STRINGS, WHEN, Part, nullable, object_of, operation, path_parameter, ref
+from web.openapi.builders import query as query_parameter
 from web.openapi_links import INSTANCE_ANSWERS, link_to
 
 bp = Blueprint("crm_api", __name__, url_prefix="/api")
 api.json_errors(bp)
+
+
+PAGE_MAX = 200  # customers per page at most
+
+
+def _limit() -> int:
+    raw = query("limit")
+    if raw is None:
+        return 50
+    if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
+        raise BadRequest(f"limit={raw[:20]!r}: a whole number from 1 to {PAGE_MAX}")
+    return int(raw)
+
+
+@bp.get("/customers")
+@roles_required()
+def list_customers():
+    """Customers the caller may see by name (accents ignored), phone, code or tag, in id order, a page at a time.
+
+    ``next`` is the ``after`` of the following page (keyset paging), or null on the last one.
+    """
+    limit = _limit()
+    rows = pages.search_customers(
+        get_runner(),
+        permissions.person(),
+        query("q") or "",
+        tag=query("tag"),
+        limit=limit + 1,
+        after=query("after"),
+    )
+    keys = ("id", "name", "phone", "owner", "owner_name", "status", "tags", "stages")
+    return jsonify(
+        customers=[{k: row[k] for k in keys} for row in rows[:limit]],
+        next=rows[limit - 1]["id"] if len(rows) > limit else None,
+    )
 
 
 @bp.get("/customers/<business_key>")
@@ -57,6 +96,26 @@ def _timeline(business_key: str, limit: int = 500) -> list[dict[str, Any]]:
 # --- its share of the OpenAPI document ----------------------------------------------------------------------
 
 _SCHEMAS: dict[str, Any] = {
+    "CustomerPage": object_of(
+        {
+            "customers": {
+                "type": "array",
+                "items": object_of(
+                    {
+                        "id": STRING,
+                        "name": STRING,
+                        "phone": nullable(STRING),
+                        "owner": nullable(STRING),
+                        "owner_name": nullable(STRING),
+                        "status": nullable(STRING),
+                        "tags": STRINGS,
+                        "stages": {"type": "object", "additionalProperties": STRING},
+                    }
+                ),
+            },
+            "next": nullable(STRING),
+        }
+    ),
     "TimelineItem": object_of(
         {
             "at": WHEN,
@@ -92,6 +151,23 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 _PATHS: dict[str, Any] = {
+    "/api/customers": {
+        "get": operation(
+            "Customers by name, phone, code or tag, in id order, a page at a time (keyset: after=next)",
+            ("200", "CustomerPage", "a page of customers"),
+            400,
+            tag="customers",
+            parameters=[
+                query_parameter("q", "part of the name (accents ignored) or phone, a code or a tag"),
+                query_parameter("tag", "only customers with this tag"),
+                query_parameter("after", "the previous page's next"),
+                query_parameter(
+                    "limit", "customers per page, 1-200 (default 50)", {"type": "string", "pattern": "^[0-9]{1,3}$"}
+                ),
+            ],
+            operationId="listCustomers",
+        )
+    },
     "/api/customers/{business_key}": {
         "get": operation(
             "A customer: profile, current stages, timeline, instances",
