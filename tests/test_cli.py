@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import make_runner
 
 from runner.cli import main
+from runner.crm import customers as crm
+from runner.registry import Registry
 
 LOOP = Path(__file__).parent / "bpmn" / "loop.bpmn"
 
@@ -85,3 +88,25 @@ def test_incidents_are_listed_and_retried(env: Path, capsys) -> None:
     assert f"incident {incident['id']} resolved" in _out(capsys)
     assert main(["retry", str(incident["id"])]) == 1
     assert "already resolved" in capsys.readouterr().err
+
+
+def test_customers_are_listed_a_page_at_a_time(env: Path, capsys) -> None:
+    runner = make_runner(f"sqlite:///{env / 'cli.db'}", Registry())
+    with runner.db.unit() as s:
+        for n in range(5):
+            crm.add_customer(s, f"KH{n}", f"Trung tâm Đức Trí {n}", now=runner.now(), phone=f"+84 90 000 000{n}")
+    runner.db.engine.dispose()
+    seen, after = [], []
+    while True:
+        assert main(["customers", "duc tri", "--limit", "2", *after]) == 0
+        page = json.loads(_out(capsys))
+        seen += [c["id"] for c in page["customers"]]
+        if page["next"] is None:
+            break
+        after = ["--after", page["next"]]
+    assert seen == ["KH0", "KH1", "KH2", "KH3", "KH4"]
+    assert main(["customers", "0900000003"]) == 0
+    assert [c["id"] for c in json.loads(_out(capsys))["customers"]] == ["KH3"]
+    with pytest.raises(SystemExit):
+        main(["customers", "--limit", "0"])
+    assert "--limit: a whole number from 1 to 200" in capsys.readouterr().err

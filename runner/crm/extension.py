@@ -9,6 +9,8 @@ and has a ``runner demo`` command.
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.cli import open_runner
-from runner.crm import demo, transports
+from runner.crm import demo, transports, views
 from runner.crm.models import ROLES, Customer
 from runner.crm.scope import MESSAGE_SENDERS, CustomerScope
 from runner.crm.settings import NAME, CrmSettings
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from runner.settings import Settings
 
 _CHUNK = 500  # keys per IN (...) list: far below every backend's limit on bound parameters
+PAGE_MAX = 200  # customers per page of ``runner customers`` at most
 
 
 def easyedu(settings: Settings | None = None, crm: CrmSettings | None = None) -> Extension:
@@ -60,10 +63,30 @@ def customer_names(s: Session, keys: Collection[str]) -> Mapping[str, str]:
 
 
 def _commands(sub: Any) -> None:
-    """``runner demo``."""
+    """``runner demo`` and ``runner customers``."""
     sub.add_parser(
         "demo", help="load the demo company (staff, logins, 40 customers) on the virtual clock"
     ).set_defaults(fn=_cmd_demo)
+    p = sub.add_parser("customers", help="customers by name, phone, code or tag, a page at a time")
+    p.add_argument("text", nargs="?", default="", help="part of the name (accents ignored) or phone, a code, a tag")
+    p.add_argument("--tag", help="only customers with this tag")
+    p.add_argument("--after", help="the previous page's next (keyset paging)")
+    p.add_argument("--limit", type=_page_size, default=50, help=f"customers per page, 1-{PAGE_MAX} (default: 50)")
+    p.set_defaults(fn=_cmd_customers)
+
+
+def _page_size(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= PAGE_MAX:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {PAGE_MAX}, not {value!r}")
+    return int(value)
+
+
+def _cmd_customers(args: Any, settings: Settings) -> None:
+    """Print a page of customers and the ``--after`` of the next one as JSON."""
+    runner = open_runner(settings)
+    rows = views.find_customers(runner, args.text, tag=args.tag, limit=args.limit + 1, after=args.after)
+    page = {"customers": rows[: args.limit], "next": rows[args.limit - 1]["id"] if len(rows) > args.limit else None}
+    print(json.dumps(page, ensure_ascii=False, indent=2))
 
 
 def _cmd_demo(args: Any, settings: Settings) -> None:
