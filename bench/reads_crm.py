@@ -6,15 +6,16 @@
 For each database kind and size a company is built with ``bench.crm_data`` (bulk INSERT ...
 SELECT; on PostgreSQL in a schema of its own, dropped at the end). Then, ``--repeats`` times,
 every read runs once on every size in turn (interleaved, so a noisy moment of the shared machine
-falls on all sizes alike), each timed around the runner function the page calls. Each figure is
-the median in milliseconds with the min-max spread, as ``reads_crm.<db>.<read>.<size>: ...``.
+falls on all sizes alike: ``bench.harness``, shuffled), each timed around the runner function
+the page calls. Each figure is the median in milliseconds with its spread, as
+``reads_crm_<db>_<read>_<size>_ms: median (min–max ..., IQR ..., n ...)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
+import functools
 import tempfile
 import time
 import uuid
@@ -24,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench import harness
 from bench.crm_data import build
 from runner.crm import pages, views
 from runner.crm.extension import easyedu
@@ -37,9 +39,10 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def _column_page_two(r: Runner) -> Any:
-    first = views.pipeline_board(r, "sales")
+    """The board's first page and a column's second, 10 cards each (the web app shows 50)."""
+    first = views.pipeline_board(r, "sales", limit=10)
     column = next(c for c in first["columns"] if c["next"])
-    return views.pipeline_board(r, "sales", after={column["stage"]: column["next"]})
+    return views.pipeline_board(r, "sales", limit=10, after={column["stage"]: column["next"]})
 
 
 def _customer_page(r: Runner, customer_id: str) -> Any:
@@ -93,7 +96,7 @@ def company(kind: str, n: int, tmp: Path, pg_url: str) -> Iterator[Runner]:
         started = time.perf_counter()
         build(engine, n, triggers=kind == "sqlite")
         engine.dispose()
-        print(f"reads_crm.{kind}.build.{n}: {time.perf_counter() - started:.1f} s", flush=True)
+        print(f"reads_crm_{kind}_build_{n}_s: {time.perf_counter() - started:.1f}", flush=True)
         settings = Settings.from_env({}, database_url=url, clock="virtual")
         runner = Runner(settings, registry=Registry(), extensions=(easyedu(crm=CrmSettings()),))
         try:
@@ -107,18 +110,6 @@ def company(kind: str, n: int, tmp: Path, pg_url: str) -> Iterator[Runner]:
             admin.dispose()
 
 
-def report(times: dict[tuple[str, str, int], list[float]]) -> list[str]:
-    """``name: median ms (min-max)`` lines."""
-    lines = []
-    for (kind, name, n), samples in times.items():
-        ms = [s * 1000 for s in samples]
-        lines.append(
-            f"reads_crm.{kind}.{name}.{n}: {statistics.median(ms):.1f} ms (min-max {min(ms):.1f}-{max(ms):.1f},"
-            f" {len(ms)} runs)"
-        )
-    return lines
-
-
 def main(argv: list[str] | None = None) -> int:
     """Build the companies, time the reads interleaved, print the figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.reads_crm", description=__doc__.splitlines()[0])
@@ -128,25 +119,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", default=PG_URL, help="the PostgreSQL database (default: %(default)s)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    if args.repeats < 1 or not sizes or min(sizes) < 10:
-        parser.error("--repeats must be at least 1 and every size at least 10")
+    if args.repeats < 1 or not sizes or min(sizes) < 100:
+        parser.error("--repeats must be at least 1 and every size at least 100")
     kinds = ["sqlite", "pg"] if args.db == "both" else [args.db]
-    times: dict[tuple[str, str, int], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-reads-crm-") as tmp, contextlib.ExitStack() as stack:
         runners = {
             (kind, n): stack.enter_context(company(kind, n, Path(tmp), args.pg_url)) for kind in kinds for n in sizes
         }
-        for (_kind, n), runner in runners.items():  # one untimed round: caches, connections
-            for read in reads(n).values():
-                read(runner)
-        for _ in range(args.repeats):
-            for name in reads(sizes[0]):
-                for (kind, n), runner in runners.items():
-                    read = reads(n)[name]
-                    started = time.perf_counter()
-                    read(runner)
-                    times.setdefault((kind, name, n), []).append(time.perf_counter() - started)
-    for line in report(dict(sorted(times.items()))):
+        # NOTE: every read at every size and database is one variant, shuffled within each round
+        variants = {
+            f"reads_crm_{kind}_{name}_{n}": harness.timed(functools.partial(read, runner))
+            for name in reads(sizes[0])
+            for (kind, n), runner in runners.items()
+            for read in [reads(n)[name]]
+        }
+        samples = harness.interleave(variants, args.repeats, shuffle=True)
+    for line in harness.report(samples, unit="ms", digits=1):
         print(line, flush=True)
     return 0
 
