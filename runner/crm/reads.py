@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    CompoundSelect,
     Select,
     String,
     TextClause,
@@ -149,7 +150,9 @@ def column_query(
     return query.order_by(CustomerStage.entered_at, CustomerStage.customer_id).limit(limit)
 
 
-def counts_query(pipeline: str, stages: Iterable[str], *, owner: str | None = None, where: Any = None) -> Select:
+def counts_query(
+    pipeline: str, stages: Iterable[str], *, owner: str | None = None, where: Any = None
+) -> CompoundSelect:
     """(stage, customers) for each of the pipeline's ``stages``: the board's column counts."""
     # NOTE: one count per stage, each an index-only range scan of ix_customer_stages_board's
     # (pipeline, stage) prefix: PostgreSQL would read the whole table for a GROUP BY over a
@@ -172,7 +175,7 @@ def overdue_query(
     *,
     owner: str | None = None,
     where: Any = None,
-) -> Select:
+) -> CompoundSelect:
     """(stage, customers with an open task of the pipeline past due) per stage: the board's overdue badges."""
     # NOTE: per stage, ix_user_tasks_open (state, due_at) gives the overdue open tasks of the
     # pipeline's processes and the primary key of customer_stages (customer_id, pipeline) says
