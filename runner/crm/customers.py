@@ -195,7 +195,14 @@ def customer_view(session: Session, customer_id: str) -> dict[str, Any]:
 
 def current_stages(session: Session, customer_id: str) -> dict[str, str]:
     """Pipeline name -> the customer's current stage in it (``CustomerStage``, kept from its instances)."""
-    return {pipeline: stage for _, pipeline, stage in session.execute(reads.stages_query([customer_id]))}
+    found = {pipeline: stage for _, pipeline, stage in session.execute(reads.stages_query([customer_id]))}
+    return in_pipeline_order(found)
+
+
+def in_pipeline_order(stages: dict[str, str]) -> dict[str, str]:
+    """Pipeline -> stage in the pipelines' order (before the sale, after it), unknown pipelines last."""
+    order = list(STAGES)
+    return dict(sorted(stages.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
 
 
 def board(session: Session, pipeline: str) -> dict[str, list[dict[str, Any]]]:

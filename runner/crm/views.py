@@ -530,7 +530,7 @@ def find_customers(
         row.update(
             tags=tags.get(row["id"], []),
             owner_name=names.get(row["owner"], row["owner"]),
-            stages=stages.get(row["id"], {}),
+            stages=crm.in_pipeline_order(stages.get(row["id"], {})),
         )
     return rows
 
