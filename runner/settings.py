@@ -40,7 +40,12 @@ class Settings:
     clock: str = "system"  # system | virtual
     timezone: str = DEFAULT_TIMEZONE
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    # How long a worker's claimed batch of timers and jobs stays its own (wall-clock seconds).
     job_lease_seconds: float = 60.0
+    # How many due timers (and as many jobs) a worker claims in one round trip.
+    claim_batch: int = 50
+    # A worker whose heartbeat is older than this is lost: any other worker releases its leases.
+    worker_timeout_seconds: float = 30.0
     handler_timeout: float = 30.0
     # Seconds one expression, condition or script may run before it becomes an incident.
     script_timeout: float = 2.0
@@ -108,6 +113,8 @@ class Settings:
             ("timezone", str),
             ("worker_id", str),
             ("job_lease_seconds", float),
+            ("claim_batch", int),
+            ("worker_timeout_seconds", float),
             ("handler_timeout", float),
             ("script_timeout", float),
             ("retry_base_seconds", float),
@@ -141,12 +148,10 @@ class Settings:
             raise Invalid(
                 f"RUNNER_SCRIPT_TIMEOUT must be a number of seconds greater than 0, not {settings.script_timeout!r}"
             )
-        if settings.metrics_dir and not os.path.isdir(settings.metrics_dir):
-            raise Invalid(
-                f"PROMETHEUS_MULTIPROC_DIR must name an existing folder (emptied when the processes start), "
-                f"not {settings.metrics_dir!r}"
-            )
-        _check_pool(settings)
+        if settings.claim_batch < 1:
+            raise Invalid(f"RUNNER_CLAIM_BATCH must be a whole number of at least 1, not {settings.claim_batch!r}")
+        if not settings.job_lease_seconds > 0 or not settings.worker_timeout_seconds > 0:
+            raise Invalid("RUNNER_JOB_LEASE_SECONDS and RUNNER_WORKER_TIMEOUT_SECONDS must be seconds greater than 0")
         if not settings.secret_key:
             settings = replace(settings, secret_key=instance.read_secret_key(settings))
         if settings.clock not in ("system", "virtual"):

@@ -1,10 +1,11 @@
-"""Running service-task handlers: claim a due job, call its handler, commit its result.
+"""Running service-task handlers: run a claimed job, call its handler, commit its result.
 
 A job's handler runs inside the unit of work that completes the service task, so the
 handler's domain writes, its outbox messages and the engine step commit together or not
-at all. On PostgreSQL the job row is claimed with ``FOR UPDATE SKIP LOCKED`` and the
-instance with ``SKIP LOCKED`` too: a worker never waits on another, so workers never
-deadlock, and a crashed worker's transaction simply rolls back and frees its job.
+at all. Workers lease due jobs in batches (``runner.service.claims``); each job then runs
+in its own unit of work, which locks the job row and the instance with ``SKIP LOCKED`` on
+PostgreSQL: a worker never waits on another, so workers never deadlock, and a crashed
+worker's transaction simply rolls back; its lease runs out (or its lost heartbeat frees it).
 
 The handler and the step run inside a SAVEPOINT. A failed try rolls back to it and is
 recorded in the same transaction, while the job row is still claimed: no other worker
@@ -23,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from runner import logs, metrics
+from runner.clock import Clock
 from runner.errors import (
     BudgetExceeded,
     Conflict,
@@ -34,6 +35,7 @@ from runner.errors import (
     caused_by,
 )
 from runner.registry import HandlerContext
+from runner.service import claims
 from runner.service.retries import compute_backoff, max_tries
 from runner.service.unit import Core, Unit
 from runner.store.database import savepoint
@@ -93,29 +95,22 @@ def call_with_timeout(fn, params: dict[str, Any], ctx: HandlerContext, timeout: 
     return box.get("result")
 
 
-def _due_query(core: Core, skip: set[str]):
-    query = select(Job).where(Job.state == "pending", Job.due_at <= core.now())
-    if skip:
-        query = query.where(Job.id.not_in(skip))
-    query = query.order_by(Job.due_at, Job.id).limit(1)
-    return query.with_for_update(skip_locked=True) if core.db.is_postgres else query
+def run_claimed(core: Core, job_id: str) -> bool:
+    """Run a job this worker has claimed, in its own unit of work; False if it did not run.
 
-
-def run_next(core: Core, skip: set[str] | None = None) -> str | None:
-    """Run the earliest due job not in ``skip``; returns its id, or None when nothing is due.
-
-    A job whose instance is busy stays due and is added to ``skip``, so that one pass of
-    ``scheduler.run_due`` does not spin on it.
+    Not run: its instance is busy (another worker has it), or the job is no longer pending
+    or no longer leased to this worker. Its lease then stays until ``claims.release``.
     """
-    skip = set() if skip is None else skip
-    job_id: str | None = None
     try:
         with logs.bind(), core.unit(sync=False) as unit:
             s = unit.session
-            job = s.scalars(_due_query(core, skip)).first()
+            job = s.scalars(
+                claims.held_query(claims.JOBS, job_id, core.settings.worker_id, core.db.is_postgres)
+            ).first()
             if job is None:
-                return None
-            job_id = job.id
+                return False
+            # NOTE: cleared in the commit that runs the job or schedules its next try.
+            job.locked_by, job.locked_until = None, None
             loaded = unit.load_for_worker(job.instance_id)
             if loaded is None:
                 raise Conflict(f"instance {job.instance_id} is busy")
@@ -129,9 +124,25 @@ def run_next(core: Core, skip: set[str] | None = None) -> str | None:
             except Exception as exc:  # noqa: BLE001 - every failure counts as a try
                 _record_failure(unit, job, inst, exc)
     except Conflict as exc:
-        if job_id is not None:
-            skip.add(job_id)
         log.info("job %s met a concurrent change; it stays due: %s", job_id, exc)
+        return False
+    return True
+
+
+def run_next(core: Core, skip: set[str] | None = None, wall: Clock = claims.WALL) -> str | None:
+    """Claim and run the earliest due job not in ``skip`` (one at a time); returns its id, or None.
+
+    A job that did not run (its instance busy) stays due and is added to ``skip``, so that
+    one pass does not spin on it.
+    """
+    skip = set() if skip is None else skip
+    claimed = claims.claim(core, claims.JOBS, 1, skip, wall)
+    if not claimed:
+        return None
+    job_id = claimed[0].id
+    if not run_claimed(core, job_id):
+        skip.add(job_id)
+        claims.release(core, claims.JOBS, [job_id])
     return job_id
 
 

@@ -15,16 +15,15 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select, update
 
-from runner import logs
-from runner.clock import FixedClock
+from runner.clock import Clock, FixedClock
 from runner.errors import Conflict, Invalid, RunnerError
 from runner.model import timeparse
 from runner.sandbox.budget import Interrupted
-from runner.service import jobs, outbox
+from runner.service import claims, jobs, outbox
 from runner.service.deployment import Deployed
 from runner.service.unit import Core, Unit
 from runner.store.database import savepoint
-from runner.store.models import Incident, Instance, Job, ProcessVersion, Timer
+from runner.store.models import Incident, Instance, ProcessVersion, Timer
 
 log = logging.getLogger(__name__)
 
@@ -56,30 +55,22 @@ def schedule_start_timers(unit: Unit, item: Deployed) -> None:
         )
 
 
-def _due_query(core: Core, until: datetime, skip: set[int]):
-    query = select(Timer).where(Timer.state == "waiting", Timer.due_at <= until)
-    if skip:
-        query = query.where(Timer.id.not_in(skip))
-    query = query.order_by(Timer.due_at, Timer.id).limit(1)
-    return query.with_for_update(skip_locked=True) if core.db.is_postgres else query
+def fire_claimed(core: Core, timer_id: int) -> bool:
+    """Fire a timer this worker has claimed, in its own unit of work; False if it was not fired.
 
-
-def fire_next(core: Core, skip: set[int] | None = None) -> int | None:
-    """Fire the earliest due timer not in ``skip``; returns its id, or None when nothing is due.
-
+    Not fired: its instance is busy (another worker has it), or the timer is no longer
+    waiting or no longer leased to this worker (cancelled, or fired by another worker after
+    this worker's lease ran out). Its lease then stays until ``claims.release``.
     The firing runs in a SAVEPOINT: a failure rolls back to it and becomes an incident in
-    the same transaction, while the timer row is still claimed. A timer whose instance is
-    busy stays due and is added to ``skip``.
+    the same transaction, while the timer row is still locked.
     """
-    skip = set() if skip is None else skip
-    timer_id: int | None = None
     try:
-        with logs.bind(), core.unit(sync=False) as unit:
-            timer = unit.session.scalars(_due_query(core, core.now(), skip)).first()
+        with core.unit(sync=False) as unit:
+            query = claims.held_query(claims.TIMERS, timer_id, core.settings.worker_id, core.db.is_postgres)
+            timer = unit.session.scalars(query).first()
             if timer is None:
-                return None
-            timer_id = timer.id
-            logs.annotate(instance_id=timer.instance_id, element=timer.element_id)
+                return False
+            timer.locked_by, timer.locked_until = None, None
             try:
                 with savepoint(unit.session):
                     _fire(unit, timer)
@@ -88,9 +79,24 @@ def fire_next(core: Core, skip: set[int] | None = None) -> int | None:
             except Exception as exc:  # noqa: BLE001 - becomes an incident, never a hot loop
                 _record_failure(unit, timer, exc)
     except Conflict as exc:
-        if timer_id is not None:
-            skip.add(timer_id)
         log.info("timer %s met a concurrent change; it stays due: %s", timer_id, exc)
+        return False
+    return True
+
+
+def fire_next(core: Core, skip: set[int] | None = None, wall: Clock = claims.WALL) -> int | None:
+    """Claim and fire the earliest due timer not in ``skip`` (one at a time); returns its id or None.
+
+    A timer that was not fired (its instance busy) stays due and is added to ``skip``.
+    """
+    skip = set() if skip is None else skip
+    claimed = claims.claim(core, claims.TIMERS, 1, skip, wall)
+    if not claimed:
+        return None
+    timer_id = claimed[0].id
+    if not fire_claimed(core, timer_id):
+        skip.add(timer_id)
+        claims.release(core, claims.TIMERS, [timer_id])
     return timer_id
 
 
@@ -181,50 +187,51 @@ def next_due(core: Core, after: datetime | None = None) -> datetime | None:
     return min(found) if found else None
 
 
-def run_due(core: Core, limit: int = 10_000) -> int:
+def run_due(core: Core, limit: int = 10_000, wall: Clock = claims.WALL) -> int:
     """Fire due timers and run due jobs, earliest first; returns how many were worked off.
 
-    Timers and jobs whose instance is busy (another worker has it) are left due and
+    Each round claims a batch of due timers and one of due jobs (``claims.claim``, one
+    round trip each) and works them off in due order, each in its own unit of work.
+    Timers and jobs whose instance is busy (another worker has it) are released and
     skipped for the rest of this pass instead of being retried in a tight loop.
     """
     core.refresh_clock()
-    busy_timers: set[int] = set()
-    busy_jobs: set[str] = set()
+    skipped: dict[claims.Kind, set] = {kind: set() for kind in claims.KINDS}
     count = 0
-    for _ in range(limit):
-        if core.stopping.is_set():
+    while count < limit and not core.stopping.is_set():
+        n = min(core.settings.claim_batch, limit - count)
+        batch = sorted(item for kind in claims.KINDS for item in claims.claim(core, kind, n, skipped[kind], wall))
+        if not batch:
             break
-        if _timer_first(core, busy_timers, busy_jobs):
-            ran = _counted(fire_next(core, busy_timers), busy_timers)
-            ran = _counted(jobs.run_next(core, busy_jobs), busy_jobs) if ran is None else ran
-        else:
-            ran = _counted(jobs.run_next(core, busy_jobs), busy_jobs)
-            ran = _counted(fire_next(core, busy_timers), busy_timers) if ran is None else ran
-        if ran is None:
-            break
-        count += ran
+        count += _work_off(core, batch[:n], batch[n:], skipped)
     return count
 
 
-def _counted(ran: int | str | None, busy: set) -> int | None:
-    """1 for a timer or job worked off, 0 for one skipped as busy, None for nothing due."""
-    if ran is None:
-        return None
-    return 0 if ran in busy else 1
-
-
-def _timer_first(core: Core, busy_timers: set[int], busy_jobs: set[str]) -> bool:
-    now = core.now()
-    timers = select(Timer.due_at).where(Timer.state == "waiting", Timer.due_at <= now)
-    if busy_timers:
-        timers = timers.where(Timer.id.not_in(busy_timers))
-    pending = select(Job.due_at).where(Job.state == "pending", Job.due_at <= now)
-    if busy_jobs:
-        pending = pending.where(Job.id.not_in(busy_jobs))
-    with core.db.read() as s:
-        timer = s.scalars(timers.order_by(Timer.due_at).limit(1)).first()
-        job = s.scalars(pending.order_by(Job.due_at).limit(1)).first()
-    return timer is not None and (job is None or timer <= job)
+def _work_off(core: Core, items: list[claims.Claimed], extra: list[claims.Claimed], skipped: dict) -> int:
+    """Fire claimed items in order; whatever is left unfired gets its lease back (one UPDATE per kind)."""
+    done = 0
+    left = list(extra)
+    try:
+        for at, item in enumerate(items):
+            if core.stopping.is_set():
+                left.extend(items[at:])
+                break
+            kind = claims.KINDS[item.rank]
+            fired = fire_claimed(core, item.id) if kind is claims.TIMERS else jobs.run_claimed(core, item.id)
+            if fired:
+                done += 1
+            else:
+                skipped[kind].add(item.id)
+                left.append(item)
+    except BaseException:
+        # NOTE: the item in progress rolled back. Releasing the whole batch is safe: a fired
+        # row's lease is cleared already, and ``release`` only touches this worker's leases.
+        left = items + extra
+        raise
+    finally:
+        for rank, kind in enumerate(claims.KINDS):
+            claims.release(core, kind, [item.id for item in left if item.rank == rank])
+    return done
 
 
 def advance(core: Core, delta: timedelta) -> datetime:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -121,7 +122,18 @@ class Job(Base):
     """A service task waiting for its handler: claimed by workers, retried with backoff."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_due", "state", "due_at"),)
+    __table_args__ = (
+        # NOTE: serves the claim (runner.service.claims.claim_query): ``state = 'pending' AND
+        # due_at <= :now ... ORDER BY due_at, id LIMIT :n``. The index is read in order and the
+        # scan stops after n rows, however many jobs share one due time; also the earliest due job.
+        Index(
+            "ix_jobs_claim",
+            "due_at",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine's task id
     instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), index=True)
@@ -146,7 +158,16 @@ class Timer(Base):
 
     __tablename__ = "timers"
     __table_args__ = (
-        Index("ix_timers_due", "state", "due_at"),
+        # NOTE: serves the claim (runner.service.claims.claim_query): ``state = 'waiting' AND
+        # due_at <= :now ... ORDER BY due_at, id LIMIT :n`` reads n entries in order, however many
+        # timers share one due time (the virtual clock gives them all the same); also next_due.
+        Index(
+            "ix_timers_claim",
+            "due_at",
+            "id",
+            postgresql_where=text("state = 'waiting'"),
+            sqlite_where=text("state = 'waiting'"),
+        ),
         Index("ix_timers_task", "instance_id", "task_id", "timer_name"),
     )
 
@@ -160,6 +181,9 @@ class Timer(Base):
     state: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting|fired|cancelled|incident
     fired_at: Mapped[datetime | None]
     value: Mapped[str] = mapped_column(String(200), default="")
+    # The worker whose batch holds the timer, until when (wall-clock time): see runner.service.claims.
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None]
 
 
 class Subscription(Base):
@@ -213,7 +237,19 @@ class OutboxMessage(Base):
     """A side effect to deliver, written in the same transaction as the step that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "state", "due_at"),)
+    __table_args__ = (
+        # The ``sending`` rows that ``outbox.recover`` looks at, and counts per state.
+        Index("ix_outbox_due", "state", "due_at"),
+        # NOTE: serves the delivery claim (outbox.claim_query): ``state = 'pending' AND due_at <=
+        # :now ORDER BY due_at, id LIMIT 1``, read in order however many messages share a due time.
+        Index(
+            "ix_outbox_claim",
+            "due_at",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
@@ -228,6 +264,24 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class Worker(Base):
+    """A worker process's heartbeat: who it is, when it last ticked, how far behind due work is."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # Settings.worker_id
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    last_beat_at: Mapped[datetime]  # wall-clock time, as the leases
+    # Seconds the oldest due timer or job waits past its due time (runner time), at the last beat.
+    lag_seconds: Mapped[float | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    items_done: Mapped[int] = mapped_column(default=0)
+    state: Mapped[str] = mapped_column(String(20), default="running")  # running|stopped|lost
 
 
 class ClockRow(Base):
