@@ -25,16 +25,20 @@ entries, however many rows share one due time (``tests/test_claims_pg.py`` check
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import logging
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, Update, or_, select, update
+from sqlalchemy import CursorResult, Select, Update, or_, select, union, update
 
 from runner.clock import Clock, SystemClock
 from runner.service.unit import Core
 from runner.store.models import Job, Timer
+
+log = logging.getLogger(__name__)
 
 WALL = SystemClock()
 
@@ -121,6 +125,44 @@ def release(core: Core, kind: Kind, ids: Sequence[Any]) -> int:
             ),
         )
     return result.rowcount
+
+
+@contextmanager
+def holding(core: Core) -> Iterator[None]:
+    """A pass of claims: first free dead workers' leases, then hold this worker's lock throughout."""
+    release_dead(core)
+    with core.worker_locks.holding(core.settings.worker_id):
+        yield
+
+
+def release_dead(core: Core) -> int:
+    """Release the leases of workers that no longer run (their lock is free); returns how many."""
+    me = core.settings.worker_id
+    holders = union(*(select(kind.model.locked_by).where(kind.model.locked_by.is_not(None)) for kind in KINDS))
+    with core.db.read() as s:
+        others = [h for h in s.scalars(select(holders.subquery().c[0]).distinct()) if h != me]
+        dead = [h for h in others if core.worker_locks.gone(s, h)]
+    return release_workers(core, dead)
+
+
+def release_workers(core: Core, workers: Collection[str]) -> int:
+    """Give back every lease ``workers`` hold (they died, or stopped heartbeating)."""
+    if not workers:
+        return 0
+    count = 0
+    with core.db.unit() as s:
+        for kind in KINDS:
+            model = kind.model
+            result = s.execute(
+                update(model)
+                .where(model.locked_by.in_(list(workers)))
+                .values(locked_by=None, locked_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            count += cast(CursorResult[Any], result).rowcount
+    if count:
+        log.warning("released %s lease(s) of worker(s) gone: %s", count, ", ".join(sorted(workers)))
+    return count
 
 
 def held_query(kind: Kind, row_id: Any, worker: str, postgres: bool) -> Select:

@@ -136,13 +136,14 @@ def run_next(core: Core, skip: set[str] | None = None, wall: Clock = claims.WALL
     one pass does not spin on it.
     """
     skip = set() if skip is None else skip
-    claimed = claims.claim(core, claims.JOBS, 1, skip, wall)
-    if not claimed:
-        return None
-    job_id = claimed[0].id
-    if not run_claimed(core, job_id):
-        skip.add(job_id)
-        claims.release(core, claims.JOBS, [job_id])
+    with claims.holding(core):
+        claimed = claims.claim(core, claims.JOBS, 1, skip, wall)
+        if not claimed:
+            return None
+        job_id = claimed[0].id
+        if not run_claimed(core, job_id):
+            skip.add(job_id)
+            claims.release(core, claims.JOBS, [job_id])
     return job_id
 
 

@@ -90,13 +90,14 @@ def fire_next(core: Core, skip: set[int] | None = None, wall: Clock = claims.WAL
     A timer that was not fired (its instance busy) stays due and is added to ``skip``.
     """
     skip = set() if skip is None else skip
-    claimed = claims.claim(core, claims.TIMERS, 1, skip, wall)
-    if not claimed:
-        return None
-    timer_id = claimed[0].id
-    if not fire_claimed(core, timer_id):
-        skip.add(timer_id)
-        claims.release(core, claims.TIMERS, [timer_id])
+    with claims.holding(core):
+        claimed = claims.claim(core, claims.TIMERS, 1, skip, wall)
+        if not claimed:
+            return None
+        timer_id = claimed[0].id
+        if not fire_claimed(core, timer_id):
+            skip.add(timer_id)
+            claims.release(core, claims.TIMERS, [timer_id])
     return timer_id
 
 
@@ -198,12 +199,13 @@ def run_due(core: Core, limit: int = 10_000, wall: Clock = claims.WALL) -> int:
     core.refresh_clock()
     skipped: dict[claims.Kind, set] = {kind: set() for kind in claims.KINDS}
     count = 0
-    while count < limit and not core.stopping.is_set():
-        n = min(core.settings.claim_batch, limit - count)
-        batch = sorted(item for kind in claims.KINDS for item in claims.claim(core, kind, n, skipped[kind], wall))
-        if not batch:
-            break
-        count += _work_off(core, batch[:n], batch[n:], skipped)
+    with claims.holding(core):
+        while count < limit and not core.stopping.is_set():
+            n = min(core.settings.claim_batch, limit - count)
+            batch = sorted(item for kind in claims.KINDS for item in claims.claim(core, kind, n, skipped[kind], wall))
+            if not batch:
+                break
+            count += _work_off(core, batch[:n], batch[n:], skipped)
     return count
 
 

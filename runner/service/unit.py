@@ -31,8 +31,8 @@ from runner.registry import Registry
 from runner.sandbox.budget import Limits
 from runner.service import projection
 from runner.settings import Settings
-from runner.store.database import Database, PoolOptions, add_row_later, make_engine
-from runner.store.leases import SenderLocks
+from runner.store.database import Database, add_row_later, make_engine
+from runner.store.leases import SenderLocks, WorkerLocks
 from runner.store.models import ClockRow, HistoryEvent, Instance, ProcessVersion, Subscription
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ class Core:
         # The outbox's transports, built once per channel (see outbox.transport_for).
         self.transports: dict[str, Any] = {}
         self.sender_locks = SenderLocks(self.db)
+        # Whether the worker named in a lease on a timer or job still runs (runner.service.claims).
+        self.worker_locks = WorkerLocks(self.db)
 
     def now(self) -> datetime:
         """The runner's current time (virtual or real)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -86,6 +87,69 @@ class SenderLocks:
                 oid = int(conn.scalar(text("select 'outbox'::regclass::oid::bigint")))
             self._space = oid - 2**32 if oid >= 2**31 else oid
         return self._space
+
+
+class WorkerLocks:
+    """Whether the worker named in a timer's or job's lease still runs: a lock held during each pass.
+
+    A worker holds the lock named after its id (``Settings.worker_id``) while it holds leases
+    (``runner.service.claims.holding``): an advisory lock on PostgreSQL, a record lock on
+    SQLite, as the senders' locks above. A lease whose holder's lock can be taken belongs to
+    a dead worker and is released at once instead of when it runs out. NOTE: only how soon
+    work comes back depends on this; no item fires twice either way (see claims).
+    """
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._space: int | None = None
+
+    @contextmanager
+    def holding(self, worker: str) -> Iterator[None]:
+        """Hold ``worker``'s lock for the block (not taken if another thread of it holds it)."""
+        key = _key(worker)
+        if self.db.is_postgres:
+            space = self.lock_space()
+            with self.db.engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                taken = bool(conn.scalar(select(func.pg_try_advisory_lock(space, key))))
+                try:
+                    yield
+                finally:
+                    if taken:
+                        conn.scalar(select(func.pg_advisory_unlock(space, key)))
+            return
+        lock_file = _lock_file(self.db, "-worker-locks")
+        taken = lock_file is not None and lock_file.take(key)
+        try:
+            yield
+        finally:
+            if taken and lock_file is not None:
+                lock_file.give_back(key)
+
+    def gone(self, s: Session, worker: str) -> bool:
+        """True when no live process holds ``worker``'s lock (False where nothing can tell)."""
+        key = _key(worker)
+        if self.db.is_postgres:
+            space = self.lock_space()
+            if not s.scalar(select(func.pg_try_advisory_lock(space, key))):
+                return False
+            s.scalar(select(func.pg_advisory_unlock(space, key)))
+            return True
+        lock_file = _lock_file(self.db, "-worker-locks")
+        return lock_file is not None and lock_file.probe(key)
+
+    def lock_space(self) -> int:
+        """The first key of the workers' advisory locks: the workers table's oid, as a signed int4."""
+        if self._space is None:
+            with self.db.engine.connect() as conn:
+                oid = int(conn.scalar(text("select 'workers'::regclass::oid::bigint")))
+            self._space = oid - 2**32 if oid >= 2**31 else oid
+        return self._space
+
+
+def _key(worker: str) -> int:
+    """A worker id as a lock key: a non-negative int4 (a byte offset on SQLite)."""
+    return zlib.crc32(worker.encode()) & 0x7FFFFFFF
 
 
 class Hold:
@@ -176,11 +240,11 @@ _LOCK_FILES: dict[tuple[int, str], _LockFile] = {}
 _LOCK_FILES_MUTEX = threading.Lock()
 
 
-def _lock_file(db: Database) -> _LockFile | None:
+def _lock_file(db: Database, suffix: str = "-outbox-locks") -> _LockFile | None:
     database = db.engine.url.database
     if fcntl is None or not database or database == ":memory:" or database.startswith("file:"):
         return None
-    path = os.path.abspath(database) + "-outbox-locks"
+    path = os.path.abspath(database) + suffix
     with _LOCK_FILES_MUTEX:
         key = (os.getpid(), path)
         if key not in _LOCK_FILES:

@@ -133,6 +133,13 @@ class Job(Base):
             postgresql_where=text("state = 'pending'"),
             sqlite_where=text("state = 'pending'"),
         ),
+        # NOTE: serves claims.release_dead: the holders of leases (only leased rows are in it).
+        Index(
+            "ix_jobs_leased",
+            "locked_by",
+            postgresql_where=text("locked_by IS NOT NULL"),
+            sqlite_where=text("locked_by IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine's task id
@@ -167,6 +174,13 @@ class Timer(Base):
             "id",
             postgresql_where=text("state = 'waiting'"),
             sqlite_where=text("state = 'waiting'"),
+        ),
+        # NOTE: serves claims.release_dead: the holders of leases (only leased rows are in it).
+        Index(
+            "ix_timers_leased",
+            "locked_by",
+            postgresql_where=text("locked_by IS NOT NULL"),
+            sqlite_where=text("locked_by IS NOT NULL"),
         ),
         Index("ix_timers_task", "instance_id", "task_id", "timer_name"),
     )

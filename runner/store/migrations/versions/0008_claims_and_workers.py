@@ -29,6 +29,9 @@ def _partial(state: str) -> dict[str, sa.TextClause]:
     return {"postgresql_where": where, "sqlite_where": where}
 
 
+LEASED = {"postgresql_where": sa.text("locked_by IS NOT NULL"), "sqlite_where": sa.text("locked_by IS NOT NULL")}
+
+
 def upgrade() -> None:
     with op.batch_alter_table("timers", schema=None) as batch:
         batch.add_column(sa.Column("locked_by", sa.String(length=200), nullable=True))
@@ -36,10 +39,13 @@ def upgrade() -> None:
         batch.drop_index("ix_timers_due")
     # claims.claim_query for timers, and scheduler.next_due
     op.create_index("ix_timers_claim", "timers", ["due_at", "id"], unique=False, **_partial("waiting"))
+    # claims.release_dead: who holds leases (only leased rows are in it)
+    op.create_index("ix_timers_leased", "timers", ["locked_by"], unique=False, **LEASED)
     with op.batch_alter_table("jobs", schema=None) as batch:
         batch.drop_index("ix_jobs_due")
     # claims.claim_query for jobs, and jobs.next_due
     op.create_index("ix_jobs_claim", "jobs", ["due_at", "id"], unique=False, **_partial("pending"))
+    op.create_index("ix_jobs_leased", "jobs", ["locked_by"], unique=False, **LEASED)
     # outbox.claim_query
     op.create_index("ix_outbox_claim", "outbox", ["due_at", "id"], unique=False, **_partial("pending"))
     op.create_table(
@@ -61,9 +67,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("workers")
     op.drop_index("ix_outbox_claim", table_name="outbox", **_partial("pending"))
+    op.drop_index("ix_jobs_leased", table_name="jobs", **LEASED)
     op.drop_index("ix_jobs_claim", table_name="jobs", **_partial("pending"))
     with op.batch_alter_table("jobs", schema=None) as batch:
         batch.create_index("ix_jobs_due", ["state", "due_at"], unique=False)
+    op.drop_index("ix_timers_leased", table_name="timers", **LEASED)
     op.drop_index("ix_timers_claim", table_name="timers", **_partial("waiting"))
     with op.batch_alter_table("timers", schema=None) as batch:
         batch.create_index("ix_timers_due", ["state", "due_at"], unique=False)
