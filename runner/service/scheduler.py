@@ -19,7 +19,7 @@ from runner.clock import Clock, FixedClock
 from runner.errors import Conflict, Invalid, RunnerError
 from runner.model import timeparse
 from runner.sandbox.budget import Interrupted
-from runner.service import claims, jobs, outbox
+from runner.service import claims, jobs, outbox, workers
 from runner.service.deployment import Deployed
 from runner.service.unit import Core, Unit
 from runner.store.database import savepoint
@@ -266,17 +266,25 @@ def _persist_clock(core: Core) -> None:
         core.save_clock(s)
 
 
-def tick(core: Core) -> None:
-    """One scheduler tick: timers, jobs, then the outbox."""
+def tick(core: Core, wall: Clock = claims.WALL) -> None:
+    """One scheduler tick: lost workers' leases, timers, jobs, the outbox, then the heartbeat."""
+    done, error = 0, None
     try:
-        run_due(core)
+        workers.release_lost(core, wall)
+        done = run_due(core, wall=wall)
         if not core.stopping.is_set():
             outbox.deliver_due(core)
     except Interrupted:
         # NOTE: the script's unit of work rolled back: its timer or job is due again.
         log.info("worker %s stopped a running script; its work stays due", core.settings.worker_id)
-    except RunnerError:
+    except RunnerError as exc:
+        error = f"{type(exc).__name__}: {exc}"
         log.exception("tick failed")
+    finally:
+        try:
+            workers.beat(core, wall, done=done, error=error)
+        except RunnerError:
+            log.exception("worker %s could not write its heartbeat", core.settings.worker_id)
 
 
 def work(core: Core) -> None:
@@ -305,4 +313,5 @@ def work(core: Core) -> None:
     )
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
+    workers.stopped(core)
     log.info("worker %s stopped", core.settings.worker_id)
