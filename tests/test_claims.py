@@ -1,0 +1,152 @@
+"""Batch claims, leases and worker heartbeats, on both databases, with injectable wall clocks."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import make_runner
+from sqlalchemy import select
+
+from runner.clock import FixedClock
+from runner.errors import Invalid
+from runner.queries import tasklists as inbox
+from runner.registry import Registry
+from runner.service import claims, scheduler, workers
+from runner.service.runtime import Runner
+from runner.settings import Settings
+from runner.store.models import Timer, Worker
+
+CHAIN = Path(__file__).parent / "bpmn" / "scheduler" / "chain.bpmn"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture
+def pair(url: str, registry: Registry) -> Iterator[tuple[Runner, Runner]]:
+    """Two workers (w1, w2) on one database, one lease and heartbeat timeout each."""
+    one = make_runner(url, registry, worker_id="w1", job_lease_seconds=60.0, worker_timeout_seconds=30.0)
+    two = make_runner(url, registry, worker_id="w2", job_lease_seconds=60.0, worker_timeout_seconds=30.0)
+    yield one, two
+    for r in (one, two):
+        r.db.engine.dispose()
+
+
+def due_timers(runner: Runner, count: int) -> list[int]:
+    """``count`` instances waiting on a timer due in 30 minutes, then the virtual clock moved past it."""
+    runner.deploy([CHAIN])
+    for n in range(count):
+        runner.start_instance("chain", f"KH{n}", {"first_wait": "PT30M"})
+    clock = runner.clock
+    assert isinstance(clock, FixedClock)
+    clock.advance(timedelta(hours=1))
+    with runner.db.unit() as s:
+        runner.save_clock(s)
+        return list(s.scalars(select(Timer.id).where(Timer.state == "waiting").order_by(Timer.id)))
+
+
+def leases(runner: Runner) -> dict[int, str | None]:
+    with runner.db.read() as s:
+        return dict(s.execute(select(Timer.id, Timer.locked_by).where(Timer.state == "waiting")).all())
+
+
+def test_a_claim_leases_a_batch_in_due_order_and_another_worker_gets_the_rest(pair) -> None:
+    one, two = pair
+    ids = due_timers(one, 5)
+    two.refresh_clock()
+    wall = FixedClock(one.now())
+
+    first = claims.claim(one, claims.TIMERS, 3, wall=wall)
+    second = claims.claim(two, claims.TIMERS, 3, wall=wall)
+
+    assert [c.id for c in first] == ids[:3]
+    assert [c.id for c in second] == ids[3:]
+    assert claims.claim(two, claims.TIMERS, 3, wall=wall) == []
+    assert leases(one) == {**dict.fromkeys(ids[:3], "w1"), **dict.fromkeys(ids[3:], "w2")}
+
+
+def test_a_lease_runs_out_and_a_late_firing_by_its_old_holder_is_skipped(pair) -> None:
+    one, two = pair
+    [timer_id] = due_timers(one, 1)
+    two.refresh_clock()
+    wall = FixedClock(one.now())
+    [claimed] = claims.claim(one, claims.TIMERS, 5, wall=wall)
+
+    wall.advance(timedelta(seconds=59))
+    assert claims.claim(two, claims.TIMERS, 5, wall=wall) == []
+    wall.advance(timedelta(seconds=2))
+    assert [c.id for c in claims.claim(two, claims.TIMERS, 5, wall=wall)] == [timer_id]
+
+    assert scheduler.fire_claimed(one, claimed.id) is False  # w1's lease is gone: it must not fire
+    assert scheduler.fire_claimed(two, timer_id) is True
+    assert scheduler.fire_claimed(two, timer_id) is False  # fired: never twice
+    fired = Counter(h["element_id"] for h in inbox.history(one, events=["timer.fired"]))
+    assert fired == {"first": 1}
+    assert leases(one) == {}
+
+
+def test_a_worker_silent_past_the_timeout_loses_its_leases_to_any_other(pair) -> None:
+    one, two = pair
+    ids = due_timers(one, 4)
+    two.refresh_clock()
+    wall = FixedClock(one.now())
+    workers.beat(one, wall)
+    workers.beat(two, wall)
+    claims.claim(one, claims.TIMERS, 10, wall=wall)
+
+    wall.advance(timedelta(seconds=29))
+    workers.beat(two, wall)
+    assert workers.release_lost(two, wall) == []
+    assert set(leases(one).values()) == {"w1"}
+
+    wall.advance(timedelta(seconds=2))  # w1's last beat is 31 s old; the leases still had 29 s to go
+    assert workers.release_lost(two, wall) == ["w1"]
+    assert set(leases(one).values()) == {None}
+    states = {w["id"]: w["state"] for w in workers.list_workers(two, wall)}
+    assert states == {"w1": "lost", "w2": "running"}
+    assert scheduler.run_due(two, wall=wall) == 8  # four timers and the four jobs after them
+    fired = Counter(h["business_key"] for h in inbox.history(two, events=["timer.fired"]))
+    assert fired == Counter({f"KH{n}": 1 for n in range(len(ids))})
+
+
+def test_the_heartbeat_counts_work_and_keeps_the_lag_and_the_last_error(pair) -> None:
+    one, _ = pair
+    due_timers(one, 2)
+    wall = FixedClock(one.now())
+    workers.beat(one, wall, error="RunnerError: the database went away")
+    [row] = workers.list_workers(one, wall)
+    assert row["lag_seconds"] == pytest.approx(30 * 60)  # due 30 minutes before the virtual now
+    assert (row["state"], row["items_done"], row["leases"]) == ("running", 0, 0)
+
+    scheduler.tick(one, wall)
+    [row] = workers.list_workers(one, wall)
+    assert (row["items_done"], row["lag_seconds"], row["leases"]) == (4, 0.0, 0)
+    assert row["last_error"] == "RunnerError: the database went away"  # the last one, kept
+    wall.advance(timedelta(seconds=31))
+    assert workers.list_workers(one, wall)[0]["state"] == "silent"
+    with one.db.read() as s:
+        assert s.get_one(Worker, "w1").state == "running"
+
+
+def test_a_claimed_timer_cancelled_meanwhile_is_not_fired_and_its_lease_is_handed_back(pair) -> None:
+    one, _ = pair
+    [timer_id] = due_timers(one, 1)
+    wall = FixedClock(one.now())
+    [claimed] = claims.claim(one, claims.TIMERS, 5, wall=wall)
+    # The row is gone from under the claim (cancelled): not fired, handed back by the pass.
+    with one.db.unit() as s:
+        s.get_one(Timer, timer_id).state = "cancelled"
+    assert scheduler.fire_claimed(one, claimed.id) is False
+    assert claims.release(one, claims.TIMERS, [timer_id]) == 1
+    assert scheduler.run_due(one, wall=wall) == 0
+
+
+def test_settings_refuse_a_batch_below_one() -> None:
+    with pytest.raises(Invalid, match="RUNNER_CLAIM_BATCH"):
+        Settings.from_env({"RUNNER_CLAIM_BATCH": "0"})
