@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -109,3 +110,78 @@ def _assert_exactly_once(runner: Runner, ids: set[str], raw: Path) -> None:
     assert fired == Counter(dict.fromkeys(ids, 1))
     assert statuses == Counter({"completed": INSTANCES})
     assert inbox.incidents(runner, state=None) == []
+
+
+def test_a_worker_killed_mid_batch_leaves_its_batch_to_another_exactly_once(pg_url: str, tmp_path: Path) -> None:
+    """SIGKILL while the third item of a batch of 10 runs: its leases come back at once, each item runs once."""
+    count = 30
+    runner = Runner(Settings.from_env({}, database_url=pg_url, clock="system"), registry=workerproc.make_registry())
+    with runner.db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "create table invocations (id serial primary key, job_key varchar(100), "
+                "element_id varchar(50), pid integer)"
+            )
+        )
+    runner.deploy([BPMN / "jobs" / "count.bpmn"])
+    ids = {runner.start_instance("jobs_count", f"KH-{n:03d}", {"wait": "PT1S"}) for n in range(count)}
+    (raw := tmp_path / "raw").mkdir()
+    env = {
+        **os.environ,
+        "RUNNER_DATABASE_URL": pg_url,
+        "RUNNER_CLOCK": "system",
+        "RUNNER_CLAIM_BATCH": "10",
+        "RUNNER_JOB_LEASE_SECONDS": "3600",  # NOTE: far beyond the test: only the dead worker's lock frees them
+        "WORKER_RAW_DIR": str(raw),
+    }
+    doomed = subprocess.Popen(
+        [sys.executable, workerproc.__file__, "loop", "--seconds", "60"],
+        env={**env, "WORKER_BLOCK_AT": "3"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert doomed.stdout is not None
+        line = doomed.stdout.readline()
+        assert line.startswith(workerproc.BLOCKED), line + doomed.stderr.read() if doomed.stderr else ""
+        blocked_key = line.split()[1]
+        with runner.db.engine.connect() as conn:
+            held = conn.execute(sa.text("select count(*) from jobs where locked_by is not null")).scalar_one()
+        assert held == 8  # ten claimed, two done, the third in its handler
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.communicate()
+
+    [report] = _reports(
+        [
+            subprocess.Popen(
+                [sys.executable, workerproc.__file__, "loop", "--seconds", str(DEADLINE)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        ]
+    )
+    assert report["done"] and report["ran"] == count * 3 - 2
+
+    with runner.db.engine.connect() as conn:
+        committed = Counter(conn.execute(sa.text("select job_key from invocations")).scalars())
+        called = Counter(
+            conn.execute(
+                sa.text("select instance_id || '/' || element_id from history where event = 'handler.called'")
+            ).scalars()
+        )
+        fired = Counter(conn.execute(sa.text("select instance_id from history where event = 'timer.fired'")).scalars())
+        job_keys = set(conn.execute(sa.text("select instance_id || '/' || id from jobs")).scalars())
+        leased = conn.execute(sa.text("select count(*) from jobs where locked_by is not null")).scalar_one()
+    calls = Counter(line.split()[1] for path in raw.glob("raw-*.log") for line in path.read_text().splitlines())
+    assert len(job_keys) == count * 2 and leased == 0
+    assert committed == Counter(dict.fromkeys(job_keys, 1))
+    assert called == Counter({f"{i}/{e}": 1 for i in ids for e in ("first", "second")})
+    assert fired == Counter(dict.fromkeys(ids, 1))
+    # The killed call never committed; it ran again in the second worker, and nothing else did.
+    assert calls == Counter({**dict.fromkeys(job_keys, 1), blocked_key: 2})
+    assert inbox.incidents(runner, state=None) == []
+    runner.db.engine.dispose()

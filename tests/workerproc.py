@@ -52,9 +52,19 @@ def _note_call(ctx: HandlerContext) -> None:
             fh.write(f"{ctx.topic} {ctx.idempotency_key}\n")
 
 
+_CALLS: list[str] = []
+
+
 def count_once(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
-    """Record the call in a domain table (committed with the step) and in the raw file."""
+    """Record the call in a domain table (committed with the step) and in the raw file.
+
+    With ``WORKER_BLOCK_AT=N`` the process's Nth call prints BLOCKED and hangs until killed.
+    """
     _note_call(ctx)
+    _CALLS.append(ctx.idempotency_key)
+    if os.environ.get("WORKER_BLOCK_AT") == str(len(_CALLS)):
+        print(BLOCKED, ctx.idempotency_key, flush=True)
+        threading.Event().wait()
     ctx.session.execute(
         text("insert into invocations (job_key, element_id, pid) values (:k, :e, :p)"),
         {"k": ctx.idempotency_key, "e": ctx.element_id, "p": os.getpid()},

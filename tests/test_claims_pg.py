@@ -1,0 +1,68 @@
+"""The claim's plan at 100k due rows sharing one due time, on PostgreSQL: an in-order index scan.
+
+The statement explained is the one the worker issues (``claims.lease_statement``), compiled by
+SQLAlchemy for PostgreSQL with its values inlined, not SQL retyped here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import make_runner
+
+from runner.clock import FixedClock
+from runner.registry import Registry
+from runner.service import claims
+
+pytestmark = [pytest.mark.postgres]
+
+ROWS = 100_000
+CHAIN = Path(__file__).parent / "bpmn" / "scheduler" / "chain.bpmn"
+
+
+def plan(conn: sa.Connection, statement: sa.Executable) -> str:
+    sql = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    return "\n".join(conn.exec_driver_sql(f"EXPLAIN {sql}").scalars())
+
+
+def test_the_claim_reads_its_index_in_order_at_100k_rows_due_at_once(pg_url: str, registry: Registry) -> None:
+    runner = make_runner(pg_url, registry, worker_id="w1")
+    runner.deploy([CHAIN])
+    instance_id = runner.start_instance("chain", "KH1", {"first_wait": "PT1H"})
+    due = runner.now()
+    with runner.db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "insert into timers (process_key, element_id, timer_name, due_at, state, value) "
+                "select 'chain', 'first', 'date', :due, 'waiting', '' from generate_series(1, :n)"
+            ),
+            {"due": due.replace(tzinfo=None), "n": ROWS},
+        )
+        conn.execute(
+            sa.text(
+                "insert into jobs (id, instance_id, element_id, topic, params, properties, state, attempts, "
+                "max_attempts, timeout, due_at, created_at) select 'job-' || g, :inst, 'mark', 'demo.echo', "
+                "'{}', '{}', 'pending', 0, 3, 30, :due, :due from generate_series(1, :n) g"
+            ),
+            {"inst": instance_id, "due": due.replace(tzinfo=None), "n": ROWS},
+        )
+        conn.execute(sa.text("analyze timers; analyze jobs"))
+    assert isinstance(runner.clock, FixedClock)
+    runner.clock.advance(timedelta(minutes=1))
+    wall = runner.now()
+    try:
+        with runner.db.engine.connect() as conn:
+            for kind, index in ((claims.TIMERS, "ix_timers_claim"), (claims.JOBS, "ix_jobs_claim")):
+                text = plan(conn, claims.lease_statement(runner, kind, "w1", wall, 50, skip=["x"] if kind is claims.JOBS else [1]))
+                assert f"Index Scan using {index}" in text, text
+                assert "Sort" not in text, text
+                assert "Seq Scan" not in text, text
+        # The same statement claims 50 of the 100k, and the next claim the next 50.
+        first = claims.claim(runner, claims.TIMERS, 50, wall=FixedClock(wall))
+        second = claims.claim(runner, claims.TIMERS, 50, wall=FixedClock(wall))
+        assert len(first) == len(second) == 50 and not {c.id for c in first} & {c.id for c in second}
+    finally:
+        runner.db.engine.dispose()
