@@ -36,7 +36,7 @@ from sqlalchemy import CursorResult, Select, Update, or_, select, union, update
 
 from runner.clock import Clock, SystemClock
 from runner.service.unit import Core
-from runner.store.models import Job, Timer
+from runner.store.models import Instance, Job, Timer
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,11 @@ def release_workers(core: Core, workers: Collection[str]) -> int:
     return count
 
 
-def held_query(kind: Kind, row_id: Any, worker: str, postgres: bool) -> Select:
-    """The row of a claimed item, locked, if it is still waiting and still leased to ``worker``."""
+def held_query(kind: Kind, row_id: Any, worker: str, postgres: bool, *, with_instance: bool = False) -> Select:
+    """The row of a claimed item (with its instance), locked, if still waiting and leased to ``worker``."""
     model = kind.model
-    query = select(model).where(model.id == row_id, model.state == kind.state, model.locked_by == worker)
-    # NOTE: SKIP LOCKED: a row some other unit of work holds (cancelling it, say) is busy, not waited for.
+    query = select(model, Instance).join(Instance, model.instance_id == Instance.id) if with_instance else select(model)
+    query = query.where(model.id == row_id, model.state == kind.state, model.locked_by == worker)
+    # NOTE: SKIP LOCKED: a row some other unit of work holds (its instance running a step,
+    # the row being cancelled) is busy, not waited for.
     return query.with_for_update(skip_locked=True) if postgres else query

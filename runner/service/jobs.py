@@ -104,24 +104,24 @@ def run_claimed(core: Core, job_id: str) -> bool:
     try:
         with logs.bind(), core.unit(sync=False) as unit:
             s = unit.session
-            job = s.scalars(
-                claims.held_query(claims.JOBS, job_id, core.settings.worker_id, core.db.is_postgres)
-            ).first()
-            if job is None:
+            # NOTE: one round trip locks the job and its instance (SKIP LOCKED: busy is skipped).
+            held = claims.held_query(
+                claims.JOBS, job_id, core.settings.worker_id, core.db.is_postgres, with_instance=True
+            )
+            row = s.execute(held).first()
+            if row is None:
                 return False
-            # NOTE: cleared in the commit that runs the job or schedules its next try.
-            job.locked_by, job.locked_until = None, None
-            loaded = unit.load_for_worker(job.instance_id)
-            if loaded is None:
-                raise Conflict(f"instance {job.instance_id} is busy")
-            inst, workflow = loaded
-            logs.annotate(instance_id=inst.id, business_key=inst.business_key, element=job.element_id)
+            job, inst = row
+            workflow = unit.restore(inst)
             try:
                 with savepoint(s):
+                    # NOTE: the lease is cleared in the same UPDATE that runs the job or schedules its next try.
+                    job.locked_by, job.locked_until = None, None
                     _run(unit, job, inst, workflow)
             except Conflict:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure counts as a try
+                job.locked_by, job.locked_until = None, None
                 _record_failure(unit, job, inst, exc)
     except Conflict as exc:
         log.info("job %s met a concurrent change; it stays due: %s", job_id, exc)

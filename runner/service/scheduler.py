@@ -64,19 +64,27 @@ def fire_claimed(core: Core, timer_id: int) -> bool:
     The firing runs in a SAVEPOINT: a failure rolls back to it and becomes an incident in
     the same transaction, while the timer row is still locked.
     """
+    worker, postgres = core.settings.worker_id, core.db.is_postgres
     try:
         with core.unit(sync=False) as unit:
-            query = claims.held_query(claims.TIMERS, timer_id, core.settings.worker_id, core.db.is_postgres)
-            timer = unit.session.scalars(query).first()
-            if timer is None:
-                return False
-            timer.locked_by, timer.locked_until = None, None
+            s = unit.session
+            # NOTE: one round trip locks the timer and its instance (SKIP LOCKED: busy is skipped).
+            row = s.execute(claims.held_query(claims.TIMERS, timer_id, worker, postgres, with_instance=True)).first()
+            if row is not None:
+                timer, inst = row
+            else:  # a timer start event has no instance; else the timer is busy or gone
+                query = claims.held_query(claims.TIMERS, timer_id, worker, postgres).where(Timer.instance_id.is_(None))
+                timer, inst = s.scalars(query).first(), None
+                if timer is None:
+                    return False
             try:
-                with savepoint(unit.session):
-                    _fire(unit, timer)
+                with savepoint(s):
+                    timer.locked_by, timer.locked_until = None, None  # NOTE: in the same UPDATE as the firing
+                    _fire(unit, timer, inst)
             except Conflict:
                 raise
             except Exception as exc:  # noqa: BLE001 - becomes an incident, never a hot loop
+                timer.locked_by, timer.locked_until = None, None
                 _record_failure(unit, timer, exc)
     except Conflict as exc:
         log.info("timer %s met a concurrent change; it stays due: %s", timer_id, exc)
@@ -101,16 +109,12 @@ def fire_next(core: Core, skip: set[int] | None = None, wall: Clock = claims.WAL
     return timer_id
 
 
-def _fire(unit: Unit, timer: Timer) -> None:
+def _fire(unit: Unit, timer: Timer, inst: Instance | None) -> None:
     now = unit.now()
-    if timer.instance_id is None:
+    if inst is None:
         _fire_start(unit, timer)
         return
-    loaded = unit.load_for_worker(timer.instance_id)
-    if loaded is None:
-        raise Conflict(f"instance {timer.instance_id} is busy")
-    inst, workflow = loaded
-    logs.annotate(business_key=inst.business_key)
+    workflow = unit.restore(inst)
     assert timer.task_id is not None, "an instance's timer waits on a task"
     timer.state, timer.fired_at = "fired", now
     if not unit.engine.fire_timer(workflow, timer.task_id, timer.timer_name):
