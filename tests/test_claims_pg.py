@@ -56,7 +56,10 @@ def test_the_claim_reads_its_index_in_order_at_100k_rows_due_at_once(pg_url: str
     try:
         with runner.db.engine.connect() as conn:
             for kind, index in ((claims.TIMERS, "ix_timers_claim"), (claims.JOBS, "ix_jobs_claim")):
-                text = plan(conn, claims.lease_statement(runner, kind, "w1", wall, 50, skip=["x"] if kind is claims.JOBS else [1]))
+                text = plan(
+                    conn,
+                    claims.lease_statement(runner, kind, "w1", wall, 50, skip=["x"] if kind is claims.JOBS else [1]),
+                )
                 assert f"Index Scan using {index}" in text, text
                 assert "Sort" not in text, text
                 assert "Seq Scan" not in text, text

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runner.clock import FixedClock
 from runner.errors import Invalid, NotFound
 from runner.queries import tasklists as inbox
 from runner.registry import HandlerContext, Registry
 from runner.service import accounts as users
 from runner.service import instance_migration as migration
+from runner.service import workers
 from runner.service.runtime import Runner
 from runner.settings import Settings
 from tests.webapp import PASSWORD, WebClient, add_user
@@ -434,3 +437,27 @@ def test_admin_pages_in_english(admin: WebClient, runner: Runner) -> None:
     page = _text(admin.get("/admin/"))
     assert "Virtual clock (demo mode)" in page and "+1 week" in page and "Đồng hồ" not in page
     assert "Validate and deploy" in _text(admin.get("/admin/deploy"))
+
+
+# --- workers ----------------------------------------------------------------------------------
+
+
+def test_the_workers_page_shows_live_and_lost_workers_their_lag_and_last_error(
+    admin: WebClient, runner: Runner
+) -> None:
+    from_now = FixedClock(runner.now())
+    quiet = Runner(replace(runner.settings, worker_id="quiet:1"), registry=runner.registry)
+    workers.beat(quiet, from_now)
+    from_now.advance(timedelta(seconds=runner.settings.worker_timeout_seconds + 1))
+    workers.beat(runner, from_now, done=7, error="RunnerError: the database went away")
+    assert workers.release_lost(runner, from_now) == ["quiet:1"]
+
+    page = _text(admin.get("/admin/workers"))
+    assert runner.settings.worker_id in page and "quiet:1" in page
+    assert "Đang chạy" in page and "Đã mất" in page
+    assert "RunnerError: the database went away" in page
+    assert re.search(r"<td>7</td>", page)
+    admin.post("/lang/en", data={"next": "/admin/workers"})
+    english = _text(admin.get("/admin/workers"))
+    assert "Workers" in english and "Lost" in english and "Last heartbeat" in english
+    quiet.db.engine.dispose()

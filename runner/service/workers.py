@@ -93,7 +93,7 @@ def list_workers(core: Core, wall: Clock = claims.WALL) -> list[dict[str, Any]]:
     """Every worker row, live ones first, with the leases each holds and whether it is overdue."""
     limit = wall.now() - timedelta(seconds=core.settings.worker_timeout_seconds)
     with core.db.read() as s:
-        leases: dict[str, int] = {}
+        leases: dict[str | None, int] = {}
         for kind in claims.KINDS:
             model = kind.model
             counted = (
