@@ -1,6 +1,7 @@
 """The claim's plan at 100k due rows sharing one due time, on PostgreSQL: an in-order index scan.
 
-The statement explained is the one the worker issues (``claims.lease_statement``), compiled by
+The statements explained are the ones the worker issues (``claims.lease_statement`` for timers
+and jobs, ``outbox.claim_query`` for messages), compiled by
 SQLAlchemy for PostgreSQL with its values inlined, not SQL retyped here.
 """
 
@@ -15,7 +16,7 @@ from conftest import make_runner
 
 from runner.clock import FixedClock
 from runner.registry import Registry
-from runner.service import claims
+from runner.service import claims, outbox
 
 pytestmark = [pytest.mark.postgres]
 
@@ -49,7 +50,14 @@ def test_the_claim_reads_its_index_in_order_at_100k_rows_due_at_once(pg_url: str
             ),
             {"inst": instance_id, "due": due.replace(tzinfo=None), "n": ROWS},
         )
-        conn.execute(sa.text("analyze timers; analyze jobs"))
+        conn.execute(
+            sa.text(
+                "insert into outbox (idempotency_key, channel, payload, state, attempts, due_at, created_at) "
+                "select 'key-' || g, 'log', '{}', 'pending', 0, :due, :due from generate_series(1, :n) g"
+            ),
+            {"due": due.replace(tzinfo=None), "n": ROWS},
+        )
+        conn.execute(sa.text("analyze timers; analyze jobs; analyze outbox"))
     assert isinstance(runner.clock, FixedClock)
     runner.clock.advance(timedelta(minutes=1))
     wall = runner.now()
@@ -63,6 +71,9 @@ def test_the_claim_reads_its_index_in_order_at_100k_rows_due_at_once(pg_url: str
                 assert f"Index Scan using {index}" in text, text
                 assert "Sort" not in text, text
                 assert "Seq Scan" not in text, text
+            text = plan(conn, outbox.claim_query(runner, runner.now()))
+            assert "Index Scan using ix_outbox_claim" in text, text
+            assert "Sort" not in text and "Seq Scan" not in text, text
         # The same statement claims 50 of the 100k, and the next claim the next 50.
         first = claims.claim(runner, claims.TIMERS, 50, wall=FixedClock(wall))
         second = claims.claim(runner, claims.TIMERS, 50, wall=FixedClock(wall))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from runner import logs
@@ -134,18 +134,21 @@ def _transport(core: Core, channel: str) -> Transport:
     return core.transports[channel]
 
 
+def claim_query(core: Core, now: datetime) -> Select:
+    """The earliest due message no one is sending: reads ``ix_outbox_claim`` in order (see models)."""
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now)
+        .order_by(OutboxMessage.due_at, OutboxMessage.id)
+        .limit(1)
+    )
+    return query.with_for_update(skip_locked=True) if core.db.is_postgres else query
+
+
 def _claim(core: Core, hold: leases.Hold) -> Envelope | None:
     now = core.now()
     with core.db.unit() as s:
-        query = (
-            select(OutboxMessage)
-            .where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now)
-            .order_by(OutboxMessage.due_at, OutboxMessage.id)
-            .limit(1)
-        )
-        if core.db.is_postgres:
-            query = query.with_for_update(skip_locked=True)
-        row = s.scalars(query).first()
+        row = s.scalars(claim_query(core, now)).first()
         if row is None:
             return None
         # NOTE: the lock is taken before ``sending`` commits, so no one ever sees a
