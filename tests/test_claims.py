@@ -150,3 +150,30 @@ def test_a_claimed_timer_cancelled_meanwhile_is_not_fired_and_its_lease_is_hande
 def test_settings_refuse_a_batch_below_one() -> None:
     with pytest.raises(Invalid, match="RUNNER_CLAIM_BATCH"):
         Settings.from_env({"RUNNER_CLAIM_BATCH": "0"})
+
+
+class Stepping:
+    """A wall clock that moves one second each time it is read (a long pass, without sleeping)."""
+
+    def __init__(self, start):
+        self.clock = FixedClock(start)
+
+    def now(self):
+        return self.clock.advance(timedelta(seconds=1))
+
+
+def test_a_long_pass_keeps_beating_so_the_worker_never_looks_silent(url: str, registry: Registry) -> None:
+    runner = make_runner(url, registry, worker_id="w1", claim_batch=2, poll_seconds=1.0)
+    due_timers(runner, 3)
+    wall = Stepping(runner.now())
+    pulse = workers.Pulse(runner, wall)
+    seen: list[int] = []
+
+    def after_batch(done: int) -> None:
+        pulse(done)
+        with runner.db.read() as s:
+            seen.append(s.get_one(Worker, "w1").items_done)
+
+    assert scheduler.run_due(runner, wall=wall, after_batch=after_batch) == 6  # three timers, three jobs
+    assert seen == [2, 4, 6]  # a beat after every batch of two, not one at the end
+    runner.db.engine.dispose()

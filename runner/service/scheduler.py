@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -192,13 +193,16 @@ def next_due(core: Core, after: datetime | None = None) -> datetime | None:
     return min(found) if found else None
 
 
-def run_due(core: Core, limit: int = 10_000, wall: Clock = claims.WALL) -> int:
+def run_due(
+    core: Core, limit: int = 10_000, wall: Clock = claims.WALL, after_batch: Callable[[int], None] | None = None
+) -> int:
     """Fire due timers and run due jobs, earliest first; returns how many were worked off.
 
     Each round claims a batch of due timers and one of due jobs (``claims.claim``, one
     round trip each) and works them off in due order, each in its own unit of work.
     Timers and jobs whose instance is busy (another worker has it) are released and
     skipped for the rest of this pass instead of being retried in a tight loop.
+    ``after_batch`` hears how many were worked off in each round (the worker's heartbeat).
     """
     core.refresh_clock()
     skipped: dict[claims.Kind, set] = {kind: set() for kind in claims.KINDS}
@@ -209,7 +213,10 @@ def run_due(core: Core, limit: int = 10_000, wall: Clock = claims.WALL) -> int:
             batch = sorted(item for kind in claims.KINDS for item in claims.claim(core, kind, n, skipped[kind], wall))
             if not batch:
                 break
-            count += _work_off(core, batch[:n], batch[n:], skipped)
+            done = _work_off(core, batch[:n], batch[n:], skipped)
+            count += done
+            if after_batch is not None:
+                after_batch(done)
     return count
 
 
@@ -272,10 +279,11 @@ def _persist_clock(core: Core) -> None:
 
 def tick(core: Core, wall: Clock = claims.WALL) -> None:
     """One scheduler tick: lost workers' leases, timers, jobs, the outbox, then the heartbeat."""
-    done, error = 0, None
+    pulse = workers.Pulse(core, wall)
+    error = None
     try:
         workers.release_lost(core, wall)
-        done = run_due(core, wall=wall)
+        run_due(core, wall=wall, after_batch=pulse)
         if not core.stopping.is_set():
             outbox.deliver_due(core)
     except Interrupted:
@@ -286,7 +294,7 @@ def tick(core: Core, wall: Clock = claims.WALL) -> None:
         log.exception("tick failed")
     finally:
         try:
-            workers.beat(core, wall, done=done, error=error)
+            pulse.beat(error)
         except RunnerError:
             log.exception("worker %s could not write its heartbeat", core.settings.worker_id)
 

@@ -62,6 +62,29 @@ def beat(core: Core, wall: Clock = claims.WALL, *, done: int = 0, error: str | N
             row.last_error, row.last_error_at = error[:2000], at
 
 
+class Pulse:
+    """A tick's heartbeats: after each batch once ``poll_seconds`` passed, and at the tick's end.
+
+    NOTE: a worker draining a long backlog in one tick must not look silent to the others.
+    """
+
+    def __init__(self, core: Core, wall: Clock = claims.WALL):
+        self.core, self.wall = core, wall
+        self.unsent = 0
+        self.last = wall.now()
+
+    def __call__(self, done: int) -> None:
+        """After a batch of ``done`` items: beat if the last beat is ``poll_seconds`` old."""
+        self.unsent += done
+        if self.wall.now() - self.last >= timedelta(seconds=self.core.settings.poll_seconds):
+            self.beat()
+
+    def beat(self, error: str | None = None) -> None:
+        """Beat now, with the items done since the last beat."""
+        beat(self.core, self.wall, done=self.unsent, error=error)
+        self.unsent, self.last = 0, self.wall.now()
+
+
 def stopped(core: Core, wall: Clock = claims.WALL) -> None:
     """Mark this worker stopped (a clean shutdown: nothing of it to release)."""
     with core.db.unit() as s:
