@@ -10,9 +10,10 @@ moment. k worker processes (``python -m bench.timers --worker``, the scheduler's
 ``run_due`` as ``runner worker`` runs it) start, wait until all are ready, and drain the
 backlog; the time from "go" until the database shows no waiting timer is the drain time.
 
-Runs are interleaved (1, 2, 4, 1, 2, 4, ...; with ``--batches 1,50`` each worker count
-also alternates the one-at-a-time claim, ``RUNNER_CLAIM_BATCH=1``, with the batch claim).
-Every figure is the median with its min–max spread. The per-claim time at 10k and 100k
+Runs are interleaved by ``bench.harness`` (1, 2, 4, then 4, 2, 1, ...; with ``--batches 1,50``
+each worker count also alternates the one-at-a-time claim, ``RUNNER_CLAIM_BATCH=1``, with the
+batch claim). Every figure is a median with its spread; the speed-up over one worker is taken
+per round. Progress goes to stderr. The per-claim time at 10k and 100k
 waiting timers compares the claim of before issue 11 (``ORDER BY due_at, id LIMIT 1 FOR
 UPDATE SKIP LOCKED`` over the ``(state, due_at)`` index) with the batch claim over the
 partial index, interleaved, each run in a rolled-back transaction. Output: ``name: value``.
@@ -21,9 +22,9 @@ partial index, interleaved, each run in a rolled-back transaction. Output: ``nam
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench import harness
 from runner.registry import installed
 from runner.service import claims, scheduler
 from runner.service.runtime import Runner
@@ -130,7 +132,7 @@ def waiting(runner: Runner) -> int:
         )
 
 
-def drain(url: str, workers: int, batch: int, expected: int) -> tuple[float, int]:
+def drain(url: str, workers: int, batch: int, expected: int) -> float:
     """Start ``workers`` processes, say go once all are ready; seconds until none is due, and fired count."""
     env = {**os.environ, "RUNNER_DATABASE_URL": url, "RUNNER_CLOCK": "system", "RUNNER_CLAIM_BATCH": str(batch)}
     procs = [
@@ -161,7 +163,7 @@ def drain(url: str, workers: int, batch: int, expected: int) -> tuple[float, int
     fired = sum(r["ran"] for r in reports)
     if fired != expected:
         raise SystemExit(f"expected {expected} firings, the workers report {fired}")
-    return took, fired
+    return took
 
 
 def worker() -> int:
@@ -180,13 +182,6 @@ def worker() -> int:
     runner.db.engine.dispose()
     print(json.dumps({"pid": os.getpid(), "ran": ran}), flush=True)
     return 0
-
-
-def spread(values: list[float], unit: str = "s", digits: int = 1) -> str:
-    return (
-        f"{statistics.median(values):.{digits}f} {unit} (min {min(values):.{digits}f}, max {max(values):.{digits}f}, "
-        f"n={len(values)})"
-    )
 
 
 def old_claim(now: datetime) -> sa.Select:
@@ -222,18 +217,18 @@ def per_claim(base_url: str, sizes: list[int], repeats: int) -> None:
                 conn.execute(sa.text("create index ix_timers_due_old on timers (state, due_at)"))
             now = datetime.now(UTC)
             n = runner.settings.claim_batch
-            cases: dict[str, tuple[sa.Executable, str]] = {
+            statements: dict[str, tuple[sa.Executable, str]] = {
                 # NOTE: the old claim runs with the new index dropped (in its rolled-back transaction).
-                "old one-at-a-time claim": (old_claim(now), "drop index ix_timers_claim"),
-                "new claim of 1": (claims.lease_statement(runner, claims.TIMERS, "bench", now, 1), ""),
-                f"new claim of {n}": (claims.lease_statement(runner, claims.TIMERS, "bench", now, n), ""),
+                "old_claim_1": (old_claim(now), "drop index ix_timers_claim"),
+                "new_claim_1": (claims.lease_statement(runner, claims.TIMERS, "bench", now, 1), ""),
+                f"new_claim_{n}": (claims.lease_statement(runner, claims.TIMERS, "bench", now, n), ""),
             }
-            results: dict[str, list[float]] = {name: [] for name in cases}
-            for _ in range(repeats):
-                for name, (statement, before) in cases.items():
-                    results[name].append(_timed(runner, statement, before))
-            for name, values in results.items():
-                print(f"per-claim ms at {size:,} due, {name}: {spread(values, 'ms', 2)}", flush=True)
+            variants = {
+                f"claim_ms_at_{size}_{name}": functools.partial(_timed, runner, statement, before)
+                for name, (statement, before) in statements.items()
+            }
+            for text in harness.report(harness.interleave(variants, rounds=repeats), digits=2):
+                print(text, flush=True)
             runner.db.engine.dispose()
 
 
@@ -253,26 +248,32 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(w) for w in args.workers.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
     print(f"timers: {args.timers}")
+    print(f"claim_batch: {Settings.from_env({}).claim_batch}")
     if args.claim_sizes:
         per_claim(args.url, [int(n) for n in args.claim_sizes.split(",")], args.claim_repeats)
-    results: dict[tuple[int, int], list[float]] = {(k, b): [] for k in counts for b in batches}
     with schema(args.url) as url:
         runner = open_runner(url)
-        for rep in range(args.repeats):
-            for k in counts:
-                for b in batches:
-                    backlog(runner, args.timers)
-                    took, _ = drain(url, k, b, args.timers)
-                    results[(k, b)].append(took)
-                    print(
-                        f"run {rep + 1}, {k} worker(s), claim {b}: {took:.1f} s ({args.timers / took:.0f}/s)",
-                        flush=True,
-                    )
+
+        def variant(k: int, b: int) -> float:
+            backlog(runner, args.timers)  # untimed
+            took = drain(url, k, b, args.timers)
+            print(f"# {k} worker(s), claim {b}: {took:.1f} s ({args.timers / took:.0f}/s)", file=sys.stderr, flush=True)
+            return took
+
+        variants = {f"drain_s_{k}_workers_claim_{b}": functools.partial(variant, k, b) for k in counts for b in batches}
+        samples = harness.interleave(variants, rounds=args.repeats, warmup=0)
         runner.db.engine.dispose()
-    for (k, b), values in results.items():
-        rates = [args.timers / v for v in values]
-        print(f"drain {args.timers} timers, {k} worker(s), claim {b}: {spread(values)}")
-        print(f"rate {k} worker(s), claim {b}: {spread(rates, '/s', 0)}")
+    for name, values in samples.items():
+        print(harness.line(name, harness.Summary.of(values), digits=1))
+        rate = name.replace("drain_s_", "timers_per_s_")
+        print(harness.line(rate, harness.Summary.of(args.timers / v for v in values), digits=0))
+    first = counts[0]
+    for k in counts[1:]:
+        for b in batches:
+            ratio = harness.paired_ratios(
+                samples[f"drain_s_{first}_workers_claim_{b}"], samples[f"drain_s_{k}_workers_claim_{b}"]
+            )
+            print(harness.line(f"speedup_{k}_workers_over_{first}_claim_{b}", ratio, digits=2))
     return 0
 
 

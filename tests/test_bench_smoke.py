@@ -7,11 +7,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from bench import harness, instrumentation, long_lived, reads_crm
-from runner.registry import installed
-from runner.service.runtime import Runner
-from runner.settings import Settings
-from runner.store.models import Instance
+from bench import harness, long_lived, timers
 
 LINE = re.compile(r"^([a-z0-9_]+): (\S+)$")
 
@@ -78,25 +74,11 @@ def test_expression_bench_prints_without_and_with_figures_per_case(capsys: pytes
         assert f"{case}_iqr_with" in figures and f"{case}_overhead_us" in figures
 
 
-def test_instrumentation_bench_prints_with_and_without_figures(capsys: pytest.CaptureFixture[str]) -> None:
-    """Only the shape: each case, each overhead and the ratio, as harness lines."""
-    assert instrumentation.main(["--samples", "3", "--per-sample", "20"]) == 0
+@pytest.mark.postgres
+def test_timer_bench_prints_drains_rates_and_claim_times(pg_base_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the shape, on a tiny backlog: every figure a number, every firing counted by the bench."""
+    argv = ["--url", pg_base_url, "--timers", "12", "--workers", "1,2", "--repeats", "1"]
+    assert timers.main([*argv, "--claim-sizes", "200", "--claim-repeats", "2"]) == 0
     figures = harness.parse(capsys.readouterr().out)
-    names = [f"{case}_us" for case in instrumentation.CASES]
-    assert list(figures) == [
-        *names,
-        "call_overhead_us",
-        "own_overhead_us",
-        "context_copy_overhead_us",
-        "call_with_to_without",
-    ]
-    assert figures["call_without_us"] > 0 and figures["call_with_us"] > 0
-
-
-def test_crm_reads_bench_prints_every_read_at_every_size(capsys: pytest.CaptureFixture[str]) -> None:
-    assert reads_crm.main(["--sizes", "100,200", "--db", "sqlite", "--repeats", "1"]) == 0
-    figures = harness.parse(capsys.readouterr().out)
-    for n in (100, 200):
-        assert f"reads_crm_sqlite_build_{n}_s" in figures
-        for name in reads_crm.reads(n):
-            assert figures[f"reads_crm_sqlite_{name}_{n}_ms"] > 0
+    assert {"claim_ms_at_200_old_claim_1", "claim_ms_at_200_new_claim_50", "drain_s_2_workers_claim_50"} <= set(figures)
+    assert figures["timers"] == 12 and figures["speedup_2_workers_over_1_claim_50"] > 0
