@@ -64,6 +64,7 @@ ACCESS: dict[str, object] = {
             "incidents",
             "retry_incident",
             "resolve_message",
+            "worker_list",
             "user_list",
             "create_user",
             "user",
