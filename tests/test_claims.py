@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from conftest import make_runner
 from sqlalchemy import select
 
@@ -18,6 +20,7 @@ from runner.registry import Registry
 from runner.service import claims, scheduler, workers
 from runner.service.runtime import Runner
 from runner.settings import Settings
+from runner.store import schema as db
 from runner.store.models import Timer, Worker
 
 CHAIN = Path(__file__).parent / "bpmn" / "scheduler" / "chain.bpmn"
@@ -177,3 +180,34 @@ def test_a_long_pass_keeps_beating_so_the_worker_never_looks_silent(url: str, re
     assert scheduler.run_due(runner, wall=wall, after_batch=after_batch) == 6  # three timers, three jobs
     assert seen == [2, 4, 6]  # a beat after every batch of two, not one at the end
     runner.db.engine.dispose()
+
+
+def test_revision_0008_downgrades_to_the_old_indexes_and_upgrades_again(url: str) -> None:
+    engine = sa.create_engine(url)
+
+    def shape() -> tuple[list[str], list[str], bool]:
+        inspector = sa.inspect(engine)
+        indexes = sorted(i["name"] for t in ("timers", "jobs") for i in inspector.get_indexes(t))
+        columns = [c["name"] for c in inspector.get_columns("timers") if c["name"].startswith("locked")]
+        return indexes, columns, "workers" in inspector.get_table_names()
+
+    claimed = (
+        [
+            "ix_jobs_claim",
+            "ix_jobs_instance_id",
+            "ix_jobs_leased",
+            "ix_timers_claim",
+            "ix_timers_leased",
+            "ix_timers_task",
+        ],
+        ["locked_by", "locked_until"],
+        True,
+    )
+    assert shape() == claimed
+    command.downgrade(db.alembic_config(url), "0006")
+    engine.dispose()
+    assert shape() == (["ix_jobs_due", "ix_jobs_instance_id", "ix_timers_due", "ix_timers_task"], [], False)
+    db.upgrade(url)
+    engine.dispose()
+    assert shape() == claimed
+    engine.dispose()
