@@ -3,7 +3,8 @@
 Each scrape runs a few small queries in one read session, each on an index:
 
 - due timers and jobs: ``COUNT`` and ``MIN(due_at)`` over ``state = waiting|pending AND due_at <= now``,
-  a range of ``ix_timers_due`` / ``ix_jobs_due`` (state, due_at); the lag is now minus the oldest due time;
+  a range of the partial indexes ``ix_timers_claim`` / ``ix_jobs_claim`` (due_at, id) of the waiting
+  (pending) rows; the lag is now minus the oldest due time;
 - the outbox: ``COUNT`` per state for pending, sending and unknown, a prefix of ``ix_outbox_due`` (state, due_at);
 - open incidents per kind: ``ix_incidents_state``;
 - open tasks per candidate group, and overdue tasks: ``ix_user_tasks_open`` (state, due_at).

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from runner import logs, metrics
 from runner.clock import Clock
 from runner.errors import (
     BudgetExceeded,
@@ -112,6 +113,7 @@ def run_claimed(core: Core, job_id: str) -> bool:
             if row is None:
                 return False
             job, inst = row
+            logs.annotate(instance_id=inst.id, business_key=inst.business_key, element=job.element_id)
             workflow = unit.restore(inst)
             try:
                 with savepoint(s):

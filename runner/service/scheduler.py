@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select, update
 
+from runner import logs
 from runner.clock import Clock, FixedClock
 from runner.errors import Conflict, Invalid, RunnerError
 from runner.model import timeparse
@@ -67,7 +68,7 @@ def fire_claimed(core: Core, timer_id: int) -> bool:
     """
     worker, postgres = core.settings.worker_id, core.db.is_postgres
     try:
-        with core.unit(sync=False) as unit:
+        with logs.bind(), core.unit(sync=False) as unit:
             s = unit.session
             # NOTE: one round trip locks the timer and its instance (SKIP LOCKED: busy is skipped).
             row = s.execute(claims.held_query(claims.TIMERS, timer_id, worker, postgres, with_instance=True)).first()
@@ -78,6 +79,7 @@ def fire_claimed(core: Core, timer_id: int) -> bool:
                 timer, inst = s.scalars(query).first(), None
                 if timer is None:
                     return False
+            logs.annotate(instance_id=timer.instance_id, element=timer.element_id)
             try:
                 with savepoint(s):
                     timer.locked_by, timer.locked_until = None, None  # NOTE: in the same UPDATE as the firing
@@ -115,6 +117,7 @@ def _fire(unit: Unit, timer: Timer, inst: Instance | None) -> None:
     if inst is None:
         _fire_start(unit, timer)
         return
+    logs.annotate(business_key=inst.business_key)
     workflow = unit.restore(inst)
     assert timer.task_id is not None, "an instance's timer waits on a task"
     timer.state, timer.fired_at = "fired", now
