@@ -148,6 +148,11 @@ class Settings:
             raise Invalid(
                 f"RUNNER_SCRIPT_TIMEOUT must be a number of seconds greater than 0, not {settings.script_timeout!r}"
             )
+        if settings.metrics_dir and not os.path.isdir(settings.metrics_dir):
+            raise Invalid(
+                f"PROMETHEUS_MULTIPROC_DIR must name an existing folder (emptied when the processes start), "
+                f"not {settings.metrics_dir!r}"
+            )
         if settings.claim_batch < 1:
             raise Invalid(f"RUNNER_CLAIM_BATCH must be a whole number of at least 1, not {settings.claim_batch!r}")
         if not settings.job_lease_seconds > 0 or not settings.worker_timeout_seconds > 0:

@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from bench import harness, long_lived, timers
+from bench import harness, instrumentation, long_lived, timers
 
 LINE = re.compile(r"^([a-z0-9_]+): (\S+)$")
 
@@ -72,6 +72,21 @@ def test_expression_bench_prints_without_and_with_figures_per_case(capsys: pytes
     for case in expressions.CASES:
         assert figures[f"{case}_us_without"] > 0 and figures[f"{case}_us_with"] > 0
         assert f"{case}_iqr_with" in figures and f"{case}_overhead_us" in figures
+
+
+def test_instrumentation_bench_prints_with_and_without_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the shape: each case, each overhead and the ratio, as harness lines."""
+    assert instrumentation.main(["--samples", "3", "--per-sample", "20"]) == 0
+    figures = harness.parse(capsys.readouterr().out)
+    names = [f"{case}_us" for case in instrumentation.CASES]
+    assert list(figures) == [
+        *names,
+        "call_overhead_us",
+        "own_overhead_us",
+        "context_copy_overhead_us",
+        "call_with_to_without",
+    ]
+    assert figures["call_without_us"] > 0 and figures["call_with_us"] > 0
 
 
 @pytest.mark.postgres
