@@ -153,6 +153,7 @@ class Settings:
                 f"PROMETHEUS_MULTIPROC_DIR must name an existing folder (emptied when the processes start), "
                 f"not {settings.metrics_dir!r}"
             )
+        _check_pool(settings)
         if settings.claim_batch < 1:
             raise Invalid(f"RUNNER_CLAIM_BATCH must be a whole number of at least 1, not {settings.claim_batch!r}")
         if not settings.job_lease_seconds > 0 or not settings.worker_timeout_seconds > 0:

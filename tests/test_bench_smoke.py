@@ -7,7 +7,11 @@ import re
 import pytest
 from sqlalchemy import select
 
-from bench import harness, instrumentation, long_lived, timers
+from bench import harness, instrumentation, long_lived, reads_crm, timers
+from runner.registry import installed
+from runner.service.runtime import Runner
+from runner.settings import Settings
+from runner.store.models import Instance
 
 LINE = re.compile(r"^([a-z0-9_]+): (\S+)$")
 
@@ -87,6 +91,15 @@ def test_instrumentation_bench_prints_with_and_without_figures(capsys: pytest.Ca
         "call_with_to_without",
     ]
     assert figures["call_without_us"] > 0 and figures["call_with_us"] > 0
+
+
+def test_crm_reads_bench_prints_every_read_at_every_size(capsys: pytest.CaptureFixture[str]) -> None:
+    assert reads_crm.main(["--sizes", "100,200", "--db", "sqlite", "--repeats", "1"]) == 0
+    figures = harness.parse(capsys.readouterr().out)
+    for n in (100, 200):
+        assert f"reads_crm_sqlite_build_{n}_s" in figures
+        for name in reads_crm.reads(n):
+            assert figures[f"reads_crm_sqlite_{name}_{n}_ms"] > 0
 
 
 @pytest.mark.postgres

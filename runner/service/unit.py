@@ -31,7 +31,7 @@ from runner.registry import Registry
 from runner.sandbox.budget import Limits
 from runner.service import projection
 from runner.settings import Settings
-from runner.store.database import Database, add_row_later, make_engine
+from runner.store.database import Database, PoolOptions, add_row_later, make_engine
 from runner.store.leases import SenderLocks, WorkerLocks
 from runner.store.models import ClockRow, HistoryEvent, Instance, ProcessVersion, Subscription
 
