@@ -1,0 +1,218 @@
+"""Instances per second, end to end: start -> one no-op service task -> end.
+
+    python -m bench.throughput --db both --instances 300 --workers 1,2 --repeats 3
+    python -m bench.throughput --db sqlite --baseline DIR   # A/B against another checkout
+
+One trial: a fresh database (SQLite: a file in a temporary directory, with the runner's own
+pragmas; PostgreSQL: a fresh schema in ``--pg``), ``bench/bpmn/noop_service.bpmn``
+deployed, k worker processes started (each runs ``runner.service.scheduler.work``, as
+``runner worker`` does, with the topic ``bench.noop`` registered and a poll interval of
+``--poll`` seconds), then N instances started through ``Runner.start_instance`` from this
+process while the workers drain their jobs. The figure is N over the time from the first
+start to the last ``ended_at``; ``starts_per_s`` is the start loop alone (it runs while the
+workers work). Every trial runs in a process of its own. Trials are interleaved: each
+repeat runs every (code, database, workers) combination once, in turn, so a loaded machine
+moves them alike. Lines are ``name: value``; medians with their min-max.
+
+``--baseline DIR`` runs every combination a second time with the ``runner`` package of DIR
+(e.g. ``git archive main | tar -x -C DIR``): the trials run this file with ``python -P``
+and ``PYTHONPATH=DIR``, so this file imports nothing from ``bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from runner.registry import HandlerContext, Registry
+from runner.service import scheduler
+from runner.service.runtime import Runner
+from runner.settings import Settings
+from runner.store import schema as db
+from runner.store.models import Instance
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[1]  # this checkout
+BPMN = HERE.parent / "bpmn" / "noop_service.bpmn"
+PROCESS, TOPIC = "bench_noop", "bench.noop"
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def noop(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
+    """The service task's handler: does nothing, returns nothing to merge."""
+    return {}
+
+
+def make_runner(url: str, poll: float) -> Runner:
+    registry = Registry()
+    registry.add(TOPIC, noop)
+    return Runner(Settings.from_env({}, database_url=url, clock="system", poll_seconds=poll), registry)
+
+
+# --- a worker process ------------------------------------------------------------------
+
+
+def worker(url: str, poll: float) -> None:
+    """``runner worker`` with the bench topic: says it is ready, then works until SIGTERM."""
+    # NOTE: a tick that outlasts the poll interval is skipped with a warning; not news here.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    runner = make_runner(url, poll)
+    print("ready", flush=True)
+    scheduler.work(runner)
+
+
+# --- one trial (in a process of its own) --------------------------------------------------
+
+
+def _spawn_workers(url: str, k: int, poll: float) -> list[subprocess.Popen]:
+    command = [sys.executable, "-P", str(HERE), "--worker", url, "--poll", str(poll)]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy()) for _ in range(k)]
+    for proc in procs:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise SystemExit(f"a worker did not start (exit {proc.wait()})")
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _drain(runner: Runner, n: int, timeout: float) -> float:
+    """Wait until ``n`` instances completed; the epoch time the last one ended."""
+    done = sa.select(sa.func.count()).select_from(Instance).where(Instance.status == "completed")
+    deadline = time.monotonic() + timeout
+    while True:
+        with runner.db.read() as s:
+            if s.scalar(done) == n:
+                last = s.scalar(sa.select(sa.func.max(Instance.ended_at)))
+                return last.timestamp()
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only some of {n} instances completed within {timeout:g} s")
+        time.sleep(0.02)
+
+
+def run_trial(url: str, n: int, k: int, poll: float) -> tuple[float, float]:
+    """(instances/s end to end, starts/s) of one trial on a migrated, empty database."""
+    runner = make_runner(url, poll)
+    runner.deploy([BPMN], actor="bench")
+    procs = _spawn_workers(url, k, poll)
+    try:
+        first = time.time()
+        for i in range(n):
+            runner.start_instance(PROCESS, f"B{i}", {"i": i})
+        started = time.time()
+        last = _drain(runner, n, timeout=60 + n)
+    finally:
+        _stop(procs)
+        runner.db.engine.dispose()
+    return n / (last - first), n / (started - first)
+
+
+def trial(database: str, n: int, k: int, poll: float, pg: str) -> tuple[float, float]:
+    """A trial on a fresh SQLite file or a fresh PostgreSQL schema (dropped afterwards)."""
+    if database == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+            url = f"sqlite:///{Path(tmp) / 'runner.db'}"
+            db.upgrade(url)
+            return run_trial(url, n, k, poll)
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'create schema "{schema}"'))
+    try:
+        url = sa.make_url(pg).update_query_dict({"options": f"-csearch_path={schema}"})
+        rendered = url.render_as_string(hide_password=False)
+        db.upgrade(rendered)
+        return run_trial(rendered, n, k, poll)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+        admin.dispose()
+
+
+# --- the interleaved run -----------------------------------------------------------------
+
+
+def _run_child(code: str, database: str, args: argparse.Namespace, k: int) -> tuple[float, float]:
+    env = {**os.environ, "PYTHONPATH": code}
+    command = [sys.executable, "-P", str(HERE), "--trial", database, "--instances", str(args.instances)]
+    command += ["--workers", str(k), "--poll", str(args.poll), "--pg", args.pg]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"trial {database} {k}w ({code}) failed:\n{out.stderr[-3000:]}")
+    rate, starts = out.stdout.split()[-2:]
+    return float(rate), float(starts)
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f}, n={len(values)})"
+
+
+def interleaved(args: argparse.Namespace) -> list[str]:
+    """Every combination once per repeat, in turn; a line per combination with median and min-max."""
+    databases = ["sqlite", "pg"] if args.db == "both" else [args.db]
+    codes = [("new", str(ROOT))] + ([("base", str(Path(args.baseline).resolve()))] if args.baseline else [])
+    workers = [int(w) for w in args.workers.split(",")]
+    combos = [(label, code, d, k) for d in databases for k in workers for label, code in codes]
+    rates: dict[tuple, list[float]] = {c: [] for c in combos}
+    starts: dict[tuple, list[float]] = {c: [] for c in combos}
+    for repeat in range(args.repeats):
+        for combo in combos:
+            rate, start = _run_child(combo[1], combo[2], args, combo[3])
+            rates[combo].append(rate)
+            starts[combo].append(start)
+            print(f"# repeat {repeat + 1} {combo[2]} {combo[3]}w {combo[0]}: {rate:.1f}/s", file=sys.stderr)
+    lines = []
+    for label, code, d, k in combos:
+        prefix = f"{d}_{k}w" + ("" if len(codes) == 1 else f"_{label}")
+        lines.append(f"{prefix}_instances_per_s: {_spread(rates[(label, code, d, k)])}")
+        lines.append(f"{prefix}_starts_per_s: {_spread(starts[(label, code, d, k)])}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "pg", "both"], default="both")
+    parser.add_argument("--instances", type=int, default=300, help="instances per trial (default: %(default)s)")
+    parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default: %(default)s)")
+    parser.add_argument("--poll", type=float, default=0.1, help="the workers' poll interval in s (default: %(default)s)")
+    parser.add_argument("--pg", default=PG_DEFAULT, help="PostgreSQL database URL (default: %(default)s)")
+    parser.add_argument("--baseline", help="a checkout whose runner package is measured too, interleaved")
+    parser.add_argument("--trial", choices=["sqlite", "pg"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.poll)
+        return 0
+    if args.trial:
+        rate, starts = trial(args.trial, args.instances, int(args.workers), args.poll, args.pg)
+        print(f"{rate:.3f} {starts:.3f}")
+        return 0
+    for line in interleaved(args):
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
