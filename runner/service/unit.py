@@ -240,7 +240,6 @@ class Unit:
         payload: dict[str, Any] | None = None,
     ) -> str:
         """Start the latest version of a process; returns the new instance's id."""
-        s = self.session
         version = self.latest_version(process_key)
         called = self.called_versions(version)
         spec, subs = self.specs(version, called)
@@ -260,8 +259,7 @@ class Unit:
             created_at=now,
             updated_at=now,
         )
-        s.add(inst)
-        s.flush()
+        # NOTE: not added to the session: commit() INSERTs it once, with its first state.
         logs.annotate(instance_id=inst.id, business_key=business_key)
         self.record(
             inst,
