@@ -181,7 +181,7 @@ def _run(unit: Unit, job: Job, inst: Instance, workflow) -> None:
         element=job.element_id,
         details={"topic": job.topic, "result": result, "outbox": len(ctx.outbox)},
     )
-    unit.commit(inst, workflow)
+    unit.commit(inst, workflow, completed_task=job.id)
 
 
 def _check_outbox(ctx: HandlerContext) -> None:

@@ -285,16 +285,22 @@ class Unit:
 
     def load_for_worker(self, instance_id: str) -> tuple[Instance, Any] | None:
         """Like ``load`` with a row lock that skips (returns None) if another worker holds it."""
-        if self.core.db.is_postgres:
-            query = select(Instance.id).where(Instance.id == instance_id).with_for_update(skip_locked=True)
-            if self.session.scalars(query).first() is None:
-                return None
-        return self.load(instance_id)
+        if not self.core.db.is_postgres:
+            return self.load(instance_id)
+        # NOTE: the row comes with its lock, in one round trip.
+        query = select(Instance).where(Instance.id == instance_id).with_for_update(skip_locked=True)
+        inst = self.session.scalars(query).first()
+        if inst is None:
+            return None
+        return inst, self.restore(inst)
 
     def commit(
         self, inst: Instance, workflow: Any, completed_task: str | None = None, actor: str | None = None
     ) -> Snapshot:
-        """Bound the tree, save it and project what the instance waits for (in this unit's transaction)."""
+        """Bound the tree, save it and project what the instance waits for (in this unit's transaction).
+
+        ``completed_task`` is the user task or the job this unit of work completed.
+        """
         self.engine.prune(workflow)
         snap = self.engine.snapshot(workflow)
         state = self.core.store.dump_state(workflow)
