@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=300, help="instances per trial (default: %(default)s)")
     parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default: %(default)s)")
-    parser.add_argument("--poll", type=float, default=0.1, help="the workers' poll interval in s (default: %(default)s)")
+    parser.add_argument("--poll", type=float, default=0.1, help="workers' poll interval, s (default: %(default)s)")
     parser.add_argument("--pg", default=PG_DEFAULT, help="PostgreSQL database URL (default: %(default)s)")
     parser.add_argument("--baseline", help="a checkout whose runner package is measured too, interleaved")
     parser.add_argument("--trial", choices=["sqlite", "pg"], help=argparse.SUPPRESS)

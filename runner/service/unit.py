@@ -30,6 +30,7 @@ from runner.errors import NotCorrelated, NotFound
 from runner.registry import Registry
 from runner.sandbox.budget import Limits
 from runner.service import projection
+from runner.service.calls import CallThreads
 from runner.settings import Settings
 from runner.store.database import Database, PoolOptions, add_row_later, make_engine
 from runner.store.leases import SenderLocks
@@ -86,6 +87,8 @@ class Core:
         # The outbox's transports, built once per channel (see outbox.transport_for).
         self.transports: dict[str, Any] = {}
         self.sender_locks = SenderLocks(self.db)
+        # Handler calls run on these threads (kept between calls), see runner.service.calls.
+        self.calls = CallThreads()
 
     def now(self) -> datetime:
         """The runner's current time (virtual or real)."""
