@@ -4,7 +4,7 @@
     python -m bench.throughput --db sqlite --baseline DIR   # A/B against another checkout
 
 One trial: a fresh database (SQLite: a file in a temporary directory, with the runner's own
-pragmas; PostgreSQL: a fresh schema in ``--pg``), ``bench/bpmn/noop_service.bpmn``
+pragmas; PostgreSQL: a fresh schema in ``--pg``), ``tests/bpmn/jobs/noop_service.bpmn``
 deployed, k worker processes started (each runs ``runner.service.scheduler.work``, as
 ``runner worker`` does, with the topic ``bench.noop`` registered and a poll interval of
 ``--poll`` seconds), then N instances started through ``Runner.start_instance`` from this
@@ -45,7 +45,7 @@ from runner.store.models import Instance
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]  # this checkout
-BPMN = HERE.parent / "bpmn" / "noop_service.bpmn"
+BPMN = ROOT / "tests" / "bpmn" / "jobs" / "noop_service.bpmn"
 PROCESS, TOPIC = "bench_noop", "bench.noop"
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
