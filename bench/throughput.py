@@ -41,6 +41,7 @@ from runner.service import scheduler
 from runner.service.runtime import Runner
 from runner.settings import Settings
 from runner.store import schema as db
+from runner.store.database import make_engine
 from runner.store.models import Instance
 
 HERE = Path(__file__).resolve()
@@ -48,6 +49,7 @@ ROOT = HERE.parents[1]  # this checkout
 BPMN = ROOT / "tests" / "bpmn" / "jobs" / "noop_service.bpmn"
 PROCESS, TOPIC = "bench_noop", "bench.noop"
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+BARE_UPDATE = sa.text("UPDATE bench_bare SET v = :v WHERE id = 1")
 
 
 def noop(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
@@ -111,8 +113,30 @@ def _drain(runner: Runner, n: int, timeout: float) -> float:
         time.sleep(0.02)
 
 
-def run_trial(url: str, n: int, k: int, poll: float) -> tuple[float, float]:
-    """(instances/s end to end, starts/s) of one trial on a migrated, empty database."""
+def bare_commit_ms(url: str, samples: int = 51) -> float:
+    """Median ms of a one-row UPDATE + COMMIT on the trial's database, with the runner's engine set-up.
+
+    The floor of any durable unit of work there (an fsync): the default path commits twice per
+    instance (the start, then the job), so a single writer tops out near 1000 / (2 x this).
+    """
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE bench_bare (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+            conn.exec_driver_sql("INSERT INTO bench_bare (id, v) VALUES (1, '')")
+        timings = []
+        for sample in range(samples):
+            started = time.perf_counter()
+            with engine.begin() as conn:
+                conn.execute(BARE_UPDATE, {"v": str(sample)})
+            timings.append((time.perf_counter() - started) * 1000)
+        return statistics.median(timings)
+    finally:
+        engine.dispose()
+
+
+def run_trial(url: str, n: int, k: int, poll: float) -> tuple[float, float, float]:
+    """(instances/s end to end, starts/s, bare commit ms) of one trial on a migrated, empty database."""
     runner = make_runner(url, poll)
     runner.deploy([BPMN], actor="bench")
     procs = _spawn_workers(url, k, poll)
@@ -125,10 +149,10 @@ def run_trial(url: str, n: int, k: int, poll: float) -> tuple[float, float]:
     finally:
         _stop(procs)
         runner.db.engine.dispose()
-    return n / (last - first), n / (started - first)
+    return n / (last - first), n / (started - first), bare_commit_ms(url)
 
 
-def trial(database: str, n: int, k: int, poll: float, pg: str) -> tuple[float, float]:
+def trial(database: str, n: int, k: int, poll: float, pg: str) -> tuple[float, float, float]:
     """A trial on a fresh SQLite file or a fresh PostgreSQL schema (dropped afterwards)."""
     if database == "sqlite":
         with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
@@ -153,19 +177,21 @@ def trial(database: str, n: int, k: int, poll: float, pg: str) -> tuple[float, f
 # --- the interleaved run -----------------------------------------------------------------
 
 
-def _run_child(code: str, database: str, args: argparse.Namespace, k: int) -> tuple[float, float]:
+def _run_child(code: str, database: str, args: argparse.Namespace, k: int) -> tuple[float, float, float]:
     env = {**os.environ, "PYTHONPATH": code}
     command = [sys.executable, "-P", str(HERE), "--trial", database, "--instances", str(args.instances)]
     command += ["--workers", str(k), "--poll", str(args.poll), "--pg", args.pg]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"trial {database} {k}w ({code}) failed:\n{out.stderr[-3000:]}")
-    rate, starts = out.stdout.split()[-2:]
-    return float(rate), float(starts)
+    rate, starts, bare = out.stdout.split()[-3:]
+    return float(rate), float(starts), float(bare)
 
 
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f}, n={len(values)})"
+def _spread(values: list[float], digits: int = 1) -> str:
+    """Median (min-max, n)."""
+    lo, mid, hi = min(values), statistics.median(values), max(values)
+    return f"{mid:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f}, n={len(values)})"
 
 
 def interleaved(args: argparse.Namespace) -> list[str]:
@@ -174,19 +200,20 @@ def interleaved(args: argparse.Namespace) -> list[str]:
     codes = [("new", str(ROOT))] + ([("base", str(Path(args.baseline).resolve()))] if args.baseline else [])
     workers = [int(w) for w in args.workers.split(",")]
     combos = [(label, code, d, k) for d in databases for k in workers for label, code in codes]
-    rates: dict[tuple, list[float]] = {c: [] for c in combos}
-    starts: dict[tuple, list[float]] = {c: [] for c in combos}
+    figures: dict[tuple, list[tuple[float, float, float]]] = {c: [] for c in combos}
     for repeat in range(args.repeats):
         for combo in combos:
-            rate, start = _run_child(combo[1], combo[2], args, combo[3])
-            rates[combo].append(rate)
-            starts[combo].append(start)
+            figures[combo].append(_run_child(combo[1], combo[2], args, combo[3]))
+            rate = figures[combo][-1][0]
             print(f"# repeat {repeat + 1} {combo[2]} {combo[3]}w {combo[0]}: {rate:.1f}/s", file=sys.stderr)
     lines = []
-    for label, code, d, k in combos:
+    for combo in combos:
+        label, _code, d, k = combo
         prefix = f"{d}_{k}w" + ("" if len(codes) == 1 else f"_{label}")
-        lines.append(f"{prefix}_instances_per_s: {_spread(rates[(label, code, d, k)])}")
-        lines.append(f"{prefix}_starts_per_s: {_spread(starts[(label, code, d, k)])}")
+        rates, starts, bare = zip(*figures[combo], strict=True)
+        lines.append(f"{prefix}_instances_per_s: {_spread(list(rates))}")
+        lines.append(f"{prefix}_starts_per_s: {_spread(list(starts))}")
+        lines.append(f"{prefix}_bare_commit_ms: {_spread(list(bare), 2)}")
     return lines
 
 
@@ -206,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         worker(args.worker, args.poll)
         return 0
     if args.trial:
-        rate, starts = trial(args.trial, args.instances, int(args.workers), args.poll, args.pg)
-        print(f"{rate:.3f} {starts:.3f}")
+        rate, starts, bare = trial(args.trial, args.instances, int(args.workers), args.poll, args.pg)
+        print(f"{rate:.3f} {starts:.3f} {bare:.4f}")
         return 0
     for line in interleaved(args):
         print(line, flush=True)
