@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from runner import logs
@@ -32,13 +32,27 @@ from runner.sandbox.budget import Limits
 from runner.service import projection
 from runner.service.calls import CallThreads
 from runner.settings import Settings
-from runner.store.database import Database, PoolOptions, add_row_later, make_engine
+from runner.store.database import Database, PoolOptions, Prepared, add_row_later, attach, make_engine
 from runner.store.leases import SenderLocks
 from runner.store.models import ClockRow, HistoryEvent, Instance, ProcessVersion, Subscription
 
 log = logging.getLogger(__name__)
 
 VIRTUAL_NOW = select(ClockRow.now).where(ClockRow.name == "virtual")
+
+# NOTE: every start reads a version row and every job an instance row: compiled once
+# (see store.database.Prepared), then attached to the session as if the ORM had loaded them.
+_versions, _instances = ProcessVersion.__table__, Instance.__table__
+LATEST_VERSION = Prepared(
+    select(*[c for c in _versions.c if c.key not in ("xml", "spec")])  # deferred: the spec comes from a cache
+    .where(_versions.c.process_key == bindparam("b_key"), _versions.c.kind == "bpmn")
+    .order_by(_versions.c.version.desc())
+    .limit(1)
+)
+_one_instance = select(_instances).where(_instances.c.id == bindparam("b_id"))
+LOAD_INSTANCE = Prepared(_one_instance)
+LOCK_INSTANCE = Prepared(_one_instance.with_for_update())
+LOCK_INSTANCE_OR_SKIP = Prepared(_one_instance.with_for_update(skip_locked=True))
 
 
 def _spec_text(s: Session, version_id: int) -> str:
@@ -195,15 +209,10 @@ class Unit:
 
     def latest_version(self, process_key: str) -> ProcessVersion:
         """The newest deployed version of a process key."""
-        row = self.session.scalars(
-            select(ProcessVersion)
-            .where(ProcessVersion.process_key == process_key, ProcessVersion.kind == "bpmn")
-            .order_by(ProcessVersion.version.desc())
-            .limit(1)
-        ).first()
+        row = LATEST_VERSION.first(self.session, {"b_key": process_key})
         if row is None:
             raise NotFound(f"process {process_key!r} is not deployed")
-        return row
+        return attach(self.session, ProcessVersion, row)
 
     def specs(self, version: ProcessVersion | int, called: dict[str, int]) -> tuple[Any, dict[str, Any]]:
         """The spec of a version (a row or its id) with the specs of the processes it calls."""
@@ -276,10 +285,16 @@ class Unit:
 
     def load(self, instance_id: str, *, lock: bool = False) -> tuple[Instance, Any]:
         """An instance row and its restored workflow."""
-        inst = self.session.get(Instance, instance_id, with_for_update=lock and self.core.db.is_postgres)
+        query = LOCK_INSTANCE if lock and self.core.db.is_postgres else LOAD_INSTANCE
+        inst = self._instance(query, instance_id)
         if inst is None:
             raise NotFound(f"instance {instance_id} does not exist")
         return inst, self.restore(inst)
+
+    def _instance(self, query: Prepared, instance_id: str) -> Instance | None:
+        """An instance row read with ``query``, as the session's object (the one it holds, if any)."""
+        row = query.first(self.session, {"b_id": instance_id})
+        return None if row is None else attach(self.session, Instance, row)
 
     def restore(self, inst: Instance) -> Any:
         """An instance row's workflow, restored on its version's (cached) specs."""
@@ -291,8 +306,7 @@ class Unit:
         if not self.core.db.is_postgres:
             return self.load(instance_id)
         # NOTE: the row comes with its lock, in one round trip.
-        query = select(Instance).where(Instance.id == instance_id).with_for_update(skip_locked=True)
-        inst = self.session.scalars(query).first()
+        inst = self._instance(LOCK_INSTANCE_OR_SKIP, instance_id)
         if inst is None:
             return None
         return inst, self.restore(inst)
