@@ -7,10 +7,13 @@ One trial: a fresh database (SQLite: a file in a temporary directory, with the r
 pragmas; PostgreSQL: a fresh schema in ``--pg``), ``tests/bpmn/jobs/noop_service.bpmn``
 deployed, k worker processes started (each runs ``runner.service.scheduler.work``, as
 ``runner worker`` does, with the topic ``bench.noop`` registered and a poll interval of
-``--poll`` seconds), then N instances started through ``Runner.start_instance`` from this
-process while the workers drain their jobs. The figure is N over the time from the first
-start to the last ``ended_at``; ``starts_per_s`` is the start loop alone (it runs while the
-workers work). Every trial runs in a process of its own. Trials are interleaved: each
+``--poll`` seconds), then N instances started through ``Runner.start_instance`` by
+``--starters`` processes (1 by default) while the workers drain their jobs. The figure is
+N over the time from the first start to the last ``ended_at``; ``starts_per_s`` is the
+starts alone (they run while the workers work; with one starter, the end-to-end figure
+cannot exceed it). ``bare_commit_ms`` is a one-row durable commit on the same database, the
+floor of a unit of work: the default path commits twice per instance (start, job).
+Every trial runs in a process of its own. Trials are interleaved: each
 repeat runs every (code, database, workers) combination once, in turn, so a loaded machine
 moves them alike. Lines are ``name: value``; medians with their min-max.
 
@@ -75,17 +78,47 @@ def worker(url: str, poll: float) -> None:
     scheduler.work(runner)
 
 
+def starter(url: str, first: int, last: int) -> None:
+    """Start instances ``first``..``last - 1`` once told to go; print when the first began and the last ended."""
+    runner = make_runner(url, 1.0)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    began = time.time()
+    for i in range(first, last):
+        runner.start_instance(PROCESS, f"B{i}", {"i": i})
+    print(f"{began} {time.time()}", flush=True)
+    runner.db.engine.dispose()
+
+
 # --- one trial (in a process of its own) --------------------------------------------------
 
 
-def _spawn_workers(url: str, k: int, poll: float) -> list[subprocess.Popen]:
-    command = [sys.executable, "-P", str(HERE), "--worker", url, "--poll", str(poll)]
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy()) for _ in range(k)]
+def _spawn(commands: list[list[str]]) -> list[subprocess.Popen]:
+    """Processes started with these commands, once each has said it is ready."""
+    procs = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+        for command in commands
+    ]
     for proc in procs:
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":
-            raise SystemExit(f"a worker did not start (exit {proc.wait()})")
+            raise SystemExit(f"a bench process did not start (exit {proc.wait()})")
     return procs
+
+
+def _start_all(url: str, n: int, starters: int) -> tuple[float, float]:
+    """Start ``n`` instances from ``starters`` processes at once: (first start, last start returned), epoch s."""
+    bounds = [n * i // starters for i in range(starters + 1)]
+    base = [sys.executable, "-P", str(HERE), "--starter", url, "--range"]
+    procs = _spawn([[*base, f"{bounds[i]}:{bounds[i + 1]}"] for i in range(starters)])
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    times = [proc.communicate(timeout=600)[0].split() for proc in procs]
+    if any(proc.returncode != 0 for proc in procs):
+        raise SystemExit("a starter failed")
+    return min(float(t[0]) for t in times), max(float(t[1]) for t in times)
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
@@ -135,16 +168,13 @@ def bare_commit_ms(url: str, samples: int = 51) -> float:
         engine.dispose()
 
 
-def run_trial(url: str, n: int, k: int, poll: float) -> tuple[float, float, float]:
+def run_trial(url: str, n: int, k: int, poll: float, starters: int) -> tuple[float, float, float]:
     """(instances/s end to end, starts/s, bare commit ms) of one trial on a migrated, empty database."""
     runner = make_runner(url, poll)
     runner.deploy([BPMN], actor="bench")
-    procs = _spawn_workers(url, k, poll)
+    procs = _spawn([[sys.executable, "-P", str(HERE), "--worker", url, "--poll", str(poll)] for _ in range(k)])
     try:
-        first = time.time()
-        for i in range(n):
-            runner.start_instance(PROCESS, f"B{i}", {"i": i})
-        started = time.time()
+        first, started = _start_all(url, n, starters)
         last = _drain(runner, n, timeout=60 + n)
     finally:
         _stop(procs)
@@ -152,13 +182,13 @@ def run_trial(url: str, n: int, k: int, poll: float) -> tuple[float, float, floa
     return n / (last - first), n / (started - first), bare_commit_ms(url)
 
 
-def trial(database: str, n: int, k: int, poll: float, pg: str) -> tuple[float, float, float]:
+def trial(database: str, n: int, k: int, poll: float, pg: str, starters: int) -> tuple[float, float, float]:
     """A trial on a fresh SQLite file or a fresh PostgreSQL schema (dropped afterwards)."""
     if database == "sqlite":
         with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
             url = f"sqlite:///{Path(tmp) / 'runner.db'}"
             db.upgrade(url)
-            return run_trial(url, n, k, poll)
+            return run_trial(url, n, k, poll, starters)
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(pg)
     with admin.begin() as conn:
@@ -167,7 +197,7 @@ def trial(database: str, n: int, k: int, poll: float, pg: str) -> tuple[float, f
         url = sa.make_url(pg).update_query_dict({"options": f"-csearch_path={schema}"})
         rendered = url.render_as_string(hide_password=False)
         db.upgrade(rendered)
-        return run_trial(rendered, n, k, poll)
+        return run_trial(rendered, n, k, poll, starters)
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'drop schema "{schema}" cascade'))
@@ -180,7 +210,7 @@ def trial(database: str, n: int, k: int, poll: float, pg: str) -> tuple[float, f
 def _run_child(code: str, database: str, args: argparse.Namespace, k: int) -> tuple[float, float, float]:
     env = {**os.environ, "PYTHONPATH": code}
     command = [sys.executable, "-P", str(HERE), "--trial", database, "--instances", str(args.instances)]
-    command += ["--workers", str(k), "--poll", str(args.poll), "--pg", args.pg]
+    command += ["--workers", str(k), "--poll", str(args.poll), "--pg", args.pg, "--starters", str(args.starters)]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"trial {database} {k}w ({code}) failed:\n{out.stderr[-3000:]}")
@@ -226,14 +256,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=0.1, help="workers' poll interval, s (default: %(default)s)")
     parser.add_argument("--pg", default=PG_DEFAULT, help="PostgreSQL database URL (default: %(default)s)")
     parser.add_argument("--baseline", help="a checkout whose runner package is measured too, interleaved")
+    parser.add_argument("--starters", type=int, default=1, help="processes starting instances (default: %(default)s)")
     parser.add_argument("--trial", choices=["sqlite", "pg"], help=argparse.SUPPRESS)
+    parser.add_argument("--starter", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--range", help=argparse.SUPPRESS)  # a starter's instances, FIRST:LAST
     parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(args.worker, args.poll)
         return 0
+    if args.starter:
+        first, last = args.range.split(":")
+        starter(args.starter, int(first), int(last))
+        return 0
     if args.trial:
-        rate, starts, bare = trial(args.trial, args.instances, int(args.workers), args.poll, args.pg)
+        rate, starts, bare = trial(args.trial, args.instances, int(args.workers), args.poll, args.pg, args.starters)
         print(f"{rate:.3f} {starts:.3f} {bare:.4f}")
         return 0
     for line in interleaved(args):
