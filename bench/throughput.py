@@ -13,13 +13,15 @@ N over the time from the first start to the last ``ended_at``; ``starts_per_s`` 
 starts alone (they run while the workers work; with one starter, the end-to-end figure
 cannot exceed it). ``bare_commit_ms`` is a one-row durable commit on the same database, the
 floor of a unit of work: the default path commits twice per instance (start, job).
-Every trial runs in a process of its own. Trials are interleaved: each
-repeat runs every (code, database, workers) combination once, in turn, so a loaded machine
-moves them alike. Lines are ``name: value``; medians with their min-max.
+Every trial runs in a process of its own. Trials are interleaved (``bench.harness``): each
+repeat runs every (code, database, workers) combination once, so a loaded machine moves
+them alike. Lines are ``name: median (min-max, IQR, n)``; with ``--baseline``, the new/base
+ratio is taken repeat by repeat.
 
 ``--baseline DIR`` runs every combination a second time with the ``runner`` package of DIR
 (e.g. ``git archive main | tar -x -C DIR``): the trials run this file with ``python -P``
-and ``PYTHONPATH=DIR``, so this file imports nothing from ``bench``.
+and ``PYTHONPATH=DIR``, so DIR needs ``bench/harness.py`` (main has it) and nothing else of
+this bench.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench import harness
 from runner.registry import HandlerContext, Registry
 from runner.service import scheduler
 from runner.service.runtime import Runner
@@ -140,6 +143,7 @@ def _drain(runner: Runner, n: int, timeout: float) -> float:
         with runner.db.read() as s:
             if s.scalar(done) == n:
                 last = s.scalar(sa.select(sa.func.max(Instance.ended_at)))
+                assert last is not None, "completed instances have an end time"
                 return last.timestamp()
         if time.monotonic() > deadline:
             raise SystemExit(f"only some of {n} instances completed within {timeout:g} s")
@@ -194,8 +198,8 @@ def trial(database: str, n: int, k: int, poll: float, pg: str, starters: int) ->
     with admin.begin() as conn:
         conn.execute(sa.text(f'create schema "{schema}"'))
     try:
-        url = sa.make_url(pg).update_query_dict({"options": f"-csearch_path={schema}"})
-        rendered = url.render_as_string(hide_password=False)
+        scoped = sa.make_url(pg).update_query_dict({"options": f"-csearch_path={schema}"})
+        rendered = scoped.render_as_string(hide_password=False)
         db.upgrade(rendered)
         return run_trial(rendered, n, k, poll, starters)
     finally:
@@ -207,7 +211,7 @@ def trial(database: str, n: int, k: int, poll: float, pg: str, starters: int) ->
 # --- the interleaved run -----------------------------------------------------------------
 
 
-def _run_child(code: str, database: str, args: argparse.Namespace, k: int) -> tuple[float, float, float]:
+def _run_child(code: str, database: str, k: int, args: argparse.Namespace) -> tuple[float, float, float]:
     env = {**os.environ, "PYTHONPATH": code}
     command = [sys.executable, "-P", str(HERE), "--trial", database, "--instances", str(args.instances)]
     command += ["--workers", str(k), "--poll", str(args.poll), "--pg", args.pg, "--starters", str(args.starters)]
@@ -218,32 +222,38 @@ def _run_child(code: str, database: str, args: argparse.Namespace, k: int) -> tu
     return float(rate), float(starts), float(bare)
 
 
-def _spread(values: list[float], digits: int = 1) -> str:
-    """Median (min-max, n)."""
-    lo, mid, hi = min(values), statistics.median(values), max(values)
-    return f"{mid:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f}, n={len(values)})"
-
-
 def interleaved(args: argparse.Namespace) -> list[str]:
-    """Every combination once per repeat, in turn; a line per combination with median and min-max."""
+    """Every combination once per repeat (``bench.harness`` order); lines with medians and spreads."""
     databases = ["sqlite", "pg"] if args.db == "both" else [args.db]
-    codes = [("new", str(ROOT))] + ([("base", str(Path(args.baseline).resolve()))] if args.baseline else [])
-    workers = [int(w) for w in args.workers.split(",")]
-    combos = [(label, code, d, k) for d in databases for k in workers for label, code in codes]
-    figures: dict[tuple, list[tuple[float, float, float]]] = {c: [] for c in combos}
-    for repeat in range(args.repeats):
-        for combo in combos:
-            figures[combo].append(_run_child(combo[1], combo[2], args, combo[3]))
-            rate = figures[combo][-1][0]
-            print(f"# repeat {repeat + 1} {combo[2]} {combo[3]}w {combo[0]}: {rate:.1f}/s", file=sys.stderr)
+    codes = {"new": str(ROOT)} | ({"base": str(Path(args.baseline).resolve())} if args.baseline else {})
+    combos = {
+        f"{d}_{k}w" + ("" if len(codes) == 1 else f"_{label}"): (code, d, k)
+        for d in databases
+        for k in (int(w) for w in args.workers.split(","))
+        for label, code in codes.items()
+    }
+    extra: dict[str, list[tuple[float, float]]] = {name: [] for name in combos}
+
+    def variant(name: str) -> harness.Variant:
+        def run() -> float:
+            rate, starts, bare = _run_child(*combos[name], args)
+            extra[name].append((starts, bare))
+            print(f"# {name}: {rate:.1f}/s", file=sys.stderr, flush=True)
+            return rate
+
+        return run
+
+    rates = harness.interleave({name: variant(name) for name in combos}, rounds=args.repeats, warmup=0)
     lines = []
-    for combo in combos:
-        label, _code, d, k = combo
-        prefix = f"{d}_{k}w" + ("" if len(codes) == 1 else f"_{label}")
-        rates, starts, bare = zip(*figures[combo], strict=True)
-        lines.append(f"{prefix}_instances_per_s: {_spread(list(rates))}")
-        lines.append(f"{prefix}_starts_per_s: {_spread(list(starts))}")
-        lines.append(f"{prefix}_bare_commit_ms: {_spread(list(bare), 2)}")
+    for name in combos:
+        starts, bare = zip(*extra[name], strict=True)
+        lines.append(harness.line(f"{name}_instances_per_s", harness.Summary.of(rates[name]), 1))
+        lines.append(harness.line(f"{name}_starts_per_s", harness.Summary.of(starts), 1))
+        lines.append(harness.line(f"{name}_bare_commit_ms", harness.Summary.of(bare), 2))
+        if name.endswith("_new") and name.removesuffix("_new") + "_base" in rates:
+            base = rates[name.removesuffix("_new") + "_base"]
+            ratio = harness.paired_ratios(rates[name], base)
+            lines.append(harness.line(f"{name.removesuffix('_new')}_new_to_base", ratio, 2))
     return lines
 
 
