@@ -54,6 +54,7 @@ class _Thread:
     def _loop(self) -> None:
         while (call := self.inbox.get()) is not None:
             call.run()
+            del call  # NOTE: an idle thread holds nothing of its last call (its context, its session)
 
 
 class CallThreads:
