@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from conftest import make_runner
 from runtime_helpers import events, fixture, instance_row, only_task, row_counts
-from sqlalchemy import event, select
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from runner.errors import Conflict, StepFailed
 from runner.queries import tasklists as inbox
 from runner.service.runtime import Runner
+from runner.store.database import make_engine
 from runner.store.models import Instance, Timer
 
 
@@ -242,3 +244,50 @@ def test_reads_do_not_wait_for_a_unit_of_work_in_progress(any_runner: Runner) ->
         release.set()
         worker.join(30)
     assert events(any_runner, instance_id=instance_id).count("handler.succeeded") == 1
+
+
+# --- pooled PostgreSQL connections: pinged only after idling -------------------------------
+
+
+def _backend_pid(engine) -> int:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("select pg_backend_pid()").scalar_one()
+
+
+def _terminate(url: str, pid: int) -> None:
+    """End a server backend, as a restart or an idle timeout would, and wait until it is gone."""
+    admin = create_engine(url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid})
+            gone = text("select count(*) from pg_stat_activity where pid = :pid")
+            for _ in range(1000):
+                if conn.execute(gone, {"pid": pid}).scalar_one() == 0:
+                    return
+                conn.execute(text("select pg_sleep(0.01)"))
+        raise AssertionError(f"backend {pid} did not end")
+    finally:
+        admin.dispose()
+
+
+def test_a_pooled_connection_dropped_while_idle_is_replaced_on_checkout(pg_url: str) -> None:
+    engine = make_engine(pg_url, ping_after=0)  # every checkout counts as after idling
+    try:
+        pid = _backend_pid(engine)
+        _terminate(pg_url, pid)
+        assert _backend_pid(engine) != pid
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_back_in_the_pool_within_the_idle_time_is_not_pinged(pg_url: str) -> None:
+    engine = make_engine(pg_url, ping_after=3600)
+    try:
+        pid = _backend_pid(engine)
+        _terminate(pg_url, pid)
+        # No ping: the dropped connection fails its statement once, is invalidated, and replaced.
+        with pytest.raises(DBAPIError):
+            _backend_pid(engine)
+        assert _backend_pid(engine) != pid
+    finally:
+        engine.dispose()

@@ -14,10 +14,9 @@ can run the job again between the failure and its bookkeeping.
 
 from __future__ import annotations
 
-import contextvars
+import functools
 import json
 import logging
-import threading
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +36,7 @@ from runner.errors import (
 )
 from runner.registry import HandlerContext
 from runner.service import claims
+from runner.service.calls import CallThreads
 from runner.service.retries import compute_backoff, max_tries
 from runner.service.unit import Core, Unit
 from runner.store.database import savepoint
@@ -65,35 +65,30 @@ def _json_safe(value: Any) -> None:
     json.dumps(value, allow_nan=False)
 
 
-def call_with_timeout(fn, params: dict[str, Any], ctx: HandlerContext, timeout: float) -> Any:
-    """Call a handler, turning an exception or a hang past ``timeout`` into HandlerFailed."""
-    box: dict[str, Any] = {}
+def call_with_timeout(
+    fn, params: dict[str, Any], ctx: HandlerContext, timeout: float, threads: CallThreads | None = None
+) -> Any:
+    """Call a handler, turning an exception or a hang past ``timeout`` into HandlerFailed.
 
-    def target() -> None:
-        try:
-            box["result"] = fn(params, ctx)
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
-            box["error"] = exc
-
-    # NOTE: in a copy of the caller's context, so the handler's log lines carry the unit's fields.
-    run = contextvars.copy_context().run
-    thread = threading.Thread(target=run, args=(target,), name=f"handler:{ctx.topic}", daemon=True)
-    thread.start()
-    thread.join(timeout)
+    It runs on one of ``threads`` (the runner's, kept between calls), or on a thread of its
+    own without them, in a copy of the caller's context either way (see runner.service.calls).
+    """
+    threads = threads if threads is not None else CallThreads(idle=0)
+    call = threads.call(functools.partial(fn, params, ctx), timeout, name=f"handler:{ctx.topic}")
     # NOTE: the context is valid only during the call: late sends and session use fail.
     ctx.closed = True
-    if thread.is_alive():
+    if call is None:
         # A thread cannot be killed; the unit of work rolls back whatever it did.
         raise HandlerFailed(f"handler {ctx.topic!r} did not finish within {timeout:g} s")
-    if "error" in box:
-        exc = box["error"]
+    if call.error is not None:
+        exc = call.error
         kind = "asked to retry" if isinstance(exc, Retry) else f"raised {type(exc).__name__}"
         raise HandlerFailed(f"handler {ctx.topic!r} {kind}: {exc}") from exc
     try:
-        _json_safe(box.get("result"))
+        _json_safe(call.result)
     except (TypeError, ValueError) as exc:
         raise HandlerFailed(f"handler {ctx.topic!r} returned data that is not JSON-safe: {exc}") from exc
-    return box.get("result")
+    return call.result
 
 
 def run_claimed(core: Core, job_id: str) -> bool:
@@ -168,7 +163,7 @@ def _run(unit: Unit, job: Job, inst: Instance, workflow) -> None:
     )
     ctx.session = _SessionGuard(s, ctx)
     with metrics.handler_call(job.topic):
-        result = call_with_timeout(fn, dict(job.params or {}), ctx, job.timeout)
+        result = call_with_timeout(fn, dict(job.params or {}), ctx, job.timeout, unit.core.calls)
     _check_outbox(ctx)
     mapped = engine.map_result(workflow, job.id, result)
     engine.finish_external(workflow, job.id, mapped)
@@ -195,7 +190,7 @@ def _run(unit: Unit, job: Job, inst: Instance, workflow) -> None:
         element=job.element_id,
         details={"topic": job.topic, "result": result, "outbox": len(ctx.outbox)},
     )
-    unit.commit(inst, workflow)
+    unit.commit(inst, workflow, completed_task=job.id)
 
 
 def _check_outbox(ctx: HandlerContext) -> None:

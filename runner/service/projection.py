@@ -75,7 +75,7 @@ def apply(
     save_instance(s, inst, **values)
     _user_tasks(events, s, inst, snap, before.get("user_tasks", []), completed_task, actor, now)
     _timers(events, s, inst, snap, before.get("timers", {}))
-    _jobs(s, inst, snap, before.get("jobs", []), now, handler_timeout)
+    _jobs(s, inst, snap, before.get("jobs", []), completed_task, now, handler_timeout)
     if before.get("messages", []) != waits["messages"]:
         DROP_SUBSCRIPTIONS.execute(s, {"b_id": inst.id})
         if waits["messages"]:
@@ -212,7 +212,7 @@ def _timers(events: list[Event], s, inst, snap, before: dict[str, str]) -> None:
         CANCEL_TIMER.execute(s, {"b_instance": inst.id, "b_task": task_id, "b_name": name, "state": "cancelled"})
 
 
-def _jobs(s, inst, snap, before: list[str], now: datetime, handler_timeout: float) -> None:
+def _jobs(s, inst, snap, before: list[str], completed: str | None, now: datetime, handler_timeout: float) -> None:
     current = {j.task_id for j in snap.jobs}
     for view in snap.jobs:
         if view.task_id in before:
@@ -235,7 +235,8 @@ def _jobs(s, inst, snap, before: list[str], now: datetime, handler_timeout: floa
             created_at=now,
         )
     for task_id in before:
-        if task_id not in current:
+        # NOTE: the job this unit of work ran has its row marked done by the caller.
+        if task_id not in current and task_id != completed:
             CANCEL_JOB.execute(s, {"b_id": task_id, "state": "cancelled", "ended_at": now})
 
 

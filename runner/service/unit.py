@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from runner import logs
@@ -30,14 +30,29 @@ from runner.errors import NotCorrelated, NotFound
 from runner.registry import Registry
 from runner.sandbox.budget import Limits
 from runner.service import projection
+from runner.service.calls import CallThreads
 from runner.settings import Settings
-from runner.store.database import Database, PoolOptions, add_row_later, make_engine
+from runner.store.database import Database, PoolOptions, Prepared, add_row_later, attach, make_engine
 from runner.store.leases import SenderLocks, WorkerLocks
 from runner.store.models import ClockRow, HistoryEvent, Instance, ProcessVersion, Subscription
 
 log = logging.getLogger(__name__)
 
 VIRTUAL_NOW = select(ClockRow.now).where(ClockRow.name == "virtual")
+
+# NOTE: every start reads a version row and every job an instance row: compiled once
+# (see store.database.Prepared), then attached to the session as if the ORM had loaded them.
+_versions, _instances = ProcessVersion.__table__, Instance.__table__
+LATEST_VERSION = Prepared(
+    select(*[c for c in _versions.c if c.key not in ("xml", "spec")])  # deferred: the spec comes from a cache
+    .where(_versions.c.process_key == bindparam("b_key"), _versions.c.kind == "bpmn")
+    .order_by(_versions.c.version.desc())
+    .limit(1)
+)
+_one_instance = select(_instances).where(_instances.c.id == bindparam("b_id"))
+LOAD_INSTANCE = Prepared(_one_instance)
+LOCK_INSTANCE = Prepared(_one_instance.with_for_update())
+LOCK_INSTANCE_OR_SKIP = Prepared(_one_instance.with_for_update(skip_locked=True))
 
 
 def _spec_text(s: Session, version_id: int) -> str:
@@ -88,6 +103,8 @@ class Core:
         self.sender_locks = SenderLocks(self.db)
         # Whether the worker named in a lease on a timer or job still runs (runner.service.claims).
         self.worker_locks = WorkerLocks(self.db)
+        # Handler calls run on these threads (kept between calls), see runner.service.calls.
+        self.calls = CallThreads()
 
     def now(self) -> datetime:
         """The runner's current time (virtual or real)."""
@@ -194,15 +211,10 @@ class Unit:
 
     def latest_version(self, process_key: str) -> ProcessVersion:
         """The newest deployed version of a process key."""
-        row = self.session.scalars(
-            select(ProcessVersion)
-            .where(ProcessVersion.process_key == process_key, ProcessVersion.kind == "bpmn")
-            .order_by(ProcessVersion.version.desc())
-            .limit(1)
-        ).first()
+        row = LATEST_VERSION.first(self.session, {"b_key": process_key})
         if row is None:
             raise NotFound(f"process {process_key!r} is not deployed")
-        return row
+        return attach(self.session, ProcessVersion, row)
 
     def specs(self, version: ProcessVersion | int, called: dict[str, int]) -> tuple[Any, dict[str, Any]]:
         """The spec of a version (a row or its id) with the specs of the processes it calls."""
@@ -242,7 +254,6 @@ class Unit:
         payload: dict[str, Any] | None = None,
     ) -> str:
         """Start the latest version of a process; returns the new instance's id."""
-        s = self.session
         version = self.latest_version(process_key)
         called = self.called_versions(version)
         spec, subs = self.specs(version, called)
@@ -262,8 +273,7 @@ class Unit:
             created_at=now,
             updated_at=now,
         )
-        s.add(inst)
-        s.flush()
+        # NOTE: not added to the session: commit() INSERTs it once, with its first state.
         logs.annotate(instance_id=inst.id, business_key=business_key)
         self.record(
             inst,
@@ -277,10 +287,16 @@ class Unit:
 
     def load(self, instance_id: str, *, lock: bool = False) -> tuple[Instance, Any]:
         """An instance row and its restored workflow."""
-        inst = self.session.get(Instance, instance_id, with_for_update=lock and self.core.db.is_postgres)
+        query = LOCK_INSTANCE if lock and self.core.db.is_postgres else LOAD_INSTANCE
+        inst = self._instance(query, instance_id)
         if inst is None:
             raise NotFound(f"instance {instance_id} does not exist")
         return inst, self.restore(inst)
+
+    def _instance(self, query: Prepared, instance_id: str) -> Instance | None:
+        """An instance row read with ``query``, as the session's object (the one it holds, if any)."""
+        row = query.first(self.session, {"b_id": instance_id})
+        return None if row is None else attach(self.session, Instance, row)
 
     def restore(self, inst: Instance) -> Any:
         """An instance row's workflow, restored on its version's (cached) specs."""
@@ -289,16 +305,21 @@ class Unit:
 
     def load_for_worker(self, instance_id: str) -> tuple[Instance, Any] | None:
         """Like ``load`` with a row lock that skips (returns None) if another worker holds it."""
-        if self.core.db.is_postgres:
-            query = select(Instance.id).where(Instance.id == instance_id).with_for_update(skip_locked=True)
-            if self.session.scalars(query).first() is None:
-                return None
-        return self.load(instance_id)
+        if not self.core.db.is_postgres:
+            return self.load(instance_id)
+        # NOTE: the row comes with its lock, in one round trip.
+        inst = self._instance(LOCK_INSTANCE_OR_SKIP, instance_id)
+        if inst is None:
+            return None
+        return inst, self.restore(inst)
 
     def commit(
         self, inst: Instance, workflow: Any, completed_task: str | None = None, actor: str | None = None
     ) -> Snapshot:
-        """Bound the tree, save it and project what the instance waits for (in this unit's transaction)."""
+        """Bound the tree, save it and project what the instance waits for (in this unit's transaction).
+
+        ``completed_task`` is the user task or the job this unit of work completed.
+        """
         self.engine.prune(workflow)
         snap = self.engine.snapshot(workflow)
         state = self.core.store.dump_state(workflow)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, create_engine, event, make_url, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -57,19 +58,31 @@ class PoolOptions:
         return args
 
 
-def make_engine(url: str, *, echo: bool = False, pool: PoolOptions | None = None) -> Engine:
-    """A SQLAlchemy engine; SQLite gets WAL, durable commits and one writer at a time."""
+# Seconds a pooled PostgreSQL connection may sit idle before it is checked out with a ping.
+PING_AFTER_IDLE = 10.0
+IDLE_SINCE = "runner_idle_since"
+
+
+def make_engine(
+    url: str, *, echo: bool = False, pool: PoolOptions | None = None, ping_after: float = PING_AFTER_IDLE
+) -> Engine:
+    """A SQLAlchemy engine; SQLite gets WAL, durable commits and one writer at a time.
+
+    A PostgreSQL connection that sat idle in the pool ``ping_after`` seconds or more is
+    pinged when checked out (and replaced if the server dropped it), see ``_ping_when_idle``.
+    """
     if not url.startswith("sqlite"):
         pool = pool or PoolOptions()
-        return create_engine(
+        engine = create_engine(
             url,
             echo=echo,
-            pool_pre_ping=True,
             pool_size=pool.size,
             max_overflow=pool.max_overflow,
             pool_timeout=pool.timeout,
             connect_args=pool.connect_args(url),
         )
+        _ping_when_idle(engine, ping_after)
+        return engine
     engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -95,6 +108,31 @@ def make_engine(url: str, *, echo: bool = False, pool: PoolOptions | None = None
             raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
 
     return engine
+
+
+def _ping_when_idle(engine: Engine, ping_after: float) -> None:
+    """Ping a pooled connection on checkout only when it was idle ``ping_after`` seconds or more.
+
+    NOTE: ``pool_pre_ping`` costs one round trip per checkout, so one per unit of work and
+    per read; a worker checks out several a second. A connection the server dropped (a
+    restart, an idle timeout) has almost always been idle a while; one dropped in the
+    last seconds fails its statement once and is invalidated by SQLAlchemy as before.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn, record) -> None:
+        record.info[IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn, record, _proxy) -> None:
+        since = record.info.get(IDLE_SINCE)
+        if since is None or time.monotonic() - since < ping_after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool invalidates this connection and checks out a fresh one.
+            raise DisconnectionError(f"a pooled connection was dropped: {exc}") from exc
 
 
 class Database:
@@ -265,8 +303,13 @@ def save_instance(session: Session, inst: Any, **values: Any) -> None:
 
     NOTE: one plain UPDATE on the hot path of every unit of work; a second writer that
     loaded the same version finds no row to update and gets StaleDataError (Conflict).
+    A new instance (never saved: no version yet, not in the session) is INSERTed once,
+    with what its first unit of work computed, at version 1.
     """
     session.flush()
+    if inst.row_version is None:
+        _insert_instance(session, inst, values)
+        return
     version = inst.row_version
     values["row_version"] = version + 1
     changed = _versioned_update(inst.__table__).execute(session, {**values, "b_id": inst.id, "b_version": version})
@@ -274,6 +317,19 @@ def save_instance(session: Session, inst: Any, **values: Any) -> None:
         raise StaleDataError(f"instance {inst.id} is no longer at version {version}")
     for name, value in values.items():
         set_committed_value(inst, name, value)
+
+
+def _insert_instance(session: Session, inst: Any, values: dict[str, Any]) -> None:
+    """INSERT a transient instance with ``values`` and make it persistent in the session."""
+    if inst in session:
+        raise ValueError(f"instance {inst.id} is in the session before its first save")
+    row = {column.key: getattr(inst, column.key) for column in inst.__table__.columns}
+    row.update(values, row_version=1)
+    insert_statement(inst.__table__).execute(session, row)
+    for name, value in row.items():
+        set_committed_value(inst, name, value)
+    make_transient_to_detached(inst)
+    session.add(inst)
 
 
 def attach(session: Session, model: type[DeclarativeBase], values: dict[str, Any]) -> Any:
