@@ -91,3 +91,18 @@ def test_a_start_inserts_the_instance_once_and_a_job_writes_its_row_once(sqlite_
         assert _count(statements, "UPDATE INSTANCES") == 1
     finally:
         runner.db.engine.dispose()
+
+
+def test_an_idle_pass_takes_no_write_lock_on_sqlite(sqlite_url: str, registry) -> None:
+    """With nothing due, a worker's pass only reads: SQLite has one writer lock for everyone."""
+    runner = _runner(sqlite_url, registry)
+    try:
+        runner.start_instance("bench_noop", "KH1", {})
+        assert runner.run_due() == 1
+        statements = _traced(runner)
+        assert runner.run_due() == 0
+        assert _count(statements, "SELECT") > 0
+        assert _count(statements, "BEGIN IMMEDIATE") == 0
+        assert _count(statements, "UPDATE") == 0
+    finally:
+        runner.db.engine.dispose()
