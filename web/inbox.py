@@ -76,9 +76,16 @@ def _list(view: str, page_for) -> str:
         args=args,
         links=_links(args, page),
         options=inbox.filter_options(get_runner()),
+        customers=_customers(page.rows),
         due_choices=inbox.DUE_FILTERS,
         reassign_to=reassign_to,
     )
+
+
+def _customers(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The customers on this page, (key, label), to suggest in the customer filter (a page's worth, not all)."""
+    found = {r["business_key"]: r["customer_name"] or r["business_key"] for r in rows if r["business_key"]}
+    return sorted(found.items(), key=lambda kv: str(kv[1]))
 
 
 def _links(args: dict[str, str | None], page) -> dict[str, str | None]:
