@@ -8,7 +8,9 @@ through an index, never a sequential scan.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +23,7 @@ from runner.extension import Person
 from runner.queries import keyset
 from runner.queries import tasklists as inbox
 from runner.registry import installed
+from runner.service import accounts as users
 from runner.service.runtime import Runner
 from runner.store.models import due_sort
 from tests.conftest import make_runner, pg_schema
@@ -256,3 +259,48 @@ def test_the_plan_check_sees_a_sequential_scan(big_pg: Runner) -> None:
     finally:
         raw.close()
     assert ("Seq Scan", "user_tasks") in set(_scans(plan))
+
+
+# --- the web inbox and the API page the same way ---------------------------------------------------
+
+
+def test_the_group_inbox_pages_with_next_and_previous_links(client, runner: Runner, staff) -> None:
+    task_rows.fill(runner.db.engine, 130, groups=["sales", "marketing"], customers=30)
+    client.login("sales1")
+    expected = _expected(inbox.tasks(runner), lambda row: _offered(row, "sales1", {"sales"}))
+    assert len(expected) > 50
+    seen, path, pages = [], "/inbox/group", []
+    while path:
+        page = client.get(path).get_data(as_text=True)
+        pages.append(page)
+        seen += re.findall(r'data-task="([^"]+)"', page)
+        found = re.search(r'href="([^"]+)" rel="next"', page)
+        path = html.unescape(found.group(1)) if found else None
+    assert seen == expected and len(pages) > 1
+    assert 'rel="prev"' not in pages[0] and 'rel="prev"' in pages[-1]
+    back = html.unescape(re.search(r'href="([^"]+)" rel="prev"', pages[-1]).group(1))
+    assert re.findall(r'data-task="([^"]+)"', client.get(back).get_data(as_text=True)) == re.findall(
+        r'data-task="([^"]+)"', pages[-2]
+    )
+
+
+def test_the_api_pages_with_next_cursor_and_names_a_bad_field(client, runner: Runner, staff) -> None:
+    task_rows.fill(runner.db.engine, 60, groups=["sales", "marketing"], users=4, customers=30)
+    auth = {"Authorization": f"Bearer {users.issue_token(runner, 'marketing1', label='test')}"}
+    expected = _expected(inbox.tasks(runner), lambda row: _offered(row, "marketing1", {"marketing"}))
+    seen, cursor = [], None
+    while True:
+        answer = client.get(
+            "/api/tasks", query_string={"limit": 7, **({"cursor": cursor} if cursor else {})}, headers=auth
+        )
+        assert answer.status_code == 200
+        seen += [t["id"] for t in answer.get_json()["tasks"]]
+        cursor = answer.get_json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == expected
+    for query, field in (({"limit": "0"}, "limit"), ({"cursor": "bogus"}, "cursor"), ({"limit": "x"}, "limit")):
+        answer = client.get("/api/tasks", query_string=query, headers=auth)
+        assert answer.status_code == 422 and answer.get_json()["detail"].startswith(f"{field}:"), answer.get_json()
+    answer = client.get("/api/instances", query_string={"limit": 5}, headers=auth)
+    assert answer.status_code == 200 and answer.get_json()["next_cursor"]
