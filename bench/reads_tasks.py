@@ -5,15 +5,15 @@
 For each database and size it builds N open tasks (``bench.task_rows``: bulk SQL), then times the
 first page and a deep page (the 20th, through its cursor) of every list: the web inbox pages through
 Flask's test client (signed in), the REST API (bearer token), and the functions the CLI calls.
-Repeats are interleaved across sizes and lists, so a noisy machine slows all of them alike; each
-figure is the median in milliseconds, with its min-max spread on the ``_spread_ms`` line.
+Repeats are interleaved (``bench.harness``, shuffled per round) across databases, sizes and lists, so
+a noisy machine slows all of them alike; each line is the median in milliseconds with its spread.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import re
-import statistics
 import tempfile
 import time
 import uuid
@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench import task_rows
+from bench import harness, task_rows
 from runner import extension, registry
 from runner.extension import combined
 from runner.queries import tasklists as inbox
@@ -137,11 +137,10 @@ def _deep_cursor(read: Callable[[str | None], str | None]) -> str | None:
 
 
 def run(kinds: list[str], sizes: list[int], repeats: int, pg_url: str) -> dict[str, list[float]]:
-    """Timings in ms by figure name, the repeats interleaved over databases, sizes and lists."""
-    samples: dict[str, list[float]] = {}
+    """Timings in ms by figure name, the repeats interleaved (shuffled) over databases, sizes and lists."""
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-reads-")))
-        plans = []
+        variants: dict[str, harness.Variant] = {}
         for kind in kinds:
             for size in sizes:
                 url = stack.enter_context(_database(kind, pg_url, folder))
@@ -150,17 +149,11 @@ def run(kinds: list[str], sizes: list[int], repeats: int, pg_url: str) -> dict[s
                 stack.callback(site.runner.db.engine.dispose)
                 print(f"# built {kind} n={size} in {time.perf_counter() - started:.1f} s", flush=True)
                 for name, read in site.lists().items():
-                    cursors = {"first": None, "deep": _deep_cursor(read)}
-                    for depth, cursor in cursors.items():
-                        if depth == "deep" and cursor is None:
-                            continue
-                        plans.append((f"{kind}_n{size}_{name}_{depth}_ms", read, cursor))
-        for _ in range(repeats):
-            for figure, read, cursor in plans:
-                started = time.perf_counter()
-                read(cursor)
-                samples.setdefault(figure, []).append((time.perf_counter() - started) * 1000)
-    return samples
+                    variants[f"{kind}_n{size}_{name}_first"] = harness.timed(functools.partial(read, None))
+                    deep = _deep_cursor(read)
+                    if deep is not None:
+                        variants[f"{kind}_n{size}_{name}_deep"] = harness.timed(functools.partial(read, deep))
+        return harness.interleave(variants, repeats, shuffle=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,9 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     if not sizes or min(sizes) < 1 or args.repeats < 1:
         parser.error("--sizes needs positive numbers and --repeats at least 1")
     kinds = {"sqlite": ["sqlite"], "pg": ["postgresql"], "both": ["sqlite", "postgresql"]}[args.db]
-    for figure, values in run(kinds, sizes, args.repeats, args.pg_url).items():
-        print(f"{figure}: {statistics.median(values):.2f}")
-        print(f"{figure.removesuffix('_ms')}_spread_ms: {min(values):.2f}-{max(values):.2f}")
+    for text in harness.report(run(kinds, sizes, args.repeats, args.pg_url), unit="ms", digits=2):
+        print(text)
     return 0
 
 

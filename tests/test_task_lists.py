@@ -8,7 +8,9 @@ through an index, never a sequential scan.
 
 from __future__ import annotations
 
+import contextlib
 import html
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from bench import task_rows
+from bench import harness, reads_tasks, task_rows
 from runner.errors import Invalid
 from runner.extension import Person
 from runner.queries import keyset
@@ -304,3 +306,17 @@ def test_the_api_pages_with_next_cursor_and_names_a_bad_field(client, runner: Ru
         assert answer.status_code == 422 and answer.get_json()["detail"].startswith(f"{field}:"), answer.get_json()
     answer = client.get("/api/instances", query_string={"limit": 5}, headers=auth)
     assert answer.status_code == 200 and answer.get_json()["next_cursor"]
+
+
+def test_the_bench_prints_a_figure_per_list_and_page() -> None:
+    """Only the shape of the output: timings depend on the machine."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert reads_tasks.main(["--sizes", "1200", "--db", "sqlite", "--repeats", "1"]) == 0
+    figures = harness.parse("\n".join(line for line in out.getvalue().splitlines() if not line.startswith("#")))
+    assert {
+        "sqlite_n1200_web_group_first_ms",
+        "sqlite_n1200_web_all_deep_ms",
+        "sqlite_n1200_api_instances_deep_ms",
+    } <= set(figures)
+    assert all(value > 0 for value in figures.values())
