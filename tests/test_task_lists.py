@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from sqlalchemy import event
 
 from bench import harness, reads_tasks, task_rows
@@ -27,6 +29,7 @@ from runner.queries import tasklists as inbox
 from runner.registry import installed
 from runner.service import accounts as users
 from runner.service.runtime import Runner
+from runner.store import schema
 from runner.store.models import due_sort
 from tests.conftest import make_runner, pg_schema
 
@@ -320,3 +323,63 @@ def test_the_bench_prints_a_figure_per_list_and_page() -> None:
         "sqlite_n1200_api_instances_deep_ms",
     } <= set(figures)
     assert all(value > 0 for value in figures.values())
+
+
+# --- migration 0009 fills the candidate rows from the JSON of existing tasks ------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        with pg_schema(request.getfixturevalue("pg_base_url"), upgrade=False) as url:
+            yield url
+
+
+def test_migration_0009_backfills_candidates_and_due_sort_and_downgrades(unmigrated_url: str) -> None:
+    config = schema.alembic_config(unmigrated_url, branches=("core",))
+    command.upgrade(config, "0008")
+    engine = sa.create_engine(unmigrated_url)
+    at = "2026-01-05 08:00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO process_versions (id, process_key, version, name, kind, content_hash, file_name, xml, "
+                "spec, called, message_starts, timer_starts, deployed_at, deployed_by) VALUES (1, 'p', 1, '', "
+                "'bpmn', 'h', 'p.bpmn', '', '', '[]', '[]', '[]', :at, '')"
+            ),
+            {"at": at},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO instances (id, process_key, version_id, status, state, data, called_versions, stages, "
+                "waits, created_at, updated_at, row_version) VALUES ('i1', 'p', 1, 'running', '', '{}', '{}', "
+                "'[]', '{}', :at, :at, 1)"
+            ),
+            {"at": at},
+        )
+        for task_id, groups, users_, due, state in (
+            ("a", '["sales", "marketing"]', '["lan"]', at, "open"),
+            ("b", '["sales"]', "[]", None, "open"),
+            ("c", '["sales"]', "[]", at, "completed"),
+        ):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO user_tasks (id, instance_id, process_key, element_id, name, candidate_groups, "
+                    "candidate_users, due_at, priority, form, state, created_at) VALUES (:id, 'i1', 'p', 'e', '', "
+                    ":groups, :users, :due, 50, '{}', :state, :at)"
+                ),
+                {"id": task_id, "groups": groups, "users": users_, "due": due, "state": state, "at": at},
+            )
+    command.upgrade(config, "0009")
+    with engine.connect() as conn:
+        rows = set(conn.execute(sa.text("SELECT task_id, kind, name FROM user_task_candidates")))
+        sorts = dict(conn.execute(sa.text("SELECT id, due_sort FROM user_tasks")).all())
+    assert rows == {("a", "group", "sales"), ("a", "group", "marketing"), ("a", "user", "lan"), ("b", "group", "sales")}
+    assert str(sorts["a"]).startswith("2026-01-05 08:00") and str(sorts["b"]).startswith("9999-12-31")
+    command.downgrade(config, "0008")
+    inspector = sa.inspect(engine)
+    assert "user_task_candidates" not in inspector.get_table_names()
+    assert "due_sort" not in {c["name"] for c in inspector.get_columns("user_tasks")}
+    engine.dispose()
