@@ -306,7 +306,7 @@ def test_the_api_pages_with_next_cursor_and_names_a_bad_field(client, runner: Ru
     assert seen == expected
     for query, field in (({"limit": "0"}, "limit"), ({"cursor": "bogus"}, "cursor"), ({"limit": "x"}, "limit")):
         answer = client.get("/api/tasks", query_string=query, headers=auth)
-        assert answer.status_code == 422 and answer.get_json()["detail"].startswith(f"{field}:"), answer.get_json()
+        assert answer.status_code == 400 and answer.get_json()["detail"].startswith(f"{field}:"), answer.get_json()
     answer = client.get("/api/instances", query_string={"limit": 5}, headers=auth)
     assert answer.status_code == 200 and answer.get_json()["next_cursor"]
 

@@ -12,6 +12,7 @@ from runner.errors import Invalid
 from runner.queries import tasklists as inbox
 from runner.service.tasks import check_may_complete, is_candidate
 from web.api.blueprint import bp
+from web.api.errors import BadRequest
 from web.api.inputs import body, flag, json_object, query
 from web.api.shapes import instance_summary, task, version_numbers
 from web.auth import roles_required
@@ -39,18 +40,21 @@ def list_tasks():
     due first, filtered by group, assignee, customer, process, unassigned and orphan; ``next_cursor`` pages on.
     """
     user = current_user
-    page = inbox.task_page(
-        get_runner(),
-        viewer=None if user.has_role("team_leader", "admin") else (user.username, list(user.roles)),
-        candidate_group=query("candidate_group"),
-        assignee=query("assignee"),
-        unassigned=flag("unassigned"),
-        orphan=flag("orphan"),
-        business_key=query("business_key"),
-        process_key=query("process_key"),
-        limit=query("limit"),
-        cursor=query("cursor"),
-    )
+    try:
+        page = inbox.task_page(
+            get_runner(),
+            viewer=None if user.has_role("team_leader", "admin") else (user.username, list(user.roles)),
+            candidate_group=query("candidate_group"),
+            assignee=query("assignee"),
+            unassigned=flag("unassigned"),
+            orphan=flag("orphan"),
+            business_key=query("business_key"),
+            process_key=query("process_key"),
+            limit=query("limit"),
+            cursor=query("cursor"),
+        )
+    except Invalid as exc:  # NOTE: limit or cursor, named in the message: a 400 like every query filter
+        raise BadRequest(str(exc)) from exc
     return jsonify(tasks=[task(r) for r in page.rows], next_cursor=page.next_cursor)
 
 

@@ -15,7 +15,7 @@ PAGING = [
     query(
         "cursor",
         "the next_cursor of the page before (absent: the first page); opaque, good for this list only",
-        {"type": "string", "maxLength": 400},
+        {"type": "string", "maxLength": 200},
     ),
 ]
 MAX_ADVANCE = 366 * 24 * 3600  # NOTE: a year at most per call: cycles fire once per period on the way
