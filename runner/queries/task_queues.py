@@ -32,6 +32,33 @@ from runner.store.models import Instance, UserTask, UserTaskCandidate
 
 _task = UserTask.__table__
 _cand = UserTaskCandidate.__table__
+# NOTE: built once: a page's statement is put together per request, and SQLAlchemy constructs are not free.
+_offer, _reach, _member = _cand.alias("offer"), _cand.alias("reach"), _cand.alias("member")
+TASK_COLUMNS = tuple(
+    _task.c[name]
+    for name in (
+        "id",
+        "instance_id",
+        "business_key",
+        "process_key",
+        "element_id",
+        "name",
+        "lane",
+        "stage",
+        "candidate_groups",
+        "candidate_users",
+        "assignee",
+        "due_at",
+        "due_sort",
+        "follow_up_at",
+        "priority",
+        "form",
+        "state",
+        "created_at",
+        "ended_at",
+        "completed_by",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +80,7 @@ class TaskQuery:
 
 def offered(task_id: Any, username: str, roles: frozenset[str]) -> ColumnElement[bool]:
     """True when the task is offered to the user or one of their roles (candidate primary key lookups)."""
-    offer = _cand.alias("offer")
+    offer = _offer
     return exists().where(
         offer.c.task_id == task_id,
         or_(
@@ -67,7 +94,7 @@ def orphaned(staff: Mapping[str, Any]) -> ColumnElement[bool]:
     """True for an open task no active staff member may work on (as ``runner.model.orphans.is_orphan``)."""
     users = sorted(staff)
     roles = sorted({role for held in staff.values() for role in held or ()})
-    offer = _cand.alias("reach")
+    offer = _reach
     reachable = exists().where(
         offer.c.task_id == _task.c.id,
         or_(
@@ -93,7 +120,7 @@ def _conditions(q: TaskQuery) -> list[ColumnElement[bool]]:
     if q.unassigned is not None:
         found.append(_task.c.assignee.is_(None) if q.unassigned else _task.c.assignee.is_not(None))
     if q.candidate_group is not None:
-        member = _cand.alias("member")
+        member = _member
         found.append(
             exists().where(member.c.task_id == _task.c.id, member.c.kind == "group", member.c.name == q.candidate_group)
         )
@@ -155,13 +182,14 @@ def _branch(
 
 
 def task_list(q: TaskQuery, window: Window) -> Select:
-    """The page's user_tasks rows (up to limit + 1, in window order): one statement, a union of branches."""
+    """The page's user_tasks rows (up to limit + 1, in window order, plain rows not ORM objects): one
+    statement, a union of branches."""
     conditions = _conditions(q)
     parts = [_branch(branch, conditions, q.due_before, window) for branch in _branches(q)]
     ids = (parts[0] if len(parts) == 1 else union(*(select(*p.subquery().c) for p in parts))).subquery("page")
     return (
-        select(UserTask)
-        .join(ids, UserTask.id == ids.c.id)
+        select(*TASK_COLUMNS)
+        .join_from(_task, ids, _task.c.id == ids.c.id)
         .order_by(*window.order(ids.c.due_sort, ids.c.id))
         .limit(window.limit + 1)
     )

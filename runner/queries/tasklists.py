@@ -26,7 +26,6 @@ from runner.store.models import (
     Timer,
     User,
     UserTask,
-    due_sort,
 )
 
 if TYPE_CHECKING:
@@ -121,8 +120,8 @@ def task_page(
             orphan=orphan,
             staff=staff,
         )
-        rows = [_row(r, *TASK_FIELDS) for r in s.scalars(task_queues.task_list(q, window))]
-    page = window.page([{**r, "due_sort": due_sort(r["due_at"])} for r in rows], "due_sort")
+        rows = [dict(r._mapping) for r in s.execute(task_queues.task_list(q, window))]
+    page = window.page(rows, "due_sort")
     return replace(page, rows=[_flagged(_without_sort(r), staff) for r in page.rows])
 
 
@@ -342,8 +341,7 @@ def _inbox_page(
     with runner.db.read() as s:
         names, staff = _process_names(s), _active_staff(s)
         q = replace(q, staff=staff)
-        tasks = s.scalars(task_queues.task_list(q, window)).all()
-        page = window.page([{**_row(t, *TASK_FIELDS), "due_sort": t.due_sort} for t in tasks], "due_sort")
+        page = window.page([dict(r._mapping) for r in s.execute(task_queues.task_list(q, window))], "due_sort")
         # NOTE: an extension labels business keys (EasyEdu: the customer's name); None without one.
         labels = runner.extensions.labels(s, {r["business_key"] for r in page.rows if r["business_key"]})
     rows = []
@@ -447,6 +445,11 @@ def next_task(
     return None
 
 
+# NOTE: constant statements, built once.
+OPEN_PROCESSES = task_queues.distinct_open(UserTask.process_key)
+OPEN_STAGES = task_queues.distinct_open(UserTask.stage)
+
+
 def filter_options(runner: Runner) -> dict[str, list[tuple[str, str]]]:
     """The processes and stages that open tasks have, as (value, label) pairs, for the inbox's filter bar.
 
@@ -455,8 +458,8 @@ def filter_options(runner: Runner) -> dict[str, list[tuple[str, str]]]:
     """
     with runner.db.read() as s:
         names = _process_names(s)
-        processes = list(s.scalars(task_queues.distinct_open(UserTask.process_key)))
-        stages = list(s.scalars(task_queues.distinct_open(UserTask.stage)))
+        processes = list(s.scalars(OPEN_PROCESSES))
+        stages = list(s.scalars(OPEN_STAGES))
     return {
         "process": sorted(((k, names.get(k, k)) for k in processes), key=lambda kv: kv[1]),
         "stage": [(stage, stage) for stage in sorted(stages)],
