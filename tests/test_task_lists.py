@@ -14,6 +14,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -383,3 +384,21 @@ def test_migration_0009_backfills_candidates_and_due_sort_and_downgrades(unmigra
     assert "user_task_candidates" not in inspector.get_table_names()
     assert "due_sort" not in {c["name"] for c in inspector.get_columns("user_tasks")}
     engine.dispose()
+
+
+# --- the projection keeps the candidate rows with their open task ------------------------------------
+
+
+def test_a_task_is_offered_while_open_and_its_candidate_rows_go_with_it(runner: Runner, staff) -> None:
+    runner.deploy([Path(__file__).parent / "bpmn" / "web" / "lead.bpmn"])
+    runner.start_instance("web_lead", "KH1")
+    [task] = inbox.tasks(runner, business_key="KH1")
+    with runner.db.engine.connect() as conn:
+        rows = set(conn.execute(sa.text("SELECT task_id, kind, name FROM user_task_candidates")))
+    assert rows == {(task["id"], "group", "sales")}
+    assert [r["id"] for r in inbox.group_tasks(runner, "sales1", ["sales"]).rows] == [task["id"]]
+    runner.complete_task(task["id"], {"lead_quality": "good"}, actor="sales1")
+    with runner.db.engine.connect() as conn:
+        left = set(conn.execute(sa.text("SELECT task_id FROM user_task_candidates WHERE task_id = :id"), task))
+    assert left == set()
+    assert task["id"] not in {r["id"] for r in inbox.group_tasks(runner, "sales1", ["sales"]).rows}

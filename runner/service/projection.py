@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from runner.engine import Snapshot
+from runner.engine import Snapshot, UserTaskView
 from runner.service.retries import max_tries
 from runner.store.database import Prepared, insert_row, insert_statement, save_instance
 from runner.store.models import Instance, Job, Subscription, Timer, UserTask, UserTaskCandidate, due_sort
@@ -152,7 +152,7 @@ def _user_tasks(events: list[Event], s, inst, snap, before, completed_task, acto
             events.append(Event("task.cancelled", None, {"task_id": task_id}))
 
 
-def _offer(s: Session, view) -> None:
+def _offer(s: Session, view: UserTaskView) -> None:
     """The task's candidate rows (runner.queries.tasklists reads a group's queue from them)."""
     rows = [
         {"task_id": view.task_id, "kind": kind, "name": name, "due_sort": due_sort(view.due_at)}
