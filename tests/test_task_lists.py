@@ -223,6 +223,8 @@ PLANNED: dict[str, Callable[[Runner, str | None], Any]] = {
 }
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 @pytest.mark.parametrize("name", PLANNED)
 @pytest.mark.parametrize("depth", ["first page", "deep page"])
 def test_no_list_reads_its_table_sequentially_at_100k(big_pg: Runner, name: str, depth: str) -> None:
@@ -243,6 +245,8 @@ def test_no_list_reads_its_table_sequentially_at_100k(big_pg: Runner, name: str,
         raw.close()
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_filter_choices_walk_the_index_at_100k(big_pg: Runner) -> None:
     statements = _statements(big_pg, lambda: inbox.filter_options(big_pg))
     raw = big_pg.db.engine.raw_connection()
@@ -257,6 +261,8 @@ def test_filter_choices_walk_the_index_at_100k(big_pg: Runner) -> None:
     assert inbox.filter_options(big_pg)["stage"] == [(s, s) for s in ("S0", "S1", "S2", "S3")]
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_the_plan_check_sees_a_sequential_scan(big_pg: Runner) -> None:
     """The check above can fail: a filter no index serves is read sequentially."""
     raw = big_pg.db.engine.raw_connection()
