@@ -107,9 +107,12 @@ def build(engine: sa.Engine, n: int, *, triggers: bool = True) -> None:
         f" SELECT {iid} || '-o', 'onboarding', (SELECT max(id) FROM process_versions), {kh}, 'running', '', '{{}}',"
         f" '{{}}', {_stages_json(AFTER, 'i', dialect)}, '{{}}', {ts}, {entered}, 1 FROM {seq} WHERE i % 3 = 0",
         "INSERT INTO user_tasks (id, instance_id, business_key, process_key, element_id, name, candidate_groups,"
-        " candidate_users, due_at, priority, form, state, created_at)"
+        " candidate_users, due_at, due_sort, priority, form, state, created_at)"
         f" SELECT {iid} || '-t', {iid}, {kh}, 'sales', 'Task_call', 'Gọi khách hàng', '[\"sales\"]', '[]', {due},"
-        f" 50, '{{}}', 'open', {ts} FROM {seq}",
+        f" {due}, 50, '{{}}', 'open', {ts} FROM {seq}",
+        # NOTE: the task lists and the policy read who a task is offered to here (migration 0009).
+        "INSERT INTO user_task_candidates (task_id, kind, name, due_sort)"
+        f" SELECT {iid} || '-t', 'group', 'sales', {due} FROM {seq}",
         "INSERT INTO customer_notes (customer_id, kind, text, author, created_at)"
         f" SELECT {kh}, 'discussion', 'Khách hẹn gọi lại sau.', {_pick(OWNERS, 'i')}, {entered} FROM {seq}",
         "INSERT INTO outbox (idempotency_key, channel, instance_id, business_key, payload, state, attempts, due_at,"

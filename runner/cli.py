@@ -84,8 +84,19 @@ def cmd_start(args, settings: Settings) -> None:
 
 
 def cmd_tasks(args, settings: Settings) -> None:
-    groups = args.group or None
-    _print(inbox.tasks(open_runner(settings), user=args.user, groups=groups, business_key=args.customer))
+    viewer = (args.user or "", args.group or []) if args.user or args.group else None
+    page = inbox.task_page(
+        open_runner(settings),
+        viewer=viewer,
+        candidate_group=args.candidate_group,
+        business_key=args.customer,
+        process_key=args.process,
+        limit=args.limit,
+        cursor=args.cursor,
+    )
+    _print(page.rows)
+    if page.next_cursor:
+        print(f"next page: --cursor {page.next_cursor}", file=sys.stderr)
 
 
 def cmd_complete(args, settings: Settings) -> None:
@@ -128,7 +139,17 @@ def cmd_instances(args, settings: Settings) -> None:
     if args.instance_id:
         _print(inbox.instance(runner, args.instance_id))
     else:
-        _print(inbox.instances(runner, business_key=args.customer, process_key=args.process))
+        page = inbox.instance_page(
+            runner, business_key=args.customer, process_key=args.process, limit=args.limit, cursor=args.cursor
+        )
+        _print(page.rows)
+        if page.next_cursor:
+            print(f"next page: --cursor {page.next_cursor}", file=sys.stderr)
+
+
+def _paging(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", type=int, default=50, help="rows per page (1-200, default %(default)s)")
+    p.add_argument("--cursor", help="the cursor printed after the previous page")
 
 
 def cmd_history(args, settings: Settings) -> None:
@@ -254,10 +275,13 @@ def build_parser(extensions: Iterable[Extension] = ()) -> argparse.ArgumentParse
     )
     p.set_defaults(fn=cmd_start)
 
-    p = sub.add_parser("tasks", help="open user tasks")
-    p.add_argument("--user")
-    p.add_argument("--group", action="append")
+    p = sub.add_parser("tasks", help="open user tasks, a page at a time (earliest due first)")
+    p.add_argument("--user", help="only tasks this user may work on (theirs, or offered to them)")
+    p.add_argument("--group", action="append", help="the user's groups (repeat); alone: tasks offered to them")
+    p.add_argument("--candidate-group", help="only tasks offered to this group")
     p.add_argument("--customer")
+    p.add_argument("--process")
+    _paging(p)
     p.set_defaults(fn=cmd_tasks)
 
     p = sub.add_parser("complete", help="complete a user task")
@@ -295,6 +319,7 @@ def build_parser(extensions: Iterable[Extension] = ()) -> argparse.ArgumentParse
     p.add_argument("instance_id", nargs="?")
     p.add_argument("--customer")
     p.add_argument("--process")
+    _paging(p)
     p.set_defaults(fn=cmd_instances)
 
     p = sub.add_parser("history", help="history per instance or customer")

@@ -393,10 +393,11 @@ FILL = [
                now() at time zone 'utc' - (i % 1000 + 1) * interval '1 minute', now() at time zone 'utc'
         from generate_series(1, {ROWS}) as i""",
     f"""insert into user_tasks (id, instance_id, process_key, element_id, name, candidate_groups,
-                                candidate_users, priority, form, state, due_at, created_at)
+                                candidate_users, priority, form, state, due_at, due_sort, created_at)
         select md5(i::text), :instance, 'metrics_work', 'review', 'Xem lại',
                (case when i % 3 = 0 then '["sales"]' else '["sales", "customer_care"]' end)::json, '[]', 50, '{{}}',
                case when i % 10 = 0 then 'open' else 'completed' end,
+               now() at time zone 'utc' + (i % 100 - 50) * interval '1 hour',
                now() at time zone 'utc' + (i % 100 - 50) * interval '1 hour', now() at time zone 'utc'
         from generate_series(1, {ROWS}) as i""",
     f"""insert into outbox (idempotency_key, channel, payload, state, attempts, due_at, created_at)

@@ -51,6 +51,7 @@ def _query(args: dict[str, str | None]) -> dict[str, Any]:
         "stage": args["stage"],
         "business_key": args["customer"],
         "due": args["due"],
+        "orphan": True if args["orphan"] else None,
     }
 
 
@@ -58,43 +59,49 @@ def _is_admin() -> bool:
     return current_user.has_role("admin")
 
 
-def _options(rows: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
-    """The choices of the filter bar, from the tasks in this list before filtering."""
-
-    def pairs(key: str, label: str) -> list[tuple[str, str]]:
-        found = {r[key]: r[label] or r[key] for r in rows if r[key]}
-        return sorted(found.items(), key=lambda kv: str(kv[1]))
-
-    return {
-        "process": pairs("process_key", "process_name"),
-        "stage": pairs("stage", "stage"),
-        "customer": pairs("business_key", "customer_name"),
-    }
-
-
-def _list(view: str, rows_for) -> str:
+def _list(view: str, page_for) -> str:
+    """One page of a list: the filters, the rows, links to the pages before and after it."""
     args = _filters()
-    unfiltered = rows_for({})
-    rows = rows_for(_query(args)) if any(args.values()) else unfiltered
-    if args["orphan"]:
-        rows = [r for r in rows if r["orphan"]]
-    reassign_to = _candidates_by_task(rows) if view == "all" else {}
+    try:
+        page = page_for(_query(args), request.args.get("cursor") or None)
+    except Invalid:
+        # NOTE: a cursor from an old link (or typed by hand) starts the list over rather than failing.
+        page = page_for(_query(args), None)
+    reassign_to = _candidates_by_task(page.rows) if view == "all" else {}
     return render_template(
         "inbox/list.html",
         view=view,
-        rows=rows,
+        rows=page.rows,
+        page=page,
         args=args,
-        options=_options(unfiltered),
+        links=_links(args, page),
+        options=inbox.filter_options(get_runner()),
+        customers=_customers(page.rows),
         due_choices=inbox.DUE_FILTERS,
         reassign_to=reassign_to,
     )
+
+
+def _customers(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The customers on this page, (key, label), to suggest in the customer filter (a page's worth, not all)."""
+    found = {r["business_key"]: r["customer_name"] or r["business_key"] for r in rows if r["business_key"]}
+    return sorted(found.items(), key=lambda kv: str(kv[1]))
+
+
+def _links(args: dict[str, str | None], page) -> dict[str, str | None]:
+    """The URLs of the pages before and after this one, with the same filters (None: no such page)."""
+    kept = {name: value for name, value in args.items() if value}
+    return {
+        "prev": url_for(request.endpoint or "", **kept, cursor=page.prev_cursor) if page.prev_cursor else None,
+        "next": url_for(request.endpoint or "", **kept, cursor=page.next_cursor) if page.next_cursor else None,
+    }
 
 
 @bp.get("/")
 @roles_required()
 def my_tasks():
     """Tasks assigned to me, overdue first."""
-    return _list("mine", lambda q: inbox.my_tasks(get_runner(), current_user.username, **q))
+    return _list("mine", lambda q, cursor: inbox.my_tasks(get_runner(), current_user.username, **q, cursor=cursor))
 
 
 @bp.get("/group")
@@ -102,7 +109,10 @@ def my_tasks():
 def group_tasks():
     """Unclaimed tasks of my groups, to claim."""
     return _list(
-        "group", lambda q: inbox.group_tasks(get_runner(), current_user.username, list(current_user.roles), **q)
+        "group",
+        lambda q, cursor: inbox.group_tasks(
+            get_runner(), current_user.username, list(current_user.roles), **q, cursor=cursor
+        ),
     )
 
 
@@ -110,7 +120,7 @@ def group_tasks():
 @roles_required(*OVERSEERS)
 def all_tasks():
     """Every open task, claimed or not, orphans flagged, for team leaders and admins to reassign."""
-    return _list("all", lambda q: inbox.open_tasks(get_runner(), **q))
+    return _list("all", lambda q, cursor: inbox.open_tasks(get_runner(), **q, cursor=cursor))
 
 
 def _staff() -> list[dict[str, Any]]:

@@ -5,13 +5,17 @@ They return plain dicts so that the web app and the CLI never touch the tables.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 
 from runner.errors import Invalid, NotFound
+from runner.extension import Person
 from runner.model import orphans
+from runner.queries import keyset, task_queues
 from runner.store.models import (
     HistoryEvent,
     Incident,
@@ -64,23 +68,69 @@ def tasks(
     process_key: str | None = None,
     state: str = "open",
 ) -> list[dict]:
-    """User tasks, earliest due first; with ``user``/``groups`` only those they may work on."""
+    """Every user task of a customer or process, earliest due first; with ``user``/``groups`` only those they
+    may work on. For one customer's handful of rows; a whole list goes through ``task_page``."""
     query = select(UserTask).where(UserTask.state == state)
     if business_key is not None:
         query = query.where(UserTask.business_key == business_key)
     if process_key is not None:
         query = query.where(UserTask.process_key == process_key)
-    with runner.db.read() as s:
-        rows = s.scalars(query.order_by(UserTask.due_at.is_(None), UserTask.due_at, UserTask.created_at)).all()
     if user is not None or groups is not None:
-        rows = [r for r in rows if _may_work_on(r, user, set(groups or []))]
+        # NOTE: candidate rows exist for open tasks only; a closed task is the assignee's or nobody's.
+        query = query.where(
+            or_(
+                UserTask.assignee == user,
+                UserTask.assignee.is_(None) & task_queues.offered(UserTask.id, user or "", frozenset(groups or ())),
+            )
+        )
+    with runner.db.read() as s:
+        rows = s.scalars(query.order_by(UserTask.due_sort, UserTask.id)).all()
     return [_row(r, *TASK_FIELDS) for r in rows]
 
 
-def _may_work_on(row: UserTask, user: str | None, groups: set[str]) -> bool:
-    if row.assignee:
-        return row.assignee == user
-    return bool(user and user in (row.candidate_users or [])) or bool(groups & set(row.candidate_groups or []))
+def task_page(
+    runner: Runner,
+    *,
+    viewer: tuple[str, Iterable[str]] | None = None,
+    assignee: str | None = None,
+    unassigned: bool | None = None,
+    candidate_group: str | None = None,
+    business_key: str | None = None,
+    process_key: str | None = None,
+    orphan: bool | None = None,
+    limit: int | str | None = None,
+    cursor: str | None = None,
+) -> keyset.Page:
+    """One page of open tasks, earliest due first (the API's and the CLI's list), orphans flagged.
+
+    ``viewer`` (username, roles) keeps the tasks they may work on: theirs, and unclaimed ones offered to
+    them; None lists every open task (team leaders, admins, the operator). Invalid names ``limit`` or
+    ``cursor`` when they are not usable.
+    """
+    window = keyset.Window.of("tasks", limit, cursor)
+    with runner.db.read() as s:
+        staff = _active_staff(s)
+        q = task_queues.TaskQuery(
+            viewer=None if viewer is None else (viewer[0], frozenset(viewer[1])),
+            assignee=assignee,
+            unassigned=unassigned,
+            candidate_group=candidate_group,
+            business_key=business_key,
+            process_key=process_key,
+            orphan=orphan,
+            staff=staff,
+        )
+        rows = [dict(r._mapping) for r in s.execute(task_queues.task_list(q, window))]
+    page = window.page(rows, "due_sort")
+    return replace(page, rows=[_flagged(_without_sort(r), staff) for r in page.rows])
+
+
+def _without_sort(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "due_sort"}
+
+
+def _flagged(row: dict[str, Any], staff: dict[str, list[str]]) -> dict[str, Any]:
+    return {**row, "orphan": row["state"] == "open" and orphans.is_orphan(row, staff)}
 
 
 def _active_staff(s: Any) -> dict[str, list[str]]:
@@ -92,7 +142,7 @@ def flag_orphans(runner: Runner, rows: list[dict[str, Any]]) -> list[dict[str, A
     """The task rows, each with ``orphan``: True when no active staff member may work on it."""
     with runner.db.read() as s:
         staff = _active_staff(s)
-    return [{**r, "orphan": r["state"] == "open" and orphans.is_orphan(r, staff)} for r in rows]
+    return [_flagged(r, staff) for r in rows]
 
 
 def task(runner: Runner, task_id: str) -> dict[str, Any]:
@@ -121,8 +171,8 @@ INSTANCE_FIELDS = (
 def instances(
     runner: Runner, *, business_key: str | None = None, process_key: str | None = None, status: str | None = None
 ) -> list[dict[str, Any]]:
-    """Instances, newest first."""
-    query = select(Instance)
+    """Every instance of a customer (or process), newest first; a whole list goes through ``instance_page``."""
+    query = select(*task_queues.INSTANCE_COLUMNS)
     for column, value in (
         (Instance.business_key, business_key),
         (Instance.process_key, process_key),
@@ -131,7 +181,28 @@ def instances(
         if value is not None:
             query = query.where(column == value)
     with runner.db.read() as s:
-        return [_row(r, *INSTANCE_FIELDS) for r in s.scalars(query.order_by(Instance.created_at.desc()))]
+        return [dict(r._mapping) for r in s.execute(query.order_by(Instance.created_at.desc(), Instance.id.desc()))]
+
+
+def instance_page(
+    runner: Runner,
+    *,
+    person: Person | None = None,
+    business_key: str | None = None,
+    process_key: str | None = None,
+    status: str | None = None,
+    limit: int | str | None = None,
+    cursor: str | None = None,
+) -> keyset.Page:
+    """One page of instances, newest first; with ``person`` only those whose customer they may see."""
+    window = keyset.Window.of("instances", limit, cursor)
+    visible = None if person is None else runner.policy.condition(person, Instance.business_key)
+    query = task_queues.instance_list(
+        window, business_key=business_key, process_key=process_key, status=status, visible=visible
+    )
+    with runner.db.read() as s:
+        rows = [dict(r._mapping) for r in s.execute(query)]
+    return window.page(rows, "created_at")
 
 
 def instance(runner: Runner, instance_id: str) -> dict[str, Any]:
@@ -247,55 +318,43 @@ def process_names(runner: Runner) -> dict[str, str]:
         return _process_names(s)
 
 
-def _inbox_rows(
-    runner: Runner,
-    *,
-    assignee: str | None | bool,
-    process_key: str | None,
-    stage: str | None,
-    business_key: str | None,
-    due: str | None,
-) -> list[dict[str, Any]]:
+def _due_before(runner: Runner, due: str | None) -> datetime | None:
+    """The end of the ``due`` filter's span (overdue: now; today, week: local midnight after it)."""
     if due not in (None, "", *DUE_FILTERS):
         raise Invalid(f"due filter {due!r}: one of {', '.join(DUE_FILTERS)}")
+    if not due:
+        return None
     now = runner.now()
-    query = select(UserTask).where(UserTask.state == "open")
-    if isinstance(assignee, str):
-        query = query.where(UserTask.assignee == assignee)
-    elif assignee is None:
-        query = query.where(UserTask.assignee.is_(None))
-    for column, value in (
-        (UserTask.process_key, process_key),
-        (UserTask.stage, stage),
-        (UserTask.business_key, business_key),
-    ):
-        if value:
-            query = query.where(column == value)
     if due == "overdue":
-        query = query.where(UserTask.due_at < now)
-    elif due in ("today", "week"):
-        local = now.astimezone(runner.settings.tz)
-        end = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1 if due == "today" else 7)
-        query = query.where(UserTask.due_at < end)
-    query = query.order_by(
-        UserTask.due_at.is_(None), UserTask.due_at, UserTask.priority.desc(), UserTask.created_at, UserTask.id
-    )
+        return now
+    local = now.astimezone(runner.settings.tz)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1 if due == "today" else 7)
+
+
+def _inbox_page(
+    runner: Runner, q: task_queues.TaskQuery, due: str | None, limit: int | str | None, cursor: str | None
+) -> keyset.Page:
+    """One page of an inbox list, each row with its customer's label, process name, overdue and orphan flags."""
+    window = keyset.Window.of("inbox", limit, cursor)
+    q = replace(q, due_before=_due_before(runner, due))
+    now = runner.now()
     with runner.db.read() as s:
         names, staff = _process_names(s), _active_staff(s)
-        rows = s.scalars(query).all()
+        q = replace(q, staff=staff)
+        page = window.page([dict(r._mapping) for r in s.execute(task_queues.task_list(q, window))], "due_sort")
         # NOTE: an extension labels business keys (EasyEdu: the customer's name); None without one.
-        labels = runner.extensions.labels(s, {task.business_key for task in rows if task.business_key})
-    out = []
-    for task in rows:
-        row = _row(task, *TASK_FIELDS)
+        labels = runner.extensions.labels(s, {r["business_key"] for r in page.rows if r["business_key"]})
+    rows = []
+    for row in page.rows:
+        row = _without_sort(row)
         row.update(
-            customer_name=labels.get(task.business_key) if task.business_key else None,
-            process_name=names.get(task.process_key, task.process_key),
-            overdue=bool(task.due_at and task.due_at < now),
+            customer_name=labels.get(row["business_key"]) if row["business_key"] else None,
+            process_name=names.get(row["process_key"], row["process_key"]),
+            overdue=bool(row["due_at"] and row["due_at"] < now),
             orphan=orphans.is_orphan(row, staff),
         )
-        out.append(row)
-    return out
+        rows.append(row)
+    return replace(page, rows=rows)
 
 
 def my_tasks(
@@ -306,28 +365,49 @@ def my_tasks(
     stage: str | None = None,
     business_key: str | None = None,
     due: str | None = None,
-) -> list[dict[str, Any]]:
-    """Open tasks assigned to ``user``, overdue first then by due date; ``due`` is overdue|today|week.
+    orphan: bool | None = None,
+    limit: int | str | None = None,
+    cursor: str | None = None,
+) -> keyset.Page:
+    """A page of the open tasks assigned to ``user``, by due date (overdue first); ``due`` is overdue|today|week.
 
     Each row has the task fields plus ``customer_name`` (the business key's label from the runner's
-    extensions, None without one), ``process_name`` and ``overdue``.
+    extensions, None without one), ``process_name``, ``overdue`` and ``orphan``.
+    Index: ix_user_tasks_list_assignee (assignee, state, due_sort, id).
     """
-    return _inbox_rows(runner, assignee=user, process_key=process_key, stage=stage, business_key=business_key, due=due)
+    q = task_queues.TaskQuery(
+        assignee=user, process_key=process_key, stage=stage, business_key=business_key, orphan=orphan
+    )
+    return _inbox_page(runner, q, due, limit, cursor)
 
 
 def group_tasks(
     runner: Runner,
     user: str,
-    groups: list[str],
+    groups: Iterable[str],
     *,
     process_key: str | None = None,
     stage: str | None = None,
     business_key: str | None = None,
     due: str | None = None,
-) -> list[dict[str, Any]]:
-    """Open unclaimed tasks the user may claim (candidate user, or one of ``groups``), like ``my_tasks``."""
-    rows = _inbox_rows(runner, assignee=None, process_key=process_key, stage=stage, business_key=business_key, due=due)
-    return [r for r in rows if user in (r["candidate_users"] or []) or set(groups) & set(r["candidate_groups"] or [])]
+    orphan: bool | None = None,
+    limit: int | str | None = None,
+    cursor: str | None = None,
+) -> keyset.Page:
+    """A page of the open unclaimed tasks the user may claim (candidate user, or one of ``groups``), like ``my_tasks``.
+
+    Index: ix_user_task_candidates_queue (kind, name, due_sort, task_id), one range per group and one
+    for the user, merged by a UNION cut at the page size.
+    """
+    q = task_queues.TaskQuery(
+        viewer=(user, frozenset(groups)),
+        offered_only=True,
+        process_key=process_key,
+        stage=stage,
+        business_key=business_key,
+        orphan=orphan,
+    )
+    return _inbox_page(runner, q, due, limit, cursor)
 
 
 def open_tasks(
@@ -337,9 +417,16 @@ def open_tasks(
     stage: str | None = None,
     business_key: str | None = None,
     due: str | None = None,
-) -> list[dict[str, Any]]:
-    """Every open task, claimed or not (the team leader's and admin's view), sorted like ``my_tasks``."""
-    return _inbox_rows(runner, assignee=True, process_key=process_key, stage=stage, business_key=business_key, due=due)
+    orphan: bool | None = None,
+    limit: int | str | None = None,
+    cursor: str | None = None,
+) -> keyset.Page:
+    """A page of every open task, claimed or not (the team leader's and admin's view), sorted like ``my_tasks``.
+
+    Index: ix_user_tasks_list (state, due_sort, id), or _process / _stage with that filter.
+    """
+    q = task_queues.TaskQuery(process_key=process_key, stage=stage, business_key=business_key, orphan=orphan)
+    return _inbox_page(runner, q, due, limit, cursor)
 
 
 def next_task(
@@ -348,14 +435,35 @@ def next_task(
     """The user's next open task for the same customer: their own first, then one they may claim."""
     if not business_key:
         return None
-    for rows in (
-        my_tasks(runner, user, business_key=business_key),
-        group_tasks(runner, user, groups, business_key=business_key),
+    for page in (
+        my_tasks(runner, user, business_key=business_key, limit=2),
+        group_tasks(runner, user, groups, business_key=business_key, limit=2),
     ):
-        for row in rows:
+        for row in page.rows:
             if row["id"] != exclude:
                 return row
     return None
+
+
+# NOTE: constant statements, built once.
+OPEN_PROCESSES = task_queues.distinct_open(UserTask.process_key)
+OPEN_STAGES = task_queues.distinct_open(UserTask.stage)
+
+
+def filter_options(runner: Runner) -> dict[str, list[tuple[str, str]]]:
+    """The processes and stages that open tasks have, as (value, label) pairs, for the inbox's filter bar.
+
+    NOTE: a walk over the distinct values (``task_queues.distinct_open``), one index seek per value:
+    it costs the number of processes and stages, not of tasks.
+    """
+    with runner.db.read() as s:
+        names = _process_names(s)
+        processes = list(s.scalars(OPEN_PROCESSES))
+        stages = list(s.scalars(OPEN_STAGES))
+    return {
+        "process": sorted(((k, names.get(k, k)) for k in processes), key=lambda kv: kv[1]),
+        "stage": [(stage, stage) for stage in sorted(stages)],
+    }
 
 
 # --- admin views: versions with instance counts, incidents with their customer, recent history ----
@@ -398,6 +506,12 @@ def process_versions(runner: Runner) -> list[dict[str, Any]]:
                 }
             )
     return list(out.values())
+
+
+def version_numbers(runner: Runner) -> dict[int, int]:
+    """Version row id -> version number (one row per deployed version, without counting instances)."""
+    with runner.db.read() as s:
+        return dict(s.execute(select(ProcessVersion.id, ProcessVersion.version)).all())
 
 
 def active_elements(runner: Runner, instance_id: str) -> list[str]:

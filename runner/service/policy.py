@@ -23,18 +23,17 @@ such a key would shadow ``now``, ``len``, ``true``... in every later expression.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, false, literal, or_, select
+from sqlalchemy import ColumnElement, String, and_, exists, false, literal, or_, select
 from sqlalchemy.orm import Session
 
 from runner.engine import scripting
 from runner.errors import Forbidden, Invalid, NotFound
 from runner.extension import Extensions, Person
 from runner.model import document as bpmnxml
-from runner.store.models import ProcessVersion, UserTask
+from runner.store.models import ProcessVersion, UserTask, UserTaskCandidate
 
 RESERVED = frozenset({*scripting.RESERVED_NAMES})
 
@@ -71,23 +70,26 @@ def _names(value: str | None) -> frozenset[str]:
     return frozenset(part.strip() for part in (value or "").split(",") if part.strip())
 
 
-def _task_keys(person: Person):
-    """Business keys of the open tasks the person may work on (their own, or offered to them)."""
-    offered = [
-        _json_list_has(UserTask.candidate_users, person.username),
-        *(_json_list_has(UserTask.candidate_groups, role) for role in sorted(person.roles)),
-    ]
-    return select(UserTask.business_key).where(
-        UserTask.state == "open",
-        UserTask.business_key.is_not(None),
-        or_(UserTask.assignee == person.username, (UserTask.assignee.is_(None)) & or_(false(), *offered)),
+def _task_keys(person: Person, column: Any) -> ColumnElement[bool]:
+    """True for a business key with an open task the person may work on (their own, or offered to them).
+
+    NOTE: correlated to ``column`` so that each key is one probe of ``ix_user_tasks_business_key`` and of
+    the candidate rows' primary key, never a read of every task offered to the person's groups.
+    """
+    offer = UserTaskCandidate.__table__.alias("offer")
+    roles = sorted(person.roles)
+    offered = exists().where(
+        offer.c.task_id == UserTask.id,
+        or_(
+            and_(offer.c.kind == "user", offer.c.name == person.username),
+            and_(offer.c.kind == "group", offer.c.name.in_(roles)) if roles else false(),
+        ),
     )
-
-
-def _json_list_has(column: Any, value: str) -> ColumnElement[bool]:
-    """True when a JSON list column holds ``value`` (matched on its JSON text, on every backend)."""
-    needle = json.dumps(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return cast(column, String).like(f"%{needle}%", escape="\\")
+    return exists().where(
+        UserTask.business_key == column,
+        UserTask.state == "open",
+        or_(UserTask.assignee == person.username, UserTask.assignee.is_(None) & offered),
+    )
 
 
 class Policy:
@@ -127,7 +129,7 @@ class Policy:
         scopes = self.extensions.scopes
         if not scopes or person.is_admin or any(scope.sees_all(person) for scope in scopes):
             return None
-        return or_(column.in_(_task_keys(person)), *(part for scope in scopes for part in scope.grants(person, column)))
+        return or_(_task_keys(person, column), *(part for scope in scopes for part in scope.grants(person, column)))
 
     def may_see(self, s: Session, person: Person, business_key: str | None) -> bool:
         """True when the person may see ``business_key`` (or, for None, the instances without one)."""

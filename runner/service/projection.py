@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from runner.engine import Snapshot
+from runner.engine import Snapshot, UserTaskView
 from runner.service.retries import max_tries
 from runner.store.database import Prepared, insert_row, insert_statement, save_instance
-from runner.store.models import Instance, Job, Subscription, Timer, UserTask
+from runner.store.models import Instance, Job, Subscription, Timer, UserTask, UserTaskCandidate, due_sort
 
 
 class Event(NamedTuple):
@@ -39,6 +39,8 @@ _one_timer = (
 )
 RESCHEDULE_TIMER = Prepared(update(_timer_rows).where(*_one_timer))
 CANCEL_TIMER = Prepared(update(_timer_rows).where(*_one_timer, _timer_rows.c.state == "waiting"))
+_candidates = UserTaskCandidate.__table__
+DROP_CANDIDATES = Prepared(delete(_candidates).where(_candidates.c.task_id == bindparam("b_id")))
 CANCEL_JOB = Prepared(update(_job_rows).where(_job_rows.c.id == bindparam("b_id"), _job_rows.c.state == "pending"))
 
 
@@ -112,12 +114,14 @@ def _user_tasks(events: list[Event], s, inst, snap, before, completed_task, acto
             candidate_users=view.candidate_users,
             assignee=view.assignee,
             due_at=view.due_at,
+            due_sort=due_sort(view.due_at),
             follow_up_at=view.follow_up_at,
             priority=view.priority,
             form=view.form,
             state="open",
             created_at=now,
         )
+        _offer(s, view)
         events.append(
             Event(
                 "task.created",
@@ -143,8 +147,20 @@ def _user_tasks(events: list[Event], s, inst, snap, before, completed_task, acto
                 "completed_by": actor if done else None,
             },
         )
+        DROP_CANDIDATES.execute(s, {"b_id": task_id})
         if not done:
             events.append(Event("task.cancelled", None, {"task_id": task_id}))
+
+
+def _offer(s: Session, view: UserTaskView) -> None:
+    """The task's candidate rows (runner.queries.tasklists reads a group's queue from them)."""
+    rows = [
+        {"task_id": view.task_id, "kind": kind, "name": name, "due_sort": due_sort(view.due_at)}
+        for kind, names in (("group", view.candidate_groups), ("user", view.candidate_users))
+        for name in dict.fromkeys(names)
+    ]
+    if rows:
+        insert_statement(_candidates).executemany(s, rows)
 
 
 def refresh(s: Session, snap: Snapshot) -> None:
@@ -163,11 +179,15 @@ def refresh(s: Session, snap: Snapshot) -> None:
                 candidate_users=view.candidate_users,
                 assignee=func.coalesce(UserTask.assignee, view.assignee),
                 due_at=view.due_at,
+                due_sort=due_sort(view.due_at),
                 follow_up_at=view.follow_up_at,
                 priority=view.priority,
                 form=view.form,
             )
         )
+        DROP_CANDIDATES.execute(s, {"b_id": view.task_id})
+        if s.scalar(select(UserTask.state).where(UserTask.id == view.task_id)) == "open":
+            _offer(s, view)
     for job in snap.jobs:
         s.execute(
             update(Job)

@@ -71,6 +71,12 @@ class Instance(Base):
     """One running (or finished) process instance, usually one per customer and process."""
 
     __tablename__ = "instances"
+    # NOTE: the instance list pages newest first by (created_at, id) behind an equality prefix.
+    __table_args__ = (
+        Index("ix_instances_list", "created_at", "id"),
+        Index("ix_instances_list_process", "process_key", "created_at", "id"),
+        Index("ix_instances_list_status", "status", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     process_key: Mapped[str] = mapped_column(String(200), index=True)
@@ -95,7 +101,14 @@ class UserTask(Base):
     """A user task waiting for (or done by) a person: the inbox reads this table."""
 
     __tablename__ = "user_tasks"
-    __table_args__ = (Index("ix_user_tasks_open", "state", "due_at"),)
+    # NOTE: the task lists page by (due_sort, id) behind an equality prefix; see runner.queries.tasklists.
+    __table_args__ = (
+        Index("ix_user_tasks_open", "state", "due_at"),
+        Index("ix_user_tasks_list", "state", "due_sort", "id"),
+        Index("ix_user_tasks_list_assignee", "assignee", "state", "due_sort", "id"),
+        Index("ix_user_tasks_list_process", "process_key", "state", "due_sort", "id"),
+        Index("ix_user_tasks_list_stage", "stage", "state", "due_sort", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine's task id
     instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), index=True)
@@ -109,6 +122,9 @@ class UserTask(Base):
     candidate_users: Mapped[list[Any]] = mapped_column(default=list)
     assignee: Mapped[str | None] = mapped_column(String(200), index=True)
     due_at: Mapped[datetime | None]
+    # NOTE: due_at, or NO_DUE for a task without one: a non-null key that an index orders, the same on
+    # every backend (SQLite and PostgreSQL disagree on where NULLs sort and cannot index NULLS LAST alike).
+    due_sort: Mapped[datetime] = mapped_column(default=lambda ctx: due_sort(ctx.get_current_parameters()["due_at"]))
     follow_up_at: Mapped[datetime | None]
     priority: Mapped[int] = mapped_column(default=50)
     form: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -116,6 +132,30 @@ class UserTask(Base):
     created_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+NO_DUE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def due_sort(due_at: datetime | None) -> datetime:
+    """The task lists' sort key: the due time, tasks without one last."""
+    return NO_DUE if due_at is None else due_at
+
+
+class UserTaskCandidate(Base):
+    """Who an open user task is offered to, one row per candidate group or user: the group lists' index.
+
+    NOTE: rows live while their task is open (the projection writes and drops them with the task) and
+    copy its ``due_sort``, so that one index range reads a group's queue in order.
+    """
+
+    __tablename__ = "user_task_candidates"
+    __table_args__ = (Index("ix_user_task_candidates_queue", "kind", "name", "due_sort", "task_id"),)
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("user_tasks.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # group | user
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    due_sort: Mapped[datetime]
 
 
 class Job(Base):

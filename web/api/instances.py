@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import jsonify
 
+from runner.errors import Invalid
 from runner.queries import tasklists as inbox
 from web import permissions
 from web.api.blueprint import bp
+from web.api.errors import BadRequest
 from web.api.inputs import body, json_object, query, text
 from web.api.shapes import instance, instance_summary, version_numbers
 from web.auth import roles_required
@@ -32,17 +34,21 @@ def create_instance():
 @bp.get("/instances")
 @roles_required()
 def list_instances():
-    """Instances, newest first, by process key, business key and state."""
-    rows = inbox.instances(
-        get_runner(),
-        process_key=query("process_key"),
-        business_key=query("business_key"),
-        status=query("state", STATES),
-    )
-    seen = permissions.visible(r["business_key"] for r in rows)
-    rows = [r for r in rows if r["business_key"] in seen]
+    """One page of instances, newest first, by process key, business key and state; ``next_cursor`` pages on."""
+    try:
+        page = inbox.instance_page(
+            get_runner(),
+            person=permissions.person(),
+            process_key=query("process_key"),
+            business_key=query("business_key"),
+            status=query("state", STATES),
+            limit=query("limit"),
+            cursor=query("cursor"),
+        )
+    except Invalid as exc:  # NOTE: limit or cursor, named in the message: a 400 like every query filter
+        raise BadRequest(str(exc)) from exc
     versions = version_numbers()
-    return jsonify(instances=[instance_summary(r, versions) for r in rows])
+    return jsonify(instances=[instance_summary(r, versions) for r in page.rows], next_cursor=page.next_cursor)
 
 
 @bp.get("/instances/<instance_id>")

@@ -32,7 +32,7 @@ def iso(value: Any) -> Any:
 
 def version_numbers() -> dict[int, int]:
     """Version row id -> version number."""
-    return {v["id"]: v["version"] for p in inbox.process_versions(get_runner()) for v in p["versions"]}
+    return inbox.version_numbers(get_runner())
 
 
 def instance_summary(row: dict[str, Any], versions: dict[int, int]) -> dict[str, Any]:

@@ -6,6 +6,18 @@ from typing import Any
 
 from web.openapi.builders import DATA, FLAG, ID, TEXT, body, nullable, object_of, operation, path_parameter, query
 
+PAGING = [
+    query(
+        "limit",
+        "rows per page (default 50)",
+        {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+    ),
+    query(
+        "cursor",
+        "the next_cursor of the page before (absent: the first page); opaque, good for this list only",
+        {"type": "string", "maxLength": 200},
+    ),
+]
 MAX_ADVANCE = 366 * 24 * 3600  # NOTE: a year at most per call: cycles fire once per period on the way
 
 
@@ -60,13 +72,14 @@ def _instances() -> dict[str, Any]:
         "/api/instances": {
             "get": operation(
                 "Instances, newest first",
-                ("200", "Instances", "the instances"),
+                ("200", "Instances", "one page of instances; next_cursor asks for the next"),
                 400,
                 tag="instances",
                 parameters=[
                     query("process_key", "process key"),
                     query("business_key", "customer id"),
                     query("state", "running or completed", {"type": "string", "enum": ["running", "completed"]}),
+                    *PAGING,
                 ],
             ),
             "post": operation(
@@ -102,7 +115,7 @@ def _tasks() -> dict[str, Any]:
             "get": operation(
                 "Open user tasks the caller may work on (candidate groups or assignee); every open task for "
                 "admins and team leaders",
-                ("200", "Tasks", "due first"),
+                ("200", "Tasks", "one page, due first; next_cursor asks for the next"),
                 400,
                 tag="tasks",
                 parameters=[
@@ -112,6 +125,7 @@ def _tasks() -> dict[str, Any]:
                     query("process_key", "only tasks of this process"),
                     query("unassigned", "true: only tasks nobody has claimed", FLAG),
                     query("orphan", "true: only tasks no active user may work on", FLAG),
+                    *PAGING,
                 ],
             )
         },

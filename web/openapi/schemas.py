@@ -6,6 +6,8 @@ from typing import Any
 
 from web.openapi.builders import ANY_OBJECT, STRING, STRINGS, WHEN, list_of, nullable, object_of, ref
 
+NEXT_CURSOR = {**nullable(STRING), "description": "the cursor of the next page; null on the last page"}
+
 SCHEMAS: dict[str, Any] = {
     "Error": object_of({"error": STRING, "detail": STRING}),
     "FormErrors": object_of(
@@ -69,7 +71,9 @@ SCHEMAS: dict[str, Any] = {
             "ended_at": nullable(WHEN),
         }
     ),
-    "Instances": list_of("instances", "InstanceSummary"),
+    "Instances": object_of(
+        {"instances": {"type": "array", "items": ref("InstanceSummary")}, "next_cursor": NEXT_CURSOR}
+    ),
     "HistoryEvent": object_of(
         {
             "id": {"type": "integer"},
@@ -134,7 +138,7 @@ SCHEMAS: dict[str, Any] = {
             },
         }
     ),
-    "Tasks": list_of("tasks", "Task"),
+    "Tasks": object_of({"tasks": {"type": "array", "items": ref("Task")}, "next_cursor": NEXT_CURSOR}),
     "TaskDone": object_of({"task": ref("Task"), "instance": ref("InstanceSummary")}),
     "Reached": object_of(
         {"id": STRING, "process_key": STRING, "business_key": nullable(STRING), "started": {"type": "boolean"}}
