@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,14 @@ NOTIFY = Path(__file__).parent / "bpmn" / "jobs" / "notify.bpmn"
 
 @pytest.fixture
 def sales(runner: Runner, staff) -> Runner:
-    """The lead and follow-up processes, two more sales reps, two customers."""
+    """The lead and follow-up processes, two more sales reps, two customers, at 09:00 tomorrow.
+
+    The virtual clock starts at the real time; a morning keeps "due today" filters about
+    one day whenever the suite runs (the tasks fall due a few hours later).
+    """
+    local = runner.now().astimezone(runner.settings.tz)
+    morning = datetime.combine(local.date() + timedelta(days=1), time(9), tzinfo=runner.settings.tz)
+    runner.advance_clock(morning - runner.now())
     runner.deploy([WEB / "lead.bpmn", WEB / "followup.bpmn"])
     add_user(runner, "sales2", ["sales"], full_name="Trần Văn Hai")
     add_user(runner, "lead1", ["sales", "team_leader"], full_name="Lê Trưởng Nhóm")
