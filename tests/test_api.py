@@ -45,6 +45,7 @@ CONTRACT = {
     "GET /api/incidents",
     "POST /api/incidents/{incident_id}/retry",
     "POST /api/clock/advance",
+    "GET /api/clock/runs/{run_id}",
     "GET /api/customers",
     "GET /api/customers/{business_key}",
     "GET /api/openapi.json",
@@ -70,6 +71,7 @@ class Api:
 
     def call(self, method: str, path: str, user: str | None = "admin1", **kwargs: Any):
         headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+        headers.update(kwargs.pop("headers", {}))
         response = self.client.open(path, method=method, headers=headers, **kwargs)
         assert response.is_json, (response.status_code, response.get_data(as_text=True)[:300])
         template = next(t for rx, t in self._templates if rx.match(path.split("?")[0]))
@@ -420,11 +422,55 @@ def test_advance_the_virtual_clock_fires_what_is_due(api: Api, runner: Runner) -
     runner.complete_task(task["id"])
     before = runner.now()
     response = api.post("/api/clock/advance", json={"seconds": 2 * 24 * 3600})
-    assert response.status_code == 200
-    body = response.get_json()
-    assert body["previous"] == before.isoformat() and body["now"] == (before + timedelta(days=2)).isoformat()
-    assert body["events"] >= 2  # the timer fired and the next task opened
+    assert response.status_code == 202
+    run = response.get_json()
+    assert response.headers["Location"] == f"/api/clock/runs/{run['id']}"
+    followed = api.get(response.headers["Location"]).get_json()
+    assert followed["state"] == "done" and followed["progress"] == 1
+    assert followed["start"] == before.isoformat() and followed["reached"] == (before + timedelta(days=2)).isoformat()
+    assert followed["fired"] >= 1 and followed["requested_by"] == "admin1"
     assert [t["element_id"] for t in inbox.tasks(runner)] == ["call_back"]
+
+
+def test_advance_answers_202_before_the_run_moves_the_clock(app: Flask, api: Api, runner: Runner) -> None:
+    """The request only queues the run; whoever executes it (here: nobody yet) moves the clock."""
+    queued: list[int] = []
+    app.config["CLOCK_RUN_EXECUTOR"] = lambda _runner, run_id: queued.append(run_id)
+    before = runner.now()
+    response = api.post("/api/clock/advance", json={"seconds": 3600})
+    assert response.status_code == 202 and response.get_json()["state"] == "queued"
+    assert runner.now() == before and queued == [response.get_json()["id"]]
+    second = api.post("/api/clock/advance", json={"seconds": 3600})
+    assert second.status_code == 409 and "already moving" in second.get_json()["detail"]
+    assert second.headers["Location"] == response.headers["Location"]
+    runner.execute_clock_run(queued[0])
+    assert api.get(response.headers["Location"]).get_json()["state"] == "done"
+    assert runner.now() == before + timedelta(hours=1)
+
+
+def test_a_retried_advance_never_moves_the_clock_twice(api: Api, runner: Runner) -> None:
+    before = runner.now()
+    headers = {"Idempotency-Key": "click-1"}
+    first = api.post("/api/clock/advance", json={"seconds": 60}, headers=headers)
+    again = api.post("/api/clock/advance", json={"seconds": 60}, headers=headers)
+    assert first.status_code == again.status_code == 202 and first.get_json()["id"] == again.get_json()["id"]
+    seen = {"seconds": 60, "expected_now": before.isoformat()}
+    stale = api.post("/api/clock/advance", json=seen)
+    assert stale.status_code == 409 and "moved meanwhile" in stale.get_json()["detail"]
+    assert runner.now() == before + timedelta(seconds=60)
+    fresh = api.post("/api/clock/advance", json={**seen, "expected_now": runner.now().isoformat()})
+    assert fresh.status_code == 202 and runner.now() == before + timedelta(seconds=120)
+
+
+@pytest.mark.parametrize("when", ["yesterday", "2026-12-07T09:00:00", 5])
+def test_expected_now_must_be_a_moment_with_its_offset(api: Api, runner: Runner, when) -> None:
+    response = api.post("/api/clock/advance", json={"seconds": 60, "expected_now": when})
+    assert response.status_code == 422 and "'expected_now'" in response.get_json()["detail"]
+
+
+def test_an_unknown_clock_run_is_404(api: Api) -> None:
+    assert api.get("/api/clock/runs/999").status_code == 404
+    assert api.get(f"/api/clock/runs/{2**40}").status_code == 404
 
 
 @pytest.mark.parametrize(
