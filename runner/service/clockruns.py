@@ -156,7 +156,7 @@ def _free(moment: datetime):
 
 
 def claim(core: Core, run_id: int | None, owner: str, wall: Clock = WALL) -> Claimed | None:
-    """Take the lease of the active run (``run_id``, or whichever is active); None if another executor holds it."""
+    """Take the lease of the active run (``run_id``, or whichever is active); None if an executor holds it."""
     moment = wall.now()
     with core.db.unit() as s:
         query = select(ClockRun).where(ClockRun.active == 1)
@@ -167,7 +167,7 @@ def claim(core: Core, run_id: int | None, owner: str, wall: Clock = WALL) -> Cla
             return None
         taken = s.execute(
             update(ClockRun)
-            .where(ClockRun.id == run.id, ClockRun.active == 1, or_(_free(moment), ClockRun.lease_owner == owner))
+            .where(ClockRun.id == run.id, ClockRun.active == 1, _free(moment))
             .values(
                 state="running",
                 lease_owner=owner,

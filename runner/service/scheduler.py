@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -284,7 +284,7 @@ def execute_run(
     to stop), or None when there was no run to take. A failure ends the run as failed with
     the clock where it got to, and is not raised: the run's row says it.
     """
-    owner = f"{core.settings.worker_id}/{threading.get_ident()}"
+    owner = f"{core.settings.worker_id}/{uuid.uuid4().hex[:8]}"  # NOTE: one lease per call, even in one thread
     claimed = clockruns.claim(core, run_id, owner, wall)
     if claimed is None:
         return None
