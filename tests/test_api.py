@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,12 @@ import pytest
 import schemathesis
 from flask import Flask
 
+from runner.clock import FixedClock
 from runner.crm import customers as crm
 from runner.queries import tasklists as inbox
 from runner.registry import HandlerContext, Registry
 from runner.service import accounts as users
+from runner.service import clockruns
 from runner.service.runtime import Runner
 from runner.settings import Settings
 from tests.webapp import add_user
@@ -446,6 +448,20 @@ def test_advance_answers_202_before_the_run_moves_the_clock(app: Flask, api: Api
     runner.execute_clock_run(queued[0])
     assert api.get(response.headers["Location"]).get_json()["state"] == "done"
     assert runner.now() == before + timedelta(hours=1)
+
+
+def test_following_a_run_whose_executor_died_resumes_it(app: Flask, api: Api, runner: Runner) -> None:
+    started: list[int] = []
+    app.config["CLOCK_RUN_EXECUTOR"] = lambda _runner, run_id: started.append(run_id)
+    run = api.post("/api/clock/advance", json={"seconds": 3600}).get_json()
+    long_ago = FixedClock(datetime(2020, 1, 1, tzinfo=UTC))  # its lease ran out long ago
+    assert clockruns.claim(runner, run["id"], "a-dead-worker", wall=long_ago) is not None
+    started.clear()
+    assert api.get(f"/api/clock/runs/{run['id']}").get_json()["state"] == "running"
+    assert started == [run["id"]]  # the poll started it again here
+    runner.execute_clock_run(run["id"])
+    started.clear()
+    assert api.get(f"/api/clock/runs/{run['id']}").get_json()["state"] == "done" and started == []
 
 
 def test_a_retried_advance_never_moves_the_clock_twice(api: Api, runner: Runner) -> None:

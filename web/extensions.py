@@ -59,6 +59,12 @@ def start_clock_run(run_id: int) -> None:
     executor(get_runner(), run_id)
 
 
+def resume_clock_run(run_id: int) -> None:
+    """Start a clock run again here if nobody works on it (its executor died): a page or a poll looking at it."""
+    if get_runner().stalled_clock_run() == run_id:
+        start_clock_run(run_id)
+
+
 def in_thread(runner: Runner, run_id: int) -> None:
     """The default executor: a daemon thread of this process moves the clock while the request answers."""
     threading.Thread(target=runner.execute_clock_run, args=(run_id,), name=f"clock-run-{run_id}", daemon=True).start()

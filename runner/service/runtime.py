@@ -370,6 +370,10 @@ class Runner(Core):
         """The active clock run, else the latest, else None."""
         return clockruns.current(self)
 
+    def stalled_clock_run(self) -> int | None:
+        """The id of the active clock run if nobody works on it (queued, or its executor's lease ran out)."""
+        return clockruns.waiting(self) if isinstance(self.clock, FixedClock) else None
+
     def execute_clock_run(
         self, run_id: int | None = None, progress: scheduler.Progress | None = None
     ) -> dict[str, Any] | None:

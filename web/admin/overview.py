@@ -22,7 +22,7 @@ from web.admin.blueprint import bp
 from web.admin.incidents import undecided
 from web.auth import roles_required
 from web.edge import row_number
-from web.extensions import get_runner, start_clock_run
+from web.extensions import get_runner, resume_clock_run, start_clock_run
 
 STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 
@@ -40,7 +40,7 @@ def index():
     run = runner.current_clock_run() if _virtual() else None
     moving = run is not None and run["state"] in ("queued", "running")
     if moving:
-        start_clock_run(run["id"])  # NOTE: resumes a run whose executor died; a live one keeps it (its lease)
+        resume_clock_run(run["id"])  # NOTE: a run whose executor died goes on here
     since = request.args.get("since", type=row_number)
     if since is None and run is not None and request.args.get("run", type=row_number) == run["id"] and not moving:
         since = run["history_from"]

@@ -23,7 +23,7 @@ from web.api.errors import error
 from web.api.inputs import MAX_ID, body
 from web.api.shapes import iso
 from web.auth import roles_required
-from web.extensions import get_runner, start_clock_run
+from web.extensions import get_runner, resume_clock_run, start_clock_run
 from web.openapi import MAX_ADVANCE
 
 
@@ -66,8 +66,8 @@ def get_clock_run(run_id: int):
         raise NotFound(f"clock run {run_id} does not exist")
     runner = get_runner()
     run = runner.clock_run(run_id)
-    if run["state"] == "running" or run["state"] == "queued":
-        start_clock_run(run_id)  # NOTE: resumes a run whose executor died; a live one keeps it (its lease)
+    if run["state"] in ("queued", "running"):
+        resume_clock_run(run_id)  # NOTE: a run whose executor died goes on here
     return jsonify(clock_run(run))
 
 
