@@ -3,6 +3,7 @@
     python -m bench.clock                              # this checkout only
     python -m bench.clock --baseline ../main           # old (a checkout of main) and new, interleaved
     python -m bench.clock --repeats 1 --api-days 7     # a quick run
+    python -m bench.clock --demo var/runner.db         # copy a demo company instead of building one
 
 The demo company (``runner demo``: 40 customers over four months) is built once on a SQLite
 file in a temporary folder; every measurement starts from a copy of it. Each side runs in a
@@ -140,13 +141,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-days", type=float, default=30, help="the advance through the API (default 30)")
     parser.add_argument("--api-repeats", type=int, default=1, help="API repeats per side (default 1)")
     parser.add_argument("--cli-repeats", type=int, default=9, help="CLI start-ups per side (default 9)")
+    parser.add_argument("--demo", type=Path, help="a SQLite file of the demo company to copy instead of building one")
     args = parser.parse_args(argv)
     sides = [Side("new", ROOT)] + ([Side("old", args.baseline.resolve())] if args.baseline else [])
     with tempfile.TemporaryDirectory(prefix="bench-clock-") as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
-        base = build_demo(folder)
-        print(f"demo_build_s: {time.perf_counter() - started:.1f}")
+        if args.demo:
+            base = folder / "demo.db"
+            shutil.copyfile(args.demo, base)
+            db.upgrade(f"sqlite:///{base}")
+        else:
+            base = build_demo(folder)
+            print(f"demo_build_s: {time.perf_counter() - started:.1f}")
 
         def fresh(side: Side) -> dict[str, str]:
             copy = folder / f"{side.name}.db"

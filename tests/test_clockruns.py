@@ -145,3 +145,24 @@ def test_every_process_sees_the_persisted_clock_and_none_moves_it_back(any_runne
         assert other.now() == stale + timedelta(days=3, hours=1)
     finally:
         behind.db.engine.dispose()
+
+
+def test_a_run_fires_a_crowded_moment_in_batches_saving_progress_between_them(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner.deploy([CHAIN])
+    for key in ("A", "B", "C", "D", "E"):
+        runner.start_instance("chain", key, {"first_wait": "PT30M"})  # five at 0:30, five at 1:30
+    monkeypatch.setattr(scheduler, "STEP_LIMIT", 2)
+    start = runner.now()
+    run = runner.request_clock_run(timedelta(hours=2), "admin1")
+    saved: list[tuple[datetime, int]] = []
+    ended = scheduler.execute_run(runner, run["id"], lambda r: saved.append((r["reached"], r["fired"])), save_every=0)
+    assert ended is not None and ended["state"] == "done" and ended["fired"] == 15  # ten timers, five jobs
+    half, later = start + timedelta(minutes=30), start + timedelta(minutes=90)
+    # batches of at most two: the clock stays at 0:30 until the five timers and the five jobs they
+    # made due there are worked off, then moves on to the second timers
+    assert [fired for at, fired in saved if at == half] == [2, 4, 6, 8, 10]
+    assert [fired for at, fired in saved if at == later] == [12, 14, 15]
+    assert [at for at, _ in saved] == sorted(at for at, _ in saved)
+    assert sorted(_fired(runner)) == sorted((k, e) for k in "ABCDE" for e in ("first", "second"))
