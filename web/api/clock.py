@@ -4,7 +4,7 @@ Moving the clock fires everything due on the way, which can take minutes for a m
 busy company: ``POST /api/clock/advance`` queues a run and answers 202 at once, with the
 run's address in ``Location``; ``GET /api/clock/runs/{run_id}`` shows how far it got. One run
 moves the clock at a time (a second request meanwhile is 409). A retried request is harmless
-with an ``Idempotency-Key`` header (the first run is answered again) or ``expected_now``
+with an ``idempotency_key`` (the first run is answered again) or ``expected_now``
 (409 when the clock is no longer at that time).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import jsonify, request, url_for
+from flask import jsonify, url_for
 from flask_login import current_user
 
 from runner.errors import Conflict, Invalid, NotFound
@@ -41,7 +41,9 @@ def advance_clock():
     if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= MAX_ADVANCE:
         raise Invalid(f"'seconds': a whole number from 1 to {MAX_ADVANCE}")
     expected = _moment(sent.get("expected_now"), "expected_now")
-    key = request.headers.get("Idempotency-Key") or None
+    key = sent.get("idempotency_key")
+    if key is not None and not isinstance(key, str):
+        raise Invalid("'idempotency_key': text of 1 to 200 characters")
     runner = get_runner()
     if runner.settings.clock != "virtual":
         raise Conflict("the clock can only be moved with RUNNER_CLOCK=virtual")

@@ -193,25 +193,22 @@ def _admin() -> dict[str, Any]:
                 operation(
                     "Queue a clock run moving the virtual clock forward; everything due on the way fires in the "
                     "background, in time order (admin, RUNNER_CLOCK=virtual). 409 while another run moves the clock, "
-                    "or when the clock is no longer at expected_now; a repeated Idempotency-Key answers the first run",
+                    "or when the clock is no longer at expected_now; a repeated idempotency_key answers the first run",
                     ("202", "ClockRun", "queued: follow the run at Location"),
                     400,
                     409,
                     422,
                     tag="admin",
-                    parameters=[
-                        {
-                            "name": "Idempotency-Key",
-                            "in": "header",
-                            "required": False,
-                            "description": "the same key answers the run it made the first time",
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-                        }
-                    ],
                     requestBody=body(
                         object_of(
                             {
                                 "seconds": {"type": "integer", "minimum": 1, "maximum": MAX_ADVANCE},
+                                "idempotency_key": {
+                                    "type": "string",
+                                    "minLength": 1,
+                                    "maxLength": 200,
+                                    "description": "the same key answers the run it made the first time",
+                                },
                                 "expected_now": {
                                     "type": "string",
                                     "format": "date-time",
