@@ -484,6 +484,7 @@ def test_a_retried_advance_never_moves_the_clock_twice(api: Api, runner: Runner)
         ({"expected_now": "2026-12-07T09:00:00"}, "'expected_now'"),
         ({"expected_now": 5}, "'expected_now'"),
         ({"idempotency_key": 5}, "'idempotency_key'"),
+        ({"idempotency_key": ""}, "'idempotency_key'"),
         ({"idempotency_key": "k" * 201}, "idempotency_key"),
         ({"idempotency_key": "a\x00b"}, "idempotency_key"),
     ],

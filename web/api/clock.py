@@ -42,7 +42,7 @@ def advance_clock():
         raise Invalid(f"'seconds': a whole number from 1 to {MAX_ADVANCE}")
     expected = _moment(sent.get("expected_now"), "expected_now")
     key = sent.get("idempotency_key")
-    if key is not None and not isinstance(key, str):
+    if key is not None and (not isinstance(key, str) or not key):
         raise Invalid("'idempotency_key': text of 1 to 200 characters")
     runner = get_runner()
     if runner.settings.clock != "virtual":
