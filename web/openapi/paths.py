@@ -203,17 +203,21 @@ def _admin() -> dict[str, Any]:
                         object_of(
                             {
                                 "seconds": {"type": "integer", "minimum": 1, "maximum": MAX_ADVANCE},
-                                "idempotency_key": {
-                                    "type": "string",
-                                    "minLength": 1,
-                                    "maxLength": 200,
-                                    "description": "the same key answers the run it made the first time",
-                                },
-                                "expected_now": {
-                                    "type": "string",
-                                    "format": "date-time",
-                                    "description": "the clock time the caller saw; 409 if the clock moved since",
-                                },
+                                "idempotency_key": nullable(
+                                    {
+                                        "type": "string",
+                                        "minLength": 1,
+                                        "maxLength": 200,
+                                        "description": "the same key answers the run it made the first time",
+                                    }
+                                ),
+                                "expected_now": nullable(
+                                    {
+                                        "type": "string",
+                                        "format": "date-time",
+                                        "description": "the clock time the caller saw; 409 if the clock moved since",
+                                    }
+                                ),
                             },
                             required=("seconds",),
                         )
