@@ -9,7 +9,7 @@ import sys
 from datetime import date, datetime
 from typing import Any
 
-from runner import extension, registry
+from runner import extension, registry, scrape
 from runner import instance_folder as instance
 from runner.clock import parse_span
 from runner.queries import tasklists as inbox
@@ -120,7 +120,9 @@ def cmd_run_due(args, settings: Settings) -> None:
 
 def cmd_worker(args, settings: Settings) -> None:
 
-    scheduler.work(open_runner(settings))
+    runner = open_runner(settings)
+    with scrape.serving(runner):  # RUNNER_WORKER_METRICS: the worker's own /metrics, else nothing
+        scheduler.work(runner)
 
 
 def cmd_instances(args, settings: Settings) -> None:
