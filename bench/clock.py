@@ -76,8 +76,9 @@ answer = client.post("/api/clock/advance", json={"seconds": int(float(sys.argv[1
 requested = time.perf_counter() - started
 assert answer.status_code in (200, 202), answer.get_data(as_text=True)
 if answer.status_code == 202:
-    while client.get(answer.headers["Location"], headers=auth).get_json()["state"] in ("queued", "running"):
+    while (run := client.get(answer.headers["Location"], headers=auth).get_json())["state"] in ("queued", "running"):
         time.sleep(0.5)
+    assert run["state"] == "done", run
 print(requested, time.perf_counter() - started)
 """
 CLI = "import sys\nfrom runner.cli import main\nsys.exit(main(sys.argv[1:]))"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -28,6 +29,8 @@ class FixedClock:
 
     def __init__(self, start: datetime):
         self._now = start.astimezone(UTC)
+        # NOTE: a clock run's thread moves it while request threads catch it up with the database.
+        self._lock = threading.Lock()
 
     def now(self) -> datetime:
         return self._now
@@ -35,9 +38,17 @@ class FixedClock:
     def set(self, moment: datetime) -> None:
         """Move to a moment (never backwards)."""
         moment = moment.astimezone(UTC)
-        if moment < self._now:
-            raise Invalid(f"the clock cannot go back from {self._now.isoformat()} to {moment.isoformat()}")
-        self._now = moment
+        with self._lock:
+            if moment < self._now:
+                raise Invalid(f"the clock cannot go back from {self._now.isoformat()} to {moment.isoformat()}")
+            self._now = moment
+
+    def catch_up(self, moment: datetime) -> None:
+        """Move to a moment if it is later; an earlier one is no error (another thread got further)."""
+        moment = moment.astimezone(UTC)
+        with self._lock:
+            if moment > self._now:
+                self._now = moment
 
     def advance(self, delta: timedelta) -> datetime:
         """Move forward by ``delta`` and return the new time."""
