@@ -24,13 +24,16 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+# NOTE: a clock run's thread moves a virtual clock while request threads catch it up with the
+# database; one lock for every clock (not one each: scripts copy the clock with their data).
+_MOVING = threading.Lock()
+
+
 class FixedClock:
     """A clock that moves only when told to; the virtual clock keeps one in the database."""
 
     def __init__(self, start: datetime):
         self._now = start.astimezone(UTC)
-        # NOTE: a clock run's thread moves it while request threads catch it up with the database.
-        self._lock = threading.Lock()
 
     def now(self) -> datetime:
         return self._now
@@ -38,7 +41,7 @@ class FixedClock:
     def set(self, moment: datetime) -> None:
         """Move to a moment (never backwards)."""
         moment = moment.astimezone(UTC)
-        with self._lock:
+        with _MOVING:
             if moment < self._now:
                 raise Invalid(f"the clock cannot go back from {self._now.isoformat()} to {moment.isoformat()}")
             self._now = moment
@@ -46,7 +49,7 @@ class FixedClock:
     def catch_up(self, moment: datetime) -> None:
         """Move to a moment if it is later; an earlier one is no error (another thread got further)."""
         moment = moment.astimezone(UTC)
-        with self._lock:
+        with _MOVING:
             if moment > self._now:
                 self._now = moment
 
