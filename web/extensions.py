@@ -3,7 +3,7 @@
 - ``csrf``: Flask-WTF's CSRF check on every form (the API blueprint is exempt: bearer tokens);
 - ``login_manager``: Flask-Login's sessions (its loaders live in ``web.auth``);
 - ``babel``: Flask-Babel reading the .po catalogs (``web.catalogs``);
-- ``get_runner()``: the app's ``Runner``, built on first use, its virtual clock caught up once per request;
+- ``get_runner()``: the app's ``Runner``, built on first use;
 - ``start_clock_run(run_id)``: work off a clock run in the background of this process.
 
 Blueprints take these from here, never from the ``web`` package, so nothing imports the factory back.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 
-from flask import current_app, g
+from flask import current_app
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
@@ -41,11 +41,6 @@ def get_runner() -> Runner:
                 # The handlers come from the bpmn_runner.handlers entry points (runner.registry.installed).
                 runner = Runner(settings, registry.installed(settings=settings), extensions=(easyedu(settings),))
                 app.extensions["runner"] = runner
-    if not g.get("clock_read"):
-        # NOTE: every request sees the persisted clock: another process (a web worker, a
-        # worker, the CLI) may have moved it since this process last looked.
-        runner.refresh_clock()
-        g.clock_read = True
     return runner
 
 
