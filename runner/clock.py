@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -23,6 +24,11 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+# NOTE: a clock run's thread moves a virtual clock while request threads catch it up with the
+# database; one lock for every clock (not one each: scripts copy the clock with their data).
+_MOVING = threading.Lock()
+
+
 class FixedClock:
     """A clock that moves only when told to; the virtual clock keeps one in the database."""
 
@@ -35,9 +41,17 @@ class FixedClock:
     def set(self, moment: datetime) -> None:
         """Move to a moment (never backwards)."""
         moment = moment.astimezone(UTC)
-        if moment < self._now:
-            raise Invalid(f"the clock cannot go back from {self._now.isoformat()} to {moment.isoformat()}")
-        self._now = moment
+        with _MOVING:
+            if moment < self._now:
+                raise Invalid(f"the clock cannot go back from {self._now.isoformat()} to {moment.isoformat()}")
+            self._now = moment
+
+    def catch_up(self, moment: datetime) -> None:
+        """Move to a moment if it is later; an earlier one is no error (another thread got further)."""
+        moment = moment.astimezone(UTC)
+        with _MOVING:
+            if moment > self._now:
+                self._now = moment
 
     def advance(self, delta: timedelta) -> datetime:
         """Move forward by ``delta`` and return the new time."""

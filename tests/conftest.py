@@ -30,6 +30,7 @@ from runner.store import schema as db
 from tests.harness import MODES
 from tests.webapp import AuthClock, WebClient, add_user
 from web import create_app
+from web.extensions import run_here
 
 BPMN = Path(__file__).parent / "bpmn"
 PG_URL = os.environ.get("RUNNER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -169,6 +170,9 @@ def app(runner: Runner, auth_clock: AuthClock) -> Flask:
             "RUNNER": runner,
             "RUNNER_SETTINGS": runner.settings,
             "AUTH_CLOCK": auth_clock.now,
+            # NOTE: clock runs move the clock before the answer, so tests read the result at once;
+            # tests of the background itself set their own executor (test_web_admin, test_api).
+            "CLOCK_RUN_EXECUTOR": run_here,
         }
     )
     flask_app.test_client_class = WebClient

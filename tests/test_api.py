@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,12 @@ import pytest
 import schemathesis
 from flask import Flask
 
+from runner.clock import FixedClock
 from runner.crm import customers as crm
 from runner.queries import tasklists as inbox
 from runner.registry import HandlerContext, Registry
 from runner.service import accounts as users
+from runner.service import clockruns
 from runner.service.runtime import Runner
 from runner.settings import Settings
 from tests.webapp import add_user
@@ -45,6 +47,7 @@ CONTRACT = {
     "GET /api/incidents",
     "POST /api/incidents/{incident_id}/retry",
     "POST /api/clock/advance",
+    "GET /api/clock/runs/{run_id}",
     "GET /api/customers",
     "GET /api/customers/{business_key}",
     "GET /api/openapi.json",
@@ -70,6 +73,7 @@ class Api:
 
     def call(self, method: str, path: str, user: str | None = "admin1", **kwargs: Any):
         headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+        headers.update(kwargs.pop("headers", {}))
         response = self.client.open(path, method=method, headers=headers, **kwargs)
         assert response.is_json, (response.status_code, response.get_data(as_text=True)[:300])
         template = next(t for rx, t in self._templates if rx.match(path.split("?")[0]))
@@ -420,11 +424,81 @@ def test_advance_the_virtual_clock_fires_what_is_due(api: Api, runner: Runner) -
     runner.complete_task(task["id"])
     before = runner.now()
     response = api.post("/api/clock/advance", json={"seconds": 2 * 24 * 3600})
-    assert response.status_code == 200
-    body = response.get_json()
-    assert body["previous"] == before.isoformat() and body["now"] == (before + timedelta(days=2)).isoformat()
-    assert body["events"] >= 2  # the timer fired and the next task opened
+    assert response.status_code == 202
+    run = response.get_json()
+    assert response.headers["Location"] == f"/api/clock/runs/{run['id']}"
+    followed = api.get(response.headers["Location"]).get_json()
+    assert followed["state"] == "done" and followed["progress"] == 1
+    assert followed["start"] == before.isoformat() and followed["reached"] == (before + timedelta(days=2)).isoformat()
+    assert followed["fired"] >= 1 and followed["requested_by"] == "admin1"
     assert [t["element_id"] for t in inbox.tasks(runner)] == ["call_back"]
+
+
+def test_advance_answers_202_before_the_run_moves_the_clock(app: Flask, api: Api, runner: Runner) -> None:
+    """The request only queues the run; whoever executes it (here: nobody yet) moves the clock."""
+    queued: list[int] = []
+    app.config["CLOCK_RUN_EXECUTOR"] = lambda _runner, run_id: queued.append(run_id)
+    before = runner.now()
+    response = api.post("/api/clock/advance", json={"seconds": 3600})
+    assert response.status_code == 202 and response.get_json()["state"] == "queued"
+    assert runner.now() == before and queued == [response.get_json()["id"]]
+    second = api.post("/api/clock/advance", json={"seconds": 3600})
+    assert second.status_code == 409 and "already moving" in second.get_json()["detail"]
+    assert second.headers["Location"] == response.headers["Location"]
+    runner.execute_clock_run(queued[0])
+    assert api.get(response.headers["Location"]).get_json()["state"] == "done"
+    assert runner.now() == before + timedelta(hours=1)
+
+
+def test_following_a_run_whose_executor_died_resumes_it(app: Flask, api: Api, runner: Runner) -> None:
+    started: list[int] = []
+    app.config["CLOCK_RUN_EXECUTOR"] = lambda _runner, run_id: started.append(run_id)
+    run = api.post("/api/clock/advance", json={"seconds": 3600}).get_json()
+    long_ago = FixedClock(datetime(2020, 1, 1, tzinfo=UTC))  # its lease ran out long ago
+    assert clockruns.claim(runner, run["id"], "a-dead-worker", wall=long_ago) is not None
+    started.clear()
+    assert api.get(f"/api/clock/runs/{run['id']}").get_json()["state"] == "running"
+    assert started == [run["id"]]  # the poll started it again here
+    runner.execute_clock_run(run["id"])
+    started.clear()
+    assert api.get(f"/api/clock/runs/{run['id']}").get_json()["state"] == "done" and started == []
+
+
+def test_a_retried_advance_never_moves_the_clock_twice(api: Api, runner: Runner) -> None:
+    before = runner.now()
+    first = api.post("/api/clock/advance", json={"seconds": 60, "idempotency_key": "click-1"})
+    again = api.post("/api/clock/advance", json={"seconds": 60, "idempotency_key": "click-1"})
+    assert first.status_code == again.status_code == 202 and first.get_json()["id"] == again.get_json()["id"]
+    seen = {"seconds": 60, "expected_now": before.isoformat()}
+    stale = api.post("/api/clock/advance", json=seen)
+    assert stale.status_code == 409 and "moved meanwhile" in stale.get_json()["detail"]
+    assert runner.now() == before + timedelta(seconds=60)
+    fresh = api.post("/api/clock/advance", json={**seen, "expected_now": runner.now().isoformat()})
+    assert fresh.status_code == 202 and runner.now() == before + timedelta(seconds=120)
+
+
+@pytest.mark.parametrize(
+    "extra,field",
+    [
+        ({"expected_now": "yesterday"}, "'expected_now'"),
+        ({"expected_now": "2026-12-07T09:00:00"}, "'expected_now'"),
+        ({"expected_now": 5}, "'expected_now'"),
+        ({"idempotency_key": 5}, "'idempotency_key'"),
+        ({"idempotency_key": ""}, "'idempotency_key'"),
+        ({"idempotency_key": "k" * 201}, "idempotency_key"),
+        ({"idempotency_key": "a\x00b"}, "idempotency_key"),
+    ],
+)
+def test_expected_now_and_the_key_are_checked(api: Api, runner: Runner, extra: dict[str, Any], field: str) -> None:
+    before = runner.now()
+    response = api.post("/api/clock/advance", json={"seconds": 60, **extra})
+    assert response.status_code in (400, 422) and field in response.get_json()["detail"]
+    assert runner.now() == before
+
+
+def test_an_unknown_clock_run_is_404(api: Api) -> None:
+    assert api.get("/api/clock/runs/999").status_code == 404
+    assert api.get(f"/api/clock/runs/{2**40}").status_code == 404
 
 
 @pytest.mark.parametrize(

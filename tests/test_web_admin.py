@@ -385,16 +385,43 @@ def test_advancing_the_clock_fires_timers_and_shows_what_happened(admin: WebClie
     runner.complete_task(_task(runner, "KH7", "prepare")["id"])
     before = runner.now()
     response = admin.post("/admin/clock/advance", data={"by": "day"})
-    assert response.status_code == 302 and "since=" in response.headers["Location"]
+    assert response.status_code == 302 and "run=" in response.headers["Location"]
     assert runner.now() == before + timedelta(days=1)
     page = _text(admin.get(response.headers["Location"]))
-    assert "Đồng hồ ảo đã chuyển tới" in page and "Những gì vừa diễn ra" in page
+    assert "Đồng hồ ảo đang chuyển tới" in page and "Những gì vừa diễn ra" in page
     effects = re.search(r'<ul class="timeline effects">(.*?)</ul>', page, re.S).group(1)
     assert "timer.fired" in effects and "KH7" in effects
     assert _task(runner, "KH7", "call_back")
     admin.post("/admin/clock/advance", data={"by": "week"})
     assert runner.now() == before + timedelta(days=8)
     assert admin.post("/admin/clock/advance", data={"by": "year"}).status_code == 400
+
+
+def _seen(page: str) -> str:
+    return re.search(r'name="seen" value="([^"]+)"', page).group(1)
+
+
+def test_while_the_clock_moves_the_page_shows_progress_and_refuses_a_second_click(
+    app, admin: WebClient, runner: Runner
+) -> None:
+    queued: list[int] = []
+    app.config["CLOCK_RUN_EXECUTOR"] = lambda _runner, run_id: queued.append(run_id)
+    before = runner.now()
+    seen = _seen(_text(admin.get("/admin/")))
+    admin.post("/admin/clock/advance", data={"by": "week", "seen": seen})
+    page = _text(admin.get("/admin/"))
+    assert 'data-testid="clock-run" data-state="queued"' in page and '<meta http-equiv="refresh"' in page
+    assert page.count(" disabled>") == 3  # the three buttons
+    admin.post("/admin/clock/advance", data={"by": "week", "seen": seen})  # the double click
+    assert "Đồng hồ đang được chuyển" in _text(admin.get("/admin/"))
+    runner.execute_clock_run(queued[0])
+    assert runner.now() == before + timedelta(weeks=1)  # one week, not two
+    admin.post("/admin/clock/advance", data={"by": "day", "seen": seen})  # a page left open
+    assert "Đồng hồ đã chuyển đi" in _text(admin.get("/admin/"))
+    assert runner.now() == before + timedelta(weeks=1)
+    page = _text(admin.get("/admin/"))
+    assert " disabled>" not in page and "refresh" not in page
+    assert admin.post("/admin/clock/advance", data={"by": "day", "seen": "hôm qua"}).status_code == 400
 
 
 def test_the_real_clock_has_no_buttons(sqlite_url: str, registry: Registry) -> None:

@@ -93,7 +93,10 @@ ACCESS: dict[str, object] = {
     },
     "crm_api.get_customer": ANY,  # web/crm/api.py
     "crm_api.list_customers": ANY,  # web/crm/api.py: each sees the customers runner.crm.scope grants
-    **{f"api.{name}": {"admin"} for name in ("create_deployment", "list_incidents", "retry_incident", "advance_clock")},
+    **{
+        f"api.{name}": {"admin"}
+        for name in ("create_deployment", "list_incidents", "retry_incident", "advance_clock", "get_clock_run")
+    },
     # other blueprints: add one line per endpoint here
 }
 # NOTE: /metrics takes no session at all, only an admin's bearer token or a listed address:

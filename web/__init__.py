@@ -45,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         RUNNER_SETTINGS=None,  # a runner.settings.Settings; None reads RUNNER_* from the environment
         RUNNER=None,  # an already built Runner (tests share one with their fixtures)
         AUTH_CLOCK=None,  # a callable returning an aware datetime, for the failed-login slow-down
+        CLOCK_RUN_EXECUTOR=None,  # (runner, run_id) -> None: who works off a clock run; None: a thread here
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,  # NOTE: staff keep a task page open for hours; the session bounds it

@@ -27,6 +27,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/api/incidents", "get"): "listIncidents",
     ("/api/incidents/{incident_id}/retry", "post"): "retryIncident",
     ("/api/clock/advance", "post"): "advanceClock",
+    ("/api/clock/runs/{run_id}", "get"): "getClockRun",
     ("/api/openapi.json", "get"): "getDocument",
 }
 
@@ -119,7 +120,10 @@ LINKS: Links = {
         "RetryAgain": link_to("retryIncident", "a second retry (409)", incident_id="/incident/id"),
         "AdvanceClock": link_to("advanceClock", "let the retried job run"),
     },
-    ("advanceClock", "200"): {
+    ("advanceClock", "202"): {
+        "GetClockRun": link_to("getClockRun", "follow the run", run_id="/id"),
+    },
+    ("getClockRun", "200"): {
         "ListIncidents": link_to("listIncidents", "incidents raised on the way"),
         "ListTasks": link_to("listTasks", "tasks that timers opened on the way"),
     },

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from runner.cli import open_runner
+from runner.commands import open_runner
 from runner.crm import demo, transports, views
 from runner.crm.models import ROLES, Customer
 from runner.crm.scope import MESSAGE_SENDERS, CustomerScope

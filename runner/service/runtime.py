@@ -37,7 +37,7 @@ from runner.errors import (
 from runner.extension import Extension, Extensions, combined
 from runner.model import forms, inputs
 from runner.registry import Registry
-from runner.service import accounts, instance_migration, jobs, outbox, policy, scheduler, tasks
+from runner.service import accounts, clockruns, instance_migration, jobs, outbox, policy, scheduler, tasks
 from runner.service.deployment import Deployed, Deployer, latest_files, read_paths, staff_usernames
 from runner.service.unit import VIRTUAL_NOW, Core, Unit
 from runner.settings import Settings
@@ -50,8 +50,7 @@ from runner.store.models import (
     UserTask,
 )
 
-# NOTE: every cycle timer fires once per period on the way; ten years is already many firings.
-MAX_CLOCK_STEP = timedelta(days=3653)
+MAX_CLOCK_STEP = clockruns.MAX_STEP
 # NOTE: completing a task reads the task, its instance and the virtual clock in one
 # statement compiled once (see store.database.Prepared).
 _INSTANCE_COLUMNS = [column.key for column in Instance.__table__.columns]
@@ -339,13 +338,47 @@ class Runner(Core):
         """Fire due timers and run due handler jobs, earliest first."""
         return scheduler.run_due(self)
 
-    def advance_clock(self, delta: timedelta) -> datetime:
-        """Move the virtual clock forward; everything due on the way fires in order."""
+    def advance_clock(self, delta: timedelta, actor: str = "", progress: scheduler.Progress | None = None) -> datetime:
+        """Move the virtual clock forward here and now; everything due on the way fires in order.
+
+        A clock run executed in this process (``request_clock_run`` leaves it to the background).
+        """
         if not isinstance(self.clock, FixedClock):
             raise RunnerError("the clock can only be moved with RUNNER_CLOCK=virtual")
-        if not timedelta(0) <= delta <= MAX_CLOCK_STEP:
-            raise Invalid(f"the clock moves forward by at most {MAX_CLOCK_STEP.days} days at a time, not {delta}")
-        return scheduler.advance(self, delta)
+        _check_step(delta)
+        return scheduler.advance(self, delta, actor, progress)
+
+    def request_clock_run(
+        self, delta: timedelta, actor: str = "", *, expected: datetime | None = None, key: str | None = None
+    ) -> dict[str, Any]:
+        """Queue a clock run (see ``runner.service.clockruns``); it returns at once, an executor works it off.
+
+        ``expected``: the clock time the caller saw (refused with Conflict if it moved since);
+        ``key``: an idempotency key (a repeated key returns the first run).
+        """
+        _check_step(delta)
+        if key is not None:
+            inputs.check_key(key, "idempotency_key")
+        return clockruns.request(self, delta, actor, expected=expected, key=key)
+
+    def clock_run(self, run_id: int) -> dict[str, Any]:
+        """One clock run as plain data (NotFound if there is none)."""
+        inputs.check_row_number(run_id, "run_id")
+        return clockruns.get(self, run_id)
+
+    def current_clock_run(self) -> dict[str, Any] | None:
+        """The active clock run, else the latest, else None."""
+        return clockruns.current(self)
+
+    def stalled_clock_run(self) -> int | None:
+        """The id of the active clock run if nobody works on it (queued, or its executor's lease ran out)."""
+        return clockruns.waiting(self) if isinstance(self.clock, FixedClock) else None
+
+    def execute_clock_run(
+        self, run_id: int | None = None, progress: scheduler.Progress | None = None
+    ) -> dict[str, Any] | None:
+        """Work off the active clock run in this process, unless another holds it (then None)."""
+        return scheduler.execute_run(self, run_id, progress)
 
     def deliver_outbox(self) -> int:
         """Send due outbox messages; returns how many were delivered."""
@@ -397,6 +430,12 @@ def _plain(data: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise Invalid(f"{what} is not JSON-safe: {exc}") from exc
     return values
+
+
+def _check_step(delta: timedelta) -> None:
+    """A step the virtual clock may take in one run (else Invalid)."""
+    if not timedelta(0) <= delta <= MAX_CLOCK_STEP:
+        raise Invalid(f"the clock moves forward by at most {MAX_CLOCK_STEP.days} days at a time, not {delta}")
 
 
 def _check_task_and_user(task_id: str, user: str | None) -> None:

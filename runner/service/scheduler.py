@@ -10,24 +10,33 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select, update
 
 from runner import logs
 from runner.clock import Clock, FixedClock
-from runner.errors import Conflict, Invalid, RunnerError
+from runner.errors import Conflict, RunnerError
 from runner.model import timeparse
 from runner.sandbox.budget import Interrupted
-from runner.service import claims, jobs, outbox, workers
+from runner.service import claims, clockruns, jobs, outbox, workers
 from runner.service.deployment import Deployed
 from runner.service.unit import Core, Unit
 from runner.store.database import savepoint
 from runner.store.models import Incident, Instance, ProcessVersion, Timer
 
 log = logging.getLogger(__name__)
+
+# A clock run saves its progress (and the clock) at most this often, in seconds of wall time.
+SAVE_EVERY = 0.5
+# At most this many timers and jobs are worked off between two looks at the run's progress.
+STEP_LIMIT = 500
+Progress = Callable[[dict[str, Any]], None]
 
 
 def schedule_start_timers(unit: Unit, item: Deployed) -> None:
@@ -250,42 +259,98 @@ def _work_off(core: Core, items: list[claims.Claimed], extra: list[claims.Claime
     return done
 
 
-def advance(core: Core, delta: timedelta) -> datetime:
-    """Move the virtual clock forward, firing everything due in due-time order on the way."""
+def advance(core: Core, delta: timedelta, requested_by: str = "", progress: Progress | None = None) -> datetime:
+    """Move the virtual clock forward here and now: a clock run, executed in this process."""
+    run = clockruns.request(core, delta, requested_by)
+    final = execute_run(core, run["id"], progress)
+    if final is None:
+        raise Conflict(f"clock run {run['id']} was taken over by another process; it goes on there")
+    if final["state"] == "failed":
+        raise RunnerError(f"moving the clock stopped at {final['reached'].isoformat()}: {final['error']}")
+    return final["reached"]
+
+
+def execute_run(
+    core: Core,
+    run_id: int | None = None,
+    progress: Progress | None = None,
+    *,
+    wall: Clock = clockruns.WALL,
+    save_every: float = SAVE_EVERY,
+) -> dict[str, Any] | None:
+    """Work off the active clock run (``run_id``, or whichever is active) if nobody else holds it.
+
+    Returns the run as it ended (done, failed, or still running when this process was asked
+    to stop), or None when there was no run to take. A failure ends the run as failed with
+    the clock where it got to, and is not raised: the run's row says it.
+    """
+    owner = f"{core.settings.worker_id}/{uuid.uuid4().hex[:8]}"  # NOTE: one lease per call, even in one thread
+    claimed = clockruns.claim(core, run_id, owner, wall)
+    if claimed is None:
+        return None
+    run = claimed
+    try:
+        finished = _move(core, run, owner, progress, wall, save_every)
+    except Exception as exc:  # noqa: BLE001 - the run's row records it, for whoever watches it
+        log.exception("clock run %s failed at %s", run.id, run.reached.isoformat())
+        clockruns.finish(core, run, owner, error=str(exc) or type(exc).__name__, wall=wall)
+        return clockruns.get(core, run.id)
+    if finished is None:  # another executor took the run over (this one stalled past its lease)
+        return None
+    if not finished:
+        clockruns.let_go(core, run, owner)
+        return clockruns.get(core, run.id)
+    clockruns.finish(core, run, owner, wall=wall)
+    outbox.deliver_due(core)
+    return clockruns.get(core, run.id)
+
+
+def _move(
+    core: Core, run: clockruns.Claimed, owner: str, progress: Progress | None, wall: Clock, every: float
+) -> bool | None:
+    """Step the clock to each next due moment up to the target, firing what is due there.
+
+    True when the target is reached, False when the process is stopping, None when the
+    lease was lost. Progress (the clock with it) is saved at most every ``every`` seconds.
+    """
     clock = core.clock
-    if not isinstance(clock, FixedClock):
-        raise Invalid("only the virtual clock moves on request (RUNNER_CLOCK=virtual)")
+    assert isinstance(clock, FixedClock), "clockruns.request accepts the virtual clock only"
     core.refresh_clock()
-    target = core.now() + delta
-    stuck = False
-    while True:
+    core.catch_up(run.reached)  # NOTE: a resumed run goes on from where the dead executor saved
+    stuck, saved = False, time.monotonic()
+    while not core.stopping.is_set():
         # NOTE: what stays due because its instance is busy must not stop time: after a
         # pass that worked nothing off, look only at what falls due later.
         due = next_due(core, after=core.now() if stuck else None)
-        if due is None or due > target:
-            break
-        if due > core.now():
-            clock.set(due)
-            _persist_clock(core)
-        stuck = run_due(core) == 0
-    clock.set(target)
-    _persist_clock(core)
-    run_due(core)
-    outbox.deliver_due(core)
-    return target
-
-
-def _persist_clock(core: Core) -> None:
-    with core.db.unit() as s:
-        core.save_clock(s)
+        arrived = due is None or due > run.target
+        step = run.target if arrived else due
+        assert step is not None
+        if step > clock.now():
+            clock.set(step)
+        fired = run_due(core, limit=STEP_LIMIT)
+        run.fired += fired
+        run.reached = clock.now()
+        if arrived and fired < STEP_LIMIT:
+            return True
+        stuck = fired == 0
+        if time.monotonic() - saved >= every:
+            if not clockruns.save(core, run, owner, wall):
+                return None
+            saved = time.monotonic()
+            if progress is not None:
+                progress(clockruns.get(core, run.id))
+    return False
 
 
 def tick(core: Core, wall: Clock = claims.WALL) -> None:
-    """One scheduler tick: lost workers' leases, timers, jobs, the outbox, then the heartbeat."""
+    """One scheduler tick: lost workers' leases, a clock run nobody works on, timers, jobs, the outbox,
+    then the heartbeat."""
     pulse = workers.Pulse(core, wall)
     error = None
     try:
         workers.release_lost(core, wall)
+        if isinstance(core.clock, FixedClock) and clockruns.waiting(core) is not None:
+            execute_run(core)
         run_due(core, wall=wall, after_batch=pulse)
         if not core.stopping.is_set():
             outbox.deliver_due(core)

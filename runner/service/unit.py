@@ -149,8 +149,8 @@ class Core:
 
     def catch_up(self, stored: datetime | None) -> None:
         """Move the virtual clock to a persisted time (read by the caller) if that is later."""
-        if stored is not None and isinstance(self.clock, FixedClock) and stored > self.clock.now():
-            self.clock.set(stored)
+        if stored is not None and isinstance(self.clock, FixedClock):
+            self.clock.catch_up(stored)
 
     def save_clock(self, s: Session) -> None:
         """Persist the virtual clock if it moved on (in the caller's unit of work)."""

@@ -347,6 +347,35 @@ class ClockRow(Base):
     now: Mapped[datetime]
 
 
+class ClockRun(Base):
+    """One request to move the virtual clock to ``target``, worked off in the background.
+
+    NOTE: ``active`` is 1 while the run is queued or running and NULL afterwards; its unique
+    constraint lets one run at a time be active, on every backend, without a lock.
+    ``lease_owner``/``lease_until`` (wall-clock time) say who works on it; a lease that ran
+    out belongs to a dead process, and the next executor resumes the run from ``reached``.
+    """
+
+    __tablename__ = "clock_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    start: Mapped[datetime]  # the clock when the run was asked for
+    target: Mapped[datetime]
+    reached: Mapped[datetime]  # how far the clock has got (== start until the first step)
+    fired: Mapped[int] = mapped_column(default=0)  # timers and jobs worked off so far
+    state: Mapped[str] = mapped_column(String(20), default="queued")  # queued | running | done | failed
+    active: Mapped[int | None] = mapped_column(unique=True)
+    requested_by: Mapped[str] = mapped_column(String(200), default="")
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    history_from: Mapped[int] = mapped_column(default=0)  # the last history event before the run
+    error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+
+
 class User(Base):
     """A person of the user directory: who signs in, the groups (roles) they work in, whether they may.
 

@@ -47,8 +47,9 @@ WALKS: dict[str, list[Step]] = {
         ("incidents", "GET /api/incidents", None, 200),
         ("retried", ("incidents", "RetryIncident"), None, 200),
         ("again", ("retried", "RetryAgain"), None, 409),
-        ("clock", ("retried", "AdvanceClock"), {"seconds": 3600}, 200),
-        ("raised", ("clock", "ListIncidents"), None, 200),
+        ("clock", ("retried", "AdvanceClock"), {"seconds": 3600}, 202),
+        ("run", ("clock", "GetClockRun"), None, 200),
+        ("raised", ("run", "ListIncidents"), None, 200),
         ("instance", ("raised", "GetIncidentInstance"), None, 200),
     ],
     "a deployed process started": [

@@ -7,7 +7,7 @@ are for admins. The paths are a contract that integrations rely on: see ``web.op
 
 One blueprint (``bp``, endpoints ``api.*``) shared by one module per resource family:
 ``deployments`` (deployments and definitions), ``instances`` (instances and messages), ``tasks``,
-``incidents`` (incidents and the virtual clock). ``blueprint`` holds ``bp`` and the document's route,
+``incidents``, ``clock`` (the virtual clock's runs). ``blueprint`` holds ``bp`` and the document's route,
 ``errors`` the JSON error mapping, ``inputs`` the request readers, ``shapes`` the JSON answers.
 
 Only generic operations live here. An extension's operations under /api sit in its own blueprint
@@ -17,11 +17,11 @@ instances with ``instance_summary``; ``create_app`` serves the document with the
 
 from __future__ import annotations
 
-from web.api import deployments, incidents, instances, tasks
+from web.api import clock, deployments, incidents, instances, tasks
 from web.api.blueprint import bp
 from web.api.errors import json_errors
 from web.api.shapes import instance_summary, iso, version_numbers
 
-ROUTES = (deployments, instances, tasks, incidents)  # importing them adds their views to ``bp``
+ROUTES = (deployments, instances, tasks, incidents, clock)  # importing them adds their views to ``bp``
 
 __all__ = ["ROUTES", "bp", "instance_summary", "iso", "json_errors", "version_numbers"]

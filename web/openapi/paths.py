@@ -203,14 +203,57 @@ def _admin() -> dict[str, Any]:
             )
         },
         "/api/clock/advance": {
-            "post": operation(
-                "Move the virtual clock forward; everything due fires (admin, RUNNER_CLOCK=virtual)",
-                ("200", "Clock", "the new time"),
-                400,
-                409,
-                422,
+            "post": _with_location(
+                operation(
+                    "Queue a clock run moving the virtual clock forward; everything due on the way fires in the "
+                    "background, in time order (admin, RUNNER_CLOCK=virtual). 409 while another run moves the clock, "
+                    "or when the clock is no longer at expected_now; a repeated idempotency_key answers the first run",
+                    ("202", "ClockRun", "queued: follow the run at Location"),
+                    400,
+                    409,
+                    422,
+                    tag="admin",
+                    requestBody=body(
+                        object_of(
+                            {
+                                "seconds": {"type": "integer", "minimum": 1, "maximum": MAX_ADVANCE},
+                                "idempotency_key": nullable(
+                                    {
+                                        "type": "string",
+                                        "minLength": 1,
+                                        "maxLength": 200,
+                                        "description": "the same key answers the run it made the first time",
+                                    }
+                                ),
+                                "expected_now": nullable(
+                                    {
+                                        "type": "string",
+                                        "format": "date-time",
+                                        "description": "the clock time the caller saw; 409 if the clock moved since",
+                                    }
+                                ),
+                            },
+                            required=("seconds",),
+                        )
+                    ),
+                )
+            )
+        },
+        "/api/clock/runs/{run_id}": {
+            "get": operation(
+                "A clock run: its state, how far the clock got, how many timers and jobs fired (admin)",
+                ("200", "ClockRun", "the run"),
+                404,
                 tag="admin",
-                requestBody=body(object_of({"seconds": {"type": "integer", "minimum": 1, "maximum": MAX_ADVANCE}})),
+                parameters=[path_parameter("run_id", ID)],
             )
         },
     }
+
+
+def _with_location(op: dict[str, Any]) -> dict[str, Any]:
+    """The 202 (and 409) of a clock run say where to follow the run."""
+    header = {"Location": {"description": "the run's address", "schema": {"type": "string"}}}
+    for code in ("202", "409"):
+        op["responses"][code]["headers"] = header
+    return op

@@ -162,7 +162,20 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Incidents": list_of("incidents", "Incident"),
     "IncidentResult": object_of({"incident": ref("Incident")}),
-    "Clock": object_of(
-        {"now": WHEN, "previous": WHEN, "events": {"type": "integer", "description": "history events on the way"}}
+    "ClockRun": object_of(
+        {
+            "id": {"type": "integer"},
+            "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+            "start": WHEN,
+            "target": WHEN,
+            "reached": WHEN,
+            "fired": {"type": "integer", "description": "timers and jobs worked off so far"},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "requested_by": STRING,
+            "error": nullable(STRING),
+            "created_at": WHEN,
+            "started_at": nullable(WHEN),
+            "ended_at": nullable(WHEN),
+        }
     ),
 }
