@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest
 
 from runner.crm import pages, views
@@ -33,7 +33,7 @@ PAGE_MAX = 200  # customers per page at most
 
 
 def _limit() -> int:
-    raw = query("limit")
+    raw = request.args.get("limit")  # NOTE: not query(): an empty limit breaks the document's pattern
     if raw is None:
         return 50
     if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
@@ -191,6 +191,11 @@ _LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "GetCustomerInstance": link_to("getInstance", "the customer's newest instance", instance_id="/instances/0/id"),
         "ListCustomerTasks": link_to("listTasks", "the customer's open tasks", business_key="/customer/id"),
         "ListCustomerInstances": link_to("listInstances", "the customer's instances", business_key="/customer/id"),
+        "SearchCustomerCode": link_to("listCustomers", "the search by this customer's code", q="/customer/id"),
+    },
+    ("listCustomers", "200"): {
+        "GetFoundCustomer": link_to("getCustomer", "the first customer found", business_key="/customers/0/id"),
+        "NextCustomers": link_to("listCustomers", "the next page", after="/next"),
     },
 }
 
