@@ -104,7 +104,7 @@ def run_claimed(core: Core, job_id: str) -> bool:
             held = claims.held_query(
                 claims.JOBS, job_id, core.settings.worker_id, core.db.is_postgres, with_instance=True
             )
-            row = s.execute(held).first()
+            row = s.execute(*held).first()
             if row is None:
                 return False
             job, inst = row

@@ -80,12 +80,12 @@ def fire_claimed(core: Core, timer_id: int) -> bool:
         with logs.bind(), core.unit(sync=False) as unit:
             s = unit.session
             # NOTE: one round trip locks the timer and its instance (SKIP LOCKED: busy is skipped).
-            row = s.execute(claims.held_query(claims.TIMERS, timer_id, worker, postgres, with_instance=True)).first()
+            row = s.execute(*claims.held_query(claims.TIMERS, timer_id, worker, postgres, with_instance=True)).first()
             if row is not None:
                 timer, inst = row
             else:  # a timer start event has no instance; else the timer is busy or gone
-                query = claims.held_query(claims.TIMERS, timer_id, worker, postgres).where(Timer.instance_id.is_(None))
-                timer, inst = s.scalars(query).first(), None
+                query, params = claims.held_query(claims.TIMERS, timer_id, worker, postgres)
+                timer, inst = s.scalars(query.where(Timer.instance_id.is_(None)), params).first(), None
                 if timer is None:
                     return False
             logs.annotate(instance_id=timer.instance_id, element=timer.element_id)
