@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from bench import harness, instrumentation, long_lived, reads_crm, timers
+from bench import harness, instrumentation, long_lived, reads_crm, timers, unit_work
 from runner.registry import installed
 from runner.service.runtime import Runner
 from runner.settings import Settings
@@ -110,3 +110,13 @@ def test_timer_bench_prints_drains_rates_and_claim_times(pg_base_url: str, capsy
     figures = harness.parse(capsys.readouterr().out)
     assert {"claim_ms_at_200_old_claim_1", "claim_ms_at_200_new_claim_50", "drain_s_2_workers_claim_50"} <= set(figures)
     assert figures["timers"] == 12 and figures["speedup_2_workers_over_1_claim_50"] > 0
+
+
+def test_unit_work_bench_prints_old_and_new_per_item_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the shape: every sample worked all its items off (the bench raises otherwise)."""
+    unit_work.main(["--items", "3", "--rounds", "1"])
+    figures = harness.parse(capsys.readouterr().out)
+    assert list(figures) == [
+        f"{kind}_{name}" for kind in ("timer", "job") for name in ("old_ms_per_item", "new_ms_per_item", "new_to_old")
+    ]
+    assert all(value > 0 for value in figures.values())

@@ -94,6 +94,25 @@ def test_a_lease_runs_out_and_a_late_firing_by_its_old_holder_is_skipped(pair) -
     assert leases(one) == {}
 
 
+def test_the_held_statement_is_built_once_and_binds_each_row_and_worker(pair) -> None:
+    one, two = pair
+    ids = due_timers(one, 2)
+    two.refresh_clock()
+    wall = FixedClock(one.now())
+    claims.claim(one, claims.TIMERS, 1, wall=wall)
+    claims.claim(two, claims.TIMERS, 1, wall=wall)
+    postgres = one.db.is_postgres
+    (q1, p1), (q2, p2) = (claims.held_query(claims.TIMERS, i, "w1", postgres) for i in ids)
+    assert q1 is q2 and p1 != p2
+    with one.db.read() as s:
+        held = {
+            (i, worker): [t.id for t in s.scalars(*claims.held_query(claims.TIMERS, i, worker, postgres))]
+            for i in ids
+            for worker in ("w1", "w2")
+        }
+    assert held == {(ids[0], "w1"): [ids[0]], (ids[0], "w2"): [], (ids[1], "w1"): [], (ids[1], "w2"): [ids[1]]}
+
+
 def test_a_worker_silent_past_the_timeout_loses_its_leases_to_any_other(pair) -> None:
     one, two = pair
     ids = due_timers(one, 4)
