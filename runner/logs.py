@@ -38,7 +38,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # handlers get this format too, so one setting decides every line a web process writes.
 OWN_HANDLERS = ("gunicorn.error", "gunicorn.access")
 # SpiffWorkflow logs every task state change at INFO; APScheduler every tick.
-NOISY = ("spiff", "apscheduler")
+NOISY = ("spiff", "apscheduler", "alembic")  # at WARNING unless verbose: a command prints its own result
 
 
 def push(**fields: Any) -> Token[Mapping[str, Any]]:

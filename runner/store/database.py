@@ -222,6 +222,16 @@ class Prepared:
         }
 
 
+class _Given:
+    """What a context-sensitive column default sees (as SQLAlchemy's execution context): the row's values."""
+
+    def __init__(self, params: dict[str, Any]):
+        self._params = params
+
+    def get_current_parameters(self, isolate_multiinsert_groups: bool = True) -> dict[str, Any]:
+        return self._params
+
+
 class _Plan:
     """One compiled form of a ``Prepared`` statement."""
 
@@ -250,9 +260,10 @@ class _Plan:
     def bind(self, params: dict[str, Any]):
         """The driver's parameters (a sequence or a dict, by the driver's paramstyle)."""
         if self.defaults:
+            given = _Given(params)
             params = {
                 **{
-                    key: default.arg if default.is_scalar else default.arg(None)
+                    key: default.arg if default.is_scalar else default.arg(given)
                     for key, default in self.defaults.items()
                 },
                 **params,

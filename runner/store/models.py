@@ -124,7 +124,7 @@ class UserTask(Base):
     due_at: Mapped[datetime | None]
     # NOTE: due_at, or NO_DUE for a task without one: a non-null key that an index orders, the same on
     # every backend (SQLite and PostgreSQL disagree on where NULLs sort and cannot index NULLS LAST alike).
-    due_sort: Mapped[datetime] = mapped_column(default=lambda ctx: due_sort(ctx.get_current_parameters()["due_at"]))
+    due_sort: Mapped[datetime] = mapped_column(default=lambda ctx: due_sort(ctx.get_current_parameters().get("due_at")))
     follow_up_at: Mapped[datetime | None]
     priority: Mapped[int] = mapped_column(default=50)
     form: Mapped[dict[str, Any]] = mapped_column(default=dict)
