@@ -4,7 +4,8 @@
     ├── NotFound               an instance, task, version or process key does not exist
     │   └── Missing            a user, customer, staff member, booking, order or list entry does not exist
     ├── Conflict               a concurrent writer changed the same row first
-    │   └── SlotTaken          (runner.crm.models) a staff member already has an appointment then
+    │   ├── SlotTaken          (runner.crm.models) a staff member already has an appointment then
+    │   └── RunActive          (runner.service.clockruns) the clock is asked to move while a run moves it
     ├── Invalid                input was rejected before anything was stored
     │   ├── Forbidden          the user may not do this (a role or object permission)
     │   ├── BadLogin           a username/password pair is wrong
