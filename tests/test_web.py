@@ -95,6 +95,14 @@ def test_the_served_document_still_holds_the_customer_operation_and_its_links(cl
         "GetCustomerInstance": _link("getInstance", instance_id="/instances/0/id"),
         "ListCustomerTasks": _link("listTasks", business_key="/customer/id"),
         "ListCustomerInstances": _link("listInstances", business_key="/customer/id"),
+        "SearchCustomerCode": _link("listCustomers", q="/customer/id"),
+    }
+    search = {
+        name: (link["operationId"], link.get("parameters", {})) for name, link in _links(doc, "listCustomers", "200")
+    }
+    assert search == {
+        "GetFoundCustomer": _link("getCustomer", business_key="/customers/0/id"),
+        "NextCustomers": _link("listCustomers", after="/next"),
     }
     # every answer that holds an instance links to its customer
     for operation_id, status, prefix in (
