@@ -1,4 +1,4 @@
-"""lead intake: lead sources' keys and idempotent lead capture
+"""lead intake: what creating a customer and starting its sales procedure need
 
 Reserved for issue 12 (a real working day); filled in by the change that needs it.
 
