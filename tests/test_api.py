@@ -417,6 +417,41 @@ def test_incidents_list_and_retry(api: Api, runner: Runner, registry: Registry) 
     assert [t["element_id"] for t in inbox.tasks(runner, business_key="KH1")] == ["check"]
 
 
+def test_incidents_come_a_page_at_a_time_newest_first(api: Api, runner: Runner, registry: Registry) -> None:
+    def down(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
+        raise RuntimeError("CRM is down")
+
+    registry.add("test.work", down)
+    runner.deploy([TWO_TRIES])
+    for n in range(5):
+        runner.start_instance("jobs_two_tries", f"KH{n}", {"customer": f"KH{n}"})
+    runner.advance_clock(timedelta(hours=1))
+    everything = [i["id"] for i in api.get("/api/incidents").get_json()["incidents"]]
+    assert len(everything) == 5 and everything == sorted(everything, reverse=True)
+
+    seen: list[int] = []
+    pages = 0
+    url = "/api/incidents?limit=2"
+    while url:
+        answer = api.get(url).get_json()
+        assert len(answer["incidents"]) <= 2
+        seen += [i["id"] for i in answer["incidents"]]
+        pages += 1
+        url = f"/api/incidents?limit=2&cursor={answer['next_cursor']}" if answer["next_cursor"] else ""
+    assert (seen, pages) == (everything, 3)
+
+    assert api.post(f"/api/incidents/{everything[-1]}/retry").status_code == 200
+    resolved = api.get("/api/incidents?state=resolved&limit=1").get_json()
+    assert ([i["id"] for i in resolved["incidents"]], resolved["next_cursor"]) == ([everything[-1]], None)
+    for bad in ("limit=0", "limit=201", "limit=x", "cursor=nonsense"):
+        answer = api.get(f"/api/incidents?{bad}")
+        assert answer.status_code == 400, bad
+        assert bad.split("=")[0] in answer.get_json()["detail"], bad
+    tasks_cursor = api.get("/api/tasks?limit=1").get_json()["next_cursor"]
+    if tasks_cursor:  # NOTE: a cursor of another list is refused, not misread
+        assert api.get(f"/api/incidents?cursor={tasks_cursor}").status_code == 400
+
+
 def test_advance_the_virtual_clock_fires_what_is_due(api: Api, runner: Runner) -> None:
     runner.deploy([TIMERS])
     runner.start_instance("follow_up", "KH1")

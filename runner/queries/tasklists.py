@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.orm import Session
 
 from runner.errors import Invalid, NotFound
 from runner.extension import Person
@@ -531,36 +532,87 @@ def active_elements(runner: Runner, instance_id: str) -> list[str]:
     return sorted(found)
 
 
-def incidents_with_instances(runner: Runner, *, state: str | None = "open") -> list[dict[str, Any]]:
-    """Like ``incidents``, each with its instance's ``business_key`` and ``process_key`` (None for a
-    process-level incident), newest first."""
+INCIDENT_FIELDS = (
+    "id",
+    "instance_id",
+    "kind",
+    "ref",
+    "element_id",
+    "error",
+    "tries",
+    "state",
+    "created_at",
+    "resolved_at",
+    "resolved_by",
+)
+
+
+def _incidents_query(state: str | None) -> Select:
     query = select(Incident, Instance.business_key, Instance.process_key).outerjoin(
         Instance, Instance.id == Incident.instance_id
     )
-    if state is not None:
-        query = query.where(Incident.state == state)
+    return query if state is None else query.where(Incident.state == state)
+
+
+def _incident_rows(s: Session, query: Select) -> list[dict[str, Any]]:
+    return [
+        {**_row(i, *INCIDENT_FIELDS), "business_key": business_key, "process_key": process_key}
+        for i, business_key, process_key in s.execute(query)
+    ]
+
+
+def incidents_with_instances(
+    runner: Runner, *, state: str | None = "open", limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Like ``incidents``, each with its instance's ``business_key`` and ``process_key`` (None for a
+    process-level incident), newest first; at most ``limit`` of them."""
+    query = _incidents_query(state).order_by(Incident.id.desc()).limit(limit)
     with runner.db.read() as s:
-        return [
-            {
-                **_row(
-                    i,
-                    "id",
-                    "instance_id",
-                    "kind",
-                    "ref",
-                    "element_id",
-                    "error",
-                    "tries",
-                    "state",
-                    "created_at",
-                    "resolved_at",
-                    "resolved_by",
-                ),
-                "business_key": business_key,
-                "process_key": process_key,
-            }
-            for i, business_key, process_key in s.execute(query.order_by(Incident.id.desc()))
-        ]
+        return _incident_rows(s, query)
+
+
+def incident_page(
+    runner: Runner, *, state: str | None = "open", limit: int | str | None = None, cursor: str | None = None
+) -> keyset.Page:
+    """One page of incidents with their instances' keys, newest first; ``next_cursor`` pages on.
+
+    NOTE: ``ix_incidents_state`` picks the state's rows and the database sorts them: open
+    incidents stay few; only an admin asking for resolved or all ones sorts more, and reads
+    one page of them.
+    """
+    window = keyset.Window.of("incidents", limit, cursor)
+    query = _incidents_query(state)
+    if window.id is not None:
+        if not window.id.isdigit():
+            raise Invalid("cursor: not a cursor this list gave out")
+        # NOTE: the cursor carries ids as text; the incidents' ids are whole numbers
+        edge = replace(window, id=cast(Any, int(window.id)))
+        query = query.where(cast(ColumnElement[bool], edge.bound(Incident.created_at, Incident.id, descending=True)))
+    query = query.order_by(*window.order(Incident.created_at, Incident.id, descending=True)).limit(window.limit + 1)
+    with runner.db.read() as s:
+        return window.page(_incident_rows(s, query), "created_at")
+
+
+def incident(runner: Runner, incident_id: int) -> dict[str, Any]:
+    """One incident with its instance's keys; NotFound when there is none."""
+    query = _incidents_query(None).where(Incident.id == incident_id)
+    with runner.db.read() as s:
+        rows = _incident_rows(s, query)
+    if not rows:
+        raise NotFound(f"incident {incident_id} does not exist")
+    return rows[0]
+
+
+def count_incidents(runner: Runner, *, state: str = "open") -> int:
+    """How many incidents are in ``state`` (counted by the database)."""
+    with runner.db.read() as s:
+        return s.scalar(select(func.count()).select_from(Incident).where(Incident.state == state)) or 0
+
+
+def count_outbox(runner: Runner, *states: str) -> int:
+    """How many outbox messages are in any of ``states`` (counted by the database)."""
+    with runner.db.read() as s:
+        return s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state.in_(states))) or 0
 
 
 def last_history_id(runner: Runner) -> int:

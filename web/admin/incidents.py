@@ -34,7 +34,7 @@ def incidents():
         "admin/incidents.html",
         incidents=inbox.incidents_with_instances(runner),
         messages=undecided(),
-        resolved=inbox.incidents_with_instances(runner, state="resolved")[:20],
+        resolved=inbox.incidents_with_instances(runner, state="resolved", limit=20),
     )
 
 

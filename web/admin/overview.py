@@ -19,7 +19,6 @@ from runner.queries import tasklists as inbox
 from runner.service import accounts
 from runner.service.clockruns import RunActive
 from web.admin.blueprint import bp
-from web.admin.incidents import undecided
 from web.auth import roles_required
 from web.edge import row_number
 from web.extensions import get_runner, resume_clock_run, start_clock_run
@@ -53,8 +52,8 @@ def index():
         moving=moving,
         processes=len([p for p in processes if p["kind"] == "bpmn"]),
         running=sum(v["running"] for p in processes for v in p["versions"]),
-        incidents=len(inbox.incidents(runner)),
-        undecided=len(undecided()),
+        incidents=inbox.count_incidents(runner),
+        undecided=inbox.count_outbox(runner, "unknown", "failed"),
         users=len(accounts.list_users(runner)),
         effects=inbox.history_after(runner, since, limit=100) if since is not None else None,
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import jsonify
 from flask_login import current_user
 
-from runner.errors import NotFound
+from runner.errors import Invalid, NotFound
 from runner.queries import tasklists as inbox
 from web.api.blueprint import bp
+from web.api.errors import BadRequest
 from web.api.inputs import MAX_ID, query
 from web.api.shapes import incident
 from web.auth import roles_required
@@ -19,11 +20,15 @@ INCIDENT_STATES = {"open": "open", "resolved": "resolved", "all": None}
 @bp.get("/incidents")
 @roles_required("admin")
 def list_incidents():
-    """Incidents, newest first: ``state`` open (default), resolved or all."""
+    """One page of incidents, newest first: ``state`` open (default), resolved or all; ``next_cursor`` pages on."""
     state = query("state", tuple(INCIDENT_STATES)) or "open"
-    return jsonify(
-        incidents=[incident(i) for i in inbox.incidents_with_instances(get_runner(), state=INCIDENT_STATES[state])]
-    )
+    try:
+        page = inbox.incident_page(
+            get_runner(), state=INCIDENT_STATES[state], limit=query("limit"), cursor=query("cursor")
+        )
+    except Invalid as exc:  # NOTE: limit or cursor, named in the message: a 400 like every query filter
+        raise BadRequest(str(exc)) from exc
+    return jsonify(incidents=[incident(i) for i in page.rows], next_cursor=page.next_cursor)
 
 
 @bp.post("/incidents/<int:incident_id>/retry")
@@ -34,5 +39,4 @@ def retry_incident(incident_id: int):
         raise NotFound(f"incident {incident_id} does not exist")
     runner = get_runner()
     runner.retry_incident(incident_id, actor=current_user.username)
-    [row] = [i for i in inbox.incidents_with_instances(runner, state=None) if i["id"] == incident_id]
-    return jsonify(incident=incident(row))
+    return jsonify(incident=incident(inbox.incident(runner, incident_id)))

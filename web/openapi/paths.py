@@ -180,7 +180,7 @@ def _admin() -> dict[str, Any]:
         "/api/incidents": {
             "get": operation(
                 "Incidents (admin)",
-                ("200", "Incidents", "newest first"),
+                ("200", "Incidents", "one page, newest first; next_cursor asks for the next"),
                 400,
                 tag="admin",
                 parameters=[
@@ -188,7 +188,8 @@ def _admin() -> dict[str, Any]:
                         "state",
                         "open (default), resolved or all",
                         {"type": "string", "enum": ["open", "resolved", "all"]},
-                    )
+                    ),
+                    *PAGING,
                 ],
             )
         },

@@ -160,7 +160,7 @@ SCHEMAS: dict[str, Any] = {
             "resolved_by": nullable(STRING),
         }
     ),
-    "Incidents": list_of("incidents", "Incident"),
+    "Incidents": object_of({"incidents": {"type": "array", "items": ref("Incident")}, "next_cursor": NEXT_CURSOR}),
     "IncidentResult": object_of({"incident": ref("Incident")}),
     "ClockRun": object_of(
         {
