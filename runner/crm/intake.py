@@ -46,6 +46,8 @@ EMAIL = re.compile(
     r"[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+"
 )
 NOT_A_FIELD = ("owner",)  # given with the lead but not a profile field
+# Columns the procedures fill in later, never given with a lead (not offered by ``lead_fields``).
+LATER = ("status", "contract_start", "contract_end", "package", "trial_link", "zalo_group_id")
 
 
 class DuplicateCustomer(Conflict):
@@ -276,7 +278,3 @@ def lead_fields(session: Session) -> list[str]:
     extra = list(session.scalars(select(ExtraField.name).order_by(ExtraField.position, ExtraField.name)))
     rest = [f for f in (*FIELD_TYPES, *extra) if f not in required and f not in LATER]
     return [*required, *rest]
-
-
-# Columns the procedures fill in later, never given with a lead.
-LATER = ("status", "contract_start", "contract_end", "package", "trial_link", "zalo_group_id")
