@@ -80,11 +80,17 @@ def assign_owner(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     """Give the customer to the next active staff member of ``role``, round-robin.
 
     The next one is who was assigned longest ago (never first), then by username. With
-    ``exclude_current`` the current owner is skipped: the 60-minute rule of seed 001.
+    ``exclude_current`` the current owner is skipped: the 60-minute rule of seed 001. With
+    ``keep_current`` an owner chosen when the lead came in (an active staff member of ``role``)
+    keeps it (``runner.crm.intake``).
     """
     customer = _customer(ctx, lock=True)
     role = _text(params, "role", "sales")
     exclude = crm.coerce("exclude_current", "boolean", params.get("exclude_current", False))
+    if crm.coerce("keep_current", "boolean", params.get("keep_current", False)) and not exclude:
+        current = crm.staff_row(ctx.session, customer.owner)
+        if current is not None and current.active and role in (current.roles or []):
+            return {"owner": current.username, "owner_name": current.full_name}
     chosen = sales.assign_round_robin(ctx.session, customer, role, exclude_current=bool(exclude), now=ctx.now)
     return {"owner": chosen.username, "owner_name": chosen.full_name}
 

@@ -5,6 +5,7 @@
     │   └── Missing            a user, customer, staff member, booking, order or list entry does not exist
     ├── Conflict               a concurrent writer changed the same row first
     │   ├── SlotTaken          (runner.crm.models) a staff member already has an appointment then
+    │   ├── DuplicateCustomer  (runner.crm.intake) a lead's phone or e-mail already belongs to a customer
     │   └── RunActive          (runner.service.clockruns) the clock is asked to move while a run moves it
     ├── Invalid                input was rejected before anything was stored
     │   ├── Forbidden          the user may not do this (a role or object permission)

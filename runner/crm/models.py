@@ -187,7 +187,7 @@ class Customer(Base):
     id: Mapped[str] = mapped_column(String(50), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
     phone: Mapped[str | None] = mapped_column(String(50), index=True)
-    email: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200), index=True)  # lower case, see _searchable
     zalo_user_id: Mapped[str | None] = mapped_column(String(100))
     zalo_group_id: Mapped[str | None] = mapped_column(String(100))
     owner: Mapped[str | None] = mapped_column(ForeignKey("staff.username"), index=True)
@@ -231,14 +231,26 @@ class Customer(Base):
         ),
     )
 
-    @validates("name", "phone")
+    @validates("name", "phone", "email")
     def _searchable(self, key: str, value: str | None) -> str | None:
-        """Keep the search forms in step with the name and the phone, whoever sets them."""
+        """Keep the search forms in step with the name and the phone, whoever sets them; e-mails in lower case."""
         if key == "name":
             self.search_name = fold(value or "")
-        else:
+        elif key == "phone":
             self.search_phone = phone_digits(value)
+        elif value is not None:
+            # NOTE: one address whatever its case: the duplicate check and search compare with = on ix_customers_email
+            return value.lower()
         return value
+
+
+class CustomerCode(Base):
+    """The last number given to a new customer's code per prefix (KH -> 41 made KH0041), see ``runner.crm.intake``."""
+
+    __tablename__ = "customer_codes"
+
+    prefix: Mapped[str] = mapped_column(String(10), primary_key=True)
+    last_number: Mapped[int]
 
 
 class CustomerTag(Base):
