@@ -166,7 +166,7 @@ def _page(task: dict[str, Any], submitted=None, errors: dict[str, str] | None = 
     runner = get_runner()
     form = forms.form_from_dict(task["form"]) if task["form"] else forms.Form(())
     data = inbox.instance(runner, task["instance_id"])["data"] if task["state"] == "open" else {}
-    fields = taskform.field_views(form, data, submitted, errors)
+    fields = taskform.field_views(form, data, submitted, errors, runner.settings.tz)
     reassign_to = _candidates_by_task([task])[task["id"]] if current_user.has_role(*OVERSEERS) else []
     process_name = inbox.process_names(runner).get(task["process_key"], task["process_key"])
     return render_template(
@@ -175,6 +175,7 @@ def _page(task: dict[str, Any], submitted=None, errors: dict[str, str] | None = 
         fields=fields,
         errors=errors or {},
         now=runner.now(),
+        timezone=runner.settings.timezone,
         process_name=process_name,
         reassign_to=reassign_to,
         mine=task["assignee"] == current_user.username,
@@ -291,7 +292,7 @@ def complete(task_id: str):
     except FormInvalid as exc:
         form = forms.form_from_dict(row["form"]) if row["form"] else forms.Form(())
         flash(_("Vui lòng sửa các ô được đánh dấu bên dưới."), "error")
-        return _page(row, request.form, taskform.messages(form, exc), 422)
+        return _page(row, request.form, taskform.messages(form, exc, get_runner().settings.tz), 422)
     except Conflict:
         _explain_conflict(task_id)
         return redirect(url_for("inbox.my_tasks"))

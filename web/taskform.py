@@ -8,14 +8,14 @@ from the error codes of ``FormInvalid`` (``exc.codes``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, tzinfo
 from typing import Any
 
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
 from runner.errors import FormInvalid
-from runner.model import forms
+from runner.model import formvalues, forms
 
 NOT_FIELDS = ("csrf_token",)
 
@@ -26,8 +26,8 @@ class FieldView:
 
     id: str
     label: str
-    type: str  # string | long | boolean | date | enum
-    widget: str  # text | textarea | number | checkbox | date | select
+    type: str  # string | long | boolean | date | datetime | enum
+    widget: str  # text | textarea | number | amount | checkbox | date | datetime | select
     value: Any
     required: bool
     readonly: bool
@@ -50,13 +50,37 @@ def _widget(field: forms.Field) -> str:
     if field.type == "string":
         wants_area = field.properties.get("rows") or (field.maxlength or 0) > 200
         return "textarea" if wants_area else "text"
-    return {"long": "number", "boolean": "checkbox", "date": "date", "enum": "select"}[field.type]
+    if field.is_amount:
+        return "amount"  # a text input: staff type "12.900.000 đ", which a number input refuses
+    widgets = {"long": "number", "boolean": "checkbox", "date": "date", "datetime": "datetime", "enum": "select"}
+    return widgets[field.type]
 
 
-def _shown(field: forms.Field, value: Any) -> Any:
+def _placeholder(field: forms.Field) -> str:
+    if "placeholder" in field.properties:
+        return field.properties["placeholder"]
+    if field.type == "datetime":
+        return _("ngày/tháng/năm giờ:phút, ví dụ 25/12/2026 09:30")
+    return _("ví dụ 12.900.000") if field.is_amount else ""
+
+
+def _limit_shown(field: forms.Field, limit: Any, tz: tzinfo) -> Any:
+    """A min/max for the page: ``now`` in words, a date-time in the business zone."""
+    if limit == forms.NOW:
+        return _("bây giờ") if field.type == "datetime" else _("hôm nay")
+    if field.type == "datetime" and limit is not None:
+        return formvalues.show_moment(limit, tz)
+    return _show(limit)
+
+
+def _shown(field: forms.Field, value: Any, tz: tzinfo = UTC) -> Any:
     """A stored or default value as the input wants it."""
     if value is None:
         return None
+    if field.type == "datetime":
+        return formvalues.show_moment(value, tz)  # a date-only value kept from before reads as 00:00
+    if field.is_amount:
+        return formvalues.show_amount(value)
     if field.type == "date":
         return str(value)[:10]
     if field.type == "boolean":
@@ -65,15 +89,19 @@ def _shown(field: forms.Field, value: Any) -> Any:
 
 
 def field_views(
-    form: forms.Form, data: dict[str, Any], submitted: MultiDict | None = None, errors: dict[str, str] | None = None
+    form: forms.Form,
+    data: dict[str, Any],
+    submitted: MultiDict | None = None,
+    errors: dict[str, str] | None = None,
+    tz: tzinfo = UTC,
 ) -> list[FieldView]:
     """The fields with what to show: the entered values after an error, else the data, else defaults."""
     views = []
     for f in form.fields:
-        default = f.default_value()
+        default = f.default_value(tz)
         if isinstance(default, str) and default.strip().startswith(("${", "#{")):
             default = None  # an expression default is the engine's business, not the form's
-        value = data.get(f.id, default)
+        value = _shown(f, data.get(f.id, default), tz)
         if submitted is not None and not f.readonly:
             value = (f.id in submitted) if f.type == "boolean" else submitted.get(f.id, "")
         props = f.properties
@@ -83,15 +111,15 @@ def field_views(
                 label=f.label,
                 type=f.type,
                 widget=_widget(f),
-                value=_shown(f, value),
+                value=_shown(f, value) if f.type == "boolean" else value,
                 required=f.required,
                 readonly=f.readonly,
                 options=tuple((o.id, o.name) for o in f.options),
                 error=(errors or {}).get(f.id),
-                placeholder=props.get("placeholder", ""),
+                placeholder=_placeholder(f),
                 hint=props.get("hint", ""),
-                min=_show(f.min),
-                max=_show(f.max),
+                min=_limit_shown(f, f.min, tz),
+                max=_limit_shown(f, f.max, tz),
                 minlength=f.minlength,
                 maxlength=f.maxlength,
                 rows=int(props["rows"]) if props.get("rows", "").isdigit() else 4,
@@ -105,7 +133,7 @@ def submitted_values(form: MultiDict) -> dict[str, Any]:
     return {k: v for k, v in form.items() if k not in NOT_FIELDS and not k.startswith("_")}
 
 
-def messages(form: forms.Form, exc: FormInvalid) -> dict[str, str]:
+def messages(form: forms.Form, exc: FormInvalid, tz: tzinfo = UTC) -> dict[str, str]:
     """Per-field messages in the UI language, from the codes of ``FormInvalid``."""
     codes: dict[str, str] = getattr(exc, "codes", {})
     out = {}
@@ -115,11 +143,14 @@ def messages(form: forms.Form, exc: FormInvalid) -> dict[str, str]:
         except KeyError:
             out[field_id] = text
             continue
-        out[field_id] = _message(field, codes.get(field_id, ""), text)
+        out[field_id] = _message(field, codes.get(field_id, ""), text, tz)
     return out
 
 
-def _message(field: forms.Field, code: str, fallback: str) -> str:
+def _message(field: forms.Field, code: str, fallback: str, tz: tzinfo = UTC) -> str:
+    moment_limit = code in ("min", "max") and (field.type == "datetime" or forms.NOW in (field.min, field.max))
+    if moment_limit or (code == "type" and field.type == "datetime"):
+        return _moment_message(field, code, tz)
     limits = {
         "min": _show(field.min),
         "max": _show(field.max),
@@ -130,7 +161,9 @@ def _message(field: forms.Field, code: str, fallback: str) -> str:
         return _("Vui lòng nhập %(label)s.", label=field.label)
     if code == "type":
         return {
-            "long": _("%(label)s phải là số nguyên.", label=field.label),
+            "long": _("%(label)s phải là số tiền, ví dụ 12.900.000.", label=field.label)
+            if field.is_amount
+            else _("%(label)s phải là số nguyên.", label=field.label),
             "date": _("%(label)s phải là một ngày hợp lệ.", label=field.label),
             "boolean": _("%(label)s phải là có hoặc không.", label=field.label),
         }.get(field.type, fallback)
@@ -157,3 +190,23 @@ def _message(field: forms.Field, code: str, fallback: str) -> str:
     if code == "text":
         return _("%(label)s có ký tự không lưu được (ký tự điều khiển hoặc không hợp lệ).", label=field.label)
     return fallback
+
+
+def _moment_message(field: forms.Field, code: str, tz: tzinfo) -> str:
+    """The words for a date-time's type and limits, and for a date limited by ``now``."""
+    label = field.label
+    if code == "type":
+        return _("%(label)s phải là ngày và giờ dạng ngày/tháng/năm giờ:phút (ví dụ 25/12/2026 09:30).", label=label)
+    limit = field.min if code == "min" else field.max
+    if limit == forms.NOW and field.type == "datetime":
+        if code == "min":
+            return _("%(label)s phải là thời điểm trong tương lai.", label=label)
+        return _("%(label)s không được sau thời điểm hiện tại.", label=label)
+    if limit == forms.NOW:
+        if code == "min":
+            return _("%(label)s không được trước hôm nay.", label=label)
+        return _("%(label)s không được sau hôm nay.", label=label)
+    shown = _limit_shown(field, limit, tz)
+    if code == "min":
+        return _("%(label)s không được trước %(limit)s.", label=label, limit=shown)
+    return _("%(label)s không được sau %(limit)s.", label=label, limit=shown)

@@ -2,7 +2,11 @@
 
 :func:`coerce` results: an absent optional field is left out (stored data stays as is); one
 submitted empty (None, "", spaces) becomes None; with ``html=True`` an absent boolean is False;
-read-only fields are never included; dates are ISO strings ("YYYY-MM-DD" or full date-time).
+read-only fields are never included; dates are ISO strings ("YYYY-MM-DD" or full date-time);
+``datetime`` fields (typed ``dd/MM/yyyy HH:mm`` in the business zone ``tz``) are ISO 8601 with
+that zone's offset; ``long`` fields take thousands separators, and with the property
+``format=vnd`` amounts as staff type them (``runner.model.formvalues``). A ``min``/``max`` of
+``now`` (date and datetime) is checked against ``now``, the runner's clock, which the caller passes.
 Messages read "<label> <rule>" ("Số nhân viên must be at least 0"); the FormInvalid also has
 ``codes`` (field id -> required|readonly|type|enum|min|max|minlength|maxlength|unknown).
 """
@@ -13,17 +17,26 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from lxml import etree
 
 from runner.errors import DeploymentInvalid, FormInvalid, Invalid, Problem
+from runner.model import formvalues
 from runner.model.inputs import TextInvalid, check_data, check_text, text_problem
 
 CAMUNDA_NS = ("http://camunda.org/schema/1.0/bpmn", "http://activiti.org/bpmn")
-TYPES = ("string", "long", "boolean", "date", "enum")
-_LIMITS = {"min": ("long", "date"), "max": ("long", "date"), "minlength": ("string",), "maxlength": ("string",)}
+TYPES = ("string", "long", "boolean", "date", "datetime", "enum")
+_MOMENTS = ("date", "datetime")
+_LIMITS = {
+    "min": ("long", *_MOMENTS),
+    "max": ("long", *_MOMENTS),
+    "minlength": ("string",),
+    "maxlength": ("string",),
+}
+NOW = "now"  # a min/max config meaning "the runner's clock when the form is submitted"
+Limit = float | date | str | None
 _TRUE = frozenset({"true", "on", "1", "yes"})
 _FALSE = frozenset({"false", "off", "0", "no"})
 _INT_RE = re.compile(r"[+-]?[0-9]{1,30}")
@@ -49,8 +62,8 @@ class Field:
     default: str | None = None
     required: bool = False
     readonly: bool = False
-    min: float | date | None = None
-    max: float | date | None = None
+    min: Limit = None
+    max: Limit = None
     minlength: int | None = None
     maxlength: int | None = None
     options: tuple[Option, ...] = ()
@@ -61,11 +74,16 @@ class Field:
         """The field's ``camunda:property`` id -> value pairs."""
         return dict(self.props)
 
-    def default_value(self) -> Any:
+    @property
+    def is_amount(self) -> bool:
+        """Tell whether this long field holds money (property ``format`` = ``vnd``)."""
+        return self.type == "long" and self.properties.get("format", "").lower() == "vnd"
+
+    def default_value(self, tz: tzinfo = UTC) -> Any:
         """The typed default; expression defaults (``${...}``) are returned unevaluated."""
         if self.default is None or _is_expression(self.default):
             return self.default
-        return None if _is_empty(self.default) else _convert(self, self.default)
+        return None if _is_empty(self.default) else _convert(self, self.default, tz)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe description for the web UI and the REST API."""
@@ -181,12 +199,16 @@ def _constraints(node: etree._Element, ftype: str, where: str, problems: list[st
     return out
 
 
-def _limit(name: str, ftype: str, config: str) -> float | date:
+def _limit(name: str, ftype: str, config: str) -> float | date | str:
     text = config.strip()
     if name in ("minlength", "maxlength"):
         if not _INT_RE.fullmatch(text) or int(text) < 0:
             raise ValueError(text)
         return int(text)
+    if ftype in _MOMENTS and text.lower() == NOW:
+        return NOW
+    if ftype == "datetime":
+        return datetime.fromisoformat(text)  # without an offset: wall time in the business zone
     if ftype == "date":
         parsed = _parse_date(text)
         return parsed.date() if isinstance(parsed, datetime) else parsed
@@ -203,13 +225,20 @@ def _check_field(field: Field, where: str, problems: list[str]) -> None:
     if len(set(ids)) != len(ids):
         problems.append(f"{where}: enum values repeat an id")
     for low, high in ((field.min, field.max), (field.minlength, field.maxlength)):
-        if low is not None and high is not None and low > high:  # type: ignore[operator]  # same kind on both sides
+        if _comparable(low, high) and low > high:  # type: ignore[operator]  # same kind on both sides
             problems.append(f"{where}: lower limit {_show(low)} is above upper limit {_show(high)}")
     if field.default is not None and not _is_expression(field.default) and not _is_empty(field.default):
         try:
             _check_limits(field, _convert(field, field.default))
         except _Bad as bad:
             problems.append(f"{where}: default value {field.default!r} {bad.text}")
+
+
+def _comparable(low: Any, high: Any) -> bool:
+    """Both limits are fixed and of one kind (``now`` moves; naive and aware moments do not compare)."""
+    if low is None or high is None or NOW in (low, high):
+        return False
+    return not isinstance(low, datetime) or (low.tzinfo is None) == (high.tzinfo is None)
 
 
 def form_from_dict(d: Mapping[str, Any]) -> Form:
@@ -220,9 +249,11 @@ def form_from_dict(d: Mapping[str, Any]) -> Form:
 def _field_from_dict(d: Mapping[str, Any]) -> Field:
     ftype = d["type"]
 
-    def limit(key: str) -> float | date | None:
+    def limit(key: str) -> Limit:
         value = d.get(key)
-        return date.fromisoformat(value) if ftype == "date" and value is not None else value
+        if value is None or value == NOW or ftype not in _MOMENTS:
+            return value  # type: ignore[no-any-return]
+        return datetime.fromisoformat(value) if ftype == "datetime" else date.fromisoformat(value)
 
     return Field(
         d["id"],
@@ -252,11 +283,17 @@ def _show(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def _to_long(value: Any) -> int:
-    if isinstance(value, float) and value.is_integer():
+def _to_long(value: Any, amount: bool = False) -> int:
+    if amount:
+        try:
+            value = formvalues.parse_amount(value)
+        except formvalues.ValueRefused as exc:
+            raise _Bad("type", str(exc)) from None
+    elif isinstance(value, float) and value.is_integer():
         value = int(value)
-    elif isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
-        value = int(value.strip())
+    elif isinstance(value, str):
+        whole = formvalues.parse_whole(value)
+        value = value if whole is None else whole
     if not isinstance(value, int) or isinstance(value, bool):
         raise _Bad("type", "must be a whole number")
     if not _LONG_RANGE[0] <= value <= _LONG_RANGE[1]:
@@ -285,7 +322,14 @@ def _parse_date(value: Any) -> date:
     raise _Bad("type", "must be a date (YYYY-MM-DD) or an ISO 8601 date-time")
 
 
-def _convert(field: Field, value: Any) -> Any:
+def _to_moment(value: Any, tz: tzinfo) -> str:
+    try:
+        return formvalues.store_moment(formvalues.parse_moment(value, tz), tz)
+    except formvalues.ValueRefused as exc:
+        raise _Bad(exc.code, str(exc)) from None
+
+
+def _convert(field: Field, value: Any, tz: tzinfo = UTC) -> Any:
     if field.type == "enum":
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
@@ -294,24 +338,61 @@ def _convert(field: Field, value: Any) -> Any:
         raise _Bad("enum", "must be one of: " + ", ".join(o.id for o in field.options))
     if field.type == "date":
         return _parse_date(value).isoformat()
+    if field.type == "datetime":
+        return _to_moment(value, tz)
+    if field.type == "long":
+        return _to_long(value, field.is_amount)
     if field.type == "string" and not isinstance(value, str):
         raise _Bad("type", "must be text")
-    return {"long": _to_long, "boolean": _to_boolean}.get(field.type, str)(value)
+    return _to_boolean(value) if field.type == "boolean" else str(value)
 
 
-def _check_limits(field: Field, value: Any) -> None:
+@dataclass(frozen=True)
+class _When:
+    """The submission's moment (the runner's clock; None at deployment) and the business time zone."""
+
+    now: datetime | None = None
+    tz: tzinfo = UTC
+
+
+def _check_limits(field: Field, value: Any, when: _When = _When()) -> None:
     if field.type == "string":
         if field.minlength is not None and len(value) < field.minlength:
             raise _Bad("minlength", f"must be at least {field.minlength} characters")
         if field.maxlength is not None and len(value) > field.maxlength:
             raise _Bad("maxlength", f"must be at most {field.maxlength} characters")
-    elif field.type in ("long", "date"):
-        key: Any = date.fromisoformat(value[:10]) if field.type == "date" else value  # compared with min/max
-        words = ("not be before", "not be after") if field.type == "date" else ("be at least", "be at most")
-        if field.min is not None and key < field.min:
-            raise _Bad("min", f"must {words[0]} {_show(field.min)}")
-        if field.max is not None and key > field.max:
-            raise _Bad("max", f"must {words[1]} {_show(field.max)}")
+    elif field.type in ("long", *_MOMENTS):
+        key: Any = value  # compared with min/max
+        if field.type == "date":
+            key = date.fromisoformat(value[:10])
+        elif field.type == "datetime":
+            key = datetime.fromisoformat(value)
+        for code, limit, outside in (("min", field.min, key.__lt__), ("max", field.max, key.__gt__)):
+            resolved = _resolve(limit, field.type, when)
+            if resolved is not None and outside(resolved):
+                raise _Bad(code, _limit_words(field.type, code, limit, resolved, when.tz))
+
+
+def _resolve(limit: Limit, ftype: str, when: _When) -> Any:
+    """The limit as a value to compare with; ``now`` is skipped without a clock (a default at deployment)."""
+    if limit == NOW:
+        if when.now is None:
+            return None
+        return when.now if ftype == "datetime" else when.now.astimezone(when.tz).date()
+    if isinstance(limit, datetime) and limit.tzinfo is None:
+        return limit.replace(tzinfo=when.tz)
+    return limit
+
+
+def _limit_words(ftype: str, code: str, limit: Limit, resolved: Any, tz: tzinfo) -> str:
+    if limit == NOW:
+        if ftype == "datetime":
+            return "must be in the future" if code == "min" else "must not be in the future"
+        return "must not be before today" if code == "min" else "must not be after today"
+    if ftype == "long":
+        return f"must be at {'least' if code == 'min' else 'most'} {resolved}"
+    shown = formvalues.show_moment(resolved, tz) if ftype == "datetime" else _show(resolved)
+    return f"must not be {'before' if code == 'min' else 'after'} {shown}"
 
 
 def coerce(
@@ -321,17 +402,26 @@ def coerce(
     current: Mapping[str, Any] | None = None,
     task: str = "",
     html: bool = False,
+    now: datetime | None = None,
+    tz: tzinfo = UTC,
 ) -> dict[str, Any]:
-    """Validate and type submitted values; FormInvalid lists every wrong field at once."""
+    """Validate and type submitted values; FormInvalid lists every wrong field at once.
+
+    ``now`` (the runner's clock) is needed when a field's min or max is ``now``; ``tz`` is the
+    business time zone that date-times without an offset are read in.
+    """
     if not form.fields:
         return _passthrough(submitted, task)
+    if now is None and any(NOW in (f.min, f.max) for f in form.fields):
+        raise ValueError("this form checks against the current time: pass now= from the runner's clock")
+    when = _When(now, tz)
     result: dict[str, Any] = {}
     errors = _unstorable(submitted)
     for f in form.fields:
         if f.id in errors:
             continue
         try:
-            _coerce_field(f, submitted, current or {}, html, result)
+            _coerce_field(f, submitted, current or {}, html, result, when)
         except _Bad as bad:
             errors[f.id] = (bad.code, f"{f.label} {bad.text}")
     known = {f.id for f in form.fields}
@@ -344,12 +434,12 @@ def coerce(
 
 
 def _coerce_field(
-    f: Field, submitted: Mapping[str, Any], current: Mapping[str, Any], html: bool, out: dict[str, Any]
+    f: Field, submitted: Mapping[str, Any], current: Mapping[str, Any], html: bool, out: dict[str, Any], when: _When
 ) -> None:
     if f.readonly:
         if f.id in submitted:
-            before = current[f.id] if f.id in current else f.default_value()
-            if _normalise(f, submitted[f.id]) != _normalise(f, before):
+            before = current[f.id] if f.id in current else f.default_value(when.tz)
+            if _normalise(f, submitted[f.id], when.tz) != _normalise(f, before, when.tz):
                 raise _Bad("readonly", "is read-only")
         return
     if f.id not in submitted:
@@ -364,16 +454,16 @@ def _coerce_field(
             raise _Bad("required", "is required")
         out[f.id] = None
         return
-    value = _convert(f, value)
-    _check_limits(f, value)
+    value = _convert(f, value, when.tz)
+    _check_limits(f, value, when)
     out[f.id] = value
 
 
-def _normalise(f: Field, value: Any) -> Any:
+def _normalise(f: Field, value: Any, tz: tzinfo) -> Any:
     if _is_empty(value):
         return None
     try:
-        return _convert(f, value)
+        return _convert(f, value, tz)
     except _Bad:
         return value
 

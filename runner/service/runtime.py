@@ -214,7 +214,9 @@ class Runner(Core):
         workflow = unit.restore(inst)
         task = self.engine.task(workflow, task_id)
         form = forms.form_from_dict(row["task_form"]) if row["task_form"] else forms.Form(())
-        values = forms.coerce(form, data, current=task.data, task=name or element, html=html)
+        values = forms.coerce(
+            form, data, current=task.data, task=name or element, html=html, now=self.now(), tz=self.settings.tz
+        )
         self.engine.complete_user_task(workflow, task_id, values)
         unit.record(
             inst,
