@@ -6,7 +6,7 @@ catalog is ``web/translations/en/LC_MESSAGES/messages.po``. After adding texts, 
 are read from the .po files at start-up (``web.catalogs``; no compiled .mo files to keep in step).
 
 Jinja filters: ``dt`` (25/11/2026 14:30), ``day`` (25/11/2026), ``ago`` ("3 ngày trước" /
-"trong 2 giờ", against the runner's clock, virtual or real).
+"trong 2 giờ", against the runner's clock, virtual or real), ``vnd`` (12.900.000 ₫).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from flask import Blueprint, Flask, redirect, request, session, url_for
 from flask_babel import format_date, format_datetime, format_timedelta
 from flask_login import current_user
 
+from runner.model import formvalues
 from runner.service import accounts as users
 from runner.settings import Settings
 from web.extensions import babel, get_runner
@@ -36,6 +37,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(show_datetime, "dt")
     app.add_template_filter(show_date, "day")
     app.add_template_filter(show_ago, "ago")
+    app.add_template_filter(formvalues.show_amount, "vnd")
     app.context_processor(lambda: {"current_locale": select_locale(), "locales": LOCALES})
 
 

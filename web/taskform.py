@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
 from runner.errors import FormInvalid
-from runner.model import formvalues, forms
+from runner.model import forms, formvalues
 
 NOT_FIELDS = ("csrf_token",)
 

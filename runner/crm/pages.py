@@ -3,6 +3,7 @@
     pages.customer_profile(runner, "KH0001")               # crm.customer_view; Missing when there is none
     pages.search_customers(runner, person, "lan", limit=50)  # only the customers the person may see
     pages.calendar_feed(runner, "minh", since=..., tz=...)  # the iCalendar feed's bytes
+    pages.payment_facts(runner, "KH0001")                  # newest order, newest contract and its value
 
 The web app calls these (and ``runner.crm.views``) and never opens a session itself.
 """
@@ -13,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from runner.crm import bookings, customers, views
+from runner.crm import bookings, customers, sales, views
 from runner.crm.models import Customer
 from runner.service import policy
 
@@ -51,3 +52,9 @@ def calendar_feed(runner: Runner, username: str, *, since: datetime, tz: ZoneInf
     """A staff member's appointments since ``since`` as iCalendar (``bookings.feed``)."""
     with runner.db.read() as s:
         return bookings.feed(s, username, since=since, tz=tz)
+
+
+def payment_facts(runner: Runner, customer_id: str) -> dict[str, Any]:
+    """The customer's newest order and contract with its value (``sales.payment_view``)."""
+    with runner.db.read() as s:
+        return sales.payment_view(s, customer_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar as months_calendar
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -104,3 +105,56 @@ def create_contract(
     customer.package, customer.contract_start, customer.contract_end = package, start, end
     session.flush()
     return contract
+
+
+def payment_view(session: Session, customer_id: str) -> dict[str, Any]:
+    """What the accountant checks a payment against: the newest order and the newest contract with its value.
+
+    A contract has no amount of its own: its value is the amount of the first order of its
+    package placed with it or after it (the sales procedure saves the contract, then the order).
+    """
+    order = session.scalars(
+        select(Order).where(Order.customer_id == customer_id).order_by(Order.created_at.desc(), Order.id.desc())
+    ).first()
+    contract = session.scalars(
+        select(Contract)
+        .where(Contract.customer_id == customer_id)
+        .order_by(Contract.created_at.desc(), Contract.id.desc())
+    ).first()
+    value = None
+    if contract is not None:
+        value = session.scalars(
+            select(Order.amount)
+            .where(
+                Order.customer_id == customer_id,
+                Order.package == contract.package,
+                Order.created_at >= contract.created_at,
+            )
+            .order_by(Order.created_at, Order.id)
+        ).first()
+    return {
+        "order": None if order is None else _order_json(order),
+        "contract": None if contract is None else _contract_json(contract, value),
+    }
+
+
+def _order_json(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "package": order.package,
+        "amount": order.amount,
+        "status": order.status,
+        "created_at": order.created_at.isoformat(),
+        "paid_at": order.paid_at.isoformat() if order.paid_at else None,
+    }
+
+
+def _contract_json(contract: Contract, value: int | None) -> dict[str, Any]:
+    return {
+        "id": contract.id,
+        "package": contract.package,
+        "start": contract.start_date.isoformat(),
+        "end": contract.end_date.isoformat(),
+        "months": contract.months,
+        "value": value,
+    }

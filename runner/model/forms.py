@@ -252,7 +252,7 @@ def _field_from_dict(d: Mapping[str, Any]) -> Field:
     def limit(key: str) -> Limit:
         value = d.get(key)
         if value is None or value == NOW or ftype not in _MOMENTS:
-            return value  # type: ignore[no-any-return]
+            return value
         return datetime.fromisoformat(value) if ftype == "datetime" else date.fromisoformat(value)
 
     return Field(

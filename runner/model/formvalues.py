@@ -24,7 +24,9 @@ _UNITS = {
     "tỷ": 10**9, "tỉ": 10**9, "ty": 10**9, "triệu": 10**6, "trieu": 10**6, "tr": 10**6, "m": 10**6,
     "nghìn": 1000, "nghin": 1000, "ngàn": 1000, "ngan": 1000, "k": 1000,
 }  # fmt: skip
-_SCALED = re.compile(r"(?P<number>\d+(?:[.,]\d+)?)\s*(?P<unit>" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")")
+_SCALED = re.compile(
+    r"(?P<number>\d+(?:[.,]\d+)?)\s*(?P<unit>" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")"
+)
 
 
 class ValueRefused(ValueError):

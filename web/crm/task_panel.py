@@ -17,11 +17,12 @@ PANEL = "customers/_task_panel.html"
 
 
 def task_context(business_key: str | None) -> dict[str, Any]:
-    """The customer's profile (None when the key has none), the panel's template and its labels."""
-    customer = None
+    """The customer's profile (None when the key has none), its order and contract, the panel's template and labels."""
+    customer, payment = None, None
     if business_key:
         try:
             customer = pages.customer_profile(get_runner(), business_key)
+            payment = pages.payment_facts(get_runner(), business_key)
         except Missing:
             customer = None
-    return {"customer": customer, "customer_panel": PANEL, "profile_labels": PROFILE_FACTS}
+    return {"customer": customer, "payment": payment, "customer_panel": PANEL, "profile_labels": PROFILE_FACTS}
