@@ -55,10 +55,10 @@ def parse_moment(value: object, tz: tzinfo, *, need_time: bool = True) -> dateti
         if local:
             day, month, year, hour, minute = local.groups()
             if hour is None and need_time:
-                raise ValueRefused("time", "needs a time of day (dd/MM/yyyy HH:mm)")
+                raise ValueRefused("type", "needs a time of day (dd/MM/yyyy HH:mm)")
             moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0))
         elif _ISO_DAY.fullmatch(text) and need_time:
-            raise ValueRefused("time", "needs a time of day (dd/MM/yyyy HH:mm)")
+            raise ValueRefused("type", "needs a time of day (dd/MM/yyyy HH:mm)")
         else:
             moment = datetime.fromisoformat(text)
     except ValueError as exc:
