@@ -159,7 +159,7 @@ EXPECTED: dict[str, list[tuple[str, str, str]]] = {
         ("Flow_yes", "yes", "condition: syntax error"),
         ("Wait", "Wait for reply", "messageRef 'Message_missing' does not exist"),
         ("Complex", "Complex join", "complex gateways are not supported by the runner"),
-        ("Form", "Fill form", "form field 'when': unsupported type 'datetime'"),
+        ("Form", "Fill form", "form field 'when': unsupported type 'time'"),
         ("Call", "Call nothing", "call activity has no calledElement"),
     ],
 }

@@ -7,6 +7,7 @@ from typing import Any
 from web.openapi.builders import ANY_OBJECT, STRING, STRINGS, WHEN, list_of, nullable, object_of, ref
 
 NEXT_CURSOR = {**nullable(STRING), "description": "the cursor of the next page; null on the last page"}
+LIMIT = "number; ISO date or date-time for date and datetime fields; or 'now' (the runner's clock)"
 
 SCHEMAS: dict[str, Any] = {
     "Error": object_of({"error": STRING, "detail": STRING}),
@@ -102,12 +103,12 @@ SCHEMAS: dict[str, Any] = {
         {
             "id": STRING,
             "label": STRING,
-            "type": {"type": "string", "enum": ["string", "long", "boolean", "date", "enum"]},
+            "type": {"type": "string", "enum": ["string", "long", "boolean", "date", "datetime", "enum"]},
             "default": nullable(STRING),
             "required": {"type": "boolean"},
             "readonly": {"type": "boolean"},
-            "min": {"nullable": True, "description": "number, or ISO date for date fields"},
-            "max": {"nullable": True, "description": "number, or ISO date for date fields"},
+            "min": {"nullable": True, "description": LIMIT},
+            "max": {"nullable": True, "description": LIMIT},
             "minlength": nullable({"type": "integer"}),
             "maxlength": nullable({"type": "integer"}),
             "options": {"type": "array", "items": object_of({"id": STRING, "name": STRING})},
