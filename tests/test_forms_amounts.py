@@ -6,7 +6,7 @@ import pytest
 from lxml import etree
 
 from runner.errors import FormInvalid
-from runner.model import formvalues, forms
+from runner.model import forms, formvalues
 
 FORM_XML = """<bpmn:userTask xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
     xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="Task_contract">

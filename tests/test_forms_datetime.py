@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from lxml import etree
 
 from runner.errors import DeploymentInvalid, FormInvalid
-from runner.model import formvalues, forms
+from runner.model import forms, formvalues
 from runner.registry import Registry
 from runner.service.runtime import Runner
 from tests.scenario import (
