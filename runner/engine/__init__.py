@@ -6,5 +6,6 @@
 
 from runner.engine.core import Engine
 from runner.engine.snapshot import JobView, Snapshot, TimerView, UserTaskView, props
+from runner.engine.timers import calendar_from
 
-__all__ = ["Engine", "JobView", "Snapshot", "TimerView", "UserTaskView", "props"]
+__all__ = ["Engine", "JobView", "Snapshot", "TimerView", "UserTaskView", "calendar_from", "props"]

@@ -5,7 +5,10 @@ The parser in ``runner.engine.parser`` builds these definitions; ``runner.engine
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
@@ -14,18 +17,56 @@ from SpiffWorkflow.bpmn.util import PendingBpmnEvent
 from SpiffWorkflow.util.task import TaskState
 
 from runner.errors import Invalid, StepFailed, TimerInvalid
-from runner.model import timeparse
+from runner.model import timeparse, worktime
+from runner.model.worktime import BusinessCalendar
 from runner.sandbox import expressions
 
+BUSINESS = "business"
+"""The value of a timer's ``calendar`` property that makes it count working time only."""
 
-def _resolve(kind: str, value: Any, now: datetime, tz) -> tuple[datetime, int | None]:
+_CALENDAR: ContextVar[Callable[[], BusinessCalendar] | None] = ContextVar("runner_calendar", default=None)
+
+
+@contextmanager
+def calendar_from(source: Callable[[], BusinessCalendar]) -> Iterator[None]:
+    """Business-time timers computed inside the block read the calendar from ``source``.
+
+    NOTE: the runner opens one per unit of work with a source that reads the stored calendar
+    (cached by its version) at most once, and only if a business-time timer needs it.
+    """
+    token = _CALENDAR.set(source)
+    try:
+        yield
+    finally:
+        _CALENDAR.reset(token)
+
+
+def business_calendar(tz: tzinfo) -> BusinessCalendar:
+    """The calendar of the current unit of work; the default one outside any."""
+    source = _CALENDAR.get()
+    return source() if source is not None else worktime.default_calendar(tz)
+
+
+def calendar_name(spec) -> str | None:
+    """The ``calendar`` property of an event element (``business`` or none)."""
+    return ((getattr(spec, "extensions", None) or {}).get("properties") or {}).get("calendar") or None
+
+
+def _in_business_time(due: datetime, cal: BusinessCalendar | None) -> datetime:
+    return due if cal is None else worktime.next_working_instant(cal, due)
+
+
+def _resolve(
+    kind: str, value: Any, now: datetime, tz, cal: BusinessCalendar | None = None
+) -> tuple[datetime, int | None]:
     if isinstance(value, datetime):
         due = value if value.tzinfo else value.replace(tzinfo=tz)
-        return due.astimezone(UTC), None
+        return _in_business_time(due, cal).astimezone(UTC), None
     if isinstance(value, date):
-        return datetime.combine(value, time(), tz).astimezone(UTC), None
+        return _in_business_time(datetime.combine(value, time(), tz), cal).astimezone(UTC), None
     if isinstance(value, timedelta):
-        return now + value, None
+        due = now + value if cal is None else worktime.add_working_time(cal, now, value)
+        return due.astimezone(UTC), None
     if not isinstance(value, str) or not value.strip():
         raise TimerInvalid(f"timer value {value!r} is not an ISO 8601 {kind}")
     text = value.strip()
@@ -34,6 +75,9 @@ def _resolve(kind: str, value: Any, now: datetime, tz) -> tuple[datetime, int | 
         kind = "duration"
     elif kind != "cycle" and not text.upper().startswith(("P", "R")):
         kind = "date"
+    if cal is not None:
+        due, remaining = worktime.first_due(kind, text, now, cal)
+        return due.astimezone(UTC), remaining
     return timeparse.first_due(kind, text, now, tz)
 
 
@@ -44,17 +88,22 @@ def schedule(kind: str, expression: str, my_task) -> dict[str, Any]:
     value: Any = expression
     if expressions.is_wrapped(expression):
         value = engine.evaluate(my_task, expression)
+    spec = my_task.task_spec
+    business = calendar_name(spec) == BUSINESS
     try:
-        due, remaining = _resolve(kind, value, now, engine.tz)
+        cal = business_calendar(engine.tz) if business else None
+        due, remaining = _resolve(kind, value, now, engine.tz, cal)
     except Invalid as exc:
-        spec = my_task.task_spec
         raise StepFailed(
             f"timer {expression!r}: {exc}",
             getattr(spec, "bpmn_id", None) or spec.name,
             getattr(spec, "bpmn_name", None) or "",
         ) from exc
     text = value if isinstance(value, str) else str(value)
-    return {"kind": kind, "value": text, "due": due.isoformat(), "remaining": remaining, "pending": 0}
+    state = {"kind": kind, "value": text, "due": due.isoformat(), "remaining": remaining, "pending": 0}
+    if business:
+        state["calendar"] = BUSINESS
+    return state
 
 
 def fire(state: dict[str, Any], repeats: bool, tz) -> None:
@@ -69,7 +118,10 @@ def fire(state: dict[str, Any], repeats: bool, tz) -> None:
         state["due"] = None
         return
     previous = datetime.fromisoformat(state["due"])
-    state["due"] = timeparse.next_due(state["value"], previous, tz).isoformat()
+    if state.get("calendar") == BUSINESS:
+        state["due"] = worktime.next_due(state["value"], previous, business_calendar(tz)).astimezone(UTC).isoformat()
+    else:
+        state["due"] = timeparse.next_due(state["value"], previous, tz).isoformat()
     if remaining is not None:
         state["remaining"] = remaining - 1
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,9 @@ from runner.errors import (
     caused_by,
 )
 from runner.extension import Extension, Extensions, combined
-from runner.model import forms, inputs
+from runner.model import forms, inputs, worktime
 from runner.registry import Registry
-from runner.service import accounts, clockruns, instance_migration, jobs, outbox, policy, scheduler, tasks
+from runner.service import accounts, calendars, clockruns, instance_migration, jobs, outbox, policy, scheduler, tasks
 from runner.service.deployment import Deployed, Deployer, latest_files, read_paths, staff_usernames
 from runner.service.unit import VIRTUAL_NOW, Core, Unit
 from runner.settings import Settings
@@ -386,6 +386,34 @@ class Runner(Core):
         """Send due outbox messages; returns how many were delivered."""
         return outbox.deliver_due(self)
 
+    # --- the business calendar ------------------------------------------------------
+
+    def business_calendar(self) -> dict[str, Any]:
+        """The business calendar: hours per weekday, whose holidays count, company days off, version."""
+        with self.reading() as unit:
+            cal = calendars.load(unit.session, self.settings.tz)
+            return {**worktime.as_record(cal), "days_off": calendars.days_off(unit.session)}
+
+    def save_business_calendar(self, hours: Mapping[str, str], country: str | None, actor: str = "") -> None:
+        """Replace the working hours per weekday and the holiday country (Invalid names a bad field)."""
+        with self.unit() as unit:
+            cal = calendars.save(unit.session, self.settings.tz, unit.now(), _mapping(hours, "hours"), country, actor)
+            unit.record(None, "calendar.changed", actor=actor, details=worktime.as_record(cal))
+
+    def add_day_off(self, day: date | str, note: str = "", actor: str = "") -> None:
+        """Add a company day off (a local date), or change its note."""
+        when = _day(day)
+        with self.unit() as unit:
+            calendars.add_day_off(unit.session, self.settings.tz, unit.now(), when, note.strip(), actor)
+            unit.record(None, "calendar.day_off_added", actor=actor, details={"day": when.isoformat(), "note": note})
+
+    def remove_day_off(self, day: date | str, actor: str = "") -> None:
+        """Remove a company day off (NotFound if it is not one)."""
+        when = _day(day)
+        with self.unit() as unit:
+            calendars.remove_day_off(unit.session, self.settings.tz, unit.now(), when, actor)
+            unit.record(None, "calendar.day_off_removed", actor=actor, details={"day": when.isoformat()})
+
     def retry_incident(self, incident_id: int, actor: str | None = None) -> None:
         """Resolve an incident by trying its job, timer or outbox message again, due now."""
         inputs.check_row_number(incident_id, "incident_id")
@@ -413,6 +441,16 @@ class Runner(Core):
                 actor=actor,
                 details={"incident": incident.id, "kind": incident.kind},
             )
+
+
+def _day(value: date | str) -> date:
+    """A local date given as a date or as 'YYYY-MM-DD' (else Invalid naming the field)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise Invalid(f"day: {value!r} is not a date like 2027-02-03") from None
 
 
 def _mapping(data: Mapping[str, Any] | None, what: str) -> dict[str, Any]:

@@ -24,12 +24,13 @@ from sqlalchemy.orm import Session
 
 from runner import logs
 from runner.clock import Clock, FixedClock, SystemClock
-from runner.engine import Engine, Snapshot
+from runner.engine import Engine, Snapshot, calendar_from
 from runner.engine.serializer import WorkflowStore
 from runner.errors import NotCorrelated, NotFound
 from runner.registry import Registry
 from runner.sandbox.budget import Limits
 from runner.service import projection
+from runner.service.calendars import CalendarCache
 from runner.service.calls import CallThreads
 from runner.settings import Settings
 from runner.store.database import Database, PoolOptions, Prepared, add_row_later, attach, make_engine
@@ -98,6 +99,8 @@ class Core:
         # NOTE: set when the worker is asked to stop; a running script then ends at its next check.
         self.stopping = threading.Event()
         self.engine = Engine(self.clock, settings.tz, Limits(timeout=settings.script_timeout, stop=self.stopping))
+        # The business calendar as business-time timers read it, cached by its version.
+        self.calendars = CalendarCache(settings.tz)
         # The outbox's transports, built once per channel (see outbox.transport_for).
         self.transports: dict[str, Any] = {}
         self.sender_locks = SenderLocks(self.db)
@@ -113,7 +116,7 @@ class Core:
     @contextmanager
     def unit(self, sync: bool = True) -> Iterator[Unit]:
         """One unit of work (one transaction); first catches up with the virtual clock unless ``sync`` is False."""
-        with self.db.unit() as s:
+        with self.db.unit() as s, calendar_from(self.calendars.source(s)):
             if sync:
                 self._sync_clock(s)
             yield Unit(s, self)
@@ -121,7 +124,7 @@ class Core:
     @contextmanager
     def reading(self) -> Iterator[Unit]:
         """A unit over a read-only session, for queries that restore workflows (nothing is committed)."""
-        with self.db.read() as s:
+        with self.db.read() as s, calendar_from(self.calendars.source(s)):
             yield Unit(s, self)
 
     # --- the virtual clock --------------------------------------------------------------

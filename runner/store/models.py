@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -345,6 +346,35 @@ class ClockRow(Base):
 
     name: Mapped[str] = mapped_column(String(20), primary_key=True)
     now: Mapped[datetime]
+
+
+class CalendarRow(Base):
+    """The business calendar (one row, ``default``): working hours per weekday and whose public holidays count.
+
+    NOTE: every edit, a day off too, moves ``row_version``; timers read the calendar through a
+    cache keyed by it, so an edit is seen by the next unit of work.
+    """
+
+    __tablename__ = "business_calendar"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    hours: Mapped[dict[str, Any]]  # {"mon": "08:00-17:30", ...}; a missing or empty weekday is off
+    country: Mapped[str | None] = mapped_column(String(8))  # public holidays of this country (holidays package)
+    row_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+
+    __mapper_args__ = {"version_id_col": row_version}
+
+
+class CalendarDayOff(Base):
+    """A company day off (a local date) in the business calendar."""
+
+    __tablename__ = "calendar_days_off"
+
+    calendar: Mapped[str] = mapped_column(ForeignKey("business_calendar.name", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    note: Mapped[str] = mapped_column(String(200), default="")
 
 
 class ClockRun(Base):
