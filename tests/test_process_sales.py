@@ -389,10 +389,14 @@ def test_not_reached_twice_calls_back_the_next_half_days(r: Runner) -> None:
         (at(7, 11, 59), at(7, 14)),  # morning -> afternoon
         (at(7, 12), at(8, 8)),  # afternoon -> next morning
         (at(7, 22, 30), at(8, 8)),  # evening -> next morning
-        (at(31, 16), at(1, 8, month=1, year=2027)),  # across the year's end
+        (at(11, 15), at(12, 8)),  # Friday afternoon -> Saturday morning
+        (at(12, 9), at(14, 8)),  # Saturday morning: no working afternoon, never Sunday -> Monday
+        (at(12, 13), at(14, 8)),
+        (at(31, 16), at(2, 8, month=1, year=2027)),  # across the year's end: New Year's Day is a holiday
+        (at(3, 15, month=2, year=2027), at(11, 8, month=2, year=2027)),  # never during Tết (4-10 Feb 2027)
     ],
 )
-def test_call_back_is_booked_for_the_next_half_day(r: Runner, called: datetime, callback: datetime) -> None:
+def test_call_back_is_booked_for_the_next_working_half_day(r: Runner, called: datetime, callback: datetime) -> None:
     lead(r)
     advance(r, to=called)
     complete(r, KH, "Task_call", {"call_result": "not_reached"}, by="an")

@@ -8,7 +8,9 @@ Modeler users write: ``&&``, ``||``, ``!``, ``true``, ``false`` and ``null``; in
 
 Scripts, conditions and timer expressions see two clock functions: ``now()`` (aware UTC)
 and ``local_now()`` (the same moment in the business time zone, for rules such as "call
-back next half-day" that depend on the local hour). As in Camunda, ``currentUser()`` is
+back next half-day" that depend on the local hour), and ``next_half_day()``: the start of
+the next working half-day of the business calendar (a morning → 14:00 that day, an
+afternoon → the next working morning; never in time off). As in Camunda, ``currentUser()`` is
 the person whose action the unit of work carries out (who completed the task, started
 the instance or sent the message), or None when nobody did (a timer, a handler).
 """
@@ -18,15 +20,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
 from runner.clock import Clock
+from runner.engine import timers
 from runner.errors import ExpressionInvalid, HandlerFailed
-from runner.model import inputs
+from runner.model import inputs, worktime
 from runner.sandbox import budget, expressions
 from runner.sandbox.budget import Limits
 from runner.sandbox.juel import EMPTY_NAME, translate
@@ -73,7 +76,8 @@ JUEL_NAMES: Mapping[str, Any] = {
 }
 # NOTE: every name an expression sees besides the instance data: data under one of these
 # names would shadow it (or be shadowed), so start and message data may not use them.
-RESERVED_NAMES = frozenset({*JUEL_NAMES, "now", "local_now", *expressions.SAFE_BUILTINS})
+CLOCK_NAMES = ("now", "local_now", "next_half_day")
+RESERVED_NAMES = frozenset({*JUEL_NAMES, *CLOCK_NAMES, *expressions.SAFE_BUILTINS})
 
 
 def evaluate(text: str, data: Mapping[str, Any], limits: Limits = budget.DEFAULT) -> Any:
@@ -94,10 +98,16 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         """The runner's current time in the business time zone."""
         return self.clock.now().astimezone(self.tz) if self.tz is not None else self.clock.now()
 
+    def next_half_day(self) -> datetime:
+        """The start of the next working half-day after now, in the business time zone."""
+        tz = self.tz if self.tz is not None else UTC
+        return worktime.next_half_day(timers.business_calendar(tz), self.local_now()).astimezone(tz)
+
     def _context(self, context: dict, external: dict | None) -> dict[str, Any]:
         return {
             "now": self.clock.now,
             "local_now": self.local_now,
+            "next_half_day": self.next_half_day,
             "currentUser": current_user,
             **context,
             **(external or {}),
@@ -108,7 +118,7 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
 
     def execute(self, script, context, external_context=None):
         result = expressions.execute(script, self._context(context, external_context), self.limits)
-        hidden = {"now", "local_now", "currentUser", *(external_context or {})}
+        hidden = {*CLOCK_NAMES, "currentUser", *(external_context or {})}
         kept = {k: v for k, v in result.items() if k not in hidden}
         for name, value in kept.items():
             # NOTE: checked here, not at storage: the error then names the script's element
