@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -238,7 +238,13 @@ def next_due(cycle_text: str, previous_due: datetime, cal: BusinessCalendar) -> 
     return _guarded(add_duration, cal, previous_due, timeparse.parse_cycle(cycle_text, cal.tz).interval, cycle_text)
 
 
-def _guarded(fn, cal: BusinessCalendar, t: datetime, duration: Duration, text: str) -> datetime:
+def _guarded(
+    fn: Callable[[BusinessCalendar, datetime, Duration], datetime],
+    cal: BusinessCalendar,
+    t: datetime,
+    duration: Duration,
+    text: str,
+) -> datetime:
     try:
         return fn(cal, t, duration)
     except (OverflowError, ValueError) as exc:  # e.g. P9999Y lands after year 9999
