@@ -543,14 +543,16 @@ def test_closing_pushes_every_3_days_and_default_promotion_at_day_7(r: Runner, a
     complete(
         r, KH, "Task_w_warm", {"negotiation_result": "continue", "negotiation_note": "Khách cần hỏi ý sếp."}, by="an"
     )
-    advance(r, to=at(12, 11))  # Saturday: the next push, 3 days later
+    advance(r, to=at(12, 11))  # Saturday morning: the next push, 3 working days later
     advance(r, minutes=30)
     complete(r, KH, "Task_w_warm", {"negotiation_result": "continue", "negotiation_note": "Hẹn gọi lại."}, by="an")
-    advance(r, to=at(15, 11, 30))  # Tuesday: the third push stays open ...
-    assert task(r, KH, "Task_w_warm")["created_at"] == at(15, 11, 30).astimezone(UTC)
-    assert timers_scheduled(r, KH, "Timer_w_3d") == [at(12, 11), at(15, 11, 30)]
+    # The pushes count working days (business time): Sunday does not, so the third is due
+    # on Wednesday 11:30, after the closing point.
+    assert timers_scheduled(r, KH, "Timer_w_3d") == [at(12, 11), at(16, 11, 30)]
+    advance(r, to=at(15, 17, 30))
+    assert open_tasks(r, KH) == []
 
-    advance(r, to=at(16, 10, 45))  # ... until the closing point passes without a deal
+    advance(r, to=at(16, 10, 45))  # the closing point passes without a deal
     assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_promo_approve"]
     approval = task(r, KH, "Task_promo_approve")
     assert (approval["candidate_groups"], approval["stage"]) == (["team_leader"], "Đang chăm sóc")
@@ -582,7 +584,6 @@ def test_closing_pushes_every_3_days_and_default_promotion_at_day_7(r: Runner, a
         "Task_survey",
         "Task_confirm",
         "Task_demo",
-        "Task_w_warm",
         "Task_w_warm",
         "Task_w_warm",
         "Task_promo_approve",
@@ -628,7 +629,11 @@ def test_won_customer_pays_starts_onboarding_and_gets_the_30_day_upsell_call(any
         complete(r, KH, "Task_payment", {"paid": True}, by="an")
     complete(r, KH, "Task_payment", {"paid": False}, by="ketoan")
     assert open_tasks(r, KH) == []
-    advance(r, days=1)  # the accountant checks again the next day
+    # The accountant checks again one working day later: Saturday 11:30 → Monday 11:30.
+    assert timers_scheduled(r, KH, "Timer_pay") == [at(14, 11, 30)]
+    advance(r, to=at(14, 11, 29))
+    assert open_tasks(r, KH) == []
+    advance(r, minutes=1)
     complete(r, KH, "Task_payment", {"paid": True}, by="ketoan")
     with r.db.read() as s:
         order = s.scalars(select(Order).where(Order.customer_id == KH)).one()
