@@ -29,6 +29,7 @@ from runner.crm import bookings as calendar
 from runner.crm import customers as crm
 from runner.crm.models import Contract, Order
 from runner.errors import FormInvalid
+from runner.model import worktime
 from runner.model.timeparse import add_months
 from runner.queries import tasklists as inbox
 from runner.registry import Registry
@@ -76,6 +77,14 @@ def midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=TZ)
 
 
+def renewal_start(r: Runner) -> datetime:
+    """When renewal care starts: 3 months before the contract end, at the first working minute of that day or after.
+
+    NOTE: the timer is marked business time, so the renewal notice never goes out at midnight.
+    """
+    return worktime.next_working_instant(worktime.default_calendar(TZ), midnight(add_months(contract_end(r), -3)))
+
+
 def care_month(r: Runner, usage: str = "good", feedback: str = "good") -> datetime:
     """Wait for the next monthly care date and make the call; returns the date it was due."""
     due = timers_scheduled(r, KH, "Timer_care_due")[-1]
@@ -118,7 +127,7 @@ def test_thirty_six_months_of_periodic_care_stay_small(r: Runner) -> None:
     assert sum(n.startswith("Chăm sóc định kỳ tháng") for n in notes(r)) == 36
     assert notes(r)[-1].startswith("Chăm sóc định kỳ tháng 36: đã liên hệ được, sử dụng đều đặn, hài lòng.")
     # the renewal timer is armed with every month's call and never fires in these 36 months
-    renewal_due = midnight(add_months(contract_end(r), -3))
+    renewal_due = renewal_start(r)
     assert set(timers_scheduled(r, KH, "Boundary_renewal_due")) == {renewal_due}
     assert not [h for h in history(r, KH, "timer.fired") if h["element_id"] == "Boundary_renewal_due"]
     assert sizes[36] <= sizes[6] * 1.1, sizes  # years of looping keep the saved tree bounded
@@ -165,7 +174,7 @@ def test_a_late_monthly_call_does_not_shift_the_care_dates(r: Runner) -> None:
 def until_renewal(r: Runner) -> datetime:
     """A 12-month customer cared for monthly until the renewal timer fires; returns when it fired."""
     handed_over(r, months=12)
-    renewal_due = midnight(add_months(contract_end(r), -3))
+    renewal_due = renewal_start(r)
     while timers_scheduled(r, KH, "Timer_care_due")[-1] < renewal_due:
         care_month(r)
     advance(r, to=renewal_due)
@@ -175,7 +184,8 @@ def until_renewal(r: Runner) -> datetime:
 def test_renewal_starts_three_months_before_the_contract_end(r: Runner) -> None:
     handed_over(r, months=12)
     end = contract_end(r)
-    renewal_due = midnight(add_months(end, -3))
+    renewal_due = renewal_start(r)
+    assert renewal_due.hour == 8 and worktime.is_working_time(worktime.default_calendar(TZ), renewal_due)
     for _ in range(8):
         care_month(r)
     advance(r, to=renewal_due - timedelta(minutes=1))
@@ -234,7 +244,7 @@ def test_renewed_customer_gets_a_new_contract_and_care_goes_on(r: Runner) -> Non
     )
     # monthly care resumes, and the next renewal is 3 months before the new end date
     care_month(r)
-    assert timers_scheduled(r, KH, "Boundary_renewal_due")[-1] == midnight(add_months(new_end, -3))
+    assert timers_scheduled(r, KH, "Boundary_renewal_due")[-1] == renewal_start(r)  # 8 Sep 2028, 08:00
     assert customer_stage(r) == "CHĂM SÓC ĐỊNH KỲ"
     assert [e for e, _, _ in created_tasks(r, KH)][-3:] == [
         "Task_renewal_call",
