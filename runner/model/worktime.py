@@ -75,9 +75,12 @@ def public_holidays(country: str, year: int) -> frozenset[date]:
         raise Invalid(f"country: no public holidays are known for {country!r}") from exc
 
 
-def holiday_names(country: str, year: int) -> list[tuple[date, str]]:
-    """The public holidays of a year with their names, in date order (for the admin page)."""
-    return sorted(holidays.country_holidays(country, years=year).items())
+def holiday_names(country: str, year: int, language: str | None = None) -> list[tuple[date, str]]:
+    """The public holidays of a year with their names (in ``language`` if known), in date order."""
+    found = holidays.country_holidays(country, years=year)
+    if language in found.supported_languages:
+        found = holidays.country_holidays(country, years=year, language=language)
+    return sorted(found.items())
 
 
 @dataclass(frozen=True)
