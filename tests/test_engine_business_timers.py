@@ -9,8 +9,9 @@ import pytest
 
 from runner.engine import timers
 from runner.errors import StepFailed
+from runner.model import validation
 from runner.model.worktime import BusinessCalendar
-from tests.harness import Harness
+from tests.harness import FIXTURES, Harness
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 FRIDAY_1700 = datetime(2026, 12, 11, 17, 0, tzinfo=TZ)
@@ -58,3 +59,11 @@ def test_a_bad_business_timer_value_fails_naming_the_element(mode):
     h = Harness("business_timers.bpmn", "business_timers", mode, start=FRIDAY_1700).start({"notice_at": "Thứ Hai"})
     with pytest.raises(StepFailed, match="notice"):
         h.complete("verify")
+
+
+def test_deploy_refuses_an_unknown_calendar_naming_the_timer():
+    xml = (FIXTURES / "business_timers.bpmn").read_bytes()
+    assert validation.validate({"ok.bpmn": xml}, topics=()) == []
+    bad = xml.replace(b'value="business"', b'value="weekdays"', 1)
+    [problem] = validation.validate({"bad.bpmn": bad}, topics=())
+    assert problem.element_id == "untouched" and "property 'calendar' is 'weekdays'" in problem.reason

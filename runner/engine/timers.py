@@ -21,7 +21,7 @@ from runner.model import timeparse, worktime
 from runner.model.worktime import BusinessCalendar
 from runner.sandbox import expressions
 
-BUSINESS = "business"
+BUSINESS = worktime.CALENDAR_NAMES[0]
 """The value of a timer's ``calendar`` property that makes it count working time only."""
 
 _CALENDAR: ContextVar[Callable[[], BusinessCalendar] | None] = ContextVar("runner_calendar", default=None)

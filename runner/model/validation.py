@@ -15,7 +15,7 @@ from difflib import get_close_matches
 from lxml import etree
 
 from runner.errors import DeploymentInvalid, ExpressionInvalid, Problem, TimerInvalid
-from runner.model import forms, timeparse
+from runner.model import forms, timeparse, worktime
 from runner.model.document import (
     BPMN_NS,
     BPMNDI_NS,
@@ -569,6 +569,7 @@ def _check_timers(doc: Doc) -> Iterator[Finding]:
             yield event, "timer has no timeDate, timeDuration or timeCycle"
         elif len(values) > 1:
             yield event, "timer has more than one of timeDate, timeDuration and timeCycle"
+        yield from _timer_calendar(event)
         for el in values:
             tag, value = local(el), text(el)
             kind = tag[len("time") :].lower()
@@ -584,6 +585,14 @@ def _check_timers(doc: Doc) -> Iterator[Finding]:
                 # NOTE: timeparse lets ValueError/OverflowError escape for extreme values.
                 except (TimerInvalid, ValueError, OverflowError) as exc:
                     yield event, f"timer {tag}: {exc}"
+
+
+def _timer_calendar(event: etree._Element) -> Iterator[Finding]:
+    """A timer's ``calendar`` property names a calendar the runner has (``business``) or is absent."""
+    for prop in camunda_iter(event, "property"):
+        value = (prop.get("value") or "").strip()
+        if (prop.get("name") or "").strip() == "calendar" and value not in worktime.CALENDAR_NAMES:
+            yield event, f"property 'calendar' is '{value}'; it must be 'business' (count working time only) or absent"
 
 
 def _check_messages(doc: Doc) -> Iterator[Finding]:

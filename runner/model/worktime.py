@@ -20,6 +20,8 @@ from runner.errors import Invalid, TimerInvalid
 from runner.model import timeparse
 from runner.model.timeparse import Duration
 
+CALENDAR_NAMES = ("business",)
+"""The values a timer's ``calendar`` property may have: ``business`` counts working time only."""
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # NOTE: a calendar without a working minute in this many days is refused: the arithmetic
 # would otherwise search for ever (an admin who clears every weekday).
