@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_process_onboarding import POST_SALE, onboard
 
 from runner.registry import Registry
 from runner.service.runtime import Runner
@@ -138,3 +139,23 @@ def test_marketing_can_take_an_escalated_lead_back(lead_at) -> None:
     complete(r, KH, "Task_lead_escalated", {"escalation_decision": "return"}, by="tuan")
     assert "SALE TRẢ LẠI" in customer(r, KH)["tags"]
     assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_mkt_returned"]
+
+
+# --- onboarding: the 30-minute hand-over SLA --------------------------------------------------------
+
+
+def test_a_customer_won_on_a_friday_evening_escalates_after_30_working_minutes(
+    sqlite_url: str, registry: Registry
+) -> None:
+    r = runner_at(sqlite_url, registry, at(2026, 12, 11, 19, 0))  # Friday evening
+    try:
+        company(r)
+        r.deploy(POST_SALE)
+        onboard(r)
+        assert timers_scheduled(r, KH, "Boundary_receive_sla") == [at(2026, 12, 12, 8, 30)]
+        advance(r, to=at(2026, 12, 12, 8, 29))
+        assert "Task_receive_escalate" not in [e for e, _, _ in created_tasks(r, KH)]  # not overnight
+        advance(r, minutes=1)
+        assert created_tasks(r, KH)[-1] == ("Task_receive_escalate", ("team_leader",), None)
+    finally:
+        r.db.engine.dispose()
