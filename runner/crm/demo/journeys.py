@@ -70,7 +70,10 @@ def negotiation_story(s: Story, c: Lead) -> Journey:
     p, window = c.plan, s.now()
     element = "Task_w_hot" if p.promising else "Task_w_warm"
     for push in range(p.pushes):
-        yield s.office(s.workday(s.now(), "10:00") if push == 0 else s.now() + timedelta(days=3, minutes=30))
+        # NOTE: pushes come every 3 working days (a business-time timer), so the story waits for them.
+        yield s.office(
+            s.workday(s.now(), "10:00") if push == 0 else s.working_days_after(s.now(), 3) + timedelta(minutes=30)
+        )
         s.work(
             c,
             element,
@@ -85,7 +88,11 @@ def negotiation_story(s: Story, c: Lead) -> Journey:
         yield s.workday(s.now(), "10:00")
         element = "Task_care"
     else:
-        yield s.office(s.now() + timedelta(days=3, minutes=30)) if p.pushes else s.workday(s.now(), "10:00")
+        yield (
+            s.office(s.working_days_after(s.now(), 3) + timedelta(minutes=30))
+            if p.pushes
+            else s.workday(s.now(), "10:00")
+        )
     s.work(c, element, {"negotiation_result": "won", "negotiation_note": "Khách đồng ý ký hợp đồng."})
     package = _package(c)
     yield s.now() + timedelta(hours=1)

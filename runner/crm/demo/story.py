@@ -13,11 +13,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from runner.crm.demo.company import Plan
 from runner.errors import NotFound, RunnerError
+from runner.model import worktime
+from runner.model.worktime import BusinessCalendar
 from runner.queries import tasklists as inbox
 
 if TYPE_CHECKING:
@@ -76,6 +78,13 @@ class Story:
             day += timedelta(days=1)
             days -= day.weekday() < 5
         return datetime.combine(day, time.fromisoformat(hhmm), self.tz)
+
+    def working_days_after(self, moment: datetime, days: int) -> datetime:
+        """``days`` working days after ``moment`` as the runner's business-time timers count them."""
+        cal = self.runner.business_calendar()
+        days_off = [date.fromisoformat(d["day"]) for d in cal["days_off"]]
+        value = BusinessCalendar.from_text(self.tz, cal["hours"], cal["country"], days_off)
+        return worktime.add_working_days(value, moment, days)
 
     def office(self, moment: datetime) -> datetime:
         """``moment`` if it falls in office hours (Mon-Fri 08:00-17:30), else the next working morning."""
