@@ -25,6 +25,7 @@ from runner.crm import customers as crm
 from runner.crm import demo
 from runner.crm.demo.company import PLANS, STAFF
 from runner.crm.models import ROLES, Booking, Customer
+from runner.model import worktime
 from runner.queries import tasklists as inbox
 from runner.registry import installed
 from runner.service import accounts as users
@@ -204,6 +205,22 @@ def test_three_teachers_have_weekly_hours_and_teach_the_customers(r: Runner) -> 
         cared = set(s.scalars(sa.select(Booking.teacher).where(Booking.kind == "care")))
     assert len(taught) >= 2 and taught <= set(teachers)
     assert cared and cared <= {u["username"] for u in users.list_users(r, role="customer_care")}
+
+
+def test_the_company_business_calendar_is_seeded_and_no_lead_was_reassigned_out_of_hours(r: Runner) -> None:
+    cal = r.business_calendar()
+    assert (cal["hours"]["mon"], cal["hours"]["sat"], cal["hours"]["sun"], cal["country"]) == (
+        "08:00-17:30",
+        "08:00-12:00",
+        "",
+        "VN",
+    )
+    # NOTE: a business-time timer may fall due as working time runs out (17:30), never later.
+    value = worktime.default_calendar(r.settings.tz)
+    for h in inbox.history(r, events=["timer.fired"]):
+        if h["element_id"] == "Timer_60":
+            minute_before = h["at"] - timedelta(minutes=1)
+            assert worktime.is_working_time(value, minute_before), h
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from runner.clock import FixedClock
 from runner.crm import customers as crm
 from runner.crm import settings as crm_settings
-from runner.crm.demo.company import AVAILABILITY, CUSTOMERS, PLANS, STAFF, Plan
+from runner.crm.demo.company import AVAILABILITY, BUSINESS_HOURS, CUSTOMERS, HOLIDAY_COUNTRY, PLANS, STAFF, Plan
 from runner.crm.demo.journeys import sales_story
 from runner.crm.demo.story import Journey, Lead, Story
 from runner.crm.models import Customer
@@ -181,6 +181,8 @@ def add_staff(runner: Runner, secrets: Mapping[str, str]) -> None:
             row.phone = row.phone or phone.replace(" ", "")
         for username, windows in AVAILABILITY.items():
             crm.set_availability(s, username, windows)
+    if runner.business_calendar()["version"] == 0:  # NOTE: an admin's own calendar is kept
+        runner.save_business_calendar(BUSINESS_HOURS, HOLIDAY_COUNTRY, actor="demo")
 
 
 def _roles(runner: Runner) -> dict[str, list[str]]:

@@ -24,6 +24,10 @@ STAFF: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("trang", "Đặng Thu Trang", ("teacher",), "0329 486 713"),
     ("khoa", "Hoàng Anh Khoa", ("teacher",), "0789 632 054"),
 )
+# The company's business calendar (working hours per weekday, Vietnam's public holidays), which
+# business-time timers count in: the hours the issue names, Saturday mornings included.
+BUSINESS_HOURS = {**{day: "08:00-17:30" for day in ("mon", "tue", "wed", "thu", "fri")}, "sat": "08:00-12:00"}
+HOLIDAY_COUNTRY = "VN"
 MORNING, AFTERNOON = ("08:00", "11:30"), ("13:30", "17:30")
 # Weekly windows (0 = Monday) in which teachers teach and customer care books its care calls.
 AVAILABILITY: dict[str, list[tuple[int, str, str]]] = {
