@@ -23,16 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def defer_statement(core: Core, window: str, now: datetime, opening: datetime) -> Update:
-    """The UPDATE that moves the due messages of ``window`` on to ``opening`` (reads ix_outbox_claim)."""
-    picked = select(OutboxMessage.id).where(
-        OutboxMessage.state == "pending", OutboxMessage.due_at <= now, OutboxMessage.send_window == window
-    )
-    if core.db.is_postgres:
-        # NOTE: SKIP LOCKED: a row being claimed right now is its claimer's; it deferred first too.
-        picked = picked.with_for_update(skip_locked=True)
+    """The UPDATE that moves the due messages of ``window`` on to ``opening`` (an index on the due rows).
+
+    NOTE: no SKIP LOCKED subquery: a row a claimer holds is waited for (one short transaction),
+    then skipped, as it is ``sending`` by then; the join a subquery needs read the whole table.
+    """
     return (
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(picked.scalar_subquery()))
+        .where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now, OutboxMessage.send_window == window)
         .values(due_at=opening)
         .execution_options(synchronize_session=False)
     )
