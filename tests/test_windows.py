@@ -100,7 +100,8 @@ def test_the_setting_reads_a_window_and_names_itself_when_wrong() -> None:
     settings = Settings.from_env({"RUNNER_SENDING_WINDOW": " 8:00 – 20:30 "}, secret_key="k")
     assert settings.sending_window == SendingWindow(time(8, 0), time(20, 30))
     assert str(settings.sending_window) == "08:00-20:30"
-    assert Settings.from_env({}, secret_key="k").sending_window is None
+    assert Settings.from_env({}, secret_key="k").sending_window is None  # the runner's default: any time
+    assert Settings.from_env({"RUNNER_SENDING_WINDOW": "off"}, secret_key="k").sending_window is None
     with pytest.raises(Invalid, match="RUNNER_SENDING_WINDOW: .*'20:00'"):
         Settings.from_env({"RUNNER_SENDING_WINDOW": "20:00"}, secret_key="k")
 
