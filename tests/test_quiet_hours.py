@@ -16,6 +16,8 @@ import pytest
 from conftest import BPMN, make_runner, with_crm
 from flask import Flask
 from test_messaging import FIXTURES, add_people, run
+from test_process_care import until_renewal
+from test_process_onboarding import KH, post_sale_runner
 from test_transports import (  # noqa: F401 - the local servers' fixtures
     SmtpServer,
     ZaloServer,
@@ -32,6 +34,7 @@ from runner.registry import Registry
 from runner.service import outbox
 from runner.service.runtime import Runner
 from runner.windows import QUIET_HOURS, SendingWindow
+from tests import scenario
 from tests.webapp import WebClient, add_user
 
 QUIET = BPMN / "quiet"
@@ -234,3 +237,21 @@ def test_the_customer_page_says_when_a_waiting_message_will_go(client: WebClient
     move_to(runner, "08:05")
     page = client.get("/customers/KH0001").get_data(as_text=True)
     assert "Scheduled for" not in page and page.count("Sent") >= 2
+
+
+# --- a shipped diagram ---------------------------------------------------------------------------------
+
+
+def test_the_renewal_notice_due_at_midnight_goes_to_the_customer_at_08(sqlite_url: str, registry: Registry) -> None:
+    """renewal.bpmn starts at 00:00 three months before the contract ends; its Zalo notice waits for 08:00."""
+    r = post_sale_runner(sqlite_url, registry, sending_window=WINDOW)
+    try:
+        midnight = until_renewal(r)
+        morning = midnight + timedelta(hours=8)
+        [notice] = [m for m in scenario.outbox(r, KH) if m["payload"].get("template") == "renewal_notice"]
+        assert (notice["state"], notice["created_at"], notice["due_at"]) == ("pending", midnight, morning)
+        scenario.advance(r, hours=9)
+        [notice] = [m for m in scenario.outbox(r, KH) if m["payload"].get("template") == "renewal_notice"]
+        assert (notice["state"], notice["sent_at"]) == ("sent", morning)
+    finally:
+        r.db.engine.dispose()
