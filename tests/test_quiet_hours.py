@@ -242,16 +242,19 @@ def test_the_customer_page_says_when_a_waiting_message_will_go(client: WebClient
 # --- a shipped diagram ---------------------------------------------------------------------------------
 
 
-def test_the_renewal_notice_due_at_midnight_goes_to_the_customer_at_08(sqlite_url: str, registry: Registry) -> None:
-    """renewal.bpmn starts at 00:00 three months before the contract ends; its Zalo notice waits for 08:00."""
-    r = post_sale_runner(sqlite_url, registry, sending_window=WINDOW)
+def test_the_renewal_notice_waits_for_the_window_to_open(sqlite_url: str, registry: Registry) -> None:
+    """renewal.bpmn's Zalo notice is sent as the renewal starts: at 00:00 three months before the
+    contract ends (or, once that timer counts business time, at the working day's 08:00). With a
+    09:00-20:00 window it waits for 09:00 of that day either way, and goes then.
+    """
+    r = post_sale_runner(sqlite_url, registry, sending_window=SendingWindow.parse("09:00-20:00"))
     try:
-        midnight = until_renewal(r)
-        morning = midnight + timedelta(hours=8)
+        started = until_renewal(r).astimezone(scenario.TZ)
+        nine = started.replace(hour=9, minute=0)
         [notice] = [m for m in scenario.outbox(r, KH) if m["payload"].get("template") == "renewal_notice"]
-        assert (notice["state"], notice["created_at"], notice["due_at"]) == ("pending", midnight, morning)
-        scenario.advance(r, hours=9)
+        assert (notice["state"], notice["created_at"], notice["due_at"]) == ("pending", started, nine)
+        scenario.advance(r, to=nine + timedelta(hours=1))
         [notice] = [m for m in scenario.outbox(r, KH) if m["payload"].get("template") == "renewal_notice"]
-        assert (notice["state"], notice["sent_at"]) == ("sent", morning)
+        assert (notice["state"], notice["sent_at"]) == ("sent", nine)
     finally:
         r.db.engine.dispose()
