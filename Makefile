@@ -31,6 +31,8 @@ chromium:
 # count their metrics in METRICS_DIR (prometheus-client's multiprocess mode), emptied first, so
 # that /metrics shows them all; each request is logged by the app (no gunicorn access log).
 METRICS_DIR ?= $(CURDIR)/var/metrics
+# The customers' quiet hours (README, "Quiet hours"): on for the demo; the runner's own default is off.
+run: export RUNNER_SENDING_WINDOW ?= 08:00-20:00
 run: install
 	$(BIN)/runner db upgrade
 	$(BIN)/runner deploy processes

@@ -1,10 +1,13 @@
 """email.*: templated e-mail to a customer, through the outbox.
 
-    email.send {template, to=optional (default the customer's e-mail), ...variables} -> {last_email: template}
+    email.send {template, to=optional (default the customer's e-mail), audience="customer"|"staff",
+                ...variables} -> {last_email: template}
 
 The template ``processes/templates/<template>.email.txt`` starts with ``Subject: ...``.
 The message is rendered when the task runs and queued on the ``email`` outbox channel;
 ``runner.crm.transports`` delivers it over SMTP, or only records it with the ``log`` transport.
+A message for the customer (``audience``, by default; ``staff`` for one to colleagues) waits
+out the quiet hours (``RUNNER_SENDING_WINDOW``).
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
         except BadValue as exc:
             raise BadValue(f"customer {ctx.business_key} field email: {exc}") from exc
     subject, body = messages.render_email(template, values, messages.templates_of(ctx))
-    ctx.send("email", {"to": to, "subject": subject, "body": body, "template": template}, key=template)
+    payload = {"to": to, "subject": subject, "body": body, "template": template}
+    ctx.send("email", payload, key=template, window=messages.window_of(params))
     return {"last_email": template}
 
 
@@ -63,6 +67,8 @@ def check_send(element_id: str, params: dict[str, str | None], folder: Path = me
             _addresses(raw_to)
         except BadValue as exc:
             reasons.append(f"input parameter 'to': {exc}")
+    audience = messages.audience_problem(params.get("audience"))
+    reasons += [audience] if audience else []
     return reasons + messages.check(params.get("template"), messages.EMAIL, params, folder)
 
 

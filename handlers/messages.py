@@ -41,11 +41,14 @@ from jinja2.sandbox import SandboxedEnvironment
 from runner.crm import customers
 from runner.crm import settings as crm_settings
 from runner.errors import BadValue, Missing
+from runner.windows import QUIET_HOURS
 
 TEMPLATES = Path("processes", "templates")  # NOTE: relative: resolved against the working directory on use
 ZALO, EMAIL = ".txt", ".email.txt"
 RECORDS = ("customer", "owner", "teacher")
 MEETING_HOST = "online.emso.vn"
+# Who reads a message: a customer's message keeps to the quiet hours (RUNNER_SENDING_WINDOW).
+AUDIENCES = {"customer": QUIET_HOURS, "staff": None}
 WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
 
 
@@ -247,6 +250,26 @@ def check(name: str | None, kind: str, params: Mapping[str, str | None], folder:
 
 
 # --- rendering ------------------------------------------------------------------------------
+
+
+def audience_problem(raw: Any) -> str | None:
+    """Why an ``audience`` input parameter is wrong (None if it is fine or an expression)."""
+    if raw is None or "${" in str(raw) or str(raw).strip() in ("", *AUDIENCES):
+        return None
+    return f"input parameter 'audience' is {str(raw).strip()!r}; use 'customer' (the default) or 'staff'"
+
+
+def window_of(params: Mapping[str, Any]) -> str | None:
+    """The sending window of a task's message: a customer's waits out the quiet hours, staff's does not.
+
+    NOTE: customer-facing unless the diagram says ``audience=staff``: the safe default for a
+    message that might reach a customer at night.
+    """
+    raw = params.get("audience")
+    audience = "customer" if raw in (None, "") else str(raw).strip()
+    if audience not in AUDIENCES:
+        raise BadValue(f"input parameter 'audience' is {audience!r}; use 'customer' or 'staff'")
+    return AUDIENCES[audience]
 
 
 def template_name(params: Mapping[str, Any]) -> str:

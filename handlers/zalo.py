@@ -1,10 +1,12 @@
 """zalo.*: templated Zalo messages to a customer's group or to the customer, through the outbox.
 
-    zalo.send {template, to="group"|"user", ...template variables} -> {last_message: template}
+    zalo.send {template, to="group"|"user", audience="customer"|"staff", ...template variables}
+        -> {last_message: template}
 
 The message is rendered when the task runs (from the customer's data at that moment)
 and queued on the ``zalo`` outbox channel; ``runner.crm.transports`` delivers it through
-the Zalo Official Account API, or only records it with the ``log`` transport.
+the Zalo Official Account API, or only records it with the ``log`` transport. A message for
+the customer (``audience``, by default) waits out the quiet hours (``RUNNER_SENDING_WINDOW``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def send(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
             f"template '{template}' to the customer's Zalo {to}"
         )
     text = messages.render(template, messages.ZALO, values, messages.templates_of(ctx))
-    ctx.send("zalo", {"to": to, "recipient_id": str(recipient), "text": text, "template": template}, key=template)
+    payload = {"to": to, "recipient_id": str(recipient), "text": text, "template": template}
+    ctx.send("zalo", payload, key=template, window=messages.window_of(params))
     return {"last_message": template}
 
 
@@ -51,6 +54,8 @@ def check_send(element_id: str, params: dict[str, str | None], folder: Path = me
     raw_to = params.get("to")
     if raw_to is not None and "${" not in raw_to and raw_to.strip() not in ("", *RECIPIENT_FIELDS):
         reasons.append(f"input parameter 'to' is {raw_to.strip()!r}; use 'group' or 'user'")
+    audience = messages.audience_problem(params.get("audience"))
+    reasons += [audience] if audience else []
     return reasons + messages.check(params.get("template"), messages.ZALO, params, folder)
 
 

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from runner.errors import HandlerContextClosed, RegistryError
 from runner.settings import DEFAULT_TIMEZONE
+from runner.windows import check_class
 
 ENTRY_POINT_GROUP = "bpmn_runner.handlers"
 
@@ -54,18 +55,27 @@ class HandlerContext:
     session: Any = None  # the unit of work's SQLAlchemy session, for domain tables
     properties: dict[str, str] = field(default_factory=dict)
     outbox: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+    # The sending window class (``runner.windows``) of each queued message that has one, by its key.
+    windows: dict[str, str] = field(default_factory=dict)
     closed: bool = False
     # The business time zone (``Settings.tz``): naive times in parameters and business dates mean it.
     tz: tzinfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
     # The runner's extensions (``runner.extension.Extensions``): a topic reads its extension's settings there.
     extensions: Any = None
 
-    def send(self, channel: str, payload: dict[str, Any], key: str = "") -> None:
-        """Queue a message for the outbox; it is stored only if the step commits."""
+    def send(self, channel: str, payload: dict[str, Any], key: str = "", window: str | None = None) -> None:
+        """Queue a message for the outbox; it is stored only if the step commits.
+
+        ``window``: a sending window class (``runner.windows.QUIET_HOURS``): the message then
+        goes out only inside that window, e.g. a message to a customer not at night.
+        """
         if self.closed:
             raise HandlerContextClosed(f"handler for {self.topic} used its context after its timeout")
+        check_class(window)
         suffix = f"/{key}" if key else f"/{len(self.outbox)}"
         self.outbox.append((channel, dict(payload), self.idempotency_key + suffix))
+        if window is not None:
+            self.windows[self.idempotency_key + suffix] = window
 
 
 class Registry:

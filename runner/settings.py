@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from runner import instance_folder as instance
 from runner.errors import Invalid
+from runner.windows import SendingWindow
 
 DEFAULT_INSTANCE_PATH = "var"  # NOTE: relative to the working directory; `make run` runs in the checkout
 DATABASE_FILE = "runner.db"
@@ -52,6 +53,9 @@ class Settings:
     retry_base_seconds: float = 10.0
     poll_seconds: float = 1.0
     webhook_url: str = ""
+    # The daily window in which messages marked ``quiet_hours`` (the CRM's customer-facing ones)
+    # go out, in the business zone (RUNNER_SENDING_WINDOW, e.g. 08:00-20:00; "off", None: any time).
+    sending_window: SendingWindow | None = None
     # PostgreSQL connections of one process (see "Scale out" in the README): SQLAlchemy's pool
     # size, the extra connections it may open for a burst, and seconds to wait for one.
     db_pool_size: int = 5
@@ -120,6 +124,7 @@ class Settings:
             ("retry_base_seconds", float),
             ("poll_seconds", float),
             ("webhook_url", str),
+            ("sending_window", _window),
             ("db_pool_size", int),
             ("db_max_overflow", int),
             ("db_pool_timeout", float),
@@ -183,6 +188,11 @@ def _flag(raw: str) -> bool:
     if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
         raise Invalid(f"expected a yes/no value (true, false, 1, 0), not {raw!r}")
     return value in ("1", "true", "yes", "on")
+
+
+def _window(raw: str) -> SendingWindow | None:
+    """RUNNER_SENDING_WINDOW: ``08:00-20:00``, or ``off`` to send at any time."""
+    return None if raw.strip().lower() in ("off", "none") else SendingWindow.parse(raw)
 
 
 def _log_format(raw: str) -> str:

@@ -1,7 +1,8 @@
 """The claim's plan at 100k due rows sharing one due time, on PostgreSQL: an in-order index scan.
 
 The statements explained are the ones the worker issues (``claims.lease_statement`` for timers
-and jobs, ``outbox.claim_query`` for messages), compiled by
+and jobs, ``outbox.claim_query`` for messages, ``sendwindows``' for messages that wait for their
+sending window), compiled by
 SQLAlchemy for PostgreSQL with its values inlined, not SQL retyped here.
 """
 
@@ -16,7 +17,8 @@ from conftest import make_runner
 
 from runner.clock import FixedClock
 from runner.registry import Registry
-from runner.service import claims, outbox
+from runner.service import claims, outbox, sendwindows
+from runner.windows import QUIET_HOURS, SendingWindow
 
 pytestmark = [pytest.mark.postgres]
 
@@ -78,5 +80,42 @@ def test_the_claim_reads_its_index_in_order_at_100k_rows_due_at_once(pg_url: str
         first = claims.claim(runner, claims.TIMERS, 50, wall=FixedClock(wall))
         second = claims.claim(runner, claims.TIMERS, 50, wall=FixedClock(wall))
         assert len(first) == len(second) == 50 and not {c.id for c in first} & {c.id for c in second}
+    finally:
+        runner.db.engine.dispose()
+
+
+def test_the_sending_window_statements_read_the_claim_index_at_100k_rows(pg_url: str, registry: Registry) -> None:
+    """Deferring due messages while the window is shut, and the clock run's next windowed message.
+
+    100k sent messages (history) and 100k waiting for tomorrow's opening; a few are due now.
+    """
+    runner = make_runner(pg_url, registry, sending_window=SendingWindow.parse("08:00-20:00"))
+    now = runner.now()
+    tomorrow = now + timedelta(days=1)
+    with runner.db.engine.begin() as conn:
+        for state, due, window, n in (
+            ("sent", now, None, ROWS),
+            ("pending", tomorrow, QUIET_HOURS, ROWS),
+            ("pending", now, QUIET_HOURS, 10),
+        ):
+            conn.execute(
+                sa.text(
+                    "insert into outbox (idempotency_key, channel, payload, state, attempts, due_at, created_at, "
+                    "send_window) select :state || '-' || :due || '-' || g, 'log', '{}', :state, 0, :due, :due, "
+                    ":window from generate_series(1, :n) g"
+                ),
+                {"state": state, "due": due.replace(tzinfo=None), "window": window, "n": n},
+            )
+        conn.execute(sa.text("analyze outbox"))
+    try:
+        with runner.db.engine.connect() as conn:
+            for statement in (
+                sendwindows.defer_statement(runner, QUIET_HOURS, now, tomorrow),
+                sendwindows.next_windowed_query(),
+                sendwindows.next_windowed_query(now),
+            ):
+                text = plan(conn, statement)
+                assert "Index Scan using ix_outbox_" in text or "Bitmap Index Scan on ix_outbox_" in text, text
+                assert "Seq Scan" not in text, text
     finally:
         runner.db.engine.dispose()

@@ -59,9 +59,12 @@ FACTS = {
 # --- driving a customer through the post-sale process -------------------------------------------
 
 
-def post_sale_runner(url: str, registry: Registry) -> Runner:
-    """A runner at START with the company, the weekly availability of the teacher and CSKH, the post-sale diagrams."""
-    r = runner_at(url, registry)
+def post_sale_runner(url: str, registry: Registry, **overrides: Any) -> Runner:
+    """A runner at START with the company, the weekly availability of the teacher and CSKH, the post-sale diagrams.
+
+    ``overrides``: settings of the runner (e.g. its ``sending_window``).
+    """
+    r = runner_at(url, registry, **overrides)
     company(r)
     with r.db.unit() as s:
         calendar.set_availability(s, TEACHER, [(day, "08:00", "17:30") for day in range(6)])

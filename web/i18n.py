@@ -5,8 +5,9 @@ catalog is ``web/translations/en/LC_MESSAGES/messages.po``. After adding texts, 
 ``make translations`` (extract and update), then fill in the new ``msgstr``. The catalogs
 are read from the .po files at start-up (``web.catalogs``; no compiled .mo files to keep in step).
 
-Jinja filters: ``dt`` (25/11/2026 14:30), ``day`` (25/11/2026), ``ago`` ("3 ngày trước" /
-"trong 2 giờ", against the runner's clock, virtual or real), ``vnd`` (12.900.000 ₫).
+Jinja filters: ``dt`` (25/11/2026 14:30), ``daytime`` (25/11 14:30), ``day`` (25/11/2026),
+``ago`` ("3 ngày trước" / "trong 2 giờ", against the runner's clock, virtual or real), ``vnd``
+(12.900.000 ₫).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", settings.timezone)
     babel.init_app(app, locale_selector=select_locale)
     app.add_template_filter(show_datetime, "dt")
+    app.add_template_filter(show_daytime, "daytime")
     app.add_template_filter(show_date, "day")
     app.add_template_filter(show_ago, "ago")
     app.add_template_filter(formvalues.show_amount, "vnd")
@@ -69,6 +71,14 @@ def show_datetime(value: Any) -> str:
     if not isinstance(moment, datetime):
         return format_date(moment, "dd/MM/yyyy")
     return format_datetime(moment, "dd/MM/yyyy HH:mm")
+
+
+def show_daytime(value: Any) -> str:
+    """A moment soon to come as day/month hour:minute in the business time zone ('' for None)."""
+    moment = _moment(value)
+    if not isinstance(moment, datetime):
+        return show_datetime(value)
+    return format_datetime(moment, "dd/MM HH:mm")
 
 
 def show_date(value: Any) -> str:

@@ -343,7 +343,9 @@ def _message_entry(m: OutboxMessage) -> dict[str, Any]:
     first_line = next((line.strip() for line in str(text or "").splitlines() if line.strip()), "")
     title = payload.get("subject") or first_line[:120] or payload.get("template") or m.channel
     fields = [(key, payload[key]) for key in ("to", "template") if payload.get(key)]
-    # NOTE: placed when the step asked for it (in order with history); ``sent_at`` says when it left.
+    # NOTE: placed when the step asked for it (in order with history); ``sent_at`` says when it left,
+    # ``scheduled_for`` when a waiting message will go (its sending window opens, or its next try).
+    scheduled = m.due_at if m.state == "pending" and m.due_at > m.created_at else None
     return _entry(
         m.created_at,
         "message",
@@ -354,6 +356,7 @@ def _message_entry(m: OutboxMessage) -> dict[str, Any]:
         instance_id=m.instance_id,
         element_id=m.channel,
         sent_at=m.sent_at,
+        scheduled_for=scheduled,
         channel=m.channel,
     )
 

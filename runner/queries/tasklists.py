@@ -293,6 +293,7 @@ def outbox(runner: Runner, *, state: str | None = None, business_key: str | None
                 "last_error",
                 "created_at",
                 "sent_at",
+                "send_window",
             )
             for m in s.scalars(query.order_by(OutboxMessage.id))
         ]

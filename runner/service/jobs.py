@@ -168,6 +168,7 @@ def _run(unit: Unit, job: Job, inst: Instance, workflow) -> None:
     mapped = engine.map_result(workflow, job.id, result)
     engine.finish_external(workflow, job.id, mapped)
     for channel, payload, key in ctx.outbox:
+        window = ctx.windows.get(key)
         s.add(
             OutboxMessage(
                 idempotency_key=key,
@@ -176,8 +177,10 @@ def _run(unit: Unit, job: Job, inst: Instance, workflow) -> None:
                 business_key=inst.business_key,
                 payload=payload,
                 state="pending",
-                due_at=unit.now(),
+                # NOTE: a message outside its sending window is due when the window opens.
+                due_at=unit.core.windows.due(window, unit.now()),
                 created_at=unit.now(),
+                send_window=window,
             )
         )
     job.attempts += 1

@@ -14,6 +14,12 @@ A transport that cannot tell whether its message arrived (the connection broke a
 request went out) says so with ``DeliveryError(..., uncertain=True)``: the message
 becomes ``unknown`` too. A message that fails for good (a 4xx, or out of tries) raises an
 incident of kind ``outbox`` on its instance; retrying the incident sends it again.
+
+A message with a sending window class (``send_window``, see ``runner.windows``) is due only
+inside its window: it is written due at the next opening, and whenever it becomes due again
+(a retry, a resend) the window applies again. If delivery runs while the window is shut
+(the worker was down, the virtual clock jumped), the due messages of that class are moved on
+to the opening before anything is claimed (``defer_shut``), so none goes out at night.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from sqlalchemy.orm import Session
 from runner import logs
 from runner.errors import Conflict, DeliveryError, Invalid, NotFound
 from runner.service.retries import compute_backoff
+from runner.service.sendwindows import defer_shut
 from runner.service.unit import Core, Unit
 from runner.settings import Settings
 from runner.store import leases
@@ -187,7 +194,8 @@ def _settle(core: Core, envelope: Envelope, error: DeliveryError | None) -> None
             row.state = "unknown"
             log.warning("outbox %s may or may not have arrived: %s", row.idempotency_key, error)
         elif error.transient and row.attempts < MAX_TRIES:
-            row.state, row.due_at = "pending", now + compute_backoff(row.attempts, core.settings.retry_base_seconds)
+            backoff = compute_backoff(row.attempts, core.settings.retry_base_seconds)
+            row.state, row.due_at = "pending", core.windows.due(row.send_window, now + backoff)
         else:
             row.state = "failed"
             log.error("outbox %s failed for good: %s", row.idempotency_key, error)
@@ -238,7 +246,7 @@ def retry_incident(unit: Unit, incident: Incident) -> None:
         raise NotFound(f"outbox message {incident.ref} of incident {incident.id} does not exist")
     if row.state not in ("failed", "unknown"):
         raise Conflict(f"outbox message {row.id} of incident {incident.id} is {row.state}, not waiting for a retry")
-    row.state, row.due_at, row.locked_until = "pending", unit.now(), None
+    row.state, row.due_at, row.locked_until = "pending", unit.core.windows.due(row.send_window, unit.now()), None
 
 
 def recover(core: Core) -> int:
@@ -276,7 +284,7 @@ def _recover_row(unit: Unit, row: OutboxMessage) -> None:
         if row.state == "failed":
             _raise_incident(unit, row)
     elif idempotent:
-        row.state, row.due_at = "pending", unit.now()
+        row.state, row.due_at = "pending", unit.core.windows.due(row.send_window, unit.now())
         row.last_error = "the sender stopped during delivery; sent again under the same key"
     else:
         row.state = "unknown"
@@ -300,6 +308,7 @@ def deliver_due(core: Core, limit: int = 1000) -> int:
     """Send due messages, one transaction to claim and one to settle each."""
     core.refresh_clock()  # another process may have moved the virtual clock on
     recover(core)
+    defer_shut(core)
     sent = 0
     for _ in range(limit):
         with core.sender_locks.holding() as hold:
@@ -326,7 +335,7 @@ def resolve(core: Core, message_id: int, action: str) -> None:
                 f"outbox message {message_id} is {row.state}; only unknown or failed ones wait for a decision"
             )
         if action == "resend":
-            row.state, row.due_at = "pending", core.now()
+            row.state, row.due_at = "pending", core.windows.due(row.send_window, core.now())
         else:
             row.state = "dismissed"
         _close_incidents(s, row, core.now())

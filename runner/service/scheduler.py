@@ -24,7 +24,7 @@ from runner.clock import Clock, FixedClock
 from runner.errors import Conflict, RunnerError
 from runner.model import timeparse
 from runner.sandbox.budget import Interrupted
-from runner.service import claims, clockruns, jobs, outbox, workers
+from runner.service import claims, clockruns, jobs, outbox, sendwindows, workers
 from runner.service.deployment import Deployed
 from runner.service.unit import Core, Unit
 from runner.store.database import savepoint
@@ -321,18 +321,24 @@ def _move(
     while not core.stopping.is_set():
         # NOTE: what stays due because its instance is busy must not stop time: after a
         # pass that worked nothing off, look only at what falls due later.
-        due = next_due(core, after=core.now() if stuck else None)
+        after = core.now() if stuck else None
+        due = next_due(core, after=after)
+        # NOTE: a message waiting for its sending window goes out when the window opens, so
+        # the clock stops there too (other messages go out when the run ends, as before).
+        mail = sendwindows.next_windowed(core, after=after)
+        due = mail if due is None or (mail is not None and mail < due) else due
         arrived = due is None or due > run.target
         step = run.target if arrived else due
         assert step is not None
         if step > clock.now():
             clock.set(step)
         fired = run_due(core, limit=STEP_LIMIT)
+        sent = outbox.deliver_due(core) if mail is not None and mail <= clock.now() else 0
         run.fired += fired
         run.reached = clock.now()
         if arrived and fired < STEP_LIMIT:
             return True
-        stuck = fired == 0
+        stuck = fired == 0 and sent == 0
         if time.monotonic() - saved >= every:
             if not clockruns.save(core, run, owner, wall):
                 return None

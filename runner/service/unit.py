@@ -36,6 +36,7 @@ from runner.settings import Settings
 from runner.store.database import Database, PoolOptions, Prepared, add_row_later, attach, make_engine
 from runner.store.leases import SenderLocks, WorkerLocks
 from runner.store.models import ClockRow, HistoryEvent, Instance, ProcessVersion, Subscription
+from runner.windows import Windows
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,9 @@ class Core:
         self.worker_locks = WorkerLocks(self.db)
         # Handler calls run on these threads (kept between calls), see runner.service.calls.
         self.calls = CallThreads()
+        # When windowed outbox messages may go out (RUNNER_SENDING_WINDOW). NOTE: a business
+        # calendar joins by replacing it: ``Windows(tz, window, closed=calendar_is_closed)``.
+        self.windows = Windows(settings.tz, settings.sending_window)
 
     def now(self) -> datetime:
         """The runner's current time (virtual or real)."""

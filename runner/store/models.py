@@ -319,6 +319,9 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # The sending window class (runner.windows) the message keeps to; None: any time.
+    # NOTE: not in the claim's filter: the window moves ``due_at`` instead, so ix_outbox_claim serves on.
+    send_window: Mapped[str | None] = mapped_column(String(40))
 
 
 class Worker(Base):

@@ -1,12 +1,16 @@
 """quiet hours: customer-facing messages wait for the sending window
 
-Reserved for issue 12 (a real working day); filled in by the change that needs it.
+The outbox's ``send_window``: the window class a message keeps to (``runner.windows``).
+The claim does not filter on it (the window moves ``due_at``), so no index changes.
 
 Revision ID: 0013
 Revises: 0012
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0013"
 down_revision = "0012"
@@ -15,8 +19,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("send_window", sa.String(length=40), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("send_window")

@@ -1,0 +1,72 @@
+"""Outbox messages and their sending windows (``runner.windows``): deferring, and the next due one.
+
+A message with a window class is written due at its window's next opening (``jobs``). These
+two keep that true when time passes in jumps: ``defer_shut`` moves messages that are due while
+their window is shut (the worker was down, the virtual clock jumped) on to the opening before
+the outbox claims anything, and ``next_windowed`` tells the virtual clock where to stop so that
+a deferred message goes out at the opening, not whenever the clock run ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Select, Update, select, update
+
+from runner.service.unit import Core
+from runner.store.models import OutboxMessage
+from runner.windows import CLASSES
+
+log = logging.getLogger(__name__)
+
+
+def defer_statement(core: Core, window: str, now: datetime, opening: datetime) -> Update:
+    """The UPDATE that moves the due messages of ``window`` on to ``opening`` (an index on the due rows).
+
+    NOTE: no SKIP LOCKED subquery: a row a claimer holds is waited for (one short transaction),
+    then skipped, as it is ``sending`` by then; the join a subquery needs read the whole table.
+    """
+    return (
+        update(OutboxMessage)
+        .where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now, OutboxMessage.send_window == window)
+        .values(due_at=opening)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def defer_shut(core: Core) -> int:
+    """Move due messages whose window is shut now on to its opening; returns how many moved.
+
+    NOTE: all of them get the same opening (the next one after now), so one UPDATE does it.
+    """
+    now, moved = core.now(), 0
+    for window in sorted(CLASSES):
+        opening = core.windows.due(window, now)
+        if opening > now:
+            with core.db.unit() as s:
+                result = s.execute(defer_statement(core, window, now, opening))
+            moved += cast(CursorResult[Any], result).rowcount
+    if moved:
+        log.info("outbox: %s message(s) wait for their sending window", moved)
+    return moved
+
+
+def next_windowed_query(after: datetime | None = None) -> Select:
+    """The due time of the earliest waiting message with a window (strictly after ``after``): ix_outbox_claim."""
+    query = select(OutboxMessage.due_at).where(OutboxMessage.state == "pending", OutboxMessage.send_window.is_not(None))
+    if after is not None:
+        query = query.where(OutboxMessage.due_at > after)
+    return query.order_by(OutboxMessage.due_at).limit(1)
+
+
+def next_windowed(core: Core, after: datetime | None = None) -> datetime | None:
+    """When the earliest waiting message with a sending window is due (strictly after ``after``).
+
+    The virtual clock steps to it (``scheduler``), so such a message goes out when its window opens.
+    """
+    if core.windows.quiet_hours is None:
+        return None  # NOTE: no window configured: messages go out when a clock run ends, as ever
+    with core.db.read() as s:
+        return s.scalars(next_windowed_query(after)).first()
