@@ -45,6 +45,7 @@ from runner.service.directory import (
     set_roles,
     user_view,
 )
+from runner.service.profiles import UNCHANGED, people_gaps, person_fields, profile, update_user
 from runner.service.tokens import TOKEN_PREFIX, issue_token, list_tokens, revoke_token, verify_token
 from runner.store.models import Account, User
 
@@ -57,6 +58,7 @@ __all__ = [
     "MIN_PASSWORD",
     "ROLE_LENGTH",
     "TOKEN_PREFIX",
+    "UNCHANGED",
     "USERNAME_LENGTH",
     "USER_KEYS",
     "BadLogin",
@@ -72,6 +74,9 @@ __all__ = [
     "list_tokens",
     "list_users",
     "lockout_delay",
+    "people_gaps",
+    "person_fields",
+    "profile",
     "renew_feed",
     "revoke_token",
     "roles",
@@ -81,6 +86,7 @@ __all__ = [
     "set_roles",
     "unlock",
     "unlock_address",
+    "update_user",
     "user_view",
     "verify_token",
 ]
