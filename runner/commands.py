@@ -60,7 +60,7 @@ def cmd_deploy(args, settings: Settings) -> None:
     for item in open_runner(settings).deploy(list(args.paths), actor=args.actor):
         state = "new version" if item.changed else "unchanged"
         print(f"{item.process_key}: version {item.version} ({state}, {item.file_name})")
-        for warning in item.warnings:
+        for warning in (*item.warnings, *item.people):
             print(f"warning: {warning}", file=sys.stderr)
 
 

@@ -79,6 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["customer_url"] = customers.page_url
     app.extensions["customer_context"] = task_panel.task_context
     app.extensions["role_labels"] = roles.ROLE_LABELS
+    app.extensions["fact_labels"] = roles.FACT_LABELS
     app.jinja_env.globals["customer_url"] = customer_url
     _add_basics(app)
     return app

@@ -81,7 +81,7 @@ def assign_round_robin(
             f"{p.full_name} ({p.username}) has no {', '.join(sorted({n.field for n in missing[p.username]}))}"
             for p in pool
         )
-        templates = ", ".join(sorted({n.template for n in needs}))
+        templates = ", ".join(sorted({n.template for gaps in missing.values() for n in gaps}))
         raise Missing(
             f"role: no active staff member with role {role!r} has what this process's messages ({templates}) "
             f"print of the owner: {why}; fill it in (admin, users) and retry"
