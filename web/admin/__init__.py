@@ -6,9 +6,8 @@ Only admins reach them. Every page calls the runner's public API (``Runner``, ``
 
 One blueprint (``bp``, endpoints ``admin.*``) shared by one module per feature: ``overview`` (counts and
 the virtual clock), ``processes`` (deploy, processes, migration), ``incidents`` (incidents and outbox
-decisions), ``users`` (users, roles, API tokens), ``profiles`` (name, e-mail, phone, Zalo), ``workers`` (worker heartbeats).
-``blueprint`` holds ``bp``, ``NAV`` and the role labels'
-context processor.
+decisions), ``users`` (users, roles, API tokens), ``profiles`` (name, e-mail, phone, Zalo), ``workers``
+(worker heartbeats). ``blueprint`` holds ``bp``, ``NAV`` and the role and fact labels' context processor.
 """
 
 from __future__ import annotations
