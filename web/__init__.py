@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from runner import instance_folder as instance
 from runner import logs
 from runner.settings import Settings
-from web import admin, api, auth, diagrams, edge, i18n, inbox, metrics, openapi
+from web import admin, api, auth, diagrams, edge, i18n, inbox, metrics, openapi, people
 from web.crm import api as crm_api
 from web.crm import customers, roles, task_panel
 from web.extensions import csrf, get_runner
@@ -61,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     edge.init_app(app, app.config["RUNNER_SETTINGS"])
     i18n.init_app(app)
+    people.init_app(app)
     auth.init_app(app)
 
     app.register_blueprint(i18n.bp)

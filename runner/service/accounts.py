@@ -45,7 +45,7 @@ from runner.service.directory import (
     set_roles,
     user_view,
 )
-from runner.service.profiles import UNCHANGED, people_gaps, person_fields, profile, update_user
+from runner.service.profiles import UNCHANGED, full_names, people_gaps, person_fields, profile, update_user
 from runner.service.tokens import TOKEN_PREFIX, issue_token, list_tokens, revoke_token, verify_token
 from runner.store.models import Account, User
 
@@ -69,6 +69,7 @@ __all__ = [
     "check_role",
     "create_user",
     "feed_generation",
+    "full_names",
     "get_user",
     "issue_token",
     "list_tokens",

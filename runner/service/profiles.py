@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from runner.errors import BadValue, Missing
 from runner.model import inputs
 from runner.service.directory import FULL_NAME_LENGTH, check_email, user_view
@@ -70,3 +72,9 @@ def people_gaps(runner: Core) -> list[dict[str, Any]]:
     """The people who lack what a deployed process's step needs of them (name, field, template, step)."""
     with runner.db.read() as s:
         return runner.extensions.people_gaps(s)
+
+
+def full_names(runner: Core) -> dict[str, str]:
+    """Every user's full name by username: pages show people by name, never by login."""
+    with runner.db.read() as s:
+        return {username: name for username, name in s.execute(select(User.username, User.full_name))}

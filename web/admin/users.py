@@ -107,7 +107,7 @@ def create_user():
     if error:
         flash(error, "error")
         return list_page({**form, **facts, "roles": roles}, error, 422)
-    flash(_("Đã tạo người dùng %(name)s.", name=form["username"]), "success")
+    flash(_("Đã tạo người dùng %(name)s.", name=form["full_name"]), "success")
     return redirect(url_for("admin.user", username=form["username"]))
 
 
@@ -142,7 +142,7 @@ def user(username: str):
 @roles_required("admin")
 def set_roles(username: str):
     """Replace the user's roles (an admin keeps their own admin role)."""
-    known_user(username)
+    name = known_user(username)["full_name"]
     roles = _roles()
     if username == current_user.username and "admin" not in roles:
         flash(_("Bạn không thể tự bỏ vai trò quản trị của mình."), "error")
@@ -150,7 +150,7 @@ def set_roles(username: str):
         flash(_("Chọn ít nhất một vai trò."), "error")
     else:
         accounts.set_roles(get_runner(), username, roles)
-        flash(_("Đã lưu vai trò của %(name)s.", name=username), "success")
+        flash(_("Đã lưu vai trò của %(name)s.", name=name), "success")
     return redirect(url_for("admin.user", username=username))
 
 
@@ -158,13 +158,13 @@ def set_roles(username: str):
 @roles_required("admin")
 def set_active(username: str):
     """Activate or deactivate a user (a deactivated user cannot sign in and their tokens stop working)."""
-    known_user(username)
+    name = known_user(username)["full_name"]
     active = request.form.get("active") == "1"
     if username == current_user.username and not active:
         flash(_("Bạn không thể tự khóa tài khoản của mình."), "error")
     else:
         accounts.set_active(get_runner(), username, active)
-        flash(_("Đã mở khóa %(name)s.", name=username) if active else _("Đã khóa %(name)s.", name=username), "success")
+        flash(_("Đã mở khóa %(name)s.", name=name) if active else _("Đã khóa %(name)s.", name=name), "success")
     return redirect(url_for("admin.user", username=username))
 
 
@@ -172,16 +172,16 @@ def set_active(username: str):
 @roles_required("admin")
 def reset_password(username: str):
     """Set a new password (the user's sessions end, except the admin's own one here)."""
-    known_user(username)
+    name = known_user(username)["full_name"]
     password = request.form.get("password") or ""
     try:
         accounts.set_password(get_runner(), username, password, keep_session=current_user.session_token)
     except Invalid:
         flash(_("Mật khẩu cần ít nhất %(n)s ký tự.", n=accounts.MIN_PASSWORD), "error")
     except NotFound:
-        flash(_("Người dùng %(name)s đang bị khóa.", name=username), "error")
+        flash(_("Người dùng %(name)s đang bị khóa.", name=name), "error")
     else:
-        flash(_("Đã đặt mật khẩu mới cho %(name)s.", name=username), "success")
+        flash(_("Đã đặt mật khẩu mới cho %(name)s.", name=name), "success")
     return redirect(url_for("admin.user", username=username))
 
 
@@ -189,9 +189,9 @@ def reset_password(username: str):
 @roles_required("admin")
 def unlock_login(username: str):
     """Lift the user's failed-login slow-down now (e.g. when someone else's guesses keep them out)."""
-    known_user(username)
+    name = known_user(username)["full_name"]
     accounts.unlock(get_runner(), username)
-    flash(_("%(name)s có thể đăng nhập lại ngay.", name=username), "success")
+    flash(_("%(name)s có thể đăng nhập lại ngay.", name=name), "success")
     return redirect(url_for("admin.user", username=username))
 
 
@@ -199,11 +199,11 @@ def unlock_login(username: str):
 @roles_required("admin")
 def issue_token(username: str):
     """Issue an API token; the page shows it once and never again."""
-    known_user(username)
+    name = known_user(username)["full_name"]
     try:
         token = accounts.issue_token(get_runner(), username, label=(request.form.get("label") or "").strip()[:200])
     except NotFound:
-        flash(_("Người dùng %(name)s đang bị khóa.", name=username), "error")
+        flash(_("Người dùng %(name)s đang bị khóa.", name=name), "error")
         return redirect(url_for("admin.user", username=username))
     return user_page(username, token, 201)
 
