@@ -12,6 +12,7 @@ from typing import Any
 from runner import extension, registry, scrape
 from runner import instance_folder as instance
 from runner.clock import parse_span
+from runner.errors import BadValue
 from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service import outbox, policy, scheduler
@@ -208,7 +209,7 @@ def _edit_user(runner: Runner, args) -> None:
         changes["email"] = args.email
     if not changes["facts"] and len(changes) == 1:
         options = ", ".join(["--name", "--email", *(f.option for f in runner.extensions.person_fields)])
-        raise SystemExit(f"error: runner users edit needs something to change ({options})")
+        raise BadValue(f"runner users edit needs something to change ({options})")
     found = users.update_user(runner, args.username, **changes)
     shown = {k: v for k, v in found.items() if k in ("full_name", "email", *users.person_fields(runner))}
     print(f"user {args.username}: " + ", ".join(f"{k}={v or '—'}" for k, v in shown.items()))

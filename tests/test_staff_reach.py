@@ -232,3 +232,35 @@ def test_the_deploy_page_shows_the_people_warnings(admin: WebClient) -> None:
     files = {"files": [(io.BytesIO((PROCESSES / "sales.bpmn").read_bytes()), "sales.bpmn")]}
     page = admin.post("/admin/deploy", data=files, content_type="multipart/form-data").get_data(as_text=True)
     assert 'data-testid="people-warnings"' in page and "Lý Văn Ái (ai) has no phone" in page
+
+
+# --- the CLI ---------------------------------------------------------------------------------------
+
+
+def test_runner_users_add_and_edit_take_phone_zalo_and_email(sqlite_url: str, monkeypatch, capsys) -> None:
+    from runner.cli import main
+    from runner.crm.extension import easyedu
+    from runner.settings import Settings
+
+    monkeypatch.setenv("RUNNER_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("RUNNER_CLOCK", "virtual")
+    monkeypatch.setenv("RUNNER_USER_PASSWORD", PASSWORD)
+    add = ["users", "add", "lan", "--name", "Nguyễn Thị Lan", "--role", "sales"]
+    assert main([*add, "--phone", "12345"]) == 1  # refused before anything is stored
+    assert "error: phone: '12345' is not a valid phone number" in capsys.readouterr().err
+    assert main([*add, "--phone", "0912 345 678", "--zalo", "zl-lan", "--email", "lan@easyedu.vn"]) == 0
+    assert main(["users", "edit", "lan", "--phone", "+84 912 000 111", "--name", "Nguyễn Thị Lan Anh"]) == 0
+    assert "phone=+84912000111" in capsys.readouterr().out
+    assert main(["users", "edit", "lan", "--email", "lan@"]) == 1
+    assert "error: email: 'lan@' is not an e-mail address" in capsys.readouterr().err
+    assert main(["users", "edit", "lan"]) == 1  # nothing to change
+    assert main(["users", "edit", "nobody", "--zalo", "zl-x"]) == 1
+    runner = Runner(Settings.from_env({}, database_url=sqlite_url, clock="virtual"), extensions=(easyedu(),))
+    found = accounts.profile(runner, "lan")
+    assert (found["full_name"], found["email"], found["phone"], found["zalo_user_id"]) == (
+        "Nguyễn Thị Lan Anh",
+        "lan@easyedu.vn",
+        "+84912000111",
+        "zl-lan",
+    )
+    runner.db.engine.dispose()
