@@ -53,6 +53,12 @@ def r(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
 
 
 @pytest.fixture
+def runner(r: Runner) -> Runner:
+    """The web app's runner (``app``, ``client``) is the company's."""
+    return r
+
+
+@pytest.fixture
 def alone(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     """A company whose only sales rep is the new one, without a phone."""
     runner = _runner(sqlite_url, registry, ())
@@ -264,3 +270,16 @@ def test_runner_users_add_and_edit_take_phone_zalo_and_email(sqlite_url: str, mo
         "zl-lan",
     )
     runner.db.engine.dispose()
+
+
+def test_the_deploy_api_lists_the_people_a_step_would_fail_on(app, r: Runner) -> None:
+    add_user(r, "boss", ["admin"], full_name="Quản Trị Viên")
+    token = accounts.issue_token(r, "boss", label="test")
+    data = {"file": [(io.BytesIO((PROCESSES / "sales.bpmn").read_bytes()), "sales.bpmn")]}
+    response = app.test_client().post(
+        "/api/deployments", data=data, headers={"Authorization": f"Bearer {token}"}, content_type="multipart/form-data"
+    )
+    assert response.status_code in (200, 201)
+    [sales] = [v for v in response.get_json()["versions"] if v["process_key"] == "sales"]
+    assert sorted(p["element"] for p in sales["people"]) == ["Svc_email_demo", "Svc_email_sample", "Svc_zalo_demo"]
+    assert all("Lý Văn Ái (ai) has no phone" in p["message"] for p in sales["people"])
