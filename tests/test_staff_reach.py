@@ -283,3 +283,24 @@ def test_the_deploy_api_lists_the_people_a_step_would_fail_on(app, r: Runner) ->
     [sales] = [v for v in response.get_json()["versions"] if v["process_key"] == "sales"]
     assert sorted(p["element"] for p in sales["people"]) == ["Svc_email_demo", "Svc_email_sample", "Svc_zalo_demo"]
     assert all("Lý Văn Ái (ai) has no phone" in p["message"] for p in sales["people"])
+
+
+# --- a lead that comes in (runner.crm.intake) --------------------------------------------------------
+
+
+def test_a_lead_is_not_given_to_a_rep_without_a_phone_and_choosing_one_names_the_gap(r: Runner) -> None:
+    from runner.crm.intake import create_lead
+    from runner.errors import FormInvalid
+
+    values = {"name": "Trung tâm Hoa Mai", "phone": "0987 654 321", "source": "Facebook"}
+    facts = {"business_model": "Trung tâm", "dedicated_department": "có", "staff_count": 5, "student_count": 80}
+    facts["course_model"] = "Theo khóa"
+    with pytest.raises(FormInvalid) as caught:
+        create_lead(r, {**values, **facts, "owner": NEW_REP}, actor="mai")
+    assert caught.value.errors == {
+        "owner": "field 'owner': Lý Văn Ái has no phone, which demo_account.email.txt, demo_account.txt, "
+        "sample_contract.email.txt print"
+    }
+    created = create_lead(r, {**values, **facts}, actor="mai")
+    settle(r)
+    assert created.owner == "an" and customer(r, created.customer_id)["owner"] == "an"

@@ -121,3 +121,13 @@ def owner_needs(session: Session, instance_id: str | None, folder: Path) -> list
     if version is None:
         return []
     return [n for n in process_needs(version.xml, folder, version.process_key) if n.record == "owner"]
+
+
+def latest_owner_needs(session: Session, process_key: str, folder: Path) -> list[Need]:
+    """What the message steps of a process's newest version print of the customer's owner (before it starts)."""
+    version = session.scalars(
+        select(ProcessVersion).where(ProcessVersion.process_key == process_key).order_by(ProcessVersion.version.desc())
+    ).first()
+    if version is None or version.kind != "bpmn":
+        return []
+    return [n for n in process_needs(version.xml, folder, process_key) if n.record == "owner"]
