@@ -153,7 +153,6 @@ def create_user(
     accounts move from another system) is required: an account never has an empty one.
     ``facts`` are what extensions keep about people (a phone), checked first and stored with the user.
     """
-
     if locale not in LOCALES:
         raise BadValue(f"locale {locale!r}: one of {', '.join(LOCALES)}")
     inputs.check_key(username, "username", USERNAME_LENGTH)
