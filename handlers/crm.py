@@ -6,10 +6,12 @@ step's unit of work: its writes commit with the step or not at all.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from runner.crm import customers as crm
-from runner.crm import sales
+from runner.crm import gaps, sales
+from runner.crm import settings as crm_settings
 from runner.crm.models import Customer
 from runner.errors import BadValue
 from runner.registry import HandlerContext, Registry
@@ -82,16 +84,26 @@ def assign_owner(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
     The next one is who was assigned longest ago (never first), then by username. With
     ``exclude_current`` the current owner is skipped: the 60-minute rule of seed 001. With
     ``keep_current`` an owner chosen when the lead came in (an active staff member of ``role``)
-    keeps it (``runner.crm.intake``).
+    keeps it (``runner.crm.intake``), unless they lack a field this process's messages print of the owner.
     """
     customer = _customer(ctx, lock=True)
     role = _text(params, "role", "sales")
     exclude = crm.coerce("exclude_current", "boolean", params.get("exclude_current", False))
+    # NOTE: a rep lacking what this process's messages print of the owner (owner.phone) never gets the
+    # customer: not from the round-robin, and an owner chosen at intake who lacks it yields to the round-robin.
+    needs = gaps.owner_needs(ctx.session, ctx.instance_id, Path(crm_settings.among(ctx.extensions).templates))
     if crm.coerce("keep_current", "boolean", params.get("keep_current", False)) and not exclude:
         current = crm.staff_row(ctx.session, customer.owner)
-        if current is not None and current.active and role in (current.roles or []):
+        if (
+            current is not None
+            and current.active
+            and role in (current.roles or [])
+            and not sales.lacks_needs(current, needs)
+        ):
             return {"owner": current.username, "owner_name": current.full_name}
-    chosen = sales.assign_round_robin(ctx.session, customer, role, exclude_current=bool(exclude), now=ctx.now)
+    chosen = sales.assign_round_robin(
+        ctx.session, customer, role, exclude_current=bool(exclude), now=ctx.now, needs=needs
+    )
     return {"owner": chosen.username, "owner_name": chosen.full_name}
 
 

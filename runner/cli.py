@@ -159,12 +159,15 @@ def build_parser(extensions: Iterable[Extension] = (), more: Iterable[str] = ())
     p.add_argument("--state")
     p.set_defaults(fn="runner.commands:cmd_outbox")
 
-    p = sub.add_parser("users", help="web users: add, list, set a password, unlock, print a new API token")
-    p.add_argument("action", choices=["add", "list", "password", "unlock", "token"])
+    p = sub.add_parser("users", help="web users: add, edit, list, set a password, unlock, print a new API token")
+    p.add_argument("action", choices=["add", "edit", "list", "password", "unlock", "token"])
     p.add_argument("username", nargs="?")
-    p.add_argument("--name", help="full name (add)")
+    p.add_argument("--name", help="full name (add, edit)")
     p.add_argument("--role", action="append", help="a role, repeatable (add)")
-    p.add_argument("--email")
+    p.add_argument("--email", help="e-mail address (add, edit; empty clears it)")
+    for item in extensions:  # NOTE: facts an extension keeps about people (the CRM's phone and Zalo id)
+        for fact in item.people.fields if item.people is not None else ():
+            p.add_argument(fact.option, dest=fact.name, help=f"{fact.help} (add, edit)")
     p.add_argument(
         "--password", help="else RUNNER_USER_PASSWORD, else asked twice on the terminal, else the first line of stdin"
     )
@@ -220,9 +223,13 @@ def cmd_clock(args, settings: Settings) -> None:
 
 
 def _core_command(argv: list[str]) -> bool:
-    """True when ``argv`` names a core command, or asks for the top-level help (or nothing)."""
+    """True when ``argv`` names a core command, or asks for the top-level help (or nothing).
+
+    ``users add|edit`` take the options of the facts extensions keep about people (``--phone``),
+    so they load the extensions, as running them does anyway.
+    """
     words = [a for a in argv if not a.startswith("-")]
-    return not words or words[0] in CORE
+    return not words or (words[0] in CORE and words[:2] not in (["users", "add"], ["users", "edit"]))
 
 
 def _extension_commands() -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 from runner import extension, registry, scrape
 from runner import instance_folder as instance
 from runner.clock import parse_span
+from runner.errors import BadValue
 from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service import outbox, policy, scheduler
@@ -60,7 +61,7 @@ def cmd_deploy(args, settings: Settings) -> None:
     for item in open_runner(settings).deploy(list(args.paths), actor=args.actor):
         state = "new version" if item.changed else "unchanged"
         print(f"{item.process_key}: version {item.version} ({state}, {item.file_name})")
-        for warning in item.warnings:
+        for warning in (*item.warnings, *item.people):
             print(f"warning: {warning}", file=sys.stderr)
 
 
@@ -193,6 +194,27 @@ def _password(args, settings: Settings) -> str:
     return password
 
 
+def _facts(runner: Runner, args) -> dict[str, Any]:
+    """The facts about the person given as options (``--phone``...): only those given ("" clears one)."""
+    given = {f.name: getattr(args, f.name, None) for f in runner.extensions.person_fields}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _edit_user(runner: Runner, args) -> None:
+    """``runner users edit NAME --name/--email/--phone...``: change only what is given."""
+    changes: dict[str, Any] = {"facts": _facts(runner, args)}
+    if args.name is not None:
+        changes["full_name"] = args.name
+    if args.email is not None:
+        changes["email"] = args.email
+    if not changes["facts"] and len(changes) == 1:
+        options = ", ".join(["--name", "--email", *(f.option for f in runner.extensions.person_fields)])
+        raise BadValue(f"runner users edit needs something to change ({options})")
+    found = users.update_user(runner, args.username, **changes)
+    shown = {k: v for k, v in found.items() if k in ("full_name", "email", *users.person_fields(runner))}
+    print(f"user {args.username}: " + ", ".join(f"{k}={v or '—'}" for k, v in shown.items()))
+
+
 def cmd_users(args, settings: Settings) -> None:
 
     runner = open_runner(settings)
@@ -225,8 +247,11 @@ def cmd_users(args, settings: Settings) -> None:
             args.role,
             password=_password(args, settings),
             email=args.email,
+            facts=_facts(runner, args),
         )
         print(f"user {args.username} added ({', '.join(args.role)})")
+    elif args.action == "edit":
+        _edit_user(runner, args)
     elif args.action == "password":
         users.set_password(runner, args.username, _password(args, settings))
         print(f"password of {args.username} changed (their sessions are ended)")

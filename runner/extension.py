@@ -11,7 +11,9 @@ the core never imports one. What an extension may supply:
 - ``commands``: sub-commands it adds to the ``runner`` CLI;
 - ``roles``: the groups (roles) users may be given, in display order: the lanes and candidate
   groups of its processes (with extensions, a user's roles must be among theirs; without any,
-  every well-formed group name is accepted).
+  every well-formed group name is accepted);
+- ``people``: facts it keeps about a person beside the user directory (a phone), edited with the
+  user on the admin pages and by ``runner users add|edit``, and the people who lack one a step needs.
 
 The ``runner`` command finds extensions through the entry-point group ``bpmn_runner.extensions``:
 each entry point names a callable that receives the core ``Settings`` and returns an
@@ -22,12 +24,12 @@ environment the settings were read from), never from ``os.environ``.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
-from runner.errors import Invalid
+from runner.errors import BadValue, Invalid, Problem
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
@@ -75,6 +77,34 @@ class Scope(Protocol):
 
 Labels = Callable[["Session", Collection[str]], Mapping[str, str]]
 Commands = Callable[[Any], None]  # gets the ``runner`` parser's sub-parsers (argparse's _SubParsersAction)
+# (process key, BPMN XML, file name) of each process being deployed -> warnings per process key.
+Review = Callable[["Session", Sequence[tuple[str, bytes, str]]], Mapping[str, list[Problem]]]
+
+
+@dataclass(frozen=True)
+class PersonField:
+    """A fact an extension keeps about a person: its key, its ``runner users`` option, a help text."""
+
+    name: str
+    option: str
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class PersonFacts:
+    """An extension's facts about people: read, check and write them, and who lacks one a step needs.
+
+    ``check`` returns the values normalised (a phone in one format), raising ``BadValue`` that
+    names the field; ``write`` stores checked values (None clears one) in the caller's unit of work.
+    """
+
+    fields: tuple[PersonField, ...]
+    read: Callable[[Session, str], Mapping[str, Any]]
+    check: Callable[[Mapping[str, Any]], dict[str, Any]]
+    write: Callable[[Session, str, Mapping[str, Any]], None]
+    # Who lacks what a deployed process's step needs: dicts with username, full_name, field, ...
+    gaps: Callable[[Session], list[dict[str, Any]]] | None = None
+    review: Review | None = None  # the same, for processes being deployed (the deploy report)
 
 
 @dataclass(frozen=True)
@@ -88,6 +118,7 @@ class Extension:
     labels: Labels | None = None
     commands: Commands | None = None
     roles: tuple[str, ...] = ()
+    people: PersonFacts | None = None
     config: Any = field(default=None, repr=False)  # the extension's own settings; the core never reads them
 
 
@@ -131,6 +162,50 @@ class Extensions:
             if extension.labels is not None and keys:
                 for key, label in extension.labels(s, keys).items():
                     found.setdefault(key, label)
+        return found
+
+    @property
+    def person_fields(self) -> tuple[PersonField, ...]:
+        """Every extension's facts about people, in order."""
+        return tuple(f for e in self.items if e.people is not None for f in e.people.fields)
+
+    def check_person(self, values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Person facts split per extension and normalised; ``BadValue`` names an unknown or bad field."""
+        unknown = sorted(set(values) - {f.name for f in self.person_fields})
+        if unknown:
+            raise BadValue(f"{unknown[0]}: no extension keeps this fact about people")
+        split: dict[str, dict[str, Any]] = {}
+        for e in self.items:
+            mine = {f.name: values[f.name] for f in (e.people.fields if e.people else ()) if f.name in values}
+            if e.people is not None and mine:
+                split[e.name] = e.people.check(mine)
+        return split
+
+    def write_person(self, s: Session, username: str, checked: Mapping[str, Mapping[str, Any]]) -> None:
+        """Store facts ``check_person`` returned, each with its extension, in the caller's session."""
+        for e in self.items:
+            if e.people is not None and e.name in checked:
+                e.people.write(s, username, checked[e.name])
+
+    def read_person(self, s: Session, username: str) -> dict[str, Any]:
+        """Every extension's facts about one person (None where a fact is missing)."""
+        found = {f.name: None for f in self.person_fields}
+        for e in self.items:
+            if e.people is not None:
+                found.update(e.people.read(s, username))
+        return found
+
+    def people_gaps(self, s: Session) -> list[dict[str, Any]]:
+        """The people who lack a fact a deployed process's step needs (every extension's)."""
+        return [gap for e in self.items if e.people and e.people.gaps for gap in e.people.gaps(s)]
+
+    def review(self, s: Session, processes: Sequence[tuple[str, bytes, str]]) -> dict[str, list[Problem]]:
+        """Warnings per process key about the people a deployment's steps would fail on."""
+        found: dict[str, list[Problem]] = {}
+        for e in self.items:
+            if e.people is not None and e.people.review is not None:
+                for key, problems in e.people.review(s, processes).items():
+                    found.setdefault(key, []).extend(problems)
         return found
 
     def add_commands(self, sub: argparse._SubParsersAction) -> None:

@@ -157,7 +157,14 @@ def test_deploy_creates_versions_then_reports_nothing_new(api: Api, runner: Runn
     ]
     again = api.post("/api/deployments", **_upload(SIGNUP))
     assert again.status_code == 200 and again.get_json()["versions"] == [
-        {"process_key": "signup", "version": 1, "file": "signup_v1.bpmn", "created": False, "warnings": []}
+        {
+            "process_key": "signup",
+            "version": 1,
+            "file": "signup_v1.bpmn",
+            "created": False,
+            "warnings": [],
+            "people": [],
+        }
     ]
     [deployed] = inbox.history(runner, events=["process.deployed"])[:1]
     assert deployed["actor"] == "admin1"

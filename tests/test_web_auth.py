@@ -69,6 +69,7 @@ ACCESS: dict[str, object] = {
             "create_user",
             "user",
             "set_roles",
+            "set_profile",
             "set_active",
             "reset_password",
             "unlock_login",

@@ -147,7 +147,7 @@ def test_a_task_claimed_by_someone_else_cannot_be_claimed(app, sales: Runner) ->
     assert first.post(f"/inbox/tasks/{task_id}/claim").status_code == 302
     response = second.post(f"/inbox/tasks/{task_id}/claim", follow_redirects=True)
     assert response.status_code == 200
-    assert "Việc “Xác minh lead” đã được sales1 nhận." in response.get_data(as_text=True)
+    assert "Việc “Xác minh lead” đã được Nhân viên sales nhận." in response.get_data(as_text=True)
     assert _task(sales, "KH1", "verify_lead")["assignee"] == "sales1"
     assert second.get(f"/inbox/tasks/{task_id}").status_code == 403  # someone else's task now
 
@@ -194,7 +194,7 @@ def test_team_leader_reassigns_to_a_candidate_only(app, sales: Runner) -> None:
     response = leader.post(
         f"/inbox/tasks/{task_id}/reassign", data={"to": "sales2", "next": "/inbox/all"}, follow_redirects=True
     )
-    assert "Đã giao việc “Xác minh lead” cho sales2." in response.get_data(as_text=True)
+    assert "Đã giao việc “Xác minh lead” cho Trần Văn Hai." in response.get_data(as_text=True)
     assert _task(sales, "KH1", "verify_lead")["assignee"] == "sales2"
     response = leader.post(f"/inbox/tasks/{task_id}/reassign", data={"to": "teacher1"}, follow_redirects=True)
     assert "người này không thuộc nhóm được giao" in response.get_data(as_text=True)
@@ -313,7 +313,7 @@ def test_two_people_completing_the_same_task(app, sales: Runner) -> None:
     response = second.post(f"/inbox/tasks/{task_id}/complete", data={"lead_quality": "bad"}, follow_redirects=True)
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    assert "Việc “Xác minh lead” đã được sales1 hoàn thành trước bạn." in page
+    assert "Việc “Xác minh lead” đã được Nhân viên sales hoàn thành trước bạn." in page
     [done] = inbox.history(sales, events=["task.completed"])
     assert done["actor"] == "sales1" and done["details"]["data"]["lead_quality"] == "good"
 
@@ -325,7 +325,7 @@ def test_completing_a_task_claimed_by_someone_else(app, sales: Runner) -> None:
     other = app.test_client()
     other.login("sales2")
     response = other.post(f"/inbox/tasks/{task_id}/complete", data={"lead_quality": "bad"}, follow_redirects=True)
-    assert "Việc “Xác minh lead” đã được sales1 nhận." in response.get_data(as_text=True)
+    assert "Việc “Xác minh lead” đã được Nhân viên sales nhận." in response.get_data(as_text=True)
     assert _task(sales, "KH1", "verify_lead")["state"] == "open"
 
 
@@ -335,7 +335,7 @@ def test_a_finished_task_page_says_who_did_it(client: WebClient, sales: Runner) 
     sales.complete_task_as(task_id, {"lead_quality": "good"}, "sales1", ["sales"])
     client.login("sales1")
     page = client.get(f"/inbox/tasks/{task_id}").get_data(as_text=True)
-    assert "Việc này đã kết thúc" in page and "hoàn thành bởi sales1" in page
+    assert "Việc này đã kết thúc" in page and "hoàn thành bởi Nhân viên sales" in page
 
 
 def test_the_inbox_in_english(client: WebClient, sales: Runner) -> None:

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from runner import instance_folder as instance
 from runner import logs
 from runner.settings import Settings
-from web import admin, api, auth, diagrams, edge, i18n, inbox, metrics, openapi
+from web import admin, api, auth, diagrams, edge, i18n, inbox, metrics, openapi, people
 from web.crm import api as crm_api
 from web.crm import customers, roles, task_panel
 from web.extensions import csrf, get_runner
@@ -61,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     edge.init_app(app, app.config["RUNNER_SETTINGS"])
     i18n.init_app(app)
+    people.init_app(app)
     auth.init_app(app)
 
     app.register_blueprint(i18n.bp)
@@ -79,6 +80,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["customer_url"] = customers.page_url
     app.extensions["customer_context"] = task_panel.task_context
     app.extensions["role_labels"] = roles.ROLE_LABELS
+    app.extensions["fact_labels"] = roles.FACT_LABELS
     app.jinja_env.globals["customer_url"] = customer_url
     _add_basics(app)
     return app

@@ -22,6 +22,7 @@ from web import permissions
 from web.auth import roles_required
 from web.extensions import get_runner
 from web.i18n import show_datetime
+from web.people import person
 from web.svg.di import DiagramError
 from web.svg.render import Overlays, heat_colour, render_svg
 
@@ -143,7 +144,7 @@ def _instance_details(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
     for step in state["steps"]:
         add(step["element_id"], _("Xong lúc"), show_datetime(step["at"]))
-        add(step["element_id"], _("Người làm"), step["actor"])
+        add(step["element_id"], _("Người làm"), person(step["actor"]))
     for wait in state["waits"]:
         _wait_details(add, wait)
     for incident in state["incidents"]:
@@ -156,7 +157,7 @@ def _wait_details(add, wait: dict[str, Any]) -> None:
     element, kind = wait["element_id"], wait.get("kind_of_wait", wait["kind"])
     if kind == "task":
         add(element, _("Trạng thái"), _("Đang chờ người làm"))
-        add(element, _("Người nhận"), wait["assignee"] or _("Chưa ai nhận"))
+        add(element, _("Người nhận"), person(wait["assignee"]) or _("Chưa ai nhận"))
         add(element, _("Nhóm"), ", ".join(wait["candidate_groups"]))
         add(element, _("Hạn"), show_datetime(wait["due_at"]))
     elif kind == "job":

@@ -25,6 +25,7 @@ from web import taskform
 from web.auth import roles_required
 from web.extensions import get_runner
 from web.navigation import NavItem, customer_context
+from web.people import person
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 NAV = [
@@ -212,12 +213,12 @@ def _explain_conflict(task_id: str) -> None:
             _(
                 "Việc “%(name)s” đã được %(who)s hoàn thành trước bạn. Dữ liệu bạn nhập chưa được lưu.",
                 name=_name(row),
-                who=row["completed_by"] or _("người khác"),
+                who=person(row["completed_by"]) or _("người khác"),
             ),
             "warning",
         )
     elif row["assignee"] and row["assignee"] != current_user.username:
-        flash(_("Việc “%(name)s” đã được %(who)s nhận.", name=_name(row), who=row["assignee"]), "warning")
+        flash(_("Việc “%(name)s” đã được %(who)s nhận.", name=_name(row), who=person(row["assignee"])), "warning")
     else:
         flash(_("Việc “%(name)s” vừa thay đổi. Hãy tải lại và thử lại.", name=_name(row)), "warning")
 
@@ -267,13 +268,13 @@ def reassign(task_id: str):
             _(
                 "Không thể giao việc “%(name)s” cho %(who)s: người này không thuộc nhóm được giao.",
                 name=_name(row),
-                who=to_user,
+                who=person(to_user),
             ),
             "error",
         )
     else:
         if to_user:
-            flash(_("Đã giao việc “%(name)s” cho %(who)s.", name=_name(row), who=to_user), "success")
+            flash(_("Đã giao việc “%(name)s” cho %(who)s.", name=_name(row), who=person(to_user)), "success")
         else:
             flash(_("Đã trả việc “%(name)s” về nhóm.", name=_name(row)), "info")
     return redirect(_back())

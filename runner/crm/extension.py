@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.commands import open_runner
-from runner.crm import demo, transports, views
+from runner.crm import contacts, demo, transports, views
 from runner.crm.models import ROLES, Customer
 from runner.crm.scope import MESSAGE_SENDERS, CustomerScope
 from runner.crm.settings import NAME, CrmSettings
@@ -46,6 +46,7 @@ def easyedu(settings: Settings | None = None, crm: CrmSettings | None = None) ->
         labels=customer_names,
         commands=_commands,
         roles=ROLES,
+        people=contacts.person_facts(crm.templates),
         config=crm,
     )
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
@@ -25,10 +26,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from runner.crm import customers as crm
-from runner.crm import sales
+from runner.crm import gaps, sales
+from runner.crm import settings as crm_settings
 from runner.crm.fields import FIELD_TYPES, clean_fields
 from runner.crm.folding import phone_digits
 from runner.crm.models import Customer, CustomerCode, ExtraField, RequiredField
+from runner.crm.needs import Need
 from runner.engine import scripting
 from runner.errors import Conflict, FormInvalid, Invalid, Missing
 from runner.service import policy
@@ -245,7 +248,10 @@ def create_lead(
         if person is not None:
             # NOTE: asked while the lead has no owner yet, which every starter may see
             runner.policy.check_start(unit.session, person, unit.latest_version(process_key), customer.id)
-        chosen = _give_owner(unit, customer, owner)
+        needs = gaps.latest_owner_needs(
+            unit.session, process_key, Path(crm_settings.among(runner.extensions).templates)
+        )
+        chosen = _give_owner(unit, customer, owner, needs)
         instance_id = unit.start(process_key, customer.id, {}, actor)
         return Lead(customer.id, customer.name, chosen.username, chosen.full_name, instance_id)
 
@@ -261,13 +267,25 @@ def _add_customer(unit: Unit, cleaned: dict[str, Any]) -> Customer:
     return crm.add_customer(s, customer_id, cleaned["name"], now=unit.now(), **fields)
 
 
-def _give_owner(unit: Unit, customer: Customer, owner: str | None) -> crm.Staff:
-    """The chosen owner, or the next sales rep of the round-robin (``FormInvalid`` when there is none)."""
+def _give_owner(unit: Unit, customer: Customer, owner: str | None, needs: list[Need]) -> crm.Staff:
+    """The chosen owner, or the next sales rep of the round-robin (``FormInvalid`` when there is none).
+
+    NOTE: an owner must have what the process's messages print of them (``needs``: a phone), or the
+    demo e-mail would stop steps later; a chosen one lacking it is a field error, the round-robin skips them.
+    """
     if owner is not None:
+        chosen = crm.get_staff(unit.session, owner)
+        lacking = sales.lacks_needs(chosen, needs)
+        if lacking:
+            missing = ", ".join(sorted({n.field for n in lacking}))
+            templates = ", ".join(sorted({n.template for n in lacking}))
+            raise FormInvalid({"owner": f"field 'owner': {chosen.full_name} has no {missing}, which {templates} print"})
         customer.owner = owner
-        return crm.get_staff(unit.session, owner)
+        return chosen
     try:
-        return sales.assign_round_robin(unit.session, customer, OWNER_ROLE, exclude_current=False, now=unit.now())
+        return sales.assign_round_robin(
+            unit.session, customer, OWNER_ROLE, exclude_current=False, now=unit.now(), needs=needs
+        )
     except Missing as exc:
         raise FormInvalid({"owner": f"field 'owner': nobody to give the lead to ({exc}); choose an owner"}) from exc
 

@@ -7,7 +7,7 @@ unit of work does, so a retried step writes its rows once or not at all.
 from __future__ import annotations
 
 import calendar as months_calendar
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -15,7 +15,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from runner.crm.gaps import PERSON_KEYS, lacks
 from runner.crm.models import Contract, Customer, CustomerTag, Order, Staff
+from runner.crm.needs import Need
 from runner.crm.staff import ensure_staff
 from runner.errors import Missing
 from runner.store.database import savepoint
@@ -41,13 +43,26 @@ def remove_tags(session: Session, customer_id: str, tags: Iterable[str]) -> None
     session.execute(delete(CustomerTag).where(CustomerTag.customer_id == customer_id, CustomerTag.tag.in_(list(tags))))
 
 
+def lacks_needs(person: Staff, needs: Sequence[Need]) -> list[Need]:
+    """The needs (fields the process's messages print of the owner) a staff member cannot meet."""
+    return lacks({k: getattr(person, k) for k in PERSON_KEYS}, needs)
+
+
 def assign_round_robin(
-    session: Session, customer: Customer, role: str, *, exclude_current: bool, now: datetime
+    session: Session,
+    customer: Customer,
+    role: str,
+    *,
+    exclude_current: bool,
+    now: datetime,
+    needs: Sequence[Need] = (),
 ) -> Staff:
     """Make the next active staff member of ``role`` the customer's owner and return them.
 
     The next one is who was assigned longest ago (never first), then by username. With
-    ``exclude_current`` the current owner is skipped.
+    ``exclude_current`` the current owner is skipped. A member lacking a field that ``needs``
+    says the process's messages print of the owner (a phone) is skipped too: the gap shows
+    here, as the step's incident naming who lacks what, not steps later at the message.
     """
     # NOTE: the staff rows are locked so that two concurrent assignments take turns; NO KEY
     # UPDATE (key_share) still lets other steps point customers at these staff members.
@@ -59,7 +74,19 @@ def assign_round_robin(
     if not pool:
         other = " other than the current owner" if exclude_current else ""
         raise Missing(f"role: no active staff member with role {role!r}{other}")
-    chosen = min(pool, key=lambda p: (p.last_assigned_at is not None, p.last_assigned_at or now, p.username))
+    missing = {p.username: lacks_needs(p, needs) for p in pool}
+    ready = [p for p in pool if not missing[p.username]]
+    if not ready:
+        why = "; ".join(
+            f"{p.full_name} ({p.username}) has no {', '.join(sorted({n.field for n in missing[p.username]}))}"
+            for p in pool
+        )
+        templates = ", ".join(sorted({n.template for gaps in missing.values() for n in gaps}))
+        raise Missing(
+            f"role: no active staff member with role {role!r} has what this process's messages ({templates}) "
+            f"print of the owner: {why}; fill it in (admin, users) and retry"
+        )
+    chosen = min(ready, key=lambda p: (p.last_assigned_at is not None, p.last_assigned_at or now, p.username))
     chosen.last_assigned_at = now
     customer.owner = chosen.username
     return chosen

@@ -45,6 +45,7 @@ from runner.service.directory import (
     set_roles,
     user_view,
 )
+from runner.service.profiles import UNCHANGED, full_names, people_gaps, person_fields, profile, update_user
 from runner.service.tokens import TOKEN_PREFIX, issue_token, list_tokens, revoke_token, verify_token
 from runner.store.models import Account, User
 
@@ -57,6 +58,7 @@ __all__ = [
     "MIN_PASSWORD",
     "ROLE_LENGTH",
     "TOKEN_PREFIX",
+    "UNCHANGED",
     "USERNAME_LENGTH",
     "USER_KEYS",
     "BadLogin",
@@ -67,11 +69,15 @@ __all__ = [
     "check_role",
     "create_user",
     "feed_generation",
+    "full_names",
     "get_user",
     "issue_token",
     "list_tokens",
     "list_users",
     "lockout_delay",
+    "people_gaps",
+    "person_fields",
+    "profile",
     "renew_feed",
     "revoke_token",
     "roles",
@@ -81,6 +87,7 @@ __all__ = [
     "set_roles",
     "unlock",
     "unlock_address",
+    "update_user",
     "user_view",
     "verify_token",
 ]

@@ -37,6 +37,8 @@ class Deployed:
     changed: bool
     # Deployed anyway, but worth a look: user tasks nobody but an admin would see.
     warnings: tuple[Problem, ...] = ()
+    # People a step of the process would fail on (an extension's review: a rep without the phone a message prints).
+    people: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ hashes are stored (werkzeug's salted PBKDF2/scrypt). Callers use it through
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import re
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,21 @@ USERNAME_LENGTH = 100  # NOTE: the lengths of the users table's columns
 FULL_NAME_LENGTH = 200
 ROLE_LENGTH = inputs.KEY_LENGTH  # a group name is a candidate group or lane: user_tasks.lane is String(200)
 USER_KEYS = ("username", "full_name", "roles", "active", "email", "locale", "has_password")
+
+
+# One @, a dot in the domain, no spaces: what a mail server accepts, not the whole of RFC 5322.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+
+def check_email(email: Any) -> str | None:
+    """An e-mail address as stored (trimmed), None when blank; ``BadValue`` names the field."""
+    if email is None or (isinstance(email, str) and not email.strip()):
+        return None
+    inputs.check_text(email, "email", max_length=FULL_NAME_LENGTH, control=True)
+    text = str(email).strip()
+    if not _EMAIL.fullmatch(text):
+        raise BadValue(f"email: {text!r} is not an e-mail address")
+    return text
 
 
 def _utcnow() -> datetime:
@@ -129,17 +145,20 @@ def create_user(
     email: str | None = None,
     locale: str = "vi",
     password_hash: str | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Create a user with a sign-in account (or give an existing user without one an account).
 
     A password (or ``password_hash``, an already hashed one in werkzeug's format, as when
     accounts move from another system) is required: an account never has an empty one.
+    ``facts`` are what extensions keep about people (a phone), checked first and stored with the user.
     """
     if locale not in LOCALES:
         raise BadValue(f"locale {locale!r}: one of {', '.join(LOCALES)}")
     inputs.check_key(username, "username", USERNAME_LENGTH)
     inputs.check_text(full_name, "full_name", max_length=FULL_NAME_LENGTH, control=True)
-    inputs.check_key(email, "email", FULL_NAME_LENGTH)
+    email = check_email(email)
+    checked = runner.extensions.check_person(dict(facts or {}))
     if not password_hash:  # NOTE: hashed before the unit of work: slow on purpose, locks are not
         password_hash = generate_password_hash(_check_password(password))
     with runner.db.unit() as s:
@@ -156,6 +175,7 @@ def create_user(
         )
         s.add(account)
         s.flush()
+        runner.extensions.write_person(s, username, checked)
         return user_view(user, account)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,8 @@ class Runner(Core):
     def deploy(self, files: Mapping[str, bytes] | Iterable[str | Path], actor: str = "") -> list[Deployed]:
         """Validate and store BPMN/DMN files; all problems at once, nothing stored on error.
 
-        Each ``Deployed`` carries its warnings: user tasks that nobody but an admin would see.
+        Each ``Deployed`` carries its warnings: user tasks that nobody but an admin would see, and
+        (``people``) the people a step would fail on, as the extensions review them.
         """
         if isinstance(files, (str, Path)):
             files = [files]
@@ -100,6 +102,10 @@ class Runner(Core):
         with self.db.read() as s:
             known, staff = latest_files(s), staff_usernames(s)
         parsed = self.deployer.parse(files, known, staff)
+        with self.db.read() as s:
+            people = self.extensions.review(
+                s, [(p.process_key, p.xml, p.file_name) for p in parsed if p.kind == "bpmn"]
+            )
         with self.unit(sync=False) as unit:
             deployed = self.deployer.store_versions(unit.session, parsed, self.now(), actor)
             for item in deployed:
@@ -111,7 +117,7 @@ class Runner(Core):
                         details={"process_key": item.process_key, "version": item.version, "file": item.file_name},
                     )
                     scheduler.schedule_start_timers(unit, item)
-        return deployed
+        return [replace(item, people=tuple(people.get(item.process_key, ()))) for item in deployed]
 
     def latest_version(self, s: Session, process_key: str) -> ProcessVersion:
         """The newest deployed version of a process key."""

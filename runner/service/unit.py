@@ -14,7 +14,7 @@ import functools
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol, cast
@@ -83,6 +83,27 @@ class ExtensionsView(Protocol):
     @property
     def roles(self) -> tuple[str, ...]:
         """The groups users may be given (empty: any group)."""
+        ...
+
+    @property
+    def person_fields(self) -> tuple[Any, ...]:
+        """The facts extensions keep about people (``runner.extension.PersonField``)."""
+        ...
+
+    def check_person(self, values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Person facts split per extension and normalised; ``BadValue`` names a bad field."""
+        ...
+
+    def write_person(self, s: Session, username: str, checked: Mapping[str, Mapping[str, Any]]) -> None:
+        """Store checked person facts in the caller's session."""
+        ...
+
+    def read_person(self, s: Session, username: str) -> dict[str, Any]:
+        """Every extension's facts about one person."""
+        ...
+
+    def people_gaps(self, s: Session) -> list[dict[str, Any]]:
+        """The people who lack a fact a deployed process's step needs."""
         ...
 
 

@@ -178,6 +178,15 @@ def _admin_full_name(w: World, p: str) -> Sent:
     return Sent(response, "full_name", [f"/admin/users/{username}", "/admin/users"])
 
 
+def _admin_profile(w: World, p: str) -> Sent:
+    username = f"user{next(w.counter)}"
+    w.browser.post(
+        "/admin/users", data={"username": username, "full_name": "Tên", "roles": "sales", "password": PASSWORD}
+    )
+    response = w.browser.post(f"/admin/users/{username}/profile", data={"full_name": p, "zalo_user_id": "zl-1"})
+    return Sent(response, "full_name", [f"/admin/users/{username}", "/admin/users"])
+
+
 def _search_query(w: World, p: str) -> Sent:
     path = f"/customers/?q={quote(p)}"
     return Sent(w.browser.get(path), "q", [path], shown=False)
@@ -197,6 +206,7 @@ SOURCES: list[tuple[str, Callable[[World, str], Sent], bool]] = [
     ("api_business_key", _api_business_key, True),
     ("api_message_data", _api_message_data, True),
     ("admin_full_name", _admin_full_name, False),
+    ("admin_profile", _admin_profile, False),
     ("search_query", _search_query, False),
     ("inbox_filter", _inbox_filter, False),
 ]

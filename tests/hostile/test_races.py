@@ -151,7 +151,7 @@ def test_the_loser_is_told_who_has_the_task_on_the_web_and_in_the_api(app, runne
     web = app.test_client()
     web.login("hung")
     page = web.post(f"/inbox/tasks/{task_id}/complete", data={"note": "xong"}, follow_redirects=True)
-    assert "Việc “Duyệt” đã được linh nhận." in page.get_data(as_text=True)
+    assert "Việc “Duyệt” đã được Linh nhận." in page.get_data(as_text=True)
     token = users.issue_token(runner, "hung", label="race")
     api = app.test_client().post(
         f"/api/tasks/{task_id}/complete", json={"data": {"note": "xong"}}, headers={"Authorization": f"Bearer {token}"}

@@ -6,17 +6,16 @@ Only admins reach them. Every page calls the runner's public API (``Runner``, ``
 
 One blueprint (``bp``, endpoints ``admin.*``) shared by one module per feature: ``overview`` (counts and
 the virtual clock), ``processes`` (deploy, processes, migration), ``incidents`` (incidents and outbox
-decisions), ``users`` (users, roles, API tokens), ``workers`` (worker heartbeats), ``calendar``
-(the business calendar: working hours, holidays, company days off).
-``blueprint`` holds ``bp``, ``NAV`` and the role labels'
-context processor.
+decisions), ``users`` (users, roles, API tokens), ``profiles`` (name, e-mail, phone, Zalo), ``workers``
+(worker heartbeats), ``calendar`` (the business calendar: working hours, holidays, company days off).
+``blueprint`` holds ``bp``, ``NAV`` and the role and fact labels' context processor.
 """
 
 from __future__ import annotations
 
-from web.admin import calendar, incidents, overview, processes, users, workers
+from web.admin import calendar, incidents, overview, processes, profiles, users, workers
 from web.admin.blueprint import NAV, bp
 
-PAGES = (overview, processes, incidents, users, workers, calendar)  # importing them adds their views to ``bp``
+PAGES = (overview, processes, incidents, users, profiles, workers, calendar)  # importing them adds their views to ``bp``
 
 __all__ = ["NAV", "PAGES", "bp"]

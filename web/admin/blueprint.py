@@ -15,4 +15,7 @@ NAV = [NavItem("admin.index", _l("Quản trị"), ("admin",))]
 
 @bp.app_context_processor
 def _labels() -> dict[str, Any]:
-    return {"role_labels": current_app.extensions.get("role_labels", {})}
+    return {
+        "role_labels": current_app.extensions.get("role_labels", {}),
+        "fact_labels": current_app.extensions.get("fact_labels", {}),
+    }

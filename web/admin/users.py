@@ -1,10 +1,14 @@
-"""Users, their roles and active state, password resets, the failed-login slow-down, and API tokens."""
+"""Users, their roles and active state, password resets, the failed-login slow-down, and API tokens.
+
+The profile (full name, e-mail, and the facts extensions keep: phone, Zalo id) is edited in
+``web.admin.profiles``; the list shows who lacks a field a deployed process's message prints.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -15,7 +19,8 @@ from web.auth import auth_now, roles_required
 from web.extensions import get_runner
 
 
-def _user(username: str) -> dict[str, Any]:
+def known_user(username: str) -> dict[str, Any]:
+    """The user as the admin list shows them; 404 when there is no such user."""
     found = [u for u in accounts.list_users(get_runner()) if u["username"] == username]
     if not found:
         abort(404, description=_("Không có người dùng %(name)s.", name=username))
@@ -29,6 +34,38 @@ def _offered() -> list[str]:
     return list(known) if known else sorted({r for u in accounts.list_users(runner) for r in u["roles"]})
 
 
+def facts_from_form() -> dict[str, str]:
+    """The posted facts extensions keep about people (``phone``...), as typed; absent ones are left out."""
+    return {
+        name: (request.form.get(name) or "").strip()
+        for name in accounts.person_fields(get_runner())
+        if name in request.form
+    }
+
+
+def field_error(exc: Invalid) -> str:
+    """A refused value's message, led by the label of the field it names (``phone: ...``)."""
+    field, sep, _rest = str(exc).partition(":")
+    labels = current_app.extensions.get("fact_labels", {})
+    if sep and field in labels:
+        return _("%(field)s không hợp lệ: %(reason)s", field=labels[field], reason=str(exc))
+    return str(exc)
+
+
+def list_page(form: dict[str, Any], error: str | None, status: int = 200):
+    """The users page: the list, who would break a message template, and the form to add a user."""
+    runner = get_runner()
+    return render_template(
+        "admin/users.html",
+        users=accounts.list_users(runner),
+        roles=_offered(),
+        fields=accounts.person_fields(runner),
+        gaps=accounts.people_gaps(runner),
+        form=form,
+        error=error,
+    ), status
+
+
 def _roles() -> list[str]:
     known = accounts.roles(get_runner())
     return [r for r in request.form.getlist("roles") if r in known or not known]
@@ -37,17 +74,16 @@ def _roles() -> list[str]:
 @bp.get("/users")
 @roles_required("admin")
 def user_list():
-    """Users with their roles, state and tokens, and the form to add one."""
-    return render_template(
-        "admin/users.html", users=accounts.list_users(get_runner()), roles=_offered(), form={}, error=None
-    )
+    """Users with their roles, state and tokens, who would break a message template, and the form to add one."""
+    return list_page({}, None)
 
 
 @bp.post("/users")
 @roles_required("admin")
 def create_user():
     """Add a user with roles and a first password."""
-    form = {k: (request.form.get(k) or "").strip() for k in ("username", "full_name", "email")}
+    form: dict[str, Any] = {k: (request.form.get(k) or "").strip() for k in ("username", "full_name", "email")}
+    facts = facts_from_form()
     password = request.form.get("password") or ""
     roles = _roles()
     error = None
@@ -58,27 +94,36 @@ def create_user():
     else:
         try:
             accounts.create_user(
-                get_runner(), form["username"], form["full_name"], roles, password=password, email=form["email"] or None
+                get_runner(),
+                form["username"],
+                form["full_name"],
+                roles,
+                password=password,
+                email=form["email"] or None,
+                facts=facts,
             )
         except Invalid as exc:
-            error = str(exc)
+            error = field_error(exc)
     if error:
         flash(error, "error")
-        return render_template(
-            "admin/users.html",
-            users=accounts.list_users(get_runner()),
-            roles=_offered(),
-            form={**form, "roles": roles},
-            error=error,
-        ), 422
-    flash(_("Đã tạo người dùng %(name)s.", name=form["username"]), "success")
+        return list_page({**form, **facts, "roles": roles}, error, 422)
+    flash(_("Đã tạo người dùng %(name)s.", name=form["full_name"]), "success")
     return redirect(url_for("admin.user", username=form["username"]))
 
 
-def _user_page(username: str, token: str | None = None, status: int = 200):
+def user_page(
+    username: str, token: str | None = None, status: int = 200, form: dict[str, Any] | None = None, error: str = ""
+):
+    """One user's page; ``form`` and ``error`` show a refused profile edit as it was typed."""
+    runner = get_runner()
+    user = {**known_user(username), **(accounts.profile(runner, username) or {})}
     return render_template(
         "admin/user.html",
-        user=_user(username),
+        user=user,
+        fields=accounts.person_fields(runner),
+        gaps=[g for g in accounts.people_gaps(runner) if g["username"] == username],
+        form=form or user,
+        error=error,
         roles=_offered(),
         new_token=token,
         tokens=accounts.list_tokens(get_runner(), username),
@@ -90,14 +135,14 @@ def _user_page(username: str, token: str | None = None, status: int = 200):
 @roles_required("admin")
 def user(username: str):
     """One user: roles, active, password reset, API tokens."""
-    return _user_page(username)
+    return user_page(username)
 
 
 @bp.post("/users/<username>/roles")
 @roles_required("admin")
 def set_roles(username: str):
     """Replace the user's roles (an admin keeps their own admin role)."""
-    _user(username)
+    name = known_user(username)["full_name"]
     roles = _roles()
     if username == current_user.username and "admin" not in roles:
         flash(_("Bạn không thể tự bỏ vai trò quản trị của mình."), "error")
@@ -105,7 +150,7 @@ def set_roles(username: str):
         flash(_("Chọn ít nhất một vai trò."), "error")
     else:
         accounts.set_roles(get_runner(), username, roles)
-        flash(_("Đã lưu vai trò của %(name)s.", name=username), "success")
+        flash(_("Đã lưu vai trò của %(name)s.", name=name), "success")
     return redirect(url_for("admin.user", username=username))
 
 
@@ -113,13 +158,13 @@ def set_roles(username: str):
 @roles_required("admin")
 def set_active(username: str):
     """Activate or deactivate a user (a deactivated user cannot sign in and their tokens stop working)."""
-    _user(username)
+    name = known_user(username)["full_name"]
     active = request.form.get("active") == "1"
     if username == current_user.username and not active:
         flash(_("Bạn không thể tự khóa tài khoản của mình."), "error")
     else:
         accounts.set_active(get_runner(), username, active)
-        flash(_("Đã mở khóa %(name)s.", name=username) if active else _("Đã khóa %(name)s.", name=username), "success")
+        flash(_("Đã mở khóa %(name)s.", name=name) if active else _("Đã khóa %(name)s.", name=name), "success")
     return redirect(url_for("admin.user", username=username))
 
 
@@ -127,16 +172,16 @@ def set_active(username: str):
 @roles_required("admin")
 def reset_password(username: str):
     """Set a new password (the user's sessions end, except the admin's own one here)."""
-    _user(username)
+    name = known_user(username)["full_name"]
     password = request.form.get("password") or ""
     try:
         accounts.set_password(get_runner(), username, password, keep_session=current_user.session_token)
     except Invalid:
         flash(_("Mật khẩu cần ít nhất %(n)s ký tự.", n=accounts.MIN_PASSWORD), "error")
     except NotFound:
-        flash(_("Người dùng %(name)s đang bị khóa.", name=username), "error")
+        flash(_("Người dùng %(name)s đang bị khóa.", name=name), "error")
     else:
-        flash(_("Đã đặt mật khẩu mới cho %(name)s.", name=username), "success")
+        flash(_("Đã đặt mật khẩu mới cho %(name)s.", name=name), "success")
     return redirect(url_for("admin.user", username=username))
 
 
@@ -144,9 +189,9 @@ def reset_password(username: str):
 @roles_required("admin")
 def unlock_login(username: str):
     """Lift the user's failed-login slow-down now (e.g. when someone else's guesses keep them out)."""
-    _user(username)
+    name = known_user(username)["full_name"]
     accounts.unlock(get_runner(), username)
-    flash(_("%(name)s có thể đăng nhập lại ngay.", name=username), "success")
+    flash(_("%(name)s có thể đăng nhập lại ngay.", name=name), "success")
     return redirect(url_for("admin.user", username=username))
 
 
@@ -154,20 +199,20 @@ def unlock_login(username: str):
 @roles_required("admin")
 def issue_token(username: str):
     """Issue an API token; the page shows it once and never again."""
-    _user(username)
+    name = known_user(username)["full_name"]
     try:
         token = accounts.issue_token(get_runner(), username, label=(request.form.get("label") or "").strip()[:200])
     except NotFound:
-        flash(_("Người dùng %(name)s đang bị khóa.", name=username), "error")
+        flash(_("Người dùng %(name)s đang bị khóa.", name=name), "error")
         return redirect(url_for("admin.user", username=username))
-    return _user_page(username, token, 201)
+    return user_page(username, token, 201)
 
 
 @bp.post("/users/<username>/tokens/<int:token_id>/revoke")
 @roles_required("admin")
 def revoke_token(username: str, token_id: int):
     """Revoke one of the user's tokens."""
-    _user(username)
+    known_user(username)
     if token_id not in {t["id"] for t in accounts.list_tokens(get_runner(), username)}:
         abort(404)
     accounts.revoke_token(get_runner(), token_id)

@@ -62,6 +62,7 @@ def create_deployment():
             "file": d.file_name,
             "created": d.changed,
             "warnings": [problem(w) for w in d.warnings],
+            "people": [problem(w) for w in d.people],
         }
         for d in deployed
     ]

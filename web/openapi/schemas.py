@@ -34,6 +34,12 @@ SCHEMAS: dict[str, Any] = {
                 "items": ref("DeploymentProblem"),
                 "description": "deployed anyway: user tasks nobody but an admin would see",
             },
+            "people": {
+                "type": "array",
+                "items": ref("DeploymentProblem"),
+                "description": "deployed anyway: staff members a step would fail on (a rep without the phone a "
+                "message template prints), naming the step, the person, the field and the template",
+            },
         }
     ),
     "Deployment": object_of({"versions": {"type": "array", "items": ref("Deployed")}}),
