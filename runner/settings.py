@@ -55,6 +55,8 @@ class Settings:
     webhook_url: str = ""
     # The daily window in which messages marked ``quiet_hours`` (the CRM's customer-facing ones)
     # go out, in the business zone (RUNNER_SENDING_WINDOW, e.g. 08:00-20:00; "off", None: any time).
+    # NOTE: a process reading its own environment gets DEFAULT_SENDING_WINDOW when the variable
+    # is unset (``from_env()``); settings built from an explicit mapping get none unless it says.
     sending_window: SendingWindow | None = None
     # PostgreSQL connections of one process (see "Scale out" in the README): SQLAlchemy's pool
     # size, the extra connections it may open for a burst, and seconds to wait for one.
@@ -109,7 +111,10 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
         """Settings from ``RUNNER_*`` environment variables (``os.environ`` when None), then explicit overrides."""
-        env = dict(os.environ if env is None else env)
+        if env is None:
+            # NOTE: customers are not messaged at night unless a deployment says otherwise
+            env = {"RUNNER_SENDING_WINDOW": DEFAULT_SENDING_WINDOW, **os.environ}
+        env = dict(env)
         values: dict[str, Any] = {}
         for name, kind in (
             ("database_url", str),
@@ -188,6 +193,9 @@ def _flag(raw: str) -> bool:
     if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
         raise Invalid(f"expected a yes/no value (true, false, 1, 0), not {raw!r}")
     return value in ("1", "true", "yes", "on")
+
+
+DEFAULT_SENDING_WINDOW = "08:00-20:00"
 
 
 def _window(raw: str) -> SendingWindow | None:

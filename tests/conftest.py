@@ -33,6 +33,10 @@ from web import create_app
 from web.extensions import run_here
 
 BPMN = Path(__file__).parent / "bpmn"
+# NOTE: the virtual clock starts at the real time of day, so the customers' quiet hours would
+# make a test pass or fail by the hour it runs: off for every test and the processes tests
+# start, unless a test sets a window itself (tests/test_quiet_hours.py).
+os.environ["RUNNER_SENDING_WINDOW"] = "off"
 PG_URL = os.environ.get("RUNNER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

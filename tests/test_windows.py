@@ -100,7 +100,7 @@ def test_the_setting_reads_a_window_and_names_itself_when_wrong() -> None:
     settings = Settings.from_env({"RUNNER_SENDING_WINDOW": " 8:00 – 20:30 "}, secret_key="k")
     assert settings.sending_window == SendingWindow(time(8, 0), time(20, 30))
     assert str(settings.sending_window) == "08:00-20:30"
-    assert Settings.from_env({}, secret_key="k").sending_window is None  # the runner's default: any time
+    assert Settings.from_env({}, secret_key="k").sending_window is None  # an explicit mapping: any time
     assert Settings.from_env({"RUNNER_SENDING_WINDOW": "off"}, secret_key="k").sending_window is None
     with pytest.raises(Invalid, match="RUNNER_SENDING_WINDOW: .*'20:00'"):
         Settings.from_env({"RUNNER_SENDING_WINDOW": "20:00"}, secret_key="k")
@@ -124,3 +124,12 @@ def test_a_handler_names_a_known_window_or_fails() -> None:
     assert [key for _, _, key in ctx.outbox] == ["i/j/a", "i/j/b"]
     with pytest.raises(Invalid, match="unknown sending window"):
         ctx.send("zalo", {}, key="c", window="night")
+
+
+def test_a_process_reading_its_own_environment_keeps_the_quiet_hours_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RUNNER_SENDING_WINDOW", raising=False)
+    assert Settings.from_env(secret_key="k").sending_window == SendingWindow(time(8, 0), time(20, 0))
+    monkeypatch.setenv("RUNNER_SENDING_WINDOW", "off")
+    assert Settings.from_env(secret_key="k").sending_window is None

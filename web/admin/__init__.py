@@ -16,6 +16,7 @@ from __future__ import annotations
 from web.admin import calendar, incidents, overview, processes, profiles, users, workers
 from web.admin.blueprint import NAV, bp
 
-PAGES = (overview, processes, incidents, users, profiles, workers, calendar)  # importing them adds their views to ``bp``
+# importing them adds their views to ``bp``
+PAGES = (overview, processes, incidents, users, profiles, workers, calendar)
 
 __all__ = ["NAV", "PAGES", "bp"]
