@@ -9,6 +9,7 @@ that customer's timeline; wrong, revoked and staff keys get 401, bad fields 422 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.error
 import urllib.parse
@@ -21,8 +22,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 from werkzeug.serving import make_server
 
+from runner.cli import main
 from runner.crm import lead_keys
 from runner.crm.models import Customer, LeadPost, Note
 from runner.errors import BadValue
@@ -31,6 +34,7 @@ from runner.registry import Registry
 from runner.service import accounts
 from runner.service.runtime import Runner
 from tests.scenario import START, add_customer, company, runner_at
+from tests.webapp import add_user
 from web import create_app
 from web.extensions import run_here
 
@@ -43,7 +47,12 @@ FORM = {"name": "Trung tâm Anh ngữ Sao Mai", "phone": "0912 345 678", "email"
 def serving(runner: Runner) -> Iterator[str]:
     """The web app over ``runner`` on a loopback port (a thread per request); yields its base URL."""
     app = create_app(
-        {"SECRET_KEY": "test-secret", "RUNNER": runner, "RUNNER_SETTINGS": runner.settings, "CLOCK_RUN_EXECUTOR": run_here}
+        {
+            "SECRET_KEY": "test-secret",
+            "RUNNER": runner,
+            "RUNNER_SETTINGS": runner.settings,
+            "CLOCK_RUN_EXECUTOR": run_here,
+        }
     )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="leads-http", daemon=True)
@@ -237,7 +246,9 @@ def test_a_key_posts_its_rate_a_minute_then_waits(r: Runner, base: str) -> None:
 def test_a_page_of_a_listed_origin_may_post_and_read_and_another_origin_may_not(r: Runner, base: str, key: str) -> None:
     status, _answer, headers = post(base, FORM, key=key, Origin=ORIGIN)
     assert status == 201 and headers["Access-Control-Allow-Origin"] == ORIGIN
-    status, _answer, headers = post(base, {**FORM, "phone": "0987654321", "email": None}, key=key, Origin="https://evil.example")
+    status, _answer, headers = post(
+        base, {**FORM, "phone": "0987654321", "email": None}, key=key, Origin="https://evil.example"
+    )
     assert status == 403 and "Access-Control-Allow-Origin" not in headers
     preflight = urllib.request.Request(f"{base}/api/leads", method="OPTIONS", headers={"Origin": ORIGIN})
     with urllib.request.urlopen(preflight, timeout=60) as answer:
@@ -248,7 +259,9 @@ def test_a_page_of_a_listed_origin_may_post_and_read_and_another_origin_may_not(
 # --- two posts at once, on PostgreSQL ------------------------------------------------------------------------------
 
 
-def test_two_concurrent_posts_with_one_idempotency_key_make_one_lead_on_postgresql(pg_url: str, registry: Registry) -> None:
+def test_two_concurrent_posts_with_one_idempotency_key_make_one_lead_on_postgresql(
+    pg_url: str, registry: Registry
+) -> None:
     runner = _world(pg_url, registry)
     try:
         key = lead_keys.create_key(runner, "Website", "đua")[1]
@@ -273,3 +286,56 @@ def test_two_concurrent_posts_with_one_idempotency_key_make_one_lead_on_postgres
             assert s.scalar(sa.select(sa.func.count()).select_from(LeadPost)) == 1
     finally:
         runner.db.engine.dispose()
+
+
+# --- the command line ----------------------------------------------------------------------------------------------
+
+
+def test_runner_lead_keys_adds_a_working_key_lists_it_and_revokes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], registry: Registry
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RUNNER_DATABASE_URL", url)
+    monkeypatch.setenv("RUNNER_CLOCK", "virtual")
+    assert main(["db", "upgrade"]) == 0
+    runner = _world(url, registry)
+    capsys.readouterr()
+    assert main(["lead-keys", "add", "Website", "--label", "trang hè", "--origin", ORIGIN]) == 0
+    secret = capsys.readouterr().out.strip()
+    assert secret.startswith(lead_keys.KEY_PREFIX)
+    assert lead_keys.use_key(runner, secret).source == "Website"
+    assert main(["lead-keys", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert secret[:10] in listed and "trang hè" in listed and secret not in listed
+    assert main(["lead-keys", "revoke", str(lead_keys.list_keys(runner)[0]["id"])]) == 0
+    with pytest.raises(lead_keys.KeyRefused):
+        lead_keys.use_key(runner, secret)
+    assert main(["lead-keys", "add", "Tờ rơi", "--label", "x"]) != 0  # no such source
+    runner.db.engine.dispose()
+
+
+# --- the admin page ------------------------------------------------------------------------------------------------
+
+
+def test_an_admin_makes_a_key_sees_it_once_lists_and_revokes_it_and_others_may_not(app: Flask, runner: Runner) -> None:
+    company(runner)
+    add_user(runner, "admin1", ["admin"])
+    add_user(runner, "sales9", ["sales"])
+    admin = app.test_client()
+    admin.login("admin1")
+    made = admin.post("/lead-keys", data={"source": "Website", "label": "khai giảng hè", "origins": ORIGIN})
+    assert made.status_code == 201
+    secret = re.search(r'data-testid="new-lead-key">([^<]+)<', made.get_data(as_text=True)).group(1)
+    assert lead_keys.use_key(runner, secret).origins == (ORIGIN,)
+    listing = admin.get("/lead-keys").get_data(as_text=True)
+    assert secret[:10] in listing and "khai giảng hè" in listing and secret not in listing
+    refused = admin.post("/lead-keys", data={"source": "Website", "label": "x", "origins": "ftp://x"})
+    assert refused.status_code == 422 and "origins" in refused.get_data(as_text=True)
+    [key] = lead_keys.list_keys(runner)
+    assert admin.post(f"/lead-keys/{key['id']}/revoke", data={"csrf_token": "wrong"}).status_code == 400  # CSRF
+    admin.post(f"/lead-keys/{key['id']}/revoke")
+    assert lead_keys.list_keys(runner)[0]["revoked_at"] is not None
+    rep = app.test_client()
+    rep.login("sales9")
+    assert rep.get("/lead-keys").status_code == 403
+    assert rep.post("/lead-keys", data={"source": "Website", "label": "x"}).status_code == 403

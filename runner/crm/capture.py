@@ -68,7 +68,7 @@ class Outcome:
 
 
 def form_values(runner: Runner, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The lead fields of a posted form (other fields, such as a submit button, are left out); ``FormInvalid`` by field."""
+    """The lead fields of a posted form (others, such as a submit button, are left out); ``FormInvalid`` by field."""
     with runner.db.read() as s:
         offered = set(intake.lead_fields(s)) - set(CHOSEN_BY_KEY)
     errors = {f: f"field {f!r}: set by the form's key, not by the form" for f in CHOSEN_BY_KEY if f in raw}

@@ -63,7 +63,7 @@ def key_hash(secret: str) -> str:
 
 
 def clean_origins(lines: Iterable[str] | str) -> tuple[str, ...]:
-    """Web origins (``https://easyedu.vn``, one per line or item), checked and in lower case; ``BadValue`` names the field."""
+    """Web origins (``https://easyedu.vn``, one per line or item), checked, lower case; ``BadValue`` names the field."""
     items = lines.splitlines() if isinstance(lines, str) else list(lines)
     found: list[str] = []
     for item in (i.strip() for i in items):
@@ -191,3 +191,9 @@ def allowed_origins(runner: Runner) -> set[str]:
     with runner.db.read() as s:
         texts = s.scalars(select(LeadKey.origins).where(LeadKey.revoked_at.is_(None), LeadKey.origins != ""))
         return {origin for text in texts for origin in text.split("\n")}
+
+
+def sources(runner: Runner) -> list[str]:
+    """The configured customer sources a key may be made for, in their order."""
+    with runner.db.read() as s:
+        return list(s.scalars(select(CustomerSource.name).order_by(CustomerSource.id)))

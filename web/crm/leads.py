@@ -149,7 +149,9 @@ _FORM = {
     },
     "description": "lead fields (those of the new-lead page except source and owner); other fields are left out",
 }
-_SCHEMAS: dict[str, Any] = {"LeadReceived": object_of({"status": {"type": "string", "enum": ["received"]}, "reference": STRING})}
+_SCHEMAS: dict[str, Any] = {
+    "LeadReceived": object_of({"status": {"type": "string", "enum": ["received"]}, "reference": STRING})
+}
 _PATHS: dict[str, Any] = {
     "/api/leads": {
         "post": operation(
@@ -174,7 +176,10 @@ _PATHS: dict[str, Any] = {
             ],
             requestBody={
                 "required": True,
-                "content": {"application/json": {"schema": _FORM}, "application/x-www-form-urlencoded": {"schema": _FORM}},
+                "content": {
+                    "application/json": {"schema": _FORM},
+                    "application/x-www-form-urlencoded": {"schema": _FORM},
+                },
             },
             responses_extra={"200": ("LeadReceived", "a replay: the first post with this Idempotency-Key")},
         )
