@@ -26,7 +26,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from runner.cli import main
-from runner.crm import lead_keys
+from runner.crm import capture, lead_keys
 from runner.crm.models import Customer, LeadPost, Note
 from runner.errors import BadValue
 from runner.queries import tasklists
@@ -158,6 +158,23 @@ def test_a_failed_post_gives_its_idempotency_key_back(r: Runner, base: str, key:
     assert post(base, {**FORM, "phone": "123"}, key=key, **{"Idempotency-Key": "k-1"})[0] == 422
     assert post(base, {**FORM, "phone": "123"}, key=key, **{"Idempotency-Key": "k-1"})[0] == 422  # not a replay
     assert post(base, FORM, key=key, **{"Idempotency-Key": "k-1"})[0] == 201
+
+
+def test_a_post_still_being_made_answers_409_and_one_abandoned_is_taken_over(r: Runner, base: str, key: str) -> None:
+    key_id = lead_keys.list_keys(r)[0]["id"]
+    with r.db.unit() as s:  # the claim of a first post whose process died before it made the lead
+        s.add(
+            LeadPost(
+                id="a" * 32, key_id=key_id, client_key="k-9", body_hash=capture.body_hash(FORM), created_at=r.now()
+            )
+        )
+    status, _answer, headers = post(base, FORM, key=key, **{"Idempotency-Key": "k-9"})
+    assert status == 409 and headers["Retry-After"] == "1"
+    assert customers(r) == []
+    r.advance_clock(capture.STALE + timedelta(seconds=1))
+    status, answer, _headers = post(base, FORM, key=key, **{"Idempotency-Key": "k-9"})
+    assert (status, answer["reference"]) == (201, "a" * 32)
+    assert len(customers(r)) == 1
 
 
 # --- who may post --------------------------------------------------------------------------------------------------
