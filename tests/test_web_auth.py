@@ -51,6 +51,7 @@ ACCESS: dict[str, object] = {
     "customers.my_calendar": ANY,
     "customers.renew_feed": ANY,
     "customers.feed": PUBLIC,
+    **{f"customers.{name}": {"admin"} for name in ("lead_keys_page", "create_lead_key", "revoke_lead_key")},
     # web/admin/
     **{
         f"admin.{name}": {"admin"}
@@ -102,7 +103,9 @@ ACCESS: dict[str, object] = {
 }
 # NOTE: /metrics takes no session at all, only an admin's bearer token or a listed address:
 # its own matrix is in tests/test_metrics.py (test_metrics_are_for_admin_tokens_and_listed_addresses).
-SKIP = {"static", "metrics.scrape"}
+# POST /api/leads takes a website form's lead key only (no session, no staff token; 401 for every role
+# here): its own matrix is in tests/test_lead_capture.py, its CORS preflight answers OPTIONS only.
+SKIP = {"static", "metrics.scrape", "crm_leads.post_lead", "crm_leads.lead_preflight"}
 
 
 # --- sign-in ----------------------------------------------------------------------------

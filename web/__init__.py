@@ -32,7 +32,7 @@ from runner import logs
 from runner.settings import Settings
 from web import admin, api, auth, diagrams, edge, i18n, inbox, metrics, openapi, people
 from web.crm import api as crm_api
-from web.crm import customers, roles, task_panel
+from web.crm import customers, leads, roles, task_panel
 from web.extensions import csrf, get_runner
 from web.navigation import customer_url, wants_json
 
@@ -72,9 +72,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(crm_api.bp)
+    app.register_blueprint(leads.bp)
     app.register_blueprint(metrics.bp)
     csrf.exempt(api.bp)  # NOTE: the API takes bearer tokens only, never the session cookie
     csrf.exempt(crm_api.bp)
+    csrf.exempt(leads.bp)  # NOTE: a form's lead key is its only credential; no session is read there
     app.extensions["openapi"] = openapi_document()
     app.extensions["nav"] = [*inbox.NAV, *customers.NAV, *admin.NAV]
     app.extensions["customer_url"] = customers.page_url
@@ -88,7 +90,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document served at /api/openapi.json: the generic API's operations and the CRM's."""
-    return openapi.document(crm_api.OPENAPI)
+    return openapi.document(crm_api.OPENAPI, leads.OPENAPI)
 
 
 def _use_secret_key(app: Flask) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.commands import open_runner
-from runner.crm import contacts, demo, transports, views
+from runner.crm import contacts, demo, lead_keys, transports, views
 from runner.crm.models import ROLES, Customer
 from runner.crm.scope import MESSAGE_SENDERS, CustomerScope
 from runner.crm.settings import NAME, CrmSettings
@@ -64,7 +64,7 @@ def customer_names(s: Session, keys: Collection[str]) -> Mapping[str, str]:
 
 
 def _commands(sub: Any) -> None:
-    """``runner demo`` and ``runner customers``."""
+    """``runner demo``, ``runner customers`` and ``runner lead-keys``."""
     sub.add_parser(
         "demo", help="load the demo company (staff, logins, 40 customers) on the virtual clock"
     ).set_defaults(fn=_cmd_demo)
@@ -74,6 +74,13 @@ def _commands(sub: Any) -> None:
     p.add_argument("--after", help="the previous page's next (keyset paging)")
     p.add_argument("--limit", type=_page_size, default=50, help=f"customers per page, 1-{PAGE_MAX} (default: 50)")
     p.set_defaults(fn=_cmd_customers)
+    p = sub.add_parser("lead-keys", help="keys of website forms (POST /api/leads): add (shown once), list, revoke")
+    p.add_argument("action", choices=["add", "list", "revoke"])
+    p.add_argument("target", nargs="?", help="add: the customer source (seed 003), revoke: the key's id")
+    p.add_argument("--label", help="what the key is for, e.g. the landing page (add)")
+    p.add_argument("--origin", action="append", default=[], help="a web origin allowed to post, repeatable (add)")
+    p.add_argument("--per-minute", type=int, default=lead_keys.PER_MINUTE, help="posts a minute at most (add)")
+    p.set_defaults(fn=_cmd_lead_keys)
 
 
 def _page_size(value: str) -> int:
@@ -88,6 +95,29 @@ def _cmd_customers(args: Any, settings: Settings) -> None:
     rows = views.find_customers(runner, args.text, tag=args.tag, limit=args.limit + 1, after=args.after)
     page = {"customers": rows[: args.limit], "next": rows[args.limit - 1]["id"] if len(rows) > args.limit else None}
     print(json.dumps(page, ensure_ascii=False, indent=2))
+
+
+def _cmd_lead_keys(args: Any, settings: Settings) -> None:
+    """Add a key (its secret printed once), list the keys (never a secret), or revoke one."""
+    runner = open_runner(settings)
+    if args.action == "list":
+        for k in lead_keys.list_keys(runner):
+            state = f"revoked {k['revoked_at']:%Y-%m-%d}" if k["revoked_at"] else "live"
+            used = f"{k['last_used_at']:%Y-%m-%d %H:%M}" if k["last_used_at"] else "never used"
+            print(f"{k['id']:>4} {k['prefix']}… {k['source']:<20} {state:<18} {used:<17} {k['label']}")
+        return
+    if not args.target:
+        raise SystemExit(f"error: runner lead-keys {args.action} needs a {'SOURCE' if args.action == 'add' else 'ID'}")
+    if args.action == "revoke":
+        if not args.target.isdigit():
+            raise SystemExit(f"error: {args.target!r} is no key id (runner lead-keys list)")
+        lead_keys.revoke_key(runner, int(args.target))
+        print(f"lead key {args.target} revoked")
+        return
+    _key_id, secret = lead_keys.create_key(
+        runner, args.target, args.label or "", origins=args.origin, per_minute=args.per_minute, actor="cli"
+    )
+    print(secret)
 
 
 def _cmd_demo(args: Any, settings: Settings) -> None:

@@ -356,6 +356,41 @@ class CustomerSource(Base):
     description: Mapped[str] = mapped_column(Text, default="")
 
 
+class LeadKey(Base):
+    """A website or landing-page form's key for POST /api/leads: its source, a hash of the secret, its use."""
+
+    __tablename__ = "lead_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("customer_sources.id"))
+    label: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256: the key itself is never stored
+    prefix: Mapped[str] = mapped_column(String(12))
+    origins: Mapped[str] = mapped_column(Text, default="")  # web origins allowed to post, one per line
+    per_minute: Mapped[int]  # posts a minute at most (429 beyond)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    window_start: Mapped[datetime | None]  # the current minute of the rate limit
+    window_posts: Mapped[int] = mapped_column(default=0)
+
+
+class LeadPost(Base):
+    """One client-keyed post of a lead form: the same client key answers the first post's outcome again."""
+
+    __tablename__ = "lead_posts"
+    __table_args__ = (UniqueConstraint("key_id", "client_key", name="uq_lead_posts_client_key"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the reference the form is given
+    key_id: Mapped[int] = mapped_column(ForeignKey("lead_keys.id"))
+    client_key: Mapped[str] = mapped_column(String(200))
+    body_hash: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(String(20))  # created | known; None while being made
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"))
+    created_at: Mapped[datetime]
+
+
 class CustomerGroup(Base):
     """A configured customer group (nhóm); groups nest through ``parent_id``."""
 

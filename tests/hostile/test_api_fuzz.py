@@ -38,6 +38,7 @@ from schemathesis.engine import events
 from werkzeug.serving import make_server
 
 from runner.crm import customers as crm
+from runner.crm import lead_keys
 from runner.crm.models import ROLES
 from runner.queries import tasklists as inbox
 from runner.registry import HandlerContext, Registry
@@ -62,8 +63,9 @@ SCENARIOS, STEPS = 100, 10  # stateful: call sequences, and calls at most in eac
 ACCEPTED = ["2xx", "400", "401", "403", "404", "409", "422"]
 # What refuses invalid input: schemathesis' list, plus the edge's 413 and 414 (web/edge.py).
 REFUSED = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429"]
-# The document itself has no input and no link; the stateless run covers it.
-STATELESS_ONLY = {"GET /api/openapi.json"}
+# The document itself has no input and no link; the stateless run covers it. So does it cover POST /api/leads:
+# no link leads to it (a website form is no step of a staff client's sequence) and its answer feeds no other call.
+STATELESS_ONLY = {"GET /api/openapi.json", "POST /api/leads"}
 
 
 def _operations() -> list[tuple[str, str]]:
@@ -84,6 +86,7 @@ class World:
     app: Flask
     runner: Runner
     token: str
+    lead_key: str  # POST /api/leads takes a form's lead key, not the admin's token
     known: dict[str, Any]
     reset: Callable[[], None]  # back to the world as built
 
@@ -100,6 +103,7 @@ def make_world(runner: Runner, registry: Registry) -> World:
     add_user(runner, "fuzz1", ROLES)
     runner.deploy(DIAGRAMS)
     with runner.db.unit() as s:
+        crm.seed_lists(s)  # NOTE: a lead key belongs to a configured source
         for key, name in (("KH1", "Trung tâm Sao Mai"), ("KH2", "Trường Hoa Sen")):
             crm.add_customer(s, key, name, phone="0912345678", owner="sales1", now=runner.now())
     lead = runner.start_instance("web_lead", "KH1", {"source": "Facebook"})
@@ -123,8 +127,10 @@ def make_world(runner: Runner, registry: Registry) -> World:
         }
     )
     token = users.issue_token(runner, "fuzz1", label="schemathesis")
+    # NOTE: the largest rate, so that the fuzzing's hundreds of posts a minute are not answered 429
+    lead_key = lead_keys.create_key(runner, "Website", "schemathesis", per_minute=lead_keys.MAX_PER_MINUTE)[1]
     known = {"instance_id": lead, "task_id": task["id"], "business_key": "KH1", "incident_id": incident["id"]}
-    return World(app, runner, token, known, _snapshot(runner))
+    return World(app, runner, token, lead_key, known, _snapshot(runner))
 
 
 def _snapshot(runner: Runner) -> Callable[[], None]:
@@ -179,10 +185,10 @@ def _pg_snapshot(runner: Runner) -> Callable[[], None]:
 
 
 def _config(world: World, **extra: Any) -> schemathesis.Config:
-    """The admin's token on every request, and what counts as accepting and refusing."""
+    """The admin's token (and a form's lead key) on every request, and what counts as accepting and refusing."""
     return schemathesis.Config.from_dict(
         {
-            "headers": {"Authorization": f"Bearer {world.token}"},
+            "headers": {"Authorization": f"Bearer {world.token}", "X-Lead-Key": world.lead_key},
             "checks": {
                 "positive_data_acceptance": {"expected-statuses": ACCEPTED},
                 "negative_data_rejection": {"expected-statuses": REFUSED},

@@ -66,11 +66,13 @@ THIS_DOCUMENT = {
 
 @dataclass(frozen=True)
 class Part:
-    """An extension's share of the document: its paths (each operation with its operationId), schemas and links."""
+    """An extension's share of the document: its paths (each operation with its operationId), schemas, links
+    and the security schemes its operations name besides the bearer token."""
 
     paths: dict[str, Any]
     schemas: dict[str, Any] = field(default_factory=dict)
     links: Links = field(default_factory=dict)
+    security_schemes: dict[str, Any] = field(default_factory=dict)
 
 
 def document(*parts: Part) -> dict[str, Any]:
@@ -81,11 +83,14 @@ def document(*parts: Part) -> dict[str, Any]:
     _add_extra_responses(all_paths)
     all_paths["/api/openapi.json"] = copy.deepcopy(THIS_DOCUMENT)
     add_links(all_paths, *(part.links for part in parts))
+    schemes: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for part in parts:
+        schemes.update(copy.deepcopy(part.security_schemes))
     return {
         "openapi": "3.0.3",
         "info": dict(INFO),
         "paths": all_paths,
-        "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {"schemas": schemas, "securitySchemes": schemes},
         "security": [{"bearer": []}],
     }
 

@@ -61,6 +61,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         422: "the request was understood but rejected",
         413: "the body is larger than RUNNER_MAX_CONTENT_LENGTH",
         414: "the address is too long",
+        415: "the body is of a type the operation does not take",
+        429: "too many requests; wait the Retry-After seconds",
     }
     # NOTE: the web edge (web/edge.py) answers 414 to any request and 413 to any body before a view runs
     out = {str(code): json_answer("Error", texts[code]) for code in (401, 403, 414, *codes)}

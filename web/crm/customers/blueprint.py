@@ -13,4 +13,5 @@ NAV = [
     NavItem("customers.search", _l("Khách hàng")),
     NavItem("customers.boards", _l("Pipeline")),
     NavItem("customers.my_calendar", _l("Lịch của tôi")),
+    NavItem("customers.lead_keys_page", _l("Khóa biểu mẫu web"), roles=("admin",)),
 ]
