@@ -1,0 +1,313 @@
+"""Importing leads from a file: a preview that keeps every row and its errors, then an import row by row.
+
+    imp = lead_imports.preview(runner, "leads.xlsx", data, by="thuy")   # stored; nothing created yet
+    lead_imports.run_batch(runner, imp, person=person, size=50)         # the next 50 valid rows
+    lead_imports.progress(runner, imp)                                  # {"total": 5000, "done": 50, ...}
+
+Each row becomes a lead through ``intake.create_lead_in``, and its state (``created``) commits in that
+same unit of work: a crash loses nothing and repeats nothing, and running a batch again only takes the
+rows still ``pending``. A row refused at import time (a duplicate committed since the preview) is
+``skipped`` with the reason. Batches are driven by whoever asks (the import page's polling, or
+``runner crm import-leads``), so the generic worker knows nothing of leads.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from runner.crm import import_files, intake
+from runner.crm import settings as crm_settings
+from runner.crm.folding import phone_digits
+from runner.crm.import_models import LeadImport, LeadImportRow
+from runner.crm.models import BadValue, ExtraField
+from runner.engine import scripting
+from runner.errors import Conflict, Invalid, NotFound, RunnerError
+from runner.service import policy
+
+if TYPE_CHECKING:
+    from runner.service.runtime import Runner
+
+BATCH = 25  # rows per batch: a poll of the page answers within a few seconds
+REQUIRED = re.compile(r": required$")
+
+
+def limits(runner: Runner) -> import_files.Limits:
+    """The configured caps of one file (``RUNNER_IMPORT_MAX_BYTES``, ``_MAX_ROWS``, ``_MAX_CELL``)."""
+    config = crm_settings.of(runner)
+    return import_files.Limits(config.import_max_bytes, config.import_max_rows, config.import_max_cell)
+
+
+# --- the preview ------------------------------------------------------------------------------------
+
+
+def preview(runner: Runner, filename: str, data: bytes, *, by: str) -> str:
+    """Read, map and check every row of the file, store them (nothing else); returns the import's id.
+
+    ``FileRejected`` (a 4xx) when the file cannot be read as it is; row errors are kept per row.
+    """
+    sheet = import_files.read(filename, data, limits(runner))
+    import_id = str(uuid.uuid4())
+    with runner.db.unit() as s:
+        extra = dict(s.execute(select(ExtraField.name, ExtraField.label)).all())
+        columns = import_files.map_headers(sheet.headers, extra)
+        s.add(
+            LeadImport(
+                id=import_id,
+                filename=filename[:300],
+                created_by=by,
+                created_at=runner.now(),
+                columns=[{"header": h, "field": f} for h, f in columns],
+                total_rows=len(sheet.rows),
+            )
+        )
+        s.flush()
+        rows = [_checked_row(s, runner, columns, number, cells) for number, cells in sheet.rows]
+        _mark_duplicates_in_file(rows)
+        s.execute(LeadImportRow.__table__.insert(), [{**row, "import_id": import_id} for row in rows])
+    return import_id
+
+
+def _checked_row(
+    s: Session, runner: Runner, columns: list[tuple[str, str | None]], number: int, cells: list[str]
+) -> dict[str, Any]:
+    """A row as stored: its values by field, its errors by field ({code, message, ...}), its state."""
+    values = {field: cells[i] for i, (_, field) in enumerate(columns) if field and i < len(cells) and cells[i]}
+    errors: dict[str, Any] = {}
+    cleaned: dict[str, Any] = {}
+    try:
+        cleaned, _owner = intake.clean_lead(s, values, runner.settings.tz, required=True)
+    except Invalid as exc:
+        for field, message in getattr(exc, "errors", {"name": str(exc)}).items():
+            code = "required" if REQUIRED.search(message) else "invalid"
+            errors[field] = {"code": code, "message": message}
+    duplicate = intake.find_duplicate(s, cleaned.get("phone"), cleaned.get("email"))
+    if duplicate is not None:
+        errors[duplicate.field] = {
+            "code": "in_db",
+            "message": str(duplicate),
+            "customer_id": duplicate.customer_id,
+            "name": duplicate.name,
+        }
+    return {
+        "number": number,
+        "values": values,
+        "errors": errors,
+        "state": "invalid" if errors else "pending",
+        "keys": _keys(values),
+    }
+
+
+def _keys(values: dict[str, str]) -> dict[str, str]:
+    """What makes two rows one lead: the phone's digits (any spelling) and the e-mail in lower case."""
+    keys = {}
+    try:
+        if values.get("phone"):
+            keys["phone"] = phone_digits(intake.normalize_phone(values["phone"]))
+        if values.get("email"):
+            keys["email"] = intake.normalize_email(values["email"])
+    except BadValue:
+        pass  # NOTE: the row's own error says so already
+    return keys
+
+
+def _mark_duplicates_in_file(rows: list[dict[str, Any]]) -> None:
+    """Every row after the first with the same phone or e-mail is invalid, naming that first row."""
+    first: dict[tuple[str, str], int] = {}
+    for row in rows:
+        for field, key in row.pop("keys").items():
+            earlier = first.setdefault((field, key), row["number"])
+            if earlier != row["number"] and field not in row["errors"]:
+                message = f"field {field!r}: the same {field} as row {earlier}"
+                row["errors"][field] = {"code": "in_file", "message": message, "row": earlier}
+                row["state"] = "invalid"
+
+
+# --- the import --------------------------------------------------------------------------------------
+
+
+def start(runner: Runner, import_id: str, *, by: str) -> None:
+    """Mark the import as started by ``by`` (once; starting again changes nothing)."""
+    with runner.db.unit() as s:
+        imp = _get(s, import_id)
+        if imp.state == "previewed":
+            imp.state, imp.started_by, imp.started_at = "running", by, runner.now()
+
+
+def run_batch(runner: Runner, import_id: str, *, person: policy.Person, size: int = BATCH) -> int:
+    """Import the next ``size`` pending rows, each in its own unit of work; returns how many were taken."""
+    with runner.db.read() as s:
+        imp = _get(s, import_id)
+        if imp.state == "done":
+            return 0
+        numbers = list(_pending(s, import_id, size))
+    if imp.state == "previewed":
+        start(runner, import_id, by=person.username)
+    for number in numbers:
+        import_row(runner, import_id, number, person=person)
+    if len(numbers) < size:
+        _finish(runner, import_id)
+    return len(numbers)
+
+
+def run_all(runner: Runner, import_id: str, *, person: policy.Person, size: int = BATCH) -> None:
+    """Import every pending row, batch by batch (the CLI; the page drives batches one poll at a time)."""
+    while run_batch(runner, import_id, person=person, size=size):
+        pass
+
+
+def import_row(runner: Runner, import_id: str, number: int, *, person: policy.Person) -> str:
+    """Create the lead of one pending row and mark it created in the same unit; returns the row's state then.
+
+    A row another driver took meanwhile is left alone; a row the intake refuses is ``skipped`` with why.
+    """
+    try:
+        with scripting.acting_as(person.username), runner.unit() as unit:
+            row = _claim(unit.session, import_id, number)
+            if row is None:
+                return "taken"
+            lead = intake.create_lead_in(runner, unit, row.values, person=person, actor=person.username)
+            row.state, row.customer_id = "created", lead.customer_id
+            return "created"
+    except Conflict as exc:
+        if not isinstance(exc, intake.DuplicateCustomer):
+            return "pending"  # NOTE: a busy database: the row stays pending for the next batch
+        reason = str(exc)
+    except RunnerError as exc:  # FormInvalid, Forbidden, NotFound, StepFailed: the intake refused it
+        reason = str(exc)
+    with runner.db.unit() as s:
+        s.execute(
+            update(LeadImportRow)
+            .where(LeadImportRow.import_id == import_id, LeadImportRow.number == number)
+            .where(LeadImportRow.state == "pending")
+            .values(state="skipped", reason=reason)
+        )
+    return "skipped"
+
+
+def _claim(s: Session, import_id: str, number: int) -> LeadImportRow | None:
+    """The row, locked for this unit of work, if it is still pending (else None: done or being done)."""
+    # NOTE: FOR UPDATE on PostgreSQL makes a second driver of the same row wait, then see it done
+    query = select(LeadImportRow).where(LeadImportRow.import_id == import_id, LeadImportRow.number == number)
+    row = s.scalars(query.with_for_update()).first()
+    return row if row is not None and row.state == "pending" else None
+
+
+def _pending(s: Session, import_id: str, size: int) -> Iterator[int]:
+    """The numbers of the next pending rows, in file order (ix_lead_import_rows_state)."""
+    query = select(LeadImportRow.number).where(LeadImportRow.import_id == import_id, LeadImportRow.state == "pending")
+    return iter(s.scalars(query.order_by(LeadImportRow.number).limit(size)))
+
+
+def _finish(runner: Runner, import_id: str) -> None:
+    """Mark the import done once no row is pending."""
+    with runner.db.unit() as s:
+        imp = _get(s, import_id)
+        if imp.state != "done" and next(_pending(s, import_id, 1), None) is None:
+            imp.state, imp.finished_at = "done", runner.now()
+
+
+def _get(s: Session, import_id: str) -> LeadImport:
+    imp = s.get(LeadImport, import_id)
+    if imp is None:
+        raise NotFound(f"lead import {import_id!r} does not exist")
+    return imp
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+def summary(runner: Runner, import_id: str) -> dict[str, Any]:
+    """The import as the page shows it: file, columns, state, who, and its rows counted by state."""
+    with runner.db.read() as s:
+        imp = _get(s, import_id)
+        counts = dict(
+            s.execute(
+                select(LeadImportRow.state, func.count())
+                .where(LeadImportRow.import_id == import_id)
+                .group_by(LeadImportRow.state)
+            ).all()
+        )
+    states = {state: counts.get(state, 0) for state in ("invalid", "pending", "created", "skipped")}
+    valid = imp.total_rows - states["invalid"]
+    return {
+        "id": imp.id,
+        "filename": imp.filename,
+        "created_by": imp.created_by,
+        "created_at": imp.created_at,
+        "columns": imp.columns,
+        "unknown_columns": [c["header"] or "?" for c in imp.columns if c["field"] is None],
+        "state": imp.state,
+        "total": imp.total_rows,
+        "valid": valid,
+        "done": states["created"] + states["skipped"],
+        **states,
+    }
+
+
+def progress(runner: Runner, import_id: str) -> dict[str, Any]:
+    """The small JSON the progress bar polls: state, rows to import, rows done, created, skipped."""
+    full = summary(runner, import_id)
+    return {k: full[k] for k in ("state", "total", "valid", "done", "created", "skipped", "invalid", "pending")}
+
+
+def rows(
+    runner: Runner, import_id: str, *, after: int = 0, limit: int = 50, only: str | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of rows after row ``after`` (keyset on the row number), and the cursor of the next page."""
+    with runner.db.read() as s:
+        _get(s, import_id)
+        query = select(LeadImportRow).where(LeadImportRow.import_id == import_id, LeadImportRow.number > after)
+        if only is not None:
+            query = query.where(LeadImportRow.state == only)
+        found = list(s.scalars(query.order_by(LeadImportRow.number).limit(limit + 1)))
+    page = [_row_view(r) for r in found[:limit]]
+    return page, (page[-1]["number"] if len(found) > limit else None)
+
+
+def _row_view(row: LeadImportRow) -> dict[str, Any]:
+    return {
+        "number": row.number,
+        "values": row.values,
+        "errors": row.errors,
+        "state": row.state,
+        "customer_id": row.customer_id,
+        "reason": row.reason,
+    }
+
+
+def recent(runner: Runner, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest imports, newest first: id, file, who, when, state, rows."""
+    with runner.db.read() as s:
+        found = s.scalars(select(LeadImport).order_by(LeadImport.created_at.desc()).limit(limit))
+        return [
+            {"id": i.id, "filename": i.filename, "created_by": i.created_by, "created_at": i.created_at,
+             "state": i.state, "total": i.total_rows}
+            for i in found
+        ]
+
+
+def report_csv(runner: Runner, import_id: str) -> str:
+    """Every row with its state, customer, errors or reason and its values, as CSV for a spreadsheet.
+
+    NOTE: every cell goes through ``import_files.export_cell``: a value typed as ``=cmd|...`` in the
+    uploaded file must not become a formula in the spreadsheet that opens the report.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out)
+    with runner.db.read() as s:
+        columns = [c for c in _get(s, import_id).columns if c["field"]]
+        writer.writerow(["row", "state", "customer", "problems", *(c["header"] for c in columns)])
+        query = select(LeadImportRow).where(LeadImportRow.import_id == import_id).order_by(LeadImportRow.number)
+        for row in s.scalars(query.execution_options(yield_per=500)):
+            problems = "; ".join([*(e["message"] for e in row.errors.values()), *([row.reason] if row.reason else [])])
+            cells = [row.number, row.state, row.customer_id, problems, *(row.values.get(c["field"]) for c in columns)]
+            writer.writerow([import_files.export_cell(c) for c in cells])
+    return "\ufeff" + out.getvalue()  # NOTE: the BOM makes Excel read the file as UTF-8
