@@ -22,13 +22,12 @@ from openpyxl import Workbook
 from runner.crm import import_files, intake, lead_imports
 from runner.crm.import_files import FileRejected, Limits
 from runner.crm.import_models import LeadImportRow
-from runner.crm.models import Customer, ExtraField
+from runner.crm.models import Customer
 from runner.registry import Registry
 from runner.service import policy
 from runner.service.runtime import Runner
 from runner.store.models import Instance
 from tests.scenario import START, add_customer, company, runner_at
-from tests.webapp import add_user
 
 SALES = Path(__file__).resolve().parents[1] / "processes" / "sales.bpmn"
 HEADER = ["Tên khách hàng", "Số điện thoại", "Email", "Nguồn", "Mô hình kinh doanh", "Có bộ phận chuyên trách",
@@ -204,8 +203,12 @@ def test_the_preview_keeps_every_row_with_its_errors_and_creates_nothing(r: Runn
 
 
 def test_importing_makes_one_lead_per_valid_row_with_its_sales_instance(r: Runner) -> None:
-    rows = [HEADER + ["Người phụ trách"], row("Sao Mai", "0912 345 678") + ["chi"], row("Đức Trí", "0912 345 679") + [""],
-            row("", "0912 345 670") + [""]]  # fmt: skip
+    rows = [
+        HEADER + ["Người phụ trách"],
+        row("Sao Mai", "0912 345 678") + ["chi"],
+        row("Đức Trí", "0912 345 679") + [""],
+        row("", "0912 345 670") + [""],
+    ]
     import_id = lead_imports.preview(r, "leads.xlsx", xlsx_bytes(rows), by="mai")
     lead_imports.run_all(r, import_id, person=MAI, size=1)
     got = all_rows(r, import_id)
@@ -233,7 +236,9 @@ def test_a_duplicate_committed_after_the_preview_is_skipped_naming_the_customer(
 
 def test_an_interrupted_import_resumed_makes_each_lead_once(r: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
     numbers = list(phones(12))
-    import_id = lead_imports.preview(r, "leads.csv", csv_bytes([HEADER, *(row(f"TT {p}", p) for p in numbers)]), by="mai")
+    import_id = lead_imports.preview(
+        r, "leads.csv", csv_bytes([HEADER, *(row(f"TT {p}", p) for p in numbers)]), by="mai"
+    )
     real, calls = intake.create_lead_in, []
 
     def crash_on_the_fifth(*args: Any, **kwargs: Any) -> intake.Lead:
@@ -259,7 +264,9 @@ def test_an_interrupted_import_resumed_makes_each_lead_once(r: Runner, monkeypat
 
 def test_two_drivers_of_one_import_make_each_lead_once(r: Runner) -> None:
     numbers = list(phones(16))
-    import_id = lead_imports.preview(r, "leads.csv", csv_bytes([HEADER, *(row(f"TT {p}", p) for p in numbers)]), by="mai")
+    import_id = lead_imports.preview(
+        r, "leads.csv", csv_bytes([HEADER, *(row(f"TT {p}", p) for p in numbers)]), by="mai"
+    )
     errors: list[BaseException] = []
 
     def drive() -> None:
@@ -284,9 +291,7 @@ def test_two_drivers_of_one_import_make_each_lead_once(r: Runner) -> None:
 @pytest.mark.slow
 def test_a_file_of_5000_rows_previews_and_imports_completely(runner_5000: Runner) -> None:
     r = runner_5000
-    with r.db.unit() as s:
-        s.add(ExtraField(name="website", label="Website", data_type="text"))
-    data = xlsx_bytes([HEADER + ["Website"], *(row(f"Trung tâm {i}", p) + [f"https://tt{i}.vn"]
+    data = xlsx_bytes([HEADER + ["Website", "Số cơ sở"], *(row(f"Trung tâm {i}", p) + [f"https://tt{i}.vn", i % 5 + 1]
                                               for i, p in enumerate(phones(5000)))])  # fmt: skip
     began = time.perf_counter()
     import_id = lead_imports.preview(r, "5000.xlsx", data, by="mai")
@@ -297,6 +302,9 @@ def test_a_file_of_5000_rows_previews_and_imports_completely(runner_5000: Runner
     print(f"\n5000-row XLSX: preview {previewed - began:.1f} s, import {imported - previewed:.1f} s")
     assert count(r, Customer) == 5000 and count(r, Instance) == 5000
     assert lead_imports.progress(r, import_id)["created"] == 5000
+    with r.db.read() as s:
+        last = s.scalar(sa.select(Customer.extra).where(Customer.name == "Trung tâm 4999"))
+    assert last == {"website": "https://tt4999.vn", "branch_count": 5}  # extra fields by their labels
 
 
 @pytest.fixture
@@ -306,4 +314,3 @@ def runner_5000(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     runner.deploy([SALES])
     yield runner
     runner.db.engine.dispose()
-

@@ -1,4 +1,4 @@
-"""Reading a file of leads: CSV (UTF-8 with or without BOM, Excel's UTF-16 and Windows-1258; ``,`` ``;`` or tab) or XLSX.
+"""Reading a file of leads: CSV (UTF-8 with or without BOM, Excel's UTF-16, Windows-1258; ``,`` ``;`` tab) or XLSX.
 
     sheet = import_files.read("leads.xlsx", data, Limits(max_rows=10_000))
     sheet.headers, sheet.rows          # ['Tên khách hàng', 'SĐT'], [(2, ['Sao Mai', '0912 345 678']), ...]
@@ -46,7 +46,7 @@ ZIP_RATIO = 40  # an XLSX unpacks to at most this many times its size (a zip bom
 
 
 class FileRejected(Invalid):
-    """A file that cannot be imported as it is; the message names the file, and the row and column if one is at fault."""
+    """A file that cannot be imported as it is; the message names the file, and the row and column at fault."""
 
 
 @dataclass(frozen=True)
@@ -197,8 +197,8 @@ def map_headers(headers: list[str], extra_labels: Mapping[str, str]) -> list[tup
     ``FileRejected`` when two columns are one field, or when no column is a known field.
     """
     known = {alias: field for field, aliases in ALIASES.items() for alias in aliases}
-    for field in ALIASES:
-        known.setdefault(fold(field.replace("_", " ")), field)
+    for key in ALIASES:
+        known.setdefault(fold(key.replace("_", " ")), key)
     for name, label in extra_labels.items():
         known.setdefault(fold(label), name)
         known.setdefault(fold(name.replace("_", " ")), name)

@@ -288,8 +288,14 @@ def recent(runner: Runner, limit: int = 20) -> list[dict[str, Any]]:
     with runner.db.read() as s:
         found = s.scalars(select(LeadImport).order_by(LeadImport.created_at.desc()).limit(limit))
         return [
-            {"id": i.id, "filename": i.filename, "created_by": i.created_by, "created_at": i.created_at,
-             "state": i.state, "total": i.total_rows}
+            {
+                "id": i.id,
+                "filename": i.filename,
+                "created_by": i.created_by,
+                "created_at": i.created_at,
+                "state": i.state,
+                "total": i.total_rows,
+            }
             for i in found
         ]
 

@@ -18,8 +18,8 @@ from runner.crm.import_files import FileRejected
 from runner.errors import NotFound
 from web import permissions
 from web.auth import roles_required
-from web.navigation import NavItem
 from web.extensions import get_runner
+from web.navigation import NavItem
 
 IMPORTERS = ("marketing", "sales", "admin")
 PAGE = 50
