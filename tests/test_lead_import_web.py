@@ -117,3 +117,12 @@ def test_preview_then_import_with_the_progress_and_the_report(web: WebClient, ru
 def test_a_missing_import_is_a_404(web: WebClient) -> None:
     assert web.get("/customers/imports/nope").status_code == 404
     assert web.post("/customers/imports/nope/step").status_code == 404
+
+
+def test_the_pages_are_vietnamese_by_default_and_english_on_request(web: WebClient) -> None:
+    assert "Nhập khách hàng từ tệp CSV hoặc XLSX" in web.get("/customers/imports/").get_data(as_text=True)
+    web.post("/lang/en")
+    response = upload(web, "leads.txt", b"name\n")
+    page = response.get_data(as_text=True)
+    assert "Import customers from a CSV or XLSX file" in page
+    assert "The file cannot be imported: file &#39;leads.txt&#39;" in page
