@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -314,3 +315,27 @@ def runner_5000(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     runner.deploy([SALES])
     yield runner
     runner.db.engine.dispose()
+
+
+def test_the_cli_previews_imports_and_resumes_a_file(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.cli import main
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RUNNER_DATABASE_URL", url)
+    monkeypatch.setenv("RUNNER_CLOCK", "virtual")
+    assert main(["db", "upgrade"]) == 0
+    r = runner_at(url, registry, START)
+    company(r)
+    r.deploy([SALES])
+    leads = tmp_path / "leads.csv"
+    leads.write_bytes(csv_bytes([HEADER, row("Sao Mai", "0912345678"), row("Đức Trí", "0912")], delimiter=";"))
+    capsys.readouterr()
+    assert main(["import-leads", str(leads), "--actor", "mai", "--preview"]) == 0
+    previewed = json.loads(capsys.readouterr().out)
+    assert (previewed["state"], previewed["pending"], previewed["invalid"]) == ("previewed", 1, 1)
+    assert main(["import-leads", "--resume", previewed["id"], "--actor", "mai"]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] == 1
+    assert count(r, Customer) == 1 and count(r, Instance) == 1
+    r.db.engine.dispose()

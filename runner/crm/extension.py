@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.commands import open_runner
-from runner.crm import demo, transports, views
+from runner.crm import demo, import_cli, transports, views
 from runner.crm.models import ROLES, Customer
 from runner.crm.scope import MESSAGE_SENDERS, CustomerScope
 from runner.crm.settings import NAME, CrmSettings
@@ -73,6 +73,7 @@ def _commands(sub: Any) -> None:
     p.add_argument("--after", help="the previous page's next (keyset paging)")
     p.add_argument("--limit", type=_page_size, default=50, help=f"customers per page, 1-{PAGE_MAX} (default: 50)")
     p.set_defaults(fn=_cmd_customers)
+    import_cli.add_command(sub)
 
 
 def _page_size(value: str) -> int:
