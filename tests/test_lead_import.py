@@ -339,3 +339,13 @@ def test_the_cli_previews_imports_and_resumes_a_file(
     assert json.loads(capsys.readouterr().out)["created"] == 1
     assert count(r, Customer) == 1 and count(r, Instance) == 1
     r.db.engine.dispose()
+
+
+def test_a_sheet_of_mostly_empty_rows_is_refused_before_it_is_read_to_its_end() -> None:
+    book = Workbook()
+    book.active.append(["name"])
+    book.active.cell(row=100_000, column=1, value="Sao Mai")
+    out = io.BytesIO()
+    book.save(out)
+    with pytest.raises(FileRejected, match="most of them empty"):
+        import_files.read("sparse.xlsx", out.getvalue(), Limits(max_rows=100))

@@ -85,6 +85,9 @@ def _sheet(filename: str, lines: Iterable[list[str]], limits: Limits) -> Sheet:
     headers: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
     for number, cells in enumerate(lines, start=1):
+        if number > 2 * limits.max_rows + 1000:
+            # NOTE: empty rows are skipped, not counted; a sheet whose one cell sits at row 1,000,000 is refused
+            raise FileRejected(f"file {filename!r}: more than {number - 1} rows, most of them empty")
         for column, cell in enumerate(cells):
             if len(cell) > limits.max_cell:
                 where = f"row {number}, column {column_name(column)}"
