@@ -126,3 +126,19 @@ def test_the_pages_are_vietnamese_by_default_and_english_on_request(web: WebClie
     page = response.get_data(as_text=True)
     assert "Import customers from a CSV or XLSX file" in page
     assert "The file cannot be imported: file &#39;leads.txt&#39;" in page
+
+
+def test_hostile_cells_and_file_names_are_shown_escaped_and_never_make_a_header(web: WebClient) -> None:
+    payloads = ["<script>alert('x')</script>", "{{7*7}}", '"><img src=x onerror=alert(1)>']
+    data = csv_bytes([HEADER, *(row(p, f"0912 000 00{i}", source=p) for i, p in enumerate(payloads))])
+    response = upload(web, "<img src=x onerror=alert(1)>.csv", data)
+    assert response.status_code == 302, response.get_data(as_text=True)[-1500:]
+    import_id = response.headers["Location"].rsplit("/", 1)[-1]
+    page = web.get(response.headers["Location"]).get_data(as_text=True)
+    for payload in payloads:
+        assert payload not in page or payload == "{{7*7}}"
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page and "{{7*7}}" in page and "49" not in page
+    report = web.get(f"/customers/imports/{import_id}/report.csv")
+    assert report.status_code == 200
+    assert report.headers["Content-Disposition"] == 'attachment; filename="_img_src_x_onerror_alert_1__-report.csv"'
+    assert "<img src=x onerror=alert(1)>.csv" not in page and "&lt;img src=x onerror=alert(1)&gt;.csv" in page
