@@ -8,35 +8,52 @@ Each row becomes a lead through ``intake.create_lead_in``, and its state (``crea
 same unit of work: a crash loses nothing and repeats nothing, and running a batch again only takes the
 rows still ``pending``. A row refused at import time (a duplicate committed since the preview) is
 ``skipped`` with the reason. Batches are driven by whoever asks (the import page's polling, or
-``runner crm import-leads``), so the generic worker knows nothing of leads.
+``runner import-leads``), so the generic worker knows nothing of leads.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select, update
+from sqlalchemy.engine import FrozenResult, Result
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql.cache_key import HasCacheKey
 
-from runner.crm import import_files, intake
+from runner.crm import import_files, intake, staff
 from runner.crm import settings as crm_settings
 from runner.crm.folding import phone_digits
 from runner.crm.import_models import LeadImport, LeadImportRow
+from runner.crm.import_reads import get_import, progress, recent, report_csv, rows, summary
 from runner.crm.models import BadValue, ExtraField
 from runner.engine import scripting
-from runner.errors import Conflict, FormInvalid, NotFound, RunnerError
+from runner.errors import Conflict, FormInvalid, RunnerError
 from runner.service import policy
+
+__all__ = [
+    "import_row",
+    "preview",
+    "progress",
+    "recent",
+    "report_csv",
+    "rows",
+    "run_all",
+    "run_batch",
+    "start",
+    "summary",
+]
 
 if TYPE_CHECKING:
     from runner.service.runtime import Runner
 
 BATCH = 10  # rows per batch: one step of the page answers within a few seconds (a lead takes ~0.1-0.3 s)
 REQUIRED = re.compile(r": required$")
+# What a preview reads again and again and the import never changes (see _remember_settings).
+SETTINGS_TABLES = {"extra_fields", "required_fields", "customer_sources", "customer_groups", "occupations", "schools",
+                   "staff", "users"}  # fmt: skip
 
 
 def limits(runner: Runner) -> import_files.Limits:
@@ -57,7 +74,10 @@ def preview(runner: Runner, filename: str, data: bytes, *, by: str) -> str:
     import_id = str(uuid.uuid4())
     # NOTE: checked on a read session, written after in one short unit: on SQLite a unit holds the
     # one write lock, which the worker must not wait for while thousands of rows are checked
+    with runner.db.unit() as s:
+        staff.ensure_staff(s)  # NOTE: an owner named in the file is then found on the read session below
     with runner.db.read() as s:
+        _remember_settings(s)
         extra = dict(s.execute(select(ExtraField.name, ExtraField.label)).all())
         columns = import_files.map_headers(sheet.headers, extra)
         rows = [_checked_row(s, runner, columns, number, cells) for number, cells in sheet.rows]
@@ -76,6 +96,29 @@ def preview(runner: Runner, filename: str, data: bytes, *, by: str) -> str:
         s.flush()
         s.execute(LeadImportRow.__table__.insert(), [{**row, "import_id": import_id} for row in rows])
     return import_id
+
+
+def _remember_settings(s: Session) -> None:
+    """Let ``s`` answer each query of the configuration (fields, lists, staff) once per preview.
+
+    NOTE: the intake checks one lead at a time and asks the configured fields and lists for each
+    field; over thousands of rows those identical reads were nine queries in ten.
+    """
+    answers: dict[tuple[Any, str], FrozenResult[Any]] = {}
+
+    @event.listens_for(s, "do_orm_execute")
+    def _answer(state: ORMExecuteState) -> Result[Any] | None:
+        tables = {m.class_.__tablename__ for m in state.all_mappers} if state.is_select else set()
+        if not tables or not tables <= SETTINGS_TABLES:
+            return None
+        cache_key = cast(HasCacheKey, state.statement)._generate_cache_key()  # SQLAlchemy's own statement key
+        if cache_key is None:
+            return None
+        values = tuple(b.effective_value for b in cache_key.bindparams)
+        key = (cache_key.key, repr((values, state.parameters)))
+        if key not in answers:
+            answers[key] = state.invoke_statement().freeze()
+        return answers[key]()
 
 
 def _checked_row(
@@ -139,7 +182,7 @@ def _mark_duplicates_in_file(rows: list[dict[str, Any]]) -> None:
 def start(runner: Runner, import_id: str, *, by: str) -> None:
     """Mark the import as started by ``by`` (once; starting again changes nothing)."""
     with runner.db.unit() as s:
-        imp = _get(s, import_id)
+        imp = get_import(s, import_id)
         if imp.state == "previewed":
             imp.state, imp.started_by, imp.started_at = "running", by, runner.now()
 
@@ -147,7 +190,7 @@ def start(runner: Runner, import_id: str, *, by: str) -> None:
 def run_batch(runner: Runner, import_id: str, *, person: policy.Person, size: int = BATCH) -> int:
     """Import the next ``size`` pending rows, each in its own unit of work; returns how many were taken."""
     with runner.db.read() as s:
-        imp = _get(s, import_id)
+        imp = get_import(s, import_id)
         if imp.state == "done":
             return 0
         numbers = list(_pending(s, import_id, size))
@@ -212,111 +255,6 @@ def _pending(s: Session, import_id: str, size: int) -> Iterator[int]:
 def _finish(runner: Runner, import_id: str) -> None:
     """Mark the import done once no row is pending."""
     with runner.db.unit() as s:
-        imp = _get(s, import_id)
+        imp = get_import(s, import_id)
         if imp.state != "done" and next(_pending(s, import_id, 1), None) is None:
             imp.state, imp.finished_at = "done", runner.now()
-
-
-def _get(s: Session, import_id: str) -> LeadImport:
-    imp = s.get(LeadImport, import_id)
-    if imp is None:
-        raise NotFound(f"lead import {import_id!r} does not exist")
-    return imp
-
-
-# --- reading --------------------------------------------------------------------------------------
-
-
-def summary(runner: Runner, import_id: str) -> dict[str, Any]:
-    """The import as the page shows it: file, columns, state, who, and its rows counted by state."""
-    with runner.db.read() as s:
-        imp = _get(s, import_id)
-        counts = dict(
-            s.execute(
-                select(LeadImportRow.state, func.count())
-                .where(LeadImportRow.import_id == import_id)
-                .group_by(LeadImportRow.state)
-            ).all()
-        )
-    states = {state: counts.get(state, 0) for state in ("invalid", "pending", "created", "skipped")}
-    valid = imp.total_rows - states["invalid"]
-    return {
-        "id": imp.id,
-        "filename": imp.filename,
-        "created_by": imp.created_by,
-        "created_at": imp.created_at,
-        "columns": imp.columns,
-        "unknown_columns": [c["header"] or "?" for c in imp.columns if c["field"] is None],
-        "state": imp.state,
-        "total": imp.total_rows,
-        "valid": valid,
-        "done": states["created"] + states["skipped"],
-        **states,
-    }
-
-
-def progress(runner: Runner, import_id: str) -> dict[str, Any]:
-    """The small JSON the progress bar polls: state, rows to import, rows done, created, skipped."""
-    full = summary(runner, import_id)
-    return {k: full[k] for k in ("state", "total", "valid", "done", "created", "skipped", "invalid", "pending")}
-
-
-def rows(
-    runner: Runner, import_id: str, *, after: int = 0, limit: int = 50, only: str | None = None
-) -> tuple[list[dict[str, Any]], int | None]:
-    """One page of rows after row ``after`` (keyset on the row number), and the cursor of the next page."""
-    with runner.db.read() as s:
-        _get(s, import_id)
-        query = select(LeadImportRow).where(LeadImportRow.import_id == import_id, LeadImportRow.number > after)
-        if only is not None:
-            query = query.where(LeadImportRow.state == only)
-        found = list(s.scalars(query.order_by(LeadImportRow.number).limit(limit + 1)))
-    page = [_row_view(r) for r in found[:limit]]
-    return page, (page[-1]["number"] if len(found) > limit else None)
-
-
-def _row_view(row: LeadImportRow) -> dict[str, Any]:
-    return {
-        "number": row.number,
-        "values": row.values,
-        "errors": row.errors,
-        "state": row.state,
-        "customer_id": row.customer_id,
-        "reason": row.reason,
-    }
-
-
-def recent(runner: Runner, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest imports, newest first: id, file, who, when, state, rows."""
-    with runner.db.read() as s:
-        found = s.scalars(select(LeadImport).order_by(LeadImport.created_at.desc()).limit(limit))
-        return [
-            {
-                "id": i.id,
-                "filename": i.filename,
-                "created_by": i.created_by,
-                "created_at": i.created_at,
-                "state": i.state,
-                "total": i.total_rows,
-            }
-            for i in found
-        ]
-
-
-def report_csv(runner: Runner, import_id: str) -> str:
-    """Every row with its state, customer, errors or reason and its values, as CSV for a spreadsheet.
-
-    NOTE: every cell goes through ``import_files.export_cell``: a value typed as ``=cmd|...`` in the
-    uploaded file must not become a formula in the spreadsheet that opens the report.
-    """
-    out = io.StringIO()
-    writer = csv.writer(out)
-    with runner.db.read() as s:
-        columns = [c for c in _get(s, import_id).columns if c["field"]]
-        writer.writerow(["row", "state", "customer", "problems", *(c["header"] for c in columns)])
-        query = select(LeadImportRow).where(LeadImportRow.import_id == import_id).order_by(LeadImportRow.number)
-        for row in s.scalars(query.execution_options(yield_per=500)):
-            problems = "; ".join([*(e["message"] for e in row.errors.values()), *([row.reason] if row.reason else [])])
-            cells = [row.number, row.state, row.customer_id, problems, *(row.values.get(c["field"]) for c in columns)]
-            writer.writerow([import_files.export_cell(c) for c in cells])
-    return "\ufeff" + out.getvalue()  # NOTE: the BOM makes Excel read the file as UTF-8
