@@ -349,3 +349,11 @@ def test_a_sheet_of_mostly_empty_rows_is_refused_before_it_is_read_to_its_end() 
     book.save(out)
     with pytest.raises(FileRejected, match="most of them empty"):
         import_files.read("sparse.xlsx", out.getvalue(), Limits(max_rows=100))
+
+
+def test_each_row_is_checked_against_the_configured_lists_on_its_own_value(r: Runner) -> None:
+    rows = [HEADER, row("Sao Mai", "0912345678", source="Facebook"), row("Đức Trí", "0912345679", source="Nguồn lạ"),
+            row("Hoa Sen", "0912345670", source="Facebook")]  # fmt: skip
+    import_id = lead_imports.preview(r, "leads.csv", csv_bytes(rows), by="mai")
+    got = all_rows(r, import_id)
+    assert [list(got[n]["errors"]) for n in (2, 3, 4)] == [[], ["source"], []]
