@@ -99,6 +99,11 @@ ACCESS: dict[str, object] = {
         f"api.{name}": {"admin"}
         for name in ("create_deployment", "list_incidents", "retry_incident", "advance_clock", "get_clock_run")
     },
+    # web/crm/lead_imports.py
+    **{
+        f"lead_imports.{name}": {"marketing", "sales", "admin"}
+        for name in ("index", "upload", "show", "step", "progress", "report")
+    },
     # other blueprints: add one line per endpoint here
 }
 # NOTE: /metrics takes no session at all, only an admin's bearer token or a listed address:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.commands import open_runner
-from runner.crm import contacts, demo, lead_keys, transports, views
+from runner.crm import contacts, demo, import_cli, lead_keys, transports, views
 from runner.crm.models import ROLES, Customer
 from runner.crm.scope import MESSAGE_SENDERS, CustomerScope
 from runner.crm.settings import NAME, CrmSettings
@@ -81,6 +81,7 @@ def _commands(sub: Any) -> None:
     p.add_argument("--origin", action="append", default=[], help="a web origin allowed to post, repeatable (add)")
     p.add_argument("--per-minute", type=int, default=lead_keys.PER_MINUTE, help="posts a minute at most (add)")
     p.set_defaults(fn=_cmd_lead_keys)
+    import_cli.add_command(sub)
 
 
 def _page_size(value: str) -> int:

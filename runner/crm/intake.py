@@ -296,3 +296,26 @@ def lead_fields(session: Session) -> list[str]:
     extra = list(session.scalars(select(ExtraField.name).order_by(ExtraField.position, ExtraField.name)))
     rest = [f for f in (*FIELD_TYPES, *extra) if f not in required and f not in LATER]
     return [*required, *rest]
+
+
+def create_lead_in(
+    runner: Runner,
+    unit: Unit,
+    values: Mapping[str, Any],
+    *,
+    person: policy.Person | None = None,
+    actor: str | None = None,
+    process_key: str = PROCESS_KEY,
+) -> Lead:
+    """``create_lead`` inside the caller's unit of work, so that the caller's own writes commit with the lead.
+
+    NOTE: a lead import marks its file's row in the same transaction (``runner.crm.lead_imports``):
+    a crash then leaves both or neither. The caller wraps it in ``scripting.acting_as(actor)``.
+    """
+    cleaned, owner = clean_lead(unit.session, values, runner.settings.tz, required=True)
+    customer = _add_customer(unit, cleaned)
+    if person is not None:
+        runner.policy.check_start(unit.session, person, unit.latest_version(process_key), customer.id)
+    chosen = _give_owner(unit, customer, owner)
+    instance_id = unit.start(process_key, customer.id, {}, actor)
+    return Lead(customer.id, customer.name, chosen.username, chosen.full_name, instance_id)

@@ -508,3 +508,7 @@ class BookingSlot(Base):
     teacher: Mapped[str] = mapped_column(ForeignKey("staff.username"))
     slot_start: Mapped[datetime]
     booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), index=True)
+
+
+# NOTE: at the end, so that the lead-import tables register with the rest wherever the models are loaded
+from runner.crm import import_models  # noqa: E402, F401

@@ -8,6 +8,7 @@ Read from the environment the core's ``runner.settings.Settings`` was read from 
     RUNNER_ZALO_ACCESS_TOKEN    the OA access token (never printed)
     RUNNER_SMTP_HOST, _PORT, _USER, _PASSWORD, _FROM, _STARTTLS
     RUNNER_TEMPLATES            the message templates' folder (processes/templates, under the working directory)
+    RUNNER_IMPORT_MAX_BYTES, _MAX_ROWS, _MAX_CELL   caps of one uploaded file of leads (5 MB, 10000 rows, 1000 chars)
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class CrmSettings:
     # against the working directory when a template is read: the runner runs from the folder
     # that holds its processes, as ``make run`` does in the checkout.
     templates: str = "processes/templates"
+    # One uploaded file of leads (runner.crm.lead_imports): its bytes, data rows and characters per cell.
+    import_max_bytes: int = 5_000_000
+    import_max_rows: int = 10_000
+    import_max_cell: int = 1_000
 
     def transport_for(self, channel: str) -> str:
         """The transport kind named for ``channel`` by RUNNER_TRANSPORTS (default ``log``)."""
