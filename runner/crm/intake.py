@@ -243,17 +243,9 @@ def create_lead(
         raise Invalid(f"a lead is a mapping of field names to values, not {type(values).__name__}")
     actor = person.username if person is not None and actor is None else actor
     with scripting.acting_as(actor), runner.unit() as unit:
-        cleaned, owner = clean_lead(unit.session, values, runner.settings.tz, required=required)
-        customer = _add_customer(unit, cleaned)
-        if person is not None:
-            # NOTE: asked while the lead has no owner yet, which every starter may see
-            runner.policy.check_start(unit.session, person, unit.latest_version(process_key), customer.id)
-        needs = gaps.latest_owner_needs(
-            unit.session, process_key, Path(crm_settings.among(runner.extensions).templates)
+        return create_lead_in(
+            runner, unit, values, person=person, actor=actor, required=required, process_key=process_key
         )
-        chosen = _give_owner(unit, customer, owner, needs)
-        instance_id = unit.start(process_key, customer.id, {}, actor)
-        return Lead(customer.id, customer.name, chosen.username, chosen.full_name, instance_id)
 
 
 def _add_customer(unit: Unit, cleaned: dict[str, Any]) -> Customer:
@@ -305,6 +297,7 @@ def create_lead_in(
     *,
     person: policy.Person | None = None,
     actor: str | None = None,
+    required: bool = True,
     process_key: str = PROCESS_KEY,
 ) -> Lead:
     """``create_lead`` inside the caller's unit of work, so that the caller's own writes commit with the lead.
@@ -312,10 +305,12 @@ def create_lead_in(
     NOTE: a lead import marks its file's row in the same transaction (``runner.crm.lead_imports``):
     a crash then leaves both or neither. The caller wraps it in ``scripting.acting_as(actor)``.
     """
-    cleaned, owner = clean_lead(unit.session, values, runner.settings.tz, required=True)
+    cleaned, owner = clean_lead(unit.session, values, runner.settings.tz, required=required)
     customer = _add_customer(unit, cleaned)
     if person is not None:
+        # NOTE: asked while the lead has no owner yet, which every starter may see
         runner.policy.check_start(unit.session, person, unit.latest_version(process_key), customer.id)
-    chosen = _give_owner(unit, customer, owner)
+    needs = gaps.latest_owner_needs(unit.session, process_key, Path(crm_settings.among(runner.extensions).templates))
+    chosen = _give_owner(unit, customer, owner, needs)
     instance_id = unit.start(process_key, customer.id, {}, actor)
     return Lead(customer.id, customer.name, chosen.username, chosen.full_name, instance_id)
