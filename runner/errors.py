@@ -6,6 +6,7 @@
     ├── Conflict               a concurrent writer changed the same row first
     │   ├── SlotTaken          (runner.crm.models) a staff member already has an appointment then
     │   ├── DuplicateCustomer  (runner.crm.intake) a lead's phone or e-mail already belongs to a customer
+    │   ├── InProgress         (runner.crm.capture) a form's first post with this client key is still being made
     │   └── RunActive          (runner.service.clockruns) the clock is asked to move while a run moves it
     ├── Invalid                input was rejected before anything was stored
     │   ├── Forbidden          the user may not do this (a role or object permission)
@@ -18,12 +19,17 @@
     │   ├── TimerInvalid       a timer value is not ISO 8601 or does not evaluate to one
     │   ├── FormInvalid        submitted form values are wrong (carries per-field messages)
     │   ├── _Bad               (runner.model.forms) one form value is wrong; FormInvalid collects them
+    │   ├── ValueRefused       (runner.model.formvalues) typed text is not a date-time or an amount
+    │   ├── FileRejected       (runner.crm.import_files) a lead file cannot be imported (names file, row, column)
+    │   ├── KeyReused          (runner.crm.capture) a form's client key comes again with another body
     │   ├── TextInvalid        (runner.model.inputs) a text the database or the pages cannot hold
     │   ├── SecretKeyMissing   (runner.instance_folder) the web app has no secret key to sign sessions
     │   ├── DiagramError       (web.svg.di) a BPMN file has no diagram that can be drawn
     │   │   └── _Skip          (web.svg.di) one diagram element cannot be drawn; the rest still is
     │   └── BadRequest         (web.api.errors) the request itself is malformed (not JSON, wrong types)
     ├── LoginThrottled         an account or address failed to log in too often and must wait
+    ├── KeyRefused             (runner.crm.lead_keys) a website form's lead key is missing, unknown or revoked
+    ├── RateLimited            (runner.crm.lead_keys) a lead key has used up this minute's posts
     ├── NotCorrelated          a message found no waiting instance and no start event
     ├── StepFailed             an engine step failed at an element (script, condition, timer)
     ├── HandlerFailed          a service-task handler raised, hung or returned bad data

@@ -13,6 +13,8 @@ import re
 from datetime import date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
 
+from runner.errors import Invalid
+
 SHOWN_FORMAT = "%d/%m/%Y %H:%M"
 _LOCAL = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ ,T]+(\d{1,2})[:hH.](\d{2}))?")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -29,7 +31,7 @@ _SCALED = re.compile(
 )
 
 
-class ValueRefused(ValueError):
+class ValueRefused(Invalid):
     """Raised when typed text is not a value of the wanted kind; ``code`` says which rule it broke."""
 
     def __init__(self, code: str, text: str):
