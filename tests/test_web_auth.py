@@ -51,6 +51,8 @@ ACCESS: dict[str, object] = {
     "customers.my_calendar": ANY,
     "customers.renew_feed": ANY,
     "customers.feed": PUBLIC,
+    "customers.new_lead": {"marketing", "sales", "admin"},
+    "customers.create_lead": {"marketing", "sales", "admin"},
     # web/admin/
     **{
         f"admin.{name}": {"admin"}

@@ -127,12 +127,11 @@ def clean_lead(
             errors[_field_of(str(exc), field)] = str(exc)
             continue
         cleaned.update(columns, **extra)
-    if required:
-        for field in session.scalars(select(RequiredField.field).order_by(RequiredField.position, RequiredField.field)):
-            if field not in cleaned and field not in errors:
-                errors[field] = f"field {field!r}: required"
-    elif "name" not in cleaned and "name" not in errors:
-        errors["name"] = "field 'name': required"  # NOTE: a customer always has a name
+    configured = session.scalars(select(RequiredField.field).order_by(RequiredField.position, RequiredField.field))
+    # NOTE: a customer always has a name, whatever is configured
+    for field in ["name", *(configured if required else ())]:
+        if field not in cleaned and field not in errors:
+            errors[field] = f"field {field!r}: required"
     owner = _owner(session, values.get("owner"), errors)
     if errors:
         raise FormInvalid(errors)
