@@ -94,6 +94,7 @@ ACCESS: dict[str, object] = {
         )
     },
     "crm_api.get_customer": ANY,  # web/crm/api.py
+    "crm_api.create_customer": {"marketing", "sales", "admin"},  # web/crm/api.py: a new lead (runner.crm.intake)
     "crm_api.list_customers": ANY,  # web/crm/api.py: each sees the customers runner.crm.scope grants
     **{
         f"api.{name}": {"admin"}

@@ -118,9 +118,10 @@ def clean_lead(
             continue
         value = raw.strip() if isinstance(raw, str) else raw
         try:
-            if field == "phone" and value:
+            # NOTE: a value of another type is refused by clean_fields, naming the field
+            if field == "phone" and isinstance(value, str) and value:
                 value = normalize_phone(value)
-            elif field == "email" and value:
+            elif field == "email" and isinstance(value, str) and value:
                 value = normalize_email(value)
             columns, extra = clean_fields(session, {field: value}, tz)
         except crm.BadValue as exc:
