@@ -24,7 +24,6 @@ from web.extensions import get_runner
 
 LEAD_ROLES = ("marketing", "sales", "admin")
 LABELS = {"name": _l("Tên khách hàng"), **CONTACT_FIELDS, **CRM_FIELDS, **PROFILE_FACTS}
-FORM_MAX = 2000  # characters kept of a typed value: the page shows it back, the runner says what is too long
 
 
 @bp.get("/leads/new")
@@ -39,7 +38,7 @@ def new_lead():
 @roles_required(*LEAD_ROLES)
 def create_lead():
     """Save the lead and start its sales procedure; field errors and duplicates come back in the form."""
-    values = {k: v[:FORM_MAX] for k, v in request.form.items() if k != "csrf_token"}
+    values = {k: v for k, v in request.form.items() if k != "csrf_token"}
     try:
         lead = intake.create_lead(get_runner(), _typed(values), person=permissions.person())
     except FormInvalid as exc:
