@@ -49,6 +49,7 @@ CONTRACT = {
     "POST /api/clock/advance",
     "GET /api/clock/runs/{run_id}",
     "GET /api/customers",
+    "POST /api/customers",
     "GET /api/customers/{business_key}",
     "POST /api/leads",
     "GET /api/openapi.json",

@@ -65,12 +65,53 @@ def ids(runner: Runner, text: str = "", **options) -> list[str]:
         ("%", ["KH0005"]),
         ("_", ["KH0005"]),
         ("không ai", []),
+        ("kh0003", ["KH0003"]),  # the code in lower case
+        ("cap demo", ["KH0004"]),  # a tag without accents
+        ("tiep   nhan", ["KH0001", "KH0004"]),
+        ("  sao    mai ", ["KH0001"]),  # repeated spaces are one
+        ("+84  912.345.678", ["KH0001"]),
+        ("84 (90) 111-2222", ["KH0003"]),
     ],
 )
 def test_search_finds_names_without_accents_phones_in_any_form_codes_and_tags(
     r: Runner, text: str, expected: list[str]
 ) -> None:
     assert ids(r, text) == expected
+
+
+@pytest.fixture
+def owned(r: Runner) -> Runner:
+    """KH0001 and KH0002 owned by lan (Nguyễn Thị Lan), KH0003 by hung (Trần Văn Hùng); e-mails on two."""
+    with r.db.unit() as s:
+        crm.add_staff(s, "lan", "Nguyễn Thị Lan", ["sales"])
+        crm.add_staff(s, "hung", "Trần Văn Hùng", ["sales"])
+        for customer_id, owner, email in (
+            ("KH0001", "lan", "LienHe@SaoMai.edu.vn"),
+            ("KH0002", "lan", None),
+            ("KH0003", "hung", "hung.nguyen@example.vn"),
+        ):
+            row = s.get(Customer, customer_id)
+            row.owner, row.email = owner, email
+    return r
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("lienhe@saomai.edu.vn", ["KH0001"]),  # stored as typed with capitals: e-mails are kept in lower case
+        ("LIENHE@SAOMAI.EDU.VN", ["KH0001"]),
+        ("hung.nguyen@example.vn", ["KH0003"]),
+        ("lan", ["KH0001", "KH0002"]),  # the owner's username
+        ("Nguyễn Thị Lan", ["KH0001", "KH0002"]),  # ... full name
+        ("nguyen  thi lan", ["KH0001", "KH0002"]),
+        ("hùng", ["KH0003"]),  # ... given name
+        ("van hung", ["KH0003"]),
+        ("tran", []),  # the family name alone names nobody
+        ("nobody@example.vn", []),
+    ],
+)
+def test_search_finds_emails_and_owners_by_username_or_name(owned: Runner, text: str, expected: list[str]) -> None:
+    assert ids(owned, text) == expected
 
 
 def test_the_tag_filter_narrows_a_search(r: Runner) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from runner.crm import customers as crm
 from runner.crm import intake
 from runner.crm.intake import DuplicateCustomer, create_lead
 from runner.crm.models import BadValue, Customer, CustomerCode
@@ -208,6 +209,15 @@ def test_without_the_required_check_a_name_is_still_needed(r: Runner) -> None:
     with pytest.raises(FormInvalid) as caught:
         create_lead(r, {"phone": "0987654321"}, actor="mai", required=False)
     assert list(caught.value.errors) == ["name"]
+
+
+def test_a_name_is_needed_even_when_no_field_is_configured_as_required(r: Runner) -> None:
+    with r.db.unit() as s:
+        crm.set_required_fields(s, [])
+    with pytest.raises(FormInvalid) as caught:
+        create_lead(r, {"phone": "0987654321"}, actor="mai")
+    assert list(caught.value.errors) == ["name"]
+    assert customer_ids(r) == []
 
 
 def test_an_unknown_field_is_named(r: Runner) -> None:

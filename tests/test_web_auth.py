@@ -52,6 +52,8 @@ ACCESS: dict[str, object] = {
     "customers.renew_feed": ANY,
     "customers.feed": PUBLIC,
     **{f"customers.{name}": {"admin"} for name in ("lead_keys_page", "create_lead_key", "revoke_lead_key")},
+    "customers.new_lead": {"marketing", "sales", "admin"},
+    "customers.create_lead": {"marketing", "sales", "admin"},
     # web/admin/
     **{
         f"admin.{name}": {"admin"}
@@ -98,6 +100,7 @@ ACCESS: dict[str, object] = {
         )
     },
     "crm_api.get_customer": ANY,  # web/crm/api.py
+    "crm_api.create_customer": {"marketing", "sales", "admin"},  # web/crm/api.py: a new lead (runner.crm.intake)
     "crm_api.list_customers": ANY,  # web/crm/api.py: each sees the customers runner.crm.scope grants
     **{
         f"api.{name}": {"admin"}

@@ -237,11 +237,18 @@ def search(
     where: Any = None,
     after: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Customers whose name (accents ignored), phone, code or tag matches ``text``, with ``tag`` and ``where``.
+    """Customers whose name (accents ignored), phone, code, e-mail, owner or tag matches ``text``, with ``tag``
+    and ``where``.
 
     In id order, ``limit`` at a time, after the customer id ``after`` (``reads.search_query``).
     """
-    query = reads.search_query(text, tag=tag, where=where, after=after, limit=limit)
+    owners: list[str] = []
+    named_tags: list[str] = []
+    if text.strip():
+        people = [(u, n) for u, n in session.execute(select(User.username, User.full_name))]  # NOTE: a small table
+        owners = reads.text_owners(text, people)
+        named_tags = reads.text_tags(text, session.scalars(reads.tags_in_use_query()))
+    query = reads.search_query(text, tag=tag, where=where, after=after, limit=limit, owners=owners, tags=named_tags)
     return [
         {"id": i, "name": name, "phone": phone, "owner": owner, "status": status}
         for i, name, phone, owner, status in session.execute(query)

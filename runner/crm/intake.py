@@ -121,21 +121,21 @@ def clean_lead(
             continue
         value = raw.strip() if isinstance(raw, str) else raw
         try:
-            if field == "phone" and value:
+            # NOTE: a value of another type is refused by clean_fields, naming the field
+            if field == "phone" and isinstance(value, str) and value:
                 value = normalize_phone(value)
-            elif field == "email" and value:
+            elif field == "email" and isinstance(value, str) and value:
                 value = normalize_email(value)
             columns, extra = clean_fields(session, {field: value}, tz)
         except crm.BadValue as exc:
             errors[_field_of(str(exc), field)] = str(exc)
             continue
         cleaned.update(columns, **extra)
-    if required:
-        for field in session.scalars(select(RequiredField.field).order_by(RequiredField.position, RequiredField.field)):
-            if field not in cleaned and field not in errors:
-                errors[field] = f"field {field!r}: required"
-    elif "name" not in cleaned and "name" not in errors:
-        errors["name"] = "field 'name': required"  # NOTE: a customer always has a name
+    configured = session.scalars(select(RequiredField.field).order_by(RequiredField.position, RequiredField.field))
+    # NOTE: a customer always has a name, whatever is configured
+    for field in ["name", *(configured if required else ())]:
+        if field not in cleaned and field not in errors:
+            errors[field] = f"field {field!r}: required"
     owner = _owner(session, values.get("owner"), errors)
     if errors:
         raise FormInvalid(errors)

@@ -45,31 +45,47 @@ def normalize_tag(tag: str) -> str:
     return " ".join(str(tag).split()).upper()
 
 
-def _text_matches(text: str) -> list[ColumnElement[bool]]:
-    """What typed text may mean: part of the name, part of the phone, the customer code, a tag."""
-    typed = text.strip()
+def _text_matches(text: str, owners: Iterable[str] = (), tags: Iterable[str] = ()) -> list[ColumnElement[bool]]:
+    """What typed text may mean: part of the name, part of the phone, the customer code, an e-mail, a tag,
+    an owner (``owners``: the usernames it names) or a tag written without accents (``tags``: those it names)."""
+    typed = " ".join(text.split())  # NOTE: repeated spaces are one, as ``fold`` makes them
     needle, digits = fold(typed), phone_digits(typed)
     found: list[ColumnElement[bool]] = [
         # NOTE: GIN trigram index ix_customers_search_name on PostgreSQL; on SQLite the scan
         # walks the primary key in id order and stops at the page's last match.
         Customer.search_name.like(contains(needle), escape=ESCAPE),
-        Customer.id == typed,  # the primary key
+        Customer.id.in_(sorted({typed, typed.upper()})),  # the primary key: KH0001 typed as kh0001 too
         # NOTE: ix_customer_tags_tag_customer (tag, customer_id)
-        Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag == normalize_tag(typed))),
+        Customer.id.in_(
+            select(CustomerTag.customer_id).where(CustomerTag.tag.in_(sorted({normalize_tag(typed), *tags})))
+        ),
     ]
     if len(digits) >= MIN_PHONE_DIGITS:
         # NOTE: GIN trigram index ix_customers_search_phone on PostgreSQL
         found.append(Customer.search_phone.like(contains(digits), escape=ESCAPE))
+    if "@" in typed:
+        found.append(Customer.email == typed.lower())  # NOTE: ix_customers_email; stored in lower case
+    if owners:
+        found.append(Customer.owner.in_(sorted(set(owners))))  # NOTE: ix_customers_owner
     return found
 
 
 def search_query(
-    text: str = "", *, tag: str | None = None, where: Any = None, after: str | None = None, limit: int = 50
+    text: str = "",
+    *,
+    tag: str | None = None,
+    where: Any = None,
+    after: str | None = None,
+    limit: int = 50,
+    owners: Iterable[str] = (),
+    tags: Iterable[str] = (),
 ) -> Select:
     """Customers (id, name, phone, owner, status) matching ``text`` and having ``tag``, in id order.
 
     ``text`` is part of the name (accents and case ignored), part of the phone number (+84 or
-    0), a customer code, or a tag. ``where`` is a further condition on ``Customer`` (who may see).
+    0, any spelling), a customer code, an e-mail address, or a tag; ``owners`` and ``tags`` are
+    the usernames and tags the caller found it names (``text_owners``, ``text_tags``). ``where``
+    is a further condition on ``Customer`` (who may see).
     """
     common: list[Any] = []
     if where is not None:
@@ -86,7 +102,7 @@ def search_query(
     # would make PostgreSQL read the whole table.
     branches = [
         select(Customer.id).where(match, *common).order_by(Customer.id).limit(limit).subquery()
-        for match in _text_matches(text)
+        for match in _text_matches(text, owners, tags)
     ]
     ids = union(*(select(b.c.id) for b in branches)).subquery()
     return select(*columns).where(Customer.id.in_(select(ids.c.id))).order_by(Customer.id).limit(limit)
@@ -206,3 +222,35 @@ def owners_query() -> TextClause:
         " FROM found WHERE found.owner IS NOT NULL)"
         " SELECT owner FROM found WHERE owner IS NOT NULL"
     )
+
+
+def tags_in_use_query() -> TextClause:
+    """Every tag some customer has, in order."""
+    # NOTE: a loose index scan of ix_customer_tags_tag_customer, as ``owners_query``: one
+    # index lookup per distinct tag, however many customers have them.
+    return text(
+        "WITH RECURSIVE found(tag) AS ("
+        " SELECT min(tag) FROM customer_tags"
+        " UNION ALL SELECT (SELECT min(t.tag) FROM customer_tags t WHERE t.tag > found.tag)"
+        " FROM found WHERE found.tag IS NOT NULL)"
+        " SELECT tag FROM found WHERE tag IS NOT NULL"
+    )
+
+
+def text_tags(text: str, in_use: Iterable[str]) -> list[str]:
+    """The tags in use that ``text`` names without accents or case: 'cap demo' names CẤP DEMO."""
+    needle = fold(text)
+    return [tag for tag in in_use if needle and fold(tag) == needle]
+
+
+def text_owners(text: str, people: Iterable[tuple[str, str]]) -> list[str]:
+    """The usernames among ``people`` (username, full name) that ``text`` names: the username, the
+    full name or its last words ('Hùng', 'Văn Hùng' for Nguyễn Văn Hùng), accents and case ignored."""
+    needle = fold(text)
+    if not needle:
+        return []
+    return [
+        username
+        for username, full_name in people
+        if needle == username.casefold() or fold(full_name) == needle or fold(full_name).endswith(" " + needle)
+    ]

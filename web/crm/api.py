@@ -1,5 +1,6 @@
-"""The CRM's operations under /api: ``GET /api/customers`` (search, a page at a time; ``listCustomers``)
-and ``GET /api/customers/<business_key>`` (operationId ``getCustomer``).
+"""The CRM's operations under /api: ``GET /api/customers`` (search, a page at a time; ``listCustomers``),
+``POST /api/customers`` (a new lead, ``runner.crm.intake``; ``createCustomer``) and
+``GET /api/customers/<business_key>`` (operationId ``getCustomer``).
 
 A blueprint of its own beside the generic ``web.api``: bearer tokens and JSON errors as there
 (``api.json_errors``), CSRF-exempt as there (``create_app`` exempts both). ``OPENAPI`` is its share of
@@ -12,16 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from runner.crm import pages, views
+from runner.crm import intake, pages, views
 from runner.queries import tasklists
 from web import api, permissions
-from web.api.inputs import query
+from web.api.errors import error
+from web.api.inputs import body, query
 from web.auth import roles_required
 from web.extensions import get_runner
 from web.openapi import STRING, STRINGS, WHEN, Part, nullable, object_of, operation, path_parameter, ref
+from web.openapi.builders import body as body_of
 from web.openapi.builders import query as query_parameter
 from web.openapi_links import INSTANCE_ANSWERS, link_to
 
@@ -62,6 +65,26 @@ def list_customers():
         customers=[{k: row[k] for k in keys} for row in rows[:limit]],
         next=rows[limit - 1]["id"] if len(rows) > limit else None,
     )
+
+
+@bp.post("/customers")
+@roles_required("marketing", "sales", "admin")
+def create_customer():
+    """A new lead: the customer and its sales procedure (201, ``Location``), 409 naming the duplicate, 422 by field."""
+    try:
+        lead = intake.create_lead(get_runner(), body(), person=permissions.person())
+    except intake.DuplicateCustomer as exc:
+        existing = {
+            "id": exc.customer_id,
+            "name": exc.name,
+            "url": url_for(".get_customer", business_key=exc.customer_id),
+        }
+        return error(409, "Conflict", str(exc), field=exc.field, customer=existing)
+    response = jsonify(
+        id=lead.customer_id, name=lead.name, owner=lead.owner, owner_name=lead.owner_name, instance_id=lead.instance_id
+    )
+    response.headers["Location"] = url_for(".get_customer", business_key=lead.customer_id)
+    return response, 201
 
 
 @bp.get("/customers/<business_key>")
@@ -116,6 +139,32 @@ _SCHEMAS: dict[str, Any] = {
             "next": nullable(STRING),
         }
     ),
+    "NewLead": {
+        "type": "object",
+        "description": "profile fields by name (text, or true/false and whole numbers for the facts) and configured "
+        "extra fields; the configured required ones must be given. owner: a sales rep's username (none: the "
+        "round-robin). The intake checks each value and names every bad one (422)",
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "phone": {"type": "string", "description": "any spelling: +84 912 345 678, 0912.345.678"},
+            "email": STRING,
+            "owner": nullable(STRING),
+            **{name: STRING for name in ("source", "business_model", "course_model", "group", "occupation", "school")},
+        },
+        "required": ["name"],
+        "additionalProperties": True,
+    },
+    "CreatedCustomer": object_of(
+        {"id": STRING, "name": STRING, "owner": STRING, "owner_name": STRING, "instance_id": STRING}
+    ),
+    "DuplicateCustomer": object_of(
+        {
+            "error": STRING,
+            "detail": STRING,
+            "field": {"type": "string", "enum": ["phone", "email"]},
+            "customer": object_of({"id": STRING, "name": STRING, "url": STRING}),
+        }
+    ),
     "TimelineItem": object_of(
         {
             "at": WHEN,
@@ -166,7 +215,20 @@ _PATHS: dict[str, Any] = {
                 ),
             ],
             operationId="listCustomers",
-        )
+        ),
+        "post": operation(
+            "A new lead: the customer (a new code) and its sales procedure, started in one unit of work",
+            ("201", "CreatedCustomer", "created; Location is the customer's address"),
+            400,
+            404,
+            tag="customers",
+            requestBody=body_of(ref("NewLead")),
+            responses_extra={
+                "409": ("DuplicateCustomer", "the phone or e-mail belongs to this customer already; nothing stored"),
+                "422": ("FormErrors", "per-field errors; nothing stored"),
+            },
+            operationId="createCustomer",
+        ),
     },
     "/api/customers/{business_key}": {
         "get": operation(
@@ -192,6 +254,10 @@ _LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "ListCustomerTasks": link_to("listTasks", "the customer's open tasks", business_key="/customer/id"),
         "ListCustomerInstances": link_to("listInstances", "the customer's instances", business_key="/customer/id"),
         "SearchCustomerCode": link_to("listCustomers", "the search by this customer's code", q="/customer/id"),
+    },
+    ("createCustomer", "201"): {
+        "GetCreatedCustomer": link_to("getCustomer", "the new customer", business_key="/id"),
+        "GetLeadInstance": link_to("getInstance", "the sales procedure started for it", instance_id="/instance_id"),
     },
     ("listCustomers", "200"): {
         "GetFoundCustomer": link_to("getCustomer", "the first customer found", business_key="/customers/0/id"),
