@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from runner.crm import customers as crm
 from runner.crm.fields import FIELD_TYPES, clean_fields, coerce, json_value
-from runner.crm.models import BadValue, Customer, CustomerChange, CustomerTag, ExtraField, Missing, RequiredField
+from runner.crm.models import BadValue, Customer, CustomerChange, CustomerTag, ExtraField, Missing, RequiredField, Staff
 from runner.errors import Conflict, Forbidden, FormInvalid
 from runner.service import handover
 from runner.service.policy import Person
@@ -64,6 +64,28 @@ def editable(runner: Runner, customer_id: str) -> dict[str, Any]:
     with runner.db.read() as s:
         row = crm.get_customer(s, customer_id)
         return {"values": values_of(s, row), "version": row.version}
+
+
+def form_options(runner: Runner) -> dict[str, Any]:
+    """What an edit form offers: the configured lists by field, the extra fields, and who may own a customer."""
+    with runner.db.read() as s:
+        configured = crm.lists(s)
+        owners = [
+            {"username": p.username, "full_name": p.full_name}
+            for p in s.scalars(select(Staff).order_by(Staff.username))
+            if p.active and set(p.roles or []) & set(OWNER_ROLES)
+        ]
+    return {
+        "lists": {
+            "source": [x["name"] for x in configured["sources"]],
+            "group": [x["name"] for x in configured["groups"]],
+            "occupation": [x["name"] for x in configured["occupations"]],
+            "school": [x["name"] for x in configured["schools"]],
+        },
+        "extra_fields": configured["extra_fields"],
+        "required": configured["required_fields"],
+        "owners": sorted(owners, key=lambda o: (o["full_name"], o["username"])),
+    }
 
 
 def changes(session: Session, customer_id: str, *, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
@@ -112,9 +134,7 @@ def _clean(session: Session, field: str, raw: Any, tz: tzinfo | None) -> Any:
     return json_value(columns.get(field, extra.get(field)))
 
 
-def clean_edit(
-    session: Session, values: dict[str, Any], tz: tzinfo | None, before: dict[str, Any]
-) -> dict[str, Any]:
+def clean_edit(session: Session, values: dict[str, Any], tz: tzinfo | None, before: dict[str, Any]) -> dict[str, Any]:
     """Every field of an edit typed and checked; FormInvalid maps each bad field to its message.
 
     A field left empty that was empty (``before``) is no change, even when it is required.

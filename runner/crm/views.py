@@ -342,7 +342,13 @@ def _note_entry(n: Note) -> dict[str, Any]:
 
 def _change_entry(c: dict[str, Any]) -> dict[str, Any]:
     return _entry(
-        c["at"], "change", c["field"], actor=c["actor"], old=c["old"], new=c["new"], fields=[("old", c["old"]), ("new", c["new"])]
+        c["at"],
+        "change",
+        c["field"],
+        actor=c["actor"],
+        old=c["old"],
+        new=c["new"],
+        fields=[("old", c["old"]), ("new", c["new"])],
     )
 
 

@@ -1,5 +1,6 @@
-"""The CRM's operations under /api: ``GET /api/customers`` (search, a page at a time; ``listCustomers``)
-and ``GET /api/customers/<business_key>`` (operationId ``getCustomer``).
+"""The CRM's operations under /api: ``GET /api/customers`` (search, a page at a time; ``listCustomers``),
+``GET /api/customers/<business_key>`` (operationId ``getCustomer``, with the customer's version as its
+ETag) and ``PATCH /api/customers/<business_key>`` (``updateCustomer``: a partial edit under If-Match).
 
 A blueprint of its own beside the generic ``web.api``: bearer tokens and JSON errors as there
 (``api.json_errors``), CSRF-exempt as there (``create_app`` exempts both). ``OPENAPI`` is its share of
@@ -15,13 +16,14 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest
 
-from runner.crm import pages, views
+from runner.crm import editing, pages, views
 from runner.queries import tasklists
 from web import api, permissions
 from web.api.inputs import query
 from web.auth import roles_required
 from web.extensions import get_runner
 from web.openapi import STRING, STRINGS, WHEN, Part, nullable, object_of, operation, path_parameter, ref
+from web.openapi.builders import body
 from web.openapi.builders import query as query_parameter
 from web.openapi_links import INSTANCE_ANSWERS, link_to
 
@@ -72,12 +74,56 @@ def get_customer(business_key: str):
     runner = get_runner()
     profile = pages.customer_profile(runner, business_key)  # Missing (a NotFound) when there is none
     versions = api.version_numbers()
-    return jsonify(
+    answer = jsonify(
         customer=profile,
         stages=profile["stages"],
         timeline=_timeline(business_key),
         instances=[api.instance_summary(r, versions) for r in tasklists.instances(runner, business_key=business_key)],
     )
+    answer.headers["ETag"] = f'"{profile["version"]}"'  # what PATCH's If-Match names (see updateCustomer)
+    return answer
+
+
+# --- a partial edit (runner.crm.editing) -----------------------------------------------------------------
+
+
+def _if_match(raw: str) -> int | None:
+    """The version an edit was made on, from If-Match (``"3"``; ``*``: whatever is stored)."""
+    tag = raw.strip().removeprefix("W/").strip('"')
+    if tag == "*":
+        return None
+    if not tag.isdigit() or len(tag) > 9:
+        raise BadRequest(f"If-Match: {raw[:40]!r} is not an ETag of this API (a quoted version number)")
+    return int(tag)
+
+
+@bp.patch("/customers/<business_key>")
+@roles_required()
+def update_customer(business_key: str):
+    """Change some fields of a customer (columns, extra fields, tags, owner) made on the version If-Match names.
+
+    200 with the customer and its new ETag; 409 naming the fields changed since (``changed``); 422 by field.
+    """
+    permissions.require_customer(business_key)
+    if request.headers.get("If-Match") is None:
+        detail = "If-Match: send the ETag of GET /api/customers/{business_key} (or * to edit whatever is stored)"
+        return jsonify(error="Precondition Required", detail=detail), 428
+    version = _if_match(request.headers["If-Match"])
+    values = request.get_json(silent=True)
+    if not isinstance(values, dict):
+        raise BadRequest("the body must be a JSON object: field -> new value")
+    runner = get_runner()
+    try:
+        editing.edit_customer(runner, business_key, values, person=permissions.person(), version=version)
+    except editing.EditConflict as exc:
+        changed = [{**c, "at": api.iso(c["at"])} for c in exc.fields]
+        answer = jsonify(error="Conflict", detail=str(exc), changed=changed, version=exc.version)
+        answer.headers["ETag"] = f'"{exc.version}"'
+        return answer, 409
+    profile = pages.customer_profile(runner, business_key)
+    answer = jsonify(customer=profile, version=profile["version"])
+    answer.headers["ETag"] = f'"{profile["version"]}"'
+    return answer
 
 
 def _timeline(business_key: str, limit: int = 500) -> list[dict[str, Any]]:
@@ -119,7 +165,7 @@ _SCHEMAS: dict[str, Any] = {
     "TimelineItem": object_of(
         {
             "at": WHEN,
-            "kind": {"type": "string", "enum": ["note", "message", "task", "timer", "incident", "stage", "instance"]},
+            "kind": {"type": "string", "enum": list(views.TIMELINE_KINDS)},
             "title": STRING,
             "text": nullable(STRING),
             "actor": nullable(STRING),
@@ -132,6 +178,38 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": object_of({"label": STRING, "value": {"nullable": True}}),
                 "description": "what a person entered (completed tasks), or message facts",
+            },
+        }
+    ),
+    "CustomerUpdated": object_of(
+        {
+            "customer": {
+                "type": "object",
+                "additionalProperties": True,
+                "required": ["id", "name", "version"],
+                "properties": {"id": STRING, "name": STRING, "version": {"type": "integer"}, "tags": STRINGS},
+            },
+            "version": {"type": "integer", "description": "the new version; the answer's ETag names it"},
+        }
+    ),
+    "CustomerConflict": object_of(
+        {
+            "error": STRING,
+            "detail": STRING,
+            "version": {"type": "integer", "description": "the stored version (also the answer's ETag)"},
+            "changed": {
+                "type": "array",
+                "description": "each field changed after the version If-Match named: who, when, old and new",
+                "items": object_of(
+                    {
+                        "field": STRING,
+                        "actor": nullable(STRING),
+                        "at": WHEN,
+                        "old": {"nullable": True},
+                        "new": {"nullable": True},
+                        "version": {"type": "integer"},
+                    }
+                ),
             },
         }
     ),
@@ -176,7 +254,38 @@ _PATHS: dict[str, Any] = {
             tag="customers",
             parameters=[path_parameter("business_key")],
             operationId="getCustomer",
-        )
+        ),
+        "patch": operation(
+            "Change some of a customer's fields (columns, configured extra fields, tags; owner: team leaders "
+            "and admins, whose change moves the customer's open tasks and later steps to the new owner)",
+            ("200", "CustomerUpdated", "the customer as stored now"),
+            400,
+            404,
+            tag="customers",
+            parameters=[
+                path_parameter("business_key"),
+                {
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": True,
+                    "description": "the ETag of getCustomer (the version the edit was made on), or * for any",
+                    "schema": {"type": "string", "maxLength": 20},
+                },
+            ],
+            requestBody=body(
+                {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "field -> new value; an empty value clears a field; tags: a list or 'A, B'",
+                }
+            ),
+            responses_extra={
+                "409": ("CustomerConflict", "changed since the If-Match version; nothing stored"),
+                "422": ("FormErrors", "per-field errors; nothing stored"),
+                "428": ("Error", "no If-Match"),
+            },
+            operationId="updateCustomer",
+        ),
     },
 }
 

@@ -6,17 +6,17 @@ purpose (calendar apps cannot sign in): its address carries an HMAC of the usern
 the app's secret key, and a wrong one is a 404.
 
 One blueprint (``bp``, endpoints ``customers.*``) shared by one module per feature: ``profiles`` (search,
-the 360° page and its notes), ``boards``, ``my_calendar`` (the week view and the feed); ``display`` holds
-the labels and value formats they share.
+the 360° page and its notes), ``edits`` (the edit form), ``boards``, ``my_calendar`` (the week view and
+the feed); ``display`` holds the labels and value formats they share.
 """
 
 from __future__ import annotations
 
-from web.crm.customers import boards, my_calendar, profiles
+from web.crm.customers import boards, edits, my_calendar, profiles
 from web.crm.customers.blueprint import NAV, bp
 from web.crm.customers.my_calendar import feed_token, token_user
 from web.crm.customers.profiles import page_url
 
-PAGES = (profiles, boards, my_calendar)  # importing them adds their views to ``bp``
+PAGES = (profiles, edits, boards, my_calendar)  # importing them adds their views to ``bp``
 
 __all__ = ["NAV", "PAGES", "bp", "feed_token", "page_url", "token_user"]
