@@ -332,9 +332,10 @@ def test_a_team_leader_moves_the_customer_from_the_page(app: Flask, r: Runner) -
 @pytest.mark.parametrize(
     "username,status",
     [
-        ("minh", 404),  # a teacher does not see a lead at all
-        ("ketoan", 404),  # nor does an accountant without an order
+        ("minh", 403),  # teachers and accountants never edit customers
+        ("ketoan", 403),
         ("mai", 200),  # marketing edits the leads it sees
+        ("hoa", 404),  # customer care does not see a lead before the sale
     ],
 )
 def test_who_may_open_the_form(app: Flask, r: Runner, username: str, status: int) -> None:
@@ -431,7 +432,8 @@ def test_patch_on_an_old_etag_is_a_409_naming_the_fields_changed_since(app: Flas
         ("tuan", {"owner": "mai"}, {"If-Match": "*"}, 422, "owner"),
         ("tuan", [1, 2], {"If-Match": "*"}, 400, "JSON object"),
         ("an", {"owner": "binh"}, {"If-Match": "*"}, 403, "owner"),
-        ("minh", {"phone": "0912000111"}, {"If-Match": "*"}, 404, "KH1"),
+        ("minh", {"phone": "0912000111"}, {"If-Match": "*"}, 403, "Forbidden"),
+        ("hoa", {"phone": "0912000111"}, {"If-Match": "*"}, 404, "KH1"),
     ],
 )
 def test_patch_refusals_name_what_is_wrong(app: Flask, r: Runner, username, body, headers, status, named) -> None:

@@ -98,7 +98,7 @@ def _if_match(raw: str) -> int | None:
 
 
 @bp.patch("/customers/<business_key>")
-@roles_required()
+@roles_required(*sorted(editing.EDITORS))
 def update_customer(business_key: str):
     """Change some fields of a customer (columns, extra fields, tags, owner) made on the version If-Match names.
 
