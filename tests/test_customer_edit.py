@@ -100,6 +100,8 @@ def test_an_empty_value_clears_a_field_but_not_a_required_one(r: Runner) -> None
         ({"branch_count": "2.5"}, {"branch_count"}),
         ({"favourite_colour": "blue"}, {"favourite_colour"}),
         ({"contract_end": "30/02/2027"}, {"contract_end"}),
+        ({"tags": ["ok", "x" * 101]}, {"tags"}),
+        ({"tags": 5, "name": ["x"]}, {"tags", "name"}),
     ],
 )
 def test_bad_values_are_refused_by_field_and_nothing_is_stored(r: Runner, values, bad) -> None:

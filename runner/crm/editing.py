@@ -25,6 +25,7 @@ from runner.crm import customers as crm
 from runner.crm.fields import FIELD_TYPES, clean_fields, coerce, json_value
 from runner.crm.models import BadValue, Customer, CustomerChange, CustomerTag, ExtraField, Missing, RequiredField, Staff
 from runner.errors import Conflict, Forbidden, FormInvalid
+from runner.model.inputs import text_problem
 from runner.service import handover
 from runner.service.policy import Person
 
@@ -35,7 +36,7 @@ EDITORS = frozenset({"sales", "marketing", "customer_care", "team_leader", "admi
 OWNER_EDITORS = frozenset({"team_leader", "admin"})  # who gives a customer to another rep
 OWNER_ROLES = ("sales", "team_leader")  # who may own a customer
 OWNER_VARIABLES = ("owner",)  # the process variables that name the owner (``${owner}`` in the diagrams)
-SPECIAL = ("owner", "tags")
+TAG_MAX = 100  # customer_tags.tag
 
 
 class EditConflict(Conflict):
@@ -116,7 +117,12 @@ def _blank(raw: Any) -> bool:
 def _clean(session: Session, field: str, raw: Any, tz: tzinfo | None) -> Any:
     """One field's new value as stored (JSON); BadValue names the field."""
     if field == "tags":
-        return [] if _blank(raw) else sorted(crm.split_tags(raw))
+        found = [] if _blank(raw) else sorted(crm.split_tags(raw))
+        for tag in found:  # NOTE: checked here, not by the database: PostgreSQL would fail the whole unit
+            problem = text_problem(tag) or (len(tag) > TAG_MAX and f"at most {TAG_MAX} characters")
+            if problem:
+                raise BadValue(f"field 'tags': {tag[:40]!r}: {problem}")
+        return found
     if field == "owner":
         if _blank(raw) or not isinstance(raw, str):
             raise BadValue("field 'owner': choose a staff member (a username)")
