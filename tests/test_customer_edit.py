@@ -59,7 +59,7 @@ def _other(owner: str) -> str:
 @pytest.mark.parametrize(
     "field,typed,stored",
     [
-        ("phone", "0912 000 111", "0912 000 111"),  # a text column
+        ("phone", "0912 000 111", "+84912000111"),  # a text column, a phone number stored as E.164
         ("staff_count", "25", 25),  # an integer column
         ("dedicated_department", "có", True),  # a boolean column
         ("contract_end", "2027-06-30", "2027-06-30"),  # a date column
@@ -114,6 +114,20 @@ def test_bad_values_are_refused_by_field_and_nothing_is_stored(r: Runner, values
     assert editing.editable(r, "KH1") == before
 
 
+def test_a_phone_or_email_of_another_customer_is_refused_naming_it(r: Runner) -> None:
+    lead(r, "KH1", "Trung tâm Sao Mai", phone="0912345678", email="saomai@example.vn")
+    owner = lead(r, "KH2", "Trường Hoa Sen", phone="0987654321")
+    with pytest.raises(FormInvalid) as caught:
+        editing.edit_customer(
+            r, "KH2", {"phone": "+84 912 345 678", "email": "SaoMai@example.vn"}, person=LEADER, version=None
+        )
+    assert set(caught.value.errors) == {"phone", "email"} and "KH1" in caught.value.errors["phone"]
+    same = editing.edit_customer(r, "KH2", {"phone": "0987.654.321"}, person=_rep(owner), version=None)
+    assert same["changes"] == []  # its own number in another spelling: no duplicate, no change
+    editing.edit_customer(r, "KH2", {"phone": "0987.654.322"}, person=_rep(owner), version=None)
+    assert customer(r, "KH2")["phone"] == "+84987654322"
+
+
 def test_saving_the_values_shown_changes_nothing(r: Runner) -> None:
     owner = lead(r, "KH1", "Trung tâm Sao Mai", phone="0912345678")
     shown = editing.editable(r, "KH1")
@@ -131,12 +145,12 @@ def test_an_edit_on_an_older_version_is_a_conflict_naming_the_fields_and_who(r: 
     seen = _version(r, "KH1")
     editing.edit_customer(r, "KH1", {"phone": "0912000111", "staff_count": 9}, person=LEADER, version=seen)
     with pytest.raises(editing.EditConflict) as caught:
-        editing.edit_customer(r, "KH1", {"phone": "0900000000"}, person=_rep(owner), version=seen)
+        editing.edit_customer(r, "KH1", {"phone": "0987000111"}, person=_rep(owner), version=seen)
     assert {(f["field"], f["actor"]) for f in caught.value.fields} == {("phone", "tuan"), ("staff_count", "tuan")}
     assert "phone" in str(caught.value) and caught.value.version == seen + 1
-    assert customer(r, "KH1")["phone"] == "0912000111"  # the first edit stands
-    editing.edit_customer(r, "KH1", {"phone": "0900000000"}, person=_rep(owner), version=seen + 1)
-    assert customer(r, "KH1")["phone"] == "0900000000"
+    assert customer(r, "KH1")["phone"] == "+84912000111"  # the first edit stands
+    editing.edit_customer(r, "KH1", {"phone": "0987000111"}, person=_rep(owner), version=seen + 1)
+    assert customer(r, "KH1")["phone"] == "+84987000111"
 
 
 # --- the owner -----------------------------------------------------------------------------------
@@ -259,11 +273,11 @@ def test_a_rep_edits_a_customer_from_the_page_and_the_timeline_shows_old_and_new
     assert "owner" not in form  # a rep sees the owner but cannot change it
     saved = web.post("/customers/KH1/edit", data={**form, "phone": "0912 000 111", "branch_count": "2"})
     assert saved.status_code == 302
-    assert customer(r, "KH1")["phone"] == "0912 000 111" and customer(r, "KH1")["extra"]["branch_count"] == 2
+    assert customer(r, "KH1")["phone"] == "+84912000111" and customer(r, "KH1")["extra"]["branch_count"] == 2
     timeline = web.get("/customers/KH1?kind=change").get_data(as_text=True)
     assert timeline.count('data-kind="change"') == 2
     assert re.search(
-        r"Điện thoại</strong>:\s*<span class=\"old\">0912345678</span> → <span class=\"new\">0912 000 111", timeline
+        r"Điện thoại</strong>:\s*<span class=\"old\">0912345678</span> → <span class=\"new\">\+84912000111", timeline
     )
     assert "Số cơ sở</strong>" in timeline  # an extra field by its configured label
 
@@ -294,17 +308,17 @@ def test_a_second_save_of_the_same_customer_is_a_conflict_that_loses_nothing(app
     mine = _form(rep.get("/customers/KH1/edit").get_data(as_text=True))
     theirs = _form(leader.get("/customers/KH1/edit").get_data(as_text=True))
     assert leader.post("/customers/KH1/edit", data={**theirs, "phone": "0912000111"}).status_code == 302
-    answer = rep.post("/customers/KH1/edit", data={**mine, "phone": "0900000000", "staff_count": "12"})
+    answer = rep.post("/customers/KH1/edit", data={**mine, "phone": "0987000111", "staff_count": "12"})
     page = answer.get_data(as_text=True)
     assert answer.status_code == 409
     conflict = page[page.index('data-testid="conflict"') :]
-    assert re.search(r'data-field="phone"><strong>Điện thoại</strong>: 0912345678 → 0912000111\s*\(tuan', conflict)
-    assert "0900000000" in conflict  # what the rep typed for the field, shown beside the new value
+    assert re.search(r'data-field="phone"><strong>Điện thoại</strong>: 0912345678 → \+84912000111\s*\(tuan', conflict)
+    assert "0987000111" in conflict  # what the rep typed for the field, shown beside the new value
     again = _form(page)
-    assert (again["phone"], again["staff_count"]) == ("0912000111", "12")  # theirs stays, the rep's other typing too
+    assert (again["phone"], again["staff_count"]) == ("+84912000111", "12")  # theirs stays, the rep's other typing too
     assert customer(r, "KH1")["staff_count"] is None
     assert rep.post("/customers/KH1/edit", data=again).status_code == 302
-    assert (customer(r, "KH1")["phone"], customer(r, "KH1")["staff_count"]) == ("0912000111", 12)
+    assert (customer(r, "KH1")["phone"], customer(r, "KH1")["staff_count"]) == ("+84912000111", 12)
 
 
 def test_a_field_a_process_set_while_the_form_was_open_is_not_put_back(app: Flask, r: Runner) -> None:
@@ -415,14 +429,14 @@ def test_patch_on_an_old_etag_is_a_409_naming_the_fields_changed_since(app: Flas
         leader("PATCH", "/api/customers/KH1", json={"phone": "0912000111"}, headers={"If-Match": etag}).status_code
         == 200
     )
-    answer = rep("PATCH", "/api/customers/KH1", json={"phone": "0900000000"}, headers={"If-Match": etag})
+    answer = rep("PATCH", "/api/customers/KH1", json={"phone": "0987000111"}, headers={"If-Match": etag})
     assert answer.status_code == 409
     body = answer.get_json()
     assert [(c["field"], c["actor"], c["old"], c["new"]) for c in body["changed"]] == [
-        ("phone", "tuan", "0912345678", "0912000111")
+        ("phone", "tuan", "0912345678", "+84912000111")
     ]
     assert answer.headers["ETag"] == f'"{body["version"]}"'
-    assert customer(r, "KH1")["phone"] == "0912000111"
+    assert customer(r, "KH1")["phone"] == "+84912000111"
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.crm import customers as crm
+from runner.crm import intake
 from runner.crm.fields import FIELD_TYPES, clean_fields, coerce, json_value
+from runner.crm.folding import phone_digits
 from runner.crm.models import BadValue, Customer, CustomerChange, CustomerTag, ExtraField, Missing, RequiredField, Staff
 from runner.errors import Conflict, Forbidden, FormInvalid
 from runner.model.inputs import text_problem
@@ -130,6 +132,9 @@ def _clean(session: Session, field: str, raw: Any, tz: tzinfo | None) -> Any:
         if not set(person.roles or []) & set(OWNER_ROLES):
             raise BadValue(f"field 'owner': {raw!r} is not a sales rep or team leader")
         return person.username
+    if field in ("phone", "email") and isinstance(raw, str) and raw.strip():
+        # NOTE: stored as a new lead's are (E.164, lower case), so duplicates and search find them
+        return (intake.normalize_phone if field == "phone" else intake.normalize_email)(raw.strip())
     if _blank(raw):
         required = session.scalar(select(RequiredField.field).where(RequiredField.field == field))
         if field == "name" or required:
@@ -140,10 +145,13 @@ def _clean(session: Session, field: str, raw: Any, tz: tzinfo | None) -> Any:
     return json_value(columns.get(field, extra.get(field)))
 
 
-def clean_edit(session: Session, values: dict[str, Any], tz: tzinfo | None, before: dict[str, Any]) -> dict[str, Any]:
+def clean_edit(
+    session: Session, customer_id: str, values: dict[str, Any], tz: tzinfo | None, before: dict[str, Any]
+) -> dict[str, Any]:
     """Every field of an edit typed and checked; FormInvalid maps each bad field to its message.
 
-    A field left empty that was empty (``before``) is no change, even when it is required.
+    A field left empty that was empty (``before``) is no change, even when it is required. A phone
+    number or e-mail address of another customer is refused, naming that customer.
     """
     cleaned: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -156,9 +164,24 @@ def clean_edit(session: Session, values: dict[str, Any], tz: tzinfo | None, befo
             errors[field] = str(exc)
         except Missing as exc:  # an owner who is not (or no longer) staff
             errors[field] = f"field {field!r}: {exc}"
+    for field in ("phone", "email"):
+        value = cleaned.get(field)
+        found = intake.find_duplicate(session, value, None) if field == "phone" else None
+        found = intake.find_duplicate(session, None, value) if field == "email" else found
+        if value and found is not None and found.customer_id != customer_id:
+            errors[field] = str(found)
     if errors:
         raise FormInvalid(errors)
     return cleaned
+
+
+def _same(field: str, old: Any, new: Any) -> bool:
+    """Whether a new value is the old one (a phone number in another spelling, an e-mail in other case)."""
+    if field == "phone" and old and new:
+        return phone_digits(old) == phone_digits(new)
+    if field == "email" and old and new:
+        return str(old).lower() == new
+    return old == new
 
 
 def _store(session: Session, row: Customer, field: str, new: Any, now: Any) -> None:
@@ -201,8 +224,8 @@ def edit_customer(
         if version is not None and version != row.version:
             raise EditConflict(customer_id, version, row.version, changes(s, customer_id, after=version))
         before = values_of(s, row)
-        wanted = clean_edit(s, values, runner.settings.tz, before)
-        diff = {f: new for f, new in wanted.items() if before.get(f) != new}
+        wanted = clean_edit(s, customer_id, values, runner.settings.tz, before)
+        diff = {f: new for f, new in wanted.items() if not _same(f, before.get(f), new)}
         if not diff:
             return {"version": row.version, "changes": [], "tasks": []}
         row.version += 1
