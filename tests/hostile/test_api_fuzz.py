@@ -186,6 +186,8 @@ def _config(world: World, **extra: Any) -> schemathesis.Config:
             "checks": {
                 "positive_data_acceptance": {"expected-statuses": ACCEPTED},
                 "negative_data_rejection": {"expected-statuses": REFUSED},
+                # NOTE: 428 Precondition Required is the answer to a PATCH without its If-Match (RFC 6585)
+                "missing_required_header": {"expected-statuses": ["400", "401", "403", "406", "415", "422", "428"]},
             },
             **extra,
         }

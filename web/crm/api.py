@@ -219,7 +219,12 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": True,
                 "required": ["id", "name"],
-                "properties": {"id": STRING, "name": STRING, "tags": STRINGS},
+                "properties": {
+                    "id": STRING,
+                    "name": STRING,
+                    "tags": STRINGS,
+                    "version": {"type": "integer", "description": "what updateCustomer's If-Match names (the ETag)"},
+                },
             },
             "stages": {"type": "object", "additionalProperties": STRING, "description": "pipeline -> stage"},
             "timeline": {"type": "array", "items": ref("TimelineItem")},
@@ -301,6 +306,12 @@ _LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "ListCustomerTasks": link_to("listTasks", "the customer's open tasks", business_key="/customer/id"),
         "ListCustomerInstances": link_to("listInstances", "the customer's instances", business_key="/customer/id"),
         "SearchCustomerCode": link_to("listCustomers", "the search by this customer's code", q="/customer/id"),
+        "UpdateCustomer": link_to(
+            "updateCustomer",
+            "change fields of the version read",
+            business_key="/customer/id",
+            **{"If-Match": "/customer/version"},
+        ),
     },
     ("listCustomers", "200"): {
         "GetFoundCustomer": link_to("getCustomer", "the first customer found", business_key="/customers/0/id"),
