@@ -46,6 +46,8 @@ ACCESS: dict[str, object] = {
     "customers.search": ANY,
     "customers.detail": ANY,
     "customers.add_note": ANY,
+    "customers.edit": {"sales", "marketing", "customer_care", "team_leader", "admin"},  # web/crm/customers/edits.py
+    "customers.save": {"sales", "marketing", "customer_care", "team_leader", "admin"},
     "customers.boards": ANY,
     "customers.board": ANY,
     "customers.my_calendar": ANY,
@@ -101,6 +103,7 @@ ACCESS: dict[str, object] = {
     },
     "crm_api.get_customer": ANY,  # web/crm/api.py
     "crm_api.create_customer": {"marketing", "sales", "admin"},  # web/crm/api.py: a new lead (runner.crm.intake)
+    "crm_api.update_customer": {"sales", "marketing", "customer_care", "team_leader", "admin"},
     "crm_api.list_customers": ANY,  # web/crm/api.py: each sees the customers runner.crm.scope grants
     **{
         f"api.{name}": {"admin"}

@@ -17,6 +17,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     ForeignKey,
@@ -209,6 +210,9 @@ class Customer(Base):
     trial_link: Mapped[str | None] = mapped_column(String(500))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # values of configured extra fields
     created_at: Mapped[datetime]
+    # NOTE: bumped by every edit a person saves (runner.crm.editing): an edit made on an older
+    # version is a conflict, so two people never overwrite each other unseen.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     # NOTE: what search compares, written with the name and phone (``runner.crm.search.fold`` and
     # ``phone_digits``, by the ORM events of ``runner.crm.search``): lower case without Vietnamese
     # accents, and the phone's digits with +84 written as 0. On PostgreSQL each has a GIN trigram
@@ -301,6 +305,24 @@ class Note(Base):
     author: Mapped[str | None] = mapped_column(String(100))
     instance_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime]
+
+
+class CustomerChange(Base):
+    """One field of a customer changed by a person: who, when, old and new value, and the version it made."""
+
+    __tablename__ = "customer_changes"
+    # NOTE: (customer_id, version) serves both reads of this table: a customer's timeline (newest
+    # versions first) and an edit's conflict check (the fields changed after the version it saw).
+    __table_args__ = (Index("ix_customer_changes_customer_version", "customer_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    version: Mapped[int]  # the customer's version this change made
+    field: Mapped[str] = mapped_column(String(100))  # a column, an extra field's name, "owner" or "tags"
+    old: Mapped[Any] = mapped_column(JSON, nullable=True)
+    new: Mapped[Any] = mapped_column(JSON, nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(100))
+    at: Mapped[datetime]
 
 
 class Order(Base):

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.crm import customers as crm
-from runner.crm import reads
+from runner.crm import editing, reads
 from runner.crm.models import BadValue, Booking, Customer, CustomerStage, CustomerTag, Missing, Note, Staff
 from runner.model import inputs
 from runner.model.document import BPMN_NS, BPMNDI_NS, camunda_iter, owner, parse
@@ -42,7 +42,7 @@ TIMELINE_EVENTS = {
     "instance.started": "instance",
     "instance.completed": "instance",
 }
-TIMELINE_KINDS = ("note", "message", "task", "timer", "incident", "stage", "instance")
+TIMELINE_KINDS = ("note", "message", "task", "timer", "incident", "stage", "instance", "change")
 _DC_BOUNDS = "{http://www.omg.org/spec/DD/20100524/DC}Bounds"
 _ELEMENT_NAMES: dict[str, dict[str, str]] = {}  # content hash -> element id -> name (versions never change)
 _DIAGRAM_STAGES: dict[str, list[str]] = {}  # content hash -> the diagram's stages, left to right
@@ -243,7 +243,8 @@ def timeline(
     data), timers fired, incidents, stage changes and instances started or ended, newest first.
 
     Each entry: at, kind (``TIMELINE_KINDS``), title, text, actor, actor_name, fields
-    (label, value pairs), state, process_key, instance_id, element_id.
+    (label, value pairs), state, process_key, instance_id, element_id; a change (an edited
+    field, its name the title) also has old and new.
     """
     wanted = set(kinds or TIMELINE_KINDS)
     events = [event for event, kind in TIMELINE_EVENTS.items() if kind in wanted]
@@ -278,6 +279,8 @@ def timeline(
                 .limit(limit)
             ).all()
             entries += [_message_entry(m) for m in messages[::-1]]
+        if "change" in wanted:  # NOTE: fields people edited (runner.crm.editing), who, old -> new
+            entries += [_change_entry(c) for c in editing.changes(s, customer_id, limit=limit)[::-1]]
         names = _staff_names_of(s, {e["actor"] for e in entries if e["actor"]})
     for entry in entries:
         entry["actor_name"] = names.get(entry["actor"], entry["actor"]) if entry["actor"] else None
@@ -335,6 +338,18 @@ def _history_entry(
 
 def _note_entry(n: Note) -> dict[str, Any]:
     return _entry(n.created_at, "note", n.kind, text=n.text, actor=n.author, instance_id=n.instance_id, state=n.kind)
+
+
+def _change_entry(c: dict[str, Any]) -> dict[str, Any]:
+    return _entry(
+        c["at"],
+        "change",
+        c["field"],
+        actor=c["actor"],
+        old=c["old"],
+        new=c["new"],
+        fields=[("old", c["old"]), ("new", c["new"])],
+    )
 
 
 def _message_entry(m: OutboxMessage) -> dict[str, Any]:

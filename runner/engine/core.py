@@ -216,6 +216,24 @@ class Engine:
         scope = result if isinstance(result, dict) else {"result": result}
         return {name: self.parameter(task, param, scope) for name, param in outputs.items()}
 
+    def replace_value(self, workflow: BpmnWorkflow, name: str, old: Any, new: Any) -> int:
+        """Where variable ``name`` is ``old`` in a task not finished yet (or the last one), make it ``new``.
+
+        For a decision taken outside the diagram (another person now owns the work): the tasks
+        still to run copy their data from these, so later steps see ``new``. Returns how many
+        tasks changed.
+        """
+        found = [*workflow.tasks.values()]
+        for sub in workflow.subprocesses.values():
+            found.extend(sub.tasks.values())
+        changed = 0
+        for task in found:
+            # NOTE: the last finished task is what the instance's variables are read from
+            if (task.state & TaskState.NOT_FINISHED_MASK or task is workflow.last_task) and task.data.get(name) == old:
+                task.data[name] = new
+                changed += 1
+        return changed
+
     # --- what the instance waits for, and keeping the tree bounded --------------------
 
     def snapshot(self, workflow: BpmnWorkflow) -> Snapshot:

@@ -65,7 +65,10 @@ ACCEPTED = ["2xx", "400", "401", "403", "404", "409", "422"]
 REFUSED = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429"]
 # The document itself has no input and no link; the stateless run covers it. So does it cover POST /api/leads:
 # no link leads to it (a website form is no step of a staff client's sequence) and its answer feeds no other call.
-STATELESS_ONLY = {"GET /api/openapi.json", "POST /api/leads"}
+# PATCH /api/customers/{business_key} is reached only by list -> read -> patch with the read's ETag as If-Match; the
+# derandomized 100 x 10 steps never drew that sequence (measured), so the stateless run fuzzes it on both databases
+# and tests/test_customer_edit.py checks its answers, stale and missing If-Match included.
+STATELESS_ONLY = {"GET /api/openapi.json", "POST /api/leads", "PATCH /api/customers/{business_key}"}
 
 
 def _operations() -> list[tuple[str, str]]:
@@ -192,6 +195,8 @@ def _config(world: World, **extra: Any) -> schemathesis.Config:
             "checks": {
                 "positive_data_acceptance": {"expected-statuses": ACCEPTED},
                 "negative_data_rejection": {"expected-statuses": REFUSED},
+                # NOTE: 428 Precondition Required is the answer to a PATCH without its If-Match (RFC 6585)
+                "missing_required_header": {"expected-statuses": ["400", "401", "403", "406", "415", "422", "428"]},
             },
             **extra,
         }

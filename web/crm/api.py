@@ -1,6 +1,7 @@
 """The CRM's operations under /api: ``GET /api/customers`` (search, a page at a time; ``listCustomers``),
-``POST /api/customers`` (a new lead, ``runner.crm.intake``; ``createCustomer``) and
-``GET /api/customers/<business_key>`` (operationId ``getCustomer``).
+``POST /api/customers`` (a new lead, ``runner.crm.intake``; ``createCustomer``),
+``GET /api/customers/<business_key>`` (operationId ``getCustomer``, with the customer's version as its
+ETag) and ``PATCH /api/customers/<business_key>`` (``updateCustomer``: a partial edit under If-Match).
 
 A blueprint of its own beside the generic ``web.api``: bearer tokens and JSON errors as there
 (``api.json_errors``), CSRF-exempt as there (``create_app`` exempts both). ``OPENAPI`` is its share of
@@ -16,7 +17,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from runner.crm import intake, pages, views
+from runner.crm import editing, intake, pages, views
 from runner.queries import tasklists
 from web import api, permissions
 from web.api.errors import error
@@ -95,12 +96,56 @@ def get_customer(business_key: str):
     runner = get_runner()
     profile = pages.customer_profile(runner, business_key)  # Missing (a NotFound) when there is none
     versions = api.version_numbers()
-    return jsonify(
+    answer = jsonify(
         customer=profile,
         stages=profile["stages"],
         timeline=_timeline(business_key),
         instances=[api.instance_summary(r, versions) for r in tasklists.instances(runner, business_key=business_key)],
     )
+    answer.headers["ETag"] = f'"{profile["version"]}"'  # what PATCH's If-Match names (see updateCustomer)
+    return answer
+
+
+# --- a partial edit (runner.crm.editing) -----------------------------------------------------------------
+
+
+def _if_match(raw: str) -> int | None:
+    """The version an edit was made on, from If-Match (``"3"``; ``*``: whatever is stored)."""
+    tag = raw.strip().removeprefix("W/").strip('"')
+    if tag == "*":
+        return None
+    if not tag.isdigit() or len(tag) > 9:
+        raise BadRequest(f"If-Match: {raw[:40]!r} is not an ETag of this API (a quoted version number)")
+    return int(tag)
+
+
+@bp.patch("/customers/<business_key>")
+@roles_required(*sorted(editing.EDITORS))
+def update_customer(business_key: str):
+    """Change some fields of a customer (columns, extra fields, tags, owner) made on the version If-Match names.
+
+    200 with the customer and its new ETag; 409 naming the fields changed since (``changed``); 422 by field.
+    """
+    permissions.require_customer(business_key)
+    if request.headers.get("If-Match") is None:
+        detail = "If-Match: send the ETag of GET /api/customers/{business_key} (or * to edit whatever is stored)"
+        return jsonify(error="Precondition Required", detail=detail), 428
+    version = _if_match(request.headers["If-Match"])
+    values = request.get_json(silent=True)
+    if not isinstance(values, dict):
+        raise BadRequest("the body must be a JSON object: field -> new value")
+    runner = get_runner()
+    try:
+        editing.edit_customer(runner, business_key, values, person=permissions.person(), version=version)
+    except editing.EditConflict as exc:
+        changed = [{**c, "at": api.iso(c["at"])} for c in exc.fields]
+        answer = jsonify(error="Conflict", detail=str(exc), changed=changed, version=exc.version)
+        answer.headers["ETag"] = f'"{exc.version}"'
+        return answer, 409
+    profile = pages.customer_profile(runner, business_key)
+    answer = jsonify(customer=profile, version=profile["version"])
+    answer.headers["ETag"] = f'"{profile["version"]}"'
+    return answer
 
 
 def _timeline(business_key: str, limit: int = 500) -> list[dict[str, Any]]:
@@ -168,7 +213,7 @@ _SCHEMAS: dict[str, Any] = {
     "TimelineItem": object_of(
         {
             "at": WHEN,
-            "kind": {"type": "string", "enum": ["note", "message", "task", "timer", "incident", "stage", "instance"]},
+            "kind": {"type": "string", "enum": list(views.TIMELINE_KINDS)},
             "title": STRING,
             "text": nullable(STRING),
             "actor": nullable(STRING),
@@ -184,13 +229,50 @@ _SCHEMAS: dict[str, Any] = {
             },
         }
     ),
+    "CustomerUpdated": object_of(
+        {
+            "customer": {
+                "type": "object",
+                "additionalProperties": True,
+                "required": ["id", "name", "version"],
+                "properties": {"id": STRING, "name": STRING, "version": {"type": "integer"}, "tags": STRINGS},
+            },
+            "version": {"type": "integer", "description": "the new version; the answer's ETag names it"},
+        }
+    ),
+    "CustomerConflict": object_of(
+        {
+            "error": STRING,
+            "detail": STRING,
+            "version": {"type": "integer", "description": "the stored version (also the answer's ETag)"},
+            "changed": {
+                "type": "array",
+                "description": "each field changed after the version If-Match named: who, when, old and new",
+                "items": object_of(
+                    {
+                        "field": STRING,
+                        "actor": nullable(STRING),
+                        "at": WHEN,
+                        "old": {"nullable": True},
+                        "new": {"nullable": True},
+                        "version": {"type": "integer"},
+                    }
+                ),
+            },
+        }
+    ),
     "Customer": object_of(
         {
             "customer": {
                 "type": "object",
                 "additionalProperties": True,
                 "required": ["id", "name"],
-                "properties": {"id": STRING, "name": STRING, "tags": STRINGS},
+                "properties": {
+                    "id": STRING,
+                    "name": STRING,
+                    "tags": STRINGS,
+                    "version": {"type": "integer", "description": "what updateCustomer's If-Match names (the ETag)"},
+                },
             },
             "stages": {"type": "object", "additionalProperties": STRING, "description": "pipeline -> stage"},
             "timeline": {"type": "array", "items": ref("TimelineItem")},
@@ -238,7 +320,38 @@ _PATHS: dict[str, Any] = {
             tag="customers",
             parameters=[path_parameter("business_key")],
             operationId="getCustomer",
-        )
+        ),
+        "patch": operation(
+            "Change some of a customer's fields (columns, configured extra fields, tags; owner: team leaders "
+            "and admins, whose change moves the customer's open tasks and later steps to the new owner)",
+            ("200", "CustomerUpdated", "the customer as stored now"),
+            400,
+            404,
+            tag="customers",
+            parameters=[
+                path_parameter("business_key"),
+                {
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": True,
+                    "description": "the ETag of getCustomer (the version the edit was made on), or * for any",
+                    "schema": {"type": "string", "maxLength": 20},
+                },
+            ],
+            requestBody=body_of(
+                {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "field -> new value; an empty value clears a field; tags: a list or 'A, B'",
+                }
+            ),
+            responses_extra={
+                "409": ("CustomerConflict", "changed since the If-Match version; nothing stored"),
+                "422": ("FormErrors", "per-field errors; nothing stored"),
+                "428": ("Error", "no If-Match"),
+            },
+            operationId="updateCustomer",
+        ),
     },
 }
 
@@ -254,6 +367,12 @@ _LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "ListCustomerTasks": link_to("listTasks", "the customer's open tasks", business_key="/customer/id"),
         "ListCustomerInstances": link_to("listInstances", "the customer's instances", business_key="/customer/id"),
         "SearchCustomerCode": link_to("listCustomers", "the search by this customer's code", q="/customer/id"),
+        "UpdateCustomer": link_to(
+            "updateCustomer",
+            "change fields of the version read",
+            business_key="/customer/id",
+            **{"If-Match": "/customer/version"},
+        ),
     },
     ("createCustomer", "201"): {
         "GetCreatedCustomer": link_to("getCustomer", "the new customer", business_key="/id"),

@@ -40,6 +40,7 @@ TIMELINE_LABELS = {
     "incident": _l("Sự cố"),
     "stage": _l("Giai đoạn"),
     "instance": _l("Quy trình"),
+    "change": _l("Thay đổi"),
 }
 MESSAGE_STATES = {
     "pending": _l("Chờ gửi"),

@@ -14,6 +14,7 @@ from web.auth import roles_required
 from web.crm.customers.blueprint import bp
 from web.crm.customers.boards import board_tabs
 from web.crm.customers.display import CONTACT_FIELDS, CRM_FIELDS, LABELS, PROFILE_FACTS, clock, show_value
+from web.crm.customers.edits import FIELD_LABELS, may_edit
 from web.extensions import get_runner
 
 SEARCH_LIMIT = 50
@@ -95,6 +96,8 @@ def _detail_page(customer_id: str, *, note: str = "", note_error: str | None = N
         bookings=views.customer_bookings(runner, customer_id),
         now=runner.now(),
         extra_labels=extra_labels,
+        field_labels=FIELD_LABELS,
+        may_edit=may_edit(),
         contact_fields=CONTACT_FIELDS,
         crm_fields=CRM_FIELDS,
         profile_facts=PROFILE_FACTS,
