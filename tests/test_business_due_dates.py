@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from test_process_sales_business_time import KH, lead_at  # noqa: F401  # lead_at is a fixture
@@ -108,3 +108,12 @@ def test_a_form_fields_properties_are_not_the_tasks():
 def test_the_shipped_verification_task_is_due_in_working_time(lead_at, arrives: datetime, expected: datetime):  # noqa: F811
     r = lead_at(arrives)
     assert task(r, KH, "Task_verify")["due_at"] == expected.astimezone(UTC)
+
+
+def test_the_shipped_verification_task_reads_the_stored_calendar(lead_at):  # noqa: F811
+    def day_off(r) -> None:
+        r.business_calendar()  # read (and cached) before the edit: the edit must still be seen
+        r.add_day_off(date(2026, 12, 8), "Nghỉ tổng kết năm", actor="admin")
+
+    r = lead_at(at(2026, 12, 7, 17, 0), edit=day_off)
+    assert task(r, KH, "Task_verify")["due_at"] == at(2026, 12, 9, 8, 30).astimezone(UTC)
