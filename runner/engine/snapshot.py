@@ -19,10 +19,12 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from runner.clock import Clock
+from runner.engine import timers
 from runner.engine.specs import ExternalTask
 from runner.engine.timers import ClockTimer
-from runner.errors import StepFailed
-from runner.model import timeparse
+from runner.errors import Invalid, StepFailed
+from runner.model import timeparse, worktime
+from runner.model.worktime import BusinessCalendar
 from runner.sandbox import expressions
 
 
@@ -200,31 +202,66 @@ def _names(engine: Engine, task: Task, values: list[str]) -> list[str]:
 
 
 def _dates(engine: Engine, task: Task, info: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
-    """Due and follow-up dates, fixed when the task is first seen (PT30M is from creation, not from now)."""
+    """Due and follow-up dates, fixed when the task is first seen (PT30M is from creation, not from now).
+
+    A user task marked ``calendar=business`` has its due date counted in working time.
+    """
     dates = task.internal_data.get("runner:dates")
     if dates is None:
-        moments = (_moment(engine, task, info.get("due_date")), _moment(engine, task, info.get("follow_up_date")))
+        business = timers.calendar_name(task.task_spec) == timers.BUSINESS
+        cal = timers.business_calendar(engine.tz) if business and info.get("due_date") else None
+        moments = (_moment(engine, task, info.get("due_date"), cal), _moment(engine, task, info.get("follow_up_date")))
         dates = [m.isoformat() if m else None for m in moments]
         task.internal_data["runner:dates"] = dates
     due, follow_up = (datetime.fromisoformat(d) if d else None for d in dates)
     return due, follow_up
 
 
-def _moment(engine: Engine, task: Task, text: str | None) -> datetime | None:
-    """A due/follow-up date: an expression, an ISO date-time or an ISO duration from now."""
-    value = _maybe(engine, task, text)
-    if value is None:
+def _moment(engine: Engine, task: Task, text: str | None, cal: BusinessCalendar | None = None) -> datetime | None:
+    """A due/follow-up date: an expression, an ISO date-time or an ISO duration from now.
+
+    With a business calendar a duration counts working time and a moment in time off moves
+    to the next working instant; a value the calendar cannot place fails naming the task.
+    """
+    raw = _maybe(engine, task, text)
+    if raw is None:
         return None
     now = engine.clock.now()
-    if isinstance(value, timedelta):
-        return now + value
+    try:
+        value = _when(raw, engine.tz)
+        if value is None:
+            raise StepFailed(f"due date {text!r} gave {raw!r}, not a date", *_element(task))
+        return (_in_clock_time(now, value) if cal is None else _in_business_time(cal, now, value)).astimezone(UTC)
+    except (Invalid, OverflowError, ValueError) as exc:  # e.g. not ISO 8601, P9999Y, no working time
+        raise StepFailed(f"due date {text!r}: {exc}", *_element(task)) from exc
+
+
+def _when(value: Any, tz: tzinfo) -> datetime | timedelta | timeparse.Duration | None:
+    """A due date's value as a moment (aware) or a duration; None if it is neither."""
     if isinstance(value, str) and value.strip().upper().startswith("P"):
-        value = timeparse.parse_duration(value.strip()).add_to(now)
-    elif isinstance(value, str):
-        value = timeparse.parse_date(value.strip(), engine.tz)
-    if not isinstance(value, datetime):
-        raise StepFailed(f"due date {text!r} gave {value!r}, not a date", *_element(task))
-    return (value if value.tzinfo else value.replace(tzinfo=engine.tz)).astimezone(UTC)
+        return timeparse.parse_duration(value.strip())
+    if isinstance(value, str):
+        value = timeparse.parse_date(value.strip(), tz)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+    return value if isinstance(value, (timedelta, timeparse.Duration)) else None
+
+
+def _in_clock_time(now: datetime, value: datetime | timedelta | timeparse.Duration) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return now + value if isinstance(value, timedelta) else value.add_to(now)
+
+
+def _in_business_time(
+    cal: BusinessCalendar, now: datetime, value: datetime | timedelta | timeparse.Duration
+) -> datetime:
+    """A due moment in working time: a duration counted in working time, a date moved out of time off."""
+    if isinstance(value, datetime):
+        return worktime.next_working_instant(cal, value)
+    if isinstance(value, timedelta):
+        return worktime.add_working_time(cal, now, value)
+    return worktime.add_duration(cal, now, value)
 
 
 def _job(engine: Engine, task: Task) -> JobView:

@@ -174,6 +174,7 @@ def _bpmn_findings(doc: Doc) -> Iterator[Finding]:
         _check_forms,
         _check_multi_instance,
         _check_timers,
+        _check_user_task_calendars,
         _check_messages,
         _check_call_activities,
         _check_starters,
@@ -593,6 +594,20 @@ def _timer_calendar(event: etree._Element) -> Iterator[Finding]:
         value = (prop.get("value") or "").strip()
         if (prop.get("name") or "").strip() == "calendar" and value not in worktime.CALENDAR_NAMES:
             yield event, f"property 'calendar' is '{value}'; it must be 'business' (count working time only) or absent"
+
+
+def _check_user_task_calendars(doc: Doc) -> Iterator[Finding]:
+    """A user task's ``calendar`` property (its due date in working time) is ``business`` or absent."""
+    for task in bpmn_iter(doc.root, "userTask"):
+        # NOTE: only the task's own properties: a form field's camunda:properties are not the task's.
+        for props in extensions(task, "properties"):
+            for prop in camunda_children(props, "property"):
+                value = (prop.get("value") or "").strip()
+                if (prop.get("name") or "").strip() == "calendar" and value not in worktime.CALENDAR_NAMES:
+                    yield (
+                        task,
+                        f"property 'calendar' is '{value}'; it must be 'business' (due date in working time) or absent",
+                    )
 
 
 def _check_messages(doc: Doc) -> Iterator[Finding]:
