@@ -6,6 +6,7 @@
     ├── Conflict               a concurrent writer changed the same row first
     │   ├── SlotTaken          (runner.crm.models) a staff member already has an appointment then
     │   ├── DuplicateCustomer  (runner.crm.intake) a lead's phone or e-mail already belongs to a customer
+    │   ├── EditConflict       (runner.crm.editing) a customer changed since the version an edit was made on
     │   ├── InProgress         (runner.crm.capture) a form's first post with this client key is still being made
     │   └── RunActive          (runner.service.clockruns) the clock is asked to move while a run moves it
     ├── Invalid                input was rejected before anything was stored

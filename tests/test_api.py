@@ -50,6 +50,7 @@ CONTRACT = {
     "GET /api/clock/runs/{run_id}",
     "GET /api/customers",
     "POST /api/customers",
+    "PATCH /api/customers/{business_key}",
     "GET /api/customers/{business_key}",
     "POST /api/leads",
     "GET /api/openapi.json",
