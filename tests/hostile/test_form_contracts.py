@@ -141,6 +141,18 @@ def _boundary(field: forms.Field, index: int, now: datetime) -> Any:
             return bound.isoformat()
         # as <input type=date> sends it, yesterday; or a full date-time two days ahead
         return (now - timedelta(days=1)).date().isoformat() if low else (now + timedelta(days=2)).isoformat()
+    if field.type == "datetime":
+        bound = field.min if low else field.max
+        if bound == forms.NOW:  # the edge the runner's clock allows: the next whole minute after now
+            return (now + timedelta(minutes=2)).replace(second=0, microsecond=0).astimezone(TZ).isoformat()
+        if bound is not None:
+            return bound.isoformat()
+        # as staff type it, a day back; or ISO 8601 with the zone's offset, two days ahead
+        return (
+            (now - timedelta(days=1)).astimezone(TZ).strftime("%d/%m/%Y %H:%M")
+            if low
+            else ((now + timedelta(days=2)).astimezone(TZ).isoformat())
+        )
     if low and not field.required and field.minlength is None:
         return ""  # an optional text left empty
     size = (field.minlength or 1) if low else (field.maxlength or 10_000)
@@ -245,6 +257,7 @@ STEPS: dict[str, Callable[[Runner], None]] = {
     "call reached": done("Task_call", S, {"call_result": "reached"}),
     "call not reached": done("Task_call", S, {"call_result": "not_reached"}),
     "until recall": until("Task_recall", S),
+    "until escalated": until("Task_lead_escalated", S),  # nobody verifies: 60 working minutes, max_reassignments times
     "recall not reached": done("Task_recall", S, {"call_result": "not_reached"}),
     "survey": done("Task_survey", S, SURVEY),
     "until demo confirm": until("Task_confirm", S),
@@ -325,6 +338,7 @@ ROUTES: list[tuple[str, str, tuple[str, ...], str]] = [
     ("sales", "Task_verify", ("lead",), S),
     ("sales", "Task_tl_verify", ("lead", "verify doubtful"), S),
     ("sales", "Task_mkt_returned", ("lead", "verify bad"), S),
+    ("sales", "Task_lead_escalated", ("lead", "until escalated"), S),
     ("sales", "Task_call", ("lead", "verify good"), S),
     ("sales", "Task_survey", ("lead", "verify good", "call reached"), S),
     ("sales", "Task_recall", ("lead", "verify good", "call not reached", "until recall"), S),
