@@ -424,7 +424,7 @@ def test_patch_changes_the_fields_given_under_the_etag_and_answers_the_new_one(a
 def test_patch_takes_the_version_of_the_customer_read_as_its_if_match(app: Flask, r: Runner) -> None:
     owner = lead(r, "KH1", "Trung tâm Sao Mai", phone="0912345678")
     api = _api(app, r, owner)
-    version = api("GET", "/api/customers/KH1").get_json()["customer"]["version"]  # what the document's link passes
+    version = api("GET", "/api/customers/KH1").get_json()["customer"]["version"]  # the ETag's number
     answer = api("PATCH", "/api/customers/KH1", json={"course_model": "Theo tháng"}, headers={"If-Match": str(version)})
     assert answer.status_code == 200 and answer.get_json()["version"] == version + 1
 

@@ -96,7 +96,6 @@ def test_the_served_document_still_holds_the_customer_operation_and_its_links(cl
         "ListCustomerTasks": _link("listTasks", business_key="/customer/id"),
         "ListCustomerInstances": _link("listInstances", business_key="/customer/id"),
         "SearchCustomerCode": _link("listCustomers", q="/customer/id"),
-        "UpdateCustomer": _link("updateCustomer", business_key="/customer/id", **{"If-Match": "/customer/version"}),
     }
     search = {
         name: (link["operationId"], link.get("parameters", {})) for name, link in _links(doc, "listCustomers", "200")

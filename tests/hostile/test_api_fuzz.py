@@ -65,9 +65,9 @@ ACCEPTED = ["2xx", "400", "401", "403", "404", "409", "422"]
 REFUSED = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429"]
 # The document itself has no input and no link; the stateless run covers it. So does it cover POST /api/leads:
 # no link leads to it (a website form is no step of a staff client's sequence) and its answer feeds no other call.
-# PATCH /api/customers/{business_key} is reached only by list -> read -> patch with the read's ETag as If-Match; the
-# derandomized 100 x 10 steps never drew that sequence (measured), so the stateless run fuzzes it on both databases
-# and tests/test_customer_edit.py checks its answers, stale and missing If-Match included.
+# PATCH /api/customers/{business_key} needs the read's ETag as If-Match, a header no link can fill from a body
+# (the version there is a number): the stateless run fuzzes it on both databases, and tests/test_customer_edit.py
+# checks its answers, stale and missing If-Match included.
 STATELESS_ONLY = {"GET /api/openapi.json", "POST /api/leads", "PATCH /api/customers/{business_key}"}
 
 

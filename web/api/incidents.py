@@ -9,7 +9,7 @@ from runner.errors import Invalid, NotFound
 from runner.queries import tasklists as inbox
 from web.api.blueprint import bp
 from web.api.errors import BadRequest
-from web.api.inputs import MAX_ID, query
+from web.api.inputs import MAX_ID, page_limit, query
 from web.api.shapes import incident
 from web.auth import roles_required
 from web.extensions import get_runner
@@ -24,7 +24,7 @@ def list_incidents():
     state = query("state", tuple(INCIDENT_STATES)) or "open"
     try:
         page = inbox.incident_page(
-            get_runner(), state=INCIDENT_STATES[state], limit=query("limit"), cursor=query("cursor")
+            get_runner(), state=INCIDENT_STATES[state], limit=page_limit(), cursor=query("cursor")
         )
     except Invalid as exc:  # NOTE: limit or cursor, named in the message: a 400 like every query filter
         raise BadRequest(str(exc)) from exc

@@ -56,6 +56,14 @@ def query(name: str, choices: tuple[str, ...] | None = None) -> str | None:
     return value.strip()
 
 
+def page_limit() -> str | None:
+    """A paged list's ``limit`` as sent (None when absent); an empty one is refused, as the document's integer says."""
+    value = request.args.get("limit")
+    if value is not None and not value.strip():
+        raise BadRequest("limit: '' is not a whole number")
+    return value
+
+
 def flag(name: str) -> bool | None:
     """A ``true``/``false`` query filter (None when absent)."""
     value = query(name, ("true", "false"))

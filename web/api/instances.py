@@ -9,7 +9,7 @@ from runner.queries import tasklists as inbox
 from web import permissions
 from web.api.blueprint import bp
 from web.api.errors import BadRequest
-from web.api.inputs import body, json_object, query, text
+from web.api.inputs import body, json_object, page_limit, query, text
 from web.api.shapes import instance, instance_summary, version_numbers
 from web.auth import roles_required
 from web.extensions import get_runner
@@ -42,7 +42,7 @@ def list_instances():
             process_key=query("process_key"),
             business_key=query("business_key"),
             status=query("state", STATES),
-            limit=query("limit"),
+            limit=page_limit(),
             cursor=query("cursor"),
         )
     except Invalid as exc:  # NOTE: limit or cursor, named in the message: a 400 like every query filter

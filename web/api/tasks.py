@@ -13,7 +13,7 @@ from runner.queries import tasklists as inbox
 from runner.service.tasks import check_may_complete, is_candidate
 from web.api.blueprint import bp
 from web.api.errors import BadRequest
-from web.api.inputs import body, flag, json_object, query
+from web.api.inputs import body, flag, json_object, page_limit, query
 from web.api.shapes import instance_summary, task, version_numbers
 from web.auth import roles_required
 from web.extensions import get_runner
@@ -50,7 +50,7 @@ def list_tasks():
             orphan=flag("orphan"),
             business_key=query("business_key"),
             process_key=query("process_key"),
-            limit=query("limit"),
+            limit=page_limit(),
             cursor=query("cursor"),
         )
     except Invalid as exc:  # NOTE: limit or cursor, named in the message: a 400 like every query filter

@@ -367,12 +367,6 @@ _LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "ListCustomerTasks": link_to("listTasks", "the customer's open tasks", business_key="/customer/id"),
         "ListCustomerInstances": link_to("listInstances", "the customer's instances", business_key="/customer/id"),
         "SearchCustomerCode": link_to("listCustomers", "the search by this customer's code", q="/customer/id"),
-        "UpdateCustomer": link_to(
-            "updateCustomer",
-            "change fields of the version read",
-            business_key="/customer/id",
-            **{"If-Match": "/customer/version"},
-        ),
     },
     ("createCustomer", "201"): {
         "GetCreatedCustomer": link_to("getCustomer", "the new customer", business_key="/id"),
