@@ -251,23 +251,7 @@ def incidents(runner: Runner, *, state: str | None = "open", instance_id: str | 
     if instance_id is not None:
         query = query.where(Incident.instance_id == instance_id)
     with runner.db.read() as s:
-        return [
-            _row(
-                i,
-                "id",
-                "instance_id",
-                "kind",
-                "ref",
-                "element_id",
-                "error",
-                "tries",
-                "state",
-                "created_at",
-                "resolved_at",
-                "resolved_by",
-            )
-            for i in s.scalars(query.order_by(Incident.id))
-        ]
+        return [_row(i, *INCIDENT_FIELDS) for i in s.scalars(query.order_by(Incident.id))]
 
 
 def outbox(runner: Runner, *, state: str | None = None, business_key: str | None = None) -> list[dict]:
