@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
+from lxml import etree
 from test_process_sales_business_time import KH, lead_at  # noqa: F401  # lead_at is a fixture
 
 from runner.engine import timers
@@ -12,7 +14,7 @@ from runner.errors import StepFailed
 from runner.model import validation
 from runner.model.worktime import BusinessCalendar
 from tests.harness import FIXTURES, TZ, Harness
-from tests.scenario import task
+from tests.scenario import complete, task
 
 FILE, PROCESS = "business_due_dates.bpmn", "business_due_dates"
 FRIDAY_1700 = datetime(2026, 12, 11, 17, 0, tzinfo=TZ)
@@ -117,3 +119,44 @@ def test_the_shipped_verification_task_reads_the_stored_calendar(lead_at):  # no
 
     r = lead_at(at(2026, 12, 7, 17, 0), edit=day_off)
     assert task(r, KH, "Task_verify")["due_at"] == at(2026, 12, 9, 8, 30).astimezone(UTC)
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "processes"
+NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL", "camunda": "http://camunda.org/schema/1.0/bpmn"}
+
+
+def shipped_user_tasks() -> list[tuple[str, str, str, str | None]]:
+    """(diagram, task id, camunda:dueDate, calendar property) of every shipped user task with a due date."""
+    out = []
+    for path in sorted(SHIPPED.glob("*.bpmn")):
+        for node in etree.parse(str(path)).iterfind(".//bpmn:userTask", NS):
+            due_date = node.get(f"{{{NS['camunda']}}}dueDate")
+            if due_date:
+                props = node.findall("bpmn:extensionElements/camunda:properties/camunda:property", NS)
+                calendar = next((p.get("value") for p in props if p.get("name") == "calendar"), None)
+                out.append((path.stem, node.get("id", ""), due_date, calendar))
+    return out
+
+
+def test_every_shipped_due_date_given_as_a_duration_counts_working_time():
+    """A follow-up due "in a day" is a promise staff keep in working time, never on a Sunday or a holiday."""
+    found = shipped_user_tasks()
+    durations = [(d, t, due) for d, t, due, cal in found if due.startswith("P") and cal != "business"]
+    assert durations == []
+    assert len([t for _, t, due, _ in found if due.startswith("P")]) == 20  # the README's table lists them
+    appointments = [t for _, t, due, cal in found if due.startswith("$") and cal is None]
+    assert "Task_demo" in appointments and "Task_confirm" in appointments  # tied to the appointment: clock time
+
+
+@pytest.mark.parametrize(
+    ("arrives", "expected"),
+    [
+        (at(2026, 12, 11, 10, 0), at(2026, 12, 12, 10, 0)),  # Friday morning → Saturday morning
+        (at(2026, 12, 11, 16, 0), at(2026, 12, 14, 8, 0)),  # Friday 16:00: Saturday closes at 12:00 → Monday
+        (at(2027, 2, 5, 10, 0), at(2027, 2, 11, 10, 0)),  # the Friday before Tết 2027 → the first day after it
+    ],
+)
+def test_the_team_leaders_check_of_a_doubtful_lead_is_due_a_working_day_later(lead_at, arrives, expected):  # noqa: F811
+    r = lead_at(arrives)
+    complete(r, KH, "Task_verify", {"verdict": "doubtful"}, by="an")
+    assert task(r, KH, "Task_tl_verify")["due_at"] == expected.astimezone(UTC)

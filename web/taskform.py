@@ -40,6 +40,7 @@ class FieldView:
     minlength: int | None
     maxlength: int | None
     rows: int
+    working_time: bool = False  # the value must lie in the business calendar's working time
 
 
 def _show(value: Any) -> Any:
@@ -123,6 +124,7 @@ def field_views(
                 minlength=f.minlength,
                 maxlength=f.maxlength,
                 rows=int(props["rows"]) if props.get("rows", "").isdigit() else 4,
+                working_time=f.calendar is not None,
             )
         )
     return views
@@ -167,6 +169,10 @@ def _message(field: forms.Field, code: str, fallback: str, tz: tzinfo = UTC) -> 
             "date": _("%(label)s phải là một ngày hợp lệ.", label=field.label),
             "boolean": _("%(label)s phải là có hoặc không.", label=field.label),
         }.get(field.type, fallback)
+    if code == "hours":
+        if field.type == "date":
+            return _("%(label)s phải là một ngày làm việc của công ty.", label=field.label)
+        return _("%(label)s phải nằm trong giờ làm việc của công ty.", label=field.label)
     if code == "enum":
         return _("Hãy chọn một giá trị trong danh sách cho %(label)s.", label=field.label)
     if code == "min":

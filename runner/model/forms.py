@@ -7,15 +7,18 @@ read-only fields are never included; dates are ISO strings ("YYYY-MM-DD" or full
 that zone's offset; ``long`` fields take thousands separators, and with the property
 ``format=vnd`` amounts as staff type them (``runner.model.formvalues``). A ``min``/``max`` of
 ``now`` (date and datetime) is checked against ``now``, the runner's clock, which the caller passes.
+A date or datetime field with the property ``calendar`` = ``business`` must lie in the
+business calendar's working time (a datetime inside working hours, a date on a working day);
+the caller passes the calendar (``calendar=``), read only when such a field is submitted.
 Messages read "<label> <rule>" ("Số nhân viên must be at least 0"); the FormInvalid also has
-``codes`` (field id -> required|readonly|type|enum|min|max|minlength|maxlength|unknown).
+``codes`` (field id -> required|readonly|type|enum|min|max|minlength|maxlength|hours|unknown).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
@@ -23,7 +26,7 @@ from typing import Any
 from lxml import etree
 
 from runner.errors import DeploymentInvalid, FormInvalid, Invalid, Problem
-from runner.model import formvalues
+from runner.model import formvalues, worktime
 from runner.model.inputs import TextInvalid, check_data, check_text, text_problem
 
 CAMUNDA_NS = ("http://camunda.org/schema/1.0/bpmn", "http://activiti.org/bpmn")
@@ -36,6 +39,7 @@ _LIMITS = {
     "maxlength": ("string",),
 }
 NOW = "now"  # a min/max config meaning "the runner's clock when the form is submitted"
+CALENDAR = "calendar"  # the field property naming the calendar whose working time a moment must lie in
 Limit = float | date | str | None
 _TRUE = frozenset({"true", "on", "1", "yes"})
 _FALSE = frozenset({"false", "off", "0", "no"})
@@ -78,6 +82,11 @@ class Field:
     def is_amount(self) -> bool:
         """Tell whether this long field holds money (property ``format`` = ``vnd``)."""
         return self.type == "long" and self.properties.get("format", "").lower() == "vnd"
+
+    @property
+    def calendar(self) -> str | None:
+        """The calendar whose working time this date or date-time must lie in (``business``), if any."""
+        return self.properties.get(CALENDAR) or None
 
     def default_value(self, tz: tzinfo = UTC) -> Any:
         """The typed default; expression defaults (``${...}``) are returned unevaluated."""
@@ -177,7 +186,17 @@ def _parse_field(node: etree._Element, problems: list[str]) -> Field:
     )
     if ftype in TYPES:
         _check_field(field, where, problems)
+    if CALENDAR in props:
+        _check_calendar(field, where, problems)
     return field
+
+
+def _check_calendar(field: Field, where: str, problems: list[str]) -> None:
+    if field.calendar not in worktime.CALENDAR_NAMES:
+        names = " or ".join(repr(n) for n in worktime.CALENDAR_NAMES)
+        problems.append(f"{where}: property 'calendar' is {field.calendar or ''!r}; it must be {names} or absent")
+    elif field.type not in _MOMENTS:
+        problems.append(f"{where}: property 'calendar' applies to date and datetime fields, not {field.type!r}")
 
 
 def _constraints(node: etree._Element, ftype: str, where: str, problems: list[str]) -> dict[str, Any]:
@@ -353,6 +372,7 @@ class _When:
 
     now: datetime | None = None
     tz: tzinfo = UTC
+    calendar: Callable[[], worktime.BusinessCalendar] | None = None
 
 
 def _check_limits(field: Field, value: Any, when: _When = _When()) -> None:
@@ -371,6 +391,23 @@ def _check_limits(field: Field, value: Any, when: _When = _When()) -> None:
             resolved = _resolve(limit, field.type, when)
             if resolved is not None and outside(resolved):
                 raise _Bad(code, _limit_words(field.type, code, limit, resolved, when.tz))
+        if field.calendar and when.calendar is not None:
+            _check_working_time(key, when.calendar(), when.tz)
+
+
+def _check_working_time(key: date | datetime, cal: worktime.BusinessCalendar, tz: tzinfo) -> None:
+    """A moment inside working hours, a date on a working day; the words give that day's hours."""
+    day = key.astimezone(cal.tz).date() if isinstance(key, datetime) else key
+    periods = cal.periods_on(day)
+    if isinstance(key, datetime) and worktime.is_working_time(cal, key):
+        return
+    if not isinstance(key, datetime) and periods:
+        return
+    shown = f"{day:%d/%m/%Y}"
+    if not periods:
+        raise _Bad("hours", f"must be on a working day; {shown} is not one")
+    hours = ", ".join(f"{a.astimezone(tz):%H:%M}-{b.astimezone(tz):%H:%M}" for a, b in periods)
+    raise _Bad("hours", f"must be in working hours; on {shown} they are {hours}")
 
 
 def _resolve(limit: Limit, ftype: str, when: _When) -> Any:
@@ -404,17 +441,21 @@ def coerce(
     html: bool = False,
     now: datetime | None = None,
     tz: tzinfo = UTC,
+    calendar: Callable[[], worktime.BusinessCalendar] | None = None,
 ) -> dict[str, Any]:
     """Validate and type submitted values; FormInvalid lists every wrong field at once.
 
     ``now`` (the runner's clock) is needed when a field's min or max is ``now``; ``tz`` is the
-    business time zone that date-times without an offset are read in.
+    business time zone that date-times without an offset are read in; ``calendar`` gives the
+    business calendar a field with the property ``calendar`` is checked against.
     """
     if not form.fields:
         return _passthrough(submitted, task)
     if now is None and any(NOW in (f.min, f.max) for f in form.fields):
         raise ValueError("this form checks against the current time: pass now= from the runner's clock")
-    when = _When(now, tz)
+    if calendar is None and any(f.calendar for f in form.fields):
+        raise ValueError("this form checks working hours: pass calendar= from the unit of work")
+    when = _When(now, tz, calendar)
     result: dict[str, Any] = {}
     errors = _unstorable(submitted)
     for f in form.fields:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from runner import logs, metrics
 from runner.clock import FixedClock
-from runner.engine import scripting
+from runner.engine import scripting, timers
 from runner.errors import (
     BudgetExceeded,
     Conflict,
@@ -220,8 +220,16 @@ class Runner(Core):
         workflow = unit.restore(inst)
         task = self.engine.task(workflow, task_id)
         form = forms.form_from_dict(row["task_form"]) if row["task_form"] else forms.Form(())
+        tz = self.settings.tz
         values = forms.coerce(
-            form, data, current=task.data, task=name or element, html=html, now=self.now(), tz=self.settings.tz
+            form,
+            data,
+            current=task.data,
+            task=name or element,
+            html=html,
+            now=self.now(),
+            tz=tz,
+            calendar=lambda: timers.business_calendar(tz),  # NOTE: the unit's stored calendar, read if needed
         )
         self.engine.complete_user_task(workflow, task_id, values)
         unit.record(

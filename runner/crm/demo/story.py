@@ -72,19 +72,26 @@ class Story:
         return datetime.combine(day, time.fromisoformat(hhmm), self.tz)
 
     def workday(self, moment: datetime, hhmm: str, days: int = 1) -> datetime:
-        """``hhmm`` on the ``days``-th working day (Monday to Friday) after ``moment``'s day."""
-        day = moment.astimezone(self.tz).date()
+        """``hhmm`` on the ``days``-th weekday (Monday to Friday, not a holiday) after ``moment``'s day.
+
+        NOTE: holidays count, so an appointment (a demo, which must lie in working time) never
+        lands on Giỗ Tổ Hùng Vương or Tết whatever day the story starts on.
+        """
+        cal, day = self.calendar(), moment.astimezone(self.tz).date()
         while days > 0:
             day += timedelta(days=1)
-            days -= day.weekday() < 5
+            days -= day.weekday() < 5 and not cal.is_holiday(day)
         return datetime.combine(day, time.fromisoformat(hhmm), self.tz)
+
+    def calendar(self) -> BusinessCalendar:
+        """The runner's stored business calendar."""
+        cal = self.runner.business_calendar()
+        days_off = [date.fromisoformat(d["day"]) for d in cal["days_off"]]
+        return BusinessCalendar.from_text(self.tz, cal["hours"], cal["country"], days_off)
 
     def working_days_after(self, moment: datetime, days: int) -> datetime:
         """``days`` working days after ``moment`` as the runner's business-time timers count them."""
-        cal = self.runner.business_calendar()
-        days_off = [date.fromisoformat(d["day"]) for d in cal["days_off"]]
-        value = BusinessCalendar.from_text(self.tz, cal["hours"], cal["country"], days_off)
-        return worktime.add_working_days(value, moment, days)
+        return worktime.add_working_days(self.calendar(), moment, days)
 
     def office(self, moment: datetime) -> datetime:
         """``moment`` if it falls in office hours (Mon-Fri 08:00-17:30), else the next working morning."""
