@@ -11,17 +11,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
 from sqlalchemy.orm import Session
 
-from runner.crm import gaps
+from runner.crm import gaps, phones
 from runner.crm.models import Staff
 from runner.crm.staff import staff_row
 from runner.errors import BadValue, Missing
 from runner.extension import PersonFacts, PersonField
 from runner.model import inputs
 
-REGION = "VN"
 ZALO_LENGTH = 100  # NOTE: staff.zalo_user_id is String(100)
 FIELDS = (
     PersonField("phone", "--phone", "phone number customers call (0… or +84…; empty clears it)"),
@@ -33,14 +31,7 @@ def normalise_phone(value: Any) -> str | None:
     """A phone number as E.164 (``+84912345678``), None when blank; ``BadValue`` names the field."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    text = str(value).strip()
-    try:
-        number = phonenumbers.parse(text, REGION)
-    except phonenumbers.NumberParseException as exc:
-        raise BadValue(f"phone: {text!r} is not a phone number ({exc})") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise BadValue(f"phone: {text!r} is not a valid phone number (region {REGION} unless it starts with +)")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return phones.e164(str(value).strip())
 
 
 def check_zalo(value: Any) -> str | None:

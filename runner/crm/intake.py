@@ -20,13 +20,12 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from runner.crm import customers as crm
-from runner.crm import gaps, sales
+from runner.crm import gaps, phones, sales
 from runner.crm import settings as crm_settings
 from runner.crm.fields import FIELD_TYPES, clean_fields
 from runner.crm.folding import phone_digits
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
     from runner.service.runtime import Runner
     from runner.service.unit import Unit
 
-REGION = "VN"  # numbers written without +country are Vietnamese: 0912... is +84 912...
 CODE_PREFIX = "KH"  # khách hàng: KH0001, KH0002... (wider past KH9999)
 CODE_DIGITS = 4
 PROCESS_KEY = "sales"
@@ -81,13 +79,7 @@ def normalize_phone(text: str) -> str:
 
     ``BadValue`` (an ``Invalid``) names the field when it is no valid number.
     """
-    try:
-        number = phonenumbers.parse(text, REGION)
-    except phonenumbers.NumberParseException as exc:
-        raise crm.BadValue(f"field 'phone': {text!r} is not a phone number") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise crm.BadValue(f"field 'phone': {text!r} is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return phones.e164(text, "field 'phone'")
 
 
 def normalize_email(text: str) -> str:
