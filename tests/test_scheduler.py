@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import holidays
+import pytest
 
 from runner.queries import tasklists as inbox
+from runner.registry import Registry
 from runner.service.runtime import Runner
+from tests.scenario import runner_at
 
 FIXTURES = Path(__file__).parent / "bpmn" / "scheduler"
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+VN_HOLIDAYS = holidays.country_holidays("VN", years=2027)
 
 
 def fired(runner: Runner) -> list[tuple[str, str]]:
@@ -79,3 +87,52 @@ def test_a_failing_timer_start_becomes_an_incident_without_an_instance(runner: R
     runner.run_due()  # still broken: a new incident, still no half-started instance
     assert inbox.instances(runner, process_key="nightly_broken") == []
     assert [i["state"] for i in inbox.incidents(runner, state=None)] == ["resolved", "open"]
+
+
+BUSINESS = '<bpmn:extensionElements><camunda:properties><camunda:property name="calendar" value="business" />'
+BUSINESS += "</camunda:properties></bpmn:extensionElements>"
+
+
+def nightly(folder: Path, timer: str, business: bool) -> Path:
+    """nightly.bpmn with another start timer, counted in working time when ``business``."""
+    text = (FIXTURES / "nightly.bpmn").read_text().replace("<bpmn:timeCycle>R3/P1D</bpmn:timeCycle>", timer)
+    if business:
+        text = text.replace('name="Every day">', f'name="Every day">{BUSINESS}')
+    path = folder / "nightly.bpmn"
+    path.write_text(text)
+    return path
+
+
+def started_at(runner: Runner) -> list[datetime]:
+    return sorted(i["created_at"].astimezone(TZ) for i in inbox.instances(runner, process_key="nightly"))
+
+
+@pytest.mark.parametrize(
+    ("business", "expected"),
+    [
+        # Friday 10:00 + one working day each: Saturday (open until 12:00), then Monday and Tuesday
+        (True, [datetime(2026, 12, d, 10, 0, tzinfo=TZ) for d in (12, 14, 15)]),
+        (False, [datetime(2026, 12, d, 10, 0, tzinfo=TZ) for d in (12, 13, 14)]),  # clock time: Sunday too
+    ],
+)
+def test_a_business_time_start_cycle_counts_working_days(
+    sqlite_url: str, registry: Registry, tmp_path: Path, business: bool, expected: list[datetime]
+) -> None:
+    runner = runner_at(sqlite_url, registry, datetime(2026, 12, 11, 10, 0, tzinfo=TZ))  # a Friday
+    runner.deploy([nightly(tmp_path, "<bpmn:timeCycle>R3/P1D</bpmn:timeCycle>", business)])
+    runner.advance_clock(timedelta(days=7))
+    assert started_at(runner) == expected
+    runner.db.engine.dispose()
+
+
+def test_a_business_time_start_date_on_tet_waits_for_the_first_working_minute(
+    sqlite_url: str, registry: Registry, tmp_path: Path
+) -> None:
+    runner = runner_at(sqlite_url, registry, datetime(2027, 2, 1, 9, 0, tzinfo=TZ))
+    runner.deploy([nightly(tmp_path, "<bpmn:timeDate>2027-02-08T09:00:00+07:00</bpmn:timeDate>", True)])
+    runner.advance_clock(timedelta(days=14))
+    first_after_tet = next(
+        d for d in (date(2027, 2, 8) + timedelta(days=n) for n in range(14)) if d not in VN_HOLIDAYS and d.weekday() < 6
+    )
+    assert started_at(runner) == [datetime.combine(first_after_tet, time(8, 0), TZ)]
+    runner.db.engine.dispose()

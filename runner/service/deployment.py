@@ -19,6 +19,7 @@ from runner.model.encoding import EncodingInvalid, as_utf8
 from runner.store.models import ProcessVersion, User
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 NS = {"bpmn": BPMN_NS}
 SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=False)
 # NOTE: checked before a file is read or parsed, so a huge file costs neither time nor memory.
@@ -124,10 +125,19 @@ def _start_events(process: etree._Element) -> tuple[list[str], list[dict[str, st
             if name:
                 messages.append(name)
         for timer in start.xpath("./bpmn:timerEventDefinition/*", namespaces=NS):
-            timers.append(
-                {"element": start.get("id"), "kind": etree.QName(timer).localname, "value": (timer.text or "").strip()}
-            )
+            kind, value = etree.QName(timer).localname, (timer.text or "").strip()
+            found = {"element": start.get("id"), "kind": kind, "value": value}
+            calendar = _calendar_property(start)
+            timers.append({**found, "calendar": calendar} if calendar else found)
     return messages, timers
+
+
+def _calendar_property(event: etree._Element) -> str | None:
+    """The event's ``camunda:property name="calendar"`` (``business``; validation refused any other)."""
+    for prop in event.iter(f"{{{CAMUNDA_NS}}}property"):
+        if (prop.get("name") or "").strip() == "calendar":
+            return (prop.get("value") or "").strip() or None
+    return None
 
 
 class Deployer:

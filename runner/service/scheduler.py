@@ -18,11 +18,13 @@ from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from runner import logs
 from runner.clock import Clock, FixedClock
+from runner.engine import timers
 from runner.errors import Conflict, RunnerError
-from runner.model import timeparse
+from runner.model import timeparse, worktime
 from runner.sandbox.budget import Interrupted
 from runner.service import claims, clockruns, jobs, outbox, sendwindows, workers
 from runner.service.deployment import Deployed
@@ -51,9 +53,13 @@ def schedule_start_timers(unit: Unit, item: Deployed) -> None:
         .values(state="cancelled")
     )
     kinds = {"timeDate": "date", "timeDuration": "duration", "timeCycle": "cycle"}
+    tz = unit.core.settings.tz
     for start in version.timer_starts or []:
         kind = kinds[start["kind"]]
-        due, _ = timeparse.first_due(kind, start["value"], unit.now(), unit.core.settings.tz)
+        if start.get("calendar") == timers.BUSINESS:
+            due, _ = worktime.first_due(kind, start["value"], unit.now(), timers.business_calendar(tz))
+        else:
+            due, _ = timeparse.first_due(kind, start["value"], unit.now(), tz)
         s.add(
             Timer(
                 process_key=version.process_key,
@@ -156,7 +162,10 @@ def _fire_start(unit: Unit, timer: Timer) -> None:
             )
         ).all()
         if cycle.repetitions is None or len(fired) < cycle.repetitions:
-            due = timeparse.next_due(timer.value, timer.due_at, tz)
+            if _start_calendar(s, timer) == timers.BUSINESS:
+                due = worktime.next_due(timer.value, timer.due_at, timers.business_calendar(tz))
+            else:
+                due = timeparse.next_due(timer.value, timer.due_at, tz)
             s.add(
                 Timer(
                     process_key=timer.process_key,
@@ -167,6 +176,16 @@ def _fire_start(unit: Unit, timer: Timer) -> None:
                     value=timer.value,
                 )
             )
+
+
+def _start_calendar(s: Session, timer: Timer) -> str | None:
+    """The ``calendar`` of a timer start event, as the version that scheduled it has it."""
+    versions = select(ProcessVersion.timer_starts).where(ProcessVersion.process_key == timer.process_key)
+    for starts in s.scalars(versions.order_by(ProcessVersion.version.desc()).limit(1)):
+        for start in starts or []:
+            if start.get("element") == timer.element_id:
+                return start.get("calendar")
+    return None
 
 
 def _record_failure(unit: Unit, timer: Timer, exc: Exception) -> None:
@@ -195,11 +214,11 @@ def _record_failure(unit: Unit, timer: Timer, exc: Exception) -> None:
 
 def next_due(core: Core, after: datetime | None = None) -> datetime | None:
     """The earliest moment a timer or a job falls due (strictly after ``after`` if given)."""
-    timers = select(Timer.due_at).where(Timer.state == "waiting")
+    waiting = select(Timer.due_at).where(Timer.state == "waiting")
     if after is not None:
-        timers = timers.where(Timer.due_at > after)
+        waiting = waiting.where(Timer.due_at > after)
     with core.db.read() as s:
-        timer = s.scalars(timers.order_by(Timer.due_at).limit(1)).first()
+        timer = s.scalars(waiting.order_by(Timer.due_at).limit(1)).first()
         job = jobs.next_due(s, after)
     found = [d for d in (timer, job) if d is not None]
     return min(found) if found else None
