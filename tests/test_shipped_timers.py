@@ -149,16 +149,17 @@ TIMERS: dict[tuple[str, str], Proof] = {
     ),
     ("sales", "Timer_w_3d"): Proof(
         "business",
-        "staff task: the next closing push Task_w_hot / Task_w_warm for the owner",
+        "staff task: the next closing push Task_w_hot / Task_w_warm for the owner (due one working day later)",
         (
             f"{SALES}::test_closing_pushes_every_3_days_and_default_promotion_at_day_7",  # over a Sunday
             f"{HERE}::test_closing_window_across_tet",
-            f"{HERE}::test_a_staff_task_a_timer_makes_is_due_in_working_time",
+            f"{HERE}::test_a_push_made_on_a_saturday_is_due_on_monday",
         ),
     ),
     ("sales", "Timer_7d"): Proof(
         "wall",
-        "staff task: Task_promo_approve for the team leader; after approval a Zalo promotion to the customer",
+        "staff task: Task_promo_approve for the team leader (due one working day later); once approved, "
+        "a Zalo promotion to the customer",
         (
             f"{SALES}::test_closing_pushes_every_3_days_and_default_promotion_at_day_7",
             f"{HERE}::test_closing_window_across_tet",
@@ -166,7 +167,7 @@ TIMERS: dict[tuple[str, str], Proof] = {
     ),
     ("sales", "Timer_c_3d"): Proof(
         "business",
-        "staff task: Task_care for the owner",
+        "staff task: Task_care for the owner (due one working day later)",
         (
             f"{SALES}::test_closing_pushes_every_3_days_and_default_promotion_at_day_7",
             f"{HERE}::test_closing_window_across_tet",
@@ -174,7 +175,7 @@ TIMERS: dict[tuple[str, str], Proof] = {
     ),
     ("sales", "Timer_pay"): Proof(
         "business",
-        "staff task: Task_payment for the accountants again",
+        "staff task: Task_payment for the accountants again (no due date)",
         (
             f"{SALES}::test_won_customer_pays_starts_onboarding_and_gets_the_30_day_upsell_call",  # over a Sunday
             f"{HERE}::test_payment_is_checked_again_one_working_day_later",
@@ -182,7 +183,7 @@ TIMERS: dict[tuple[str, str], Proof] = {
     ),
     ("sales", "Timer_30d"): Proof(
         "wall",
-        "staff task: Task_upsell for the owner",
+        "staff task: Task_upsell for the owner (due one working day later)",
         (
             f"{SALES}::test_won_customer_pays_starts_onboarding_and_gets_the_30_day_upsell_call",
             f"{HERE}::test_upsell_call_comes_thirty_wall_clock_days_after_the_payment",
@@ -194,27 +195,32 @@ TIMERS: dict[tuple[str, str], Proof] = {
         (
             f"{SALES_BT}::test_a_customer_won_on_a_friday_evening_escalates_after_30_working_minutes",
             f"{HERE}::test_reception_sla_counts_working_minutes",
+            f"{HERE}::test_a_staff_task_a_timer_makes_is_due_in_working_time",  # xfail: the call it watches
         ),
     ),
     ("onboarding", "Timer_day_before"): Proof(
         "wall",
-        "customer message: Zalo session_reminder to the group; staff task: Task_confirm for the teacher",
+        "customer message: Zalo session_reminder to the group; staff task: Task_confirm for the teacher, "
+        "due 30 min before the session",
         (f"{HERE}::test_training_reminders_and_session_start_keep_their_wall_clock_moments",),
     ),
     ("onboarding", "Timer_session_start"): Proof(
         "wall",
-        "staff task: Task_teacher_note for the teacher",
-        (f"{HERE}::test_training_reminders_and_session_start_keep_their_wall_clock_moments",),
+        "staff task: Task_teacher_note for the teacher (due 4 wall-clock hours later, even at night: xfail)",
+        (
+            f"{HERE}::test_training_reminders_and_session_start_keep_their_wall_clock_moments",
+            f"{HERE}::test_a_staff_task_a_timer_makes_is_due_in_working_time",  # xfail: a note due at 20:00
+        ),
     ),
     ("onboarding", "Boundary_training_deadline"): Proof(
         "wall",
-        "staff task: Task_training_escalate for the team leader",
+        "staff task: Task_training_escalate for the team leader (due one working day later)",
         (f"{HERE}::test_training_deadline_is_two_wall_clock_weeks",),
     ),
     ("onboarding", "Boundary_renewal_due"): Proof(
         "business",
         "state: stage CHĂM SÓC TÁI KÝ and its tag; customer message: Zalo renewal_notice; "
-        "staff task: Task_renewal_call for customer care",
+        "staff task: Task_renewal_call for customer care (due 3 working days later)",
         (
             f"{CARE}::test_renewal_starts_three_months_before_the_contract_end",
             f"{HERE}::test_monthly_care_on_a_saturday_of_tet_then_renewal_after_tet",
@@ -230,20 +236,22 @@ TIMERS: dict[tuple[str, str], Proof] = {
     ),
     ("care_month", "Timer_care_due"): Proof(
         "wall",
-        "customer message: Zalo care_monthly; staff task: Task_care_call for the customer care member booked",
+        "customer message: Zalo care_monthly; staff task: a care call booked in a customer care member's "
+        "calendar and Task_care_call for them, due 30 min after its start (booked during Tết: xfail)",
         (
             f"{CARE}::test_each_monthly_call_is_booked_in_the_care_calendar",
             f"{HERE}::test_monthly_care_on_a_saturday_of_tet_then_renewal_after_tet",
+            f"{HERE}::test_a_staff_task_a_timer_makes_is_due_in_working_time",  # xfail: a call booked in Tết
         ),
     ),
     ("renewal", "Timer_recall"): Proof(
         "wall",
-        "staff task: Task_renewal_call for customer care again",
+        "staff task: Task_renewal_call for customer care again (due 3 working days later)",
         (f"{HERE}::test_renewal_talks_across_tet_until_a_contract_end_on_a_sunday",),
     ),
     ("renewal", "Boundary_contract_end"): Proof(
         "wall",
-        "staff task: Task_no_renew_reason for customer care (talks cut off)",
+        "staff task: Task_no_renew_reason for customer care (talks cut off; due one working day later)",
         (
             f"{CARE}::test_a_hesitating_customer_is_called_weekly_until_the_contract_runs_out",
             f"{HERE}::test_renewal_talks_across_tet_until_a_contract_end_on_a_sunday",
@@ -446,6 +454,7 @@ def test_closing_window_across_tet(sales_at) -> None:
         None,
         closing_point,
     )
+    assert due(approval) == on(AFTER_TET, 10, 45)  # one working day: not on Tết
     assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_promo_approve"]  # the push was called off
     advance(r, to=on(AFTER_TET, 9))
     promotion = "Tặng thêm 1 tháng sử dụng khi ký hợp đồng 12 tháng."
@@ -466,8 +475,20 @@ def test_closing_window_across_tet(sales_at) -> None:
     assert open_tasks(r, KH) == []
     advance(r, minutes=1)
     care = task(r, KH, "Task_care")
-    assert (care["assignee"], created(care)) == ("an", push)
+    assert (care["assignee"], created(care), due(care)) == ("an", push, push + timedelta(days=1))
     assert fired(r, "Timer_w_3d") == []  # cancelled with the closing window
+
+
+def test_a_push_made_on_a_saturday_is_due_on_monday(sales_at) -> None:
+    r = sales_at(at(2026, 12, 7, 9))
+    demo_given(r, at(2026, 12, 9, 10))
+    advance(r, minutes=15)
+    complete(r, KH, "Task_w_warm", {"negotiation_result": "continue", "negotiation_note": "Hỏi ý sếp."}, by="an")
+    saturday = at(2026, 12, 12, 11)  # three working days after Wednesday 11:00
+    assert timers_scheduled(r, KH, "Timer_w_3d") == [saturday]
+    advance(r, to=saturday)
+    push = task(r, KH, "Task_w_warm")
+    assert (push["assignee"], created(push), due(push)) == ("an", saturday, at(2026, 12, 14, 11))  # not Sunday
 
 
 @pytest.mark.parametrize(
@@ -512,6 +533,7 @@ def test_upsell_call_comes_thirty_wall_clock_days_after_the_payment(sales_at) ->
     advance(r, minutes=1)
     upsell = task(r, KH, "Task_upsell")
     assert (upsell["assignee"], created(upsell)) == ("an", upsell_at)
+    assert due(upsell) == on(AFTER_TET, 10)  # one working day later: after Tết, not on its Monday
 
 
 # --- onboarding ----------------------------------------------------------------------------------------
@@ -592,9 +614,9 @@ def training_deadline_in_tet(won_at) -> Runner:
 @pytest.mark.parametrize("when", ["friday-evening", "tet"])
 def test_training_deadline_is_two_wall_clock_weeks(won_at, when: str) -> None:
     if when == "tet":
-        r, deadline = training_deadline_in_tet(won_at), on(TET[2], 10)
+        r, deadline, escalation_due = training_deadline_in_tet(won_at), on(TET[2], 10), on(AFTER_TET, 10)
     else:
-        r, deadline = won_at(at(2026, 12, 11, 19)), at(2026, 12, 25, 19)
+        r, deadline, escalation_due = won_at(at(2026, 12, 11, 19)), at(2026, 12, 25, 19), at(2026, 12, 28, 8)
         book_training(r)
     assert timers_scheduled(r, KH, "Boundary_training_deadline") == [deadline] and not working(deadline)
     advance(r, to=deadline - timedelta(minutes=1))
@@ -602,7 +624,7 @@ def test_training_deadline_is_two_wall_clock_weeks(won_at, when: str) -> None:
     advance(r, minutes=1)
     escalation = task(r, KH, "Task_training_escalate")
     assert (escalation["candidate_groups"], escalation["assignee"]) == (["team_leader"], None)
-    assert created(escalation) == deadline
+    assert (created(escalation), due(escalation)) == (deadline, escalation_due)  # one working day later
     assert stages(r, KH) == ["TIẾP NHẬN", "ĐÀO TẠO"]  # training goes on
 
 
@@ -653,6 +675,7 @@ def test_monthly_care_on_a_saturday_of_tet_then_renewal_after_tet(won_at) -> Non
     )
     renewal = task(r, KH, "Task_renewal_call")
     assert (renewal["candidate_groups"], created(renewal)) == (["customer_care"], on(AFTER_TET, 8))
+    assert due(renewal) == on(AFTER_TET + timedelta(days=4), 8)  # 3 working days: Friday, Saturday, Monday
     assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_renewal_call"]  # the month's call gave way
 
 
@@ -681,12 +704,13 @@ def test_renewal_talks_across_tet_until_a_contract_end_on_a_sunday(won_at, decis
         advance(r, minutes=1)
         call = task(r, KH, "Task_renewal_call")
         assert (call["candidate_groups"], created(call)) == (["customer_care"], recall)
+        assert due(call) == on(AFTER_TET + timedelta(days=4), 8)  # Thu, Fri, Sat 15:00 (time off) → Monday
         advance(r, to=end - timedelta(minutes=1))
         assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_renewal_call"]
         advance(r, minutes=1)  # nobody decided before the end: the talks are cut off
         assert fired(r, "Boundary_contract_end") == [end]
         reason = task(r, KH, "Task_no_renew_reason")
-        assert (reason["candidate_groups"], created(reason)) == (["customer_care"], end)
+        assert (reason["candidate_groups"], created(reason), due(reason)) == (["customer_care"], end, on(AFTER_TET, 8))
     assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_no_renew_reason"]
     complete(r, KH, "Task_no_renew_reason", {"stop_reason": "Không tái ký hợp đồng"}, by=CSKH)
     assert timers_scheduled(r, KH, "Timer_contract_end") == [end]
@@ -700,28 +724,8 @@ def test_renewal_talks_across_tet_until_a_contract_end_on_a_sunday(won_at, decis
 
 # --- staff tasks that a timer's firing makes, due outside working time (bugs, reported) -----------------
 
-WALL_DAYS = (
-    "the user task's dueDate ({}) has no calendar=business property, so it counts wall-clock time from a "
-    "timer that fired {}: the fix is the property on the task in processes/*.bpmn (the lead's files)"
-)
 
-
-def push_made_on_a_saturday(sales_at, won_at) -> dict:
-    r = sales_at(at(2026, 12, 7, 9))
-    demo_given(r, at(2026, 12, 9, 10))
-    advance(r, minutes=15)
-    complete(r, KH, "Task_w_warm", {"negotiation_result": "continue", "negotiation_note": "Hỏi ý sếp."}, by="an")
-    advance(r, to=at(2026, 12, 12, 11))  # Timer_w_3d: three working days later, a Saturday morning
-    return task(r, KH, "Task_w_warm")
-
-
-def upsell_on_a_sunday_of_tet(sales_at, won_at) -> dict:
-    r = upsell_due_on_a_sunday_of_tet(sales_at)
-    advance(r, to=on(TET[3], 10))
-    return task(r, KH, "Task_upsell")
-
-
-def teacher_note_after_a_late_afternoon_session(sales_at, won_at) -> dict:
+def teacher_note_after_a_late_afternoon_session(won_at) -> dict:
     r = won_at(at(2026, 12, 7, 9))
     first = at(2026, 12, 9, 16)  # 16:00-17:30, inside the teacher's hours
     book_training(r, slots=[naive(first), naive(first + timedelta(days=1))])
@@ -731,66 +735,52 @@ def teacher_note_after_a_late_afternoon_session(sales_at, won_at) -> dict:
     return task(r, KH, "Task_teacher_note")
 
 
-def training_escalation_on_a_saturday_of_tet(sales_at, won_at) -> dict:
-    r = training_deadline_in_tet(won_at)
-    advance(r, to=on(TET[2], 10))
-    return task(r, KH, "Task_training_escalate")
+def booking_call_received_at_saturday_noon(won_at) -> dict:
+    return task(won_at(at(2026, 12, 12, 11, 50)), KH, "Task_booking_call")
 
 
-def care_call_booked_in_tet(sales_at, won_at) -> dict:
+def care_call_booked_in_tet(won_at) -> dict:
     r = care_then_renewal_around_tet(won_at)
     advance(r, to=on(TET[2], 9))
     return task(r, KH, "Task_care_call")
 
 
-def renewal_call_after_tet(sales_at, won_at) -> dict:
-    r = care_then_renewal_around_tet(won_at)
-    advance(r, to=on(AFTER_TET, 8))
-    return task(r, KH, "Task_renewal_call")
-
-
-def renewal_recall_in_tet(sales_at, won_at) -> dict:
-    r = renewal_talks_until_tet(won_at, "considering")
-    advance(r, to=on(TET[0], 15))
-    return task(r, KH, "Task_renewal_call")
-
-
-def no_renewal_reason_at_midnight_in_tet(sales_at, won_at) -> dict:
-    r = renewal_talks_until_tet(won_at, "considering")
-    advance(r, to=on(TET[3], 0))
-    return task(r, KH, "Task_no_renew_reason")
-
-
-def bug(case: Callable[..., dict], reason: str):
-    return pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=reason), id=case.__name__)
-
-
 @pytest.mark.parametrize(
     "case",
     [
-        bug(push_made_on_a_saturday, WALL_DAYS.format("P1D", "on Saturday 11:00: due Sunday 11:00")),
-        bug(upsell_on_a_sunday_of_tet, WALL_DAYS.format("P1D", "on Tết's Sunday: due Monday, still Tết")),
-        bug(
+        pytest.param(
             teacher_note_after_a_late_afternoon_session,
-            WALL_DAYS.format("PT4H", "at 16:00 (the session's start): due 20:00 in the evening"),
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="Task_teacher_note's dueDate PT4H counts wall-clock hours from Timer_session_start: a 16:00 "
+                "session's note is due at 20:00; calendar=business would make it 10:30 the next day, after the "
+                "customer care call it feeds (due 18:00): the right due date is a product decision",
+            ),
+            id="teacher-note-evening",
         ),
-        bug(
-            training_escalation_on_a_saturday_of_tet,
-            WALL_DAYS.format("P1D", "on Tết's Saturday: due on its Sunday"),
-        ),
-        bug(
+        pytest.param(
             care_call_booked_in_tet,
-            "booking.book_sessions ignores the business calendar: it books the monthly care call on a day of Tết "
-            "(staff availability is per weekday only); a fix needs the calendar in the handler's context",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="booking.book_sessions (and find_slots, reschedule) ignore the business calendar: after "
+                "Timer_care_due fires on Tết's Saturday the monthly care call is booked on Tết's Monday 08:00 "
+                "(staff availability is per weekday only); the fix needs the calendar in the handlers' context",
+            ),
+            id="care-call-in-tet",
         ),
-        bug(renewal_call_after_tet, WALL_DAYS.format("P3D", "on Thursday 08:00 after Tết: due Sunday 08:00")),
-        bug(renewal_recall_in_tet, WALL_DAYS.format("P3D", "on Tết's first day (Thursday 15:00): due Sunday")),
-        bug(
-            no_renewal_reason_at_midnight_in_tet,
-            WALL_DAYS.format("P1D", "at midnight of Tết's Sunday: due at midnight on Monday, still Tết"),
+        pytest.param(
+            booking_call_received_at_saturday_noon,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="Task_booking_call and Task_zalo_group are due received_at + 30 min on the wall clock (an "
+                "expression), while Boundary_receive_sla escalates after 30 working minutes: a customer received "
+                "on Saturday at 11:50 has a call due at 12:20 (time off) and overdue all weekend, escalated on "
+                "Monday at 08:20; expressions have no working-time arithmetic to fix it with",
+            ),
+            id="booking-call-saturday-noon",
         ),
     ],
 )
-def test_a_staff_task_a_timer_makes_is_due_in_working_time(sales_at, won_at, case: Callable[..., dict]) -> None:
-    row = case(sales_at, won_at)
+def test_a_staff_task_a_timer_makes_is_due_in_working_time(won_at, case: Callable[..., dict]) -> None:
+    row = case(won_at)
     assert working(due(row)), f"{row['element_id']} for {row['assignee'] or row['candidate_groups']} due {due(row)}"
