@@ -417,6 +417,7 @@ def test_demo_reminder_before_opening_waits_for_the_sending_window(sales_at) -> 
     complete(r, KH, "Task_call", {"call_result": "reached"}, by="an")
     complete(r, KH, "Task_survey", {**SURVEY, "demo_at": naive(demo_at)}, by="an")
     advance(r, to=on(AFTER_TET, 7, 30))  # the reminder fires on time; the customer's Zalo waits for 08:00
+    assert fired(r, "Timer_demo_reminder") == [on(AFTER_TET, 7, 30)]
     confirmation = outbox(r, KH)[-1]
     assert (confirmation["payload"]["template"], confirmation["state"]) == ("demo_confirmation", "pending")
     assert confirmation["due_at"].astimezone(TZ) == on(AFTER_TET, 8)
