@@ -195,7 +195,7 @@ TIMERS: dict[tuple[str, str], Proof] = {
         (
             f"{SALES_BT}::test_a_customer_won_on_a_friday_evening_escalates_after_30_working_minutes",
             f"{HERE}::test_reception_sla_counts_working_minutes",
-            f"{HERE}::test_a_staff_task_a_timer_makes_is_due_in_working_time",  # xfail: the call it watches
+            f"{HERE}::test_a_staff_task_a_timer_makes_is_due_in_working_time",  # the call it watches
         ),
     ),
     ("onboarding", "Timer_day_before"): Proof(
@@ -210,7 +210,7 @@ TIMERS: dict[tuple[str, str], Proof] = {
         (
             f"{HERE}::test_training_reminders_and_session_start_keep_their_wall_clock_moments",
             f"{HERE}::test_the_note_of_a_late_afternoon_session_is_due_the_next_working_morning",
-            f"{HERE}::test_a_staff_task_a_timer_makes_is_due_in_working_time",  # xfail: the call after the note
+            f"{HERE}::test_a_staff_task_a_timer_makes_is_due_in_working_time",  # the call after the note
         ),
     ),
     ("onboarding", "Boundary_training_deadline"): Proof(
@@ -766,17 +766,7 @@ def booking_call_received_at_saturday_noon(won_at) -> dict:
 @pytest.mark.parametrize(
     "case",
     [
-        pytest.param(
-            after_training_call_after_a_next_morning_note,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Task_after_training_call is due max(18:00 of the session's day, the session's start + 3 h) on "
-                "the wall clock: 19:00 after a 16:00 session, outside working time; and since the teacher's note it "
-                "follows counts 4 working hours (due 10:30 the next day), a note written the next morning makes a "
-                "call that is overdue when it is created",
-            ),
-            id="after-training-call-born-overdue",
-        ),
+        pytest.param(after_training_call_after_a_next_morning_note, id="after-training-call-after-a-late-note"),
         pytest.param(
             care_call_booked_in_tet,
             marks=pytest.mark.xfail(
@@ -787,19 +777,22 @@ def booking_call_received_at_saturday_noon(won_at) -> dict:
             ),
             id="care-call-in-tet",
         ),
-        pytest.param(
-            booking_call_received_at_saturday_noon,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Task_booking_call and Task_zalo_group are due received_at + 30 min on the wall clock (an "
-                "expression), while Boundary_receive_sla escalates after 30 working minutes: a customer received "
-                "on Saturday at 11:50 has a call due at 12:20 (time off) and overdue all weekend, escalated on "
-                "Monday at 08:20; expressions have no working-time arithmetic to fix it with",
-            ),
-            id="booking-call-saturday-noon",
-        ),
+        pytest.param(booking_call_received_at_saturday_noon, id="booking-call-saturday-noon"),
     ],
 )
 def test_a_staff_task_a_timer_makes_is_due_in_working_time(won_at, case: Callable[..., dict]) -> None:
     row = case(won_at)
     assert working(due(row)), f"{row['element_id']} for {row['assignee'] or row['candidate_groups']} due {due(row)}"
+
+
+def test_the_reception_calls_are_due_in_working_time_before_the_sla_escalates(won_at) -> None:
+    """Received Saturday 11:50: 12:20 is time off, so the call is due at Monday's first working minute, before
+    Boundary_receive_sla's 30 working minutes (10 on Saturday, 20 on Monday) run out at 08:20."""
+    row = booking_call_received_at_saturday_noon(won_at)
+    assert (created(row), due(row)) == (at(2026, 12, 12, 11, 50), at(2026, 12, 14, 8, 0))
+
+
+def test_the_call_after_training_is_due_at_the_end_of_the_working_day_and_never_born_overdue(won_at) -> None:
+    row = after_training_call_after_a_next_morning_note(won_at)
+    # the 16:00 session's 19:00 is time off; the note came the next morning at 10:00: an hour from then
+    assert (created(row), due(row)) == (at(2026, 12, 10, 10), at(2026, 12, 10, 11))
