@@ -118,8 +118,25 @@ def _owner_role(process: etree._Element) -> str:
 def process_needs(xml: bytes | str, folder: Path, process_key: str | None = None) -> list[Need]:
     """Every staff field the message steps of a BPMN file's processes (or of ``process_key``) print."""
     data = xml.encode("utf-8") if isinstance(xml, str) else xml
+    return [
+        Need(key, element_id, name, file, record, field, roles[record])
+        for key, element_id, name, file, roles in _message_steps(data, process_key)
+        for record, field in sorted(template_needs(folder / file))
+    ]
+
+
+Step = tuple[str, str, str, str, dict[str, str]]  # process key, element id, name, template file, roles
+
+
+@lru_cache(maxsize=64)
+def _message_steps(data: bytes, process_key: str | None) -> tuple[Step, ...]:
+    """The message steps of a BPMN file and the template each sends (a version's XML never changes).
+
+    NOTE: cached on the XML itself: a lead asks for its process's owner needs, and parsing the
+    diagram each time was a fifth of a lead's import; templates are read (by mtime) every time.
+    """
     root = etree.fromstring(data, _SAFE)
-    found: list[Need] = []
+    found: list[Step] = []
     for process in bpmn_iter(root, "process"):
         key = process.get("id") or ""
         if process_key is not None and key != process_key:
@@ -132,17 +149,5 @@ def process_needs(xml: bytes | str, folder: Path, process_key: str | None = None
             name = _parameters(el).get("template", "").strip() if suffix else ""
             if not name or "${" in name or "/" in name or "\\" in name:
                 continue
-            file = f"{name}{suffix}"
-            for record, field in sorted(template_needs(folder / file)):
-                found.append(
-                    Need(
-                        key,
-                        el.get("id") or "",
-                        " ".join((el.get("name") or "").split()),
-                        file,
-                        record,
-                        field,
-                        roles[record],
-                    )
-                )
-    return found
+            found.append((key, el.get("id") or "", " ".join((el.get("name") or "").split()), f"{name}{suffix}", roles))
+    return tuple(found)

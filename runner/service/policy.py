@@ -23,6 +23,7 @@ such a key would shadow ``now``, ``len``, ``true``... in every later expression.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -55,8 +56,13 @@ def check_data(data: Mapping[str, Any], what: str) -> None:
 # --- starting ------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def starters(xml: str, process_key: str) -> tuple[frozenset[str], frozenset[str]]:
-    """The (groups, users) a process's ``camunda:candidateStarterGroups``/``Users`` name."""
+    """The (groups, users) a process's ``camunda:candidateStarterGroups``/``Users`` name.
+
+    NOTE: cached on the version's XML, which never changes: every start (a lead's, an import row's)
+    asks, and parsing the diagram each time cost more than the rest of the check.
+    """
     root = bpmnxml.parse(xml.encode("utf-8"))
     for process in bpmnxml.bpmn_iter(root, "process"):
         if process.get("id") == process_key:
