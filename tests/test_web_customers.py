@@ -180,6 +180,18 @@ def test_a_note_is_added_and_shown_first_with_its_author(client: WebClient, runn
     assert users.get_user(runner, _owner(runner, "KH2"))["full_name"] in first.group(2)
 
 
+def test_a_website_forms_note_is_titled_in_words_not_by_its_kind(client: WebClient, runner: Runner, owners) -> None:
+    with runner.db.unit() as s:
+        crm.add_note(s, "KH2", "Form Website: Ai đó, 0912345678", now=runner.now(), kind="web_form")
+    client.login(_owner(runner, "KH2"))
+    first = re.search(
+        r'<li class="kind-note" data-kind="note">(.*?)</li>', client.get("/customers/KH2").get_data(as_text=True), re.S
+    )
+    assert (
+        first and '<span class="badge">Biểu mẫu website</span>' in first.group(1) and "web_form" not in first.group(1)
+    )
+
+
 @pytest.mark.parametrize(
     "text,error", [("   ", "Ghi chú không được để trống."), ("x" * 5001, "Ghi chú dài quá 5000 ký tự.")]
 )
