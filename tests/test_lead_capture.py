@@ -8,6 +8,7 @@ that customer's timeline; wrong, revoked and staff keys get 401, bad fields 422 
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import threading
@@ -356,3 +357,50 @@ def test_an_admin_makes_a_key_sees_it_once_lists_and_revokes_it_and_others_may_n
     rep.login("sales9")
     assert rep.get("/lead-keys").status_code == 403
     assert rep.post("/lead-keys", data={"source": "Website", "label": "x"}).status_code == 403
+
+
+def post_form_raw(base: str, fields: dict[str, str]) -> tuple[int, str | None, bytes]:
+    """(status, Location, body) of a plain form post, redirects not followed, as a browser first sees it."""
+    parts = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        body = urllib.parse.urlencode(fields)
+        conn.request("POST", "/api/leads", body, {"Content-Type": "application/x-www-form-urlencoded"})
+        answer = conn.getresponse()
+        return answer.status, answer.getheader("Location"), answer.read()
+    finally:
+        conn.close()
+
+
+def test_a_plain_form_naming_its_thank_you_page_is_sent_there_with_its_reference(
+    r: Runner, base: str, key: str
+) -> None:
+    thanks = f"{ORIGIN}/cảm-ơn?form=dung-thu"
+    fields = {**FORM, "lead_key": key, "idempotency_key": "page-load-9", "thanks_url": thanks}
+    status, location, _body = post_form_raw(base, fields)
+    assert status == 303 and location is not None
+    assert location.startswith(f"{ORIGIN}/c%E1%BA%A3m-%C6%A1n?form=dung-thu&reference=")
+    reference = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)["reference"][0]
+    [made] = customers(r)
+    with r.db.read() as s:
+        assert s.get(LeadPost, reference).customer_id == made.id
+    assert "thanks_url" not in made.extra
+    again = post_form_raw(base, fields)  # the visitor presses back and posts again: the same lead, the same page
+    assert again[:2] == (303, location) and len(customers(r)) == 1
+
+
+@pytest.mark.parametrize(
+    "thanks",
+    [
+        "https://evil.example/cam-on",  # another site: no open redirect
+        "javascript:alert(1)",
+        f"{ORIGIN}/cam-on\r\nSet-Cookie: x=1",  # no header injection
+        f"{ORIGIN}/" + "a" * 600,
+    ],
+)
+def test_a_thank_you_page_off_the_keys_origins_is_refused_naming_the_field(
+    r: Runner, base: str, key: str, thanks: str
+) -> None:
+    status, location, body = post_form_raw(base, {**FORM, "lead_key": key, "thanks_url": thanks})
+    assert (status, location) == (422, None)
+    assert set(json.loads(body)["errors"]) == {"thanks_url"} and customers(r) == []

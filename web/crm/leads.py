@@ -11,6 +11,9 @@ no lead key (401) and a lead key opens no other operation (the staff API takes `
 - 201 ``{"status": "received", "reference"}`` for a new lead and for a known customer's phone or e-mail
   alike (their timeline gets a note): an anonymous visitor learns nothing about who is a customer.
 - 429 with ``Retry-After`` beyond the key's posts per minute; 401 for a missing, wrong or revoked key.
+- A plain HTML form may name ``thanks_url``, a page on one of the key's origins: a new or known lead then
+  answers 303 to it (with ``?reference=…``), so the visitor lands on the site's thank-you page, not on
+  JSON. Any other URL is 422 naming the field; errors stay JSON, as a form cannot show them.
 - CORS: a key lists the web origins allowed to post with it. A post carrying an ``Origin`` the key
   does not list is refused (403); answers and preflights name an origin that a live key lists.
 """
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
 
-from flask import Blueprint, Response, abort, g, jsonify, request
+from flask import Blueprint, Response, abort, g, jsonify, redirect, request
 
 from runner.crm import capture, lead_keys
+from runner.errors import FormInvalid
 from web import api
 from web.api.errors import BadRequest, error
 from web.extensions import get_runner
@@ -32,7 +37,9 @@ bp = Blueprint("crm_leads", __name__, url_prefix="/api")
 api.json_errors(bp)
 
 MAX_BODY = 16 * 1024  # a lead form is a few hundred bytes; far below the app's RUNNER_MAX_CONTENT_LENGTH
-KEY_FIELDS = ("lead_key", "idempotency_key")  # credentials and client key, not lead fields
+KEY_FIELDS = ("lead_key", "idempotency_key", "thanks_url")  # credentials, client key, answer: not lead fields
+THANKS_MAX = 500
+URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # kept as typed: the characters with a meaning in a URL
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Lead-Key"
 
 
@@ -90,13 +97,32 @@ def post_lead():
     if origin and origin.lower() not in key.origins:
         return error(403, "Forbidden", f"this form's key does not allow posts from {origin[:100]}")
     client_key = capture.check_client_key(_client_key(fields))
+    thanks = _thanks_url(fields.get("thanks_url"), key.origins)
     values = capture.form_values(runner, {k: v for k, v in fields.items() if k not in KEY_FIELDS})
     g.lead_key = key
     outcome = capture.submit(runner, key, values, client_key)
+    if thanks is not None:
+        separator = "&" if urlsplit(thanks).query else "?"
+        return redirect(f"{thanks}{separator}{urlencode({'reference': outcome.reference})}", code=303)
     response = jsonify(status="received", reference=outcome.reference)
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response, outcome.status
+
+
+def _thanks_url(value: Any, origins: tuple[str, ...]) -> str | None:
+    """The form's thank-you page, if it names one: an http(s) URL on one of the key's origins (422 otherwise)."""
+    if value in (None, "") or request.mimetype == "application/json":
+        return None
+    text = str(value).strip()
+    parts = urlsplit(text)
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    unsafe = any(ord(c) < 33 or c == "\\" for c in text)  # NOTE: a header must not carry CR/LF
+    if len(text) > THANKS_MAX or unsafe or parts.scheme not in ("http", "https") or origin not in origins:
+        raise FormInvalid(
+            {"thanks_url": f"field 'thanks_url': a page on one of this form's origins ({', '.join(origins) or 'none'})"}
+        )
+    return quote(text, safe=URL_SAFE)  # NOTE: a Vietnamese path in ASCII, as a header needs
 
 
 def _body() -> dict[str, Any]:
@@ -146,45 +172,51 @@ _FORM = {
         "email": {"type": "string", "maxLength": 200},
         "idempotency_key": {"type": "string", "maxLength": 200, "description": "instead of the header"},
         "lead_key": {"type": "string", "description": "instead of the header (a plain HTML form)"},
+        "thanks_url": {
+            "type": "string",
+            "maxLength": THANKS_MAX,
+            "description": "a plain form's thank-you page, on one of the key's origins: the answer is 303 to it",
+        },
     },
     "description": "lead fields (those of the new-lead page except source and owner); other fields are left out",
 }
 _SCHEMAS: dict[str, Any] = {
     "LeadReceived": object_of({"status": {"type": "string", "enum": ["received"]}, "reference": STRING})
 }
-_PATHS: dict[str, Any] = {
-    "/api/leads": {
-        "post": operation(
-            "A website or landing-page form's lead, once per Idempotency-Key (authenticated by the form's lead key)",
-            ("201", "LeadReceived", "received: a new lead, or a note on the customer who has this phone or e-mail"),
-            400,
-            409,
-            415,
-            422,
-            429,
-            tag="leads",
-            operationId="postLead",
-            security=[{"leadKey": []}],
-            parameters=[
-                {
-                    "name": "Idempotency-Key",
-                    "in": "header",
-                    "required": False,
-                    "description": "the same key and body answer the first post's reference again (200)",
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x21-\\x7e]+$"},
-                }
-            ],
-            requestBody={
-                "required": True,
-                "content": {
-                    "application/json": {"schema": _FORM},
-                    "application/x-www-form-urlencoded": {"schema": _FORM},
-                },
-            },
-            responses_extra={"200": ("LeadReceived", "a replay: the first post with this Idempotency-Key")},
-        )
-    }
+_POST_LEAD = operation(
+    "A website or landing-page form's lead, once per Idempotency-Key (authenticated by the form's lead key)",
+    ("201", "LeadReceived", "received: a new lead, or a note on the customer who has this phone or e-mail"),
+    400,
+    409,
+    415,
+    422,
+    429,
+    tag="leads",
+    operationId="postLead",
+    security=[{"leadKey": []}],
+    parameters=[
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "the same key and body answer the first post's reference again (200)",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x21-\\x7e]+$"},
+        }
+    ],
+    requestBody={
+        "required": True,
+        "content": {
+            "application/json": {"schema": _FORM},
+            "application/x-www-form-urlencoded": {"schema": _FORM},
+        },
+    },
+    responses_extra={"200": ("LeadReceived", "a replay: the first post with this Idempotency-Key")},
+)
+_POST_LEAD["responses"]["303"] = {
+    "description": "a plain form that named thanks_url: received, see the site's thank-you page (?reference=…)",
+    "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
 }
+_PATHS: dict[str, Any] = {"/api/leads": {"post": _POST_LEAD}}
 OPENAPI = Part(
     paths=_PATHS,
     schemas=_SCHEMAS,
