@@ -228,14 +228,16 @@ def test_renewed_customer_gets_a_new_contract_and_care_goes_on(r: Runner) -> Non
     assert task(r, KH, "Task_confirm_payment")["candidate_groups"] == ["accountant"]
     complete(r, KH, "Task_confirm_payment", {"payment_ref": "FT2709001"}, by=ACCOUNTANT)
 
-    new_end = add_months(old_end + timedelta(days=1), 12)
+    # a contract's end date is the first day it no longer covers (the lock falls at its 00:00), so the
+    # renewal starts on it: no day between the two contracts goes unserved
+    new_end = add_months(old_end, 12)
     view = customer(r, KH)
     assert (view["contract_end"], view["package"]) == (new_end.isoformat(), "Doanh nghiệp")
     assert "CHĂM SÓC TÁI KÝ" not in view["tags"]
     with r.db.read() as s:
         contract = s.scalars(select(Contract).where(Contract.customer_id == KH).order_by(Contract.id)).all()[-1]
         order = s.scalars(select(Order).where(Order.customer_id == KH)).one()
-    assert (contract.start_date, contract.end_date, contract.months) == (old_end + timedelta(days=1), new_end, 12)
+    assert (contract.start_date, contract.end_date, contract.months) == (old_end, new_end, 12)
     assert (order.amount, order.status, order.confirmed_by) == (15_000_000, "paid", ACCOUNTANT)
     assert stages(r, KH) == [*BEFORE_CARE, "CHĂM SÓC TÁI KÝ", "CHĂM SÓC ĐỊNH KỲ"]
     assert instance_of(r, KH, "onboarding")["data"]["contract_end"] == new_end.isoformat()
@@ -244,7 +246,7 @@ def test_renewed_customer_gets_a_new_contract_and_care_goes_on(r: Runner) -> Non
     )
     # monthly care resumes, and the next renewal is 3 months before the new end date
     care_month(r)
-    assert timers_scheduled(r, KH, "Boundary_renewal_due")[-1] == renewal_start(r)  # 8 Sep 2028, 08:00
+    assert timers_scheduled(r, KH, "Boundary_renewal_due")[-1] == renewal_start(r)  # 3 months before the new end, 08:00
     assert customer_stage(r) == "CHĂM SÓC ĐỊNH KỲ"
     assert [e for e, _, _ in created_tasks(r, KH)][-3:] == [
         "Task_renewal_call",
