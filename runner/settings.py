@@ -55,6 +55,8 @@ class Settings:
     webhook_url: str = ""
     # The daily window in which messages marked ``quiet_hours`` (the CRM's customer-facing ones)
     # go out, in the business zone (RUNNER_SENDING_WINDOW, e.g. 08:00-20:00; "off", None: any time).
+    # It stays shut on the business calendar's days off (holidays, company days off, weekdays
+    # without hours; ``Core.windows_in``); "off" sends at any time on any day.
     # NOTE: a process reading its own environment gets DEFAULT_SENDING_WINDOW when the variable
     # is unset (``from_env()``); settings built from an explicit mapping get none unless it says.
     sending_window: SendingWindow | None = None

@@ -8,8 +8,9 @@ outside it is due at the next opening instead.
 
 A window is half-open, ``[opens, closes)``: at 08:00 a message goes, at 20:00 it waits for
 08:00 the next day. A window may wrap midnight (``22:00-06:00``). ``next_open`` is a pure
-function; days on which nothing is sent (a business calendar's Sundays and holidays) come in
-as a ``closed(day)`` predicate, so a calendar plugs in without this module knowing it.
+function; days on which nothing is sent (the business calendar's Sundays, holidays and days
+off) come in as a ``closed(day)`` predicate, so the calendar plugs in without this module
+knowing it (``Core.windows_in`` gives the windows closed on the stored calendar's days off).
 """
 
 from __future__ import annotations

@@ -46,13 +46,18 @@ STAFF: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
 )
 
 
-def runner_at(url: str, registry: Registry, start: datetime = START, **overrides) -> Runner:
-    """A runner on a migrated database whose virtual clock starts at ``start``."""
+def start_clock(url: str, start: datetime = START) -> None:
+    """Set the virtual clock of a migrated database to ``start`` (before a runner opens it)."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.delete(ClockRow.__table__).where(ClockRow.__table__.c.name == "virtual"))
         conn.execute(ClockRow.__table__.insert().values(name="virtual", now=start.astimezone(UTC)))
     engine.dispose()
+
+
+def runner_at(url: str, registry: Registry, start: datetime = START, **overrides) -> Runner:
+    """A runner on a migrated database whose virtual clock starts at ``start``."""
+    start_clock(url, start)
     settings = Settings.from_env({}, database_url=url, clock="virtual", retry_base_seconds=10.0, **overrides)
     return Runner(settings, registry=registry, extensions=(easyedu(crm=CrmSettings()),))
 

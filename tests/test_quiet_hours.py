@@ -1,17 +1,20 @@
 """Quiet hours: a customer's Zalo and e-mail wait for the sending window; staff's go at once.
 
-The runner has RUNNER_SENDING_WINDOW 08:00-20:00 (Asia/Ho_Chi_Minh). Messages go to the local
-Zalo OA API and the SMTP server of ``test_transports`` on loopback; time is the virtual clock,
-moved by ``advance_clock`` (a clock run), never slept.
+The runner has RUNNER_SENDING_WINDOW 08:00-20:00 (Asia/Ho_Chi_Minh), shut on the business
+calendar's days off (Sundays, Vietnam's public holidays, company days off). Messages go to the
+local Zalo OA API and the SMTP server of ``test_transports`` on loopback; time is the virtual
+clock, starting on Monday 7 December 2026 at 09:00 and moved by ``advance_clock`` (a clock run),
+never slept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import holidays
 import pytest
 from conftest import BPMN, make_runner, with_crm
 from flask import Flask
@@ -42,7 +45,8 @@ WINDOW = SendingWindow.parse("08:00-20:00")
 
 
 def quiet_runner(url: str, registry: Registry, crm: CrmSettings | None = None) -> Runner:
-    """A runner with the 08:00-20:00 window, the messaging fixtures deployed, KH0001 and staff."""
+    """A runner with the 08:00-20:00 window on Monday 09:00, the messaging fixtures deployed, KH0001 and staff."""
+    scenario.start_clock(url)  # NOTE: a fixed day: Sundays and holidays shut the window
     runner = make_runner(url, registry, extensions=with_crm(crm), sending_window=WINDOW)
     runner.deploy([FIXTURES / "demo.bpmn", FIXTURES / "schedule.bpmn", QUIET / "staff_mail.bpmn"])
     add_people(runner)
@@ -201,6 +205,113 @@ def test_a_wrong_audience_is_a_deploy_problem_naming_the_task(runner: Runner, tm
     assert "mail_staff" in str(caught.value) and "'audience' is 'boss'" in str(caught.value)
 
 
+# --- days the business calendar does not work --------------------------------------------------------
+
+
+def tet_2027() -> list[date]:
+    """Tết 2027 as the holidays package has it (the 29th of the old year to the fifth day of the new one)."""
+    return sorted(d for d, name in holidays.country_holidays("VN", years=2027).items() if "Lunar New Year" in name)
+
+
+def vn(text: str) -> datetime:
+    """A business-time moment, e.g. '2026-12-13 19:00' (a Sunday)."""
+    return datetime.fromisoformat(text).replace(tzinfo=scenario.TZ)
+
+
+def advance_to(runner: Runner, moment: datetime) -> None:
+    runner.advance_clock(moment - runner.now())
+
+
+def test_tet_2027_is_the_packages_run_of_holidays_and_work_starts_again_on_thursday() -> None:
+    tet = tet_2027()
+    assert tet == [date(2027, 2, 4) + timedelta(days=n) for n in range(7)]
+    assert (tet[-1] + timedelta(days=1)).strftime("%A") == "Thursday"
+
+
+def test_a_demo_message_due_on_tet_waits_for_the_first_working_morning_after_it(
+    wired: Runner,
+    zalo: ZaloServer,  # noqa: F811
+    mailserver: SmtpServer,  # noqa: F811
+) -> None:
+    new_year = next(d for d, name in holidays.country_holidays("VN", years=2027).items() if name == "Lunar New Year")
+    asked = datetime.combine(new_year, time(10, 0), tzinfo=scenario.TZ)  # inside the hours, on Tết
+    reopens = datetime.combine(tet_2027()[-1] + timedelta(days=1), time(8, 0), tzinfo=scenario.TZ)
+    advance_to(wired, asked)
+    run(wired, "msg_demo", "KH0001")
+    assert wired.deliver_outbox() == 0
+    assert [(m["state"], m["created_at"], m["due_at"]) for m in messages(wired)] == [("pending", asked, reopens)] * 2
+    advance_to(wired, reopens - timedelta(minutes=1))  # Tết's last evening, then its night
+    assert (zalo.delivered, mailserver.accepted) == ([], [])
+    advance_to(wired, reopens + timedelta(hours=1))
+    assert len(zalo.delivered) == len(mailserver.accepted) == 1
+    assert [(m["state"], m["sent_at"]) for m in messages(wired)] == [("sent", reopens)] * 2
+
+
+@pytest.mark.parametrize(
+    ("asked", "goes"),
+    [
+        ("2026-12-12 15:00", "2026-12-12 15:00"),  # Saturday afternoon: Saturday has hours, so at once
+        ("2026-12-12 21:00", "2026-12-14 08:00"),  # Saturday evening: Sunday is shut, so Monday
+        ("2026-12-13 10:00", "2026-12-14 08:00"),  # Sunday inside the hours: Monday
+        ("2026-12-13 19:00", "2026-12-14 08:00"),  # Sunday evening: Monday
+        ("2027-01-01 09:00", "2027-01-02 08:00"),  # New Year's Day (a Friday): Saturday morning
+    ],
+)
+def test_a_customer_message_keeps_to_the_calendars_open_days(runner_at, asked: str, goes: str) -> None:
+    runner = runner_at("09:00")
+    advance_to(runner, vn(asked))
+    run(runner, "msg_schedule", "KH0001", {"session_starts": ["2027-02-25T09:00:00+07:00"]})
+    [message] = messages(runner)
+    assert (message["created_at"], message["due_at"]) == (vn(asked), vn(goes))
+
+
+def test_a_message_asked_on_sunday_evening_goes_on_monday_at_the_opening(
+    wired: Runner,
+    zalo: ZaloServer,  # noqa: F811
+) -> None:
+    advance_to(wired, vn("2026-12-13 19:00"))
+    run(wired, "msg_schedule", "KH0001", {"session_starts": ["2026-12-25T09:00:00+07:00"]})
+    advance_to(wired, vn("2026-12-14 07:59"))
+    assert zalo.delivered == []
+    advance_to(wired, vn("2026-12-14 12:00"))
+    assert [(m["state"], m["due_at"], m["sent_at"]) for m in messages(wired)] == [
+        ("sent", vn("2026-12-14 08:00"), vn("2026-12-14 08:00"))
+    ]
+    assert len(zalo.delivered) == 1
+
+
+def test_a_company_day_off_an_admin_adds_holds_for_messages_waiting_and_new_ones(
+    wired: Runner,
+    zalo: ZaloServer,  # noqa: F811
+    mailserver: SmtpServer,  # noqa: F811
+) -> None:
+    advance_to(wired, vn("2026-12-07 23:00"))  # Monday night
+    run(wired, "msg_schedule", "KH0001", {"session_starts": ["2026-12-25T09:00:00+07:00"]})
+    [waiting] = messages(wired)
+    assert waiting["due_at"] == vn("2026-12-08 08:00")
+    wired.add_day_off("2026-12-08", "Tất niên sớm", actor="boss")  # Tuesday, as the admin page does
+    run(wired, "msg_demo", "KH0001")  # written after the edit: due after the day off at once
+    assert [m["due_at"] for m in messages(wired)[1:]] == [vn("2026-12-09 08:00")] * 2
+    advance_to(wired, vn("2026-12-08 19:00"))  # the day off passes: the first waits on
+    assert (zalo.delivered, mailserver.accepted) == ([], [])
+    assert [(m["state"], m["due_at"]) for m in messages(wired)] == [("pending", vn("2026-12-09 08:00"))] * 3
+    advance_to(wired, vn("2026-12-09 09:00"))
+    assert [(m["state"], m["sent_at"]) for m in messages(wired)] == [("sent", vn("2026-12-09 08:00"))] * 3
+    assert (len(zalo.delivered), len(mailserver.accepted)) == (2, 1)
+
+
+def test_the_calendar_is_read_afresh_by_each_unit_of_work(runner_at) -> None:
+    runner = runner_at("21:00")  # Monday night
+    runner.add_day_off("2026-12-08", actor="boss")
+    run(runner, "msg_schedule", "KH0001", {"session_starts": ["2026-12-25T09:00:00+07:00"]})
+    runner.remove_day_off("2026-12-08", actor="boss")
+    run(runner, "msg_schedule", "KH0001", {"session_starts": ["2026-12-26T09:00:00+07:00"]})
+    runner.save_business_calendar({day: "08:00-17:00" for day in ("mon", "wed", "thu", "fri")}, "VN", actor="boss")
+    run(runner, "msg_schedule", "KH0001", {"session_starts": ["2026-12-27T09:00:00+07:00"]})
+    due = [m["due_at"] for m in messages(runner)]
+    assert due == [vn("2026-12-09 08:00"), vn("2026-12-08 08:00"), vn("2026-12-09 08:00")]
+
+
 # --- the customer's timeline ------------------------------------------------------------------------
 
 
@@ -213,6 +324,14 @@ def test_the_timeline_shows_a_waiting_message_as_scheduled_until_sent(runner_at)
     move_to(runner, "08:05")
     entries = [e for e in views.timeline(runner, "KH0001") if e["kind"] == "message"]
     assert [(e["state"], e["scheduled_for"], e["sent_at"]) for e in entries] == [("sent", None, opening)] * 2
+
+
+def test_the_timeline_shows_a_message_moved_past_sunday_as_scheduled_for_monday(runner_at) -> None:
+    runner = runner_at("09:00")
+    advance_to(runner, vn("2026-12-13 19:00"))  # Sunday evening
+    run(runner, "msg_demo", "KH0001")
+    entries = [e for e in views.timeline(runner, "KH0001") if e["kind"] == "message"]
+    assert [(e["state"], e["scheduled_for"]) for e in entries] == [("pending", vn("2026-12-14 08:00"))] * 2
 
 
 @pytest.fixture
@@ -237,6 +356,17 @@ def test_the_customer_page_says_when_a_waiting_message_will_go(client: WebClient
     move_to(runner, "08:05")
     page = client.get("/customers/KH0001").get_data(as_text=True)
     assert "Scheduled for" not in page and page.count("Sent") >= 2
+
+
+def test_a_day_off_added_on_the_admin_page_reschedules_what_the_customer_page_shows(
+    client: WebClient, app: Flask, runner: Runner
+) -> None:
+    move_to(runner, "23:00")  # Monday night
+    client.login("boss")
+    assert client.post("/admin/calendar/days-off", data={"day": "2026-12-08", "note": "Tất niên"}).status_code == 302
+    run(runner, "msg_demo", "KH0001")
+    page = client.get("/customers/KH0001").get_data(as_text=True)
+    assert page.count("Đã lên lịch gửi lúc 09/12 08:00") == 2
 
 
 # --- a shipped diagram ---------------------------------------------------------------------------------

@@ -1,13 +1,16 @@
-"""Sending windows as pure functions: edges, midnight, closed days, and the setting that names one."""
+"""Sending windows as pure functions: edges, midnight, closed days (the business calendar's), and the setting."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import holidays
 import pytest
 
 from runner.errors import Invalid
+from runner.model import worktime
+from runner.model.worktime import BusinessCalendar
 from runner.registry import HandlerContext
 from runner.settings import Settings
 from runner.windows import QUIET_HOURS, SendingWindow, Windows, next_open
@@ -69,6 +72,19 @@ def test_closed_days_plug_in_as_a_predicate() -> None:
     # A wrapping window's small hours belong to the day it opened: Sunday 22:00 - Monday 06:00 is shut.
     assert next_open(vn("2026-12-14 02:00"), NIGHT, VN, sundays) == vn("2026-12-14 22:00")
     assert next_open(vn("2026-12-13 02:00"), NIGHT, VN, sundays) == vn("2026-12-13 02:00")
+
+
+def test_the_business_calendar_shuts_holidays_days_off_and_weekdays_without_hours() -> None:
+    tet = sorted(d for d, name in holidays.country_holidays("VN", years=2027).items() if "Lunar New Year" in name)
+    cal = BusinessCalendar.from_text(VN, worktime.DEFAULT_HOURS, "VN", [date(2026, 12, 24)])
+    february = [date(2027, 2, 1) + timedelta(days=n) for n in range(14)]
+    assert [d for d in february if cal.is_day_off(d)] == [*tet, date(2027, 2, 14)]  # Tết (a Sunday in it), a Sunday
+    assert [cal.is_day_off(date(2026, 12, n)) for n in (12, 13, 24, 25)] == [False, True, True, False]
+    assert not BusinessCalendar.from_text(VN, {"sun": "09:00-10:00"}).is_day_off(date(2026, 12, 13))
+    windows = Windows(VN, DAY, closed=cal.is_day_off)
+    assert windows.due(QUIET_HOURS, vn("2027-02-03 21:00")) == vn("2027-02-11 08:00")  # the eve of Tết's first day
+    assert windows.due(QUIET_HOURS, vn("2026-12-23 20:00")) == vn("2026-12-25 08:00")  # over the company's day off
+    assert windows.due(QUIET_HOURS, vn("2026-12-12 19:59")) == vn("2026-12-12 19:59")  # Saturday works: at once
 
 
 def test_a_calendar_that_never_opens_is_an_error_not_a_hang() -> None:

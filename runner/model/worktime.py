@@ -118,6 +118,10 @@ class BusinessCalendar:
         """A public holiday or a company day off."""
         return day in self.days_off or (self.country is not None and day in public_holidays(self.country, day.year))
 
+    def is_day_off(self, day: date) -> bool:
+        """No working time at all on a local date: a holiday, a company day off, a weekday without hours."""
+        return not self.hours[day.weekday()] or self.is_holiday(day)
+
     def periods_on(self, day: date) -> list[tuple[datetime, datetime]]:
         """The working periods of a local date as aware instants; none on a holiday."""
         if self.is_holiday(day):

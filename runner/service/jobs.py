@@ -178,7 +178,7 @@ def _run(unit: Unit, job: Job, inst: Instance, workflow) -> None:
                 payload=payload,
                 state="pending",
                 # NOTE: a message outside its sending window is due when the window opens.
-                due_at=unit.core.windows.due(window, unit.now()),
+                due_at=unit.windows.due(window, unit.now()),
                 created_at=unit.now(),
                 send_window=window,
             )

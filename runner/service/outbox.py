@@ -16,7 +16,8 @@ becomes ``unknown`` too. A message that fails for good (a 4xx, or out of tries) 
 incident of kind ``outbox`` on its instance; retrying the incident sends it again.
 
 A message with a sending window class (``send_window``, see ``runner.windows``) is due only
-inside its window: it is written due at the next opening, and whenever it becomes due again
+inside its window, on a day the business calendar works (no holiday, day off or weekday
+without hours): it is written due at the next opening, and whenever it becomes due again
 (a retry, a resend) the window applies again. If delivery runs while the window is shut
 (the worker was down, the virtual clock jumped), the due messages of that class are moved on
 to the opening before anything is claimed (``defer_shut``), so none goes out at night.
@@ -195,7 +196,7 @@ def _settle(core: Core, envelope: Envelope, error: DeliveryError | None) -> None
             log.warning("outbox %s may or may not have arrived: %s", row.idempotency_key, error)
         elif error.transient and row.attempts < MAX_TRIES:
             backoff = compute_backoff(row.attempts, core.settings.retry_base_seconds)
-            row.state, row.due_at = "pending", core.windows.due(row.send_window, now + backoff)
+            row.state, row.due_at = "pending", unit.windows.due(row.send_window, now + backoff)
         else:
             row.state = "failed"
             log.error("outbox %s failed for good: %s", row.idempotency_key, error)
@@ -246,7 +247,7 @@ def retry_incident(unit: Unit, incident: Incident) -> None:
         raise NotFound(f"outbox message {incident.ref} of incident {incident.id} does not exist")
     if row.state not in ("failed", "unknown"):
         raise Conflict(f"outbox message {row.id} of incident {incident.id} is {row.state}, not waiting for a retry")
-    row.state, row.due_at, row.locked_until = "pending", unit.core.windows.due(row.send_window, unit.now()), None
+    row.state, row.due_at, row.locked_until = "pending", unit.windows.due(row.send_window, unit.now()), None
 
 
 def recover(core: Core) -> int:
@@ -284,7 +285,7 @@ def _recover_row(unit: Unit, row: OutboxMessage) -> None:
         if row.state == "failed":
             _raise_incident(unit, row)
     elif idempotent:
-        row.state, row.due_at = "pending", unit.core.windows.due(row.send_window, unit.now())
+        row.state, row.due_at = "pending", unit.windows.due(row.send_window, unit.now())
         row.last_error = "the sender stopped during delivery; sent again under the same key"
     else:
         row.state = "unknown"
@@ -335,7 +336,8 @@ def resolve(core: Core, message_id: int, action: str) -> None:
                 f"outbox message {message_id} is {row.state}; only unknown or failed ones wait for a decision"
             )
         if action == "resend":
-            row.state, row.due_at = "pending", core.windows.due(row.send_window, core.now())
+            windows = core.windows_in(core.calendars.source(s))
+            row.state, row.due_at = "pending", windows.due(row.send_window, core.now())
         else:
             row.state = "dismissed"
         _close_incidents(s, row, core.now())

@@ -4,7 +4,8 @@ A message with a window class is written due at its window's next opening (``job
 two keep that true when time passes in jumps: ``defer_shut`` moves messages that are due while
 their window is shut (the worker was down, the virtual clock jumped) on to the opening before
 the outbox claims anything, and ``next_windowed`` tells the virtual clock where to stop so that
-a deferred message goes out at the opening, not whenever the clock run ends.
+a deferred message goes out at the opening, not whenever the clock run ends. A window is shut
+on the business calendar's days off too (``Core.windows_in``).
 """
 
 from __future__ import annotations
@@ -39,11 +40,17 @@ def defer_statement(core: Core, window: str, now: datetime, opening: datetime) -
 def defer_shut(core: Core) -> int:
     """Move due messages whose window is shut now on to its opening; returns how many moved.
 
+    Shut: outside the daily window, or on a day the business calendar does not work (read once
+    per pass, so an admin's new day off holds from the next pass on).
     NOTE: all of them get the same opening (the next one after now), so one UPDATE does it.
     """
+    if core.daily_windows.quiet_hours is None:
+        return 0  # no window configured: nothing is ever shut
     now, moved = core.now(), 0
-    for window in sorted(CLASSES):
-        opening = core.windows.due(window, now)
+    with core.db.read() as s:
+        windows = core.windows_in(core.calendars.source(s))
+        openings = {window: windows.due(window, now) for window in sorted(CLASSES)}
+    for window, opening in openings.items():
         if opening > now:
             with core.db.unit() as s:
                 result = s.execute(defer_statement(core, window, now, opening))
@@ -66,7 +73,7 @@ def next_windowed(core: Core, after: datetime | None = None) -> datetime | None:
 
     The virtual clock steps to it (``scheduler``), so such a message goes out when its window opens.
     """
-    if core.windows.quiet_hours is None:
+    if core.daily_windows.quiet_hours is None:
         return None  # NOTE: no window configured: messages go out when a clock run ends, as ever
     with core.db.read() as s:
         return s.scalars(next_windowed_query(after)).first()

@@ -10,6 +10,7 @@ history it records and the engine steps it commits. The services receive a ``Cor
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -27,6 +28,7 @@ from runner.clock import Clock, FixedClock, SystemClock
 from runner.engine import Engine, Snapshot, calendar_from
 from runner.engine.serializer import WorkflowStore
 from runner.errors import NotCorrelated, NotFound
+from runner.model.worktime import BusinessCalendar
 from runner.registry import Registry
 from runner.sandbox.budget import Limits
 from runner.service import projection
@@ -130,27 +132,42 @@ class Core:
         self.worker_locks = WorkerLocks(self.db)
         # Handler calls run on these threads (kept between calls), see runner.service.calls.
         self.calls = CallThreads()
-        # When windowed outbox messages may go out (RUNNER_SENDING_WINDOW). NOTE: a business
-        # calendar joins by replacing it: ``Windows(tz, window, closed=calendar_is_closed)``.
-        self.windows = Windows(settings.tz, settings.sending_window)
+        # The daily sending window (RUNNER_SENDING_WINDOW) on every day: ``windows_in`` closes
+        # it on the business calendar's days off, which is what a message's due time keeps to.
+        self.daily_windows = Windows(settings.tz, settings.sending_window)
 
     def now(self) -> datetime:
         """The runner's current time (virtual or real)."""
         return self.clock.now()
 
+    def windows_in(self, calendar: Callable[[], BusinessCalendar]) -> Windows:
+        """The sending windows, shut on the days off of the business calendar ``calendar`` gives.
+
+        NOTE: ``calendar`` is asked only when a windowed message needs a day checked; a unit's
+        source (``CalendarCache.source``) reads the stored calendar once per unit, so an edit
+        in the admin page holds from the next unit on.
+        """
+        if self.daily_windows.quiet_hours is None:
+            return self.daily_windows
+        return dataclasses.replace(self.daily_windows, closed=lambda day: calendar().is_day_off(day))
+
     @contextmanager
     def unit(self, sync: bool = True) -> Iterator[Unit]:
         """One unit of work (one transaction); first catches up with the virtual clock unless ``sync`` is False."""
-        with self.db.unit() as s, calendar_from(self.calendars.source(s)):
-            if sync:
-                self._sync_clock(s)
-            yield Unit(s, self)
+        with self.db.unit() as s:
+            calendar = self.calendars.source(s)  # NOTE: one source: timers and windows share its read
+            with calendar_from(calendar):
+                if sync:
+                    self._sync_clock(s)
+                yield Unit(s, self, calendar)
 
     @contextmanager
     def reading(self) -> Iterator[Unit]:
         """A unit over a read-only session, for queries that restore workflows (nothing is committed)."""
-        with self.db.read() as s, calendar_from(self.calendars.source(s)):
-            yield Unit(s, self)
+        with self.db.read() as s:
+            calendar = self.calendars.source(s)
+            with calendar_from(calendar):
+                yield Unit(s, self, calendar)
 
     # --- the virtual clock --------------------------------------------------------------
 
@@ -202,10 +219,17 @@ class Core:
 class Unit:
     """One unit of work: its session, history it records and the engine steps it commits."""
 
-    def __init__(self, session: Session, core: Core):
+    def __init__(self, session: Session, core: Core, calendar: Callable[[], BusinessCalendar] | None = None):
         self.session = session
         self.core = core
         self.engine = core.engine
+        # The business calendar as this unit sees it (read once, when first asked; timers share it).
+        self.calendar = calendar if calendar is not None else core.calendars.source(session)
+
+    @functools.cached_property
+    def windows(self) -> Windows:
+        """When this unit's windowed messages may go out: the daily window on the calendar's open days."""
+        return self.core.windows_in(self.calendar)
 
     def now(self) -> datetime:
         """The runner's current time."""
