@@ -121,11 +121,15 @@ def build_demo(folder: Path) -> Path:
     return path
 
 
-def environment(folder: Path, database: Path) -> dict[str, str]:
-    """The environment of one measured process (the virtual clock on a copy of the demo)."""
+def environment(folder: Path, database: Path, window: str | None = None) -> dict[str, str]:
+    """The environment of one measured process (the virtual clock on a copy of the demo).
+
+    ``window``: its RUNNER_SENDING_WINDOW (None: unset, so the default 08:00-20:00).
+    """
     keep = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
     return {
         **keep,
+        **({"RUNNER_SENDING_WINDOW": window} if window is not None else {}),
         "RUNNER_DATABASE_URL": f"sqlite:///{database}",
         "RUNNER_CLOCK": "virtual",
         "RUNNER_INSTANCE_PATH": str(folder),
@@ -142,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-days", type=float, default=30, help="the advance through the API (default 30)")
     parser.add_argument("--api-repeats", type=int, default=1, help="API repeats per side (default 1)")
     parser.add_argument("--cli-repeats", type=int, default=9, help="CLI start-ups per side (default 9)")
+    parser.add_argument("--sending-window", help="RUNNER_SENDING_WINDOW of the measured runs (e.g. off)")
     parser.add_argument("--demo", type=Path, help="a SQLite file of the demo company to copy instead of building one")
     args = parser.parse_args(argv)
     sides = [Side("new", ROOT)] + ([Side("old", args.baseline.resolve())] if args.baseline else [])
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         def fresh(side: Side) -> dict[str, str]:
             copy = folder / f"{side.name}.db"
             shutil.copyfile(base, copy)
-            return environment(folder, copy)
+            return environment(folder, copy, args.sending_window)
 
         requests: dict[str, list[float]] = {side.name: [] for side in sides}
 
@@ -176,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
 
         def cli(side: Side, words: list[str]) -> harness.Variant:
             def variant() -> float:
-                env = environment(folder, base)
+                env = environment(folder, base, args.sending_window)
                 started = time.perf_counter()
                 side.run(CLI, words, env)
                 return time.perf_counter() - started
