@@ -35,6 +35,7 @@ from runner.errors import DeploymentInvalid
 from runner.queries import tasklists as inbox
 from runner.registry import Registry
 from runner.service import outbox
+from runner.service.retries import compute_backoff
 from runner.service.runtime import Runner
 from runner.windows import QUIET_HOURS, SendingWindow
 from tests import scenario
@@ -310,6 +311,40 @@ def test_the_calendar_is_read_afresh_by_each_unit_of_work(runner_at) -> None:
     run(runner, "msg_schedule", "KH0001", {"session_starts": ["2026-12-27T09:00:00+07:00"]})
     due = [m["due_at"] for m in messages(runner)]
     assert due == [vn("2026-12-09 08:00"), vn("2026-12-08 08:00"), vn("2026-12-09 08:00")]
+
+
+# --- without a window ------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def unwindowed(request, registry: Registry, zalo: ZaloServer, mailserver: SmtpServer) -> Iterator[Runner]:  # noqa: F811
+    """On each backend: a runner without a sending window (RUNNER_SENDING_WINDOW=off), the local servers."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    scenario.start_clock(url)
+    runner = make_runner(url, registry, extensions=with_crm(CrmSettings(**settings_for(zalo, mailserver))))
+    runner.deploy([FIXTURES / "demo.bpmn"])
+    add_people(runner)
+    yield runner
+    runner.db.engine.dispose()
+
+
+def test_without_a_window_a_clock_run_sends_each_message_and_each_retry_when_it_is_due(
+    unwindowed: Runner,
+    zalo: ZaloServer,  # noqa: F811
+    mailserver: SmtpServer,  # noqa: F811
+) -> None:
+    assert unwindowed.settings.sending_window is None
+    asked = move_to(unwindowed, "23:00")
+    zalo.answer_next(503)
+    zalo.answer_next(503)
+    run(unwindowed, "msg_demo", "KH0001")  # written due at once; nothing delivered yet
+    advance_to(unwindowed, asked + timedelta(hours=1))
+    third = asked + compute_backoff(1, 10.0) + compute_backoff(2, 10.0)  # 23:00:30
+    assert [(m["channel"], m["state"], m["attempts"], m["due_at"], m["sent_at"]) for m in messages(unwindowed)] == [
+        ("email", "sent", 1, asked, asked),
+        ("zalo", "sent", 3, third, third),
+    ]
+    assert (len(zalo.requests), len(zalo.delivered), len(mailserver.accepted)) == (3, 1, 1)
 
 
 # --- the customer's timeline ------------------------------------------------------------------------

@@ -342,9 +342,9 @@ def _move(
         # pass that worked nothing off, look only at what falls due later.
         after = core.now() if stuck else None
         due = next_due(core, after=after)
-        # NOTE: a message waiting for its sending window goes out when the window opens, so
-        # the clock stops there too (other messages go out when the run ends, as before).
-        mail = sendwindows.next_windowed(core, after=after)
+        # NOTE: the clock stops at a pending message's due time too, so each message goes out
+        # when it is due (its window's opening, its retry), not when the run ends.
+        mail = sendwindows.next_pending(core, after=after)
         due = mail if due is None or (mail is not None and mail < due) else due
         arrived = due is None or due > run.target
         step = run.target if arrived else due

@@ -3,9 +3,9 @@
 A message with a window class is written due at its window's next opening (``jobs``). These
 two keep that true when time passes in jumps: ``defer_shut`` moves messages that are due while
 their window is shut (the worker was down, the virtual clock jumped) on to the opening before
-the outbox claims anything, and ``next_windowed`` tells the virtual clock where to stop so that
-a deferred message goes out at the opening, not whenever the clock run ends. A window is shut
-on the business calendar's days off too (``Core.windows_in``).
+the outbox claims anything, and ``next_pending`` tells the virtual clock where to stop so that
+a message goes out at its due time (a deferred one at the opening), not whenever the clock run
+ends. A window is shut on the business calendar's days off too (``Core.windows_in``).
 """
 
 from __future__ import annotations
@@ -60,20 +60,19 @@ def defer_shut(core: Core) -> int:
     return moved
 
 
-def next_windowed_query(after: datetime | None = None) -> Select:
-    """The due time of the earliest waiting message with a window (strictly after ``after``): ix_outbox_claim."""
-    query = select(OutboxMessage.due_at).where(OutboxMessage.state == "pending", OutboxMessage.send_window.is_not(None))
+def next_pending_query(after: datetime | None = None) -> Select:
+    """The due time of the earliest pending message (strictly after ``after``): ix_outbox_claim in order."""
+    query = select(OutboxMessage.due_at).where(OutboxMessage.state == "pending")
     if after is not None:
         query = query.where(OutboxMessage.due_at > after)
     return query.order_by(OutboxMessage.due_at).limit(1)
 
 
-def next_windowed(core: Core, after: datetime | None = None) -> datetime | None:
-    """When the earliest waiting message with a sending window is due (strictly after ``after``).
+def next_pending(core: Core, after: datetime | None = None) -> datetime | None:
+    """When the earliest pending outbox message is due (strictly after ``after``).
 
-    The virtual clock steps to it (``scheduler``), so such a message goes out when its window opens.
+    The virtual clock steps to it (``scheduler``), so every message goes out at its due time:
+    at once, when its window opens, or when a retry's backoff is over.
     """
-    if core.daily_windows.quiet_hours is None:
-        return None  # NOTE: no window configured: messages go out when a clock run ends, as ever
     with core.db.read() as s:
-        return s.scalars(next_windowed_query(after)).first()
+        return s.scalars(next_pending_query(after)).first()
