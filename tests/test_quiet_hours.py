@@ -34,7 +34,7 @@ from runner.crm.settings import CrmSettings
 from runner.errors import DeploymentInvalid
 from runner.queries import tasklists as inbox
 from runner.registry import Registry
-from runner.service import outbox
+from runner.service import calendars, outbox
 from runner.service.retries import compute_backoff
 from runner.service.runtime import Runner
 from runner.windows import QUIET_HOURS, SendingWindow
@@ -291,14 +291,42 @@ def test_a_company_day_off_an_admin_adds_holds_for_messages_waiting_and_new_ones
     [waiting] = messages(wired)
     assert waiting["due_at"] == vn("2026-12-08 08:00")
     wired.add_day_off("2026-12-08", "Tất niên sớm", actor="boss")  # Tuesday, as the admin page does
-    run(wired, "msg_demo", "KH0001")  # written after the edit: due after the day off at once
-    assert [m["due_at"] for m in messages(wired)[1:]] == [vn("2026-12-09 08:00")] * 2
-    advance_to(wired, vn("2026-12-08 19:00"))  # the day off passes: the first waits on
+    assert [m["due_at"] for m in messages(wired)] == [vn("2026-12-09 08:00")]  # moved on by the edit
+    run(wired, "msg_demo", "KH0001")  # written after the edit: due after the day off
+    assert [m["due_at"] for m in messages(wired)] == [vn("2026-12-09 08:00")] * 3
+    advance_to(wired, vn("2026-12-08 19:00"))  # the day off passes: all wait on
     assert (zalo.delivered, mailserver.accepted) == ([], [])
     assert [(m["state"], m["due_at"]) for m in messages(wired)] == [("pending", vn("2026-12-09 08:00"))] * 3
     advance_to(wired, vn("2026-12-09 09:00"))
     assert [(m["state"], m["sent_at"]) for m in messages(wired)] == [("sent", vn("2026-12-09 08:00"))] * 3
     assert (len(zalo.delivered), len(mailserver.accepted)) == (2, 1)
+
+
+def test_a_day_off_found_when_the_message_is_due_still_holds_it_back(runner_at) -> None:
+    """The worker's deferral pass reads the calendar too: a day off that reached the database
+    without the runner's edit (another tool, a restore) still shuts the window."""
+    runner = runner_at("21:00")  # Monday night
+    run(runner, "msg_schedule", "KH0001", {"session_starts": ["2026-12-25T09:00:00+07:00"]})
+    with runner.db.unit() as s:
+        calendars.add_day_off(s, runner.settings.tz, runner.now(), date(2026, 12, 8), "", "restore")
+    assert [m["due_at"] for m in messages(runner)] == [vn("2026-12-08 08:00")]
+    advance_to(runner, vn("2026-12-08 09:00"))
+    assert [(m["state"], m["due_at"]) for m in messages(runner)] == [("pending", vn("2026-12-09 08:00"))]
+
+
+def test_a_day_off_removed_again_brings_nothing_forward(runner_at) -> None:
+    runner = runner_at("21:00")
+    run(runner, "msg_schedule", "KH0001", {"session_starts": ["2026-12-25T09:00:00+07:00"]})
+    runner.add_day_off("2026-12-08", actor="boss")
+    runner.remove_day_off("2026-12-08", actor="boss")
+    assert [m["due_at"] for m in messages(runner)] == [vn("2026-12-09 08:00")]
+
+
+def test_hours_saved_without_a_weekday_shut_its_quiet_hours_for_waiting_messages(runner_at) -> None:
+    runner = runner_at("21:00")
+    run(runner, "msg_schedule", "KH0001", {"session_starts": ["2026-12-25T09:00:00+07:00"]})
+    runner.save_business_calendar({day: "08:00-17:00" for day in ("mon", "wed", "thu", "fri")}, "VN", actor="boss")
+    assert [m["due_at"] for m in messages(runner)] == [vn("2026-12-09 08:00")]
 
 
 def test_the_calendar_is_read_afresh_by_each_unit_of_work(runner_at) -> None:
@@ -307,10 +335,10 @@ def test_the_calendar_is_read_afresh_by_each_unit_of_work(runner_at) -> None:
     run(runner, "msg_schedule", "KH0001", {"session_starts": ["2026-12-25T09:00:00+07:00"]})
     runner.remove_day_off("2026-12-08", actor="boss")
     run(runner, "msg_schedule", "KH0001", {"session_starts": ["2026-12-26T09:00:00+07:00"]})
+    assert [m["due_at"] for m in messages(runner)] == [vn("2026-12-09 08:00"), vn("2026-12-08 08:00")]
     runner.save_business_calendar({day: "08:00-17:00" for day in ("mon", "wed", "thu", "fri")}, "VN", actor="boss")
     run(runner, "msg_schedule", "KH0001", {"session_starts": ["2026-12-27T09:00:00+07:00"]})
-    due = [m["due_at"] for m in messages(runner)]
-    assert due == [vn("2026-12-09 08:00"), vn("2026-12-08 08:00"), vn("2026-12-09 08:00")]
+    assert [m["due_at"] for m in messages(runner)] == [vn("2026-12-09 08:00")] * 3
 
 
 # --- without a window ------------------------------------------------------------------------------
@@ -397,11 +425,13 @@ def test_a_day_off_added_on_the_admin_page_reschedules_what_the_customer_page_sh
     client: WebClient, app: Flask, runner: Runner
 ) -> None:
     move_to(runner, "23:00")  # Monday night
-    client.login("boss")
-    assert client.post("/admin/calendar/days-off", data={"day": "2026-12-08", "note": "Tất niên"}).status_code == 302
     run(runner, "msg_demo", "KH0001")
+    client.login("boss")
     page = client.get("/customers/KH0001").get_data(as_text=True)
-    assert page.count("Đã lên lịch gửi lúc 09/12 08:00") == 2
+    assert page.count("Đã lên lịch gửi lúc 08/12 08:00") == 2
+    assert client.post("/admin/calendar/days-off", data={"day": "2026-12-08", "note": "Tất niên"}).status_code == 302
+    page = client.get("/customers/KH0001").get_data(as_text=True)
+    assert page.count("Đã lên lịch gửi lúc 09/12 08:00") == 2 and "08/12 08:00" not in page
 
 
 # --- a shipped diagram ---------------------------------------------------------------------------------

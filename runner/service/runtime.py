@@ -38,7 +38,18 @@ from runner.errors import (
 from runner.extension import Extension, Extensions, combined
 from runner.model import forms, inputs, worktime
 from runner.registry import Registry
-from runner.service import accounts, calendars, clockruns, instance_migration, jobs, outbox, policy, scheduler, tasks
+from runner.service import (
+    accounts,
+    calendars,
+    clockruns,
+    instance_migration,
+    jobs,
+    outbox,
+    policy,
+    scheduler,
+    sendwindows,
+    tasks,
+)
 from runner.service.deployment import Deployed, Deployer, latest_files, read_paths, staff_usernames
 from runner.service.unit import VIRTUAL_NOW, Core, Unit
 from runner.settings import Settings
@@ -413,6 +424,7 @@ class Runner(Core):
         with self.unit() as unit:
             cal = calendars.save(unit.session, self.settings.tz, unit.now(), _mapping(hours, "hours"), country, actor)
             unit.record(None, "calendar.changed", actor=actor, details=worktime.as_record(cal))
+            sendwindows.defer_to_calendar(unit)  # NOTE: a weekday without hours shuts the quiet hours too
 
     def add_day_off(self, day: date | str, note: str = "", actor: str = "") -> None:
         """Add a company day off (a local date), or change its note."""
@@ -420,6 +432,7 @@ class Runner(Core):
         with self.unit() as unit:
             calendars.add_day_off(unit.session, self.settings.tz, unit.now(), when, note.strip(), actor)
             unit.record(None, "calendar.day_off_added", actor=actor, details={"day": when.isoformat(), "note": note})
+            sendwindows.defer_to_calendar(unit)
 
     def remove_day_off(self, day: date | str, actor: str = "") -> None:
         """Remove a company day off (NotFound if it is not one)."""

@@ -16,7 +16,8 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, Update, select, update
 
-from runner.service.unit import Core
+from runner.service import calendars
+from runner.service.unit import Core, Unit
 from runner.store.models import OutboxMessage
 from runner.windows import CLASSES
 
@@ -57,6 +58,40 @@ def defer_shut(core: Core) -> int:
             moved += cast(CursorResult[Any], result).rowcount
     if moved:
         log.info("outbox: %s message(s) wait for their sending window", moved)
+    return moved
+
+
+def defer_to_calendar(unit: Unit) -> int:
+    """After a calendar edit: move waiting messages due on a day it shuts on to the next opening.
+
+    In the edit's unit of work, so the customer's timeline shows when they will go at once, not
+    when the day comes. NOTE: one UPDATE per distinct due time (waiting messages gather at the
+    openings); a day reopened brings nothing forward, as the time a message first wanted is not kept.
+    """
+    core, s = unit.core, unit.session
+    if core.daily_windows.quiet_hours is None:
+        return 0
+    s.flush()  # the edit, so that the calendar below is the new one
+    edited = calendars.load(s, core.settings.tz)
+    windows = core.windows_in(lambda: edited)
+    waiting = select(OutboxMessage.send_window, OutboxMessage.due_at).where(
+        OutboxMessage.state == "pending", OutboxMessage.due_at >= unit.now(), OutboxMessage.send_window.is_not(None)
+    )
+    moved = 0
+    for window, due in s.execute(waiting.distinct()).all():
+        later = windows.due(window, due)
+        if later != due:
+            statement = (
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.state == "pending", OutboxMessage.send_window == window, OutboxMessage.due_at == due
+                )
+                .values(due_at=later)
+                .execution_options(synchronize_session=False)
+            )
+            moved += cast(CursorResult[Any], s.execute(statement)).rowcount
+    if moved:
+        log.info("outbox: %s waiting message(s) moved past the calendar's new days off", moved)
     return moved
 
 
