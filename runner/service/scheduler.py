@@ -341,17 +341,18 @@ def _move(
         # NOTE: what stays due because its instance is busy must not stop time: after a
         # pass that worked nothing off, look only at what falls due later.
         after = core.now() if stuck else None
-        due = next_due(core, after=after)
+        work = next_due(core, after=after)
         # NOTE: the clock stops at a pending message's due time too, so each message goes out
         # when it is due (its window's opening, its retry), not when the run ends.
         mail = sendwindows.next_pending(core, after=after)
-        due = mail if due is None or (mail is not None and mail < due) else due
+        due = min((d for d in (work, mail) if d is not None), default=None)
         arrived = due is None or due > run.target
         step = run.target if arrived else due
         assert step is not None
         if step > clock.now():
             clock.set(step)
-        fired = run_due(core, limit=STEP_LIMIT)
+        # NOTE: a stop for a message alone has no timer or job to fire (the target always looks).
+        fired = run_due(core, limit=STEP_LIMIT) if arrived or (work is not None and work <= step) else 0
         sent = outbox.deliver_due(core) if mail is not None and mail <= clock.now() else 0
         run.fired += fired
         run.reached = clock.now()
