@@ -8,6 +8,7 @@ next free slot on another day.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -60,6 +61,11 @@ def _starts(value: Any, tz: tzinfo) -> list[datetime]:
     return sorted(_moment("starts", item, tz) for item in items)
 
 
+def _closed(ctx: HandlerContext) -> Callable[[date], bool] | None:
+    """The business calendar's holidays and company days off, on which nothing is booked or proposed."""
+    return ctx.calendar().is_holiday if ctx.calendar is not None else None
+
+
 def _booked_days(ctx: HandlerContext, customer_id: str, kind: str) -> set[date]:
     """Days that already have one of the customer's coming appointments of this kind."""
     return {_day(start, ctx.tz) for start in schedule.coming_starts(ctx.session, customer_id, kind, ctx.now)}
@@ -79,6 +85,7 @@ def _search(params: dict[str, Any], ctx: HandlerContext, teacher: str | None):
         lead_minutes=_int(params, "lead_minutes", LEAD_MINUTES, minimum=0),
         skip_days=_booked_days(ctx, ctx.business_key, kind),
         tz=ctx.tz,
+        closed=_closed(ctx),
     )
 
 
@@ -182,6 +189,7 @@ def _book_or_next(
             count=1,
             tz=ctx.tz,
             skip_days=skip_days,
+            closed=_closed(ctx),
         )
         if not free:
             raise Missing(
@@ -267,6 +275,7 @@ def reschedule(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
         count=1,
         tz=ctx.tz,
         skip_days={_day(at, ctx.tz) for at in siblings},
+        closed=_closed(ctx),
     )
     if not free:
         raise Missing(

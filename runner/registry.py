@@ -62,6 +62,9 @@ class HandlerContext:
     tz: tzinfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
     # The runner's extensions (``runner.extension.Extensions``): a topic reads its extension's settings there.
     extensions: Any = None
+    # The business calendar of the unit of work (``runner.model.worktime.BusinessCalendar``), read when called:
+    # a handler that books or proposes times leaves out its holidays and company days off.
+    calendar: Callable[[], Any] | None = None
 
     def send(self, channel: str, payload: dict[str, Any], key: str = "", window: str | None = None) -> None:
         """Queue a message for the outbox; it is stored only if the step commits.

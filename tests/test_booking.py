@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import holidays
 import icalendar
 import pytest
 from conftest import BPMN, make_runner
@@ -20,6 +22,7 @@ from runner.crm import bookings as calendar
 from runner.crm import customers as crm
 from runner.crm.models import Booking, BookingSlot, SlotTaken
 from runner.errors import BadValue, Conflict, Missing
+from runner.model import worktime
 from runner.queries import tasklists as inbox
 from runner.registry import HandlerContext, Registry
 from runner.service import jobs
@@ -173,6 +176,24 @@ def test_no_teacher_with_enough_free_days_is_missing(runner: Runner) -> None:
     assert find(runner, teacher="chau", window_days=12) == ("chau", [at(4, 8), at(11, 8)])
     with pytest.raises(Missing, match="role 'customer_care' has 2 free slot"):  # ha has no windows
         find(runner, role="customer_care")
+
+
+def test_holidays_and_days_off_are_left_out_without_using_up_the_window(runner: Runner) -> None:
+    """Tết 2027 (the ``holidays`` package's dates) and a company day off: no slot on them, and a window of
+    5 days still finds its days after them (a closed day stretches the window by one)."""
+    staff_and_customers(runner)
+    tet = sorted(d for d, name in holidays.country_holidays("VN", years=2027).items() if "Lunar New Year" in name)
+    assert (tet[0], tet[-1]) == (date(2027, 2, 4), date(2027, 2, 10))  # Thursday to Wednesday
+    calendar_2027 = worktime.default_calendar(TZ)
+    eve = datetime(2027, 2, 3, 7, 0, tzinfo=TZ)  # Wednesday, the last working day before Tết
+    # without the calendar: Tết's Thursday and Friday are offered
+    assert find(runner, eve, window_days=5) == ("minh", [datetime(2027, 2, d, 8, 0, tzinfo=TZ) for d in (3, 4)])
+    # with it: Wednesday, then Thursday 11 February, the first working day after Tết
+    found = find(runner, eve, window_days=5, closed=calendar_2027.is_holiday)
+    assert found == ("minh", [datetime(2027, 2, 3, 8, 0, tzinfo=TZ), datetime(2027, 2, 11, 8, 0, tzinfo=TZ)])
+    # an admin's day off (Tuesday of the first week) is left out the same way
+    day_off = dataclasses.replace(calendar_2027, days_off=frozenset({at(1, 0).date()}))
+    assert find(runner, closed=day_off.is_holiday) == ("minh", [at(0, 8), at(2, 8)])
 
 
 # --- the double-booking constraint ---------------------------------------------------------------

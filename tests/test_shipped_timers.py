@@ -767,16 +767,7 @@ def booking_call_received_at_saturday_noon(won_at) -> dict:
     "case",
     [
         pytest.param(after_training_call_after_a_next_morning_note, id="after-training-call-after-a-late-note"),
-        pytest.param(
-            care_call_booked_in_tet,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="booking.book_sessions (and find_slots, reschedule) ignore the business calendar: after "
-                "Timer_care_due fires on Tết's Saturday the monthly care call is booked on Tết's Monday 08:00 "
-                "(staff availability is per weekday only); the fix needs the calendar in the handlers' context",
-            ),
-            id="care-call-in-tet",
-        ),
+        pytest.param(care_call_booked_in_tet, id="care-call-after-tet"),
         pytest.param(booking_call_received_at_saturday_noon, id="booking-call-saturday-noon"),
     ],
 )
@@ -796,3 +787,11 @@ def test_the_call_after_training_is_due_at_the_end_of_the_working_day_and_never_
     row = after_training_call_after_a_next_morning_note(won_at)
     # the 16:00 session's 19:00 is time off; the note came the next morning at 10:00: an hour from then
     assert (created(row), due(row)) == (at(2026, 12, 10, 10), at(2026, 12, 10, 11))
+
+
+def test_the_monthly_care_call_due_in_tet_is_booked_on_the_first_working_day_after_it(won_at) -> None:
+    """Timer_care_due fires on Tết's Saturday; the booking skips the holidays (without using up its 5-day
+    window) and finds the first working day's first free slot of the care staff."""
+    row = care_call_booked_in_tet(won_at)
+    # booked Thursday 11 February at 08:00 (the call is due 30 minutes after its start); before, Monday 8 Feb
+    assert (created(row), due(row)) == (on(TET[2], 9), on(AFTER_TET, 8, 30))

@@ -8,7 +8,7 @@ UTC; availability windows and day boundaries are wall-clock times in the busines
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -34,6 +34,7 @@ from runner.store.database import savepoint
 from runner.store.models import User
 
 SLOT = timedelta(minutes=30)
+MAX_STRETCH = 800  # days looked at when closed days stretch a window (two years of them is a mistake)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 KIND_LABELS = {"training": "Đào tạo", "care": "Chăm sóc", "demo": "Demo"}
 KIND_ROLES = {"training": "teacher", "care": "customer_care", "demo": "sales"}  # who holds each kind
@@ -114,6 +115,22 @@ def _candidates(windows: list[Availability], day: date, duration: timedelta, tz:
             start += SLOT
 
 
+Closed = Callable[[date], bool]  # a business date on which nothing is booked (a holiday, a company day off)
+
+
+def stretch(first: date, until: datetime, closed: Closed | None, tz: ZoneInfo) -> datetime:
+    """``until`` moved on by one day for each closed day from ``first``: closed days do not use up a window."""
+    if closed is None:
+        return until
+    day, extra = first, 0
+    for _ in range(MAX_STRETCH):
+        if datetime.combine(day, time(), tz) >= until + timedelta(days=extra):
+            break
+        extra += closed(day)
+        day += timedelta(days=1)
+    return until + timedelta(days=extra)
+
+
 def free_starts(
     session: Session,
     teacher: str,
@@ -124,8 +141,14 @@ def free_starts(
     count: int,
     tz: ZoneInfo,
     skip_days: Iterable[date] = (),
+    closed: Closed | None = None,
 ) -> list[datetime]:
-    """The earliest free start on each day from ``not_before`` to ``until``, one per day, up to ``count``."""
+    """The earliest free start on each day from ``not_before`` to ``until``, one per day, up to ``count``.
+
+    ``closed`` days (the business calendar's holidays and days off) are left out, and the window
+    grows by one day for each of them, so a search across Tết still finds the days after it.
+    """
+    until = stretch(not_before.astimezone(tz).date(), until, closed, tz)
     windows = list(session.scalars(select(Availability).where(Availability.teacher == teacher)))
     busy = set(
         session.scalars(
@@ -140,7 +163,7 @@ def free_starts(
     found: list[datetime] = []
     day = not_before.astimezone(tz).date()
     while len(found) < count and datetime.combine(day, time(), tz) < until:
-        if day not in skip:
+        if day not in skip and not (closed is not None and closed(day)):
             for start in _candidates(windows, day, duration, tz):
                 end = start + duration
                 if start >= not_before and end <= until and busy.isdisjoint(cells(start, end)):
@@ -163,6 +186,7 @@ def find_slots(
     lead_minutes: int = 60,
     skip_days: Iterable[date] = (),
     tz: ZoneInfo,
+    closed: Closed | None = None,
 ) -> tuple[Staff, list[datetime]]:
     """One staff member (``teacher``, or any of ``role``) with ``sessions`` free starts on different days.
 
@@ -170,7 +194,8 @@ def find_slots(
     business time. Teachers who fit every session in the first ``prefer_days`` days come
     first, the least booked of them; otherwise the one who finishes earliest. Ties go by
     username, so the choice is deterministic. Days in ``skip_days`` (business dates, e.g.
-    the customer's other sessions) are left out. ``Missing`` when nobody fits.
+    the customer's other sessions) are left out, and ``closed`` days (holidays, company days
+    off) too, without using up the window. ``Missing`` when nobody fits.
     """
     if sessions < 1 or duration_minutes < 1 or window_days < 1:
         raise BadValue(
@@ -179,7 +204,7 @@ def find_slots(
         )
     today = now.astimezone(tz).date()
     until = datetime.combine(today + timedelta(days=window_days), time(), tz)
-    prefer_until = datetime.combine(today + timedelta(days=prefer_days), time(), tz)
+    prefer_until = stretch(today, datetime.combine(today + timedelta(days=prefer_days), time(), tz), closed, tz)
     duration = timedelta(minutes=duration_minutes)
     skip_days = set(skip_days)
     if teacher:
@@ -205,6 +230,7 @@ def find_slots(
             count=sessions,
             tz=tz,
             skip_days=skip_days,
+            closed=closed,
         )
         if len(starts) < sessions:
             continue

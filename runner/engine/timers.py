@@ -41,6 +41,12 @@ def calendar_from(source: Callable[[], BusinessCalendar]) -> Iterator[None]:
         _CALENDAR.reset(token)
 
 
+def calendar_reader(tz: tzinfo) -> Callable[[], BusinessCalendar]:
+    """The current unit of work's calendar source, to call later (from a handler's thread, say)."""
+    source = _CALENDAR.get()
+    return source if source is not None else (lambda: worktime.default_calendar(tz))
+
+
 def business_calendar(tz: tzinfo) -> BusinessCalendar:
     """The calendar of the current unit of work; the default one outside any."""
     source = _CALENDAR.get()

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from runner import logs, metrics
 from runner.clock import Clock
+from runner.engine import timers
 from runner.errors import (
     BudgetExceeded,
     Conflict,
@@ -160,6 +161,7 @@ def _run(unit: Unit, job: Job, inst: Instance, workflow) -> None:
         properties=dict(job.properties or {}),
         tz=unit.core.settings.tz,
         extensions=unit.core.extensions,
+        calendar=timers.calendar_reader(unit.core.settings.tz),  # NOTE: captured here, called in the handler
     )
     ctx.session = _SessionGuard(s, ctx)
     with metrics.handler_call(job.topic):
