@@ -8,7 +8,6 @@ calendar of the unit of work (default: Mon–Fri 08:00–17:30, Sat 08:00–12:0
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -16,11 +15,10 @@ from lxml import etree
 
 from runner.errors import DeploymentInvalid, FormInvalid
 from runner.model import forms, worktime
-from runner.registry import Registry
 from runner.service.runtime import Runner
-from tests.scenario import add_customer, advance, company, complete, instance_of, outbox, runner_at, start, task
-from tests.test_forms_datetime import DEMO, NOW, TZ
-from tests.test_process_sales import KH, PROCESSES, SURVEY, at
+from tests.scenario import complete, instance_of, outbox, task
+from tests.test_forms_datetime import DEMO, NOW, TZ, r  # noqa: F401  # r is a fixture
+from tests.test_process_sales import KH, SURVEY
 from tests.webapp import WebClient, add_user
 
 CALENDAR = worktime.default_calendar(TZ)
@@ -124,36 +122,26 @@ def test_the_property_survives_the_round_trip() -> None:
 
 
 @pytest.fixture
-def runner(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
-    """Monday 7 December 2026 09:00 on the virtual clock; lead KH0001 at the survey, where the demo is booked."""
-    runner = runner_at(sqlite_url, registry, at(7, 9))
-    company(runner)
-    add_customer(runner, KH, "Trung tâm Anh ngữ Sao Mai", phone="0912345678", email="saomai@example.vn")
-    runner.deploy([PROCESSES])
-    start(runner, "sales", KH)
-    advance(runner, minutes=10)
-    complete(runner, KH, "Task_verify", {"verdict": "good"}, by="an")
-    complete(runner, KH, "Task_call", {"call_result": "reached"}, by="an")
-    yield runner
-    runner.db.engine.dispose()
+def runner(r: Runner) -> Runner:  # noqa: F811  # r: the imported fixture
+    """The survey's runner (``tests.test_forms_datetime.r``: KH0001 at the survey), named as the app fixture wants."""
+    return r
 
 
 def test_a_demo_booked_in_the_evening_or_on_a_day_off_is_refused_and_the_task_stays_open(runner: Runner) -> None:
-    r = runner
-    r.add_day_off("2026-12-10", "Team building", actor="admin")  # the stored calendar, not the default
-    survey = task(r, KH, "Task_survey")
+    runner.add_day_off("2026-12-10", "Team building", actor="admin")  # the stored calendar, not the default
+    survey = task(runner, KH, "Task_survey")
     for typed, words in [
         ("08/12/2026 19:30", "must be in working hours; on 08/12/2026 they are 08:00-17:30"),
         ("13/12/2026 09:00", "must be on a working day; 13/12/2026 is not one"),
         ("10/12/2026 09:00", "must be on a working day; 10/12/2026 is not one"),
     ]:
         with pytest.raises(FormInvalid) as refused:
-            r.complete_task(survey["id"], {**SURVEY, "demo_at": typed}, actor="an")
+            runner.complete_task(survey["id"], {**SURVEY, "demo_at": typed}, actor="an")
         assert refused.value.errors == {"demo_at": f"{DEMO} {words}"}
-    assert task(r, KH, "Task_survey")["state"] == "open" and outbox(r, KH) == []
+    assert task(runner, KH, "Task_survey")["state"] == "open" and outbox(runner, KH) == []
 
-    complete(r, KH, "Task_survey", {**SURVEY, "demo_at": "11/12/2026 10:00"}, by="an")
-    assert instance_of(r, KH, "sales")["data"]["demo_at"] == "2026-12-11T10:00:00+07:00"
+    complete(runner, KH, "Task_survey", {**SURVEY, "demo_at": "11/12/2026 10:00"}, by="an")
+    assert instance_of(runner, KH, "sales")["data"]["demo_at"] == "2026-12-11T10:00:00+07:00"
 
 
 def test_the_task_page_says_working_hours_and_refuses_an_evening_demo_in_vietnamese(

@@ -245,6 +245,7 @@ def test_a_handler_that_hangs_times_out_and_loses_nothing(
         for late_use in (
             lambda: ctx.send("webhook", {"text": "late"}),
             lambda: ctx.session.execute(sa.text("select 1")),
+            lambda: ctx.calendar() if ctx.calendar is not None else None,
         ):
             try:
                 late_use()
@@ -270,6 +271,7 @@ def test_a_handler_that_hangs_times_out_and_loses_nothing(
     assert late == [
         "handler for test.slow used its context after its timeout",
         "handler for test.slow used its session after its timeout",
+        "handler for test.slow read the calendar after its timeout",
     ]
     assert _state(runner, instance_id) == (before, tasks_before, row_before)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +60,18 @@ class _SessionGuard:
         if self._ctx.closed:
             raise HandlerContextClosed(f"handler for {self._ctx.topic} used its session after its timeout")
         return getattr(self._session, name)
+
+
+def _guarded_calendar(read: Callable[[], Any], ctx: HandlerContext) -> Callable[[], Any]:
+    """The unit's calendar reader (captured in this thread) as a handler calls it: it reads through the
+    unit's session, so like ``_SessionGuard`` it is refused once the handler timed out."""
+
+    def calendar() -> Any:
+        if ctx.closed:
+            raise HandlerContextClosed(f"handler for {ctx.topic} read the calendar after its timeout")
+        return read()
+
+    return calendar
 
 
 def _json_safe(value: Any) -> None:
@@ -161,9 +174,9 @@ def _run(unit: Unit, job: Job, inst: Instance, workflow) -> None:
         properties=dict(job.properties or {}),
         tz=unit.core.settings.tz,
         extensions=unit.core.extensions,
-        calendar=timers.calendar_reader(unit.core.settings.tz),  # NOTE: captured here, called in the handler
     )
     ctx.session = _SessionGuard(s, ctx)
+    ctx.calendar = _guarded_calendar(timers.calendar_reader(unit.core.settings.tz), ctx)
     with metrics.handler_call(job.topic):
         result = call_with_timeout(fn, dict(job.params or {}), ctx, job.timeout, unit.core.calls)
     _check_outbox(ctx)
