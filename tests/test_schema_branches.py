@@ -98,7 +98,7 @@ def test_the_core_branch_alone_makes_no_crm_table_and_matches_the_core_models(em
     made = tables(empty_url)
     assert {"users", "accounts", "api_tokens", "login_sessions", "instances", "user_tasks"} <= made
     assert not made & CRM_TABLES
-    assert stamps(empty_url) == {"0013"}
+    assert stamps(empty_url) == {"0018"}
     assert differences(empty_url, crm_too=False) == []
 
 
@@ -128,7 +128,7 @@ def test_both_branches_match_every_model_and_the_crm_joins_a_core_only_database_
     schema.upgrade(empty_url, branches=("core",))
     schema.upgrade(empty_url)
     assert tables(empty_url) >= CRM_TABLES
-    assert stamps(empty_url) == {"0017"}  # crm 0014 depends on core 0013: one row stands for both heads
+    assert stamps(empty_url) == {"0020"}  # crm 0019 depends on core 0018: one row stands for both heads
     assert differences(empty_url, crm_too=True) == []
     with connected(empty_url) as conn:
         keys = sa.inspect(conn).get_foreign_keys("staff")
@@ -142,11 +142,11 @@ def test_both_branches_match_every_model_and_the_crm_joins_a_core_only_database_
 
 def test_the_branches_and_their_heads() -> None:
     script = ScriptDirectory.from_config(schema.alembic_config("sqlite://"))
-    assert set(script.get_heads()) == {"0013", "0017"}
-    assert script.get_revision("core@head").revision == "0013"
-    assert script.get_revision("crm@head").revision == "0017"
+    assert set(script.get_heads()) == {"0018", "0020"}
+    assert script.get_revision("core@head").revision == "0018"
+    assert script.get_revision("crm@head").revision == "0020"
     core_only = ScriptDirectory.from_config(schema.alembic_config("sqlite://", branches=("core",)))
-    assert core_only.get_heads() == ["0013"]
+    assert core_only.get_heads() == ["0018"]
     with pytest.raises(LookupError, match="'billing'"):
         schema.alembic_config("sqlite://", branches=("billing",))
 
@@ -217,7 +217,7 @@ def test_a_database_of_the_old_single_history_upgrades_with_nothing_lost(empty_u
 
     schema.upgrade(empty_url)
 
-    assert stamps(empty_url) == {"0017"}
+    assert stamps(empty_url) == {"0020"}
     assert differences(empty_url, crm_too=True) == []
     engine = sa.create_engine(empty_url)
     try:
