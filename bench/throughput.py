@@ -13,6 +13,12 @@ N over the time from the first start to the last ``ended_at``; ``starts_per_s`` 
 starts alone (they run while the workers work; with one starter, the end-to-end figure
 cannot exceed it). ``bare_commit_ms`` is a one-row durable commit on the same database, the
 floor of a unit of work: the default path commits twice per instance (start, job).
+``cpu_ms_per_instance`` is the CPU time (user + system, all threads) that the runner's
+processes (starters and workers) spent from saying "ready" to the end, over N (their
+start-up, about a second each of imports, is left out). ``machine_busy_pct`` is the share of
+all the machine's cores that were busy from the first start to the last end (``/proc/stat``:
+the database server and any other load included). Near 100 % busy, the run is CPU-bound and
+``cores x 1000 / (cpu_ms_per_instance + the database server's share)`` is its ceiling.
 Every trial runs in a process of its own. Trials are interleaved (``bench.harness``): each
 repeat runs every (code, database, workers) combination once, so a loaded machine moves
 them alike. Lines are ``name: median (min-max, IQR, n)``; with ``--baseline``, the new/base
@@ -77,43 +83,50 @@ def worker(url: str, poll: float) -> None:
     # NOTE: a tick that outlasts the poll interval is skipped with a warning; not news here.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     runner = make_runner(url, poll)
-    print("ready", flush=True)
+    print(f"ready {time.process_time()}", flush=True)
     scheduler.work(runner)
+    print(f"cpu {time.process_time()}", flush=True)
 
 
 def starter(url: str, first: int, last: int) -> None:
     """Start instances ``first``..``last - 1`` once told to go; print when the first began and the last ended."""
     runner = make_runner(url, 1.0)
-    print("ready", flush=True)
+    print(f"ready {time.process_time()}", flush=True)
     sys.stdin.readline()
     began = time.time()
     for i in range(first, last):
         runner.start_instance(PROCESS, f"B{i}", {"i": i})
-    print(f"{began} {time.time()}", flush=True)
+    print(f"{began} {time.time()} {time.process_time()}", flush=True)
     runner.db.engine.dispose()
 
 
 # --- one trial (in a process of its own) --------------------------------------------------
 
 
-def _spawn(commands: list[list[str]]) -> list[subprocess.Popen]:
-    """Processes started with these commands, once each has said it is ready."""
+def _spawn(commands: list[list[str]]) -> tuple[list[subprocess.Popen], float]:
+    """Processes started with these commands, once each has said it is ready; and their CPU s until then."""
     procs = [
         subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
         for command in commands
     ]
+    cpu = 0.0
     for proc in procs:
         assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
+        said = proc.stdout.readline().split()
+        if not said or said[0] != "ready":
             raise SystemExit(f"a bench process did not start (exit {proc.wait()})")
-    return procs
+        cpu += float(said[1])
+    return procs, cpu
 
 
-def _start_all(url: str, n: int, starters: int) -> tuple[float, float]:
-    """Start ``n`` instances from ``starters`` processes at once: (first start, last start returned), epoch s."""
+def _start_all(url: str, n: int, starters: int) -> tuple[float, float, float]:
+    """Start ``n`` instances from ``starters`` processes at once.
+
+    Returns (first start, last start returned) in epoch s, and the starters' CPU s after "ready".
+    """
     bounds = [n * i // starters for i in range(starters + 1)]
     base = [sys.executable, "-P", str(HERE), "--starter", url, "--range"]
-    procs = _spawn([[*base, f"{bounds[i]}:{bounds[i + 1]}"] for i in range(starters)])
+    procs, ready_cpu = _spawn([[*base, f"{bounds[i]}:{bounds[i + 1]}"] for i in range(starters)])
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.write("go\n")
@@ -121,18 +134,24 @@ def _start_all(url: str, n: int, starters: int) -> tuple[float, float]:
     times = [proc.communicate(timeout=600)[0].split() for proc in procs]
     if any(proc.returncode != 0 for proc in procs):
         raise SystemExit("a starter failed")
-    return min(float(t[0]) for t in times), max(float(t[1]) for t in times)
+    cpu = sum(float(t[2]) for t in times) - ready_cpu
+    return min(float(t[0]) for t in times), max(float(t[1]) for t in times), cpu
 
 
-def _stop(procs: list[subprocess.Popen]) -> None:
+def _stop(procs: list[subprocess.Popen]) -> float:
+    """Stop the workers (SIGTERM, as a service manager does); their CPU s in total, as each said on its way out."""
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
+    cpu = 0.0
     for proc in procs:
         try:
-            proc.wait(timeout=30)
+            out = proc.communicate(timeout=30)[0].split()
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+            raise SystemExit("a worker did not stop within 30 s of SIGTERM") from None
+        cpu += float(out[out.index("cpu") + 1])
+    return cpu
 
 
 def _drain(runner: Runner, n: int, timeout: float) -> float:
@@ -172,21 +191,41 @@ def bare_commit_ms(url: str, samples: int = 51) -> float:
         engine.dispose()
 
 
-def run_trial(url: str, n: int, k: int, poll: float, starters: int) -> tuple[float, float, float]:
-    """(instances/s end to end, starts/s, bare commit ms) of one trial on a migrated, empty database."""
+def _machine_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot, from ``/proc/stat``; (0, 0) where there is none."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # NOTE: idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def run_trial(url: str, n: int, k: int, poll: float, starters: int) -> tuple[float, float, float, float, float]:
+    """(instances/s end to end, starts/s, bare commit ms, runner CPU ms per instance, machine busy %) of one trial."""
     runner = make_runner(url, poll)
     runner.deploy([BPMN], actor="bench")
-    procs = _spawn([[sys.executable, "-P", str(HERE), "--worker", url, "--poll", str(poll)] for _ in range(k)])
+    procs, ready_cpu = _spawn(
+        [[sys.executable, "-P", str(HERE), "--worker", url, "--poll", str(poll)] for _ in range(k)]
+    )
+    stopped = False
     try:
-        first, started = _start_all(url, n, starters)
+        busy_before, total_before = _machine_jiffies()
+        first, started, starters_cpu = _start_all(url, n, starters)
         last = _drain(runner, n, timeout=60 + n)
+        busy_after, total_after = _machine_jiffies()
+        workers_cpu, stopped = _stop(procs) - ready_cpu, True
     finally:
-        _stop(procs)
+        if not stopped:
+            _stop(procs)
         runner.db.engine.dispose()
-    return n / (last - first), n / (started - first), bare_commit_ms(url)
+    # NOTE: the workers' CPU includes their idle polls from the last end to SIGTERM: a slight overcount.
+    cpu_ms = (starters_cpu + workers_cpu) * 1000 / n
+    busy = 100 * (busy_after - busy_before) / max(total_after - total_before, 1)
+    return n / (last - first), n / (started - first), bare_commit_ms(url), cpu_ms, busy
 
 
-def trial(database: str, n: int, k: int, poll: float, pg: str, starters: int) -> tuple[float, float, float]:
+def trial(database: str, n: int, k: int, poll: float, pg: str, starters: int) -> tuple[float, ...]:
     """A trial on a fresh SQLite file or a fresh PostgreSQL schema (dropped afterwards)."""
     if database == "sqlite":
         with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
@@ -211,15 +250,14 @@ def trial(database: str, n: int, k: int, poll: float, pg: str, starters: int) ->
 # --- the interleaved run -----------------------------------------------------------------
 
 
-def _run_child(code: str, database: str, k: int, args: argparse.Namespace) -> tuple[float, float, float]:
+def _run_child(code: str, database: str, k: int, args: argparse.Namespace) -> tuple[float, ...]:
     env = {**os.environ, "PYTHONPATH": code}
     command = [sys.executable, "-P", str(HERE), "--trial", database, "--instances", str(args.instances)]
     command += ["--workers", str(k), "--poll", str(args.poll), "--pg", args.pg, "--starters", str(args.starters)]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"trial {database} {k}w ({code}) failed:\n{out.stderr[-3000:]}")
-    rate, starts, bare = out.stdout.split()[-3:]
-    return float(rate), float(starts), float(bare)
+    return tuple(float(v) for v in out.stdout.split()[-5:])
 
 
 def interleaved(args: argparse.Namespace) -> list[str]:
@@ -232,12 +270,12 @@ def interleaved(args: argparse.Namespace) -> list[str]:
         for k in (int(w) for w in args.workers.split(","))
         for label, code in codes.items()
     }
-    extra: dict[str, list[tuple[float, float]]] = {name: [] for name in combos}
+    extra: dict[str, list[tuple[float, ...]]] = {name: [] for name in combos}
 
     def variant(name: str) -> harness.Variant:
         def run() -> float:
-            rate, starts, bare = _run_child(*combos[name], args)
-            extra[name].append((starts, bare))
+            rate, *others = _run_child(*combos[name], args)
+            extra[name].append(tuple(others))
             print(f"# {name}: {rate:.1f}/s", file=sys.stderr, flush=True)
             return rate
 
@@ -246,10 +284,12 @@ def interleaved(args: argparse.Namespace) -> list[str]:
     rates = harness.interleave({name: variant(name) for name in combos}, rounds=args.repeats, warmup=0)
     lines = []
     for name in combos:
-        starts, bare = zip(*extra[name], strict=True)
+        starts, bare, cpu, busy = zip(*extra[name], strict=True)
         lines.append(harness.line(f"{name}_instances_per_s", harness.Summary.of(rates[name]), 1))
         lines.append(harness.line(f"{name}_starts_per_s", harness.Summary.of(starts), 1))
         lines.append(harness.line(f"{name}_bare_commit_ms", harness.Summary.of(bare), 2))
+        lines.append(harness.line(f"{name}_cpu_ms_per_instance", harness.Summary.of(cpu), 2))
+        lines.append(harness.line(f"{name}_machine_busy_pct", harness.Summary.of(busy), 0))
         if name.endswith("_new") and name.removesuffix("_new") + "_base" in rates:
             base = rates[name.removesuffix("_new") + "_base"]
             ratio = harness.paired_ratios(rates[name], base)
@@ -280,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         starter(args.starter, int(first), int(last))
         return 0
     if args.trial:
-        rate, starts, bare = trial(args.trial, args.instances, int(args.workers), args.poll, args.pg, args.starters)
-        print(f"{rate:.3f} {starts:.3f} {bare:.4f}")
+        figures = trial(args.trial, args.instances, int(args.workers), args.poll, args.pg, args.starters)
+        print(" ".join(f"{v:.4f}" for v in figures))
         return 0
     for line in interleaved(args):
         print(line, flush=True)
