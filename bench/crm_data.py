@@ -43,7 +43,7 @@ def _numbers(dialect: str, n: int) -> str:
     return f"(WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < {n}) SELECT i FROM seq)"
 
 
-def _pick(values: tuple[str, ...], index: str) -> str:
+def pick(values: tuple[str, ...], index: str) -> str:
     """A SQL CASE giving ``values[index % len(values)]``."""
     whens = " ".join(f"WHEN {k} THEN '{v}'" for k, v in enumerate(values))
     return f"(CASE ({index}) % {len(values)} {whens} END)"
@@ -95,9 +95,9 @@ def build(engine: sa.Engine, n: int, *, triggers: bool = True) -> None:
         f" ('onboarding', 1, 'onboarding', 'bpmn', 'y', 'onboarding.bpmn', :onboarding, '', '[]', '[]', '[]',"
         f" {ts}, '')",
         "INSERT INTO customers (id, name, phone, owner, extra, created_at, search_name, search_phone)"
-        f" SELECT {kh}, {_pick(NAMES, 'i')} || ' ' || i, {phone}, {_pick(OWNERS, 'i')},"
-        f" '{{}}', {ts}, {_pick(folded, 'i')} || ' ' || i, {phone} FROM {seq}",
-        f"INSERT INTO customer_tags (customer_id, tag, added_at) SELECT {kh}, {_pick(TAGS, 'i')}, {ts} FROM {seq}",
+        f" SELECT {kh}, {pick(NAMES, 'i')} || ' ' || i, {phone}, {pick(OWNERS, 'i')},"
+        f" '{{}}', {ts}, {pick(folded, 'i')} || ' ' || i, {phone} FROM {seq}",
+        f"INSERT INTO customer_tags (customer_id, tag, added_at) SELECT {kh}, {pick(TAGS, 'i')}, {ts} FROM {seq}",
         "INSERT INTO instances (id, process_key, version_id, business_key, status, state, data, called_versions,"
         " stages, waits, created_at, updated_at, row_version)"
         f" SELECT {iid}, 'sales', (SELECT min(id) FROM process_versions), {kh}, 'running', '', '{{}}', '{{}}',"
@@ -114,7 +114,7 @@ def build(engine: sa.Engine, n: int, *, triggers: bool = True) -> None:
         "INSERT INTO user_task_candidates (task_id, kind, name, due_sort)"
         f" SELECT {iid} || '-t', 'group', 'sales', {due} FROM {seq}",
         "INSERT INTO customer_notes (customer_id, kind, text, author, created_at)"
-        f" SELECT {kh}, 'discussion', 'Khách hẹn gọi lại sau.', {_pick(OWNERS, 'i')}, {entered} FROM {seq}",
+        f" SELECT {kh}, 'discussion', 'Khách hẹn gọi lại sau.', {pick(OWNERS, 'i')}, {entered} FROM {seq}",
         "INSERT INTO outbox (idempotency_key, channel, instance_id, business_key, payload, state, attempts, due_at,"
         f" created_at, sent_at) SELECT {iid} || '/m', 'email', {iid}, {kh}, '{{\"subject\": \"Chào mừng\"}}',"
         f" 'sent', 1, {entered}, {entered}, {entered} FROM {seq}",
