@@ -2,13 +2,14 @@
 
     python -m bench.scale --customers 500000 --url postgresql+psycopg://user@host/db
     python -m bench.scale --customers 2000                   # SQLite, in a temporary file
-    python -m bench.scale --customers 500000 --url ... --templates /tmp/scale-templates.pickle
+    python -m bench.scale --customers 500000 --url ... --templates scale-templates.pickle
 
 The rows are genuine: first the demo company (``runner.crm.demo``: 40 customers moved
 through sales, onboarding, monthly care and renewal by the real Runner on the virtual clock)
 is loaded into the empty database. Those customers are the templates. With ``--templates FILE``
 the loaded company is kept in that file, and the next run (same database kind, same
-migrations) reads it back in a second instead of running the demo again. Then every row that
+migrations) reads it back in a second instead of running the demo again (delete the file when
+the demo or the processes change: only the migrations are checked). Then every row that
 belongs to a template customer is copied in bulk with new ids and business keys, the boards'
 ``customer_stages`` rows and bookings included (``bench.scale_copy``), over two connections
 on PostgreSQL; each copied customer has a name, phone and e-mail of its own.
