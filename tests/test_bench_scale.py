@@ -10,11 +10,13 @@ templates is the bench's own default (``python -m bench.scale``).
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import pg_schema
 from sqlalchemy import func, select
 
 from bench import harness, scale
@@ -161,17 +163,23 @@ def test_the_boards_rows_are_those_the_instances_make_and_their_counts_match(bui
     assert counted == Counter(stage for _, _, stage, _ in board_picks(runner)) == {"CHĂM SÓC ĐỊNH KỲ": 20}
 
 
-def test_a_second_build_reads_the_templates_from_the_file_the_first_one_wrote(sqlite_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_second_build_reads_the_templates_from_the_file_the_first_one_wrote(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     cache = tmp_path / "templates.pickle"
-    first = harness.parse(
-        "\n".join(scale.build(sqlite_url, 8, 0.5, load=lambda r: load_loops(r, tmp_path), cache=cache))
-    )
-    second_url = f"sqlite:///{tmp_path / 'second.db'}"
+    url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url")
+    first = harness.parse("\n".join(scale.build(url, 8, 0.5, load=lambda r: load_loops(r, tmp_path), cache=cache)))
 
     def refuse(_: Runner) -> None:
         raise AssertionError("the templates should come from the file")
 
-    second = harness.parse("\n".join(scale.build(second_url, 8, 0.5, load=refuse, cache=cache)))
+    with contextlib.ExitStack() as stack:
+        if kind == "sqlite":
+            second_url = f"sqlite:///{tmp_path / 'second.db'}"
+        else:
+            second_url = stack.enter_context(pg_schema(request.getfixturevalue("pg_base_url")))
+        second = harness.parse("\n".join(scale.build(second_url, 8, 0.5, load=refuse, cache=cache)))
     assert (first["templates_from_file"], second["templates_from_file"]) == (0, 1)
     assert {k: v for k, v in first.items() if k.startswith("rows_")} == {
         k: v for k, v in second.items() if k.startswith("rows_")
