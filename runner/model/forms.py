@@ -298,7 +298,7 @@ def _limit(name: str, ftype: str, config: str) -> float | date | str:
 
 def _check_field(field: Field, where: str, problems: list[str]) -> None:
     ids = [o.id for o in field.options]
-    if field.type == "enum" and not ids and field.option_list is None:
+    if field.type == "enum" and not ids and OPTIONS not in field.properties:  # else _check_option_list says
         problems.append(f"{where}: enum field has no values")
     if len(set(ids)) != len(ids):
         problems.append(f"{where}: enum values repeat an id")
