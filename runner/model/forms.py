@@ -165,8 +165,11 @@ def with_lists(form: Form, read: ListReader) -> Form:
 
 def with_lists_dict(form: Mapping[str, Any], read: ListReader) -> dict[str, Any]:
     """:func:`with_lists` on a stored form (:meth:`Form.to_dict`), stored form in and out."""
-    parsed = form_from_dict(form)
-    return with_lists(parsed, read).to_dict() if parsed.option_lists else dict(form)
+    # NOTE: a page of task rows mostly holds forms without a list: those are not parsed at all
+    props = (f.get("properties") or {} for f in form.get("fields", ()))
+    if not any(str(p.get(OPTIONS, "")).strip().startswith(LIST_PREFIX) for p in props):
+        return dict(form)
+    return with_lists(form_from_dict(form), read).to_dict()
 
 
 class _Bad(Invalid):
