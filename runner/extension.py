@@ -13,7 +13,10 @@ the core never imports one. What an extension may supply:
   groups of its processes (with extensions, a user's roles must be among theirs; without any,
   every well-formed group name is accepted);
 - ``people``: facts it keeps about a person beside the user directory (a phone), edited with the
-  user on the admin pages and by ``runner users add|edit``, and the people who lack one a step needs.
+  user on the admin pages and by ``runner users add|edit``, and the people who lack one a step needs;
+- ``option_lists``: configured lists by name (``stop_reasons``), each a function that reads the
+  list's (id, label) pairs as they are now through the caller's session; an enum form field
+  names one with the property ``options`` = ``list:NAME`` (``runner.model.forms``).
 
 The ``runner`` command finds extensions through the entry-point group ``bpmn_runner.extensions``:
 each entry point names a callable that receives the core ``Settings`` and returns an
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
-from runner.errors import BadValue, Invalid, Problem
+from runner.errors import BadValue, Invalid, NotFound, Problem
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
@@ -79,6 +82,8 @@ Labels = Callable[["Session", Collection[str]], Mapping[str, str]]
 Commands = Callable[[Any], None]  # gets the ``runner`` parser's sub-parsers (argparse's _SubParsersAction)
 # (process key, BPMN XML, file name) of each process being deployed -> warnings per process key.
 Review = Callable[["Session", Sequence[tuple[str, bytes, str]]], Mapping[str, list[Problem]]]
+# A configured list as it is now: (id, label) pairs in display order, read through the caller's session.
+OptionList = Callable[["Session"], Sequence[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class Extension:
     commands: Commands | None = None
     roles: tuple[str, ...] = ()
     people: PersonFacts | None = None
+    option_lists: Mapping[str, OptionList] = field(default_factory=dict)
     config: Any = field(default=None, repr=False)  # the extension's own settings; the core never reads them
 
 
@@ -132,6 +138,9 @@ class Extensions:
         names = [e.name for e in self.items]
         if len(set(names)) != len(names):
             raise Invalid(f"extensions named twice: {names}")
+        lists = [name for e in self.items for name in e.option_lists]
+        if len(set(lists)) != len(lists):
+            raise Invalid(f"option lists named twice: {sorted(n for n in set(lists) if lists.count(n) > 1)}")
 
     def get(self, name: str) -> Extension | None:
         """The extension called ``name``, if the runner has it."""
@@ -163,6 +172,18 @@ class Extensions:
                 for key, label in extension.labels(s, keys).items():
                     found.setdefault(key, label)
         return found
+
+    @property
+    def option_lists(self) -> frozenset[str]:
+        """The names of every configured list the extensions offer to enum form fields."""
+        return frozenset(name for e in self.items for name in e.option_lists)
+
+    def options(self, s: Session, name: str) -> list[tuple[str, str]]:
+        """The list ``name`` as it is now, (id, label) pairs; ``NotFound`` when no extension offers it."""
+        for e in self.items:
+            if name in e.option_lists:
+                return [(str(id), str(label)) for id, label in e.option_lists[name](s)]
+        raise NotFound(f"no configured list {name!r} (known: {', '.join(sorted(self.option_lists)) or 'none'})")
 
     @property
     def person_fields(self) -> tuple[PersonField, ...]:

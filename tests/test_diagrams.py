@@ -220,7 +220,8 @@ def test_user_tasks_name_their_inbox_group() -> None:
 def test_processes_deploy_without_problems(runner: Runner) -> None:
     registry = installed()
     files = read_paths([PROCESSES])
-    assert validation.validate(files, topics=registry.topics(), checks=registry.checks()) == []
+    lists = runner.extensions.option_lists  # the CRM's configured lists (stop_reasons)
+    assert validation.validate(files, topics=registry.topics(), checks=registry.checks(), lists=lists) == []
     deployed = runner.deploy([PROCESSES])
     assert {d.process_key for d in deployed} >= {"onboarding", "care_month", "renewal"}
     assert {d.file_name for d in deployed} == {p.name for p in FILES}

@@ -27,7 +27,7 @@ from test_process_onboarding import (
 
 from runner.crm import bookings as calendar
 from runner.crm import customers as crm
-from runner.crm.models import Contract, Order
+from runner.crm.models import Contract, Order, StopCareReason
 from runner.errors import FormInvalid
 from runner.model import worktime
 from runner.model.timeparse import add_months
@@ -288,6 +288,22 @@ def test_not_renewed_customer_stops_with_a_reason_and_is_locked_at_the_end_date(
     assert instance_of(r, KH, "onboarding")["status"] == "completed"
     assert customer_stage(r) == "KHÓA"
     assert open_tasks(r, KH) == []
+
+
+def test_a_stop_reason_configured_while_renewal_runs_is_offered_and_noted_with_no_redeploy(r: Runner) -> None:
+    until_renewal(r)
+    complete(r, KH, "Task_renewal_call", {"renewal_decision": "decline", "renewal_amount": 15_000_000}, by=CSKH)
+    with r.db.unit() as s:  # the admin edits seed 003's list while the task is open
+        s.add(StopCareReason(title="Sáp nhập trung tâm", description="Trung tâm sáp nhập vào đơn vị khác."))
+    versions = len(inbox.process_versions(r))
+
+    reason = task(r, KH, "Task_no_renew_reason")["form"]["fields"][0]
+    assert reason["options"][-1] == {"id": "Sáp nhập trung tâm", "name": "Sáp nhập trung tâm"}
+    complete(r, KH, "Task_no_renew_reason", {"stop_reason": "Sáp nhập trung tâm"}, by=CSKH)
+
+    assert notes(r)[-1] == "Dừng chăm sóc. Lý do: Sáp nhập trung tâm"
+    assert customer(r, KH)["status"] == "Dừng chăm sóc"
+    assert len(inbox.process_versions(r)) == versions
 
 
 def test_a_hesitating_customer_is_called_weekly_until_the_contract_runs_out(r: Runner) -> None:

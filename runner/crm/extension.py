@@ -4,6 +4,7 @@
 reads the CRM's own settings from the core settings' environment, and the runner then
 delivers the ``zalo`` and ``email`` channels, scopes business keys to the customers a staff
 member may see, shows customer names next to tasks, gives users EasyEdu's roles (``ROLES``),
+offers the configured lists of seed 003 to enum form fields (``runner.crm.option_lists``),
 and has a ``runner demo`` command.
 """
 
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runner.commands import open_runner
-from runner.crm import contacts, demo, import_cli, lead_keys, transports, views
+from runner.crm import contacts, demo, import_cli, lead_keys, option_lists, transports, views
 from runner.crm.models import ROLES, Customer
 from runner.crm.scope import MESSAGE_SENDERS, CustomerScope
 from runner.crm.settings import NAME, CrmSettings
@@ -47,6 +48,7 @@ def easyedu(settings: Settings | None = None, crm: CrmSettings | None = None) ->
         commands=_commands,
         roles=ROLES,
         people=contacts.person_facts(crm.templates),
+        option_lists=option_lists.LISTS,
         config=crm,
     )
 

@@ -10,6 +10,9 @@ that zone's offset; ``long`` fields take thousands separators, and with the prop
 A date or datetime field with the property ``calendar`` = ``business`` must lie in the
 business calendar's working time (a datetime inside working hours, a date on a working day);
 the caller passes the calendar (``calendar=``), read only when such a field is submitted.
+An enum field whose property ``options`` is ``list:NAME`` takes its options from the configured
+list NAME as it is now: :func:`with_lists` fills them in from a reader the caller passes (the
+runner's extensions, read through the request's session) before the form is shown or checked.
 Messages read "<label> <rule>" ("Số nhân viên must be at least 0"); the FormInvalid also has
 ``codes`` (field id -> required|readonly|type|enum|min|max|minlength|maxlength|hours|unknown).
 """
@@ -18,8 +21,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
@@ -40,6 +43,8 @@ _LIMITS = {
 }
 NOW = "now"  # a min/max config meaning "the runner's clock when the form is submitted"
 CALENDAR = "calendar"  # the field property naming the calendar whose working time a moment must lie in
+OPTIONS = "options"  # the enum field property naming the configured list of its options: list:NAME
+LIST_PREFIX = "list:"
 Limit = float | date | str | None
 _TRUE = frozenset({"true", "on", "1", "yes"})
 _FALSE = frozenset({"false", "off", "0", "no"})
@@ -82,6 +87,14 @@ class Field:
     def is_amount(self) -> bool:
         """Tell whether this long field holds money (property ``format`` = ``vnd``)."""
         return self.type == "long" and self.properties.get("format", "").lower() == "vnd"
+
+    @property
+    def option_list(self) -> str | None:
+        """The configured list this enum field takes its options from (property ``options`` = ``list:NAME``)."""
+        value = self.properties.get(OPTIONS, "").strip()
+        if not value.startswith(LIST_PREFIX):
+            return None
+        return value.removeprefix(LIST_PREFIX).strip() or None
 
     @property
     def calendar(self) -> str | None:
@@ -129,6 +142,35 @@ class Form:
                 return f
         raise KeyError(f"no form field {id!r}")
 
+    @property
+    def option_lists(self) -> frozenset[str]:
+        """The configured lists its enum fields name."""
+        return frozenset(name for f in self.fields if (name := f.option_list))
+
+
+ListReader = Callable[[str], Sequence[tuple[str, str]]]
+
+
+def with_lists(form: Form, read: ListReader) -> Form:
+    """The form with each list field's options as ``read`` (name -> (id, label) pairs) gives them now.
+
+    Each list is read once; a form without list fields is returned as it is, reading nothing.
+    """
+    names = form.option_lists
+    if not names:
+        return form
+    lists = {name: tuple(Option(str(id), str(label)) for id, label in read(name)) for name in sorted(names)}
+    return Form(tuple(replace(f, options=lists[f.option_list]) if f.option_list else f for f in form.fields))
+
+
+def with_lists_dict(form: Mapping[str, Any], read: ListReader) -> dict[str, Any]:
+    """:func:`with_lists` on a stored form (:meth:`Form.to_dict`), stored form in and out."""
+    # NOTE: a page of task rows mostly holds forms without a list: those are not parsed at all
+    props = (f.get("properties") or {} for f in form.get("fields", ()))
+    if not any(str(p.get(OPTIONS, "")).strip().startswith(LIST_PREFIX) for p in props):
+        return dict(form)
+    return with_lists(form_from_dict(form), read).to_dict()
+
 
 class _Bad(Invalid):
     """Raised for one rejected value: a machine code and a rule text without the label (FormInvalid collects them)."""
@@ -170,8 +212,10 @@ def _parse_field(node: etree._Element, problems: list[str]) -> Field:
     if ftype not in TYPES:
         problems.append(f"{where}: unsupported type {ftype!r} (use {', '.join(TYPES)})")
     options = tuple(Option(v.get("id", ""), v.get("name") or v.get("id", "")) for v in _children(node, "value"))
+    # NOTE: Camunda Modeler writes a form field's property as id=...; name=... is read as well, as
+    # on every other element's camunda:property.
     props = {
-        p.get("id", ""): p.get("value", "")
+        p.get("id") or p.get("name", ""): p.get("value", "")
         for group in _children(node, "properties")
         for p in _children(group, "property")
     }
@@ -188,7 +232,25 @@ def _parse_field(node: etree._Element, problems: list[str]) -> Field:
         _check_field(field, where, problems)
     if CALENDAR in props:
         _check_calendar(field, where, problems)
+    if OPTIONS in props:
+        _check_option_list(field, where, problems)
     return field
+
+
+def _check_option_list(field: Field, where: str, problems: list[str]) -> None:
+    """``options`` = ``list:NAME`` on an enum field with no values of its own and no default."""
+    if field.option_list is None:
+        shown = field.properties[OPTIONS]
+        problems.append(f"{where}: property 'options' is {shown!r}; it must be 'list:NAME', NAME a configured list")
+    elif field.type != "enum":
+        problems.append(f"{where}: property 'options' applies to enum fields, not {field.type!r}")
+    elif field.options:
+        problems.append(f"{where}: takes its options from the list {field.option_list!r}; remove its own values")
+    elif field.default is not None:
+        problems.append(
+            f"{where}: takes its options from the list {field.option_list!r}, which may change; "
+            "it cannot have a default value"
+        )
 
 
 def _check_calendar(field: Field, where: str, problems: list[str]) -> None:
@@ -239,13 +301,15 @@ def _limit(name: str, ftype: str, config: str) -> float | date | str:
 
 def _check_field(field: Field, where: str, problems: list[str]) -> None:
     ids = [o.id for o in field.options]
-    if field.type == "enum" and not ids:
+    if field.type == "enum" and not ids and OPTIONS not in field.properties:  # else _check_option_list says
         problems.append(f"{where}: enum field has no values")
     if len(set(ids)) != len(ids):
         problems.append(f"{where}: enum values repeat an id")
     for low, high in ((field.min, field.max), (field.minlength, field.maxlength)):
         if _comparable(low, high) and low > high:  # type: ignore[operator]  # same kind on both sides
             problems.append(f"{where}: lower limit {_show(low)} is above upper limit {_show(high)}")
+    if field.option_list is not None:
+        return  # NOTE: its options (and so any value) are known only when the list is read
     if field.default is not None and not _is_expression(field.default) and not _is_empty(field.default):
         try:
             _check_limits(field, _convert(field, field.default))
@@ -354,6 +418,10 @@ def _convert(field: Field, value: Any, tz: tzinfo = UTC) -> Any:
             value = str(value)
         if isinstance(value, str) and value.strip() in {o.id for o in field.options}:
             return value.strip()
+        if field.option_list is not None:
+            # NOTE: the list as it is now; a value taken off it since the task was made is refused too
+            choices = ", ".join(o.id for o in field.options) or "(the list is empty)"
+            raise _Bad("enum", f"is not in the configured list {field.option_list!r}; choose one of: {choices}")
         raise _Bad("enum", "must be one of: " + ", ".join(o.id for o in field.options))
     if field.type == "date":
         return _parse_date(value).isoformat()

@@ -7,6 +7,7 @@ Every check family is a generator of ``(element, reason)`` findings over one par
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -114,25 +115,30 @@ class Doc:
     root: etree._Element
     topics: frozenset[str]
     checks: Mapping[str, Sequence[TopicCheck]] = dataclasses.field(default_factory=dict)
+    lists: frozenset[str] = frozenset()  # the configured lists enum form fields may name (list:NAME)
 
 
 def validate(
-    files: Mapping[str, bytes], *, topics: Collection[str], checks: Mapping[str, Sequence[TopicCheck]] | None = None
+    files: Mapping[str, bytes],
+    *,
+    topics: Collection[str],
+    checks: Mapping[str, Sequence[TopicCheck]] | None = None,
+    lists: Collection[str] = (),
 ) -> list[Problem]:
     """Every problem in a set of BPMN/DMN files, found before anything is stored.
 
-    ``checks`` are the topics' own deploy-time checks of their tasks' input parameters.
+    ``checks`` are the topics' own deploy-time checks of their tasks' input parameters; ``lists``
+    the configured lists (the runner's extensions') that enum form fields may name.
     """
     # dict keeps the order and drops repeats (several listeners on one task say the same thing).
     problems: dict[Problem, None] = {}
     for name, data in files.items():
-        problems.update(dict.fromkeys(_validate_file(name, data, frozenset(topics), checks or {})))
+        doc = functools.partial(Doc, topics=frozenset(topics), checks=checks or {}, lists=frozenset(lists))
+        problems.update(dict.fromkeys(_validate_file(name, data, doc)))
     return list(problems)
 
 
-def _validate_file(
-    name: str, data: bytes, topics: frozenset[str], checks: Mapping[str, Sequence[TopicCheck]]
-) -> Iterator[Problem]:
+def _validate_file(name: str, data: bytes, doc: Callable[[etree._Element], Doc]) -> Iterator[Problem]:
     """Problems of one file, BPMN or DMN by its extension."""
     kind = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if kind not in ("bpmn", "dmn"):
@@ -147,7 +153,7 @@ def _validate_file(
         # NOTE: parse() never loads a DTD nor expands an entity; refusing the DOCTYPE keeps
         # entity references from reaching the engine's parser at all.
         yield Problem("", "", "a DOCTYPE is not allowed in a BPMN or DMN file; remove it", name)
-    findings = _dmn_findings(root) if kind == "dmn" else _bpmn_findings(Doc(root, topics, checks))
+    findings = _dmn_findings(root) if kind == "dmn" else _bpmn_findings(doc(root))
     for element, reason in findings:
         yield Problem(*label(element), reason, name)
 
@@ -530,13 +536,25 @@ def _check_forms(doc: Doc) -> Iterator[Finding]:
         if target not in parsed:
             parsed.add(target)
             try:
-                forms.parse_form(target)
+                parsed_form = forms.parse_form(target)
             except DeploymentInvalid as exc:
                 yield from ((target, p.reason) for p in exc.problems)
+            else:
+                yield from _option_lists(target, parsed_form, doc.lists)
         for field in camunda_children(form, "formField"):
             default = field.get("defaultValue")
             if default is not None:
                 yield from _expression(target, f"form field '{field.get('id')}' default value", default, False)
+
+
+def _option_lists(target: etree._Element, form: forms.Form, known: frozenset[str]) -> Iterator[Finding]:
+    """Each enum field's ``list:NAME`` names a configured list: its options are read from it at every use."""
+    for field in form.fields:
+        name = field.option_list
+        if name is not None and name not in known:
+            close = get_close_matches(name, sorted(known), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"configured: {', '.join(sorted(known)) or 'none'}"
+            yield target, f"form field '{field.id}': options name the list '{name}', which is not configured ({hint})"
 
 
 def _check_multi_instance(doc: Doc) -> Iterator[Finding]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from runner.errors import Invalid, NotFound
 from runner.extension import Person
-from runner.model import orphans
+from runner.model import forms, orphans
 from runner.queries import keyset, task_queues
 from runner.store.models import (
     HistoryEvent,
@@ -86,7 +86,27 @@ def tasks(
         )
     with runner.db.read() as s:
         rows = s.scalars(query.order_by(UserTask.due_sort, UserTask.id)).all()
-    return [_row(r, *TASK_FIELDS) for r in rows]
+        return current_forms(runner, s, [_row(r, *TASK_FIELDS) for r in rows])
+
+
+def current_forms(runner: Runner, s: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The task rows, each enum field that names a configured list (``list:NAME``) with the list as it is now.
+
+    NOTE: the task row keeps the form as deployed (no options for such a field), so a change to the
+    list reaches open tasks without a redeploy. Each list is read once for all rows; a configured
+    list is a small table read whole (seed 003: tens of rows), not one that grows with the customers.
+    """
+    lists: dict[str, list[tuple[str, str]]] = {}
+
+    def read(name: str) -> list[tuple[str, str]]:
+        if name not in lists:
+            lists[name] = runner.extensions.options(s, name)
+        return lists[name]
+
+    for row in rows:
+        if row.get("form"):
+            row["form"] = forms.with_lists_dict(row["form"], read)
+    return rows
 
 
 def task_page(
@@ -122,7 +142,8 @@ def task_page(
             staff=staff,
         )
         rows = [dict(r._mapping) for r in s.execute(task_queues.task_list(q, window))]
-    page = window.page(rows, "due_sort")
+        page = window.page(rows, "due_sort")
+        current_forms(runner, s, page.rows)
     return replace(page, rows=[_flagged(_without_sort(r), staff) for r in page.rows])
 
 
@@ -152,7 +173,8 @@ def task(runner: Runner, task_id: str) -> dict[str, Any]:
         row = s.get(UserTask, task_id)
         if row is None:
             raise NotFound(f"task {task_id} does not exist")
-        return _row(row, *TASK_FIELDS)
+        [found] = current_forms(runner, s, [_row(row, *TASK_FIELDS)])
+        return found
 
 
 INSTANCE_FIELDS = (
@@ -328,6 +350,7 @@ def _inbox_page(
         names, staff = _process_names(s), _active_staff(s)
         q = replace(q, staff=staff)
         page = window.page([dict(r._mapping) for r in s.execute(task_queues.task_list(q, window))], "due_sort")
+        current_forms(runner, s, page.rows)
         # NOTE: an extension labels business keys (EasyEdu: the customer's name); None without one.
         labels = runner.extensions.labels(s, {r["business_key"] for r in page.rows if r["business_key"]})
     rows = []

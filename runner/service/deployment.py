@@ -148,10 +148,12 @@ class Deployer:
         store: WorkflowStore,
         topics: Callable[[], set[str]],
         checks: Callable[[], Mapping[str, list]] | None = None,
+        lists: Callable[[], Collection[str]] = frozenset,
     ):
         self.store = store
         self.topics = topics
         self.checks = checks or dict  # each topic's deploy-time checks, see runner.registry.Registry
+        self.lists = lists  # the configured lists enum form fields may name (the extensions')
 
     def parse(
         self, files: Mapping[str, bytes], known: Mapping[str, bytes], staff: Collection[str] = ()
@@ -161,7 +163,7 @@ class Deployer:
         ``staff`` are the usernames that exist, to warn about tasks assigned to anyone else.
         """
         files, problems = _as_utf8(files)
-        problems += validation.validate(files, topics=self.topics(), checks=self.checks())
+        problems += validation.validate(files, topics=self.topics(), checks=self.checks(), lists=self.lists())
         if not files and not problems:
             problems.append(Problem("", "", "nothing to deploy: give .bpmn or .dmn files"))
         if problems:

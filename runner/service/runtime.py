@@ -97,7 +97,9 @@ class Runner(Core):
         self.extensions: Extensions = combined(extensions)
         super().__init__(settings, registry if registry is not None else Registry(), self.extensions)
         self.policy = policy.Policy(self.extensions)
-        self.deployer = Deployer(self.store, self.registry.topics, self.registry.checks)
+        self.deployer = Deployer(
+            self.store, self.registry.topics, self.registry.checks, lambda: self.extensions.option_lists
+        )
 
     # --- deployment --------------------------------------------------------------------
 
@@ -231,6 +233,8 @@ class Runner(Core):
         workflow = unit.restore(inst)
         task = self.engine.task(workflow, task_id)
         form = forms.form_from_dict(row["task_form"]) if row["task_form"] else forms.Form(())
+        # NOTE: options from a configured list are checked against the list as it is now, in this unit
+        form = forms.with_lists(form, lambda name: self.extensions.options(s, name))
         tz = self.settings.tz
         values = forms.coerce(
             form,

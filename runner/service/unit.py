@@ -108,6 +108,15 @@ class ExtensionsView(Protocol):
         """The people who lack a fact a deployed process's step needs."""
         ...
 
+    @property
+    def option_lists(self) -> frozenset[str]:
+        """The names of the configured lists enum form fields may name."""
+        ...
+
+    def options(self, s: Session, name: str) -> list[tuple[str, str]]:
+        """A configured list as it is now, (id, label) pairs."""
+        ...
+
 
 class Core:
     """The runner's parts, its clock and its units of work (``Runner`` adds the public API)."""

@@ -117,7 +117,12 @@ SCHEMAS: dict[str, Any] = {
             "max": {"nullable": True, "description": LIMIT},
             "minlength": nullable({"type": "integer"}),
             "maxlength": nullable({"type": "integer"}),
-            "options": {"type": "array", "items": object_of({"id": STRING, "name": STRING})},
+            "options": {
+                "type": "array",
+                "items": object_of({"id": STRING, "name": STRING}),
+                "description": "an enum field's choices; with the property options = list:NAME, the "
+                "configured list NAME as it is now",
+            },
             "properties": {"type": "object", "additionalProperties": STRING},
         }
     ),
