@@ -282,15 +282,39 @@ class CustomerStage(Base):
 
     __tablename__ = "customer_stages"
     # NOTE: (pipeline, stage, entered_at, customer_id) serves a board column in
-    # longest-in-stage order with keyset paging, and the column counts (GROUP BY stage) as an
-    # index-only scan.
-    __table_args__ = (Index("ix_customer_stages_board", "pipeline", "stage", "entered_at", "customer_id"),)
+    # longest-in-stage order with keyset paging, and the counts of a board someone sees only
+    # part of; (pipeline, stage, overdue_from, customer_id) the customers of a stage with a
+    # task past due, as one range ending at now.
+    __table_args__ = (
+        Index("ix_customer_stages_board", "pipeline", "stage", "entered_at", "customer_id"),
+        Index("ix_customer_stages_overdue", "pipeline", "stage", "overdue_from", "customer_id"),
+    )
 
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     pipeline: Mapped[str] = mapped_column(String(100), primary_key=True)
     stage: Mapped[str] = mapped_column(String(200))
     instance_id: Mapped[str] = mapped_column(String(36))
     entered_at: Mapped[datetime]
+    # NOTE: kept by triggers on ``user_tasks`` (migration 0019): the earliest due of the
+    # customer's open tasks of the pipeline's processes, None when there is none.
+    overdue_from: Mapped[datetime | None]
+
+
+class BoardCount(Base):
+    """How many customers of one owner ('' for none) are in one stage of a pipeline: a board's column count.
+
+    NOTE: written by the database, not by Python: triggers on ``customer_stages`` and on
+    ``customers.owner`` (migration 0019) add and take away in the same transaction as the
+    change, so a board counts its columns from a few rows however many customers there are.
+    A row that reached 0 stays.
+    """
+
+    __tablename__ = "board_counts"
+
+    pipeline: Mapped[str] = mapped_column(String(100), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    n: Mapped[int]
 
 
 class Note(Base):

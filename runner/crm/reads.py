@@ -21,7 +21,6 @@ from sqlalchemy import (
     Select,
     String,
     TextClause,
-    distinct,
     exists,
     func,
     literal,
@@ -34,8 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from runner.crm.folding import ESCAPE, contains, fold, phone_digits
-from runner.crm.models import Customer, CustomerStage, CustomerTag
-from runner.store.models import UserTask
+from runner.crm.models import BoardCount, Customer, CustomerStage, CustomerTag
 
 MIN_PHONE_DIGITS = 3  # fewer digits match nearly every phone number: not a phone search
 
@@ -168,11 +166,19 @@ def column_query(
 
 def counts_query(
     pipeline: str, stages: Iterable[str], *, owner: str | None = None, where: Any = None
-) -> CompoundSelect:
+) -> Select | CompoundSelect:
     """(stage, customers) for each of the pipeline's ``stages``: the board's column counts."""
-    # NOTE: one count per stage, each an index-only range scan of ix_customer_stages_board's
-    # (pipeline, stage) prefix: PostgreSQL would read the whole table for a GROUP BY over a
-    # pipeline that holds most of it.
+    if where is None:
+        # NOTE: board_counts, kept on write (migration 0019): a range of its primary key
+        # (pipeline, stage, owner), a row per owner who has customers in the stage, or the one
+        # row of ``owner``. So the counts cost the same at 1k and at 1M customers.
+        kept = [BoardCount.pipeline == pipeline, BoardCount.stage.in_(list(stages))]
+        if owner is not None:
+            kept.append(BoardCount.owner == owner)
+        return select(BoardCount.stage, func.sum(BoardCount.n)).where(*kept).group_by(BoardCount.stage)
+    # NOTE: someone who sees only some customers: one count per stage, each an index-only range
+    # scan of ix_customer_stages_board's (pipeline, stage) prefix, filtered by what they may see.
+    # It grows with the customers they see (their own, or a team's), not with the company.
     return union_all(
         *(
             select(literal(stage, String()).label("stage"), func.count().label("n")).where(
@@ -183,29 +189,39 @@ def counts_query(
     )
 
 
+# A board's overdue badge counts at most this many customers; the page shows "100+" beyond.
+OVERDUE_CAP = 100
+
+
 def overdue_query(
     pipeline: str,
     stages: Iterable[str],
-    process_keys: Iterable[str],
     now: datetime,
     *,
     owner: str | None = None,
     where: Any = None,
+    cap: int = OVERDUE_CAP,
 ) -> CompoundSelect:
-    """(stage, customers with an open task of the pipeline past due) per stage: the board's overdue badges."""
-    # NOTE: per stage, ix_user_tasks_open (state, due_at) gives the overdue open tasks of the
-    # pipeline's processes and the primary key of customer_stages (customer_id, pipeline) says
-    # whether their customer is in that stage.
-    late = (
-        select(UserTask.business_key)
-        .where(UserTask.state == "open", UserTask.due_at < now, UserTask.process_key.in_(list(process_keys)))
-        .subquery()
-    )
+    """(stage, customers with an open task of the pipeline past due, up to ``cap``) per stage: the overdue badges."""
+    # NOTE: overdue changes with the clock, so no counter can hold it. customer_stages keeps
+    # each customer's earliest open due (``overdue_from``, migration 0019) and
+    # ix_customer_stages_overdue (pipeline, stage, overdue_from, customer_id) holds a stage's
+    # overdue customers as one index range ending at ``now``. The count stops at ``cap``: a
+    # badge needs no exact figure past a hundred (inboxes show "99+"), and the read is then
+    # bounded: at most ``cap`` index entries per stage (plus, with an owner or a person, the
+    # entries their filter passes over), however long the pipeline's backlog grows.
     return union_all(
         *(
-            select(literal(stage, String()).label("stage"), func.count(distinct(CustomerStage.customer_id)))
-            .join(late, late.c.business_key == CustomerStage.customer_id)
-            .where(CustomerStage.stage == stage, *_board_filters(pipeline, owner, where))
+            select(literal(stage, String()).label("stage"), func.count().label("n")).select_from(
+                select(CustomerStage.customer_id)
+                .where(
+                    CustomerStage.stage == stage,
+                    CustomerStage.overdue_from < now,
+                    *_board_filters(pipeline, owner, where),
+                )
+                .limit(cap)
+                .subquery()
+            )
             for stage in stages
         )
     )

@@ -119,7 +119,8 @@ def pipeline_board(
     A card is a customer in that stage: id, name, owner, owner_name, status, days in the stage
     and its overdue open tasks. A column shows its ``limit`` customers longest in the stage,
     after the cursor ``after[stage]`` (``next`` is the cursor of the following page, or None);
-    ``count`` and ``overdue`` count the whole column. ``owner_name`` narrows to one owner's
+    ``count`` counts the whole column, ``overdue`` its customers with a task past due up to
+    ``reads.OVERDUE_CAP`` (``overdue_capped``: there may be more). ``owner_name`` narrows to one owner's
     customers, ``person`` to those they may see; ``owners`` lists every staff member who owns a customer.
     """
     keys = boards().get(board)
@@ -131,7 +132,7 @@ def pipeline_board(
     with runner.db.read() as s:
         order = _stage_order(s, keys) or list(crm.STAGES[pipeline])
         counts = dict(s.execute(reads.counts_query(pipeline, order, owner=owner_name, where=where)).all())
-        late = dict(s.execute(reads.overdue_query(pipeline, order, keys, now, owner=owner_name, where=where)).all())
+        late = dict(s.execute(reads.overdue_query(pipeline, order, now, owner=owner_name, where=where)).all())
         columns = []
         for stage in order:
             cursor = decode_cursor((after or {}).get(stage))
@@ -148,6 +149,7 @@ def pipeline_board(
                     "cards": cards,
                     "count": counts.get(stage, 0),
                     "overdue": late.get(stage, 0),
+                    "overdue_capped": late.get(stage, 0) >= reads.OVERDUE_CAP,
                     "next": encode_cursor(cards[-1]["entered_at"], cards[-1]["id"]) if more else None,
                 }
             )
