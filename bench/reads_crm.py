@@ -2,6 +2,7 @@
 
     python -m bench.reads_crm --sizes 1000,10000,100000 --db both
     python -m bench.reads_crm --sizes 1000 --db sqlite --repeats 3     # a smoke run
+    python -m bench.reads_crm --reads board --baseline DIR             # A/B against another checkout
 
 For each database kind and size a company is built with ``bench.crm_data`` (bulk INSERT ...
 SELECT; on PostgreSQL in a schema of its own, dropped at the end). Then, ``--repeats`` times,
@@ -9,6 +10,13 @@ every read runs once on every size in turn (interleaved, so a noisy moment of th
 falls on all sizes alike: ``bench.harness``, shuffled), each timed around the runner function
 the page calls. Each figure is the median in milliseconds with its spread, as
 ``reads_crm_<db>_<read>_<size>_ms: median (min–max ..., IQR ..., n ...)``.
+
+``--baseline DIR`` measures a second checkout too (e.g. ``git worktree add DIR main``): each
+code runs in a child process of its own (this file with ``python -P`` and ``PYTHONPATH`` set to
+the checkout, so DIR needs ``runner`` and ``bench/crm_data.py``, ``bench/harness.py``), which
+builds its companies with its own ``bench.crm_data`` and times the reads the parent names, one
+at a time, in one shuffled order for both. Names end in ``_new`` and ``_base``, and
+``..._new_to_base`` is the ratio taken round by round.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -36,6 +47,7 @@ from runner.settings import Settings
 from runner.store import schema as db
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _column_page_two(r: Runner) -> Any:
@@ -110,31 +122,113 @@ def company(kind: str, n: int, tmp: Path, pg_url: str) -> Iterator[Runner]:
             admin.dispose()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Build the companies, time the reads interleaved, print the figures."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.reads_crm", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="customers per company (default: %(default)s)")
     parser.add_argument("--db", choices=("sqlite", "pg", "both"), default="both")
     parser.add_argument("--repeats", type=int, default=7, help="runs of every read at every size (default: 7)")
     parser.add_argument("--pg-url", default=PG_URL, help="the PostgreSQL database (default: %(default)s)")
+    parser.add_argument("--reads", default="", help="only the reads whose name starts with this (e.g. board)")
+    parser.add_argument("--baseline", help="a checkout whose runner package is measured too, interleaved")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # a --baseline child
+    return parser
+
+
+@contextlib.contextmanager
+def companies(args: argparse.Namespace, tmp: Path) -> Iterator[dict[tuple[str, int], Runner]]:
+    """A runner per (database kind, size), built in turn."""
+    kinds = ["sqlite", "pg"] if args.db == "both" else [args.db]
+    with contextlib.ExitStack() as stack:
+        yield {
+            (kind, n): stack.enter_context(company(kind, n, tmp, args.pg_url))
+            for kind in kinds
+            for n in (int(s) for s in args.sizes.split(","))
+        }
+
+
+def serve(args: argparse.Namespace) -> int:
+    """A --baseline child: build the companies, then time the read named on each stdin line ("kind n read")."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-reads-crm-") as tmp,
+        contextlib.redirect_stdout(sys.stderr),
+        companies(args, Path(tmp)) as runners,
+    ):
+        print("ready", file=sys.__stdout__, flush=True)
+        for request in sys.stdin:
+            kind, n, name = request.split()
+            ms = harness.timed(functools.partial(reads(int(n))[name], runners[(kind, int(n))]))()
+            print(f"{ms!r}", file=sys.__stdout__, flush=True)
+    return 0
+
+
+def _child(args: argparse.Namespace, code: str) -> subprocess.Popen:
+    """This file run with the ``runner`` and ``bench`` of ``code`` (``python -P``: nothing else on the path)."""
+    argv = ["--serve", "--sizes", args.sizes, "--db", args.db, "--pg-url", args.pg_url]
+    env = os.environ | {"PYTHONPATH": code}
+    child = subprocess.Popen(
+        [sys.executable, "-P", __file__, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert child.stdout is not None
+    if child.stdout.readline().strip() != "ready":
+        raise SystemExit(f"the bench child for {code} did not start")
+    return child
+
+
+def _asking(child: subprocess.Popen, kind: str, n: int, name: str) -> harness.Variant:
+    def variant() -> float:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(f"{kind} {n} {name}\n")
+        child.stdin.flush()
+        return float(child.stdout.readline())
+
+    return variant
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the companies, time the reads interleaved, print the figures."""
+    parser = _parser()
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.repeats < 1 or not sizes or min(sizes) < 100:
         parser.error("--repeats must be at least 1 and every size at least 100")
+    if args.serve:
+        return serve(args)
     kinds = ["sqlite", "pg"] if args.db == "both" else [args.db]
-    with tempfile.TemporaryDirectory(prefix="bench-reads-crm-") as tmp, contextlib.ExitStack() as stack:
-        runners = {
-            (kind, n): stack.enter_context(company(kind, n, Path(tmp), args.pg_url)) for kind in kinds for n in sizes
-        }
-        # NOTE: every read at every size and database is one variant, shuffled within each round
-        variants = {
-            f"reads_crm_{kind}_{name}_{n}": harness.timed(functools.partial(read, runner))
-            for name in reads(sizes[0])
-            for (kind, n), runner in runners.items()
-            for read in [reads(n)[name]]
-        }
-        samples = harness.interleave(variants, args.repeats, shuffle=True)
-    for line in harness.report(samples, unit="ms", digits=1):
+    names = [name for name in reads(sizes[0]) if name.startswith(args.reads)]
+    if args.baseline:
+        # NOTE: each code in a process of its own, both built alike and asked in one shuffled
+        # order; each times the read itself, so the pipe between them is not in the figure
+        children = {"new": _child(args, str(ROOT)), "base": _child(args, str(Path(args.baseline).resolve()))}
+        try:
+            variants = {
+                f"reads_crm_{kind}_{name}_{n}_{label}": _asking(child, kind, n, name)
+                for name in names
+                for kind in kinds
+                for n in sizes
+                for label, child in children.items()
+            }
+            samples = harness.interleave(variants, args.repeats, shuffle=True)
+        finally:
+            for child in children.values():
+                child.communicate()
+        lines = harness.report(samples, unit="ms", digits=1)
+        for name in samples:
+            if name.endswith("_new"):
+                base = name.removesuffix("_new") + "_base"
+                ratio = harness.paired_ratios(samples[name], samples[base])
+                lines.append(harness.line(name.removesuffix("_new") + "_new_to_base", ratio, 3))
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-reads-crm-") as tmp, companies(args, Path(tmp)) as runners:
+            # NOTE: every read at every size and database is one variant, shuffled within each round
+            variants = {
+                f"reads_crm_{kind}_{name}_{n}": harness.timed(functools.partial(read, runner))
+                for name in names
+                for (kind, n), runner in runners.items()
+                for read in [reads(n)[name]]
+            }
+            samples = harness.interleave(variants, args.repeats, shuffle=True)
+        lines = harness.report(samples, unit="ms", digits=1)
+    for line in lines:
         print(line, flush=True)
     return 0
 

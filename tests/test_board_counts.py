@@ -234,11 +234,14 @@ def pg_company(pg_base_url: str) -> Iterator[sa.Engine]:
         engine.dispose()
 
 
+WAITING = sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid")
+
+
 def _waits_for_a_lock(engine: sa.Engine, pid: int) -> None:
     """Return once the backend ``pid`` waits for a lock another transaction holds (no clock involved)."""
     with engine.connect() as watcher:
         for _ in range(20_000):
-            kind = watcher.scalar(sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
+            kind = watcher.scalar(WAITING, {"pid": pid})
             if kind == "Lock":
                 return
             watcher.rollback()  # a fresh snapshot of pg_stat_activity

@@ -158,7 +158,8 @@ def _pg_triggers() -> list[str]:
         " FOR EACH ROW EXECUTE FUNCTION crm_board_stage()",
         # NOTE: a row made after its customer's tasks (the instance got its first stage later)
         "CREATE FUNCTION crm_board_stage_new() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-        " PERFORM crm_board_lock(NEW.customer_id); PERFORM crm_board_overdue(NEW.customer_id, NEW.pipeline); RETURN NULL; END $$",
+        " PERFORM crm_board_lock(NEW.customer_id);"
+        " PERFORM crm_board_overdue(NEW.customer_id, NEW.pipeline); RETURN NULL; END $$",
         "CREATE TRIGGER crm_board_stage_new AFTER INSERT ON customer_stages"
         " FOR EACH ROW EXECUTE FUNCTION crm_board_stage_new()",
         "CREATE FUNCTION crm_board_owner() RETURNS trigger LANGUAGE plpgsql AS $$"
