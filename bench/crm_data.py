@@ -132,7 +132,10 @@ def build(engine: sa.Engine, n: int, *, triggers: bool = True) -> None:
             "INSERT INTO customer_stages (customer_id, pipeline, stage, instance_id, entered_at)"
             f" SELECT i.business_key, {pipeline}, {last}, i.id, i.updated_at FROM instances i"
         )
-        # NOTE: what migration 0019's triggers keep: the column counts, each customer's earliest open due
+        # NOTE: what migration 0019's triggers keep: the column counts, each customer's earliest open
+        # due. Statistics first: without them the planner takes the fresh tables for empty and
+        # joins them by reading one whole for each row of the other.
+        statements.append("ANALYZE customers, customer_stages, user_tasks")
         statements.append(
             "INSERT INTO board_counts (pipeline, stage, owner, n)"
             " SELECT s.pipeline, s.stage, coalesce(c.owner, ''), count(*)"

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from conftest import make_runner, pg_schema
 
-from bench.crm_data import build
-from runner.crm import pages, views
+from bench.crm_data import OWNERS, build
+from runner.crm import pages, reads, views
 from runner.registry import Registry
 from runner.service.runtime import Runner
 
@@ -54,8 +54,17 @@ def _seq_scans(plan: dict[str, Any]) -> list[str]:
     return found
 
 
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(node for child in plan.get("Plans", []) for node in _nodes(child))]
+
+
 def _explained(runner: Runner, read) -> list[tuple[str, list[str]]]:
     """Run ``read``, capture each SELECT it sends, and return (statement, tables scanned whole) for each."""
+    return [(statement, [t for t in _seq_scans(plan) if t in BIG]) for statement, plan in _planned(runner, read)]
+
+
+def _planned(runner: Runner, read) -> list[tuple[str, dict[str, Any]]]:
+    """Run ``read``, capture each SELECT it sends, and return (statement, its plan) for each."""
     sent: list[tuple[str, Any]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany) -> None:
@@ -73,7 +82,7 @@ def _explained(runner: Runner, read) -> list[tuple[str, list[str]]]:
         for statement, parameters in sent:
             [[plan]] = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).one()
             plan = plan if isinstance(plan, dict) else json.loads(plan)[0]
-            found.append((statement, [t for t in _seq_scans(plan["Plan"]) if t in BIG]))
+            found.append((statement, plan["Plan"]))
     return found
 
 
@@ -125,4 +134,20 @@ def test_the_reads_find_what_the_company_holds(big: Runner) -> None:
     board = views.pipeline_board(big, "sales")
     assert sum(c["count"] for c in board["columns"]) == CUSTOMERS
     assert all(len(c["cards"]) == 50 for c in board["columns"])
-    assert sum(c["overdue"] for c in board["columns"]) == CUSTOMERS // 5
+    # NOTE: every fifth customer is overdue, ~2,857 a stage: each badge stops at its cap
+    assert all(c["overdue"] == reads.OVERDUE_CAP and c["overdue_capped"] for c in board["columns"])
+    owned = views.pipeline_board(big, "sales", owner_name="hung")
+    assert sum(c["count"] for c in owned["columns"]) == CUSTOMERS // len(OWNERS)
+
+
+@pytest.mark.parametrize("owner", [None, "hung"])
+def test_the_board_counts_read_kept_rows_and_the_badges_one_index_range(big: Runner, owner: str | None) -> None:
+    """Column counts come from board_counts alone; each overdue badge from one index range, cut at the cap."""
+    planned = _planned(big, lambda: views.pipeline_board(big, "sales", owner_name=owner))
+    [counts] = [plan for statement, plan in planned if "board_counts" in statement]
+    assert {n["Relation Name"] for n in _nodes(counts) if "Relation Name" in n} == {"board_counts"}
+    [overdue] = [plan for statement, plan in planned if "overdue_from" in statement]
+    on_stages = [n for n in _nodes(overdue) if n.get("Relation Name") == "customer_stages"]
+    assert on_stages and all(n.get("Index Name") == "ix_customer_stages_overdue" for n in on_stages)
+    limits = [n for n in _nodes(overdue) if n["Node Type"] == "Limit"]
+    assert len(limits) == len(on_stages) and all(n["Plan Rows"] <= reads.OVERDUE_CAP for n in limits)
