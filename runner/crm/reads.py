@@ -30,10 +30,13 @@ from sqlalchemy import (
     union,
     union_all,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from runner.crm.folding import ESCAPE, contains, fold, phone_digits
 from runner.crm.models import BoardCount, Customer, CustomerStage, CustomerTag
+from runner.store.models import UserTask
 
 MIN_PHONE_DIGITS = 3  # fewer digits match nearly every phone number: not a phone search
 
@@ -147,7 +150,9 @@ def column_query(
     (entered_at, id) of the previous page's last card.
     """
     # NOTE: ix_customer_stages_board (pipeline, stage, entered_at, customer_id) gives the order
-    # and the keyset; each card's customer row comes by primary key.
+    # and the keyset; each card's customer row comes by primary key, and the owner is checked
+    # on that row: the walk stops after ``limit`` of theirs. (An IN over the owner's customers
+    # made SQLite gather all of them, a fifth of the company, for every column.)
     query = (
         select(
             CustomerStage.customer_id,
@@ -157,8 +162,10 @@ def column_query(
             Customer.status,
         )
         .join(Customer, Customer.id == CustomerStage.customer_id)
-        .where(CustomerStage.stage == stage, *_board_filters(pipeline, owner, where))
+        .where(CustomerStage.stage == stage, *_board_filters(pipeline, None, where))
     )
+    if owner is not None:
+        query = query.where(Customer.owner == owner)
     if after is not None:
         query = query.where(tuple_(CustomerStage.entered_at, CustomerStage.customer_id) > tuple_(*after))
     return query.order_by(CustomerStage.entered_at, CustomerStage.customer_id).limit(limit)
@@ -210,20 +217,52 @@ def overdue_query(
     # badge needs no exact figure past a hundred (inboxes show "99+"), and the read is then
     # bounded: at most ``cap`` index entries per stage (plus, with an owner or a person, the
     # entries their filter passes over), however long the pipeline's backlog grows.
-    return union_all(
-        *(
-            select(literal(stage, String()).label("stage"), func.count().label("n")).select_from(
-                select(CustomerStage.customer_id)
-                .where(
-                    CustomerStage.stage == stage,
-                    CustomerStage.overdue_from < now,
-                    *_board_filters(pipeline, owner, where),
-                )
-                .limit(cap)
-                .subquery()
-            )
-            for stage in stages
+    overdue = []
+    for stage in stages:
+        query = select(CustomerStage.customer_id).where(
+            CustomerStage.stage == stage, CustomerStage.overdue_from < now, *_board_filters(pipeline, None, where)
         )
+        if owner is not None:  # NOTE: the owner on each customer's row (primary key), as in column_query
+            query = query.join(Customer, Customer.id == CustomerStage.customer_id).where(Customer.owner == owner)
+        counted = select(literal(stage, String()).label("stage"), func.count().label("n"))
+        overdue.append(counted.select_from(query.limit(cap).subquery()))
+    return union_all(*overdue)
+
+
+class _Unindexed(ColumnElement[Any]):
+    """A column that SQLite's planner may not take an index on (``+column``); the column itself elsewhere."""
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # NOTE: part of the cache key
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_Unindexed)
+def _plain(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(_Unindexed, "sqlite")
+def _plus(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + compiler.process(element.column, **kw)
+
+
+def overdue_tasks_query(process_keys: Iterable[str], customer_ids: Iterable[str], now: datetime) -> Select:
+    """(customer, task id, name, element, due, assignee) of the customers' open tasks of the processes past due."""
+    # NOTE: ix_user_tasks_business_key: the shown cards' tasks, a few each. SQLite has no
+    # statistics and would take ix_user_tasks_open (state, due_at) for the state and the order,
+    # reading every overdue task of the company: the other columns are kept off their indexes
+    # there, and the caller orders the few rows.
+    return select(
+        UserTask.business_key, UserTask.id, UserTask.name, UserTask.element_id, UserTask.due_at, UserTask.assignee
+    ).where(
+        UserTask.business_key.in_(list(customer_ids)),
+        _Unindexed(UserTask.state) == "open",
+        _Unindexed(UserTask.process_key).in_(list(process_keys)),
+        _Unindexed(UserTask.due_at) < now,
     )
 
 

@@ -199,20 +199,7 @@ def _overdue(s: Session, keys: Iterable[str], ids: list[str], now: datetime) -> 
     """Customer -> their open user tasks past due (name, due, assignee), most overdue first."""
     if not ids:
         return {}
-    # NOTE: the columns a card shows, not whole tasks: loading UserTask objects (their forms and
-    # data) cost more than the rest of the board page on a small company
-    rows = s.execute(
-        select(
-            UserTask.business_key, UserTask.id, UserTask.name, UserTask.element_id, UserTask.due_at, UserTask.assignee
-        )
-        .where(
-            UserTask.business_key.in_(ids),
-            UserTask.state == "open",
-            UserTask.process_key.in_(list(keys)),
-            UserTask.due_at < now,
-        )
-        .order_by(UserTask.due_at)
-    )
+    rows = sorted(s.execute(reads.overdue_tasks_query(keys, ids, now)), key=lambda row: row.due_at)
     found: dict[str, list[dict[str, Any]]] = {}
     for key, task_id, name, element_id, due_at, assignee in rows:
         if key is None:  # never: the query asks for these customers' tasks
