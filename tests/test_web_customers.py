@@ -18,6 +18,7 @@ from icalendar import Calendar
 
 from runner.crm import bookings as calendar
 from runner.crm import customers as crm
+from runner.crm import reads
 from runner.queries import tasklists as inbox
 from runner.registry import Registry
 from runner.service import accounts as users
@@ -227,6 +228,19 @@ def test_board_has_the_stage_columns_in_order_with_cards_and_counts(client: WebC
     assert 'class="board-card" href="/customers/KH1"' in demo
     assert '<span class="count" title="Số khách hàng">0</span>' in _column(page, "Chốt")
     assert "3 khách hàng" in page and "1 có việc quá hạn" in page
+
+
+def test_an_overdue_badge_at_its_cap_says_there_may_be_more(
+    client: WebClient, owners, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A column's overdue badge stops counting at reads.OVERDUE_CAP (100): here 1, which KH3 reaches."""
+    monkeypatch.setattr(reads, "OVERDUE_CAP", 1)
+    client.login("tuan")
+    page = client.get("/boards/").get_data(as_text=True)
+    assert '<span class="badge overdue" title="Khách có việc quá hạn">1+</span>' in _column(page, "Liên hệ lại")
+    assert "1+ có việc quá hạn" in page
+    client.post("/lang/en", data={"next": "/boards/"})
+    assert "1+ with overdue tasks" in client.get("/boards/").get_data(as_text=True)
 
 
 def test_board_moves_a_card_when_the_customer_moves(client: WebClient, runner: Runner, owners) -> None:

@@ -132,7 +132,11 @@ def pipeline_board(
     with runner.db.read() as s:
         order = _stage_order(s, keys) or list(crm.STAGES[pipeline])
         counts = dict(s.execute(reads.counts_query(pipeline, order, owner=owner_name, where=where)).all())
-        late = dict(s.execute(reads.overdue_query(pipeline, order, now, owner=owner_name, where=where)).all())
+        late = dict(
+            s.execute(
+                reads.overdue_query(pipeline, order, now, owner=owner_name, where=where, cap=reads.OVERDUE_CAP)
+            ).all()
+        )
         columns = []
         for stage in order:
             cursor = decode_cursor((after or {}).get(stage))
