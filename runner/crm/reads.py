@@ -2,7 +2,8 @@
 
     reads.search_query("nguyen", limit=50)                   # customers, in id order
     reads.column_query("Trong bán hàng", "Tiếp nhận", limit=50)   # a board column, longest in stage first
-    reads.counts_query("Trong bán hàng")                      # stage, customers per stage
+    reads.counts_query("Trong bán hàng", stages)              # stage, customers per stage (kept counts)
+    reads.overdue_query("Trong bán hàng", stages, now)        # stage, overdue customers (up to OVERDUE_CAP)
 
 Each builder returns a ``Select`` and runs nothing, so that the callers (``runner.crm.views``)
 and the test that EXPLAINs them on PostgreSQL (tests/test_crm_reads_pg.py) use the very same
