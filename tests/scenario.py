@@ -58,6 +58,11 @@ def start_clock(url: str, start: datetime = START) -> None:
 def runner_at(url: str, registry: Registry, start: datetime = START, **overrides) -> Runner:
     """A runner on a migrated database whose virtual clock starts at ``start``."""
     start_clock(url, start)
+    return reopened(url, registry, **overrides)
+
+
+def reopened(url: str, registry: Registry, **overrides) -> Runner:
+    """A new runner on a database and its virtual clock as they are: a restart, with nothing kept in memory."""
     settings = Settings.from_env({}, database_url=url, clock="virtual", retry_base_seconds=10.0, **overrides)
     return Runner(settings, registry=registry, extensions=(easyedu(crm=CrmSettings()),))
 

@@ -45,6 +45,7 @@ from tests.scenario import (
     instance_of,
     messages,
     open_tasks,
+    reopened,
     stages,
     task,
     timers_scheduled,
@@ -166,6 +167,138 @@ def test_a_late_monthly_call_does_not_shift_the_care_dates(r: Runner) -> None:
     assert notes(r)[-1] == (
         "Chăm sóc định kỳ tháng 1: chưa liên hệ được, sử dụng đều đặn, hài lòng. Nhắn Zalo, khách trả lời sau"
     )
+
+
+# --- care never stalls: 12 months of calls done, late and skipped ---------------------------------
+
+CAL = worktime.default_calendar(TZ)
+ESCALATION_DELAY = "P3D"  # care_month's default: three working days after the call was due
+CALL = {"reached": True, "usage": "good", "feedback": "good", "care_note": "Trung tâm dùng điểm danh, học phí"}
+# month → what customer care does with that month's call
+PLAN = {
+    1: "done",
+    2: "skipped",
+    3: "late",
+    4: "done",
+    5: "skipped, leader acts",
+    6: "late, leader acts",
+    7: "skipped",
+    8: "skipped",
+    9: "done",
+    10: "late",
+    11: "done",
+    12: "skipped",
+}
+
+
+class Drive:
+    """The runner a scenario drives; in the restart twin every step ends with a new runner on the same database."""
+
+    def __init__(self, runner: Runner, url: str, registry: Registry, restart: bool):
+        self.r, self.url, self.registry, self.restart = runner, url, registry, restart
+        self.restarts = 0
+
+    def step(self) -> Runner:
+        """After a step: a restart (state, specs and calendar read afresh from the database) in the twin."""
+        if self.restart:
+            self.r.db.engine.dispose()
+            self.r = reopened(self.url, self.registry)
+            self.restarts += 1
+        return self.r
+
+
+@pytest.fixture(params=["straight", "restart"])
+def drive(request: pytest.FixtureRequest, sqlite_url: str, registry: Registry) -> Iterator[Drive]:
+    """The post-sale runner, straight through or restarted after every step."""
+    d = Drive(post_sale_runner(sqlite_url, registry), sqlite_url, registry, request.param == "restart")
+    yield d
+    d.r.db.engine.dispose()
+
+
+def created_at(r: Runner, element_id: str) -> list[datetime]:
+    """When each user task of an element was created, in order."""
+    return [h["at"].astimezone(TZ) for h in history(r, KH, "task.created") if h["element_id"] == element_id]
+
+
+def open_elements(r: Runner) -> list[str]:
+    return sorted(t["element_id"] for t in open_tasks(r, KH))
+
+
+def test_care_never_stalls_over_twelve_months_of_calls_done_late_and_skipped(drive: Drive) -> None:
+    anchor = handed_over(drive.r, months=24)  # renewal care starts in month 21: twelve months of periodic care
+    drive.step()
+    escalated: list[datetime] = []
+    sizes: dict[int, int] = {}
+    for month, plan in PLAN.items():
+        due = add_months(anchor, month)
+        r = drive.r
+        advance(r, to=due)  # whatever happened to last month's call, this month's care starts on its day
+        r = drive.step()
+        if month > 1 and PLAN[month - 1].startswith("skipped"):
+            assert notes(r)[-1] == f"Chăm sóc định kỳ tháng {month - 1}: bỏ lỡ, hết tháng mà cuộc gọi chưa được thực hiện."
+        assert open_elements(r) == ["Task_care_call"], (month, open_elements(r))  # last month's call and escalation closed
+        call = task(r, KH, "Task_care_call")
+        assert (call["assignee"], call["created_at"].astimezone(TZ)) == (CSKH, due), month
+        sizes[month] = state_size(r, instance_of(r, KH, "onboarding")["id"])
+        call_due = call["due_at"].astimezone(TZ)
+        escalate_at = worktime.first_due("duration", ESCALATION_DELAY, call_due, CAL)[0].astimezone(TZ)
+        assert due < call_due < escalate_at < add_months(anchor, month + 1), month
+        if plan == "done":
+            complete(r, KH, "Task_care_call", CALL, by=CSKH)
+            r = drive.step()
+        else:
+            advance(r, to=escalate_at - timedelta(minutes=1))
+            r = drive.step()
+            assert open_elements(r) == ["Task_care_call"], month  # overdue since call_due, not yet escalated
+            advance(r, minutes=1)
+            r = drive.step()
+            escalated.append(escalate_at)
+            escalation = task(r, KH, "Task_care_escalate")
+            assert (escalation["candidate_groups"], escalation["assignee"]) == (["team_leader"], None)
+            assert escalation["due_at"].astimezone(TZ) == worktime.first_due("duration", "P1D", escalate_at, CAL)[0]
+            assert task(r, KH, "Task_care_call")["id"] == call["id"]  # the call stays open, overdue
+            if "leader acts" in plan:
+                action = "Nhắc CSKH gọi trong ngày"
+                complete(r, KH, "Task_care_escalate", {"escalation_action": action}, by=LEAD)
+                r = drive.step()
+                assert notes(r)[-1] == f"Chăm sóc định kỳ tháng {month}: cuộc gọi quá hạn, Trưởng nhóm xử lý: {action}"
+            if plan.startswith("late"):
+                advance(r, days=1)
+                complete(r, KH, "Task_care_call", CALL, by=CSKH)
+                r = drive.step()
+                assert open_elements(r) == []  # the team leader's task closed with the call
+        if plan.startswith(("done", "late")):
+            assert notes(r)[-1].startswith(f"Chăm sóc định kỳ tháng {month}: đã liên hệ được"), month
+
+    r = drive.r
+    advance(r, to=add_months(anchor, 13))  # and the thirteenth month comes after a skipped twelfth
+    r = drive.step()
+    months = [*PLAN, 13]
+    assert created_at(r, "Task_care_call") == [add_months(anchor, m) for m in months]  # every month has its care task
+    assert created_at(r, "Task_care_escalate") == escalated  # each call not done in time, after the delay
+    assert len(escalated) == sum(not p.startswith("done") for p in PLAN.values())
+    missed = [n for n in notes(r) if n.endswith("bỏ lỡ, hết tháng mà cuộc gọi chưa được thực hiện.")]
+    assert len(missed) == sum(p.startswith("skipped") for p in PLAN.values())
+    assert [m for m in messages(r, KH) if m[1] == "care_monthly"] == [("zalo", "care_monthly")] * len(months)
+    assert customer_stage(r) == "CHĂM SÓC ĐỊNH KỲ" and stages(r, KH) == BEFORE_CARE
+    assert instance_of(r, KH, "onboarding")["status"] == "running"
+    # the saved tree does not grow with the months, skipped calls or not
+    assert max(sizes[m] for m in range(7, 13)) <= max(sizes[m] for m in range(1, 7)) * 1.05, sizes
+    assert (drive.restarts > 0) == drive.restart
+
+
+def test_the_escalation_delay_is_configured_when_onboarding_starts(r: Runner) -> None:
+    onboard(r, months=24, data={"care_escalation_delay": "PT4H"})
+    train_and_hand_over(r)
+    anchor = r.now().astimezone(TZ).replace(hour=9, minute=0, second=0, microsecond=0)
+    advance(r, to=add_months(anchor, 1))
+    call_due = task(r, KH, "Task_care_call")["due_at"].astimezone(TZ)
+    escalate_at = worktime.first_due("duration", "PT4H", call_due, CAL)[0].astimezone(TZ)  # four working hours
+
+    advance(r, to=escalate_at)
+
+    assert created_at(r, "Task_care_escalate") == [escalate_at]
+    assert timers_scheduled(r, KH, "Timer_care_escalate") == [escalate_at]
 
 
 # --- renewal -----------------------------------------------------------------------------------------

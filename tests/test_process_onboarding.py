@@ -81,8 +81,16 @@ def r(sqlite_url: str, registry: Registry) -> Iterator[Runner]:
     runner.db.engine.dispose()
 
 
-def onboard(r: Runner, customer_id: str = KH, *, months: int = 12, facts: dict[str, Any] | None = None) -> str:
-    """A customer sales has just won: their record, then sales' start_onboarding message; returns the instance id."""
+def onboard(
+    r: Runner,
+    customer_id: str = KH,
+    *,
+    months: int = 12,
+    facts: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> str:
+    """A customer sales has just won: their record, then sales' start_onboarding message (with ``data`` added);
+    returns the instance id."""
     start = r.now().astimezone(TZ).date()
     end = add_months(start, months)
     add_customer(
@@ -107,6 +115,7 @@ def onboard(r: Runner, customer_id: str = KH, *, months: int = 12, facts: dict[s
             "contract_start": start.isoformat(),
             "contract_end": end.isoformat(),
             "owner": SALES,
+            **(data or {}),
         },
     )
     settle(r)
