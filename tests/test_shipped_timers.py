@@ -245,6 +245,33 @@ TIMERS: dict[tuple[str, str], Proof] = {
             f"{HERE}::test_a_staff_task_a_timer_makes_is_due_in_working_time",  # xfail: a call booked in Tết
         ),
     ),
+    ("care_month", "Boundary_care_overdue"): Proof(
+        "wall",
+        "nothing by itself: the moment the month's call falls overdue (its booked start + 30 min, inside the care "
+        "staff's hours) starts the escalation delay (Timer_care_escalate)",
+        (
+            f"{CARE}::test_care_never_stalls_over_twelve_months_of_calls_done_late_and_skipped",
+            f"{HERE}::test_an_overdue_care_call_goes_to_the_team_leader_after_three_working_days_across_tet",
+        ),
+    ),
+    ("care_month", "Timer_care_escalate"): Proof(
+        "business",
+        "staff task: Task_care_escalate for the team leader (due one working day later); closed with the call",
+        (
+            f"{CARE}::test_care_never_stalls_over_twelve_months_of_calls_done_late_and_skipped",
+            f"{CARE}::test_the_escalation_delay_is_configured_when_onboarding_starts",
+            f"{HERE}::test_an_overdue_care_call_goes_to_the_team_leader_after_three_working_days_across_tet",
+        ),
+    ),
+    ("care_month", "Boundary_care_month_over"): Proof(
+        "wall",
+        "state: the month's call and its escalation closed, a note that the month was missed; the next month's "
+        "care starts at the same moment (Timer_care_due, Task_care_call)",
+        (
+            f"{CARE}::test_care_never_stalls_over_twelve_months_of_calls_done_late_and_skipped",
+            f"{HERE}::test_an_overdue_care_call_goes_to_the_team_leader_after_three_working_days_across_tet",
+        ),
+    ),
     ("renewal", "Timer_recall"): Proof(
         "wall",
         "staff task: Task_renewal_call for customer care again (due 3 working days later)",
@@ -679,6 +706,40 @@ def test_monthly_care_on_a_saturday_of_tet_then_renewal_after_tet(won_at) -> Non
     assert (renewal["candidate_groups"], created(renewal)) == (["customer_care"], on(AFTER_TET, 8))
     assert due(renewal) == on(AFTER_TET + timedelta(days=4), 8)  # 3 working days: Friday, Saturday, Monday
     assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_renewal_call"]  # the month's call gave way
+
+
+def test_an_overdue_care_call_goes_to_the_team_leader_after_three_working_days_across_tet(won_at) -> None:
+    r = won_at(at(2027, 1, 5, 9), months=12)
+    train_and_hand_over(r)
+    advance(r, to=on(TET[2], 9))  # the first month's care, on Tết's Saturday: the call is booked after Tết
+    call = task(r, KH, "Task_care_call")
+    overdue = on(AFTER_TET, 8, 30)
+    next_month = at(2027, 3, 6, 9)  # the second month's date, a Saturday: the wall clock keeps it
+    assert due(call) == overdue and next_month.weekday() == 5
+    assert timers_scheduled(r, KH, "Boundary_care_overdue") == [overdue]
+    assert timers_scheduled(r, KH, "Boundary_care_month_over") == [next_month]
+    advance(r, to=overdue)
+    escalate_at = on(AFTER_TET + timedelta(days=4), 8, 30)  # three working days: Friday, Saturday, (Sunday) Monday
+    assert fired(r, "Boundary_care_overdue") == [overdue]
+    assert timers_scheduled(r, KH, "Timer_care_escalate") == [escalate_at]
+    advance(r, to=escalate_at - timedelta(minutes=1))
+    assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_care_call"]
+
+    advance(r, minutes=1)
+
+    escalation = task(r, KH, "Task_care_escalate")
+    assert (escalation["candidate_groups"], created(escalation)) == (["team_leader"], escalate_at)
+    assert due(escalation) == escalate_at + timedelta(days=1)  # one working day: Tuesday
+    advance(r, to=next_month - timedelta(minutes=1))
+    assert sorted(t["element_id"] for t in open_tasks(r, KH)) == ["Task_care_call", "Task_care_escalate"]
+
+    advance(r, minutes=1)  # nobody called in the month: it is missed, and the second month starts on its day
+
+    assert fired(r, "Boundary_care_month_over") == [next_month]
+    assert fired(r, "Timer_care_due") == [on(TET[2], 9), next_month]
+    second = task(r, KH, "Task_care_call")
+    assert second["id"] != call["id"] and created(second) == next_month
+    assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_care_call"]
 
 
 def renewal_talks_until_tet(won_at, decision: str) -> Runner:
