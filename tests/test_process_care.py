@@ -16,6 +16,7 @@ from test_process_onboarding import (
     CSKH,
     KH,
     LEAD,
+    PROCESSES,
     bookings,
     elements,
     notes,
@@ -35,6 +36,7 @@ from runner.queries import tasklists as inbox
 from runner.registry import Registry
 from runner.service.runtime import Runner
 from runner.store.models import Instance
+from tests.harness import Harness
 from tests.scenario import (
     TZ,
     advance,
@@ -173,6 +175,7 @@ def test_a_late_monthly_call_does_not_shift_the_care_dates(r: Runner) -> None:
 
 CAL = worktime.default_calendar(TZ)
 ESCALATION_DELAY = "P3D"  # care_month's default: three working days after the call was due
+MISSED = "bỏ lỡ, hết tháng mà cuộc gọi chưa được thực hiện."
 CALL = {"reached": True, "usage": "good", "feedback": "good", "care_note": "Trung tâm dùng điểm danh, học phí"}
 # month → what customer care does with that month's call
 PLAN = {
@@ -224,61 +227,72 @@ def open_elements(r: Runner) -> list[str]:
     return sorted(t["element_id"] for t in open_tasks(r, KH))
 
 
+def month_starts(drive: Drive, anchor: datetime, month: int) -> tuple[dict, datetime]:
+    """Move to the month's date: its call opens, whatever became of last month's; the call and its escalation time."""
+    due = add_months(anchor, month)
+    advance(drive.r, to=due)
+    r = drive.step()
+    if month > 1 and PLAN[month - 1].startswith("skipped"):
+        assert notes(r)[-1] == f"Chăm sóc định kỳ tháng {month - 1}: {MISSED}"
+    assert open_elements(r) == ["Task_care_call"], (month, open_elements(r))  # last month's call and escalation closed
+    call = task(r, KH, "Task_care_call")
+    assert (call["assignee"], call["created_at"].astimezone(TZ)) == (CSKH, due), month
+    call_due = call["due_at"].astimezone(TZ)
+    escalate_at = worktime.first_due("duration", ESCALATION_DELAY, call_due, CAL)[0].astimezone(TZ)
+    assert due < call_due < escalate_at < add_months(anchor, month + 1), month
+    return call, escalate_at
+
+
+def overdue_until_escalated(drive: Drive, month: int, call: dict, escalate_at: datetime) -> None:
+    """The call stays undone: overdue, then the team leader's task comes after the delay, beside the open call."""
+    advance(drive.r, to=escalate_at - timedelta(minutes=1))
+    assert open_elements(drive.step()) == ["Task_care_call"], month
+    advance(drive.r, minutes=1)
+    r = drive.step()
+    escalation = task(r, KH, "Task_care_escalate")
+    assert (escalation["candidate_groups"], escalation["assignee"]) == (["team_leader"], None)
+    assert escalation["due_at"].astimezone(TZ) == worktime.first_due("duration", "P1D", escalate_at, CAL)[0]
+    assert task(r, KH, "Task_care_call")["id"] == call["id"]
+
+
+def call_made(drive: Drive, month: int) -> None:
+    complete(drive.r, KH, "Task_care_call", CALL, by=CSKH)
+    r = drive.step()
+    assert open_elements(r) == []  # an escalation still open closes with the call
+    assert notes(r)[-1].startswith(f"Chăm sóc định kỳ tháng {month}: đã liên hệ được"), month
+
+
 def test_care_never_stalls_over_twelve_months_of_calls_done_late_and_skipped(drive: Drive) -> None:
     anchor = handed_over(drive.r, months=24)  # renewal care starts in month 21: twelve months of periodic care
     drive.step()
     escalated: list[datetime] = []
     sizes: dict[int, int] = {}
     for month, plan in PLAN.items():
-        due = add_months(anchor, month)
-        r = drive.r
-        advance(r, to=due)  # whatever happened to last month's call, this month's care starts on its day
-        r = drive.step()
-        if month > 1 and PLAN[month - 1].startswith("skipped"):
-            assert notes(r)[-1] == f"Chăm sóc định kỳ tháng {month - 1}: bỏ lỡ, hết tháng mà cuộc gọi chưa được thực hiện."
-        assert open_elements(r) == ["Task_care_call"], (month, open_elements(r))  # last month's call and escalation closed
-        call = task(r, KH, "Task_care_call")
-        assert (call["assignee"], call["created_at"].astimezone(TZ)) == (CSKH, due), month
-        sizes[month] = state_size(r, instance_of(r, KH, "onboarding")["id"])
-        call_due = call["due_at"].astimezone(TZ)
-        escalate_at = worktime.first_due("duration", ESCALATION_DELAY, call_due, CAL)[0].astimezone(TZ)
-        assert due < call_due < escalate_at < add_months(anchor, month + 1), month
+        call, escalate_at = month_starts(drive, anchor, month)
+        sizes[month] = state_size(drive.r, instance_of(drive.r, KH, "onboarding")["id"])
         if plan == "done":
-            complete(r, KH, "Task_care_call", CALL, by=CSKH)
-            r = drive.step()
-        else:
-            advance(r, to=escalate_at - timedelta(minutes=1))
-            r = drive.step()
-            assert open_elements(r) == ["Task_care_call"], month  # overdue since call_due, not yet escalated
-            advance(r, minutes=1)
-            r = drive.step()
-            escalated.append(escalate_at)
-            escalation = task(r, KH, "Task_care_escalate")
-            assert (escalation["candidate_groups"], escalation["assignee"]) == (["team_leader"], None)
-            assert escalation["due_at"].astimezone(TZ) == worktime.first_due("duration", "P1D", escalate_at, CAL)[0]
-            assert task(r, KH, "Task_care_call")["id"] == call["id"]  # the call stays open, overdue
-            if "leader acts" in plan:
-                action = "Nhắc CSKH gọi trong ngày"
-                complete(r, KH, "Task_care_escalate", {"escalation_action": action}, by=LEAD)
-                r = drive.step()
-                assert notes(r)[-1] == f"Chăm sóc định kỳ tháng {month}: cuộc gọi quá hạn, Trưởng nhóm xử lý: {action}"
-            if plan.startswith("late"):
-                advance(r, days=1)
-                complete(r, KH, "Task_care_call", CALL, by=CSKH)
-                r = drive.step()
-                assert open_elements(r) == []  # the team leader's task closed with the call
-        if plan.startswith(("done", "late")):
-            assert notes(r)[-1].startswith(f"Chăm sóc định kỳ tháng {month}: đã liên hệ được"), month
+            call_made(drive, month)
+            continue
+        overdue_until_escalated(drive, month, call, escalate_at)
+        escalated.append(escalate_at)
+        if "leader acts" in plan:
+            action = "Nhắc CSKH gọi trong ngày"
+            complete(drive.r, KH, "Task_care_escalate", {"escalation_action": action}, by=LEAD)
+            assert (
+                notes(drive.step())[-1]
+                == f"Chăm sóc định kỳ tháng {month}: cuộc gọi quá hạn, Trưởng nhóm xử lý: {action}"
+            )
+        if plan.startswith("late"):
+            advance(drive.r, days=1)
+            call_made(drive, month)
 
+    month_starts(drive, anchor, 13)  # and the thirteenth month comes after a skipped twelfth
     r = drive.r
-    advance(r, to=add_months(anchor, 13))  # and the thirteenth month comes after a skipped twelfth
-    r = drive.step()
     months = [*PLAN, 13]
     assert created_at(r, "Task_care_call") == [add_months(anchor, m) for m in months]  # every month has its care task
-    assert created_at(r, "Task_care_escalate") == escalated  # each call not done in time, after the delay
-    assert len(escalated) == sum(not p.startswith("done") for p in PLAN.values())
-    missed = [n for n in notes(r) if n.endswith("bỏ lỡ, hết tháng mà cuộc gọi chưa được thực hiện.")]
-    assert len(missed) == sum(p.startswith("skipped") for p in PLAN.values())
+    assert created_at(r, "Task_care_escalate") == escalated  # each call not made in time, after the delay
+    assert len(escalated) == sum(p != "done" for p in PLAN.values())
+    assert sum(n.endswith(MISSED) for n in notes(r)) == sum(p.startswith("skipped") for p in PLAN.values())
     assert [m for m in messages(r, KH) if m[1] == "care_monthly"] == [("zalo", "care_monthly")] * len(months)
     assert customer_stage(r) == "CHĂM SÓC ĐỊNH KỲ" and stages(r, KH) == BEFORE_CARE
     assert instance_of(r, KH, "onboarding")["status"] == "running"
@@ -299,6 +313,62 @@ def test_the_escalation_delay_is_configured_when_onboarding_starts(r: Runner) ->
 
     assert created_at(r, "Task_care_escalate") == [escalate_at]
     assert timers_scheduled(r, KH, "Timer_care_escalate") == [escalate_at]
+
+
+# --- one month of care on the engine alone, straight and with a save/restore after every step --------
+
+MONTH_DUE = datetime(2026, 3, 3, 9, 0, tzinfo=TZ)  # a Tuesday
+CALL_AT = datetime(2026, 3, 4, 9, 0, tzinfo=TZ)  # booked the next day: due at 09:30
+ENGINE_HANDLERS = {
+    "booking.book_sessions": lambda params: {
+        "teacher": CSKH,
+        "teacher_name": "Trần Thị Hoa",
+        "session_starts": [CALL_AT.isoformat()],
+        "bookings": [{"id": 7}],
+    },
+    "zalo.send": lambda params: {},
+    "crm.add_note": lambda params: {},
+}
+
+
+def care_month_alone(mode: str) -> Harness:
+    """care_month started by hand (no month end, no delay given) up to its open call."""
+    h = Harness(str(PROCESSES / "care_month.bpmn"), "care_month", mode).start(
+        {"month_no": 3, "care_due_at": MONTH_DUE.isoformat()}
+    )
+    h.fire_due(MONTH_DUE)
+    h.run_jobs(ENGINE_HANDLERS)
+    assert [t.element_id for t in h.ready()] == ["Task_care_call"]
+    assert h.task_data("Task_care_call")["care_month_end"] == add_months(MONTH_DUE, 1).isoformat()  # the defaults
+    assert h.task_data("Task_care_call")["care_escalation_delay"] == "P3D"
+    escalate_at = datetime(2026, 3, 7, 9, 30, tzinfo=TZ)  # Thursday, Friday, Saturday after Wednesday 09:30
+    assert h.fire_due(escalate_at) == ["Boundary_care_overdue", "Timer_care_escalate"]
+    assert sorted(t.element_id for t in h.ready()) == ["Task_care_call", "Task_care_escalate"]
+    return h
+
+
+def test_a_late_call_closes_the_team_leaders_escalation(mode: str) -> None:
+    h = care_month_alone(mode)
+    h.complete("Task_care_call", CALL)
+    h.run_jobs(ENGINE_HANDLERS)
+
+    assert h.completed and h.data["care_result"] == "ok"
+    assert "Task_care_escalate" in h.cancelled and "End_care_called" in h.history
+    assert h.timers() == []
+
+
+def test_a_call_not_made_by_the_month_end_is_missed(mode: str) -> None:
+    h = care_month_alone(mode)
+    h.complete("Task_care_escalate", {"escalation_action": "Giao cho người khác"})
+    h.run_jobs(ENGINE_HANDLERS)
+    assert [t.element_id for t in h.ready()] == ["Task_care_call"]
+
+    assert h.fire_due(add_months(MONTH_DUE, 1)) == ["Boundary_care_month_over"]
+    h.run_jobs(ENGINE_HANDLERS)
+
+    assert h.completed and h.data["care_result"] == "missed"
+    assert "Task_care_call" in h.cancelled and h.history[-2:] == ["Task_care_missed_note", "End_care_missed"]
+    assert (h.restores > 0) == (mode == "save_restore")
 
 
 # --- renewal -----------------------------------------------------------------------------------------
