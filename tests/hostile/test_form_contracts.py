@@ -302,6 +302,7 @@ STEPS: dict[str, Callable[[Runner], None]] = {
     "until training escalation": until("Task_training_escalate", P),
     "handover": done("Task_handover", P, {"handover_note": "Bàn giao"}),
     "until care call": until("Task_care_call", P),
+    "until care escalation": until("Task_care_escalate", P),
     "care low": done("Task_care_call", P, {"reached": True, "usage": "low", "feedback": "good", "care_note": "Ít"}),
     "problem stop": done(
         "Task_problem", P, {"problem_kind": "low_usage", "problem_action": "Gọi", "problem_outcome": "stop"}
@@ -381,6 +382,7 @@ ROUTES: list[tuple[str, str, tuple[str, ...], str]] = [
     ("onboarding", "Task_training_escalate", ("onboard", "booking call", "zalo group", "until training escalation"), P),
     ("onboarding", "Task_handover", TRAINED, P),
     ("care_month", "Task_care_call", CARE, P),
+    ("care_month", "Task_care_escalate", (*CARE, "until care escalation"), P),
     ("onboarding", "Task_problem", (*CARE, "care low"), P),
     ("onboarding", "Task_stop_reason", (*CARE, "care low", "problem stop"), P),
     ("renewal", "Task_renewal_call", (*CARE, "renewal early"), P),
