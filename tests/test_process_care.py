@@ -2,7 +2,10 @@
 
 The customer is trained and handed over with the helpers of ``test_process_onboarding``;
 then the virtual clock runs through months and years of care. Every scenario asserts the
-stages entered, the tasks each role got, the outbox and the history.
+stages entered, the tasks each role got, the outbox and the history. Monthly care that never
+stalls (calls done, late and skipped) runs straight and with a new runner after every step;
+one month of ``care_month`` alone runs on the engine straight and with a save/restore after
+every step.
 """
 
 from __future__ import annotations
