@@ -3,8 +3,9 @@
 A company of 100k customers (bench.crm_data: instances, tasks, tags, history) is built with a
 few INSERT ... SELECT generate_series. The CRM's read functions then run as the pages call them
 (search of every kind, both boards with and without an owner, a column's next page, the
-customer page), every statement they send is captured as sent, and its plan is EXPLAINed: none
-may hold a Seq Scan on a table that grows with the customers.
+customer page, the task page's last messages, the admin overview's counts), every statement they
+send is captured as sent, and its plan is EXPLAINed: none may hold a Seq Scan on a table that
+grows with the customers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from conftest import make_runner, pg_schema
 
 from bench.crm_data import OWNERS, build
 from runner.crm import pages, reads, views
+from runner.queries import overview
+from runner.queries import tasklists as inbox
 from runner.registry import Registry
 from runner.service.runtime import Runner
 
@@ -116,6 +119,8 @@ READS = {
     "customer page: timeline": lambda r: views.timeline(r, "KH0054321"),
     "customer page: instances": lambda r: views.instances(r, "KH0054321"),
     "customer page: bookings": lambda r: views.customer_bookings(r, "KH0054321"),
+    "task page: the customer's last messages": lambda r: inbox.recent_messages(r, "KH0054321"),
+    "admin overview: its counts": overview.counts,
 }
 
 
@@ -138,6 +143,8 @@ def test_the_reads_find_what_the_company_holds(big: Runner) -> None:
     assert all(c["overdue"] == reads.OVERDUE_CAP and c["overdue_capped"] for c in board["columns"])
     owned = views.pipeline_board(big, "sales", owner_name="hung")
     assert sum(c["count"] for c in owned["columns"]) == CUSTOMERS // len(OWNERS)
+    assert [m["business_key"] for m in inbox.recent_messages(big, "KH0054321")] == ["KH0054321"]
+    assert overview.counts(big).running == overview.CAP + 1  # more than the page counts
 
 
 @pytest.mark.parametrize("owner", [None, "hung"])

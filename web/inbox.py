@@ -159,8 +159,8 @@ def _may_see(task: dict[str, Any]) -> bool:
 def _context(task: dict[str, Any]) -> dict[str, Any]:
     """The customer beside the form (``navigation.customer_context``) and the last messages sent."""
     runner = get_runner()
-    messages = inbox.outbox(runner, business_key=task["business_key"]) if task["business_key"] else []
-    return {"messages": list(reversed(messages))[:5], **customer_context(task["business_key"])}
+    messages = inbox.recent_messages(runner, task["business_key"], limit=5) if task["business_key"] else []
+    return {"messages": messages, **customer_context(task["business_key"])}
 
 
 def _page(task: dict[str, Any], submitted=None, errors: dict[str, str] | None = None, status: int = 200):

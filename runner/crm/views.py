@@ -266,12 +266,12 @@ def timeline(
             ).all()
             entries += [_note_entry(n) for n in notes[::-1]]
         if "message" in wanted:
-            # NOTE: every message is written by a step of an instance: its customer's instances
-            # (ix_instances_business_key) lead to them by ix_outbox_instance_id.
-            of_customer = select(Instance.id).where(Instance.business_key == customer_id)
+            # NOTE: every message carries its instance's business key (service.jobs writes it, and an
+            # instance's key never changes): ix_outbox_business_key (business_key, id) read backward
+            # gives the newest ``limit`` of them, however many the customer has.
             messages = s.scalars(
                 select(OutboxMessage)
-                .where(OutboxMessage.instance_id.in_(of_customer))
+                .where(OutboxMessage.business_key == customer_id)
                 .order_by(OutboxMessage.id.desc())
                 .limit(limit)
             ).all()

@@ -7,11 +7,17 @@ Each scrape runs a few small queries in one read session, each on an index:
   (pending) rows; the lag is now minus the oldest due time;
 - the outbox: ``COUNT`` per state for pending, sending and unknown, a prefix of ``ix_outbox_due`` (state, due_at);
 - open incidents per kind: ``ix_incidents_state``;
-- open tasks per candidate group, and overdue tasks: ``ix_user_tasks_open`` (state, due_at).
-  NOTE: the groups are a JSON list per task, so the open tasks are grouped by that list in SQL
-  (as text: PostgreSQL's json has no equality) and only the distinct lists, a handful, reach Python;
-  a task offered to two groups counts in both. The database still reads every open task's row for
-  it: the one query here that grows with the open tasks, not with what is due.
+- overdue tasks: ``ix_user_tasks_open`` (state, due_at);
+- open tasks per candidate group: ``user_task_candidates`` holds one row per group an open task is
+  offered to, and none once it ends, so ``GROUP BY name`` over its ``kind = 'group'`` rows counts
+  them without reading user_tasks (a task offered to two groups counts in both).
+  NOTE: that is every row of a narrow table that holds only open tasks' offers, so PostgreSQL reads
+  it whole (a sequential scan and a hash of a handful of groups) rather than through
+  ``ix_user_task_candidates_queue``: either way an exact count reads each offer once, and it grows
+  with the open tasks. Flat would take a counter that every new or ended task writes (a hot row
+  that all workers would queue on), which this gauge does not justify;
+- open tasks offered to no group (label ``(none)``): the partial index ``ix_user_tasks_no_group``
+  holds exactly those (open, ``candidate_groups`` = ``[]``), so the count reads only them.
 
 "now" is the runner's clock (the virtual one under ``RUNNER_CLOCK=virtual``), so the lag is
 what the worker is behind on, not the wall clock.
@@ -19,9 +25,8 @@ what the worker is behind on, not the wall clock.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -29,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Row, Select, Text, cast, func, select
+from sqlalchemy import Select, Text, cast, func, literal_column, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from runner import metrics
-from runner.store.models import Incident, Job, OutboxMessage, Timer, UserTask
+from runner.store.models import Incident, Job, OutboxMessage, Timer, UserTask, UserTaskCandidate
 
 if TYPE_CHECKING:
     from runner.service.unit import Core
@@ -42,6 +47,13 @@ log = logging.getLogger(__name__)
 
 OUTBOX_STATES = ("pending", "sending", "unknown")
 NO_GROUP = "(none)"  # the label of open tasks offered to no candidate group
+# An open task offered to no group: its JSON list is empty (as text: PostgreSQL's json has no equality).
+# NOTE: ix_user_tasks_no_group's condition, with literals (not parameters) so that any plan, generic
+# ones included, may use that partial index.
+OPEN_ALONE = (
+    UserTask.state == literal_column("'open'"),
+    cast(UserTask.candidate_groups, Text) == literal_column("'[]'"),
+)
 
 
 @dataclass
@@ -58,9 +70,14 @@ class State:
     tasks_overdue: int = 0
 
 
+def per_group() -> Select[*tuple[Any, ...]]:
+    """(group, open tasks offered to it) for every group some open task is offered to (see the docstring)."""
+    offers = UserTaskCandidate.__table__
+    return select(offers.c.name, func.count()).where(offers.c.kind == "group").group_by(offers.c.name)
+
+
 def statements(now: datetime) -> dict[str, Select[*tuple[Any, ...]]]:
     """Every query of a scrape, by name (the indexes each one reads are in this module's docstring)."""
-    groups_text = cast(UserTask.candidate_groups, Text)
     return {
         "timers_due": select(func.count(), func.min(Timer.due_at)).where(Timer.state == "waiting", Timer.due_at <= now),
         "jobs_due": select(func.count(), func.min(Job.due_at)).where(Job.state == "pending", Job.due_at <= now),
@@ -68,7 +85,8 @@ def statements(now: datetime) -> dict[str, Select[*tuple[Any, ...]]]:
         .where(OutboxMessage.state.in_(OUTBOX_STATES))
         .group_by(OutboxMessage.state),
         "incidents": select(Incident.kind, func.count()).where(Incident.state == "open").group_by(Incident.kind),
-        "tasks_per_group": select(groups_text, func.count()).where(UserTask.state == "open").group_by(groups_text),
+        "tasks_per_group": per_group(),
+        "tasks_no_group": select(func.count()).where(*OPEN_ALONE),
         "tasks_overdue": select(func.count()).where(UserTask.state == "open", UserTask.due_at < now),
     }
 
@@ -76,16 +94,6 @@ def statements(now: datetime) -> dict[str, Select[*tuple[Any, ...]]]:
 def _lag(now: datetime, oldest: datetime | None) -> float:
     """How long the oldest due row has been due (seconds; 0 when none is)."""
     return max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
-
-
-def _per_group(rows: Iterable[Row[Any, Any]]) -> dict[str, int]:
-    """Open tasks per group from the counts per distinct list of groups."""
-    found: dict[str, int] = {}
-    for text, count in rows:
-        groups = json.loads(text) if text else []
-        for group in dict.fromkeys(groups or [NO_GROUP]):
-            found[str(group)] = found.get(str(group), 0) + int(count)
-    return found
 
 
 def read_state(core: Core) -> State:
@@ -98,7 +106,8 @@ def read_state(core: Core) -> State:
         jobs, oldest_job = s.execute(queries["jobs_due"]).one()
         outbox = {str(k): int(n) for k, n in s.execute(queries["outbox"])}
         incidents = {str(k): int(n) for k, n in s.execute(queries["incidents"])}
-        groups = _per_group(s.execute(queries["tasks_per_group"]))
+        groups = {str(group): int(n) for group, n in s.execute(queries["tasks_per_group"])}
+        alone = int(s.scalar(queries["tasks_no_group"]) or 0)
         overdue = int(s.scalar(queries["tasks_overdue"]) or 0)
     return State(
         timers_due=int(timers),
@@ -107,7 +116,7 @@ def read_state(core: Core) -> State:
         jobs_lag=_lag(now, oldest_job),
         outbox={name: 0 for name in OUTBOX_STATES} | outbox,
         incidents=incidents,
-        tasks_open=groups,
+        tasks_open=groups | ({NO_GROUP: alone} if alone else {}),
         tasks_overdue=overdue,
     )
 

@@ -276,6 +276,23 @@ def incidents(runner: Runner, *, state: str | None = "open", instance_id: str | 
         return [_row(i, *INCIDENT_FIELDS) for i in s.scalars(query.order_by(Incident.id))]
 
 
+OUTBOX_FIELDS = (
+    "id",
+    "idempotency_key",
+    "channel",
+    "instance_id",
+    "business_key",
+    "payload",
+    "state",
+    "attempts",
+    "due_at",
+    "last_error",
+    "created_at",
+    "sent_at",
+    "send_window",
+)
+
+
 def outbox(runner: Runner, *, state: str | None = None, business_key: str | None = None) -> list[dict]:
     """Outbox messages, oldest first."""
     query = select(OutboxMessage)
@@ -284,25 +301,23 @@ def outbox(runner: Runner, *, state: str | None = None, business_key: str | None
     if business_key is not None:
         query = query.where(OutboxMessage.business_key == business_key)
     with runner.db.read() as s:
-        return [
-            _row(
-                m,
-                "id",
-                "idempotency_key",
-                "channel",
-                "instance_id",
-                "business_key",
-                "payload",
-                "state",
-                "attempts",
-                "due_at",
-                "last_error",
-                "created_at",
-                "sent_at",
-                "send_window",
-            )
-            for m in s.scalars(query.order_by(OutboxMessage.id))
-        ]
+        return [_row(m, *OUTBOX_FIELDS) for m in s.scalars(query.order_by(OutboxMessage.id))]
+
+
+def recent_messages(runner: Runner, business_key: str, *, limit: int = 5) -> list[dict]:
+    """A customer's newest outbox messages, newest first, at most ``limit``.
+
+    Index: ix_outbox_business_key (business_key, id) read backward: ``limit`` entries, however many
+    messages the customer (or the outbox) holds.
+    """
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.business_key == business_key)
+        .order_by(OutboxMessage.id.desc())
+        .limit(limit)
+    )
+    with runner.db.read() as s:
+        return [_row(m, *OUTBOX_FIELDS) for m in s.scalars(query)]
 
 
 # --- the task inbox: my tasks, group tasks, filters ---------------------------------------------

@@ -98,6 +98,9 @@ class Instance(Base):
     __mapper_args__ = {"version_id_col": row_version}
 
 
+NO_GROUP_OPEN = text("state = 'open' AND CAST(candidate_groups AS TEXT) = '[]'")
+
+
 class UserTask(Base):
     """A user task waiting for (or done by) a person: the inbox reads this table."""
 
@@ -109,6 +112,9 @@ class UserTask(Base):
         Index("ix_user_tasks_list_assignee", "assignee", "state", "due_sort", "id"),
         Index("ix_user_tasks_list_process", "process_key", "state", "due_sort", "id"),
         Index("ix_user_tasks_list_stage", "stage", "state", "due_sort", "id"),
+        # NOTE: serves the open-tasks gauge's "(none)" label (runner.queries.metrics.OPEN_ALONE): only
+        # the open tasks offered to no group are in it, so counting them never reads the others.
+        Index("ix_user_tasks_no_group", "id", postgresql_where=NO_GROUP_OPEN, sqlite_where=NO_GROUP_OPEN),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine's task id
@@ -304,6 +310,9 @@ class OutboxMessage(Base):
             postgresql_where=text("state = 'pending'"),
             sqlite_where=text("state = 'pending'"),
         ),
+        # NOTE: serves a customer's newest messages (queries.tasklists.recent_messages, the CRM
+        # timeline): ``business_key = :key ORDER BY id DESC LIMIT n`` reads n entries backward.
+        Index("ix_outbox_business_key", "business_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -15,8 +15,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from runner.errors import Conflict
+from runner.queries import overview
 from runner.queries import tasklists as inbox
-from runner.service import accounts
 from runner.service.clockruns import RunActive
 from web.admin.blueprint import bp
 from web.auth import roles_required
@@ -35,7 +35,7 @@ def _virtual() -> bool:
 def index():
     """Overview: counts, the clock, the clock run in progress, and what the last one set off."""
     runner = get_runner()
-    processes = inbox.process_versions(runner)
+    counts = overview.counts(runner)
     run = runner.current_clock_run() if _virtual() else None
     moving = run is not None and run["state"] in ("queued", "running")
     if moving:
@@ -50,11 +50,8 @@ def index():
         steps=STEPS,
         run=run,
         moving=moving,
-        processes=len([p for p in processes if p["kind"] == "bpmn"]),
-        running=sum(v["running"] for p in processes for v in p["versions"]),
-        incidents=inbox.count_incidents(runner),
-        undecided=inbox.count_outbox(runner, "unknown", "failed"),
-        users=len(accounts.list_users(runner)),
+        counts=counts,
+        shown=overview.shown,
         effects=inbox.history_after(runner, since, limit=100) if since is not None else None,
     )
 
