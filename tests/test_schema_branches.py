@@ -37,6 +37,7 @@ from runner.store.models import Base, UTCDateTime
 
 OLD_HISTORY = Path(__file__).parent / "data" / "migrations_0005"
 NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+FTS5_SHADOWS = ("", "_data", "_idx", "_content", "_docsize", "_config")  # the table itself, then its shadows
 CRM_TABLES = {m.local_table.name for m in Base.registry.mappers if m.class_.__module__.startswith("runner.crm")}
 
 
@@ -70,6 +71,14 @@ def stamps(url: str) -> set[str]:
         return set(conn.scalars(sa.text("select version_num from alembic_version")))
 
 
+def fts5_tables(conn: sa.Connection) -> set[str]:
+    """SQLite's FTS5 tables and the shadow tables FTS5 keeps for each: no model maps them (migration crm 0020)."""
+    if conn.dialect.name != "sqlite":
+        return set()
+    found = conn.scalars(sa.text("select name from sqlite_master where type = 'table' and sql like '%USING fts5(%'"))
+    return {f"{name}{shadow}" for name in found for shadow in FTS5_SHADOWS}
+
+
 def differences(url: str, *, crm_too: bool) -> list:
     """What autogenerate would change to make the database match the models (of the core, or all)."""
     metadata = sa.MetaData()
@@ -77,7 +86,12 @@ def differences(url: str, *, crm_too: bool) -> list:
         if crm_too or table.name not in CRM_TABLES:
             table.to_metadata(metadata)
     with connected(url) as conn:
-        return compare_metadata(MigrationContext.configure(conn), metadata)
+        unmapped = fts5_tables(conn)
+
+        def mapped(name: str | None, kind: str, parent: dict) -> bool:
+            return not (kind == "table" and name in unmapped)
+
+        return compare_metadata(MigrationContext.configure(conn, opts={"include_name": mapped}), metadata)
 
 
 def old_history(url: str) -> None:
@@ -138,6 +152,22 @@ def test_both_branches_match_every_model_and_the_crm_joins_a_core_only_database_
     assert differences(empty_url, crm_too=False) == []
     schema.upgrade(empty_url)
     assert differences(empty_url, crm_too=True) == []
+
+
+def test_on_sqlite_only_the_fts5_index_of_customer_search_is_left_out_of_the_comparison(tmp_path: Path) -> None:
+    """The tables no model maps are exactly the FTS5 table of crm 0020 and its shadows; a downgrade takes them."""
+    url = f"sqlite:///{tmp_path / 'fts.db'}"
+    schema.upgrade(url)
+    modelled = set(Base.metadata.tables)
+    search = {"customer_search", *(f"customer_search_{s}" for s in ("data", "idx", "docsize", "config"))}
+    assert tables(url) - modelled == search  # NOTE: external content: no customer_search_content
+    with connected(url) as conn:
+        assert fts5_tables(conn) >= search
+        conn.execute(sa.text("create table customer_search_notes (id integer primary key)"))
+        conn.commit()
+    assert [d[1].name for d in differences(url, crm_too=True)] == ["customer_search_notes"]  # nothing else hidden
+    command.downgrade(schema.alembic_config(url), "0019")
+    assert not tables(url) & search
 
 
 def test_the_branches_and_their_heads() -> None:

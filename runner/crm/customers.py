@@ -248,7 +248,16 @@ def search(
         people = [(u, n) for u, n in session.execute(select(User.username, User.full_name))]  # NOTE: a small table
         owners = reads.text_owners(text, people)
         named_tags = reads.text_tags(text, session.scalars(reads.tags_in_use_query()))
-    query = reads.search_query(text, tag=tag, where=where, after=after, limit=limit, owners=owners, tags=named_tags)
+    query = reads.search_query(
+        text,
+        dialect=session.get_bind().dialect.name,
+        tag=tag,
+        where=where,
+        after=after,
+        limit=limit,
+        owners=owners,
+        tags=named_tags,
+    )
     return [
         {"id": i, "name": name, "phone": phone, "owner": owner, "status": status}
         for i, name, phone, owner, status in session.execute(query)

@@ -1,6 +1,6 @@
 """The SQL behind every CRM list: search, board columns and their counts, as statements an index serves.
 
-    reads.search_query("nguyen", limit=50)                   # customers, in id order
+    reads.search_query("nguyen", dialect="sqlite", limit=50)  # customers, in id order
     reads.column_query("Trong bán hàng", "Tiếp nhận", limit=50)   # a board column, longest in stage first
     reads.counts_query("Trong bán hàng", stages)              # stage, customers per stage (kept counts)
     reads.overdue_query("Trong bán hàng", stages, now)        # stage, overdue customers (up to OVERDUE_CAP)
@@ -35,6 +35,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from runner.crm import trigrams
 from runner.crm.folding import ESCAPE, contains, fold, phone_digits
 from runner.crm.models import BoardCount, Customer, CustomerStage, CustomerTag
 from runner.store.models import UserTask
@@ -47,24 +48,25 @@ def normalize_tag(tag: str) -> str:
     return " ".join(str(tag).split()).upper()
 
 
-def _text_matches(text: str, owners: Iterable[str] = (), tags: Iterable[str] = ()) -> list[ColumnElement[bool]]:
-    """What typed text may mean: part of the name, part of the phone, the customer code, an e-mail, a tag,
-    an owner (``owners``: the usernames it names) or a tag written without accents (``tags``: those it names)."""
-    typed = " ".join(text.split())  # NOTE: repeated spaces are one, as ``fold`` makes them
-    needle, digits = fold(typed), phone_digits(typed)
+def _needles(typed: str) -> dict[str, str]:
+    """The parts of the name and of the phone that ``typed`` may be: {column: what it must contain}."""
+    found = {"search_name": fold(typed)}
+    digits = phone_digits(typed)
+    if len(digits) >= MIN_PHONE_DIGITS:
+        found["search_phone"] = digits
+    return found
+
+
+def _text_matches(typed: str, owners: Iterable[str] = (), tags: Iterable[str] = ()) -> list[ColumnElement[bool]]:
+    """What typed text may mean besides part of the name or phone: the customer code, an e-mail, a tag, an
+    owner (``owners``: the usernames it names) or a tag written without accents (``tags``: those it names)."""
     found: list[ColumnElement[bool]] = [
-        # NOTE: GIN trigram index ix_customers_search_name on PostgreSQL; on SQLite the scan
-        # walks the primary key in id order and stops at the page's last match.
-        Customer.search_name.like(contains(needle), escape=ESCAPE),
         Customer.id.in_(sorted({typed, typed.upper()})),  # the primary key: KH0001 typed as kh0001 too
         # NOTE: ix_customer_tags_tag_customer (tag, customer_id)
         Customer.id.in_(
             select(CustomerTag.customer_id).where(CustomerTag.tag.in_(sorted({normalize_tag(typed), *tags})))
         ),
     ]
-    if len(digits) >= MIN_PHONE_DIGITS:
-        # NOTE: GIN trigram index ix_customers_search_phone on PostgreSQL
-        found.append(Customer.search_phone.like(contains(digits), escape=ESCAPE))
     if "@" in typed:
         found.append(Customer.email == typed.lower())  # NOTE: ix_customers_email; stored in lower case
     if owners:
@@ -72,9 +74,19 @@ def _text_matches(text: str, owners: Iterable[str] = (), tags: Iterable[str] = (
     return found
 
 
+def _part_of(column: str, needle: str, common: list[Any], *, dialect: str, after: str | None, limit: int) -> list[Any]:
+    """The SELECTs of ids whose ``column`` contains ``needle``, as each database's index serves them."""
+    if dialect == "sqlite":
+        return trigrams.branches(column, needle, common, after=after, limit=limit)  # NOTE: FTS5, migration 0020
+    # NOTE: GIN trigram indexes ix_customers_search_name and ix_customers_search_phone (migration 0010)
+    like = getattr(Customer, column).like(contains(needle), escape=ESCAPE)
+    return [select(Customer.id).where(like, *common).order_by(Customer.id).limit(limit)]
+
+
 def search_query(
     text: str = "",
     *,
+    dialect: str,
     tag: str | None = None,
     where: Any = None,
     after: str | None = None,
@@ -87,7 +99,8 @@ def search_query(
     ``text`` is part of the name (accents and case ignored), part of the phone number (+84 or
     0, any spelling), a customer code, an e-mail address, or a tag; ``owners`` and ``tags`` are
     the usernames and tags the caller found it names (``text_owners``, ``text_tags``). ``where``
-    is a further condition on ``Customer`` (who may see).
+    is a further condition on ``Customer`` (who may see); ``dialect`` the database's (its
+    indexes for parts of a name or phone differ: ``runner.crm.trigrams`` on SQLite).
     """
     common: list[Any] = []
     if where is not None:
@@ -99,14 +112,17 @@ def search_query(
     columns = (Customer.id, Customer.name, Customer.phone, Customer.owner, Customer.status)
     if not text.strip():
         return select(*columns).where(*common).order_by(Customer.id).limit(limit)
+    typed = " ".join(text.split())  # NOTE: repeated spaces are one, as ``fold`` makes them
     # NOTE: one branch per meaning, each served by its own index and cut at ``limit`` in id
     # order; the page is the first ``limit`` ids of their union. An OR of them in one WHERE
     # would make PostgreSQL read the whole table.
     branches = [
-        select(Customer.id).where(match, *common).order_by(Customer.id).limit(limit).subquery()
-        for match in _text_matches(text, owners, tags)
+        select(Customer.id).where(match, *common).order_by(Customer.id).limit(limit)
+        for match in _text_matches(typed, owners, tags)
     ]
-    ids = union(*(select(b.c.id) for b in branches)).subquery()
+    for column, needle in _needles(typed).items():
+        branches += _part_of(column, needle, common, dialect=dialect, after=after, limit=limit)
+    ids = union(*(select(b.subquery().c.id) for b in branches)).subquery()
     return select(*columns).where(Customer.id.in_(select(ids.c.id))).order_by(Customer.id).limit(limit)
 
 
