@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from runner.crm import customers as crm
-from runner.crm import views
+from runner.crm import trigrams, views
 from runner.crm.folding import fold, phone_digits
 from runner.crm.models import BadValue, Customer
 from runner.service.runtime import Runner
@@ -77,6 +77,109 @@ def test_search_finds_names_without_accents_phones_in_any_form_codes_and_tags(
     r: Runner, text: str, expected: list[str]
 ) -> None:
     assert ids(r, text) == expected
+
+
+# Names that read as FTS5 query syntax (phrases, prefixes, NEAR, AND/OR/NOT, column filters,
+# ^ for the start) and as LIKE or SQL: all of it is plain text to search.
+HOSTILE = [
+    ("KH0101", 'Lớp "Sao" *Mai*', "0241 111 000"),
+    ("KH0102", "Trung tâm NEAR(anh văn) AND tin học OR toán", None),
+    ("KH0103", "Nhà sách O'Brien - {search_phone}: 50\\50", None),
+    ("KH0104", "Lớp ^đầu* (bắt buộc) NOT", None),
+]
+
+
+@pytest.fixture(params=["scan first", "index only"])
+def hostile(r: Runner, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Runner:
+    """PEOPLE and HOSTILE; on SQLite once as it runs and once with the trigram index alone answering."""
+    if request.param == "index only":
+        monkeypatch.setattr(trigrams, "SCAN_ROWS", 0)
+    with r.db.unit() as s:
+        for customer_id, name, phone in HOSTILE:
+            crm.add_customer(s, customer_id, name, now=NOW, **({"phone": phone} if phone else {}))
+    return r
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('"sao"', ["KH0101"]),  # quotes are characters of the name, not an FTS5 phrase
+        ('sao" *mai', ["KH0101"]),
+        ("*mai*", ["KH0101"]),
+        ("mai*", ["KH0101"]),  # not a prefix query: KH0001's "sao mai" has no *
+        ("sao mai", ["KH0001"]),
+        ("sao OR mai", []),  # as FTS5 syntax it would find KH0001 and KH0101
+        ("sao AND mai", []),
+        ("sao NOT mai", []),
+        ("NEAR(sao mai)", []),
+        ("near(anh văn) and", ["KH0102"]),  # the words are in this name
+        ("tin học OR toán", ["KH0102"]),
+        ("search_name: sao mai", []),  # a column filter would find KH0001
+        ("{search_phone}:", ["KH0103"]),
+        ("o'brien", ["KH0103"]),
+        ("' OR 1=1 --", []),
+        ("50\\50", ["KH0103"]),  # the LIKE escape character is a character
+        ("^đầu*", ["KH0104"]),
+        ("(bắt buộc) not", ["KH0104"]),
+        ("lớp", ["KH0005", "KH0101", "KH0104"]),  # Vietnamese accents, three letters
+        ("LOP", ["KH0005", "KH0101", "KH0104"]),
+        ("vui_vẻ", ["KH0005"]),
+        ("0% vui", ["KH0005"]),
+        ("0%", ["KH0005"]),  # short: two characters
+        ('"', ["KH0101"]),
+        ("*", ["KH0101", "KH0104"]),
+        ("\\", ["KH0103"]),
+        ("-", ["KH0103"]),
+        ("024 1111", ["KH0101"]),  # part of a phone through the index
+        ("+84 241 111 000", ["KH0101"]),
+        ("phuong nam", []),  # a rare word that is nowhere
+        ("hùng", ["KH0003"]),  # a rare word, with accents
+        ("anh", ["KH0001", "KH0004", "KH0102"]),
+    ],
+)
+def test_hostile_text_is_plain_text_on_both_databases_with_or_without_the_scan(
+    hostile: Runner, text: str, expected: list[str]
+) -> None:
+    assert ids(hostile, text) == expected
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_the_index_pages_in_id_order_without_gaps(hostile: Runner, limit: int) -> None:
+    seen: list[str] = []
+    after = None
+    while page := ids(hostile, "lop", limit=limit, after=after):
+        seen += page
+        after = page[-1]
+    assert seen == ["KH0005", "KH0101", "KH0104"]
+
+
+def test_a_common_word_is_found_by_the_scan_and_a_rare_one_beyond_it_by_the_index(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: 20 customers, the scan reads 5 of them: a page of 2 fills there; what is further the index finds."""
+    monkeypatch.setattr(trigrams, "SCAN_ROWS", 5)
+    with runner.db.unit() as s:
+        for n in range(20):
+            crm.add_customer(s, f"C{n:02d}", f"Trung tâm {'Phương Nam' if n == 17 else 'Sao'} {n}", now=NOW)
+    assert ids(runner, "trung tam", limit=2) == ["C00", "C01"]
+    assert ids(runner, "phương nam") == ["C17"]
+    assert ids(runner, "trung tam", after="C15", limit=2) == ["C16", "C17"]
+    assert ids(runner, "sao 1", after="C05") == [f"C{n}" for n in range(10, 20) if n != 17]
+
+
+def test_a_short_text_is_looked_for_among_the_next_customers_only_on_sqlite(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One or two characters have no trigram: SQLite reads the next SHORT_SCAN_ROWS customers (here 2) only."""
+    monkeypatch.setattr(trigrams, "SHORT_SCAN_ROWS", 2)
+    with runner.db.unit() as s:
+        for customer_id, name, phone, tags in PEOPLE:
+            crm.add_customer(s, customer_id, name, now=NOW, tags=tags, **({"phone": phone} if phone else {}))
+    assert ids(runner, "%") == []  # KH0005 is the fifth
+    assert ids(runner, "%", after="KH0003") == ["KH0005"]  # the window follows the page
+    assert ids(runner, "00%") == []  # no three characters besides % and _
+    assert ids(runner, "100%") == ["KH0005"]  # three: the index, everyone
+    assert ids(runner, "tr") == ["KH0001", "KH0002"]
 
 
 @pytest.fixture

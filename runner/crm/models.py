@@ -216,7 +216,8 @@ class Customer(Base):
     # NOTE: what search compares, written with the name and phone (``runner.crm.search.fold`` and
     # ``phone_digits``, by the ORM events of ``runner.crm.search``): lower case without Vietnamese
     # accents, and the phone's digits with +84 written as 0. On PostgreSQL each has a GIN trigram
-    # index (pg_trgm), which serves ``LIKE '%text%'``; on SQLite a plain one (see migration 0010).
+    # index (pg_trgm), which serves ``LIKE '%text%'``; on SQLite a plain one (see migration 0010) and
+    # the FTS5 trigram table ``customer_search``, kept by triggers (crm 0020, ``runner.crm.trigrams``).
     search_name: Mapped[str] = mapped_column(String(300), default="", server_default="")
     search_phone: Mapped[str] = mapped_column(String(50), default="", server_default="")
 

@@ -53,11 +53,15 @@ def searchable(needle: str) -> bool:
 
 def _scan(exact: Any, common: list[Any], after: str | None, limit: int, rows: int) -> Select:
     """The matches among the next ``rows`` customers in id order (ix: the primary key)."""
+    # NOTE: the window is a range of the primary key, its end the id ``rows`` customers on (an
+    # index walk), so that the scan reads in id order and stops as soon as the page is full.
     window = aliased(Customer)
-    following = select(window.id).order_by(window.id).limit(rows)
+    following = select(window.id).order_by(window.id).offset(rows - 1).limit(1)
+    last = select(func.max(window.id))
     if after is not None:
         following = following.where(window.id > after)
-    return select(Customer.id).where(Customer.id.in_(following), exact, *common).order_by(Customer.id).limit(limit)
+    end = func.coalesce(following.scalar_subquery(), last.scalar_subquery())
+    return select(Customer.id).where(Customer.id <= end, exact, *common).order_by(Customer.id).limit(limit)
 
 
 def branches(column: str, needle: str, common: list[Any], *, after: str | None, limit: int) -> list[Select]:
