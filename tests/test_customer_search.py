@@ -91,7 +91,7 @@ HOSTILE = [
 
 @pytest.fixture(params=["scan first", "index only"])
 def hostile(r: Runner, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Runner:
-    """PEOPLE and HOSTILE; on SQLite once as it runs and once with the trigram index alone answering."""
+    """PEOPLE and HOSTILE; on SQLite once as it runs and once with the scan cut to one customer (the index answers)."""
     if request.param == "index only":
         monkeypatch.setattr(trigrams, "SCAN_ROWS", 0)
     with r.db.unit() as s:

@@ -30,7 +30,6 @@ from typing import Any
 
 from sqlalchemy import Select, case, func, literal_column, select, table
 from sqlalchemy import column as sql_column
-from sqlalchemy.orm import aliased
 
 from runner.crm.folding import ESCAPE, contains
 from runner.crm.models import Customer
@@ -44,6 +43,11 @@ SHORT_SCAN_ROWS = 5_000
 TRIGRAM = re.compile(r"[^%_]{3}")
 
 customer_search = table("customer_search", sql_column("rowid"), sql_column("search_name"), sql_column("search_phone"))
+# NOTE: Core tables, made once: an ORM alias per search cost more than the search itself.
+_CUSTOMERS = Customer.__table__
+_ROWID: Any = literal_column("customers.rowid")
+_WINDOW = _CUSTOMERS.alias("following")
+_LAST = select(func.max(_WINDOW.c.id)).scalar_subquery()
 
 
 def searchable(needle: str) -> bool:
@@ -55,19 +59,17 @@ def _scan(exact: Any, common: list[Any], after: str | None, limit: int, rows: in
     """The matches among the next ``rows`` customers in id order (ix: the primary key)."""
     # NOTE: the window is a range of the primary key, its end the id ``rows`` customers on (an
     # index walk), so that the scan reads in id order and stops as soon as the page is full.
-    window = aliased(Customer)
-    following = select(window.id).order_by(window.id).offset(rows - 1).limit(1)
-    last = select(func.max(window.id))
+    following = select(_WINDOW.c.id).order_by(_WINDOW.c.id).offset(rows - 1).limit(1)
     if after is not None:
-        following = following.where(window.id > after)
-    end = func.coalesce(following.scalar_subquery(), last.scalar_subquery())
-    return select(Customer.id).where(Customer.id <= end, exact, *common).order_by(Customer.id).limit(limit)
+        following = following.where(_WINDOW.c.id > after)
+    end = func.coalesce(following.scalar_subquery(), _LAST)
+    return select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.id <= end, exact, *common).order_by(_CUSTOMERS.c.id).limit(limit)
 
 
 def branches(column: str, needle: str, common: list[Any], *, after: str | None, limit: int) -> list[Select]:
     """SELECTs of customer ids whose ``column`` (search_name or search_phone) contains ``needle``: their
     union's first ``limit`` in id order are the page's; ``common`` (who may see, ``after``, a tag) applies."""
-    exact = getattr(Customer, column).like(contains(needle), escape=ESCAPE)
+    exact = _CUSTOMERS.c[column].like(contains(needle), escape=ESCAPE)
     if not searchable(needle):
         return [_scan(exact, common, after, limit, SHORT_SCAN_ROWS)]
     scanned = _scan(exact, common, after, limit, SCAN_ROWS).cte(f"{column}_scanned")
@@ -79,10 +81,5 @@ def branches(column: str, needle: str, common: list[Any], *, after: str | None, 
         .where(customer_search.c[column].like(pattern))
         .limit(case((found < limit, -1), else_=0))
     )
-    by_index = (
-        select(Customer.id)
-        .where(literal_column("customers.rowid").in_(indexed), exact, *common)
-        .order_by(Customer.id)
-        .limit(limit)
-    )
+    by_index = select(_CUSTOMERS.c.id).where(_ROWID.in_(indexed), exact, *common).order_by(_CUSTOMERS.c.id).limit(limit)
     return [select(scanned.c.id), by_index]
