@@ -14,7 +14,9 @@ table again for a common one. Each search therefore has two parts, each exact on
 2. the index: only when the scan did not fill the page, every customer the trigram index
    finds, in id order (its ``LIMIT`` is 0 otherwise, so SQLite never opens the index).
 
-A common word costs the first; a rare one ``SCAN_ROWS`` rows plus what the index finds.
+A common word costs the rows up to its page's last (plus the walk of ``SCAN_ROWS`` keys of the
+primary key that finds where the window ends); a rare one ``SCAN_ROWS`` rows plus what the
+index finds. Text the index cannot look up (``searchable``) gets the scan alone.
 
 NOTE: the typed text never reaches FTS5's query language (MATCH): the index is asked through
 ``LIKE`` with a bound pattern, which only knows ``%`` and ``_``. Those two in the typed text
