@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import pg_schema
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 
 from bench import harness, scale
 from runner.crm import customers as crm
@@ -129,6 +129,9 @@ def test_every_customer_has_a_name_phone_and_e_mail_of_its_own_that_search_finds
     for r in copies:
         assert r.search_name == fold(r.name) and r.search_phone == phone_digits(r.phone), r
         assert e164(r.phone).startswith("+84") and len(r.phone) == 10, r.phone
+    if runner.db.engine.dialect.name == "sqlite":  # NOTE: the copies went in with the triggers off
+        with runner.db.engine.begin() as conn:  # FTS5 compares crm 0020's trigram index with the customers
+            conn.exec_driver_sql("INSERT INTO customer_search(customer_search, rank) VALUES ('integrity-check', 1)")
 
 
 def board_picks(runner: Runner) -> set[tuple[str, str, str, str]]:
@@ -183,6 +186,13 @@ def test_a_second_build_reads_the_templates_from_the_file_the_first_one_wrote(
         else:
             second_url = stack.enter_context(pg_schema(request.getfixturevalue("pg_base_url")))
         second = harness.parse("\n".join(scale.build(second_url, 8, 0.5, load=refuse, cache=cache)))
+        if kind == "sqlite":  # NOTE: crm 0020's trigram index is made again from the restored customers
+            engine = create_engine(second_url)
+            with engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO customer_search(customer_search, rank) VALUES ('integrity-check', 1)")
+                found = "SELECT count(*) FROM customer_search WHERE search_name LIKE '%trung%'"
+                assert conn.exec_driver_sql(found).scalar()
+            engine.dispose()
     assert (first["templates_from_file"], second["templates_from_file"]) == (0, 1)
     assert {k: v for k, v in first.items() if k.startswith("rows_")} == {
         k: v for k, v in second.items() if k.startswith("rows_")
