@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import holidays
 import pytest
 
 from runner.crm import routines
@@ -78,6 +79,17 @@ def test_a_public_holiday_has_no_check_in(r: Runner) -> None:
     assert not any(d.weekday() == 6 for d in days)
 
 
+def test_no_check_in_during_tet(sqlite_url: str, registry: Registry) -> None:
+    tet = sorted(d for d, name in holidays.country_holidays("VN", years=2027).items() if "Lunar New Year" in name)
+    eve, after = tet[0] - timedelta(days=1), tet[-1] + timedelta(days=1)
+    r = runner_at(sqlite_url, registry, datetime(eve.year, eve.month, eve.day, 9, 0, tzinfo=TZ))
+    company(r)
+    r.deploy([PROCESSES / "checkin.bpmn"])
+    advance(r, to=datetime(after.year, after.month, after.day, 9, 0, tzinfo=TZ))
+    assert checkin_starts(r) == [datetime(after.year, after.month, after.day, 8, 30, tzinfo=TZ)]
+    r.db.engine.dispose()
+
+
 def test_each_sales_rep_gets_one_check_in_due_at_0930(r: Runner) -> None:
     advance(r, to=datetime(2026, 12, 7, 8, 30, tzinfo=TZ))
     tasks = checkin_tasks(r)
@@ -93,7 +105,12 @@ def test_the_team_leader_sees_the_days_answers_and_who_has_not_answered(r: Runne
     day = {row.rep: row for row in routines.checkin_day(r, date(2026, 12, 7))}
     assert day["an"].state == "answered" and day["an"].answers == ANSWERS
     assert day["an"].rep_name == "Đỗ Thị An"
-    assert day["binh"].answers == {"yesterday": "Chăm sóc 5 khách", "today": "Demo Hoa Sen", "blockers": "", "ideas": ""}
+    assert day["binh"].answers == {
+        "yesterday": "Chăm sóc 5 khách",
+        "today": "Demo Hoa Sen",
+        "blockers": "",
+        "ideas": "",
+    }
     assert day["chi"].state == "waiting" and day["chi"].answers["today"] == ""
     assert routines.checkin_day(r, date(2026, 12, 6)) == []  # Sunday: none
 
