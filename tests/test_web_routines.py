@@ -41,6 +41,8 @@ def test_the_team_leader_reads_each_reps_answers_on_one_page(client: WebClient, 
     day = checkin_day(routined)
     [task] = inbox.tasks(routined, user="sales1", process_key=routines.CHECKIN)
     client.login("sales1")
+    form = client.get(f"/inbox/tasks/{task['id']}").get_data(as_text=True)
+    assert all(q in form for q in ("Hôm qua đã làm những gì?", "Có sáng kiến, giải pháp nào mới không?"))
     page = client.post(
         f"/inbox/tasks/{task['id']}/complete",
         data={"yesterday": "Gọi 12 lead", "today": "Demo Sao Mai", "blockers": "Chờ duyệt giá", "ideas": ""},
