@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.crm import customers as crm
-from runner.crm import gaps, sales
+from runner.crm import gaps, routines, sales
 from runner.crm import settings as crm_settings
 from runner.crm.models import Customer
 from runner.errors import BadValue
@@ -146,6 +146,11 @@ def create_contract(params: dict[str, Any], ctx: HandlerContext) -> dict[str, An
     return {"contract_id": contract.id, "contract_start": start.isoformat(), "contract_end": end.isoformat()}
 
 
+def staff_of_role(params: dict[str, Any], ctx: HandlerContext) -> dict[str, Any]:
+    """The active staff members of ``role`` (usernames, in order): one daily check-in each."""
+    return {"staff": routines.members(ctx.session, _text(params, "role"))}
+
+
 def register(registry: Registry) -> None:
     """Add this module's topics to ``registry``."""
     registry.add("crm.add_note", add_note)
@@ -158,3 +163,4 @@ def register(registry: Registry) -> None:
     registry.add("crm.create_order", create_order)
     registry.add("crm.confirm_payment", confirm_payment)
     registry.add("crm.create_contract", create_contract)
+    registry.add("crm.staff_of_role", staff_of_role)

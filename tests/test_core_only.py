@@ -231,7 +231,7 @@ def test_the_crm_names_the_groups(runner: Runner) -> None:
     """With the EasyEdu extension a user's roles are among its ``ROLES``, with the same message as before."""
     assert users.roles(runner) == ROLES
     users.create_user(runner, "lan", "Nguyễn Thị Lan", ["sales", "team_leader"], password="mat-khau-lan")
-    among = "are not among marketing, sales, team_leader, accountant, customer_care, teacher, admin"
+    among = "are not among marketing, sales, team_leader, accountant, customer_care, teacher, product, admin"
     with pytest.raises(BadValue, match=re.escape(f"user 'kho1': roles ['warehouse'] {among}")):
         users.create_user(runner, "kho1", "Thủ kho", ["sales", "warehouse"], password="mat-khau-kho")
     with pytest.raises(BadValue, match=re.escape(f"user 'lan': roles ['warehouse'] {among}")):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from conftest import make_runner, pg_schema
 
 from bench.crm_data import OWNERS, build
-from runner.crm import pages, reads, views
+from runner.crm import pages, reads, routines, views
 from runner.queries import overview
 from runner.queries import tasklists as inbox
 from runner.registry import Registry
@@ -158,3 +159,62 @@ def test_the_board_counts_read_kept_rows_and_the_badges_one_index_range(big: Run
     assert on_stages and all(n.get("Index Name") == "ix_customer_stages_overdue" for n in on_stages)
     limits = [n for n in _nodes(overdue) if n["Node Type"] == "Limit"]
     assert len(limits) == len(on_stages) and all(n["Plan Rows"] <= reads.OVERDUE_CAP for n in limits)
+
+
+# --- seed 001's routines beside the 100k customers: a year of check-ins, feature requests -------------
+
+ROUTINE_READS = {
+    "check-in page: a day": lambda r: routines.checkin_day(r, date(2026, 6, 15)),
+    "feature requests: a requester's": lambda r: routines.feature_requests(r, "hung"),
+}
+
+
+@pytest.fixture(scope="module")
+def with_routines(big: Runner) -> Runner:
+    """A year of daily check-ins (3 reps each) and 2,000 feature requests added to the big company."""
+    day = "TIMESTAMP '2026-01-01 01:30' + (g * INTERVAL '1 day')"
+    statements = [
+        "INSERT INTO instances (id, process_key, version_id, business_key, status, state, data, called_versions,"
+        " stages, waits, created_at, updated_at, row_version)"
+        f" SELECT 'ci-' || g, 'checkin', (SELECT min(id) FROM process_versions), NULL, 'completed', '', '{{}}',"
+        f" '{{}}', '[]', '{{}}', {day}, {day}, 1 FROM generate_series(0, 364) g",
+        "INSERT INTO user_tasks (id, instance_id, business_key, process_key, element_id, name, candidate_groups,"
+        " candidate_users, assignee, due_at, due_sort, priority, form, state, created_at, ended_at)"
+        f" SELECT 'ci-' || g || '-' || rep, 'ci-' || g, NULL, 'checkin', 'Task_checkin', 'Check-in', '[]', '[]',"
+        f" rep, {day}, {day}, 50, '{{}}', 'completed', {day}, {day}"
+        " FROM generate_series(0, 364) g CROSS JOIN (VALUES ('hung'), ('linh'), ('duc')) AS reps(rep)",
+        "INSERT INTO history (at, instance_id, business_key, process_key, event, element_id, actor, details)"
+        f" SELECT {day}, 'ci-' || g, NULL, 'checkin', 'task.completed', 'Task_checkin', rep,"
+        " json_build_object('task_id', 'ci-' || g || '-' || rep, 'data', json_build_object('today', 'Demo'))"
+        " FROM generate_series(0, 364) g CROSS JOIN (VALUES ('hung'), ('linh'), ('duc')) AS reps(rep)",
+        "INSERT INTO instances (id, process_key, version_id, business_key, status, state, data, called_versions,"
+        " stages, waits, created_at, updated_at, row_version)"
+        " SELECT 'fr-' || g, 'feature_request', (SELECT min(id) FROM process_versions), NULL, 'running', '',"
+        " json_build_object('requester', (ARRAY['hung', 'linh', 'duc', 'hoa'])[1 + g % 4], 'title', 'T' || g,"
+        " 'request_state', 'received'), '{}', '[]', '{}', TIMESTAMP '2026-01-01' + (g * INTERVAL '1 hour'),"
+        " TIMESTAMP '2026-01-01' + (g * INTERVAL '1 hour'), 1 FROM generate_series(1, 2000) g",
+    ]
+    with big.db.engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    with big.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("ANALYZE instances, user_tasks, history"))
+    return big
+
+
+@pytest.mark.parametrize("name", list(ROUTINE_READS))
+def test_no_routine_read_scans_a_big_table(with_routines: Runner, name: str) -> None:
+    read = ROUTINE_READS[name]
+    scanned = [
+        (statement, tables) for statement, tables in _explained(with_routines, lambda: read(with_routines)) if tables
+    ]
+    assert scanned == [], "\n\n".join(f"{tables}: {statement}" for statement, tables in scanned)
+
+
+def test_the_routine_reads_find_what_was_added(with_routines: Runner) -> None:
+    day = routines.checkin_day(with_routines, date(2026, 6, 15))
+    assert {(row.rep, row.state, row.answers["today"]) for row in day} == {
+        (rep, "answered", "Demo") for rep in ("duc", "hung", "linh")
+    }
+    mine = routines.feature_requests(with_routines, "hung")  # 500 filed: the newest page of them
+    assert len(mine) == routines.REQUESTS_SHOWN and mine[0]["id"] == "fr-2000"

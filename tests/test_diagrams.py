@@ -213,8 +213,10 @@ def test_user_tasks_name_their_inbox_group() -> None:
             for ref in lane.findall("bpmn:flowNodeRef", NS):
                 node = root.xpath("//*[@id=$id]", id=ref.text)[0]
                 declared = node.get(f"{{{CAMUNDA_NSS[0]}}}candidateGroups")
-                if local(node) == "userTask" and declared:
+                if local(node) == "userTask" and declared and "${" not in declared:
                     assert group in declared.split(","), f"{path.name}: {ref.text} is drawn in the {group} lane"
+                # NOTE: a group chosen at run time (feature_request's ${product_group}) is drawn in the
+                # lane of its default; test_process_routines checks where the task goes.
 
 
 def test_processes_deploy_without_problems(runner: Runner) -> None:

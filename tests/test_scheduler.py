@@ -136,3 +136,30 @@ def test_a_business_time_start_date_on_tet_waits_for_the_first_working_minute(
     )
     assert started_at(runner) == [datetime.combine(first_after_tet, time(8, 0), TZ)]
     runner.db.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("business", "expected"),
+    [
+        # deployed Friday 10:00, the cycle's start a year back at 08:30: Saturday's 08:30 first, then Monday's
+        (True, [datetime(2026, 12, d, 8, 30, tzinfo=TZ) for d in (12, 14, 15)]),
+        (False, [datetime(2026, 12, d, 8, 30, tzinfo=TZ) for d in (12, 13, 14, 15)]),  # clock time: Sunday too
+    ],
+)
+def test_an_endless_cycle_deployed_after_its_start_begins_at_its_next_repetition(
+    sqlite_url: str, registry: Registry, tmp_path: Path, business: bool, expected: list[datetime]
+) -> None:
+    runner = runner_at(sqlite_url, registry, datetime(2026, 12, 11, 10, 0, tzinfo=TZ))  # a Friday
+    runner.deploy([nightly(tmp_path, "<bpmn:timeCycle>R/2025-12-01T08:30:00/P1D</bpmn:timeCycle>", business)])
+    runner.advance_clock(timedelta(days=3, hours=23))  # to Tuesday 09:00: no day of the past year replayed
+    assert started_at(runner) == expected
+    runner.db.engine.dispose()
+
+
+def test_a_bounded_cycle_keeps_its_past_start(sqlite_url: str, registry: Registry, tmp_path: Path) -> None:
+    runner = runner_at(sqlite_url, registry, datetime(2026, 12, 11, 10, 0, tzinfo=TZ))
+    runner.deploy([nightly(tmp_path, "<bpmn:timeCycle>R2/2026-12-10T08:30:00/P1D</bpmn:timeCycle>", False)])
+    runner.advance_clock(timedelta(hours=1))
+    # both repetitions were due before the deployment: they fire at once, none is skipped
+    assert started_at(runner) == [datetime(2026, 12, 11, 10, 0, tzinfo=TZ)] * 2
+    runner.db.engine.dispose()

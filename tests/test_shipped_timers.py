@@ -122,6 +122,7 @@ HERE = "test_shipped_timers"
 SALES = "test_process_sales"
 SALES_BT = "test_process_sales_business_time"
 CARE = "test_process_care"
+ROUTINES = "test_process_routines"
 TIMERS: dict[tuple[str, str], Proof] = {
     ("sales", "Timer_60"): Proof(
         "business",
@@ -276,6 +277,22 @@ TIMERS: dict[tuple[str, str], Proof] = {
         "wall",
         "staff task: Task_renewal_call for customer care again (due 3 working days later)",
         (f"{HERE}::test_renewal_talks_across_tet_until_a_contract_end_on_a_sunday",),
+    ),
+    ("checkin", "Start_checkin"): Proof(
+        "business",
+        "staff task: Task_checkin for every active sales rep at 08:30, due 09:30; none on a Sunday, a public "
+        "holiday (Tết) or a company day off, and none replayed for the days before the deployment",
+        (
+            f"{ROUTINES}::test_check_ins_start_at_0830_on_working_days_and_skip_sundays_and_days_off",
+            f"{ROUTINES}::test_a_public_holiday_has_no_check_in",
+            f"{ROUTINES}::test_no_check_in_during_tet",
+        ),
+    ),
+    ("checkin", "Timer_checkin_close"): Proof(
+        "wall",
+        "staff task: the day's unanswered Task_checkin cancelled at 23:30 (shown as missed on the team "
+        "leader's page); the day's instance ends",
+        (f"{ROUTINES}::test_the_day_closes_at_2330_and_an_unanswered_check_in_is_missed",),
     ),
     ("renewal", "Boundary_contract_end"): Proof(
         "wall",

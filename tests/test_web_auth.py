@@ -114,6 +114,9 @@ ACCESS: dict[str, object] = {
         f"lead_imports.{name}": {"marketing", "sales", "admin"}
         for name in ("index", "upload", "show", "step", "progress", "report")
     },
+    # web/crm/routines.py: the team leader's check-in page; anyone files feature requests and sees their own
+    "routines.checkins": {"team_leader", "admin"},
+    **{f"routines.{name}": ANY for name in ("feature_requests", "new_feature_request", "file_feature_request")},
     # other blueprints: add one line per endpoint here
 }
 # NOTE: /metrics takes no session at all, only an admin's bearer token or a listed address:

@@ -32,7 +32,7 @@ from runner import logs
 from runner.settings import Settings
 from web import admin, api, auth, diagrams, edge, i18n, inbox, metrics, openapi, people
 from web.crm import api as crm_api
-from web.crm import customers, lead_imports, leads, roles, task_panel
+from web.crm import customers, lead_imports, leads, roles, routines, task_panel
 from web.extensions import csrf, get_runner
 from web.navigation import customer_url, wants_json
 
@@ -69,6 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(inbox.bp)
     app.register_blueprint(customers.bp)
     app.register_blueprint(lead_imports.bp)
+    app.register_blueprint(routines.bp)
     app.register_blueprint(diagrams.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
@@ -79,7 +80,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(crm_api.bp)
     csrf.exempt(leads.bp)  # NOTE: a form's lead key is its only credential; no session is read there
     app.extensions["openapi"] = openapi_document()
-    app.extensions["nav"] = [*inbox.NAV, *customers.NAV, *lead_imports.NAV, *admin.NAV]
+    app.extensions["nav"] = [*inbox.NAV, *customers.NAV, *lead_imports.NAV, *routines.NAV, *admin.NAV]
     app.extensions["customer_url"] = customers.page_url
     app.extensions["customer_context"] = task_panel.task_context
     app.extensions["role_labels"] = roles.ROLE_LABELS

@@ -37,7 +37,7 @@ from runner.store.models import Base, User
 __all__ = ["BadValue", "Missing", "SlotTaken"]  # re-exported: callers import them from here too
 # The groups (roles) EasyEdu's users work in: the lanes of its processes plus ``admin``. The
 # extension hands them to the runner, which then accepts no other role.
-ROLES = ("marketing", "sales", "team_leader", "accountant", "customer_care", "teacher", "admin")
+ROLES = ("marketing", "sales", "team_leader", "accountant", "customer_care", "teacher", "product", "admin")
 BOOKING_KINDS = ("training", "care", "demo")
 DATA_TYPES = ("text", "integer", "number", "boolean", "date")
 STATUSES = ("Mới", "Đang chăm sóc", "Hoạt động", "Có vấn đề", "Dừng chăm sóc", "Khóa")

@@ -13,7 +13,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -56,10 +56,13 @@ def schedule_start_timers(unit: Unit, item: Deployed) -> None:
     tz = unit.core.settings.tz
     for start in version.timer_starts or []:
         kind = kinds[start["kind"]]
-        if start.get("calendar") == timers.BUSINESS:
-            due, _ = worktime.first_due(kind, start["value"], unit.now(), timers.business_calendar(tz))
+        business = start.get("calendar") == timers.BUSINESS
+        if business:
+            due, left = worktime.first_due(kind, start["value"], unit.now(), timers.business_calendar(tz))
         else:
-            due, _ = timeparse.first_due(kind, start["value"], unit.now(), tz)
+            due, left = timeparse.first_due(kind, start["value"], unit.now(), tz)
+        if kind == "cycle" and left is None:
+            due = _from_now_on(start["value"], due, unit.now(), tz, business)
         s.add(
             Timer(
                 process_key=version.process_key,
@@ -70,6 +73,24 @@ def schedule_start_timers(unit: Unit, item: Deployed) -> None:
                 value=start["value"],
             )
         )
+
+
+CATCH_UP_LIMIT = 10_000  # repetitions of a past start skipped at most (a daily cycle: 27 years)
+
+
+def _from_now_on(value: str, due: datetime, now: datetime, tz: tzinfo, business: bool) -> datetime:
+    """An endless cycle deployed after its start date begins at its first repetition from now on.
+
+    NOTE: a start date in the diagram (``R/2026-01-05T08:30:00/P1D``) fixes the time of day; deploying
+    the diagram later must not start one instance per day missed since then. A bounded cycle (``R3/…``)
+    keeps its past start: its repetitions are counted from it.
+    """
+    cal = timers.business_calendar(tz) if business else None
+    for _ in range(CATCH_UP_LIMIT):
+        if due >= now:
+            break
+        due = worktime.next_due(value, due, cal) if cal is not None else timeparse.next_due(value, due, tz)
+    return due
 
 
 def fire_claimed(core: Core, timer_id: int) -> bool:

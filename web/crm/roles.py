@@ -15,6 +15,7 @@ ROLE_LABELS = {
     "accountant": _l("Kế toán"),
     "customer_care": _l("Chăm sóc khách hàng"),
     "teacher": _l("Giáo viên"),
+    "product": _l("Sản phẩm"),
     "admin": _l("Quản trị"),
 }
 

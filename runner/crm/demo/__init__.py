@@ -1,8 +1,9 @@
 """The demo company: staff with logins, teachers' hours, and about 40 customers in every stage.
 
 ``run(runner)`` loads it into an empty database on the virtual clock: the configured lists,
-12 staff members (one login each), the teachers' and customer care's weekly hours, then
-40 customers whose leads came in over the last four months. Every customer is moved by
+13 staff members (one login each), the teachers' and customer care's weekly hours, then
+40 customers whose leads came in over the last four months, the sales reps' last daily
+check-ins and two feature requests. Every customer is moved by
 the processes themselves (``runner.crm.demo.journeys``): instances started, tasks completed by
 the right staff member, timers fired by moving the clock, never rows written by hand.
 The clock therefore ends about four months after where it stood. Running it again on a
@@ -34,7 +35,7 @@ from runner.clock import FixedClock
 from runner.crm import customers as crm
 from runner.crm import settings as crm_settings
 from runner.crm.demo.company import AVAILABILITY, BUSINESS_HOURS, CUSTOMERS, HOLIDAY_COUNTRY, PLANS, STAFF, Plan
-from runner.crm.demo.journeys import sales_story
+from runner.crm.demo.journeys import checkin_story, feature_request_story, sales_story
 from runner.crm.demo.story import Journey, Lead, Story
 from runner.crm.models import Customer
 from runner.errors import Invalid, NotFound
@@ -45,7 +46,7 @@ from runner.store.models import ProcessVersion, User
 if TYPE_CHECKING:
     from runner.service.runtime import Runner
 
-PROCESSES = ("sales", "onboarding", "care_month", "renewal")
+PROCESSES = ("sales", "onboarding", "care_month", "renewal", "checkin", "feature_request")
 PASSWORD_FILE = "demo_passwords.json"
 END_WEEKDAY, END_TIME = 3, time(16, 30)  # the demo's "now": a Thursday afternoon
 PHONE_PREFIXES = (
@@ -116,6 +117,8 @@ def run(runner: Runner, env: Mapping[str, str] | None = None) -> None:
         story = Story(runner, end_moment(runner.now(), runner.settings.tz), _roles(runner))
         for lead in leads(story):
             story.spawn(lead.id, _begin(story, lead), _arrival(story, lead.plan))
+        story.spawn("checkin", checkin_story(story), story.at(10, "08:00"))
+        story.spawn("feature_request", feature_request_story(story), story.at(10, "08:00"))
         with _quiet("runner.service.outbox"):
             story.run()
             runner.deliver_outbox()
@@ -139,7 +142,7 @@ def _quiet(name: str) -> Iterator[None]:
 
 
 def _check(runner: Runner) -> None:
-    """The demo needs the virtual clock, the four processes, and no real Zalo or e-mail sending."""
+    """The demo needs the virtual clock, the six processes, and no real Zalo or e-mail sending."""
     if not isinstance(runner.clock, FixedClock):
         raise Invalid("the demo moves the clock: set RUNNER_CLOCK=virtual")
     real = [c for c in ("zalo", "email") if crm_settings.of(runner).transport_for(c) != "log"]

@@ -23,6 +23,7 @@ STAFF: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("minh", "Trần Văn Minh", ("teacher",), "0396 274 105"),
     ("trang", "Đặng Thu Trang", ("teacher",), "0329 486 713"),
     ("khoa", "Hoàng Anh Khoa", ("teacher",), "0789 632 054"),
+    ("tu", "Bùi Ngọc Tự", ("product",), "0918 372 640"),  # seed 001: feature requests are assigned to him
 )
 # The company's business calendar (working hours per weekday, Vietnam's public holidays), which
 # business-time timers count in: the hours the issue names, Saturday mornings included.

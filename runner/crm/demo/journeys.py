@@ -2,7 +2,8 @@
 
 Sales (seed 001): lead, verification, calls and call-backs, survey and demo account, demo,
 closing pushes every 3 days, the promotion at day 7, contract and payment. Post-sale (seed
-000): booking, 2-3 training sessions, handover, monthly care, problems, renewal. Each
+000): booking, 2-3 training sessions, handover, monthly care, problems, renewal. Seed 001's
+routines: the reps' last daily check-ins and two feature requests. Each
 function is a generator for ``runner.crm.demo.story.Story``: it yields when its next step is
 due; what each customer decides comes from its ``Plan``.
 """
@@ -10,10 +11,13 @@ due; what each customer decides comes from its ``Plan``.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
+from runner.crm import routines
 from runner.crm.demo.company import PRICES
 from runner.crm.demo.story import DESK, Journey, Lead, Story
 from runner.model.timeparse import add_months
+from runner.queries import tasklists as inbox
 
 PROMOTION = "Tặng thêm 1 tháng sử dụng khi ký hợp đồng 12 tháng trong tuần này."
 
@@ -303,3 +307,69 @@ def _when(s: Story, c: Lead, element: str, natural: datetime) -> datetime:
 def _local(s: Story, moment: datetime) -> str:
     """A moment as a form's date-time field holds it (business time, no offset)."""
     return moment.astimezone(s.tz).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# --- seed 001's routines: the daily check-in and feature requests ----------------------------------
+
+CHECKIN_ANSWERS = (
+    {
+        "yesterday": "Gọi lại 8 lead, demo 1 trung tâm",
+        "today": "Đàm phán hợp đồng, gửi hợp đồng mẫu",
+        "blockers": "",
+        "ideas": "",
+    },
+    {
+        "yesterday": "Chăm sóc khách đang dùng thử",
+        "today": "Demo 2 trung tâm buổi chiều",
+        "blockers": "Khách hỏi giá gói 24 tháng, cần trưởng phòng duyệt khuyến mãi",
+        "ideas": "",
+    },
+    {
+        "yesterday": "Thẩm định 5 lead mới",
+        "today": "Gọi các lead Liên hệ lại",
+        "blockers": "",
+        "ideas": "Gửi video hướng dẫn ngắn qua Zalo trước buổi demo",
+    },
+)
+
+
+def checkin_story(s: Story) -> Journey:
+    """The reps answer the check-ins of the demo's last four working days; one day a rep forgets."""
+    for days_ago in (3, 2, 1, 0):
+        yield s.at(days_ago, "08:50")
+        for n, task in enumerate(inbox.tasks(s.runner, process_key=routines.CHECKIN)):
+            if days_ago == 1 and n == 0:
+                continue  # left open, then shown as "không check-in" once the day closes
+            user = task["assignee"]
+            s.runner.complete_task_as(task["id"], CHECKIN_ANSWERS[n % 3], user, s.roles[user])
+        s.settle()
+
+
+def feature_request_story(s: Story) -> Journey:
+    """A rep asks for a feature for a customer and the product team takes it on; a teacher's request waits."""
+    yield s.at(9, "10:00")
+    routines.file_feature_request(
+        s.runner,
+        "hung",
+        "Điểm danh học sinh bằng mã QR",
+        "Trung tâm muốn học sinh quét mã QR khi vào lớp, phụ huynh nhận thông báo qua Zalo.",
+        "KH0001",
+    )
+    s.settle()
+    yield s.at(8, "09:30")
+    _product_work(s, "Task_triage", {"decision": "accept", "product_reply": "Đưa vào kế hoạch quý tới."})
+    yield s.at(6, "14:00")
+    _product_work(s, "Task_start_work", {"product_reply": "Đang làm, dự kiến có bản thử trong 3 tuần."})
+    yield s.at(2, "11:00")
+    routines.file_feature_request(
+        s.runner, "minh", "Xem lịch dạy trên điện thoại", "Giáo viên cần xem lịch dạy trong tuần trên điện thoại."
+    )
+    s.settle()
+
+
+def _product_work(s: Story, element: str, data: dict[str, Any]) -> None:
+    """The product team member claims and completes the open feature-request task ``element``."""
+    [task] = [t for t in inbox.tasks(s.runner, process_key=routines.FEATURE_REQUEST) if t["element_id"] == element]
+    s.runner.claim_task(task["id"], "tu", s.roles["tu"])
+    s.runner.complete_task_as(task["id"], data, "tu", s.roles["tu"])
+    s.settle()
