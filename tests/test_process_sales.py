@@ -17,6 +17,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from sqlalchemy import select
 
 from runner.clock import FixedClock
+from runner.crm import pages, views
 from runner.crm.models import Booking, Order
 from runner.engine.scripting import RestrictedScriptEngine
 from runner.model import validation
@@ -162,6 +163,11 @@ def demo_given(runner: Runner, promising: bool, sample_contract: bool = False) -
 def elements(runner: Runner, process_key: str = "sales") -> list[str]:
     """The element ids of the user tasks created so far, in order."""
     return [element for element, _, _ in created_tasks(runner, KH, process_key)]
+
+
+def pushes(runner: Runner) -> list[str]:
+    """``elements`` without the daily contacts and the negotiation reminder that run beside the pushes."""
+    return [element for element in elements(runner) if element not in ("Task_w_daily", "Task_w_negotiation")]
 
 
 # --- the diagram ----------------------------------------------------------------------------------
@@ -536,7 +542,9 @@ def test_closing_pushes_every_3_days_and_default_promotion_at_day_7(r: Runner, a
     assert profile["status"] == "Đang chăm sóc"
     assert profile["tags"] == ["TIẾP NHẬN", "ĐÃ LIÊN HỆ", "CẤP DEMO", "ĐÃ HƯỚNG DẪN"]  # not promising
     push = task(r, KH, "Task_w_warm")
-    assert (push["stage"], push["assignee"], push["due_at"]) == ("Đang chăm sóc", "an", at(10, 10, 45).astimezone(UTC))
+    # Not promising, but not "Đang chăm sóc" before the 7-day closing point (seed 001): still Cấp Demo.
+    assert (push["stage"], push["assignee"], push["due_at"]) == ("Cấp Demo", "an", at(10, 10, 45).astimezone(UTC))
+    assert customer(r, KH)["stages"]["Trong bán hàng"] == "Cấp Demo"
     assert timers_scheduled(r, KH, "Timer_7d") == [at(16, 10, 45)]  # the 7-day closing point
 
     advance(r, minutes=15)
@@ -550,7 +558,8 @@ def test_closing_pushes_every_3_days_and_default_promotion_at_day_7(r: Runner, a
     # on Wednesday 11:30, after the closing point.
     assert timers_scheduled(r, KH, "Timer_w_3d") == [at(12, 11), at(16, 11, 30)]
     advance(r, to=at(15, 17, 30))
-    assert open_tasks(r, KH) == []
+    assert {t["element_id"] for t in open_tasks(r, KH)} == {"Task_w_daily", "Task_w_negotiation"}  # left undone
+    assert stages(r, KH) == ["Tiếp nhận", "Đã liên hệ", "Cấp Demo"]
 
     advance(r, to=at(16, 10, 45))  # the closing point passes without a deal
     assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_promo_approve"]
@@ -559,16 +568,17 @@ def test_closing_pushes_every_3_days_and_default_promotion_at_day_7(r: Runner, a
     complete(r, KH, "Task_promo_approve", {"promotion_approved": approved, "promotion": PROMOTION}, by="tuan")
 
     sent = messages(r, KH)
-    assert sent[:4] == [
+    assert sent[:5] == [
         ("email", "demo_account"),
         ("zalo", "demo_account"),
         ("zalo", "demo_confirmation"),
         ("email", "sample_contract"),
+        ("zalo", "negotiation_reminder"),
     ]
     if approved:
-        assert sent[4:] == [("zalo", "promotion")] and PROMOTION in outbox(r, KH)[-1]["payload"]["text"]
+        assert sent[5:] == [("zalo", "promotion")] and PROMOTION in outbox(r, KH)[-1]["payload"]["text"]
     else:
-        assert sent[4:] == []
+        assert sent[5:] == []
     care = task(r, KH, "Task_care")
     assert (care["stage"], care["assignee"]) == ("Đang chăm sóc", "an")
     advance(r, minutes=15)
@@ -578,7 +588,7 @@ def test_closing_pushes_every_3_days_and_default_promotion_at_day_7(r: Runner, a
     complete(r, KH, "Task_care", {"negotiation_result": "lost", "negotiation_note": "Đã chọn phần mềm khác."}, by="an")
 
     assert instance_of(r, KH, "sales")["status"] == "completed"
-    assert elements(r) == [
+    assert pushes(r) == [
         "Task_verify",
         "Task_call",
         "Task_survey",
@@ -590,10 +600,118 @@ def test_closing_pushes_every_3_days_and_default_promotion_at_day_7(r: Runner, a
         "Task_care",
         "Task_care",
     ]
+    entered = [(h["details"]["stage"], h["at"]) for h in history(r, KH, "stage.entered")]
+    assert entered[-1] == ("Đang chăm sóc", at(16, 10, 45).astimezone(UTC))  # at the closing point, not on demo day
     assert ("Task_promo_approve", ("team_leader",), None) in created_tasks(r, KH)
     assert stages(r, KH) == ["Tiếp nhận", "Đã liên hệ", "Cấp Demo", "Đang chăm sóc"]
     notes = [n["text"] for n in customer(r, KH)["notes"]]
     assert "Đã chọn phần mềm khác." in notes and "Khách quan tâm phân hệ học phí." in notes
+
+
+def negotiation_bookings(r: Runner) -> list[tuple]:
+    """The customer's negotiation appointments: id, staff, start and end (business time), status, times changed."""
+    with r.db.read() as s:
+        rows = s.scalars(
+            select(Booking).where(Booking.customer_id == KH, Booking.kind == "negotiation").order_by(Booking.id)
+        )
+        return [
+            (b.id, b.teacher, b.start_at.astimezone(TZ), b.end_at.astimezone(TZ), b.status, b.sequence) for b in rows
+        ]
+
+
+def test_negotiation_appointment_is_in_the_reps_calendar_and_reminded_an_hour_before(any_r: Runner) -> None:
+    r = any_r
+    lead(r)
+    advance(r, to=at(7, 9, 30))
+    reached(r)
+    demo_given(r, promising=True)  # Wednesday 9 at 10:45; negotiation_at: Thursday 10 at 09:00
+
+    [(booking_id, *booked)] = negotiation_bookings(r)
+    assert booked == ["an", at(10, 9), at(10, 10), "booked", 0]
+    week = views.staff_bookings(r, "an", at(7, 0), at(14, 0))  # "Lịch của tôi"
+    assert [(b["kind"], b["start_at"].astimezone(TZ)) for b in week] == [("demo", at(9, 10)), ("negotiation", at(10, 9))]
+    feed = pages.calendar_feed(r, "an", since=at(1, 0), tz=TZ).decode()
+    assert "SUMMARY:Đàm phán hợp đồng - Trung tâm Anh ngữ Sao Mai" in feed
+    assert "DTSTART;TZID=Asia/Ho_Chi_Minh:20261210T090000" in feed
+    assert timers_scheduled(r, KH, "Timer_w_negotiation") == [at(10, 8)]
+
+    advance(r, to=at(10, 7, 59))
+    assert ("zalo", "negotiation_reminder") not in messages(r, KH)
+    assert "Task_w_negotiation" not in [t["element_id"] for t in open_tasks(r, KH)]
+    advance(r, minutes=1)  # an hour before: the customer is reminded with the meeting room, the rep gets a call
+    reminder = outbox(r, KH)[-1]
+    assert (reminder["channel"], reminder["payload"]["template"], reminder["payload"]["to"]) == (
+        "zalo",
+        "negotiation_reminder",
+        "user",
+    )
+    assert reminder["created_at"].astimezone(TZ) == at(10, 8)
+    assert "09:00" in reminder["payload"]["text"] and "online.emso.vn/TrungTamAnhNguSaoMai" in reminder["payload"]["text"]
+    call = task(r, KH, "Task_w_negotiation")
+    assert (call["assignee"], call["due_at"]) == ("an", at(10, 8, 30).astimezone(UTC))
+    complete(r, KH, "Task_w_negotiation", {"negotiation_confirmed": True}, by="an")
+
+    advance(r, to=at(10, 10))  # won at the appointment: nothing of the talks is left behind
+    complete(r, KH, "Task_w_hot", {"negotiation_result": "won", "negotiation_note": "Chốt tại buổi đàm phán."}, by="an")
+    assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_contract"]
+    assert timers_scheduled(r, KH, "Timer_w_daily") == [at(10, 10, 45)]
+    advance(r, to=at(11, 11))
+    assert [h["element_id"] for h in history(r, KH, "timer.fired")].count("Timer_w_daily") == 0
+    assert negotiation_bookings(r) == [(booking_id, "an", at(10, 9), at(10, 10), "booked", 0)]
+
+
+def test_daily_contact_tasks_in_business_time_beside_the_3_day_pushes(r: Runner) -> None:
+    lead(r)
+    advance(r, to=at(7, 9, 30))
+    reached(r)
+    demo_given(r, promising=False)  # Wednesday 9 at 10:45: the 7-day closing window opens
+    advance(r, minutes=15)
+    complete(r, KH, "Task_w_warm", {"negotiation_result": "continue", "negotiation_note": "Hỏi ý sếp."}, by="an")
+    advance(r, to=at(10, 8))
+    complete(r, KH, "Task_w_negotiation", {"negotiation_confirmed": True}, by="an")
+
+    # Every working day at the time the window opened; Sunday 13 is not one. Each is due four
+    # working hours later (Saturday closes at 12:00, so Saturday's is due on Monday).
+    days = [
+        (at(10, 10, 45), at(10, 14, 45)),
+        (at(11, 10, 45), at(11, 14, 45)),
+        (at(12, 10, 45), at(14, 10, 45)),
+        (at(14, 10, 45), at(14, 14, 45)),
+        (at(15, 10, 45), at(15, 14, 45)),
+    ]
+    for n, (created, due) in enumerate(days, 1):
+        advance(r, to=created - timedelta(minutes=1))
+        assert "Task_w_daily" not in [t["element_id"] for t in open_tasks(r, KH)], n
+        advance(r, minutes=1)
+        daily = task(r, KH, "Task_w_daily")
+        assert (daily["assignee"], daily["created_at"], daily["due_at"]) == (
+            "an",
+            created.astimezone(UTC),
+            due.astimezone(UTC),
+        )
+        assert daily["stage"] is None and customer(r, KH)["stages"]["Trong bán hàng"] == "Cấp Demo"
+        advance(r, minutes=30)
+        complete(r, KH, "Task_w_daily", {"daily_channel": "zalo", "daily_note": f"Hỏi thăm ngày {n}."}, by="an")
+        if created.day == 12:  # Saturday: the 3-day push comes beside the daily contact
+            advance(r, to=at(12, 11, 30))
+            push = task(r, KH, "Task_w_warm")
+            assert push["created_at"] == at(12, 11).astimezone(UTC)
+            complete(r, KH, "Task_w_warm", {"negotiation_result": "continue", "negotiation_note": "Chưa."}, by="an")
+
+    fired = [h["at"].astimezone(TZ) for h in history(r, KH, "timer.fired") if h["element_id"] == "Timer_w_daily"]
+    assert fired == [created for created, _ in days]
+    assert [h["at"].astimezone(TZ) for h in history(r, KH, "task.created") if h["element_id"] == "Task_w_warm"] == [
+        at(9, 10, 45),
+        at(12, 11),
+    ]
+    notes = [n["text"] for n in customer(r, KH)["notes"]]  # the newest few, newest first
+    assert notes[:2] == ["Hỏi thăm ngày 5.", "Hỏi thăm ngày 4."]
+
+    advance(r, to=at(16, 10, 45))  # the closing point: the window, its daily contacts and pushes end
+    assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_promo_approve"]
+    assert customer(r, KH)["stages"]["Trong bán hàng"] == "Đang chăm sóc"
+    assert timers_scheduled(r, KH, "Timer_w_daily")[-1] == at(16, 10, 45)
+    assert len(fired) == 5
 
 
 # --- Chốt ------------------------------------------------------------------------------------------------
@@ -614,6 +732,8 @@ def test_won_customer_pays_starts_onboarding_and_gets_the_30_day_upsell_call(any
     advance(r, to=at(12, 11, 30))
     complete(r, KH, "Task_w_hot", {"negotiation_result": "won", "negotiation_note": "Chốt gói Chuyên nghiệp."}, by="an")
 
+    # The talks ended: the daily contacts and the negotiation reminder left undone are withdrawn.
+    assert [t["element_id"] for t in open_tasks(r, KH)] == ["Task_contract"]
     contract = task(r, KH, "Task_contract")
     assert (contract["stage"], contract["assignee"]) == ("Chốt", "an")
     complete(
@@ -654,6 +774,7 @@ def test_won_customer_pays_starts_onboarding_and_gets_the_30_day_upsell_call(any
         ("email", "demo_account"),
         ("zalo", "demo_account"),
         ("zalo", "demo_confirmation"),
+        ("zalo", "negotiation_reminder"),
         ("zalo", "welcome_active"),
     ]
     assert "12/12/2027" in outbox(r, KH, instance_id)[-1]["payload"]["text"]
@@ -679,7 +800,7 @@ def test_won_customer_pays_starts_onboarding_and_gets_the_30_day_upsell_call(any
     complete(r, KH, "Task_upsell", {"upsell_interest": True, "upsell_note": "Muốn thêm 1 cơ sở."}, by="an")
 
     assert instance_of(r, KH, "sales")["status"] == "completed"
-    assert elements(r) == [
+    assert pushes(r) == [
         "Task_verify",
         "Task_call",
         "Task_survey",

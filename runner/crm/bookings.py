@@ -36,8 +36,8 @@ from runner.store.models import User
 SLOT = timedelta(minutes=30)
 MAX_STRETCH = 800  # days looked at when closed days stretch a window (two years of them is a mistake)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-KIND_LABELS = {"training": "Đào tạo", "care": "Chăm sóc", "demo": "Demo"}
-KIND_ROLES = {"training": "teacher", "care": "customer_care", "demo": "sales"}  # who holds each kind
+KIND_LABELS = {"training": "Đào tạo", "care": "Chăm sóc", "demo": "Demo", "negotiation": "Đàm phán hợp đồng"}
+KIND_ROLES = {"training": "teacher", "care": "customer_care", "demo": "sales", "negotiation": "sales"}  # who holds it
 MEETING_HOST = "online.emso.vn"
 
 

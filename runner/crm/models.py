@@ -38,7 +38,7 @@ __all__ = ["BadValue", "Missing", "SlotTaken"]  # re-exported: callers import th
 # The groups (roles) EasyEdu's users work in: the lanes of its processes plus ``admin``. The
 # extension hands them to the runner, which then accepts no other role.
 ROLES = ("marketing", "sales", "team_leader", "accountant", "customer_care", "teacher", "product", "admin")
-BOOKING_KINDS = ("training", "care", "demo")
+BOOKING_KINDS = ("training", "care", "demo", "negotiation")
 DATA_TYPES = ("text", "integer", "number", "boolean", "date")
 STATUSES = ("Mới", "Đang chăm sóc", "Hoạt động", "Có vấn đề", "Dừng chăm sóc", "Khóa")
 TAGS = (

@@ -50,7 +50,12 @@ MESSAGE_STATES = {
     "unknown": _l("Chưa rõ đã gửi chưa"),
     "dismissed": _l("Đã bỏ qua"),
 }
-BOOKING_KINDS = {"training": _l("Đào tạo"), "care": _l("Chăm sóc"), "demo": _l("Demo")}
+BOOKING_KINDS = {
+    "training": _l("Đào tạo"),
+    "care": _l("Chăm sóc"),
+    "demo": _l("Demo"),
+    "negotiation": _l("Đàm phán hợp đồng"),
+}
 BOOKING_STATES = {"booked": _l("Đã đặt"), "cancelled": _l("Đã hủy")}
 WEEKDAYS = (_l("Thứ Hai"), _l("Thứ Ba"), _l("Thứ Tư"), _l("Thứ Năm"), _l("Thứ Sáu"), _l("Thứ Bảy"), _l("Chủ Nhật"))
 INSTANCE_STATES = {"running": _l("Đang chạy"), "completed": _l("Đã kết thúc"), "cancelled": _l("Đã hủy")}
