@@ -157,6 +157,24 @@ TIMERS: dict[tuple[str, str], Proof] = {
             f"{HERE}::test_a_push_made_on_a_saturday_is_due_on_monday",
         ),
     ),
+    ("sales", "Timer_w_daily"): Proof(
+        "business",
+        "staff task: Task_w_daily (contact the customer) for the owner every working day of the closing window, "
+        "due 4 working hours later",
+        (
+            f"{SALES}::test_daily_contact_tasks_in_business_time_beside_the_3_day_pushes",  # over a Sunday
+            f"{HERE}::test_no_daily_contact_falls_in_tet",
+        ),
+    ),
+    ("sales", "Timer_w_negotiation"): Proof(
+        "wall",
+        "customer message: Zalo negotiation_reminder; staff task: Task_w_negotiation for the owner, "
+        "due 30 min before the negotiation appointment",
+        (
+            f"{SALES}::test_negotiation_appointment_is_in_the_reps_calendar_and_reminded_an_hour_before",
+            f"{HERE}::test_negotiation_reminder_before_opening_waits_for_the_sending_window",
+        ),
+    ),
     ("sales", "Timer_7d"): Proof(
         "wall",
         "staff task: Task_promo_approve for the team leader (due one working day later); once approved, "
@@ -378,15 +396,18 @@ def won_at(sqlite_url: str, registry: Registry) -> Iterator[Callable[..., Runner
 # --- sales -------------------------------------------------------------------------------------------
 
 
-def demo_given(r: Runner, demo_at: datetime, *, promising: bool = False) -> None:
-    """From the lead's verification (now) to the demo at ``demo_at``, given in 45 minutes."""
+def demo_given(r: Runner, demo_at: datetime, *, promising: bool = False, negotiation: datetime | None = None) -> None:
+    """From the lead's verification (now) to the demo at ``demo_at``, given in 45 minutes.
+
+    The negotiation is booked for ``negotiation``, by default the next working moment a day after the demo.
+    """
     complete(r, KH, "Task_verify", {"verdict": "good"}, by="an")
     complete(r, KH, "Task_call", {"call_result": "reached"}, by="an")
     complete(r, KH, "Task_survey", {**SURVEY, "demo_at": naive(demo_at)}, by="an")
     advance(r, to=demo_at - timedelta(minutes=60))
     complete(r, KH, "Task_confirm", {"demo_status": "confirmed"}, by="an")
     advance(r, to=demo_at + timedelta(minutes=45))
-    negotiation = worktime.next_working_instant(CAL, demo_at + timedelta(days=1))
+    negotiation = negotiation or worktime.next_working_instant(CAL, demo_at + timedelta(days=1))
     data = {"promising": promising, "negotiation_at": naive(negotiation), "sample_contract": False}
     complete(r, KH, "Task_demo", {**data, "demo_note": "Khách quan tâm phân hệ học phí."}, by="an")
 
@@ -523,6 +544,30 @@ def test_closing_window_across_tet(sales_at) -> None:
     care = task(r, KH, "Task_care")
     assert (care["assignee"], created(care), due(care)) == ("an", push, push + timedelta(days=1))
     assert fired(r, "Timer_w_3d") == []  # cancelled with the closing window
+
+
+def test_no_daily_contact_falls_in_tet(sales_at) -> None:
+    r = closing_window_on_the_eve_of_tet(sales_at)  # the window opened on the eve of Tết at 10:45
+    # The next working day is after Tết; the 7-day closing point (the last day of Tết) comes first.
+    assert timers_scheduled(r, KH, "Timer_w_daily") == [on(AFTER_TET, 10, 45)]
+    advance(r, to=on(AFTER_TET, 12))
+    assert fired(r, "Timer_w_daily") == [] and "Task_w_daily" not in [e for e, _, _ in created_tasks(r, KH)]
+
+
+def test_negotiation_reminder_before_opening_waits_for_the_sending_window(sales_at) -> None:
+    r = sales_at(at(2026, 12, 7, 9), sending_window=SendingWindow.parse("08:00-20:00"))
+    negotiation = at(2026, 12, 10, 8)  # Thursday, the first working minute
+    demo_given(r, at(2026, 12, 9, 10), negotiation=negotiation)
+    assert timers_scheduled(r, KH, "Timer_w_negotiation") == [negotiation - timedelta(hours=1)]
+    advance(r, to=negotiation - timedelta(hours=1))  # 07:00: fires on time, the customer's Zalo waits for 08:00
+    assert fired(r, "Timer_w_negotiation") == [at(2026, 12, 10, 7)]
+    reminder = outbox(r, KH)[-1]
+    assert (reminder["payload"]["template"], reminder["state"]) == ("negotiation_reminder", "pending")
+    assert reminder["due_at"].astimezone(TZ) == negotiation
+    call = task(r, KH, "Task_w_negotiation")
+    assert (call["assignee"], created(call), due(call)) == ("an", at(2026, 12, 10, 7), at(2026, 12, 10, 7, 30))
+    advance(r, to=negotiation)
+    assert outbox(r, KH)[-1]["state"] == "sent"
 
 
 def test_a_push_made_on_a_saturday_is_due_on_monday(sales_at) -> None:
