@@ -629,7 +629,10 @@ def test_negotiation_appointment_is_in_the_reps_calendar_and_reminded_an_hour_be
     [(booking_id, *booked)] = negotiation_bookings(r)
     assert booked == ["an", at(10, 9), at(10, 10), "booked", 0]
     week = views.staff_bookings(r, "an", at(7, 0), at(14, 0))  # "Lịch của tôi"
-    assert [(b["kind"], b["start_at"].astimezone(TZ)) for b in week] == [("demo", at(9, 10)), ("negotiation", at(10, 9))]
+    assert [(b["kind"], b["start_at"].astimezone(TZ)) for b in week] == [
+        ("demo", at(9, 10)),
+        ("negotiation", at(10, 9)),
+    ]
     feed = pages.calendar_feed(r, "an", since=at(1, 0), tz=TZ).decode()
     assert "SUMMARY:Đàm phán hợp đồng - Trung tâm Anh ngữ Sao Mai" in feed
     assert "DTSTART;TZID=Asia/Ho_Chi_Minh:20261210T090000" in feed
@@ -646,7 +649,8 @@ def test_negotiation_appointment_is_in_the_reps_calendar_and_reminded_an_hour_be
         "user",
     )
     assert reminder["created_at"].astimezone(TZ) == at(10, 8)
-    assert "09:00" in reminder["payload"]["text"] and "online.emso.vn/TrungTamAnhNguSaoMai" in reminder["payload"]["text"]
+    text = reminder["payload"]["text"]
+    assert "09:00" in text and "online.emso.vn/TrungTamAnhNguSaoMai" in text
     call = task(r, KH, "Task_w_negotiation")
     assert (call["assignee"], call["due_at"]) == ("an", at(10, 8, 30).astimezone(UTC))
     complete(r, KH, "Task_w_negotiation", {"negotiation_confirmed": True}, by="an")

@@ -42,6 +42,8 @@ ACCESS: dict[str, object] = {
     # web/diagrams.py
     "diagrams.instance": ANY,
     "diagrams.definition": {"admin", "team_leader"},
+    # web/attachments.py (who may see the instance's customer is checked per file, see test_web_attachments)
+    "attachments.download": ANY,
     # web/crm/customers/ (the calendar feed is public: its secret token is the credential)
     "customers.search": ANY,
     "customers.detail": ANY,

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from runner import instance_folder as instance
 from runner import logs
 from runner.settings import Settings
-from web import admin, api, auth, diagrams, edge, i18n, inbox, metrics, openapi, people
+from web import admin, api, attachments, auth, diagrams, edge, i18n, inbox, metrics, openapi, people
 from web.crm import api as crm_api
 from web.crm import customers, lead_imports, leads, roles, routines, task_panel
 from web.extensions import csrf, get_runner
@@ -71,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(lead_imports.bp)
     app.register_blueprint(routines.bp)
     app.register_blueprint(diagrams.bp)
+    app.register_blueprint(attachments.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(crm_api.bp)

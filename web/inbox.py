@@ -21,7 +21,7 @@ from runner.model import forms
 from runner.queries import tasklists as inbox
 from runner.service import accounts as users
 from runner.service.tasks import is_candidate
-from web import taskform
+from web import attachments, taskform
 from web.auth import roles_required
 from web.extensions import get_runner
 from web.navigation import NavItem, customer_context
@@ -287,9 +287,8 @@ def complete(task_id: str):
     row = _task_or_404(task_id)
     runner = get_runner()
     try:
-        runner.complete_task_as(
-            task_id, taskform.submitted_values(request.form), current_user.username, current_user.roles, html=True
-        )
+        values = {**taskform.submitted_values(request.form), **attachments.store_posted(row, request.files)}
+        runner.complete_task_as(task_id, values, current_user.username, current_user.roles, html=True)
     except FormInvalid as exc:
         form = forms.form_from_dict(row["form"]) if row["form"] else forms.Form(())
         flash(_("Vui lòng sửa các ô được đánh dấu bên dưới."), "error")

@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
 from runner.errors import FormInvalid
-from runner.model import forms, formvalues
+from runner.model import files, forms, formvalues
 
 NOT_FIELDS = ("csrf_token",)
 
@@ -26,8 +26,8 @@ class FieldView:
 
     id: str
     label: str
-    type: str  # string | long | boolean | date | datetime | enum
-    widget: str  # text | textarea | number | amount | checkbox | date | datetime | select
+    type: str  # string | long | boolean | date | datetime | enum | file
+    widget: str  # text | textarea | number | amount | checkbox | date | datetime | select | file
     value: Any
     required: bool
     readonly: bool
@@ -41,6 +41,9 @@ class FieldView:
     maxlength: int | None
     rows: int
     working_time: bool = False  # the value must lie in the business calendar's working time
+    accept: str = ""  # a file field: the input's accept list (".pdf,image/png,image/jpeg")
+    kinds: str = ""  # a file field: the kinds it takes, as shown ("PDF, PNG, JPEG")
+    max_mb: float = 0  # a file field: its size cap in MB
 
 
 def _show(value: Any) -> Any:
@@ -53,7 +56,14 @@ def _widget(field: forms.Field) -> str:
         return "textarea" if wants_area else "text"
     if field.is_amount:
         return "amount"  # a text input: staff type "12.900.000 đ", which a number input refuses
-    widgets = {"long": "number", "boolean": "checkbox", "date": "date", "datetime": "datetime", "enum": "select"}
+    widgets = {
+        "long": "number",
+        "boolean": "checkbox",
+        "date": "date",
+        "datetime": "datetime",
+        "enum": "select",
+        "file": "file",
+    }
     return widgets[field.type]
 
 
@@ -125,9 +135,19 @@ def field_views(
                 maxlength=f.maxlength,
                 rows=int(props["rows"]) if props.get("rows", "").isdigit() else 4,
                 working_time=f.calendar is not None,
+                **(_file_view(f) if f.type == "file" else {}),
             )
         )
     return views
+
+
+def _file_view(field: forms.Field) -> dict[str, Any]:
+    kinds = field.file_kinds
+    return {
+        "accept": ",".join(files.KINDS[k][2] for k in kinds) + "," + ",".join(files.KINDS[k][1] for k in kinds),
+        "kinds": ", ".join(k.upper() for k in kinds),
+        "max_mb": round(field.max_bytes / (1024 * 1024), 1),
+    }
 
 
 def submitted_values(form: MultiDict) -> dict[str, Any]:
@@ -175,6 +195,14 @@ def _message(field: forms.Field, code: str, fallback: str, tz: tzinfo = UTC) -> 
         return _("%(label)s phải nằm trong giờ làm việc của công ty.", label=field.label)
     if code == "enum":
         return _("Hãy chọn một giá trị trong danh sách cho %(label)s.", label=field.label)
+    if code == "file_type":
+        kinds = ", ".join(k.upper() for k in field.file_kinds)
+        return _("%(label)s phải là tệp %(kinds)s (kiểm tra theo nội dung tệp).", label=field.label, kinds=kinds)
+    if code == "file_size":
+        mb = round(field.max_bytes / (1024 * 1024), 1)
+        return _("%(label)s lớn quá %(mb)s MB.", label=field.label, mb=mb)
+    if code == "file_empty":
+        return _("%(label)s là tệp rỗng.", label=field.label)
     if code == "min":
         return (
             _("%(label)s không được trước ngày %(limit)s.", label=field.label, limit=limits["min"])

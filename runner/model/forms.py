@@ -14,7 +14,9 @@ An enum field whose property ``options`` is ``list:NAME`` takes its options from
 list NAME as it is now: :func:`with_lists` fills them in from a reader the caller passes (the
 runner's extensions, read through the request's session) before the form is shown or checked.
 Messages read "<label> <rule>" ("Số nhân viên must be at least 0"); the FormInvalid also has
-``codes`` (field id -> required|readonly|type|enum|min|max|minlength|maxlength|hours|unknown).
+``codes`` (field id -> required|readonly|type|enum|min|max|minlength|maxlength|hours|file_type|file_size|unknown).
+A ``file`` field (custom type) holds the reference ``runner.uploads`` made for a stored file (``runner.model.files``);
+its properties ``accept`` (pdf, image, png, jpeg) and ``max_bytes`` limit what it takes.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from typing import Any
 from lxml import etree
 
 from runner.errors import DeploymentInvalid, FormInvalid, Invalid, Problem
-from runner.model import formvalues, worktime
+from runner.model import files, formvalues, worktime
 from runner.model.inputs import TextInvalid, check_data, check_text, text_problem
 
 CAMUNDA_NS = ("http://camunda.org/schema/1.0/bpmn", "http://activiti.org/bpmn")
-TYPES = ("string", "long", "boolean", "date", "datetime", "enum")
+TYPES = ("string", "long", "boolean", "date", "datetime", "enum", "file")
 _MOMENTS = ("date", "datetime")
 _LIMITS = {
     "min": ("long", *_MOMENTS),
@@ -95,6 +97,17 @@ class Field:
         if not value.startswith(LIST_PREFIX):
             return None
         return value.removeprefix(LIST_PREFIX).strip() or None
+
+    @property
+    def file_kinds(self) -> tuple[str, ...]:
+        """The kinds of file (``pdf``, ``png``, ``jpeg``) a ``file`` field takes (property ``accept``)."""
+        return files.accepted(self.properties.get("accept"))
+
+    @property
+    def max_bytes(self) -> int:
+        """The largest file a ``file`` field takes (property ``max_bytes``, at most ``files.MAX_BYTES``)."""
+        text = self.properties.get("max_bytes", "").strip()
+        return min(int(text), files.MAX_BYTES) if text.isdigit() and int(text) > 0 else files.MAX_BYTES
 
     @property
     def calendar(self) -> str | None:
@@ -234,6 +247,8 @@ def _parse_field(node: etree._Element, problems: list[str]) -> Field:
         _check_calendar(field, where, problems)
     if OPTIONS in props:
         _check_option_list(field, where, problems)
+    if ftype == "file":
+        _check_file(field, where, problems)
     return field
 
 
@@ -251,6 +266,20 @@ def _check_option_list(field: Field, where: str, problems: list[str]) -> None:
             f"{where}: takes its options from the list {field.option_list!r}, which may change; "
             "it cannot have a default value"
         )
+
+
+def _check_file(field: Field, where: str, problems: list[str]) -> None:
+    try:
+        field.file_kinds  # noqa: B018  # parsing it is the check
+    except ValueError as exc:
+        problems.append(f"{where}: property 'accept': {exc}")
+    text = field.properties.get("max_bytes")
+    if text is not None and not (text.strip().isdigit() and 0 < int(text) <= files.MAX_BYTES):
+        problems.append(
+            f"{where}: property 'max_bytes' is {text!r}; it must be a whole number of bytes up to {files.MAX_BYTES}"
+        )
+    if field.default is not None:
+        problems.append(f"{where}: a file field has no default value")
 
 
 def _check_calendar(field: Field, where: str, problems: list[str]) -> None:
@@ -429,9 +458,22 @@ def _convert(field: Field, value: Any, tz: tzinfo = UTC) -> Any:
         return _to_moment(value, tz)
     if field.type == "long":
         return _to_long(value, field.is_amount)
+    if field.type == "file":
+        return _to_file(field, value)
     if field.type == "string" and not isinstance(value, str):
         raise _Bad("type", "must be text")
     return _to_boolean(value) if field.type == "boolean" else str(value)
+
+
+def _to_file(field: Field, value: Any) -> dict[str, Any]:
+    """A reference to a file stored for this field (``runner.uploads``), within its kinds and size."""
+    if not files.is_reference(value):
+        raise _Bad("type", "must be an uploaded file")
+    if value["type"] not in {files.KINDS[k][1] for k in field.file_kinds}:
+        raise _Bad("file_type", "is not a kind of file this field takes")
+    if value["size"] > field.max_bytes:
+        raise _Bad("file_size", "is too large")
+    return dict(value)
 
 
 @dataclass(frozen=True)

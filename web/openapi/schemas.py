@@ -8,6 +8,11 @@ from web.openapi.builders import ANY_OBJECT, STRING, STRINGS, WHEN, list_of, nul
 
 NEXT_CURSOR = {**nullable(STRING), "description": "the cursor of the next page; null on the last page"}
 LIMIT = "number; ISO date or date-time for date and datetime fields; or 'now' (the runner's clock)"
+FILE_TYPE = (
+    "'file': a file attached on the task page (a PDF or an image, checked by its first bytes; "
+    "properties 'accept' (pdf, image, png, jpeg) and 'max_bytes'). Its value is the stored file's reference "
+    "{file, name, type, size, field}; the JSON API cannot upload one"
+)
 
 SCHEMAS: dict[str, Any] = {
     "Error": object_of({"error": STRING, "detail": STRING}),
@@ -109,7 +114,11 @@ SCHEMAS: dict[str, Any] = {
         {
             "id": STRING,
             "label": STRING,
-            "type": {"type": "string", "enum": ["string", "long", "boolean", "date", "datetime", "enum"]},
+            "type": {
+                "type": "string",
+                "enum": ["string", "long", "boolean", "date", "datetime", "enum", "file"],
+                "description": FILE_TYPE,
+            },
             "default": nullable(STRING),
             "required": {"type": "boolean"},
             "readonly": {"type": "boolean"},

@@ -9,7 +9,7 @@ from flask_login import current_user
 from runner.crm import pages, views
 from runner.crm.models import BadValue, Missing
 from runner.queries import tasklists as inbox
-from web import permissions
+from web import attachments, permissions
 from web.auth import roles_required
 from web.crm.customers.blueprint import bp
 from web.crm.customers.boards import board_tabs
@@ -84,6 +84,7 @@ def _detail_page(customer_id: str, *, note: str = "", note_error: str | None = N
     extra_labels = pages.extra_field_labels(runner)
     kind = request.args.get("kind")
     kind = kind if kind in views.TIMELINE_KINDS else None
+    instances = views.instances(runner, customer_id)
     return render_template(
         "customers/detail.html",
         customer=customer,
@@ -92,7 +93,8 @@ def _detail_page(customer_id: str, *, note: str = "", note_error: str | None = N
         note_error=note_error,
         timeline=views.timeline(runner, customer_id, kinds=[kind] if kind else None),
         tasks=inbox.tasks(runner, business_key=customer_id),
-        instances=views.instances(runner, customer_id),
+        instances=instances,
+        files=attachments.instance_files([i["id"] for i in instances]),
         bookings=views.customer_bookings(runner, customer_id),
         now=runner.now(),
         extra_labels=extra_labels,
