@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.test import EnvironBuilder
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from runner.model import files
 from runner.registry import Registry
@@ -56,13 +57,15 @@ def contract_task(runner: Runner, client: WebClient) -> str:
 
 
 def post_contract(client: WebClient, task_id: str, content: bytes, name: str):
-    """Post the contract form with one file; the request body (spooled to a file when large) is closed after."""
-    data = {**CONTRACT, "csrf_token": client.csrf_token(), "contract_file": (io.BytesIO(content), name)}
-    builder = EnvironBuilder(path=f"/inbox/tasks/{task_id}/complete", method="POST", data=data)
-    try:
-        return client.open(builder)
-    finally:
-        builder.close()
+    """Post the contract form with one file, encoded in memory (the test client would spool a large one to a file)."""
+    data = {**CONTRACT, "csrf_token": client.csrf_token(), "contract_file": FileStorage(io.BytesIO(content), name)}
+    boundary, body = encode_multipart(data)
+    return client.open(
+        f"/inbox/tasks/{task_id}/complete",
+        method="POST",
+        data=body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
 
 
 def stored(instance_path: Path) -> list[Path]:
