@@ -10,6 +10,7 @@ saved state and the live tree stay as small as in round 10-21.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -241,3 +242,51 @@ def test_parallel_gateway_as_loop_target_is_rejected(runner) -> None:
     """A parallel split that is also the loop target would wait forever once pruned (and in Camunda at once)."""
     with pytest.raises(DeploymentInvalid, match="fork: parallel gateway joins the loop-back flow"):
         runner.deploy([FIXTURES / "parallel_loop_entry.bpmn"])
+
+
+def test_window_with_a_daily_loop_ended_by_a_terminate_event(drive) -> None:
+    """As sales.bpmn's closing window: contacts open 0-2 times beside the push; closing withdraws those left open."""
+    driver, rounds = drive("bound_window", "window_daily.bpmn")
+
+    def one_round(d: Driver, i: int) -> None:
+        [(element, push_id)] = d.open_tasks()
+        assert element == "push" and d.timers() == 1, f"round {i}: {d.open_tasks()} timers={d.timers()}"
+        contacts, fires = d.data()["contacts"], i % 3
+        if fires:
+            d.advance(timedelta(minutes=60 * fires + 1))
+        assert sorted(elements(d)) == sorted(["push"] + ["contact"] * fires), f"round {i}"
+        left_open = fires and i % 2  # odd rounds leave the last contact undone
+        for _, task_id in [t for t in d.open_tasks() if t[0] == "contact"][: fires - left_open]:
+            d.complete(task_id, {})
+        d.complete(push_id, {"closed": True})  # the terminate end event withdraws an undone contact
+        assert push_id not in [t for _, t in d.open_tasks()] and "contact" not in elements(d), f"round {i}"
+        # NOTE: the terminate end event hands out the push branch's data: what the daily branch set
+        # stays in it (sales.bpmn's daily branch keeps nothing the process reads after the window).
+        assert d.data()["contacts"] == contacts == 0, f"round {i}"
+
+    play(driver, rounds, one_round, contacts=0)
+
+
+def test_a_week_long_window_of_daily_contacts_grows_by_a_few_tasks_a_day(drive) -> None:
+    """Inside one window the daily loop cannot be pruned: the open push holds the fork above both loops.
+
+    NOTE: so the window's tree grows by a few tasks a day (about 6 here), nowhere near SpiffWorkflow's
+    depth cap of 1,000 in the seven days sales.bpmn's interrupting Timer_7d gives it; after the
+    closing point the negotiation goes on in a plain loop (Task_care), which prunes. A window that
+    looped for months would need the pruning to cut inside one branch.
+    """
+    driver, _ = drive("bound_window", "window_daily.bpmn")
+    driver.start({"rounds": 0, "limit": 1, "contacts": 0})
+    grown = []
+    for day in range(1, 8 + 1):
+        driver.advance(timedelta(minutes=61))
+        [(_, task_id)] = [t for t in driver.open_tasks() if t[0] == "contact"]
+        driver.complete(task_id, {})
+        assert elements(driver) == ["push"] and driver.timers() == 1, f"day {day}"
+        grown.append(driver.sizes()[1])
+    steps = [b - a for a, b in itertools.pairwise(grown)]
+    assert len(set(steps)) == 1 and 0 < steps[0] <= 8, grown  # linear, a few tasks a day
+    assert grown[-1] < 100
+    [(_, push_id)] = driver.open_tasks()
+    driver.complete(push_id, {"closed": True})
+    assert driver.status() == "completed" and driver.open_tasks() == [] and driver.timers() == 0
