@@ -579,7 +579,7 @@ class Plan:
     at: str = "09:00"
     stop: str = ""
     attempts: int = 0  # calls nobody answers before the customer is reached
-    promising: bool = True  # the demo went well (Tiềm năng) or not (Đang chăm sóc)
+    promising: bool = True  # the demo went well (Tiềm năng) or not (Cấp Demo, Đang chăm sóc after day 7)
     pushes: int = 0  # closing pushes ("continue") before the deal
     demo_at: tuple[int, str] | None = None
     months: int = 12  # contract length
@@ -608,7 +608,7 @@ PLANS: tuple[Plan, ...] = (
     Plan(3, "09:15", stop="Task_w_hot"),  # Tiềm năng
     Plan(6, "10:00", pushes=1, stop="Task_w_hot"),  # Tiềm năng
     Plan(7, "14:30", pushes=1, stop="Task_w_hot"),  # Tiềm năng
-    Plan(6, "08:30", promising=False, stop="Task_w_warm"),  # Đang chăm sóc
+    Plan(6, "08:30", promising=False, stop="Task_w_warm"),  # Cấp Demo (not promising, inside the 7-day closing window)
     Plan(13, "09:00", promising=False, pushes=2, stop="Task_promo_approve"),  # Đang chăm sóc (promotion)
     Plan(17, "10:00", promising=False, pushes=2, stop="Task_care"),  # Đang chăm sóc (after day 7)
     Plan(6, "14:00", stop="Task_contract"),  # Chốt
