@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from runner.crm import bookings as calendar
 from runner.crm.extension import easyedu
 from runner.crm.settings import CrmSettings
-from runner.model import forms
+from runner.model import files, forms
 from runner.model.timeparse import add_months
 from runner.queries import tasklists as inbox
 from runner.registry import Registry, installed
@@ -132,6 +132,11 @@ def _boundary(field: forms.Field, index: int, now: datetime) -> Any:
         return field.options[index % len(field.options)].id
     if field.type == "boolean":
         return not low
+    if field.type == "file":  # what the task page puts there once runner.uploads has stored the file
+        kind = field.file_kinds[0 if low else -1]
+        _, media_type, extension = files.KINDS[kind]
+        size = 1 if low else field.max_bytes
+        return {"file": "0" * 32, "name": f"hop-dong{extension}", "type": media_type, "size": size, "field": field.id}
     if field.type == "long":
         bound = field.min if low else field.max
         return int(bound) if bound is not None else (LONG_MIN if low else LONG_MAX)
@@ -279,6 +284,7 @@ STEPS: dict[str, Callable[[Runner], None]] = {
         },
     ),
     "until promotion": until("Task_promo_approve", S),
+    "until daily contact": until("Task_w_daily", S),
     "promotion approved": done("Task_promo_approve", S, {"promotion_approved": True, "promotion": "Tặng 1 tháng."}),
     "won": done("Task_w_hot", S, {"negotiation_result": "won", "negotiation_note": "Chốt."}),
     "contract": done("Task_contract", S, {"package": "Chuyên nghiệp", "amount": 12_000_000, "contract_months": 12}),
@@ -361,6 +367,7 @@ ROUTES: list[tuple[str, str, tuple[str, ...], str]] = [
     ("sales", "Task_demo", CLOSING, S),
     ("sales", "Task_w_hot", (*CLOSING, "demo promising"), S),
     ("sales", "Task_w_warm", (*CLOSING, "demo lukewarm"), S),
+    ("sales", "Task_w_daily", (*CLOSING, "demo lukewarm", "until daily contact"), S),
     ("sales", "Task_promo_approve", (*CLOSING, "demo lukewarm", "until promotion"), S),
     ("sales", "Task_care", (*CLOSING, "demo lukewarm", "until promotion", "promotion approved"), S),
     ("sales", "Task_contract", (*CLOSING, "demo promising", "won"), S),
