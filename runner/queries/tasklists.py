@@ -626,18 +626,6 @@ def incident(runner: Runner, incident_id: int) -> dict[str, Any]:
     return rows[0]
 
 
-def count_incidents(runner: Runner, *, state: str = "open") -> int:
-    """How many incidents are in ``state`` (counted by the database)."""
-    with runner.db.read() as s:
-        return s.scalar(select(func.count()).select_from(Incident).where(Incident.state == state)) or 0
-
-
-def count_outbox(runner: Runner, *states: str) -> int:
-    """How many outbox messages are in any of ``states`` (counted by the database)."""
-    with runner.db.read() as s:
-        return s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state.in_(states))) or 0
-
-
 def last_history_id(runner: Runner) -> int:
     """The id of the newest history event (0 when there is none), to ask later what came after it."""
     with runner.db.read() as s:
